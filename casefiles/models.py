@@ -1,0 +1,35 @@
+"""Casefiles (database 3) and anonymous progress notes (database 2).
+
+A dossier knows its participant only as a pseudonym sealed under the casefiles key, plus a keyed index
+to find it; a note knows its dossier only as HMAC(notes key, dossier number). Neither store names anyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from preventicons.fields import EncryptedTextField
+
+
+class Dossier(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=16, unique=True)
+    pseudonym = EncryptedTextField(purpose="casefiles_link", null=True)
+    pseudonym_index = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    is_open = models.BooleanField(default=True)
+    opened_on = models.DateField()
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class ProgressNote(models.Model):
+    """Lives in the notes database: no dossier number, no name, only an opaque subject reference."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subject = models.CharField(max_length=64, db_index=True)
+    kind = models.CharField(max_length=32)
+    written_on = models.DateField()
+    text = EncryptedTextField()

@@ -1,0 +1,72 @@
+"""Start-up checks: a mistake in keys, stores or gateways stops the process before the first request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from preventicons.dbrouter import ALIASES, database_for_model
+from preventicons.keys import KeyConfigurationError, get_key_set, reset_key_cache
+
+
+@checks.register(checks.Tags.security)
+def check_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    reset_key_cache()
+    try:
+        get_key_set()
+    except KeyConfigurationError as exc:
+        return [
+            checks.Critical(
+                f"Encryption keys unusable: {exc}",
+                hint="Generate a key set with `python manage.py generate_keys` and point "
+                "PREVENTICONS_KEY_FILE at it (or put its JSON in PREVENTICONS_KEYS).",
+                id="preventicons.E001",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.models)
+def check_no_relation_across_stores(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for model in apps.get_models():
+        home = database_for_model(model)
+        for field in model._meta.get_fields(include_hidden=True):
+            related = getattr(field, "related_model", None)
+            if related is None or isinstance(related, str):
+                continue
+            other = database_for_model(related)
+            if other != home:
+                errors.append(
+                    checks.Error(
+                        f"{model._meta.label}.{field.name} relates {home!r} to {related._meta.label} in {other!r}",
+                        hint="Stores are unjoinable by design: use a keyed reference (preventicons.crypto).",
+                        obj=model,
+                        id="preventicons.E002",
+                    )
+                )
+    return errors
+
+
+@checks.register()
+def check_three_stores(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    missing = [alias for alias in ALIASES if alias not in settings.DATABASES]
+    if missing:
+        return [checks.Error(f"DATABASES lacks the aliases {missing}", id="preventicons.E003")]
+    return []
+
+
+@checks.register()
+def check_gateways(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for setting in ("SMS_GATEWAY",):
+        path = getattr(settings, setting, "")
+        try:
+            import_string(path)
+        except ImportError as exc:
+            errors.append(checks.Error(f"{setting} {path!r} cannot be imported: {exc}", id="preventicons.E004"))
+    return errors

@@ -1,0 +1,136 @@
+"""Sealing values, blind indexes, opaque references, pseudonyms and tokens.
+
+Only the ``cryptography`` package's primitives (AES-GCM, HMAC-SHA256). Not Fernet: its token carries its
+creation time in clear, which would tell anyone holding a dump when a participant enrolled or changed an
+address. Our ciphertexts carry only a format version and a key id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from preventicons.keys import get_key_set
+
+FORMAT = "v1"
+NONCE_BYTES = 12
+
+
+class DecryptionError(Exception):
+    """A ciphertext could not be opened. Never answered with the ciphertext instead."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where a ciphertext lives; it goes in as associated data, so a copy elsewhere fails to open."""
+
+    purpose: str
+    table: str
+    column: str
+    row: str
+
+    def associated_data(self) -> bytes:
+        return "|".join(("preventicons", FORMAT, self.purpose, self.table, self.column, self.row)).encode()
+
+
+def key_id_of(ciphertext: str) -> str:
+    """The key id a ciphertext was sealed under (for rotation)."""
+    parts = ciphertext.split(".", 2)
+    if len(parts) != 3 or parts[0] != FORMAT:
+        raise DecryptionError("not a Preventicons ciphertext")
+    return parts[1]
+
+
+def seal(plaintext: str, binding: Binding) -> str:
+    """Encrypt under the active key of the binding's purpose."""
+    ring = get_key_set().keyring(binding.purpose)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    sealed = AESGCM(ring.key(ring.active)).encrypt(nonce, plaintext.encode("utf-8"), binding.associated_data())
+    body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
+    return f"{FORMAT}.{ring.active}.{body}"
+
+
+def open_sealed(ciphertext: str, binding: Binding) -> str:
+    """Decrypt, or raise DecryptionError: wrong key, wrong place, tampering or an unknown key id."""
+    key_id = key_id_of(ciphertext)
+    ring = get_key_set().keyring(binding.purpose)
+    if key_id not in ring.keys:
+        raise DecryptionError(
+            f"{binding.table}.{binding.column}: key id {key_id!r} is not in the {binding.purpose} keyring"
+        )
+    body = ciphertext.split(".", 2)[2]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise DecryptionError(f"{binding.table}.{binding.column}: malformed ciphertext") from None
+    if len(raw) <= NONCE_BYTES:
+        raise DecryptionError(f"{binding.table}.{binding.column}: truncated ciphertext")
+    try:
+        plain = AESGCM(ring.key(key_id)).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], binding.associated_data())
+    except InvalidTag:
+        raise DecryptionError(
+            f"{binding.table}.{binding.column}: ciphertext does not open with key {key_id!r} "
+            "at this place (wrong key, copied from another row or column, or tampered with)"
+        ) from None
+    return plain.decode("utf-8")
+
+
+def keyed_hash(purpose: str, kind: str, value: str) -> str:
+    """HMAC-SHA256 under a purpose's key, domain-separated by kind; hex."""
+    key = get_key_set().hmac_key(purpose)
+    return hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def normalise_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def blind_index_email(email: str) -> str:
+    """Exact-match index of an e-mail address, so the same address is found without storing it."""
+    return keyed_hash("blind_index", "email", normalise_email(email))
+
+
+def blind_index_phone(e164: str) -> str:
+    """Exact-match index of a mobile number already normalised to E.164."""
+    if not e164.startswith("+") or not e164[1:].isdigit():
+        raise ValueError("phone numbers are indexed in E.164 form only")
+    return keyed_hash("blind_index", "phone", e164)
+
+
+def new_pseudonym() -> str:
+    """A random pseudonym P: 128 bits, carries nothing about the person."""
+    return secrets.token_hex(16)
+
+
+def notes_subject(dossier_number: str) -> str:
+    """The opaque reference that links progress notes to a dossier without naming it."""
+    return keyed_hash("notes_subject", "dossier", dossier_number)
+
+
+def casefiles_index(pseudonym: str) -> str:
+    """The keyed index that finds a dossier from a pseudonym, and nothing else."""
+    return keyed_hash("casefiles_index", "pseudonym", pseudonym)
+
+
+TOKEN_BYTES = 32
+
+
+def new_token() -> str:
+    """A link or session token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """What the database keeps of a token. A plain hash suffices: the token has 256 bits of entropy."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def tokens_match(token: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), stored_hash)

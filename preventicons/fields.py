@@ -1,0 +1,117 @@
+"""An encrypted model field whose ciphertext is bound to its table, column and row.
+
+In Python the attribute holds plaintext; in the database the column holds ``v1.<key id>.<nonce+ciphertext>``.
+Because the row's primary key is part of the associated data, a value can only be sealed and opened with
+the instance in hand: the field opens lazily through its descriptor, and refuses every path that would
+write plaintext without a row (``QuerySet.update(field="...")``, ``bulk_update``). Models that use it need
+a primary key known before the first save (a random UUID).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+
+from preventicons.crypto import Binding, DecryptionError, open_sealed, seal
+from preventicons.keys import ENCRYPTION_PURPOSES
+
+
+class Sealed(str):
+    """A ciphertext as read from, or bound for, the database. Distinct from plaintext by type."""
+
+    __slots__ = ()
+
+
+class EncryptedAttribute(DeferredAttribute):
+    """Holds plaintext or a Sealed value in the instance; opens the latter on first read."""
+
+    field: EncryptedTextField
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return self
+        value = super().__get__(instance, cls)
+        if isinstance(value, Sealed):
+            value = open_sealed(value, self.field.binding_for(instance))
+            instance.__dict__[self.field.attname] = value
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.field.attname] = value
+
+
+class EncryptedTextField(models.TextField):
+    """Text sealed with AES-GCM under the given purpose's keyring. Not searchable: pair with a blind index."""
+
+    descriptor_class = EncryptedAttribute
+
+    def __init__(self, *args: Any, purpose: str = "field", **kwargs: Any) -> None:
+        self.purpose = purpose
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["purpose"] = self.purpose
+        kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        if self.purpose not in ENCRYPTION_PURPOSES:
+            errors.append(
+                checks.Error(
+                    f"unknown encryption purpose {self.purpose!r}",
+                    obj=self,
+                    id="preventicons.E010",
+                )
+            )
+        if getattr(self, "db_index", False) or getattr(self, "_unique", False):
+            errors.append(
+                checks.Error(
+                    "an encrypted column cannot be indexed or unique: use a blind index column",
+                    obj=self,
+                    id="preventicons.E011",
+                )
+            )
+        return errors
+
+    def binding_for(self, instance: Any) -> Binding:
+        if instance.pk is None:
+            raise DecryptionError(
+                f"{self.model._meta.db_table}.{self.column}: the row needs its primary key before sealing"
+            )
+        return Binding(self.purpose, self.model._meta.db_table, self.column, str(instance.pk))
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return None if value is None else Sealed(value)
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        value = model_instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, Sealed):
+            return value
+        if not isinstance(value, str):
+            raise TypeError(f"{self.attname} takes text, not {type(value).__name__}")
+        return Sealed(seal(value, self.binding_for(model_instance)))
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Sealed):
+            return str(value)
+        if hasattr(value, "resolve_expression"):
+            return value
+        raise TypeError(
+            f"{self.model._meta.db_table}.{self.column}: plaintext cannot reach the database without its row; "
+            "set the attribute and save() the instance"
+        )
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+    def value_to_string(self, obj: Any) -> str:
+        # Serialisation (dumpdata, fixtures) never writes plaintext: it writes what the column holds.
+        raise TypeError(f"{self.attname} is encrypted and is not serialised")

@@ -1,0 +1,200 @@
+"""Purpose-bound keys, loaded from a key file or the environment, never from a database.
+
+Every purpose has its own random key, so a key that leaks for one job (say the blind index) opens nothing
+else, and a value sealed for one purpose cannot be opened with another purpose's key.
+
+The key set is JSON, read from ``PREVENTICONS_KEYS`` (the JSON itself, for container secrets) or from the
+file named by ``PREVENTICONS_KEY_FILE``::
+
+    {
+      "format": 1,
+      "field":           {"active": "fld-1", "keys": {"fld-1": "<base64 of 32 bytes>"}},
+      "pseudonym_link":  {"active": "pl-1",  "keys": {"pl-1":  "..."}},
+      "casefiles_link":  {"active": "cl-1",  "keys": {"cl-1":  "..."}},
+      "blind_index":     "<base64 of 32 bytes>",
+      "notes_subject":   "<base64 of 32 bytes>",
+      "casefiles_index": "<base64 of 32 bytes>",
+      "notary_signing":  "<base64 of the 32-byte Ed25519 private key>"
+    }
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+
+# AES-GCM keyrings: several keys at once, one active, so keys rotate without downtime.
+ENCRYPTION_PURPOSES = ("field", "pseudonym_link", "casefiles_link")
+# HMAC keys: blind indexes and opaque references. Rotating one means recomputing from plaintext.
+HMAC_PURPOSES = ("blind_index", "notes_subject", "casefiles_index")
+SIGNING_PURPOSE = "notary_signing"
+KEY_BYTES = 32
+KEY_FORMAT = 1
+
+
+class KeyConfigurationError(Exception):
+    """The key set is missing or malformed. Raised at start-up through a system check."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    active: str
+    keys: dict[str, bytes]
+
+    def key(self, key_id: str) -> bytes:
+        try:
+            return self.keys[key_id]
+        except KeyError:
+            raise KeyConfigurationError(f"key id {key_id!r} is not in the key set") from None
+
+
+@dataclass(frozen=True)
+class KeySet:
+    keyrings: dict[str, Keyring]
+    hmac_keys: dict[str, bytes]
+    signing_key: Ed25519PrivateKey
+
+    def keyring(self, purpose: str) -> Keyring:
+        if purpose not in self.keyrings:
+            raise KeyConfigurationError(f"unknown encryption purpose {purpose!r}")
+        return self.keyrings[purpose]
+
+    def hmac_key(self, purpose: str) -> bytes:
+        if purpose not in self.hmac_keys:
+            raise KeyConfigurationError(f"unknown keyed-hash purpose {purpose!r}")
+        return self.hmac_keys[purpose]
+
+
+def _decode_key(raw: Any, where: str) -> bytes:
+    if not isinstance(raw, str):
+        raise KeyConfigurationError(f"{where}: expected a base64 string")
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyConfigurationError(f"{where}: not valid base64") from None
+    if len(key) != KEY_BYTES:
+        raise KeyConfigurationError(f"{where}: expected {KEY_BYTES} bytes, found {len(key)}")
+    return key
+
+
+def parse_key_set(data: Any) -> KeySet:
+    """Validate a decoded key document; every problem is a KeyConfigurationError naming the place."""
+    if not isinstance(data, dict):
+        raise KeyConfigurationError("the key set must be a JSON object")
+    if data.get("format") != KEY_FORMAT:
+        raise KeyConfigurationError(f"the key set must declare \"format\": {KEY_FORMAT}")
+    keyrings: dict[str, Keyring] = {}
+    for purpose in ENCRYPTION_PURPOSES:
+        ring = data.get(purpose)
+        if not isinstance(ring, dict) or not isinstance(ring.get("keys"), dict) or not ring["keys"]:
+            raise KeyConfigurationError(f"{purpose}: missing keyring (an object with 'active' and 'keys')")
+        keys = {str(kid): _decode_key(raw, f"{purpose}.keys.{kid}") for kid, raw in ring["keys"].items()}
+        for kid in keys:
+            if not kid or "." in kid or ":" in kid or len(kid) > 32:
+                raise KeyConfigurationError(f"{purpose}: key id {kid!r} must be 1-32 characters without . or :")
+        active = ring.get("active")
+        if active not in keys:
+            raise KeyConfigurationError(f"{purpose}: active key {active!r} is not among its keys")
+        keyrings[purpose] = Keyring(active=active, keys=keys)
+    hmac_keys = {purpose: _decode_key(data.get(purpose), purpose) for purpose in HMAC_PURPOSES}
+    signing_raw = _decode_key(data.get(SIGNING_PURPOSE), SIGNING_PURPOSE)
+    all_secrets = [*hmac_keys.values(), signing_raw]
+    for ring in keyrings.values():
+        all_secrets.extend(ring.keys.values())
+    if len(set(all_secrets)) != len(all_secrets):
+        # A key copied into a second purpose would silently undo the separation between stores.
+        raise KeyConfigurationError("the same key appears under two purposes or key ids")
+    return KeySet(
+        keyrings=keyrings,
+        hmac_keys=hmac_keys,
+        signing_key=Ed25519PrivateKey.from_private_bytes(signing_raw),
+    )
+
+
+def read_key_document() -> dict[str, Any]:
+    """The raw key document from the environment or the key file."""
+    inline = getattr(settings, "PREVENTICONS_KEYS", "")
+    if inline:
+        source = "PREVENTICONS_KEYS"
+        text = inline
+    else:
+        path = getattr(settings, "PREVENTICONS_KEY_FILE", "")
+        if not path:
+            raise KeyConfigurationError("no keys configured: set PREVENTICONS_KEY_FILE or PREVENTICONS_KEYS")
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KeyConfigurationError(
+                f"key file {path} does not exist; create one with `python manage.py generate_keys`"
+            ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KeyConfigurationError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise KeyConfigurationError(f"{source} must hold a JSON object")
+    return data
+
+
+@lru_cache(maxsize=1)
+def get_key_set() -> KeySet:
+    """The process-wide key set, loaded once and validated."""
+    return parse_key_set(read_key_document())
+
+
+def reset_key_cache() -> None:
+    """Forget the loaded keys (after a rotation, and in tests)."""
+    get_key_set.cache_clear()
+
+
+def new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+
+
+def new_key_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+_PREFIXES = {"field": "fld", "pseudonym_link": "pl", "casefiles_link": "cl"}
+
+
+def generate_key_document() -> dict[str, Any]:
+    """A fresh, complete key set."""
+    doc: dict[str, Any] = {"format": KEY_FORMAT}
+    for purpose in ENCRYPTION_PURPOSES:
+        kid = new_key_id(_PREFIXES[purpose])
+        doc[purpose] = {"active": kid, "keys": {kid: new_key()}}
+    for purpose in HMAC_PURPOSES:
+        doc[purpose] = new_key()
+    doc[SIGNING_PURPOSE] = new_key()
+    return doc
+
+
+def write_key_document(path: Path, doc: dict[str, Any]) -> None:
+    """Write atomically with owner-only permissions, so a crash never leaves half a key file."""
+    parse_key_set(doc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keys-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(doc, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,24 @@
+"""Test settings: the production code paths with fast hashing and a throw-away key set.
+
+Databases come from the same environment variables as everywhere else; `make test` points them at
+PostgreSQL and Redis on 127.0.0.1 (see the Makefile), so the suite runs against the real services.
+"""
+
+import json
+import os
+
+from preventicons.keys import generate_key_document
+
+# A fresh key set per test process, passed inline so no key file is needed and none is left behind.
+os.environ.setdefault("PREVENTICONS_KEYS", json.dumps(generate_key_document()))
+
+from preventicons.settings import *  # noqa: E402,F403
+
+# Argon2 costs about 0.1 s per hash here; tests hash many passwords. Production keeps Argon2.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
