@@ -46,6 +46,39 @@ class Department(models.Model):
         return f"{self.organisation} / {self.name}"
 
 
+class ProcessingAgreement(models.Model):
+    """A signed processing agreement (verwerkersovereenkomst). No processing starts before one is recorded."""
+
+    class Party(models.TextChoices):
+        ORGANISATION = "organisation", _("organisation")
+        CASEMANAGER = "casemanager", _("casemanager")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    party = models.CharField(max_length=16, choices=Party.choices)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, null=True, blank=True, related_name="agreements"
+    )
+    casemanager = models.ForeignKey(
+        "StaffUser", on_delete=models.PROTECT, null=True, blank=True, related_name="agreements"
+    )
+    signed_on = models.DateField(_("signed on"))
+    signer = EncryptedTextField()
+    document_sha256 = models.CharField(_("SHA-256 of the signed document"), max_length=64)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(party="organisation", organisation__isnull=False, casemanager__isnull=True))
+                | Q(party="casemanager", casemanager__isnull=False, organisation__isnull=True),
+                name="agreement_party_matches",
+            ),
+            models.CheckConstraint(
+                condition=Q(document_sha256__regex=r"^[0-9a-f]{64}$"), name="agreement_sha256_hex"
+            ),
+        ]
+
+
 class StaffUser(AbstractUser):
     """A staff login: casemanager, employer (HR), auditor or platform admin; roles are groups.
 
@@ -80,6 +113,13 @@ class Participant(models.Model):
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="participants"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    # False once a new full address list no longer names them: no more messages, anonymised on schedule.
+    is_listed = models.BooleanField(default=True)
+    unlisted_on = models.DateField(null=True, blank=True)
+    # Restriction / objection: the participant paused all messages.
+    messages_paused = models.BooleanField(default=False)
+    prefers_email = models.BooleanField(default=True)
+    prefers_sms = models.BooleanField(default=True)
     name = EncryptedTextField(null=True)
     email = EncryptedTextField(null=True)
     mobile = EncryptedTextField(null=True)
@@ -98,3 +138,59 @@ class Participant(models.Model):
     def __str__(self) -> str:
         # Never the name: this string ends up in admin pages, logs and error reports.
         return f"participant {str(self.pk)[:8]}"
+
+
+class Invitation(models.Model):
+    """An enrolment link. Only the token's hash is stored; the link expires and is single-use."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="invitations")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+class VerificationCode(models.Model):
+    """A 6-digit code sent by e-mail or SMS: stored as a keyed hash, 10 minutes, single use, 5 tries."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("e-mail")
+        SMS = "sms", _("SMS")
+
+    class Purpose(models.TextChoices):
+        ENROL = "enrol", _("enrolment")
+        CHANGE = "change", _("change of contact data")
+        STOP = "stop", _("stopping")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="codes")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    code_hash = models.CharField(max_length=64)
+    # Where the code went when it verifies a new address or number (sealed), so it replaces the old only once proven.
+    target = EncryptedTextField(null=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["participant", "created_at"], name="code_participant_created")]
+        constraints = [
+            models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures")
+        ]
+
+
+class ConsentRecord(models.Model):
+    """Which consent text version a participant agreed to or withdrew from, and when."""
+
+    class Kind(models.TextChoices):
+        GIVEN = "given", _("given")
+        CONTACT = "contact", _("consent to be contacted")
+        WITHDRAWN = "withdrawn", _("withdrawn")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="consents")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    text_version = models.CharField(max_length=32)
+    recorded_at = models.DateTimeField()
