@@ -1,6 +1,24 @@
-"""E-mail and SMS. (Placeholder interface; completed in the messaging work.)"""
+"""E-mail and SMS. (Interface; being completed.)
+
+Contract used by the apps:
+
+    queue_email(*, key: str, to: str, subject: str, body: str) -> bool
+    queue_sms(*, key: str, to: str, body: str) -> bool
+
+Both write one outbox row per unique ``key`` (e.g. "enrol:<participant id>:email:1") inside the caller's
+transaction; a second call with the same key changes nothing and returns False. Sending happens after
+commit, through the send_due_messages task, with retries and backoff; the recipient and body are sealed.
+"""
 
 from __future__ import annotations
+
+
+def queue_email(*, key: str, to: str, subject: str, body: str) -> bool:
+    raise NotImplementedError
+
+
+def queue_sms(*, key: str, to: str, body: str) -> bool:
+    raise NotImplementedError
 
 
 class ConsoleSmsGateway:

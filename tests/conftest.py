@@ -1,0 +1,87 @@
+"""Shared personas and helpers. Tests that touch the notes or casefiles stores ask for them explicitly:
+``@pytest.mark.django_db(databases=["default", "casefiles", "notes"])``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from participants.models import Department, Organisation, ProcessingAgreement, StaffUser
+from preventicons.roles import Role
+
+ALL_DATABASES = ["default", "notes", "casefiles"]
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def make_organisation(name: str, sector: str = "zorg", *, signed: bool = True) -> Organisation:
+    organisation = Organisation.objects.create(name=name, sector=sector)
+    for department in ("Finance", "Care", "IT"):
+        Department.objects.create(organisation=organisation, name=department)
+    if signed:
+        ProcessingAgreement.objects.create(
+            party=ProcessingAgreement.Party.ORGANISATION,
+            organisation=organisation,
+            signed_on=dt.date(2026, 1, 5),
+            signer="Director of " + name,
+            document_sha256=hashlib.sha256(name.encode()).hexdigest(),
+        )
+    return organisation
+
+
+def make_staff(username: str, role: Role, organisation: Organisation | None = None) -> StaffUser:
+    user = StaffUser.objects.create_user(username=username, password=STAFF_PASSWORD, organisation=organisation)
+    user.groups.add(Group.objects.get(name=role.value))
+    TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+    return user
+
+
+def login_verified(client: Client, user: StaffUser) -> Client:
+    """Log a staff user in as if they had passed both factors (password and TOTP)."""
+    client.force_login(user)
+    device = TOTPDevice.objects.get(user=user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def organisation(db: Any) -> Organisation:
+    return make_organisation("Zorggroep Noord", "zorg")
+
+
+@pytest.fixture
+def other_organisation(db: Any) -> Organisation:
+    return make_organisation("Bouwbedrijf Zuid", "bouw")
+
+
+@pytest.fixture
+def employer(organisation: Organisation) -> StaffUser:
+    return make_staff("hr-noord", Role.EMPLOYER, organisation)
+
+
+@pytest.fixture
+def other_employer(other_organisation: Organisation) -> StaffUser:
+    return make_staff("hr-zuid", Role.EMPLOYER, other_organisation)
+
+
+@pytest.fixture
+def casemanager(db: Any) -> StaffUser:
+    return make_staff("cm-anna", Role.CASEMANAGER)
+
+
+@pytest.fixture
+def auditor(db: Any) -> StaffUser:
+    return make_staff("garant", Role.AUDITOR)
+
+
+@pytest.fixture
+def platform_admin(db: Any) -> StaffUser:
+    return make_staff("admin", Role.ADMIN)
