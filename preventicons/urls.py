@@ -13,6 +13,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("staff/", views.staff_home, name="staff-home"),
     path("i18n/setlang/", set_language, name="set_language"),
+    path("", include("participants.urls")),
     path("", include(two_factor_patterns)),
     path("admin/", admin.site.urls),
 ]
