@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
 from django.apps import apps
@@ -30,6 +32,26 @@ def check_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
     return []
 
 
+@checks.register(checks.Tags.security)
+def check_key_file_permissions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if getattr(settings, "PREVENTICONS_KEYS", "") or not getattr(settings, "PREVENTICONS_KEY_FILE", ""):
+        return []
+    try:
+        mode = os.stat(settings.PREVENTICONS_KEY_FILE).st_mode
+    except OSError:
+        return []  # check_keys reports a missing file
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [
+            checks.Warning(
+                f"key file {settings.PREVENTICONS_KEY_FILE} is readable or writable by others "
+                f"(mode {stat.S_IMODE(mode):o})",
+                hint="chmod 600 it: whoever reads it can open every sealed value.",
+                id="preventicons.W001",
+            )
+        ]
+    return []
+
+
 @checks.register(checks.Tags.models)
 def check_no_relation_across_stores(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
@@ -43,7 +65,8 @@ def check_no_relation_across_stores(app_configs: Any = None, **kwargs: Any) -> l
             if other != home:
                 errors.append(
                     checks.Error(
-                        f"{model._meta.label}.{field.name} relates {home!r} to {related._meta.label} in {other!r}",
+                        f"{model._meta.label}.{field.name} relates {home!r} "
+                        f"to {related._meta.label} in {other!r}",
                         hint="Stores are unjoinable by design: use a keyed reference (preventicons.crypto).",
                         obj=model,
                         id="preventicons.E002",
@@ -68,5 +91,7 @@ def check_gateways(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         try:
             import_string(path)
         except ImportError as exc:
-            errors.append(checks.Error(f"{setting} {path!r} cannot be imported: {exc}", id="preventicons.E004"))
+            errors.append(
+                checks.Error(f"{setting} {path!r} cannot be imported: {exc}", id="preventicons.E004")
+            )
     return errors

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -21,6 +22,10 @@ from preventicons.keys import get_key_set
 
 FORMAT = "v1"
 NONCE_BYTES = 12
+TAG_BYTES = 16
+_BODY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+# E.164: a '+', a country code that does not start with 0, at most 15 ASCII digits in all.
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)
 
 
 class DecryptionError(Exception):
@@ -36,6 +41,14 @@ class Binding:
     column: str
     row: str
 
+    def __post_init__(self) -> None:
+        # The parts are joined with '|': a part containing it could make two places share associated data.
+        for part in (self.purpose, self.table, self.column, self.row):
+            if not part or "|" in part:
+                raise ValueError(
+                    f"binding parts must be non-empty and free of '|': {self.table}.{self.column}"
+                )
+
     def associated_data(self) -> bytes:
         return "|".join(("preventicons", FORMAT, self.purpose, self.table, self.column, self.row)).encode()
 
@@ -48,11 +61,31 @@ def key_id_of(ciphertext: str) -> str:
     return parts[1]
 
 
+def ciphertext_prefix(key_id: str) -> str:
+    """What every ciphertext sealed under this key id starts with (for prefix queries)."""
+    return f"{FORMAT}.{key_id}."
+
+
+def _decode_body(body: str) -> bytes | None:
+    # urlsafe_b64decode silently drops characters outside the alphabet, so "AB!CD" would open like "ABCD":
+    # accept only the one canonical encoding that seal() writes.
+    if not _BODY.fullmatch(body):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != body:
+        return None
+    return raw
+
+
 def seal(plaintext: str, binding: Binding) -> str:
     """Encrypt under the active key of the binding's purpose."""
     ring = get_key_set().keyring(binding.purpose)
     nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = AESGCM(ring.key(ring.active)).encrypt(nonce, plaintext.encode("utf-8"), binding.associated_data())
+    key = ring.key(ring.active)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), binding.associated_data())
     body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
     return f"{FORMAT}.{ring.active}.{body}"
 
@@ -65,15 +98,14 @@ def open_sealed(ciphertext: str, binding: Binding) -> str:
         raise DecryptionError(
             f"{binding.table}.{binding.column}: key id {key_id!r} is not in the {binding.purpose} keyring"
         )
-    body = ciphertext.split(".", 2)[2]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError):
-        raise DecryptionError(f"{binding.table}.{binding.column}: malformed ciphertext") from None
-    if len(raw) <= NONCE_BYTES:
+    raw = _decode_body(ciphertext.split(".", 2)[2])
+    if raw is None:
+        raise DecryptionError(f"{binding.table}.{binding.column}: malformed ciphertext")
+    if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise DecryptionError(f"{binding.table}.{binding.column}: truncated ciphertext")
+    aead = AESGCM(ring.key(key_id))
     try:
-        plain = AESGCM(ring.key(key_id)).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], binding.associated_data())
+        plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], binding.associated_data())
     except InvalidTag:
         raise DecryptionError(
             f"{binding.table}.{binding.column}: ciphertext does not open with key {key_id!r} "
@@ -99,7 +131,8 @@ def blind_index_email(email: str) -> str:
 
 def blind_index_phone(e164: str) -> str:
     """Exact-match index of a mobile number already normalised to E.164."""
-    if not e164.startswith("+") or not e164[1:].isdigit():
+    # str.isdigit() would also pass "+³¹" or Arabic-Indic digits: the same number could get two indexes.
+    if not _E164.fullmatch(e164):
         raise ValueError("phone numbers are indexed in E.164 form only")
     return keyed_hash("blind_index", "phone", e164)
 

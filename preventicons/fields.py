@@ -3,8 +3,10 @@
 In Python the attribute holds plaintext; in the database the column holds ``v1.<key id>.<nonce+ciphertext>``.
 Because the row's primary key is part of the associated data, a value can only be sealed and opened with
 the instance in hand: the field opens lazily through its descriptor, and refuses every path that would
-write plaintext without a row (``QuerySet.update(field="...")``, ``bulk_update``). Models that use it need
-a primary key known before the first save (a random UUID).
+write plaintext without a row (``QuerySet.update(field="...")``, ``bulk_update``) and every lookup that
+would put plaintext in a query (``filter(field="...")``, ``icontains``, ``regex``): only ``exact``, ``in`` and
+``startswith`` with a ``Sealed`` value (``startswith`` finds values by key id, for rotation) and ``isnull``
+are offered. Models that use it need a primary key known before the first save (a random UUID).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.core import checks
 from django.db import models
+from django.db.models.lookups import StartsWith
 from django.db.models.query_utils import DeferredAttribute
 
 from preventicons.crypto import Binding, DecryptionError, open_sealed, seal
@@ -23,6 +26,20 @@ class Sealed(str):
     """A ciphertext as read from, or bound for, the database. Distinct from plaintext by type."""
 
     __slots__ = ()
+
+
+class SealedPrefix(StartsWith):
+    """``startswith`` on an encrypted column, with a Sealed prefix only (``v1.<key id>.``)."""
+
+    def get_prep_lookup(self) -> Any:
+        if not isinstance(self.rhs, Sealed) and not hasattr(self.rhs, "resolve_expression"):
+            raise TypeError(
+                "an encrypted column is matched only against a Sealed ciphertext prefix, never plaintext"
+            )
+        return super().get_prep_lookup()
+
+
+_PLAIN_LOOKUPS = frozenset({"exact", "in", "isnull"})
 
 
 class EncryptedAttribute(DeferredAttribute):
@@ -69,6 +86,17 @@ class EncryptedTextField(models.TextField):
                     id="preventicons.E010",
                 )
             )
+        pk = self.model._meta.pk
+        if pk is not None and not pk.has_default():
+            errors.append(
+                checks.Error(
+                    "an encrypted field needs a primary key known before the first save",
+                    hint="Give the model `id = models.UUIDField(primary_key=True, default=uuid.uuid4)`: "
+                    "the ciphertext is bound to its row.",
+                    obj=self,
+                    id="preventicons.E012",
+                )
+            )
         if getattr(self, "db_index", False) or getattr(self, "_unique", False):
             errors.append(
                 checks.Error(
@@ -80,22 +108,44 @@ class EncryptedTextField(models.TextField):
         return errors
 
     def binding_for(self, instance: Any) -> Binding:
+        """Where this field's value of this row lives: purpose, table, column and primary key."""
         if instance.pk is None:
             raise DecryptionError(
                 f"{self.model._meta.db_table}.{self.column}: the row needs its primary key before sealing"
             )
-        return Binding(self.purpose, self.model._meta.db_table, self.column, str(instance.pk))
+        return Binding(self.purpose, self.model._meta.db_table, str(self.column), str(instance.pk))
+
+    def get_lookup(self, lookup_name: str) -> Any:
+        if lookup_name == "startswith":
+            return SealedPrefix
+        if lookup_name in _PLAIN_LOOKUPS:
+            return super().get_lookup(lookup_name)
+        # icontains, regex, gt, ...: each would send plaintext to the database and match nothing.
+        return None
+
+    def get_transform(self, lookup_name: str) -> Any:
+        return None
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         return None if value is None else Sealed(value)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         value = model_instance.__dict__.get(self.attname)
-        if value is None or isinstance(value, Sealed):
+        if value is None:
+            return value
+        if isinstance(value, Sealed):
+            # A ciphertext that was never opened is written back as it is, but only to the row it belongs to:
+            # a copied instance (pk changed) would otherwise store a value that can never be opened again.
+            open_sealed(value, self.binding_for(model_instance))
             return value
         if not isinstance(value, str):
             raise TypeError(f"{self.attname} takes text, not {type(value).__name__}")
         return Sealed(seal(value, self.binding_for(model_instance)))
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, Sealed) or hasattr(value, "resolve_expression"):
+            return value
+        raise TypeError(self._plaintext_refusal())
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if value is None:
@@ -104,9 +154,12 @@ class EncryptedTextField(models.TextField):
             return str(value)
         if hasattr(value, "resolve_expression"):
             return value
-        raise TypeError(
-            f"{self.model._meta.db_table}.{self.column}: plaintext cannot reach the database without its row; "
-            "set the attribute and save() the instance"
+        raise TypeError(self._plaintext_refusal())
+
+    def _plaintext_refusal(self) -> str:
+        return (
+            f"{self.model._meta.db_table}.{self.column}: plaintext cannot reach the database without its "
+            "row; set the attribute and save() the instance (search through a blind index)"
         )
 
     def to_python(self, value: Any) -> Any:

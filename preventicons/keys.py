@@ -24,6 +24,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ HMAC_PURPOSES = ("blind_index", "notes_subject", "casefiles_index")
 SIGNING_PURPOSE = "notary_signing"
 KEY_BYTES = 32
 KEY_FORMAT = 1
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 
 
 class KeyConfigurationError(Exception):
@@ -88,33 +90,59 @@ def _decode_key(raw: Any, where: str) -> bytes:
     return key
 
 
+def is_valid_key_id(value: Any) -> bool:
+    """A key id travels in every ciphertext, split on '.': short, printable, no separators."""
+    return isinstance(value, str) and bool(_KEY_ID.fullmatch(value))
+
+
+def _shown_key_id(value: Any) -> str:
+    # A malformed "key id" may well be a key pasted into the wrong place: never echo it.
+    return repr(value) if is_valid_key_id(value) else "(a malformed key id, not shown)"
+
+
 def parse_key_set(data: Any) -> KeySet:
     """Validate a decoded key document; every problem is a KeyConfigurationError naming the place."""
     if not isinstance(data, dict):
         raise KeyConfigurationError("the key set must be a JSON object")
-    if data.get("format") != KEY_FORMAT:
-        raise KeyConfigurationError(f"the key set must declare \"format\": {KEY_FORMAT}")
+    if isinstance(data.get("format"), bool) or data.get("format") != KEY_FORMAT:
+        raise KeyConfigurationError(f'the key set must declare "format": {KEY_FORMAT}')
     keyrings: dict[str, Keyring] = {}
+    # Where each secret sits, so a duplicate can be reported by place without showing the secret.
+    places: dict[bytes, str] = {}
+
+    def remember(secret: bytes, place: str) -> None:
+        if secret in places:
+            # A key copied into a second purpose would silently undo the separation between stores.
+            raise KeyConfigurationError(
+                f"{places[secret]} and {place} hold the same key; every key must differ"
+            )
+        places[secret] = place
+
     for purpose in ENCRYPTION_PURPOSES:
         ring = data.get(purpose)
         if not isinstance(ring, dict) or not isinstance(ring.get("keys"), dict) or not ring["keys"]:
             raise KeyConfigurationError(f"{purpose}: missing keyring (an object with 'active' and 'keys')")
-        keys = {str(kid): _decode_key(raw, f"{purpose}.keys.{kid}") for kid, raw in ring["keys"].items()}
-        for kid in keys:
-            if not kid or "." in kid or ":" in kid or len(kid) > 32:
-                raise KeyConfigurationError(f"{purpose}: key id {kid!r} must be 1-32 characters without . or :")
+        keys: dict[str, bytes] = {}
+        for kid, raw in ring["keys"].items():
+            if not is_valid_key_id(kid):
+                raise KeyConfigurationError(
+                    f"{purpose}: {_shown_key_id(kid)}; key ids are 1-32 letters, digits, '-' or '_'"
+                )
+            keys[kid] = _decode_key(raw, f"{purpose}.keys.{kid}")
+            remember(keys[kid], f"{purpose}.keys.{kid}")
         active = ring.get("active")
-        if active not in keys:
-            raise KeyConfigurationError(f"{purpose}: active key {active!r} is not among its keys")
+        if not is_valid_key_id(active) or active not in keys:
+            known = ", ".join(sorted(keys))
+            raise KeyConfigurationError(
+                f"{purpose}: active key {_shown_key_id(active)} is not among its keys ({known})"
+            )
         keyrings[purpose] = Keyring(active=active, keys=keys)
-    hmac_keys = {purpose: _decode_key(data.get(purpose), purpose) for purpose in HMAC_PURPOSES}
+    hmac_keys: dict[str, bytes] = {}
+    for purpose in HMAC_PURPOSES:
+        hmac_keys[purpose] = _decode_key(data.get(purpose), purpose)
+        remember(hmac_keys[purpose], purpose)
     signing_raw = _decode_key(data.get(SIGNING_PURPOSE), SIGNING_PURPOSE)
-    all_secrets = [*hmac_keys.values(), signing_raw]
-    for ring in keyrings.values():
-        all_secrets.extend(ring.keys.values())
-    if len(set(all_secrets)) != len(all_secrets):
-        # A key copied into a second purpose would silently undo the separation between stores.
-        raise KeyConfigurationError("the same key appears under two purposes or key ids")
+    remember(signing_raw, SIGNING_PURPOSE)
     return KeySet(
         keyrings=keyrings,
         hmac_keys=hmac_keys,
@@ -167,14 +195,14 @@ def new_key_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-_PREFIXES = {"field": "fld", "pseudonym_link": "pl", "casefiles_link": "cl"}
+KEY_ID_PREFIXES = {"field": "fld", "pseudonym_link": "pl", "casefiles_link": "cl"}
 
 
 def generate_key_document() -> dict[str, Any]:
     """A fresh, complete key set."""
     doc: dict[str, Any] = {"format": KEY_FORMAT}
     for purpose in ENCRYPTION_PURPOSES:
-        kid = new_key_id(_PREFIXES[purpose])
+        kid = new_key_id(KEY_ID_PREFIXES[purpose])
         doc[purpose] = {"active": kid, "keys": {kid: new_key()}}
     for purpose in HMAC_PURPOSES:
         doc[purpose] = new_key()
@@ -182,19 +210,31 @@ def generate_key_document() -> dict[str, Any]:
     return doc
 
 
-def write_key_document(path: Path, doc: dict[str, Any]) -> None:
-    """Write atomically with owner-only permissions, so a crash never leaves half a key file."""
+def write_key_document(path: Path, doc: dict[str, Any], *, replace: bool = True) -> None:
+    """Write atomically with owner-only permissions, so a crash never leaves half a key file.
+
+    With ``replace=False`` an existing file is never overwritten, even by a writer racing this one.
+    """
     parse_key_set(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keys-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
             json.dump(doc, handle, indent=2, sort_keys=True)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            # link() fails when the target exists, where a check-then-rename would race.
+            os.link(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+    # The rename is durable only once the directory entry is on disk.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -30,6 +30,15 @@ class Command(BaseCommand):
             if options["if_missing"]:
                 self.stdout.write(f"Key file {path} exists; left as it is.")
                 return
-            raise CommandError(f"{path} exists; refusing to overwrite keys (data sealed with them would be lost)")
-        write_key_document(path, generate_key_document())
-        self.stdout.write(self.style.SUCCESS(f"Wrote a fresh key set to {path} (mode 600). Keep it out of backups of the databases."))
+            raise CommandError(
+                f"{path} exists; refusing to overwrite keys (data sealed with them would be lost)"
+            )
+        try:
+            write_key_document(path, generate_key_document(), replace=False)
+        except FileExistsError:
+            raise CommandError(f"{path} appeared while writing; refusing to overwrite keys") from None
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Wrote a fresh key set to {path} (mode 600). Keep it out of backups of the databases."
+            )
+        )
