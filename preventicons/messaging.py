@@ -1,4 +1,4 @@
-"""E-mail and SMS. (Interface; being completed.)
+"""E-mail and SMS: an outbox written inside the caller's transaction, sent after it commits.
 
 Contract used by the apps:
 
@@ -8,36 +8,615 @@ Contract used by the apps:
 Both write one outbox row per unique ``key`` (e.g. "enrol:<participant id>:email:1") inside the caller's
 transaction; a second call with the same key changes nothing and returns False. Sending happens after
 commit, through the send_due_messages task, with retries and backoff; the recipient and body are sealed.
+Keys name an event, never a person's data: no address, no number, no name.
+
+Staff login codes do not use the outbox: ``TwoFactorSmsGateway`` sends them at once (they live minutes),
+limited per staff user.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import logging
+import random
+import smtplib
+import sys
+from dataclasses import dataclass
+from email.utils import make_msgid, parseaddr
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-def queue_email(*, key: str, to: str, subject: str, body: str) -> bool:
-    raise NotImplementedError
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import EmailMessage, get_connection
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext
+from kombu.exceptions import OperationalError as BrokerError
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.rest import Client as TwilioClient
+
+from preventicons.models import OutboundMessage
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+logger = logging.getLogger(__name__)
+
+# Delivery semantics (what the apps can count on):
+# - Never lost. A message exists as a committed outbox row before anyone tries to send it. The task
+#   scheduled on commit only hurries things along; the beat runs send_due_messages every 30 seconds and
+#   sends whatever is due, so a broker outage, a lost task or a dead worker delays a message, never drops it.
+# - Never sent twice by a retry or a doubled task run. Queueing the same key again inserts nothing (unique
+#   constraint). Sending begins by claiming one row in a short transaction (FOR UPDATE SKIP LOCKED), which
+#   moves its next_attempt_at to the end of a lease and counts the attempt; a concurrent or later run finds
+#   the row locked or not yet due and leaves it alone. An outcome is recorded only while the claim is still
+#   ours (same attempt count, still pending).
+# - At least once within the provider-call window. If the process dies after the provider took a message
+#   but before "sent" is recorded, the row becomes due again when the lease ends and is sent again. Neither
+#   SMTP nor the SMS API takes an idempotency key from us, so exactly-once is not on offer; the window is
+#   one provider call. The provider call is made outside any database transaction: no lock or connection is
+#   held across the network.
+# - Bounded. Every claim counts an attempt; a transient failure waits with exponential backoff and jitter,
+#   a permanent one (an invalid number, a refused mailbox) or MESSAGE_MAX_ATTEMPTS ends in "failed". Sent
+#   and failed rows keep no recipient and no body: the body carries link tokens.
+
+# Longer than any single provider call (EMAIL_TIMEOUT, TWILIO_TIMEOUT_SECONDS), so a live sender never
+# loses its claim; short enough that a message whose sender died goes out again soon.
+CLAIM_LEASE = dt.timedelta(minutes=10)
+TWILIO_TIMEOUT_SECONDS = 20.0
+KEY_MAX_LENGTH = 200
+STAFF_SMS_WINDOW_SECONDS = 3600
+
+_jitter = random.SystemRandom()
 
 
-def queue_sms(*, key: str, to: str, body: str) -> bool:
-    raise NotImplementedError
+class SendError(Exception):
+    """A provider did not take a message. The text is a short classification, never an address or a body."""
+
+
+class TransientSendError(SendError):
+    """Trying again later may succeed: the network, the provider's 5xx or rate limit, our configuration."""
+
+
+class PermanentSendError(SendError):
+    """This message will never be accepted: an invalid number, a refused mailbox, a malformed address."""
+
+
+@dataclass
+class SendReport:
+    """What one send_due_messages run did."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+    @property
+    def claimed(self) -> int:
+        return self.sent + self.deferred + self.failed
+
+
+# --- Queueing ----------------------------------------------------------------------------------------------
+
+
+def queue_email(*, key: str, to: str, subject: StrOrPromise, body: StrOrPromise) -> bool:
+    """Queue one e-mail under ``key`` in the caller's transaction; False, changing nothing, if it exists."""
+    return _queue(key=key, channel=OutboundMessage.Channel.EMAIL, to=to, subject=subject, body=body)
+
+
+def queue_sms(*, key: str, to: str, body: StrOrPromise) -> bool:
+    """Queue one SMS under ``key`` in the caller's transaction; False, changing nothing, if it exists."""
+    return _queue(key=key, channel=OutboundMessage.Channel.SMS, to=to, subject=None, body=body)
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > KEY_MAX_LENGTH or not key.isascii() or not key.isprintable() or " " in key:
+        raise ValueError(f"an outbox key is 1-{KEY_MAX_LENGTH} printable ASCII characters without spaces")
+    if "@" in key:
+        raise ValueError("an outbox key names an event, never an address")
+
+
+def _queue(*, key: str, channel: str, to: str, subject: StrOrPromise | None, body: StrOrPromise) -> bool:
+    _check_key(key)
+    if not isinstance(to, str) or not to or not body:
+        raise ValueError("a message needs a recipient (text) and a body")
+    if subject is not None and ("\n" in str(subject) or "\r" in str(subject)):
+        raise ValueError("an e-mail subject is one line")
+    using = router.db_for_write(OutboundMessage)
+    message = OutboundMessage(
+        key=key,
+        channel=channel,
+        recipient=to,
+        # Lazy translations become text here: the sealed column takes only str.
+        subject=None if subject is None else str(subject),
+        body=str(body),
+        next_attempt_at=timezone.now(),
+    )
+    try:
+        # A savepoint: a duplicate key rolls back only this insert, never the caller's transaction. A
+        # concurrent insert of the same key waits on the unique index and then fails here.
+        with transaction.atomic(using=using):
+            message.save(force_insert=True, using=using)
+    except IntegrityError:
+        existing = (
+            OutboundMessage.objects.using(using).filter(key=key).values_list("channel", flat=True).first()
+        )
+        if existing is None:
+            raise
+        if existing != channel:
+            raise ValueError("this outbox key already names a message on another channel") from None
+        return False
+    if not _hurry_registered(using):
+        transaction.on_commit(_hurry_sending, using=using)
+    return True
+
+
+def _hurry_registered(using: str) -> bool:
+    # One nudge per transaction is enough: a weekly round queueing thousands of messages publishes one task,
+    # not thousands. A nudge counts only if no savepoint rollback from here on can discard it (Django keeps
+    # each hook with the savepoints open when it was registered).
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return False
+    open_savepoints = set(connection.savepoint_ids)
+    return any(
+        func is _hurry_sending and savepoints <= open_savepoints
+        for savepoints, func, *_ in connection.run_on_commit
+    )
+
+
+def _hurry_sending() -> None:
+    from preventicons.tasks import send_due_messages  # the tasks module imports this one
+
+    try:
+        send_due_messages.delay()
+    except BrokerError as exc:
+        # The row is committed; the periodic run sends it. Nothing about the message goes in this line.
+        logger.warning(
+            "broker unreachable (%s): a queued message waits for the periodic run", type(exc).__name__
+        )
+
+
+# --- Sending -----------------------------------------------------------------------------------------------
+
+
+def send_due_messages(*, limit: int = 100) -> SendReport:
+    """Send up to ``limit`` due messages. Safe to run twice at once: each row is claimed before it is sent."""
+    report = SendReport()
+    with _Senders() as senders:
+        for _ in range(limit):
+            message = _claim_next_due()
+            if message is None:
+                break
+            _attempt(message, senders, report)
+    return report
+
+
+def retry_delay(*, attempts: int) -> dt.timedelta:
+    """The wait after the given number of failed attempts: doubling from the base, capped, with jitter."""
+    base = settings.MESSAGE_RETRY_BASE_SECONDS
+    ceiling = settings.MESSAGE_RETRY_MAX_SECONDS
+    delay = min(ceiling, base * 2 ** min(max(attempts - 1, 0), 32))
+    # Jitter spreads a burst of failures (a provider outage) so their retries do not arrive in step.
+    return dt.timedelta(seconds=delay * _jitter.uniform(0.5, 1.0))
+
+
+def prune_finished_messages(*, older_than: dt.timedelta | None = None) -> int:
+    """Delete sent and failed rows older than the retention period; pending rows are never pruned."""
+    if older_than is None:
+        older_than = dt.timedelta(days=settings.MESSAGE_RETENTION_DAYS)
+    cutoff = timezone.now() - older_than
+    finished = [OutboundMessage.Status.SENT, OutboundMessage.Status.FAILED]
+    deleted, _ = OutboundMessage.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+    return deleted
+
+
+def _short_id(message: OutboundMessage) -> str:
+    return message.pk.hex[:8]
+
+
+def _claim_next_due() -> OutboundMessage | None:
+    using = router.db_for_write(OutboundMessage)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        message = (
+            OutboundMessage.objects.using(using)
+            .select_for_update(skip_locked=True)
+            .filter(status=OutboundMessage.Status.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at")
+            .first()
+        )
+        if message is None:
+            return None
+        message.attempts += 1
+        message.next_attempt_at = now + CLAIM_LEASE
+        message.save(update_fields=["attempts", "next_attempt_at"], using=using)
+    return message
+
+
+def _attempt(message: OutboundMessage, senders: _Senders, report: SendReport) -> None:
+    if message.attempts > settings.MESSAGE_MAX_ATTEMPTS:
+        # The last permitted attempt never reported back (its sender died mid-call): do not add another.
+        _record_failed(message, "no outcome after the last attempt")
+        report.failed += 1
+        return
+    try:
+        provider_id = senders.deliver(message)
+    except PermanentSendError as exc:
+        logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), exc)
+        _record_failed(message, str(exc))
+        report.failed += 1
+    except TransientSendError as exc:
+        if message.attempts >= settings.MESSAGE_MAX_ATTEMPTS:
+            logger.warning(
+                "%s message %s failed after %d attempts: %s",
+                message.channel,
+                _short_id(message),
+                message.attempts,
+                exc,
+            )
+            _record_failed(message, str(exc))
+            report.failed += 1
+        else:
+            logger.info(
+                "%s message %s deferred after attempt %d: %s",
+                message.channel,
+                _short_id(message),
+                message.attempts,
+                exc,
+            )
+            _record(
+                message,
+                next_attempt_at=timezone.now() + retry_delay(attempts=message.attempts),
+                last_error=str(exc)[:200],
+            )
+            report.deferred += 1
+    else:
+        _record(
+            message,
+            status=OutboundMessage.Status.SENT,
+            sent_at=timezone.now(),
+            provider_id=provider_id[:200],
+            next_attempt_at=None,
+            last_error="",
+            recipient=None,
+            subject=None,
+            body=None,
+        )
+        report.sent += 1
+
+
+def _record_failed(message: OutboundMessage, error: str) -> None:
+    _record(
+        message,
+        status=OutboundMessage.Status.FAILED,
+        next_attempt_at=None,
+        last_error=error[:200],
+        recipient=None,
+        subject=None,
+        body=None,
+    )
+
+
+def _record(message: OutboundMessage, **changes: Any) -> None:
+    # Only while the claim is ours: a sender that outlived its lease must not overwrite a newer attempt.
+    updated = (
+        OutboundMessage.objects.using(router.db_for_write(OutboundMessage))
+        .filter(pk=message.pk, status=OutboundMessage.Status.PENDING, attempts=message.attempts)
+        .update(**changes)
+    )
+    if not updated:
+        logger.warning(
+            "outbox message %s was cancelled or claimed again before its outcome was recorded",
+            _short_id(message),
+        )
+
+
+class _Senders:
+    """The e-mail connection and SMS gateway of one run, each opened on first use and closed at the end."""
+
+    def __init__(self) -> None:
+        self._mail: Any = None
+        self._sms: SmsGateway | None = None
+
+    def __enter__(self) -> _Senders:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close_mail()
+
+    def deliver(self, message: OutboundMessage) -> str:
+        if message.channel == OutboundMessage.Channel.EMAIL:
+            return self._send_email(
+                to=message.recipient or "", subject=message.subject or "", body=message.body or ""
+            )
+        if self._sms is None:
+            self._sms = sms_gateway()
+        return self._sms.send(to=message.recipient or "", body=message.body or "")
+
+    def _send_email(self, *, to: str, subject: str, body: str) -> str:
+        message_id = make_msgid(domain=_sender_domain())
+        try:
+            if self._mail is None:
+                # Opened here, the connection stays open for the rest of the run instead of one per message.
+                connection = get_connection(fail_silently=False)
+                connection.open()
+                self._mail = connection
+            email = EmailMessage(
+                subject=subject,
+                body=body,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=[to],
+                headers={"Message-ID": message_id},
+                connection=self._mail,
+            )
+            email.send(fail_silently=False)
+        except smtplib.SMTPException as exc:
+            self._close_mail()
+            raise _smtp_error(exc) from None
+        except ValueError:
+            # Django refuses a malformed address or a header with a line break before any connection.
+            raise PermanentSendError("e-mail refused locally: malformed address or header") from None
+        except OSError as exc:
+            self._close_mail()
+            raise TransientSendError(f"smtp unreachable ({type(exc).__name__})") from None
+        return message_id
+
+    def _close_mail(self) -> None:
+        if self._mail is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._mail.close()
+            self._mail = None
+
+
+def _sender_domain() -> str:
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    return address.rpartition("@")[2] or "preventicons.localhost"
+
+
+def _smtp_error(exc: smtplib.SMTPException) -> SendError:
+    # The server's reply text may quote the address: only the class and the reply code are kept.
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        label = "smtp recipient refused " + ",".join(str(code) for code in codes)
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentSendError(label)
+        return TransientSendError(label)
+    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPAuthenticationError | smtplib.SMTPHeloError):
+        # About our account or sender address, not this message: worth retrying once an operator fixes it.
+        return TransientSendError(f"smtp {type(exc).__name__} {exc.smtp_code}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        label = f"smtp {type(exc).__name__} {exc.smtp_code}"
+        if 500 <= exc.smtp_code < 600:
+            return PermanentSendError(label)
+        return TransientSendError(label)
+    return TransientSendError(f"smtp {type(exc).__name__}")
+
+
+# --- SMS gateways ------------------------------------------------------------------------------------------
+
+
+class SmsGateway(Protocol):
+    def send(self, *, to: str, body: str) -> str:
+        """Hand one SMS to the provider and return its id, or raise TransientSendError/PermanentSendError."""
+        ...
+
+
+def sms_gateway() -> SmsGateway:
+    """The gateway named by settings.SMS_GATEWAY."""
+    gateway: SmsGateway = import_string(settings.SMS_GATEWAY)()
+    return gateway
 
 
 class ConsoleSmsGateway:
+    """Development only: prints the SMS, like Django's console e-mail backend. Refused in production."""
+
+    def __init__(self) -> None:
+        if settings.PRODUCTION:
+            raise ImproperlyConfigured("the console SMS gateway prints numbers and codes: not in production")
+
     def send(self, *, to: str, body: str) -> str:
-        print(f"SMS to {to}: {body}")  # noqa: T201
+        sys.stdout.write(f"SMS to {to}:\n{body}\n{'-' * 40}\n")
+        sys.stdout.flush()
         return "console"
 
 
 class MemorySmsGateway:
+    """Tests: keeps sent SMS in the class-wide ``outbox`` list, like Django's locmem e-mail backend."""
+
     outbox: list[dict[str, str]] = []
 
     def send(self, *, to: str, body: str) -> str:
-        self.outbox.append({"to": to, "body": body})
-        return f"memory-{len(self.outbox)}"
+        provider_id = f"memory-{len(self.outbox) + 1}"
+        self.outbox.append({"to": to, "body": body, "id": provider_id})
+        return provider_id
+
+
+class _RedirectingHttpClient(TwilioHttpClient):
+    """Sends the SDK's requests to another base URL: a local fake endpoint in tests, a sandbox in staging."""
+
+    def __init__(self, *, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._base = urlsplit(base_url)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
+        original = urlsplit(url)
+        url = urlunsplit(
+            (
+                self._base.scheme,
+                self._base.netloc,
+                self._base.path.rstrip("/") + original.path,
+                original.query,
+                original.fragment,
+            )
+        )
+        return super().request(method, url, *args, **kwargs)
 
 
 class TwilioSmsGateway:
-    pass
+    """Twilio's Messages API through the official SDK. The SDK does not retry: our outbox does."""
+
+    def __init__(self) -> None:
+        base_url = settings.TWILIO_API_BASE_URL
+        http_client = (
+            _RedirectingHttpClient(base_url=base_url, timeout=TWILIO_TIMEOUT_SECONDS)
+            if base_url
+            else TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS)
+        )
+        self.client = TwilioClient(
+            settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client
+        )
+
+    def send(self, *, to: str, body: str) -> str:
+        try:
+            message = self.client.messages.create(to=to, from_=settings.TWILIO_FROM_NUMBER, body=body)
+        except TwilioRestException as exc:
+            raise _twilio_error(exc) from None
+        except (requests.RequestException, TwilioException) as exc:
+            raise TransientSendError(f"twilio unreachable ({type(exc).__name__})") from None
+        return str(message.sid)
+
+
+# Refusals about our account, a rate or a timeout, not about this message: they can pass.
+_TWILIO_TRANSIENT_4XX = frozenset({401, 403, 404, 408, 409, 429})
+
+
+def _twilio_error(exc: TwilioRestException) -> SendError:
+    # Twilio's message text quotes the number ("The 'To' number +31... is not valid"): keep status and code.
+    label = f"twilio {exc.status} code {exc.code}" if exc.code else f"twilio {exc.status}"
+    if 400 <= exc.status < 500 and exc.status not in _TWILIO_TRANSIENT_4XX:
+        return PermanentSendError(label)
+    return TransientSendError(label)
+
+
+# --- Staff login codes (django-two-factor-auth) ------------------------------------------------------------
+
+
+def staff_sms_counter_key(*, user_id: Any) -> str:
+    return f"preventicons:staff-sms:{user_id}"
+
+
+def allow_staff_sms(*, user_id: Any) -> bool:
+    """Count one SMS for this staff user; False once STAFF_SMS_PER_HOUR are used in the current hour."""
+    key = staff_sms_counter_key(user_id=user_id)
+    cache.add(key, 0, timeout=STAFF_SMS_WINDOW_SECONDS)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        # The window ended between add and incr: this SMS opens a new one.
+        cache.add(key, 0, timeout=STAFF_SMS_WINDOW_SECONDS)
+        count = cache.incr(key)
+    if count == 1:
+        # Redis's INCR recreates an expired key without an expiry; make sure the window always ends.
+        cache.touch(key, timeout=STAFF_SMS_WINDOW_SECONDS)
+    return int(count) <= settings.STAFF_SMS_PER_HOUR
 
 
 class TwoFactorSmsGateway:
-    pass
+    """django-two-factor-auth's gateway for staff login codes: sent at once, at most STAFF_SMS_PER_HOUR.
+
+    Not through the outbox: a login code is useless minutes later, so it is sent now or not at all.
+    """
+
+    def send_sms(self, device: Any, token: str) -> bool:
+        """Send the code, or send nothing (and return False) once the staff user's hourly limit is used."""
+        # A wrong code can trigger a new SMS: without a bound, anyone with a password could run up SMS.
+        if not allow_staff_sms(user_id=device.user_id):
+            logger.warning("staff user %s reached STAFF_SMS_PER_HOUR: login code not sent", device.user_id)
+            return False
+        body = gettext("Your Preventicons login code is %(token)s. It is valid for a few minutes.") % {
+            "token": token
+        }
+        sms_gateway().send(to=device.number.as_e164, body=body)
+        return True
+
+    def make_call(self, device: Any, token: str) -> None:
+        """Not offered: codes are not read out by phone (TWO_FACTOR_CALL_GATEWAY stays unset)."""
+        raise NotImplementedError(
+            "Preventicons does not read login codes out by phone: "
+            "use an authenticator app, SMS or a backup token"
+        )
+
+
+# --- Cancelling (added for participants.account: stopping and pausing) -------------------------------------
+
+
+def cancel_pending(*, keys_containing: list[str]) -> int:
+    """Delete the pending messages whose key contains any of the given parts; returns how many.
+
+    Runs in the caller's transaction. A message a sender has already claimed may still go out: its outcome
+    is then recorded on no row. Each part must be specific (an id), never a bare kind such as "invite:".
+    """
+    from django.db.models import Q  # kept with the function appended here, not in the module's imports
+
+    parts = list(keys_containing)
+    for part in parts:
+        if len(part) < 16:
+            raise ValueError("a key part to cancel by must name an id, not only a kind")
+    if not parts:
+        return 0
+    matches = Q()
+    for part in parts:
+        matches |= Q(key__contains=part)
+    using = router.db_for_write(OutboundMessage)
+    deleted, _ = (
+        OutboundMessage.objects.using(using).filter(matches, status=OutboundMessage.Status.PENDING).delete()
+    )
+    return deleted
+
+
+# --- Queueing many at once (added for scores.rounds: the weekly round) -------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for ``queue_many``: the same fields queue_email/queue_sms take, plus its channel."""
+
+    key: str
+    channel: str
+    to: str
+    body: str
+    subject: str | None = None
+
+
+def queue_many(messages: list[Outgoing]) -> None:
+    """Queue many messages in the caller's transaction with one INSERT; keys already queued are left alone.
+
+    The same insert-if-absent semantics as queue_email/queue_sms (ON CONFLICT DO NOTHING on the unique key),
+    without telling which were new. Each row's recipient and body are sealed to that row, as in save().
+    """
+    if not messages:
+        return
+    now = timezone.now()
+    rows = []
+    for message in messages:
+        _check_key(message.key)
+        if message.channel not in OutboundMessage.Channel.values:
+            raise ValueError("unknown channel")
+        if not message.to or not message.body:
+            raise ValueError("a message needs a recipient (text) and a body")
+        if message.channel == OutboundMessage.Channel.SMS and message.subject is not None:
+            raise ValueError("an SMS has no subject")
+        if message.subject is not None and ("\n" in message.subject or "\r" in message.subject):
+            raise ValueError("an e-mail subject is one line")
+        rows.append(
+            OutboundMessage(
+                key=message.key,
+                channel=message.channel,
+                recipient=message.to,
+                subject=message.subject,
+                body=message.body,
+                next_attempt_at=now,
+            )
+        )
+    using = router.db_for_write(OutboundMessage)
+    # bulk_create calls each field's pre_save, which seals recipient, subject and body to the row's own pk.
+    OutboundMessage.objects.using(using).bulk_create(rows, ignore_conflicts=True)
+    if not _hurry_registered(using):
+        transaction.on_commit(_hurry_sending, using=using)

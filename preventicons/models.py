@@ -1,1 +1,84 @@
 """Platform-level models (identity database)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from preventicons.fields import EncryptedTextField
+
+
+class OutboundMessage(models.Model):
+    """One e-mail or SMS in the outbox: queued once per key, sent at least once, its content wiped when done.
+
+    The row outlives its content on purpose: the unique ``key`` is what makes queueing idempotent, so a
+    retried job that queues the same message again finds the row and sends nothing twice.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("e-mail")
+        SMS = "sms", _("SMS")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # An opaque idempotency key such as "enrol:<participant uuid>:email:1"; never an address or a name.
+    key = models.CharField(max_length=200, unique=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    # Sealed while pending; set to None once sent or failed (the body carries link tokens).
+    recipient = EncryptedTextField(null=True)
+    subject = EncryptedTextField(null=True)
+    body = EncryptedTextField(null=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When a pending row is next due; while a sender holds it, the end of that sender's lease.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(max_length=200, blank=True, default="")
+    # A short classification such as "twilio 400 code 21211": never the address, the number or the body.
+    last_error = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="outbox_pending_due",
+            ),
+            models.Index(fields=["created_at"], name="outbox_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(channel__in=["email", "sms"]) & Q(status__in=["pending", "sent", "failed"]),
+                name="outbox_known_channel_and_status",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="pending") | Q(next_attempt_at__isnull=False),
+                name="outbox_pending_has_due_time",
+            ),
+            # What has been sent, or given up on, keeps no address and no body (with its link tokens).
+            models.CheckConstraint(
+                condition=Q(status="pending")
+                | Q(recipient__isnull=True, subject__isnull=True, body__isnull=True),
+                name="outbox_finished_holds_no_content",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="outbox_sent_has_sent_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(channel="sms") | Q(subject__isnull=True),
+                name="outbox_sms_has_no_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} message {self.pk} ({self.status})"

@@ -1,0 +1,25 @@
+"""Celery tasks of the platform: thin wrappers around preventicons.messaging, safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from preventicons import messaging
+
+BATCH_SIZE = 100
+
+
+@shared_task(name="preventicons.tasks.send_due_messages", ignore_result=True)
+def send_due_messages() -> int:
+    """Send what is due in the outbox. No task retry: a failed message waits in its row, with its backoff."""
+    report = messaging.send_due_messages(limit=BATCH_SIZE)
+    if report.claimed >= BATCH_SIZE:
+        # A full batch (a weekly round): more may be due, so carry on now instead of at the next beat.
+        send_due_messages.delay()
+    return report.sent
+
+
+@shared_task(name="preventicons.tasks.prune_sent_messages", ignore_result=True)
+def prune_sent_messages() -> int:
+    """Delete sent and failed outbox rows older than MESSAGE_RETENTION_DAYS; pending rows stay."""
+    return messaging.prune_finished_messages()

@@ -1,0 +1,670 @@
+"""The outbox: queued once per key, sent at least once and never twice by a retry, sealed, and quiet in logs.
+
+SMS go through the real twilio SDK over HTTP to a local fake endpoint; e-mail through Django's SMTP backend
+to a real local SMTP server. Time moves with time-machine, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.cache import cache
+from django.db import IntegrityError, connection, connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+from two_factor.plugins.phonenumber.models import PhoneDevice
+
+from participants.models import StaffUser
+from preventicons import messaging, tasks
+from preventicons.celery import app as celery_app
+from preventicons.messaging import (
+    CLAIM_LEASE,
+    MemorySmsGateway,
+    TwoFactorSmsGateway,
+    queue_email,
+    queue_sms,
+    retry_delay,
+    send_due_messages,
+)
+from preventicons.models import OutboundMessage
+from tests.fakes.celery import celery_on_broker, unused_tcp_port
+from tests.fakes.smtp import FakeSmtpServer
+from tests.fakes.twilio import FakeTwilio
+
+NUMBER = "+31612345678"
+ADDRESS = "j.jansen@zorggroep-noord.example"
+LINK_TOKEN = "Zk3v9QpL0xT7mN2bR8cW4yH6jD1sF5gA"
+SMS_BODY = f"Uw code staat klaar: https://preventicons.example/i/{LINK_TOKEN}/"
+EMAIL_SUBJECT = "Welkom bij Preventicons, Jan Jansen"
+EMAIL_BODY = f"Beste Jan,\n\nKlik op https://preventicons.example/i/{LINK_TOKEN}/ om te beginnen.\n"
+
+
+def row(key: str) -> OutboundMessage:
+    return OutboundMessage.objects.get(key=key)
+
+
+def raw_columns(key: str) -> tuple[Any, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT recipient, subject, body FROM preventicons_outboundmessage WHERE key = %s",
+            [key],
+        )
+        found = cursor.fetchone()
+    assert found is not None
+    return tuple(found)
+
+
+@pytest.fixture
+def clock(time_machine: Any) -> Any:
+    time_machine.move_to(timezone.now(), tick=True)
+    return time_machine
+
+
+def past_any_backoff(clock: Any, settings: Any) -> None:
+    clock.shift(dt.timedelta(seconds=settings.MESSAGE_RETRY_MAX_SECONDS + 1))
+
+
+# --- Queueing ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_queued_message_is_sealed_in_the_database() -> None:
+    assert queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+
+    stored = raw_columns("enrol:p1:email:1")
+    for column, plaintext in zip(stored, (ADDRESS, EMAIL_SUBJECT, EMAIL_BODY), strict=True):
+        assert column.startswith("v1.")
+        assert plaintext not in column
+        assert LINK_TOKEN not in column and "jansen" not in column.lower()
+    message = row("enrol:p1:email:1")
+    assert (message.recipient, message.subject, message.body) == (ADDRESS, EMAIL_SUBJECT, EMAIL_BODY)
+    assert message.status == OutboundMessage.Status.PENDING
+
+
+@pytest.mark.django_db
+def test_queueing_the_same_key_twice_keeps_one_row_and_sends_once() -> None:
+    assert queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY) is True
+    assert queue_sms(key="code:p1:sms:1", to="+31699999999", body="another body") is False
+
+    assert OutboundMessage.objects.filter(key="code:p1:sms:1").count() == 1
+    assert send_due_messages().sent == 1
+    assert queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY) is False
+    assert send_due_messages().sent == 0
+    assert MemorySmsGateway.outbox == [{"to": NUMBER, "body": SMS_BODY, "id": "memory-1"}]
+
+
+@pytest.mark.django_db
+def test_a_key_is_bound_to_its_channel() -> None:
+    queue_sms(key="code:p1:1", to=NUMBER, body=SMS_BODY)
+    with pytest.raises(ValueError, match="another channel"):
+        queue_email(key="code:p1:1", to=ADDRESS, subject="s", body="b")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["", "enrol:j.jansen@example.org:1", "enrol p1", "x" * 201, "enrol:jänsen"])
+def test_a_key_that_could_carry_personal_data_is_refused(key: str) -> None:
+    with pytest.raises(ValueError):
+        queue_sms(key=key, to=NUMBER, body=SMS_BODY)
+    assert not OutboundMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_queueing_of_one_key_inserts_once() -> None:
+    first_inserted, second_started = threading.Event(), threading.Event()
+    results: dict[str, bool] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                results["first"] = queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+                first_inserted.set()
+                second_started.wait(timeout=10)
+                # Hold the transaction open while the second insert waits on the unique index.
+                time.sleep(0.3)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            first_inserted.wait(timeout=10)
+            second_started.set()
+            with transaction.atomic():
+                results["second"] = queue_sms(key="code:p1:sms:1", to="+31699999999", body="other")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert results == {"first": True, "second": False}
+    assert OutboundMessage.objects.count() == 1
+    assert [sms["to"] for sms in MemorySmsGateway.outbox] == [NUMBER]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_sends_nothing() -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+        queue_sms(key="enrol:p1:sms:1", to=NUMBER, body=SMS_BODY)
+        raise RuntimeError("the enrolment failed")
+    with transaction.atomic(), pytest.raises(RuntimeError), transaction.atomic():
+        queue_sms(key="enrol:p2:sms:1", to=NUMBER, body=SMS_BODY)
+        raise RuntimeError("only this savepoint rolls back")
+
+    assert not OutboundMessage.objects.exists()
+    send_due_messages()
+    assert mail.outbox == [] and MemorySmsGateway.outbox == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_message_is_sent_on_commit() -> None:
+    with transaction.atomic():
+        queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+        assert mail.outbox == []
+
+    assert [message.to for message in mail.outbox] == [[ADDRESS]]
+    assert row("enrol:p1:email:1").status == OutboundMessage.Status.SENT
+
+
+@pytest.mark.django_db
+def test_one_transaction_queueing_many_messages_publishes_one_run(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        for n in range(5):
+            queue_sms(key=f"weekly:p{n}:sms", to=NUMBER, body=SMS_BODY)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue_sms(key="weekly:rolled-back:sms", to=NUMBER, body=SMS_BODY)
+            raise RuntimeError
+
+    assert len(callbacks) == 1
+    assert len(MemorySmsGateway.outbox) == 5
+
+
+@pytest.mark.django_db
+def test_a_nudge_lost_with_a_savepoint_is_registered_again(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue_sms(key="weekly:rolled-back:sms", to=NUMBER, body=SMS_BODY)
+            raise RuntimeError
+        queue_sms(key="weekly:p1:sms", to=NUMBER, body=SMS_BODY)
+
+    assert len(callbacks) == 1
+    assert [sms["to"] for sms in MemorySmsGateway.outbox] == [NUMBER]
+
+
+@pytest.mark.django_db
+def test_lazy_translations_are_queued_as_text_and_a_subject_is_one_line() -> None:
+    assert queue_email(
+        key="enrol:p1:email:1", to=ADDRESS, subject=gettext_lazy("Welcome"), body=gettext_lazy("Hi")
+    )
+    assert row("enrol:p1:email:1").subject == "Welcome"
+    with pytest.raises(ValueError, match="one line"):
+        queue_email(key="enrol:p2:email:1", to=ADDRESS, subject="Welcome\nBcc: x@example.org", body="b")
+
+
+@pytest.mark.django_db
+def test_an_unreachable_broker_loses_no_message(
+    caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    with (
+        celery_on_broker(f"redis://127.0.0.1:{unused_tcp_port()}/0"),
+        caplog.at_level(logging.WARNING),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+
+    assert len(callbacks) == 1
+    assert "broker unreachable" in caplog.text
+    assert NUMBER not in caplog.text and LINK_TOKEN not in caplog.text
+    assert row("code:p1:sms:1").status == OutboundMessage.Status.PENDING
+    # The periodic run (beat) picks the message up.
+    assert tasks.send_due_messages.delay().get() == 1
+    assert [sms["to"] for sms in MemorySmsGateway.outbox] == [NUMBER]
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_finished_message_that_keeps_its_content() -> None:
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboundMessage.objects.filter(key="code:p1:sms:1").update(status="sent", sent_at=timezone.now())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboundMessage.objects.filter(key="code:p1:sms:1").update(status="failed", next_attempt_at=None)
+
+
+# --- Sending SMS through the Twilio SDK --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_sms_goes_through_the_twilio_sdk_to_the_api(fake_twilio: FakeTwilio) -> None:
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+
+    report = send_due_messages()
+
+    assert report.sent == 1
+    assert [(m["To"], m["From"], m["Body"]) for m in fake_twilio.messages] == [
+        (NUMBER, fake_twilio.from_number, SMS_BODY)
+    ]
+    request = fake_twilio.requests[0]
+    assert request.path == f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
+    assert request.authorised
+    message = row("code:p1:sms:1")
+    assert message.status == OutboundMessage.Status.SENT
+    assert message.provider_id == fake_twilio.messages[0]["sid"]
+    assert message.attempts == 1 and message.sent_at is not None
+
+
+@pytest.mark.django_db
+def test_sent_message_keeps_no_recipient_or_body(fake_twilio: FakeTwilio) -> None:
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+    send_due_messages()
+
+    assert raw_columns("code:p1:sms:1") == (None, None, None)
+    message = row("code:p1:sms:1")
+    assert message.recipient is None and message.body is None
+
+
+@pytest.mark.django_db
+def test_twilio_500_is_retried_after_backoff_and_delivered_once(
+    fake_twilio: FakeTwilio, clock: Any, settings: Any
+) -> None:
+    fake_twilio.fail_next(1, status=500)
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+
+    first = send_due_messages()
+    message = row("code:p1:sms:1")
+    assert (first.sent, first.deferred) == (0, 1)
+    assert message.status == OutboundMessage.Status.PENDING
+    assert message.attempts == 1 and message.last_error == "twilio 500 code 20500"
+    assert message.next_attempt_at is not None
+    assert message.next_attempt_at > timezone.now() + dt.timedelta(
+        seconds=settings.MESSAGE_RETRY_BASE_SECONDS / 3
+    )
+
+    assert send_due_messages().claimed == 0  # not due yet: the backoff holds
+    assert len(fake_twilio.requests) == 1
+
+    past_any_backoff(clock, settings)
+    assert send_due_messages().sent == 1
+    assert send_due_messages().claimed == 0
+
+    assert [request.status for request in fake_twilio.requests] == [500, 201]
+    assert [m["Body"] for m in fake_twilio.messages] == [SMS_BODY]
+    message = row("code:p1:sms:1")
+    assert (
+        message.status == OutboundMessage.Status.SENT and message.attempts == 2 and message.last_error == ""
+    )
+
+
+@pytest.mark.django_db
+def test_twilio_429_is_transient(fake_twilio: FakeTwilio, clock: Any, settings: Any) -> None:
+    fake_twilio.fail_next(1, status=429)
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+
+    assert send_due_messages().deferred == 1
+    assert row("code:p1:sms:1").last_error == "twilio 429 code 20429"
+    past_any_backoff(clock, settings)
+    assert send_due_messages().sent == 1
+    assert len(fake_twilio.messages) == 1
+
+
+@pytest.mark.django_db
+def test_twilio_400_invalid_number_fails_without_retry(
+    fake_twilio: FakeTwilio, clock: Any, settings: Any
+) -> None:
+    fake_twilio.fail_next(1, status=400, code=21211)
+    queue_sms(key="code:p1:sms:1", to="+3161234", body=SMS_BODY)
+
+    report = send_due_messages()
+    past_any_backoff(clock, settings)
+    send_due_messages()
+
+    assert report.failed == 1
+    assert len(fake_twilio.requests) == 1 and fake_twilio.messages == []
+    message = row("code:p1:sms:1")
+    assert message.status == OutboundMessage.Status.FAILED
+    assert message.last_error == "twilio 400 code 21211"
+    assert raw_columns("code:p1:sms:1") == (None, None, None)
+
+
+@pytest.mark.django_db
+def test_transient_failures_end_after_max_attempts(
+    fake_twilio: FakeTwilio, clock: Any, settings: Any
+) -> None:
+    settings.MESSAGE_MAX_ATTEMPTS = 3
+    fake_twilio.fail_next(10, status=503)
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+
+    for _ in range(6):
+        send_due_messages()
+        past_any_backoff(clock, settings)
+
+    assert len(fake_twilio.requests) == 3
+    message = row("code:p1:sms:1")
+    assert message.status == OutboundMessage.Status.FAILED and message.attempts == 3
+    assert raw_columns("code:p1:sms:1") == (None, None, None)
+
+
+@pytest.mark.django_db
+def test_a_doubled_run_sends_once(fake_twilio: FakeTwilio) -> None:
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+
+    assert tasks.send_due_messages.delay().get() == 1
+    assert tasks.send_due_messages.delay().get() == 0
+    assert len(fake_twilio.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_send_each_message_once(fake_twilio: FakeTwilio) -> None:
+    for n in range(4):
+        # Straight into the table: queue_sms would send each at commit, and here the runs must race.
+        OutboundMessage(
+            key=f"code:p{n}:sms:1",
+            channel=OutboundMessage.Channel.SMS,
+            recipient=f"+3161234567{n}",
+            body=f"{SMS_BODY} #{n}",
+            next_attempt_at=timezone.now(),
+        ).save()
+    fake_twilio.delay = 0.2  # keep each provider call in flight while the other run looks for work
+    reports: list[messaging.SendReport] = []
+
+    def run() -> None:
+        try:
+            reports.append(send_due_messages())
+        finally:
+            connections.close_all()
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=60)
+
+    assert sum(report.sent for report in reports) == 4
+    assert sorted(m["To"] for m in fake_twilio.messages) == [f"+3161234567{n}" for n in range(4)]
+    assert OutboundMessage.objects.filter(status=OutboundMessage.Status.SENT).count() == 4
+
+
+class CrashingSmsGateway:
+    """Stands for a worker that dies during the provider call: the outcome is never recorded."""
+
+    def send(self, *, to: str, body: str) -> str:
+        raise RuntimeError("worker died mid-call")
+
+
+@pytest.mark.django_db
+def test_a_send_that_never_reported_back_is_sent_after_the_lease(clock: Any, settings: Any) -> None:
+    settings.SMS_GATEWAY = f"{__name__}.CrashingSmsGateway"
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+    with pytest.raises(RuntimeError):
+        send_due_messages()
+
+    settings.SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
+    assert send_due_messages().claimed == 0  # still leased to the sender that died
+    clock.shift(CLAIM_LEASE + dt.timedelta(seconds=1))
+    assert send_due_messages().sent == 1
+    assert len(MemorySmsGateway.outbox) == 1
+    assert row("code:p1:sms:1").attempts == 2
+
+
+def test_retry_delay_doubles_is_capped_and_jittered(settings: Any) -> None:
+    settings.MESSAGE_RETRY_BASE_SECONDS = 30
+    settings.MESSAGE_RETRY_MAX_SECONDS = 3600
+    for attempts in range(1, 15):
+        expected = min(3600, 30 * 2 ** (attempts - 1))
+        delays = {retry_delay(attempts=attempts).total_seconds() for _ in range(20)}
+        assert all(expected / 2 <= delay <= expected for delay in delays)
+        assert len(delays) > 1
+
+
+# --- Sending e-mail through a real SMTP server -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_email_reaches_the_smtp_server(smtp_server: FakeSmtpServer, settings: Any) -> None:
+    queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+    queue_email(key="enrol:p2:email:1", to="b@zorggroep-noord.example", subject="Hallo", body="Tekst")
+
+    assert send_due_messages().sent == 2
+
+    first = smtp_server.messages[0]
+    assert first.rcpt_tos == [ADDRESS]
+    assert first.message["Subject"] == EMAIL_SUBJECT
+    assert first.message["From"] == settings.DEFAULT_FROM_EMAIL
+    assert first.message.get_content().replace("\r\n", "\n") == EMAIL_BODY
+    assert first.message["Message-ID"] == row("enrol:p1:email:1").provider_id
+    assert [m.rcpt_tos for m in smtp_server.messages[1:]] == [["b@zorggroep-noord.example"]]
+    assert raw_columns("enrol:p1:email:1") == (None, None, None)
+
+
+@pytest.mark.django_db
+def test_refused_mailbox_fails_permanently_and_the_next_email_still_goes(smtp_server: FakeSmtpServer) -> None:
+    smtp_server.refuse_next_recipients(1, f"550 5.1.1 <{ADDRESS}>: Recipient address rejected")
+    queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+    queue_email(key="enrol:p2:email:1", to="b@zorggroep-noord.example", subject="Hallo", body="Tekst")
+
+    report = send_due_messages()
+
+    assert (report.sent, report.failed) == (1, 1)
+    failed = row("enrol:p1:email:1")
+    assert failed.status == OutboundMessage.Status.FAILED
+    assert failed.last_error == "smtp recipient refused 550"
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["b@zorggroep-noord.example"]]
+
+
+@pytest.mark.django_db
+def test_temporary_smtp_refusal_is_retried(smtp_server: FakeSmtpServer, clock: Any, settings: Any) -> None:
+    smtp_server.refuse_next_recipients(1, "451 4.7.1 Greylisted, try again later")
+    queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+
+    assert send_due_messages().deferred == 1
+    assert row("enrol:p1:email:1").last_error == "smtp recipient refused 451"
+    past_any_backoff(clock, settings)
+    assert send_due_messages().sent == 1
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.django_db
+def test_unreachable_smtp_server_is_retried(settings: Any) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", unused_tcp_port()
+    queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+
+    assert send_due_messages().deferred == 1
+    message = row("enrol:p1:email:1")
+    assert message.status == OutboundMessage.Status.PENDING
+    assert message.last_error == "smtp unreachable (ConnectionRefusedError)"
+    assert message.recipient == ADDRESS  # kept, sealed, for the next attempt
+
+
+# --- Logs --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_failing_sends_log_no_number_address_body_or_token(
+    fake_twilio: FakeTwilio,
+    smtp_server: FakeSmtpServer,
+    caplog: pytest.LogCaptureFixture,
+    clock: Any,
+    settings: Any,
+) -> None:
+    settings.MESSAGE_MAX_ATTEMPTS = 2
+    caplog.set_level(logging.DEBUG)
+    # Twilio and SMTP servers quote the number or address in their error text.
+    fake_twilio.fail_next(1, status=400, message=f"The 'To' number {NUMBER} is not a valid phone number.")
+    fake_twilio.fail_next(1, status=500)
+    smtp_server.refuse_next_recipients(1, f"550 5.1.1 <{ADDRESS}>: unknown user")
+    smtp_server.refuse_next_recipients(2, f"452 4.2.2 <b@zorggroep-noord.example> {EMAIL_SUBJECT} over quota")
+    queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
+    queue_sms(key="code:p2:sms:1", to="+31687654321", body=SMS_BODY)
+    queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+    queue_email(
+        key="enrol:p2:email:1", to="b@zorggroep-noord.example", subject=EMAIL_SUBJECT, body=EMAIL_BODY
+    )
+
+    send_due_messages()
+    past_any_backoff(clock, settings)
+    send_due_messages()
+
+    statuses = dict(OutboundMessage.objects.values_list("key", "status"))
+    assert statuses == {
+        "code:p1:sms:1": "failed",
+        "code:p2:sms:1": "sent",
+        "enrol:p1:email:1": "failed",
+        "enrol:p2:email:1": "failed",
+    }
+    assert any(record.levelno >= logging.WARNING for record in caplog.records)
+    logged = caplog.text + "".join(str(record.args) for record in caplog.records)
+    errors = "".join(OutboundMessage.objects.values_list("last_error", flat=True))
+    for secret in (
+        NUMBER,
+        "612345678",
+        "+31687654321",
+        ADDRESS,
+        "zorggroep-noord",
+        LINK_TOKEN,
+        "Jansen",
+        "Beste Jan",
+    ):
+        assert secret not in logged
+        assert secret not in errors
+
+
+# --- Retention and tasks -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_prune_deletes_finished_messages_after_retention_and_keeps_pending(clock: Any, settings: Any) -> None:
+    settings.MESSAGE_RETENTION_DAYS = 90
+    settings.SMS_GATEWAY = f"{__name__}.RefusingSmsGateway"
+    queue_sms(key="old:failed", to=NUMBER, body=SMS_BODY)
+    send_due_messages()
+    settings.SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
+    queue_sms(key="old:sent", to=NUMBER, body=SMS_BODY)
+    send_due_messages()
+    queue_sms(key="old:pending", to=NUMBER, body=SMS_BODY)
+    # Still waiting for its next attempt when the retention period has passed.
+    OutboundMessage.objects.filter(key="old:pending").update(
+        next_attempt_at=timezone.now() + dt.timedelta(days=120)
+    )
+    clock.shift(dt.timedelta(days=91))
+    queue_sms(key="recent:sent", to=NUMBER, body=SMS_BODY)
+    send_due_messages()
+
+    assert tasks.prune_sent_messages.delay().get() == 2
+
+    assert set(OutboundMessage.objects.values_list("key", flat=True)) == {"old:pending", "recent:sent"}
+    assert tasks.prune_sent_messages.delay().get() == 0
+
+
+class RefusingSmsGateway:
+    def send(self, *, to: str, body: str) -> str:
+        raise messaging.PermanentSendError("test refusal")
+
+
+def test_the_beat_schedule_names_registered_tasks(settings: Any) -> None:
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        if entry["task"].startswith("preventicons."):
+            assert entry["task"] in celery_app.tasks
+    assert {"preventicons.tasks.send_due_messages", "preventicons.tasks.prune_sent_messages"} <= {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+
+
+# --- Staff login codes by SMS ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_phone(db: Any) -> Iterator[PhoneDevice]:
+    user = StaffUser.objects.create_user(username="cm-sms", password="correct horse battery staple")
+    device = PhoneDevice.objects.create(
+        user=user, name="default", number=NUMBER, method="sms", confirmed=True
+    )
+    cache.delete(messaging.staff_sms_counter_key(user_id=user.pk))
+    yield device
+    cache.delete(messaging.staff_sms_counter_key(user_id=user.pk))
+
+
+def test_staff_login_code_goes_out_by_sms_at_once(staff_phone: PhoneDevice, fake_twilio: FakeTwilio) -> None:
+    staff_phone.generate_challenge()  # what django-two-factor-auth's login view does
+
+    assert [m["To"] for m in fake_twilio.messages] == [NUMBER]
+    code = re.search(r"\b(\d{6})\b", fake_twilio.messages[0]["Body"])
+    assert code is not None
+    assert staff_phone.verify_token(code.group(1))
+    assert not OutboundMessage.objects.exists()  # not through the outbox: the code lives minutes
+
+
+def test_staff_sms_limit_refuses_the_next_code(
+    staff_phone: PhoneDevice, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.STAFF_SMS_PER_HOUR = 3
+    for _ in range(3):
+        staff_phone.generate_challenge()
+    with caplog.at_level(logging.WARNING):
+        staff_phone.generate_challenge()
+        refused = TwoFactorSmsGateway().send_sms(staff_phone, "123456")
+
+    assert refused is False
+    assert len(MemorySmsGateway.outbox) == 3
+    assert "STAFF_SMS_PER_HOUR" in caplog.text and NUMBER not in caplog.text and "123456" not in caplog.text
+
+
+def test_staff_sms_limit_is_per_user(staff_phone: PhoneDevice, settings: Any) -> None:
+    settings.STAFF_SMS_PER_HOUR = 1
+    other_user = StaffUser.objects.create_user(username="hr-sms", password="correct horse battery staple")
+    other = PhoneDevice.objects.create(user=other_user, name="default", number="+31687654321", method="sms")
+    cache.delete(messaging.staff_sms_counter_key(user_id=other_user.pk))
+    try:
+        assert TwoFactorSmsGateway().send_sms(staff_phone, "111111") is True
+        assert TwoFactorSmsGateway().send_sms(staff_phone, "222222") is False
+        assert TwoFactorSmsGateway().send_sms(other, "333333") is True
+    finally:
+        cache.delete(messaging.staff_sms_counter_key(user_id=other_user.pk))
+    assert [sms["to"] for sms in MemorySmsGateway.outbox] == [NUMBER, "+31687654321"]
+
+
+def test_staff_sms_limit_holds_under_concurrent_requests(staff_phone: PhoneDevice, settings: Any) -> None:
+    settings.STAFF_SMS_PER_HOUR = 5
+    start = threading.Barrier(12)
+
+    def request_code() -> None:
+        start.wait(timeout=10)
+        TwoFactorSmsGateway().send_sms(staff_phone, "123456")
+
+    threads = [threading.Thread(target=request_code) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(MemorySmsGateway.outbox) == 5
+
+
+def test_staff_sms_limit_opens_again_after_an_hour(
+    staff_phone: PhoneDevice, settings: Any, clock: Any
+) -> None:
+    # The local-memory cache keeps time with time.time(), which time-machine moves (Redis keeps its own).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.STAFF_SMS_PER_HOUR = 1
+    assert TwoFactorSmsGateway().send_sms(staff_phone, "111111") is True
+    clock.shift(dt.timedelta(minutes=59))
+    assert TwoFactorSmsGateway().send_sms(staff_phone, "222222") is False
+    clock.shift(dt.timedelta(minutes=2))
+    assert TwoFactorSmsGateway().send_sms(staff_phone, "333333") is True
+
+
+def test_login_codes_by_phone_call_are_not_offered(staff_phone: PhoneDevice) -> None:
+    with pytest.raises(NotImplementedError, match="phone"):
+        TwoFactorSmsGateway().make_call(staff_phone, "123456")
