@@ -1,15 +1,29 @@
-"""Staff roles as Django groups, and the guards every staff view uses."""
+"""Staff roles as Django groups, and the guards every staff page (the Django admin included) uses.
+
+A staff page needs a password and a second factor. Employer staff are scoped to their organisation;
+casemanagers and auditors have none (they are scoped by assigned dossiers and attestations). Admin access
+follows the ``admin`` role (or ``is_superuser``), never Django's ``is_staff`` flag.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
+from collections.abc import Callable, Collection
+from functools import update_wrapper, wraps
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
+from two_factor.admin import AdminSiteOTPRequired
+from two_factor.utils import default_device
+
+if TYPE_CHECKING:
+    # Only for the annotations: preventicons stands beneath the apps and imports none of them.
+    from participants.models import Organisation
 
 
 class Role(enum.StrEnum):
@@ -17,6 +31,18 @@ class Role(enum.StrEnum):
     EMPLOYER = "employer"
     AUDITOR = "auditor"
     ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return str(ROLE_LABELS[self])
+
+
+ROLE_LABELS = {
+    Role.CASEMANAGER: _("ARBO casemanager"),
+    Role.EMPLOYER: _("employer (HR)"),
+    Role.AUDITOR: _("auditor (Anoniem Garant)"),
+    Role.ADMIN: _("platform administrator"),
+}
 
 
 def roles_of(user: Any) -> set[Role]:
@@ -33,9 +59,77 @@ def has_role(user: Any, role: Role) -> bool:
     return role in roles_of(user)
 
 
+def has_second_factor(user: Any) -> bool:
+    """Logged in with a password and, in this session, a second factor (django-otp's verification)."""
+    return bool(getattr(user, "is_authenticated", False) and user.is_verified())
+
+
 def is_verified_staff(user: Any) -> bool:
-    """Logged in with a password and a second factor (django-otp's verification)."""
-    return bool(getattr(user, "is_authenticated", False) and user.is_verified() and roles_of(user))
+    """Logged in with a password and a second factor, and holding a staff role."""
+    return has_second_factor(user) and bool(roles_of(user))
+
+
+def check_role_assignment(*, roles: Collection[Role], has_organisation: bool) -> None:
+    """Raise ValidationError unless these roles and organisation fit one staff account.
+
+    An employer belongs to exactly one organisation and holds no other role: HR staff that could also open
+    dossiers or attestations would see per person what the employer must only see in aggregate.
+    """
+    errors: list[ValidationError] = []
+    if Role.EMPLOYER in roles:
+        if not has_organisation:
+            errors.append(ValidationError(_("Employer staff must belong to an organisation.")))
+        if len(set(roles)) > 1:
+            errors.append(ValidationError(_("The employer role cannot be combined with another role.")))
+    elif has_organisation:
+        errors.append(ValidationError(_("Only employer staff belong to an organisation.")))
+    if errors:
+        raise ValidationError(errors)
+
+
+def organisation_of(user: Any) -> Organisation:
+    """The one organisation whose pages this employer may see; PermissionDenied for anyone else."""
+    if not has_role(user, Role.EMPLOYER) or user.organisation_id is None:
+        raise PermissionDenied
+    organisation: Organisation = user.organisation
+    return organisation
+
+
+def check_organisation_access(user: Any, organisation: Organisation) -> None:
+    """Return only for a platform admin or for employer staff of this very organisation."""
+    if has_role(user, Role.ADMIN):
+        return
+    if organisation_of(user).pk != organisation.pk:
+        raise PermissionDenied
+
+
+def refuse_without_second_factor(request: HttpRequest) -> HttpResponse | None:
+    """A redirect for a visitor who has not passed both factors, or None when they have.
+
+    Without a login: to the login page. With a password only: to the set-up of a second factor when the
+    account has none yet, otherwise back to the login to enter the code.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if has_second_factor(user):
+        return None
+    if default_device(user) is None:
+        return redirect("two_factor:setup")
+    return redirect_to_login(request.get_full_path())
+
+
+def second_factor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Let through only a session that passed the password and the second factor."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refusal = refuse_without_second_factor(request)
+        if refusal is not None:
+            return refusal
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def staff_required(*allowed: Role) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -44,13 +138,10 @@ def staff_required(*allowed: Role) -> Callable[[Callable[..., HttpResponse]], Ca
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            user = request.user
-            if not user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            if not user.is_verified():  # type: ignore[union-attr]
-                # Password alone is never enough for a staff page: finish (or set up) two-factor first.
-                return redirect_to_login(request.get_full_path())
-            mine = roles_of(user)
+            refusal = refuse_without_second_factor(request)
+            if refusal is not None:
+                return refusal
+            mine = roles_of(request.user)
             if not mine or (allowed and not mine.intersection(allowed)):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
@@ -58,3 +149,54 @@ def staff_required(*allowed: Role) -> Callable[[Callable[..., HttpResponse]], Ca
         return wrapped
 
     return decorator
+
+
+class PlatformAdminSite(AdminSiteOTPRequired):
+    """The Django admin, for platform admins with both factors only; other staff get 403, not a login form."""
+
+    site_header = _("Preventicons administration")
+    site_title = _("Preventicons administration")
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return has_second_factor(request.user) and has_role(request.user, Role.ADMIN)
+
+    def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
+        inner = super().admin_view(view, cacheable)
+
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            refusal = refuse_without_second_factor(request)
+            if refusal is not None:
+                return refusal
+            if not has_role(request.user, Role.ADMIN):
+                raise PermissionDenied
+            return inner(request, *args, **kwargs)
+
+        return update_wrapper(guarded, inner)
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if has_second_factor(request.user):
+            if not has_role(request.user, Role.ADMIN):
+                raise PermissionDenied
+            return redirect("admin:index")
+        return super().login(request, extra_context)
+
+
+class PlatformAdminPermissions(BaseBackend):
+    """Platform admins hold every model permission, as a superuser does; nobody else gets any from here.
+
+    What the admin shows is limited by the ModelAdmins, which never display decrypted personal data.
+    """
+
+    cache_attribute = "_preventicons_platform_admin"
+
+    def is_platform_admin(self, user_obj: Any) -> bool:
+        # The admin asks for each permission of each model on every page: one query per user object.
+        if not hasattr(user_obj, self.cache_attribute):
+            setattr(user_obj, self.cache_attribute, has_role(user_obj, Role.ADMIN))
+        return bool(getattr(user_obj, self.cache_attribute))
+
+    def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
+        return self.is_platform_admin(user_obj)
+
+    def has_module_perms(self, user_obj: Any, app_label: str) -> bool:
+        return self.is_platform_admin(user_obj)

@@ -1,19 +1,40 @@
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 from django.views.i18n import set_language
-from two_factor.admin import AdminSiteOTPRequired
-from two_factor.urls import urlpatterns as two_factor_patterns
+from two_factor.views import (
+    BackupTokensView,
+    LoginView,
+    ProfileView,
+    QRGeneratorView,
+    SetupCompleteView,
+)
 
 from preventicons import views
+from preventicons.roles import PlatformAdminSite, second_factor_required
 
-# The Django admin asks for a second factor too, like every other staff page.
-admin.site.__class__ = AdminSiteOTPRequired
+# The Django admin asks for a second factor and the admin role, like every other staff page.
+admin.site.__class__ = PlatformAdminSite
+
+# two-factor's URLs under its own names, composed here rather than included whole: staff set up a TOTP
+# app first (SMS only as a backup phone), and there is no page to switch two-factor off.
+two_factor_patterns = [
+    path("account/login/", LoginView.as_view(), name="login"),
+    path("account/two_factor/setup/", views.StaffSetupView.as_view(), name="setup"),
+    path("account/two_factor/qrcode/", QRGeneratorView.as_view(), name="qr"),
+    path("account/two_factor/setup/complete/", SetupCompleteView.as_view(), name="setup_complete"),
+    path("account/two_factor/backup/tokens/", BackupTokensView.as_view(), name="backup_tokens"),
+    path("account/two_factor/", second_factor_required(ProfileView.as_view()), name="profile"),
+    path("account/two_factor/phone/", include("two_factor.plugins.phonenumber.urls")),
+]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("staff/", views.staff_home, name="staff-home"),
+    path("account/logout/", LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("", include("participants.urls")),
-    path("", include(two_factor_patterns)),
+    path("", include("scores.urls")),
+    path("", include((two_factor_patterns, "two_factor"))),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,252 @@
+"""The Django admin for platform admins: organisations, agreements, staff, and participants as bare rows.
+
+No page here shows decrypted personal data: a participant is an id, an organisation, a department and a
+status; the sealed fields and the blind indexes are left out of every list, form and filter. Admin access
+itself is granted by the admin role (preventicons/roles.py: PlatformAdminSite).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from two_factor.plugins.phonenumber.models import PhoneDevice
+
+from participants.agreements import MAX_SIGNER_LENGTH, record_agreement
+from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
+from preventicons.roles import Role, check_role_assignment
+
+# Roles are the groups made by a migration; renaming one, or giving it permissions, would change what the
+# role guards mean. Staff get their roles on their own account page.
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+class DepartmentInline(admin.TabularInline):
+    model = Department
+    extra = 1
+    fields = ("name",)
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    list_display = ("name", "sector", "arbo_provider", "contract_start", "contract_end")
+    search_fields = ("name",)
+    list_filter = ("sector",)
+    inlines = (DepartmentInline,)
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ("name", "organisation")
+    list_filter = ("organisation",)
+    search_fields = ("name", "organisation__name")
+    list_select_related = ("organisation",)
+
+
+class AgreementForm(forms.ModelForm):
+    """Records one signed agreement; the signer's name goes in sealed and the document only as its hash."""
+
+    signed_by = forms.CharField(
+        label=_("signed by"),
+        max_length=MAX_SIGNER_LENGTH,
+        help_text=_("Stored encrypted and not shown again."),
+    )
+    document = forms.FileField(
+        label=_("signed document"),
+        help_text=_("Only its SHA-256 is kept; the document itself is not stored."),
+    )
+
+    class Meta:
+        model = ProcessingAgreement
+        fields = ("organisation", "casemanager", "signed_on")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if (cleaned.get("organisation") is None) == (cleaned.get("casemanager") is None):
+            self.add_error(None, _("Choose either an organisation or a casemanager."))
+        signed_on = cleaned.get("signed_on")
+        if isinstance(signed_on, dt.date) and signed_on > timezone.localdate():
+            self.add_error("signed_on", _("An agreement cannot be signed on a date in the future."))
+        return cleaned
+
+
+@admin.register(ProcessingAgreement)
+class ProcessingAgreementAdmin(admin.ModelAdmin):
+    """Agreements are recorded once and never edited or deleted; the sealed signer is never displayed."""
+
+    form = AgreementForm
+    add_fields = ("organisation", "casemanager", "signed_on", "signed_by", "document")
+    view_fields = ("party", "organisation", "casemanager", "signed_on", "document_sha256", "recorded_at")
+    list_display = ("party", "organisation", "casemanager", "signed_on", "recorded_at")
+    list_filter = ("party",)
+    list_select_related = ("organisation", "casemanager")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.view_fields if obj is not None else self.add_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.view_fields if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "casemanager":
+            kwargs["queryset"] = StaffUser.objects.filter(groups__name=Role.CASEMANAGER.value)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        # Through the one operation that records agreements, so its rules hold here too.
+        return record_agreement(
+            organisation=form.cleaned_data["organisation"],
+            casemanager=form.cleaned_data["casemanager"],
+            signed_on=form.cleaned_data["signed_on"],
+            signer=form.cleaned_data["signed_by"],
+            document=_document_bytes(form.cleaned_data["document"]),
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Nothing left to save: save_form recorded the agreement."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """An agreement has no related rows to save."""
+
+
+def _document_bytes(upload: Any) -> bytes:
+    return b"".join(upload.chunks())
+
+
+class StaffRolesForm(forms.ModelForm):
+    """Refuses a combination of roles and organisation that one staff account must not hold."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        groups = cleaned.get("groups")
+        if groups is None:
+            return cleaned
+        roles = {Role(group.name) for group in groups if group.name in Role._value2member_map_}
+        if cleaned.get("is_superuser", self.instance.is_superuser):
+            roles.add(Role.ADMIN)
+        organisation = cleaned.get("organisation", self.instance.organisation)
+        check_role_assignment(roles=roles, has_organisation=organisation is not None)
+        return cleaned
+
+
+class StaffUserChangeForm(StaffRolesForm, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = StaffUser
+
+
+class StaffUserCreationForm(StaffRolesForm, AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = StaffUser
+
+
+@admin.register(StaffUser)
+class StaffUserAdmin(UserAdmin):
+    """Staff accounts. Roles are groups; ``is_staff`` and per-user permissions play no part and are hidden."""
+
+    form = StaffUserChangeForm
+    add_form = StaffUserCreationForm
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Role and scope"), {"fields": ("is_active", "groups", "organisation", "is_superuser")}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "usable_password", "password1", "password2", "groups", "organisation"),
+            },
+        ),
+    )
+    readonly_fields = ("last_login", "date_joined")
+    list_display = ("username", "organisation", "role_names", "is_active", "last_login")
+    list_filter = ("groups", "organisation", "is_active")
+    list_select_related = ("organisation",)
+    filter_horizontal = ("groups",)
+
+    @admin.display(description=_("roles"))
+    def role_names(self, obj: StaffUser) -> str:
+        return ", ".join(sorted(group.name for group in obj.groups.all()))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StaffUser]:
+        return super().get_queryset(request).prefetch_related("groups")
+
+
+# Never shown: what the participant is (name, contact data), and what would link them (pseudonym, indexes).
+PARTICIPANT_SEALED_FIELDS = ("name", "email", "mobile", "pseudonym", "email_index", "mobile_index")
+PARTICIPANT_SHOWN_FIELDS = ("id", "organisation", "department", "status", "is_listed")
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    """Participants as bare rows, to look at only: changes go through the participant's own verified flows."""
+
+    fields = PARTICIPANT_SHOWN_FIELDS
+    readonly_fields = PARTICIPANT_SHOWN_FIELDS
+    exclude = PARTICIPANT_SEALED_FIELDS
+    list_display = PARTICIPANT_SHOWN_FIELDS
+    list_filter = ("organisation", "status", "is_listed")
+    list_select_related = ("organisation", "department")
+    ordering = ("organisation", "department", "status")
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # Django allows a URL filter on any local field (?email_index__startswith=a): counting the rows
+        # that match would read a blind index character by character. Only the offered filters pass.
+        return lookup.split("__", 1)[0] in {"organisation", "department", "status", "is_listed"}
+
+
+class SecondFactorDeviceAdmin(admin.ModelAdmin):
+    """Staff second-factor devices: to look at and to delete (a lost phone), never to make or to read.
+
+    An admin who could add a device, or read a key or backup code, could log in as that staff member.
+    """
+
+    fields = ("user", "name", "confirmed")
+    readonly_fields = fields
+    list_display = fields
+    list_filter = ("confirmed",)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+DEVICE_MODELS: tuple[type[Model], ...] = (TOTPDevice, StaticDevice, PhoneDevice)
+for _device_model in DEVICE_MODELS:
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+    admin.site.register(_device_model, SecondFactorDeviceAdmin)
