@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PORT ?= 8000
+# Links in the demo's e-mails and text messages point at the port `make run` serves on.
+RUN_ENV := PREVENTICONS_SITE_URL=$${PREVENTICONS_SITE_URL:-http://127.0.0.1:$(PORT)}
 
 # Test services: override any of these to point the suite elsewhere.
 PG ?= postgres://postgres@127.0.0.1:5432
@@ -29,14 +31,14 @@ migrate: install
 	for db in default notes casefiles; do $(BIN)/python manage.py migrate --database=$$db --no-input -v0 || exit 1; done
 
 demo: migrate
-	$(BIN)/python manage.py seed_demo
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo
 
 run: demo
 	@echo ""
 	@echo "Preventicons runs at http://127.0.0.1:$(PORT)/  (staff login: http://127.0.0.1:$(PORT)/account/login/)"
 	@echo "Demo logins are printed above by seed_demo. Stop with Ctrl-C."
 	@echo ""
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev
+	$(RUN_ENV) PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev
 
 lint: install
 	$(BIN)/ruff check .
