@@ -3,3 +3,24 @@ from django.apps import AppConfig
 
 class CasefilesConfig(AppConfig):
     name = "casefiles"
+
+    def ready(self) -> None:
+        from casefiles import receivers
+        from participants.signals import participant_inactive, participant_reactivated, participant_stopped
+        from scores.signals import help_requested
+
+        participant_stopped.connect(
+            receivers.close_stopped_participants_dossier,
+            dispatch_uid="casefiles.close_stopped_participants_dossier",
+        )
+        participant_inactive.connect(
+            receivers.make_inactive_participants_dossier_unavailable,
+            dispatch_uid="casefiles.make_inactive_participants_dossier_unavailable",
+        )
+        participant_reactivated.connect(
+            receivers.make_reactivated_participants_dossier_available,
+            dispatch_uid="casefiles.make_reactivated_participants_dossier_available",
+        )
+        help_requested.connect(
+            receivers.open_dossier_on_help_request, dispatch_uid="casefiles.open_dossier_on_help_request"
+        )

@@ -19,6 +19,8 @@ class Dossier(models.Model):
     pseudonym = EncryptedTextField(purpose="casefiles_link", null=True)
     pseudonym_index = models.CharField(max_length=64, null=True, blank=True, unique=True)
     is_open = models.BooleanField(default=True)
+    # False while the participant is inactive: casemanagers see individual scores of active participants only.
+    is_available = models.BooleanField(default=True)
     opened_on = models.DateField()
 
     def __str__(self) -> str:

@@ -18,10 +18,16 @@ class Organisation(models.Model):
     arbo_provider = models.CharField(_("ARBO provider"), max_length=200, blank=True)
     contract_start = models.DateField(_("contract start"), null=True, blank=True)
     contract_end = models.DateField(_("contract end"), null=True, blank=True)
+    # When the weekly round goes out, in Europe/Amsterdam time (scores/rounds.py): 0 is Monday.
+    round_weekday = models.PositiveSmallIntegerField(_("weekday of the weekly round"), default=0)
+    round_hour = models.PositiveSmallIntegerField(_("hour of the weekly round"), default=8)
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(round_weekday__lte=6, round_hour__lte=23), name="organisation_round_moment_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(contract_end__isnull=True)
                 | Q(contract_start__isnull=True)
@@ -106,6 +112,9 @@ class Participant(models.Model):
         ACTIVE = "active", _("active")
         DECLINED = "declined", _("declined")
         STOPPED = "stopped", _("stopped")
+        # No response for settings.INACTIVE_AFTER_WEEKS closed weeks: no weekly links, dossier unavailable,
+        # until they come back (participants.participation.reactivate_participant).
+        INACTIVE = "inactive", _("inactive")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="participants")
@@ -128,6 +137,10 @@ class Participant(models.Model):
     mobile_index = models.CharField(max_length=64, null=True, blank=True)
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
     pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True)
+    # Participation, derived only in the batch that closes a week (participants/participation.py), never
+    # when a score is submitted: the week is all it says, as coarse as the scores themselves.
+    last_response_week = models.DateField(null=True, blank=True)
+    weeks_without_response = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -188,9 +201,22 @@ class ConsentRecord(models.Model):
         GIVEN = "given", _("given")
         CONTACT = "contact", _("consent to be contacted")
         WITHDRAWN = "withdrawn", _("withdrawn")
+        # Restriction and objection (GDPR art. 18 and 21): the participant paused, or resumed, all messages.
+        PAUSED = "paused", _("messages paused")
+        RESUMED = "resumed", _("messages resumed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     text_version = models.CharField(max_length=32)
     recorded_at = models.DateTimeField()
+
+
+class AccountLink(models.Model):
+    """A one-time link to the participant's account, sent by e-mail. Only the token's hash is stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="account_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)

@@ -16,8 +16,45 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from participants.models import Department, Organisation, ProcessingAgreement, StaffUser
 from preventicons.roles import Role
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 ALL_DATABASES = ["default", "notes", "casefiles"]
 STAFF_PASSWORD = "correct horse battery staple"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Name the database and cache servers this run talks to, so a CI log shows which ones were used."""
+    import sqlite3
+
+    import redis
+    from django.conf import settings
+    from django.db import connections
+    from pytest_django.plugin import blocking_manager_key
+
+    lines = []
+    for alias in connections:
+        connection = connections[alias]
+        where = connection.settings_dict["NAME"]
+        if connection.vendor == "postgresql":
+            # The maintenance database: the test databases do not exist yet when the header is printed.
+            with config.stash[blocking_manager_key].unblock(), connection._nodb_cursor() as cursor:
+                cursor.execute("SELECT version()")
+                version = cursor.fetchone()[0].split(" on ")[0]
+            where = f"{where} on {connection.settings_dict['HOST']}:{connection.settings_dict['PORT']}"
+        else:
+            version = f"SQLite {sqlite3.sqlite_version}"
+        lines.append(f"database {alias}: {version} ({where}, tests use test_ databases)")
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            info = client.info("server")
+        finally:
+            client.close()
+        at = client.connection_pool.connection_kwargs
+        lines.append(f"cache: Redis {info['redis_version']} ({at['host']}:{at['port']}/{at['db']})")
+    else:
+        lines.append("cache: local memory (REDIS_URL is not set)")
+    return lines
 
 
 def make_organisation(name: str, sector: str = "zorg", *, signed: bool = True) -> Organisation:
@@ -36,8 +73,11 @@ def make_organisation(name: str, sector: str = "zorg", *, signed: bool = True) -
 
 
 def make_staff(username: str, role: Role, organisation: Organisation | None = None) -> StaffUser:
-    user = StaffUser.objects.create_user(username=username, password=STAFF_PASSWORD, organisation=organisation)
-    user.groups.add(Group.objects.get(name=role.value))
+    user = StaffUser.objects.create_user(
+        username=username, password=STAFF_PASSWORD, organisation=organisation
+    )
+    # get_or_create: a transactional test's flush removes the groups the data migration made.
+    user.groups.add(Group.objects.get_or_create(name=role.value)[0])
     TOTPDevice.objects.create(user=user, name="default", confirmed=True)
     return user
 

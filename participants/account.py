@@ -1,0 +1,530 @@
+"""The participant's own account: see and export everything, correct, pause, and stop (crypto-shredding).
+
+Every operation here acts for the participant whose session it is; the views check that session.
+Corrections and stopping are verified again by both factors (a code by e-mail and a code by SMS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from participants import verification
+from participants.exporting import export_sections
+from participants.models import AccountLink, ConsentRecord, Invitation, Participant, VerificationCode
+from participants.signals import participant_stopped
+from preventicons import crypto, messaging
+from preventicons.dbrouter import ALIASES, DEFAULT
+
+ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
+# Fixed one-hour windows. Counted whether or not the address is known, so the limit itself tells nothing.
+ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR = 3
+ACCOUNT_LINKS_PER_REQUESTER_PER_HOUR = 10
+RATE_WINDOW_SECONDS = 3600
+EXPORT_FORMAT = 1
+
+
+CHANGE = VerificationCode.Purpose.CHANGE
+STOP = VerificationCode.Purpose.STOP
+NAME_MAX_LENGTH = 200
+PHONE_REGION = "NL"
+
+
+def participant_message_key_part(participant: Participant) -> str:
+    """The part every outbox key about this participant contains: "<kind>:<participant uuid>:<detail>"."""
+    return f":{participant.pk}:"
+
+
+def _missing_contact() -> str:
+    return _(
+        "We need both an e-mail address and a mobile number to send you the two codes. Please add the "
+        "missing one first."
+    )
+
+
+def _consented_version(participant: Participant) -> str:
+    latest = participant.consents.filter(kind=ConsentRecord.Kind.GIVEN).order_by("-recorded_at").first()
+    return latest.text_version if latest else ""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What entering the two codes achieved: done, or the codes that failed, or why it was refused."""
+
+    done: bool
+    failed: dict[str, verification.VerifyOutcome] = field(default_factory=dict)
+    refusal: str = ""
+
+
+def _check_codes(
+    participant: Participant, purpose: str, email_code: str, sms_code: str
+) -> dict[str, verification.VerifyOutcome]:
+    # A code verified on an earlier try stays verified: only the other one is asked for again.
+    states = verification.channel_states(participant=participant, purpose=purpose)
+    failed: dict[str, verification.VerifyOutcome] = {}
+    for channel, guess in (
+        (VerificationCode.Channel.EMAIL, email_code),
+        (VerificationCode.Channel.SMS, sms_code),
+    ):
+        if states[channel].status is verification.VerifyStatus.OK or not guess.strip():
+            continue
+        outcome = verification.verify_code(
+            participant=participant, purpose=purpose, channel=channel, code=guess
+        )
+        if not outcome.ok:
+            failed[channel] = outcome
+    return failed
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A correction waiting for both codes.
+
+    A new address or number waits sealed in its code's target (verification.issue_codes). A code has one
+    target, so a new name waits sealed in ``sealed_name`` for the caller to keep (the session) and hand back
+    to confirm_change: it is bound to this participant and opens nowhere else.
+    """
+
+    sealed_name: str | None
+    email_to_new_address: bool
+    sms_to_new_number: bool
+
+
+def _pending_name_binding(participant: Participant) -> crypto.Binding:
+    return crypto.Binding("field", "participants_participant", "pending_name", str(participant.pk))
+
+
+def normalise_mobile(raw: str) -> str | None:
+    """A Dutch or international mobile number in E.164 form, or None when it is not one."""
+    try:
+        number = phonenumbers.parse(raw, PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def request_change(
+    *, participant: Participant, name: str | None = None, email: str | None = None, mobile: str | None = None
+) -> PendingChange:
+    """Send both codes for a correction; nothing changes before confirm_change.
+
+    A new address gets its code there (the SMS goes to the number on file); a new number gets its SMS there
+    (the e-mail goes to the address on file). Raises ValidationError (changing nothing, sending nothing) or
+    verification.TooManyCodes.
+    """
+    errors: dict[str, list[str]] = {}
+    new_name: str | None = None
+    if name is not None:
+        new_name = name.strip()
+        if not new_name:
+            errors.setdefault("name", []).append(_("Enter your name."))
+        elif len(new_name) > NAME_MAX_LENGTH:
+            errors.setdefault("name", []).append(_("This name is too long."))
+        elif new_name == (participant.name or ""):
+            new_name = None
+    new_email: str | None = None
+    if email is not None and email.strip():
+        new_email = crypto.normalise_email(email)
+        try:
+            validate_email(new_email)
+        except ValidationError:
+            errors.setdefault("email", []).append(_("Enter a valid e-mail address."))
+        else:
+            if participant.email and new_email == crypto.normalise_email(participant.email):
+                new_email = None
+    new_mobile: str | None = None
+    if mobile is not None and mobile.strip():
+        new_mobile = normalise_mobile(mobile)
+        if new_mobile is None:
+            errors.setdefault("mobile", []).append(
+                _("Enter a valid mobile number, for example 06 12345678 or +31 6 12345678.")
+            )
+        elif new_mobile == participant.mobile:
+            new_mobile = None
+    if errors:
+        raise ValidationError(errors)
+    if new_email and new_mobile:
+        # One of the two codes must reach somewhere already proven to be theirs.
+        raise ValidationError(
+            _(
+                "Please change your e-mail address and your mobile number one at a time: one of the two "
+                "codes must go to what we already have."
+            )
+        )
+    if not (new_name or new_email or new_mobile):
+        raise ValidationError(_("Nothing to change: this is what we already have."))
+    others = Participant.objects.filter(organisation_id=participant.organisation_id).exclude(
+        pk=participant.pk
+    )
+    # The same words whoever holds the address: the answer must not hint at a colleague.
+    if new_email and others.filter(email_index=crypto.blind_index_email(new_email)).exists():
+        raise ValidationError({"email": [_("This e-mail address cannot be used. Please enter another one.")]})
+    if new_mobile and others.filter(mobile_index=crypto.blind_index_phone(new_mobile)).exists():
+        raise ValidationError({"mobile": [_("This mobile number cannot be used. Please enter another one.")]})
+    try:
+        verification.issue_codes(
+            participant=participant, purpose=CHANGE, email_to=new_email, sms_to=new_mobile
+        )
+    except verification.MissingContact:
+        raise ValidationError(_missing_contact()) from None
+    return PendingChange(
+        sealed_name=crypto.seal(new_name, _pending_name_binding(participant)) if new_name else None,
+        email_to_new_address=bool(new_email),
+        sms_to_new_number=bool(new_mobile),
+    )
+
+
+def pending_change(*, participant: Participant, sealed_name: str | None) -> dict[str, str | None]:
+    """What the latest correction request would change (for the page that asks for its codes)."""
+    email, mobile = verification.pending_targets(participant=participant, purpose=CHANGE)
+    name = None
+    if sealed_name:
+        try:
+            name = crypto.open_sealed(sealed_name, _pending_name_binding(participant))
+        except crypto.DecryptionError:
+            name = None
+    return {"name": name, "email": email, "mobile": mobile}
+
+
+def confirm_change(
+    *, participant: Participant, email_code: str, sms_code: str, sealed_name: str | None = None
+) -> Confirmation:
+    """Check the codes; once both are proven, the new values replace the old, blind indexes recomputed."""
+    failed = _check_codes(participant, CHANGE, email_code, sms_code)
+    proven = verification.proven_targets(participant=participant, purpose=CHANGE)
+    if proven is None:
+        return Confirmation(done=False, failed=failed)
+    # A sealed name that does not open here was not made for this participant: it is ignored, not applied.
+    new_name = pending_change(participant=participant, sealed_name=sealed_name)["name"]
+    if not (new_name or proven.email or proven.mobile):
+        # The codes are right but what they were for is gone (the session that held the new name ended).
+        VerificationCode.objects.filter(participant=participant, purpose=CHANGE).delete()
+        return Confirmation(
+            done=False, refusal=_("This request has expired. Please enter your change again.")
+        )
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            locked = Participant.objects.select_for_update().get(pk=participant.pk)
+            old_email, old_mobile = locked.email, locked.mobile
+            if new_name:
+                locked.name = new_name
+            if proven.email:
+                locked.email = proven.email
+                locked.email_index = crypto.blind_index_email(proven.email)
+            if proven.mobile:
+                locked.mobile = proven.mobile
+                locked.mobile_index = crypto.blind_index_phone(proven.mobile)
+            locked.save()
+            round_ids = list(
+                VerificationCode.objects.filter(participant=locked, purpose=CHANGE).values_list(
+                    "pk", flat=True
+                )
+            )
+            # Used up: a proven round must not apply a second time (proven_targets holds for an hour).
+            VerificationCode.objects.filter(pk__in=round_ids).delete()
+            _notify_old_contact(locked, old_email=old_email, old_mobile=old_mobile, proven=proven, at=now)
+    except IntegrityError:
+        # Someone else of the organisation took the address or number between request and confirmation.
+        return Confirmation(
+            done=False,
+            refusal=_("This e-mail address or mobile number cannot be used. Please enter another one."),
+        )
+    participant.refresh_from_db()
+    return Confirmation(done=True)
+
+
+def _notify_old_contact(
+    participant: Participant,
+    *,
+    old_email: str | None,
+    old_mobile: str | None,
+    proven: verification.ProvenTargets,
+    at: dt.datetime,
+) -> None:
+    # Whoever had the old address or number hears of the change: a takeover does not go unnoticed.
+    stamp = at.strftime("%Y%m%dT%H%M%S%f")
+    if proven.email and old_email:
+        messaging.queue_email(
+            key=f"changed:{participant.pk}:{stamp}:email",
+            to=old_email,
+            subject=_("Your e-mail address for Preventicons was changed"),
+            body=_(
+                "The e-mail address of your Preventicons account was just changed, confirmed with codes by "
+                "e-mail and by text message. From now on we write to the new address.\n\n"
+                "Was this not you? Please contact us at once."
+            ),
+        )
+    if proven.mobile and old_mobile:
+        messaging.queue_sms(
+            key=f"changed:{participant.pk}:{stamp}:sms",
+            to=old_mobile,
+            body=_(
+                "The mobile number of your Preventicons account was just changed. "
+                "Was this not you? Please contact us at once."
+            ),
+        )
+
+
+# --- stopping ---------------------------------------------------------------------------------
+
+
+def request_stop_codes(*, participant: Participant) -> None:
+    """Send both codes for stopping, to the address and number on file.
+
+    Raises verification.TooManyCodes, or ValidationError when an address or number is missing.
+    """
+    try:
+        verification.issue_codes(participant=participant, purpose=STOP)
+    except verification.MissingContact:
+        raise ValidationError(_missing_contact()) from None
+
+
+def confirm_stop(*, participant: Participant, email_code: str, sms_code: str) -> Confirmation:
+    """Check the codes; once both are proven the participant is stopped (stop_participation)."""
+    failed = _check_codes(participant, STOP, email_code, sms_code)
+    if verification.proven_targets(participant=participant, purpose=STOP) is None:
+        return Confirmation(done=False, failed=failed)
+    stop_participation(participant=participant)
+    return Confirmation(done=True)
+
+
+def stop_participation(*, participant: Participant) -> None:
+    """Destroy their contact data, blind indexes and pseudonym link at once; their scores stay, unlinked.
+
+    Call only after both factors were verified for the STOP purpose. Stopping a stopped participant
+    changes nothing. ``participant_stopped`` is sent with P inside the transaction (participants/signals.py).
+    """
+    with contextlib.ExitStack() as stores:
+        stores.enter_context(transaction.atomic(using=DEFAULT))
+        # Every other store joins the stop, so what a receiver writes there (casefiles closes the dossier)
+        # commits with it or not at all: if any receiver raises, every store rolls back and the participant
+        # keeps their data to try again. One window remains, because two databases cannot commit as one:
+        # on leaving, the other stores commit first and the identity store last. Should that last commit
+        # fail, the dossier is already closed and unlinked while the participant is not yet stopped; they
+        # stop again and it completes (receivers are idempotent). This order errs towards forgetting; the
+        # reverse could leave a dossier open under a pseudonym nobody can name any more. Closing the window
+        # would take two-phase commit (PREPARE TRANSACTION) and a recovery process across the servers.
+        for alias in ALIASES:
+            if alias != DEFAULT:
+                stores.enter_context(transaction.atomic(using=alias))
+
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status == Participant.Status.STOPPED:
+            participant.refresh_from_db()
+            return
+        # Opened now for the last time: after this transaction nothing on the identity side can name P.
+        pseudonym = locked.pseudonym
+        consented_version = _consented_version(locked)
+
+        locked.name = None
+        locked.email = None
+        locked.mobile = None
+        locked.email_index = None
+        locked.mobile_index = None
+        locked.pseudonym = None
+        locked.department = None
+        locked.status = Participant.Status.STOPPED
+        locked.save()
+
+        # Code messages are keyed by the code ("code:<code id>:email"), everything else by the participant.
+        code_ids = list(VerificationCode.objects.filter(participant=locked).values_list("pk", flat=True))
+        messaging.cancel_pending(
+            keys_containing=[participant_message_key_part(locked), *(f"code:{pk}:" for pk in code_ids)]
+        )
+        # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
+        VerificationCode.objects.filter(pk__in=code_ids).delete()
+        Invitation.objects.filter(participant=locked).delete()
+        AccountLink.objects.filter(participant=locked).delete()
+        ConsentRecord.objects.create(
+            participant=locked,
+            kind=ConsentRecord.Kind.WITHDRAWN,
+            text_version=consented_version,
+            recorded_at=timezone.now(),
+        )
+        if pseudonym:
+            participant_stopped.send(
+                sender=Participant, pseudonym=pseudonym, organisation_id=locked.organisation_id
+            )
+    participant.refresh_from_db()
+
+
+# --- restriction and objection ----------------------------------------------------------------
+
+
+def pause_messages(*, participant: Participant, paused: bool) -> bool:
+    """Pause or resume every message to them, with a dated trace; returns False when nothing changed."""
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.messages_paused == paused:
+            participant.messages_paused = paused
+            return False
+        locked.messages_paused = paused
+        locked.save(update_fields=["messages_paused"])
+        ConsentRecord.objects.create(
+            participant=locked,
+            kind=ConsentRecord.Kind.PAUSED if paused else ConsentRecord.Kind.RESUMED,
+            text_version=_consented_version(locked),
+            recorded_at=timezone.now(),
+        )
+        if paused:
+            # What is queued but not yet sent (a weekly invitation) does not go out either.
+            messaging.cancel_pending(keys_containing=[participant_message_key_part(locked)])
+    participant.messages_paused = paused
+    return True
+
+
+# --- access and portability -------------------------------------------------------------------
+
+
+def consent_history(participant: Participant) -> list[dict[str, str]]:
+    return [
+        {
+            "kind": record.kind,
+            "text_version": record.text_version,
+            "recorded_at": record.recorded_at.isoformat(),
+        }
+        for record in participant.consents.order_by("recorded_at", "id")
+    ]
+
+
+def export_data(*, participant: Participant) -> dict[str, Any]:
+    """Everything held about them, JSON-ready: contact data, status, consents, preferences, their scores."""
+    participant = Participant.objects.select_related("organisation", "department").get(pk=participant.pk)
+    data: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "exported_at": timezone.now().isoformat(),
+        "participant": {
+            "id": str(participant.pk),
+            "organisation": participant.organisation.name,
+            "department": participant.department.name if participant.department else None,
+            "status": participant.status,
+            "is_listed": participant.is_listed,
+            "name": participant.name,
+            "email": participant.email,
+            "mobile": participant.mobile,
+        },
+        "preferences": {
+            "messages_paused": participant.messages_paused,
+            "prefers_email": participant.prefers_email,
+            "prefers_sms": participant.prefers_sms,
+        },
+        "consent_history": consent_history(participant),
+    }
+    # Higher apps add what they hold under P (scores: weekly values). The pseudonym itself is not exported:
+    # a download on a shared work computer should not carry the key to the score rows.
+    data.update(export_sections(participant.pseudonym))
+    return data
+
+
+# --- the one-time account link ----------------------------------------------------------------
+
+# Who may open their account through an e-mailed link. A declined participant asked to be left alone.
+ACCOUNT_STATUSES = (Participant.Status.INVITED, Participant.Status.ACTIVE)
+
+
+def _within_limit(key: str, limit: int) -> bool:
+    if cache.add(key, 1, timeout=RATE_WINDOW_SECONDS):
+        return limit >= 1
+    try:
+        count = int(cache.incr(key))
+    except ValueError:
+        # The window ended between add() and incr(): this request opens a new one.
+        cache.add(key, 1, timeout=RATE_WINDOW_SECONDS)
+        count = 1
+    if count == 1:
+        # Redis's INCR recreates an expired key without an expiry: make sure every window ends.
+        cache.touch(key, timeout=RATE_WINDOW_SECONDS)
+    return count <= limit
+
+
+def request_account_link(*, email: str, requester: str) -> bool:
+    """E-mail a 30-minute single-use link to each account under this address; False when rate limited.
+
+    The caller answers the same whether or not the address is known. ``requester`` identifies the client
+    (its IP address); only keyed hashes of it and of the address name the counters.
+    """
+    address_index = crypto.blind_index_email(email)
+    requester_index = crypto.keyed_hash("blind_index", "account-link-requester", requester)
+    if not _within_limit(f"account-link:requester:{requester_index}", ACCOUNT_LINKS_PER_REQUESTER_PER_HOUR):
+        return False
+    if not _within_limit(f"account-link:address:{address_index}", ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR):
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        # One address may be on the lists of two employers: each account gets its own link.
+        for participant in Participant.objects.filter(email_index=address_index, status__in=ACCOUNT_STATUSES):
+            if not participant.email:
+                continue
+            token = crypto.new_token()
+            link = AccountLink.objects.create(
+                participant=participant,
+                token_hash=crypto.hash_token(token),
+                expires_at=now + ACCOUNT_LINK_LIFETIME,
+            )
+            url = settings.SITE_URL + reverse("participants:account-link-open", kwargs={"token": token})
+            messaging.queue_email(
+                key=f"account-link:{participant.pk}:{link.pk}",
+                to=participant.email,
+                subject=_("Your link to your Preventicons account"),
+                body=_(
+                    "Open your Preventicons account with this link. "
+                    "It works once, for %(minutes)d minutes:\n\n"
+                    "%(url)s\n\n"
+                    "Did you not ask for it? Then you can ignore this message; nothing has changed."
+                )
+                % {"url": url, "minutes": int(ACCOUNT_LINK_LIFETIME.total_seconds() // 60)},
+            )
+    return True
+
+
+def find_account_link(*, token: str) -> AccountLink | None:
+    """The unused, unexpired link this token opens, for a participant who may use it; does not use it up."""
+    if len(token) > 64:
+        return None
+    return (
+        AccountLink.objects.filter(
+            token_hash=crypto.hash_token(token),
+            used_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            participant__status__in=ACCOUNT_STATUSES,
+        )
+        .select_related("participant")
+        .first()
+    )
+
+
+def use_account_link(*, link_id: str) -> Participant | None:
+    """Use the link up and return its participant; None when it is used, expired or may no longer be used."""
+    now = timezone.now()
+    with transaction.atomic():
+        link = (
+            AccountLink.objects.select_for_update()
+            .filter(pk=link_id, used_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        if link is None:
+            return None
+        link.used_at = now
+        link.save(update_fields=["used_at"])
+        return Participant.objects.filter(pk=link.participant_id, status__in=ACCOUNT_STATUSES).first()

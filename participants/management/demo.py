@@ -1,0 +1,201 @@
+"""Demo data of the participants app: two organisations, their people, and one staff login per role.
+
+Called by ``manage.py seed_demo``; safe to run again (everything is found by a natural key before it is made).
+Every name, address and number here is invented.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import phonenumbers
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from participants.agreements import casemanager_has_signed_agreement, has_signed_agreement, record_agreement
+from participants.enrolment import record_consent
+from participants.models import Department, Organisation, Participant, StaffUser
+from preventicons.crypto import blind_index_email, blind_index_phone, new_pseudonym
+from preventicons.roles import Role
+
+DEMO_PASSWORD = "preventicons-demo"  # noqa: S105 - printed on purpose: development only, refused in production
+AGREEMENT_SIGNED_ON = dt.date(2026, 1, 5)
+
+# (organisation, sector, signer) -> department -> people. "*" marks someone invited who has not enrolled yet.
+# Facilitair has exactly four people: its figures stay below the reporting threshold of five.
+ORGANISATIONS: dict[tuple[str, str, str], dict[str, list[str]]] = {
+    ("Zorggroep De Linde", "zorg", "M. Verhoeven, bestuurder"): {
+        "Verpleging": [
+            "Sanne de Vries",
+            "Daan Jansen",
+            "Lotte Bakker",
+            "Bram Visser",
+            "Fleur Smit",
+            "Thijs Meijer",
+            "Eva de Boer",
+            "*Ruben Mulder",
+        ],
+        "Thuiszorg": [
+            "Anouk de Groot",
+            "Jesse Bos",
+            "Iris Vos",
+            "Stijn Peters",
+            "Noor Hendriks",
+            "*Lars van Leeuwen",
+        ],
+        "Facilitair": ["Femke Dekker", "Sem Brouwer", "Lieke de Wit", "Koen Dijkstra"],
+    },
+    ("Bouwbedrijf Van der Meer", "bouw", "P. van der Meer, directeur"): {
+        "Uitvoering": [
+            "Jeroen Smits",
+            "Mark de Graaf",
+            "Joost van der Linden",
+            "Kevin Kok",
+            "Niels Jacobs",
+            "Dennis de Haan",
+            "Rick Vermeulen",
+        ],
+        "Kantoor": [
+            "Marloes van den Berg",
+            "Ingrid van Dijk",
+            "Esther Schouten",
+            "Wouter Willems",
+            "*Annelies Hoekstra",
+        ],
+    },
+}
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: Role
+    organisation: str | None = None
+
+
+LOGINS = (
+    DemoLogin("demo-admin", Role.ADMIN),
+    DemoLogin("demo-hr-zorg", Role.EMPLOYER, "Zorggroep De Linde"),
+    DemoLogin("demo-hr-bouw", Role.EMPLOYER, "Bouwbedrijf Van der Meer"),
+    DemoLogin("demo-casemanager", Role.CASEMANAGER),
+    DemoLogin("demo-auditor", Role.AUDITOR),
+)
+
+
+def demo_email(name: str) -> str:
+    first, _, rest = name.partition(" ")
+    return f"{first}.{rest.replace(' ', '')}@example.nl".lower()
+
+
+def demo_mobile(number: int) -> str:
+    """A Dutch mobile number as a person types it (06-…), normalised to E.164 as the import would."""
+    parsed = phonenumbers.parse(f"06-{12345600 + number}", "NL")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def demo_totp_key(username: str) -> str:
+    """A fixed TOTP secret per demo login (40 hex digits): an authenticator set up once keeps working."""
+    return hashlib.sha256(f"preventicons-demo-totp:{username}".encode()).hexdigest()[:40]
+
+
+def seed_organisations() -> int:
+    """Organisations, signed agreements, departments and people; returns how many people were added."""
+    added = 0
+    number = 0
+    for (name, sector, signer), departments in ORGANISATIONS.items():
+        organisation, _ = Organisation.objects.get_or_create(name=name, defaults={"sector": sector})
+        if not has_signed_agreement(organisation):
+            record_agreement(
+                organisation=organisation,
+                signed_on=AGREEMENT_SIGNED_ON,
+                signer=signer,
+                document=f"Verwerkersovereenkomst {name} (demo)".encode(),
+            )
+        for department_name, people in departments.items():
+            department, _ = Department.objects.get_or_create(organisation=organisation, name=department_name)
+            for entry in people:
+                number += 1
+                invited_only = entry.startswith("*")
+                added += seed_participant(
+                    organisation=organisation,
+                    department=department,
+                    name=entry.lstrip("*"),
+                    mobile=demo_mobile(number),
+                    active=not invited_only,
+                )
+    return added
+
+
+def seed_participant(
+    *, organisation: Organisation, department: Department, name: str, mobile: str, active: bool
+) -> int:
+    """One person on the address list, found again by the blind index of their address; 1 if added."""
+    email = demo_email(name)
+    email_index = blind_index_email(email)
+    if Participant.objects.filter(organisation=organisation, email_index=email_index).exists():
+        return 0
+    # Plain saves for now; the participant journey will seed through the address-list import instead.
+    participant = Participant(
+        organisation=organisation,
+        department=department,
+        name=name,
+        email=email,
+        email_index=email_index,
+        mobile=mobile,
+        mobile_index=blind_index_phone(mobile),
+    )
+    if active:
+        participant.status = Participant.Status.ACTIVE
+        participant.pseudonym = new_pseudonym()
+    participant.save()
+    if active:
+        record_consent(participant=participant)
+    return 1
+
+
+def seed_login(login: DemoLogin) -> TOTPDevice:
+    """A staff login with the demo password, its role, and a confirmed TOTP device with a fixed secret."""
+    organisation = Organisation.objects.get(name=login.organisation) if login.organisation else None
+    is_admin = login.role is Role.ADMIN
+    user, created = StaffUser.objects.get_or_create(
+        username=login.username,
+        defaults={"organisation": organisation, "is_staff": is_admin, "is_superuser": is_admin},
+    )
+    if created or not user.check_password(DEMO_PASSWORD):
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get(name=login.role.value))
+    device, _ = TOTPDevice.objects.get_or_create(user=user, name="default")
+    key = demo_totp_key(login.username)
+    if device.key != key or not device.confirmed:
+        device.key = key
+        device.confirmed = True
+        device.save()
+    if login.role is Role.CASEMANAGER and not casemanager_has_signed_agreement(user):
+        record_agreement(
+            casemanager=user,
+            signed_on=AGREEMENT_SIGNED_ON,
+            signer="Demo casemanager",
+            document=b"Verwerkersovereenkomst casemanager (demo)",
+        )
+    return device
+
+
+def seed(*, write: Callable[[str], None]) -> None:
+    """Add whatever of the participants app's demo data is missing, and print the demo logins."""
+    with transaction.atomic():
+        added = seed_organisations()
+        devices = [(login, seed_login(login)) for login in LOGINS]
+    people = Participant.objects.filter(organisation__name__in=[key[0] for key in ORGANISATIONS]).count()
+    write(f"participants: {people} people in {len(ORGANISATIONS)} organisations ({added} added)")
+    write("")
+    write(f'Demo logins (password "{DEMO_PASSWORD}"; second factor: add the otpauth:// URI to an')
+    write("authenticator app, or print the current code with `python manage.py demo_code <username>`):")
+    for login, device in devices:
+        where = f" ({login.organisation})" if login.organisation else ""
+        write(f"  {login.username:<18} {login.role.value}{where}")
+        write(f"      {device.config_url}")

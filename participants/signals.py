@@ -1,0 +1,33 @@
+"""Signals the participants app sends to the apps above it (scores, casefiles), which it never imports.
+
+``participant_stopped``
+    Sent by ``participants.account.stop_participation`` inside the stopping transaction, after the
+    participant's contact data, blind indexes and sealed pseudonym have been destroyed on their row.
+    Keyword arguments:
+
+    - ``pseudonym`` (str): the participant's pseudonym P, opened just before it was destroyed. It is the
+      last time anyone can learn it: a receiver unlinks whatever it keeps under P and must not store it.
+    - ``organisation_id`` (int): the participant's organisation.
+
+    Every store takes part in the stopping transaction, so a receiver that raises rolls the whole stop
+    back (the participant keeps their data and can try again). Receivers must be idempotent: the same P
+    may reach them twice (a retried stop), and the second time must change nothing and raise nothing.
+
+``participant_inactive``
+    Sent by ``participants.participation.record_participation`` (the week-close batch) for each participant
+    it has just marked inactive after ``settings.INACTIVE_AFTER_WEEKS`` closed weeks without a response.
+    Keyword arguments: ``pseudonym`` (str, P; not to be stored) and ``organisation_id`` (int). Sent inside
+    a transaction that every store joins, like ``participant_stopped``; receivers must be idempotent.
+
+``participant_reactivated``
+    Sent by ``participants.participation.reactivate_participant`` when an inactive participant comes back.
+    Same keyword arguments and the same rules as ``participant_inactive``.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+participant_stopped = Signal()
+participant_inactive = Signal()
+participant_reactivated = Signal()

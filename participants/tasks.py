@@ -1,0 +1,22 @@
+"""Participant jobs. Thin: the operations do the work and make every run idempotent."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from participants import verification
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    max_retries=3,
+    retry_backoff=True,
+    ignore_result=True,
+)
+def resend_codes(participant_id: str, purpose: str, after_code_id: str) -> bool:
+    """New codes for the round after ``after_code_id``; a redelivered or repeated task sends nothing."""
+    return verification.resend_after(
+        participant_id=participant_id, purpose=purpose, after_code_id=after_code_id
+    )

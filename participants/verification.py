@@ -1,0 +1,353 @@
+"""Two-factor verification codes for participants: one code by e-mail and one by SMS, issued together.
+
+Ours, not django-otp's (DESIGN.md "Traps"): a code is stored only as a keyed hash bound to its own row, lives
+10 minutes, is used once, and wrong guesses are counted in the database under a row lock, so parallel guesses
+all count. Budgets are per participant per hour and across purposes and resends: asking for new codes never
+resets them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hmac
+import logging
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from participants.models import Participant, VerificationCode
+from preventicons import messaging
+from preventicons.crypto import keyed_hash, normalise_email
+
+logger = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+# The model's check constraint (code_at_most_five_failures) holds the same bound.
+MAX_FAILURES_PER_CODE = 5
+WINDOW = dt.timedelta(hours=1)
+_CODE_SHAPE = re.compile(r"[0-9]{6}", re.ASCII)
+CHANNELS = (VerificationCode.Channel.EMAIL, VerificationCode.Channel.SMS)
+
+
+class VerifyStatus(enum.StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    EXPIRED = "expired"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """What a guess achieved. ``target`` is the new address the code proved, if it was sent to one."""
+
+    status: VerifyStatus
+    tries_left: int = 0
+    target: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is VerifyStatus.OK
+
+
+@dataclass(frozen=True)
+class ProvenTargets:
+    """Both factors of one round are verified; a target is None when the code went to the address on file."""
+
+    email: str | None
+    mobile: str | None
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """What the codes page shows for one channel of the latest round."""
+
+    status: VerifyStatus  # OK (verified), WRONG (open, possibly with failures), LOCKED, EXPIRED, NONE
+    tries_left: int = 0
+
+
+class TooManyCodes(Exception):
+    """New codes are refused for now: the backoff or the hourly cap. ``wait_seconds`` says how long."""
+
+    def __init__(self, wait_seconds: int) -> None:
+        self.wait_seconds = wait_seconds
+        super().__init__(f"new codes possible in {wait_seconds} s")
+
+
+class MissingContact(Exception):
+    """There is no address or number to send one of the two codes to."""
+
+
+def _code_hash(code_id: str, purpose: str, channel: str, code: str) -> str:
+    # The row id is part of the domain: a database dump alone cannot test the 10**6 candidates offline
+    # (the key is needed), and a hash copied to another row does not verify there.
+    purpose_value = VerificationCode.Purpose(purpose).value
+    channel_value = VerificationCode.Channel(channel).value
+    domain = f"verification-code:{code_id}:{purpose_value}:{channel_value}"
+    return keyed_hash("blind_index", domain, code)
+
+
+def _new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def _rounds_in_window(participant: Participant, now: dt.datetime) -> list[dt.datetime]:
+    # Both codes of a round share one created_at, so distinct creation times count rounds.
+    return list(
+        VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .distinct()
+    )
+
+
+def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
+    # A code lives 10 minutes, so its failures fall within the hour after its creation.
+    total = VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW).aggregate(
+        total=Sum("failed_attempts")
+    )["total"]
+    return int(total or 0)
+
+
+def _wait_seconds(participant: Participant, now: dt.datetime) -> int:
+    rounds = _rounds_in_window(participant, now)
+    if not rounds:
+        return 0
+    cap = settings.VERIFICATION_CODE_ROUNDS_PER_HOUR
+    backoff = dt.timedelta(seconds=settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(rounds) - 1))
+    ready_at = rounds[-1] + backoff
+    if len(rounds) >= cap:
+        ready_at = max(ready_at, rounds[len(rounds) - cap] + WINDOW)
+    return max(0, math.ceil((ready_at - now).total_seconds()))
+
+
+def resend_wait_seconds(*, participant: Participant) -> int:
+    """Seconds before this participant can be sent new codes (0: now)."""
+    return _wait_seconds(participant, timezone.now())
+
+
+def _latest(participant: Participant, purpose: str, channel: str) -> VerificationCode | None:
+    return (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose, channel=channel)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _site_host() -> str:
+    return urlsplit(settings.SITE_URL).hostname or "localhost"
+
+
+def _purpose_phrase(purpose: str) -> str:
+    phrases = {
+        VerificationCode.Purpose.ENROL: _("to confirm that you want to take part"),
+        VerificationCode.Purpose.CHANGE: _("to confirm the change of your details"),
+        VerificationCode.Purpose.STOP: _("to confirm that you want to stop"),
+    }
+    return str(phrases[VerificationCode.Purpose(purpose)])
+
+
+def issue_codes(
+    *, participant: Participant, purpose: str, email_to: str | None = None, sms_to: str | None = None
+) -> list[VerificationCode]:
+    """Send a fresh code by e-mail and one by SMS, replacing older unverified codes of this purpose.
+
+    Targets default to the address and number on file; a different target is kept sealed on the code, so it
+    replaces the one on file only once proven. Raises TooManyCodes while the backoff or hourly cap holds.
+    """
+    purpose = VerificationCode.Purpose(purpose)
+    now = timezone.now()
+    with transaction.atomic():
+        # One issuer at a time per participant, so two parallel requests cannot both pass the caps.
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status in (Participant.Status.DECLINED, Participant.Status.STOPPED):
+            raise ValueError("no codes for a participant who declined or stopped")
+        wait = _wait_seconds(locked, now)
+        if wait:
+            raise TooManyCodes(wait)
+
+        destinations: dict[str, tuple[str, str | None]] = {}
+        for channel, requested, on_file in (
+            (VerificationCode.Channel.EMAIL, email_to, locked.email),
+            (VerificationCode.Channel.SMS, sms_to, locked.mobile),
+        ):
+            destination = requested or on_file
+            if not destination:
+                raise MissingContact(channel)
+            if channel == VerificationCode.Channel.EMAIL:
+                is_new = bool(requested) and normalise_email(requested or "") != normalise_email(
+                    on_file or ""
+                )
+            else:
+                is_new = bool(requested) and requested != on_file
+            destinations[channel] = (destination, destination if is_new else None)
+
+        VerificationCode.objects.filter(
+            participant=locked, purpose=purpose, verified_at__isnull=True, expires_at__gt=now
+        ).update(expires_at=now)
+
+        expires_at = now + dt.timedelta(minutes=settings.VERIFICATION_CODE_MINUTES)
+        minutes = settings.VERIFICATION_CODE_MINUTES
+        issued = []
+        for channel in CHANNELS:
+            destination, target = destinations[channel]
+            code = _new_code()
+            row = VerificationCode(
+                participant=locked,
+                purpose=purpose,
+                channel=channel,
+                created_at=now,
+                expires_at=expires_at,
+                target=target,
+            )
+            row.code_hash = _code_hash(str(row.id), purpose, channel, code)
+            row.save(force_insert=True)
+            issued.append(row)
+            if channel == VerificationCode.Channel.EMAIL:
+                messaging.queue_email(
+                    key=f"code:{row.id}:email",
+                    to=destination,
+                    subject=_("Your Preventicons code: %(code)s") % {"code": code},
+                    body=_(
+                        "Your code is %(code)s.\n\n"
+                        "Enter it on the page where you asked for it, %(purpose)s. The code is valid for "
+                        "%(minutes)d minutes and works once. We also sent a code by text message: you need "
+                        "both.\n\n"
+                        "Did you not ask for a code? Then you can ignore this message; nothing changes."
+                    )
+                    % {"code": code, "purpose": _purpose_phrase(purpose), "minutes": minutes},
+                )
+            else:
+                # The last line lets a phone offer the code for this site only (origin-bound one-time codes).
+                messaging.queue_sms(
+                    key=f"code:{row.id}:sms",
+                    to=destination,
+                    body=_("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
+                    % {"code": code, "minutes": minutes}
+                    + f"\n\n@{_site_host()} #{code}",
+                )
+    logger.info("verification codes issued: participant %s, purpose %s", participant.pk, purpose)
+    return issued
+
+
+def verify_code(*, participant: Participant, purpose: str, channel: str, code: str) -> VerifyOutcome:
+    """Check a guess against the latest code of this purpose and channel; every wrong guess is counted."""
+    now = timezone.now()
+    guess = code.strip().replace(" ", "")
+    with transaction.atomic():
+        # Serialises all guesses of one participant, so the hourly budget cannot be raced either.
+        Participant.objects.select_for_update().filter(pk=participant.pk).first()
+        row = (
+            VerificationCode.objects.select_for_update()
+            .filter(participant=participant, purpose=purpose, channel=channel)
+            .order_by("-created_at")
+            .first()
+        )
+        if row is None or row.verified_at is not None:
+            return VerifyOutcome(VerifyStatus.NONE)
+        if row.expires_at <= now:
+            return VerifyOutcome(VerifyStatus.EXPIRED)
+        if row.failed_attempts >= MAX_FAILURES_PER_CODE:
+            return VerifyOutcome(VerifyStatus.LOCKED)
+        failures = _failures_in_window(participant, now)
+        hourly = settings.VERIFICATION_FAILURES_PER_HOUR
+        if failures >= hourly:
+            return VerifyOutcome(VerifyStatus.LOCKED)
+
+        well_formed = bool(_CODE_SHAPE.fullmatch(guess))
+        expected = _code_hash(str(row.id), purpose, channel, guess if well_formed else "")
+        if hmac.compare_digest(expected, row.code_hash) and well_formed:
+            VerificationCode.objects.filter(pk=row.pk, verified_at__isnull=True).update(verified_at=now)
+            return VerifyOutcome(VerifyStatus.OK, target=row.target)
+
+        VerificationCode.objects.filter(pk=row.pk).update(failed_attempts=F("failed_attempts") + 1)
+        row.refresh_from_db(fields=["failed_attempts"])
+        tries_left = min(MAX_FAILURES_PER_CODE - row.failed_attempts, hourly - failures - 1)
+    logger.info("wrong verification code: participant %s, channel %s", participant.pk, channel)
+    if tries_left <= 0:
+        return VerifyOutcome(VerifyStatus.LOCKED)
+    return VerifyOutcome(VerifyStatus.WRONG, tries_left=tries_left)
+
+
+def channel_states(*, participant: Participant, purpose: str) -> dict[str, ChannelState]:
+    """The state of the latest code per channel, for the page that asks for them."""
+    now = timezone.now()
+    budget = settings.VERIFICATION_FAILURES_PER_HOUR - _failures_in_window(participant, now)
+    states: dict[str, ChannelState] = {}
+    for channel in CHANNELS:
+        row = _latest(participant, purpose, channel)
+        if row is None:
+            states[channel] = ChannelState(VerifyStatus.NONE)
+        elif row.verified_at is not None:
+            states[channel] = ChannelState(VerifyStatus.OK)
+        elif row.expires_at <= now:
+            states[channel] = ChannelState(VerifyStatus.EXPIRED)
+        elif row.failed_attempts >= MAX_FAILURES_PER_CODE or budget <= 0:
+            states[channel] = ChannelState(VerifyStatus.LOCKED)
+        else:
+            tries = min(MAX_FAILURES_PER_CODE - row.failed_attempts, budget)
+            states[channel] = ChannelState(VerifyStatus.WRONG, tries_left=tries)
+    return states
+
+
+def proven_targets(*, participant: Participant, purpose: str) -> ProvenTargets | None:
+    """The targets of the latest round if both its codes are verified (within the hour), else None."""
+    email_row = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
+    sms_row = _latest(participant, purpose, VerificationCode.Channel.SMS)
+    if email_row is None or sms_row is None or email_row.created_at != sms_row.created_at:
+        return None
+    if email_row.verified_at is None or sms_row.verified_at is None:
+        return None
+    if email_row.created_at <= timezone.now() - WINDOW:
+        return None
+    return ProvenTargets(email=email_row.target, mobile=sms_row.target)
+
+
+def pending_targets(*, participant: Participant, purpose: str) -> tuple[str | None, str | None]:
+    """Where the latest round of codes went when not to the address on file: (e-mail, mobile)."""
+    email_row = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
+    sms_row = _latest(participant, purpose, VerificationCode.Channel.SMS)
+    return (email_row.target if email_row else None, sms_row.target if sms_row else None)
+
+
+def request_resend(*, participant: Participant, purpose: str) -> int:
+    """Queue new codes to the latest round's targets, after commit; returns the wait (0: queued now)."""
+    from participants.tasks import resend_codes
+
+    wait = resend_wait_seconds(participant=participant)
+    if wait:
+        return wait
+    latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
+    after = str(latest.pk) if latest else ""
+    participant_id = str(participant.pk)
+    transaction.on_commit(lambda: resend_codes.delay(participant_id, str(purpose), after))
+    return 0
+
+
+def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bool:
+    """Issue new codes unless the round after ``after_code_id`` was already issued; True when issued."""
+    participant = (
+        Participant.objects.filter(pk=participant_id)
+        .exclude(status__in=(Participant.Status.DECLINED, Participant.Status.STOPPED))
+        .first()
+    )
+    if participant is None:
+        return False
+    latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
+    if (str(latest.pk) if latest else "") != after_code_id:
+        return False  # a redelivered task: its round exists already
+    email_to, sms_to = pending_targets(participant=participant, purpose=purpose)
+    try:
+        issue_codes(participant=participant, purpose=purpose, email_to=email_to, sms_to=sms_to)
+    except TooManyCodes:
+        return False
+    return True

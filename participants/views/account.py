@@ -1,0 +1,406 @@
+"""The participant's account pages: everything we hold, corrections, export, pause, stop, and the e-mail link.
+
+Every page answers with Cache-Control: no-store (what it shows is personal), and every page but the link
+pages needs the participant's short session (participants.session); without one it offers the e-mail link.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from participants import account, enrolment, verification
+from participants.models import ConsentRecord, Participant, VerificationCode
+from participants.session import current_participant, end_participant_session, start_participant_session
+from participants.views.enrolment import CodesForm, _outcome_message, _wait_text
+
+# The new name of a pending correction, sealed (account.PendingChange): never plaintext in the session store.
+SESSION_PENDING_NAME = "account_pending_name"
+# The account link this browser opened, by id: the token itself is left behind in the first redirect.
+SESSION_ACCOUNT_LINK = "account_link"
+EXPORT_FILENAME = "preventicons-my-data.json"
+LINK_MINUTES = int(account.ACCOUNT_LINK_LIFETIME.total_seconds() // 60)
+
+ParticipantView = Callable[..., HttpResponse]
+
+
+def participant_required(view: ParticipantView) -> Callable[..., HttpResponse]:
+    """The participant whose session this is goes in as the second argument; without one, the link page."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        participant = current_participant(request)
+        if participant is None:
+            return redirect("participants:account-link")
+        return view(request, participant, *args, **kwargs)
+
+    return never_cache(wrapped)
+
+
+# --- forms ------------------------------------------------------------------------------------
+
+
+class ChangeForm(forms.Form):
+    name = forms.CharField(
+        label=gettext_lazy("Name"),
+        max_length=account.NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.CharField(
+        label=gettext_lazy("E-mail address"),
+        max_length=254,
+        required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    mobile = forms.CharField(
+        label=gettext_lazy("Mobile number"),
+        max_length=32,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel", "type": "tel"}),
+    )
+
+
+class LinkForm(forms.Form):
+    email = forms.EmailField(
+        label=gettext_lazy("Your e-mail address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+
+def _change_form(participant: Participant, data: Any = None) -> ChangeForm:
+    return ChangeForm(
+        data,
+        initial={
+            "name": participant.name or "",
+            "email": participant.email or "",
+            "mobile": participant.mobile or "",
+        },
+    )
+
+
+# --- seeing everything ------------------------------------------------------------------------
+
+
+def _overview(
+    request: HttpRequest, participant: Participant, *, form: ChangeForm | None = None, status: int = 200
+) -> HttpResponse:
+    data = account.export_data(participant=participant)
+    consents = [
+        {"label": ConsentRecord.Kind(record.kind).label, "record": record}
+        for record in participant.consents.order_by("recorded_at", "id")
+    ]
+    return render(
+        request,
+        "participants/account/account.html",
+        {
+            "participant": participant,
+            "data": data,
+            "consents": consents,
+            "weekly_scores": data.get("weekly_scores", []),
+            "form": form or _change_form(participant),
+            "session_minutes": settings.PARTICIPANT_SESSION_SECONDS // 60,
+        },
+        status=status,
+    )
+
+
+@require_GET
+@participant_required
+def overview(request: HttpRequest, participant: Participant) -> HttpResponse:
+    return _overview(request, participant)
+
+
+@require_GET
+@participant_required
+def export(request: HttpRequest, participant: Participant) -> HttpResponse:
+    data = account.export_data(participant=participant)
+    response = HttpResponse(
+        json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{EXPORT_FILENAME}"'
+    return response
+
+
+@require_POST
+@participant_required
+def pause(request: HttpRequest, participant: Participant) -> HttpResponse:
+    paused = request.POST.get("paused") == "1"
+    account.pause_messages(participant=participant, paused=paused)
+    if paused:
+        messages.success(request, _("We will send you no more messages until you switch them on again."))
+    else:
+        messages.success(request, _("Your messages are switched on again."))
+    return redirect("participants:account")
+
+
+@require_POST
+@participant_required
+def close(request: HttpRequest, participant: Participant) -> HttpResponse:
+    end_participant_session(request)
+    return redirect("home")
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+def _too_soon(exc: verification.TooManyCodes) -> str:
+    return _("You asked for codes a short while ago. You can ask again in %(wait)s.") % {
+        "wait": _wait_text(exc.wait_seconds)
+    }
+
+
+@require_POST
+@participant_required
+def change(request: HttpRequest, participant: Participant) -> HttpResponse:
+    form = _change_form(participant, request.POST)
+    if not form.is_valid():
+        return _overview(request, participant, form=form, status=400)
+    try:
+        pending = account.request_change(
+            participant=participant,
+            name=form.cleaned_data["name"],
+            email=form.cleaned_data["email"],
+            mobile=form.cleaned_data["mobile"],
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return _overview(request, participant, form=form, status=400)
+    except verification.TooManyCodes as exc:
+        form.add_error(None, _too_soon(exc))
+        return _overview(request, participant, form=form, status=429)
+    if pending.sealed_name:
+        request.session[SESSION_PENDING_NAME] = pending.sealed_name
+    else:
+        request.session.pop(SESSION_PENDING_NAME, None)
+    return redirect("participants:account-change-confirm")
+
+
+def _codes_page(
+    request: HttpRequest,
+    participant: Participant,
+    *,
+    purpose: str,
+    form: CodesForm,
+    template: str,
+    extra: dict[str, Any],
+) -> HttpResponse:
+    states = verification.channel_states(participant=participant, purpose=purpose)
+    email_target, mobile_target = verification.pending_targets(participant=participant, purpose=purpose)
+    wait = verification.resend_wait_seconds(participant=participant)
+    context = {
+        "form": form,
+        "email_state": states[VerificationCode.Channel.EMAIL],
+        "sms_state": states[VerificationCode.Channel.SMS],
+        "email_to": enrolment.mask_email(email_target or participant.email),
+        "sms_to": enrolment.mask_mobile(mobile_target or participant.mobile),
+        "wait": _wait_text(wait) if wait else "",
+        "minutes": settings.VERIFICATION_CODE_MINUTES,
+        **extra,
+    }
+    return render(request, template, context, status=400 if form.errors else 200)
+
+
+def _add_failures(form: CodesForm, confirmation: account.Confirmation) -> None:
+    fields: dict[str, str] = {"email": "email_code", "sms": "sms_code"}
+    for channel, outcome in confirmation.failed.items():
+        form.add_error(fields[channel], _outcome_message(channel, outcome))
+    if confirmation.refusal:
+        form.add_error(None, confirmation.refusal)
+    if not form.errors:
+        form.add_error(None, _("Please enter both codes."))
+
+
+def _has_round(participant: Participant, purpose: str) -> bool:
+    states = verification.channel_states(participant=participant, purpose=purpose)
+    return any(state.status is not verification.VerifyStatus.NONE for state in states.values())
+
+
+@require_http_methods(["GET", "POST"])
+@participant_required
+def change_confirm(request: HttpRequest, participant: Participant) -> HttpResponse:
+    purpose = VerificationCode.Purpose.CHANGE
+    if not _has_round(participant, purpose):
+        return redirect("participants:account")
+    sealed_name = request.session.get(SESSION_PENDING_NAME)
+    form = CodesForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        confirmation = account.confirm_change(
+            participant=participant,
+            email_code=form.cleaned_data["email_code"] or "",
+            sms_code=form.cleaned_data["sms_code"] or "",
+            sealed_name=sealed_name,
+        )
+        if confirmation.done:
+            request.session.pop(SESSION_PENDING_NAME, None)
+            messages.success(request, _("Your details have been changed."))
+            return redirect("participants:account")
+        _add_failures(form, confirmation)
+    pending = account.pending_change(participant=participant, sealed_name=sealed_name)
+    return _codes_page(
+        request,
+        participant,
+        purpose=purpose,
+        form=form,
+        template="participants/account/change_confirm.html",
+        extra={"pending": pending},
+    )
+
+
+@require_POST
+@participant_required
+def change_resend(request: HttpRequest, participant: Participant) -> HttpResponse:
+    return _resend(
+        request, participant, VerificationCode.Purpose.CHANGE, "participants:account-change-confirm"
+    )
+
+
+def _resend(request: HttpRequest, participant: Participant, purpose: str, then: str) -> HttpResponse:
+    if not _has_round(participant, purpose):
+        return redirect("participants:account")
+    wait = verification.request_resend(participant=participant, purpose=purpose)
+    if wait:
+        messages.error(
+            request,
+            _("Please wait a little before asking again: new codes in %(wait)s.")
+            % {"wait": _wait_text(wait)},
+        )
+    else:
+        messages.success(request, _("New codes are on their way. The old codes no longer work."))
+    return redirect(then)
+
+
+# --- stopping ---------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@participant_required
+def stop(request: HttpRequest, participant: Participant) -> HttpResponse:
+    error = ""
+    status = 200
+    if request.method == "POST":
+        try:
+            account.request_stop_codes(participant=participant)
+        except verification.TooManyCodes as exc:
+            error, status = _too_soon(exc), 429
+        except ValidationError as exc:
+            error, status = " ".join(exc.messages), 400
+        else:
+            return redirect("participants:account-stop-confirm")
+    return render(request, "participants/account/stop.html", {"error": error}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@participant_required
+def stop_confirm(request: HttpRequest, participant: Participant) -> HttpResponse:
+    purpose = VerificationCode.Purpose.STOP
+    if not _has_round(participant, purpose):
+        return redirect("participants:account-stop")
+    form = CodesForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        confirmation = account.confirm_stop(
+            participant=participant,
+            email_code=form.cleaned_data["email_code"] or "",
+            sms_code=form.cleaned_data["sms_code"] or "",
+        )
+        if confirmation.done:
+            end_participant_session(request)
+            return redirect("participants:account-stopped")
+        _add_failures(form, confirmation)
+    return _codes_page(
+        request,
+        participant,
+        purpose=purpose,
+        form=form,
+        template="participants/account/stop_confirm.html",
+        extra={},
+    )
+
+
+@require_POST
+@participant_required
+def stop_resend(request: HttpRequest, participant: Participant) -> HttpResponse:
+    return _resend(request, participant, VerificationCode.Purpose.STOP, "participants:account-stop-confirm")
+
+
+@never_cache
+@require_GET
+def stopped(request: HttpRequest) -> HttpResponse:
+    return render(request, "participants/account/stopped.html")
+
+
+# --- the one-time account link ----------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def link_request(request: HttpRequest) -> HttpResponse:
+    form = LinkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        allowed = account.request_account_link(
+            email=form.cleaned_data["email"], requester=request.META.get("REMOTE_ADDR", "")
+        )
+        if not allowed:
+            response = render(request, "participants/account/too_many.html", status=429)
+            response["Retry-After"] = str(account.RATE_WINDOW_SECONDS)
+            return response
+        # The same page whether or not the address is known: it must not tell who is on a list.
+        return render(request, "participants/account/link_sent.html", {"minutes": LINK_MINUTES})
+    return render(
+        request,
+        "participants/account/link_request.html",
+        {"form": form, "minutes": LINK_MINUTES},
+        status=400 if form.errors else 200,
+    )
+
+
+@never_cache
+@require_GET
+def link_open(request: HttpRequest, token: str) -> HttpResponse:
+    link = account.find_account_link(token=token)
+    if link is None:
+        return render(
+            request,
+            "participants/account/link_unusable.html",
+            {"form": LinkForm(), "minutes": LINK_MINUTES},
+            status=404,
+        )
+    # Leave the token behind: the next page's address, history entry and screenshot do not carry it.
+    request.session[SESSION_ACCOUNT_LINK] = str(link.pk)
+    return redirect("participants:account-link-confirm")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def link_confirm(request: HttpRequest) -> HttpResponse:
+    link_id = request.session.get(SESSION_ACCOUNT_LINK)
+    if not link_id:
+        return redirect("participants:account-link")
+    if request.method == "POST":
+        # Used up only by this button, not by opening the link: mail scanners open links too.
+        participant = account.use_account_link(link_id=link_id)
+        request.session.pop(SESSION_ACCOUNT_LINK, None)
+        if participant is None:
+            return render(
+                request,
+                "participants/account/link_unusable.html",
+                {"form": LinkForm(), "minutes": LINK_MINUTES},
+                status=404,
+            )
+        start_participant_session(request, participant)
+        return redirect("participants:account")
+    return render(request, "participants/account/link_confirm.html")

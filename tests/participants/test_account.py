@@ -1,0 +1,538 @@
+"""The participant's account: corrections verified by both factors, export, pause, and the e-mailed link."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import connections
+from django.test import Client
+from django.utils import translation
+
+from participants import account, verification
+from participants.models import AccountLink, ConsentRecord, Organisation, Participant, VerificationCode
+from preventicons import crypto, messaging
+from preventicons.messaging import MemorySmsGateway
+from preventicons.models import OutboundMessage
+from tests.conftest import ALL_DATABASES, make_organisation
+from tests.participants.test_stop import add_scores, delivered_codes, make_active, open_account, wrong
+from tests.test_pages import foreign_urls, parse
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+CHANGE = VerificationCode.Purpose.CHANGE
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def jan(organisation: Organisation) -> Participant:
+    participant = make_active(organisation)
+    add_scores(participant, [2, 4, 3])
+    return participant
+
+
+@pytest.fixture
+def piet(organisation: Organisation) -> Participant:
+    participant = make_active(
+        organisation, name="Piet Bakker", email="piet@example.nl", mobile="+31687654321"
+    )
+    add_scores(participant, [5, 1])
+    return participant
+
+
+@pytest.fixture
+def jan_client(client: Client, jan: Participant) -> Client:
+    open_account(client, "jan@example.nl")
+    mail.outbox.clear()
+    return client
+
+
+def identity_dump_text() -> str:
+    """Every text column of every identity table, as a DBA would see it."""
+    found: list[str] = []
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')"
+        )
+        for table, column in cursor.fetchall():
+            cursor.execute(f'SELECT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL')  # noqa: S608
+            found.extend(str(value) for (value,) in cursor.fetchall())
+    return "\n".join(found)
+
+
+# --- corrections ----------------------------------------------------------------------------------
+
+
+def test_a_new_address_replaces_the_old_only_after_both_codes(jan: Participant, clock: Any) -> None:
+    pending = account.request_change(participant=jan, email="Jan.Nieuw@Example.nl")
+    assert pending.email_to_new_address and not pending.sms_to_new_number
+    email_code, sms_code = delivered_codes()
+
+    # The e-mail code goes to the new address, the SMS to the number on file.
+    assert mail.outbox[-1].to == ["jan.nieuw@example.nl"]
+    assert MemorySmsGateway.outbox[-1]["to"] == "+31612345678"
+    # Until both codes are in, the old address stands and the new one exists only sealed.
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+    assert "jan.nieuw@example.nl" not in identity_dump_text().lower()
+
+    first = account.confirm_change(participant=jan, email_code=email_code, sms_code="")
+    assert not first.done
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+
+    done = account.confirm_change(participant=jan, email_code="", sms_code=sms_code)
+    assert done.done
+    jan.refresh_from_db()
+    assert jan.email == "jan.nieuw@example.nl"
+    assert jan.email_index == crypto.blind_index_email("jan.nieuw@example.nl")
+    assert not Participant.objects.filter(email_index=crypto.blind_index_email("jan@example.nl")).exists()
+    # The old address hears of it.
+    messaging.send_due_messages()
+    assert mail.outbox[-1].to == ["jan@example.nl"]
+    assert "changed" in mail.outbox[-1].subject
+
+
+def test_a_wrong_code_leaves_the_old_address(jan: Participant, clock: Any) -> None:
+    account.request_change(participant=jan, email="nieuw@example.nl")
+    email_code, sms_code = delivered_codes()
+
+    result = account.confirm_change(participant=jan, email_code=wrong(email_code), sms_code=sms_code)
+
+    assert not result.done
+    assert result.failed["email"].status is verification.VerifyStatus.WRONG
+    assert result.failed["email"].tries_left == 4
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+    assert jan.email_index == crypto.blind_index_email("jan@example.nl")
+
+
+def test_a_new_mobile_gets_its_sms_there_and_the_email_goes_to_the_address_on_file(
+    jan: Participant, clock: Any
+) -> None:
+    pending = account.request_change(participant=jan, mobile="06 1122 3344")
+    assert pending.sms_to_new_number
+    email_code, sms_code = delivered_codes()
+
+    assert MemorySmsGateway.outbox[-1]["to"] == "+31611223344"
+    assert mail.outbox[-1].to == ["jan@example.nl"]
+    assert account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    jan.refresh_from_db()
+    assert jan.mobile == "+31611223344"
+    assert jan.mobile_index == crypto.blind_index_phone("+31611223344")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"email": "PIET@example.nl"}, "email"), ({"mobile": "0687654321"}, "mobile")],
+)
+def test_an_address_or_number_of_a_colleague_is_refused_without_naming_them(
+    jan: Participant, piet: Participant, change: dict[str, str], field: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        account.request_change(participant=jan, **change)
+
+    words = " ".join(refused.value.message_dict[field])
+    assert "cannot be used" in words
+    assert "Piet" not in words and "piet" not in words.lower().replace("piet@", "")
+    assert not VerificationCode.objects.filter(participant=jan).exists()
+    assert mail.outbox == [] and MemorySmsGateway.outbox == []
+
+
+def test_the_same_address_at_another_organisation_is_no_obstacle(jan: Participant, clock: Any) -> None:
+    elsewhere = make_organisation("Bouwbedrijf Zuid", "bouw")
+    make_active(elsewhere, name="Kees", email="kees@example.nl", mobile="+31699998888")
+
+    assert account.request_change(participant=jan, email="kees@example.nl").email_to_new_address
+
+
+def test_a_colleague_taking_the_address_before_confirmation_is_refused(
+    jan: Participant, organisation: Organisation, clock: Any
+) -> None:
+    account.request_change(participant=jan, email="gedeeld@example.nl")
+    email_code, sms_code = delivered_codes()
+    make_active(organisation, name="Kees", email="gedeeld@example.nl", mobile="+31699998888")
+
+    result = account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
+
+    assert not result.done and "cannot be used" in result.refusal
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"email": "jan@example.nl"}, "Nothing to change"),
+        ({"name": "Jan de Vries", "mobile": "+31 6 12345678"}, "Nothing to change"),
+        ({"email": "nieuw@example.nl", "mobile": "0611223344"}, "one at a time"),
+        ({"email": "not-an-address"}, "valid e-mail"),
+        ({"mobile": "020 1234567"}, "valid mobile"),
+        ({"name": "   "}, "Enter your name"),
+    ],
+)
+def test_bad_or_empty_corrections_are_refused_and_send_nothing(
+    jan: Participant, change: dict[str, str], words: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        account.request_change(participant=jan, **change)
+
+    assert words in " ".join(refused.value.messages)
+    assert mail.outbox == [] and MemorySmsGateway.outbox == []
+
+
+def test_a_proven_change_applies_once(jan: Participant, clock: Any) -> None:
+    account.request_change(participant=jan, email="nieuw@example.nl")
+    email_code, sms_code = delivered_codes()
+    assert account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    jan.refresh_from_db()
+    jan.email = "jan@example.nl"
+    jan.email_index = crypto.blind_index_email("jan@example.nl")
+    jan.save()
+
+    again = account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
+
+    assert not again.done
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+
+
+def test_a_name_change_through_the_pages_needs_both_codes_and_is_never_stored_in_clear(
+    jan_client: Client, jan: Participant
+) -> None:
+    response = jan_client.post(
+        "/me/change/", {"name": "Jan van Dijk", "email": "jan@example.nl", "mobile": "+31612345678"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/me/change/confirm/"
+    email_code, sms_code = delivered_codes()
+    assert mail.outbox[-1].to == ["jan@example.nl"]
+    page = jan_client.get("/me/change/confirm/")
+    assert "Jan van Dijk" in page.content.decode()
+    assert "no-store" in page["Cache-Control"]
+    # The pending name waits sealed in the session; the session store holds no plaintext of it.
+    for session in Session.objects.all():
+        assert "Jan van Dijk" not in json.dumps(session.get_decoded())
+    assert "Jan van Dijk" not in identity_dump_text()
+
+    response = jan_client.post("/me/change/confirm/", {"email_code": wrong(email_code), "sms_code": sms_code})
+    assert response.status_code == 400
+    jan.refresh_from_db()
+    assert jan.name == "Jan de Vries"
+
+    response = jan_client.post("/me/change/confirm/", {"email_code": email_code, "sms_code": ""})
+    assert response.status_code == 302 and response["Location"] == "/me/"
+    jan.refresh_from_db()
+    assert jan.name == "Jan van Dijk"
+
+
+def test_a_duplicate_through_the_pages_gets_a_clear_message(
+    jan_client: Client, jan: Participant, piet: Participant
+) -> None:
+    response = jan_client.post(
+        "/me/change/", {"name": "Jan de Vries", "email": "piet@example.nl", "mobile": "+31612345678"}
+    )
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "This e-mail address cannot be used. Please enter another one." in page
+    assert "Piet" not in page
+
+
+def test_a_name_change_whose_new_name_was_lost_is_refused_not_applied(jan: Participant, clock: Any) -> None:
+    account.request_change(participant=jan, name="Jan van Dijk")
+    email_code, sms_code = delivered_codes()
+
+    result = account.confirm_change(
+        participant=jan, email_code=email_code, sms_code=sms_code, sealed_name=None
+    )
+
+    assert not result.done and "expired" in result.refusal
+    jan.refresh_from_db()
+    assert jan.name == "Jan de Vries"
+    assert not VerificationCode.objects.filter(participant=jan, purpose=CHANGE).exists()
+
+
+def test_a_sealed_name_does_not_open_for_another_participant(jan: Participant, piet: Participant) -> None:
+    pending = account.request_change(participant=piet, name="Mallory")
+    assert pending.sealed_name
+
+    assert account.pending_change(participant=jan, sealed_name=pending.sealed_name)["name"] is None
+
+
+# --- seeing everything and exporting --------------------------------------------------------------
+
+
+def test_the_export_holds_exactly_their_data_and_scores(jan: Participant, piet: Participant) -> None:
+    data = account.export_data(participant=jan)
+
+    assert data["participant"] == {
+        "id": str(jan.pk),
+        "organisation": "Zorggroep Noord",
+        "department": "Care",
+        "status": "active",
+        "is_listed": True,
+        "name": "Jan de Vries",
+        "email": "jan@example.nl",
+        "mobile": "+31612345678",
+    }
+    assert data["preferences"] == {"messages_paused": False, "prefers_email": True, "prefers_sms": True}
+    assert [record["kind"] for record in data["consent_history"]] == ["given"]
+    assert data["weekly_scores"] == [
+        {"week": "2026-10-26", "value": 2},
+        {"week": "2026-11-02", "value": 4},
+        {"week": "2026-11-09", "value": 3},
+    ]
+    text = json.dumps(data)
+    for other in ("Piet", "piet@example.nl", "+31687654321", str(piet.pk), piet.pseudonym or "-"):
+        assert other not in text
+    # Not even their own pseudonym: the file could end up on a shared work computer.
+    assert jan.pseudonym and jan.pseudonym not in text
+
+
+def test_the_export_downloads_as_an_uncached_json_attachment(jan_client: Client) -> None:
+    response = jan_client.get("/me/export.json")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert "no-store" in response["Cache-Control"]
+    assert json.loads(response.content)["participant"]["email"] == "jan@example.nl"
+
+
+def test_the_account_page_shows_everything_held(jan_client: Client) -> None:
+    response = jan_client.get("/me/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    for shown in (
+        "Jan de Vries",
+        "jan@example.nl",
+        "+31612345678",
+        "Care",
+        "2026-11-02",
+        "text version 2026-11",
+    ):
+        assert shown in page
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/me/"),
+        ("get", "/me/export.json"),
+        ("post", "/me/pause/"),
+        ("post", "/me/change/"),
+        ("get", "/me/change/confirm/"),
+        ("get", "/me/stop/"),
+        ("post", "/me/stop/"),
+        ("get", "/me/stop/confirm/"),
+    ],
+)
+def test_account_pages_without_a_session_offer_the_email_link(client: Client, method: str, path: str) -> None:
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 302 and response["Location"] == "/me/link/"
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_the_session_is_short(jan_client: Client) -> None:
+    assert jan_client.session.get_expiry_age() <= settings.PARTICIPANT_SESSION_SECONDS
+
+    with time_machine.travel(dt.timedelta(seconds=settings.PARTICIPANT_SESSION_SECONDS + 5)):
+        response = jan_client.get("/me/")
+
+    assert response.status_code == 302 and response["Location"] == "/me/link/"
+
+
+# --- pausing --------------------------------------------------------------------------------------
+
+
+def test_pausing_stops_pending_messages_and_leaves_a_trace(jan: Participant, piet: Participant) -> None:
+    messaging.queue_email(key=f"weekly:{jan.pk}:2026-11-23:email", to="jan@example.nl", subject="s", body="b")
+    messaging.queue_email(
+        key=f"weekly:{piet.pk}:2026-11-23:email", to="piet@example.nl", subject="s", body="b"
+    )
+
+    assert account.pause_messages(participant=jan, paused=True)
+    assert not account.pause_messages(participant=jan, paused=True)
+
+    jan.refresh_from_db()
+    assert jan.messages_paused
+    assert list(OutboundMessage.objects.values_list("key", flat=True)) == [
+        f"weekly:{piet.pk}:2026-11-23:email"
+    ]
+    assert account.pause_messages(participant=jan, paused=False)
+    kinds = list(jan.consents.order_by("recorded_at", "kind").values_list("kind", flat=True))
+    assert kinds.count("paused") == 1 and kinds.count("resumed") == 1
+    assert account.export_data(participant=jan)["preferences"]["messages_paused"] is False
+
+
+def test_the_pause_toggle_on_the_page(jan_client: Client, jan: Participant) -> None:
+    response = jan_client.post("/me/pause/", {"paused": "1"})
+    assert response.status_code == 302
+    jan.refresh_from_db()
+    assert jan.messages_paused
+    assert "Switch messages on again" in jan_client.get("/me/").content.decode()
+
+    jan_client.post("/me/pause/", {"paused": "0"})
+    jan.refresh_from_db()
+    assert not jan.messages_paused
+    assert jan.consents.filter(kind=ConsentRecord.Kind.PAUSED).exists()
+
+
+# --- the e-mailed account link --------------------------------------------------------------------
+
+_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def test_the_answer_is_the_same_for_an_unknown_address(client: Client, jan: Participant) -> None:
+    known = client.post("/me/link/", {"email": "jan@example.nl"})
+    unknown = Client().post("/me/link/", {"email": "nobody@example.nl"})
+
+    assert known.status_code == unknown.status_code == 200
+    assert _CSRF.sub("", known.content.decode()) == _CSRF.sub("", unknown.content.decode())
+    messaging.send_due_messages()
+    assert [message.to for message in mail.outbox] == [["jan@example.nl"]]
+    assert AccountLink.objects.count() == 1
+
+
+def test_the_link_is_single_use_and_leaves_the_token_behind(client: Client, jan: Participant) -> None:
+    client.post("/me/link/", {"email": "JAN@example.nl "})
+    messaging.send_due_messages()
+    token = re.search(r"/me/link/(\S+)/", str(mail.outbox[-1].body))
+    assert token
+    stored = AccountLink.objects.get()
+    assert stored.token_hash == crypto.hash_token(token.group(1))
+    assert token.group(1) not in identity_dump_text()
+
+    # Opening the link (a mail scanner does too) does not use it up and starts no session.
+    opened = client.get(f"/me/link/{token.group(1)}/")
+    assert opened.status_code == 302 and opened["Location"] == "/me/link/open/"
+    assert "no-store" in opened["Cache-Control"]
+    assert client.get("/me/").status_code == 302
+    assert client.get(f"/me/link/{token.group(1)}/").status_code == 302
+
+    confirmed = client.post("/me/link/open/")
+    assert confirmed.status_code == 302 and confirmed["Location"] == "/me/"
+    assert client.get("/me/").status_code == 200
+
+    assert Client().get(f"/me/link/{token.group(1)}/").status_code == 404
+
+
+def test_the_link_expires_after_thirty_minutes(client: Client, jan: Participant) -> None:
+    with time_machine.travel(START, tick=False) as traveller:
+        client.post("/me/link/", {"email": "jan@example.nl"})
+        messaging.send_due_messages()
+        token = re.search(r"/me/link/(\S+)/", str(mail.outbox[-1].body))
+        assert token
+        traveller.shift(dt.timedelta(minutes=29))
+        assert client.get(f"/me/link/{token.group(1)}/").status_code == 302
+        traveller.shift(dt.timedelta(minutes=2))
+        # Opened in time but confirmed too late: refused as well.
+        assert client.post("/me/link/open/").status_code == 404
+        response = Client().get(f"/me/link/{token.group(1)}/")
+    assert response.status_code == 404
+    assert "Send me a new link" in response.content.decode()
+
+
+def test_unknown_and_malformed_tokens_are_refused(client: Client) -> None:
+    assert client.get("/me/link/" + "A" * 43 + "/").status_code == 404
+    assert client.get("/me/link/" + "A" * 500 + "/").status_code == 404
+    assert client.get("/me/link/open/").status_code == 302
+
+
+@pytest.mark.parametrize("address", ["jan@example.nl", "nobody@example.nl"])
+def test_link_requests_are_limited_per_address_known_or_not(
+    client: Client, jan: Participant, address: str
+) -> None:
+    for _ in range(account.ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR):
+        assert client.post("/me/link/", {"email": address}).status_code == 200
+
+    response = client.post("/me/link/", {"email": address})
+
+    assert response.status_code == 429
+    assert AccountLink.objects.count() == (3 if address == "jan@example.nl" else 0)
+
+
+def test_link_requests_are_limited_per_client(client: Client, jan: Participant) -> None:
+    for number in range(account.ACCOUNT_LINKS_PER_REQUESTER_PER_HOUR):
+        assert client.post("/me/link/", {"email": f"someone{number}@example.nl"}).status_code == 200
+
+    assert client.post("/me/link/", {"email": "jan@example.nl"}).status_code == 429
+    assert AccountLink.objects.count() == 0
+
+
+def test_no_link_for_a_participant_who_declined(client: Client, jan: Participant) -> None:
+    jan.status = Participant.Status.DECLINED
+    jan.save()
+
+    assert client.post("/me/link/", {"email": "jan@example.nl"}).status_code == 200
+    assert AccountLink.objects.count() == 0
+
+
+# --- the pages themselves -----------------------------------------------------------------------------
+
+
+def test_every_account_page_is_accessible_and_self_contained(jan_client: Client, jan: Participant) -> None:
+    pages = {"account": jan_client.get("/me/"), "stop": jan_client.get("/me/stop/")}
+    jan_client.post("/me/change/", {"name": "Jan van Dijk", "email": "", "mobile": ""})
+    pages["change confirm"] = jan_client.get("/me/change/confirm/")
+    with time_machine.travel(dt.timedelta(minutes=5)):
+        jan_client.post("/me/stop/")
+        pages["stop confirm"] = jan_client.get("/me/stop/confirm/")
+    visitor = Client()
+    pages["stopped"] = visitor.get("/me/stopped/")
+    pages["link request"] = visitor.get("/me/link/")
+    pages["link sent"] = visitor.post("/me/link/", {"email": "nobody@example.nl"})
+    pages["link unusable"] = visitor.get("/me/link/" + "A" * 43 + "/")
+    link = AccountLink.objects.create(
+        participant=jan, token_hash=crypto.hash_token("B" * 43), expires_at=START + dt.timedelta(days=3650)
+    )
+    visitor.get("/me/link/" + "B" * 43 + "/")
+    pages["link confirm"] = visitor.get("/me/link/open/")
+    assert AccountLink.objects.get(pk=link.pk).used_at is None
+
+    for name, response in pages.items():
+        assert response.status_code in (200, 404), name
+        assert "no-store" in response["Cache-Control"], name
+        html = response.content.decode()
+        page = parse(html)
+        assert page.h1_count == 1, name
+        assert page.inline_scripts == page.inline_styles == 0 and not page.event_handlers, name
+        assert foreign_urls(page) == [], name
+        for attributes in page.inputs:
+            assert attributes.get("id") in page.label_targets or attributes.get("aria-label"), (
+                name,
+                attributes,
+            )

@@ -1,0 +1,548 @@
+"""Enrolment through the HTTP client: the link, consent, details, codes, unhappy paths, rate limits, staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from participants import enrolment
+from participants.models import (
+    ConsentRecord,
+    Invitation,
+    Organisation,
+    Participant,
+    StaffUser,
+    VerificationCode,
+)
+from participants.session import SESSION_KEY
+from participants.views.enrolment import SESSION_INVITATION
+from preventicons import messaging
+from preventicons.crypto import blind_index_email, blind_index_phone, new_token
+from preventicons.messaging import MemorySmsGateway
+from preventicons.models import OutboundMessage
+from preventicons.roles import Role
+from tests.conftest import login_verified, make_organisation, make_staff
+from tests.fakes.smtp import FakeSmtpServer
+from tests.fakes.twilio import FakeTwilio
+
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+LINK = re.compile(r"/i/([A-Za-z0-9_-]{43})/")
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+def make_participant(
+    organisation: Organisation,
+    *,
+    email: str = "jan@example.nl",
+    mobile: str = "+31612345678",
+    status: str = Participant.Status.INVITED,
+) -> Participant:
+    participant = Participant(
+        organisation=organisation,
+        name="Jan de Vries",
+        email=email,
+        mobile=mobile,
+        email_index=blind_index_email(email),
+        mobile_index=blind_index_phone(mobile),
+        status=status,
+    )
+    participant.save()
+    return participant
+
+
+def invite(participant: Participant) -> str:
+    enrolment.send_invitations(organisation=participant.organisation)
+    messaging.send_due_messages()
+    match = LINK.search(str(mail.outbox[-1].body))
+    assert match
+    return match.group(1)
+
+
+def latest_codes() -> tuple[str, str]:
+    messaging.send_due_messages()
+    email_code = CODE.search(str(mail.outbox[-1].body))
+    sms_code = CODE.search(MemorySmsGateway.outbox[-1]["body"])
+    assert email_code and sms_code
+    return email_code.group(1), sms_code.group(1)
+
+
+def text(response: Any) -> str:
+    return response.content.decode()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Any:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def english(settings: Any) -> None:
+    # Assertions read the English msgids; the pages are Dutch by default.
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture
+def clock() -> Any:
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def jan(organisation: Organisation) -> Participant:
+    return make_participant(organisation)
+
+
+@pytest.fixture
+def opened(client: Client, jan: Participant, english: None) -> Client:
+    """A browser that opened Jan's invitation link."""
+    response = client.get(f"/i/{invite(jan)}/")
+    assert response.status_code == 302
+    return client
+
+
+def consent_and_send_codes(client: Client, **details: str) -> None:
+    client.post(reverse("participants:enrol"))
+    response = client.post(reverse("participants:enrol-details"), {"name": "Jan de Vries", **details})
+    assert response.status_code == 302, text(response)
+    assert response["Location"] == reverse("participants:enrol-codes")
+
+
+# --- the link --------------------------------------------------------------------------------------------
+
+
+def test_the_link_is_swapped_for_a_token_free_address(
+    client: Client, jan: Participant, english: None
+) -> None:
+    token = invite(jan)
+
+    response = client.get(f"/i/{token}/")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("participants:enrol")
+    assert token not in response["Location"]
+    assert client.session[SESSION_INVITATION] == str(Invitation.objects.get(participant=jan).pk)
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and token not in text(page)
+
+
+def test_the_landing_page_explains_who_sees_what_and_records_consent(opened: Client, clock: Any) -> None:
+    page = text(opened.get(reverse("participants:enrol")))
+
+    for words in ("Your employer", "groups of at least 5", "dossier number", "The notary", "How to stop"):
+        assert words in page
+    assert enrolment.CONSENT_TEXT_VERSION in page
+    assert not ConsentRecord.objects.exists()
+
+    response = opened.post(reverse("participants:enrol"))
+
+    assert response["Location"] == reverse("participants:enrol-details")
+    (record,) = ConsentRecord.objects.all()
+    assert (record.kind, record.text_version, record.recorded_at) == (
+        "given",
+        enrolment.CONSENT_TEXT_VERSION,
+        START,
+    )
+
+
+def test_details_come_only_after_consent(opened: Client) -> None:
+    response = opened.get(reverse("participants:enrol-details"))
+
+    assert response["Location"] == reverse("participants:enrol")
+
+
+def test_details_page_shows_the_contact_data_on_file_only_masked(opened: Client) -> None:
+    opened.post(reverse("participants:enrol"))
+
+    page = text(opened.get(reverse("participants:enrol-details")))
+
+    assert "j•••@example.nl" in page and "78" in page
+    assert "jan@example.nl" not in page and "612345678" not in page
+
+
+def test_codes_page_has_labelled_numeric_one_time_code_fields(opened: Client) -> None:
+    consent_and_send_codes(opened)
+
+    page = text(opened.get(reverse("participants:enrol-codes")))
+
+    assert page.count('autocomplete="one-time-code"') == 2
+    assert page.count('inputmode="numeric"') == 2
+    assert '<label for="id_email_code"' in page and '<label for="id_sms_code"' in page
+
+
+def test_a_wrong_code_says_how_many_tries_remain(opened: Client, jan: Participant) -> None:
+    consent_and_send_codes(opened)
+    email_code, sms_code = latest_codes()
+    bad = f"{(int(email_code) + 1) % 10**6:06d}"
+
+    response = opened.post(reverse("participants:enrol-codes"), {"email_code": bad, "sms_code": sms_code})
+
+    assert response.status_code == 200
+    assert "The code from the e-mail is not right. You can try 4 more times." in text(response)
+    assert "The code from the text message is correct." in text(response)
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.INVITED
+
+
+def test_five_wrong_codes_lock_and_offer_new_codes(opened: Client, clock: Any) -> None:
+    consent_and_send_codes(opened)
+    email_code, _sms = latest_codes()
+    bad = f"{(int(email_code) + 1) % 10**6:06d}"
+    for _ in range(4):
+        opened.post(reverse("participants:enrol-codes"), {"email_code": bad})
+
+    response = opened.post(reverse("participants:enrol-codes"), {"email_code": bad})
+
+    assert "was entered wrongly too often. Ask for new codes below." in text(response)
+    assert "Send me new codes" in text(response)
+
+
+def test_a_resend_says_how_long_to_wait(
+    opened: Client, clock: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    consent_and_send_codes(opened)
+
+    response = opened.post(reverse("participants:enrol-resend"), follow=True)
+    assert "new codes in 30 seconds" in text(response)
+
+    clock.shift(dt.timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = opened.post(reverse("participants:enrol-resend"), follow=True)
+    assert "New codes are on their way" in text(response)
+    # The task ran once the request's transaction committed; the page now shows the next, longer wait.
+    assert "You can ask for new codes in 60 seconds." in text(opened.get(reverse("participants:enrol-codes")))
+    assert VerificationCode.objects.filter(channel="email").count() == 2
+
+
+def test_both_codes_enrol_start_the_session_and_welcome(opened: Client, jan: Participant, clock: Any) -> None:
+    consent_and_send_codes(opened)
+    email_code, sms_code = latest_codes()
+
+    response = opened.post(
+        reverse("participants:enrol-codes"), {"email_code": email_code, "sms_code": sms_code}
+    )
+
+    assert response["Location"] == reverse("participants:enrol-welcome")
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.ACTIVE and jan.pseudonym
+    assert opened.session[SESSION_KEY] == str(jan.pk)
+    assert SESSION_INVITATION not in opened.session
+    welcome = opened.get(response["Location"])
+    assert welcome.status_code == 200 and "you are taking part" in text(welcome)
+
+
+def test_codes_can_be_entered_one_after_the_other(opened: Client, jan: Participant) -> None:
+    consent_and_send_codes(opened)
+    email_code, sms_code = latest_codes()
+
+    first = opened.post(reverse("participants:enrol-codes"), {"email_code": email_code})
+    second = opened.post(reverse("participants:enrol-codes"), {"sms_code": sms_code})
+
+    assert first.status_code == 200
+    assert second["Location"] == reverse("participants:enrol-welcome")
+
+
+def test_welcome_needs_the_participant_session(client: Client, english: None) -> None:
+    assert client.get(reverse("participants:enrol-welcome")).status_code == 404
+
+
+def test_correcting_both_email_and_mobile_is_refused_on_the_page(opened: Client) -> None:
+    opened.post(reverse("participants:enrol"))
+
+    response = opened.post(
+        reverse("participants:enrol-details"),
+        {"name": "Jan", "email": "nieuw@example.nl", "mobile": "06 87654321"},
+    )
+
+    assert response.status_code == 200
+    assert "not both at once" in text(response)
+    assert not VerificationCode.objects.exists()
+
+
+def test_an_invalid_mobile_number_is_refused(opened: Client) -> None:
+    opened.post(reverse("participants:enrol"))
+
+    response = opened.post(reverse("participants:enrol-details"), {"name": "Jan", "mobile": "12"})
+
+    assert response.status_code == 200 and 'aria-invalid="true"' in text(response)
+    assert not VerificationCode.objects.exists()
+
+
+# --- unhappy links ---------------------------------------------------------------------------------------
+
+
+def test_tampered_truncated_and_random_tokens_get_the_same_page(
+    client: Client, jan: Participant, english: None
+) -> None:
+    token = invite(jan)
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+
+    pages = [client.get(f"/i/{candidate}/") for candidate in (tampered, token[:30], new_token())]
+
+    assert {page.status_code for page in pages} == {404}
+    # The pages differ only where they echo their own address (the language switch) and CSRF token.
+    bodies = {re.sub(r'value="[^"]*"', "", text(page)) for page in pages}
+    assert len(bodies) == 1 and "This link does not work" in bodies.pop()
+    assert SESSION_INVITATION not in client.session
+
+
+def test_enrol_pages_without_an_opened_link_look_like_an_unknown_link(client: Client, english: None) -> None:
+    for name in ("participants:enrol", "participants:enrol-details", "participants:enrol-codes"):
+        response = client.get(reverse(name))
+        assert response.status_code == 404 and "This link does not work" in text(response)
+
+
+def test_an_expired_link_offers_a_new_one_sent_only_to_the_address_on_file(
+    client: Client, jan: Participant, clock: Any, english: None
+) -> None:
+    token = invite(jan)
+    clock.shift(dt.timedelta(days=15))
+
+    page = client.get(f"/i/{token}/", follow=True)
+    assert "This link has expired" in text(page) and "Send me a new link" in text(page)
+    # Whatever is typed in, the new link goes to what is on file.
+    response = client.post(reverse("participants:enrol-new-link"), {"email": "attacker@example.com"})
+    again = client.post(reverse("participants:enrol-new-link"))
+    messaging.send_due_messages()
+
+    assert "A new link is on its way" in text(response)
+    assert "We already sent you a new link" in text(again)
+    assert [message.to for message in mail.outbox] == [["jan@example.nl"]] * 2
+    assert [sms["to"] for sms in MemorySmsGateway.outbox] == ["+31612345678"] * 2
+    fresh = LINK.search(str(mail.outbox[-1].body))
+    assert fresh and fresh.group(1) != token
+    assert client.get(f"/i/{fresh.group(1)}/", follow=True).status_code == 200
+
+
+def test_a_reused_link_after_enrolment_explains_they_already_take_part(
+    client: Client, opened: Client, jan: Participant
+) -> None:
+    consent_and_send_codes(opened)
+    email_code, sms_code = latest_codes()
+    opened.post(reverse("participants:enrol-codes"), {"email_code": email_code, "sms_code": sms_code})
+    mail_token = LINK.search(str(mail.outbox[0].body))
+    assert mail_token
+
+    page = Client().get(f"/i/{mail_token.group(1)}/", follow=True)
+
+    assert "You already take part" in text(page)
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("stopped", "You have stopped taking part"), ("declined", "You said you do not want to take part")],
+)
+def test_the_link_of_someone_who_stopped_or_declined_reactivates_nothing(
+    client: Client, jan: Participant, english: None, status: str, words: str
+) -> None:
+    token = invite(jan)
+    Participant.objects.filter(pk=jan.pk).update(status=status)
+
+    page = client.get(f"/i/{token}/", follow=True)
+    consent = client.post(reverse("participants:enrol"))
+    details = client.post(reverse("participants:enrol-details"), {"name": "Jan"})
+    declined = client.post(reverse("participants:enrol-decline"))
+
+    assert words in text(page)
+    assert all(words in text(response) for response in (consent, details, declined))
+    assert not ConsentRecord.objects.exists() and not VerificationCode.objects.exists()
+    assert Participant.objects.get(pk=jan.pk).status == status
+
+
+# --- declining --------------------------------------------------------------------------------------------
+
+
+def test_declining_takes_one_click_and_a_confirmation(
+    client: Client, jan: Participant, english: None
+) -> None:
+    token = invite(jan)
+
+    response = client.get(f"/i/{token}/decline/")
+    assert response["Location"] == reverse("participants:enrol-decline")
+    confirm = client.get(response["Location"])
+    assert "Do you not want to take part?" in text(confirm)
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED  # a GET changes nothing
+
+    done = client.post(reverse("participants:enrol-decline"))
+
+    assert "Done: you do not take part" in text(done)
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.DECLINED
+    assert enrolment.send_invitations(organisation=jan.organisation) == 0
+
+
+def test_an_expired_link_can_still_decline(
+    client: Client, jan: Participant, clock: Any, english: None
+) -> None:
+    token = invite(jan)
+    clock.shift(dt.timedelta(days=30))
+
+    client.get(f"/i/{token}/decline/")
+    client.post(reverse("participants:enrol-decline"))
+
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.DECLINED
+
+
+# --- rate limit on token guesses ------------------------------------------------------------------------
+
+
+def test_guessing_tokens_is_refused_after_ten_misses_a_minute(
+    client: Client, jan: Participant, english: None, clock: Any
+) -> None:
+    token = invite(jan)
+    misses = [client.get(f"/i/{new_token()}/").status_code for _ in range(10)]
+
+    blocked = client.get(f"/i/{new_token()}/")
+    even_the_right_one = client.get(f"/i/{token}/")
+    other_address = Client(REMOTE_ADDR="192.0.2.7").get(f"/i/{token}/")
+
+    assert misses == [404] * 10
+    assert blocked.status_code == 429 and blocked["Retry-After"] == "60"
+    assert even_the_right_one.status_code == 429
+    assert other_address.status_code == 302
+
+
+def test_a_valid_link_does_not_count_as_a_miss(client: Client, jan: Participant, english: None) -> None:
+    token = invite(jan)
+
+    statuses = {client.get(f"/i/{token}/").status_code for _ in range(15)}
+
+    assert statuses == {302}
+
+
+# --- staff: send invitations --------------------------------------------------------------------------------
+
+
+def test_an_employer_sends_invitations_for_their_own_organisation_without_learning_a_count(
+    client: Client, employer: StaffUser, jan: Participant, english: None
+) -> None:
+    login_verified(client, employer)
+
+    response = client.post(reverse("participants:send-invitations"), follow=True)
+
+    assert response.status_code == 200
+    assert Invitation.objects.filter(participant=jan).count() == 1
+    assert "Invitations are being sent" in text(response)
+    assert not re.search(r"\b1 invitation", text(response))
+
+
+def test_an_employer_cannot_send_for_another_organisation(
+    client: Client, employer: StaffUser, other_organisation: Organisation, english: None
+) -> None:
+    make_participant(other_organisation, email="piet@example.nl", mobile="+31611111111")
+    login_verified(client, employer)
+
+    response = client.post(reverse("participants:send-invitations"), {"organisation": other_organisation.pk})
+
+    assert response.status_code == 403
+    assert not Invitation.objects.exists()
+
+
+def test_an_admin_sends_for_a_chosen_organisation_and_sees_the_count(
+    client: Client, platform_admin: StaffUser, jan: Participant, english: None
+) -> None:
+    login_verified(client, platform_admin)
+
+    missing = client.post(reverse("participants:send-invitations"))
+    response = client.post(
+        reverse("participants:send-invitations"), {"organisation": jan.organisation.pk}, follow=True
+    )
+
+    assert missing.status_code == 400
+    assert "1 invitation sent." in text(response)
+
+
+def test_without_an_agreement_the_send_button_sends_nothing_and_says_why(
+    client: Client, db: Any, english: None
+) -> None:
+    unsigned = make_organisation("Zonder Overeenkomst BV", signed=False)
+    make_participant(unsigned)
+    login_verified(client, make_staff("hr-zonder", Role.EMPLOYER, unsigned))
+
+    response = client.post(reverse("participants:send-invitations"), follow=True)
+
+    assert "No signed processing agreement" in text(response)
+    assert not Invitation.objects.exists() and not OutboundMessage.objects.exists()
+
+
+@pytest.mark.parametrize("persona", ["casemanager", "auditor"])
+def test_other_roles_cannot_send_invitations(
+    client: Client, persona: str, request: pytest.FixtureRequest, jan: Participant
+) -> None:
+    login_verified(client, request.getfixturevalue(persona))
+
+    assert client.post(reverse("participants:send-invitations")).status_code == 403
+    assert not Invitation.objects.exists()
+
+
+def test_anonymous_visitors_are_sent_to_the_login_and_get_is_not_allowed(
+    client: Client, employer: StaffUser, jan: Participant
+) -> None:
+    assert client.post(reverse("participants:send-invitations")).status_code == 302
+    login_verified(client, employer)
+    assert client.get(reverse("participants:send-invitations")).status_code == 405
+    assert not Invitation.objects.exists()
+
+
+# --- the whole journey, with a real SMTP server and the twilio SDK against a local endpoint ----------------
+
+
+@pytest.mark.integration
+def test_journey_from_invitation_to_active_through_real_email_and_sms(
+    client: Client,
+    jan: Participant,
+    smtp_server: FakeSmtpServer,
+    fake_twilio: FakeTwilio,
+    django_capture_on_commit_callbacks: Any,
+    english: None,
+) -> None:
+    def mail_text(index: int) -> str:
+        received = smtp_server.wait_for(index + 1, timeout=10)
+        body = received[index].message.get_body(preferencelist=("plain",))
+        assert body is not None
+        return str(body.get_content())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enrolment.send_invitations(organisation=jan.organisation)
+    invitation_mail = mail_text(0)
+    assert smtp_server.messages[0].rcpt_tos == ["jan@example.nl"]
+    (invitation_sms,) = fake_twilio.messages
+    assert invitation_sms["To"] == "+31612345678"
+    match = LINK.search(invitation_mail)
+    assert match and match.group(1) in invitation_sms["Body"]
+
+    landing = client.get(f"/i/{match.group(1)}/", follow=True)
+    assert "Join the weekly check-in" in text(landing)
+    client.post(reverse("participants:enrol"))
+    with django_capture_on_commit_callbacks(execute=True):
+        details = client.post(
+            reverse("participants:enrol-details"), {"name": "Jan de Vries", "mobile": "06 87654321"}
+        )
+    assert details.status_code == 302
+
+    email_code = CODE.search(mail_text(1))
+    assert smtp_server.messages[1].rcpt_tos == ["jan@example.nl"]
+    code_sms = fake_twilio.messages[-1]
+    assert code_sms["To"] == "+31687654321"  # the corrected number
+    sms_code = CODE.search(code_sms["Body"])
+    assert email_code and sms_code
+    done = client.post(
+        reverse("participants:enrol-codes"),
+        {"email_code": email_code.group(1), "sms_code": sms_code.group(1)},
+    )
+
+    assert done["Location"] == reverse("participants:enrol-welcome")
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.ACTIVE
+    assert jan.mobile == "+31687654321" and jan.mobile_index == blind_index_phone("+31687654321")
+    assert Invitation.objects.get(participant=jan).used_at is not None
+    assert OutboundMessage.objects.filter(status="pending").count() == 0

@@ -1,0 +1,229 @@
+"""The import page: who may use it, what it shows, and that an upload is never stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from participants.models import Department, Organisation, Participant, StaffUser
+from preventicons.roles import Role
+from tests.conftest import login_verified, make_organisation, make_staff
+
+URL = "/staff/import/"
+HEADER = "naam;e-mail;mobiel;afdeling"
+GOOD_ROWS = ("Jan Jansen;jan@example.nl;06-12345678;Logistiek", "Kees de Boer;kees@example.nl;0611223344;IT")
+
+
+def csv_upload(*rows: str, name: str = "adressen.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, "\r\n".join([HEADER, *rows]).encode(), content_type="text/csv")
+
+
+def as_user(user: StaffUser) -> Client:
+    return login_verified(Client(HTTP_ACCEPT_LANGUAGE="en"), user)
+
+
+def post(client: Client, upload: Any, **fields: Any) -> Any:
+    return client.post(URL, {"address_list": upload, **fields})
+
+
+def test_the_url_name_is_participants_import() -> None:
+    assert reverse("participants:import") == URL
+
+
+def test_employer_sees_the_form_for_their_own_organisation(employer: StaffUser) -> None:
+    response = as_user(employer).get(URL)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "You are importing the address list of Zorggroep Noord." in page
+    assert 'name="organisation"' not in page
+    assert 'type="file"' in page and 'enctype="multipart/form-data"' in page
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_employer_imports_their_list_and_sees_no_counts_that_could_reveal_participation(
+    employer: StaffUser, organisation: Organisation
+) -> None:
+    client = as_user(employer)
+    response = post(client, csv_upload(*GOOD_ROWS), full_list="on")
+    assert response.status_code == 302 and response["Location"] == URL
+    assert Participant.objects.filter(organisation=organisation).count() == 2
+    page = client.get(URL).content.decode()
+    assert "The list with 2 employees has been read and saved encrypted." in page
+    assert "will receive no more messages" in page
+    assert "new employee" not in page and "updated" not in page
+    assert "Importing sends nothing yet" in page
+    assert f'action="{reverse("participants:send-invitations")}"' in page
+    # The result is shown once, not again on the next visit.
+    assert "has been read" not in client.get(URL).content.decode()
+
+
+def test_bad_rows_are_listed_with_their_lines_and_nothing_is_written(
+    employer: StaffUser, organisation: Organisation
+) -> None:
+    departments = Department.objects.count()
+    response = post(
+        as_user(employer),
+        csv_upload(GOOD_ROWS[0], "Piet;piet@;0687654321;Care", "=SUM(A1);sum@example.nl;020-1234567;Care"),
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The list was not imported: 3 problems" in page
+    assert "<strong>Line 3:</strong> The e-mail address is not valid." in page
+    assert "<strong>Line 4:</strong> The name starts with “=”." in page
+    assert "<strong>Line 4:</strong> This is a landline number" in page
+    assert Participant.objects.count() == 0
+    assert Department.objects.count() == departments
+
+
+def test_a_file_level_problem_is_shown_without_a_line(employer: StaffUser) -> None:
+    response = post(as_user(employer), SimpleUploadedFile("leeg.csv", b"", content_type="text/csv"))
+    page = response.content.decode()
+    # Django's own check comes first for a zero-byte upload.
+    assert "The submitted file is empty." in page
+    response = post(
+        as_user(employer), SimpleUploadedFile("kop.csv", HEADER.encode(), content_type="text/csv")
+    )
+    assert "The file has a header line but no employees." in response.content.decode()
+    assert "Line " not in response.content.decode()
+
+
+@pytest.mark.parametrize("persona", ["casemanager", "auditor"])
+def test_other_roles_are_refused(
+    persona: str, request: pytest.FixtureRequest, organisation: Organisation
+) -> None:
+    user: StaffUser = request.getfixturevalue(persona)
+    client = as_user(user)
+    assert client.get(URL).status_code == 403
+    assert post(client, csv_upload(*GOOD_ROWS), organisation=organisation.pk).status_code == 403
+    assert Participant.objects.count() == 0
+
+
+def test_anonymous_and_password_only_visitors_are_sent_to_the_login(employer: StaffUser) -> None:
+    login = reverse("two_factor:login")
+    assert Client().get(URL)["Location"].startswith(login)
+    client = Client()
+    client.force_login(employer)
+    response = post(client, csv_upload(*GOOD_ROWS))
+    assert response.status_code == 302 and response["Location"].startswith(login)
+    assert Participant.objects.count() == 0
+
+
+def test_employer_of_another_organisation_cannot_import_into_this_one(
+    other_employer: StaffUser, organisation: Organisation, other_organisation: Organisation
+) -> None:
+    response = post(as_user(other_employer), csv_upload(*GOOD_ROWS), organisation=organisation.pk)
+    assert response.status_code == 403
+    assert Participant.objects.count() == 0
+    # Without naming an organisation, their list goes to their own organisation only.
+    post(as_user(other_employer), csv_upload(*GOOD_ROWS))
+    assert Participant.objects.filter(organisation=organisation).count() == 0
+    assert Participant.objects.filter(organisation=other_organisation).count() == 2
+
+
+def test_admin_chooses_the_organisation_and_sees_the_counts(
+    platform_admin: StaffUser, organisation: Organisation, other_organisation: Organisation
+) -> None:
+    client = as_user(platform_admin)
+    page = client.get(URL).content.decode()
+    assert '<select name="organisation"' in page
+    assert "Zorggroep Noord" in page and "Bouwbedrijf Zuid" in page
+
+    missing = post(client, csv_upload(*GOOD_ROWS))
+    assert missing.status_code == 200 and "This field is required." in missing.content.decode()
+    assert Participant.objects.count() == 0
+
+    assert post(client, csv_upload(*GOOD_ROWS), organisation=organisation.pk).status_code == 302
+    assert Participant.objects.filter(organisation=organisation).count() == 2
+    page = client.get(URL).content.decode()
+    assert "Organisation: Zorggroep Noord" in page
+    assert "2 new employees" in page and "0 employees updated" in page
+    assert f'name="organisation" value="{organisation.pk}"' in page
+
+    post(
+        client,
+        csv_upload(GOOD_ROWS[0].replace("Jan Jansen", "Jan Jansen-Smit")),
+        organisation=organisation.pk,
+        full_list="on",
+    )
+    page = client.get(URL).content.decode()
+    assert "1 employee updated" in page and "1 employee no longer on the list" in page
+
+
+def test_without_an_agreement_the_page_says_so_and_nothing_is_written(db: Any) -> None:
+    unsigned = make_organisation("Transport Oost", "logistiek", signed=False)
+    hr = make_staff("hr-oost", Role.EMPLOYER, unsigned)
+    response = post(as_user(hr), csv_upload(*GOOD_ROWS))
+    assert response.status_code == 200
+    assert "No signed processing agreement is recorded for this organisation." in response.content.decode()
+    assert Participant.objects.count() == 0
+    assert not Department.objects.filter(organisation=unsigned, name="Logistiek").exists()
+
+
+def test_a_six_megabyte_upload_is_refused_with_a_clear_message(employer: StaffUser) -> None:
+    big = SimpleUploadedFile(
+        "groot.csv", HEADER.encode() + b"\r\n" + b"x" * (6 * 1024 * 1024), content_type="text/csv"
+    )
+    response = post(as_user(employer), big)
+    assert response.status_code == 200
+    assert (
+        "The file is larger than 5 MB. Split the list or remove unused columns." in response.content.decode()
+    )
+    assert Participant.objects.count() == 0
+
+
+def test_a_file_just_over_the_cap_but_within_the_request_limit_is_refused_too(employer: StaffUser) -> None:
+    data = HEADER.encode() + b"\r\n" + b"x" * (5 * 1024 * 1024)
+    response = post(as_user(employer), SimpleUploadedFile("groot.csv", data, content_type="text/csv"))
+    assert "The file is larger than 5 MB." in response.content.decode()
+
+
+def test_uploads_are_handled_in_memory_only() -> None:
+    from django.conf import settings
+
+    assert settings.FILE_UPLOAD_HANDLERS == ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+    assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE >= settings.ADDRESS_LIST_MAX_BYTES
+
+
+def three_megabyte_list() -> SimpleUploadedFile:
+    # Over Django's default 2.5 MB in-memory threshold, above which its default handlers spool to disk.
+    rows = [
+        f"Medewerker {i};m{i}@example.nl;06{20000000 + i:08d};" + "Afdeling" + " " * 180
+        for i in range(15_000)
+    ]
+    upload = csv_upload(*rows)
+    assert upload.size is not None and upload.size > 3 * 1024 * 1024
+    return upload
+
+
+def test_a_large_upload_is_read_in_memory_and_imported(
+    employer: StaffUser, organisation: Organisation
+) -> None:
+    response = post(as_user(employer), three_megabyte_list())
+    assert response.status_code == 302
+    assert Participant.objects.filter(organisation=organisation).count() == 15_000
+
+
+def test_the_page_refuses_an_upload_that_was_spooled_to_disk(employer: StaffUser, settings: Any) -> None:
+    # Should someone bring back Django's default handlers, the page fails loudly instead of importing.
+    settings.FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+    with pytest.raises(ImproperlyConfigured):
+        post(as_user(employer), csv_upload(*GOOD_ROWS))
+    assert Participant.objects.count() == 0
+
+
+def test_without_the_send_invitations_url_the_page_explains_in_text(
+    employer: StaffUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from participants.views import importing as views
+
+    monkeypatch.setattr(views, "_send_invitations_url", lambda: None)
+    client = as_user(employer)
+    post(client, csv_upload(*GOOD_ROWS))
+    page = client.get(URL).content.decode()
+    assert "Invitations go out only when you use “Send invitations”." in page
+    assert "send/" not in page

@@ -1,0 +1,140 @@
+"""seed_demo and demo_code: demo data that can be loaded twice, and that never reaches production."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from base64 import b32decode
+from binascii import hexlify
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import Count
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from pytest_django.fixtures import Settings
+
+from participants.management.demo import DEMO_PASSWORD, LOGINS
+from participants.models import (
+    ConsentRecord,
+    Department,
+    Organisation,
+    Participant,
+    ProcessingAgreement,
+    StaffUser,
+)
+from preventicons.roles import Role, roles_of
+from tests.conftest import ALL_DATABASES
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+SEEDED = (Organisation, Department, ProcessingAgreement, Participant, ConsentRecord, StaffUser, TOTPDevice)
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in SEEDED}
+
+
+def test_seeding_twice_leaves_the_same_data() -> None:
+    seed()
+    first = counts()
+    participants = set(Participant.objects.values_list("pk", "email"))
+    keys = set(TOTPDevice.objects.values_list("user__username", "key"))
+    output = seed()
+    assert counts() == first
+    assert set(Participant.objects.values_list("pk", "email")) == participants
+    assert set(TOTPDevice.objects.values_list("user__username", "key")) == keys
+    assert "(0 added)" in output
+
+
+def test_the_demo_has_two_sectors_with_signed_agreements_and_a_department_of_four() -> None:
+    seed()
+    organisations = Organisation.objects.all()
+    assert sorted(organisations.values_list("sector", flat=True)) == ["bouw", "zorg"]
+    for organisation in organisations:
+        assert organisation.agreements.filter(party=ProcessingAgreement.Party.ORGANISATION).count() == 1
+    sizes = Department.objects.annotate(people=Count("participants")).values_list("people", flat=True)
+    assert 4 in sizes
+    assert 25 <= Participant.objects.count() <= 35
+
+
+def test_demo_people_have_plausible_contact_data_that_is_stored_sealed() -> None:
+    seed()
+    people = list(Participant.objects.all())
+    for person in people:
+        assert re.fullmatch(r"[a-z]+\.[a-z]+@example\.nl", person.email or ""), person.email
+        assert re.fullmatch(r"\+316\d{8}", person.mobile or ""), person.mobile
+        assert len((person.name or "").split()) >= 2
+    assert len({person.email for person in people}) == len(people)
+    raw = Participant.objects.values_list("name", "email", "mobile")
+    for columns in raw:
+        assert all(column and column.startswith("v1.") for column in columns)
+        assert not any("@" in str(column) or "+31" in str(column) for column in columns)
+
+
+def test_active_demo_people_consented_and_have_a_pseudonym_and_invited_ones_do_not() -> None:
+    seed()
+    active = Participant.objects.filter(status=Participant.Status.ACTIVE)
+    invited = Participant.objects.filter(status=Participant.Status.INVITED)
+    assert active.exists() and invited.exists()
+    assert all(person.pseudonym and person.consents.exists() for person in active)
+    assert all(person.pseudonym is None and not person.consents.exists() for person in invited)
+
+
+def test_there_is_one_login_per_role_with_the_demo_password_and_a_confirmed_totp_device() -> None:
+    output = seed()
+    for login in LOGINS:
+        user = StaffUser.objects.get(username=login.username)
+        assert login.role in roles_of(user)
+        assert user.check_password(DEMO_PASSWORD)
+        device = TOTPDevice.objects.get(user=user, confirmed=True)
+        secret = re.search(rf"otpauth://totp/Preventicons%3A{login.username}\?secret=([A-Z2-7]+)", output)
+        assert secret is not None, f"no otpauth URI printed for {login.username}"
+        assert hexlify(b32decode(secret.group(1))).decode() == device.key
+        if login.role is Role.EMPLOYER:
+            assert user.organisation is not None and user.organisation.name == login.organisation
+    assert {login.role for login in LOGINS} == set(Role)
+    assert "/account/login/" in output
+
+
+@time_machine.travel(dt.datetime(2026, 11, 23, 9, 0, 5, tzinfo=dt.UTC), tick=False)
+def test_demo_code_prints_a_code_the_device_accepts_once() -> None:
+    seed()
+    out = StringIO()
+    call_command("demo_code", "demo-casemanager", stdout=out)
+    code = out.getvalue().split()[0]
+    assert re.fullmatch(r"\d{6}", code)
+    device = TOTPDevice.objects.get(user__username="demo-casemanager")
+    assert device.verify_token(code) is True
+    again = StringIO()
+    call_command("demo_code", "demo-casemanager", stdout=again)
+    assert "already used" in again.getvalue()
+
+
+def test_demo_code_for_a_login_without_a_device_fails_clearly() -> None:
+    with pytest.raises(CommandError, match="no confirmed TOTP device"):
+        call_command("demo_code", "nobody", stdout=StringIO())
+
+
+def test_seed_demo_refuses_in_production(settings: Settings) -> None:
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="production"):
+        seed()
+    assert counts() == {model.__name__: 0 for model in SEEDED}
+
+
+def test_demo_code_refuses_in_production(settings: Settings) -> None:
+    seed()
+    settings.PRODUCTION = True
+    out = StringIO()
+    with pytest.raises(CommandError, match="production"):
+        call_command("demo_code", "demo-admin", stdout=out)
+    assert out.getvalue() == ""

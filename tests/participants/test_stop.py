@@ -1,0 +1,436 @@
+"""Stopping: contact data, blind indexes and the pseudonym link destroyed; scores kept but unlinked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.cache import cache
+from django.db import connections
+from django.test import Client
+from django.utils import timezone, translation
+
+from casefiles import receivers as casefiles_receivers
+from casefiles.models import Dossier
+from participants import account, verification
+from participants.importing import import_address_list
+from participants.models import (
+    AccountLink,
+    ConsentRecord,
+    Invitation,
+    Organisation,
+    Participant,
+    StaffUser,
+    VerificationCode,
+)
+from participants.signals import participant_stopped
+from preventicons import crypto, messaging
+from preventicons.messaging import MemorySmsGateway
+from preventicons.models import OutboundMessage
+from scores import receivers as score_receivers
+from scores.models import Score
+from tests.conftest import ALL_DATABASES, make_organisation
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+WEEKS = [dt.date(2026, 10, 26), dt.date(2026, 11, 2), dt.date(2026, 11, 9)]
+
+
+def make_active(
+    organisation: Organisation,
+    *,
+    name: str = "Jan de Vries",
+    email: str = "jan@example.nl",
+    mobile: str = "+31612345678",
+) -> Participant:
+    participant = Participant(
+        organisation=organisation,
+        department=organisation.departments.get(name="Care"),
+        status=Participant.Status.ACTIVE,
+        name=name,
+        email=email,
+        mobile=mobile,
+        email_index=crypto.blind_index_email(email),
+        mobile_index=crypto.blind_index_phone(mobile),
+        pseudonym=crypto.new_pseudonym(),
+    )
+    participant.save()
+    ConsentRecord.objects.create(
+        participant=participant,
+        kind=ConsentRecord.Kind.GIVEN,
+        text_version="2026-11",
+        recorded_at=timezone.now(),
+    )
+    return participant
+
+
+def add_scores(participant: Participant, values: list[int]) -> None:
+    assert participant.pseudonym
+    for week, value in zip(WEEKS, values, strict=False):
+        Score.objects.create(
+            week=week,
+            value=value,
+            organisation=participant.organisation,
+            department=participant.department,
+            pseudonym=participant.pseudonym,
+        )
+
+
+def open_dossier(participant: Participant, number: str) -> Dossier:
+    assert participant.pseudonym
+    dossier = Dossier(
+        number=number,
+        pseudonym=participant.pseudonym,
+        pseudonym_index=crypto.casefiles_index(participant.pseudonym),
+        opened_on=dt.date(2026, 11, 10),
+    )
+    dossier.save()
+    return dossier
+
+
+def delivered_codes() -> tuple[str, str]:
+    """Send what is due; the last code from the last e-mail and from the last SMS."""
+    messaging.send_due_messages()
+    email_code = re.search(r"\b(\d{6})\b", str(mail.outbox[-1].body))
+    sms_code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
+    assert email_code and sms_code
+    return email_code.group(1), sms_code.group(1)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def raw_participant_row(participant: Participant) -> tuple[Any, ...]:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT name, email, mobile, email_index, mobile_index, pseudonym, department_id, status "
+            "FROM participants_participant WHERE id = %s",
+            [participant.pk],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def raw_dossier(number: str) -> tuple[Any, ...]:
+    with connections["casefiles"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pseudonym, pseudonym_index, is_open FROM casefiles_dossier WHERE number = %s", [number]
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def jan(organisation: Organisation) -> Participant:
+    participant = make_active(organisation)
+    add_scores(participant, [2, 4, 3])
+    return participant
+
+
+@pytest.fixture
+def piet(organisation: Organisation) -> Participant:
+    participant = make_active(
+        organisation, name="Piet Bakker", email="piet@example.nl", mobile="+31687654321"
+    )
+    add_scores(participant, [5, 5])
+    return participant
+
+
+def test_stop_destroys_contact_data_blind_indexes_and_sealed_pseudonym(jan: Participant) -> None:
+    assert all(value is not None for value in raw_participant_row(jan)[:6])
+
+    account.stop_participation(participant=jan)
+
+    assert raw_participant_row(jan) == (None, None, None, None, None, None, None, "stopped")
+    assert jan.status == Participant.Status.STOPPED
+    assert jan.name is None and jan.email is None and jan.pseudonym is None
+
+
+def test_scores_stay_counted_but_belong_to_nobody_and_no_department(
+    jan: Participant, piet: Participant
+) -> None:
+    pseudonym = jan.pseudonym
+    pieter = piet.pseudonym
+
+    account.stop_participation(participant=jan)
+
+    assert Score.objects.count() == 5
+    assert not Score.objects.filter(pseudonym=pseudonym).exists()
+    orphans = Score.objects.filter(pseudonym__isnull=True)
+    assert sorted(orphans.values_list("value", flat=True)) == [2, 3, 4]
+    assert not orphans.filter(department__isnull=False).exists()
+    # Nobody else's scores move.
+    assert Score.objects.filter(pseudonym=pieter, department__isnull=False).count() == 2
+
+
+def test_stop_closes_and_unlinks_the_dossier_in_the_casefiles_store(
+    jan: Participant, piet: Participant
+) -> None:
+    open_dossier(jan, "D-1001")
+    open_dossier(piet, "D-1002")
+
+    account.stop_participation(participant=jan)
+
+    assert raw_dossier("D-1001") == (None, None, False)
+    kept = raw_dossier("D-1002")
+    assert kept[0] is not None and kept[1] == crypto.casefiles_index(piet.pseudonym or "") and kept[2] is True
+
+
+def test_stop_records_the_withdrawal_and_deletes_codes_links_and_invitations(jan: Participant) -> None:
+    Invitation.objects.create(
+        participant=jan,
+        token_hash=crypto.hash_token("x" * 43),
+        expires_at=timezone.now() + dt.timedelta(days=3),
+    )
+    AccountLink.objects.create(
+        participant=jan,
+        token_hash=crypto.hash_token("y" * 43),
+        expires_at=timezone.now() + dt.timedelta(minutes=9),
+    )
+    verification.issue_codes(
+        participant=jan, purpose=VerificationCode.Purpose.CHANGE, email_to="new@example.nl"
+    )
+
+    account.stop_participation(participant=jan)
+
+    assert not Invitation.objects.filter(participant=jan).exists()
+    assert not AccountLink.objects.filter(participant=jan).exists()
+    assert not VerificationCode.objects.filter(participant=jan).exists()
+    kinds = list(jan.consents.order_by("recorded_at").values_list("kind", "text_version"))
+    assert kinds == [("given", "2026-11"), ("withdrawn", "2026-11")]
+
+
+def test_pending_messages_to_them_are_cancelled_and_others_are_not(
+    jan: Participant, piet: Participant
+) -> None:
+    messaging.queue_email(key=f"invite:{jan.pk}:weekly:email", to="jan@example.nl", subject="s", body="b")
+    messaging.queue_sms(key=f"invite:{jan.pk}:weekly:sms", to="+31612345678", body="b")
+    messaging.queue_email(key=f"invite:{piet.pk}:weekly:email", to="piet@example.nl", subject="s", body="b")
+    # Code messages are keyed by the code, not the participant: they go too.
+    verification.issue_codes(
+        participant=jan, purpose=VerificationCode.Purpose.CHANGE, email_to="new@example.nl"
+    )
+
+    account.stop_participation(participant=jan)
+
+    pending = list(OutboundMessage.objects.filter(status="pending").values_list("key", flat=True))
+    assert pending == [f"invite:{piet.pk}:weekly:email"]
+    messaging.send_due_messages()
+    assert [message.to for message in mail.outbox] == [["piet@example.nl"]]
+    assert MemorySmsGateway.outbox == []
+
+
+def test_the_signal_carries_the_pseudonym_and_the_organisation(jan: Participant) -> None:
+    heard: list[dict[str, Any]] = []
+
+    def listen(sender: Any, **kwargs: Any) -> None:
+        heard.append(kwargs)
+
+    participant_stopped.connect(listen, weak=False)
+    try:
+        pseudonym = jan.pseudonym
+        account.stop_participation(participant=jan)
+    finally:
+        participant_stopped.disconnect(listen)
+
+    assert len(heard) == 1
+    assert heard[0]["pseudonym"] == pseudonym
+    assert heard[0]["organisation_id"] == jan.organisation_id
+
+
+def test_a_failing_receiver_rolls_back_every_store(jan: Participant) -> None:
+    open_dossier(jan, "D-2001")
+    before = raw_participant_row(jan)
+
+    def explode(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("receiver down")
+
+    participant_stopped.connect(explode, weak=False)
+    try:
+        with pytest.raises(RuntimeError):
+            account.stop_participation(participant=jan)
+    finally:
+        participant_stopped.disconnect(explode)
+
+    assert raw_participant_row(jan) == before
+    assert Score.objects.filter(pseudonym=jan.pseudonym, department__isnull=False).count() == 3
+    dossier = raw_dossier("D-2001")
+    assert dossier[1] == crypto.casefiles_index(jan.pseudonym or "") and dossier[2] is True
+    assert not jan.consents.filter(kind=ConsentRecord.Kind.WITHDRAWN).exists()
+    # Nothing is lost: stopping again, with the receivers well, completes.
+    account.stop_participation(participant=jan)
+    assert raw_dossier("D-2001") == (None, None, False)
+
+
+def test_receivers_are_idempotent(jan: Participant) -> None:
+    open_dossier(jan, "D-3001")
+    pseudonym = jan.pseudonym or ""
+    organisation_id = jan.organisation_id
+
+    for _ in range(2):
+        score_receivers.strip_stopped_participant(None, pseudonym=pseudonym, organisation_id=organisation_id)
+        casefiles_receivers.close_stopped_participants_dossier(
+            None, pseudonym=pseudonym, organisation_id=organisation_id
+        )
+
+    assert Score.objects.filter(pseudonym__isnull=True, department__isnull=True).count() == 3
+    assert raw_dossier("D-3001") == (None, None, False)
+    # An empty pseudonym must never match the rows already stripped.
+    score_receivers.strip_stopped_participant(None, pseudonym="", organisation_id=organisation_id)
+    casefiles_receivers.close_stopped_participants_dossier(
+        None, pseudonym="", organisation_id=organisation_id
+    )
+
+
+def test_stopping_twice_changes_nothing_the_second_time(jan: Participant) -> None:
+    account.stop_participation(participant=jan)
+    withdrawn = jan.consents.filter(kind=ConsentRecord.Kind.WITHDRAWN).count()
+
+    account.stop_participation(participant=jan)
+
+    assert jan.consents.filter(kind=ConsentRecord.Kind.WITHDRAWN).count() == withdrawn == 1
+    assert raw_participant_row(jan)[-1] == "stopped"
+
+
+def test_an_invited_participant_without_a_pseudonym_can_stop(organisation: Organisation) -> None:
+    invited = make_active(organisation, email="kees@example.nl", mobile="+31611112222")
+    invited.status = Participant.Status.INVITED
+    invited.pseudonym = None
+    invited.save()
+    heard: list[Any] = []
+
+    def listen(sender: Any, **kwargs: Any) -> None:
+        heard.append(kwargs)
+
+    participant_stopped.connect(listen, weak=False)
+    try:
+        account.stop_participation(participant=invited)
+    finally:
+        participant_stopped.disconnect(listen)
+
+    assert raw_participant_row(invited)[:6] == (None,) * 6
+    assert heard == []  # no P, nothing to unlink
+
+
+# --- through the pages --------------------------------------------------------------------------
+
+
+def open_account(client: Client, email: str) -> None:
+    """The e-mailed account link, as a participant uses it."""
+    response = client.post("/me/link/", {"email": email})
+    assert response.status_code == 200
+    messaging.send_due_messages()
+    link = re.search(r"https?://\S+/me/link/(\S+)/", str(mail.outbox[-1].body))
+    assert link
+    assert client.get(f"/me/link/{link.group(1)}/").status_code == 302
+    assert client.post("/me/link/open/").status_code == 302
+
+
+def test_stop_through_the_pages_needs_both_codes(client: Client, jan: Participant) -> None:
+    open_dossier(jan, "D-4001")
+    open_account(client, "jan@example.nl")
+
+    response = client.post("/me/stop/")
+    assert response.status_code == 302 and response["Location"] == "/me/stop/confirm/"
+    email_code, sms_code = delivered_codes()
+    assert mail.outbox[-1].to == ["jan@example.nl"]
+    assert MemorySmsGateway.outbox[-1]["to"] == "+31612345678"
+
+    response = client.post("/me/stop/confirm/", {"email_code": email_code, "sms_code": wrong(sms_code)})
+    assert response.status_code == 400
+    assert "not right" in response.content.decode()
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.ACTIVE and jan.email == "jan@example.nl"
+
+    response = client.post("/me/stop/confirm/", {"email_code": "", "sms_code": sms_code})
+    assert response.status_code == 302 and response["Location"] == "/me/stopped/"
+    assert raw_participant_row(jan)[:6] == (None,) * 6
+    assert raw_dossier("D-4001") == (None, None, False)
+    assert "no-store" in client.get("/me/stopped/")["Cache-Control"]
+
+
+def test_after_stopping_the_old_session_and_links_no_longer_work(client: Client, jan: Participant) -> None:
+    open_account(client, "jan@example.nl")
+    assert client.get("/me/").status_code == 200
+    # A second link, asked for earlier and not used yet.
+    other = Client()
+    other.post("/me/link/", {"email": "jan@example.nl"})
+    messaging.send_due_messages()
+    link = re.search(r"/me/link/(\S+)/", str(mail.outbox[-1].body))
+    assert link
+
+    account.stop_participation(participant=jan)
+
+    response = client.get("/me/")
+    assert response.status_code == 302 and response["Location"] == "/me/link/"
+    assert client.get("/me/export.json").status_code == 302
+    assert other.get(f"/me/link/{link.group(1)}/").status_code == 404
+    # Asking for a new link for the old address sends nothing: the address is gone.
+    sent = len(mail.outbox)
+    assert other.post("/me/link/", {"email": "jan@example.nl"}).status_code == 200
+    messaging.send_due_messages()
+    assert len(mail.outbox) == sent
+
+
+def test_a_later_import_of_the_same_address_creates_a_new_unlinked_participant(
+    jan: Participant, employer: StaffUser
+) -> None:
+    old_pseudonym = jan.pseudonym
+    account.stop_participation(participant=jan)
+    data = b"naam;e-mail;mobiel;afdeling\r\nJan de Vries;jan@example.nl;06 12345678;Care\r\n"
+
+    result = import_address_list(organisation=jan.organisation, data=data, full_list=False, by=employer)
+
+    assert result.created == 1
+    newcomer = Participant.objects.exclude(pk=jan.pk).get()
+    assert newcomer.status == Participant.Status.INVITED
+    assert newcomer.pseudonym is None
+    assert newcomer.email_index == crypto.blind_index_email("jan@example.nl")
+    assert not Score.objects.filter(pseudonym=old_pseudonym).exists()
+    assert raw_participant_row(jan)[:6] == (None,) * 6
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_with_real_commits_a_failing_receiver_leaves_both_stores_as_they_were() -> None:
+    # Outside a test transaction: the stop's atomic blocks are real transactions, not savepoints.
+    jan = make_active(make_organisation("Zorggroep Oost", "zorg"))
+    open_dossier(jan, "D-5001")
+    before = raw_participant_row(jan)
+
+    def explode(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("receiver down")
+
+    participant_stopped.connect(explode, weak=False)
+    try:
+        with pytest.raises(RuntimeError):
+            account.stop_participation(participant=jan)
+    finally:
+        participant_stopped.disconnect(explode)
+
+    assert raw_participant_row(jan) == before
+    assert raw_dossier("D-5001")[1:] == (crypto.casefiles_index(jan.pseudonym or ""), True)
+
+    account.stop_participation(participant=jan)
+
+    assert raw_participant_row(jan)[:6] == (None,) * 6
+    assert raw_dossier("D-5001") == (None, None, False)
