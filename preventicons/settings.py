@@ -32,7 +32,12 @@ else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="development-only-" + "x" * 50)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("PREVENTICONS_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The address invitation and weekly links point to: required in production, where a wrong default would
+# send every participant a dead link.
+if PRODUCTION:
+    SITE_URL = env.str("PREVENTICONS_SITE_URL").rstrip("/")
+else:
+    SITE_URL = env.str("PREVENTICONS_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Keys: never from a database (preventicons/keys.py) -----------------------------------------
 PREVENTICONS_KEYS = env.str("PREVENTICONS_KEYS", default="")
@@ -116,12 +121,14 @@ def _database(alias: str) -> dict:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
-            "TEST": {"NAME": VAR_DIR / f"test-{alias}.sqlite3"},
+            "TEST": {"NAME": VAR_DIR / f"test-{alias}.sqlite3", "DEPENDENCIES": []},
         }
     config = env.db_url_config(url)
     if config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"{_DATABASE_ENV[alias]} must be a postgres:// URL")
     config["CONN_HEALTH_CHECKS"] = True
+    # The stores are independent: none needs another created first (and a lone notes test must run).
+    config["TEST"] = {"DEPENDENCIES": []}
     if DB_POOL:
         config["CONN_MAX_AGE"] = 0
         config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": env.int("DB_POOL_MAX", default=8)}
@@ -141,8 +148,26 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Uploads (the employer's address list, participants/importing.py) ---------------------------
+# An address list is names, e-mail addresses and mobile numbers in clear. Django's default handlers spool
+# an upload above 2.5 MB to a temporary file on disk, where it would outlive the request (and end up in
+# backups). Only the in-memory handler: an upload larger than FILE_UPLOAD_MAX_MEMORY_SIZE is then dropped
+# while it is read, never written anywhere, and the import page refuses it as too large.
+ADDRESS_LIST_MAX_BYTES = 5 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+# The whole multipart request: the file plus its boundaries and the other form fields.
+FILE_UPLOAD_MAX_MEMORY_SIZE = ADDRESS_LIST_MAX_BYTES + 64 * 1024
+# Non-file form fields only (Django excludes file data from this limit); kept at the same bound.
+DATA_UPLOAD_MAX_MEMORY_SIZE = ADDRESS_LIST_MAX_BYTES
+
 # --- Staff accounts -----------------------------------------------------------------------------
 AUTH_USER_MODEL = "participants.StaffUser"
+# Passwords through Django's model backend; the platform admin role grants the admin's model permissions
+# (preventicons/roles.py). Admin access follows that role, never the is_staff flag.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "preventicons.roles.PlatformAdminPermissions",
+]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -157,6 +182,8 @@ TWO_FACTOR_SMS_GATEWAY = "preventicons.messaging.TwoFactorSmsGateway"
 TWO_FACTOR_PATCH_ADMIN = False
 TWO_FACTOR_REMEMBER_COOKIE_AGE = None
 OTP_TOTP_ISSUER = "Preventicons"
+# An admin who could read another staff member's TOTP key or backup codes could log in as them.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 PHONENUMBER_DEFAULT_REGION = "NL"
 # A wrong staff code can trigger a new SMS: bound how many one staff user can cause.
 STAFF_SMS_PER_HOUR = env.int("STAFF_SMS_PER_HOUR", default=5)
@@ -168,6 +195,17 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
+
+# --- Enrolment: invitation links and two-factor codes (participants/enrolment.py, verification.py) ---
+INVITATION_DAYS = env.int("INVITATION_DAYS", default=14)
+VERIFICATION_CODE_MINUTES = env.int("VERIFICATION_CODE_MINUTES", default=10)
+# Per participant per hour, across purposes and resends, so asking for new codes never resets the budget.
+VERIFICATION_CODE_ROUNDS_PER_HOUR = env.int("VERIFICATION_CODE_ROUNDS_PER_HOUR", default=5)
+VERIFICATION_FAILURES_PER_HOUR = env.int("VERIFICATION_FAILURES_PER_HOUR", default=10)
+# The wait before the n-th further round within the hour: base * 2**(n-1) seconds (30, 60, 120, ...).
+VERIFICATION_RESEND_BASE_SECONDS = env.int("VERIFICATION_RESEND_BASE_SECONDS", default=30)
+# Misses per client address per minute on /i/<token>/ before the lookup answers 429.
+INVITATION_LOOKUP_MISSES_PER_MINUTE = env.int("INVITATION_LOOKUP_MISSES_PER_MINUTE", default=10)
 
 # --- Messaging (preventicons/messaging.py) ------------------------------------------------------
 EMAIL_BACKEND = env.str(
@@ -194,27 +232,34 @@ TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 MESSAGE_MAX_ATTEMPTS = env.int("MESSAGE_MAX_ATTEMPTS", default=8)
 MESSAGE_RETRY_BASE_SECONDS = env.int("MESSAGE_RETRY_BASE_SECONDS", default=30)
 MESSAGE_RETRY_MAX_SECONDS = env.int("MESSAGE_RETRY_MAX_SECONDS", default=3600)
+# Sent and failed outbox rows (no content left, only the key) are deleted after this many days.
+MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=90)
 
 # --- Celery (preventicons/celery.py) ------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL == "filesystem://":
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (VAR_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "celery" / "queue"),
         "data_folder_out": str(VAR_DIR / "celery" / "queue"),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        # Without this kombu writes its broadcast exchange files into the current directory.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
 else:
     # Longer than any countdown we use, so Redis does not redeliver a waiting task early.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A short connect timeout: queueing a message must not hang on an unreachable broker (the row waits).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 5}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep LOGGING (and its redacting filter) in the worker: Celery would otherwise replace the root handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/Amsterdam"
@@ -223,6 +268,24 @@ CELERY_BEAT_SCHEDULE = {
     "send-due-messages": {"task": "preventicons.tasks.send_due_messages", "schedule": 30.0},
     "prune-sent-messages": {"task": "preventicons.tasks.prune_sent_messages", "schedule": crontab(hour=3, minute=15)},
 }
+# --- Weekly round (scores/rounds.py): hourly, each organisation's round starts at its own weekday and hour.
+CELERY_BEAT_SCHEDULE["weekly-rounds"] = {"task": "scores.tasks.run_due_rounds", "schedule": crontab(minute=2)}
+# Participants per transaction: their links and their queued messages commit together.
+WEEKLY_ROUND_BATCH_SIZE = 2000
+# --- Week close (scores/weekclose.py): freeze the ended week's aggregates and count participation.
+# Daily, so a beat that was down catches up; only Monday's run finds a new week to close. Just after midnight,
+# before any organisation's weekly round of the new week starts, so a participant made inactive gets no link.
+CELERY_BEAT_SCHEDULE["close-ended-weeks"] = {
+    "task": "scores.tasks.close_ended_weeks",
+    "schedule": crontab(hour=0, minute=30),
+}
+# Closed weeks in a row without a response before a participant becomes inactive (participants/participation.py).
+INACTIVE_AFTER_WEEKS = env.int("INACTIVE_AFTER_WEEKS", default=4)
+# Signals for help (scores/wellbeing.py): a score at or under the threshold, a fall of this many points from
+# one week to the next, or this many scores in consecutive weeks each lower than the one before.
+HELP_SCORE_THRESHOLD = env.int("HELP_SCORE_THRESHOLD", default=2)
+HELP_DROP_POINTS = env.int("HELP_DROP_POINTS", default=2)
+HELP_DROP_WEEKS = env.int("HELP_DROP_WEEKS", default=3)
 
 # --- Language and time --------------------------------------------------------------------------
 LANGUAGE_CODE = "nl"
@@ -261,7 +324,10 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
-SECURE_REFERRER_POLICY = "no-referrer"
+# Nothing to other sites (that would tell them someone uses Preventicons), the full address to our own origin:
+# under "no-referrer" browsers send "Origin: null" with same-origin form posts and Django's CSRF check
+# refuses every form (tests/browser shows it).
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,115 @@
+"""How fast a week closes for an organisation of 100,000 participants on PostgreSQL (target: under 30 s).
+
+    make bench                      (every benchmark)
+    python -m bench.week_close      (this one; DATABASE_URL names the server, default 127.0.0.1)
+
+Setup (not measured): 100,000 active participants with sealed pseudonyms over 40 departments, 70% of them
+with a score in the week, 1% one missed week away from becoming inactive. Measured: the close itself
+(frozen aggregates, participation for everyone, the inactive ones announced), then a second, idempotent close.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+
+from bench import prepare
+
+PARTICIPANTS = 100_000
+DEPARTMENTS = 40
+RESPONDING = 0.70
+NEAR_INACTIVE = 0.01
+TARGET_SECONDS = 30.0
+BATCH = 5_000
+
+
+def main() -> None:
+    prepare()
+    from django.conf import settings
+    from django.db import connection
+
+    from participants.models import Department, Organisation, Participant
+    from preventicons.crypto import new_pseudonym
+    from scores import weekclose
+    from scores.models import ClosedWeek, Score, WeeklyAggregate
+
+    run = secrets.token_hex(4)
+    rng = random.Random(run)
+    week = weekclose.previous_week()
+    organisation = Organisation.objects.create(name=f"Bench {run}", sector="bench")
+    departments = Department.objects.bulk_create(
+        [Department(organisation=organisation, name=f"Afdeling {i}") for i in range(DEPARTMENTS)]
+    )
+    try:
+        started = time.perf_counter()
+        participants: list[Participant] = []
+        scores: list[Score] = []
+        for i in range(PARTICIPANTS):
+            department = departments[i % DEPARTMENTS]
+            pseudonym = new_pseudonym()
+            participants.append(
+                Participant(
+                    organisation=organisation,
+                    department=department,
+                    status=Participant.Status.ACTIVE,
+                    pseudonym=pseudonym,
+                    weeks_without_response=settings.INACTIVE_AFTER_WEEKS - 1
+                    if rng.random() < NEAR_INACTIVE
+                    else 0,
+                )
+            )
+            if rng.random() < RESPONDING:
+                scores.append(
+                    Score(
+                        organisation=organisation,
+                        department=department,
+                        week=week,
+                        value=rng.randint(1, 5),
+                        pseudonym=pseudonym,
+                    )
+                )
+        # bulk_create seals each pseudonym bound to its row (EncryptedTextField.pre_save).
+        Participant.objects.bulk_create(participants, batch_size=BATCH)
+        Score.objects.bulk_create(scores, batch_size=BATCH)
+        print(
+            f"Setup: {PARTICIPANTS:,} participants (pseudonyms sealed), {len(scores):,} scores in "
+            f"{DEPARTMENTS} departments, {time.perf_counter() - started:.1f} s (not measured)",
+            flush=True,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE participants_participant; ANALYZE scores_score")
+        print(
+            f"Closing the week of {week} on PostgreSQL {getattr(connection, 'pg_version', 0) // 10000} "
+            f"({connection.settings_dict['NAME']})",
+            flush=True,
+        )
+
+        started = time.perf_counter()
+        result = weekclose.close_week(organisation_id=organisation.pk, week=week)
+        seconds = time.perf_counter() - started
+        assert result.closed and result.participation.responded == len(scores), result
+        verdict = "OK" if seconds < TARGET_SECONDS else "TOO SLOW"
+        print(
+            f"  first close                  {seconds:7.2f} s  (target < {TARGET_SECONDS:.0f} s: {verdict})  "
+            f"{result.aggregates} aggregates, {result.participation.responded:,} responded, "
+            f"{result.participation.missed:,} missed, "
+            f"{len(result.participation.became_inactive):,} became inactive",
+            flush=True,
+        )
+        started = time.perf_counter()
+        again = weekclose.close_week(organisation_id=organisation.pk, week=week)
+        assert not again.closed
+        print(f"  second close (changes nothing) {time.perf_counter() - started:5.2f} s", flush=True)
+    finally:
+        WeeklyAggregate.objects.filter(organisation=organisation).delete()
+        ClosedWeek.objects.filter(organisation=organisation).delete()
+        Score.objects.filter(organisation=organisation).delete()
+        Participant.objects.filter(organisation=organisation).delete()
+        Department.objects.filter(organisation=organisation).delete()
+        organisation.delete()
+    print("  (bench rows removed)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

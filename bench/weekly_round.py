@@ -1,0 +1,230 @@
+"""How fast a weekly round for 100,000 participants is prepared on PostgreSQL, next to a raw COPY of its rows.
+
+    make bench                       (every benchmark)
+    python -m bench.weekly_round     (this one; DATABASE_URL names the server, default 127.0.0.1)
+
+"Prepared" means committed: every link row and every queued (sealed) e-mail and SMS, in batches of
+WEEKLY_ROUND_BATCH_SIZE, as the hourly beat does it. Sending is the outbox's job and not measured here. The
+raw baseline COPYs the same number of rows into the same two tables, with plaintext of the same length where
+the round seals, so the ratio is what the ORM, the address decryption and the sealing cost on top.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import time
+import uuid
+from typing import Any
+
+from bench import prepare
+
+PARTICIPANTS = 100_000
+SETUP_BATCH = 5_000
+
+
+def report(label: str, rows: int, seconds: float, what: str) -> None:
+    print(f"  {label:<38} {seconds:7.2f} s  {rows / seconds:9,.0f} rows/s   {what}", flush=True)
+
+
+def _make_participants(organisation: Any, department: Any) -> None:
+    from participants.models import Participant
+    from preventicons.crypto import new_pseudonym
+
+    for start in range(0, PARTICIPANTS, SETUP_BATCH):
+        Participant.objects.bulk_create(
+            [
+                Participant(
+                    organisation=organisation,
+                    department=department,
+                    status=Participant.Status.ACTIVE,
+                    email=f"medewerker{i}@example.nl",
+                    mobile=f"+316{20000000 + i:08d}",
+                    pseudonym=new_pseudonym(),
+                )
+                for i in range(start, min(start + SETUP_BATCH, PARTICIPANTS))
+            ]
+        )
+
+
+def _raw_copy(
+    organisation_id: int, week: dt.date, participant_ids: list[uuid.UUID], sample: dict[str, int]
+) -> int:
+    """COPY one link, one e-mail and one SMS row per participant; returns the number of rows."""
+    from django.db import connection, transaction
+
+    from preventicons.crypto import hash_token, new_token
+
+    now = dt.datetime.now(tz=dt.UTC)
+    expires = now + dt.timedelta(days=7)
+    filler = {name: "x" * length for name, length in sample.items()}
+    rows = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
+        with raw.copy(
+            "COPY scores_weeklylink (id, participant_id, week, token_hash, expires_at) FROM STDIN"
+        ) as copy:
+            for pk in participant_ids:
+                copy.write_row((uuid.uuid4(), pk, week, hash_token(new_token()), expires))
+                rows += 1
+        columns = (
+            "id, key, channel, recipient, subject, body, status, attempts, next_attempt_at, created_at, "
+            "provider_id, last_error"
+        )
+        with raw.copy(f"COPY preventicons_outboundmessage ({columns}) FROM STDIN") as copy:
+            for pk in participant_ids:
+                key = f"bench:{pk}:{week.isoformat()}"
+                copy.write_row(
+                    (
+                        uuid.uuid4(),
+                        f"{key}:email",
+                        "email",
+                        filler["recipient_email"],
+                        filler["subject"],
+                        filler["body_email"],
+                        "pending",
+                        0,
+                        now,
+                        now,
+                        "",
+                        "",
+                    )
+                )
+                copy.write_row(
+                    (
+                        uuid.uuid4(),
+                        f"{key}:sms",
+                        "sms",
+                        filler["recipient_sms"],
+                        None,
+                        filler["body_sms"],
+                        "pending",
+                        0,
+                        now,
+                        now,
+                        "",
+                        "",
+                    )
+                )
+                rows += 2
+    return rows
+
+
+def _crypto_costs(participant_ids: list[uuid.UUID]) -> None:
+    """AES-GCM alone: opening 100,000 addresses and numbers, sealing 200,000 recipients and bodies."""
+    from participants.models import Participant
+    from preventicons.crypto import Binding, seal
+
+    people = list(Participant.objects.filter(pk__in=participant_ids).only("id", "email", "mobile"))
+    started = time.perf_counter()
+    for person in people:
+        _ = person.email, person.mobile
+    report(
+        "open addresses and numbers (AES-GCM)", 2 * len(people), time.perf_counter() - started, "decrypt only"
+    )
+    body = "b" * 400
+    started = time.perf_counter()
+    for person in people:
+        for column in ("recipient", "body"):
+            seal(body, Binding("field", "preventicons_outboundmessage", column, str(person.pk)))
+            seal(body, Binding("field", "preventicons_outboundmessage", column, str(person.pk)))
+    report(
+        "seal recipients and bodies (AES-GCM)", 4 * len(people), time.perf_counter() - started, "encrypt only"
+    )
+
+
+def main() -> None:
+    # No worker runs during the bench: the round's nudge after each batch goes to an in-process broker.
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    prepare()
+    from django.conf import settings
+    from django.db import connection
+
+    from participants.agreements import record_agreement
+    from participants.models import Department, Organisation, Participant, ProcessingAgreement
+    from preventicons.models import OutboundMessage
+    from scores import rounds
+    from scores.models import WeeklyLink, WeeklyRound
+
+    run = secrets.token_hex(4)
+    organisation = Organisation.objects.create(name=f"Bench round {run}", sector="bench")
+    department = Department.objects.create(organisation=organisation, name="Bench")
+    record_agreement(
+        organisation=organisation, signed_on=dt.date.today(), signer="Bench", document=run.encode()
+    )
+    week = rounds.week_of(dt.datetime.now(tz=dt.UTC))
+    print(
+        f"Weekly round for {PARTICIPANTS:,} participants (e-mail and SMS each) on PostgreSQL "
+        f"{getattr(connection, 'pg_version', 0) // 10000} ({connection.settings_dict['NAME']}), "
+        f"batches of {settings.WEEKLY_ROUND_BATCH_SIZE:,}",
+        flush=True,
+    )
+    try:
+        started = time.perf_counter()
+        _make_participants(organisation, department)
+        print(
+            f"  (setup: {PARTICIPANTS:,} participants sealed and inserted "
+            f"in {time.perf_counter() - started:.1f} s)"
+        )
+        participant_ids = list(
+            Participant.objects.filter(organisation=organisation).order_by("pk").values_list("pk", flat=True)
+        )
+
+        started = time.perf_counter()
+        result = rounds.run_weekly_round(organisation=organisation, week=week)
+        round_seconds = time.perf_counter() - started
+        assert (result.links, result.emails, result.sms) == (PARTICIPANTS,) * 3, result
+        round_rows = result.links + result.emails + result.sms
+        report(
+            "weekly round (ORM, sealed, batches)", round_rows, round_seconds, f"{result.batches} transactions"
+        )
+
+        started = time.perf_counter()
+        again = rounds.run_weekly_round(organisation=organisation, week=week)
+        assert again.links == 0, again
+        report("the same round again (nothing to do)", round_rows, time.perf_counter() - started, "0 rows")
+
+        sample_message = OutboundMessage.objects.filter(
+            key__startswith=f"week:{participant_ids[0]}:"
+        ).order_by("key")
+        email, sms = list(sample_message)
+        sample = {
+            "recipient_email": len(OutboundMessage._meta.get_field("recipient").pre_save(email, False)),
+            "recipient_sms": len(OutboundMessage._meta.get_field("recipient").pre_save(sms, False)),
+            "subject": len(OutboundMessage._meta.get_field("subject").pre_save(email, False)),
+            "body_email": len(OutboundMessage._meta.get_field("body").pre_save(email, False)),
+            "body_sms": len(OutboundMessage._meta.get_field("body").pre_save(sms, False)),
+        }
+        OutboundMessage.objects.filter(
+            key__startswith="week:", key__contains=f":{week.isoformat()}:"
+        ).delete()
+        WeeklyLink.objects.filter(participant__organisation=organisation).delete()
+
+        started = time.perf_counter()
+        raw_rows = _raw_copy(organisation.pk, week, participant_ids, sample)
+        raw_seconds = time.perf_counter() - started
+        report("raw COPY of as many rows", raw_rows, raw_seconds, "psycopg COPY, one transaction")
+        _crypto_costs(participant_ids)
+        verdict = "within" if round_seconds <= 5 * raw_seconds and round_seconds < 10 else "OUTSIDE"
+        print(
+            f"  ratio round / raw COPY: {round_seconds / raw_seconds:.2f}x "
+            f"(target: within 5x and under 10 s: {verdict})",
+            flush=True,
+        )
+    finally:
+        OutboundMessage.objects.filter(key__startswith="bench:").delete()
+        OutboundMessage.objects.filter(
+            key__startswith="week:", key__contains=f":{week.isoformat()}:"
+        ).delete()
+        WeeklyLink.objects.filter(participant__organisation=organisation).delete()
+        WeeklyRound.objects.filter(organisation=organisation).delete()
+        Participant.objects.filter(organisation=organisation).delete()
+        ProcessingAgreement.objects.filter(organisation=organisation).delete()
+        Department.objects.filter(organisation=organisation).delete()
+        organisation.delete()
+    print("  (bench rows removed)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Signals the scores app sends to the apps above it (casefiles), which it never imports.
+
+``help_requested``
+    Sent by ``scores.wellbeing.request_help`` when a participant asked to be contacted by a casemanager,
+    inside a transaction that every store joins (the contact consent is recorded in the same one).
+    Keyword arguments:
+
+    - ``pseudonym`` (str): the participant's pseudonym P. A receiver keeps it only sealed under its own key
+      (casefiles: the casefiles link key plus a keyed index), never in clear.
+    - ``channel`` (str): how they want to be contacted, one of ``scores.wellbeing.CONTACT_CHANNELS``.
+    - ``consent_version`` (str) and ``consented_on`` (date): which contact consent text they agreed to, and
+      when. Not the consent row's id: stored in the casefiles store it would link a dossier to a person.
+
+    Receivers must be idempotent: asking twice opens one dossier, not two.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+help_requested = Signal()

@@ -1,0 +1,136 @@
+"""Opening a weekly link and recording its smiley, by the unlinkability rules (DESIGN.md).
+
+A submission inserts one score row and writes nothing else: not on the link, not on the participant, no
+session, no outbox row, no log line about who. A mark on the participant's side at the moment a score row
+appears would let anyone holding a database dump (or its write-ahead log) pair the two; "took part this
+week" is derived in a batch when the week closes (scores.weekclose), when all of the week's scores exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass
+
+from django.db import connections, router
+from django.utils import timezone
+
+from participants.models import Participant
+from preventicons.crypto import hash_token
+from scores.models import Score, WeeklyLink
+
+TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding
+VALUES = range(1, 6)
+
+
+class LinkState(enum.StrEnum):
+    OPEN = "open"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    STOPPED = "stopped"
+
+
+class SubmissionRefused(Exception):
+    """The link cannot take a score (any more); ``state`` says why. Nothing was written."""
+
+    def __init__(self, state: LinkState) -> None:
+        self.state = state
+        super().__init__(state.value)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome: ``recorded`` is False when the week's score was already in (a double tap, two tabs)."""
+
+    recorded: bool
+    week: dt.date
+    pseudonym: str
+
+
+def find_weekly_link(*, token: str) -> WeeklyLink | None:
+    """The weekly link a token opens, or None; malformed, truncated and unknown tokens look alike."""
+    if len(token) != TOKEN_LENGTH:
+        return None
+    return (
+        WeeklyLink.objects.select_related("participant")
+        .only(
+            "week",
+            "expires_at",
+            "participant__status",
+            "participant__is_listed",
+            "participant__pseudonym",
+            "participant__organisation_id",
+            "participant__department_id",
+        )
+        .filter(token_hash=hash_token(token))
+        .first()
+    )
+
+
+def link_state(link: WeeklyLink | None, *, now: dt.datetime | None = None) -> LinkState:
+    """What this link can still do."""
+    if link is None:
+        return LinkState.UNKNOWN
+    participant = link.participant
+    if (
+        participant.status != Participant.Status.ACTIVE
+        or not participant.is_listed
+        or not participant.pseudonym
+    ):
+        return LinkState.STOPPED
+    if link.expires_at <= (now or timezone.now()):
+        return LinkState.EXPIRED
+    return LinkState.OPEN
+
+
+def submit_score(*, token: str, value: int) -> Submission:
+    """Record the week's score of the link this token opens, once; a second submission changes nothing.
+
+    Raises ValueError for a value outside 1-5 and SubmissionRefused when the link is unknown or not open;
+    nothing is written then.
+    """
+    if value not in VALUES:
+        raise ValueError("a score is a whole number from 1 to 5")
+    link = find_weekly_link(token=token)
+    state = link_state(link)
+    if link is None or state != LinkState.OPEN:
+        raise SubmissionRefused(state)
+    participant = link.participant
+    pseudonym = participant.pseudonym
+    assert pseudonym
+    # The only write of a submission (see the module docstring): no used_at on the link, nothing on the
+    # participant, and no lock on either (SELECT ... FOR SHARE marks the row it locks). One statement: a
+    # concurrent second submission waits on the unique index and then inserts nothing, so one score is kept.
+    inserted = _insert_score(
+        week=link.week,
+        value=value,
+        organisation_id=participant.organisation_id,
+        department_id=participant.department_id,
+        pseudonym=pseudonym,
+    )
+    return Submission(recorded=inserted, week=link.week, pseudonym=pseudonym)
+
+
+def _insert_score(
+    *, week: dt.date, value: int, organisation_id: int, department_id: int | None, pseudonym: str
+) -> bool:
+    # INSERT ... ON CONFLICT DO NOTHING RETURNING (PostgreSQL, SQLite from 3.35): one round trip instead of
+    # BEGIN, SAVEPOINT, INSERT, RELEASE, COMMIT, and it tells whether this call added the row.
+    using = router.db_for_write(Score)
+    connection = connections[using]
+    table = connection.ops.quote_name(Score._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            [
+                uuid.uuid4().hex if connection.vendor == "sqlite" else uuid.uuid4(),
+                week,
+                value,
+                organisation_id,
+                department_id,
+                pseudonym,
+            ],
+        )
+        return cursor.fetchone() is not None

@@ -1,0 +1,15 @@
+"""Participant-facing scores URLs: the weekly smiley page. Each area adds its patterns in its own block."""
+
+from django.urls import path
+
+from scores import views, views_help
+
+app_name = "scores"
+
+urlpatterns: list = [
+    # --- weekly smiley page (scores/views.py) ---
+    path("w/stop/", views.stop, name="stop"),
+    path("w/<str:token>/", views.week, name="week"),
+    # --- asking for contact (scores/views_help.py) ---
+    path("w/<str:token>/help/", views_help.help_request, name="help"),
+]

@@ -1,0 +1,143 @@
+"""The weekly smiley page: five buttons in one form, the thanks, and the explanations for a dead link.
+
+Nothing here opens a session or writes anything but the score row (scores.submission): the account is
+reached through its own e-mailed link, in a separate request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+from redis.exceptions import RedisError
+
+from participants.account import RATE_WINDOW_SECONDS
+from preventicons import crypto
+from scores import submission
+from scores.submission import LinkState
+
+logger = logging.getLogger(__name__)
+
+# Unknown tokens per client per hour before the page stops looking them up: guessing a 256-bit token is
+# hopeless anyway, this keeps a scanner from turning the page into a database load generator.
+UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR = 30
+
+# Which emotion a number means lives here, not in the database. Dutch: Heel slecht ... Heel goed.
+SMILEYS = [
+    (value, label, f"scores/smiley-{value}.svg")
+    for value, label in [
+        (1, _("Very bad")),
+        (2, _("Bad")),
+        (3, _("So-so")),
+        (4, _("Good")),
+        (5, _("Very good")),
+    ]
+]
+
+
+def _counter_key(request: HttpRequest) -> str:
+    requester = crypto.keyed_hash("blind_index", "weekly-link-requester", request.META.get("REMOTE_ADDR", ""))
+    return f"weekly-link:unknown:{requester}"
+
+
+def _too_many_unknown(request: HttpRequest) -> bool:
+    # Fails open: with the cache (Redis) down, a participant's score must still be recorded.
+    try:
+        count = cache.get(_counter_key(request))
+    except (RedisError, OSError) as exc:
+        logger.warning(
+            "rate limit cache unreachable (%s): weekly link lookups not limited", type(exc).__name__
+        )
+        return False
+    return count is not None and int(count) >= UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
+
+
+def _count_unknown(request: HttpRequest) -> None:
+    key = _counter_key(request)
+    try:
+        if not cache.add(key, 1, timeout=RATE_WINDOW_SECONDS):
+            cache.incr(key)
+    except ValueError:
+        # The window ended between add() and incr(): this lookup opens a new one next time.
+        pass
+    except (RedisError, OSError) as exc:
+        logger.warning(
+            "rate limit cache unreachable (%s): unknown weekly link not counted", type(exc).__name__
+        )
+
+
+def _account_links(token: str | None = None) -> dict[str, str]:
+    links = {"account": reverse("participants:account-link"), "stop": reverse("scores:stop")}
+    if token is not None:
+        # The help page belongs to the week-close work (scores/views_help.py); without it, no link.
+        with contextlib.suppress(NoReverseMatch):
+            links["help"] = reverse("scores:help", kwargs={"token": token})
+    return links
+
+
+def _offer_help(result: submission.Submission) -> bool:
+    try:
+        from scores.wellbeing import should_offer_help
+    except ImportError:
+        return False
+    return should_offer_help(pseudonym=result.pseudonym, week=result.week)
+
+
+def _problem(request: HttpRequest, state: LinkState) -> HttpResponse:
+    status = {LinkState.UNKNOWN: 404, LinkState.EXPIRED: 410, LinkState.STOPPED: 410}[state]
+    return render(
+        request, "scores/link_problem.html", {"state": state.value, **_account_links()}, status=status
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def week(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows the five smileys; POST records the chosen one and thanks."""
+    if _too_many_unknown(request):
+        response = render(request, "scores/too_many.html", status=429)
+        response["Retry-After"] = str(RATE_WINDOW_SECONDS)
+        return response
+    if request.method == "POST":
+        return _submit(request, token)
+    link = submission.find_weekly_link(token=token)
+    if link is None:
+        _count_unknown(request)
+    state = submission.link_state(link)
+    if state != LinkState.OPEN:
+        return _problem(request, state)
+    return render(request, "scores/week.html", {"smileys": SMILEYS})
+
+
+def _submit(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        value = int(request.POST.get("value", ""))
+        result = submission.submit_score(token=token, value=value)
+    except ValueError:
+        # An unknown link with a bad value says "unknown link": the value is checked before the lookup.
+        if submission.find_weekly_link(token=token) is None:
+            _count_unknown(request)
+            return _problem(request, LinkState.UNKNOWN)
+        return render(request, "scores/week.html", {"smileys": SMILEYS, "invalid": True}, status=400)
+    except submission.SubmissionRefused as refused:
+        if refused.state == LinkState.UNKNOWN:
+            _count_unknown(request)
+        return _problem(request, refused.state)
+    links = _account_links(token)
+    offer_help = "help" in links and _offer_help(result)
+    return render(
+        request, "scores/thanks.html", {"recorded": result.recorded, "offer_help": offer_help, **links}
+    )
+
+
+@require_GET
+def stop(request: HttpRequest) -> HttpResponse:
+    """How to stop taking part: through the account, which asks for both codes first."""
+    return render(request, "scores/stop.html", _account_links())

@@ -1,0 +1,61 @@
+"""Participants and weekly links for the scores tests (rounds, submission, unlinkability, browser)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+
+from participants.models import Department, Organisation, Participant
+from preventicons.crypto import blind_index_email, blind_index_phone, hash_token, new_pseudonym, new_token
+from scores import rounds
+from scores.models import WeeklyLink
+
+WEEK_LINK = re.compile(r"/w/([A-Za-z0-9_-]{43})/")
+_numbers = itertools.count(1)
+
+
+def make_participant(
+    organisation: Organisation,
+    *,
+    status: str = Participant.Status.ACTIVE,
+    is_listed: bool = True,
+    messages_paused: bool = False,
+    prefers_email: bool = True,
+    prefers_sms: bool = True,
+    email: bool = True,
+    mobile: bool = True,
+) -> Participant:
+    """A participant with a unique address and number, an active one with a pseudonym and a department."""
+    n = next(_numbers)
+    address = f"medewerker{n}@example.nl"
+    number = f"+3161{n:07d}"
+    participant = Participant(
+        organisation=organisation,
+        department=Department.objects.filter(organisation=organisation).order_by("name").first(),
+        status=status,
+        is_listed=is_listed,
+        messages_paused=messages_paused,
+        prefers_email=prefers_email,
+        prefers_sms=prefers_sms,
+        name=f"Medewerker {n}",
+        email=address if email else None,
+        email_index=blind_index_email(address) if email else None,
+        mobile=number if mobile else None,
+        mobile_index=blind_index_phone(number) if mobile else None,
+        pseudonym=new_pseudonym() if status == Participant.Status.ACTIVE else None,
+    )
+    participant.save()
+    return participant
+
+
+def make_link(participant: Participant, *, week: dt.date) -> tuple[WeeklyLink, str]:
+    """A weekly link as the round makes it, and its token (only the hash is stored)."""
+    token = new_token()
+    link = WeeklyLink.objects.create(
+        participant=participant,
+        week=week,
+        token_hash=hash_token(token),
+        expires_at=rounds.week_closes_at(week),
+    )
+    return link, token

@@ -1,0 +1,289 @@
+"""The weekly round: who gets a link, by which channel, when, and never a message twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+from django.test import Client
+
+from participants.account import pause_messages
+from participants.models import Organisation, Participant
+from preventicons import messaging
+from preventicons.models import OutboundMessage
+from scores import rounds
+from scores.models import WeeklyLink, WeeklyRound
+from tests.conftest import make_organisation
+from tests.fakes.smtp import FakeSmtpServer
+from tests.fakes.twilio import FakeTwilio
+from tests.scores.people import WEEK_LINK, make_participant
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+WEEK = dt.date(2026, 11, 16)  # a Monday
+MONDAY_MORNING = dt.datetime(2026, 11, 16, 9, 0, tzinfo=AMSTERDAM)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def deliver_all() -> None:
+    while messaging.send_due_messages(limit=500).claimed:
+        pass
+
+
+def received(smtp: FakeSmtpServer, twilio: FakeTwilio) -> tuple[Counter[str], Counter[str]]:
+    """How many e-mails each address got and how many SMS each number got."""
+    emails = Counter(address for mail in smtp.messages for address in mail.rcpt_tos)
+    sms = Counter(message["To"] for message in twilio.messages)
+    return emails, sms
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_round_run_twice_sends_each_message_once(
+    organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio
+) -> None:
+    people = [make_participant(organisation) for _ in range(3)]
+
+    first = rounds.run_weekly_round(organisation=organisation, week=WEEK, batch_size=2)
+    second = rounds.run_weekly_round(organisation=organisation, week=WEEK, batch_size=2)
+    deliver_all()
+
+    assert (first.links, first.emails, first.sms, first.batches) == (3, 3, 3, 2)
+    assert (second.links, second.emails, second.sms) == (0, 0, 0)
+    emails, sms = received(smtp_server, fake_twilio)
+    assert emails == Counter({person.email: 1 for person in people})
+    assert sms == Counter({person.mobile: 1 for person in people})
+    assert WeeklyLink.objects.filter(week=WEEK).count() == 3
+    assert WeeklyRound.objects.get(organisation=organisation, week=WEEK).finished_at is not None
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_only_active_listed_unpaused_participants_get_links_by_their_channels(
+    organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio
+) -> None:
+    both = make_participant(organisation)
+    email_only = make_participant(organisation, prefers_sms=False)
+    sms_only = make_participant(organisation, prefers_email=False)
+    no_address = make_participant(organisation, prefers_sms=False, email=False)
+    make_participant(organisation, status=Participant.Status.INVITED)
+    make_participant(organisation, status=Participant.Status.DECLINED)
+    make_participant(organisation, status=Participant.Status.STOPPED, email=False, mobile=False)
+    make_participant(organisation, is_listed=False)
+    make_participant(organisation, messages_paused=True)
+
+    report = rounds.run_weekly_round(organisation=organisation, week=WEEK)
+    deliver_all()
+
+    linked = set(WeeklyLink.objects.filter(week=WEEK).values_list("participant_id", flat=True))
+    assert linked == {both.pk, email_only.pk, sms_only.pk}
+    assert no_address.pk not in linked
+    emails, sms = received(smtp_server, fake_twilio)
+    assert emails == Counter({both.email: 1, email_only.email: 1})
+    assert sms == Counter({both.mobile: 1, sms_only.mobile: 1})
+    assert (report.links, report.emails, report.sms) == (3, 2, 2)
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_the_message_carries_a_working_link_and_a_stop_link(
+    organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio, client: Client
+) -> None:
+    make_participant(organisation)
+
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+    deliver_all()
+
+    body = smtp_server.messages[0].message.get_content()
+    sms = fake_twilio.messages[0]["Body"]
+    for text in (body, sms):
+        match = WEEK_LINK.search(text)
+        assert match
+        assert client.get(f"/w/{match.group(1)}/").status_code == 200
+        assert settings.SITE_URL + "/w/stop/" in text
+    # Two messages, two copies of one link: the same token in both channels.
+    assert WEEK_LINK.findall(body) == WEEK_LINK.findall(sms)
+    assert client.get("/w/stop/").status_code == 200
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_pausing_cancels_this_weeks_queued_messages(organisation: Organisation, settings: object) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+    assert OutboundMessage.objects.filter(key__startswith=f"week:{participant.pk}:").count() == 2
+
+    pause_messages(participant=participant, paused=True)
+
+    assert not OutboundMessage.objects.filter(key__contains=f":{participant.pk}:").exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_no_round_without_a_signed_agreement() -> None:
+    unsigned = make_organisation("Zonder Overeenkomst", signed=False)
+    make_participant(unsigned)
+
+    assert rounds.run_due_rounds() == []
+    assert not WeeklyLink.objects.exists()
+    assert not OutboundMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_hourly_beat_respects_each_organisations_weekday_and_hour(organisation: Organisation) -> None:
+    wednesday_afternoon = make_organisation("Bouwbedrijf Woensdag", "bouw")
+    wednesday_afternoon.round_weekday = 2
+    wednesday_afternoon.round_hour = 14
+    wednesday_afternoon.save()
+    early = make_participant(organisation)
+    late = make_participant(wednesday_afternoon)
+
+    def ran_at(moment: dt.datetime) -> set[int]:
+        with time_machine.travel(moment, tick=False):
+            return {report.organisation_id for report in rounds.run_due_rounds() if report.links}
+
+    assert ran_at(dt.datetime(2026, 11, 16, 7, 59, tzinfo=AMSTERDAM)) == set()
+    assert ran_at(dt.datetime(2026, 11, 16, 8, 0, tzinfo=AMSTERDAM)) == {organisation.pk}
+    assert ran_at(dt.datetime(2026, 11, 16, 9, 0, tzinfo=AMSTERDAM)) == set()
+    assert ran_at(dt.datetime(2026, 11, 18, 13, 0, tzinfo=AMSTERDAM)) == set()
+    assert ran_at(dt.datetime(2026, 11, 18, 14, 0, tzinfo=AMSTERDAM)) == {wednesday_afternoon.pk}
+    # The next week each comes round again, once.
+    assert ran_at(dt.datetime(2026, 11, 23, 8, 0, tzinfo=AMSTERDAM)) == {organisation.pk}
+    assert set(WeeklyLink.objects.filter(participant=early).values_list("week", flat=True)) == {
+        dt.date(2026, 11, 16),
+        dt.date(2026, 11, 23),
+    }
+    assert set(WeeklyLink.objects.filter(participant=late).values_list("week", flat=True)) == {WEEK}
+    # Monday 08:00 in Amsterdam is 07:00 UTC in winter: the round follows the organisation's clock.
+    assert rounds.round_moment(organisation=organisation, week=WEEK) == dt.datetime(
+        2026, 11, 16, 7, 0, tzinfo=dt.UTC
+    )
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_the_management_command_runs_a_round(
+    organisation: Organisation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_participant(organisation)
+
+    call_command("run_weekly_round", str(organisation.pk), "--week", WEEK.isoformat())
+
+    assert "1 links, 1 e-mails, 1 SMS" in capsys.readouterr().out
+    assert WeeklyLink.objects.filter(week=WEEK).count() == 1
+
+
+def _database_url(alias: str) -> str:
+    config = connections[alias].settings_dict
+    user = config["USER"] or "postgres"
+    password = f":{config['PASSWORD']}" if config["PASSWORD"] else ""
+    where = f"{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}"
+    return f"postgres://{user}{password}@{where}/{config['NAME']}"
+
+
+def _round_process(organisation: Organisation, *extra: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.scores.subprocess_settings",
+        "DATABASE_URL": _database_url("default"),
+        "NOTES_DATABASE_URL": _database_url("notes"),
+        "CASEFILES_DATABASE_URL": _database_url("casefiles"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        "manage.py",
+        "run_weekly_round",
+        str(organisation.pk),
+        "--batch-size",
+        "2",
+        *extra,
+    ]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_killed_after_its_first_batch_finishes_on_restart_with_each_message_once(
+    organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio
+) -> None:
+    people = [make_participant(organisation) for _ in range(5)]
+    week = rounds.week_of(dt.datetime.now(tz=dt.UTC))
+
+    killed = _round_process(organisation, "--week", week.isoformat(), "--pause-after-batch", "120")
+    try:
+        assert killed.stdout is not None
+        line = killed.stdout.readline()
+        assert line.strip() == "batch 1 committed", killed.stderr.read() if killed.stderr else line
+        killed.send_signal(signal.SIGKILL)
+    finally:
+        killed.kill()
+        killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    assert WeeklyLink.objects.filter(week=week).count() == 2
+    assert OutboundMessage.objects.filter(key__startswith="week:").count() == 4
+    assert WeeklyRound.objects.get(organisation=organisation, week=week).finished_at is None
+
+    restarted = _round_process(organisation, "--week", week.isoformat())
+    out, err = restarted.communicate(timeout=120)
+    assert restarted.returncode == 0, err
+    assert "3 links, 3 e-mails, 3 SMS" in out
+    again = _round_process(organisation, "--week", week.isoformat())
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert "0 links, 0 e-mails, 0 SMS" in out
+    deliver_all()
+
+    emails, sms = received(smtp_server, fake_twilio)
+    assert emails == Counter({person.email: 1 for person in people})
+    assert sms == Counter({person.mobile: 1 for person in people})
+    assert WeeklyRound.objects.get(organisation=organisation, week=week).finished_at is not None
+
+
+@pytest.mark.django_db
+def test_queue_many_seals_each_row_and_leaves_an_existing_key_alone(settings: object) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    messaging.queue_email(key="week:bench-0000000000:first:email", to="a@example.nl", subject="S", body="old")
+
+    messaging.queue_many(
+        [
+            messaging.Outgoing(
+                key="week:bench-0000000000:first:email",
+                channel="email",
+                to="b@example.nl",
+                subject="S",
+                body="new",
+            ),
+            messaging.Outgoing(
+                key="week:bench-0000000000:second:sms", channel="sms", to="+31612345678", body="x"
+            ),
+        ]
+    )
+
+    first = OutboundMessage.objects.get(key="week:bench-0000000000:first:email")
+    second = OutboundMessage.objects.get(key="week:bench-0000000000:second:sms")
+    assert (first.recipient, first.body) == ("a@example.nl", "old")
+    assert (second.recipient, second.body, second.subject) == ("+31612345678", "x", None)
+    raw = OutboundMessage.objects.filter(pk=second.pk).values_list("recipient", flat=True).get()
+    assert raw and "+31612345678" not in raw
+
+
+@pytest.mark.django_db
+def test_queue_many_refuses_an_address_in_a_key() -> None:
+    with pytest.raises(ValueError, match="never an address"):
+        messaging.queue_many(
+            [messaging.Outgoing(key="week:someone@example.nl:email", channel="email", to="x@y.nl", body="b")]
+        )
+    assert not OutboundMessage.objects.exists()

@@ -1,0 +1,260 @@
+"""Submitting the weekly smiley: one score a week, dead links explain themselves, Redis down is no excuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db import connections
+from django.test import Client
+
+from participants.models import Organisation, Participant
+from scores import submission
+from scores.models import Score
+from scores.views import UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
+from tests.scores.people import make_link, make_participant
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+WEEK = dt.date(2026, 11, 16)
+TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=AMSTERDAM)
+NEXT_MONDAY = dt.datetime(2026, 11, 23, 0, 0, tzinfo=AMSTERDAM)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    cache.clear()
+
+
+@pytest.fixture
+def link_token(organisation: Organisation) -> tuple[Participant, str]:
+    participant = make_participant(organisation)
+    _link, token = make_link(participant, week=WEEK)
+    return participant, token
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_page_shows_five_labelled_smileys_in_one_form(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+
+    response = client.get(f"/w/{token}/", HTTP_ACCEPT_LANGUAGE="en")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count("<form") == 2  # the smileys, and the language switch of the base layout
+    assert len(re.findall(r'<button type="submit" name="value" value="[1-5]"', html)) == 5
+    assert "csrfmiddlewaretoken" in html
+    for label in ("Very bad", "Bad", "So-so", "Good", "Very good"):
+        assert f"<span>{label}</span>" in html
+    assert "<script" not in html
+    assert response["Cache-Control"].startswith("max-age=0") or "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_submission_records_one_score_for_the_links_week(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    participant, token = link_token
+
+    response = client.post(f"/w/{token}/", {"value": "4"})
+
+    assert response.status_code == 200
+    assert 'data-outcome="recorded"' in response.content.decode()
+    score = Score.objects.get()
+    assert (score.week, score.value, score.organisation_id, score.department_id, score.pseudonym) == (
+        WEEK,
+        4,
+        participant.organisation_id,
+        participant.department_id,
+        participant.pseudonym,
+    )
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_second_submission_keeps_the_first_and_still_thanks(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+    client.post(f"/w/{token}/", {"value": "2"})
+
+    response = client.post(f"/w/{token}/", {"value": "5"})
+
+    assert response.status_code == 200
+    assert 'data-outcome="already-recorded"' in response.content.decode()
+    assert list(Score.objects.values_list("value", flat=True)) == [2]
+    # The link keeps working all week: the page still opens.
+    assert client.get(f"/w/{token}/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_submissions_with_one_link_record_one_score(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    week = dt.date.today() - dt.timedelta(days=dt.date.today().weekday())
+    _link, token = make_link(participant, week=week)
+    barrier = threading.Barrier(2)
+    outcomes: list[int] = []
+    errors: list[BaseException] = []
+
+    def tap(value: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            response = Client().post(f"/w/{token}/", {"value": str(value)})
+            outcomes.append(response.status_code)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=tap, args=(value,)) for value in (1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not errors
+    assert outcomes == [200, 200]
+    assert Score.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_last_weeks_link_after_the_week_closed_explains_itself_and_records_nothing(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+
+    with time_machine.travel(NEXT_MONDAY, tick=False):
+        shown = client.get(f"/w/{token}/")
+        posted = client.post(f"/w/{token}/", {"value": "3"})
+
+    assert shown.status_code == posted.status_code == 410
+    assert 'data-state="expired"' in posted.content.decode()
+    assert "/me/link/" in posted.content.decode()
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-1], lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: t + "x"]
+)
+def test_a_tampered_or_truncated_link_explains_itself_and_records_nothing(
+    client: Client, link_token: tuple[Participant, str], mangle: object
+) -> None:
+    _participant, token = link_token
+
+    response = client.post(f"/w/{mangle(token)}/", {"value": "3"})  # type: ignore[operator]
+
+    assert response.status_code == 404
+    assert 'data-state="unknown"' in response.content.decode()
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_stopped_participants_link_explains_itself_and_records_nothing(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    participant, token = link_token
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
+
+    response = client.post(f"/w/{token}/", {"value": "3"})
+
+    assert response.status_code == 410
+    assert 'data-state="stopped"' in response.content.decode()
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+@pytest.mark.parametrize("value", ["0", "6", "", "three", "2.5"])
+def test_a_value_outside_one_to_five_is_refused(
+    client: Client, link_token: tuple[Participant, str], value: str
+) -> None:
+    _participant, token = link_token
+
+    response = client.post(f"/w/{token}/", {"value": value})
+
+    assert response.status_code == 400
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_unknown_links_are_rate_limited_per_client_but_known_ones_are_not_counted(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+    for _ in range(5):
+        assert client.get(f"/w/{token}/").status_code == 200
+    for _ in range(UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR):
+        assert client.get("/w/" + "x" * 43 + "/").status_code == 404
+
+    assert client.get("/w/" + "y" * 43 + "/").status_code == 429
+    assert Client(REMOTE_ADDR="192.0.2.7").get("/w/" + "y" * 43 + "/").status_code == 404
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_submission_while_redis_is_down_is_still_recorded(
+    client: Client, link_token: tuple[Participant, str], settings: object
+) -> None:
+    _participant, token = link_token
+    settings.CACHES = {  # type: ignore[attr-defined]
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+
+    assert client.get("/w/" + "x" * 43 + "/").status_code == 404
+    response = client.post(f"/w/{token}/", {"value": "1"})
+
+    assert response.status_code == 200
+    assert Score.objects.get().value == 1
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_operation_refuses_a_closed_week(link_token: tuple[Participant, str]) -> None:
+    _participant, token = link_token
+
+    with time_machine.travel(NEXT_MONDAY, tick=False), pytest.raises(submission.SubmissionRefused) as refused:
+        submission.submit_score(token=token, value=3)
+
+    assert refused.value.state == submission.LinkState.EXPIRED
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_thanks_page_offers_contact_when_the_score_calls_for_it(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+
+    low = client.post(f"/w/{token}/", {"value": "1"}).content.decode()
+
+    assert f'href="/w/{token}/help/"' in low
+    assert "/me/link/" in low and "/w/stop/" in low
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_thanks_page_does_not_offer_contact_after_a_good_week(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+
+    good = client.post(f"/w/{token}/", {"value": "5"}).content.decode()
+
+    assert "/help/" not in good

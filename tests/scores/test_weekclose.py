@@ -1,0 +1,346 @@
+"""Closing a week: frozen aggregates, participation derived in the batch, inactivity and coming back."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db.models import Sum
+
+from casefiles.models import Dossier
+from participants.account import stop_participation
+from participants.models import Department, Organisation, Participant
+from participants.participation import reactivate_participant
+from preventicons import crypto
+from scores import tasks, weekclose
+from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
+from tests.conftest import ALL_DATABASES
+from tests.scores.people import make_participant
+
+WEEK = dt.date(2026, 11, 9)
+TODAY = dt.date(2026, 11, 23)  # a Monday: the weeks of 9 and 16 November have ended
+
+
+def score(
+    organisation: Organisation,
+    *,
+    value: int,
+    department: Department | None,
+    week: dt.date = WEEK,
+    pseudonym: str | None = None,
+) -> Score:
+    return Score.objects.create(
+        organisation=organisation,
+        department=department,
+        week=week,
+        value=value,
+        pseudonym=pseudonym or crypto.new_pseudonym(),
+    )
+
+
+def figures(row: WeeklyAggregate) -> tuple[int, int, dict[int, int]]:
+    return row.count, row.total, row.distribution
+
+
+def all_aggregates() -> list[tuple]:
+    return list(
+        WeeklyAggregate.objects.order_by("organisation_id", "department_id", "week").values_list(
+            "organisation_id",
+            "department_id",
+            "week",
+            "count",
+            "total",
+            "count_1",
+            "count_2",
+            "count_3",
+            "count_4",
+            "count_5",
+        )
+    )
+
+
+def close(organisation: Organisation, week: dt.date = WEEK) -> weekclose.WeekClosed:
+    return weekclose.close_week(organisation_id=organisation.pk, week=week, today=TODAY)
+
+
+# --- frozen aggregates ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_close_freezes_counts_sums_and_distributions_per_department_and_organisation(
+    organisation: Organisation, other_organisation: Organisation
+) -> None:
+    care, finance, it = (
+        Department.objects.get(organisation=organisation, name=n) for n in ("Care", "Finance", "IT")
+    )
+    for value in (1, 2, 2, 5):
+        score(organisation, value=value, department=care)
+    for value in (4, 4, 3):
+        score(organisation, value=value, department=finance)
+    score(organisation, value=3, department=None)  # a stopped participant's score: organisation only
+    score(organisation, value=5, department=care, week=WEEK + dt.timedelta(days=7))  # another week
+    score(other_organisation, value=1, department=other_organisation.departments.first())
+
+    result = close(organisation)
+
+    assert result.closed and result.aggregates == 3
+    rows = {
+        row.department_id: row for row in WeeklyAggregate.objects.filter(organisation=organisation, week=WEEK)
+    }
+    assert set(rows) == {care.pk, finance.pk, None}  # IT had no scores: no row
+    assert figures(rows[care.pk]) == (4, 10, {1: 1, 2: 2, 3: 0, 4: 0, 5: 1})
+    assert figures(rows[finance.pk]) == (3, 11, {1: 0, 2: 0, 3: 1, 4: 2, 5: 0})
+    assert figures(rows[None]) == (8, 24, {1: 1, 2: 2, 3: 2, 4: 2, 5: 1})
+    assert not WeeklyAggregate.objects.filter(department=it).exists()
+    assert not WeeklyAggregate.objects.filter(organisation=other_organisation).exists()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_groups_under_five_are_frozen_too(organisation: Organisation) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    score(organisation, value=2, department=care)
+
+    close(organisation)
+
+    # Suppression is the reports' job when they read; the frozen figure must be complete.
+    assert WeeklyAggregate.objects.get(organisation=organisation, department=care).count == 1
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_week_without_scores_freezes_an_empty_organisation_row(organisation: Organisation) -> None:
+    close(organisation)
+
+    row = WeeklyAggregate.objects.get(organisation=organisation, week=WEEK)
+    assert row.department is None and figures(row) == (0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_closing_twice_changes_nothing(organisation: Organisation) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    active = make_participant(organisation)
+    score(organisation, value=4, department=care)
+    close(organisation)
+    before = all_aggregates()
+    # A score slipping in after the close (the submission side refuses it; here written directly).
+    score(organisation, value=1, department=care)
+
+    second = close(organisation)
+
+    assert not second.closed
+    assert all_aggregates() == before
+    active.refresh_from_db()
+    assert active.weeks_without_response == 1  # counted once, not twice
+    assert ClosedWeek.objects.filter(organisation=organisation, week=WEEK).count() == 1
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_anonymising_a_participant_after_the_close_leaves_every_past_figure_unchanged(
+    organisation: Organisation,
+) -> None:
+    leaver = make_participant(organisation)
+    department = leaver.department
+    for week in (WEEK, WEEK + dt.timedelta(days=7)):
+        score(organisation, value=1, department=department, week=week, pseudonym=leaver.pseudonym)
+        score(organisation, value=5, department=department, week=week)
+    close(organisation, WEEK)
+    close(organisation, WEEK + dt.timedelta(days=7))
+    before = all_aggregates()
+
+    stop_participation(participant=leaver)
+
+    assert Score.objects.filter(department__isnull=True, pseudonym__isnull=True).count() == 2
+    assert all_aggregates() == before
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_week_that_has_not_ended_cannot_be_closed(organisation: Organisation) -> None:
+    with pytest.raises(ValueError, match="not ended"):
+        weekclose.close_week(organisation_id=organisation.pk, week=TODAY, today=TODAY)
+    with pytest.raises(ValueError, match="Monday"):
+        weekclose.close_week(organisation_id=organisation.pk, week=WEEK + dt.timedelta(days=1), today=TODAY)
+    assert not WeeklyAggregate.objects.exists() and not ClosedWeek.objects.exists()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_beat_task_closes_ended_weeks_in_order_and_catches_up(organisation: Organisation) -> None:
+    ClosedWeek.objects.create(organisation=organisation, week=WEEK - dt.timedelta(days=14))
+
+    assert weekclose.weeks_to_close(organisation_id=organisation.pk, today=TODAY) == [
+        WEEK - dt.timedelta(days=7),
+        WEEK,
+        WEEK + dt.timedelta(days=7),
+    ]
+    closed = weekclose.close_ended_weeks(today=TODAY)
+
+    assert [r.week for r in closed if r.organisation_id == organisation.pk] == [
+        WEEK - dt.timedelta(days=7),
+        WEEK,
+        WEEK + dt.timedelta(days=7),
+    ]
+    assert weekclose.close_ended_weeks(today=TODAY) == []
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_task_closes_last_week_once(organisation: Organisation) -> None:
+    assert tasks.close_ended_weeks.delay().get() == 1
+    assert tasks.close_ended_weeks.delay().get() == 0
+    assert ClosedWeek.objects.get(organisation=organisation).week == weekclose.previous_week()
+
+
+# --- participation --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_participation_marks_who_responded_and_counts_weeks_without_response(
+    organisation: Organisation,
+) -> None:
+    responder = make_participant(organisation)
+    silent = make_participant(organisation)
+    paused = make_participant(organisation, messages_paused=True)
+    unlisted = make_participant(organisation, is_listed=False)
+    invited = make_participant(organisation, status=Participant.Status.INVITED)
+    score(organisation, value=3, department=responder.department, pseudonym=responder.pseudonym)
+
+    result = close(organisation)
+    close(organisation, WEEK + dt.timedelta(days=7))
+
+    assert (
+        result.participation.responded,
+        result.participation.missed,
+        result.participation.not_counted,
+    ) == (
+        1,
+        1,
+        2,
+    )
+    for participant in (responder, silent, paused, unlisted, invited):
+        participant.refresh_from_db()
+    assert (responder.last_response_week, responder.weeks_without_response) == (WEEK, 1)
+    assert (silent.last_response_week, silent.weeks_without_response) == (None, 2)
+    # No link reached them: a week they could not answer is not held against them.
+    assert paused.weeks_without_response == unlisted.weeks_without_response == 0
+    assert invited.weeks_without_response == 0
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_response_resets_the_count(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    close(organisation, WEEK - dt.timedelta(days=7))
+    score(organisation, value=4, department=None, pseudonym=participant.pseudonym)
+
+    close(organisation, WEEK)
+
+    participant.refresh_from_db()
+    assert (participant.last_response_week, participant.weeks_without_response) == (WEEK, 0)
+
+
+def make_dossier(participant: Participant) -> Dossier:
+    dossier = Dossier(
+        number="D-TESTTEST",
+        pseudonym_index=crypto.casefiles_index(participant.pseudonym or ""),
+        opened_on=WEEK,
+    )
+    dossier.pseudonym = participant.pseudonym
+    dossier.save()
+    return dossier
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_four_weeks_without_response_make_a_participant_inactive_and_their_dossier_unavailable(
+    organisation: Organisation, settings: object
+) -> None:
+    participant = make_participant(organisation)
+    dossier = make_dossier(participant)
+    weeks = [WEEK - dt.timedelta(days=7 * back) for back in (3, 2, 1, 0)]
+    for week in weeks[:3]:
+        close(organisation, week)
+    participant.refresh_from_db()
+    dossier.refresh_from_db()
+    assert participant.status == Participant.Status.ACTIVE and dossier.is_available
+
+    result = close(organisation, weeks[3])
+
+    participant.refresh_from_db()
+    dossier.refresh_from_db()
+    assert result.participation.became_inactive == [str(participant.pk)]
+    assert participant.status == Participant.Status.INACTIVE
+    assert participant.pseudonym  # inactive is not stopped: they can come back
+    assert not dossier.is_available and dossier.is_open
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_inactive_after_weeks_is_a_setting(organisation: Organisation, settings: object) -> None:
+    settings.INACTIVE_AFTER_WEEKS = 1  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+
+    close(organisation)
+
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.INACTIVE
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_an_inactive_participant_gets_no_weekly_link_in_the_next_round(
+    organisation: Organisation, settings: object
+) -> None:
+    from scores import rounds
+
+    settings.INACTIVE_AFTER_WEEKS = 1  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+    close(organisation)
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.INACTIVE
+
+    colleague = make_participant(organisation)
+
+    report = rounds.run_weekly_round(organisation=organisation, week=TODAY)
+
+    assert report.links == 1
+    assert set(WeeklyLink.objects.filter(week=TODAY).values_list("participant_id", flat=True)) == {
+        colleague.pk
+    }
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_reactivation_makes_them_active_and_their_dossier_available_again(
+    organisation: Organisation, settings: object
+) -> None:
+    settings.INACTIVE_AFTER_WEEKS = 1  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+    dossier = make_dossier(participant)
+    close(organisation)
+    participant.refresh_from_db()
+
+    assert reactivate_participant(participant=participant) is True
+    assert reactivate_participant(participant=participant) is False
+
+    dossier.refresh_from_db()
+    assert participant.status == Participant.Status.ACTIVE and participant.weeks_without_response == 0
+    assert dossier.is_available
+    # The next closed week counts from zero again.
+    close(organisation, WEEK + dt.timedelta(days=7))
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.INACTIVE
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_only_an_inactive_participant_can_be_reactivated(organisation: Organisation) -> None:
+    stopped = make_participant(organisation)
+    stop_participation(participant=stopped)
+
+    assert reactivate_participant(participant=stopped) is False
+    stopped.refresh_from_db()
+    assert stopped.status == Participant.Status.STOPPED
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_writes_no_pseudonym_on_the_participant_side(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    score(organisation, value=2, department=None, pseudonym=participant.pseudonym)
+
+    close(organisation)
+
+    # What the identity side learns is the week only; the aggregates hold no pseudonym at all.
+    total = WeeklyAggregate.objects.aggregate(n=Sum("count"))["n"]
+    assert total == 1
+    assert participant.pseudonym and participant.pseudonym not in str(all_aggregates())

@@ -1,0 +1,263 @@
+"""Signals for help from a participant's own scores, and asking for contact (consent, one dossier)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import reverse
+
+from casefiles.models import Dossier
+from participants.models import ConsentRecord, Organisation, Participant
+from preventicons import crypto
+from scores import wellbeing
+from scores.models import Score
+from tests.conftest import ALL_DATABASES
+from tests.scores.people import make_link, make_participant
+
+WEEK = dt.date(2026, 11, 16)
+
+
+def week(back: int) -> dt.date:
+    return WEEK - dt.timedelta(days=7 * back)
+
+
+# Scores oldest first, ending with WEEK; None is a week without a score.
+CASES = [
+    ("very bad this week", [1], True),
+    ("bad this week", [2], True),
+    ("so-so this week, nothing before", [3], False),
+    ("good and steady", [4, 4, 4], False),
+    ("a fall of two points", [5, 3], True),
+    ("a fall of one point", [4, 3], False),
+    ("a rise", [3, 5], False),
+    ("three falling weeks", [5, 4, 3], True),
+    ("two falling weeks only", [4, 4, 3], False),
+    ("falling, but a gap breaks the run", [5, 4, None, 3], False),
+    ("a fall of two over a gap is not a fall between weeks", [5, None, 3], False),
+    ("no score this week", [1, 1, None], False),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("values", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_should_offer_help(organisation: Organisation, values: list[int | None], expected: bool) -> None:
+    pseudonym = crypto.new_pseudonym()
+    for back, value in enumerate(reversed(values)):
+        if value is not None:
+            Score.objects.create(organisation=organisation, week=week(back), value=value, pseudonym=pseudonym)
+    # Someone else's bad week changes nothing for this pseudonym.
+    Score.objects.create(organisation=organisation, week=WEEK, value=1, pseudonym=crypto.new_pseudonym())
+
+    assert wellbeing.should_offer_help(pseudonym=pseudonym, week=WEEK) is expected
+
+
+@pytest.mark.django_db
+def test_later_scores_do_not_count_for_an_earlier_week(organisation: Organisation) -> None:
+    pseudonym = crypto.new_pseudonym()
+    Score.objects.create(organisation=organisation, week=week(1), value=4, pseudonym=pseudonym)
+    Score.objects.create(organisation=organisation, week=WEEK, value=1, pseudonym=pseudonym)
+
+    assert wellbeing.should_offer_help(pseudonym=pseudonym, week=week(1)) is False
+
+
+@pytest.mark.django_db
+def test_the_thresholds_are_settings(organisation: Organisation, settings: object) -> None:
+    pseudonym = crypto.new_pseudonym()
+    Score.objects.create(organisation=organisation, week=WEEK, value=3, pseudonym=pseudonym)
+    assert not wellbeing.should_offer_help(pseudonym=pseudonym, week=WEEK)
+
+    settings.HELP_SCORE_THRESHOLD = 3  # type: ignore[attr-defined]
+
+    assert wellbeing.should_offer_help(pseudonym=pseudonym, week=WEEK)
+
+
+@pytest.mark.django_db
+def test_the_help_line_appears_only_when_help_is_offered(organisation: Organisation) -> None:
+    low, fine = crypto.new_pseudonym(), crypto.new_pseudonym()
+    Score.objects.create(organisation=organisation, week=WEEK, value=1, pseudonym=low)
+    Score.objects.create(organisation=organisation, week=WEEK, value=5, pseudonym=fine)
+
+    line = wellbeing.help_line_for(pseudonym=low, week=WEEK, help_url="https://example.nl/w/x/help/")
+
+    assert "casemanager" in line and "employer is not told" in line and "https://example.nl/w/x/help/" in line
+    assert wellbeing.help_line_for(pseudonym=low, week=WEEK)
+    assert wellbeing.help_line_for(pseudonym=fine, week=WEEK) == ""
+
+
+# --- asking for contact ----------------------------------------------------------------------------
+
+
+def ask(participant: Participant, channel: str = "phone") -> wellbeing.HelpRequested:
+    return wellbeing.request_help(
+        participant=participant, channel=channel, consent_text_version=wellbeing.CONTACT_CONSENT_VERSION
+    )
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_asking_for_help_records_contact_consent_and_opens_a_dossier(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+
+    ask(participant)
+
+    consent = ConsentRecord.objects.get(participant=participant)
+    assert (consent.kind, consent.text_version) == (
+        ConsentRecord.Kind.CONTACT,
+        wellbeing.CONTACT_CONSENT_VERSION,
+    )
+    dossier = Dossier.objects.get()
+    assert re.fullmatch(r"D-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{8}", dossier.number)
+    assert dossier.pseudonym_index == crypto.casefiles_index(participant.pseudonym or "")
+    assert dossier.pseudonym == participant.pseudonym  # opens under the casefiles key
+    assert dossier.is_open and dossier.is_available
+    # Only sealed: P is nowhere in clear in the casefiles row.
+    raw = Dossier.objects.values_list("pseudonym", flat=True).get()
+    assert participant.pseudonym and raw and participant.pseudonym not in raw
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_asking_twice_opens_exactly_one_dossier(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+
+    ask(participant)
+    ask(participant, channel="email")
+
+    assert Dossier.objects.count() == 1
+    assert ConsentRecord.objects.filter(participant=participant, kind=ConsentRecord.Kind.CONTACT).count() == 2
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_asking_again_reopens_a_closed_dossier(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    ask(participant)
+    Dossier.objects.update(is_open=False)
+
+    ask(participant)
+
+    assert Dossier.objects.get().is_open
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_two_participants_get_two_dossiers(organisation: Organisation) -> None:
+    ask(make_participant(organisation))
+    ask(make_participant(organisation))
+
+    assert Dossier.objects.values("number").distinct().count() == 2
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_an_unknown_channel_is_refused_and_changes_nothing(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+
+    with pytest.raises(wellbeing.HelpRefused):
+        ask(participant, channel="carrier-pigeon")
+
+    assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_participant_who_is_not_active_cannot_ask(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
+
+    with pytest.raises(wellbeing.HelpRefused):
+        ask(participant)
+
+    assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_failing_dossier_side_records_no_consent(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casefiles import receivers
+
+    participant = make_participant(organisation)
+    # Every number drawn is taken: the casefiles side gives up, and the consent must roll back with it.
+    taken = Dossier(number="D-AAAAAAAA", opened_on=WEEK)
+    taken.save()
+    monkeypatch.setattr(receivers, "new_dossier_number", lambda: "D-AAAAAAAA")
+
+    with pytest.raises(RuntimeError):
+        ask(participant)
+
+    assert not ConsentRecord.objects.exists()
+    assert Dossier.objects.count() == 1
+
+
+# --- the help page ----------------------------------------------------------------------------------
+
+TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def help_page(organisation: Organisation) -> tuple[Participant, str]:
+    participant = make_participant(organisation)
+    _link, token = make_link(participant, week=WEEK)
+    return participant, f"/w/{token}/help/"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_help_page_explains_and_asks_for_consent_and_a_channel(
+    client: Client, help_page: tuple[Participant, str]
+) -> None:
+    _participant, path = help_page
+
+    response = client.get(path)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Your employer is not told" in html and "casemanager" in html
+    assert 'name="consent"' in html and html.count('name="channel"') == 2
+    assert reverse("scores:help", kwargs={"token": path.split("/")[2]}) == path
+    assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(TUESDAY, tick=False)
+def test_posting_consent_and_a_channel_records_the_request(
+    client: Client, help_page: tuple[Participant, str]
+) -> None:
+    participant, path = help_page
+
+    response = client.post(path, {"consent": "yes", "channel": "email"})
+    again = client.post(path, {"consent": "yes", "channel": "email"})
+
+    assert response.status_code == again.status_code == 200
+    assert 'id="help-requested"' in response.content.decode()
+    assert ConsentRecord.objects.filter(participant=participant, kind=ConsentRecord.Kind.CONTACT).count() == 2
+    assert Dossier.objects.count() == 1
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(TUESDAY, tick=False)
+@pytest.mark.parametrize(
+    "data", [{"channel": "phone"}, {"consent": "yes"}, {"consent": "yes", "channel": "fax"}], ids=str
+)
+def test_without_consent_or_a_channel_nothing_is_recorded(
+    client: Client, help_page: tuple[Participant, str], data: dict[str, str]
+) -> None:
+    _participant, path = help_page
+
+    response = client.post(path, data)
+
+    assert response.status_code == 400
+    assert 'role="alert"' in response.content.decode()
+    assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(TUESDAY, tick=False)
+def test_an_unknown_or_dead_link_opens_no_help_page(
+    client: Client, organisation: Organisation, help_page: tuple[Participant, str]
+) -> None:
+    participant, path = help_page
+
+    assert client.post(f"/w/{'A' * 43}/help/", {"consent": "yes", "channel": "phone"}).status_code == 404
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
+    assert client.post(path, {"consent": "yes", "channel": "phone"}).status_code == 410
+    assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
