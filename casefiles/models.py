@@ -35,3 +35,6 @@ class ProgressNote(models.Model):
     kind = models.CharField(max_length=32)
     written_on = models.DateField()
     text = EncryptedTextField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} note of {self.written_on}"

@@ -13,3 +13,6 @@ class LedgerEntry(models.Model):
 
     class Meta:
         ordering = ["sequence"]
+
+    def __str__(self) -> str:
+        return f"ledger entry {self.sequence}"

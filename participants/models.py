@@ -33,7 +33,7 @@ class Organisation(models.Model):
                 | Q(contract_start__isnull=True)
                 | Q(contract_end__gte=models.F("contract_start")),
                 name="organisation_contract_ends_after_start",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
@@ -46,7 +46,9 @@ class Department(models.Model):
 
     class Meta:
         ordering = ["organisation", "name"]
-        constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="department_unique_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="department_unique_name")
+        ]
 
     def __str__(self) -> str:
         return f"{self.organisation} / {self.name}"
@@ -83,6 +85,9 @@ class ProcessingAgreement(models.Model):
                 condition=Q(document_sha256__regex=r"^[0-9a-f]{64}$"), name="agreement_sha256_hex"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"agreement {self.party} signed {self.signed_on}"
 
 
 class StaffUser(AbstractUser):
@@ -133,8 +138,9 @@ class Participant(models.Model):
     email = EncryptedTextField(null=True)
     mobile = EncryptedTextField(null=True)
     # Keyed blind indexes (HMAC), so a re-imported list finds the same person without any plaintext.
-    email_index = models.CharField(max_length=64, null=True, blank=True)
-    mobile_index = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "": a stopped participant has no index, and NULLs never collide in the unique constraints.
+    email_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    mobile_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
     pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True)
     # Participation, derived only in the batch that closes a week (participants/participation.py), never
@@ -145,7 +151,9 @@ class Participant(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organisation", "email_index"], name="participant_unique_email"),
-            models.UniqueConstraint(fields=["organisation", "mobile_index"], name="participant_unique_mobile"),
+            models.UniqueConstraint(
+                fields=["organisation", "mobile_index"], name="participant_unique_mobile"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -161,6 +169,9 @@ class Invitation(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invitation {str(self.pk)[:8]}"
 
 
 class VerificationCode(models.Model):
@@ -180,7 +191,8 @@ class VerificationCode(models.Model):
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     code_hash = models.CharField(max_length=64)
-    # Where the code went when it verifies a new address or number (sealed), so it replaces the old only once proven.
+    # Where the code went when it verifies a new address or number (sealed): it replaces the old one
+    # only once proven.
     target = EncryptedTextField(null=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
@@ -192,6 +204,9 @@ class VerificationCode(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} code {str(self.pk)[:8]}"
 
 
 class ConsentRecord(models.Model):
@@ -211,6 +226,9 @@ class ConsentRecord(models.Model):
     text_version = models.CharField(max_length=32)
     recorded_at = models.DateTimeField()
 
+    def __str__(self) -> str:
+        return f"consent {self.kind} ({self.text_version})"
+
 
 class AccountLink(models.Model):
     """A one-time link to the participant's account, sent by e-mail. Only the token's hash is stored."""
@@ -220,3 +238,6 @@ class AccountLink(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"account link {str(self.pk)[:8]}"

@@ -31,9 +31,7 @@ def current_participant(request: HttpRequest) -> Participant | None:
     if not participant_id:
         return None
     participant = (
-        Participant.objects.filter(pk=participant_id)
-        .exclude(status=Participant.Status.STOPPED)
-        .first()
+        Participant.objects.filter(pk=participant_id).exclude(status=Participant.Status.STOPPED).first()
     )
     if participant is None:
         request.session.flush()

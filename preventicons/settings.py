@@ -99,7 +99,11 @@ TEMPLATES = [
 ]
 
 # --- Three stores that cannot be joined (preventicons/dbrouter.py) ------------------------------
-_DATABASE_ENV = {"default": "DATABASE_URL", "notes": "NOTES_DATABASE_URL", "casefiles": "CASEFILES_DATABASE_URL"}
+_DATABASE_ENV = {
+    "default": "DATABASE_URL",
+    "notes": "NOTES_DATABASE_URL",
+    "casefiles": "CASEFILES_DATABASE_URL",
+}
 _configured = {alias: env.str(var, default="") for alias, var in _DATABASE_ENV.items()}
 if any(_configured.values()) and not all(_configured.values()):
     missing = [var for alias, var in _DATABASE_ENV.items() if not _configured[alias]]
@@ -111,7 +115,9 @@ def _database(alias: str) -> dict:
     url = _configured[alias]
     if not url:
         if PRODUCTION:
-            raise ImproperlyConfigured("production needs DATABASE_URL, NOTES_DATABASE_URL, CASEFILES_DATABASE_URL")
+            raise ImproperlyConfigured(
+                "production needs DATABASE_URL, NOTES_DATABASE_URL, CASEFILES_DATABASE_URL"
+            )
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         return {
             "ENGINE": "django.db.backends.sqlite3",
@@ -131,7 +137,10 @@ def _database(alias: str) -> dict:
     config["TEST"] = {"DEPENDENCIES": []}
     if DB_POOL:
         config["CONN_MAX_AGE"] = 0
-        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": env.int("DB_POOL_MAX", default=8)}
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env.int("DB_POOL_MAX", default=8),
+        }
     else:
         config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     return config
@@ -210,7 +219,9 @@ INVITATION_LOOKUP_MISSES_PER_MINUTE = env.int("INVITATION_LOOKUP_MISSES_PER_MINU
 # --- Messaging (preventicons/messaging.py) ------------------------------------------------------
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
@@ -222,7 +233,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Preventicons <norepl
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SMS_GATEWAY = env.str(
     "SMS_GATEWAY",
-    default="preventicons.messaging.TwilioSmsGateway" if PRODUCTION else "preventicons.messaging.ConsoleSmsGateway",
+    default="preventicons.messaging.TwilioSmsGateway"
+    if PRODUCTION
+    else "preventicons.messaging.ConsoleSmsGateway",
 )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
@@ -266,7 +279,10 @@ CELERY_TIMEZONE = "Europe/Amsterdam"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "send-due-messages": {"task": "preventicons.tasks.send_due_messages", "schedule": 30.0},
-    "prune-sent-messages": {"task": "preventicons.tasks.prune_sent_messages", "schedule": crontab(hour=3, minute=15)},
+    "prune-sent-messages": {
+        "task": "preventicons.tasks.prune_sent_messages",
+        "schedule": crontab(hour=3, minute=15),
+    },
 }
 # --- Weekly round (scores/rounds.py): hourly, each organisation's round starts at its own weekday and hour.
 CELERY_BEAT_SCHEDULE["weekly-rounds"] = {"task": "scores.tasks.run_due_rounds", "schedule": crontab(minute=2)}
@@ -279,7 +295,8 @@ CELERY_BEAT_SCHEDULE["close-ended-weeks"] = {
     "task": "scores.tasks.close_ended_weeks",
     "schedule": crontab(hour=0, minute=30),
 }
-# Closed weeks in a row without a response before a participant becomes inactive (participants/participation.py).
+# Closed weeks in a row without a response before a participant becomes inactive
+# (participants/participation.py).
 INACTIVE_AFTER_WEEKS = env.int("INACTIVE_AFTER_WEEKS", default=4)
 # Signals for help (scores/wellbeing.py): a score at or under the threshold, a fall of this many points from
 # one week to the next, or this many scores in consecutive weeks each lower than the one before.

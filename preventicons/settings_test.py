@@ -12,10 +12,10 @@ from preventicons.keys import generate_key_document
 # A fresh key set per test process, passed inline so no key file is needed and none is left behind.
 os.environ.setdefault("PREVENTICONS_KEYS", json.dumps(generate_key_document()))
 
-from preventicons.settings import *  # noqa: E402,F403
+from preventicons.settings import *  # noqa: F403
 
 # Argon2 costs about 0.1 s per hash here; tests hash many passwords. Production keeps Argon2.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
 CELERY_TASK_ALWAYS_EAGER = True

@@ -27,7 +27,7 @@ class Score(models.Model):
         Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     # The pseudonym P in clear; the participant row carries P only sealed. Cleared when they stop.
-    pseudonym = models.CharField(max_length=32, null=True, blank=True)
+    pseudonym = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001  (NULL: many, unique per week)
 
     class Meta:
         constraints = [
@@ -35,6 +35,9 @@ class Score(models.Model):
             models.UniqueConstraint(fields=["pseudonym", "week"], name="score_one_per_pseudonym_per_week"),
         ]
         indexes = [models.Index(fields=["organisation", "week"], name="score_org_week")]
+
+    def __str__(self) -> str:
+        return f"score for week {self.week}"
 
 
 class WeeklyRound(models.Model):
@@ -92,6 +95,9 @@ class ClosedWeek(models.Model):
             models.UniqueConstraint(fields=["organisation", "week"], name="closed_week_once_per_organisation")
         ]
 
+    def __str__(self) -> str:
+        return f"closed week {self.week}"
+
 
 class WeeklyAggregate(models.Model):
     """The frozen figures of one week for a department, or for the whole organisation (department null).
@@ -140,6 +146,9 @@ class WeeklyAggregate(models.Model):
                 name="aggregate_distribution_adds_up",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"aggregate for week {self.week}"
 
     @property
     def distribution(self) -> dict[int, int]:
