@@ -283,6 +283,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preventicons.tasks.prune_sent_messages",
         "schedule": crontab(hour=3, minute=15),
     },
+    "clear-expired-sessions": {
+        "task": "preventicons.tasks.clear_expired_sessions",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }
 # --- Weekly round (scores/rounds.py): hourly, each organisation's round starts at its own weekday and hour.
 CELERY_BEAT_SCHEDULE["weekly-rounds"] = {"task": "scores.tasks.run_due_rounds", "schedule": crontab(minute=2)}

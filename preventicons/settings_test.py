@@ -22,3 +22,6 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Tests assert on the English source texts; the Dutch default is tested explicitly (tests/test_pages.py)
+# and the translation's completeness by tests/test_translations.py.
+LANGUAGE_CODE = "en"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from celery import shared_task
+from django.conf import settings
 
 from preventicons import messaging
 
@@ -23,3 +26,10 @@ def send_due_messages() -> int:
 def prune_sent_messages() -> int:
     """Delete sent and failed outbox rows older than MESSAGE_RETENTION_DAYS; pending rows stay."""
     return messaging.prune_finished_messages()
+
+
+@shared_task(name="preventicons.tasks.clear_expired_sessions", ignore_result=True)
+def clear_expired_sessions() -> None:
+    """Delete expired sessions: a participant's pending change (sealed) must not outlive its session."""
+    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+    SessionStore.clear_expired()

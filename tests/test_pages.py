@@ -14,6 +14,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
+import preventicons.settings as product_settings
 from participants.models import Organisation, Participant, StaffUser
 from participants.session import SESSION_KEY
 from tests.conftest import STAFF_PASSWORD, login_verified
@@ -130,7 +131,18 @@ def rendered_pages(
 # --- language ------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def product_language(settings: Any) -> None:
+    """The product's own default language (the test settings run the rest of the suite in English)."""
+    settings.LANGUAGE_CODE = product_settings.LANGUAGE_CODE
+
+
+def test_the_product_default_language_is_dutch() -> None:
+    assert product_settings.LANGUAGE_CODE == "nl"
+
+
 @pytest.mark.django_db
+@pytest.mark.usefixtures("product_language")
 def test_pages_are_dutch_by_default(client: Client) -> None:
     response = client.get(reverse("home"))
 
@@ -139,6 +151,7 @@ def test_pages_are_dutch_by_default(client: Client) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("product_language")
 def test_switching_to_english_changes_the_language_and_the_lang_attribute(client: Client) -> None:
     response = client.post(reverse("set_language"), {"language": "en", "next": reverse("two_factor:login")})
     assert response.status_code == 302
@@ -158,6 +171,7 @@ def test_switching_to_english_changes_the_language_and_the_lang_attribute(client
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("product_language")
 def test_an_unknown_language_is_refused_and_dutch_stays(client: Client) -> None:
     client.post(reverse("set_language"), {"language": "de", "next": "/"})
 
@@ -165,6 +179,7 @@ def test_an_unknown_language_is_refused_and_dutch_stays(client: Client) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("product_language")
 def test_a_browser_asking_for_a_language_we_lack_gets_dutch(client: Client) -> None:
     response = client.get(reverse("home"), headers={"accept-language": "de-DE,de;q=0.9"})
 
@@ -180,6 +195,7 @@ def test_set_language_refuses_a_redirect_to_another_host(client: Client) -> None
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("product_language")
 def test_the_language_switch_offers_the_other_language(client: Client) -> None:
     html = client.get(reverse("home")).content.decode()
 
