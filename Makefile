@@ -53,7 +53,7 @@ pytest: install
 test: lint typecheck pytest
 
 messages: install
-	$(BIN)/python manage.py makemessages -l nl --no-obsolete --ignore=.venv --ignore=var
+	$(BIN)/python manage.py makemessages -l nl --no-obsolete --ignore=.venv --ignore=var --ignore=tests --ignore=bench
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 bench: install

@@ -272,8 +272,9 @@ def _notify_old_contact(
             body=_(
                 "The e-mail address of your Preventicons account was just changed, confirmed with codes by "
                 "e-mail and by text message. From now on we write to the new address.\n\n"
-                "Was this not you? Please contact us at once."
-            ),
+                "Was this not you? Write to us at once at %(support)s."
+            )
+            % {"support": settings.SUPPORT_EMAIL},
         )
     if proven.mobile and old_mobile:
         messaging.queue_sms(
@@ -281,8 +282,9 @@ def _notify_old_contact(
             to=old_mobile,
             body=_(
                 "The mobile number of your Preventicons account was just changed. "
-                "Was this not you? Please contact us at once."
-            ),
+                "Was this not you? Write to us at once at %(support)s."
+            )
+            % {"support": settings.SUPPORT_EMAIL},
         )
 
 

@@ -342,7 +342,7 @@ def complete_enrolment(*, invitation: Invitation) -> Participant:
             )
     except IntegrityError:
         raise EnrolmentRefused(
-            _("This e-mail address or mobile number is already in use. Please enter another one.")
+            _("This e-mail address or mobile number cannot be used. Please enter another one.")
         ) from None
     logger.info("participant enrolled: %s", participant.pk)
     return participant

@@ -14,7 +14,9 @@ from preventicons.fields import EncryptedTextField
 
 class Organisation(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
-    sector = models.CharField(_("sector"), max_length=100, help_text=_("The branche it is compared with."))
+    sector = models.CharField(
+        _("sector"), max_length=100, help_text=_("The sector (branche) it is compared with.")
+    )
     arbo_provider = models.CharField(_("ARBO provider"), max_length=200, blank=True)
     contract_start = models.DateField(_("contract start"), null=True, blank=True)
     contract_end = models.DateField(_("contract end"), null=True, blank=True)

@@ -231,6 +231,9 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Preventicons <noreply@preventicons.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where participants write when something is wrong (an address change they did not make): the platform's
+# own privacy desk, never the employer's HR department.
+SUPPORT_EMAIL = env.str("PREVENTICONS_SUPPORT_EMAIL", default="privacy@preventicons.localhost")
 SMS_GATEWAY = env.str(
     "SMS_GATEWAY",
     default="preventicons.messaging.TwilioSmsGateway"
