@@ -442,7 +442,8 @@ def export_data(*, participant: Participant) -> dict[str, Any]:
 # --- the one-time account link ----------------------------------------------------------------
 
 # Who may open their account through an e-mailed link. A declined participant asked to be left alone.
-ACCOUNT_STATUSES = (Participant.Status.INVITED, Participant.Status.ACTIVE)
+# Inactive ones too: their account page is where they come back (participation.reactivate_participant).
+ACCOUNT_STATUSES = (Participant.Status.INVITED, Participant.Status.ACTIVE, Participant.Status.INACTIVE)
 
 
 def _within_limit(key: str, limit: int) -> bool:

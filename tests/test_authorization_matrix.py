@@ -248,6 +248,9 @@ MATRIX: dict[str, Row] = {
         method="post",
         data=lambda w: {"paused": "1"},
     ),
+    "participants:account-rejoin": Row(
+        expect(ACCOUNT_LINK, participant=Redirect("participants:account")), method="post"
+    ),
     "participants:account-close": Row(expect(ACCOUNT_LINK, participant=Redirect("home")), method="post"),
     "participants:account-change": Row(
         expect(ACCOUNT_LINK, participant=Redirect("participants:account-change-confirm")),

@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from participants import account, enrolment, verification
+from participants import account, enrolment, participation, verification
 from participants.models import ConsentRecord, Participant, VerificationCode
 from participants.session import current_participant, end_participant_session, start_participant_session
 from participants.views.enrolment import CodesForm, _outcome_message, _wait_text
@@ -145,6 +145,14 @@ def pause(request: HttpRequest, participant: Participant) -> HttpResponse:
         messages.success(request, _("We will send you no more messages until you switch them on again."))
     else:
         messages.success(request, _("Your messages are switched on again."))
+    return redirect("participants:account")
+
+
+@require_POST
+@participant_required
+def rejoin(request: HttpRequest, participant: Participant) -> HttpResponse:
+    if participation.reactivate_participant(participant=participant):
+        messages.success(request, _("Welcome back. You will get the weekly question again from next week."))
     return redirect("participants:account")
 
 

@@ -1,0 +1,63 @@
+"""An inactive participant comes back through their own account page, and only they can."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from casefiles.models import Dossier
+from participants.models import Organisation, Participant
+from tests.conftest import ALL_DATABASES
+from tests.participants.test_stop import make_active, open_account, open_dossier
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+
+@pytest.fixture
+def inactive(organisation: Organisation) -> Participant:
+    participant = make_active(organisation)
+    open_dossier(participant, "D-REJOIN1")
+    Participant.objects.filter(pk=participant.pk).update(
+        status=Participant.Status.INACTIVE, weeks_without_response=4
+    )
+    Dossier.objects.filter(number="D-REJOIN1").update(is_available=False)
+    participant.refresh_from_db()
+    return participant
+
+
+def test_an_inactive_participant_reaches_their_account_and_takes_part_again(
+    client: Client, inactive: Participant
+) -> None:
+    open_account(client, "jan@example.nl")
+    page = client.get("/me/").content.decode()
+    assert 'action="/me/rejoin/"' in page
+
+    response = client.post("/me/rejoin/")
+
+    assert response.status_code == 302 and response["Location"] == "/me/"
+    inactive.refresh_from_db()
+    assert inactive.status == Participant.Status.ACTIVE
+    assert inactive.weeks_without_response == 0
+    assert Dossier.objects.get(number="D-REJOIN1").is_available
+    assert 'action="/me/rejoin/"' not in client.get("/me/").content.decode()
+
+
+def test_rejoining_twice_or_while_active_changes_nothing(client: Client, organisation: Organisation) -> None:
+    active = make_active(organisation)
+    open_account(client, "jan@example.nl")
+
+    assert client.post("/me/rejoin/").status_code == 302
+
+    active.refresh_from_db()
+    assert active.status == Participant.Status.ACTIVE
+    assert 'action="/me/rejoin/"' not in client.get("/me/").content.decode()
+
+
+def test_nobody_without_the_participants_session_can_rejoin_them(
+    client: Client, inactive: Participant
+) -> None:
+    response = client.post("/me/rejoin/")
+
+    assert response.status_code == 302 and response["Location"] == "/me/link/"
+    inactive.refresh_from_db()
+    assert inactive.status == Participant.Status.INACTIVE
