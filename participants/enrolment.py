@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -143,6 +143,13 @@ def _queue_invitation(participant: Participant, *, key: str | None, reminder: bo
         return queued
 
 
+def _invited_and_reachable(organisation: Organisation) -> QuerySet[Participant]:
+    """Invited participants we may write to, locked for the caller's transaction."""
+    return Participant.objects.select_for_update().filter(
+        organisation=organisation, status=Participant.Status.INVITED, is_listed=True, messages_paused=False
+    )
+
+
 def send_invitations(*, organisation: Organisation, by: Any = None) -> int:
     """Invite every listed, invited participant without a live invitation; a second run sends nothing twice.
 
@@ -153,16 +160,7 @@ def send_invitations(*, organisation: Organisation, by: Any = None) -> int:
     sent = 0
     with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
         # Locked, so two parallel runs cannot both see "no live invitation" for the same person.
-        candidates = (
-            Participant.objects.select_for_update()
-            .filter(
-                organisation=organisation,
-                status=Participant.Status.INVITED,
-                is_listed=True,
-                messages_paused=False,
-            )
-            .order_by("pk")
-        )
+        candidates = _invited_and_reachable(organisation).order_by("pk")
         for participant in candidates:
             if participant.invitations.filter(used_at__isnull=True, expires_at__gt=now).exists():
                 continue
@@ -181,13 +179,7 @@ def send_enrolment_reminders(*, organisation: Organisation, week: dt.date) -> in
     sent = 0
     with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
         candidates = (
-            Participant.objects.select_for_update()
-            .filter(
-                organisation=organisation,
-                status=Participant.Status.INVITED,
-                is_listed=True,
-                messages_paused=False,
-            )
+            _invited_and_reachable(organisation)
             # Only those invited before: a first invitation is send_invitations' job.
             .filter(Exists(Invitation.objects.filter(participant=OuterRef("pk"))))
             .order_by("pk")

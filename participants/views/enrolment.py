@@ -7,7 +7,7 @@ screenshot. Every later page works from the session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -30,6 +30,9 @@ from participants.models import Invitation, Organisation, Participant
 from participants.session import current_participant, start_participant_session
 from preventicons.crypto import keyed_hash
 from preventicons.roles import Role, has_role, staff_required
+
+if TYPE_CHECKING:  # types only: django-stubs is a development dependency
+    from django_stubs_ext import StrOrPromise
 
 SESSION_INVITATION = "enrol_invitation"
 LOOKUP_WINDOW_SECONDS = 60
@@ -222,35 +225,27 @@ def details(request: HttpRequest) -> HttpResponse:
     )
 
 
+def code_field(label: StrOrPromise) -> forms.RegexField:
+    """A 6-digit code field that phones fill in from the message (one-time-code) with a number pad."""
+    return forms.RegexField(
+        label=label,
+        regex=r"^\s*[0-9]{6}\s*$",
+        required=False,
+        error_messages={"invalid": gettext_lazy("A code has 6 digits.")},
+        widget=forms.TextInput(
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "one-time-code",
+                "maxlength": "6",
+                "pattern": "[0-9]{6}",
+            }
+        ),
+    )
+
+
 class CodesForm(forms.Form):
-    email_code = forms.RegexField(
-        label=gettext_lazy("Code from the e-mail"),
-        regex=r"^\s*[0-9]{6}\s*$",
-        required=False,
-        error_messages={"invalid": gettext_lazy("A code has 6 digits.")},
-        widget=forms.TextInput(
-            attrs={
-                "inputmode": "numeric",
-                "autocomplete": "one-time-code",
-                "maxlength": "6",
-                "pattern": "[0-9]{6}",
-            }
-        ),
-    )
-    sms_code = forms.RegexField(
-        label=gettext_lazy("Code from the text message"),
-        regex=r"^\s*[0-9]{6}\s*$",
-        required=False,
-        error_messages={"invalid": gettext_lazy("A code has 6 digits.")},
-        widget=forms.TextInput(
-            attrs={
-                "inputmode": "numeric",
-                "autocomplete": "one-time-code",
-                "maxlength": "6",
-                "pattern": "[0-9]{6}",
-            }
-        ),
-    )
+    email_code = code_field(gettext_lazy("Code from the e-mail"))
+    sms_code = code_field(gettext_lazy("Code from the text message"))
 
 
 _FIELD_OF = {"email": "email_code", "sms": "sms_code"}
