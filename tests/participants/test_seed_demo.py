@@ -26,11 +26,24 @@ from participants.models import (
     StaffUser,
 )
 from preventicons.roles import Role, roles_of
+from scores.management.demo import DEMO_WEEKS
+from scores.models import ClosedWeek, Score, WeeklyAggregate
 from tests.conftest import ALL_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 
-SEEDED = (Organisation, Department, ProcessingAgreement, Participant, ConsentRecord, StaffUser, TOTPDevice)
+SEEDED = (
+    Organisation,
+    Department,
+    ProcessingAgreement,
+    Participant,
+    ConsentRecord,
+    StaffUser,
+    TOTPDevice,
+    Score,
+    ClosedWeek,
+    WeeklyAggregate,
+)
 
 
 def seed() -> str:
@@ -53,6 +66,18 @@ def test_seeding_twice_leaves_the_same_data() -> None:
     assert set(Participant.objects.values_list("pk", "email")) == participants
     assert set(TOTPDevice.objects.values_list("user__username", "key")) == keys
     assert "(0 added)" in output
+
+
+def test_the_demo_has_weeks_of_scores_of_active_people_and_those_weeks_are_closed() -> None:
+    seed()
+
+    weeks = set(Score.objects.values_list("week", flat=True))
+    assert len(weeks) == DEMO_WEEKS
+    active = set(Participant.objects.filter(status=Participant.Status.ACTIVE).values_list("pk", flat=True))
+    pseudonyms = {Participant.objects.get(pk=pk).pseudonym for pk in active}
+    assert set(Score.objects.values_list("pseudonym", flat=True)) <= pseudonyms
+    assert ClosedWeek.objects.filter(week__in=weeks).count() == 2 * DEMO_WEEKS
+    assert WeeklyAggregate.objects.filter(week__in=weeks, department__isnull=True).count() == 2 * DEMO_WEEKS
 
 
 def test_the_demo_has_two_sectors_with_signed_agreements_and_a_department_of_four() -> None:

@@ -1,0 +1,58 @@
+"""Demo data of the scores app: eight past weeks of smileys for the demo participants, weeks closed.
+
+Called by ``manage.py seed_demo`` after the participants app's demo data; safe to run again (one score per
+pseudonym and week is a database constraint, and closing a closed week changes nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+
+from django.utils import timezone
+
+from participants.models import Participant
+from scores.models import Score, WeeklyAggregate
+from scores.weekclose import close_week, monday_of
+
+DEMO_WEEKS = 8
+RESPONSE_RATE = 0.85
+
+
+def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[Score]:
+    """A plausible, repeatable course for one person: a mood that drifts a step at a time."""
+    pseudonym = participant.pseudonym
+    assert pseudonym
+    # Seeded by the pseudonym so a second run proposes the same scores (demo data, not a secret).
+    rng = random.Random(pseudonym)  # noqa: S311
+    mood = rng.randint(2, 4)
+    scores = []
+    for week in weeks:
+        mood = min(5, max(1, mood + rng.choice((-1, 0, 0, 1))))
+        if rng.random() < RESPONSE_RATE:
+            scores.append(
+                Score(
+                    week=week,
+                    value=mood,
+                    organisation_id=participant.organisation_id,
+                    department_id=participant.department_id,
+                    pseudonym=pseudonym,
+                )
+            )
+    return scores
+
+
+def seed(*, write: Callable[[str], None]) -> None:
+    """Add the missing demo scores of the past weeks and close those weeks."""
+    today = timezone.localdate()
+    this_week = monday_of(today)
+    weeks = [this_week - dt.timedelta(weeks=n) for n in range(DEMO_WEEKS, 0, -1)]
+    people = list(Participant.objects.filter(status=Participant.Status.ACTIVE, pseudonym__isnull=False))
+    rows = [score for participant in people for score in demo_scores(participant, weeks)]
+    Score.objects.bulk_create(rows, ignore_conflicts=True)
+    for organisation_id in sorted({participant.organisation_id for participant in people}):
+        for week in weeks:
+            close_week(organisation_id=organisation_id, week=week, today=today)
+    frozen = WeeklyAggregate.objects.filter(week__in=weeks).count()
+    write(f"scores: {len(people)} people over {DEMO_WEEKS} weeks, {frozen} frozen weekly figures")
