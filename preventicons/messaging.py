@@ -10,6 +10,10 @@ transaction; a second call with the same key changes nothing and returns False. 
 commit, through the send_due_messages task, with retries and backoff; the recipient and body are sealed.
 Keys name an event, never a person's data: no address, no number, no name.
 
+A message may instead be queued deferred (``queue_many`` with ``Deferred``): the row then holds only the
+name of a renderer registered with ``register_renderer`` and an opaque reference, and the sender asks the
+renderer for recipient, subject and body at send time; a renderer answering None cancels the message.
+
 Staff login codes do not use the outbox: ``TwoFactorSmsGateway`` sends them at once (they live minutes),
 limited per staff user.
 """
@@ -22,6 +26,7 @@ import logging
 import random
 import smtplib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,7 +37,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage, get_connection
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
@@ -66,6 +71,9 @@ logger = logging.getLogger(__name__)
 # - Bounded. Every claim counts an attempt; a transient failure waits with exponential backoff and jitter,
 #   a permanent one (an invalid number, a refused mailbox) or MESSAGE_MAX_ATTEMPTS ends in "failed". Sent
 #   and failed rows keep no recipient and no body: the body carries link tokens.
+# - Deferred messages are rendered after the claim, outside any transaction, just before the provider call;
+#   a renderer that finds nobody to send to any more ends the row "cancelled". A renderer that raises counts
+#   as a transient failure (its text is not kept: it may quote content).
 
 # Longer than any single provider call (EMAIL_TIMEOUT, TWILIO_TIMEOUT_SECONDS), so a live sender never
 # loses its claim; short enough that a message whose sender died goes out again soon.
@@ -96,10 +104,11 @@ class SendReport:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    cancelled: int = 0
 
     @property
     def claimed(self) -> int:
-        return self.sent + self.deferred + self.failed
+        return self.sent + self.deferred + self.failed + self.cancelled
 
 
 # --- Queueing ----------------------------------------------------------------------------------------------
@@ -208,11 +217,11 @@ def retry_delay(*, attempts: int) -> dt.timedelta:
 
 
 def prune_finished_messages(*, older_than: dt.timedelta | None = None) -> int:
-    """Delete sent and failed rows older than the retention period; pending rows are never pruned."""
+    """Delete finished rows (sent, failed, cancelled) older than the retention period; never pending ones."""
     if older_than is None:
         older_than = dt.timedelta(days=settings.MESSAGE_RETENTION_DAYS)
     cutoff = timezone.now() - older_than
-    finished = [OutboundMessage.Status.SENT, OutboundMessage.Status.FAILED]
+    finished = [OutboundMessage.Status.SENT, OutboundMessage.Status.FAILED, OutboundMessage.Status.CANCELLED]
     deleted, _ = OutboundMessage.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
     return deleted
 
@@ -247,7 +256,24 @@ def _attempt(message: OutboundMessage, senders: _Senders, report: SendReport) ->
         report.failed += 1
         return
     try:
-        provider_id = senders.deliver(message)
+        if message.renderer:
+            rendered = _render(message)
+            if rendered is None:
+                _record(
+                    message,
+                    status=OutboundMessage.Status.CANCELLED,
+                    next_attempt_at=None,
+                    last_error="nobody to send to",
+                )
+                report.cancelled += 1
+                return
+            provider_id = senders.deliver(
+                message, to=rendered.to, subject=rendered.subject or "", body=rendered.body
+            )
+        else:
+            provider_id = senders.deliver(
+                message, to=message.recipient or "", subject=message.subject or "", body=message.body or ""
+            )
     except PermanentSendError as exc:
         logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), exc)
         _record_failed(message, str(exc))
@@ -331,14 +357,12 @@ class _Senders:
     def __exit__(self, *exc_info: object) -> None:
         self._close_mail()
 
-    def deliver(self, message: OutboundMessage) -> str:
+    def deliver(self, message: OutboundMessage, *, to: str, subject: str, body: str) -> str:
         if message.channel == OutboundMessage.Channel.EMAIL:
-            return self._send_email(
-                to=message.recipient or "", subject=message.subject or "", body=message.body or ""
-            )
+            return self._send_email(to=to, subject=subject, body=body)
         if self._sms is None:
             self._sms = sms_gateway()
-        return self._sms.send(to=message.recipient or "", body=message.body or "")
+        return self._sms.send(to=to, body=body)
 
     def _send_email(self, *, to: str, subject: str, body: str) -> str:
         message_id = make_msgid(domain=_sender_domain())
@@ -585,14 +609,134 @@ class Outgoing:
     subject: str | None = None
 
 
-def queue_many(messages: list[Outgoing]) -> None:
-    """Queue many messages in the caller's transaction with one INSERT; keys already queued are left alone.
+@dataclass(frozen=True)
+class Deferred:
+    """One message for ``queue_many``, rendered at send time by the renderer registered as ``renderer``.
+
+    ``reference`` is an opaque id the renderer understands (a weekly link's UUID), never personal data.
+    """
+
+    key: str
+    channel: str
+    renderer: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """What a renderer makes of a deferred message at send time; ``subject`` is None for an SMS."""
+
+    to: str
+    subject: str | None
+    body: str
+
+
+# fn(reference, channel) -> the message, or None when there is nobody to send it to any more.
+Renderer = Callable[[str, str], RenderedMessage | None]
+
+_renderers: dict[str, Renderer] = {}
+RENDERER_MAX_LENGTH = 40
+REFERENCE_MAX_LENGTH = 64
+
+
+def register_renderer(name: str, fn: Renderer) -> None:
+    """Make ``name`` render deferred messages with ``fn``; registering the same function again is harmless."""
+    if not name or len(name) > RENDERER_MAX_LENGTH or not name.isascii() or not name.isprintable():
+        raise ValueError(f"a renderer name is 1-{RENDERER_MAX_LENGTH} printable ASCII characters")
+    existing = _renderers.get(name)
+    if existing is not None and existing is not fn:
+        raise ValueError(f"renderer {name!r} is already registered to another function")
+    _renderers[name] = fn
+
+
+def _render(message: OutboundMessage) -> RenderedMessage | None:
+    renderer = _renderers.get(message.renderer)
+    if renderer is None:
+        # A deployment without the app that queued it: retried, and failed once the attempts are used.
+        raise TransientSendError(f"no renderer {message.renderer!r}")
+    try:
+        rendered = renderer(message.reference, message.channel)
+    except Exception as exc:
+        # One broken message must not stop the run; the exception's text may quote content, its class not.
+        raise TransientSendError(f"renderer {message.renderer} raised {type(exc).__name__}") from None
+    if rendered is None:
+        return None
+    if not rendered.to or not rendered.body:
+        raise PermanentSendError(f"renderer {message.renderer} gave no recipient or body")
+    if message.channel == OutboundMessage.Channel.SMS and rendered.subject is not None:
+        raise PermanentSendError(f"renderer {message.renderer} gave an SMS a subject")
+    if rendered.subject is not None and ("\n" in rendered.subject or "\r" in rendered.subject):
+        raise PermanentSendError(f"renderer {message.renderer} gave a subject of more than one line")
+    return rendered
+
+
+def queue_many(messages: list[Outgoing | Deferred]) -> None:
+    """Queue many messages in the caller's transaction; keys already queued are left alone.
 
     The same insert-if-absent semantics as queue_email/queue_sms (ON CONFLICT DO NOTHING on the unique key),
-    without telling which were new. Each row's recipient and body are sealed to that row, as in save().
+    without telling which were new. Each ``Outgoing`` row's recipient and body are sealed to that row, as in
+    save(); ``Deferred`` rows hold no content and go in with one raw INSERT, no ORM and no crypto.
     """
     if not messages:
         return
+    sealed = [message for message in messages if isinstance(message, Outgoing)]
+    deferred = [message for message in messages if isinstance(message, Deferred)]
+    using = router.db_for_write(OutboundMessage)
+    if sealed:
+        _queue_sealed(sealed, using=using)
+    if deferred:
+        _queue_deferred(deferred, using=using)
+    if not _hurry_registered(using):
+        transaction.on_commit(_hurry_sending, using=using)
+
+
+_CHANNELS = frozenset(OutboundMessage.Channel.values)
+
+
+def _queue_deferred(messages: list[Deferred], *, using: str) -> None:
+    for message in messages:
+        _check_key(message.key)
+        if message.channel not in _CHANNELS:
+            raise ValueError("unknown channel")
+        if message.renderer not in _renderers:
+            raise ValueError(f"no renderer {message.renderer!r} is registered")
+        reference = message.reference
+        if (
+            not reference
+            or len(reference) > REFERENCE_MAX_LENGTH
+            or not reference.isprintable()
+            or "@" in reference
+        ):
+            raise ValueError(f"a reference is an opaque id of 1-{REFERENCE_MAX_LENGTH} printable characters")
+    # One statement for the whole batch: each column travels as one newline-separated text (keys, channels,
+    # renderer names and references are printable, so never hold one), the rows are built server side, and
+    # the unique key keeps the first row queued under it, as in queue_email/queue_sms.
+    sql = (
+        "INSERT INTO preventicons_outboundmessage (id, key, channel, renderer, reference, recipient, "
+        "subject, body, status, attempts, next_attempt_at, created_at, sent_at, provider_id, last_error) "
+        "SELECT gen_random_uuid(), key, channel, renderer, reference, NULL, NULL, NULL, %s, 0, %s, %s, "
+        "NULL, '', '' "
+        "FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'), "
+        "string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) AS m(key, channel, renderer, reference) "
+        "ON CONFLICT (key) DO NOTHING"
+    )
+    now = timezone.now()
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                OutboundMessage.Status.PENDING.value,
+                now,
+                now,
+                "\n".join(message.key for message in messages),
+                "\n".join(message.channel for message in messages),
+                "\n".join(message.renderer for message in messages),
+                "\n".join(message.reference for message in messages),
+            ],
+        )
+
+
+def _queue_sealed(messages: list[Outgoing], *, using: str) -> None:
     now = timezone.now()
     rows = []
     for message in messages:
@@ -615,8 +759,5 @@ def queue_many(messages: list[Outgoing]) -> None:
                 next_attempt_at=now,
             )
         )
-    using = router.db_for_write(OutboundMessage)
     # bulk_create calls each field's pre_save, which seals recipient, subject and body to the row's own pk.
     OutboundMessage.objects.using(using).bulk_create(rows, ignore_conflicts=True)
-    if not _hurry_registered(using):
-        transaction.on_commit(_hurry_sending, using=using)

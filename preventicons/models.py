@@ -27,6 +27,8 @@ class OutboundMessage(models.Model):
         PENDING = "pending", _("pending")
         SENT = "sent", _("sent")
         FAILED = "failed", _("failed")
+        # A deferred message whose renderer found nobody to send to any more (stopped, paused, no address).
+        CANCELLED = "cancelled", _("cancelled")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # An opaque idempotency key such as "enrol:<participant uuid>:email:1"; never an address or a name.
@@ -36,7 +38,11 @@ class OutboundMessage(models.Model):
     recipient = EncryptedTextField(null=True)
     subject = EncryptedTextField(null=True)
     body = EncryptedTextField(null=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # A deferred message holds no content at all: the registered ``renderer`` (e.g. "scores.weekly") makes
+    # recipient, subject and body at send time from ``reference``, an opaque id such as a weekly link's UUID.
+    renderer = models.CharField(max_length=40, blank=True, default="")
+    reference = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     # When a pending row is next due; while a sender holds it, the end of that sender's lease.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -57,7 +63,8 @@ class OutboundMessage(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(channel__in=["email", "sms"]) & Q(status__in=["pending", "sent", "failed"]),
+                condition=Q(channel__in=["email", "sms"])
+                & Q(status__in=["pending", "sent", "failed", "cancelled"]),
                 name="outbox_known_channel_and_status",
             ),
             models.CheckConstraint(
@@ -69,6 +76,16 @@ class OutboundMessage(models.Model):
                 condition=Q(status="pending")
                 | Q(recipient__isnull=True, subject__isnull=True, body__isnull=True),
                 name="outbox_finished_holds_no_content",
+            ),
+            # A deferred message never holds content, not even sealed; it always names what renders it.
+            models.CheckConstraint(
+                condition=Q(renderer="", reference="")
+                | (
+                    ~Q(renderer="")
+                    & ~Q(reference="")
+                    & Q(recipient__isnull=True, subject__isnull=True, body__isnull=True)
+                ),
+                name="outbox_deferred_holds_no_content",
             ),
             models.CheckConstraint(
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),

@@ -7,9 +7,11 @@ class ScoresConfig(AppConfig):
     def ready(self) -> None:
         from participants.exporting import register_export_section
         from participants.signals import participant_stopped
-        from scores import queries, receivers
+        from preventicons.messaging import register_renderer
+        from scores import queries, receivers, rounds
 
         participant_stopped.connect(
             receivers.strip_stopped_participant, dispatch_uid="scores.strip_stopped_participant"
         )
         register_export_section("weekly_scores", queries.weekly_values_for)
+        register_renderer(rounds.RENDERER, rounds.render_weekly_message)

@@ -3,18 +3,26 @@
 Idempotent and resumable by the database: a link is unique per participant and week, a message per outbox
 key, and each batch writes its links and its messages in one transaction. A second run, a retried task or a
 restart after a killed worker finds the committed batches and sends only what is missing, each message once.
+
+The outbox holds no address and no token for these messages: each is queued deferred, naming the renderer
+"scores.weekly" and the link's id, and rendered when it is sent. The link's token is derived from its id
+under a key (``link_token``), so the round opens no address and seals nothing, and a participant who stops,
+pauses or leaves before the message goes out is not messaged.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hmac
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import connections, router, transaction
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -23,7 +31,8 @@ from participants.agreements import AgreementMissing, require_signed_agreement
 from participants.enrolment import send_enrolment_reminders
 from participants.models import Organisation, Participant
 from preventicons import messaging
-from preventicons.crypto import hash_token, new_token
+from preventicons.crypto import hash_token
+from preventicons.keys import get_key_set
 from preventicons.models import OutboundMessage
 from scores.models import WeeklyLink, WeeklyRound
 
@@ -31,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 EMAIL = OutboundMessage.Channel.EMAIL
 SMS = OutboundMessage.Channel.SMS
+RENDERER = "scores.weekly"
+# The domain label of the weekly link tokens under the blind_index key: no other keyed hash can equal one.
+_TOKEN_KIND = b"weekly-link-token"
 
 
 @dataclass
@@ -71,6 +83,80 @@ def round_moment(*, organisation: Organisation, week: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time(hour=organisation.round_hour)))
 
 
+# --- links -----------------------------------------------------------------------------------
+
+
+def link_token(link_id: uuid.UUID | str) -> str:
+    """The token of a weekly link: HMAC-SHA256 of its random id under the blind_index key, 256 bits, URL-safe.
+
+    Only someone holding the key can derive it from the id; the database keeps hash_token(token) as before.
+    """
+    return _derive_token(get_key_set().hmac_key("blind_index"), str(link_id))
+
+
+def _derive_token(key: bytes, link_id: str) -> str:
+    digest = hmac.digest(key, _TOKEN_KIND + b"\x00" + link_id.encode("ascii"), "sha256")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _link_prefix() -> str:
+    return settings.SITE_URL + reverse("scores:week", kwargs={"token": "TOKEN"}).removesuffix("TOKEN/")
+
+
+def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMessage | None:
+    """The outbox renderer "scores.weekly": the week's message for the link ``reference``, by ``channel``.
+
+    None when there is nobody to send it to any more: the link is gone or closed, or its participant is no
+    longer active, listed and unpaused, no longer wants this channel or has no address for it.
+    """
+    try:
+        link_id = uuid.UUID(reference)
+    except ValueError:
+        return None
+    link = (
+        WeeklyLink.objects.select_related("participant")
+        .only(
+            "expires_at",
+            "participant__status",
+            "participant__is_listed",
+            "participant__messages_paused",
+            "participant__prefers_email",
+            "participant__prefers_sms",
+            "participant__email",
+            "participant__mobile",
+        )
+        .filter(pk=link_id)
+        .first()
+    )
+    if link is None or link.expires_at <= timezone.now():
+        return None
+    participant = link.participant
+    if (
+        participant.status != Participant.Status.ACTIVE
+        or not participant.is_listed
+        or participant.messages_paused
+    ):
+        return None
+    with translation.override(settings.LANGUAGE_CODE):
+        texts = _texts(link.expires_at)
+        context = {
+            "link": f"{_link_prefix()}{link_token(link.pk)}/",
+            "stop": texts.stop,
+            "until": texts.until,
+        }
+        if channel == EMAIL:
+            if not participant.prefers_email or not participant.email:
+                return None
+            return messaging.RenderedMessage(
+                to=participant.email, subject=texts.subject, body=texts.email % context
+            )
+        if channel == SMS:
+            if not participant.prefers_sms or not participant.mobile:
+                return None
+            return messaging.RenderedMessage(to=participant.mobile, subject=None, body=texts.sms % context)
+    return None
+
+
 # --- the round --------------------------------------------------------------------------------
 
 
@@ -104,21 +190,19 @@ def run_weekly_round(
     report.reminders = send_enrolment_reminders(organisation=organisation, week=week)
     expires_at = week_closes_at(week)
     after = None
-    with translation.override(settings.LANGUAGE_CODE):
-        texts = _texts(expires_at)
-        while True:
-            with transaction.atomic():
-                # Runs of the same round take turns batch by batch, so two never prepare the same participant;
-                # the unique constraints would refuse a double anyway.
-                WeeklyRound.objects.select_for_update().filter(pk=weekly_round.pk).first()
-                batch = _next_batch(organisation, week, after=after, size=batch_size)
-                if not batch:
-                    break
-                _prepare(batch, week=week, expires_at=expires_at, texts=texts, report=report)
-                after = batch[-1].pk
-            report.batches += 1
-            if after_batch is not None:
-                after_batch(report.batches)
+    while True:
+        with transaction.atomic():
+            # Runs of the same round take turns batch by batch, so two never prepare the same participant;
+            # the unique constraints would refuse a double anyway.
+            WeeklyRound.objects.select_for_update().filter(pk=weekly_round.pk).first()
+            batch = _next_batch(organisation, week, after=after, size=batch_size)
+            if not batch:
+                break
+            _prepare(batch, week=week, expires_at=expires_at, report=report)
+            after = batch[-1].pk
+        report.batches += 1
+        if after_batch is not None:
+            after_batch(report.batches)
     WeeklyRound.objects.filter(pk=weekly_round.pk, finished_at__isnull=True).update(
         finished_at=timezone.now()
     )
@@ -135,16 +219,30 @@ def run_weekly_round(
     return report
 
 
-def _next_batch(organisation: Organisation, week: dt.date, *, after: object, size: int) -> list[Participant]:
+@dataclass(frozen=True)
+class _Recipient:
+    pk: uuid.UUID
+    by_email: bool
+    by_sms: bool
+
+
+def _next_batch(organisation: Organisation, week: dt.date, *, after: object, size: int) -> list[_Recipient]:
+    # Whether an address exists, not the address: the round opens nothing sealed.
     candidates = (
         Participant.objects.filter(_recipients(organisation, week))
         .exclude(Exists(WeeklyLink.objects.filter(participant=OuterRef("pk"), week=week)))
-        .only("id", "email", "mobile", "prefers_email", "prefers_sms")
+        .annotate(
+            by_email=ExpressionWrapper(
+                Q(prefers_email=True, email__isnull=False), output_field=BooleanField()
+            ),
+            by_sms=ExpressionWrapper(Q(prefers_sms=True, mobile__isnull=False), output_field=BooleanField()),
+        )
         .order_by("pk")
+        .values_list("pk", "by_email", "by_sms")
     )
     if after is not None:
         candidates = candidates.filter(pk__gt=after)
-    return list(candidates[:size])
+    return [_Recipient(pk, by_email, by_sms) for pk, by_email, by_sms in candidates[:size]]
 
 
 @dataclass(frozen=True)
@@ -157,7 +255,7 @@ class _Texts:
 
 
 def _texts(expires_at: dt.datetime) -> _Texts:
-    # Translated once per run, not once per participant: a round for 100,000 people is mostly string work.
+    # Once per message, at send time: the language and the stop link are those of the moment it goes out.
     until = (timezone.localtime(expires_at) - dt.timedelta(minutes=1)).strftime("%d-%m-%Y %H:%M")
     return _Texts(
         subject=_("How was your week?"),
@@ -173,45 +271,46 @@ def _texts(expires_at: dt.datetime) -> _Texts:
     )
 
 
-def _prepare(
-    batch: list[Participant], *, week: dt.date, expires_at: dt.datetime, texts: _Texts, report: RoundReport
-) -> None:
-    links: list[WeeklyLink] = []
-    outgoing: list[messaging.Outgoing] = []
-    prefix = settings.SITE_URL + reverse("scores:week", kwargs={"token": "TOKEN"}).removesuffix("TOKEN/")
+def _prepare(batch: list[_Recipient], *, week: dt.date, expires_at: dt.datetime, report: RoundReport) -> None:
+    key = get_key_set().hmac_key("blind_index")
+    link_ids: list[str] = []
+    token_hashes: list[str] = []
+    outgoing: list[messaging.Outgoing | messaging.Deferred] = []
     for participant in batch:
-        token = new_token()
-        links.append(
-            WeeklyLink(
-                participant_id=participant.pk, week=week, token_hash=hash_token(token), expires_at=expires_at
-            )
-        )
-        context = {"link": f"{prefix}{token}/", "stop": texts.stop, "until": texts.until}
+        link_id = str(uuid.uuid4())
+        link_ids.append(link_id)
+        token_hashes.append(hash_token(_derive_token(key, link_id)))
         # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:".
-        key = f"week:{participant.pk}:{week.isoformat()}"
-        if participant.prefers_email and participant.email:
+        prefix = f"week:{participant.pk}:{week.isoformat()}"
+        if participant.by_email:
             outgoing.append(
-                messaging.Outgoing(
-                    key=f"{key}:email",
-                    channel=EMAIL,
-                    to=participant.email,
-                    subject=texts.subject,
-                    body=texts.email % context,
-                )
+                messaging.Deferred(key=f"{prefix}:email", channel=EMAIL, renderer=RENDERER, reference=link_id)
             )
             report.emails += 1
-        if participant.prefers_sms and participant.mobile:
+        if participant.by_sms:
             outgoing.append(
-                messaging.Outgoing(
-                    key=f"{key}:sms", channel=SMS, to=participant.mobile, body=texts.sms % context
-                )
+                messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
             )
             report.sms += 1
-    # No ignore_conflicts on the links: a link row that already exists means its messages exist too, and the
-    # batch must then roll back rather than send a token the database does not know.
-    WeeklyLink.objects.bulk_create(links)
+    # One statement for the batch's links, no ORM (a round is mostly rows). No ON CONFLICT: a link row that
+    # already exists means its messages exist too, and the batch must then roll back rather than queue a
+    # message for a link the database does not know.
+    with connections[router.db_for_write(WeeklyLink)].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO scores_weeklylink (id, participant_id, week, token_hash, expires_at) "
+            "SELECT id::uuid, participant_id::uuid, %s, token_hash, %s "
+            "FROM unnest(string_to_array(%s, ','), string_to_array(%s, ','), string_to_array(%s, ',')) "
+            "AS l(id, participant_id, token_hash)",
+            [
+                week,
+                expires_at,
+                ",".join(link_ids),
+                ",".join(str(participant.pk) for participant in batch),
+                ",".join(token_hashes),
+            ],
+        )
     messaging.queue_many(outgoing)
-    report.links += len(links)
+    report.links += len(link_ids)
 
 
 # --- the hourly beat --------------------------------------------------------------------------

@@ -668,3 +668,153 @@ def test_staff_sms_limit_opens_again_after_an_hour(
 def test_login_codes_by_phone_call_are_not_offered(staff_phone: PhoneDevice) -> None:
     with pytest.raises(NotImplementedError, match="phone"):
         TwoFactorSmsGateway().make_call(staff_phone, "123456")
+
+
+# --- Deferred messages: rendered at send time, never stored ------------------------------------------------
+
+# What the test renderer knows: reference -> (address, number), or absent when there is nobody any more.
+_PEOPLE: dict[str, tuple[str, str]] = {}
+_RENDER_FAILURES: list[str] = []
+
+
+def _render_for_tests(reference: str, channel: str) -> messaging.RenderedMessage | None:
+    if reference in _RENDER_FAILURES:
+        raise RuntimeError(f"cannot render for {ADDRESS}")  # a text that must never reach a log line
+    person = _PEOPLE.get(reference)
+    if person is None:
+        return None
+    address, number = person
+    if channel == OutboundMessage.Channel.EMAIL:
+        return messaging.RenderedMessage(to=address, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
+    return messaging.RenderedMessage(to=number, subject=None, body=SMS_BODY)
+
+
+messaging.register_renderer("tests.people", _render_for_tests)
+
+
+@pytest.fixture
+def people() -> Iterator[dict[str, tuple[str, str]]]:
+    _PEOPLE.clear()
+    _RENDER_FAILURES.clear()
+    yield _PEOPLE
+    _PEOPLE.clear()
+    _RENDER_FAILURES.clear()
+
+
+def deferred(key: str, reference: str, channel: str = "sms") -> messaging.Deferred:
+    return messaging.Deferred(key=key, channel=channel, renderer="tests.people", reference=reference)
+
+
+@pytest.mark.django_db
+def test_a_deferred_message_is_rendered_at_send_time_and_never_stored(
+    people: dict[str, tuple[str, str]], smtp_server: FakeSmtpServer
+) -> None:
+    people["ref-1"] = (ADDRESS, NUMBER)
+    messaging.queue_many(
+        [deferred("week:p1:sms", "ref-1"), deferred("week:p1:email", "ref-1", channel="email")]
+    )
+    assert raw_columns("week:p1:sms") == raw_columns("week:p1:email") == (None, None, None)
+    assert (row("week:p1:sms").renderer, row("week:p1:sms").reference) == ("tests.people", "ref-1")
+
+    send_due_messages()
+
+    assert [(sms["to"], sms["body"]) for sms in MemorySmsGateway.outbox] == [(NUMBER, SMS_BODY)]
+    assert [mail.rcpt_tos for mail in smtp_server.messages] == [[ADDRESS]]
+    assert smtp_server.messages[0].message["Subject"] == EMAIL_SUBJECT
+    assert row("week:p1:sms").status == row("week:p1:email").status == OutboundMessage.Status.SENT
+    assert raw_columns("week:p1:sms") == raw_columns("week:p1:email") == (None, None, None)
+
+
+@pytest.mark.django_db
+def test_a_deferred_message_with_nobody_to_send_to_is_cancelled(people: dict[str, tuple[str, str]]) -> None:
+    messaging.queue_many([deferred("week:p1:sms", "ref-gone")])
+
+    report = send_due_messages()
+
+    assert (report.cancelled, report.sent, report.claimed) == (1, 0, 1)
+    assert MemorySmsGateway.outbox == []
+    cancelled = row("week:p1:sms")
+    assert (cancelled.status, cancelled.next_attempt_at) == (OutboundMessage.Status.CANCELLED, None)
+    assert raw_columns("week:p1:sms") == (None, None, None)
+    assert send_due_messages().claimed == 0
+
+
+@pytest.mark.django_db
+def test_queueing_deferred_messages_twice_keeps_the_first_and_nudges_once(
+    people: dict[str, tuple[str, str]], django_capture_on_commit_callbacks: Any
+) -> None:
+    people["ref-1"] = (ADDRESS, NUMBER)
+    people["ref-2"] = (ADDRESS, "+31687654321")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        messaging.queue_many([deferred("week:p1:sms", "ref-1")])
+        messaging.queue_many([deferred("week:p1:sms", "ref-2"), deferred("week:p2:sms", "ref-2")])
+        queue_sms(key="code:p3:sms:1", to=NUMBER, body=SMS_BODY)
+
+    assert len(callbacks) == 1
+    assert row("week:p1:sms").reference == "ref-1"
+    assert sorted(sms["to"] for sms in MemorySmsGateway.outbox) == sorted([NUMBER, "+31687654321", NUMBER])
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_deferred_queueing_leaves_nothing(people: dict[str, tuple[str, str]]) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        messaging.queue_many([deferred("week:p1:sms", "ref-1")])
+        raise RuntimeError
+    assert not OutboundMessage.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (messaging.Deferred(key="week:p1:sms", channel="sms", renderer="nobody", reference="r"), "renderer"),
+        (deferred("week:p1:fax", "ref-1", channel="fax"), "channel"),
+        (deferred("week:a@b.nl:sms", "ref-1"), "never an address"),
+        (deferred("week:p1:sms", "a@b.nl"), "opaque id"),
+        (deferred("week:p1:sms", ""), "opaque id"),
+    ],
+)
+def test_a_deferred_message_is_refused_before_anything_is_written(
+    message: messaging.Deferred, error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        messaging.queue_many([deferred("week:p0:sms", "ref-0"), message])
+    assert not OutboundMessage.objects.exists()
+
+
+def test_a_renderer_name_is_registered_to_one_function() -> None:
+    messaging.register_renderer("tests.people", _render_for_tests)  # again, the same: harmless
+    with pytest.raises(ValueError, match="already registered"):
+        messaging.register_renderer("tests.people", lambda reference, channel: None)
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_deferred_message_with_content() -> None:
+    messaging.queue_many([deferred("week:p1:sms", "ref-1")])
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE preventicons_outboundmessage SET body = 'v1.k.x' WHERE key = 'week:p1:sms'")
+    message = row("week:p1:sms")
+    message.body = SMS_BODY
+    with pytest.raises(IntegrityError), transaction.atomic():
+        message.save()
+
+
+@pytest.mark.django_db
+def test_a_renderer_that_raises_is_retried_then_fails_and_logs_nothing_it_said(
+    people: dict[str, tuple[str, str]], caplog: pytest.LogCaptureFixture, clock: Any, settings: Any
+) -> None:
+    settings.MESSAGE_MAX_ATTEMPTS = 2
+    caplog.set_level(logging.DEBUG)
+    _RENDER_FAILURES.append("ref-1")
+    people["ref-1"] = (ADDRESS, NUMBER)
+    messaging.queue_many([deferred("week:p1:sms", "ref-1")])
+
+    assert send_due_messages().deferred == 1
+    past_any_backoff(clock, settings)
+    assert send_due_messages().failed == 1
+
+    failed = row("week:p1:sms")
+    assert failed.status == OutboundMessage.Status.FAILED
+    assert failed.last_error == "renderer tests.people raised RuntimeError"
+    assert MemorySmsGateway.outbox == []
+    assert ADDRESS not in caplog.text and ADDRESS not in failed.last_error

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,15 +18,15 @@ import time_machine
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
-from django.test import Client
+from django.test import Client, override_settings
 
-from participants.account import pause_messages
+from participants.account import pause_messages, stop_participation
 from participants.models import Organisation, Participant
-from preventicons import messaging
+from preventicons import keys, messaging
 from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import WeeklyLink, WeeklyRound
-from tests.conftest import make_organisation
+from tests.conftest import ALL_DATABASES, make_organisation
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 from tests.scores.people import WEEK_LINK, make_participant
@@ -287,3 +289,182 @@ def test_queue_many_refuses_an_address_in_a_key() -> None:
             [messaging.Outgoing(key="week:someone@example.nl:email", channel="email", to="x@y.nl", body="b")]
         )
     assert not OutboundMessage.objects.exists()
+
+
+# --- deferred rendering: the outbox holds no address and no token for a weekly message ----------------------
+
+
+def raw_contents(participant: Participant) -> list[tuple[object, ...]]:
+    """The stored recipient, subject, body, status, renderer and reference of a participant's week rows."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT recipient, subject, body, status, renderer, reference FROM preventicons_outboundmessage "
+            "WHERE key LIKE %s ORDER BY key",
+            [f"week:{participant.pk}:%"],
+        )
+        return list(cursor.fetchall())
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_weekly_message_is_rendered_at_send_time_and_its_row_never_holds_content(
+    organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio, settings: object
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+
+    link = WeeklyLink.objects.get(participant=participant, week=WEEK)
+    assert raw_contents(participant) == [
+        (None, None, None, "pending", "scores.weekly", str(link.pk)),
+        (None, None, None, "pending", "scores.weekly", str(link.pk)),
+    ]
+    token = rounds.link_token(link.pk)
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT * FROM preventicons_outboundmessage")
+        stored = repr(cursor.fetchall())
+    assert participant.email and participant.mobile
+    assert token not in stored and participant.email not in stored and participant.mobile not in stored
+
+    deliver_all()
+
+    emails, sms = received(smtp_server, fake_twilio)
+    assert emails == Counter({participant.email: 1}) and sms == Counter({participant.mobile: 1})
+    assert f"/w/{token}/" in smtp_server.messages[0].message.get_content()
+    assert f"/w/{token}/" in fake_twilio.messages[0]["Body"]
+    assert [row[:4] for row in raw_contents(participant)] == [(None, None, None, "sent")] * 2
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_participant_who_stops_after_the_round_and_before_sending_gets_nothing(
+    organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio, settings: object
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    leaving, staying = make_participant(organisation), make_participant(organisation)
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+
+    stop_participation(participant=leaving)
+    deliver_all()
+
+    emails, sms = received(smtp_server, fake_twilio)
+    assert emails == Counter({staying.email: 1}) and sms == Counter({staying.mobile: 1})
+    assert all(row[:3] == (None, None, None) for row in raw_contents(leaving))
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+@pytest.mark.parametrize(
+    ("change", "cancelled"),
+    [
+        ({"is_listed": False}, {"email", "sms"}),
+        ({"messages_paused": True}, {"email", "sms"}),
+        ({"status": Participant.Status.STOPPED}, {"email", "sms"}),
+        ({"prefers_sms": False}, {"sms"}),
+        ({"email": None, "email_index": None}, {"email"}),
+    ],
+)
+def test_a_message_whose_recipient_went_away_is_cancelled_at_send_time_without_content(
+    organisation: Organisation,
+    smtp_server: FakeSmtpServer,
+    fake_twilio: FakeTwilio,
+    settings: object,
+    change: dict[str, object],
+    cancelled: set[str],
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+    address, number = participant.email, participant.mobile
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+    # Behind the outbox's back (no cancel_pending), so only the renderer can notice.
+    for field, value in change.items():
+        setattr(participant, field, value)
+    participant.save()
+
+    deliver_all()
+
+    rows = {
+        row.channel: row for row in OutboundMessage.objects.filter(key__startswith=f"week:{participant.pk}:")
+    }
+    assert {channel for channel, row in rows.items() if row.status == "cancelled"} == cancelled
+    assert all((row.recipient, row.subject, row.body) == (None, None, None) for row in rows.values())
+    emails, sms = received(smtp_server, fake_twilio)
+    assert set(emails) == ({address} if "email" not in cancelled else set())
+    assert set(sms) == ({number} if "sms" not in cancelled else set())
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_message_for_a_closed_week_is_cancelled(
+    organisation: Organisation, smtp_server: FakeSmtpServer, settings: object
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    participant = make_participant(organisation, prefers_sms=False)
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+
+    with time_machine.travel(rounds.week_closes_at(WEEK), tick=False):
+        deliver_all()
+
+    assert smtp_server.messages == []
+    assert [row[3] for row in raw_contents(participant)] == ["cancelled"]
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_the_derived_token_opens_the_smiley_page_and_no_other_derivation_does(
+    organisation: Organisation, client: Client
+) -> None:
+    make_participant(organisation)
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+    link = WeeklyLink.objects.get(week=WEEK)
+
+    token = rounds.link_token(link.pk)
+    for_another_link = rounds.link_token(uuid.uuid4())
+    try:
+        with override_settings(PREVENTICONS_KEYS=json.dumps(keys.generate_key_document())):
+            keys.reset_key_cache()
+            under_another_key = rounds.link_token(link.pk)
+    finally:
+        keys.reset_key_cache()
+
+    assert len(token) == 43 and WEEK_LINK.fullmatch(f"/w/{token}/")
+    assert rounds.link_token(str(link.pk)) == token  # the same derivation from the reference text
+    assert client.get(f"/w/{token}/").status_code == 200
+    assert under_another_key != token
+    assert client.get(f"/w/{for_another_link}/").status_code == 404
+    assert client.get(f"/w/{under_another_key}/").status_code == 404
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_doubled_round_queues_each_message_once(organisation: Organisation, settings: object) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # type: ignore[attr-defined]
+    people = [make_participant(organisation) for _ in range(3)]
+
+    rounds.run_weekly_round(organisation=organisation, week=WEEK, batch_size=2)
+    # A doubled queueing of the same batch, as a retried task would: insert-if-absent on the key.
+    links = {link.participant_id: link for link in WeeklyLink.objects.filter(week=WEEK)}
+    messaging.queue_many(
+        [
+            messaging.Deferred(
+                key=f"week:{person.pk}:{WEEK.isoformat()}:email",
+                channel="email",
+                renderer=rounds.RENDERER,
+                reference=str(uuid.uuid4()),
+            )
+            for person in people
+        ]
+    )
+    second = rounds.run_weekly_round(organisation=organisation, week=WEEK, batch_size=2)
+
+    assert second.links == 0
+    rows = OutboundMessage.objects.filter(key__startswith="week:")
+    assert Counter(row.key for row in rows) == Counter(
+        {
+            f"week:{person.pk}:{WEEK.isoformat()}:{channel}": 1
+            for person in people
+            for channel in ("email", "sms")
+        }
+    )
+    assert all(row.reference == str(links[uuid.UUID(row.key.split(":")[1])].pk) for row in rows)
