@@ -6,13 +6,13 @@ reached through its own e-mailed link, in a separate request.
 
 from __future__ import annotations
 
-import contextlib
+import datetime as dt
 import logging
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -22,6 +22,7 @@ from participants.account import RATE_WINDOW_SECONDS
 from preventicons import crypto
 from scores import submission
 from scores.submission import LinkState
+from scores.wellbeing import should_offer_help
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +77,8 @@ def _count_unknown(request: HttpRequest) -> None:
 def _account_links(token: str | None = None) -> dict[str, str]:
     links = {"account": reverse("participants:account-link"), "stop": reverse("scores:stop")}
     if token is not None:
-        # The help page belongs to the week-close work (scores/views_help.py); without it, no link.
-        with contextlib.suppress(NoReverseMatch):
-            links["help"] = reverse("scores:help", kwargs={"token": token})
+        links["help"] = reverse("scores:help", kwargs={"token": token})
     return links
-
-
-def _offer_help(result: submission.Submission) -> bool:
-    try:
-        from scores.wellbeing import should_offer_help
-    except ImportError:
-        return False
-    return should_offer_help(pseudonym=result.pseudonym, week=result.week)
 
 
 def _problem(request: HttpRequest, state: LinkState) -> HttpResponse:
@@ -111,9 +102,16 @@ def week(request: HttpRequest, token: str) -> HttpResponse:
     if link is None:
         _count_unknown(request)
     state = submission.link_state(link)
-    if state != LinkState.OPEN:
+    if state != LinkState.OPEN or link is None:
         return _problem(request, state)
-    return render(request, "scores/week.html", {"smileys": SMILEYS})
+    # The offer after a hard week lives here, behind the link, and not in the message that brought them:
+    # a work mailbox can be read by the employer's IT, and a help line in it would tell them the score.
+    pseudonym = link.participant.pseudonym
+    last_week = link.week - dt.timedelta(weeks=1)
+    offer_help = pseudonym is not None and should_offer_help(pseudonym=pseudonym, week=last_week)
+    return render(
+        request, "scores/week.html", {"smileys": SMILEYS, "offer_help": offer_help, **_account_links(token)}
+    )
 
 
 def _submit(request: HttpRequest, token: str) -> HttpResponse:
@@ -130,10 +128,11 @@ def _submit(request: HttpRequest, token: str) -> HttpResponse:
         if refused.state == LinkState.UNKNOWN:
             _count_unknown(request)
         return _problem(request, refused.state)
-    links = _account_links(token)
-    offer_help = "help" in links and _offer_help(result)
+    offer_help = should_offer_help(pseudonym=result.pseudonym, week=result.week)
     return render(
-        request, "scores/thanks.html", {"recorded": result.recorded, "offer_help": offer_help, **links}
+        request,
+        "scores/thanks.html",
+        {"recorded": result.recorded, "offer_help": offer_help, **_account_links(token)},
     )
 
 

@@ -57,24 +57,6 @@ def should_offer_help(*, pseudonym: str, week: dt.date) -> bool:
     return False
 
 
-def help_line_for(*, pseudonym: str, week: dt.date, help_url: str = "") -> str:
-    """A line for the next weekly message when ``week``'s scores call for it, else the empty string.
-
-    ``help_url`` is the help page of the new weekly link (``scores:help`` with its token), when known.
-    """
-    if not should_offer_help(pseudonym=pseudonym, week=week):
-        return ""
-    if help_url:
-        return _(
-            "Last week seemed hard. Would you like to talk to a casemanager? Your employer is not told. "
-            "Ask for contact here: %(url)s"
-        ) % {"url": help_url}
-    return _(
-        "Last week seemed hard. Would you like to talk to a casemanager? Your employer is not told. "
-        "After choosing your smiley you can ask for contact."
-    )
-
-
 class HelpRefused(Exception):
     """The request for contact cannot be taken; the message says why in the participant's words."""
 

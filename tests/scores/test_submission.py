@@ -14,8 +14,9 @@ from django.db import connections
 from django.test import Client
 
 from participants.models import Organisation, Participant
-from scores import submission
+from scores import rounds, submission
 from scores.models import Score
+from scores.rounds import render_weekly_message
 from scores.views import UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
 from tests.scores.people import make_link, make_participant
 
@@ -258,3 +259,58 @@ def test_the_thanks_page_does_not_offer_contact_after_a_good_week(
     good = client.post(f"/w/{token}/", {"value": "5"}).content.decode()
 
     assert "/help/" not in good
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_page_after_a_hard_week_offers_contact_before_the_tap(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    participant, token = link_token
+    assert participant.pseudonym
+    last_week = WEEK - dt.timedelta(weeks=1)
+    Score.objects.create(
+        organisation=participant.organisation, week=last_week, value=1, pseudonym=participant.pseudonym
+    )
+
+    page = client.get(f"/w/{token}/").content.decode()
+
+    assert f'href="/w/{token}/help/"' in page
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_page_after_a_good_week_offers_nothing(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    participant, token = link_token
+    assert participant.pseudonym
+    last_week = WEEK - dt.timedelta(weeks=1)
+    Score.objects.create(
+        organisation=participant.organisation, week=last_week, value=5, pseudonym=participant.pseudonym
+    )
+
+    assert "/help/" not in client.get(f"/w/{token}/").content.decode()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisation: Organisation) -> None:
+    # The message may land in a mailbox the employer's IT can read: it must not depend on any score.
+    last_week = WEEK - dt.timedelta(weeks=1)
+    bodies = []
+    for value in (1, 5):
+        participant = make_participant(organisation)
+        assert participant.pseudonym
+        Score.objects.create(
+            organisation=organisation, week=last_week, value=value, pseudonym=participant.pseudonym
+        )
+        link, _token = make_link(participant, week=WEEK)
+        for channel in ("email", "sms"):
+            rendered = render_weekly_message(str(link.pk), channel)
+            assert rendered is not None
+            bodies.append((channel, rendered.body.replace(rounds.link_token(link.pk), "TOKEN")))
+
+    assert "/help/" not in "".join(body for _channel, body in bodies)
+
+    assert bodies[0] == bodies[2] and bodies[1] == bodies[3]

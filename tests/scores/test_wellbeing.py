@@ -76,18 +76,6 @@ def test_the_thresholds_are_settings(organisation: Organisation, settings: objec
 
 
 @pytest.mark.django_db
-def test_the_help_line_appears_only_when_help_is_offered(organisation: Organisation) -> None:
-    low, fine = crypto.new_pseudonym(), crypto.new_pseudonym()
-    Score.objects.create(organisation=organisation, week=WEEK, value=1, pseudonym=low)
-    Score.objects.create(organisation=organisation, week=WEEK, value=5, pseudonym=fine)
-
-    line = wellbeing.help_line_for(pseudonym=low, week=WEEK, help_url="https://example.nl/w/x/help/")
-
-    assert "casemanager" in line and "employer is not told" in line and "https://example.nl/w/x/help/" in line
-    assert wellbeing.help_line_for(pseudonym=low, week=WEEK)
-    assert wellbeing.help_line_for(pseudonym=fine, week=WEEK) == ""
-
-
 # --- asking for contact ----------------------------------------------------------------------------
 
 
