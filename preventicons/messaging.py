@@ -26,6 +26,7 @@ import logging
 import random
 import smtplib
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import make_msgid, parseaddr
@@ -344,12 +345,51 @@ def _record(message: OutboundMessage, **changes: Any) -> None:
         )
 
 
+class Pacer:
+    """Spaces one process's sends per channel to at most the configured rate (0: unpaced).
+
+    Providers refuse bursts beyond their rate (Twilio answers 429): pacing keeps a weekly round of many
+    thousands of messages within it instead of turning it into retries. The rate is per sending process;
+    with several workers, configure the provider's rate divided by the number of workers.
+    """
+
+    def __init__(
+        self,
+        rates: dict[str, float] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rates is None:
+            rates = {
+                OutboundMessage.Channel.EMAIL: settings.MESSAGE_RATE_EMAIL_PER_SECOND,
+                OutboundMessage.Channel.SMS: settings.MESSAGE_RATE_SMS_PER_SECOND,
+            }
+        self._intervals = {channel: 1.0 / rate for channel, rate in rates.items() if rate > 0}
+        self._clock = clock
+        self._sleep = sleep
+        self._last: dict[str, float] = {}
+
+    def wait_for(self, channel: str) -> None:
+        """Return when a message may go out on ``channel``; sleeps only as long as its rate needs."""
+        interval = self._intervals.get(channel)
+        if interval is None:
+            return
+        last = self._last.get(channel)
+        if last is not None:
+            remaining = last + interval - self._clock()
+            if remaining > 0:
+                self._sleep(remaining)
+        self._last[channel] = self._clock()
+
+
 class _Senders:
     """The e-mail connection and SMS gateway of one run, each opened on first use and closed at the end."""
 
     def __init__(self) -> None:
         self._mail: Any = None
         self._sms: SmsGateway | None = None
+        self._pacer = Pacer()
 
     def __enter__(self) -> _Senders:
         return self
@@ -358,6 +398,7 @@ class _Senders:
         self._close_mail()
 
     def deliver(self, message: OutboundMessage, *, to: str, subject: str, body: str) -> str:
+        self._pacer.wait_for(message.channel)
         if message.channel == OutboundMessage.Channel.EMAIL:
             return self._send_email(to=to, subject=subject, body=body)
         if self._sms is None:

@@ -246,6 +246,9 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 # Only for tests and staging: send the Twilio SDK's requests to another host (a local fake endpoint).
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 MESSAGE_MAX_ATTEMPTS = env.int("MESSAGE_MAX_ATTEMPTS", default=8)
+# Sends per second per sending process and channel, within the providers' rates (0: unpaced).
+MESSAGE_RATE_EMAIL_PER_SECOND = env.float("MESSAGE_RATE_EMAIL_PER_SECOND", default=20.0)
+MESSAGE_RATE_SMS_PER_SECOND = env.float("MESSAGE_RATE_SMS_PER_SECOND", default=10.0)
 MESSAGE_RETRY_BASE_SECONDS = env.int("MESSAGE_RETRY_BASE_SECONDS", default=30)
 MESSAGE_RETRY_MAX_SECONDS = env.int("MESSAGE_RETRY_MAX_SECONDS", default=3600)
 # Sent and failed outbox rows (no content left, only the key) are deleted after this many days.

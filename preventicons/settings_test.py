@@ -25,3 +25,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {}
 # Tests assert on the English source texts; the Dutch default is tested explicitly (tests/test_pages.py)
 # and the translation's completeness by tests/test_translations.py.
 LANGUAGE_CODE = "en"
+# Unpaced: the pacing itself is tested with a fake clock (tests/preventicons/test_messaging.py).
+MESSAGE_RATE_EMAIL_PER_SECOND = 0.0
+MESSAGE_RATE_SMS_PER_SECOND = 0.0
