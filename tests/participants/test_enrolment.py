@@ -22,32 +22,11 @@ from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from tests.conftest import make_organisation
+from tests.participants.people import make_participant
 
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 WEEK = dt.date(2026, 11, 23)
 LINK = re.compile(r"/i/([A-Za-z0-9_-]{43})/(decline/)?")
-
-
-def make_participant(
-    organisation: Organisation,
-    *,
-    email: str = "jan@example.nl",
-    mobile: str = "+31612345678",
-    status: str = Participant.Status.INVITED,
-    **fields: Any,
-) -> Participant:
-    participant = Participant(
-        organisation=organisation,
-        name="Jan de Vries",
-        email=email,
-        mobile=mobile,
-        email_index=blind_index_email(email),
-        mobile_index=blind_index_phone(mobile),
-        status=status,
-        **fields,
-    )
-    participant.save()
-    return participant
 
 
 def deliver() -> None:

@@ -25,37 +25,18 @@ from participants.models import (
 from participants.session import SESSION_KEY
 from participants.views.enrolment import SESSION_INVITATION
 from preventicons import messaging
-from preventicons.crypto import blind_index_email, blind_index_phone, new_token
+from preventicons.crypto import blind_index_phone, new_token
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
 from tests.conftest import login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
+from tests.participants.people import make_participant
 
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 LINK = re.compile(r"/i/([A-Za-z0-9_-]{43})/")
 CODE = re.compile(r"\b(\d{6})\b")
-
-
-def make_participant(
-    organisation: Organisation,
-    *,
-    email: str = "jan@example.nl",
-    mobile: str = "+31612345678",
-    status: str = Participant.Status.INVITED,
-) -> Participant:
-    participant = Participant(
-        organisation=organisation,
-        name="Jan de Vries",
-        email=email,
-        mobile=mobile,
-        email_index=blind_index_email(email),
-        mobile_index=blind_index_phone(mobile),
-        status=status,
-    )
-    participant.save()
-    return participant
 
 
 def invite(participant: Participant) -> str:

@@ -18,31 +18,12 @@ from participants.models import Organisation, Participant, VerificationCode
 from participants.tasks import resend_codes
 from participants.verification import TooManyCodes, VerifyStatus, issue_codes, verify_code
 from preventicons import messaging
-from preventicons.crypto import blind_index_email, blind_index_phone, keyed_hash
+from preventicons.crypto import keyed_hash
 from preventicons.messaging import MemorySmsGateway
+from tests.participants.people import make_participant
 
 ENROL = VerificationCode.Purpose.ENROL
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-
-
-def make_participant(
-    organisation: Organisation,
-    *,
-    email: str = "jan@example.nl",
-    mobile: str = "+31612345678",
-    status: str = Participant.Status.INVITED,
-) -> Participant:
-    participant = Participant(
-        organisation=organisation,
-        name="Jan de Vries",
-        email=email,
-        mobile=mobile,
-        email_index=blind_index_email(email),
-        mobile_index=blind_index_phone(mobile),
-        status=status,
-    )
-    participant.save()
-    return participant
 
 
 def delivered_codes() -> tuple[str, str]:
