@@ -7,6 +7,8 @@ screenshot. Every later page works from the session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -100,12 +102,26 @@ def _session_invitation(request: HttpRequest) -> tuple[Invitation | None, enrolm
     return invitation, enrolment.link_state(invitation)
 
 
-def _open_invitation(request: HttpRequest) -> tuple[Invitation | None, HttpResponse | None]:
-    """The session's invitation if enrolment can go on; otherwise the page that says what still can."""
-    invitation, state = _session_invitation(request)
-    if invitation is None or state is not enrolment.LinkState.OPEN:
-        return None, _state_page(request, state)
-    return invitation, None
+View = Callable[..., HttpResponse]
+
+
+def enrolling(*, consented: bool) -> Callable[[View], View]:
+    """The session's open invitation goes in as the second argument; without one, the page saying what
+    still can be done. With ``consented``, someone who has not agreed yet is sent to the consent page."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            invitation, state = _session_invitation(request)
+            if invitation is None or state is not enrolment.LinkState.OPEN:
+                return _state_page(request, state)
+            if consented and not enrolment.has_consented(invitation.participant):
+                return redirect("participants:enrol")
+            return view(request, invitation, *args, **kwargs)
+
+        return never_cache(wrapped)
+
+    return decorator
 
 
 def _open_link(request: HttpRequest, token: str, then: str) -> HttpResponse:
@@ -134,12 +150,9 @@ def open_decline_link(request: HttpRequest, token: str) -> HttpResponse:
 # --- consent, details, codes -------------------------------------------------------------------
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
-def consent(request: HttpRequest) -> HttpResponse:
-    invitation, problem = _open_invitation(request)
-    if invitation is None:
-        return problem  # type: ignore[return-value]
+@enrolling(consented=False)
+def consent(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     participant = invitation.participant
     if request.method == "POST":
         enrolment.record_consent(participant=participant)
@@ -178,15 +191,10 @@ def _wait_text(seconds: int) -> str:
     return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
-def details(request: HttpRequest) -> HttpResponse:
-    invitation, problem = _open_invitation(request)
-    if invitation is None:
-        return problem  # type: ignore[return-value]
+@enrolling(consented=True)
+def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     participant = invitation.participant
-    if not enrolment.has_consented(participant):
-        return redirect("participants:enrol")
     if request.method == "POST":
         form = DetailsForm(request.POST)
         if form.is_valid():
@@ -266,15 +274,10 @@ def _outcome_message(channel: str, outcome: verification.VerifyOutcome) -> str:
     return _("There is no code to check. Ask for new codes below.")
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
-def codes(request: HttpRequest) -> HttpResponse:
-    invitation, problem = _open_invitation(request)
-    if invitation is None:
-        return problem  # type: ignore[return-value]
+@enrolling(consented=True)
+def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     participant = invitation.participant
-    if not enrolment.has_consented(participant):
-        return redirect("participants:enrol")
     states = verification.channel_states(participant=participant, purpose=ENROL)
     if all(state.status is verification.VerifyStatus.NONE for state in states.values()):
         return redirect("participants:enrol-details")
@@ -315,12 +318,9 @@ def codes(request: HttpRequest) -> HttpResponse:
     )
 
 
-@never_cache
 @require_POST
-def resend(request: HttpRequest) -> HttpResponse:
-    invitation, problem = _open_invitation(request)
-    if invitation is None:
-        return problem  # type: ignore[return-value]
+@enrolling(consented=False)
+def resend(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     wait = verification.request_resend(participant=invitation.participant, purpose=ENROL)
     if wait:
         messages.error(
