@@ -263,6 +263,8 @@ def _texts(expires_at: dt.datetime) -> _Texts:
             "How was your week? Tap one of five smileys: it takes a few seconds.\n\n"
             "%(link)s\n\n"
             "The link works until %(until)s. Your employer never sees whether you answer or what.\n\n"
+            "Would you like to talk to someone? Behind the same link you can ask a casemanager to contact "
+            "you, whatever your answer.\n\n"
             "Would you rather not receive these messages any more? %(stop)s"
         ),
         sms=_("Preventicons: how was your week? Tap a smiley: %(link)s Stop: %(stop)s"),

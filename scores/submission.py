@@ -52,7 +52,8 @@ def find_weekly_link(*, token: str) -> WeeklyLink | None:
     """The weekly link a token opens, or None; malformed, truncated and unknown tokens look alike."""
     if len(token) != TOKEN_LENGTH:
         return None
-    return (
+    # token_hash is unique: a plain slice, not first(), which would add an ORDER BY the query does not need.
+    found = (
         WeeklyLink.objects.select_related("participant")
         .only(
             "week",
@@ -63,9 +64,9 @@ def find_weekly_link(*, token: str) -> WeeklyLink | None:
             "participant__organisation_id",
             "participant__department_id",
         )
-        .filter(token_hash=hash_token(token))
-        .first()
+        .filter(token_hash=hash_token(token))[:1]
     )
+    return next(iter(found), None)
 
 
 def link_state(link: WeeklyLink | None, *, now: dt.datetime | None = None) -> LinkState:

@@ -10,6 +10,7 @@ urlpatterns: list = [
     # --- weekly smiley page (scores/views.py) ---
     path("w/stop/", views.stop, name="stop"),
     path("w/<str:token>/", views.week, name="week"),
+    path("w/<str:token>/thanks/", views.thanks, name="thanks"),
     # --- asking for contact (scores/views_help.py) ---
     path("w/<str:token>/help/", views_help.help_request, name="help"),
 ]

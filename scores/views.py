@@ -2,19 +2,32 @@
 
 Nothing here opens a session or writes anything but the score row (scores.submission): the account is
 reached through its own e-mailed link, in a separate request.
+
+What a page shows never depends on a score unless the request proves it comes from the tap that recorded
+it. The weekly link sits in a mailbox or on a phone that others may open (the employer's IT, a mail
+scanner that fetches and keeps the page, whoever the message was forwarded to): opening it must not tell
+whether this week was answered, or how any week went. So:
+
+- the smiley page (GET) is the same for everyone, with the same quiet offer to talk to someone;
+- the tap (POST) records and answers 303 to the thanks page (Post/Redirect/Get: a reload cannot post again),
+  the same for a first and a repeated tap;
+- the thanks page offers contact after a hard week only when its URL carries the short-lived, signed mark
+  that the POST which recorded this week's score adds; without it, it thanks like any other.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+from urllib.parse import urlencode
 
+from django.core import signing
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from redis.exceptions import RedisError
 
@@ -29,6 +42,9 @@ logger = logging.getLogger(__name__)
 # Unknown tokens per client per hour before the page stops looking them up: guessing a 256-bit token is
 # hopeless anyway, this keeps a scanner from turning the page into a database load generator.
 UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR = 30
+# How long the thanks page's "this tap recorded the score" mark holds: long enough to read the page and
+# come back to it, short enough that a copied thanks URL soon tells no more than the link itself.
+RECORDED_MARK_MAX_AGE = 60 * 60
 
 # Which emotion a number means lives here, not in the database. Dutch: Heel slecht ... Heel goed.
 SMILEYS = [
@@ -88,14 +104,36 @@ def _problem(request: HttpRequest, state: LinkState) -> HttpResponse:
     )
 
 
+def _limited(request: HttpRequest) -> HttpResponse | None:
+    if not _too_many_unknown(request):
+        return None
+    response = render(request, "scores/too_many.html", status=429)
+    response["Retry-After"] = str(RATE_WINDOW_SECONDS)
+    return response
+
+
+def _recorded_signer(token: str) -> signing.TimestampSigner:
+    # Salted with the token: a mark made for one link means nothing on another.
+    return signing.TimestampSigner(salt=f"scores.week.recorded:{token}")
+
+
+def _recorded_by_this_tap(request: HttpRequest, token: str) -> bool:
+    mark = request.GET.get("recorded", "")
+    try:
+        return _recorded_signer(token).unsign(mark, max_age=RECORDED_MARK_MAX_AGE) == "1"
+    except signing.BadSignature:  # also SignatureExpired
+        return False
+
+
+# No CSRF check: the form's authority is the unguessable token in its URL, not a cookie that a forged
+# cross-site request could ride on; and one tap must work in a browser or in-app view that refuses cookies.
+@csrf_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])
 def week(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows the five smileys; POST records the chosen one and thanks."""
-    if _too_many_unknown(request):
-        response = render(request, "scores/too_many.html", status=429)
-        response["Retry-After"] = str(RATE_WINDOW_SECONDS)
-        return response
+    """GET shows the five smileys; POST records the chosen one and redirects to the thanks."""
+    if (limited := _limited(request)) is not None:
+        return limited
     if request.method == "POST":
         return _submit(request, token)
     link = submission.find_weekly_link(token=token)
@@ -104,14 +142,7 @@ def week(request: HttpRequest, token: str) -> HttpResponse:
     state = submission.link_state(link)
     if state != LinkState.OPEN or link is None:
         return _problem(request, state)
-    # The offer after a hard week lives here, behind the link, and not in the message that brought them:
-    # a work mailbox can be read by the employer's IT, and a help line in it would tell them the score.
-    pseudonym = link.participant.pseudonym
-    last_week = link.week - dt.timedelta(weeks=1)
-    offer_help = pseudonym is not None and should_offer_help(pseudonym=pseudonym, week=last_week)
-    return render(
-        request, "scores/week.html", {"smileys": SMILEYS, "offer_help": offer_help, **_account_links(token)}
-    )
+    return render(request, "scores/week.html", {"smileys": SMILEYS, **_account_links(token)})
 
 
 def _submit(request: HttpRequest, token: str) -> HttpResponse:
@@ -123,17 +154,39 @@ def _submit(request: HttpRequest, token: str) -> HttpResponse:
         if submission.find_weekly_link(token=token) is None:
             _count_unknown(request)
             return _problem(request, LinkState.UNKNOWN)
-        return render(request, "scores/week.html", {"smileys": SMILEYS, "invalid": True}, status=400)
+        return render(
+            request,
+            "scores/week.html",
+            {"smileys": SMILEYS, "invalid": True, **_account_links(token)},
+            status=400,
+        )
     except submission.SubmissionRefused as refused:
         if refused.state == LinkState.UNKNOWN:
             _count_unknown(request)
         return _problem(request, refused.state)
-    offer_help = should_offer_help(pseudonym=result.pseudonym, week=result.week)
-    return render(
-        request,
-        "scores/thanks.html",
-        {"recorded": result.recorded, "offer_help": offer_help, **_account_links(token)},
-    )
+    thanks = reverse("scores:thanks", kwargs={"token": token})
+    if result.recorded:
+        thanks += "?" + urlencode({"recorded": _recorded_signer(token).sign("1")})
+    return HttpResponseRedirect(thanks, status=303)
+
+
+@never_cache
+@require_GET
+def thanks(request: HttpRequest, token: str) -> HttpResponse:
+    """The thanks after a tap; it offers contact after a hard week only to the tap that recorded the score."""
+    if (limited := _limited(request)) is not None:
+        return limited
+    link = submission.find_weekly_link(token=token)
+    if link is None:
+        _count_unknown(request)
+    state = submission.link_state(link)
+    recorded = _recorded_by_this_tap(request, token)
+    # A tap that recorded just before the week closed is still thanked after it.
+    if link is None or not (state == LinkState.OPEN or (state == LinkState.EXPIRED and recorded)):
+        return _problem(request, state)
+    pseudonym = link.participant.pseudonym
+    offer_help = recorded and pseudonym is not None and should_offer_help(pseudonym=pseudonym, week=link.week)
+    return render(request, "scores/thanks.html", {"offer_help": offer_help, **_account_links(token)})
 
 
 @require_GET

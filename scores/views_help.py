@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from scores import submission, wellbeing
@@ -23,6 +24,8 @@ def _channels() -> list[tuple[str, str]]:
     return [(channel, labels[channel]) for channel in wellbeing.CONTACT_CHANNELS]
 
 
+# No CSRF check, as for the smileys (scores.views.week): the token in the URL is the authority.
+@csrf_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])
 def help_request(request: HttpRequest, token: str) -> HttpResponse:

@@ -304,6 +304,8 @@ MATRIX: dict[str, Row] = {
     # --- weekly smiley page (scores/views.py) ---
     # Whoever holds the weekly link sees the smileys; no session is looked at or opened.
     "scores:week": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),
+    # The thanks after a tap: the same for everyone holding the link (the help offer needs the tap's mark).
+    "scores:thanks": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),
     "scores:stop": Row(public(OK)),
     # --- asking for contact (scores/views_help.py): whoever holds the weekly link, like the smileys ---
     "scores:help": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),

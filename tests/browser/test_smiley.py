@@ -49,7 +49,9 @@ def test_tapping_a_smiley_on_a_phone_records_it_and_thanks(
 
     page.locator("main form button.smiley[value='4']").tap()
 
-    expect(page.locator("h1#thanks")).to_have_attribute("data-outcome", "recorded")
+    expect(page.locator("h1#thanks")).to_be_visible()
+    assert f"/w/{token}/thanks/?recorded=" in page.url  # redirected: a reload cannot post again
+    expect(page.locator("#help-offer")).to_have_count(0)
     assert page.evaluate(NO_HORIZONTAL_SCROLL)
     assert visit.errors == [] and visit.foreign_requests == []
     page.screenshot(path=str(SCREENSHOTS / "smiley-thanks-phone.png"), full_page=True)
@@ -66,5 +68,25 @@ def test_the_smileys_work_by_keyboard(open_tab: Callable[[str], Visit], organisa
     page.locator("main form button.smiley[value='2']").focus()
     page.keyboard.press("Enter")
 
-    expect(page.locator("h1#thanks")).to_have_attribute("data-outcome", "recorded")
+    expect(page.locator("h1#thanks")).to_be_visible()
     assert list(Score.objects.values_list("value", flat=True)) == [2]
+
+
+def test_a_hard_week_is_offered_contact_and_a_reload_records_nothing_more(
+    open_tab: Callable[[str], Visit], organisation: Organisation
+) -> None:
+    participant = make_participant(organisation)
+    week = rounds.week_of(dt.datetime.now(tz=dt.UTC))
+    _link, token = make_link(participant, week=week)
+    page = open_tab("phone").page
+    page.goto(f"/w/{token}/")
+
+    page.locator("main form button.smiley[value='1']").tap()
+
+    offer = page.locator("aside.help-offer a.button")
+    expect(offer).to_be_visible()
+    page.reload()
+    expect(page.locator("h1#thanks")).to_be_visible()
+    offer.tap()
+    expect(page.locator("#contact-consent")).to_be_visible()
+    assert list(Score.objects.values_list("value", flat=True)) == [1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,18 +18,25 @@ from participants.models import Organisation, Participant
 from scores import rounds, submission
 from scores.models import Score
 from scores.rounds import render_weekly_message
-from scores.views import UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
+from scores.views import RECORDED_MARK_MAX_AGE, UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
 from tests.scores.people import make_link, make_participant
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK = dt.date(2026, 11, 16)
 TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=AMSTERDAM)
 NEXT_MONDAY = dt.datetime(2026, 11, 23, 0, 0, tzinfo=AMSTERDAM)
+# Masked afresh on every response, and the language form's return path (which keeps a thanks page's mark).
+VARYING = re.compile(r'(?<=name="csrfmiddlewaretoken" value=")[^"]+|(?<=/thanks/)\?recorded=[^"]+')
 
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
     cache.clear()
+
+
+def _page(response: Any) -> str:
+    """The page's HTML without what varies per response rather than per content (see VARYING)."""
+    return VARYING.sub("", response.content.decode())
 
 
 @pytest.fixture
@@ -50,8 +58,9 @@ def test_the_page_shows_five_labelled_smileys_in_one_form(
     html = response.content.decode()
     assert response.status_code == 200
     assert html.count("<form") == 2  # the smileys, and the language switch of the base layout
-    assert len(re.findall(r'<button type="submit" name="value" value="[1-5]"', html)) == 5
-    assert "csrfmiddlewaretoken" in html
+    smiley_form = html[html.index('<form method="post" class="week-form">') :].split("</form>", 1)[0]
+    assert len(re.findall(r'<button type="submit" name="value" value="[1-5]"', smiley_form)) == 5
+    assert "csrfmiddlewaretoken" not in smiley_form  # the link's token is the authority, not a cookie
     for label in ("Very bad", "Bad", "So-so", "Good", "Very good"):
         assert f"<span>{label}</span>" in html
     assert "<script" not in html
@@ -67,8 +76,11 @@ def test_a_submission_records_one_score_for_the_links_week(
 
     response = client.post(f"/w/{token}/", {"value": "4"})
 
-    assert response.status_code == 200
-    assert 'data-outcome="recorded"' in response.content.decode()
+    assert response.status_code == 303  # Post/Redirect/Get: reloading the thanks cannot post again
+    assert response["Location"].startswith(f"/w/{token}/thanks/?recorded=")
+    thanks = client.get(response["Location"])
+    assert thanks.status_code == 200
+    assert 'id="thanks"' in thanks.content.decode()
     score = Score.objects.get()
     assert (score.week, score.value, score.organisation_id, score.department_id, score.pseudonym) == (
         WEEK,
@@ -81,19 +93,48 @@ def test_a_submission_records_one_score_for_the_links_week(
 
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
-def test_a_second_submission_keeps_the_first_and_still_thanks(
+def test_a_second_submission_keeps_the_first_and_thanks_alike(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     _participant, token = link_token
-    client.post(f"/w/{token}/", {"value": "2"})
+    first = client.post(f"/w/{token}/", {"value": "4"})
 
-    response = client.post(f"/w/{token}/", {"value": "5"})
+    second = client.post(f"/w/{token}/", {"value": "5"})
 
-    assert response.status_code == 200
-    assert 'data-outcome="already-recorded"' in response.content.decode()
+    assert first.status_code == second.status_code == 303
+    # Only the tap that recorded gets the mark; both thanks pages read the same.
+    assert "?recorded=" in first["Location"] and second["Location"] == f"/w/{token}/thanks/"
+    assert _page(client.get(first["Location"])) == _page(client.get(second["Location"]))
+    assert list(Score.objects.values_list("value", flat=True)) == [4]
+    # The link keeps working all week: the page still opens, and still shows the smileys.
+    assert 'class="week-form"' in _page(client.get(f"/w/{token}/"))
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_submission_needs_no_cookie(link_token: tuple[Participant, str]) -> None:
+    _participant, token = link_token
+    # A browser or in-app view that refuses cookies, with Django's CSRF check enforced as in production.
+    cookieless = Client(enforce_csrf_checks=True)
+
+    response = cookieless.post(f"/w/{token}/", {"value": "3"})
+
+    assert response.status_code == 303
+    assert Score.objects.get().value == 3
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_reloading_the_thanks_records_nothing_more(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+    thanks = client.post(f"/w/{token}/", {"value": "2"}, follow=True)
+
+    again = client.get(thanks.redirect_chain[-1][0])
+
+    assert again.status_code == 200
     assert list(Score.objects.values_list("value", flat=True)) == [2]
-    # The link keeps working all week: the page still opens.
-    assert client.get(f"/w/{token}/").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
@@ -122,7 +163,7 @@ def test_two_simultaneous_submissions_with_one_link_record_one_score(organisatio
         thread.join(timeout=30)
 
     assert not errors
-    assert outcomes == [200, 200]
+    assert outcomes == [303, 303]
     assert Score.objects.count() == 1
 
 
@@ -218,9 +259,10 @@ def test_a_submission_while_redis_is_down_is_still_recorded(
     }
 
     assert client.get("/w/" + "x" * 43 + "/").status_code == 404
-    response = client.post(f"/w/{token}/", {"value": "1"})
+    response = client.post(f"/w/{token}/", {"value": "1"}, follow=True)
 
     assert response.status_code == 200
+    assert 'id="thanks"' in response.content.decode()
     assert Score.objects.get().value == 1
 
 
@@ -238,59 +280,137 @@ def test_the_operation_refuses_a_closed_week(link_token: tuple[Participant, str]
 
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
-def test_the_thanks_page_offers_contact_when_the_score_calls_for_it(
+def test_the_thanks_offers_contact_to_the_tap_that_recorded_a_hard_week(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     _participant, token = link_token
 
-    low = client.post(f"/w/{token}/", {"value": "1"}).content.decode()
+    low = client.post(f"/w/{token}/", {"value": "1"}, follow=True).content.decode()
 
+    assert 'id="help-offer"' in low
     assert f'href="/w/{token}/help/"' in low
     assert "/me/link/" in low and "/w/stop/" in low
 
 
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
-def test_the_thanks_page_does_not_offer_contact_after_a_good_week(
+def test_the_thanks_after_a_good_week_has_only_the_quiet_link_to_contact(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     _participant, token = link_token
 
-    good = client.post(f"/w/{token}/", {"value": "5"}).content.decode()
+    good = client.post(f"/w/{token}/", {"value": "5"}, follow=True).content.decode()
 
-    assert "/help/" not in good
-
-
-@pytest.mark.django_db
-@time_machine.travel(TUESDAY, tick=False)
-def test_the_page_after_a_hard_week_offers_contact_before_the_tap(
-    client: Client, link_token: tuple[Participant, str]
-) -> None:
-    participant, token = link_token
-    assert participant.pseudonym
-    last_week = WEEK - dt.timedelta(weeks=1)
-    Score.objects.create(
-        organisation=participant.organisation, week=last_week, value=1, pseudonym=participant.pseudonym
-    )
-
-    page = client.get(f"/w/{token}/").content.decode()
-
-    assert f'href="/w/{token}/help/"' in page
+    assert 'id="help-offer"' not in good
+    assert f'href="/w/{token}/help/"' in good  # the same link everyone has
 
 
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
-def test_the_page_after_a_good_week_offers_nothing(
+def test_someone_else_holding_the_link_cannot_see_how_the_week_went(
+    client: Client, link_token: tuple[Participant, str], organisation: Organisation
+) -> None:
+    # The participant taps "very bad"; whoever else opens the link or its thanks page (the employer's IT
+    # reading the mailbox, a mail scanner, a forwarded message) sees what anybody would.
+    _participant, token = link_token
+    recorded = client.post(f"/w/{token}/", {"value": "1"})
+    other = make_participant(organisation)
+    _other_link, other_token = make_link(other, week=WEEK)
+    stranger = Client()
+
+    plain_thanks = _page(stranger.get(f"/w/{token}/thanks/"))
+    retap = _page(stranger.post(f"/w/{token}/", {"value": "4"}, follow=True))
+    moved_mark = recorded["Location"].replace(token, other_token)
+    on_another_link = _page(stranger.get(moved_mark))
+    page = _page(stranger.get(f"/w/{token}/"))
+
+    assert 'id="help-offer"' not in plain_thanks
+    assert 'id="help-offer"' not in retap
+    assert 'id="help-offer"' not in on_another_link
+    assert plain_thanks == retap
+    assert 'class="week-form"' in page and "seems hard" not in page
+
+
+@pytest.mark.django_db
+def test_the_mark_of_a_recording_tap_expires(client: Client, link_token: tuple[Participant, str]) -> None:
+    _participant, token = link_token
+    with time_machine.travel(TUESDAY, tick=False):
+        recorded = client.post(f"/w/{token}/", {"value": "1"})
+        assert 'id="help-offer"' in client.get(recorded["Location"]).content.decode()
+
+    later = TUESDAY + dt.timedelta(seconds=RECORDED_MARK_MAX_AGE + 1)
+    with time_machine.travel(later, tick=False):
+        assert 'id="help-offer"' not in client.get(recorded["Location"]).content.decode()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_tampered_mark_offers_nothing(client: Client, link_token: tuple[Participant, str]) -> None:
+    _participant, token = link_token
+    recorded = client.post(f"/w/{token}/", {"value": "1"})
+    location = recorded["Location"]
+
+    tampered = client.get(location[:-2] + ("AA" if not location.endswith("AA") else "BB"))
+    forged = client.get(f"/w/{token}/thanks/?recorded=1")
+
+    assert tampered.status_code == forged.status_code == 200
+    assert 'id="help-offer"' not in tampered.content.decode()
+    assert 'id="help-offer"' not in forged.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_tap_just_before_the_week_closed_is_still_thanked(
+    client: Client, link_token: tuple[Participant, str]
+) -> None:
+    _participant, token = link_token
+    with time_machine.travel(NEXT_MONDAY - dt.timedelta(seconds=1), tick=False):
+        recorded = client.post(f"/w/{token}/", {"value": "1"})
+
+    with time_machine.travel(NEXT_MONDAY + dt.timedelta(seconds=1), tick=False):
+        thanks = client.get(recorded["Location"])
+        unmarked = client.get(f"/w/{token}/thanks/")
+
+    assert thanks.status_code == 200
+    assert 'id="help-offer"' in thanks.content.decode()
+    # Without the mark, a closed week's thanks page says the week is over, as its smiley page does.
+    assert unmarked.status_code == 410 and 'data-state="expired"' in unmarked.content.decode()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_thanks_page_of_an_unknown_or_stopped_link_explains_itself(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     participant, token = link_token
-    assert participant.pseudonym
-    last_week = WEEK - dt.timedelta(weeks=1)
-    Score.objects.create(
-        organisation=participant.organisation, week=last_week, value=5, pseudonym=participant.pseudonym
-    )
 
-    assert "/help/" not in client.get(f"/w/{token}/").content.decode()
+    unknown = client.get("/w/" + "x" * 43 + "/thanks/")
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
+    stopped = client.get(f"/w/{token}/thanks/")
+
+    assert unknown.status_code == 404 and 'data-state="unknown"' in unknown.content.decode()
+    assert stopped.status_code == 410 and 'data-state="stopped"' in stopped.content.decode()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_smiley_page_reads_the_same_after_a_hard_and_a_good_week(
+    client: Client, organisation: Organisation
+) -> None:
+    # A mail scanner fetches and keeps this page; its content must not depend on any score.
+    last_week = WEEK - dt.timedelta(weeks=1)
+    pages = []
+    for value in (1, 5):
+        participant = make_participant(organisation)
+        assert participant.pseudonym
+        Score.objects.create(
+            organisation=organisation, week=last_week, value=value, pseudonym=participant.pseudonym
+        )
+        _link, token = make_link(participant, week=WEEK)
+        page = _page(client.get(f"/w/{token}/"))
+        assert f'href="/w/{token}/help/"' in page  # everyone is offered contact, quietly
+        pages.append(page.replace(token, "TOKEN"))
+
+    assert pages[0] == pages[1]
 
 
 @pytest.mark.django_db
@@ -312,5 +432,7 @@ def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisa
             bodies.append((channel, rendered.body.replace(rounds.link_token(link.pk), "TOKEN")))
 
     assert "/help/" not in "".join(body for _channel, body in bodies)
+    # Everyone's e-mail offers contact alike; the link leads to it.
+    assert "talk to someone" in bodies[0][1]
 
     assert bodies[0] == bodies[2] and bodies[1] == bodies[3]
