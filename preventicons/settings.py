@@ -355,6 +355,11 @@ CONTENT_SECURITY_POLICY = {
 # under "no-referrer" browsers send "Origin: null" with same-origin form posts and Django's CSRF check
 # refuses every form (tests/browser shows it).
 SECURE_REFERRER_POLICY = "same-origin"
+# How many proxies of ours stand in front of the app; rate limits then key on the client address they
+# forward in X-Forwarded-For instead of the proxy's own (preventicons/clients.py).
+PROXY_COUNT = env.int("PREVENTICONS_PROXY_COUNT", default=0)
+if PROXY_COUNT < 0:
+    raise ImproperlyConfigured("PREVENTICONS_PROXY_COUNT is a number of proxies: 0 or more.")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from participants.account import RATE_WINDOW_SECONDS
 from preventicons import crypto
+from preventicons.clients import client_address
 from scores import submission
 from scores.submission import LinkState
 from scores.wellbeing import should_offer_help
@@ -60,7 +61,7 @@ SMILEYS = [
 
 
 def _counter_key(request: HttpRequest) -> str:
-    requester = crypto.keyed_hash("blind_index", "weekly-link-requester", request.META.get("REMOTE_ADDR", ""))
+    requester = crypto.keyed_hash("blind_index", "weekly-link-requester", client_address(request))
     return f"weekly-link:unknown:{requester}"
 
 

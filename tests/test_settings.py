@@ -182,6 +182,12 @@ def test_an_unknown_environment_name_is_refused(clean_environment: pytest.Monkey
         load_settings()
 
 
+def test_a_negative_proxy_count_is_refused(clean_environment: pytest.MonkeyPatch) -> None:
+    clean_environment.setenv("PREVENTICONS_PROXY_COUNT", "-1")
+    with pytest.raises(ImproperlyConfigured, match="PREVENTICONS_PROXY_COUNT"):
+        load_settings()
+
+
 # --- The real thing: Django's deployment checklist on the production settings --------------------
 
 

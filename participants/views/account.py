@@ -26,6 +26,7 @@ from participants import account, enrolment, participation, verification
 from participants.models import ConsentRecord, Participant, VerificationCode
 from participants.session import current_participant, end_participant_session, start_participant_session
 from participants.views.enrolment import CodesForm, _outcome_message, _wait_text
+from preventicons.clients import client_address
 
 # The new name of a pending correction, sealed (account.PendingChange): never plaintext in the session store.
 SESSION_PENDING_NAME = "account_pending_name"
@@ -360,7 +361,7 @@ def link_request(request: HttpRequest) -> HttpResponse:
     form = LinkForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         allowed = account.request_account_link(
-            email=form.cleaned_data["email"], requester=request.META.get("REMOTE_ADDR", "")
+            email=form.cleaned_data["email"], requester=client_address(request)
         )
         if not allowed:
             response = render(request, "participants/account/too_many.html", status=429)

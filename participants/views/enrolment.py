@@ -30,6 +30,7 @@ from participants import enrolment, verification
 from participants.agreements import AgreementMissing
 from participants.models import Invitation, Organisation, Participant
 from participants.session import current_participant, start_participant_session
+from preventicons.clients import client_address
 from preventicons.crypto import keyed_hash
 from preventicons.roles import Role, has_role, staff_required
 
@@ -46,7 +47,7 @@ ENROL = enrolment.ENROL
 
 def _lookup_key(request: HttpRequest) -> str:
     # Keyed, so the cache holds no client address; the window is a fixed minute.
-    client = keyed_hash("blind_index", "client-address", request.META.get("REMOTE_ADDR", ""))
+    client = keyed_hash("blind_index", "client-address", client_address(request))
     return f"enrol:lookup-misses:{client}"
 
 
