@@ -39,6 +39,9 @@ class Participation:
     # Active participants who get no messages (paused, or no longer on the list) are neither.
     not_counted: int = 0
     became_inactive: list[str] = field(default_factory=list)  # participant ids, never pseudonyms
+    # Pseudonyms with a score in the week that no participant holds any more: someone stopped while their
+    # score was being recorded. The caller strips them (scores.weekclose); they are never logged.
+    unheld: set[str] = field(default_factory=set, repr=False)
 
 
 @contextlib.contextmanager
@@ -72,21 +75,29 @@ def record_participation(*, organisation_id: int, week: dt.date, responded: set[
     ``responded`` holds the pseudonyms with a score in that week. Call exactly once per organisation and
     week, in order of weeks (scores.weekclose guarantees both through its ClosedWeek row): a second call
     would count a missed week twice. Whoever reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and
-    ``participant_inactive`` is sent for them.
+    ``participant_inactive`` is sent for them. Those of ``responded`` that no participant holds (active or
+    inactive) come back as ``unheld``.
     """
     limit = inactive_after_weeks()
     outcome = Participation()
     responded_ids: list[uuid.UUID] = []
     missed_ids: list[uuid.UUID] = []
     reaching_limit: list[uuid.UUID] = []
-    rows = Participant.objects.filter(
-        organisation_id=organisation_id, status=Participant.Status.ACTIVE
-    ).values_list("pk", "pseudonym", "is_listed", "messages_paused", "weeks_without_response")
+    held: set[str] = set()
+    # Everyone who holds a pseudonym: the active, counted below, and the inactive, who only hold theirs.
+    rows = Participant.objects.filter(organisation_id=organisation_id, pseudonym__isnull=False).values_list(
+        "pk", "status", "pseudonym", "is_listed", "messages_paused", "weeks_without_response"
+    )
     with every_store():
-        for pk, sealed, is_listed, paused, without in rows.iterator(chunk_size=CHUNK):
-            if sealed is None:
-                continue  # an active participant always has one; stopping destroys it with the status
-            if _open_pseudonym(pk, sealed) in responded:
+        for pk, status, sealed, is_listed, paused, without in rows.iterator(chunk_size=CHUNK):
+            # Nothing to open in a week without any score.
+            opened = _open_pseudonym(pk, sealed) if responded and sealed else ""
+            answered = opened in responded
+            if answered:
+                held.add(opened)
+            if status != Participant.Status.ACTIVE:
+                continue
+            if answered:
                 responded_ids.append(pk)
             elif is_listed and not paused:
                 missed_ids.append(pk)
@@ -104,6 +115,7 @@ def record_participation(*, organisation_id: int, week: dt.date, responded: set[
                 weeks_without_response=F("weeks_without_response") + 1
             )
         outcome.responded, outcome.missed = len(responded_ids), len(missed_ids)
+        outcome.unheld = responded - held
         # Few rows: locked and checked again, so a participant who stopped meanwhile is not made inactive.
         for participant in Participant.objects.select_for_update().filter(
             pk__in=reaching_limit, status=Participant.Status.ACTIVE

@@ -9,6 +9,7 @@ scores as a whole, never at the moment a score is submitted (DESIGN.md, unlinkab
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -19,6 +20,8 @@ from django.utils import timezone
 from participants.models import Organisation
 from participants.participation import Participation, every_store, record_participation
 from scores.models import ClosedWeek, Score, WeeklyAggregate
+
+logger = logging.getLogger(__name__)
 
 VALUES = range(1, 6)
 ONE_WEEK = dt.timedelta(days=7)
@@ -33,6 +36,7 @@ class WeekClosed:
     closed: bool
     aggregates: int = 0
     participation: Participation = field(default_factory=Participation)
+    unlinked: int = 0  # scores of participants who stopped while submitting them (_strip_unheld)
 
 
 def monday_of(day: dt.date) -> dt.date:
@@ -102,7 +106,6 @@ def close_week(*, organisation_id: int, week: dt.date, today: dt.date | None = N
         if is_week_closed(organisation_id=organisation_id, week=week):
             return WeekClosed(organisation_id=organisation_id, week=week, closed=False)
         ClosedWeek.objects.create(organisation_id=organisation_id, week=week)
-        aggregates = _freeze(organisation_id, week)
         responded = {
             pseudonym
             for pseudonym in Score.objects.filter(organisation_id=organisation_id, week=week)
@@ -111,13 +114,40 @@ def close_week(*, organisation_id: int, week: dt.date, today: dt.date | None = N
             if pseudonym
         }
         participation = record_participation(organisation_id=organisation_id, week=week, responded=responded)
+        stripped = _strip_unheld(organisation_id, week, participation.unheld)
+        # Frozen after the strip: a score whose author stopped counts towards the organisation only.
+        aggregates = _freeze(organisation_id, week)
+    if stripped:
+        logger.info(
+            "week close organisation %s week %s: %d stopped scores unlinked", organisation_id, week, stripped
+        )
     return WeekClosed(
         organisation_id=organisation_id,
         week=week,
         closed=True,
         aggregates=len(aggregates),
         participation=participation,
+        unlinked=stripped,
     )
+
+
+def _strip_unheld(organisation_id: int, week: dt.date, unheld: set[str]) -> int:
+    """Unlink the week's scores that carry a pseudonym no participant holds; returns how many.
+
+    A submission looks its link up and then inserts, in two statements that take no lock on the participant
+    (a lock would mark their row in the same transaction as the score). A stop that commits in between
+    strips the scores it can see, and the one being inserted keeps the destroyed pseudonym and the
+    department. That pseudonym leads nowhere any more, but the promise is that a stopped participant's
+    scores belong to nobody: here, after the week has closed and no score can be added to it, the remainder
+    is stripped as the stop would have.
+    """
+    pseudonyms = sorted(unheld)
+    stripped = 0
+    for start in range(0, len(pseudonyms), 1000):
+        stripped += Score.objects.filter(
+            organisation_id=organisation_id, week=week, pseudonym__in=pseudonyms[start : start + 1000]
+        ).update(pseudonym=None, department=None)
+    return stripped
 
 
 def weeks_to_close(*, organisation_id: int, today: dt.date | None = None) -> list[dt.date]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.db.models import Sum
 
 from casefiles.models import Dossier
@@ -12,12 +14,13 @@ from participants.account import stop_participation
 from participants.models import Department, Organisation, Participant
 from participants.participation import reactivate_participant
 from preventicons import crypto
-from scores import tasks, weekclose
+from scores import submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
 from tests.conftest import ALL_DATABASES
-from tests.scores.people import make_participant
+from tests.scores.people import make_link, make_participant
 
 WEEK = dt.date(2026, 11, 9)
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 TODAY = dt.date(2026, 11, 23)  # a Monday: the weeks of 9 and 16 November have ended
 
 
@@ -29,12 +32,23 @@ def score(
     week: dt.date = WEEK,
     pseudonym: str | None = None,
 ) -> Score:
+    """A score as submissions leave it: under the pseudonym of an active participant of the department (one
+    made for it unless given); without a department, a stopped participant's, which belongs to nobody."""
+    if pseudonym is None and department is not None:
+        author = Participant(
+            organisation=organisation,
+            department=department,
+            status=Participant.Status.ACTIVE,
+            pseudonym=crypto.new_pseudonym(),
+        )
+        author.save()
+        pseudonym = author.pseudonym
     return Score.objects.create(
         organisation=organisation,
         department=department,
         week=week,
         value=value,
-        pseudonym=pseudonym or crypto.new_pseudonym(),
+        pseudonym=pseudonym,
     )
 
 
@@ -344,3 +358,49 @@ def test_the_close_writes_no_pseudonym_on_the_participant_side(organisation: Org
     total = WeeklyAggregate.objects.aggregate(n=Sum("count"))["n"]
     assert total == 1
     assert participant.pseudonym and participant.pseudonym not in str(all_aggregates())
+
+
+# --- a stop that races a submission --------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_score_recorded_while_its_author_stopped_is_unlinked_when_the_week_closes(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leaver = make_participant(organisation)
+    department, pseudonym = leaver.department, leaver.pseudonym
+    _link, token = make_link(leaver, week=WEEK)
+    found = submission.find_weekly_link
+
+    def stop_between_lookup_and_insert(*, token: str) -> WeeklyLink | None:
+        link = found(token=token)
+        stop_participation(participant=Participant.objects.get(pk=leaver.pk))
+        return link
+
+    monkeypatch.setattr(submission, "find_weekly_link", stop_between_lookup_and_insert)
+    with time_machine.travel(dt.datetime(2026, 11, 12, 20, 0, tzinfo=AMSTERDAM), tick=False):
+        assert submission.submit_score(token=token, value=1).recorded
+    left = Score.objects.get()
+    assert (left.pseudonym, left.department) == (pseudonym, department)  # what the race leaves behind
+
+    result = close(organisation)
+
+    left.refresh_from_db()
+    assert (left.pseudonym, left.department) == (None, None)
+    assert result.unlinked == 1
+    # Counted once, for the organisation only, as any stopped participant's score.
+    assert all_aggregates() == [(organisation.pk, None, WEEK, 1, 1, 1, 0, 0, 0, 0)]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_keeps_the_pseudonyms_participants_still_hold(organisation: Organisation) -> None:
+    active = make_participant(organisation)
+    resting = make_participant(organisation)
+    Participant.objects.filter(pk=resting.pk).update(status=Participant.Status.INACTIVE)
+    for author in (active, resting):
+        score(organisation, value=3, department=author.department, pseudonym=author.pseudonym)
+
+    result = close(organisation)
+
+    assert result.unlinked == 0
+    assert set(Score.objects.values_list("pseudonym", flat=True)) == {active.pseudonym, resting.pseudonym}
