@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from django.db import connections, router
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -115,6 +117,7 @@ def close_week(*, organisation_id: int, week: dt.date, today: dt.date | None = N
         }
         participation = record_participation(organisation_id=organisation_id, week=week, responded=responded)
         stripped = _strip_unheld(organisation_id, week, participation.unheld)
+        _shuffle(organisation_id, week)
         # Frozen after the strip: a score whose author stopped counts towards the organisation only.
         aggregates = _freeze(organisation_id, week)
     if stripped:
@@ -128,6 +131,53 @@ def close_week(*, organisation_id: int, week: dt.date, today: dt.date | None = N
         aggregates=len(aggregates),
         participation=participation,
         unlinked=stripped,
+    )
+
+
+def _shuffle(organisation_id: int, week: dt.date) -> None:
+    """Rewrite the week's scores in a random order, so the table no longer lies in the order they came in.
+
+    A score row has no time finer than its week, but a table is stored, and dumped, in about the order its
+    rows were inserted: the order of the week's submissions, a clock in all but name. Lined up against
+    anything else that kept the order in which people answered (a proxy's access log, a message provider's
+    delivery reports), it would tie scores to people. Once the week is closed no score joins it, and its
+    rows are written again from a shuffled list.
+    """
+    connection = connections[router.db_for_write(Score)]
+    if connection.vendor == "postgresql":
+        # One statement: the rows leave and come back, ordered by a strong random key (pg_strong_random).
+        columns = "id, week, value, organisation_id, department_id, pseudonym"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH moved AS (DELETE FROM {Score._meta.db_table} "  # noqa: S608 (names, no input)
+                f"WHERE organisation_id = %s AND week = %s RETURNING {columns}) "
+                f"INSERT INTO {Score._meta.db_table} ({columns}) "
+                f"SELECT {columns} FROM moved ORDER BY gen_random_uuid()",
+                [organisation_id, week],
+            )
+        return
+    rows = list(
+        Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
+            "pk", "value", "department_id", "pseudonym"
+        )
+    )
+    if len(rows) < 2:
+        return
+    secrets.SystemRandom().shuffle(rows)
+    Score.objects.filter(organisation_id=organisation_id, week=week).delete()
+    Score.objects.bulk_create(
+        [
+            Score(
+                pk=pk,
+                organisation_id=organisation_id,
+                week=week,
+                value=value,
+                department_id=department_id,
+                pseudonym=pseudonym,
+            )
+            for pk, value, department_id, pseudonym in rows
+        ],
+        batch_size=5000,
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import connections
 from django.db.models import Sum
 
 from casefiles.models import Dossier
@@ -404,3 +406,33 @@ def test_the_close_keeps_the_pseudonyms_participants_still_hold(organisation: Or
 
     assert result.unlinked == 0
     assert set(Score.objects.values_list("pseudonym", flat=True)) == {active.pseudonym, resting.pseudonym}
+
+
+# --- no order finer than the week ------------------------------------------------------------------------
+
+
+def stored_order(week: dt.date) -> list[uuid.UUID]:
+    """The week's score ids in the order the table stores them, which is the order a dump lists them in."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT id FROM scores_score WHERE week = %s ORDER BY ctid", [week])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
+def test_the_close_stores_the_weeks_scores_out_of_their_arrival_order(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch, vendor: str
+) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    arrived = [score(organisation, value=1 + n % 5, department=care).pk for n in range(40)]
+    before = {row.pk: (row.value, row.department_id, row.pseudonym) for row in Score.objects.all()}
+    assert stored_order(WEEK) == arrived  # what a dump shows of an open week: the order people answered in
+    # The portable rewrite (the embedded SQLite default) on the same table, where the stored order shows.
+    monkeypatch.setattr(connections["default"], "vendor", vendor)
+
+    close(organisation)
+
+    after = stored_order(WEEK)
+    assert sorted(after) == sorted(arrived) and after != arrived
+    assert {row.pk: (row.value, row.department_id, row.pseudonym) for row in Score.objects.all()} == before
+    assert WeeklyAggregate.objects.get(organisation=organisation, department=care).count == 40
