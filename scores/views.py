@@ -40,8 +40,9 @@ from scores.wellbeing import should_offer_help
 
 logger = logging.getLogger(__name__)
 
-# Unknown tokens per client per hour before the page stops looking them up: guessing a 256-bit token is
-# hopeless anyway, this keeps a scanner from turning the page into a database load generator.
+# Unknown tokens per client per hour before their pages answer 429 instead of 404: guessing a 256-bit token
+# is hopeless anyway, this keeps a scanner's requests cheap. Only unknown links are counted or refused, so a
+# colleague behind the same office address still opens their own link, and a known link costs no cache trip.
 UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR = 30
 # How long the thanks page's "this tap recorded the score" mark holds: long enough to read the page and
 # come back to it, short enough that a copied thanks URL soon tells no more than the link itself.
@@ -65,30 +66,22 @@ def _counter_key(request: HttpRequest) -> str:
     return f"weekly-link:unknown:{requester}"
 
 
-def _too_many_unknown(request: HttpRequest) -> bool:
-    # Fails open: with the cache (Redis) down, a participant's score must still be recorded.
-    try:
-        count = cache.get(_counter_key(request))
-    except (RedisError, OSError) as exc:
-        logger.warning(
-            "rate limit cache unreachable (%s): weekly link lookups not limited", type(exc).__name__
-        )
-        return False
-    return count is not None and int(count) >= UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
-
-
-def _count_unknown(request: HttpRequest) -> None:
+def _count_unknown(request: HttpRequest) -> int:
+    """Count one more unknown link for this client in the window; returns the count, 0 when it cannot."""
     key = _counter_key(request)
     try:
-        if not cache.add(key, 1, timeout=RATE_WINDOW_SECONDS):
-            cache.incr(key)
+        if cache.add(key, 1, timeout=RATE_WINDOW_SECONDS):
+            return 1
+        return int(cache.incr(key))
     except ValueError:
         # The window ended between add() and incr(): this lookup opens a new one next time.
-        pass
+        return 0
     except (RedisError, OSError) as exc:
+        # Fails open: with the cache (Redis) down, the limit is off, and known links never needed it.
         logger.warning(
             "rate limit cache unreachable (%s): unknown weekly link not counted", type(exc).__name__
         )
+        return 0
 
 
 def _account_links(token: str | None = None) -> dict[str, str]:
@@ -99,18 +92,14 @@ def _account_links(token: str | None = None) -> dict[str, str]:
 
 
 def _problem(request: HttpRequest, state: LinkState) -> HttpResponse:
+    if state == LinkState.UNKNOWN and _count_unknown(request) > UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR:
+        response = render(request, "scores/too_many.html", status=429)
+        response["Retry-After"] = str(RATE_WINDOW_SECONDS)
+        return response
     status = {LinkState.UNKNOWN: 404, LinkState.EXPIRED: 410, LinkState.STOPPED: 410}[state]
     return render(
         request, "scores/link_problem.html", {"state": state.value, **_account_links()}, status=status
     )
-
-
-def _limited(request: HttpRequest) -> HttpResponse | None:
-    if not _too_many_unknown(request):
-        return None
-    response = render(request, "scores/too_many.html", status=429)
-    response["Retry-After"] = str(RATE_WINDOW_SECONDS)
-    return response
 
 
 def _recorded_signer(token: str) -> signing.TimestampSigner:
@@ -133,13 +122,9 @@ def _recorded_by_this_tap(request: HttpRequest, token: str) -> bool:
 @require_http_methods(["GET", "POST"])
 def week(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows the five smileys; POST records the chosen one and redirects to the thanks."""
-    if (limited := _limited(request)) is not None:
-        return limited
     if request.method == "POST":
         return _submit(request, token)
     link = submission.find_weekly_link(token=token)
-    if link is None:
-        _count_unknown(request)
     state = submission.link_state(link)
     if state != LinkState.OPEN or link is None:
         return _problem(request, state)
@@ -153,7 +138,6 @@ def _submit(request: HttpRequest, token: str) -> HttpResponse:
     except ValueError:
         # An unknown link with a bad value says "unknown link": the value is checked before the lookup.
         if submission.find_weekly_link(token=token) is None:
-            _count_unknown(request)
             return _problem(request, LinkState.UNKNOWN)
         return render(
             request,
@@ -162,8 +146,6 @@ def _submit(request: HttpRequest, token: str) -> HttpResponse:
             status=400,
         )
     except submission.SubmissionRefused as refused:
-        if refused.state == LinkState.UNKNOWN:
-            _count_unknown(request)
         return _problem(request, refused.state)
     thanks = reverse("scores:thanks", kwargs={"token": token})
     if result.recorded:
@@ -175,11 +157,7 @@ def _submit(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def thanks(request: HttpRequest, token: str) -> HttpResponse:
     """The thanks after a tap; it offers contact after a hard week only to the tap that recorded the score."""
-    if (limited := _limited(request)) is not None:
-        return limited
     link = submission.find_weekly_link(token=token)
-    if link is None:
-        _count_unknown(request)
     state = submission.link_state(link)
     recorded = _recorded_by_this_tap(request, token)
     # A tap that recorded just before the week closed is still thanked after it.

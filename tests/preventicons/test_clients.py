@@ -71,6 +71,8 @@ def test_behind_the_proxy_one_scanner_does_not_lock_out_the_colleagues(
         assert scanner.get("/w/" + "x" * 43 + "/").status_code == 404
 
     assert scanner.get("/w/" + "y" * 43 + "/").status_code == 429
+    # The colleague's own mistyped link is theirs to count, not the scanner's; their real one works.
+    assert colleague.get("/w/" + "y" * 43 + "/").status_code == 404
     assert colleague.get(f"/w/{token}/").status_code == 200
 
 

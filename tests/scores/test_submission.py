@@ -241,7 +241,13 @@ def test_unknown_links_are_rate_limited_per_client_but_known_ones_are_not_counte
         assert client.get("/w/" + "x" * 43 + "/").status_code == 404
 
     assert client.get("/w/" + "y" * 43 + "/").status_code == 429
+    assert client.post("/w/" + "y" * 43 + "/", {"value": "3"}).status_code == 429
+    assert client.get("/w/" + "y" * 43 + "/thanks/").status_code == 429
     assert Client(REMOTE_ADDR="192.0.2.7").get("/w/" + "y" * 43 + "/").status_code == 404
+    # Only unknown links are refused: a colleague behind the same office address still takes part.
+    assert client.get(f"/w/{token}/").status_code == 200
+    assert client.post(f"/w/{token}/", {"value": "3"}).status_code == 303
+    assert Score.objects.get().value == 3
 
 
 @pytest.mark.django_db
