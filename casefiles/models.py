@@ -10,7 +10,7 @@ import uuid
 
 from django.db import models
 
-from preventicons.fields import EncryptedTextField
+from preventicons.fields import EncryptedTextField, sealed_only
 
 
 class Dossier(models.Model):
@@ -22,6 +22,9 @@ class Dossier(models.Model):
     # False while the participant is inactive: casemanagers see individual scores of active participants only.
     is_available = models.BooleanField(default=True)
     opened_on = models.DateField()
+
+    class Meta:
+        constraints = [*sealed_only("pseudonym")]
 
     def __str__(self) -> str:
         return self.number
@@ -35,6 +38,9 @@ class ProgressNote(models.Model):
     kind = models.CharField(max_length=32)
     written_on = models.DateField()
     text = EncryptedTextField()
+
+    class Meta:
+        constraints = [*sealed_only("text")]
 
     def __str__(self) -> str:
         return f"{self.kind} note of {self.written_on}"

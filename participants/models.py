@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.fields import EncryptedTextField
+from preventicons.fields import EncryptedTextField, sealed_only
 
 
 class Organisation(models.Model):
@@ -86,6 +86,7 @@ class ProcessingAgreement(models.Model):
             models.CheckConstraint(
                 condition=Q(document_sha256__regex=r"^[0-9a-f]{64}$"), name="agreement_sha256_hex"
             ),
+            *sealed_only("signer"),
         ]
 
     def __str__(self) -> str:
@@ -156,6 +157,7 @@ class Participant(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "mobile_index"], name="participant_unique_mobile"
             ),
+            *sealed_only("name", "email", "mobile", "pseudonym"),
         ]
 
     def __str__(self) -> str:
@@ -204,7 +206,8 @@ class VerificationCode(models.Model):
     class Meta:
         indexes = [models.Index(fields=["participant", "created_at"], name="code_participant_created")]
         constraints = [
-            models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures")
+            models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures"),
+            *sealed_only("target"),
         ]
 
     def __str__(self) -> str:

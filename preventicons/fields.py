@@ -7,18 +7,24 @@ write plaintext without a row (``QuerySet.update(field="...")``, ``bulk_update``
 would put plaintext in a query (``filter(field="...")``, ``icontains``, ``regex``): only ``exact``, ``in`` and
 ``startswith`` with a ``Sealed`` value (``startswith`` finds values by key id, for rotation) and ``isnull``
 are offered. Models that use it need a primary key known before the first save (a random UUID).
+
+Behind all that, the database refuses plaintext itself: each encrypted column carries a CHECK that it holds
+NULL or a ``v1.`` ciphertext (``sealed_only``), so a path the field cannot see (``update(name=Value(...))``,
+raw SQL, a hand-written data migration) fails instead of writing a name in clear. A model without that
+constraint for one of its encrypted fields fails the system checks (preventicons.E013).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core import checks
 from django.db import models
+from django.db.models import F, Q
 from django.db.models.lookups import StartsWith
 from django.db.models.query_utils import DeferredAttribute
 
-from preventicons.crypto import Binding, DecryptionError, open_sealed, seal
+from preventicons.crypto import FORMAT, Binding, DecryptionError, open_sealed, seal
 from preventicons.keys import ENCRYPTION_PURPOSES
 
 
@@ -40,6 +46,24 @@ class SealedPrefix(StartsWith):
 
 
 _PLAIN_LOOKUPS = frozenset({"exact", "in", "isnull"})
+_SEALED_ONLY_NAME = "%(app_label)s_%(class)s_{field}_sealed"
+
+
+def sealed_only(*field_names: str) -> list[models.CheckConstraint]:
+    """One database CHECK per encrypted field: the column holds NULL or a ciphertext, never plaintext.
+
+    For the model's Meta.constraints: ``constraints = [..., *sealed_only("name", "email")]``.
+    """
+    return [
+        models.CheckConstraint(
+            # The lookup class itself, not ``field__startswith``: that would be the field's SealedPrefix,
+            # which takes only Sealed values, and a migration stores the prefix as a plain string.
+            condition=cast("Q", Q(**{f"{name}__isnull": True}) | StartsWith(F(name), f"{FORMAT}.")),
+            name=_SEALED_ONLY_NAME.format(field=name),
+            violation_error_message=f"{name} holds ciphertext only",
+        )
+        for name in field_names
+    ]
 
 
 class EncryptedAttribute(DeferredAttribute):
@@ -95,6 +119,21 @@ class EncryptedTextField(models.TextField):
                     "the ciphertext is bound to its row.",
                     obj=self,
                     id="preventicons.E012",
+                )
+            )
+        meta = self.model._meta
+        wanted = _SEALED_ONLY_NAME.format(field=self.name) % {
+            "app_label": meta.app_label.lower(),
+            "class": self.model.__name__.lower(),
+        }
+        if not meta.abstract and wanted not in {constraint.name for constraint in meta.constraints}:
+            errors.append(
+                checks.Error(
+                    "an encrypted column needs a database check that it holds ciphertext only",
+                    hint=f'Add *sealed_only("{self.name}") to {self.model.__name__}.Meta.constraints '
+                    "(preventicons.fields.sealed_only).",
+                    obj=self,
+                    id="preventicons.E013",
                 )
             )
         if getattr(self, "db_index", False) or getattr(self, "_unique", False):

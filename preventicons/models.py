@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.fields import EncryptedTextField
+from preventicons.fields import EncryptedTextField, sealed_only
 
 
 class OutboundMessage(models.Model):
@@ -95,6 +95,7 @@ class OutboundMessage(models.Model):
                 condition=~Q(channel="sms") | Q(subject__isnull=True),
                 name="outbox_sms_has_no_subject",
             ),
+            *sealed_only("recipient", "subject", "body"),
         ]
 
     def __str__(self) -> str:

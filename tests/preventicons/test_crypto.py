@@ -5,21 +5,24 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
 from django.core.exceptions import FieldError
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, models, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 from django.test import override_settings
+from django.test.utils import isolate_apps
 
 from casefiles.models import ProgressNote
 from participants.models import Organisation, Participant
 from preventicons import crypto, keys
 from preventicons.crypto import Binding, DecryptionError
-from preventicons.fields import Sealed
+from preventicons.fields import EncryptedTextField, Sealed, sealed_only
 from tests.conftest import ALL_DATABASES
 
 NAME, EMAIL, MOBILE = "Anna de Vries", "anna.devries@example.org", "+31612345678"
@@ -174,6 +177,82 @@ def test_plaintext_bulk_update_is_refused_and_changes_nothing(organisation: Orga
     with pytest.raises(TypeError, match="plaintext cannot reach the database"), transaction.atomic():
         Participant.objects.bulk_update([anna], ["email"])
     assert raw_row("default", PARTICIPANTS, ["email"], anna.pk) == before
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@pytest.mark.parametrize(
+    "write",
+    [
+        # Paths the field cannot see: an expression in update(), and SQL written by hand.
+        lambda pk: Participant.objects.filter(pk=pk).update(email=Value(EMAIL)),
+        lambda pk: Participant.objects.filter(pk=pk).update(name=Concat(Value("Anna "), Value("de Vries"))),
+        lambda pk: Participant.objects.filter(pk=pk).update(mobile=F("status")),
+        lambda pk: raw_set("default", PARTICIPANTS, "pseudonym", "3f2a9c0d1b7e4a6f8c5d2e1f0a9b8c7d", pk),
+    ],
+)
+def test_the_database_refuses_plaintext_in_an_encrypted_column(
+    organisation: Organisation, write: Callable[[uuid.UUID], object]
+) -> None:
+    anna = make_participant(organisation)
+    columns = ["name", "email", "mobile", "pseudonym"]
+    before = raw_row("default", PARTICIPANTS, columns, anna.pk)
+
+    with pytest.raises(IntegrityError, match="_sealed"), transaction.atomic():
+        write(anna.pk)
+
+    assert raw_row("default", PARTICIPANTS, columns, anna.pk) == before
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_notes_database_refuses_plaintext_progress_notes() -> None:
+    note = ProgressNote.objects.create(subject="s" * 64, kind="intake", written_on=dt.date.today(), text="ok")
+
+    with pytest.raises(IntegrityError, match="_sealed"), transaction.atomic(using="notes"):
+        raw_set("notes", NOTES, "text", "Talked about the workload at the ward", note.pk)
+
+
+def test_every_encrypted_column_has_its_database_check() -> None:
+    # The system check (E013) that keeps it so: a model that forgets the constraint does not start.
+    with isolate_apps("participants"):
+
+        class Forgetful(models.Model):
+            id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+            secret = EncryptedTextField(null=True)
+
+            class Meta:
+                app_label = "participants"
+
+            def __str__(self) -> str:
+                return "forgetful"
+
+        class Careful(models.Model):
+            id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+            secret = EncryptedTextField(null=True)
+
+            class Meta:
+                app_label = "participants"
+                constraints = [*sealed_only("secret")]
+
+            def __str__(self) -> str:
+                return "careful"
+
+        forgetful = [error.id for error in Forgetful._meta.get_field("secret").check()]
+        careful = [error.id for error in Careful._meta.get_field("secret").check()]
+
+    assert forgetful == ["preventicons.E013"]
+    assert careful == []
+    assert {
+        str(constraint.name)
+        for model in (Participant, ProgressNote)
+        for constraint in model._meta.constraints
+        if str(constraint.name).endswith("_sealed")
+    } == {
+        "participants_participant_name_sealed",
+        "participants_participant_email_sealed",
+        "participants_participant_mobile_sealed",
+        "participants_participant_pseudonym_sealed",
+        "casefiles_progressnote_text_sealed",
+    }
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)

@@ -404,7 +404,8 @@ def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
 def test_rotate_keys_command_fails_when_a_value_cannot_be_opened(key_file: Path) -> None:
     (note,) = make_notes(1)
     with connections["notes"].cursor() as cursor:
-        sql = f"UPDATE {ProgressNote._meta.db_table} SET text = 'not sealed' WHERE id = %s"  # noqa: S608
+        # Shaped like a ciphertext (the column refuses anything else) but sealed under no key we hold.
+        sql = f"UPDATE {ProgressNote._meta.db_table} SET text = 'v1.k0000000.AAAA' WHERE id = %s"  # noqa: S608
         cursor.execute(sql, [note.pk])
 
     with pytest.raises(CommandError, match="1 values could not be opened"):
