@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -559,6 +560,9 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             changed.append((target, fields))
         else:
             unchanged += 1
+    # Stored in a random order, not the file's: a table lies in about the order its rows were inserted, and
+    # the employer who wrote the file could otherwise read row by row which person each one is.
+    secrets.SystemRandom().shuffle(created)
     # bulk_create runs each field's pre_save, so every value is sealed to its own (random, preset) row id.
     Participant.objects.bulk_create(created, batch_size=_BATCH)
     _write_changes(changed)

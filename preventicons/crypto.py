@@ -3,6 +3,13 @@
 Only the ``cryptography`` package's primitives (AES-GCM, HMAC-SHA256). Not Fernet: its token carries its
 creation time in clear, which would tell anyone holding a dump when a participant enrolled or changed an
 address. Our ciphertexts carry only a format version and a key id.
+
+Nor their length: a ciphertext is as long as its plaintext, and the lengths of a name, an address and a
+number together are close to a fingerprint. Whoever knows the staff list (the employer) could pick each
+person's row out of a dump by them and read whether they take part. So the plaintext is padded with NUL
+bytes to a bucket (at least 32 bytes, then 64, 128, 256 and multiples of 256) before it is sealed, and the
+padding is cut off when it is opened. Text never holds NUL (PostgreSQL cannot store it), so the padding is
+unambiguous, and values sealed before it was introduced open unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from preventicons.keys import get_key_set
 FORMAT = "v1"
 NONCE_BYTES = 12
 TAG_BYTES = 16
+PAD_BUCKETS = (32, 64, 128, 256)
 _BODY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 # E.164: a '+', a country code that does not start with 0, at most 15 ASCII digits in all.
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)
@@ -80,12 +88,24 @@ def _decode_body(body: str) -> bytes | None:
     return raw
 
 
+def padded_length(length: int) -> int:
+    """The bucket a plaintext of ``length`` bytes is padded to: 32, 64, 128, 256, then multiples of 256."""
+    for bucket in PAD_BUCKETS:
+        if length <= bucket:
+            return bucket
+    return -(-length // PAD_BUCKETS[-1]) * PAD_BUCKETS[-1]
+
+
 def seal(plaintext: str, binding: Binding) -> str:
-    """Encrypt under the active key of the binding's purpose."""
+    """Encrypt under the active key of the binding's purpose, padded so the length tells only a bucket."""
+    data = plaintext.encode("utf-8")
+    if b"\x00" in data:
+        raise ValueError("sealed text cannot hold NUL characters")
+    data += b"\x00" * (padded_length(len(data)) - len(data))
     ring = get_key_set().keyring(binding.purpose)
     nonce = secrets.token_bytes(NONCE_BYTES)
     key = ring.key(ring.active)
-    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), binding.associated_data())
+    sealed = AESGCM(key).encrypt(nonce, data, binding.associated_data())
     body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
     return f"{FORMAT}.{ring.active}.{body}"
 
@@ -111,7 +131,7 @@ def open_sealed(ciphertext: str, binding: Binding) -> str:
             f"{binding.table}.{binding.column}: ciphertext does not open with key {key_id!r} "
             "at this place (wrong key, copied from another row or column, or tampered with)"
         ) from None
-    return plain.decode("utf-8")
+    return plain.rstrip(b"\x00").decode("utf-8")
 
 
 def keyed_hash(purpose: str, kind: str, value: str) -> str:

@@ -556,6 +556,43 @@ def test_import_creates_participants_and_departments_as_named(
     assert els.department is not None and els.department.name == "IT"
 
 
+def test_the_table_does_not_keep_the_files_order(organisation: Organisation, employer: StaffUser) -> None:
+    # The employer wrote the file: rows stored in its order would say which row is which colleague.
+    rows = [f"Medewerker {n};m{n}@example.nl;06{20000000 + n};Care" for n in range(40)]
+    run_import(organisation, employer, csv_bytes(*rows))
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT email_index FROM participants_participant WHERE organisation_id = %s ORDER BY ctid",
+            [organisation.pk],
+        )
+        stored = [row[0] for row in cursor.fetchall()]
+    in_file_order = [blind_index_email(f"m{n}@example.nl") for n in range(40)]
+    assert sorted(stored) == sorted(in_file_order)
+    assert stored != in_file_order
+
+
+def test_sealed_names_and_addresses_are_all_as_long(organisation: Organisation, employer: StaffUser) -> None:
+    run_import(
+        organisation,
+        employer,
+        csv_bytes(
+            GOOD,
+            "Ed;ed@example.nl;0611223344;IT",
+            "Maria van den Berg-Smit;m.vdberg@example.nl;0655667788;IT",
+        ),
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT length(name), length(email), length(mobile) FROM participants_participant "
+            "WHERE organisation_id = %s",
+            [organisation.pk],
+        )
+        lengths = cursor.fetchall()
+    assert len(lengths) == 1 and len(set(lengths[0])) == 1  # one length for every name, address and number
+
+
 def test_the_database_holds_no_plaintext_name_email_or_mobile(
     organisation: Organisation, employer: StaffUser
 ) -> None:

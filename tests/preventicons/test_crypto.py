@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.exceptions import FieldError
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import F, Value
@@ -421,11 +422,63 @@ def test_ciphertext_carries_no_timestamp() -> None:
 
     assert len({first, second, later}) == 3
     assert len(first) == len(second) == len(later)
-    # Every byte is accounted for: format, key id, 12-byte nonce, the ciphertext (as long as the text), tag.
+    # Every byte is accounted for: format, key id, 12-byte nonce, the ciphertext (the text's bucket), tag.
     prefix = crypto.ciphertext_prefix(keys.get_key_set().keyring("field").active)
-    body_bytes = crypto.NONCE_BYTES + len(EMAIL.encode()) + crypto.TAG_BYTES
+    body_bytes = crypto.NONCE_BYTES + 32 + crypto.TAG_BYTES
     assert first.startswith(prefix)
     assert len(first) == len(prefix) + len(base64.urlsafe_b64encode(b"\0" * body_bytes).rstrip(b"="))
+
+
+@pytest.mark.parametrize(
+    ("length", "bucket"),
+    [
+        (0, 32),
+        (1, 32),
+        (32, 32),
+        (33, 64),
+        (64, 64),
+        (65, 128),
+        (200, 256),
+        (256, 256),
+        (257, 512),
+        (700, 768),
+    ],
+)
+def test_plaintext_lengths_are_padded_to_buckets(length: int, bucket: int) -> None:
+    assert crypto.padded_length(length) == bucket
+
+
+def test_a_ciphertext_tells_only_the_bucket_of_the_texts_length() -> None:
+    # Names and addresses of one department: the lengths that would fingerprint each person look alike.
+    people = [
+        "Jo",
+        "Anna de Vries",
+        "Mohammed El Amrani",
+        "jo@zorg.nl",
+        "anna.devries@example.org",
+        "+31612345678",
+    ]
+    sealed = {crypto.seal(text, BINDING) for text in people}
+    longer = crypto.seal("Maximiliaan van den Hoogenband-Vermeulen", BINDING)
+
+    assert len({len(value) for value in sealed}) == 1
+    assert len(longer) > len(sealed.pop())
+    for text in [*people, "", "Zoë Ⅷ 𝄞 Ѐ"]:
+        assert crypto.open_sealed(crypto.seal(text, BINDING), BINDING) == text
+
+
+def test_a_value_sealed_before_padding_still_opens() -> None:
+    ring = keys.get_key_set().keyring(BINDING.purpose)
+    nonce = b"\x01" * crypto.NONCE_BYTES
+    unpadded = AESGCM(ring.key(ring.active)).encrypt(nonce, EMAIL.encode(), BINDING.associated_data())
+    body = base64.urlsafe_b64encode(nonce + unpadded).decode().rstrip("=")
+
+    assert crypto.open_sealed(f"{crypto.ciphertext_prefix(ring.active)}{body}", BINDING) == EMAIL
+
+
+def test_text_with_a_nul_character_is_refused() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        crypto.seal("Anna\x00", BINDING)
 
 
 def test_a_binding_part_containing_the_separator_is_refused() -> None:
