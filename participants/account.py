@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from participants import verification
@@ -461,11 +462,18 @@ def _within_limit(key: str, limit: int) -> bool:
     return count <= limit
 
 
-def request_account_link(*, email: str, requester: str) -> bool:
-    """E-mail a 30-minute single-use link to each account under this address; False when rate limited.
+# Where the address of a link request is sealed for its trip through the task queue.
+_REQUEST_BINDING = ("field", "celery_task", "send_account_links")
 
-    The caller answers the same whether or not the address is known. ``requester`` identifies the client
-    (its IP address); only keyed hashes of it and of the address name the counters.
+
+def request_account_link(*, email: str, requester: str) -> bool:
+    """Ask for a 30-minute single-use link to each account under this address; False when rate limited.
+
+    The caller answers the same whether or not the address is known, and this does the same work either
+    way: two rate-limit counters and one task, which carries the address sealed. Looking the address up and
+    writing the link happen in the task (send_account_links), out of the requester's sight: how long the
+    answer takes tells nobody whether someone declined, stopped or takes part. ``requester`` identifies the
+    client (its IP address); only keyed hashes of it and of the address name the counters.
     """
     address_index = crypto.blind_index_email(email)
     requester_index = crypto.keyed_hash("blind_index", "account-link-requester", requester)
@@ -473,32 +481,59 @@ def request_account_link(*, email: str, requester: str) -> bool:
         return False
     if not _within_limit(f"account-link:address:{address_index}", ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR):
         return False
+    from participants.tasks import send_account_links_task
+
+    request_id = str(uuid.uuid4())
+    sealed = crypto.seal(email, crypto.Binding(*_REQUEST_BINDING, request_id))
+    # The e-mail goes out in the language the request was made in.
+    send_account_links_task.delay(request_id, sealed, translation.get_language() or settings.LANGUAGE_CODE)
+    return True
+
+
+def open_link_request(*, request_id: str, sealed: str) -> str:
+    """The address a link request carries through the task queue (request_account_link)."""
+    return crypto.open_sealed(sealed, crypto.Binding(*_REQUEST_BINDING, request_id))
+
+
+def send_account_links(*, request_id: str, email: str) -> int:
+    """E-mail each account under this address its own link, once per request; returns how many were queued.
+
+    Idempotent: the e-mail's outbox key names the request, so a redelivered or retried task finds its
+    messages queued and writes neither a second link nor a second e-mail.
+    """
+    address_index = crypto.blind_index_email(email)
     now = timezone.now()
+    queued = 0
     with transaction.atomic():
         # One address may be on the lists of two employers: each account gets its own link.
         for participant in Participant.objects.filter(email_index=address_index, status__in=ACCOUNT_STATUSES):
             if not participant.email:
                 continue
-            token = crypto.new_token()
-            link = AccountLink.objects.create(
-                participant=participant,
-                token_hash=crypto.hash_token(token),
-                expires_at=now + ACCOUNT_LINK_LIFETIME,
-            )
-            url = settings.SITE_URL + reverse("participants:account-link-open", kwargs={"token": token})
-            messaging.queue_email(
-                key=f"account-link:{participant.pk}:{link.pk}",
-                to=participant.email,
-                subject=_("Your link to your Preventicons account"),
-                body=_(
-                    "Open your Preventicons account with this link. "
-                    "It works once, for %(minutes)d minutes:\n\n"
-                    "%(url)s\n\n"
-                    "Did you not ask for it? Then you can ignore this message; nothing has changed."
+            with transaction.atomic():
+                token = crypto.new_token()
+                AccountLink.objects.create(
+                    participant=participant,
+                    token_hash=crypto.hash_token(token),
+                    expires_at=now + ACCOUNT_LINK_LIFETIME,
                 )
-                % {"url": url, "minutes": int(ACCOUNT_LINK_LIFETIME.total_seconds() // 60)},
-            )
-    return True
+                url = settings.SITE_URL + reverse("participants:account-link-open", kwargs={"token": token})
+                if messaging.queue_email(
+                    key=f"account-link:{participant.pk}:{request_id}",
+                    to=participant.email,
+                    subject=_("Your link to your Preventicons account"),
+                    body=_(
+                        "Open your Preventicons account with this link. "
+                        "It works once, for %(minutes)d minutes:\n\n"
+                        "%(url)s\n\n"
+                        "Did you not ask for it? Then you can ignore this message; nothing has changed."
+                    )
+                    % {"url": url, "minutes": int(ACCOUNT_LINK_LIFETIME.total_seconds() // 60)},
+                ):
+                    queued += 1
+                else:
+                    # Sent for this request already: the link just made is rolled back with its savepoint.
+                    transaction.set_rollback(True)
+    return queued
 
 
 def find_account_link(*, token: str) -> AccountLink | None:

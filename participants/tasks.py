@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.db import OperationalError
+from django.utils import translation
 
-from participants import verification
+from participants import account, verification
 
 
 @shared_task(
@@ -20,3 +21,17 @@ def resend_codes(participant_id: str, purpose: str, after_code_id: str) -> bool:
     return verification.resend_after(
         participant_id=participant_id, purpose=purpose, after_code_id=after_code_id
     )
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    max_retries=3,
+    retry_backoff=True,
+    ignore_result=True,
+)
+def send_account_links_task(request_id: str, sealed: str, language: str) -> int:
+    """The work behind an account-link request: the address travels sealed, the outbox key makes it once."""
+    email = account.open_link_request(request_id=request_id, sealed=sealed)
+    with translation.override(language):
+        return account.send_account_links(request_id=request_id, email=email)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -17,6 +18,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from participants import account, verification
@@ -425,6 +427,71 @@ def test_the_answer_is_the_same_for_an_unknown_address(client: Client, jan: Part
     messaging.send_due_messages()
     assert [message.to for message in mail.outbox] == [["jan@example.nl"]]
     assert AccountLink.objects.count() == 1
+
+
+def test_a_request_does_the_same_work_for_a_known_and_an_unknown_address(
+    jan: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # How long the answer takes must not tell whether an address declined, stopped or takes part: the
+    # request itself touches no table, and hands the rest to a task that carries the address sealed.
+    from participants import tasks
+
+    handed_over: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.send_account_links_task, "delay", lambda *args: handed_over.append(args))
+    work = {}
+    for address in ("jan@example.nl", "nobody@example.nl"):
+        contexts = {alias: CaptureQueriesContext(connections[alias]) for alias in ALL_DATABASES}
+        with contextlib.ExitStack() as stack:
+            for context in contexts.values():
+                stack.enter_context(context)
+            assert account.request_account_link(email=address, requester="192.0.2.1")
+        work[address] = {
+            alias: [query["sql"] for query in c.captured_queries] for alias, c in contexts.items()
+        }
+
+    assert work["jan@example.nl"] == work["nobody@example.nl"] == {alias: [] for alias in ALL_DATABASES}
+    assert len(handed_over) == 2
+    for (request_id, sealed, _language), address in zip(
+        handed_over, ("jan@example.nl", "nobody@example.nl"), strict=True
+    ):
+        assert address not in sealed and "@" not in sealed
+        assert account.open_link_request(request_id=request_id, sealed=sealed) == address
+    assert not AccountLink.objects.exists() and not OutboundMessage.objects.exists()
+
+
+def test_a_redelivered_link_task_sends_one_link(jan: Participant) -> None:
+    from participants.tasks import send_account_links_task
+
+    request_id = "0b3f7c8e-0000-4000-8000-00000000c0de"
+    sealed = crypto.seal(
+        "jan@example.nl", crypto.Binding("field", "celery_task", "send_account_links", request_id)
+    )
+
+    first = send_account_links_task(request_id, sealed, "en")
+    again = send_account_links_task(request_id, sealed, "en")
+    messaging.send_due_messages()
+
+    assert (first, again) == (1, 0)
+    assert AccountLink.objects.count() == 1
+    assert [message.to for message in mail.outbox] == [["jan@example.nl"]]
+    assert "Open your Preventicons account" in str(mail.outbox[0].body)
+
+
+def test_the_link_e_mail_speaks_the_language_of_the_request(
+    client: Client, jan: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from participants import tasks
+
+    handed_over: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.send_account_links_task, "delay", lambda *args: handed_over.append(args))
+    client.post("/me/link/", {"email": "jan@example.nl"}, HTTP_ACCEPT_LANGUAGE="nl")
+    # The worker runs outside any request, in whatever language is active there (English in the tests).
+    (request_id, sealed, language), *_ = handed_over
+    tasks.send_account_links_task(request_id, sealed, language)
+    messaging.send_due_messages()
+
+    assert language == "nl"
+    assert "Open je Preventicons-account met deze link" in str(mail.outbox[-1].body)
 
 
 def test_the_link_is_single_use_and_leaves_the_token_behind(client: Client, jan: Participant) -> None:
