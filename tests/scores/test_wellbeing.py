@@ -223,6 +223,19 @@ def test_posting_consent_and_a_channel_records_the_request(
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(TUESDAY, tick=False)
+def test_asking_for_contact_needs_no_cookie(help_page: tuple[Participant, str]) -> None:
+    _participant, path = help_page
+    # A browser or in-app view that refuses cookies, with Django's CSRF check enforced as in production.
+    cookieless = Client(enforce_csrf_checks=True)
+
+    response = cookieless.post(path, {"consent": "yes", "channel": "phone"})
+
+    assert response.status_code == 200 and 'id="help-requested"' in response.content.decode()
+    assert Dossier.objects.count() == 1
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(TUESDAY, tick=False)
 @pytest.mark.parametrize(
     "data", [{"channel": "phone"}, {"consent": "yes"}, {"consent": "yes", "channel": "fax"}], ids=str
 )
