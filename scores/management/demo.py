@@ -1,7 +1,8 @@
 """Demo data of the scores app: eight past weeks of smileys for the demo participants, weeks closed.
 
 Called by ``manage.py seed_demo`` after the participants app's demo data; safe to run again (one score per
-pseudonym and week is a database constraint, and closing a closed week changes nothing).
+pseudonym and week is a database constraint, and closing a closed week changes nothing). It also prints
+this week's smiley link of one demo participant, made as the Monday round makes it, to try the page.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import datetime as dt
 import random
 from collections.abc import Callable
 
+from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from participants.models import Participant
-from scores.models import Score, WeeklyAggregate
+from preventicons.crypto import hash_token
+from scores import rounds
+from scores.models import Score, WeeklyAggregate, WeeklyLink
 from scores.weekclose import close_week, monday_of
 
 DEMO_WEEKS = 8
@@ -56,3 +61,18 @@ def seed(*, write: Callable[[str], None]) -> None:
             close_week(organisation_id=organisation_id, week=week, today=today)
     frozen = WeeklyAggregate.objects.filter(week__in=weeks).count()
     write(f"scores: {len(people)} people over {DEMO_WEEKS} weeks, {frozen} frozen weekly figures")
+    if people:
+        token = this_weeks_token(min(people, key=lambda participant: str(participant.pk)), this_week)
+        url = settings.SITE_URL + reverse("scores:week", kwargs={"token": token})
+        write(f"scores: a demo participant's smiley page this week (tap 1 or 2 for the offer of help): {url}")
+
+
+def this_weeks_token(participant: Participant, week: dt.date) -> str:
+    """The participant's link of ``week`` as the round makes it (token derived from the link's id)."""
+    link = WeeklyLink.objects.filter(participant=participant, week=week).first()
+    if link is None or link.token_hash != hash_token(rounds.link_token(link.pk)):
+        WeeklyLink.objects.filter(participant=participant, week=week).delete()
+        link = WeeklyLink(participant=participant, week=week, expires_at=rounds.week_closes_at(week))
+        link.token_hash = hash_token(rounds.link_token(link.pk))
+        link.save()
+    return rounds.link_token(link.pk)

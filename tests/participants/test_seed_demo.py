@@ -13,6 +13,7 @@ import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Count
+from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.fixtures import Settings
 
@@ -78,6 +79,16 @@ def test_the_demo_has_weeks_of_scores_of_active_people_and_those_weeks_are_close
     assert set(Score.objects.values_list("pseudonym", flat=True)) <= pseudonyms
     assert ClosedWeek.objects.filter(week__in=weeks).count() == 2 * DEMO_WEEKS
     assert WeeklyAggregate.objects.filter(week__in=weeks, department__isnull=True).count() == 2 * DEMO_WEEKS
+
+
+def test_the_demo_prints_a_working_smiley_link_and_the_same_one_again(client: Client) -> None:
+    first, again = seed(), seed()
+
+    links = [re.findall(r"https?://\S+(/w/[A-Za-z0-9_-]{43}/)", output) for output in (first, again)]
+    assert links[0] == links[1] and len(links[0]) == 1
+    page = client.get(links[0][0])
+    assert page.status_code == 200 and 'class="week-form"' in page.content.decode()
+    assert client.post(links[0][0], {"value": "2"}).status_code == 303
 
 
 def test_the_demo_has_two_sectors_with_signed_agreements_and_a_department_of_four() -> None:
