@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError as BrokerError
 
 from participants import verification
 from participants.exporting import export_sections
@@ -485,9 +486,18 @@ def request_account_link(*, email: str, requester: str) -> bool:
 
     request_id = str(uuid.uuid4())
     sealed = crypto.seal(email, crypto.Binding(*_REQUEST_BINDING, request_id))
-    # The e-mail goes out in the language the request was made in.
-    send_account_links_task.delay(request_id, sealed, translation.get_language() or settings.LANGUAGE_CODE)
+    try:
+        # The e-mail goes out in the language the request was made in.
+        send_account_links_task.delay(
+            request_id, sealed, translation.get_language() or settings.LANGUAGE_CODE
+        )
+    except BrokerError as exc:
+        raise AccountLinkUnavailable from exc
     return True
+
+
+class AccountLinkUnavailable(Exception):
+    """The task queue cannot take the request now; nothing was sent, the participant should try again."""
 
 
 def open_link_request(*, request_id: str, sealed: str) -> str:

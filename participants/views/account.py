@@ -360,9 +360,18 @@ def stopped(request: HttpRequest) -> HttpResponse:
 def link_request(request: HttpRequest) -> HttpResponse:
     form = LinkForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        allowed = account.request_account_link(
-            email=form.cleaned_data["email"], requester=client_address(request)
-        )
+        try:
+            allowed = account.request_account_link(
+                email=form.cleaned_data["email"], requester=client_address(request)
+            )
+        except account.AccountLinkUnavailable:
+            form.add_error(None, _("We cannot send links at the moment. Please try again in a few minutes."))
+            return render(
+                request,
+                "participants/account/link_request.html",
+                {"form": form, "minutes": LINK_MINUTES},
+                status=503,
+            )
         if not allowed:
             response = render(request, "participants/account/too_many.html", status=429)
             response["Retry-After"] = str(account.RATE_WINDOW_SECONDS)

@@ -459,6 +459,26 @@ def test_a_request_does_the_same_work_for_a_known_and_an_unknown_address(
     assert not AccountLink.objects.exists() and not OutboundMessage.objects.exists()
 
 
+def test_with_the_task_queue_down_the_request_says_to_try_again(
+    client: Client, jan: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from participants import tasks
+
+    def broker_down(*args: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.send_account_links_task, "delay", broker_down)
+
+    response = client.post("/me/link/", {"email": "jan@example.nl"})
+
+    assert response.status_code == 503
+    assert "try again in a few minutes" in response.content.decode()
+    assert "jan@example.nl" in response.content.decode()  # the form keeps what they typed
+    assert not AccountLink.objects.exists() and not OutboundMessage.objects.exists()
+
+
 def test_a_redelivered_link_task_sends_one_link(jan: Participant) -> None:
     from participants.tasks import send_account_links_task
 
