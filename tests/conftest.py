@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -20,6 +23,24 @@ pytest_plugins = ["tests.fakes.fixtures"]
 
 ALL_DATABASES = ["default", "notes", "casefiles"]
 STAFF_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def english() -> Iterator[None]:
+    """English outside requests too (e-mails, form errors), whose msgids the assertions read.
+
+    A module that needs it throughout says ``pytestmark = pytest.mark.usefixtures("english")``.
+    """
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def empty_cache() -> Iterator[None]:
+    """Rate-limit counters (Redis in the suite) start from nothing and leave nothing for the next test."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -14,12 +14,10 @@ import time_machine
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core import mail
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import translation
 
 from participants import account, verification
 from participants.models import AccountLink, ConsentRecord, Organisation, Participant, VerificationCode
@@ -30,23 +28,13 @@ from tests.conftest import ALL_DATABASES, make_organisation
 from tests.participants.test_stop import add_scores, delivered_codes, make_active, open_account, wrong
 from tests.test_pages import foreign_urls, parse
 
-pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+pytestmark = [
+    pytest.mark.django_db(databases=ALL_DATABASES),
+    pytest.mark.usefixtures("english", "empty_cache"),
+]
 
 CHANGE = VerificationCode.Purpose.CHANGE
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def english() -> Iterator[None]:
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.core import mail
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -59,17 +58,7 @@ def text(response: Any) -> str:
     return response.content.decode()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> Any:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def english(settings: Any) -> None:
-    # Assertions read the English msgids; the pages are Dutch by default.
-    settings.LANGUAGE_CODE = "en"
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
 @pytest.fixture

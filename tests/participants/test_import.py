@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from participants.agreements import AgreementMissing
 from participants.importing import (
@@ -33,10 +32,7 @@ def csv_bytes(*rows: str, header: str = HEADER, encoding: str = "utf-8", newline
     return newline.join([header, *rows]).encode(encoding) + newline.encode()
 
 
-@pytest.fixture(autouse=True)
-def english() -> Iterator[None]:
-    with translation.override("en"):
-        yield
+pytestmark = pytest.mark.usefixtures("english")
 
 
 def run_import(

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from casefiles.models import Dossier
 from participants.models import Participant
@@ -39,6 +38,7 @@ pytestmark = [
     pytest.mark.integration,
     # Committed for real, so that pg_dump (another connection) sees what a DBA would see.
     pytest.mark.django_db(transaction=True, databases=ALL_DATABASES),
+    pytest.mark.usefixtures("english"),
 ]
 
 # (name, e-mail address, mobile as the employer's list writes it, E.164, department)
@@ -49,12 +49,6 @@ PEOPLE = [
 ]
 JAN_NEW_EMAIL = "jan.nieuwadres@voorbeeld.nl"
 CODE = re.compile(r"\b(\d{6})\b")
-
-
-@pytest.fixture(autouse=True)
-def english() -> Iterator[None]:
-    with translation.override("en"):
-        yield
 
 
 def mail_body(smtp: FakeSmtpServer, to: str) -> str:

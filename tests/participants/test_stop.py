@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
 from django.db import connections
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from casefiles import receivers as casefiles_receivers
 from casefiles.models import Dossier
@@ -35,7 +33,10 @@ from scores import receivers as score_receivers
 from scores.models import Score
 from tests.conftest import ALL_DATABASES, make_organisation
 
-pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+pytestmark = [
+    pytest.mark.django_db(databases=ALL_DATABASES),
+    pytest.mark.usefixtures("english", "empty_cache"),
+]
 
 WEEKS = [dt.date(2026, 10, 26), dt.date(2026, 11, 2), dt.date(2026, 11, 9)]
 
@@ -125,19 +126,6 @@ def raw_dossier(number: str) -> tuple[Any, ...]:
         row = cursor.fetchone()
     assert row is not None
     return tuple(row)
-
-
-@pytest.fixture(autouse=True)
-def english() -> Iterator[None]:
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

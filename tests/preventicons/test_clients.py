@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
@@ -51,13 +50,8 @@ def test_the_client_address(settings: Any, proxies: int, forwarded: str | None, 
     assert address(forwarded, proxies=proxies, settings=settings) == expected
 
 
-@pytest.fixture
-def _empty_cache() -> None:
-    cache.clear()
-
-
 @pytest.mark.django_db
-@pytest.mark.usefixtures("_empty_cache")
+@pytest.mark.usefixtures("empty_cache")
 def test_behind_the_proxy_one_scanner_does_not_lock_out_the_colleagues(
     settings: Any, organisation: Organisation
 ) -> None:
@@ -77,7 +71,7 @@ def test_behind_the_proxy_one_scanner_does_not_lock_out_the_colleagues(
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("_empty_cache")
+@pytest.mark.usefixtures("empty_cache")
 def test_without_a_proxy_a_made_up_forwarded_address_does_not_escape_the_limit(
     settings: Any,
 ) -> None:

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.db import connections
 from django.test import Client
 
@@ -29,9 +28,7 @@ NEXT_MONDAY = dt.datetime(2026, 11, 23, 0, 0, tzinfo=AMSTERDAM)
 VARYING = re.compile(r'(?<=name="csrfmiddlewaretoken" value=")[^"]+|(?<=/thanks/)\?recorded=[^"]+')
 
 
-@pytest.fixture(autouse=True)
-def _empty_cache() -> None:
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
 def _page(response: Any) -> str:
