@@ -8,8 +8,12 @@ when missing, migrates them, and gives the process a throw-away key set. Each be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DATABASES = {
@@ -67,3 +71,41 @@ def prepare() -> None:
     for alias in ("default", "notes", "casefiles"):
         call_command("migrate", database=alias, interactive=False, verbosity=0)
     _prepared = True
+
+
+@contextlib.contextmanager
+def bench_organisation(label: str) -> Iterator[Any]:
+    """An organisation of its own for one benchmark, with a signed agreement; everything under it goes after.
+
+    Rows the benchmark makes elsewhere (outbox messages, staff users) are its own to remove.
+    """
+    import datetime as dt
+
+    from django.db import models
+
+    from participants.agreements import record_agreement
+    from participants.models import Department, Organisation, Participant, ProcessingAgreement
+    from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink, WeeklyRound
+
+    run = secrets.token_hex(4)
+    organisation = Organisation.objects.create(name=f"Bench {label} {run}", sector="bench")
+    try:
+        record_agreement(
+            organisation=organisation, signed_on=dt.date.today(), signer="Bench", document=run.encode()
+        )
+        yield organisation
+    finally:
+        # Children before parents: the foreign keys protect the organisation and its departments.
+        under: list[tuple[type[models.Model], str]] = [
+            (WeeklyAggregate, "organisation"),
+            (ClosedWeek, "organisation"),
+            (Score, "organisation"),
+            (WeeklyRound, "organisation"),
+            (WeeklyLink, "participant__organisation"),
+            (Participant, "organisation"),
+            (ProcessingAgreement, "organisation"),
+            (Department, "organisation"),
+        ]
+        for model, path in under:
+            model._default_manager.filter(**{path: organisation}).delete()
+        organisation.delete()

@@ -6,7 +6,6 @@ python -m bench.import_addresses     (this one; DATABASE_URL names the server, d
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import secrets
@@ -14,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import prepare
+from bench import bench_organisation, prepare
 
 ROWS = 10_000
 DEPARTMENTS = 40
@@ -50,51 +49,44 @@ def main() -> None:
     from django.contrib.auth.models import Group
     from django.db import connection
 
-    from participants.agreements import record_agreement
     from participants.importing import import_address_list, parse_address_list
-    from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
+    from participants.models import StaffUser
     from preventicons.roles import Role
 
     # The import logs one line per run; the figures below say it better.
     logging.getLogger("participants.importing").setLevel(logging.WARNING)
-    run = secrets.token_hex(4)
-    organisation = Organisation.objects.create(name=f"Bench {run}", sector="bench")
-    employer = StaffUser.objects.create_user(
-        username=f"bench-{run}", password=None, organisation=organisation
-    )
-    employer.groups.add(Group.objects.get(name=Role.EMPLOYER.value))
-    record_agreement(
-        organisation=organisation, signed_on=dt.date.today(), signer="Bench", document=run.encode()
-    )
     fresh = address_list(ROWS)
     changed = address_list(ROWS, name_prefix="Collega", department_prefix="Team")
-
-    def run_import(data: bytes) -> Any:
-        return import_address_list(organisation=organisation, data=data, full_list=True, by=employer)
-
     print(
         f"Importing {ROWS:,} rows ({len(fresh) / 1024 / 1024:.1f} MB) into PostgreSQL "
         f"{getattr(connection, 'pg_version', 0) // 10000} ({connection.settings_dict['NAME']})",
         flush=True,
     )
-    try:
-        _rows, seconds, cpu = timed(lambda: parse_address_list(fresh))
-        report("parse and validate only", ROWS, seconds, cpu, "no database")
-        result, seconds, cpu = timed(lambda: run_import(fresh))
-        assert result.created == ROWS, result
-        report("fresh import", ROWS, seconds, cpu, f"{result.created:,} created")
-        result, seconds, cpu = timed(lambda: run_import(fresh))
-        assert result.unchanged == ROWS, result
-        report("re-import, same list", ROWS, seconds, cpu, f"{result.unchanged:,} unchanged")
-        result, seconds, cpu = timed(lambda: run_import(changed))
-        assert result.updated == ROWS, result
-        report("re-import, every name and department new", ROWS, seconds, cpu, f"{result.updated:,} updated")
-    finally:
-        Participant.objects.filter(organisation=organisation).delete()
-        ProcessingAgreement.objects.filter(organisation=organisation).delete()
-        employer.delete()
-        Department.objects.filter(organisation=organisation).delete()
-        organisation.delete()
+    with bench_organisation("import") as organisation:
+        employer = StaffUser.objects.create_user(
+            username=f"bench-{secrets.token_hex(4)}", password=None, organisation=organisation
+        )
+        employer.groups.add(Group.objects.get(name=Role.EMPLOYER.value))
+
+        def run_import(data: bytes) -> Any:
+            return import_address_list(organisation=organisation, data=data, full_list=True, by=employer)
+
+        try:
+            _rows, seconds, cpu = timed(lambda: parse_address_list(fresh))
+            report("parse and validate only", ROWS, seconds, cpu, "no database")
+            result, seconds, cpu = timed(lambda: run_import(fresh))
+            assert result.created == ROWS, result
+            report("fresh import", ROWS, seconds, cpu, f"{result.created:,} created")
+            result, seconds, cpu = timed(lambda: run_import(fresh))
+            assert result.unchanged == ROWS, result
+            report("re-import, same list", ROWS, seconds, cpu, f"{result.unchanged:,} unchanged")
+            result, seconds, cpu = timed(lambda: run_import(changed))
+            assert result.updated == ROWS, result
+            report(
+                "re-import, every name and department new", ROWS, seconds, cpu, f"{result.updated:,} updated"
+            )
+        finally:
+            employer.delete()
     print(f"  (bench rows removed; load average at the end {os.getloadavg()[0]:.1f})", flush=True)
 
 

@@ -17,7 +17,6 @@ import datetime as dt
 import http.client
 import itertools
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench import prepare
+from bench import bench_organisation, prepare
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
@@ -121,117 +120,110 @@ def main() -> None:
     # No worker runs during the bench: nothing is queued by a submission anyway.
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     prepare()
-    from participants.agreements import record_agreement
-    from participants.models import Department, Organisation, Participant, ProcessingAgreement
+    from participants.models import Department, Participant
     from preventicons.crypto import hash_token, new_pseudonym, new_token
     from scores import rounds
     from scores.models import Score, WeeklyLink
 
-    run = secrets.token_hex(4)
-    organisation = Organisation.objects.create(name=f"Bench submissions {run}", sector="bench")
-    department = Department.objects.create(organisation=organisation, name="Bench")
-    record_agreement(
-        organisation=organisation, signed_on=dt.date.today(), signer="Bench", document=run.encode()
-    )
     week = rounds.week_of(dt.datetime.now(tz=dt.UTC))
     expires_at = rounds.week_closes_at(week)
     port = _free_port()
     gunicorn: subprocess.Popen[bytes] | None = None
-    try:
-        people = Participant.objects.bulk_create(
-            [
-                Participant(
-                    organisation=organisation,
-                    department=department,
-                    status=Participant.Status.ACTIVE,
-                    pseudonym=new_pseudonym(),
+    with bench_organisation("submissions") as organisation:
+        department = Department.objects.create(organisation=organisation, name="Bench")
+        try:
+            people = Participant.objects.bulk_create(
+                [
+                    Participant(
+                        organisation=organisation,
+                        department=department,
+                        status=Participant.Status.ACTIVE,
+                        pseudonym=new_pseudonym(),
+                    )
+                    for _ in range(LINKS)
+                ],
+                batch_size=5000,
+            )
+            tokens = [new_token() for _ in people]
+            WeeklyLink.objects.bulk_create(
+                [
+                    WeeklyLink(
+                        participant=person, week=week, token_hash=hash_token(token), expires_at=expires_at
+                    )
+                    for person, token in zip(people, tokens, strict=True)
+                ],
+                batch_size=5000,
+            )
+            gunicorn = _start_gunicorn(port)
+            # The smiley form carries no CSRF token (scores.views.week): the link's token is its authority.
+            form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            unused = iter(tokens)
+            lock = threading.Lock()
+            smiley_body = urlencode({"value": "3"})
+
+            def tap() -> str | None:
+                """POST a smiley on an unused link, as the form does; the thanks URL when it was recorded."""
+                with lock:
+                    token = next(unused)
+                status, headers, _content = _request(port, "POST", f"/w/{token}/", smiley_body, form_headers)
+                location = headers.get("Location", "")
+                return location if status == 303 and "/thanks/?recorded=" in location else None
+
+            def submit() -> bool:
+                return tap() is not None
+
+            def submit_and_thank() -> bool:
+                location = tap()
+                if location is None:
+                    return False
+                status, _headers, content = _request(port, "GET", location, None, {})
+                return status == 200 and b'id="thanks"' in content
+
+            trivial_body = urlencode({"organisation": organisation.pk, "week": week.isoformat()})
+
+            def insert() -> bool:
+                status, _headers, _content = _request(
+                    port, "POST", "/bench/insert/", trivial_body, form_headers
                 )
-                for _ in range(LINKS)
-            ],
-            batch_size=5000,
-        )
-        tokens = [new_token() for _ in people]
-        WeeklyLink.objects.bulk_create(
-            [
-                WeeklyLink(participant=person, week=week, token_hash=hash_token(token), expires_at=expires_at)
-                for person, token in zip(people, tokens, strict=True)
-            ],
-            batch_size=5000,
-        )
-        gunicorn = _start_gunicorn(port)
-        # The smiley form carries no CSRF token (scores.views.week): the link's token is its authority.
-        form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        unused = iter(tokens)
-        lock = threading.Lock()
-        smiley_body = urlencode({"value": "3"})
+                return status == 200
 
-        def tap() -> str | None:
-            """POST a smiley on an unused link, as the form does; the thanks URL when it was recorded."""
-            with lock:
-                token = next(unused)
-            status, headers, _content = _request(port, "POST", f"/w/{token}/", smiley_body, form_headers)
-            location = headers.get("Location", "")
-            return location if status == 303 and "/thanks/?recorded=" in location else None
-
-        def submit() -> bool:
-            return tap() is not None
-
-        def submit_and_thank() -> bool:
-            location = tap()
-            if location is None:
-                return False
-            status, _headers, content = _request(port, "GET", location, None, {})
-            return status == 200 and b'id="thanks"' in content
-
-        trivial_body = urlencode({"organisation": organisation.pk, "week": week.isoformat()})
-
-        def insert() -> bool:
-            status, _headers, _content = _request(port, "POST", "/bench/insert/", trivial_body, form_headers)
-            return status == 200
-
-        print(
-            f"Submissions through gunicorn ({WORKERS} sync workers, 127.0.0.1:{port}), {CLIENTS} clients, "
-            f"{SECONDS:.0f} s per target",
-            flush=True,
-        )
-        _load(insert, 2)  # warm both workers' connections and imports
-        Score.objects.filter(organisation=organisation).delete()
-        real_ok, real_failed, real_seconds = _load(submit, SECONDS)
-        recorded = Score.objects.filter(organisation=organisation, department=department).count()
-        trivial_ok, trivial_failed, trivial_seconds = _load(insert, SECONDS)
-        both_ok, both_failed, both_seconds = _load(submit_and_thank, SECONDS)
-        real_rate = real_ok / real_seconds
-        trivial_rate = trivial_ok / trivial_seconds
-        both_rate = both_ok / both_seconds
-        print(
-            f"  smiley POST /w/<token>/ (records, 303)   {real_rate:8.1f} req/s   "
-            f"({real_ok} recorded, {real_failed} failed)"
-        )
-        print(
-            f"  trivial one-INSERT view                  {trivial_rate:8.1f} req/s   "
-            f"({trivial_ok} inserted, {trivial_failed} failed)"
-        )
-        print(
-            f"  smiley POST, then its thanks page        {both_rate:8.1f} taps/s  "
-            f"({both_ok} recorded and thanked, {both_failed} failed)"
-        )
-        assert recorded == real_ok, (recorded, real_ok)
-        verdict = "met" if real_rate >= 0.5 * trivial_rate else "NOT MET"
-        print(
-            f"  ratio smiley POST / trivial: {real_rate / trivial_rate:.0%} "
-            f"(target at least 50%: {verdict}); with the thanks page: {both_rate / trivial_rate:.0%}",
-            flush=True,
-        )
-    finally:
-        if gunicorn is not None:
-            gunicorn.send_signal(signal.SIGTERM)
-            gunicorn.wait(timeout=30)
-        Score.objects.filter(organisation=organisation).delete()
-        WeeklyLink.objects.filter(participant__organisation=organisation).delete()
-        Participant.objects.filter(organisation=organisation).delete()
-        ProcessingAgreement.objects.filter(organisation=organisation).delete()
-        Department.objects.filter(organisation=organisation).delete()
-        organisation.delete()
+            print(
+                f"Submissions through gunicorn ({WORKERS} sync workers, 127.0.0.1:{port}), "
+                f"{CLIENTS} clients, {SECONDS:.0f} s per target",
+                flush=True,
+            )
+            _load(insert, 2)  # warm both workers' connections and imports
+            Score.objects.filter(organisation=organisation).delete()
+            real_ok, real_failed, real_seconds = _load(submit, SECONDS)
+            recorded = Score.objects.filter(organisation=organisation, department=department).count()
+            trivial_ok, trivial_failed, trivial_seconds = _load(insert, SECONDS)
+            both_ok, both_failed, both_seconds = _load(submit_and_thank, SECONDS)
+            real_rate = real_ok / real_seconds
+            trivial_rate = trivial_ok / trivial_seconds
+            both_rate = both_ok / both_seconds
+            print(
+                f"  smiley POST /w/<token>/ (records, 303)   {real_rate:8.1f} req/s   "
+                f"({real_ok} recorded, {real_failed} failed)"
+            )
+            print(
+                f"  trivial one-INSERT view                  {trivial_rate:8.1f} req/s   "
+                f"({trivial_ok} inserted, {trivial_failed} failed)"
+            )
+            print(
+                f"  smiley POST, then its thanks page        {both_rate:8.1f} taps/s  "
+                f"({both_ok} recorded and thanked, {both_failed} failed)"
+            )
+            assert recorded == real_ok, (recorded, real_ok)
+            verdict = "met" if real_rate >= 0.5 * trivial_rate else "NOT MET"
+            print(
+                f"  ratio smiley POST / trivial: {real_rate / trivial_rate:.0%} "
+                f"(target at least 50%: {verdict}); with the thanks page: {both_rate / trivial_rate:.0%}",
+                flush=True,
+            )
+        finally:
+            if gunicorn is not None:
+                gunicorn.send_signal(signal.SIGTERM)
+                gunicorn.wait(timeout=30)
     print("  (bench rows removed)", flush=True)
 
 

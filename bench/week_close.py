@@ -14,7 +14,7 @@ import random
 import secrets
 import time
 
-from bench import prepare
+from bench import bench_organisation, prepare
 
 PARTICIPANTS = 100_000
 DEPARTMENTS = 40
@@ -29,19 +29,18 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from participants.models import Department, Organisation, Participant
+    from participants.models import Department, Participant
     from preventicons.crypto import new_pseudonym
     from scores import weekclose
-    from scores.models import ClosedWeek, Score, WeeklyAggregate
+    from scores.models import Score
 
     run = secrets.token_hex(4)
     rng = random.Random(run)
     week = weekclose.previous_week()
-    organisation = Organisation.objects.create(name=f"Bench {run}", sector="bench")
-    departments = Department.objects.bulk_create(
-        [Department(organisation=organisation, name=f"Afdeling {i}") for i in range(DEPARTMENTS)]
-    )
-    try:
+    with bench_organisation("week close") as organisation:
+        departments = Department.objects.bulk_create(
+            [Department(organisation=organisation, name=f"Afdeling {i}") for i in range(DEPARTMENTS)]
+        )
         started = time.perf_counter()
         participants: list[Participant] = []
         scores: list[Score] = []
@@ -101,13 +100,6 @@ def main() -> None:
         again = weekclose.close_week(organisation_id=organisation.pk, week=week)
         assert not again.closed
         print(f"  second close (changes nothing) {time.perf_counter() - started:5.2f} s", flush=True)
-    finally:
-        WeeklyAggregate.objects.filter(organisation=organisation).delete()
-        ClosedWeek.objects.filter(organisation=organisation).delete()
-        Score.objects.filter(organisation=organisation).delete()
-        Participant.objects.filter(organisation=organisation).delete()
-        Department.objects.filter(organisation=organisation).delete()
-        organisation.delete()
     print("  (bench rows removed)", flush=True)
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 import time
 import uuid
 from typing import Any
 
-from bench import prepare
+from bench import bench_organisation, prepare
 
 PARTICIPANTS = 100_000
 SETUP_BATCH = 5_000
@@ -129,18 +128,11 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from participants.agreements import record_agreement
-    from participants.models import Department, Organisation, Participant, ProcessingAgreement
+    from participants.models import Department, Participant
     from preventicons.models import OutboundMessage
     from scores import rounds
-    from scores.models import WeeklyLink, WeeklyRound
+    from scores.models import WeeklyLink
 
-    run = secrets.token_hex(4)
-    organisation = Organisation.objects.create(name=f"Bench round {run}", sector="bench")
-    department = Department.objects.create(organisation=organisation, name="Bench")
-    record_agreement(
-        organisation=organisation, signed_on=dt.date.today(), signer="Bench", document=run.encode()
-    )
     week = rounds.week_of(dt.datetime.now(tz=dt.UTC))
     print(
         f"Weekly round for {PARTICIPANTS:,} participants (e-mail and SMS each) on PostgreSQL "
@@ -148,60 +140,63 @@ def main() -> None:
         f"batches of {settings.WEEKLY_ROUND_BATCH_SIZE:,}",
         flush=True,
     )
-    try:
-        started = time.perf_counter()
-        _make_participants(organisation, department)
-        print(
-            f"  (setup: {PARTICIPANTS:,} participants sealed and inserted "
-            f"in {time.perf_counter() - started:.1f} s)"
-        )
-        participant_ids = list(
-            Participant.objects.filter(organisation=organisation).order_by("pk").values_list("pk", flat=True)
-        )
-        _settle()
+    with bench_organisation("round") as organisation:
+        department = Department.objects.create(organisation=organisation, name="Bench")
+        try:
+            started = time.perf_counter()
+            _make_participants(organisation, department)
+            print(
+                f"  (setup: {PARTICIPANTS:,} participants sealed and inserted "
+                f"in {time.perf_counter() - started:.1f} s)"
+            )
+            participant_ids = list(
+                Participant.objects.filter(organisation=organisation)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            _settle()
 
-        started = time.perf_counter()
-        result = rounds.run_weekly_round(organisation=organisation, week=week)
-        round_seconds = time.perf_counter() - started
-        assert (result.links, result.emails, result.sms) == (PARTICIPANTS,) * 3, result
-        round_rows = result.links + result.emails + result.sms
-        report(
-            "weekly round (deferred, batches)", round_rows, round_seconds, f"{result.batches} transactions"
-        )
+            started = time.perf_counter()
+            result = rounds.run_weekly_round(organisation=organisation, week=week)
+            round_seconds = time.perf_counter() - started
+            assert (result.links, result.emails, result.sms) == (PARTICIPANTS,) * 3, result
+            round_rows = result.links + result.emails + result.sms
+            report(
+                "weekly round (deferred, batches)",
+                round_rows,
+                round_seconds,
+                f"{result.batches} transactions",
+            )
 
-        started = time.perf_counter()
-        again = rounds.run_weekly_round(organisation=organisation, week=week)
-        assert again.links == 0, again
-        report("the same round again (nothing to do)", round_rows, time.perf_counter() - started, "0 rows")
+            started = time.perf_counter()
+            again = rounds.run_weekly_round(organisation=organisation, week=week)
+            assert again.links == 0, again
+            report(
+                "the same round again (nothing to do)", round_rows, time.perf_counter() - started, "0 rows"
+            )
 
-        OutboundMessage.objects.filter(
-            key__startswith="week:", key__contains=f":{week.isoformat()}:"
-        ).delete()
-        WeeklyLink.objects.filter(participant__organisation=organisation).delete()
-        _settle()
+            OutboundMessage.objects.filter(
+                key__startswith="week:", key__contains=f":{week.isoformat()}:"
+            ).delete()
+            WeeklyLink.objects.filter(participant__organisation=organisation).delete()
+            _settle()
 
-        started = time.perf_counter()
-        raw_rows = _raw_copy(organisation.pk, week, participant_ids)
-        raw_seconds = time.perf_counter() - started
-        report("raw COPY of as many rows", raw_rows, raw_seconds, "psycopg COPY, one transaction")
-        _token_costs(participant_ids)
-        verdict = "within" if round_seconds <= 5 * raw_seconds and round_seconds < 10 else "OUTSIDE"
-        print(
-            f"  ratio round / raw COPY: {round_seconds / raw_seconds:.2f}x "
-            f"(target: within 5x and under 10 s: {verdict})",
-            flush=True,
-        )
-    finally:
-        OutboundMessage.objects.filter(key__startswith="bench:").delete()
-        OutboundMessage.objects.filter(
-            key__startswith="week:", key__contains=f":{week.isoformat()}:"
-        ).delete()
-        WeeklyLink.objects.filter(participant__organisation=organisation).delete()
-        WeeklyRound.objects.filter(organisation=organisation).delete()
-        Participant.objects.filter(organisation=organisation).delete()
-        ProcessingAgreement.objects.filter(organisation=organisation).delete()
-        Department.objects.filter(organisation=organisation).delete()
-        organisation.delete()
+            started = time.perf_counter()
+            raw_rows = _raw_copy(organisation.pk, week, participant_ids)
+            raw_seconds = time.perf_counter() - started
+            report("raw COPY of as many rows", raw_rows, raw_seconds, "psycopg COPY, one transaction")
+            _token_costs(participant_ids)
+            verdict = "within" if round_seconds <= 5 * raw_seconds and round_seconds < 10 else "OUTSIDE"
+            print(
+                f"  ratio round / raw COPY: {round_seconds / raw_seconds:.2f}x "
+                f"(target: within 5x and under 10 s: {verdict})",
+                flush=True,
+            )
+        finally:
+            OutboundMessage.objects.filter(key__startswith="bench:").delete()
+            OutboundMessage.objects.filter(
+                key__startswith="week:", key__contains=f":{week.isoformat()}:"
+            ).delete()
     print("  (bench rows removed)", flush=True)
 
 
