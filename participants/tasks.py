@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
 from django.utils import translation
 
 from participants import account, verification
+from preventicons.tasks import IDEMPOTENT_JOB
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    max_retries=3,
-    retry_backoff=True,
-    ignore_result=True,
-)
+@shared_task(**IDEMPOTENT_JOB)
 def resend_codes(participant_id: str, purpose: str, after_code_id: str) -> bool:
     """New codes for the round after ``after_code_id``; a redelivered or repeated task sends nothing."""
     return verification.resend_after(
@@ -23,13 +17,7 @@ def resend_codes(participant_id: str, purpose: str, after_code_id: str) -> bool:
     )
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    max_retries=3,
-    retry_backoff=True,
-    ignore_result=True,
-)
+@shared_task(**IDEMPOTENT_JOB)
 def send_account_links_task(request_id: str, sealed: str, language: str) -> int:
     """The work behind an account-link request: the address travels sealed, the outbox key makes it once."""
     email = account.open_link_request(request_id=request_id, sealed=sealed)

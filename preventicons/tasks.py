@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from preventicons import messaging
 
 BATCH_SIZE = 100
+# How the apps' jobs run: `@shared_task(**IDEMPOTENT_JOB)`. Acknowledged only when done, so a worker killed
+# halfway leaves the job to be delivered again, and retried with backoff when the database is unreachable;
+# both are safe only because every such job is idempotent (a second run sends and writes nothing twice).
+IDEMPOTENT_JOB: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError,),
+    "max_retries": 3,
+    "retry_backoff": True,
+    "ignore_result": True,
+}
 
 
 @shared_task(name="preventicons.tasks.send_due_messages", ignore_result=True)

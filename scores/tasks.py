@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
 
+from preventicons.tasks import IDEMPOTENT_JOB
 from scores import rounds, weekclose
 
 
-@shared_task(
-    name="scores.tasks.run_due_rounds",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    max_retries=3,
-    retry_backoff=True,
-    ignore_result=True,
-)
+@shared_task(name="scores.tasks.run_due_rounds", **IDEMPOTENT_JOB)
 def run_due_rounds() -> int:
     """Start or resume every weekly round whose moment has come; a doubled or retried run sends no double."""
     return sum(report.links for report in rounds.run_due_rounds())
 
 
-@shared_task(
-    name="scores.tasks.close_ended_weeks",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    max_retries=3,
-    retry_backoff=True,
-    ignore_result=True,
-)
+@shared_task(name="scores.tasks.close_ended_weeks", **IDEMPOTENT_JOB)
 def close_ended_weeks() -> int:
     """Close every ended week not yet closed (scores.weekclose); a doubled or retried run changes nothing."""
     return sum(1 for result in weekclose.close_ended_weeks() if result.closed)
