@@ -90,12 +90,16 @@ def link_step_participant(request: HttpRequest) -> Participant | None:
     step = request.session.get(SESSION_LINK_STEP)
     if not isinstance(step, dict):
         return None
-    at = step.get("at")
-    if not isinstance(at, int) or not 0 <= int(time.time()) - at <= LINK_STEP_SECONDS:
+    at, participant_id = step.get("at"), step.get("participant")
+    if (
+        not isinstance(at, int)
+        or not isinstance(participant_id, str)
+        or not 0 <= int(time.time()) - at <= LINK_STEP_SECONDS
+    ):
         request.session.pop(SESSION_LINK_STEP, None)
         return None
     participant = (
-        Participant.objects.filter(pk=step.get("participant"))
+        Participant.objects.filter(pk=participant_id)
         .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
         .first()
     )

@@ -98,7 +98,7 @@ def _account_links(token: str | None = None) -> dict[str, str]:
 
 
 def answers_as_open(link: WeeklyLink | None) -> bool:
-    """Whether this link's pages answer as the open week's: for everyone it could belong to, whatever they did.
+    """Whether this link's pages answer as the open week's, for everyone it could belong to, alike.
 
     Only the week decides, never the participant: a link of the open week shows its pages to an active,
     paused, inactive or stopped participant alike (what they can do there is decided out of sight), and a

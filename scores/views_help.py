@@ -30,7 +30,9 @@ def _channels() -> list[tuple[str, str]]:
     return [(channel, labels[channel]) for channel in wellbeing.CONTACT_CHANNELS]
 
 
-def _help_page(request: HttpRequest, participant: Participant, *, refusal_reads_as_accepted: bool) -> HttpResponse:
+def _help_page(
+    request: HttpRequest, participant: Participant, *, refusal_reads_as_accepted: bool
+) -> HttpResponse:
     context: dict[str, object] = {
         "channels": _channels(),
         "consent_version": wellbeing.CONTACT_CONSENT_VERSION,

@@ -494,7 +494,8 @@ def link_code_resend(request: HttpRequest) -> HttpResponse:
     if wait:
         messages.error(
             request,
-            _("Please wait a little before asking again: a new code in %(wait)s.") % {"wait": _wait_text(wait)},
+            _("Please wait a little before asking again: a new code in %(wait)s.")
+            % {"wait": _wait_text(wait)},
         )
     else:
         messages.success(request, _("A new code is on its way. The old code no longer works."))
