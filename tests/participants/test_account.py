@@ -776,3 +776,31 @@ def test_the_account_offers_contact_from_a_low_recent_answer_behind_both_factors
 
 def test_the_account_offers_nothing_without_a_signal(jan_client: Client) -> None:
     assert "Your recent answers suggest" not in jan_client.get("/me/").content.decode()
+
+
+def test_while_codes_are_held_back_the_link_stays_usable(client: Client, jan: Participant) -> None:
+    link_step(client, jan)  # one SMS code just now: the next waits for the backoff
+    token = crypto.new_token()
+    AccountLink.objects.create(
+        participant=jan,
+        token_hash=crypto.hash_token(token),
+        expires_at=dt.datetime.now(dt.UTC) + account.ACCOUNT_LINK_LIFETIME,
+    )
+    other = Client()
+    other.get(f"/me/link/{token}/")
+
+    held_back = other.post("/me/link/open/")
+
+    assert held_back.status_code == 429 and "You can ask again in" in held_back.content.decode()
+    assert AccountLink.objects.get(token_hash=crypto.hash_token(token)).used_at is None
+    with time_machine.travel(dt.timedelta(minutes=1)):
+        assert other.post("/me/link/open/")["Location"] == "/me/link/code/"
+
+
+def test_the_code_step_does_not_wait_forever(client: Client, jan: Participant) -> None:
+    link_step(client, jan)
+
+    with time_machine.travel(dt.timedelta(minutes=31)):
+        response = client.post("/me/link/code/", {"sms_code": "123456"})
+        assert response.status_code == 302 and response["Location"] == "/me/link/"
+        assert client.get("/me/")["Location"] == "/me/link/"
