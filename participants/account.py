@@ -1,7 +1,9 @@
 """The participant's own account: see and export everything, correct, pause, and stop (crypto-shredding).
 
-Every operation here acts for the participant whose session it is; the views check that session.
-Corrections and stopping are verified again by both factors (a code by e-mail and a code by SMS).
+Every operation here acts for the participant whose session it is; the views check that session, which
+opens only after both factors: the e-mailed link and then a fresh code by SMS (open_account_link,
+confirm_account_code). Corrections and stopping are verified again by both factors (a code by e-mail and a
+code by SMS).
 """
 
 from __future__ import annotations

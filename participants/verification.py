@@ -3,7 +3,8 @@
 Ours, not django-otp's (DESIGN.md "Traps"): a code is stored only as a keyed hash bound to its own row, lives
 10 minutes, is used once, and wrong guesses are counted in the database under a row lock, so parallel guesses
 all count. Budgets are per participant per hour and across purposes and resends: asking for new codes never
-resets them.
+resets them. Opening the account asks for one code only, by SMS (issue_sms_code): the e-mailed link was the
+other factor.
 """
 
 from __future__ import annotations

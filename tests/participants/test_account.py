@@ -771,7 +771,10 @@ def test_the_account_offers_contact_from_a_low_recent_answer_behind_both_factors
         assert "Your recent answers suggest that things may be hard" in page
         assert 'href="/me/help/"' in page
         help_page = client.get("/me/help/")
-    assert help_page.status_code == 200 and 'name="csrfmiddlewaretoken"' in help_page.content.decode()
+        assert help_page.status_code == 200 and 'name="csrfmiddlewaretoken"' in help_page.content.decode()
+        asked = client.post("/me/help/", {"consent": "yes", "channel": "email"})
+    assert asked.status_code == 200 and 'id="help-requested"' in asked.content.decode()
+    assert piet.consents.filter(kind=ConsentRecord.Kind.CONTACT).count() == 1
 
 
 def test_the_account_offers_nothing_without_a_signal(jan_client: Client) -> None:
