@@ -167,7 +167,7 @@ def main() -> None:
                     token = next(unused)
                 status, headers, _content = _request(port, "POST", f"/w/{token}/", smiley_body, form_headers)
                 location = headers.get("Location", "")
-                return location if status == 303 and "/thanks/?recorded=" in location else None
+                return location if status == 303 and "/thanks/?tapped=" in location else None
 
             def submit() -> bool:
                 return tap() is not None

@@ -1,7 +1,9 @@
 """The participant's own account: see and export everything, correct, pause, and stop (crypto-shredding).
 
-Every operation here acts for the participant whose session it is; the views check that session.
-Corrections and stopping are verified again by both factors (a code by e-mail and a code by SMS).
+Every operation here acts for the participant whose session it is; the views check that session, which
+opens only after both factors: the e-mailed link and then a fresh code by SMS (open_account_link,
+confirm_account_code). Corrections and stopping are verified again by both factors (a code by e-mail and a
+code by SMS).
 """
 
 from __future__ import annotations
@@ -559,6 +561,39 @@ def find_account_link(*, token: str) -> AccountLink | None:
         )
         .select_related("participant")
         .first()
+    )
+
+
+ACCOUNT = VerificationCode.Purpose.ACCOUNT
+
+
+def open_account_link(*, link_id: str) -> Participant | None:
+    """Use the link up and send the second factor, a fresh code by SMS; None when the link cannot be used.
+
+    Alike for every participant a link can reach (invited, active, paused, inactive): the same code row and
+    the same answer, so the page after the link tells its opener nothing about them. Raises
+    verification.TooManyCodes (the link stays unused then, to try again later).
+    """
+    with transaction.atomic():
+        participant = use_account_link(link_id=link_id)
+        if participant is not None:
+            verification.issue_sms_code(participant=participant, purpose=ACCOUNT)
+    return participant
+
+
+def resend_account_code(*, participant: Participant) -> int:
+    """A new SMS code for opening the account; returns the wait in seconds (0: sent)."""
+    try:
+        verification.issue_sms_code(participant=participant, purpose=ACCOUNT)
+    except verification.TooManyCodes as exc:
+        return exc.wait_seconds
+    return 0
+
+
+def confirm_account_code(*, participant: Participant, code: str) -> verification.VerifyOutcome:
+    """Check the SMS code that opens the account; every wrong guess is counted (verification.verify_code)."""
+    return verification.verify_code(
+        participant=participant, purpose=ACCOUNT, channel=VerificationCode.Channel.SMS, code=code
     )
 
 

@@ -189,6 +189,8 @@ class VerificationCode(models.Model):
         ENROL = "enrol", _("enrolment")
         CHANGE = "change", _("change of contact data")
         STOP = "stop", _("stopping")
+        # The second factor of opening the account: a code by SMS after the e-mailed link.
+        ACCOUNT = "account", _("opening the account")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="codes")

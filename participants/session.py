@@ -1,24 +1,47 @@
-"""The participant's short-lived session: reached through a link, never through a password.
+"""The participant's short-lived session: reached through a link and a code, never through a password.
 
-Only the participant's random id is kept in the session, and only for a short while: whoever picks up an
-unattended phone should find the account closed again.
+An account opens only after both factors in one session (DESIGN.md "Nothing personal behind one factor"):
+the e-mailed link (its first factor, kept here as a pending step) and then a fresh code by SMS. Whoever reads
+a work mailbox holds only the first. Only the participant's random id is kept in the session, and only for a
+short while: the account closes itself after settings.PARTICIPANT_SESSION_SECONDS (15 minutes by default)
+without a request, so whoever picks up an unattended phone or work computer finds it closed again.
 """
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
 from participants.models import Participant
 
+# Set only once both factors are proven in this session.
 SESSION_KEY = "participant_id"
+# When this session last showed the account (epoch seconds): the idle timeout is counted from it.
+SESSION_SEEN_AT = "participant_seen_at"
+# The first factor: the participant whose e-mailed link this session used, and when (epoch seconds).
+SESSION_LINK_STEP = "participant_link_step"
+# How long the first factor waits for the second (a code, resent if need be): as long as the link lived.
+LINK_STEP_SECONDS = 30 * 60
+
+
+def bind_participant_session(session: SessionBase, participant: Participant) -> None:
+    """Mark ``session`` as this participant's, both factors proven, from now (tests use it directly)."""
+    session.pop(SESSION_LINK_STEP, None)
+    session[SESSION_KEY] = str(participant.pk)
+    session[SESSION_SEEN_AT] = int(time.time())
+    session.set_expiry(settings.PARTICIPANT_SESSION_SECONDS)
 
 
 def start_participant_session(request: HttpRequest, participant: Participant) -> None:
-    """Open the account for this participant on this browser (a fresh session key, against fixation)."""
+    """Open the account on this browser: call only once both factors are proven in this session.
+
+    A fresh session key, against fixation.
+    """
     request.session.cycle_key()
-    request.session[SESSION_KEY] = str(participant.pk)
-    request.session.set_expiry(settings.PARTICIPANT_SESSION_SECONDS)
+    bind_participant_session(request.session, participant)
 
 
 def end_participant_session(request: HttpRequest) -> None:
@@ -26,13 +49,60 @@ def end_participant_session(request: HttpRequest) -> None:
 
 
 def current_participant(request: HttpRequest) -> Participant | None:
-    """The participant whose session this is, if it is still valid and they have not stopped."""
+    """The participant whose session this is, both factors proven, not idle too long, not stopped.
+
+    Each call counts as activity: it restarts the idle timeout.
+    """
     participant_id = request.session.get(SESSION_KEY)
     if not participant_id:
         return None
+    seen_at = request.session.get(SESSION_SEEN_AT)
+    now = int(time.time())
+    # Fails closed: a session without a time (or from the future) is as good as an expired one.
+    if not isinstance(seen_at, int) or not 0 <= now - seen_at <= settings.PARTICIPANT_SESSION_SECONDS:
+        request.session.flush()
+        return None
     participant = (
-        Participant.objects.filter(pk=participant_id).exclude(status=Participant.Status.STOPPED).first()
+        Participant.objects.filter(pk=participant_id)
+        .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
+        .first()
     )
     if participant is None:
         request.session.flush()
+        return None
+    request.session[SESSION_SEEN_AT] = now
+    request.session.set_expiry(settings.PARTICIPANT_SESSION_SECONDS)
+    return participant
+
+
+def start_link_step(request: HttpRequest, participant: Participant) -> None:
+    """Record the first factor (their e-mailed link, just used up) in a fresh session: the code comes next.
+
+    Whatever account this browser had open closes: one session holds one participant's steps.
+    """
+    request.session.flush()
+    request.session[SESSION_LINK_STEP] = {"participant": str(participant.pk), "at": int(time.time())}
+    request.session.set_expiry(LINK_STEP_SECONDS)
+
+
+def link_step_participant(request: HttpRequest) -> Participant | None:
+    """The participant whose link this session used, while it may still wait for the SMS code."""
+    step = request.session.get(SESSION_LINK_STEP)
+    if not isinstance(step, dict):
+        return None
+    at, participant_id = step.get("at"), step.get("participant")
+    if (
+        not isinstance(at, int)
+        or not isinstance(participant_id, str)
+        or not 0 <= int(time.time()) - at <= LINK_STEP_SECONDS
+    ):
+        request.session.pop(SESSION_LINK_STEP, None)
+        return None
+    participant = (
+        Participant.objects.filter(pk=participant_id)
+        .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
+        .first()
+    )
+    if participant is None:
+        request.session.pop(SESSION_LINK_STEP, None)
     return participant

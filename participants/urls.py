@@ -35,6 +35,8 @@ urlpatterns: list = [
     path("me/stopped/", account_views.stopped, name="account-stopped"),
     path("me/link/", account_views.link_request, name="account-link"),
     path("me/link/open/", account_views.link_confirm, name="account-link-confirm"),
+    path("me/link/code/", account_views.link_code, name="account-code"),
+    path("me/link/code/resend/", account_views.link_code_resend, name="account-code-resend"),
     path("me/link/<str:token>/", account_views.link_open, name="account-link-open"),
     # --- address-list import (employer/admin) ---
     path("staff/import/", importing_views.import_addresses, name="import"),

@@ -3,7 +3,8 @@
 Ours, not django-otp's (DESIGN.md "Traps"): a code is stored only as a keyed hash bound to its own row, lives
 10 minutes, is used once, and wrong guesses are counted in the database under a row lock, so parallel guesses
 all count. Budgets are per participant per hour and across purposes and resends: asking for new codes never
-resets them.
+resets them. Opening the account asks for one code only, by SMS (issue_sms_code): the e-mailed link was the
+other factor.
 """
 
 from __future__ import annotations
@@ -118,21 +119,36 @@ def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def _wait_seconds(participant: Participant, now: dt.datetime) -> int:
+def _wait_seconds(participant: Participant, now: dt.datetime, purpose: str | None = None) -> int:
     rounds = _rounds_in_window(participant, now)
     if not rounds:
         return 0
+    # The backoff grows with the rounds of this purpose (of any, without one): opening the account with an
+    # SMS code does not hold up the codes for a change or a stop right after. The hourly cap counts them all.
+    if purpose is None:
+        paced = rounds
+    else:
+        paced = list(
+            VerificationCode.objects.filter(
+                participant=participant, purpose=purpose, created_at__gt=now - WINDOW
+            )
+            .order_by("created_at")
+            .values_list("created_at", flat=True)
+            .distinct()
+        )
     cap = settings.VERIFICATION_CODE_ROUNDS_PER_HOUR
-    backoff = dt.timedelta(seconds=settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(rounds) - 1))
-    ready_at = rounds[-1] + backoff
+    ready_at = now
+    if paced:
+        backoff = dt.timedelta(seconds=settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(paced) - 1))
+        ready_at = paced[-1] + backoff
     if len(rounds) >= cap:
         ready_at = max(ready_at, rounds[len(rounds) - cap] + WINDOW)
     return max(0, math.ceil((ready_at - now).total_seconds()))
 
 
-def resend_wait_seconds(*, participant: Participant) -> int:
-    """Seconds before this participant can be sent new codes (0: now)."""
-    return _wait_seconds(participant, timezone.now())
+def resend_wait_seconds(*, participant: Participant, purpose: str | None = None) -> int:
+    """Seconds before this participant can be sent new codes (of this purpose, if given; 0: now)."""
+    return _wait_seconds(participant, timezone.now(), purpose)
 
 
 def _latest(participant: Participant, purpose: str, channel: str) -> VerificationCode | None:
@@ -152,6 +168,7 @@ def _purpose_phrase(purpose: str) -> str:
         VerificationCode.Purpose.ENROL: _("to confirm that you want to take part"),
         VerificationCode.Purpose.CHANGE: _("to confirm the change of your details"),
         VerificationCode.Purpose.STOP: _("to confirm that you want to stop"),
+        VerificationCode.Purpose.ACCOUNT: _("to open your account"),
     }
     return str(phrases[VerificationCode.Purpose(purpose)])
 
@@ -171,7 +188,7 @@ def issue_codes(
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status in (Participant.Status.DECLINED, Participant.Status.STOPPED):
             raise ValueError("no codes for a participant who declined or stopped")
-        wait = _wait_seconds(locked, now)
+        wait = _wait_seconds(locked, now, purpose)
         if wait:
             raise TooManyCodes(wait)
 
@@ -237,6 +254,49 @@ def issue_codes(
                 )
     logger.info("verification codes issued: participant %s, purpose %s", participant.pk, purpose)
     return issued
+
+
+def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCode:
+    """Send a fresh code by SMS only (the other factor was proven otherwise), replacing older open ones.
+
+    Under the same budgets as issue_codes (backoff, hourly cap), raising TooManyCodes. A participant without
+    a mobile number gets a code row all the same, sent nowhere: the page that asks for it, and what a wrong
+    guess answers, must not tell whether we hold a number (whoever opened their e-mailed link may not be
+    them).
+    """
+    purpose = VerificationCode.Purpose(purpose)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status in (Participant.Status.DECLINED, Participant.Status.STOPPED):
+            raise ValueError("no codes for a participant who declined or stopped")
+        wait = _wait_seconds(locked, now, purpose)
+        if wait:
+            raise TooManyCodes(wait)
+        VerificationCode.objects.filter(
+            participant=locked, purpose=purpose, verified_at__isnull=True, expires_at__gt=now
+        ).update(expires_at=now)
+        minutes = settings.VERIFICATION_CODE_MINUTES
+        code = _new_code()
+        row = VerificationCode(
+            participant=locked,
+            purpose=purpose,
+            channel=VerificationCode.Channel.SMS,
+            created_at=now,
+            expires_at=now + dt.timedelta(minutes=minutes),
+        )
+        row.code_hash = _code_hash(str(row.id), purpose, VerificationCode.Channel.SMS, code)
+        row.save(force_insert=True)
+        if locked.mobile:
+            messaging.queue_sms(
+                key=f"code:{row.id}:sms",
+                to=locked.mobile,
+                body=_("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
+                % {"code": code, "minutes": minutes}
+                + f"\n\n@{_site_host()} #{code}",
+            )
+    logger.info("verification code issued by SMS: participant %s, purpose %s", participant.pk, purpose)
+    return row
 
 
 def verify_code(*, participant: Participant, purpose: str, channel: str, code: str) -> VerifyOutcome:
@@ -323,7 +383,7 @@ def request_resend(*, participant: Participant, purpose: str) -> int:
     """Queue new codes to the latest round's targets, after commit; returns the wait (0: queued now)."""
     from participants.tasks import resend_codes
 
-    wait = resend_wait_seconds(participant=participant)
+    wait = resend_wait_seconds(participant=participant, purpose=purpose)
     if wait:
         return wait
     latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)

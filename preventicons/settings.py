@@ -197,7 +197,7 @@ PHONENUMBER_DEFAULT_REGION = "NL"
 # A wrong staff code can trigger a new SMS: bound how many one staff user can cause.
 STAFF_SMS_PER_HOUR = env.int("STAFF_SMS_PER_HOUR", default=5)
 
-# Participants reach their account through a link; the session it opens closes after a short while.
+# Participants reach their account through a link and an SMS code; it closes after this long idle.
 PARTICIPANT_SESSION_SECONDS = env.int("PARTICIPANT_SESSION_SECONDS", default=15 * 60)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True

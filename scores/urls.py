@@ -13,4 +13,5 @@ urlpatterns: list = [
     path("w/<str:token>/thanks/", views.thanks, name="thanks"),
     # --- asking for contact (scores/views_help.py) ---
     path("w/<str:token>/help/", views_help.help_request, name="help"),
+    path("me/help/", views_help.account_help, name="account-help"),
 ]

@@ -3,28 +3,32 @@
 Nothing here opens a session or writes anything but the score row (scores.submission): the account is
 reached through its own e-mailed link, in a separate request.
 
-What a page shows never depends on a score unless the request proves it comes from the tap that recorded
-it. The weekly link sits in a mailbox or on a phone that others may open (the employer's IT, a mail
-scanner that fetches and keeps the page, whoever the message was forwarded to): opening it must not tell
-whether this week was answered, or how any week went. So:
+Every page here answers alike for everyone the link could belong to. The weekly link sits in a mailbox or on
+a phone that others may open (the employer's IT, a mail scanner that fetches and keeps the page, whoever the
+message was forwarded to): opening it or tapping on it must not tell whether this person still takes part
+(active, paused, inactive or stopped), whether this week was answered, or how any week went. So:
 
-- the smiley page (GET) is the same for everyone, with the same quiet offer to talk to someone;
-- the tap (POST) records and answers 303 to the thanks page (Post/Redirect/Get: a reload cannot post again),
-  the same for a first and a repeated tap;
-- the thanks page offers contact after a hard week only when its URL carries the short-lived, signed mark
-  that the POST which recorded this week's score adds; without it, it thanks like any other.
+- the smiley page (GET) is the same for everyone whose link is of the open week, with the same quiet offer
+  to talk to someone; a link of an earlier week answers exactly like a link we never made (404);
+- the tap (POST) records (for an active participant) or records nowhere (for anyone else: they are thanked
+  all the same) and answers 303 to the thanks page (Post/Redirect/Get), carrying a short-lived sealed mark
+  with the value just tapped, the same for a first, a repeated and a refused tap;
+- the thanks page offers contact after a hard week only from the value in that mark, never from a score
+  read back from the database (which would tell a later visitor how an earlier week went).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlencode
 
-from django.core import signing
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -35,8 +39,8 @@ from participants.account import RATE_WINDOW_SECONDS
 from preventicons import crypto
 from preventicons.clients import client_address
 from scores import submission
+from scores.models import WeeklyLink
 from scores.submission import LinkState
-from scores.wellbeing import should_offer_help
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +48,11 @@ logger = logging.getLogger(__name__)
 # is hopeless anyway, this keeps a scanner's requests cheap. Only unknown links are counted or refused, so a
 # colleague behind the same office address still opens their own link, and a known link costs no cache trip.
 UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR = 30
-# How long the thanks page's "this tap recorded the score" mark holds: long enough to read the page and
-# come back to it, short enough that a copied thanks URL soon tells no more than the link itself.
-RECORDED_MARK_MAX_AGE = 60 * 60
+# How long the thanks page's mark (the value just tapped) holds: long enough to read the page and come back
+# to it, short enough that a copied thanks URL soon tells no more than the link itself.
+TAPPED_MARK_MAX_AGE = 60 * 60
+# The query parameter of the thanks URL that carries the mark.
+TAPPED_MARK = "tapped"
 
 # Which emotion a number means lives here, not in the database. Dutch: Heel slecht ... Heel goed.
 SMILEYS = [
@@ -91,28 +97,51 @@ def _account_links(token: str | None = None) -> dict[str, str]:
     return links
 
 
-def _problem(request: HttpRequest, state: LinkState) -> HttpResponse:
-    if state == LinkState.UNKNOWN and _count_unknown(request) > UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR:
+def answers_as_open(link: WeeklyLink | None) -> bool:
+    """Whether this link's pages answer as the open week's, for everyone it could belong to, alike.
+
+    Only the week decides, never the participant: a link of the open week shows its pages to an active,
+    paused, inactive or stopped participant alike (what they can do there is decided out of sight), and a
+    link of an earlier week answers like a link we never made, so an old message tells nothing either.
+    """
+    return link is not None and link.expires_at > timezone.now()
+
+
+def unknown_link(request: HttpRequest) -> HttpResponse:
+    """The one answer for a link we do not know or whose week is over: 404, or 429 for a scanner."""
+    if _count_unknown(request) > UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR:
         response = render(request, "scores/too_many.html", status=429)
         response["Retry-After"] = str(RATE_WINDOW_SECONDS)
         return response
-    status = {LinkState.UNKNOWN: 404, LinkState.EXPIRED: 410, LinkState.STOPPED: 410}[state]
-    return render(
-        request, "scores/link_problem.html", {"state": state.value, **_account_links()}, status=status
-    )
+    return render(request, "scores/link_problem.html", _account_links(), status=404)
 
 
-def _recorded_signer(token: str) -> signing.TimestampSigner:
-    # Salted with the token: a mark made for one link means nothing on another.
-    return signing.TimestampSigner(salt=f"scores.week.recorded:{token}")
+def _mark_binding(token: str) -> crypto.Binding:
+    # Bound to the token (hashed, as everywhere else): a mark made for one link opens on no other.
+    return crypto.Binding("field", "scores_thanks", "tapped", crypto.hash_token(token))
 
 
-def _recorded_by_this_tap(request: HttpRequest, token: str) -> bool:
-    mark = request.GET.get("recorded", "")
+def tapped_mark(*, token: str, value: int) -> str:
+    """The thanks URL's mark: the value just tapped and when, sealed, so the URL itself does not show it."""
+    return crypto.seal(f"{value}:{int(time.time())}", _mark_binding(token))
+
+
+def tapped_value(*, token: str, mark: str) -> int | None:
+    """The value in a mark made for this token within TAPPED_MARK_MAX_AGE, or None."""
+    if not mark:
+        return None
     try:
-        return _recorded_signer(token).unsign(mark, max_age=RECORDED_MARK_MAX_AGE) == "1"
-    except signing.BadSignature:  # also SignatureExpired
-        return False
+        value, stamp = crypto.open_sealed(mark, _mark_binding(token)).split(":")
+        if not 0 <= time.time() - int(stamp) <= TAPPED_MARK_MAX_AGE:
+            return None
+        return int(value)
+    except (crypto.DecryptionError, ValueError):
+        return None
+
+
+def _thanks_url(token: str, value: int) -> str:
+    mark = tapped_mark(token=token, value=value)
+    return reverse("scores:thanks", kwargs={"token": token}) + "?" + urlencode({TAPPED_MARK: mark})
 
 
 # No CSRF check: the form's authority is the unguessable token in its URL, not a cookie that a forged
@@ -124,21 +153,19 @@ def week(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows the five smileys; POST records the chosen one and redirects to the thanks."""
     if request.method == "POST":
         return _submit(request, token)
-    link = submission.find_weekly_link(token=token)
-    state = submission.link_state(link)
-    if state != LinkState.OPEN or link is None:
-        return _problem(request, state)
+    if not answers_as_open(submission.find_weekly_link(token=token)):
+        return unknown_link(request)
     return render(request, "scores/week.html", {"smileys": SMILEYS, **_account_links(token)})
 
 
 def _submit(request: HttpRequest, token: str) -> HttpResponse:
     try:
         value = int(request.POST.get("value", ""))
-        result = submission.submit_score(token=token, value=value)
+        submission.submit_score(token=token, value=value)
     except ValueError:
-        # An unknown link with a bad value says "unknown link": the value is checked before the lookup.
-        if submission.find_weekly_link(token=token) is None:
-            return _problem(request, LinkState.UNKNOWN)
+        # The value is checked before the lookup: an unknown or old link with a bad value says "unknown".
+        if not answers_as_open(submission.find_weekly_link(token=token)):
+            return unknown_link(request)
         return render(
             request,
             "scores/week.html",
@@ -146,29 +173,33 @@ def _submit(request: HttpRequest, token: str) -> HttpResponse:
             status=400,
         )
     except submission.SubmissionRefused as refused:
-        return _problem(request, refused.state)
-    thanks = reverse("scores:thanks", kwargs={"token": token})
-    if result.recorded:
-        thanks += "?" + urlencode({"recorded": _recorded_signer(token).sign("1")})
-    return HttpResponseRedirect(thanks, status=303)
+        # A participant who no longer takes part (stopped, inactive, unlisted) is thanked exactly like one
+        # who does, and nothing is recorded: whoever holds their link must not learn that they stopped.
+        if refused.state != LinkState.STOPPED or not answers_as_open(
+            submission.find_weekly_link(token=token)
+        ):
+            return unknown_link(request)
+    # The same redirect for a first, a repeated and a refused tap: whether the week was already answered,
+    # or whether the person still takes part, never shows in the answer.
+    return HttpResponseRedirect(_thanks_url(token, value), status=303)
 
 
 @never_cache
 @require_GET
 def thanks(request: HttpRequest, token: str) -> HttpResponse:
-    """The thanks after a tap; it offers contact after a hard week only to the tap that recorded the score."""
+    """The thanks after a tap; it offers contact only when the value just tapped (in the mark) is low."""
+    tapped = tapped_value(token=token, mark=request.GET.get(TAPPED_MARK, ""))
+    # A tap just before the week closed is still thanked after it (the mark proves the tap, not the link).
     link = submission.find_weekly_link(token=token)
-    state = submission.link_state(link)
-    recorded = _recorded_by_this_tap(request, token)
-    # A tap that recorded just before the week closed is still thanked after it.
-    if link is None or not (state == LinkState.OPEN or (state == LinkState.EXPIRED and recorded)):
-        return _problem(request, state)
-    pseudonym = link.participant.pseudonym
-    offer_help = recorded and pseudonym is not None and should_offer_help(pseudonym=pseudonym, week=link.week)
+    if link is None or not (answers_as_open(link) or tapped is not None):
+        return unknown_link(request)
+    # Only the value of this tap decides, never an earlier week's score: a later visitor of a copied thanks
+    # URL, or whoever taps a 3 on someone's link, must not learn how last week went.
+    offer_help = tapped is not None and tapped <= settings.HELP_SCORE_THRESHOLD
     return render(request, "scores/thanks.html", {"offer_help": offer_help, **_account_links(token)})
 
 
 @require_GET
 def stop(request: HttpRequest) -> HttpResponse:
-    """How to stop taking part: through the account, which asks for both codes first."""
+    """How to stop taking part: through the account, which asks for both factors first."""
     return render(request, "scores/stop.html", _account_links())

@@ -17,10 +17,12 @@ import itertools
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from participants.models import Participant
+from participants.offers import AccountOffer
 from participants.participation import every_store, record_contact_consent
 from scores import queries
 from scores.signals import help_requested
@@ -55,6 +57,35 @@ def should_offer_help(*, pseudonym: str, week: dt.date) -> bool:
         # run is newest first: a decrease over time is an increase along the list.
         return all(newer < older for newer, older in itertools.pairwise(run))  # type: ignore[operator]
     return False
+
+
+# How recent the latest answer must be for the account page to offer contact from it: this week or last.
+ACCOUNT_OFFER_DAYS = 14
+
+
+def offer_help_on_account(pseudonym: str) -> AccountOffer | None:
+    """The account page's quiet offer of contact, when the latest recent answer calls for it.
+
+    This is where the drop and three-falling-weeks signals reach the participant: behind both factors, never
+    on a page a weekly link opens (scores.views), which anyone holding the link could read.
+    """
+    weeks = [dt.date.fromisoformat(row["week"]) for row in queries.weekly_values_for(pseudonym)]
+    if not weeks:
+        return None
+    latest = max(weeks)
+    if (timezone.localdate() - latest).days > ACCOUNT_OFFER_DAYS:
+        return None
+    if not should_offer_help(pseudonym=pseudonym, week=latest):
+        return None
+    return AccountOffer(
+        title=_("Would you like to talk to someone?"),
+        text=_(
+            "Your recent answers suggest that things may be hard. A casemanager can call or e-mail you. "
+            "Your employer is not told."
+        ),
+        action_label=_("I would like to talk to someone"),
+        action_url=reverse("scores:account-help"),
+    )
 
 
 class HelpRefused(Exception):

@@ -37,7 +37,7 @@ from django.utils import timezone
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from participants.models import Invitation, Organisation, Participant, StaffUser
-from participants.session import SESSION_KEY
+from participants.session import bind_participant_session
 from preventicons.crypto import hash_token, new_pseudonym, new_token
 from preventicons.roles import Role
 from scores.models import WeeklyLink
@@ -186,7 +186,7 @@ def client_for(role: str, world: World) -> Client:
     client = Client()
     if role == "participant":
         session = client.session
-        session[SESSION_KEY] = str(world.participant.pk)
+        bind_participant_session(session, world.participant)
         session.save()
     elif role == "password_only":
         client.force_login(world.users["employer"])
@@ -275,6 +275,9 @@ MATRIX: dict[str, Row] = {
     "participants:account-link": Row(public(OK)),
     "participants:account-link-confirm": Row(public(ACCOUNT_LINK)),
     "participants:account-link-open": Row(public(NOT_FOUND), kwargs=lambda w: {"token": "A" * 43}),
+    # The SMS code step: only for a session that used an account link (tests/participants/test_account.py).
+    "participants:account-code": Row(public(ACCOUNT_LINK)),
+    "participants:account-code-resend": Row(public(ACCOUNT_LINK), method="post"),
     # --- enrolment (participants/views/enrolment.py) ---
     # The link opens for whoever holds it and leads to a token-free page; without an opened link in the
     # session every enrolment page answers like an unknown link.
@@ -309,6 +312,8 @@ MATRIX: dict[str, Row] = {
     "scores:stop": Row(public(OK)),
     # --- asking for contact (scores/views_help.py): whoever holds the weekly link, like the smileys ---
     "scores:help": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),
+    # --- asking for contact from the account: both factors, like every account page ---
+    "scores:account-help": Row(expect(ACCOUNT_LINK, participant=OK)),
 }
 
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 import preventicons.settings as product_settings
 from participants.models import Organisation, Participant, StaffUser
-from participants.session import SESSION_KEY
+from participants.session import bind_participant_session
 from tests.conftest import STAFF_PASSWORD, login_verified
 
 URL_ATTRIBUTES = {"src", "href", "action", "srcset", "poster", "data", "formaction", "manifest", "background"}
@@ -259,7 +259,7 @@ def test_pages_for_a_logged_in_staff_member_are_never_stored(
 def test_pages_in_a_participant_session_are_never_stored(client: Client, organisation: Organisation) -> None:
     participant = Participant.objects.create(organisation=organisation)
     session = client.session
-    session[SESSION_KEY] = str(participant.pk)
+    bind_participant_session(session, participant)
     session.save()
 
     assert "no-store" in cache_control(client.get(reverse("home")))

@@ -1,7 +1,13 @@
 """The participant's account pages: everything we hold, corrections, export, pause, stop, and the e-mail link.
 
 Every page answers with Cache-Control: no-store (what it shows is personal), and every page but the link
-pages needs the participant's short session (participants.session); without one it offers the e-mail link.
+pages needs the participant's short session (participants.session), which opens only after both factors:
+the e-mailed link, then a fresh code by SMS. Without it a page redirects to the code step (when this session
+used a link) or offers the e-mail link; it never shows data.
+
+The link pages answer alike for everyone a link can reach (invited, active, paused, inactive): whoever opens
+a link found in a work mailbox reads "we sent a code to your mobile" and nothing about the person; their
+status, details and answers appear only after the code.
 """
 
 from __future__ import annotations
@@ -22,10 +28,16 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from participants import account, enrolment, participation, verification
+from participants import account, enrolment, offers, participation, verification
 from participants.models import ConsentRecord, Participant, VerificationCode
-from participants.session import current_participant, end_participant_session, start_participant_session
-from participants.views.enrolment import CodesForm, _outcome_message, _wait_text
+from participants.session import (
+    current_participant,
+    end_participant_session,
+    link_step_participant,
+    start_link_step,
+    start_participant_session,
+)
+from participants.views.enrolment import CodesForm, _outcome_message, _wait_text, code_field
 from preventicons.clients import client_address
 
 # The new name of a pending correction, sealed (account.PendingChange): never plaintext in the session store.
@@ -39,12 +51,17 @@ ParticipantView = Callable[..., HttpResponse]
 
 
 def participant_required(view: ParticipantView) -> Callable[..., HttpResponse]:
-    """The participant whose session this is goes in as the second argument; without one, the link page."""
+    """The participant whose session this is (both factors) goes in as the second argument.
+
+    Without both factors: the code step when this session used a link, else the link page; never data.
+    """
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         participant = current_participant(request)
         if participant is None:
+            if link_step_participant(request) is not None:
+                return redirect("participants:account-code")
             return redirect("participants:account-link")
         return view(request, participant, *args, **kwargs)
 
@@ -73,6 +90,10 @@ class ChangeForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel", "type": "tel"}),
     )
+
+
+class AccountCodeForm(forms.Form):
+    sms_code = code_field(gettext_lazy("Code from the text message"))
 
 
 class LinkForm(forms.Form):
@@ -115,6 +136,9 @@ def _overview(
             "weekly_scores": data.get("weekly_scores", []),
             "form": form or _change_form(participant),
             "session_minutes": settings.PARTICIPANT_SESSION_SECONDS // 60,
+            # Offers from the participant's own signals (scores: a drop, three falling weeks), shown only
+            # here, behind both factors, never on a page a weekly link opens.
+            "offers": offers.account_offers(participant),
         },
         status=status,
     )
@@ -210,7 +234,7 @@ def _codes_page(
 ) -> HttpResponse:
     states = verification.channel_states(participant=participant, purpose=purpose)
     email_target, mobile_target = verification.pending_targets(participant=participant, purpose=purpose)
-    wait = verification.resend_wait_seconds(participant=participant)
+    wait = verification.resend_wait_seconds(participant=participant, purpose=purpose)
     context = {
         "form": form,
         "email_state": states[VerificationCode.Channel.EMAIL],
@@ -386,17 +410,21 @@ def link_request(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _link_unusable(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "participants/account/link_unusable.html",
+        {"form": LinkForm(), "minutes": LINK_MINUTES},
+        status=404,
+    )
+
+
 @never_cache
 @require_GET
 def link_open(request: HttpRequest, token: str) -> HttpResponse:
     link = account.find_account_link(token=token)
     if link is None:
-        return render(
-            request,
-            "participants/account/link_unusable.html",
-            {"form": LinkForm(), "minutes": LINK_MINUTES},
-            status=404,
-        )
+        return _link_unusable(request)
     # Leave the token behind: the next page's address, history entry and screenshot do not carry it.
     request.session[SESSION_ACCOUNT_LINK] = str(link.pk)
     return redirect("participants:account-link-confirm")
@@ -405,20 +433,70 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def link_confirm(request: HttpRequest) -> HttpResponse:
+    """The page after the link: the same for everyone; its button uses the link and sends the SMS code."""
     link_id = request.session.get(SESSION_ACCOUNT_LINK)
     if not link_id:
         return redirect("participants:account-link")
+    error, status = "", 200
     if request.method == "POST":
         # Used up only by this button, not by opening the link: mail scanners open links too.
-        participant = account.use_account_link(link_id=link_id)
-        request.session.pop(SESSION_ACCOUNT_LINK, None)
-        if participant is None:
-            return render(
-                request,
-                "participants/account/link_unusable.html",
-                {"form": LinkForm(), "minutes": LINK_MINUTES},
-                status=404,
-            )
-        start_participant_session(request, participant)
-        return redirect("participants:account")
-    return render(request, "participants/account/link_confirm.html")
+        try:
+            participant = account.open_account_link(link_id=link_id)
+        except verification.TooManyCodes as exc:
+            error, status = _too_soon(exc), 429
+        else:
+            if participant is None:
+                request.session.pop(SESSION_ACCOUNT_LINK, None)
+                return _link_unusable(request)
+            start_link_step(request, participant)
+            return redirect("participants:account-code")
+    return render(request, "participants/account/link_confirm.html", {"error": error}, status=status)
+
+
+def _code_step_page(request: HttpRequest, form: AccountCodeForm, *, status: int = 200) -> HttpResponse:
+    # Nothing about the person: not even their number masked. What reads this page may be a mailbox reader.
+    return render(
+        request,
+        "participants/account/link_code.html",
+        {"form": form, "minutes": settings.VERIFICATION_CODE_MINUTES},
+        status=status,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def link_code(request: HttpRequest) -> HttpResponse:
+    """The second factor: the SMS code; once right, the account opens in this session."""
+    participant = link_step_participant(request)
+    if participant is None:
+        return redirect("participants:account-link")
+    form = AccountCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        guess = form.cleaned_data["sms_code"] or ""
+        if not guess:
+            form.add_error("sms_code", _("Enter the code from the text message."))
+        else:
+            outcome = account.confirm_account_code(participant=participant, code=guess)
+            if outcome.ok:
+                start_participant_session(request, participant)
+                return redirect("participants:account")
+            form.add_error("sms_code", _outcome_message("sms", outcome))
+    return _code_step_page(request, form, status=400 if form.errors else 200)
+
+
+@never_cache
+@require_POST
+def link_code_resend(request: HttpRequest) -> HttpResponse:
+    participant = link_step_participant(request)
+    if participant is None:
+        return redirect("participants:account-link")
+    wait = account.resend_account_code(participant=participant)
+    if wait:
+        messages.error(
+            request,
+            _("Please wait a little before asking again: a new code in %(wait)s.")
+            % {"wait": _wait_text(wait)},
+        )
+    else:
+        messages.success(request, _("A new code is on its way. The old code no longer works."))
+    return redirect("participants:account-code")

@@ -53,7 +53,7 @@ def test_the_weekly_pages_meet_wcag_aa(
 
     check(visit, f"/w/{token}/")
     check(visit, f"/w/{token}/help/")
-    check(visit, f"/w/{old_token}/")  # a closed week explains itself
+    check(visit, f"/w/{old_token}/")  # a closed week answers like an unknown link
     check(visit, "/w/" + "x" * 43 + "/")  # an unknown link too
     check(visit, "/w/stop/")
     visit.page.goto(f"/w/{token}/")

@@ -50,7 +50,7 @@ def test_tapping_a_smiley_on_a_phone_records_it_and_thanks(
     page.locator("main form button.smiley[value='4']").tap()
 
     expect(page.locator("h1#thanks")).to_be_visible()
-    assert f"/w/{token}/thanks/?recorded=" in page.url  # redirected: a reload cannot post again
+    assert f"/w/{token}/thanks/?tapped=" in page.url  # redirected: a reload cannot post again
     expect(page.locator("#help-offer")).to_have_count(0)
     assert page.evaluate(NO_HORIZONTAL_SCROLL)
     assert visit.errors == [] and visit.foreign_requests == []

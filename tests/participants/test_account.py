@@ -66,6 +66,26 @@ def jan_client(client: Client, jan: Participant) -> Client:
     return client
 
 
+def delivered_sms_code() -> str:
+    """Send what is due; the code in the last SMS."""
+    messaging.send_due_messages()
+    code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
+    assert code
+    return code.group(1)
+
+
+def link_step(client: Client, participant: Participant) -> None:
+    """Use a fresh account link of this participant in ``client``: the first factor, no code entered yet."""
+    token = crypto.new_token()
+    AccountLink.objects.create(
+        participant=participant,
+        token_hash=crypto.hash_token(token),
+        expires_at=dt.datetime.now(dt.UTC) + account.ACCOUNT_LINK_LIFETIME,
+    )
+    assert client.get(f"/me/link/{token}/")["Location"] == "/me/link/open/"
+    assert client.post("/me/link/open/")["Location"] == "/me/link/code/"
+
+
 def identity_dump_text() -> str:
     """Every text column of every identity table, as a DBA would see it."""
     found: list[str] = []
@@ -519,7 +539,11 @@ def test_the_link_is_single_use_and_leaves_the_token_behind(client: Client, jan:
     assert client.get(f"/me/link/{token.group(1)}/").status_code == 302
 
     confirmed = client.post("/me/link/open/")
-    assert confirmed.status_code == 302 and confirmed["Location"] == "/me/"
+    assert confirmed.status_code == 302 and confirmed["Location"] == "/me/link/code/"
+    # One factor is not enough: the account waits for the SMS code.
+    assert client.get("/me/")["Location"] == "/me/link/code/"
+    sms_code = delivered_sms_code()
+    assert client.post("/me/link/code/", {"sms_code": sms_code})["Location"] == "/me/"
     assert client.get("/me/").status_code == 200
 
     assert Client().get(f"/me/link/{token.group(1)}/").status_code == 404
@@ -597,6 +621,9 @@ def test_every_account_page_is_accessible_and_self_contained(jan_client: Client,
     visitor.get("/me/link/" + "B" * 43 + "/")
     pages["link confirm"] = visitor.get("/me/link/open/")
     assert AccountLink.objects.get(pk=link.pk).used_at is None
+    with time_machine.travel(dt.timedelta(minutes=20)):
+        visitor.post("/me/link/open/")
+        pages["link code"] = visitor.get("/me/link/code/")
 
     for name, response in pages.items():
         assert response.status_code in (200, 404), name
@@ -611,3 +638,172 @@ def test_every_account_page_is_accessible_and_self_contained(jan_client: Client,
                 name,
                 attributes,
             )
+
+
+# --- both factors: the e-mailed link and then the SMS code ---------------------------------------------
+
+ACCOUNT_PAGES = [
+    ("get", "/me/"),
+    ("get", "/me/export.json"),
+    ("get", "/me/help/"),
+    ("post", "/me/pause/"),
+    ("post", "/me/change/"),
+    ("get", "/me/stop/"),
+    ("post", "/me/stop/"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ACCOUNT_PAGES)
+def test_a_mailbox_reader_with_the_link_alone_gets_no_data_only_the_code_step(
+    client: Client, jan: Participant, method: str, path: str
+) -> None:
+    # The employer reads the work mailbox: it opens the e-mailed link, but never sees the SMS.
+    link_step(client, jan)
+
+    response = getattr(client, method)(path, {"paused": "1", "name": "X"})
+
+    assert response.status_code == 302 and response["Location"] == "/me/link/code/"
+    assert "no-store" in response["Cache-Control"]
+    assert b"jan@example.nl" not in response.content and b"Jan" not in response.content
+    jan.refresh_from_db()
+    assert not jan.messages_paused and jan.name == "Jan de Vries"
+    assert not VerificationCode.objects.exclude(purpose=VerificationCode.Purpose.ACCOUNT).exists()
+
+
+def test_the_sms_code_opens_the_account_and_a_wrong_one_says_how_many_tries_remain(
+    client: Client, jan: Participant
+) -> None:
+    link_step(client, jan)
+    code = delivered_sms_code()
+    assert MemorySmsGateway.outbox[-1]["to"] == "+31612345678"
+
+    response = client.post("/me/link/code/", {"sms_code": wrong(code)})
+
+    assert response.status_code == 400
+    assert "You can try 4 more times" in response.content.decode()
+    assert client.get("/me/export.json")["Location"] == "/me/link/code/"
+    response = client.post("/me/link/code/", {"sms_code": code})
+    assert response.status_code == 302 and response["Location"] == "/me/"
+    assert json.loads(client.get("/me/export.json").content)["participant"]["email"] == "jan@example.nl"
+    # Used once: the same code does not open a second session.
+    other = Client()
+    with time_machine.travel(dt.timedelta(minutes=1)):
+        link_step(other, jan)
+        assert other.post("/me/link/code/", {"sms_code": code}).status_code == 400
+
+
+def test_a_code_entered_in_another_browser_opens_nothing_there(client: Client, jan: Participant) -> None:
+    # The second factor counts only in the session that used the link.
+    link_step(client, jan)
+    code = delivered_sms_code()
+
+    stranger = Client()
+    assert stranger.post("/me/link/code/", {"sms_code": code})["Location"] == "/me/link/"
+    assert stranger.get("/me/")["Location"] == "/me/link/"
+
+
+def _normalised(response: Any) -> tuple[int, str, str]:
+    body = _CSRF.sub("", response.content.decode())
+    return response.status_code, response.get("Location", ""), body
+
+
+@pytest.mark.parametrize("status", ["invited", "active", "paused", "inactive", "without a mobile"])
+def test_the_pages_after_the_link_read_the_same_whatever_the_person_did(
+    organisation: Organisation, status: str
+) -> None:
+    """Every page between the link and the code, and a wrong code, read alike for every status."""
+
+    def walk(participant: Participant) -> list[tuple[int, str, str]]:
+        visitor = Client()
+        token = crypto.new_token()
+        AccountLink.objects.create(
+            participant=participant,
+            token_hash=crypto.hash_token(token),
+            expires_at=dt.datetime.now(dt.UTC) + account.ACCOUNT_LINK_LIFETIME,
+        )
+        seen = [_normalised(visitor.get(f"/me/link/{token}/"))]
+        seen.append(_normalised(visitor.get("/me/link/open/")))
+        seen.append(_normalised(visitor.post("/me/link/open/")))
+        seen.append(_normalised(visitor.get("/me/link/code/")))
+        seen.append(_normalised(visitor.post("/me/link/code/", {"sms_code": "000000"})))
+        seen.append(_normalised(visitor.get("/me/")))
+        seen.append(_normalised(visitor.get("/me/export.json")))
+        return seen
+
+    reference = make_active(organisation, name="Ref", email="ref@example.nl", mobile="+31611111111")
+    person = make_active(organisation, name="Other", email="other@example.nl", mobile="+31622222222")
+    if status == "paused":
+        person.messages_paused = True
+    elif status == "without a mobile":
+        person.mobile = None
+        person.mobile_index = None
+        person.status = Participant.Status.INVITED
+    elif status != "active":
+        person.status = status
+    person.save()
+    sent_before = len(MemorySmsGateway.outbox)
+
+    assert walk(person) == walk(reference)
+    messaging.send_due_messages()
+    # Only the reference holds a number: nobody else's SMS went anywhere.
+    expected_sms = 1 if status == "without a mobile" else 2
+    assert len(MemorySmsGateway.outbox) - sent_before == expected_sms
+
+
+def test_the_account_closes_after_fifteen_idle_minutes_and_activity_keeps_it_open(jan_client: Client) -> None:
+    idle = settings.PARTICIPANT_SESSION_SECONDS
+    with time_machine.travel(dt.timedelta(seconds=idle - 60)):
+        assert jan_client.get("/me/").status_code == 200
+    with time_machine.travel(dt.timedelta(seconds=2 * idle - 120)):
+        assert jan_client.get("/me/").status_code == 200
+    with time_machine.travel(dt.timedelta(seconds=3 * idle)):
+        response = jan_client.get("/me/export.json")
+    assert response.status_code == 302 and response["Location"] == "/me/link/"
+
+
+def test_the_account_offers_contact_from_a_low_recent_answer_behind_both_factors(
+    client: Client, piet: Participant
+) -> None:
+    # Piet's last two answers were 5 then 1: the signal reaches him on his account only, never on a link page.
+    with time_machine.travel(dt.datetime(2026, 11, 10, 9, 0, tzinfo=dt.UTC), tick=False):
+        open_account(client, "piet@example.nl")
+        page = client.get("/me/").content.decode()
+        assert "Your recent answers suggest that things may be hard" in page
+        assert 'href="/me/help/"' in page
+        help_page = client.get("/me/help/")
+        assert help_page.status_code == 200 and 'name="csrfmiddlewaretoken"' in help_page.content.decode()
+        asked = client.post("/me/help/", {"consent": "yes", "channel": "email"})
+    assert asked.status_code == 200 and 'id="help-requested"' in asked.content.decode()
+    assert piet.consents.filter(kind=ConsentRecord.Kind.CONTACT).count() == 1
+
+
+def test_the_account_offers_nothing_without_a_signal(jan_client: Client) -> None:
+    assert "Your recent answers suggest" not in jan_client.get("/me/").content.decode()
+
+
+def test_while_codes_are_held_back_the_link_stays_usable(client: Client, jan: Participant) -> None:
+    link_step(client, jan)  # one SMS code just now: the next waits for the backoff
+    token = crypto.new_token()
+    AccountLink.objects.create(
+        participant=jan,
+        token_hash=crypto.hash_token(token),
+        expires_at=dt.datetime.now(dt.UTC) + account.ACCOUNT_LINK_LIFETIME,
+    )
+    other = Client()
+    other.get(f"/me/link/{token}/")
+
+    held_back = other.post("/me/link/open/")
+
+    assert held_back.status_code == 429 and "You can ask again in" in held_back.content.decode()
+    assert AccountLink.objects.get(token_hash=crypto.hash_token(token)).used_at is None
+    with time_machine.travel(dt.timedelta(minutes=1)):
+        assert other.post("/me/link/open/")["Location"] == "/me/link/code/"
+
+
+def test_the_code_step_does_not_wait_forever(client: Client, jan: Participant) -> None:
+    link_step(client, jan)
+
+    with time_machine.travel(dt.timedelta(minutes=31)):
+        response = client.post("/me/link/code/", {"sms_code": "123456"})
+        assert response.status_code == 302 and response["Location"] == "/me/link/"
+        assert client.get("/me/")["Location"] == "/me/link/"

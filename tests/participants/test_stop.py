@@ -324,7 +324,7 @@ def test_an_invited_participant_without_a_pseudonym_can_stop(organisation: Organ
 
 
 def open_account(client: Client, email: str) -> None:
-    """The e-mailed account link, as a participant uses it."""
+    """The e-mailed account link and then the SMS code (both factors), as a participant uses them."""
     response = client.post("/me/link/", {"email": email})
     assert response.status_code == 200
     messaging.send_due_messages()
@@ -332,6 +332,10 @@ def open_account(client: Client, email: str) -> None:
     assert link
     assert client.get(f"/me/link/{link.group(1)}/").status_code == 302
     assert client.post("/me/link/open/").status_code == 302
+    messaging.send_due_messages()
+    code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
+    assert code
+    assert client.post("/me/link/code/", {"sms_code": code.group(1)}).status_code == 302
 
 
 def test_stop_through_the_pages_needs_both_codes(client: Client, jan: Participant) -> None:

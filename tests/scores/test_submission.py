@@ -1,4 +1,4 @@
-"""Submitting the weekly smiley: one score a week, dead links explain themselves, Redis down is no excuse."""
+"""Submitting the weekly smiley: one score a week, link pages that reveal nothing, Redis down is no excuse."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import time_machine
 from django.db import connections
 from django.test import Client
 
-from participants.models import Organisation, Participant
+from participants.models import ConsentRecord, Organisation, Participant
 from scores import rounds, submission
 from scores.models import Score
 from scores.rounds import render_weekly_message
-from scores.views import RECORDED_MARK_MAX_AGE, UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
+from scores.views import TAPPED_MARK_MAX_AGE, UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
+from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -25,7 +26,7 @@ WEEK = dt.date(2026, 11, 16)
 TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=AMSTERDAM)
 NEXT_MONDAY = dt.datetime(2026, 11, 23, 0, 0, tzinfo=AMSTERDAM)
 # Masked afresh on every response, and the language form's return path (which keeps a thanks page's mark).
-VARYING = re.compile(r'(?<=name="csrfmiddlewaretoken" value=")[^"]+|(?<=/thanks/)\?recorded=[^"]+')
+VARYING = re.compile(r'(?<=name="csrfmiddlewaretoken" value=")[^"]+|(?<=/thanks/)\?tapped=[^"&]+')
 
 
 pytestmark = pytest.mark.usefixtures("empty_cache")
@@ -74,7 +75,7 @@ def test_a_submission_records_one_score_for_the_links_week(
     response = client.post(f"/w/{token}/", {"value": "4"})
 
     assert response.status_code == 303  # Post/Redirect/Get: reloading the thanks cannot post again
-    assert response["Location"].startswith(f"/w/{token}/thanks/?recorded=")
+    assert response["Location"].startswith(f"/w/{token}/thanks/?tapped=")
     thanks = client.get(response["Location"])
     assert thanks.status_code == 200
     assert 'id="thanks"' in thanks.content.decode()
@@ -99,8 +100,9 @@ def test_a_second_submission_keeps_the_first_and_thanks_alike(
     second = client.post(f"/w/{token}/", {"value": "5"})
 
     assert first.status_code == second.status_code == 303
-    # Only the tap that recorded gets the mark; both thanks pages read the same.
-    assert "?recorded=" in first["Location"] and second["Location"] == f"/w/{token}/thanks/"
+    # The same redirect for both (each carries the value just tapped, sealed): whoever holds the link cannot
+    # tell from the answer whether the week was already answered.
+    assert VARYING.sub("", first["Location"]) == VARYING.sub("", second["Location"]) == f"/w/{token}/thanks/"
     assert _page(client.get(first["Location"])) == _page(client.get(second["Location"]))
     assert list(Score.objects.values_list("value", flat=True)) == [4]
     # The link keeps working all week: the page still opens, and still shows the smileys.
@@ -170,13 +172,28 @@ def test_last_weeks_link_after_the_week_closed_explains_itself_and_records_nothi
 ) -> None:
     _participant, token = link_token
 
+    unknown = "A" * 43
     with time_machine.travel(NEXT_MONDAY, tick=False):
-        shown = client.get(f"/w/{token}/")
-        posted = client.post(f"/w/{token}/", {"value": "3"})
+        answers = {
+            path: (client.get(path.format(token)), Client().get(path.format(unknown)))
+            for path in ("/w/{}/", "/w/{}/thanks/", "/w/{}/help/")
+        }
+        answers["tap"] = (
+            client.post(f"/w/{token}/", {"value": "3"}),
+            Client().post(f"/w/{unknown}/", {"value": "3"}),
+        )
+        answers["help"] = (
+            client.post(f"/w/{token}/help/", {"consent": "yes", "channel": "phone"}),
+            Client().post(f"/w/{unknown}/help/", {"consent": "yes", "channel": "phone"}),
+        )
 
-    assert shown.status_code == posted.status_code == 410
-    assert 'data-state="expired"' in posted.content.decode()
-    assert "/me/link/" in posted.content.decode()
+    # An earlier week's token answers byte for byte like one we never made (apart from the page's own path
+    # and the CSRF mask of the language switch): an old message tells nothing.
+    for name, (old, never) in answers.items():
+        assert old.status_code == never.status_code == 404, name
+        assert _page(old).replace(token, "T") == _page(never).replace(unknown, "T"), name
+        assert dict(old.items()) == dict(never.items()), name
+    assert "/me/link/" in answers["tap"][0].content.decode()
     assert not Score.objects.exists()
 
 
@@ -193,13 +210,13 @@ def test_a_tampered_or_truncated_link_explains_itself_and_records_nothing(
     response = client.post(f"/w/{mangle(token)}/", {"value": "3"})  # type: ignore[operator]
 
     assert response.status_code == 404
-    assert 'data-state="unknown"' in response.content.decode()
+    assert 'id="link-problem"' in response.content.decode()
     assert not Score.objects.exists()
 
 
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
-def test_a_stopped_participants_link_explains_itself_and_records_nothing(
+def test_a_stopped_participants_tap_is_thanked_and_recorded_nowhere(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     participant, token = link_token
@@ -207,8 +224,9 @@ def test_a_stopped_participants_link_explains_itself_and_records_nothing(
 
     response = client.post(f"/w/{token}/", {"value": "3"})
 
-    assert response.status_code == 410
-    assert 'data-state="stopped"' in response.content.decode()
+    assert response.status_code == 303
+    assert VARYING.sub("", response["Location"]) == f"/w/{token}/thanks/"
+    assert 'id="thanks"' in client.get(response["Location"]).content.decode()
     assert not Score.objects.exists()
 
 
@@ -341,7 +359,7 @@ def test_the_mark_of_a_recording_tap_expires(client: Client, link_token: tuple[P
         recorded = client.post(f"/w/{token}/", {"value": "1"})
         assert 'id="help-offer"' in client.get(recorded["Location"]).content.decode()
 
-    later = TUESDAY + dt.timedelta(seconds=RECORDED_MARK_MAX_AGE + 1)
+    later = TUESDAY + dt.timedelta(seconds=TAPPED_MARK_MAX_AGE + 1)
     with time_machine.travel(later, tick=False):
         assert 'id="help-offer"' not in client.get(recorded["Location"]).content.decode()
 
@@ -354,7 +372,7 @@ def test_a_tampered_mark_offers_nothing(client: Client, link_token: tuple[Partic
     location = recorded["Location"]
 
     tampered = client.get(location[:-2] + ("AA" if not location.endswith("AA") else "BB"))
-    forged = client.get(f"/w/{token}/thanks/?recorded=1")
+    forged = client.get(f"/w/{token}/thanks/?tapped=1")
 
     assert tampered.status_code == forged.status_code == 200
     assert 'id="help-offer"' not in tampered.content.decode()
@@ -375,23 +393,25 @@ def test_a_tap_just_before_the_week_closed_is_still_thanked(
 
     assert thanks.status_code == 200
     assert 'id="help-offer"' in thanks.content.decode()
-    # Without the mark, a closed week's thanks page says the week is over, as its smiley page does.
-    assert unmarked.status_code == 410 and 'data-state="expired"' in unmarked.content.decode()
+    # Without the mark, a closed week's thanks page answers like an unknown link, as its smiley page does.
+    assert unmarked.status_code == 404 and 'id="link-problem"' in unmarked.content.decode()
 
 
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
-def test_the_thanks_page_of_an_unknown_or_stopped_link_explains_itself(
+def test_the_thanks_page_of_a_stopped_link_reads_like_an_active_ones(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     participant, token = link_token
 
     unknown = client.get("/w/" + "x" * 43 + "/thanks/")
+    active = client.get(f"/w/{token}/thanks/")
     Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
     stopped = client.get(f"/w/{token}/thanks/")
 
-    assert unknown.status_code == 404 and 'data-state="unknown"' in unknown.content.decode()
-    assert stopped.status_code == 410 and 'data-state="stopped"' in stopped.content.decode()
+    assert unknown.status_code == 404 and 'id="link-problem"' in unknown.content.decode()
+    assert stopped.status_code == active.status_code == 200
+    assert _page(stopped) == _page(active)
 
 
 @pytest.mark.django_db
@@ -439,3 +459,106 @@ def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisa
     assert "talk to someone" in bodies[0][1]
 
     assert bodies[0] == bodies[2] and bodies[1] == bodies[3]
+
+
+# --- every link page reads the same whatever the person did -------------------------------------------
+
+
+def _walk(token: str) -> list[tuple[int, str, str]]:
+    """Every page a weekly link opens, as a link holder sees them, with the token and nonces normalised."""
+    visitor = Client()
+
+    def seen(response: Any) -> tuple[int, str, str]:
+        location = VARYING.sub("", response.get("Location", "")).replace(token, "TOKEN")
+        return response.status_code, location, _page(response).replace(token, "TOKEN")
+
+    tap = visitor.post(f"/w/{token}/", {"value": "3"})
+    return [
+        seen(visitor.get(f"/w/{token}/")),
+        seen(tap),
+        seen(visitor.get(tap["Location"])),
+        seen(visitor.get(f"/w/{token}/thanks/")),
+        seen(visitor.post(f"/w/{token}/", {"value": "3"})),
+        seen(visitor.post(f"/w/{token}/", {"value": "9"})),
+        seen(visitor.get(f"/w/{token}/help/")),
+        seen(visitor.post(f"/w/{token}/help/", {"consent": "yes"})),
+        seen(visitor.post(f"/w/{token}/help/", {"consent": "yes", "channel": "phone"})),
+    ]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(TUESDAY, tick=False)
+@pytest.mark.parametrize("answered", [False, True], ids=["unanswered", "answered"])
+@pytest.mark.parametrize("status", ["active", "paused", "inactive", "stopped", "unlisted"])
+def test_every_weekly_link_page_reads_the_same_whatever_the_person_did(
+    organisation: Organisation, status: str, answered: bool
+) -> None:
+    # The employer reads the mailbox and opens the link, taps, asks for help: every answer must be the one
+    # an active participant with an unanswered week gets, so it learns nothing about this person.
+    reference = make_participant(organisation)
+    _reference_link, reference_token = make_link(reference, week=WEEK)
+    person = make_participant(
+        organisation, messages_paused=status == "paused", is_listed=status != "unlisted"
+    )
+    if status in ("inactive", "stopped"):
+        person.status = status
+        person.pseudonym = person.pseudonym if status == "inactive" else None
+        person.save()
+    if answered:
+        Score.objects.create(
+            organisation=organisation,
+            week=WEEK,
+            value=5,
+            pseudonym=person.pseudonym if status != "stopped" else None,
+        )
+    _link, token = make_link(person, week=WEEK)
+    scores_before = Score.objects.count()
+
+    assert _walk(token) == _walk(reference_token)
+
+    # Recorded only where the person takes part: the reference's tap, and this person's if active. (Someone
+    # unlisted is still active until the anonymisation: their request for help still counts.)
+    takes_part = status in ("active", "paused")
+    assert Score.objects.count() - scores_before == 1 + (takes_part and not answered)
+    may_ask = status in ("active", "paused", "unlisted")
+    assert ConsentRecord.objects.filter(kind=ConsentRecord.Kind.CONTACT).count() == 1 + may_ask
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_thanks_offers_help_only_from_the_value_just_tapped(
+    client: Client, organisation: Organisation
+) -> None:
+    # Last week was a 5: tapping a 3 now (a drop of two) must not show the offer, or whoever taps a 3 on
+    # someone's link learns how their last week went. The drop reaches them on their account instead.
+    participant = make_participant(organisation)
+    Score.objects.create(
+        organisation=organisation, week=WEEK - dt.timedelta(weeks=1), value=5, pseudonym=participant.pseudonym
+    )
+    _link, token = make_link(participant, week=WEEK)
+
+    after_three = client.post(f"/w/{token}/", {"value": "3"}, follow=True).content.decode()
+    after_one = client.post(f"/w/{token}/", {"value": "1"}, follow=True).content.decode()
+
+    assert 'id="help-offer"' not in after_three
+    # A repeated tap offers help from its own value too (only the first value is kept as the score).
+    assert 'id="help-offer"' in after_one
+    assert list(Score.objects.filter(week=WEEK).values_list("value", flat=True)) == [3]
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_mark_shows_no_value_and_opens_on_no_other_link(
+    client: Client, link_token: tuple[Participant, str], organisation: Organisation
+) -> None:
+    _participant, token = link_token
+    _other_link, other_token = make_link(make_participant(organisation), week=WEEK)
+    low = client.post(f"/w/{token}/", {"value": "1"})["Location"]
+    high = client.post(f"/w/{token}/", {"value": "5"})["Location"]
+
+    # Sealed and of one length: a proxy log of the thanks URL tells neither value nor whether it was low.
+    marks = [location.split("?tapped=", 1)[1] for location in (low, high)]
+    assert len(marks[0]) == len(marks[1])
+    assert all(re.fullmatch(r"v1\.[\w-]+\.[\w-]{40,}", mark) for mark in marks)
+    moved = client.get(low.replace(token, other_token))
+    assert moved.status_code == 200 and 'id="help-offer"' not in moved.content.decode()

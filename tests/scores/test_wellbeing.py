@@ -253,12 +253,14 @@ def test_without_consent_or_a_channel_nothing_is_recorded(
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(TUESDAY, tick=False)
-def test_an_unknown_or_dead_link_opens_no_help_page(
+def test_an_unknown_link_opens_no_help_page_and_an_inactive_person_s_request_records_nothing(
     client: Client, organisation: Organisation, help_page: tuple[Participant, str]
 ) -> None:
     participant, path = help_page
 
     assert client.post(f"/w/{'A' * 43}/help/", {"consent": "yes", "channel": "phone"}).status_code == 404
     Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
-    assert client.post(path, {"consent": "yes", "channel": "phone"}).status_code == 410
+    # Answered as accepted, so the link holder learns nothing about their status; nothing is recorded.
+    response = client.post(path, {"consent": "yes", "channel": "phone"})
+    assert response.status_code == 200 and 'id="help-requested"' in response.content.decode()
     assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
