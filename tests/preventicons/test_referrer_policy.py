@@ -84,8 +84,9 @@ def test_the_weekly_forms_work_as_a_browser_posts_them_from_a_no_referrer_page(
 @pytest.mark.django_db
 @pytest.mark.xfail(
     strict=True,
-    reason="the language switch in templates/base.html posts to Django's set_language, which is CSRF-protected: "
-    "from a no-referrer page a browser sends Origin: null and Django refuses it (reported, not ours to change)",
+    reason="the language switch in templates/base.html posts to Django's set_language, which is "
+    "CSRF-protected: from a no-referrer page a browser sends Origin: null and Django refuses it "
+    "(reported, not ours to change)",
 )
 def test_the_language_switch_on_a_token_page_works_without_a_referer(organisation: Organisation) -> None:
     participant = make_participant(organisation)
