@@ -863,3 +863,24 @@ def test_a_renderer_that_raises_is_retried_then_fails_and_logs_nothing_it_said(
     assert "renderer tests.people raised RuntimeError" in caplog.text
     assert MemorySmsGateway.outbox == []
     assert ADDRESS not in caplog.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
+def test_deferred_queueing_keeps_the_first_key_on_either_database(
+    people: dict[str, tuple[str, str]], monkeypatch: pytest.MonkeyPatch, vendor: str, settings: Any
+) -> None:
+    if vendor == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statement on another database")
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    first, second = "participant-0000000001", "participant-0000000002"
+    # The portable insert (the embedded SQLite default) on the same table.
+    monkeypatch.setattr(connection, "vendor", vendor)
+    messaging.queue_many(
+        [deferred(f"week:{first}:sms", "ref-1"), deferred(f"week:{second}:email", "ref-2", "email")]
+    )
+    messaging.queue_many([deferred(f"week:{first}:sms", "ref-9")])
+
+    assert [row(f"week:{first}:sms").reference, row(f"week:{second}:email").reference] == ["ref-1", "ref-2"]
+    assert messaging.cancel_pending(keys_containing=[f":{first}:"]) == 1
+    assert OutboundMessage.objects.filter(status="pending").count() == 1
