@@ -1,24 +1,44 @@
-"""A logging filter that redacts what must never reach a log line: addresses, numbers and tokens."""
+"""A logging filter that redacts what must never reach a log line: addresses, numbers and tokens.
+
+It sits on every handler LOGGING configures (settings.py), so it also catches records that propagate from
+loggers we do not own (django.security, django.server, celery.redirected: a Celery worker's stdout). A
+handler filter, not a logger filter: a logger's filters do not see records propagated from its children.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 
+# Path segments that carry a link token, whatever its length: /i/<token>/, /w/<token>/, /me/link/<token>/.
+# tests/preventicons/test_logging.py walks the URLconf, so a token pattern under another prefix fails there.
+TOKEN_PATH_PREFIXES = ("i", "w", "me/link")
+_TOKEN_PATH = re.compile(
+    r"(/(?:" + "|".join(re.escape(prefix) for prefix in TOKEN_PATH_PREFIXES) + r")/)(?!stop/)[^/\s?#\"']+"
+)
 _PATTERNS = (
-    re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail addresses
-    re.compile(r"\+?\d[\d \-]{7,}\d"),  # phone numbers, in any common notation
-    re.compile(r"[A-Za-z0-9_-]{20,}"),  # link and session tokens, hashes
+    # A query string may hold a signed mark (the thanks page's) or a token; the path says enough.
+    (re.compile(r"\?[^\s\"']*"), "?[redacted]"),
+    (_TOKEN_PATH, r"\1[redacted]"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[redacted]"),  # e-mail addresses
+    (re.compile(r"\+?\d[\d \-]{7,}\d"), "[redacted]"),  # phone numbers, in any common notation
+    (re.compile(r"[A-Za-z0-9_-]{20,}"), "[redacted]"),  # link and session tokens, hashes
 )
 
 
 def redact(text: str) -> str:
-    for pattern in _PATTERNS:
-        text = pattern.sub("[redacted]", text)
+    """``text`` without addresses, numbers, tokens, token paths and query strings."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 
 class RedactFilter(logging.Filter):
+    """Rewrites a record's message, exception text and stack into their redacted form before any handler
+    formats it."""
+
+    _formatter = logging.Formatter()
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
@@ -26,4 +46,9 @@ class RedactFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact(message)
         record.args = None
+        # A traceback quotes exception texts, which may carry a path or a value ("Not Found: /w/<token>/").
+        if record.exc_info:
+            record.exc_text = redact(record.exc_text or self._formatter.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

@@ -6,9 +6,15 @@ Contract used by the apps:
     queue_sms(*, key: str, to: str, body: str) -> bool
 
 Both write one outbox row per unique ``key`` (e.g. "enrol:<participant id>:email:1") inside the caller's
-transaction; a second call with the same key changes nothing and returns False. Sending happens after
-commit, through the send_due_messages task, with retries and backoff; the recipient and body are sealed.
-Keys name an event, never a person's data: no address, no number, no name.
+transaction; a second call with the same key changes nothing and returns False, also long after the first
+was sent. Sending happens after commit, through the send_due_messages task, with retries and backoff; the
+recipient and body are sealed. Keys name an event, never a person's data: no address, no number, no name.
+A key reads "<kind>:<subject id>[:<detail>...]"; cancel_pending finds queued messages by their subject id.
+
+The outbox names nobody: keys are stored only as keyed hashes (``outbox_key_hash``, the one place they are
+computed), and a message that is final (sent, failed, cancelled) leaves only a tombstone, its hashed key, so
+that queueing stays idempotent. No participant id, provider id or Message-ID is kept, nor logged. How
+deliveries went is counted per day, channel and outcome in DeliveryCount.
 
 A message may instead be queued deferred (``queue_many`` with ``Deferred``): the row then holds only the
 name of a renderer registered with ``register_renderer`` and an opaque reference, and the sender asks the
@@ -24,6 +30,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import re
 import smtplib
 import sys
 import time
@@ -48,7 +55,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client as TwilioClient
 
-from preventicons.models import OutboundMessage
+from preventicons.crypto import keyed_hash
+from preventicons.models import DeliveryCount, OutboundMessage
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -70,8 +78,11 @@ logger = logging.getLogger(__name__)
 #   one provider call. The provider call is made outside any database transaction: no lock or connection is
 #   held across the network.
 # - Bounded. Every claim counts an attempt; a transient failure waits with exponential backoff and jitter,
-#   a permanent one (an invalid number, a refused mailbox) or MESSAGE_MAX_ATTEMPTS ends in "failed". Sent
-#   and failed rows keep no recipient and no body: the body carries link tokens.
+#   a permanent one (an invalid number, a refused mailbox) or MESSAGE_MAX_ATTEMPTS ends in "failed".
+# - Final means gone. A sent, failed or cancelled message becomes a tombstone in the transaction that counts
+#   its outcome in DeliveryCount: the hashed key stays (so a retried job that queues it again sends nothing),
+#   recipient, body, reference, channel, attempts and errors go. No provider id or Message-ID is ever kept:
+#   with the mail server's log it would name the recipient of every row.
 # - Deferred messages are rendered after the claim, outside any transaction, just before the provider call;
 #   a renderer that finds nobody to send to any more ends the row "cancelled". A renderer that raises counts
 #   as a transient failure (its text is not kept: it may quote content).
@@ -84,6 +95,10 @@ KEY_MAX_LENGTH = 200
 STAFF_SMS_WINDOW_SECONDS = 3600
 
 _jitter = random.SystemRandom()
+# Keyed hashes of outbox keys live under the blind-index key, separated from every other use by these labels.
+KEY_HASH_PURPOSE = "blind_index"
+KEY_HASH_LABEL = "outbox-key"
+CANCEL_TAG_LABEL = "outbox-subject"
 
 
 class SendError(Exception):
@@ -132,15 +147,35 @@ def _check_key(key: str) -> None:
         raise ValueError("an outbox key names an event, never an address")
 
 
-def _queue(*, key: str, channel: str, to: str, subject: StrOrPromise | None, body: StrOrPromise) -> bool:
+def outbox_key_hash(key: str) -> str:
+    """What the outbox stores of ``key``: its keyed hash. The one place a key becomes a column value."""
     _check_key(key)
+    return keyed_hash(KEY_HASH_PURPOSE, KEY_HASH_LABEL, key)
+
+
+def _subject_of(key: str) -> str:
+    # "<kind>:<subject id>[:<detail>...]": the subject is what a stop or pause cancels by (a participant or
+    # a code id). A key without a second part has no subject and cannot be cancelled by one.
+    parts = key.split(":")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _cancel_tag(subject: str) -> str:
+    if not subject:
+        return ""
+    return keyed_hash(KEY_HASH_PURPOSE, CANCEL_TAG_LABEL, subject)
+
+
+def _queue(*, key: str, channel: str, to: str, subject: StrOrPromise | None, body: StrOrPromise) -> bool:
+    key_hash = outbox_key_hash(key)
     if not isinstance(to, str) or not to or not body:
         raise ValueError("a message needs a recipient (text) and a body")
     if subject is not None and ("\n" in str(subject) or "\r" in str(subject)):
         raise ValueError("an e-mail subject is one line")
     using = router.db_for_write(OutboundMessage)
     message = OutboundMessage(
-        key=key,
+        key_hash=key_hash,
+        cancel_tag=_cancel_tag(_subject_of(key)),
         channel=channel,
         recipient=to,
         # Lazy translations become text here: the sealed column takes only str.
@@ -155,11 +190,16 @@ def _queue(*, key: str, channel: str, to: str, subject: StrOrPromise | None, bod
             message.save(force_insert=True, using=using)
     except IntegrityError:
         existing = (
-            OutboundMessage.objects.using(using).filter(key=key).values_list("channel", flat=True).first()
+            OutboundMessage.objects.using(using)
+            .filter(key_hash=key_hash)
+            .values_list("status", "channel")
+            .first()
         )
         if existing is None:
             raise
-        if existing != channel:
+        status, existing_channel = existing
+        # A tombstone keeps no channel: a finished key is simply used, whatever channel is asked for now.
+        if status == OutboundMessage.Status.PENDING and existing_channel != channel:
             raise ValueError("this outbox key already names a message on another channel") from None
         return False
     if not _hurry_registered(using):
@@ -217,14 +257,28 @@ def retry_delay(*, attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=delay * _jitter.uniform(0.5, 1.0))
 
 
-def prune_finished_messages(*, older_than: dt.timedelta | None = None) -> int:
-    """Delete finished rows (sent, failed, cancelled) older than the retention period; never pending ones."""
-    if older_than is None:
-        older_than = dt.timedelta(days=settings.MESSAGE_RETENTION_DAYS)
-    cutoff = timezone.now() - older_than
-    finished = [OutboundMessage.Status.SENT, OutboundMessage.Status.FAILED, OutboundMessage.Status.CANCELLED]
-    deleted, _ = OutboundMessage.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+def retention_period(*, at: dt.datetime | None = None) -> int:
+    """The number of the MESSAGE_RETENTION_DAYS-long period (counted from 1970-01-01, UTC) ``at`` falls in."""
+    day = (at or timezone.now()).astimezone(dt.UTC).date()
+    return (day - dt.date(1970, 1, 1)).days // max(settings.MESSAGE_RETENTION_DAYS, 1)
+
+
+def prune_finished_messages() -> int:
+    """Delete the tombstones of messages finished before the previous retention period; never pending ones.
+
+    A tombstone is kept at least MESSAGE_RETENTION_DAYS and at most twice that: long enough for any retry of
+    the job that queued it. It carries its period, not a time, so it cannot date its message.
+    """
+    deleted, _ = OutboundMessage.objects.filter(
+        status=OutboundMessage.Status.FINISHED, finished_period__lt=retention_period() - 1
+    ).delete()
     return deleted
+
+
+def delivery_counts(*, day: dt.date) -> dict[tuple[str, str], int]:
+    """How many messages ended on ``day`` (local date), per (channel, outcome)."""
+    rows = DeliveryCount.objects.filter(day=day).values_list("channel", "outcome", "count")
+    return {(channel, outcome): count for channel, outcome, count in rows}
 
 
 def _short_id(message: OutboundMessage) -> str:
@@ -251,33 +305,30 @@ def _claim_next_due() -> OutboundMessage | None:
 
 
 def _attempt(message: OutboundMessage, senders: _Senders, report: SendReport) -> None:
+    Outcome = DeliveryCount.Outcome
     if message.attempts > settings.MESSAGE_MAX_ATTEMPTS:
         # The last permitted attempt never reported back (its sender died mid-call): do not add another.
-        _record_failed(message, "no outcome after the last attempt")
+        logger.warning(
+            "%s message %s: no outcome after the last attempt", message.channel, _short_id(message)
+        )
+        _finish(message, outcome=Outcome.FAILED)
         report.failed += 1
         return
     try:
         if message.renderer:
             rendered = _render(message)
             if rendered is None:
-                _record(
-                    message,
-                    status=OutboundMessage.Status.CANCELLED,
-                    next_attempt_at=None,
-                    last_error="nobody to send to",
-                )
+                _finish(message, outcome=Outcome.CANCELLED)
                 report.cancelled += 1
                 return
-            provider_id = senders.deliver(
-                message, to=rendered.to, subject=rendered.subject or "", body=rendered.body
-            )
+            senders.deliver(message, to=rendered.to, subject=rendered.subject or "", body=rendered.body)
         else:
-            provider_id = senders.deliver(
+            senders.deliver(
                 message, to=message.recipient or "", subject=message.subject or "", body=message.body or ""
             )
     except PermanentSendError as exc:
         logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), exc)
-        _record_failed(message, str(exc))
+        _finish(message, outcome=Outcome.FAILED)
         report.failed += 1
     except TransientSendError as exc:
         if message.attempts >= settings.MESSAGE_MAX_ATTEMPTS:
@@ -288,7 +339,7 @@ def _attempt(message: OutboundMessage, senders: _Senders, report: SendReport) ->
                 message.attempts,
                 exc,
             )
-            _record_failed(message, str(exc))
+            _finish(message, outcome=Outcome.FAILED)
             report.failed += 1
         else:
             logger.info(
@@ -305,30 +356,53 @@ def _attempt(message: OutboundMessage, senders: _Senders, report: SendReport) ->
             )
             report.deferred += 1
     else:
-        _record(
-            message,
-            status=OutboundMessage.Status.SENT,
-            sent_at=timezone.now(),
-            provider_id=provider_id[:200],
-            next_attempt_at=None,
-            last_error="",
-            recipient=None,
-            subject=None,
-            body=None,
-        )
+        _finish(message, outcome=Outcome.SENT)
         report.sent += 1
 
 
-def _record_failed(message: OutboundMessage, error: str) -> None:
-    _record(
-        message,
-        status=OutboundMessage.Status.FAILED,
-        next_attempt_at=None,
-        last_error=error[:200],
-        recipient=None,
-        subject=None,
-        body=None,
-    )
+# What a final message leaves: its hashed key and its retention period (outbox_finished_is_a_tombstone).
+def _tombstone(*, at: dt.datetime) -> dict[str, Any]:
+    return {
+        "status": OutboundMessage.Status.FINISHED,
+        "finished_period": retention_period(at=at),
+        "cancel_tag": "",
+        "channel": "",
+        "recipient": None,
+        "subject": None,
+        "body": None,
+        "renderer": "",
+        "reference": "",
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_error": "",
+    }
+
+
+_COUNT_SQL = (
+    "INSERT INTO preventicons_deliverycount (day, channel, outcome, count) VALUES (%s, %s, %s, 1) "
+    "ON CONFLICT (day, channel, outcome) DO UPDATE SET count = preventicons_deliverycount.count + 1"
+)
+
+
+def _finish(message: OutboundMessage, *, outcome: str) -> None:
+    # Tombstone and count in one transaction: the counts add up to the finished messages, and no per-message
+    # row survives. Only while the claim is ours, as in _record.
+    using = router.db_for_write(OutboundMessage)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        updated = (
+            OutboundMessage.objects.using(using)
+            .filter(pk=message.pk, status=OutboundMessage.Status.PENDING, attempts=message.attempts)
+            .update(**_tombstone(at=now))
+        )
+        if not updated:
+            logger.warning(
+                "outbox message %s was cancelled or claimed again before its outcome was recorded",
+                _short_id(message),
+            )
+            return
+        with connections[using].cursor() as cursor:
+            cursor.execute(_COUNT_SQL, [timezone.localdate(now), message.channel, outcome])
 
 
 def _record(message: OutboundMessage, **changes: Any) -> None:
@@ -397,15 +471,19 @@ class _Senders:
     def __exit__(self, *exc_info: object) -> None:
         self._close_mail()
 
-    def deliver(self, message: OutboundMessage, *, to: str, subject: str, body: str) -> str:
+    def deliver(self, message: OutboundMessage, *, to: str, subject: str, body: str) -> None:
+        """Hand one message to its provider; what the provider calls it (SID, Message-ID) is not kept."""
         self._pacer.wait_for(message.channel)
         if message.channel == OutboundMessage.Channel.EMAIL:
-            return self._send_email(to=to, subject=subject, body=body)
+            self._send_email(to=to, subject=subject, body=body)
+            return
         if self._sms is None:
             self._sms = sms_gateway()
-        return self._sms.send(to=to, body=body)
+        self._sms.send(to=to, body=body)
 
-    def _send_email(self, *, to: str, subject: str, body: str) -> str:
+    def _send_email(self, *, to: str, subject: str, body: str) -> None:
+        # Our own domain in the Message-ID (Django's default would name the sending host). The Message-ID is
+        # neither kept nor logged: the mail server's log pairs it with the recipient.
         message_id = make_msgid(domain=_sender_domain())
         try:
             if self._mail is None:
@@ -431,7 +509,6 @@ class _Senders:
         except OSError as exc:
             self._close_mail()
             raise TransientSendError(f"smtp unreachable ({type(exc).__name__})") from None
-        return message_id
 
     def _close_mail(self) -> None:
         if self._mail is not None:
@@ -612,28 +689,34 @@ class TwoFactorSmsGateway:
 # --- Cancelling (added for participants.account: stopping and pausing) -------------------------------------
 
 
+_SUBJECT_PART = re.compile(r"(?:[A-Za-z0-9_-]+)?:([^:\s]{16,}):")
+
+
 def cancel_pending(*, keys_containing: list[str]) -> int:
-    """Delete the pending messages whose key contains any of the given parts; returns how many.
+    """End, unsent, the pending messages about the given subjects; returns how many.
 
-    Runs in the caller's transaction. A message a sender has already claimed may still go out: its outcome
-    is then recorded on no row. Each part must be specific (an id), never a bare kind such as "invite:".
+    Each part names a key's subject as the keys spell it: ":<id>:" (any kind) or "<kind>:<id>:", the id at
+    least 16 characters (a uuid), never a bare kind such as "invite:". Keys are stored only hashed, so a
+    message is found by the keyed hash of its subject (its cancel tag), not by text.
+
+    Runs in the caller's transaction. The messages become tombstones, so queueing one of their keys again
+    sends nothing either; they are not counted in DeliveryCount (an act of the participant, not a delivery).
+    A message a sender has already claimed may still go out: its outcome is then recorded on no row.
     """
-    from django.db.models import Q  # kept with the function appended here, not in the module's imports
-
-    parts = list(keys_containing)
-    for part in parts:
-        if len(part) < 16:
+    tags = set()
+    for part in keys_containing:
+        match = _SUBJECT_PART.fullmatch(part)
+        if match is None:
             raise ValueError("a key part to cancel by must name an id, not only a kind")
-    if not parts:
+        tags.add(keyed_hash(KEY_HASH_PURPOSE, CANCEL_TAG_LABEL, match.group(1)))
+    if not tags:
         return 0
-    matches = Q()
-    for part in parts:
-        matches |= Q(key__contains=part)
     using = router.db_for_write(OutboundMessage)
-    deleted, _ = (
-        OutboundMessage.objects.using(using).filter(matches, status=OutboundMessage.Status.PENDING).delete()
+    return (
+        OutboundMessage.objects.using(using)
+        .filter(cancel_tag__in=tags, status=OutboundMessage.Status.PENDING)
+        .update(**_tombstone(at=timezone.now()))
     )
-    return deleted
 
 
 # --- Queueing many at once (added for scores.rounds: the weekly round) -------------------------------------
@@ -735,8 +818,11 @@ _CHANNELS = frozenset(OutboundMessage.Channel.values)
 
 
 def _queue_deferred(messages: list[Deferred], *, using: str) -> None:
+    key_hashes: list[str] = []
+    tags: list[str] = []
     for message in messages:
-        _check_key(message.key)
+        key_hashes.append(outbox_key_hash(message.key))
+        tags.append(_cancel_tag(_subject_of(message.key)))
         if message.channel not in _CHANNELS:
             raise ValueError("unknown channel")
         if message.renderer not in _renderers:
@@ -749,27 +835,45 @@ def _queue_deferred(messages: list[Deferred], *, using: str) -> None:
             or "@" in reference
         ):
             raise ValueError(f"a reference is an opaque id of 1-{REFERENCE_MAX_LENGTH} printable characters")
-    # One statement for the whole batch: each column travels as one newline-separated text (keys, channels,
-    # renderer names and references are printable, so never hold one), the rows are built server side, and
-    # the unique key keeps the first row queued under it, as in queue_email/queue_sms.
-    sql = (
-        "INSERT INTO preventicons_outboundmessage (id, key, channel, renderer, reference, recipient, "
-        "subject, body, status, attempts, next_attempt_at, created_at, sent_at, provider_id, last_error) "
-        "SELECT gen_random_uuid(), key, channel, renderer, reference, NULL, NULL, NULL, %s, 0, %s, %s, "
-        "NULL, '', '' "
-        "FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'), "
-        "string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) AS m(key, channel, renderer, reference) "
-        "ON CONFLICT (key) DO NOTHING"
-    )
     now = timezone.now()
+    if connections[using].vendor != "postgresql":
+        # The embedded default (SQLite): the ORM's insert-if-absent, one statement per batch.
+        OutboundMessage.objects.using(using).bulk_create(
+            [
+                OutboundMessage(
+                    key_hash=key_hash,
+                    cancel_tag=tag,
+                    channel=message.channel,
+                    renderer=message.renderer,
+                    reference=message.reference,
+                    next_attempt_at=now,
+                )
+                for message, key_hash, tag in zip(messages, key_hashes, tags, strict=True)
+            ],
+            ignore_conflicts=True,
+        )
+        return
+    # One statement for the whole batch: each column travels as one newline-separated text (hashes,
+    # channels, renderer names and references are printable, so never hold one), the rows are built server
+    # side, and the unique hashed key keeps the first row queued under it, as in queue_email/queue_sms.
+    sql = (
+        "INSERT INTO preventicons_outboundmessage (id, key_hash, cancel_tag, channel, renderer, reference, "
+        "recipient, subject, body, status, attempts, next_attempt_at, last_error, finished_period) "
+        "SELECT gen_random_uuid(), key_hash, cancel_tag, channel, renderer, reference, "
+        "NULL, NULL, NULL, %s, 0, %s, '', NULL "
+        "FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'), "
+        "string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) "
+        "AS m(key_hash, cancel_tag, channel, renderer, reference) "
+        "ON CONFLICT (key_hash) DO NOTHING"
+    )
     with connections[using].cursor() as cursor:
         cursor.execute(
             sql,
             [
                 OutboundMessage.Status.PENDING.value,
                 now,
-                now,
-                "\n".join(message.key for message in messages),
+                "\n".join(key_hashes),
+                "\n".join(tags),
                 "\n".join(message.channel for message in messages),
                 "\n".join(message.renderer for message in messages),
                 "\n".join(message.reference for message in messages),
@@ -781,7 +885,7 @@ def _queue_sealed(messages: list[Outgoing], *, using: str) -> None:
     now = timezone.now()
     rows = []
     for message in messages:
-        _check_key(message.key)
+        key_hash = outbox_key_hash(message.key)
         if message.channel not in OutboundMessage.Channel.values:
             raise ValueError("unknown channel")
         if not message.to or not message.body:
@@ -792,7 +896,8 @@ def _queue_sealed(messages: list[Outgoing], *, using: str) -> None:
             raise ValueError("an e-mail subject is one line")
         rows.append(
             OutboundMessage(
-                key=message.key,
+                key_hash=key_hash,
+                cancel_tag=_cancel_tag(_subject_of(message.key)),
                 channel=message.channel,
                 recipient=message.to,
                 subject=message.subject,

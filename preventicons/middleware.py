@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.cache import patch_cache_control
 
 PERMISSIONS_POLICY = (
@@ -20,11 +21,30 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        if self.carries_token(request):
+            # A page whose address holds a link token sends no Referer at all: under the site's same-origin
+            # policy its CSS, images and favicon requests would carry the token (and the thanks page's mark)
+            # to whatever proxy logs Referers. Django's SecurityMiddleware only sets the default when unset.
+            response.headers["Referrer-Policy"] = "no-referrer"
         if self.is_personal(request):
             # Pages behind a staff login or a participant's session are personal: never kept by a shared
             # browser cache or a proxy, and never shown again from the back button after logging out.
             patch_cache_control(response, no_store=True, private=True)
         return response
+
+    @staticmethod
+    def carries_token(request: HttpRequest) -> bool:
+        """Whether the request's path holds a link token: a URL pattern with a ``token`` argument."""
+        match: ResolverMatch | None = getattr(request, "resolver_match", None)
+        if match is None:
+            # Not resolved (a redirect to the slashed path, a 404 before resolving): resolve it here.
+            for path in (request.path_info, request.path_info + "/"):
+                try:
+                    match = resolve(path)
+                except Resolver404:
+                    continue
+                break
+        return match is not None and "token" in match.kwargs
 
     @staticmethod
     def is_personal(request: HttpRequest) -> bool:

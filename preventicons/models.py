@@ -6,17 +6,22 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from preventicons.fields import EncryptedTextField, sealed_only
 
 
 class OutboundMessage(models.Model):
-    """One e-mail or SMS in the outbox: queued once per key, sent at least once, its content wiped when done.
+    """One e-mail or SMS in the outbox: queued once per key, sent at least once, gone once final.
 
-    The row outlives its content on purpose: the unique ``key`` is what makes queueing idempotent, so a
-    retried job that queues the same message again finds the row and sends nothing twice.
+    A pending row holds what it takes to send (sealed) and to retry. Once the message is final (sent, failed
+    or cancelled) the row becomes a tombstone: the keyed hash of its key and the retention period it ended
+    in, nothing else. The tombstone is what keeps queueing idempotent: a retried job that queues the same key
+    again collides with it on the unique index and sends nothing.
+
+    Nothing here names a person: the key is stored only as a keyed hash (preventicons.messaging computes it),
+    there is no participant id, no provider id and no Message-ID. How deliveries went is counted per day and
+    channel in DeliveryCount, never kept per message.
     """
 
     class Channel(models.TextChoices):
@@ -25,32 +30,35 @@ class OutboundMessage(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
-        SENT = "sent", _("sent")
-        FAILED = "failed", _("failed")
-        # A deferred message whose renderer found nobody to send to any more (stopped, paused, no address).
-        CANCELLED = "cancelled", _("cancelled")
+        # Sent, failed or cancelled, deliberately not told apart: a tombstone says only that its key is used.
+        FINISHED = "finished", _("finished")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # An opaque idempotency key such as "enrol:<participant uuid>:email:1"; never an address or a name.
-    key = models.CharField(max_length=200, unique=True)
-    channel = models.CharField(max_length=8, choices=Channel.choices)
-    # Sealed while pending; set to None once sent or failed (the body carries link tokens).
+    # HMAC of the readable key ("enrol:<participant uuid>:email:1"): whoever holds a dump but not the key file
+    # cannot tell whose message a row was, nor find a given person's rows.
+    key_hash = models.CharField(max_length=64, unique=True)
+    # Pending only: HMAC of the key's subject (the id after its kind), so cancel_pending can find a person's
+    # queued messages without the row naming them. Gone once final.
+    cancel_tag = models.CharField(max_length=64, blank=True, default="")
+    channel = models.CharField(max_length=8, choices=Channel.choices, blank=True, default="")
+    # Sealed while pending; None once final (the body carries link tokens).
     recipient = EncryptedTextField(null=True)
     subject = EncryptedTextField(null=True)
     body = EncryptedTextField(null=True)
     # A deferred message holds no content at all: the registered ``renderer`` (e.g. "scores.weekly") makes
     # recipient, subject and body at send time from ``reference``, an opaque id such as a weekly link's UUID.
+    # Both go when the message is final: the reference would name the link, and the link its participant.
     renderer = models.CharField(max_length=40, blank=True, default="")
     reference = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     # When a pending row is next due; while a sender holds it, the end of that sender's lease.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    provider_id = models.CharField(max_length=200, blank=True, default="")
-    # A short classification such as "twilio 400 code 21211": never the address, the number or the body.
+    # A short classification such as "twilio 500 code 20500" while a retry waits: never an address or a body.
     last_error = models.CharField(max_length=200, blank=True, default="")
+    # Finished only: the MESSAGE_RETENTION_DAYS-long period (counted from 1970-01-01) the message ended in,
+    # so tombstones can be pruned without keeping a time that would date each message.
+    finished_period = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -59,23 +67,36 @@ class OutboundMessage(models.Model):
                 condition=Q(status="pending"),
                 name="outbox_pending_due",
             ),
-            models.Index(fields=["created_at"], name="outbox_created"),
+            models.Index(fields=["cancel_tag"], condition=Q(status="pending"), name="outbox_pending_tag"),
+            models.Index(fields=["finished_period"], name="outbox_finished_period"),
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(channel__in=["email", "sms"])
-                & Q(status__in=["pending", "sent", "failed", "cancelled"]),
+                condition=(Q(status="pending") & Q(channel__in=["email", "sms"]))
+                | (Q(status="finished") & Q(channel="")),
                 name="outbox_known_channel_and_status",
             ),
             models.CheckConstraint(
-                condition=~Q(status="pending") | Q(next_attempt_at__isnull=False),
+                condition=~Q(status="pending")
+                | Q(next_attempt_at__isnull=False, finished_period__isnull=True),
                 name="outbox_pending_has_due_time",
             ),
-            # What has been sent, or given up on, keeps no address and no body (with its link tokens).
+            # A finished message is a tombstone: its hashed key and its period, nothing that names or dates.
             models.CheckConstraint(
                 condition=Q(status="pending")
-                | Q(recipient__isnull=True, subject__isnull=True, body__isnull=True),
-                name="outbox_finished_holds_no_content",
+                | Q(
+                    recipient__isnull=True,
+                    subject__isnull=True,
+                    body__isnull=True,
+                    cancel_tag="",
+                    next_attempt_at__isnull=True,
+                    finished_period__isnull=False,
+                    renderer="",
+                    reference="",
+                    attempts=0,
+                    last_error="",
+                ),
+                name="outbox_finished_is_a_tombstone",
             ),
             # A deferred message never holds content, not even sealed; it always names what renders it.
             models.CheckConstraint(
@@ -88,10 +109,6 @@ class OutboundMessage(models.Model):
                 name="outbox_deferred_holds_no_content",
             ),
             models.CheckConstraint(
-                condition=~Q(status="sent") | Q(sent_at__isnull=False),
-                name="outbox_sent_has_sent_at",
-            ),
-            models.CheckConstraint(
                 condition=~Q(channel="sms") | Q(subject__isnull=True),
                 name="outbox_sms_has_no_subject",
             ),
@@ -99,4 +116,37 @@ class OutboundMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} message {self.pk} ({self.status})"
+        return f"outbox message {self.pk} ({self.status})"
+
+
+class DeliveryCount(models.Model):
+    """How many messages ended in each outcome, per day and channel: what is left to diagnose delivery.
+
+    Counted when a message becomes final, in the transaction that makes it a tombstone, so the counts add
+    up to the finished messages. A day, a channel and a number name nobody.
+    """
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        # A deferred message whose renderer found nobody to send to any more (stopped, paused, no address).
+        CANCELLED = "cancelled", _("cancelled")
+
+    id = models.BigAutoField(primary_key=True)
+    # The local (TIME_ZONE) date the messages became final.
+    day = models.DateField()
+    channel = models.CharField(max_length=8, choices=OutboundMessage.Channel.choices)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "channel", "outcome"], name="delivery_count_per_day"),
+            models.CheckConstraint(
+                condition=Q(channel__in=["email", "sms"]) & Q(outcome__in=["sent", "failed", "cancelled"]),
+                name="delivery_count_known_values",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.channel} {self.outcome}: {self.count}"

@@ -109,6 +109,20 @@ if any(_configured.values()) and not all(_configured.values()):
     missing = [var for alias, var in _DATABASE_ENV.items() if not _configured[alias]]
     raise ImproperlyConfigured(f"set all three database URLs or none; missing: {', '.join(missing)}")
 DB_POOL = env.bool("DB_POOL", default=True)
+# --- What the database server shows (pg_stat_activity, statement logs) ------------------------
+# psycopg binds parameters on the client unless told otherwise: every statement would reach the server with
+# its values inlined, and pg_stat_activity, pg_stat_statements and statement logs would show them (an
+# address's ciphertext, a token hash, the week a score was given for). With server-side binding the server
+# sees "$1, $2" and gets the values apart. Development may switch it off to measure its cost; production may
+# not.
+DB_SERVER_SIDE_BINDING = env.bool("DB_SERVER_SIDE_BINDING", default=True)
+if PRODUCTION and not DB_SERVER_SIDE_BINDING:
+    raise ImproperlyConfigured("DB_SERVER_SIDE_BINDING must stay on in production")
+# After this many runs of the same query on a connection psycopg prepares it on the server (less parsing and
+# planning). 0 prepares at once; "none" never prepares (for a pooler in transaction mode that cannot keep
+# prepared statements, such as PgBouncer before 1.21).
+_prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
+DB_PREPARE_THRESHOLD = None if _prepare_threshold == "none" else int(_prepare_threshold)
 
 
 def _database(alias: str) -> dict:
@@ -133,6 +147,10 @@ def _database(alias: str) -> dict:
     if config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"{_DATABASE_ENV[alias]} must be a postgres:// URL")
     config["CONN_HEALTH_CHECKS"] = True
+    options = config.setdefault("OPTIONS", {})
+    options["server_side_binding"] = DB_SERVER_SIDE_BINDING
+    if DB_SERVER_SIDE_BINDING:
+        options["prepare_threshold"] = DB_PREPARE_THRESHOLD
     # The stores are independent: none needs another created first (and a lone notes test must run).
     config["TEST"] = {"DEPENDENCIES": []}
     if DB_POOL:
@@ -251,7 +269,8 @@ MESSAGE_RATE_EMAIL_PER_SECOND = env.float("MESSAGE_RATE_EMAIL_PER_SECOND", defau
 MESSAGE_RATE_SMS_PER_SECOND = env.float("MESSAGE_RATE_SMS_PER_SECOND", default=10.0)
 MESSAGE_RETRY_BASE_SECONDS = env.int("MESSAGE_RETRY_BASE_SECONDS", default=30)
 MESSAGE_RETRY_MAX_SECONDS = env.int("MESSAGE_RETRY_MAX_SECONDS", default=3600)
-# Sent and failed outbox rows (no content left, only the key) are deleted after this many days.
+# Finished outbox messages leave a tombstone (the keyed hash of their key, nothing else) so that a retried
+# job cannot send them again; tombstones go after this many days, at most twice as many.
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=90)
 
 # --- Celery (preventicons/celery.py) ------------------------------------------------------------
@@ -375,15 +394,28 @@ if PRODUCTION:
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # --- Logging: no log line carries a token, an address or a number (preventicons/logfilters.py) --
+# One handler, redacting, for everything. Django's own defaults (django.utils.log.DEFAULT_LOGGING) stay
+# attached unless each logger they configure is named here: the "django" logger's console handler would print
+# unredacted paths in development ("Forbidden (CSRF cookie not set.): /i/<token>/" from django.security.csrf),
+# its mail_admins handler would mail tracebacks, and django.server has a handler of its own. So "django" and
+# "django.server" get ours and do not propagate (one line each); everything else reaches the root's. A Celery
+# worker's redirected stdout (the celery.redirected logger) propagates to the root as well
+# (CELERY_WORKER_HIJACK_ROOT_LOGGER is off, so Celery adds no handler of its own there).
+_LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "preventicons.logfilters.RedactFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL},
     "loggers": {
-        # Django logs the request path on 4xx/5xx; our paths carry tokens, so the filter redacts them.
-        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # django.request, django.security.* and django.db.backends log through "django".
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Django logs the request path on 4xx/5xx and every request in runserver; our paths carry tokens.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "celery.task": {"handlers": ["console"], "level": _LOG_LEVEL, "propagate": False},
+        # Celery gives a logger without handlers one of its own (unredacted, on stderr): these have ours.
+        "multiprocessing": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

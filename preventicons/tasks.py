@@ -36,7 +36,7 @@ def send_due_messages() -> int:
 
 @shared_task(name="preventicons.tasks.prune_sent_messages", ignore_result=True)
 def prune_sent_messages() -> int:
-    """Delete sent and failed outbox rows older than MESSAGE_RETENTION_DAYS; pending rows stay."""
+    """Delete outbox tombstones older than MESSAGE_RETENTION_DAYS (at most twice that); pending rows stay."""
     return messaging.prune_finished_messages()
 
 

@@ -23,7 +23,7 @@ import redis
 from django.conf import settings
 from django.db import connections, transaction
 
-from preventicons.messaging import queue_email
+from preventicons.messaging import outbox_key_hash, queue_email
 from preventicons.models import OutboundMessage
 from preventicons.tasks import send_due_messages
 from tests.conftest import ALL_DATABASES
@@ -204,8 +204,8 @@ def test_a_real_worker_sends_a_queued_email(
     assert len(received) == 1, log
     assert received[0].rcpt_tos == [ADDRESS]
     assert received[0].message["Subject"] == "Welkom"
-    message = OutboundMessage.objects.get(key="enrol:worker-test:email:1")
-    assert message.status == OutboundMessage.Status.SENT
+    message = OutboundMessage.objects.get(key_hash=outbox_key_hash("enrol:worker-test:email:1"))
+    assert message.status == OutboundMessage.Status.FINISHED
     assert message.recipient is None and message.body is None
     # The worker logs through the production LOGGING and its redacting filter: no address, no token.
     assert ADDRESS not in log and "Qm8x2LwT5vZ9" not in log and "Beste Eva" not in log

@@ -399,8 +399,8 @@ def test_pausing_stops_pending_messages_and_leaves_a_trace(jan: Participant, pie
 
     jan.refresh_from_db()
     assert jan.messages_paused
-    assert list(OutboundMessage.objects.values_list("key", flat=True)) == [
-        f"weekly:{piet.pk}:2026-11-23:email"
+    assert list(OutboundMessage.objects.filter(status="pending").values_list("key_hash", flat=True)) == [
+        messaging.outbox_key_hash(f"weekly:{piet.pk}:2026-11-23:email")
     ]
     assert account.pause_messages(participant=jan, paused=False)
     kinds = list(jan.consents.order_by("recorded_at", "kind").values_list("kind", flat=True))

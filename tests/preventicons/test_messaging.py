@@ -1,5 +1,8 @@
 """The outbox: queued once per key, sent at least once and never twice by a retry, sealed, and quiet in logs.
 
+A finished message leaves a tombstone (its hashed key) and a count per day, channel and outcome; what names
+nobody is tested as the attack in tests/preventicons/test_outbox_privacy.py.
+
 SMS go through the real twilio SDK over HTTP to a local fake endpoint; e-mail through Django's SMTP backend
 to a real local SMTP server. Time moves with time-machine, never by sleeping.
 """
@@ -48,14 +51,38 @@ EMAIL_BODY = f"Beste Jan,\n\nKlik op https://preventicons.example/i/{LINK_TOKEN}
 
 
 def row(key: str) -> OutboundMessage:
-    return OutboundMessage.objects.get(key=key)
+    return OutboundMessage.objects.get(key_hash=messaging.outbox_key_hash(key))
+
+
+def rows(*keys: str) -> Any:
+    return OutboundMessage.objects.filter(key_hash__in=[messaging.outbox_key_hash(key) for key in keys])
+
+
+def counted() -> dict[tuple[str, str], int]:
+    """Today's delivery counts per (channel, outcome)."""
+    return messaging.delivery_counts(day=timezone.localdate())
+
+
+def is_tombstone(message: OutboundMessage) -> bool:
+    return message.status == OutboundMessage.Status.FINISHED and (
+        message.channel,
+        message.recipient,
+        message.subject,
+        message.body,
+        message.renderer,
+        message.reference,
+        message.cancel_tag,
+        message.attempts,
+        message.last_error,
+        message.next_attempt_at,
+    ) == ("", None, None, None, "", "", "", 0, "", None)
 
 
 def raw_columns(key: str) -> tuple[Any, ...]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT recipient, subject, body FROM preventicons_outboundmessage WHERE key = %s",
-            [key],
+            "SELECT recipient, subject, body FROM preventicons_outboundmessage WHERE key_hash = %s",
+            [messaging.outbox_key_hash(key)],
         )
         found = cursor.fetchone()
     assert found is not None
@@ -94,7 +121,7 @@ def test_queueing_the_same_key_twice_keeps_one_row_and_sends_once() -> None:
     assert queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY) is True
     assert queue_sms(key="code:p1:sms:1", to="+31699999999", body="another body") is False
 
-    assert OutboundMessage.objects.filter(key="code:p1:sms:1").count() == 1
+    assert rows("code:p1:sms:1").count() == 1
     assert send_due_messages().sent == 1
     assert queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY) is False
     assert send_due_messages().sent == 0
@@ -174,7 +201,7 @@ def test_a_committed_message_is_sent_on_commit() -> None:
         assert mail.outbox == []
 
     assert [message.to for message in mail.outbox] == [[ADDRESS]]
-    assert row("enrol:p1:email:1").status == OutboundMessage.Status.SENT
+    assert is_tombstone(row("enrol:p1:email:1"))
 
 
 @pytest.mark.django_db
@@ -235,12 +262,29 @@ def test_an_unreachable_broker_loses_no_message(
 
 
 @pytest.mark.django_db
-def test_the_database_refuses_a_finished_message_that_keeps_its_content() -> None:
+def test_the_database_refuses_a_finished_message_that_keeps_anything_but_its_hashed_key() -> None:
     queue_sms(key="code:p1:sms:1", to=NUMBER, body=SMS_BODY)
-    with pytest.raises(IntegrityError), transaction.atomic():
-        OutboundMessage.objects.filter(key="code:p1:sms:1").update(status="sent", sent_at=timezone.now())
-    with pytest.raises(IntegrityError), transaction.atomic():
-        OutboundMessage.objects.filter(key="code:p1:sms:1").update(status="failed", next_attempt_at=None)
+    tombstone = {
+        "status": "finished",
+        "finished_period": 1,
+        "channel": "",
+        "recipient": None,
+        "body": None,
+        "cancel_tag": "",
+        "next_attempt_at": None,
+        "attempts": 0,
+    }
+    for kept in (
+        {"channel": "sms"},
+        {"next_attempt_at": timezone.now()},
+        {"attempts": 1},
+        {"last_error": "twilio 500"},
+        {"cancel_tag": "0" * 64},
+        {"finished_period": None},
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            rows("code:p1:sms:1").update(**{**tombstone, **kept})
+    rows("code:p1:sms:1").update(**tombstone)
 
 
 # --- Sending SMS through the Twilio SDK --------------------------------------------------------------------
@@ -259,10 +303,8 @@ def test_sms_goes_through_the_twilio_sdk_to_the_api(fake_twilio: FakeTwilio) -> 
     request = fake_twilio.requests[0]
     assert request.path == f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
     assert request.authorised
-    message = row("code:p1:sms:1")
-    assert message.status == OutboundMessage.Status.SENT
-    assert message.provider_id == fake_twilio.messages[0]["sid"]
-    assert message.attempts == 1 and message.sent_at is not None
+    assert is_tombstone(row("code:p1:sms:1"))
+    assert counted() == {("sms", "sent"): 1}
 
 
 @pytest.mark.django_db
@@ -301,10 +343,8 @@ def test_twilio_500_is_retried_after_backoff_and_delivered_once(
 
     assert [request.status for request in fake_twilio.requests] == [500, 201]
     assert [m["Body"] for m in fake_twilio.messages] == [SMS_BODY]
-    message = row("code:p1:sms:1")
-    assert (
-        message.status == OutboundMessage.Status.SENT and message.attempts == 2 and message.last_error == ""
-    )
+    assert is_tombstone(row("code:p1:sms:1"))
+    assert counted() == {("sms", "sent"): 1}
 
 
 @pytest.mark.django_db
@@ -321,21 +361,21 @@ def test_twilio_429_is_transient(fake_twilio: FakeTwilio, clock: Any, settings: 
 
 @pytest.mark.django_db
 def test_twilio_400_invalid_number_fails_without_retry(
-    fake_twilio: FakeTwilio, clock: Any, settings: Any
+    fake_twilio: FakeTwilio, clock: Any, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_twilio.fail_next(1, status=400, code=21211)
     queue_sms(key="code:p1:sms:1", to="+3161234", body=SMS_BODY)
 
-    report = send_due_messages()
+    with caplog.at_level(logging.WARNING):
+        report = send_due_messages()
     past_any_backoff(clock, settings)
     send_due_messages()
 
     assert report.failed == 1
     assert len(fake_twilio.requests) == 1 and fake_twilio.messages == []
-    message = row("code:p1:sms:1")
-    assert message.status == OutboundMessage.Status.FAILED
-    assert message.last_error == "twilio 400 code 21211"
-    assert raw_columns("code:p1:sms:1") == (None, None, None)
+    assert "failed permanently: twilio 400 code 21211" in caplog.text
+    assert is_tombstone(row("code:p1:sms:1"))
+    assert counted() == {("sms", "failed"): 1}
 
 
 @pytest.mark.django_db
@@ -351,9 +391,8 @@ def test_transient_failures_end_after_max_attempts(
         past_any_backoff(clock, settings)
 
     assert len(fake_twilio.requests) == 3
-    message = row("code:p1:sms:1")
-    assert message.status == OutboundMessage.Status.FAILED and message.attempts == 3
-    assert raw_columns("code:p1:sms:1") == (None, None, None)
+    assert is_tombstone(row("code:p1:sms:1"))
+    assert counted() == {("sms", "failed"): 1}
 
 
 @pytest.mark.django_db
@@ -370,7 +409,7 @@ def test_concurrent_runs_send_each_message_once(fake_twilio: FakeTwilio) -> None
     for n in range(4):
         # Straight into the table: queue_sms would send each at commit, and here the runs must race.
         OutboundMessage(
-            key=f"code:p{n}:sms:1",
+            key_hash=messaging.outbox_key_hash(f"code:p{n}:sms:1"),
             channel=OutboundMessage.Channel.SMS,
             recipient=f"+3161234567{n}",
             body=f"{SMS_BODY} #{n}",
@@ -393,7 +432,8 @@ def test_concurrent_runs_send_each_message_once(fake_twilio: FakeTwilio) -> None
 
     assert sum(report.sent for report in reports) == 4
     assert sorted(m["To"] for m in fake_twilio.messages) == [f"+3161234567{n}" for n in range(4)]
-    assert OutboundMessage.objects.filter(status=OutboundMessage.Status.SENT).count() == 4
+    assert OutboundMessage.objects.filter(status=OutboundMessage.Status.FINISHED).count() == 4
+    assert counted() == {("sms", "sent"): 4}
 
 
 class CrashingSmsGateway:
@@ -415,7 +455,7 @@ def test_a_send_that_never_reported_back_is_sent_after_the_lease(clock: Any, set
     clock.shift(CLAIM_LEASE + dt.timedelta(seconds=1))
     assert send_due_messages().sent == 1
     assert len(MemorySmsGateway.outbox) == 1
-    assert row("code:p1:sms:1").attempts == 2
+    assert is_tombstone(row("code:p1:sms:1"))
 
 
 def test_retry_delay_doubles_is_capped_and_jittered(settings: Any) -> None:
@@ -443,23 +483,26 @@ def test_email_reaches_the_smtp_server(smtp_server: FakeSmtpServer, settings: An
     assert first.message["Subject"] == EMAIL_SUBJECT
     assert first.message["From"] == settings.DEFAULT_FROM_EMAIL
     assert first.message.get_content().replace("\r\n", "\n") == EMAIL_BODY
-    assert first.message["Message-ID"] == row("enrol:p1:email:1").provider_id
+    assert first.message["Message-ID"].endswith("@preventicons.localhost>")  # our domain, not the host's
     assert [m.rcpt_tos for m in smtp_server.messages[1:]] == [["b@zorggroep-noord.example"]]
     assert raw_columns("enrol:p1:email:1") == (None, None, None)
 
 
 @pytest.mark.django_db
-def test_refused_mailbox_fails_permanently_and_the_next_email_still_goes(smtp_server: FakeSmtpServer) -> None:
+def test_refused_mailbox_fails_permanently_and_the_next_email_still_goes(
+    smtp_server: FakeSmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
     smtp_server.refuse_next_recipients(1, f"550 5.1.1 <{ADDRESS}>: Recipient address rejected")
     queue_email(key="enrol:p1:email:1", to=ADDRESS, subject=EMAIL_SUBJECT, body=EMAIL_BODY)
     queue_email(key="enrol:p2:email:1", to="b@zorggroep-noord.example", subject="Hallo", body="Tekst")
 
-    report = send_due_messages()
+    with caplog.at_level(logging.WARNING):
+        report = send_due_messages()
 
     assert (report.sent, report.failed) == (1, 1)
-    failed = row("enrol:p1:email:1")
-    assert failed.status == OutboundMessage.Status.FAILED
-    assert failed.last_error == "smtp recipient refused 550"
+    assert is_tombstone(row("enrol:p1:email:1"))
+    assert "failed permanently: smtp recipient refused 550" in caplog.text
+    assert counted() == {("email", "sent"): 1, ("email", "failed"): 1}
     assert [m.rcpt_tos for m in smtp_server.messages] == [["b@zorggroep-noord.example"]]
 
 
@@ -517,13 +560,7 @@ def test_failing_sends_log_no_number_address_body_or_token(
     past_any_backoff(clock, settings)
     send_due_messages()
 
-    statuses = dict(OutboundMessage.objects.values_list("key", "status"))
-    assert statuses == {
-        "code:p1:sms:1": "failed",
-        "code:p2:sms:1": "sent",
-        "enrol:p1:email:1": "failed",
-        "enrol:p2:email:1": "failed",
-    }
+    assert counted() == {("sms", "failed"): 1, ("sms", "sent"): 1, ("email", "failed"): 2}
     assert any(record.levelno >= logging.WARNING for record in caplog.records)
     logged = caplog.text + "".join(str(record.args) for record in caplog.records)
     errors = "".join(OutboundMessage.objects.values_list("last_error", flat=True))
@@ -545,7 +582,7 @@ def test_failing_sends_log_no_number_address_body_or_token(
 
 
 @pytest.mark.django_db
-def test_prune_deletes_finished_messages_after_retention_and_keeps_pending(clock: Any, settings: Any) -> None:
+def test_prune_keeps_tombstones_a_retention_period_and_never_pending_rows(clock: Any, settings: Any) -> None:
     settings.MESSAGE_RETENTION_DAYS = 90
     settings.SMS_GATEWAY = f"{__name__}.RefusingSmsGateway"
     queue_sms(key="old:failed", to=NUMBER, body=SMS_BODY)
@@ -555,17 +592,21 @@ def test_prune_deletes_finished_messages_after_retention_and_keeps_pending(clock
     send_due_messages()
     queue_sms(key="old:pending", to=NUMBER, body=SMS_BODY)
     # Still waiting for its next attempt when the retention period has passed.
-    OutboundMessage.objects.filter(key="old:pending").update(
-        next_attempt_at=timezone.now() + dt.timedelta(days=120)
-    )
-    clock.shift(dt.timedelta(days=91))
+    rows("old:pending").update(next_attempt_at=timezone.now() + dt.timedelta(days=400))
+
+    clock.shift(dt.timedelta(days=89))
+    assert tasks.prune_sent_messages.delay().get() == 0
+    # Within the retention period a retried job queueing the same key again sends nothing.
+    assert queue_sms(key="old:sent", to=NUMBER, body=SMS_BODY) is False
+    clock.shift(dt.timedelta(days=2 * 90 - 89))
     queue_sms(key="recent:sent", to=NUMBER, body=SMS_BODY)
     send_due_messages()
 
     assert tasks.prune_sent_messages.delay().get() == 2
 
-    assert set(OutboundMessage.objects.values_list("key", flat=True)) == {"old:pending", "recent:sent"}
+    assert rows("old:pending", "recent:sent").count() == OutboundMessage.objects.count() == 2
     assert tasks.prune_sent_messages.delay().get() == 0
+    assert len(MemorySmsGateway.outbox) == 2
 
 
 class RefusingSmsGateway:
@@ -721,7 +762,8 @@ def test_a_deferred_message_is_rendered_at_send_time_and_never_stored(
     assert [(sms["to"], sms["body"]) for sms in MemorySmsGateway.outbox] == [(NUMBER, SMS_BODY)]
     assert [mail.rcpt_tos for mail in smtp_server.messages] == [[ADDRESS]]
     assert smtp_server.messages[0].message["Subject"] == EMAIL_SUBJECT
-    assert row("week:p1:sms").status == row("week:p1:email").status == OutboundMessage.Status.SENT
+    assert is_tombstone(row("week:p1:sms")) and is_tombstone(row("week:p1:email"))
+    assert counted() == {("sms", "sent"): 1, ("email", "sent"): 1}
     assert raw_columns("week:p1:sms") == raw_columns("week:p1:email") == (None, None, None)
 
 
@@ -733,8 +775,8 @@ def test_a_deferred_message_with_nobody_to_send_to_is_cancelled(people: dict[str
 
     assert (report.cancelled, report.sent, report.claimed) == (1, 0, 1)
     assert MemorySmsGateway.outbox == []
-    cancelled = row("week:p1:sms")
-    assert (cancelled.status, cancelled.next_attempt_at) == (OutboundMessage.Status.CANCELLED, None)
+    assert is_tombstone(row("week:p1:sms"))
+    assert counted() == {("sms", "cancelled"): 1}
     assert raw_columns("week:p1:sms") == (None, None, None)
     assert send_due_messages().claimed == 0
 
@@ -751,7 +793,7 @@ def test_queueing_deferred_messages_twice_keeps_the_first_and_nudges_once(
         queue_sms(key="code:p3:sms:1", to=NUMBER, body=SMS_BODY)
 
     assert len(callbacks) == 1
-    assert row("week:p1:sms").reference == "ref-1"
+    # p1's message went to ref-1's number: the first queueing kept its reference.
     assert sorted(sms["to"] for sms in MemorySmsGateway.outbox) == sorted([NUMBER, "+31687654321", NUMBER])
 
 
@@ -792,7 +834,10 @@ def test_a_renderer_name_is_registered_to_one_function() -> None:
 def test_the_database_refuses_a_deferred_message_with_content() -> None:
     messaging.queue_many([deferred("week:p1:sms", "ref-1")])
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("UPDATE preventicons_outboundmessage SET body = 'v1.k.x' WHERE key = 'week:p1:sms'")
+        cursor.execute(
+            "UPDATE preventicons_outboundmessage SET body = 'v1.k.x' WHERE key_hash = %s",
+            [messaging.outbox_key_hash("week:p1:sms")],
+        )
     message = row("week:p1:sms")
     message.body = SMS_BODY
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -813,8 +858,29 @@ def test_a_renderer_that_raises_is_retried_then_fails_and_logs_nothing_it_said(
     past_any_backoff(clock, settings)
     assert send_due_messages().failed == 1
 
-    failed = row("week:p1:sms")
-    assert failed.status == OutboundMessage.Status.FAILED
-    assert failed.last_error == "renderer tests.people raised RuntimeError"
+    assert is_tombstone(row("week:p1:sms"))
+    assert counted() == {("sms", "failed"): 1}
+    assert "renderer tests.people raised RuntimeError" in caplog.text
     assert MemorySmsGateway.outbox == []
-    assert ADDRESS not in caplog.text and ADDRESS not in failed.last_error
+    assert ADDRESS not in caplog.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
+def test_deferred_queueing_keeps_the_first_key_on_either_database(
+    people: dict[str, tuple[str, str]], monkeypatch: pytest.MonkeyPatch, vendor: str, settings: Any
+) -> None:
+    if vendor == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statement on another database")
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    first, second = "participant-0000000001", "participant-0000000002"
+    # The portable insert (the embedded SQLite default) on the same table.
+    monkeypatch.setattr(connection, "vendor", vendor)
+    messaging.queue_many(
+        [deferred(f"week:{first}:sms", "ref-1"), deferred(f"week:{second}:email", "ref-2", "email")]
+    )
+    messaging.queue_many([deferred(f"week:{first}:sms", "ref-9")])
+
+    assert [row(f"week:{first}:sms").reference, row(f"week:{second}:email").reference] == ["ref-1", "ref-2"]
+    assert messaging.cancel_pending(keys_containing=[f":{first}:"]) == 1
+    assert OutboundMessage.objects.filter(status="pending").count() == 1

@@ -1,0 +1,82 @@
+"""What an operator sees of our queries in PostgreSQL's statistics views: placeholders, never the values.
+
+The operator reads pg_stat_activity (and pg_stat_statements, statement logs) on the live server. With
+psycopg's default client-side binding every statement arrives with its values inlined; the product binds on
+the server (DATABASES OPTIONS server_side_binding), so the query text holds $1, $2 and the values travel
+apart. The second test shows the first one can fail: with client-side binding the literal is there.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection
+from django.db.backends.postgresql.base import DatabaseWrapper
+
+from preventicons.models import OutboundMessage
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's statistics views")
+
+
+def _activity_of(pid: int) -> str:
+    """The query text pg_stat_activity shows for backend ``pid``, read from a connection of its own."""
+    params = connection.get_connection_params()
+    conninfo = {
+        key: params[key]
+        for key in ("dbname", "user", "password", "host", "port")
+        if params.get(key) is not None
+    }
+    with psycopg.connect(**conninfo, autocommit=True) as observer:
+        row = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    assert row is not None, "the first connection's backend is not in pg_stat_activity"
+    return str(row[0])
+
+
+def _distinctive() -> str:
+    return "needle" + secrets.token_hex(12)
+
+
+@pytest.fixture
+def client_side_connection() -> Iterator[DatabaseWrapper]:
+    """A second Django connection to the same database, binding on the client as psycopg does by default."""
+    settings_dict: dict[str, Any] = {**connection.settings_dict}
+    options = {**settings_dict["OPTIONS"], "server_side_binding": False}
+    options.pop("pool", None)
+    options.pop("prepare_threshold", None)
+    settings_dict["OPTIONS"] = options
+    wrapper = DatabaseWrapper(settings_dict, alias="client_side_binding")
+    yield wrapper
+    wrapper.close()
+
+
+@pytest.mark.django_db
+def test_pg_stat_activity_shows_placeholders_not_the_values_of_an_orm_query() -> None:
+    literal = _distinctive()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+
+    assert not OutboundMessage.objects.filter(key_hash=literal).exists()
+
+    shown = _activity_of(pid)
+    assert "preventicons_outboundmessage" in shown  # it is the ORM's query we are looking at
+    assert literal not in shown
+    assert "$1" in shown
+
+
+@pytest.mark.django_db
+def test_with_client_side_binding_the_value_is_in_pg_stat_activity(
+    client_side_connection: DatabaseWrapper,
+) -> None:
+    literal = _distinctive()
+    sql, params = OutboundMessage.objects.filter(key_hash=literal).values("id").query.sql_with_params()
+    with client_side_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+        cursor.execute(sql, params)
+
+    assert literal in _activity_of(pid)
