@@ -414,7 +414,7 @@ def _link_unusable(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "participants/account/link_unusable.html",
-        {"form": LinkForm(), "minutes": LINK_MINUTES},
+        {"minutes": LINK_MINUTES},
         status=404,
     )
 
