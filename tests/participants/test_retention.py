@@ -408,3 +408,84 @@ def test_the_help_batch_and_the_nightly_run_work_on_the_embedded_sqlite_default(
     printed = run("-c", SQLITE_SCRIPT)
 
     assert printed.split() == ["1", "1", "1", "1", "False", "1", "2"]
+
+
+# --- the same shredding as a stop -------------------------------------------------------------------------
+
+
+def set_up_like_jan(participant: Participant) -> None:
+    """Everything a stop has to deal with: a dossier, a score, consents, codes, links, pending messages."""
+    from preventicons import messaging
+    from scores.models import Score
+
+    ConsentRecord.objects.create(
+        participant=participant, kind="given", text_version="v0", recorded_at=days_ago(90)
+    )
+    ConsentRecord.objects.create(
+        participant=participant, kind="given", text_version="v1", recorded_at=days_ago(9)
+    )
+    code(participant, minutes_ago=5)
+    Invitation.objects.create(
+        participant=participant,
+        token_hash=crypto.hash_token(crypto.new_token()),
+        expires_at=NIGHT - dt.timedelta(days=1),
+    )
+    AccountLink.objects.create(
+        participant=participant, token_hash=participant.pk.hex * 2, expires_at=NIGHT + dt.timedelta(minutes=9)
+    )
+    messaging.queue_email(key=f"weekly:{participant.pk}:x", to="jan@example.nl", subject="s", body="b")
+    dossier = Dossier(number=f"D-{participant.pk.hex[:8].upper()}", opened_on=days_ago(3))
+    dossier.pseudonym_index = crypto.casefiles_index(participant.pseudonym or "")
+    dossier.pseudonym = participant.pseudonym
+    dossier.save()
+    Score.objects.create(
+        organisation=participant.organisation,
+        department=participant.department,
+        week=dt.date(2026, 11, 9),
+        value=2,
+        pseudonym=participant.pseudonym,
+    )
+
+
+def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
+    from preventicons.models import OutboundMessage
+    from scores.models import Score
+
+    row = Participant.objects.filter(pk=participant.pk).values()[0]
+    row.pop("id")
+    return {
+        "participant": row,
+        "consents": sorted(participant.consents.values_list("kind", "text_version", "recorded_at")),
+        "codes": participant.codes.count(),
+        "invitations": participant.invitations.count(),
+        "account_links": participant.account_links.count(),
+        "pending": OutboundMessage.objects.filter(key__contains=str(participant.pk)).count(),
+        "dossier": Dossier.objects.filter(number=f"D-{participant.pk.hex[:8].upper()}").values(
+            "is_open", "pseudonym", "pseudonym_index", "is_available"
+        )[0],
+        # Their score stays, counted; nothing holds their P any more.
+        "scores": (Score.objects.count(), Score.objects.filter(pseudonym=pseudonym).count()),
+    }
+
+
+def test_anonymising_leaves_a_participant_exactly_as_their_own_stop_would(organisation: Organisation) -> None:
+    from participants import account
+
+    # Twins, one stopped by themselves and one anonymised by the nightly run; should stopping gain a step,
+    # this fails until the nightly run takes the same step.
+    stopping, anonymised = make_participant(organisation), make_participant(organisation)
+    Participant.objects.filter(pk__in=[stopping.pk, anonymised.pk]).update(last_response_week=days_ago(14))
+    for twin in (stopping, anonymised):
+        set_up_like_jan(twin)
+
+    pseudonyms = {twin.pk: twin.pseudonym or "" for twin in (stopping, anonymised)}
+
+    account.stop_participation(participant=stopping)
+    stopped_by_themselves = what_is_left(stopping, pseudonyms[stopping.pk])
+    assert retention.anonymise_participants(participant_ids=[anonymised.pk, stopping.pk]) == 1
+    anonymised_at_night = what_is_left(anonymised, pseudonyms[anonymised.pk])
+
+    assert anonymised_at_night == stopped_by_themselves
+    assert stopped_by_themselves["participant"]["status"] == Participant.Status.STOPPED
+    assert stopped_by_themselves["consents"][-1] == ("withdrawn", "v1", TODAY)
+    assert stopped_by_themselves["dossier"]["is_open"] is False
