@@ -260,14 +260,13 @@ class AccountLink(models.Model):
         return f"account link {str(self.pk)[:8]}"
 
 
-class QueuedHelpRequest(models.Model):
-    """A request for contact with a casemanager, waiting sealed until the next batch takes it up.
+class QueuedRequest(models.Model):
+    """A participant's request waiting sealed for the next batch: contact with a casemanager, or a pause.
 
-    Written when the participant asks (participants.helprequests.queue_help_request) and deleted by the
-    batch that records their consent and opens their dossier (scores.wellbeing.take_up_help_requests), so
-    that nothing written next to their score says who asked. The row holds no readable participant id, no
-    pseudonym and no time of day: who asked, how they want to be contacted and under which consent text
-    are sealed to this row.
+    Written when the participant asks (participants.requestqueue) and deleted by the batch that carries it
+    out (scores.wellbeing.take_up_help_requests, every HELP_REQUEST_BATCH_MINUTES), so that nothing written
+    next to their score says who asked for what. The row holds no readable participant id, no pseudonym,
+    no time of day, and not even which kind of request it is: all of that is sealed to this row.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -279,7 +278,7 @@ class QueuedHelpRequest(models.Model):
         constraints = [*sealed_only("request")]
 
     def __str__(self) -> str:
-        return f"queued help request {str(self.pk)[:8]}"
+        return f"queued request {str(self.pk)[:8]}"
 
 
 class AnonymisationRun(models.Model):
@@ -296,7 +295,7 @@ class AnonymisationRun(models.Model):
     codes_purged = models.PositiveIntegerField(default=0)
     invitations_purged = models.PositiveIntegerField(default=0)
     account_links_purged = models.PositiveIntegerField(default=0)
-    help_requests_purged = models.PositiveIntegerField(default=0)
+    queued_requests_purged = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-run_on"]

@@ -9,8 +9,8 @@ Each night (settings.CELERY_BEAT_SCHEDULE "anonymise-and-purge") this:
   ``ANONYMISE_AFTER_CONTRACT_END_DAYS`` days ago; whoever the employer no longer lists, after
   ``ANONYMISE_UNLISTED_AFTER_DAYS``; and inactive participants silent for ``ANONYMISE_INACTIVE_AFTER_DAYS``;
 - purges verification codes past their hour, account links past expiry, invitation links
-  ``EXPIRED_INVITATION_KEEP_DAYS`` after expiry, and help requests no batch took up within
-  ``QUEUED_HELP_REQUEST_MAX_DAYS``;
+  ``EXPIRED_INVITATION_KEEP_DAYS`` after expiry, and queued requests (help, pause) no batch took up within
+  ``QUEUED_REQUEST_MAX_DAYS``;
 - records what it did as counts on the day's ``AnonymisationRun`` row, never an id.
 
 Idempotent: whoever it anonymised is stopped and matches no rule again, what it purged is gone, so a second
@@ -36,7 +36,7 @@ from participants.models import (
     ConsentRecord,
     Invitation,
     Participant,
-    QueuedHelpRequest,
+    QueuedRequest,
     VerificationCode,
 )
 from participants.participation import every_store
@@ -63,7 +63,7 @@ class RetentionCounts:
     codes_purged: int = 0
     invitations_purged: int = 0
     account_links_purged: int = 0
-    help_requests_purged: int = 0
+    queued_requests_purged: int = 0
 
     def any(self) -> bool:
         return any(asdict(self).values())
@@ -224,15 +224,15 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         counts.account_links_purged = AccountLink.objects.filter(expires_at__lte=now).delete()[0]
         counts.invitations_purged = _purge_invitations(now)
         # Not taken up within days means the batch is failing: the count in the summary is the alarm.
-        counts.help_requests_purged = QueuedHelpRequest.objects.filter(
-            queued_on__lte=today - _days("QUEUED_HELP_REQUEST_MAX_DAYS")
+        counts.queued_requests_purged = QueuedRequest.objects.filter(
+            queued_on__lte=today - _days("QUEUED_REQUEST_MAX_DAYS")
         ).delete()[0]
         _record_summary(today, counts)
-    if counts.help_requests_purged:
-        logger.warning("retention: %d queued help requests were never taken up", counts.help_requests_purged)
+    if counts.queued_requests_purged:
+        logger.warning("retention: %d queued requests were never taken up", counts.queued_requests_purged)
     logger.info(
         "retention: anonymised %d declined, %d of ended contracts, %d unlisted, %d inactive; "
-        "purged %d codes, %d invitations, %d account links, %d help requests",
+        "purged %d codes, %d invitations, %d account links, %d queued requests",
         counts.declined_erased,
         counts.contract_ended_anonymised,
         counts.unlisted_anonymised,
@@ -240,7 +240,7 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         counts.codes_purged,
         counts.invitations_purged,
         counts.account_links_purged,
-        counts.help_requests_purged,
+        counts.queued_requests_purged,
     )
     return counts
 

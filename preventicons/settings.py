@@ -315,8 +315,8 @@ HELP_DROP_POINTS = env.int("HELP_DROP_POINTS", default=2)
 HELP_DROP_WEEKS = env.int("HELP_DROP_WEEKS", default=3)
 
 # --- Help-request batch and nightly anonymisation (scores/wellbeing.py, participants/retention.py) ---------
-# Queued help requests are taken up every this many minutes, at fixed clock times (:00, :15, ...), all in one
-# transaction in random order: nothing a dump can order pairs a request with the score tapped before it.
+# Queued help requests and pause changes are taken up every this many minutes, at fixed clock times (:00, :15,
+# ...), all in one transaction in random order: nothing a dump can order pairs one with the tap before it.
 HELP_REQUEST_BATCH_MINUTES = env.int("HELP_REQUEST_BATCH_MINUTES", default=15)
 if not 1 <= HELP_REQUEST_BATCH_MINUTES <= 60:
     raise ImproperlyConfigured("HELP_REQUEST_BATCH_MINUTES is a number of minutes from 1 to 60.")
@@ -333,13 +333,13 @@ ANONYMISE_UNLISTED_AFTER_DAYS = env.int("ANONYMISE_UNLISTED_AFTER_DAYS", default
 ANONYMISE_INACTIVE_AFTER_DAYS = env.int("ANONYMISE_INACTIVE_AFTER_DAYS", default=365)
 ANONYMISE_AFTER_CONTRACT_END_DAYS = env.int("ANONYMISE_AFTER_CONTRACT_END_DAYS", default=30)
 EXPIRED_INVITATION_KEEP_DAYS = env.int("EXPIRED_INVITATION_KEEP_DAYS", default=30)
-QUEUED_HELP_REQUEST_MAX_DAYS = env.int("QUEUED_HELP_REQUEST_MAX_DAYS", default=7)
+QUEUED_REQUEST_MAX_DAYS = env.int("QUEUED_REQUEST_MAX_DAYS", default=7)
 for _name in (
     "ANONYMISE_UNLISTED_AFTER_DAYS",
     "ANONYMISE_INACTIVE_AFTER_DAYS",
     "ANONYMISE_AFTER_CONTRACT_END_DAYS",
     "EXPIRED_INVITATION_KEEP_DAYS",
-    "QUEUED_HELP_REQUEST_MAX_DAYS",
+    "QUEUED_REQUEST_MAX_DAYS",
 ):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} is a number of days: 0 or more.")

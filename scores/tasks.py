@@ -22,5 +22,5 @@ def close_ended_weeks() -> int:
 
 @shared_task(name="scores.tasks.take_up_help_requests", **IDEMPOTENT_JOB)
 def take_up_help_requests() -> int:
-    """Take up every queued help request in one transaction; a retried run records and opens nothing twice."""
+    """Take up every queued request (help, pause) in one transaction; a retried run does nothing twice."""
     return wellbeing.take_up_help_requests().taken_up

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from participants import helprequests
+from participants import requestqueue
 from participants.models import Participant
 from participants.participation import every_store
 from scores import queries
@@ -71,7 +71,7 @@ class HelpRequested:
 def request_help(*, participant: Participant, channel: str, consent_text_version: str) -> HelpRequested:
     """Queue the request for contact, sealed; the next batch records the consent and opens the dossier.
 
-    Writes one sealed queue row (participants.helprequests) and nothing else: no consent and no dossier
+    Writes one sealed queue row (participants.requestqueue) and nothing else: no consent and no dossier
     next to the score just tapped. The batch (``take_up_help_requests``) follows within
     ``HELP_REQUEST_BATCH_MINUTES``. Asking twice still leads to one dossier. Raises HelpRefused, writing
     nothing, for an unknown channel or a participant who is not active.
@@ -81,7 +81,7 @@ def request_help(*, participant: Participant, channel: str, consent_text_version
     current = Participant.objects.filter(pk=participant.pk).values_list("status", "pseudonym").first()
     if current is None or current[0] != Participant.Status.ACTIVE or not current[1]:
         raise HelpRefused(_("This link no longer works. Open your account to start again."))
-    helprequests.queue_help_request(
+    requestqueue.queue_help_request(
         participant=participant, channel=channel, consent_version=consent_text_version
     )
     return HelpRequested(channel=channel, consented_on=timezone.localdate())
@@ -93,10 +93,12 @@ class HelpBatch:
 
     taken_up: int
     dropped: int
+    # Pause and resume requests (participants.requestqueue.queue_pause_change) that changed something.
+    pauses_changed: int = 0
 
 
 def take_up_help_requests() -> HelpBatch:
-    """Take up every queued help request: consents recorded and dossiers opened, in one transaction.
+    """Take up every queued request: consents recorded, dossiers opened, pauses applied, in one transaction.
 
     All pending requests go in one transaction that every store joins, in random order, and their queue
     rows are deleted in it: a retried or crashed run records no consent twice and opens no second dossier
@@ -104,7 +106,7 @@ def take_up_help_requests() -> HelpBatch:
     is no longer active in the meantime are dropped.
     """
     with every_store():
-        taken = helprequests.take_up_pending()
+        taken = requestqueue.take_up_pending()
         for request in taken.accepted:
             help_requested.send(
                 sender=Participant,
@@ -113,4 +115,4 @@ def take_up_help_requests() -> HelpBatch:
                 consent_version=request.consent_version,
                 consented_on=request.consented_on,
             )
-    return HelpBatch(taken_up=len(taken.accepted), dropped=taken.dropped)
+    return HelpBatch(taken_up=len(taken.accepted), dropped=taken.dropped, pauses_changed=taken.pauses_changed)

@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ('codes_purged', models.PositiveIntegerField(default=0)),
                 ('invitations_purged', models.PositiveIntegerField(default=0)),
                 ('account_links_purged', models.PositiveIntegerField(default=0)),
-                ('help_requests_purged', models.PositiveIntegerField(default=0)),
+                ('queued_requests_purged', models.PositiveIntegerField(default=0)),
             ],
             options={
                 'ordering': ['-run_on'],
@@ -91,14 +91,14 @@ class Migration(migrations.Migration):
             field=models.DateField(),
         ),
         migrations.CreateModel(
-            name='QueuedHelpRequest',
+            name='QueuedRequest',
             fields=[
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('request', preventicons.fields.EncryptedTextField(purpose='field')),
                 ('queued_on', models.DateField()),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('request__isnull', True), django.db.models.lookups.StartsWith(models.F('request'), 'v1.'), _connector='OR'), name='participants_queuedhelprequest_request_sealed', violation_error_message='request holds ciphertext only')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('request__isnull', True), django.db.models.lookups.StartsWith(models.F('request'), 'v1.'), _connector='OR'), name='participants_queuedrequest_request_sealed', violation_error_message='request holds ciphertext only')],
             },
         ),
     ]

@@ -24,7 +24,7 @@ from participants.models import (
     Invitation,
     Organisation,
     Participant,
-    QueuedHelpRequest,
+    QueuedRequest,
     VerificationCode,
 )
 from preventicons import crypto
@@ -250,14 +250,14 @@ def test_expired_invitations_go_after_the_keep_period_except_an_invited_persons_
 def test_help_requests_no_batch_took_up_go_after_the_bound(
     organisation: Organisation, queued_days_ago: int, purged: bool
 ) -> None:
-    queued = QueuedHelpRequest(queued_on=days_ago(queued_days_ago))
+    queued = QueuedRequest(queued_on=days_ago(queued_days_ago))
     queued.request = json.dumps({"participant": "x", "channel": "phone", "consent_version": "v"})
     queued.save()
 
     counts = retention.run_retention()
 
-    assert QueuedHelpRequest.objects.exists() is not purged
-    assert counts.help_requests_purged == int(purged)
+    assert QueuedRequest.objects.exists() is not purged
+    assert counts.queued_requests_purged == int(purged)
 
 
 # --- the summary, and a second run -----------------------------------------------------------------------
@@ -272,7 +272,7 @@ def due_for_everything(organisation: Organisation) -> None:
     AccountLink.objects.create(
         participant=make_participant(organisation), token_hash="e" * 64, expires_at=NIGHT
     )
-    queued = QueuedHelpRequest(queued_on=days_ago(10))
+    queued = QueuedRequest(queued_on=days_ago(10))
     queued.request = "{}"
     queued.save()
 
@@ -298,7 +298,7 @@ def test_the_summary_holds_the_day_and_counts_only(organisation: Organisation) -
         "codes_purged": 1,
         "invitations_purged": 0,
         "account_links_purged": 1,
-        "help_requests_purged": 1,
+        "queued_requests_purged": 1,
     }
 
 

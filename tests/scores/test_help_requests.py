@@ -22,8 +22,8 @@ from django.db import connections
 from django.utils import timezone
 
 from casefiles.models import Dossier
-from participants import account
-from participants.models import ConsentRecord, Organisation, Participant, QueuedHelpRequest
+from participants import account, requestqueue
+from participants.models import ConsentRecord, Organisation, Participant, QueuedRequest
 from scores import submission, wellbeing
 from scores.signals import help_requested
 from tests.conftest import ALL_DATABASES
@@ -90,7 +90,7 @@ def test_no_row_a_help_request_writes_sits_next_to_the_score_tapped_before_it(
     assert min(written) > max(score_xmins)
     assert not {xmin + 1 for xmin in score_xmins} & set(written)
     # The queue rows written at request time are gone with the batch.
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
 
 
 def test_the_queue_row_names_nobody_and_has_no_time_of_day(organisation: Organisation) -> None:
@@ -99,11 +99,11 @@ def test_the_queue_row_names_nobody_and_has_no_time_of_day(organisation: Organis
     ask(participant)
 
     with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT t::text FROM participants_queuedhelprequest t")
+        cursor.execute("SELECT t::text FROM participants_queuedrequest t")
         (row,) = (line for (line,) in cursor.fetchall())
         cursor.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = 'participants_queuedhelprequest'"
+            "WHERE table_name = 'participants_queuedrequest'"
         )
         types = dict(cursor.fetchall())
     for readable in (str(participant.pk), participant.pk.hex, participant.pseudonym or "-", "phone"):
@@ -169,13 +169,13 @@ def test_a_batch_retried_after_the_casefiles_store_committed_doubles_nothing(
         consent_version=wellbeing.CONTACT_CONSENT_VERSION,
         consented_on=timezone.localdate(),
     )
-    assert Dossier.objects.count() == 1 and QueuedHelpRequest.objects.count() == 1
+    assert Dossier.objects.count() == 1 and QueuedRequest.objects.count() == 1
 
     wellbeing.take_up_help_requests()
 
     assert Dossier.objects.count() == 1
     assert ConsentRecord.objects.filter(participant=participant, kind=ConsentRecord.Kind.CONTACT).count() == 1
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
 
 
 def test_the_batch_task_takes_up_the_queue(organisation: Organisation) -> None:
@@ -207,3 +207,78 @@ def test_every_consent_is_a_day_without_a_time(organisation: Organisation) -> No
         assert dt.date.fromisoformat(value).isoformat() == value
     history = account.consent_history(participant)
     assert {entry["recorded_at"] for entry in history} == {timezone.localdate().isoformat()}
+
+
+# --- pausing and resuming go the same way ------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_pause_right_after_a_tap_is_written_by_the_batch_not_next_to_the_score(
+    organisation: Organisation,
+) -> None:
+    people = [make_participant(organisation) for _ in range(3)]
+    for person in people:
+        _link, token = make_link(person, week=WEEK)
+        assert submission.submit_score(token=token, value=4).recorded
+        requestqueue.queue_pause_change(participant=person, paused=True)
+    score_xmins = xmins("default", "scores_score")
+    # Nothing about the pause is readable yet: the flag is unchanged and no consent trace is written.
+    assert not Participant.objects.filter(messages_paused=True).exists()
+    assert not ConsentRecord.objects.exists()
+
+    assert wellbeing.take_up_help_requests().pauses_changed == 3
+
+    assert Participant.objects.filter(messages_paused=True).count() == 3
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT xmin::text::bigint FROM participants_participant WHERE messages_paused "
+            "UNION ALL SELECT xmin::text::bigint FROM participants_consentrecord"
+        )
+        written = [row[0] for row in cursor.fetchall()]
+    assert len(written) == 6
+    # Written by the batch after every score of the window (each pause in its own savepoint of the batch's
+    # transaction, hence ids of its own, allocated in the batch's random order), never next to a score.
+    assert min(written) > max(score_xmins)
+    assert not {xmin + 1 for xmin in score_xmins} & set(written)
+
+
+def test_the_last_pause_choice_wins_within_one_batch(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    other = make_participant(organisation)
+
+    for paused in (True, False, True, False):
+        requestqueue.queue_pause_change(participant=participant, paused=paused)
+    requestqueue.queue_pause_change(participant=other, paused=True)
+    ask(participant)
+
+    # One pending pause change per participant, next to the help request: earlier choices are replaced.
+    assert QueuedRequest.objects.count() == 3
+    assert wellbeing.take_up_help_requests() == wellbeing.HelpBatch(taken_up=1, dropped=0, pauses_changed=1)
+    participant.refresh_from_db()
+    other.refresh_from_db()
+    assert not participant.messages_paused and other.messages_paused
+
+
+def test_a_help_request_and_a_pause_look_alike_in_the_queue(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    ask(participant)
+    requestqueue.queue_pause_change(participant=participant, paused=True)
+
+    rows = list(QueuedRequest.objects.values_list("request", "queued_on"))
+
+    # Same columns, same day, ciphertexts of one padded length: which is which opens only with the key.
+    assert len(rows) == 2 and rows[0][1] == rows[1][1]
+    assert len(rows[0][0]) == len(rows[1][0])
+    for sealed, _day in rows:
+        assert "pause" not in sealed and "help" not in sealed and str(participant.pk) not in sealed
+
+
+def test_a_pause_change_of_someone_who_stopped_meanwhile_is_dropped(organisation: Organisation) -> None:
+    participant = make_participant(organisation)
+    requestqueue.queue_pause_change(participant=participant, paused=True)
+    account.stop_participation(participant=participant)
+
+    assert wellbeing.take_up_help_requests() == wellbeing.HelpBatch(taken_up=0, dropped=1)
+    assert not ConsentRecord.objects.filter(kind=ConsentRecord.Kind.PAUSED).exists()

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from casefiles.models import Dossier
-from participants.models import ConsentRecord, Organisation, Participant, QueuedHelpRequest
+from participants.models import ConsentRecord, Organisation, Participant, QueuedRequest
 from preventicons import crypto
 from scores import wellbeing
 from scores.models import Score
@@ -98,7 +98,7 @@ def test_asking_for_help_only_queues_the_request_sealed(organisation: Organisati
 
     # Nothing but the sealed queue row: the consent and the dossier wait for the batch.
     assert not ConsentRecord.objects.exists() and not Dossier.objects.exists()
-    ((request, queued_on),) = QueuedHelpRequest.objects.values_list("request", "queued_on")
+    ((request, queued_on),) = QueuedRequest.objects.values_list("request", "queued_on")
     assert isinstance(queued_on, dt.date) and not isinstance(queued_on, dt.datetime)
     for readable in (str(participant.pk), participant.pk.hex, participant.pseudonym or "-", "phone"):
         assert readable not in request
@@ -126,7 +126,7 @@ def test_the_batch_records_contact_consent_and_opens_a_dossier(organisation: Org
     raw_pseudonym, raw_channel = Dossier.objects.values_list("pseudonym", "contact_channel").get()
     assert participant.pseudonym and raw_pseudonym and participant.pseudonym not in raw_pseudonym
     assert raw_channel and "phone" not in raw_channel
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -185,7 +185,7 @@ def test_an_unknown_channel_is_refused_and_changes_nothing(organisation: Organis
     with pytest.raises(wellbeing.HelpRefused):
         ask(participant, channel="carrier-pigeon")
 
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -196,7 +196,7 @@ def test_a_participant_who_is_not_active_cannot_ask(organisation: Organisation) 
     with pytest.raises(wellbeing.HelpRefused):
         ask(participant)
 
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -212,7 +212,7 @@ def test_a_request_of_someone_who_stopped_before_the_batch_records_nothing(
     assert batch() == wellbeing.HelpBatch(taken_up=0, dropped=1)
 
     assert not ConsentRecord.objects.filter(kind=ConsentRecord.Kind.CONTACT).exists()
-    assert not Dossier.objects.exists() and not QueuedHelpRequest.objects.exists()
+    assert not Dossier.objects.exists() and not QueuedRequest.objects.exists()
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -233,12 +233,12 @@ def test_a_failing_dossier_side_records_no_consent_and_keeps_the_request(
 
     assert not ConsentRecord.objects.exists()
     assert Dossier.objects.count() == 1
-    assert QueuedHelpRequest.objects.count() == 1  # waits for the next batch
+    assert QueuedRequest.objects.count() == 1  # waits for the next batch
     monkeypatch.undo()
 
     batch()
 
-    assert Dossier.objects.count() == 2 and not QueuedHelpRequest.objects.exists()
+    assert Dossier.objects.count() == 2 and not QueuedRequest.objects.exists()
 
 
 # --- the help page ----------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_posting_consent_and_a_channel_records_the_request(
     # The page still promises contact; the batch makes it so.
     assert 'id="help-requested"' in response.content.decode()
     assert "A casemanager will write to you by e-mail." in response.content.decode()
-    assert QueuedHelpRequest.objects.count() == 2 and not Dossier.objects.exists()
+    assert QueuedRequest.objects.count() == 2 and not Dossier.objects.exists()
     batch()
     assert ConsentRecord.objects.filter(participant=participant, kind=ConsentRecord.Kind.CONTACT).count() == 1
     assert Dossier.objects.count() == 1
@@ -300,7 +300,7 @@ def test_asking_for_contact_needs_no_cookie(help_page: tuple[Participant, str]) 
     response = cookieless.post(path, {"consent": "yes", "channel": "phone"})
 
     assert response.status_code == 200 and 'id="help-requested"' in response.content.decode()
-    assert QueuedHelpRequest.objects.count() == 1
+    assert QueuedRequest.objects.count() == 1
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -317,7 +317,7 @@ def test_without_consent_or_a_channel_nothing_is_recorded(
 
     assert response.status_code == 400
     assert 'role="alert"' in response.content.decode()
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -330,4 +330,4 @@ def test_an_unknown_or_dead_link_opens_no_help_page(
     assert client.post(f"/w/{'A' * 43}/help/", {"consent": "yes", "channel": "phone"}).status_code == 404
     Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
     assert client.post(path, {"consent": "yes", "channel": "phone"}).status_code == 410
-    assert not QueuedHelpRequest.objects.exists()
+    assert not QueuedRequest.objects.exists()
