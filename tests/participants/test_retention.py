@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -487,3 +488,34 @@ def test_anonymising_leaves_a_participant_exactly_as_their_own_stop_would(organi
     assert stopped_by_themselves["participant"]["status"] == Participant.Status.STOPPED
     assert stopped_by_themselves["consents"][-1] == ("withdrawn", "v1", TODAY)
     assert stopped_by_themselves["dossier"]["is_open"] is False
+
+
+# --- existing consents lose their time of day ------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_the_migration_truncates_existing_consents_to_their_amsterdam_day(organisation: Organisation) -> None:
+    from django.db.migrations.executor import MigrationExecutor
+
+    participant = make_participant(organisation)
+    before = [("participants", "0007_sealed_columns_hold_ciphertext_only")]
+    after = [("participants", "0008_w5_dated_consents_help_queue_retention")]
+    executor = MigrationExecutor(connections["default"])
+    executor.migrate(before)
+    try:
+        with connections["default"].cursor() as cursor:
+            # 23:30 UTC on the 17th is half past midnight on the 18th in Amsterdam.
+            cursor.execute(
+                "INSERT INTO participants_consentrecord "
+                "(id, participant_id, kind, text_version, recorded_at) VALUES (%s, %s, 'given', 'v1', %s)",
+                [uuid.uuid4(), participant.pk, dt.datetime(2026, 11, 17, 23, 30, tzinfo=dt.UTC)],
+            )
+    finally:
+        executor = MigrationExecutor(connections["default"])
+        executor.loader.build_graph()
+        executor.migrate(after)
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT recorded_at::text FROM participants_consentrecord")
+        assert cursor.fetchall() == [("2026-11-18",)]
