@@ -21,10 +21,15 @@ class Dossier(models.Model):
     is_open = models.BooleanField(default=True)
     # False while the participant is inactive: casemanagers see individual scores of active participants only.
     is_available = models.BooleanField(default=True)
+    # The day only: dossiers are opened by the help-request batch (scores.wellbeing), so neither this date,
+    # the random id nor the row order, which within a batch is shuffled, follows the moment someone asked.
     opened_on = models.DateField()
+    # How the participant asked to be contacted (scores.wellbeing.CONTACT_CHANNELS), sealed like P: which
+    # contact someone chose is theirs to tell the casemanager, not a column to count in a dump.
+    contact_channel = EncryptedTextField(null=True)
 
     class Meta:
-        constraints = [*sealed_only("pseudonym")]
+        constraints = [*sealed_only("pseudonym", "contact_channel")]
 
     def __str__(self) -> str:
         return self.number

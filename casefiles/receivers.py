@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from casefiles.models import Dossier
@@ -45,26 +44,39 @@ def new_dossier_number() -> str:
     return "D-" + "".join(secrets.choice(DOSSIER_ALPHABET) for _ in range(8))
 
 
-def open_dossier_on_help_request(sender: Any, *, pseudonym: str, **kwargs: Any) -> None:
-    """One open dossier per pseudonym: the first request opens it, a later one (re)opens the same one."""
+def open_dossier_on_help_request(sender: Any, *, pseudonym: str, channel: str = "", **kwargs: Any) -> None:
+    """One open dossier per pseudonym: the first request opens it, a later one (re)opens the same one.
+
+    The dossier keeps the chosen contact channel, sealed; a later request's channel replaces it. Called
+    from the help-request batch (scores.wellbeing.take_up_help_requests), so a retried batch meets the
+    dossier it opened before and changes nothing a second time.
+    """
     if not pseudonym:
         return
     index = crypto.casefiles_index(pseudonym)
-    for _attempt in range(DOSSIER_NUMBER_ATTEMPTS):
-        existing = Dossier.objects.select_for_update().filter(pseudonym_index=index).first()
-        if existing is not None:
-            if not existing.is_open:
-                existing.is_open = True
-                existing.save(update_fields=["is_open"])
-            return
-        dossier = Dossier(number=new_dossier_number(), pseudonym_index=index, opened_on=timezone.localdate())
-        dossier.pseudonym = pseudonym
-        try:
-            # A savepoint: a clash (same number, or a parallel request for the same P) must not spoil the
-            # surrounding transaction; the next round finds the parallel dossier or draws a new number.
-            with transaction.atomic(using=router.db_for_write(Dossier)):
-                dossier.save(force_insert=True)
-        except IntegrityError:
-            continue
+    existing = Dossier.objects.select_for_update().filter(pseudonym_index=index).first()
+    if existing is not None:
+        changed = []
+        if not existing.is_open:
+            existing.is_open = True
+            changed.append("is_open")
+        if channel and existing.contact_channel != channel:
+            existing.contact_channel = channel
+            changed.append("contact_channel")
+        if changed:
+            existing.save(update_fields=changed)
         return
-    raise RuntimeError(f"no free dossier number after {DOSSIER_NUMBER_ATTEMPTS} attempts")
+    # No savepoint per dossier: on PostgreSQL each would give its row a transaction id of its own, in the
+    # order of opening. Without one, every dossier of a batch carries the batch's single xmin. Only the
+    # batch opens dossiers, one batch at a time (its queue rows are locked), so a number drawn free stays
+    # free; a clash all the same fails the batch, which the next run retries.
+    for _attempt in range(DOSSIER_NUMBER_ATTEMPTS):
+        number = new_dossier_number()
+        if not Dossier.objects.filter(number=number).exists():
+            break
+    else:
+        raise RuntimeError(f"no free dossier number after {DOSSIER_NUMBER_ATTEMPTS} attempts")
+    dossier = Dossier(number=number, pseudonym_index=index, opened_on=timezone.localdate())
+    dossier.pseudonym = pseudonym
+    dossier.contact_channel = channel or None
+    dossier.save(force_insert=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from preventicons.fields import EncryptedTextField, sealed_only
@@ -217,7 +220,7 @@ class VerificationCode(models.Model):
 
 
 class ConsentRecord(models.Model):
-    """Which consent text version a participant agreed to or withdrew from, and when."""
+    """Which consent text version a participant agreed to or withdrew from, and on which day."""
 
     class Kind(models.TextChoices):
         GIVEN = "given", _("given")
@@ -231,10 +234,19 @@ class ConsentRecord(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     text_version = models.CharField(max_length=32)
-    recorded_at = models.DateTimeField()
+    # The day only (Europe/Amsterdam), never a time of day: a consent to be contacted is a help request,
+    # and a time would let a dump pair it with the score tapped just before it, or order it among the
+    # other consents of the day. The name stays "recorded_at" so every writer can keep passing now().
+    recorded_at = models.DateField()
 
     def __str__(self) -> str:
         return f"consent {self.kind} ({self.text_version})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Store the day of ``recorded_at`` in the site's time zone, also when given a moment."""
+        if isinstance(self.recorded_at, dt.datetime):
+            self.recorded_at = timezone.localdate(self.recorded_at, timezone.get_default_timezone())
+        super().save(*args, **kwargs)
 
 
 class AccountLink(models.Model):
@@ -248,3 +260,47 @@ class AccountLink(models.Model):
 
     def __str__(self) -> str:
         return f"account link {str(self.pk)[:8]}"
+
+
+class QueuedRequest(models.Model):
+    """A participant's request waiting sealed for the next batch: contact with a casemanager, or a pause.
+
+    Written when the participant asks (participants.requestqueue) and deleted by the batch that carries it
+    out (scores.wellbeing.take_up_help_requests, every HELP_REQUEST_BATCH_MINUTES), so that nothing written
+    next to their score says who asked for what. The row holds no readable participant id, no pseudonym,
+    no time of day, and not even which kind of request it is: all of that is sealed to this row.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = EncryptedTextField()
+    # The day only: enough to purge what no batch took up (participants.retention).
+    queued_on = models.DateField()
+
+    class Meta:
+        constraints = [*sealed_only("request")]
+
+    def __str__(self) -> str:
+        return f"queued request {str(self.pk)[:8]}"
+
+
+class AnonymisationRun(models.Model):
+    """What the nightly anonymisation and retention run did on one day: counts only, never an id.
+
+    One row per day; a second run the same day adds what it did, which is nothing when nothing new came due.
+    """
+
+    run_on = models.DateField(unique=True)
+    declined_erased = models.PositiveIntegerField(default=0)
+    contract_ended_anonymised = models.PositiveIntegerField(default=0)
+    unlisted_anonymised = models.PositiveIntegerField(default=0)
+    inactive_anonymised = models.PositiveIntegerField(default=0)
+    codes_purged = models.PositiveIntegerField(default=0)
+    invitations_purged = models.PositiveIntegerField(default=0)
+    account_links_purged = models.PositiveIntegerField(default=0)
+    queued_requests_purged = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-run_on"]
+
+    def __str__(self) -> str:
+        return f"anonymisation run of {self.run_on}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import translation
 
-from participants import account, verification
+from participants import account, retention, verification
 from preventicons.tasks import IDEMPOTENT_JOB
 
 
@@ -23,3 +23,9 @@ def send_account_links_task(request_id: str, sealed: str, language: str) -> int:
     email = account.open_link_request(request_id=request_id, sealed=sealed)
     with translation.override(language):
         return account.send_account_links(request_id=request_id, email=email)
+
+
+@shared_task(name="participants.tasks.run_retention", **IDEMPOTENT_JOB)
+def run_retention() -> None:
+    """The nightly anonymisation and retention run; a second run the same night changes nothing."""
+    retention.run_retention()

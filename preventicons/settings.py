@@ -333,6 +333,36 @@ HELP_SCORE_THRESHOLD = env.int("HELP_SCORE_THRESHOLD", default=2)
 HELP_DROP_POINTS = env.int("HELP_DROP_POINTS", default=2)
 HELP_DROP_WEEKS = env.int("HELP_DROP_WEEKS", default=3)
 
+# --- Help-request batch and nightly anonymisation (scores/wellbeing.py, participants/retention.py) ---------
+# Queued help requests and pause changes are taken up every this many minutes, at fixed clock times (:00, :15,
+# ...), all in one transaction in random order: nothing a dump can order pairs one with the tap before it.
+HELP_REQUEST_BATCH_MINUTES = env.int("HELP_REQUEST_BATCH_MINUTES", default=15)
+if not 1 <= HELP_REQUEST_BATCH_MINUTES <= 60:
+    raise ImproperlyConfigured("HELP_REQUEST_BATCH_MINUTES is a number of minutes from 1 to 60.")
+CELERY_BEAT_SCHEDULE["take-up-help-requests"] = {
+    "task": "scores.tasks.take_up_help_requests",
+    "schedule": crontab(minute=f"*/{HELP_REQUEST_BATCH_MINUTES}"),
+}
+# Nightly, after the week close (00:30) has marked who became inactive; README "Retention" gives the reasons.
+CELERY_BEAT_SCHEDULE["anonymise-and-purge"] = {
+    "task": "participants.tasks.run_retention",
+    "schedule": crontab(hour=2, minute=30),
+}
+ANONYMISE_UNLISTED_AFTER_DAYS = env.int("ANONYMISE_UNLISTED_AFTER_DAYS", default=30)
+ANONYMISE_INACTIVE_AFTER_DAYS = env.int("ANONYMISE_INACTIVE_AFTER_DAYS", default=365)
+ANONYMISE_AFTER_CONTRACT_END_DAYS = env.int("ANONYMISE_AFTER_CONTRACT_END_DAYS", default=30)
+EXPIRED_INVITATION_KEEP_DAYS = env.int("EXPIRED_INVITATION_KEEP_DAYS", default=30)
+QUEUED_REQUEST_MAX_DAYS = env.int("QUEUED_REQUEST_MAX_DAYS", default=7)
+for _name in (
+    "ANONYMISE_UNLISTED_AFTER_DAYS",
+    "ANONYMISE_INACTIVE_AFTER_DAYS",
+    "ANONYMISE_AFTER_CONTRACT_END_DAYS",
+    "EXPIRED_INVITATION_KEEP_DAYS",
+    "QUEUED_REQUEST_MAX_DAYS",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} is a number of days: 0 or more.")
+
 # --- Language and time --------------------------------------------------------------------------
 LANGUAGE_CODE = "nl"
 LANGUAGES = [("nl", _("Dutch")), ("en", _("English"))]

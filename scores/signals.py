@@ -1,8 +1,10 @@
 """Signals the scores app sends to the apps above it (casefiles), which it never imports.
 
 ``help_requested``
-    Sent by ``scores.wellbeing.request_help`` when a participant asked to be contacted by a casemanager,
-    inside a transaction that every store joins (the contact consent is recorded in the same one).
+    Sent by ``scores.wellbeing.take_up_help_requests``, the batch that takes up queued requests to be
+    contacted by a casemanager (every ``HELP_REQUEST_BATCH_MINUTES``, in random order), inside a
+    transaction that every store joins (the contact consent is recorded in the same one). Never sent at
+    the moment someone asks: that would write the dossier next to their score.
     Keyword arguments:
 
     - ``pseudonym`` (str): the participant's pseudonym P. A receiver keeps it only sealed under its own key

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from preventicons.tasks import IDEMPOTENT_JOB
-from scores import rounds, weekclose
+from scores import rounds, weekclose, wellbeing
 
 
 @shared_task(name="scores.tasks.run_due_rounds", **IDEMPOTENT_JOB)
@@ -18,3 +18,9 @@ def run_due_rounds() -> int:
 def close_ended_weeks() -> int:
     """Close every ended week not yet closed (scores.weekclose); a doubled or retried run changes nothing."""
     return sum(1 for result in weekclose.close_ended_weeks() if result.closed)
+
+
+@shared_task(name="scores.tasks.take_up_help_requests", **IDEMPOTENT_JOB)
+def take_up_help_requests() -> int:
+    """Take up every queued request (help, pause) in one transaction; a retried run does nothing twice."""
+    return wellbeing.take_up_help_requests().taken_up

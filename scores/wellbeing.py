@@ -21,9 +21,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from participants import requestqueue
 from participants.models import Participant
 from participants.offers import AccountOffer
-from participants.participation import every_store, record_contact_consent
+from participants.participation import every_store
 from scores import queries
 from scores.signals import help_requested
 
@@ -99,26 +100,50 @@ class HelpRequested:
 
 
 def request_help(*, participant: Participant, channel: str, consent_text_version: str) -> HelpRequested:
-    """Record their consent to be contacted and hand the request to the casefiles side, in one transaction.
+    """Queue the request for contact, sealed; the next batch records the consent and opens the dossier.
 
-    Nothing in the identity store says "asked for help" beyond the contact consent record. Asking twice
-    records a second consent and still leads to one dossier (``help_requested`` receivers are idempotent).
-    Raises HelpRefused for an unknown channel or a participant who is not active.
+    Writes one sealed queue row (participants.requestqueue) and nothing else: no consent and no dossier
+    next to the score just tapped. The batch (``take_up_help_requests``) follows within
+    ``HELP_REQUEST_BATCH_MINUTES``. Asking twice still leads to one dossier. Raises HelpRefused, writing
+    nothing, for an unknown channel or a participant who is not active.
     """
     if channel not in CONTACT_CHANNELS:
         raise HelpRefused(_("Choose how you would like to be contacted."))
+    current = Participant.objects.filter(pk=participant.pk).values_list("status", "pseudonym").first()
+    if current is None or current[0] != Participant.Status.ACTIVE or not current[1]:
+        raise HelpRefused(_("This link no longer works. Open your account to start again."))
+    requestqueue.queue_help_request(
+        participant=participant, channel=channel, consent_version=consent_text_version
+    )
+    return HelpRequested(channel=channel, consented_on=timezone.localdate())
+
+
+@dataclass(frozen=True)
+class HelpBatch:
+    """What one help-request batch did: counts only."""
+
+    taken_up: int
+    dropped: int
+    # Pause and resume requests (participants.requestqueue.queue_pause_change) that changed something.
+    pauses_changed: int = 0
+
+
+def take_up_help_requests() -> HelpBatch:
+    """Take up every queued request: consents recorded, dossiers opened, pauses applied, in one transaction.
+
+    All pending requests go in one transaction that every store joins, in random order, and their queue
+    rows are deleted in it: a retried or crashed run records no consent twice and opens no second dossier
+    (``help_requested`` receivers keep one open dossier per pseudonym). Requests of someone who stopped or
+    is no longer active in the meantime are dropped.
+    """
     with every_store():
-        locked = Participant.objects.select_for_update().get(pk=participant.pk)
-        pseudonym = locked.pseudonym
-        if locked.status != Participant.Status.ACTIVE or not pseudonym:
-            raise HelpRefused(_("This link no longer works. Open your account to start again."))
-        consent = record_contact_consent(participant=locked, text_version=consent_text_version)
-        consented_on = timezone.localdate(consent.recorded_at)
-        help_requested.send(
-            sender=Participant,
-            pseudonym=pseudonym,
-            channel=channel,
-            consent_version=consent_text_version,
-            consented_on=consented_on,
-        )
-    return HelpRequested(channel=channel, consented_on=consented_on)
+        taken = requestqueue.take_up_pending()
+        for request in taken.accepted:
+            help_requested.send(
+                sender=Participant,
+                pseudonym=request.pseudonym,
+                channel=request.channel,
+                consent_version=request.consent_version,
+                consented_on=request.consented_on,
+            )
+    return HelpBatch(taken_up=len(taken.accepted), dropped=taken.dropped, pauses_changed=taken.pauses_changed)

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from participants import account, enrolment, offers, participation, verification
+from participants import account, enrolment, offers, participation, requestqueue, verification
 from participants.models import ConsentRecord, Participant, VerificationCode
 from participants.session import (
     current_participant,
@@ -165,11 +165,22 @@ def export(request: HttpRequest, participant: Participant) -> HttpResponse:
 @participant_required
 def pause(request: HttpRequest, participant: Participant) -> HttpResponse:
     paused = request.POST.get("paused") == "1"
-    account.pause_messages(participant=participant, paused=paused)
+    # Queued, applied by the next batch with everyone else's: not written in the second of their tap.
+    requestqueue.queue_pause_change(participant=participant, paused=paused)
+    minutes = {"minutes": settings.HELP_REQUEST_BATCH_MINUTES}
     if paused:
-        messages.success(request, _("We will send you no more messages until you switch them on again."))
+        messages.success(
+            request,
+            _(
+                "Noted. Within %(minutes)d minutes we stop sending you messages, "
+                "until you switch them on again."
+            )
+            % minutes,
+        )
     else:
-        messages.success(request, _("Your messages are switched on again."))
+        messages.success(
+            request, _("Noted. Within %(minutes)d minutes your messages are switched on again.") % minutes
+        )
     return redirect("participants:account")
 
 

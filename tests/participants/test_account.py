@@ -24,6 +24,7 @@ from participants.models import AccountLink, ConsentRecord, Organisation, Partic
 from preventicons import crypto, messaging
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
+from scores import wellbeing
 from tests.conftest import ALL_DATABASES, make_organisation
 from tests.participants.test_stop import add_scores, delivered_codes, make_active, open_account, wrong
 from tests.test_pages import foreign_urls, parse
@@ -409,13 +410,20 @@ def test_pausing_stops_pending_messages_and_leaves_a_trace(jan: Participant, pie
 
 
 def test_the_pause_toggle_on_the_page(jan_client: Client, jan: Participant) -> None:
+    from scores.wellbeing import take_up_help_requests as run_the_batch
+
     response = jan_client.post("/me/pause/", {"paused": "1"})
     assert response.status_code == 302
+    # Queued, applied by the next batch (participants.requestqueue): not written in the second of a tap.
+    jan.refresh_from_db()
+    assert not jan.messages_paused
+    run_the_batch()
     jan.refresh_from_db()
     assert jan.messages_paused
     assert "Switch messages on again" in jan_client.get("/me/").content.decode()
 
     jan_client.post("/me/pause/", {"paused": "0"})
+    run_the_batch()
     jan.refresh_from_db()
     assert not jan.messages_paused
     assert jan.consents.filter(kind=ConsentRecord.Kind.PAUSED).exists()
@@ -774,6 +782,9 @@ def test_the_account_offers_contact_from_a_low_recent_answer_behind_both_factors
         assert help_page.status_code == 200 and 'name="csrfmiddlewaretoken"' in help_page.content.decode()
         asked = client.post("/me/help/", {"consent": "yes", "channel": "email"})
     assert asked.status_code == 200 and 'id="help-requested"' in asked.content.decode()
+    # Queued, not written beside anything: the consent comes with the next batch.
+    assert not piet.consents.filter(kind=ConsentRecord.Kind.CONTACT).exists()
+    wellbeing.take_up_help_requests()
     assert piet.consents.filter(kind=ConsentRecord.Kind.CONTACT).count() == 1
 
 

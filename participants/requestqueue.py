@@ -1,0 +1,168 @@
+"""Requests for contact with a casemanager, and pausing or resuming messages: queued sealed, done in batches.
+
+A help request is asked from the thank-you page of a weekly link, seconds after a score was written. Were
+its consent and dossier written then, their ``xmin`` would sit next to the score's and the dossier table
+would list dossiers in the order people asked, which ties a score, a person and a dossier together
+(issue 14, "no write that sits next to a score"). So asking writes one row here, sealed, and the batch
+(``scores.wellbeing.take_up_help_requests``, every ``HELP_REQUEST_BATCH_MINUTES``) takes up every pending
+request in one transaction, in random order, and deletes the rows in that same transaction.
+
+Pausing and resuming messages from the account page go the same way (issue 14: "an account change, pause
+or stop is not written in the same second as that person's tap"): the batch applies them through
+``account.pause_messages``. Help requests and pause changes share one table, and the kind is sealed too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from participants import account
+from participants.models import ConsentRecord, Participant, QueuedRequest
+
+HELP = "help"
+PAUSE = "pause"
+
+
+@dataclass(frozen=True)
+class AcceptedHelpRequest:
+    """A request taken up for a participant still taking part: their consent is recorded."""
+
+    pseudonym: str
+    channel: str
+    consent_version: str
+    consented_on: dt.date
+
+
+@dataclass(frozen=True)
+class TakenUp:
+    """What one batch did: the requests accepted (in random order) and how many it dropped."""
+
+    accepted: list[AcceptedHelpRequest]
+    # Asked by someone who stopped, or is no longer active, before the batch came: nothing is recorded.
+    dropped: int
+    # Pause or resume requests that changed something (a repeated one changes nothing).
+    pauses_changed: int = 0
+
+
+# Every request is padded to this many characters before sealing, so that a help request and a pause change
+# fall into one ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere.
+PLAINTEXT_LENGTH = 200
+
+
+def _queue(request: dict[str, str | bool]) -> None:
+    plaintext = json.dumps(request)
+    if len(plaintext) > PLAINTEXT_LENGTH:
+        raise ValueError("a queued request is longer than its padding")
+    queued = QueuedRequest(queued_on=timezone.localdate())
+    queued.request = plaintext.ljust(PLAINTEXT_LENGTH)  # JSON allows trailing blanks
+    queued.save(force_insert=True)
+
+
+def _open(queued: QueuedRequest) -> dict[str, Any]:
+    request = json.loads(queued.request or "{}")
+    request.setdefault("kind", HELP)
+    return cast("dict[str, Any]", request)
+
+
+def queue_help_request(*, participant: Participant, channel: str, consent_version: str) -> None:
+    """Queue the request, sealed: who asked, the channel and the consent version open only with the key.
+
+    Writes this one row and nothing else; the caller has checked the channel and that they take part.
+    """
+    _queue(
+        {
+            "kind": HELP,
+            "participant": str(participant.pk),
+            "channel": channel,
+            "consent_version": consent_version,
+        }
+    )
+
+
+def queue_pause_change(*, participant: Participant, paused: bool) -> None:
+    """Queue pausing (or resuming) all messages to them; the next batch applies it (account.pause_messages).
+
+    A batch applies its requests in random order and keeps no time of day, so an earlier pending pause
+    change of the same participant is replaced, never applied after this one: the last choice wins.
+    """
+    with transaction.atomic(using=router.db_for_write(QueuedRequest)):
+        # The queue holds at most one batch interval of requests: opening them all is cheap.
+        earlier = [
+            queued.pk
+            for queued in QueuedRequest.objects.select_for_update()
+            if (request := _open(queued))["kind"] == PAUSE and request["participant"] == str(participant.pk)
+        ]
+        QueuedRequest.objects.filter(pk__in=earlier).delete()
+        _queue({"kind": PAUSE, "participant": str(participant.pk), "paused": paused})
+
+
+def _record_contact_consent(participant: Participant, *, text_version: str, on: dt.date) -> None:
+    # One dated record per participant, text and day: a second request that day, or a batch retried after
+    # a crash between the stores' commits, finds it and adds nothing a dump could count.
+    if not ConsentRecord.objects.filter(
+        participant=participant, kind=ConsentRecord.Kind.CONTACT, text_version=text_version, recorded_at=on
+    ).exists():
+        ConsentRecord.objects.create(
+            participant=participant,
+            kind=ConsentRecord.Kind.CONTACT,
+            text_version=text_version,
+            recorded_at=on,
+        )
+
+
+def take_up_pending() -> TakenUp:
+    """Take up every queued request inside the caller's transaction; the queue is empty when it commits.
+
+    Must run inside a transaction that every store joins (participants.participation.every_store), with
+    the caller opening the dossiers of what is returned in that same transaction: the rows are deleted,
+    and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
+    in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
+    A help request of someone no longer active, or without a pseudonym, records nothing; a pause change
+    applies to anyone not stopped.
+    """
+    alias = router.db_for_write(QueuedRequest)
+    if not connections[alias].in_atomic_block:
+        raise RuntimeError("take_up_pending runs inside the batch's transaction (every_store)")
+    # Locked: a second batch running at the same time waits, then finds the rows gone.
+    pending = list(QueuedRequest.objects.select_for_update())
+    secrets.SystemRandom().shuffle(pending)
+    accepted: list[AcceptedHelpRequest] = []
+    dropped = 0
+    pauses_changed = 0
+    for queued in pending:
+        request = _open(queued)
+        # Locked against a stop running at the same time: a stopped participant's P must open no dossier.
+        participant = (
+            Participant.objects.select_for_update().filter(pk=uuid.UUID(request["participant"])).first()
+        )
+        if request["kind"] == PAUSE:
+            if participant is None or participant.status == Participant.Status.STOPPED:
+                dropped += 1
+            else:
+                pauses_changed += account.pause_messages(
+                    participant=participant, paused=bool(request["paused"])
+                )
+            continue
+        pseudonym = participant.pseudonym if participant is not None else None
+        if participant is None or participant.status != Participant.Status.ACTIVE or not pseudonym:
+            dropped += 1
+            continue
+        _record_contact_consent(participant, text_version=request["consent_version"], on=queued.queued_on)
+        accepted.append(
+            AcceptedHelpRequest(
+                pseudonym=pseudonym,
+                channel=request["channel"],
+                consent_version=request["consent_version"],
+                consented_on=queued.queued_on,
+            )
+        )
+    QueuedRequest.objects.filter(pk__in=[queued.pk for queued in pending]).delete()
+    return TakenUp(accepted=accepted, dropped=dropped, pauses_changed=pauses_changed)
