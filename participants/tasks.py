@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import translation
 
-from participants import account, verification
+from participants import account, invitations, verification
 from preventicons.tasks import IDEMPOTENT_JOB
 
 
@@ -23,3 +23,9 @@ def send_account_links_task(request_id: str, sealed: str, language: str) -> int:
     email = account.open_link_request(request_id=request_id, sealed=sealed)
     with translation.override(language):
         return account.send_account_links(request_id=request_id, email=email)
+
+
+@shared_task(name="participants.tasks.send_due_invitations", **IDEMPOTENT_JOB)
+def send_due_invitations() -> int:
+    """Queue the invitation-schedule steps that are due; a doubled or retried run sends nothing twice."""
+    return invitations.send_due_invitations().sent

@@ -100,14 +100,16 @@ def _new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _rounds_in_window(participant: Participant, now: dt.datetime) -> list[dt.datetime]:
-    # Both codes of a round share one created_at, so distinct creation times count rounds.
-    return list(
-        VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .distinct()
-    )
+def _rounds_in_window(
+    participant: Participant, now: dt.datetime, *, opening: bool = False
+) -> list[dt.datetime]:
+    # Both codes of a round share one created_at, so distinct creation times count rounds. The SMS codes that
+    # open an invitation link have a budget of their own (``opening``), so entering one does not make the
+    # enrolment codes that follow a minute later wait.
+    link = VerificationCode.Purpose.OPEN_LINK
+    codes = VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW)
+    codes = codes.filter(purpose=link) if opening else codes.exclude(purpose=link)
+    return list(codes.order_by("created_at").values_list("created_at", flat=True).distinct())
 
 
 def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
@@ -118,8 +120,8 @@ def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def _wait_seconds(participant: Participant, now: dt.datetime) -> int:
-    rounds = _rounds_in_window(participant, now)
+def _wait_seconds(participant: Participant, now: dt.datetime, *, opening: bool = False) -> int:
+    rounds = _rounds_in_window(participant, now, opening=opening)
     if not rounds:
         return 0
     cap = settings.VERIFICATION_CODE_ROUNDS_PER_HOUR
@@ -351,3 +353,47 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
     except TooManyCodes:
         return False
     return True
+
+
+def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCode:
+    """Send one code by SMS alone to the number on file, replacing older unverified codes of this purpose.
+
+    For a single factor that guards a page (the invitation link's first step): the same hash, lifetime,
+    single use, failure count and hourly budget as a round of two. Raises TooManyCodes while the backoff or
+    hourly cap holds, MissingContact without a number, and ValueError for someone who stopped.
+    """
+    purpose = VerificationCode.Purpose(purpose)
+    channel = VerificationCode.Channel.SMS
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status == Participant.Status.STOPPED:
+            raise ValueError("no codes for a participant who stopped")
+        if not locked.mobile:
+            raise MissingContact(channel)
+        wait = _wait_seconds(locked, now, opening=purpose == VerificationCode.Purpose.OPEN_LINK)
+        if wait:
+            raise TooManyCodes(wait)
+        VerificationCode.objects.filter(
+            participant=locked, purpose=purpose, verified_at__isnull=True, expires_at__gt=now
+        ).update(expires_at=now)
+        minutes = settings.VERIFICATION_CODE_MINUTES
+        code = _new_code()
+        row = VerificationCode(
+            participant=locked,
+            purpose=purpose,
+            channel=channel,
+            created_at=now,
+            expires_at=now + dt.timedelta(minutes=minutes),
+        )
+        row.code_hash = _code_hash(str(row.id), purpose, channel, code)
+        row.save(force_insert=True)
+        messaging.queue_sms(
+            key=f"code:{row.id}:sms",
+            to=locked.mobile,
+            body=_("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
+            % {"code": code, "minutes": minutes}
+            + f"\n\n@{_site_host()} #{code}",
+        )
+    logger.info("SMS code issued: participant %s, purpose %s", participant.pk, purpose)
+    return row
