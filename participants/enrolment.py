@@ -26,7 +26,7 @@ from participants import verification
 from participants.agreements import require_signed_agreement
 from participants.invitations import remember_departed
 from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
-from participants.verification import issue_codes, proven_targets
+from participants.verification import issue_codes
 from preventicons import messaging
 from preventicons.crypto import (
     blind_index_email,
@@ -128,6 +128,13 @@ def request_link_code(*, invitation: Invitation | None) -> bool:
     return True
 
 
+def _require_link_code(participant: Participant) -> None:
+    # The link alone is one factor, and the employer may read the mailbox it came to: whatever the link
+    # leads to that changes something needs the SMS code to the number on file as well.
+    if not verification.verified_within_the_hour(participant=participant, purpose=OPEN_LINK):
+        raise EnrolmentRefused(_("Please open your invitation with the code from the text message first."))
+
+
 def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
     """True when ``code`` is the SMS code that opens this invitation; every wrong guess is counted."""
     if invitation is None:
@@ -144,7 +151,8 @@ def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
 def decline_invitation(*, invitation: Invitation) -> bool:
     """Mark the participant declined and close their links; True if changed.
 
-    Call only after the link's SMS code (the view checks it): a mailbox reader must not decline for someone.
+    Raises EnrolmentRefused, changing nothing, unless the link's SMS code was entered within the hour: a
+    mailbox reader must not decline for someone.
     The invitation schedule still runs to its end like everyone else's, and a keyed hash of the contact data
     is kept so a re-imported list never invites them again (invitations.remember_departed).
     """
@@ -152,6 +160,7 @@ def decline_invitation(*, invitation: Invitation) -> bool:
         participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
         if participant.status != Participant.Status.INVITED:
             return False
+        _require_link_code(participant)
         remember_departed(participant=participant)
         participant.status = Participant.Status.DECLINED
         participant.save(update_fields=["status"])
@@ -198,20 +207,18 @@ def start_verification(
     mobile: str | None = None,
     weekly_channel: str = WeeklyChannel.SMS,
     private_email: str | None = None,
-) -> None:
-    """Take the corrected name, then send both codes: to a corrected address or number if given.
+) -> bool:
+    """Take the corrected name, then send a code to each new address or number; True if any was sent.
 
-    At most one of e-mail and mobile may differ from what is on file: the invitation reached the person
-    through at least one of them, and that one must still prove it is them. With ``weekly_channel`` a private
-    e-mail address, the e-mail code goes to ``private_email`` (proving it, as any new address is proven) and
-    the SMS code to the number on file. Raises ValidationError or verification.TooManyCodes; sends nothing
-    then.
+    The link and its SMS code already proved the person behind the addresses on file, so those get no code:
+    nothing about enrolling reaches the work mailbox the employer reads. A new address (a private one for the
+    weekly messages, or a corrected one) or a new number is used only once its own code is entered. At most
+    one of e-mail and mobile may differ from what is on file. Raises ValidationError or
+    verification.TooManyCodes; sends nothing then.
     """
     weekly_channel = WeeklyChannel(weekly_channel)
     if weekly_channel is WeeklyChannel.PRIVATE_EMAIL:
-        _check_private_choice(
-            participant=participant, private_email=private_email, email=email, mobile=mobile
-        )
+        _check_private_choice(participant=participant, private_email=private_email, email=email)
         email = private_email
     email = normalise_email(email) if email else None
     if email and participant.email and email == normalise_email(participant.email):
@@ -223,7 +230,9 @@ def start_verification(
         errors.setdefault("email", []).append(_("Enter your e-mail address."))
     if mobile is None and not participant.mobile:
         errors.setdefault("mobile", []).append(_("Enter your mobile number."))
-    if email and mobile and participant.email and participant.mobile:
+    # A private address is no correction of the work address: with it, the number may be corrected too.
+    correcting_work_email = bool(email) and weekly_channel is not WeeklyChannel.PRIVATE_EMAIL
+    if correcting_work_email and mobile and participant.email and participant.mobile:
         errors.setdefault("__all__", []).append(
             _(
                 "You can correct your e-mail address or your mobile number here, not both at once: one of "
@@ -242,17 +251,24 @@ def start_verification(
         )
     if errors:
         raise ValidationError(errors)
+    channels = tuple(
+        channel
+        for channel, new in ((VerificationCode.Channel.EMAIL, email), (VerificationCode.Channel.SMS, mobile))
+        if new
+    )
     with transaction.atomic():
         name = name.strip()
         if name and name != (participant.name or ""):
             participant.name = name
             participant.save(update_fields=["name"])
-        issue_codes(participant=participant, purpose=ENROL, email_to=email, sms_to=mobile)
+        if channels:
+            issue_codes(
+                participant=participant, purpose=ENROL, email_to=email, sms_to=mobile, channels=channels
+            )
+    return bool(channels)
 
 
-def _check_private_choice(
-    *, participant: Participant, private_email: str | None, email: str | None, mobile: str | None
-) -> None:
+def _check_private_choice(*, participant: Participant, private_email: str | None, email: str | None) -> None:
     errors: dict[str, list[str]] = {}
     if not private_email:
         errors["private_email"] = [_("Enter your private e-mail address.")]
@@ -263,23 +279,26 @@ def _check_private_choice(
                 "another way."
             )
         ]
-    if email or mobile:
+    if email:
         errors.setdefault("__all__", []).append(
             _(
-                "With a private e-mail address the code by e-mail goes there, so the text message must go "
-                "to the mobile number we have. You can correct your work address or number later in your "
-                "account."
+                "With a private e-mail address the code by e-mail goes there. You can correct your work "
+                "address later in your account."
             )
         )
     if errors:
         raise ValidationError(errors)
 
 
-def complete_enrolment(*, invitation: Invitation, weekly_channel: str = WeeklyChannel.SMS) -> Participant:
-    """Activate the participant once consent and both codes are in: fresh pseudonym, link used.
+def complete_enrolment(
+    *, invitation: Invitation, weekly_channel: str = WeeklyChannel.SMS, with_codes: bool = False
+) -> Participant:
+    """Activate the participant once the link's SMS code, consent and (``with_codes``) the codes to the new
+    addresses of the latest round are in: fresh pseudonym, link used.
 
     The weekly messages go only where ``weekly_channel`` says; a private address is taken only as proven by
-    the e-mail code of this round. Raises EnrolmentRefused, changing nothing, when any of that is missing.
+    an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused, changing nothing,
+    when any of that is missing.
     """
     weekly_channel = WeeklyChannel(weekly_channel)
     now = timezone.now()
@@ -293,9 +312,14 @@ def complete_enrolment(*, invitation: Invitation, weekly_channel: str = WeeklyCh
                 raise EnrolmentRefused(_("This invitation has expired."))
             if not has_consented(participant):
                 raise EnrolmentRefused(_("Please read and accept the explanation first."))
-            proven = proven_targets(participant=participant, purpose=ENROL)
+            _require_link_code(participant)
+            proven = (
+                verification.proven_round(participant=participant, purpose=ENROL)
+                if with_codes
+                else verification.ProvenTargets(email=None, mobile=None)
+            )
             if proven is None:
-                raise EnrolmentRefused(_("Please enter both codes first."))
+                raise EnrolmentRefused(_("Please enter the codes first."))
             if weekly_channel is WeeklyChannel.PRIVATE_EMAIL:
                 if not proven.email:
                     raise EnrolmentRefused(_("Please choose again where the weekly messages should go."))

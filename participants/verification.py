@@ -159,12 +159,18 @@ def _purpose_phrase(purpose: str) -> str:
 
 
 def issue_codes(
-    *, participant: Participant, purpose: str, email_to: str | None = None, sms_to: str | None = None
+    *,
+    participant: Participant,
+    purpose: str,
+    email_to: str | None = None,
+    sms_to: str | None = None,
+    channels: tuple[str, ...] = CHANNELS,
 ) -> list[VerificationCode]:
     """Send a fresh code by e-mail and one by SMS, replacing older unverified codes of this purpose.
 
     Targets default to the address and number on file; a different target is kept sealed on the code, so it
-    replaces the one on file only once proven. Raises TooManyCodes while the backoff or hourly cap holds.
+    replaces the one on file only once proven. ``channels`` narrows the round to some channels (all must be
+    verified for ``proven_round``). Raises TooManyCodes while the backoff or hourly cap holds.
     """
     purpose = VerificationCode.Purpose(purpose)
     now = timezone.now()
@@ -182,6 +188,8 @@ def issue_codes(
             (VerificationCode.Channel.EMAIL, email_to, locked.email),
             (VerificationCode.Channel.SMS, sms_to, locked.mobile),
         ):
+            if channel not in channels:
+                continue
             destination = requested or on_file
             if not destination:
                 raise MissingContact(channel)
@@ -201,6 +209,8 @@ def issue_codes(
         minutes = settings.VERIFICATION_CODE_MINUTES
         issued = []
         for channel in CHANNELS:
+            if channel not in destinations:
+                continue
             destination, target = destinations[channel]
             code = _new_code()
             row = VerificationCode(
@@ -348,8 +358,18 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
     if (str(latest.pk) if latest else "") != after_code_id:
         return False  # a redelivered task: its round exists already
     email_to, sms_to = pending_targets(participant=participant, purpose=purpose)
+    # The same channels as the round it replaces: a round that spared the work mailbox keeps sparing it.
+    channels = tuple(
+        channel for channel in CHANNELS if channel in round_channels(participant=participant, purpose=purpose)
+    )
     try:
-        issue_codes(participant=participant, purpose=purpose, email_to=email_to, sms_to=sms_to)
+        issue_codes(
+            participant=participant,
+            purpose=purpose,
+            email_to=email_to,
+            sms_to=sms_to,
+            channels=channels or CHANNELS,
+        )
     except TooManyCodes:
         return False
     return True
@@ -397,3 +417,49 @@ def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCod
         )
     logger.info("SMS code issued: participant %s, purpose %s", participant.pk, purpose)
     return row
+
+
+def proven_round(*, participant: Participant, purpose: str) -> ProvenTargets | None:
+    """The targets of the latest round, whichever channels it had, if all its codes are verified (within the
+    hour), else None. A channel the round did not have has target None."""
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None or latest.created_at <= timezone.now() - WINDOW:
+        return None
+    rows = list(
+        VerificationCode.objects.filter(
+            participant=participant, purpose=purpose, created_at=latest.created_at
+        )
+    )
+    if any(row.verified_at is None for row in rows):
+        return None
+    targets = {row.channel: row.target for row in rows}
+    return ProvenTargets(
+        email=targets.get(VerificationCode.Channel.EMAIL), mobile=targets.get(VerificationCode.Channel.SMS)
+    )
+
+
+def round_channels(*, participant: Participant, purpose: str) -> set[str]:
+    """The channels of the latest round of this purpose (empty without one)."""
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None:
+        return set()
+    return set(
+        VerificationCode.objects.filter(
+            participant=participant, purpose=purpose, created_at=latest.created_at
+        ).values_list("channel", flat=True)
+    )
+
+
+def verified_within_the_hour(*, participant: Participant, purpose: str) -> bool:
+    """True when a code of this purpose was verified in the last hour (a factor proven in this visit)."""
+    return VerificationCode.objects.filter(
+        participant=participant, purpose=purpose, verified_at__gt=timezone.now() - WINDOW
+    ).exists()

@@ -364,7 +364,7 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
         if form.is_valid():
             mobile = form.cleaned_data["mobile"]
             try:
-                enrolment.start_verification(
+                sent = enrolment.start_verification(
                     participant=participant,
                     name=form.cleaned_data["name"] or "",
                     email=form.cleaned_data["email"] or None,
@@ -383,7 +383,13 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
             else:
                 # Only with the round it belongs to: the codes page completes with this choice.
                 request.session[SESSION_CHANNEL] = form.cleaned_data["weekly_channel"]
-                return redirect("participants:enrol-codes")
+                if sent:
+                    return redirect("participants:enrol-codes")
+                # Nothing new to prove: the link and its SMS code are the two factors.
+                finished = _finish(request, invitation, with_codes=False)
+                if isinstance(finished, HttpResponse):
+                    return finished
+                form.add_error(None, finished)
     else:
         form = DetailsForm(initial={"name": participant.name or ""})
     return render(
@@ -442,43 +448,47 @@ def _outcome_message(channel: str, outcome: verification.VerifyOutcome) -> str:
     return _("There is no code to check. Ask for new codes below.")
 
 
+def _finish(request: HttpRequest, invitation: Invitation, *, with_codes: bool) -> HttpResponse | str:
+    """Complete the enrolment and open the participant's session; the refusal's text when it cannot."""
+    try:
+        enrolled = enrolment.complete_enrolment(
+            invitation=invitation,
+            weekly_channel=request.session.get(SESSION_CHANNEL, Participant.WeeklyChannel.SMS),
+            with_codes=with_codes,
+        )
+    except enrolment.EnrolmentRefused as exc:
+        return str(exc)
+    for key in (SESSION_INVITATION, SESSION_LINK, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+        request.session.pop(key, None)
+    start_participant_session(request, enrolled)
+    return redirect("participants:enrol-welcome")
+
+
 @require_http_methods(["GET", "POST"])
 @enrolling(consented=True)
 def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
+    """The codes sent to a new address or number: only the channels of the latest round are asked for."""
     participant = invitation.participant
-    states = verification.channel_states(participant=participant, purpose=ENROL)
-    if all(state.status is verification.VerifyStatus.NONE for state in states.values()):
+    asked = verification.round_channels(participant=participant, purpose=ENROL)
+    if not asked:
         return redirect("participants:enrol-details")
+    states = verification.channel_states(participant=participant, purpose=ENROL)
     form = CodesForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         for channel, field in _FIELD_OF.items():
             guess = form.cleaned_data[field]
-            if states[channel].status is verification.VerifyStatus.OK or not guess:
+            if channel not in asked or states[channel].status is verification.VerifyStatus.OK or not guess:
                 continue
             outcome = verification.verify_code(
                 participant=participant, purpose=ENROL, channel=channel, code=guess
             )
             if not outcome.ok:
                 form.add_error(field, _outcome_message(channel, outcome))
-        if verification.proven_targets(participant=participant, purpose=ENROL) is not None:
-            try:
-                enrolled = enrolment.complete_enrolment(
-                    invitation=invitation,
-                    weekly_channel=request.session.get(SESSION_CHANNEL, Participant.WeeklyChannel.SMS),
-                )
-            except enrolment.EnrolmentRefused as exc:
-                form.add_error(None, str(exc))
-            else:
-                for key in (
-                    SESSION_INVITATION,
-                    SESSION_LINK,
-                    SESSION_OPENED,
-                    SESSION_INTENT,
-                    SESSION_CHANNEL,
-                ):
-                    request.session.pop(key, None)
-                start_participant_session(request, enrolled)
-                return redirect("participants:enrol-welcome")
+        if verification.proven_round(participant=participant, purpose=ENROL) is not None:
+            finished = _finish(request, invitation, with_codes=True)
+            if isinstance(finished, HttpResponse):
+                return finished
+            form.add_error(None, finished)
         states = verification.channel_states(participant=participant, purpose=ENROL)
     wait = verification.resend_wait_seconds(participant=participant)
     destinations = enrolment.code_destinations(participant=participant)
@@ -487,8 +497,8 @@ def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
         "participants/enrol/codes.html",
         {
             "form": form,
-            "email_state": states["email"],
-            "sms_state": states["sms"],
+            "email_state": states["email"] if "email" in asked else None,
+            "sms_state": states["sms"] if "sms" in asked else None,
             "destinations": destinations,
             "wait": _wait_text(wait) if wait else "",
             "minutes": settings.VERIFICATION_CODE_MINUTES,

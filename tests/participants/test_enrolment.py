@@ -66,6 +66,17 @@ def invite(participant: Participant) -> str:
     return token
 
 
+def open_link(token: str) -> Invitation:
+    """Open the invitation as its holder does: the SMS code to the number on file, entered."""
+    invitation = enrolment.find_invitation(token=token)
+    assert invitation is not None
+    assert enrolment.request_link_code(invitation=invitation)
+    messaging.send_due_messages()
+    code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
+    assert code and enrolment.verify_link_code(invitation=invitation, code=code.group(1))
+    return invitation
+
+
 # --- invitations -------------------------------------------------------------------------------------
 
 
@@ -235,7 +246,7 @@ def test_no_renewal_for_a_link_that_has_not_expired_or_for_who_declined(jan: Par
     assert enrolment.renew_invitation(invitation=invitation) is None
 
     clock.shift(dt.timedelta(days=15))
-    enrolment.decline_invitation(invitation=invitation)
+    enrolment.decline_invitation(invitation=open_link(token))
     assert enrolment.renew_invitation(invitation=invitation) is None
     assert Invitation.objects.filter(participant=jan).count() == 1
 
@@ -245,7 +256,7 @@ def test_no_renewal_for_a_link_that_has_not_expired_or_for_who_declined(jan: Par
 
 def test_declining_ends_the_participation_but_not_the_schedule(jan: Participant, clock: Any) -> None:
     token = invite(jan)
-    invitation = enrolment.find_invitation(token=token)
+    invitation = open_link(token)
     assert invitation is not None
 
     assert enrolment.decline_invitation(invitation=invitation) is True
@@ -263,7 +274,7 @@ def test_declining_ends_the_participation_but_not_the_schedule(jan: Participant,
 
 
 def test_declining_leaves_only_keyed_hashes_of_the_contact_data(jan: Participant) -> None:
-    invitation = enrolment.find_invitation(token=invite(jan))
+    invitation = open_link(invite(jan))
     assert invitation is not None
 
     enrolment.decline_invitation(invitation=invitation)
@@ -294,35 +305,32 @@ def test_consent_is_recorded_with_text_version_and_time(jan: Participant, clock:
     assert enrolment.has_consented(jan)
 
 
-def read_codes() -> tuple[str, str]:
-    deliver()
-    email_code = re.search(r"\b(\d{6})\b", str(mail.outbox[-1].body))
-    sms_code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
-    assert email_code and sms_code
-    return email_code.group(1), sms_code.group(1)
-
-
-def verify_both(participant: Participant) -> None:
-    email_code, sms_code = read_codes()
-    for channel, code in (("email", email_code), ("sms", sms_code)):
+def verify_round(participant: Participant) -> None:
+    """Enter the codes of the latest enrolment round, as they arrived."""
+    messaging.send_due_messages()
+    for channel in verification.round_channels(participant=participant, purpose="enrol"):
+        text = str(mail.outbox[-1].body) if channel == "email" else MemorySmsGateway.outbox[-1]["body"]
+        code = re.search(r"\b(\d{6})\b", text)
+        assert code
         assert verification.verify_code(
-            participant=participant, purpose="enrol", channel=channel, code=code
+            participant=participant, purpose="enrol", channel=channel, code=code.group(1)
         ).ok
 
 
-def test_enrolment_completes_only_with_consent_and_both_codes(jan: Participant, clock: Any) -> None:
-    invitation = enrolment.find_invitation(token=invite(jan))
-    assert invitation is not None
+def test_enrolment_completes_only_with_the_link_code_consent_and_the_new_numbers_code(
+    jan: Participant, clock: Any
+) -> None:
+    invitation = open_link(invite(jan))
 
     with pytest.raises(enrolment.EnrolmentRefused):
         enrolment.complete_enrolment(invitation=invitation)
     enrolment.record_consent(participant=jan)
-    enrolment.start_verification(participant=jan, name="Jan de Vries", mobile="+31687654321")
+    assert enrolment.start_verification(participant=jan, name="Jan de Vries", mobile="+31687654321")
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation)
-    verify_both(jan)
+        enrolment.complete_enrolment(invitation=invitation, with_codes=True)
+    verify_round(jan)
 
-    enrolled = enrolment.complete_enrolment(invitation=invitation)
+    enrolled = enrolment.complete_enrolment(invitation=invitation, with_codes=True)
 
     enrolled.refresh_from_db()
     invitation.refresh_from_db()
@@ -336,17 +344,39 @@ def test_enrolment_completes_only_with_consent_and_both_codes(jan: Participant, 
     assert enrolment.link_state(invitation) is LinkState.ENROLLED
 
 
+def test_nothing_new_means_no_code_and_nothing_to_the_work_mailbox(jan: Participant) -> None:
+    invitation = open_link(invite(jan))
+    enrolment.record_consent(participant=jan)
+    mails = len(mail.outbox)
+
+    assert enrolment.start_verification(participant=jan, name="") is False
+    enrolled = enrolment.complete_enrolment(invitation=invitation)
+
+    messaging.send_due_messages()
+    assert enrolled.status == Participant.Status.ACTIVE and enrolled.weekly_channel == "sms"
+    assert len(mail.outbox) == mails
+
+
+def test_a_new_number_is_not_taken_without_its_code(jan: Participant) -> None:
+    invitation = open_link(invite(jan))
+    enrolment.record_consent(participant=jan)
+    enrolment.start_verification(participant=jan, name="", mobile="+31687654321")
+
+    enrolled = enrolment.complete_enrolment(invitation=invitation)  # a caller skipping the codes
+
+    enrolled.refresh_from_db()
+    assert enrolled.mobile == "+31612345678"  # what is new waits for its code
+
+
 def test_every_enrolment_gets_a_fresh_pseudonym(organisation: Organisation, clock: Any) -> None:
     pseudonyms = set()
     for number in range(2):
         participant = make_participant(
             organisation, email=f"p{number}@example.nl", mobile=f"+3160000001{number}"
         )
-        invitation = enrolment.find_invitation(token=invite(participant))
-        assert invitation is not None
+        invitation = open_link(invite(participant))
         enrolment.record_consent(participant=participant)
         enrolment.start_verification(participant=participant, name="")
-        verify_both(participant)
         pseudonyms.add(enrolment.complete_enrolment(invitation=invitation).pseudonym)
     assert len(pseudonyms) == 2
 
@@ -391,7 +421,7 @@ def test_masks_show_enough_to_recognise_and_no_more() -> None:
 
 
 def test_a_private_address_is_taken_only_once_its_code_was_entered(jan: Participant) -> None:
-    invitation = enrolment.find_invitation(token=invite(jan))
+    invitation = open_link(invite(jan))
     assert invitation is not None
     enrolment.record_consent(participant=jan)
     private = Participant.WeeklyChannel.PRIVATE_EMAIL
@@ -401,16 +431,18 @@ def test_a_private_address_is_taken_only_once_its_code_was_entered(jan: Particip
     )
     messaging.send_due_messages()
 
-    # The e-mail code went to the private address, the SMS code to the number the employer gave.
+    # The e-mail code went to the private address; the number on file was proven by the link's code.
     assert mail.outbox[-1].to == ["jan.thuis@example.org"]
-    assert MemorySmsGateway.outbox[-1]["to"] == "+31612345678"
+    assert verification.round_channels(participant=jan, purpose="enrol") == {"email"}
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private)  # no codes entered yet
+        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private)
     jan.refresh_from_db()
     assert jan.private_email is None and jan.weekly_channel is None
 
-    verify_both(jan)
-    enrolled = enrolment.complete_enrolment(invitation=invitation, weekly_channel=private)
+    verify_round(jan)
+    enrolled = enrolment.complete_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
 
     enrolled.refresh_from_db()
     assert enrolled.weekly_channel == private
@@ -424,15 +456,15 @@ def test_a_private_address_is_taken_only_once_its_code_was_entered(jan: Particip
 
 def test_a_private_address_needs_its_own_code_round(jan: Participant) -> None:
     """Codes proven for the work address do not make a private address usable afterwards."""
-    invitation = enrolment.find_invitation(token=invite(jan))
+    invitation = open_link(invite(jan))
     assert invitation is not None
     enrolment.record_consent(participant=jan)
-    enrolment.start_verification(participant=jan, name="")
-    verify_both(jan)
+    enrolment.start_verification(participant=jan, name="", mobile="+31687654321")
+    verify_round(jan)
 
     with pytest.raises(enrolment.EnrolmentRefused):
         enrolment.complete_enrolment(
-            invitation=invitation, weekly_channel=Participant.WeeklyChannel.PRIVATE_EMAIL
+            invitation=invitation, weekly_channel=Participant.WeeklyChannel.PRIVATE_EMAIL, with_codes=True
         )
 
     jan.refresh_from_db()
