@@ -246,7 +246,12 @@ def send_due_invitations(*, now: dt.datetime | None = None) -> ScheduleReport:
                     report.ended += 1
                 else:
                     schedule.next_step += 1
-                    schedule.next_due_at = following_slot(schedule.next_due_at)
+                    # After a pause of the beat the rest of the run shifts by whole intervals, for everyone
+                    # alike, rather than sending two messages at once.
+                    next_due_at = following_slot(schedule.next_due_at)
+                    while next_due_at <= now:
+                        next_due_at = following_slot(next_due_at)
+                    schedule.next_due_at = next_due_at
                     schedule.save(update_fields=["next_step", "next_due_at"])
     if report.sent or report.ended or report.skipped:
         logger.info(

@@ -565,7 +565,12 @@ def decline(request: HttpRequest) -> HttpResponse:
     if state not in (enrolment.LinkState.OPEN, enrolment.LinkState.EXPIRED):
         return _state_page(request, state)
     if request.method == "POST":
-        enrolment.decline_invitation(invitation=invitation)
+        try:
+            enrolment.decline_invitation(invitation=invitation)
+        except enrolment.EnrolmentRefused:
+            # The SMS code was entered too long ago: ask for a fresh one, as for any link.
+            request.session.pop(SESSION_OPENED, None)
+            return _not_opened(request)
         for key in (SESSION_INVITATION, SESSION_LINK, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
             request.session.pop(key, None)
         return render(request, "participants/enrol/declined.html", {"just_declined": True})

@@ -186,3 +186,65 @@ def test_four_weeks_of_work_mailboxes_read_the_same_for_a_participant_a_decliner
     # The schedules are over: no sealed copy of an address remains.
     assert not InvitationSchedule.objects.exists()
     assert DepartedContact.objects.count() == 4  # Bram's and Cees's address and number, as keyed hashes
+
+
+@pytest.mark.parametrize(
+    ("pressed", "first"),
+    [
+        (dt.datetime(2026, 11, 23, 10, 30), dt.datetime(2026, 11, 23, 10, 30)),  # Monday morning: at once
+        (dt.datetime(2026, 11, 23, 8, 0), dt.datetime(2026, 11, 23, 9, 0)),  # before the hours: at nine
+        (dt.datetime(2026, 11, 27, 18, 0), dt.datetime(2026, 11, 30, 9, 0)),  # Friday evening: Monday
+        (dt.datetime(2026, 11, 28, 11, 0), dt.datetime(2026, 11, 30, 9, 0)),  # Saturday: Monday
+    ],
+)
+def test_invitations_go_out_on_weekdays_within_the_hours(pressed: dt.datetime, first: dt.datetime) -> None:
+    slot = invitations.first_slot(now=pressed.replace(tzinfo=AMSTERDAM))
+
+    assert slot == first.replace(tzinfo=AMSTERDAM)
+    reminders = [slot]
+    for _ in range(3):
+        reminders.append(invitations.following_slot(reminders[-1]))
+    assert [moment.astimezone(AMSTERDAM).weekday() for moment in reminders] == [slot.weekday()] * 4
+
+
+def test_nothing_goes_out_at_a_weekend_even_when_a_step_is_overdue(organisation: Organisation) -> None:
+    make_participant(organisation)
+    with time_machine.travel(START, tick=False):
+        invitations.send_invitations(organisation=organisation)
+    saturday = dt.datetime(2026, 11, 28, 12, 0, tzinfo=AMSTERDAM)
+
+    assert invitations.send_due_invitations(now=saturday).sent == 0
+    assert invitations.send_due_invitations(now=saturday + dt.timedelta(days=2)).sent == 1
+
+
+def test_a_schedule_ends_when_the_employer_takes_the_person_off_the_list(organisation: Organisation) -> None:
+    person = make_participant(organisation)
+    with time_machine.travel(START, tick=False):
+        invitations.send_invitations(organisation=organisation)
+        invitations.send_due_invitations()
+    Participant.objects.filter(pk=person.pk).update(is_listed=False)
+
+    report = invitations.send_due_invitations(now=START + dt.timedelta(weeks=1))
+
+    assert (report.sent, report.ended) == (0, 1)
+    assert not InvitationSchedule.objects.exists()
+
+
+def test_a_full_list_without_someone_who_stopped_ends_their_schedule_like_anyone_elses(
+    organisation: Organisation, employer: Any
+) -> None:
+    from participants.importing import import_address_list
+
+    stays = make_participant(organisation, email="blijft@example.nl", mobile="+31611000011")
+    leaves = make_participant(organisation, email="gaat@example.nl", mobile="+31611000012")
+    with time_machine.travel(START, tick=False):
+        invitations.send_invitations(organisation=organisation)
+        invitations.send_due_invitations()
+    Participant.objects.filter(pk=leaves.pk).update(status="active")
+    account.stop_participation(participant=Participant.objects.get(pk=leaves.pk))
+    assert InvitationSchedule.objects.count() == 2  # the stop does not end the reminders
+
+    data = b"naam;e-mail;mobiel;afdeling\r\nBlijft;blijft@example.nl;0611000011;Care\r\n"
+    import_address_list(organisation=organisation, data=data, full_list=True, by=employer)
+
+    assert list(InvitationSchedule.objects.values_list("participant", flat=True)) == [stays.pk]

@@ -685,3 +685,15 @@ def test_journey_from_invitation_to_active_through_real_email_and_sms(
     assert Invitation.objects.get(participant=jan).used_at is not None
     assert OutboundMessage.objects.filter(status="pending").count() == 0
     assert len(smtp_server.messages) == 1  # only the invitation: enrolling sent nothing to the work mailbox
+
+
+def test_a_code_entered_more_than_an_hour_ago_no_longer_declines(
+    client: Client, jan: Participant, clock: Any, english: None
+) -> None:
+    open_with_sms_code(client, invite(jan), decline=True)
+    clock.shift(dt.timedelta(hours=1, seconds=1))
+
+    response = client.post(reverse("participants:enrol-decline"))
+
+    assert response["Location"] == reverse("participants:enrol")
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED
