@@ -27,6 +27,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from participants import verification
 from participants.exporting import export_sections
+from participants.invitations import remember_departed
 from participants.models import AccountLink, ConsentRecord, Invitation, Participant, VerificationCode
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging
@@ -342,6 +343,8 @@ def stop_participation(*, participant: Participant) -> None:
         # Opened now for the last time: after this transaction nothing on the identity side can name P.
         pseudonym = locked.pseudonym
         consented_version = _consented_version(locked)
+        # Only keyed hashes of the contact data stay, so a re-imported list never invites them again.
+        remember_departed(participant=locked)
 
         locked.name = None
         locked.email = None

@@ -1,8 +1,12 @@
-"""Invitations, enrolment with two factors, declining and reminders.
+"""Opening an invitation link, enrolment with two factors, and declining.
 
-An invitation link is a 256-bit token of which only the hash is stored. Enrolment needs consent to the
-current text and both codes (e-mail and SMS) of one round; only then is the participant active and given a
-fresh pseudonym. Nothing is sent to a participant who declined, stopped, paused messages or left the list.
+An invitation link is a 256-bit token of which only the hash is stored. Its first page is the same for
+everyone (participants/views/enrolment.py); what the invitation leads to, and declining, come only after an
+SMS code to the number on file (``request_link_code``/``verify_link_code``), so whoever reads a mailbox the
+employer supplied learns nothing from the link and cannot decline for someone. Enrolment then needs consent
+to the current text and both codes (e-mail and SMS) of one round; only then is the participant active, with
+a fresh pseudonym and the weekly channel they chose. The invitation messages themselves follow one fixed
+schedule for everyone (participants/invitations.py).
 """
 
 from __future__ import annotations
@@ -11,19 +15,18 @@ import datetime as dt
 import enum
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, QuerySet
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from participants import verification
 from participants.agreements import require_signed_agreement
-from participants.models import ConsentRecord, Invitation, Organisation, Participant, VerificationCode
-from participants.verification import issue_codes, proven_targets
+from participants.invitations import remember_departed
+from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
+from participants.verification import issue_codes
 from preventicons import messaging
 from preventicons.crypto import (
     blind_index_email,
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 # The consent text lives in templates/participants/enrol/consent_text.html; change both together.
 CONSENT_TEXT_VERSION = "2026-11"
 ENROL = VerificationCode.Purpose.ENROL
+OPEN_LINK = VerificationCode.Purpose.OPEN_LINK
+WeeklyChannel = Participant.WeeklyChannel
 TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding
 
 
@@ -50,12 +55,6 @@ class LinkState(enum.StrEnum):
     DECLINED = "declined"
     STOPPED = "stopped"
     WITHDRAWN = "withdrawn"  # no longer on the employer's address list
-
-
-class NewLink(enum.StrEnum):
-    SENT = "sent"
-    ALREADY_SENT = "already_sent"
-    NOT_POSSIBLE = "not_possible"
 
 
 class EnrolmentRefused(Exception):
@@ -89,141 +88,89 @@ def link_state(invitation: Invitation) -> LinkState:
     return LinkState.OPEN
 
 
-def _may_message(participant: Participant) -> bool:
-    return (
-        participant.status == Participant.Status.INVITED
-        and participant.is_listed
-        and not participant.messages_paused
-    )
+def renew_invitation(*, invitation: Invitation) -> Invitation | None:
+    """For an expired link opened with the SMS code: a fresh invitation for the same person, sending nothing.
 
-
-def _queue_invitation(participant: Participant, *, key: str | None, reminder: bool, now: dt.datetime) -> bool:
-    """Create an invitation and queue it; rolled back (nothing kept) when every message key was used.
-
-    Keys name the participant and the invitation (or the week), never an address: without ``key`` it is
-    "invite:<participant>:<invitation>".
+    The SMS code already proved the phone, and the e-mail code of the enrolment round will prove the address,
+    so no new link has to travel through a mailbox. None when the link is not (only) expired any more.
     """
     with transaction.atomic():
-        token = new_token()
-        invitation = Invitation.objects.create(
-            participant=participant, token_hash=hash_token(token), expires_at=now + invitation_days()
-        )
-        key = key or f"invite:{participant.pk}:{invitation.pk}"
-        join = settings.SITE_URL + reverse("participants:invitation", kwargs={"token": token})
-        decline = settings.SITE_URL + reverse("participants:invitation-decline", kwargs={"token": token})
-        until = timezone.localtime(invitation.expires_at).date().strftime("%d-%m-%Y")
-        context: dict[str, Any] = {"join": join, "decline": decline, "until": until}
-        queued = False
-        if participant.email:
-            subject = (
-                _("Reminder: your invitation to the weekly wellbeing check-in")
-                if reminder
-                else _("Your invitation to the weekly wellbeing check-in")
-            )
-            body = _(
-                "Your employer offers you Preventicons: once a week you tap a smiley to say how you are "
-                "doing. Taking part is voluntary. Your employer never learns whether you take part, what you "
-                "answer or whether you ask for help.\n\n"
-                "Join here (the link works until %(until)s):\n%(join)s\n\n"
-                "Do you not want to take part? Then we will not send you anything again:\n%(decline)s"
-            )
-            if reminder:
-                body = _("A reminder: you have not replied to our invitation yet.") + "\n\n" + body
-            queued |= messaging.queue_email(
-                key=f"{key}:email", to=participant.email, subject=subject, body=body % context
-            )
-        if participant.mobile:
-            sms = _(
-                "Preventicons, offered by your employer: a weekly smiley, anonymous towards your employer. "
-                "Join: %(join)s Not interested: %(decline)s"
-            )
-            queued |= messaging.queue_sms(key=f"{key}:sms", to=participant.mobile, body=sms % context)
-        if not queued:
-            transaction.set_rollback(True)
-        return queued
-
-
-def _invited_and_reachable(organisation: Organisation) -> QuerySet[Participant]:
-    """Invited participants we may write to, locked for the caller's transaction."""
-    return Participant.objects.select_for_update().filter(
-        organisation=organisation, status=Participant.Status.INVITED, is_listed=True, messages_paused=False
-    )
-
-
-def send_invitations(*, organisation: Organisation, by: Any = None) -> int:
-    """Invite every listed, invited participant without a live invitation; a second run sends nothing twice.
-
-    Raises AgreementMissing, sending nothing, when the organisation's processing agreement is not recorded.
-    """
-    require_signed_agreement(organisation)
-    now = timezone.now()
-    sent = 0
-    with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
-        # Locked, so two parallel runs cannot both see "no live invitation" for the same person.
-        candidates = _invited_and_reachable(organisation).order_by("pk")
-        for participant in candidates:
-            if participant.invitations.filter(used_at__isnull=True, expires_at__gt=now).exists():
-                continue
-            if _queue_invitation(participant, key=None, reminder=False, now=now):
-                sent += 1
-    logger.info(
-        "invitations sent: %d for organisation %s by staff %s", sent, organisation.pk, getattr(by, "pk", "-")
-    )
-    return sent
-
-
-def send_enrolment_reminders(*, organisation: Organisation, week: dt.date) -> int:
-    """Remind, with a fresh link, each invited participant who neither joined nor declined: once per week."""
-    require_signed_agreement(organisation)
-    now = timezone.now()
-    sent = 0
-    with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
-        candidates = (
-            _invited_and_reachable(organisation)
-            # Only those invited before: a first invitation is send_invitations' job.
-            .filter(Exists(Invitation.objects.filter(participant=OuterRef("pk"))))
-            .order_by("pk")
-        )
-        for participant in candidates:
-            # The week in the key makes a second run of the same week a no-op, whatever else changed.
-            key = f"remind:{participant.pk}:{week.isoformat()}"
-            if _queue_invitation(participant, key=key, reminder=True, now=now):
-                sent += 1
-    logger.info("enrolment reminders sent: %d for organisation %s, week %s", sent, organisation.pk, week)
-    return sent
-
-
-def send_new_link(*, invitation: Invitation) -> NewLink:
-    """For an expired link: a fresh one, only to the address and number on file, once per expired link."""
-    now = timezone.now()
-    with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
         participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
         invitation = Invitation.objects.select_related("participant").get(pk=invitation.pk)
-        if link_state(invitation) != LinkState.EXPIRED or not _may_message(participant):
-            return NewLink.NOT_POSSIBLE
-        if not (participant.email or participant.mobile):
-            return NewLink.NOT_POSSIBLE
+        if link_state(invitation) != LinkState.EXPIRED:
+            return None
         require_signed_agreement(participant.organisation)
-        key = f"relink:{participant.pk}:{invitation.pk}"
-        if _queue_invitation(participant, key=key, reminder=False, now=now):
-            return NewLink.SENT
-    return NewLink.ALREADY_SENT
+        return Invitation.objects.create(
+            participant=participant,
+            token_hash=hash_token(new_token()),
+            expires_at=timezone.now() + invitation_days(),
+        )
+
+
+# --- the SMS code that opens a link ----------------------------------------------------------------
+
+
+def request_link_code(*, invitation: Invitation | None) -> bool:
+    """Send the SMS code that opens this invitation, if there is a phone to send it to; True if sent.
+
+    The caller answers the same whatever this returns: that a code went out (or could not, because the link
+    opens nothing, the person stopped or the hourly budget is spent) is visible only on the phone.
+    """
+    if invitation is None:
+        return False
+    participant = invitation.participant
+    if participant.status == Participant.Status.STOPPED or not participant.mobile:
+        return False
+    try:
+        verification.issue_sms_code(participant=participant, purpose=OPEN_LINK)
+    except verification.TooManyCodes:
+        return False
+    return True
+
+
+def _require_link_code(participant: Participant) -> None:
+    # The link alone is one factor, and the employer may read the mailbox it came to: whatever the link
+    # leads to that changes something needs the SMS code to the number on file as well.
+    if not verification.verified_within_the_hour(participant=participant, purpose=OPEN_LINK):
+        raise EnrolmentRefused(_("Please open your invitation with the code from the text message first."))
+
+
+def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
+    """True when ``code`` is the SMS code that opens this invitation; every wrong guess is counted."""
+    if invitation is None:
+        return False
+    outcome = verification.verify_code(
+        participant=invitation.participant,
+        purpose=OPEN_LINK,
+        channel=VerificationCode.Channel.SMS,
+        code=code,
+    )
+    return outcome.ok
 
 
 def decline_invitation(*, invitation: Invitation) -> bool:
-    """Mark the participant declined and close their links; from now on nothing is sent. True if changed."""
+    """Mark the participant declined and close their links; True if changed.
+
+    Raises EnrolmentRefused, changing nothing, unless the link's SMS code was entered within the hour: a
+    mailbox reader must not decline for someone.
+    The invitation schedule still runs to its end like everyone else's, and a keyed hash of the contact data
+    is kept so a re-imported list never invites them again (invitations.remember_departed).
+    """
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
         if participant.status != Participant.Status.INVITED:
             return False
+        _require_link_code(participant)
+        remember_departed(participant=participant)
         participant.status = Participant.Status.DECLINED
         participant.save(update_fields=["status"])
         now = timezone.now()
         participant.invitations.filter(used_at__isnull=True, expires_at__gt=now).update(expires_at=now)
         participant.codes.filter(verified_at__isnull=True, expires_at__gt=now).update(expires_at=now)
-        # What is queued but not yet sent (an invitation, a reminder, a code) does not go out either.
+        # Codes not yet sent do not go out. The invitation schedule's messages are keyed by the schedule, not
+        # the participant, and still go out: the employer's mailbox must see what everyone's sees.
         code_ids = participant.codes.values_list("pk", flat=True)
-        messaging.cancel_pending(keys_containing=[f":{participant.pk}:", *(f"code:{pk}:" for pk in code_ids)])
+        messaging.cancel_pending(keys_containing=[f"code:{pk}:" for pk in code_ids])
     logger.info("invitation declined: participant %s", participant.pk)
     return True
 
@@ -253,14 +200,26 @@ def record_consent(*, participant: Participant) -> ConsentRecord:
 
 
 def start_verification(
-    *, participant: Participant, name: str, email: str | None = None, mobile: str | None = None
-) -> None:
-    """Take the corrected name, then send both codes: to a corrected address or number if given.
+    *,
+    participant: Participant,
+    name: str,
+    email: str | None = None,
+    mobile: str | None = None,
+    weekly_channel: str = WeeklyChannel.SMS,
+    private_email: str | None = None,
+) -> bool:
+    """Take the corrected name, then send a code to each new address or number; True if any was sent.
 
-    At most one of e-mail and mobile may differ from what is on file: the invitation reached the person
-    through at least one of them, and that one must still prove it is them. Raises ValidationError or
+    The link and its SMS code already proved the person behind the addresses on file, so those get no code:
+    nothing about enrolling reaches the work mailbox the employer reads. A new address (a private one for the
+    weekly messages, or a corrected one) or a new number is used only once its own code is entered. At most
+    one of e-mail and mobile may differ from what is on file. Raises ValidationError or
     verification.TooManyCodes; sends nothing then.
     """
+    weekly_channel = WeeklyChannel(weekly_channel)
+    if weekly_channel is WeeklyChannel.PRIVATE_EMAIL:
+        _check_private_choice(participant=participant, private_email=private_email, email=email)
+        email = private_email
     email = normalise_email(email) if email else None
     if email and participant.email and email == normalise_email(participant.email):
         email = None
@@ -271,7 +230,9 @@ def start_verification(
         errors.setdefault("email", []).append(_("Enter your e-mail address."))
     if mobile is None and not participant.mobile:
         errors.setdefault("mobile", []).append(_("Enter your mobile number."))
-    if email and mobile and participant.email and participant.mobile:
+    # A private address is no correction of the work address: with it, the number may be corrected too.
+    correcting_work_email = bool(email) and weekly_channel is not WeeklyChannel.PRIVATE_EMAIL
+    if correcting_work_email and mobile and participant.email and participant.mobile:
         errors.setdefault("__all__", []).append(
             _(
                 "You can correct your e-mail address or your mobile number here, not both at once: one of "
@@ -290,19 +251,56 @@ def start_verification(
         )
     if errors:
         raise ValidationError(errors)
+    channels = tuple(
+        channel
+        for channel, new in ((VerificationCode.Channel.EMAIL, email), (VerificationCode.Channel.SMS, mobile))
+        if new
+    )
     with transaction.atomic():
         name = name.strip()
         if name and name != (participant.name or ""):
             participant.name = name
             participant.save(update_fields=["name"])
-        issue_codes(participant=participant, purpose=ENROL, email_to=email, sms_to=mobile)
+        if channels:
+            issue_codes(
+                participant=participant, purpose=ENROL, email_to=email, sms_to=mobile, channels=channels
+            )
+    return bool(channels)
 
 
-def complete_enrolment(*, invitation: Invitation) -> Participant:
-    """Activate the participant once consent and both codes are in: fresh pseudonym, link used.
+def _check_private_choice(*, participant: Participant, private_email: str | None, email: str | None) -> None:
+    errors: dict[str, list[str]] = {}
+    if not private_email:
+        errors["private_email"] = [_("Enter your private e-mail address.")]
+    elif participant.email and normalise_email(private_email) == normalise_email(participant.email):
+        errors["private_email"] = [
+            _(
+                "This is the work address your employer gave us. Enter a private address, or choose "
+                "another way."
+            )
+        ]
+    if email:
+        errors.setdefault("__all__", []).append(
+            _(
+                "With a private e-mail address the code by e-mail goes there. You can correct your work "
+                "address later in your account."
+            )
+        )
+    if errors:
+        raise ValidationError(errors)
 
-    Raises EnrolmentRefused, changing nothing, when any of that is missing.
+
+def complete_enrolment(
+    *, invitation: Invitation, weekly_channel: str = WeeklyChannel.SMS, with_codes: bool = False
+) -> Participant:
+    """Activate the participant once the link's SMS code, consent and (``with_codes``) the codes to the new
+    addresses of the latest round are in: fresh pseudonym, link used.
+
+    The weekly messages go only where ``weekly_channel`` says; a private address is taken only as proven by
+    an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused, changing nothing,
+    when any of that is missing.
     """
+    weekly_channel = WeeklyChannel(weekly_channel)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -314,12 +312,22 @@ def complete_enrolment(*, invitation: Invitation) -> Participant:
                 raise EnrolmentRefused(_("This invitation has expired."))
             if not has_consented(participant):
                 raise EnrolmentRefused(_("Please read and accept the explanation first."))
-            proven = proven_targets(participant=participant, purpose=ENROL)
+            _require_link_code(participant)
+            proven = (
+                verification.proven_round(participant=participant, purpose=ENROL)
+                if with_codes
+                else verification.ProvenTargets(email=None, mobile=None)
+            )
             if proven is None:
-                raise EnrolmentRefused(_("Please enter both codes first."))
-            if proven.email:
+                raise EnrolmentRefused(_("Please enter the codes first."))
+            if weekly_channel is WeeklyChannel.PRIVATE_EMAIL:
+                if not proven.email:
+                    raise EnrolmentRefused(_("Please choose again where the weekly messages should go."))
+                participant.private_email = proven.email
+            elif proven.email:
                 participant.email = proven.email
                 participant.email_index = blind_index_email(proven.email)
+            participant.weekly_channel = weekly_channel
             if proven.mobile:
                 participant.mobile = proven.mobile
                 participant.mobile_index = blind_index_phone(proven.mobile)

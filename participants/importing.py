@@ -2,7 +2,8 @@
 
 A list with one bad row imports no row, and the refusal names every bad row with its line number. A list
 imported again updates the people it already holds (found through the keyed blind indexes, never through
-plaintext) instead of adding them twice.
+plaintext) instead of adding them twice, and recognises people who stopped or declined by the keyed hashes
+they left (participants.invitations), so they are never added, or invited, again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 from participants.agreements import require_signed_agreement
+from participants.invitations import departed_hashes, end_schedules_not_listed, known_departed
 from participants.models import Department, Organisation, Participant, StaffUser
 from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.fields import EncryptedTextField
@@ -513,6 +515,15 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     errors = list(parsed.errors)
     matches: list[tuple[Row, str, str, Participant | None]] = []
     claimed: dict[Any, int] = {}
+    # Someone who stopped or declined left only keyed hashes of their contact data: a row carrying either
+    # of theirs is already on the list. It creates nobody, so no invitation, and counts as unchanged, exactly
+    # as the same row would count had they never left (a count that differed would name them).
+    row_hashes = {
+        row.line: departed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
+        for row in parsed.rows
+    }
+    listed_hashes = set().union(*row_hashes.values()) if row_hashes else set()
+    departed = known_departed(organisation_id=organisation.pk, hashes=listed_hashes)
     for row in parsed.rows:
         email_index = blind_index_email(row.email)
         mobile_index = blind_index_phone(row.mobile)
@@ -537,6 +548,9 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     unchanged = relisted = 0
     for row, email_index, mobile_index, target in matches:
         department = departments[row.department.casefold()]
+        if target is None and row_hashes[row.line] & departed:
+            unchanged += 1
+            continue
         if target is None:
             created.append(
                 Participant(
@@ -574,6 +588,8 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             unlisted += Participant.objects.filter(pk__in=missing[start : start + _BATCH]).update(
                 is_listed=False, unlisted_on=today
             )
+        # Whoever stopped has no row left to unlist; their invitation schedule ends like anyone else's would.
+        end_schedules_not_listed(organisation_id=organisation.pk, listed_hashes=listed_hashes)
     updated = sum(1 for _participant, fields in changed if set(fields) - {"is_listed", "unlisted_on"})
     return ImportResult(
         created=len(created),

@@ -154,18 +154,82 @@ class Participant(models.Model):
     last_response_week = models.DateField(null=True, blank=True)
     weeks_without_response = models.PositiveSmallIntegerField(default=0)
 
+    class WeeklyChannel(models.TextChoices):
+        SMS = "sms", _("text message")
+        PRIVATE_EMAIL = "private_email", _("private e-mail address")
+        WORK_EMAIL = "work_email", _("work e-mail address")
+
+    # Where the weekly messages go, chosen (and proven) by the participant at enrolment: the only address
+    # the weekly round writes to. NULL until chosen; the round then writes to nobody.
+    weekly_channel = models.CharField(max_length=16, choices=WeeklyChannel.choices, null=True, blank=True)  # noqa: DJ001
+    # A private address the participant proved by a code; never one the employer supplied or can read.
+    private_email = EncryptedTextField(null=True)
+    # Whether the employer's "send invitations" already started this person's fixed invitation schedule
+    # (participants/invitations.py): it starts once per listed person, whatever they did since.
+    was_invited = models.BooleanField(default=False)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organisation", "email_index"], name="participant_unique_email"),
             models.UniqueConstraint(
                 fields=["organisation", "mobile_index"], name="participant_unique_mobile"
             ),
-            *sealed_only("name", "email", "mobile", "pseudonym"),
+            *sealed_only("name", "email", "mobile", "pseudonym", "private_email"),
         ]
 
     def __str__(self) -> str:
         # Never the name: this string ends up in admin pages, logs and error reports.
         return f"participant {str(self.pk)[:8]}"
+
+
+class InvitationSchedule(models.Model):
+    """One listed person's fixed run of invitation messages: the invitation, then the reminders.
+
+    It runs to the end whatever the person does (joins, declines, stops, stays silent), so the mailbox and
+    phone the employer supplied receive the same messages for everyone. That is why it keeps its own sealed
+    copy of the addresses the employer supplied: a stop destroys the participant's contact data at once, but
+    the reminders must still arrive like everyone else's. The row, and with it the copy, is deleted after
+    the last message (at most INVITATION_REMINDERS weeks later).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    participant = models.OneToOneField(
+        Participant, on_delete=models.SET_NULL, null=True, blank=True, related_name="invitation_schedule"
+    )
+    email = EncryptedTextField(null=True)
+    mobile = EncryptedTextField(null=True)
+    # 0 = the invitation, 1.. = the reminders; the step that is due next at ``next_due_at``.
+    next_step = models.PositiveSmallIntegerField(default=0)
+    next_due_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["next_due_at"], name="invitation_schedule_due")]
+        constraints = [*sealed_only("email", "mobile")]
+
+    def __str__(self) -> str:
+        return f"invitation schedule {str(self.pk)[:8]}"
+
+
+class DepartedContact(models.Model):
+    """A keyed hash of the contact data of someone who stopped or declined, so a re-import knows them.
+
+    Only the hash (HMAC under the blind_index key with its own domain label, bound to the organisation) and
+    the organisation: no participant, no department, no time. A re-imported list treats a matching row as
+    already on the list, so the person is never invited again and no count shows that they left.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    contact_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "contact_hash"], name="departed_contact_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"departed contact {str(self.pk)[:8]}"
 
 
 class Invitation(models.Model):
@@ -194,6 +258,8 @@ class VerificationCode(models.Model):
         STOP = "stop", _("stopping")
         # The second factor of opening the account: a code by SMS after the e-mailed link.
         ACCOUNT = "account", _("opening the account")
+        # The SMS code that opens an invitation link: nothing about the person shows before it.
+        OPEN_LINK = "open_link", _("opening the invitation")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="codes")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import translation
 
-from participants import account, retention, verification
+from participants import account, invitations, retention, verification
 from preventicons.tasks import IDEMPOTENT_JOB
 
 
@@ -29,3 +29,9 @@ def send_account_links_task(request_id: str, sealed: str, language: str) -> int:
 def run_retention() -> None:
     """The nightly anonymisation and retention run; a second run the same night changes nothing."""
     retention.run_retention()
+
+
+@shared_task(name="participants.tasks.send_due_invitations", **IDEMPOTENT_JOB)
+def send_due_invitations() -> int:
+    """Queue the invitation-schedule steps that are due; a doubled or retried run sends nothing twice."""
+    return invitations.send_due_invitations().sent

@@ -12,7 +12,10 @@ urlpatterns: list = [
     # --- enrolment (invitation link, consent, codes, decline) ---
     path("i/<str:token>/", enrolment_views.open_invitation, name="invitation"),
     path("i/<str:token>/decline/", enrolment_views.open_decline_link, name="invitation-decline"),
-    path("enrol/", enrolment_views.consent, name="enrol"),
+    path("enrol/", enrolment_views.landing, name="enrol"),
+    path("enrol/open/", enrolment_views.open_with_code, name="enrol-open"),
+    path("enrol/next/", enrolment_views.next_step, name="enrol-next"),
+    path("enrol/consent/", enrolment_views.consent, name="enrol-consent"),
     path("enrol/details/", enrolment_views.details, name="enrol-details"),
     path("enrol/codes/", enrolment_views.codes, name="enrol-codes"),
     path("enrol/codes/resend/", enrolment_views.resend, name="enrol-resend"),

@@ -101,14 +101,16 @@ def _new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _rounds_in_window(participant: Participant, now: dt.datetime) -> list[dt.datetime]:
-    # Both codes of a round share one created_at, so distinct creation times count rounds.
-    return list(
-        VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .distinct()
-    )
+def _rounds_in_window(
+    participant: Participant, now: dt.datetime, *, opening: bool = False
+) -> list[dt.datetime]:
+    # Both codes of a round share one created_at, so distinct creation times count rounds. The SMS codes that
+    # open an invitation link have a budget of their own (``opening``), so entering one does not make the
+    # enrolment codes that follow a minute later wait.
+    link = VerificationCode.Purpose.OPEN_LINK
+    codes = VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW)
+    codes = codes.filter(purpose=link) if opening else codes.exclude(purpose=link)
+    return list(codes.order_by("created_at").values_list("created_at", flat=True).distinct())
 
 
 def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
@@ -119,8 +121,10 @@ def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def _wait_seconds(participant: Participant, now: dt.datetime, purpose: str | None = None) -> int:
-    rounds = _rounds_in_window(participant, now)
+def _wait_seconds(
+    participant: Participant, now: dt.datetime, purpose: str | None = None, *, opening: bool = False
+) -> int:
+    rounds = _rounds_in_window(participant, now, opening=opening)
     if not rounds:
         return 0
     # The backoff grows with the rounds of this purpose (of any, without one): opening the account with an
@@ -174,12 +178,18 @@ def _purpose_phrase(purpose: str) -> str:
 
 
 def issue_codes(
-    *, participant: Participant, purpose: str, email_to: str | None = None, sms_to: str | None = None
+    *,
+    participant: Participant,
+    purpose: str,
+    email_to: str | None = None,
+    sms_to: str | None = None,
+    channels: tuple[str, ...] = CHANNELS,
 ) -> list[VerificationCode]:
     """Send a fresh code by e-mail and one by SMS, replacing older unverified codes of this purpose.
 
     Targets default to the address and number on file; a different target is kept sealed on the code, so it
-    replaces the one on file only once proven. Raises TooManyCodes while the backoff or hourly cap holds.
+    replaces the one on file only once proven. ``channels`` narrows the round to some channels (all must be
+    verified for ``proven_round``). Raises TooManyCodes while the backoff or hourly cap holds.
     """
     purpose = VerificationCode.Purpose(purpose)
     now = timezone.now()
@@ -197,6 +207,8 @@ def issue_codes(
             (VerificationCode.Channel.EMAIL, email_to, locked.email),
             (VerificationCode.Channel.SMS, sms_to, locked.mobile),
         ):
+            if channel not in channels:
+                continue
             destination = requested or on_file
             if not destination:
                 raise MissingContact(channel)
@@ -216,6 +228,8 @@ def issue_codes(
         minutes = settings.VERIFICATION_CODE_MINUTES
         issued = []
         for channel in CHANNELS:
+            if channel not in destinations:
+                continue
             destination, target = destinations[channel]
             code = _new_code()
             row = VerificationCode(
@@ -259,18 +273,24 @@ def issue_codes(
 def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCode:
     """Send a fresh code by SMS only (the other factor was proven otherwise), replacing older open ones.
 
-    Under the same budgets as issue_codes (backoff, hourly cap), raising TooManyCodes. A participant without
-    a mobile number gets a code row all the same, sent nowhere: the page that asks for it, and what a wrong
+    Under the same budgets as issue_codes (backoff, hourly cap), raising TooManyCodes. The SMS code that opens
+    an invitation link (OPEN_LINK) has a budget of its own, also goes to someone who declined (they may change
+    their mind), and raises MissingContact without a number. For any other purpose a participant without a
+    mobile number gets a code row all the same, sent nowhere: the page that asks for it, and what a wrong
     guess answers, must not tell whether we hold a number (whoever opened their e-mailed link may not be
-    them).
+    them). Raises ValueError for someone who stopped (or, but for OPEN_LINK, declined).
     """
     purpose = VerificationCode.Purpose(purpose)
+    opening = purpose == VerificationCode.Purpose.OPEN_LINK
     now = timezone.now()
     with transaction.atomic():
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
-        if locked.status in (Participant.Status.DECLINED, Participant.Status.STOPPED):
-            raise ValueError("no codes for a participant who declined or stopped")
-        wait = _wait_seconds(locked, now, purpose)
+        refused = [Participant.Status.STOPPED] + ([] if opening else [Participant.Status.DECLINED])
+        if locked.status in refused:
+            raise ValueError("no codes for a participant who stopped or declined")
+        if opening and not locked.mobile:
+            raise MissingContact(VerificationCode.Channel.SMS)
+        wait = _wait_seconds(locked, now, purpose, opening=opening)
         if wait:
             raise TooManyCodes(wait)
         VerificationCode.objects.filter(
@@ -406,8 +426,64 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
     if (str(latest.pk) if latest else "") != after_code_id:
         return False  # a redelivered task: its round exists already
     email_to, sms_to = pending_targets(participant=participant, purpose=purpose)
+    # The same channels as the round it replaces: a round that spared the work mailbox keeps sparing it.
+    channels = tuple(
+        channel for channel in CHANNELS if channel in round_channels(participant=participant, purpose=purpose)
+    )
     try:
-        issue_codes(participant=participant, purpose=purpose, email_to=email_to, sms_to=sms_to)
+        issue_codes(
+            participant=participant,
+            purpose=purpose,
+            email_to=email_to,
+            sms_to=sms_to,
+            channels=channels or CHANNELS,
+        )
     except TooManyCodes:
         return False
     return True
+
+
+def proven_round(*, participant: Participant, purpose: str) -> ProvenTargets | None:
+    """The targets of the latest round, whichever channels it had, if all its codes are verified (within the
+    hour), else None. A channel the round did not have has target None."""
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None or latest.created_at <= timezone.now() - WINDOW:
+        return None
+    rows = list(
+        VerificationCode.objects.filter(
+            participant=participant, purpose=purpose, created_at=latest.created_at
+        )
+    )
+    if any(row.verified_at is None for row in rows):
+        return None
+    targets = {row.channel: row.target for row in rows}
+    return ProvenTargets(
+        email=targets.get(VerificationCode.Channel.EMAIL), mobile=targets.get(VerificationCode.Channel.SMS)
+    )
+
+
+def round_channels(*, participant: Participant, purpose: str) -> set[str]:
+    """The channels of the latest round of this purpose (empty without one)."""
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None:
+        return set()
+    return set(
+        VerificationCode.objects.filter(
+            participant=participant, purpose=purpose, created_at=latest.created_at
+        ).values_list("channel", flat=True)
+    )
+
+
+def verified_within_the_hour(*, participant: Participant, purpose: str) -> bool:
+    """True when a code of this purpose was verified in the last hour (a factor proven in this visit)."""
+    return VerificationCode.objects.filter(
+        participant=participant, purpose=purpose, verified_at__gt=timezone.now() - WINDOW
+    ).exists()

@@ -231,8 +231,9 @@ VERIFICATION_CODE_ROUNDS_PER_HOUR = env.int("VERIFICATION_CODE_ROUNDS_PER_HOUR",
 VERIFICATION_FAILURES_PER_HOUR = env.int("VERIFICATION_FAILURES_PER_HOUR", default=10)
 # The wait before the n-th further round within the hour: base * 2**(n-1) seconds (30, 60, 120, ...).
 VERIFICATION_RESEND_BASE_SECONDS = env.int("VERIFICATION_RESEND_BASE_SECONDS", default=30)
-# Misses per client address per minute on /i/<token>/ before the lookup answers 429.
-INVITATION_LOOKUP_MISSES_PER_MINUTE = env.int("INVITATION_LOOKUP_MISSES_PER_MINUTE", default=10)
+# Lookups per client address per minute on /i/<token>/ before it answers 429: every lookup counts, found or
+# not, so the limit says nothing about whether a link still opens something (participants/views/enrolment.py).
+INVITATION_LOOKUPS_PER_MINUTE = env.int("INVITATION_LOOKUPS_PER_MINUTE", default=60)
 
 # --- Messaging (preventicons/messaging.py) ------------------------------------------------------
 EMAIL_BACKEND = env.str(
@@ -362,6 +363,22 @@ for _name in (
 ):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} is a number of days: 0 or more.")
+
+# --- Invitation schedule (participants/invitations.py) -------------------------------------------
+# Every listed person gets the same fixed run, whatever they do: the invitation, then this many reminders,
+# each this many days after the previous one at the same time of day (so on the same weekday). The
+# invitation goes out at once on a weekday between these hours (Europe/Amsterdam), otherwise at the start of
+# the next weekday's hours; never at a weekend. The beat checks every 15 minutes.
+INVITATION_REMINDERS = env.int("INVITATION_REMINDERS", default=3)
+INVITATION_REMINDER_INTERVAL_DAYS = env.int("INVITATION_REMINDER_INTERVAL_DAYS", default=7)
+INVITATION_SEND_FROM_HOUR = env.int("INVITATION_SEND_FROM_HOUR", default=9)
+INVITATION_SEND_UNTIL_HOUR = env.int("INVITATION_SEND_UNTIL_HOUR", default=17)
+if not 0 <= INVITATION_SEND_FROM_HOUR < INVITATION_SEND_UNTIL_HOUR <= 24:
+    raise ImproperlyConfigured("INVITATION_SEND_FROM_HOUR must come before INVITATION_SEND_UNTIL_HOUR")
+CELERY_BEAT_SCHEDULE["invitation-schedule"] = {
+    "task": "participants.tasks.send_due_invitations",
+    "schedule": crontab(minute="*/15"),
+}
 
 # --- Language and time --------------------------------------------------------------------------
 LANGUAGE_CODE = "nl"

@@ -1,4 +1,4 @@
-"""The weekly round: one link per active participant per week, sent by the channels they prefer.
+"""The weekly round: one link per active participant per week, sent on the channel they chose at enrolment.
 
 Idempotent and resumable by the database: a link is unique per participant and week, a message per outbox
 key, and each batch writes its links and its messages in one transaction. A second run, a retried task or a
@@ -28,7 +28,6 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from participants.agreements import AgreementMissing, require_signed_agreement
-from participants.enrolment import send_enrolment_reminders
 from participants.models import Organisation, Participant
 from preventicons import messaging
 from preventicons.crypto import hash_token
@@ -55,7 +54,6 @@ class RoundReport:
     emails: int = 0
     sms: int = 0
     batches: int = 0
-    reminders: int = 0
 
 
 # --- weeks ------------------------------------------------------------------------------------
@@ -120,9 +118,9 @@ def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMes
             "participant__status",
             "participant__is_listed",
             "participant__messages_paused",
-            "participant__prefers_email",
-            "participant__prefers_sms",
+            "participant__weekly_channel",
             "participant__email",
+            "participant__private_email",
             "participant__mobile",
         )
         .filter(pk=link_id)
@@ -144,16 +142,27 @@ def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMes
             "stop": texts.stop,
             "until": texts.until,
         }
+        # Only the address the participant chose and proved at enrolment: after the invitation schedule,
+        # nothing goes to an address the employer supplied unless the participant chose it.
+        address = _chosen_address(participant, channel)
+        if address is None:
+            return None
         if channel == EMAIL:
-            if not participant.prefers_email or not participant.email:
-                return None
-            return messaging.RenderedMessage(
-                to=participant.email, subject=texts.subject, body=texts.email % context
-            )
+            return messaging.RenderedMessage(to=address, subject=texts.subject, body=texts.email % context)
         if channel == SMS:
-            if not participant.prefers_sms or not participant.mobile:
-                return None
-            return messaging.RenderedMessage(to=participant.mobile, subject=None, body=texts.sms % context)
+            return messaging.RenderedMessage(to=address, subject=None, body=texts.sms % context)
+    return None
+
+
+def _chosen_address(participant: Participant, channel: str) -> str | None:
+    """The address of ``channel`` the participant chose for the weekly messages, or None."""
+    chosen = participant.weekly_channel
+    if channel == EMAIL and chosen == Participant.WeeklyChannel.PRIVATE_EMAIL:
+        return participant.private_email or None
+    if channel == EMAIL and chosen == Participant.WeeklyChannel.WORK_EMAIL:
+        return participant.email or None
+    if channel == SMS and chosen == Participant.WeeklyChannel.SMS:
+        return participant.mobile or None
     return None
 
 
@@ -166,7 +175,18 @@ def _recipients(organisation: Organisation, week: dt.date) -> Q:
         status=Participant.Status.ACTIVE,
         is_listed=True,
         messages_paused=False,
-    ) & (Q(prefers_email=True, email__isnull=False) | Q(prefers_sms=True, mobile__isnull=False))
+    ) & (_by_email() | _by_sms())
+
+
+def _by_email() -> Q:
+    channel = Participant.WeeklyChannel
+    return Q(weekly_channel=channel.PRIVATE_EMAIL, private_email__isnull=False) | Q(
+        weekly_channel=channel.WORK_EMAIL, email__isnull=False
+    )
+
+
+def _by_sms() -> Q:
+    return Q(weekly_channel=Participant.WeeklyChannel.SMS, mobile__isnull=False)
 
 
 def run_weekly_round(
@@ -176,7 +196,7 @@ def run_weekly_round(
     batch_size: int | None = None,
     after_batch: Callable[[int], None] | None = None,
 ) -> RoundReport:
-    """Send this week's link to every active, listed, unpaused participant once, and the enrolment reminders.
+    """Send this week's link to every active, listed, unpaused participant once, on the channel they chose.
 
     Raises AgreementMissing, sending nothing, when the organisation's processing agreement is not recorded.
     ``after_batch`` is called with the batch number after each batch has committed.
@@ -187,7 +207,6 @@ def run_weekly_round(
     weekly_round, _created = WeeklyRound.objects.get_or_create(
         organisation=organisation, week=week, defaults={"started_at": timezone.now()}
     )
-    report.reminders = send_enrolment_reminders(organisation=organisation, week=week)
     expires_at = week_closes_at(week)
     after = None
     while True:
@@ -207,14 +226,13 @@ def run_weekly_round(
         finished_at=timezone.now()
     )
     logger.info(
-        "weekly round organisation %s week %s: %d links, %d e-mails, %d SMS in %d batches, %d reminders",
+        "weekly round organisation %s week %s: %d links, %d e-mails, %d SMS in %d batches",
         organisation.pk,
         week,
         report.links,
         report.emails,
         report.sms,
         report.batches,
-        report.reminders,
     )
     return report
 
@@ -232,10 +250,8 @@ def _next_batch(organisation: Organisation, week: dt.date, *, after: object, siz
         Participant.objects.filter(_recipients(organisation, week))
         .exclude(Exists(WeeklyLink.objects.filter(participant=OuterRef("pk"), week=week)))
         .annotate(
-            by_email=ExpressionWrapper(
-                Q(prefers_email=True, email__isnull=False), output_field=BooleanField()
-            ),
-            by_sms=ExpressionWrapper(Q(prefers_sms=True, mobile__isnull=False), output_field=BooleanField()),
+            by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),
+            by_sms=ExpressionWrapper(_by_sms(), output_field=BooleanField()),
         )
         .order_by("pk")
         .values_list("pk", "by_email", "by_sms")

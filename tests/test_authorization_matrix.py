@@ -284,11 +284,15 @@ MATRIX: dict[str, Row] = {
     "participants:invitation": Row(
         public(Redirect("participants:enrol")), kwargs=lambda w: {"token": w.extra["invitation_token"]}
     ),
+    # Both lead to the same neutral first page; what the invitation holds shows only after its SMS code.
     "participants:invitation-decline": Row(
-        public(Redirect("participants:enrol-decline")),
+        public(Redirect("participants:enrol")),
         kwargs=lambda w: {"token": w.extra["invitation_token"]},
     ),
     "participants:enrol": Row(public(NOT_FOUND)),
+    "participants:enrol-open": Row(public(NOT_FOUND)),
+    "participants:enrol-next": Row(public(NOT_FOUND)),
+    "participants:enrol-consent": Row(public(NOT_FOUND)),
     "participants:enrol-details": Row(public(NOT_FOUND)),
     "participants:enrol-codes": Row(public(NOT_FOUND)),
     "participants:enrol-resend": Row(public(NOT_FOUND), method="post"),

@@ -151,6 +151,9 @@ def seed_participant(
     if active:
         participant.status = Participant.Status.ACTIVE
         participant.pseudonym = new_pseudonym()
+        # As chosen at enrolment: the weekly message by SMS, never to the work address unasked.
+        participant.weekly_channel = Participant.WeeklyChannel.SMS
+        participant.was_invited = True
     participant.save()
     if active:
         record_consent(participant=participant)

@@ -7,6 +7,9 @@ screenshot. Every later page works from the session.
 
 from __future__ import annotations
 
+import math
+import re
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -26,50 +29,77 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from phonenumber_field.formfields import PhoneNumberField
 
-from participants import enrolment, verification
+from participants import enrolment, invitations, verification
 from participants.agreements import AgreementMissing
 from participants.models import Invitation, Organisation, Participant
 from participants.session import current_participant, start_participant_session
 from preventicons.clients import client_address
-from preventicons.crypto import keyed_hash
+from preventicons.crypto import hash_token, keyed_hash
 from preventicons.roles import Role, has_role, staff_required
 
 if TYPE_CHECKING:  # types only: django-stubs is a development dependency
     from django_stubs_ext import StrOrPromise
 
-SESSION_INVITATION = "enrol_invitation"
+SESSION_INVITATION = "enrol_invitation"  # the invitation's id; "" for a link that opens nothing
+SESSION_LINK = "enrol_link"  # a keyed hash of the link's token: present once any link was opened
+SESSION_OPENED = "enrol_opened"  # the invitation whose SMS code this browser entered
+SESSION_INTENT = "enrol_intent"  # "decline" when the link was the one to say no
+SESSION_CHANNEL = "enrol_weekly_channel"  # where the weekly messages go, chosen on the details page
 LOOKUP_WINDOW_SECONDS = 60
 ENROL = enrolment.ENROL
+_TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{enrolment.TOKEN_LENGTH}}}", re.ASCII)
 
 
-# --- rate limit on token lookups ---------------------------------------------------------------
+# --- rate limits --------------------------------------------------------------------------------
 
 
 def _lookup_key(request: HttpRequest) -> str:
     # Keyed, so the cache holds no client address; the window is a fixed minute.
     client = keyed_hash("blind_index", "client-address", client_address(request))
-    return f"enrol:lookup-misses:{client}"
+    return f"enrol:lookups:{client}"
 
 
-def _lookups_blocked(request: HttpRequest) -> bool:
-    misses = cache.get(_lookup_key(request), 0)
-    return int(misses) >= settings.INVITATION_LOOKUP_MISSES_PER_MINUTE
-
-
-def _count_miss(request: HttpRequest) -> None:
+def _count_lookup(request: HttpRequest) -> bool:
+    """Count this lookup; False when the client is over the limit. Every lookup counts, found or not: a
+    limit that counted only misses would answer 429 sooner for a link that no longer opens anything."""
     key = _lookup_key(request)
     if cache.add(key, 1, timeout=LOOKUP_WINDOW_SECONDS):
-        return
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=LOOKUP_WINDOW_SECONDS)
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=LOOKUP_WINDOW_SECONDS)
+            count = 1
+    return int(count) <= settings.INVITATION_LOOKUPS_PER_MINUTE
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
     response = render(request, "participants/enrol/too_many.html", status=429)
     response["Retry-After"] = str(LOOKUP_WINDOW_SECONDS)
     return response
+
+
+def _link_code_wait(link: str) -> int:
+    """Seconds before this link may ask for another SMS code (0: now), with the backoff and hourly cap of
+    participants.verification. Kept per link, not per person, so the answer is the same for a link that
+    opens nothing: whether a code really went out shows only on the phone."""
+    now = time.time()
+    sent = [moment for moment in cache.get(f"enrol:link-codes:{link}", []) if moment > now - 3600]
+    if not sent:
+        return 0
+    cap = settings.VERIFICATION_CODE_ROUNDS_PER_HOUR
+    ready_at = sent[-1] + settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(sent) - 1)
+    if len(sent) >= cap:
+        ready_at = max(ready_at, sent[len(sent) - cap] + 3600)
+    return max(0, math.ceil(ready_at - now))
+
+
+def _record_link_code(link: str) -> None:
+    key = f"enrol:link-codes:{link}"
+    now = time.time()
+    sent = [moment for moment in cache.get(key, []) if moment > now - 3600]
+    cache.set(key, [*sent, now], timeout=3600)
 
 
 # --- which invitation this browser is working on -----------------------------------------------
@@ -103,21 +133,35 @@ def _session_invitation(request: HttpRequest) -> tuple[Invitation | None, enrolm
     return invitation, enrolment.link_state(invitation)
 
 
+def _is_opened(request: HttpRequest, invitation: Invitation | None) -> bool:
+    return invitation is not None and request.session.get(SESSION_OPENED) == str(invitation.pk)
+
+
+def _not_opened(request: HttpRequest) -> HttpResponse:
+    """Before the SMS code: back to the link's first page, the same for every link; 404 without one."""
+    if request.session.get(SESSION_LINK):
+        return redirect("participants:enrol")
+    return _unknown(request)
+
+
 View = Callable[..., HttpResponse]
 
 
 def enrolling(*, consented: bool) -> Callable[[View], View]:
-    """The session's open invitation goes in as the second argument; without one, the page saying what
-    still can be done. With ``consented``, someone who has not agreed yet is sent to the consent page."""
+    """The session's open invitation goes in as the second argument, once its SMS code was entered; before
+    that the neutral first page, after it (for a link not open any more) the page saying what can be done.
+    With ``consented``, someone who has not agreed yet is sent to the consent page."""
 
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             invitation, state = _session_invitation(request)
-            if invitation is None or state is not enrolment.LinkState.OPEN:
+            if invitation is None or not _is_opened(request, invitation):
+                return _not_opened(request)
+            if state is not enrolment.LinkState.OPEN:
                 return _state_page(request, state)
             if consented and not enrolment.has_consented(invitation.participant):
-                return redirect("participants:enrol")
+                return redirect("participants:enrol-consent")
             return view(request, invitation, *args, **kwargs)
 
         return never_cache(wrapped)
@@ -125,27 +169,118 @@ def enrolling(*, consented: bool) -> Callable[[View], View]:
     return decorator
 
 
-def _open_link(request: HttpRequest, token: str, then: str) -> HttpResponse:
-    if _lookups_blocked(request):
+def _open_link(request: HttpRequest, token: str, intent: str) -> HttpResponse:
+    if not _TOKEN_SHAPE.fullmatch(token):
+        return _unknown(request)  # never a link we sent: it cannot tell anything about anyone
+    if not _count_lookup(request):
         return _too_many(request)
     invitation = enrolment.find_invitation(token=token)
-    if invitation is None:
-        _count_miss(request)
-        return _unknown(request)
-    request.session[SESSION_INVITATION] = str(invitation.pk)
-    return redirect(then)
+    # Known or not, expired or not, whoever it was for and whatever they did: the same session keys and
+    # the same redirect. A link whose row is gone (the person stopped) must look like any other.
+    for key in (SESSION_INVITATION, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+        request.session.pop(key, None)
+    request.session[SESSION_INVITATION] = str(invitation.pk) if invitation is not None else ""
+    request.session[SESSION_LINK] = keyed_hash("blind_index", "invitation-link", hash_token(token))
+    request.session[SESSION_INTENT] = intent
+    return redirect("participants:enrol")
 
 
 @never_cache
 @require_GET
 def open_invitation(request: HttpRequest, token: str) -> HttpResponse:
-    return _open_link(request, token, "participants:enrol")
+    return _open_link(request, token, "join")
 
 
 @never_cache
 @require_GET
 def open_decline_link(request: HttpRequest, token: str) -> HttpResponse:
-    return _open_link(request, token, "participants:enrol-decline")
+    return _open_link(request, token, "decline")
+
+
+# --- the link's first page and its SMS code ----------------------------------------------------
+
+
+class LinkCodeForm(forms.Form):
+    code = forms.RegexField(
+        label=gettext_lazy("Code from the text message"),
+        regex=r"^\s*[0-9]{6}\s*$",
+        error_messages={"invalid": gettext_lazy("A code has 6 digits.")},
+        widget=forms.TextInput(
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "one-time-code",
+                "maxlength": "6",
+                "pattern": "[0-9]{6}",
+            }
+        ),
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def landing(request: HttpRequest) -> HttpResponse:
+    """The first page of every invitation link: the same for every person, status and expiry.
+
+    POST asks for the SMS code. What happens is the same for the caller whether a code went out or not.
+    """
+    link = request.session.get(SESSION_LINK)
+    if not link:
+        return _unknown(request)
+    if request.method == "POST":
+        wait = _link_code_wait(link)
+        if wait:
+            messages.error(
+                request,
+                _("Please wait a little before asking again: a new code in %(wait)s.")
+                % {"wait": _wait_text(wait)},
+            )
+        else:
+            _record_link_code(link)
+            invitation, _state = _session_invitation(request)
+            enrolment.request_link_code(invitation=invitation)
+        return redirect("participants:enrol-open")
+    declining = request.session.get(SESSION_INTENT) == "decline"
+    return render(request, "participants/enrol/landing.html", {"declining": declining})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def open_with_code(request: HttpRequest) -> HttpResponse:
+    """Enter the SMS code; only a right code shows anything about the invitation (its state, consent)."""
+    if not request.session.get(SESSION_LINK):
+        return _unknown(request)
+    form = LinkCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        invitation, _state = _session_invitation(request)
+        if enrolment.verify_link_code(invitation=invitation, code=form.cleaned_data["code"]):
+            assert invitation is not None
+            request.session.cycle_key()  # against fixation: this session now sees the invitation
+            request.session[SESSION_OPENED] = str(invitation.pk)
+            return redirect("participants:enrol-next")
+        # One answer for a wrong, expired, used or locked code and for a link that opens nothing.
+        form.add_error(
+            "code", _("This code is not right or no longer valid. Check it, or ask for a new code.")
+        )
+    return render(
+        request,
+        "participants/enrol/open.html",
+        {"form": form, "minutes": settings.VERIFICATION_CODE_MINUTES},
+    )
+
+
+@never_cache
+@require_GET
+def next_step(request: HttpRequest) -> HttpResponse:
+    """After the SMS code: where this invitation stands, or the next step of joining or declining."""
+    invitation, state = _session_invitation(request)
+    if invitation is None or not _is_opened(request, invitation):
+        return _not_opened(request)
+    declining = request.session.get(SESSION_INTENT) == "decline"
+    if declining and state in (enrolment.LinkState.OPEN, enrolment.LinkState.EXPIRED):
+        return redirect("participants:enrol-decline")
+    if state is enrolment.LinkState.OPEN:
+        return redirect("participants:enrol-consent")
+    return _state_page(request, state)
 
 
 # --- consent, details, codes -------------------------------------------------------------------
@@ -158,6 +293,7 @@ def consent(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     if request.method == "POST":
         enrolment.record_consent(participant=participant)
         return redirect("participants:enrol-details")
+    # Here only after the link's SMS code (enrolling): consent is a step of joining, not a first page.
     return render(
         request,
         "participants/enrol/consent.html",
@@ -183,6 +319,33 @@ class DetailsForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel", "type": "tel"}),
     )
+    weekly_channel = forms.ChoiceField(
+        label=gettext_lazy("Where should the weekly message go?"),
+        choices=[
+            (
+                Participant.WeeklyChannel.SMS,
+                gettext_lazy("By text message to my mobile number (recommended)"),
+            ),
+            (
+                Participant.WeeklyChannel.PRIVATE_EMAIL,
+                gettext_lazy("To a private e-mail address (recommended)"),
+            ),
+            (
+                Participant.WeeklyChannel.WORK_EMAIL,
+                gettext_lazy("To my work e-mail address: my employer's IT department can read it"),
+            ),
+        ],
+        initial=Participant.WeeklyChannel.SMS,
+        widget=forms.RadioSelect,
+    )
+    private_email = forms.EmailField(
+        label=gettext_lazy("Your private e-mail address"),
+        required=False,
+        help_text=gettext_lazy(
+            "Only if you choose a private e-mail address. We send a code there to check it."
+        ),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
 
 
 def _wait_text(seconds: int) -> str:
@@ -201,11 +364,13 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
         if form.is_valid():
             mobile = form.cleaned_data["mobile"]
             try:
-                enrolment.start_verification(
+                sent = enrolment.start_verification(
                     participant=participant,
                     name=form.cleaned_data["name"] or "",
                     email=form.cleaned_data["email"] or None,
                     mobile=mobile.as_e164 if mobile else None,
+                    weekly_channel=form.cleaned_data["weekly_channel"],
+                    private_email=form.cleaned_data["private_email"] or None,
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -216,7 +381,15 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
                     % {"wait": _wait_text(exc.wait_seconds)},
                 )
             else:
-                return redirect("participants:enrol-codes")
+                # Only with the round it belongs to: the codes page completes with this choice.
+                request.session[SESSION_CHANNEL] = form.cleaned_data["weekly_channel"]
+                if sent:
+                    return redirect("participants:enrol-codes")
+                # Nothing new to prove: the link and its SMS code are the two factors.
+                finished = _finish(request, invitation, with_codes=False)
+                if isinstance(finished, HttpResponse):
+                    return finished
+                form.add_error(None, finished)
     else:
         form = DetailsForm(initial={"name": participant.name or ""})
     return render(
@@ -275,33 +448,47 @@ def _outcome_message(channel: str, outcome: verification.VerifyOutcome) -> str:
     return _("There is no code to check. Ask for new codes below.")
 
 
+def _finish(request: HttpRequest, invitation: Invitation, *, with_codes: bool) -> HttpResponse | str:
+    """Complete the enrolment and open the participant's session; the refusal's text when it cannot."""
+    try:
+        enrolled = enrolment.complete_enrolment(
+            invitation=invitation,
+            weekly_channel=request.session.get(SESSION_CHANNEL, Participant.WeeklyChannel.SMS),
+            with_codes=with_codes,
+        )
+    except enrolment.EnrolmentRefused as exc:
+        return str(exc)
+    for key in (SESSION_INVITATION, SESSION_LINK, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+        request.session.pop(key, None)
+    start_participant_session(request, enrolled)
+    return redirect("participants:enrol-welcome")
+
+
 @require_http_methods(["GET", "POST"])
 @enrolling(consented=True)
 def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
+    """The codes sent to a new address or number: only the channels of the latest round are asked for."""
     participant = invitation.participant
-    states = verification.channel_states(participant=participant, purpose=ENROL)
-    if all(state.status is verification.VerifyStatus.NONE for state in states.values()):
+    asked = verification.round_channels(participant=participant, purpose=ENROL)
+    if not asked:
         return redirect("participants:enrol-details")
+    states = verification.channel_states(participant=participant, purpose=ENROL)
     form = CodesForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         for channel, field in _FIELD_OF.items():
             guess = form.cleaned_data[field]
-            if states[channel].status is verification.VerifyStatus.OK or not guess:
+            if channel not in asked or states[channel].status is verification.VerifyStatus.OK or not guess:
                 continue
             outcome = verification.verify_code(
                 participant=participant, purpose=ENROL, channel=channel, code=guess
             )
             if not outcome.ok:
                 form.add_error(field, _outcome_message(channel, outcome))
-        if verification.proven_targets(participant=participant, purpose=ENROL) is not None:
-            try:
-                enrolled = enrolment.complete_enrolment(invitation=invitation)
-            except enrolment.EnrolmentRefused as exc:
-                form.add_error(None, str(exc))
-            else:
-                request.session.pop(SESSION_INVITATION, None)
-                start_participant_session(request, enrolled)
-                return redirect("participants:enrol-welcome")
+        if verification.proven_round(participant=participant, purpose=ENROL) is not None:
+            finished = _finish(request, invitation, with_codes=True)
+            if isinstance(finished, HttpResponse):
+                return finished
+            form.add_error(None, finished)
         states = verification.channel_states(participant=participant, purpose=ENROL)
     wait = verification.resend_wait_seconds(participant=participant)
     destinations = enrolment.code_destinations(participant=participant)
@@ -310,8 +497,8 @@ def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
         "participants/enrol/codes.html",
         {
             "form": form,
-            "email_state": states["email"],
-            "sms_state": states["sms"],
+            "email_state": states["email"] if "email" in asked else None,
+            "sms_state": states["sms"] if "sms" in asked else None,
             "destinations": destinations,
             "wait": _wait_text(wait) if wait else "",
             "minutes": settings.VERIFICATION_CODE_MINUTES,
@@ -349,26 +536,43 @@ def welcome(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 def new_link(request: HttpRequest) -> HttpResponse:
+    """An expired link, opened with its SMS code: continue on a fresh invitation, nothing sent."""
     invitation, state = _session_invitation(request)
-    if invitation is None or state is not enrolment.LinkState.EXPIRED:
+    if invitation is None or not _is_opened(request, invitation):
+        return _not_opened(request)
+    if state is not enrolment.LinkState.EXPIRED:
         return _state_page(request, state)
     try:
-        result = enrolment.send_new_link(invitation=invitation)
+        renewed = enrolment.renew_invitation(invitation=invitation)
     except AgreementMissing:
-        result = enrolment.NewLink.NOT_POSSIBLE
-    return render(request, "participants/enrol/new_link.html", {"result": result.value})
+        renewed = None
+    if renewed is None:
+        return render(request, "participants/enrol/new_link.html", {"result": "not_possible"})
+    request.session[SESSION_INVITATION] = str(renewed.pk)
+    request.session[SESSION_OPENED] = str(renewed.pk)
+    request.session[SESSION_INTENT] = "join"
+    return redirect("participants:enrol-consent")
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def decline(request: HttpRequest) -> HttpResponse:
+    """Saying no: only after the link's SMS code, so whoever reads the mailbox cannot say it for someone."""
     invitation, state = _session_invitation(request)
-    # Declining stays possible with an expired link: not wanting messages needs no fresh link.
-    if invitation is None or state not in (enrolment.LinkState.OPEN, enrolment.LinkState.EXPIRED):
+    if invitation is None or not _is_opened(request, invitation):
+        return _not_opened(request)
+    # Declining stays possible with an expired link: not wanting to take part needs no fresh link.
+    if state not in (enrolment.LinkState.OPEN, enrolment.LinkState.EXPIRED):
         return _state_page(request, state)
     if request.method == "POST":
-        enrolment.decline_invitation(invitation=invitation)
-        request.session.pop(SESSION_INVITATION, None)
+        try:
+            enrolment.decline_invitation(invitation=invitation)
+        except enrolment.EnrolmentRefused:
+            # The SMS code was entered too long ago: ask for a fresh one, as for any link.
+            request.session.pop(SESSION_OPENED, None)
+            return _not_opened(request)
+        for key in (SESSION_INVITATION, SESSION_LINK, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+            request.session.pop(key, None)
         return render(request, "participants/enrol/declined.html", {"just_declined": True})
     return render(request, "participants/enrol/decline_confirm.html")
 
@@ -394,7 +598,7 @@ def send_invitations(request: HttpRequest) -> HttpResponse:
         if organisation is None or (requested and requested != str(organisation.pk)):
             raise PermissionDenied
     try:
-        sent = enrolment.send_invitations(organisation=organisation, by=user)
+        sent = invitations.send_invitations(organisation=organisation, by=user)
     except AgreementMissing as exc:
         messages.error(request, str(exc))
     else:
@@ -406,7 +610,10 @@ def send_invitations(request: HttpRequest) -> HttpResponse:
             # No count for the employer: how many are still invited would tell how many took part.
             messages.success(
                 request,
-                _("Invitations are being sent to everyone on the list who has not received a valid one yet."),
+                _(
+                    "Invitations go out to everyone who is new on the list, followed by the same reminders "
+                    "for everyone invited."
+                ),
             )
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(

@@ -1,4 +1,4 @@
-"""Invitations, reminders, new links, declining and completing enrolment: the rules, via the operations."""
+"""Invitations, renewed links, declining and completing enrolment: the rules, via the operations."""
 
 from __future__ import annotations
 
@@ -13,10 +13,18 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from participants import enrolment, verification
+from participants import enrolment, invitations, verification
 from participants.agreements import AgreementMissing
-from participants.enrolment import LinkState, NewLink
-from participants.models import ConsentRecord, Invitation, Organisation, Participant, VerificationCode
+from participants.enrolment import LinkState
+from participants.models import (
+    ConsentRecord,
+    DepartedContact,
+    Invitation,
+    InvitationSchedule,
+    Organisation,
+    Participant,
+    VerificationCode,
+)
 from preventicons import messaging
 from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
 from preventicons.messaging import MemorySmsGateway
@@ -24,12 +32,13 @@ from preventicons.models import OutboundMessage
 from tests.conftest import make_organisation
 from tests.participants.people import make_participant
 
+# A Monday, 10:00 in Amsterdam: within the invitation hours, so an invitation goes out at once.
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-WEEK = dt.date(2026, 11, 23)
 LINK = re.compile(r"/i/([A-Za-z0-9_-]{43})/(decline/)?")
 
 
 def deliver() -> None:
+    invitations.send_due_invitations()
     messaging.send_due_messages()
 
 
@@ -37,8 +46,9 @@ def tokens_in(text: str) -> set[str]:
     return {match.group(1) for match in LINK.finditer(text)}
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock() -> Any:
+    # Every test at a fixed weekday hour: the schedule sends nothing at night or at a weekend.
     with time_machine.travel(START, tick=False) as traveller:
         yield traveller
 
@@ -49,11 +59,22 @@ def jan(organisation: Organisation) -> Participant:
 
 
 def invite(participant: Participant) -> str:
-    """Send invitations to the participant's organisation and return the token that reached them by e-mail."""
-    enrolment.send_invitations(organisation=participant.organisation)
+    """Start the organisation's invitations and return the token that reached the participant by e-mail."""
+    invitations.send_invitations(organisation=participant.organisation)
     deliver()
     (token,) = tokens_in(str(mail.outbox[-1].body))
     return token
+
+
+def open_link(token: str) -> Invitation:
+    """Open the invitation as its holder does: the SMS code to the number on file, entered."""
+    invitation = enrolment.find_invitation(token=token)
+    assert invitation is not None
+    assert enrolment.request_link_code(invitation=invitation)
+    messaging.send_due_messages()
+    code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
+    assert code and enrolment.verify_link_code(invitation=invitation, code=code.group(1))
+    return invitation
 
 
 # --- invitations -------------------------------------------------------------------------------------
@@ -64,16 +85,14 @@ def test_no_signed_agreement_means_no_invitation_is_sent(db: Any) -> None:
     make_participant(unsigned)
 
     with pytest.raises(AgreementMissing):
-        enrolment.send_invitations(organisation=unsigned)
+        invitations.send_invitations(organisation=unsigned)
 
     assert not Invitation.objects.exists()
     assert not OutboundMessage.objects.exists()
 
 
-def test_invitation_goes_by_email_and_sms_with_a_join_and_a_decline_link(
-    jan: Participant, clock: Any
-) -> None:
-    sent = enrolment.send_invitations(organisation=jan.organisation)
+def test_invitation_goes_by_email_and_sms_with_a_join_and_a_decline_link(jan: Participant) -> None:
+    sent = invitations.send_invitations(organisation=jan.organisation)
     deliver()
 
     assert sent == 1
@@ -90,27 +109,30 @@ def test_invitation_goes_by_email_and_sms_with_a_join_and_a_decline_link(
     assert len(token) * 6 >= 256  # 43 URL-safe characters carry 256 bits
 
 
-def test_only_the_token_hash_is_stored_and_keys_carry_no_personal_data(jan: Participant) -> None:
-    enrolment.send_invitations(organisation=jan.organisation)
-    # The outbox keeps its keys only as keyed hashes: no participant id in the table.
+def test_only_the_token_hash_is_stored_and_keys_name_nobody(jan: Participant) -> None:
+    invitations.send_invitations(organisation=jan.organisation)
+    invitations.send_due_invitations()
+    # The outbox keeps its keys only as keyed hashes (preventicons.messaging): no participant id in the table.
     key_hashes = set(OutboundMessage.objects.values_list("key_hash", flat=True))
-    deliver()
+    messaging.send_due_messages()
     (token,) = tokens_in(str(mail.outbox[-1].body))
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM participants_invitation")
         dump = repr(cursor.fetchall())
     assert token not in dump
-    invitation = Invitation.objects.get(participant=jan)
+    # The keys name the schedule, not the person, so a stop cannot cancel (and thereby reveal) its reminders.
+    schedule = InvitationSchedule.objects.get()
     assert key_hashes == {
-        messaging.outbox_key_hash(f"invite:{jan.pk}:{invitation.pk}:email"),
-        messaging.outbox_key_hash(f"invite:{jan.pk}:{invitation.pk}:sms"),
+        messaging.outbox_key_hash(f"invite:{schedule.pk}:0:email"),
+        messaging.outbox_key_hash(f"invite:{schedule.pk}:0:sms"),
     }
 
 
-def test_sending_invitations_twice_sends_once(jan: Participant) -> None:
-    first = enrolment.send_invitations(organisation=jan.organisation)
-    second = enrolment.send_invitations(organisation=jan.organisation)
+def test_sending_invitations_twice_starts_one_schedule(jan: Participant) -> None:
+    first = invitations.send_invitations(organisation=jan.organisation)
+    second = invitations.send_invitations(organisation=jan.organisation)
+    deliver()
     deliver()
 
     assert (first, second) == (1, 0)
@@ -118,35 +140,32 @@ def test_sending_invitations_twice_sends_once(jan: Participant) -> None:
     assert Invitation.objects.count() == 1
 
 
-def test_invitation_days_come_from_the_settings(jan: Participant, clock: Any, settings: Any) -> None:
+def test_invitation_days_come_from_the_settings(jan: Participant, settings: Any) -> None:
     settings.INVITATION_DAYS = 3
 
-    enrolment.send_invitations(organisation=jan.organisation)
+    invite(jan)
 
     assert Invitation.objects.get().expires_at == START + dt.timedelta(days=3)
 
 
-def test_after_the_link_expired_the_next_run_invites_again(jan: Participant, clock: Any) -> None:
-    enrolment.send_invitations(organisation=jan.organisation)
-    clock.shift(dt.timedelta(days=14, seconds=1))
+def test_after_the_link_expired_the_next_run_invites_nobody_again(jan: Participant, clock: Any) -> None:
+    invite(jan)
+    clock.shift(dt.timedelta(days=30))
 
-    assert enrolment.send_invitations(organisation=jan.organisation) == 1
-    assert Invitation.objects.filter(participant=jan).count() == 2
+    assert invitations.send_invitations(organisation=jan.organisation) == 0
 
 
-def test_invitations_skip_who_paused_left_the_list_declined_joined_or_stopped(
-    organisation: Organisation,
-) -> None:
+def test_invitations_start_only_for_people_new_to_the_list(organisation: Organisation) -> None:
     skipped = [
-        make_participant(organisation, email="a@example.nl", mobile="+31600000001", messages_paused=True),
         make_participant(organisation, email="b@example.nl", mobile="+31600000002", is_listed=False),
         make_participant(organisation, email="c@example.nl", mobile="+31600000003", status="declined"),
         make_participant(organisation, email="d@example.nl", mobile="+31600000004", status="active"),
         make_participant(organisation, email="e@example.nl", mobile="+31600000005", status="stopped"),
+        make_participant(organisation, email="g@example.nl", mobile="+31600000007", was_invited=True),
     ]
     invited = make_participant(organisation, email="f@example.nl", mobile="+31600000006")
 
-    assert enrolment.send_invitations(organisation=organisation) == 1
+    assert invitations.send_invitations(organisation=organisation) == 1
     deliver()
 
     assert [message.to for message in mail.outbox] == [["f@example.nl"]]
@@ -159,7 +178,7 @@ def test_invitations_of_one_organisation_do_not_reach_another(
 ) -> None:
     make_participant(other_organisation, email="piet@example.nl", mobile="+31611111111")
 
-    enrolment.send_invitations(organisation=jan.organisation)
+    invite(jan)
 
     assert set(Invitation.objects.values_list("participant", flat=True)) == {jan.pk}
 
@@ -169,7 +188,7 @@ def test_without_a_mobile_number_the_invitation_goes_by_email_only(organisation:
     participant.email_index = blind_index_email("els@example.nl")
     participant.save()
 
-    assert enrolment.send_invitations(organisation=organisation) == 1
+    assert invitations.send_invitations(organisation=organisation) == 1
     deliver()
     assert len(mail.outbox) == 1 and MemorySmsGateway.outbox == []
 
@@ -207,96 +226,41 @@ def test_tampered_truncated_and_unknown_tokens_find_nothing(jan: Participant) ->
     assert enrolment.find_invitation(token=hash_token(token)) is None  # the stored hash opens nothing
 
 
-# --- reminders ----------------------------------------------------------------------------------------
+# --- renewing an expired link ---------------------------------------------------------------------
 
 
-def test_reminders_go_once_per_week_with_a_fresh_link(jan: Participant, clock: Any) -> None:
-    first_token = invite(jan)
-
-    assert enrolment.send_enrolment_reminders(organisation=jan.organisation, week=WEEK) == 1
-    assert enrolment.send_enrolment_reminders(organisation=jan.organisation, week=WEEK) == 0
-    deliver()
-    reminder = mail.outbox[-1]
-    assert len(mail.outbox) == 2 and len(MemorySmsGateway.outbox) == 2
-    (fresh,) = tokens_in(str(reminder.body))
-    assert fresh != first_token
-    assert enrolment.link_state(enrolment.find_invitation(token=fresh)) is LinkState.OPEN  # type: ignore[arg-type]
-    assert Invitation.objects.filter(participant=jan).count() == 2  # the repeated run kept no orphan link
-
-    clock.shift(dt.timedelta(days=7))
-    assert (
-        enrolment.send_enrolment_reminders(organisation=jan.organisation, week=WEEK + dt.timedelta(days=7))
-        == 1
-    )
-
-
-def test_reminders_skip_who_joined_declined_paused_or_was_never_invited(organisation: Organisation) -> None:
-    joined = make_participant(organisation, email="a@example.nl", mobile="+31600000001")
-    declined = make_participant(organisation, email="b@example.nl", mobile="+31600000002")
-    paused = make_participant(organisation, email="c@example.nl", mobile="+31600000003")
-    waiting = make_participant(organisation, email="d@example.nl", mobile="+31600000004")
-    enrolment.send_invitations(organisation=organisation)
-    make_participant(organisation, email="e@example.nl", mobile="+31600000005")  # not invited yet
-    Participant.objects.filter(pk=joined.pk).update(status="active")
-    enrolment.decline_invitation(invitation=declined.invitations.get())
-    Participant.objects.filter(pk=paused.pk).update(messages_paused=True)
-    deliver()
-    mail.outbox.clear()
-
-    assert enrolment.send_enrolment_reminders(organisation=organisation, week=WEEK) == 1
-    deliver()
-    assert [message.to for message in mail.outbox] == [["d@example.nl"]]
-    assert waiting.invitations.count() == 2
-
-
-def test_no_reminders_without_a_signed_agreement(db: Any) -> None:
-    unsigned = make_organisation("Zonder Overeenkomst BV", signed=False)
-
-    with pytest.raises(AgreementMissing):
-        enrolment.send_enrolment_reminders(organisation=unsigned, week=WEEK)
-
-
-# --- a new link for an expired one ---------------------------------------------------------------------
-
-
-def test_an_expired_link_gets_a_new_one_sent_to_the_address_on_file_once(
-    jan: Participant, clock: Any
-) -> None:
+def test_an_expired_link_is_renewed_in_place_sending_nothing(jan: Participant, clock: Any) -> None:
     token = invite(jan)
     clock.shift(dt.timedelta(days=15))
     expired = enrolment.find_invitation(token=token)
     assert expired is not None
+    OutboundMessage.objects.all().delete()
 
-    assert enrolment.send_new_link(invitation=expired) is NewLink.SENT
-    assert enrolment.send_new_link(invitation=expired) is NewLink.ALREADY_SENT
-    deliver()
+    renewed = enrolment.renew_invitation(invitation=expired)
 
-    assert [message.to for message in mail.outbox] == [["jan@example.nl"]] * 2
-    assert [sms["to"] for sms in MemorySmsGateway.outbox] == ["+31612345678"] * 2
-    (fresh,) = tokens_in(str(mail.outbox[-1].body))
-    assert enrolment.link_state(enrolment.find_invitation(token=fresh)) is LinkState.OPEN  # type: ignore[arg-type]
+    assert renewed is not None and enrolment.link_state(renewed) is LinkState.OPEN
+    assert renewed.expires_at == START + dt.timedelta(days=15 + 14)
+    assert not OutboundMessage.objects.exists()
 
 
-def test_no_new_link_for_a_link_that_has_not_expired_or_for_who_declined(
-    jan: Participant, clock: Any
-) -> None:
+def test_no_renewal_for_a_link_that_has_not_expired_or_for_who_declined(jan: Participant, clock: Any) -> None:
     token = invite(jan)
     invitation = enrolment.find_invitation(token=token)
     assert invitation is not None
-    assert enrolment.send_new_link(invitation=invitation) is NewLink.NOT_POSSIBLE
+    assert enrolment.renew_invitation(invitation=invitation) is None
 
     clock.shift(dt.timedelta(days=15))
-    enrolment.decline_invitation(invitation=invitation)
-    assert enrolment.send_new_link(invitation=invitation) is NewLink.NOT_POSSIBLE
+    enrolment.decline_invitation(invitation=open_link(token))
+    assert enrolment.renew_invitation(invitation=invitation) is None
     assert Invitation.objects.filter(participant=jan).count() == 1
 
 
 # --- declining -------------------------------------------------------------------------------------------
 
 
-def test_declining_stops_every_further_message(jan: Participant, clock: Any) -> None:
+def test_declining_ends_the_participation_but_not_the_schedule(jan: Participant, clock: Any) -> None:
     token = invite(jan)
-    invitation = enrolment.find_invitation(token=token)
+    invitation = open_link(token)
     assert invitation is not None
 
     assert enrolment.decline_invitation(invitation=invitation) is True
@@ -304,25 +268,29 @@ def test_declining_stops_every_further_message(jan: Participant, clock: Any) -> 
 
     jan.refresh_from_db()
     assert jan.status == Participant.Status.DECLINED
-    clock.shift(dt.timedelta(days=20))
-    assert enrolment.send_invitations(organisation=jan.organisation) == 0
-    assert enrolment.send_enrolment_reminders(organisation=jan.organisation, week=WEEK) == 0
+    assert invitations.send_invitations(organisation=jan.organisation) == 0
     with pytest.raises(ValueError):
         verification.issue_codes(participant=jan, purpose=VerificationCode.Purpose.ENROL)
+    # The reminders still come, like everyone else's (tests/participants/test_enrolment_schedule.py).
+    clock.shift(dt.timedelta(days=7))
+    deliver()
+    assert len(mail.outbox) == 2
 
 
-def test_declining_withdraws_messages_still_waiting_in_the_outbox(jan: Participant, clock: Any) -> None:
-    token = invite(jan)
-    invitation = enrolment.find_invitation(token=token)
+def test_declining_leaves_only_keyed_hashes_of_the_contact_data(jan: Participant) -> None:
+    invitation = open_link(invite(jan))
     assert invitation is not None
-    enrolment.send_enrolment_reminders(organisation=jan.organisation, week=WEEK)  # queued, not yet sent
-    assert OutboundMessage.objects.filter(status="pending").count() == 2
 
     enrolment.decline_invitation(invitation=invitation)
-    deliver()
 
-    assert OutboundMessage.objects.filter(status="pending").count() == 0
-    assert len(mail.outbox) == 1 and len(MemorySmsGateway.outbox) == 1  # only the first invitation went out
+    stored = set(DepartedContact.objects.values_list("contact_hash", flat=True))
+    assert stored == invitations.departed_hashes(
+        organisation_id=jan.organisation_id, email="jan@example.nl", mobile="+31612345678"
+    )
+    # Not the blind indexes: a dump cannot join a departed hash to a participant row.
+    assert not stored & {blind_index_email("jan@example.nl"), blind_index_phone("+31612345678")}
+    columns = {field.name for field in DepartedContact._meta.get_fields()}
+    assert columns == {"id", "organisation", "contact_hash"}  # no time, no department, no participant
 
 
 # --- consent, details and completing enrolment ------------------------------------------------------------
@@ -341,35 +309,32 @@ def test_consent_is_recorded_with_text_version_and_time(jan: Participant, clock:
     assert enrolment.has_consented(jan)
 
 
-def read_codes() -> tuple[str, str]:
-    deliver()
-    email_code = re.search(r"\b(\d{6})\b", str(mail.outbox[-1].body))
-    sms_code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
-    assert email_code and sms_code
-    return email_code.group(1), sms_code.group(1)
-
-
-def verify_both(participant: Participant) -> None:
-    email_code, sms_code = read_codes()
-    for channel, code in (("email", email_code), ("sms", sms_code)):
+def verify_round(participant: Participant) -> None:
+    """Enter the codes of the latest enrolment round, as they arrived."""
+    messaging.send_due_messages()
+    for channel in verification.round_channels(participant=participant, purpose="enrol"):
+        text = str(mail.outbox[-1].body) if channel == "email" else MemorySmsGateway.outbox[-1]["body"]
+        code = re.search(r"\b(\d{6})\b", text)
+        assert code
         assert verification.verify_code(
-            participant=participant, purpose="enrol", channel=channel, code=code
+            participant=participant, purpose="enrol", channel=channel, code=code.group(1)
         ).ok
 
 
-def test_enrolment_completes_only_with_consent_and_both_codes(jan: Participant, clock: Any) -> None:
-    invitation = enrolment.find_invitation(token=invite(jan))
-    assert invitation is not None
+def test_enrolment_completes_only_with_the_link_code_consent_and_the_new_numbers_code(
+    jan: Participant, clock: Any
+) -> None:
+    invitation = open_link(invite(jan))
 
     with pytest.raises(enrolment.EnrolmentRefused):
         enrolment.complete_enrolment(invitation=invitation)
     enrolment.record_consent(participant=jan)
-    enrolment.start_verification(participant=jan, name="Jan de Vries", mobile="+31687654321")
+    assert enrolment.start_verification(participant=jan, name="Jan de Vries", mobile="+31687654321")
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation)
-    verify_both(jan)
+        enrolment.complete_enrolment(invitation=invitation, with_codes=True)
+    verify_round(jan)
 
-    enrolled = enrolment.complete_enrolment(invitation=invitation)
+    enrolled = enrolment.complete_enrolment(invitation=invitation, with_codes=True)
 
     enrolled.refresh_from_db()
     invitation.refresh_from_db()
@@ -383,17 +348,39 @@ def test_enrolment_completes_only_with_consent_and_both_codes(jan: Participant, 
     assert enrolment.link_state(invitation) is LinkState.ENROLLED
 
 
+def test_nothing_new_means_no_code_and_nothing_to_the_work_mailbox(jan: Participant) -> None:
+    invitation = open_link(invite(jan))
+    enrolment.record_consent(participant=jan)
+    mails = len(mail.outbox)
+
+    assert enrolment.start_verification(participant=jan, name="") is False
+    enrolled = enrolment.complete_enrolment(invitation=invitation)
+
+    messaging.send_due_messages()
+    assert enrolled.status == Participant.Status.ACTIVE and enrolled.weekly_channel == "sms"
+    assert len(mail.outbox) == mails
+
+
+def test_a_new_number_is_not_taken_without_its_code(jan: Participant) -> None:
+    invitation = open_link(invite(jan))
+    enrolment.record_consent(participant=jan)
+    enrolment.start_verification(participant=jan, name="", mobile="+31687654321")
+
+    enrolled = enrolment.complete_enrolment(invitation=invitation)  # a caller skipping the codes
+
+    enrolled.refresh_from_db()
+    assert enrolled.mobile == "+31612345678"  # what is new waits for its code
+
+
 def test_every_enrolment_gets_a_fresh_pseudonym(organisation: Organisation, clock: Any) -> None:
     pseudonyms = set()
     for number in range(2):
         participant = make_participant(
             organisation, email=f"p{number}@example.nl", mobile=f"+3160000001{number}"
         )
-        invitation = enrolment.find_invitation(token=invite(participant))
-        assert invitation is not None
+        invitation = open_link(invite(participant))
         enrolment.record_consent(participant=participant)
         enrolment.start_verification(participant=participant, name="")
-        verify_both(participant)
         pseudonyms.add(enrolment.complete_enrolment(invitation=invitation).pseudonym)
     assert len(pseudonyms) == 2
 
@@ -432,3 +419,71 @@ def test_a_corrected_name_is_stored_sealed(jan: Participant) -> None:
 def test_masks_show_enough_to_recognise_and_no_more() -> None:
     assert enrolment.mask_email("jan@example.nl") == "j•••@example.nl"
     assert enrolment.mask_mobile("+31612345678") == "••••••78"
+
+
+# --- where the weekly messages go -------------------------------------------------------------------------
+
+
+def test_a_private_address_is_taken_only_once_its_code_was_entered(jan: Participant) -> None:
+    invitation = open_link(invite(jan))
+    assert invitation is not None
+    enrolment.record_consent(participant=jan)
+    private = Participant.WeeklyChannel.PRIVATE_EMAIL
+
+    enrolment.start_verification(
+        participant=jan, name="", weekly_channel=private, private_email="jan.thuis@example.org"
+    )
+    messaging.send_due_messages()
+
+    # The e-mail code went to the private address; the number on file was proven by the link's code.
+    assert mail.outbox[-1].to == ["jan.thuis@example.org"]
+    assert verification.round_channels(participant=jan, purpose="enrol") == {"email"}
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private)
+    jan.refresh_from_db()
+    assert jan.private_email is None and jan.weekly_channel is None
+
+    verify_round(jan)
+    enrolled = enrolment.complete_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
+
+    enrolled.refresh_from_db()
+    assert enrolled.weekly_channel == private
+    assert enrolled.private_email == "jan.thuis@example.org"
+    assert enrolled.email == "jan@example.nl"  # the work address stays what the list says
+    with connection.cursor() as cursor:
+        row_id = Participant._meta.pk.get_db_prep_value(enrolled.pk, connection)  # type: ignore[union-attr]
+        cursor.execute("SELECT private_email FROM participants_participant WHERE id = %s", [row_id])
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("v1.") and "thuis" not in stored
+
+
+def test_a_private_address_needs_its_own_code_round(jan: Participant) -> None:
+    """Codes proven for the work address do not make a private address usable afterwards."""
+    invitation = open_link(invite(jan))
+    assert invitation is not None
+    enrolment.record_consent(participant=jan)
+    enrolment.start_verification(participant=jan, name="", mobile="+31687654321")
+    verify_round(jan)
+
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.complete_enrolment(
+            invitation=invitation, weekly_channel=Participant.WeeklyChannel.PRIVATE_EMAIL, with_codes=True
+        )
+
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.INVITED and jan.private_email is None
+
+
+def test_the_work_address_is_no_private_address(jan: Participant) -> None:
+    with pytest.raises(ValidationError) as refused:
+        enrolment.start_verification(
+            participant=jan,
+            name="",
+            weekly_channel=Participant.WeeklyChannel.PRIVATE_EMAIL,
+            private_email="JAN@example.nl",
+        )
+
+    assert "private_email" in refused.value.message_dict
+    assert not VerificationCode.objects.exists()

@@ -12,17 +12,18 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from participants import enrolment
+from participants import enrolment, invitations
 from participants.models import (
     ConsentRecord,
     Invitation,
+    InvitationSchedule,
     Organisation,
     Participant,
     StaffUser,
     VerificationCode,
 )
 from participants.session import SESSION_KEY
-from participants.views.enrolment import SESSION_INVITATION
+from participants.views.enrolment import SESSION_INVITATION, SESSION_OPENED
 from preventicons import messaging
 from preventicons.crypto import blind_index_phone, new_token
 from preventicons.messaging import MemorySmsGateway
@@ -33,14 +34,20 @@ from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 from tests.participants.people import make_participant
 
+# A Monday, 10:00 in Amsterdam: within the invitation hours, so an invitation goes out at once.
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 LINK = re.compile(r"/i/([A-Za-z0-9_-]{43})/")
 CODE = re.compile(r"\b(\d{6})\b")
 
 
-def invite(participant: Participant) -> str:
-    enrolment.send_invitations(organisation=participant.organisation)
+def deliver() -> None:
+    invitations.send_due_invitations()
     messaging.send_due_messages()
+
+
+def invite(participant: Participant) -> str:
+    invitations.send_invitations(organisation=participant.organisation)
+    deliver()
     match = LINK.search(str(mail.outbox[-1].body))
     assert match
     return match.group(1)
@@ -54,14 +61,28 @@ def latest_codes() -> tuple[str, str]:
     return email_code.group(1), sms_code.group(1)
 
 
+def latest_sms_code() -> str:
+    messaging.send_due_messages()
+    match = CODE.search(MemorySmsGateway.outbox[-1]["body"])
+    assert match
+    return match.group(1)
+
+
 def text(response: Any) -> str:
     return response.content.decode()
+
+
+def open_with_sms_code(client: Client, token: str, *, decline: bool = False) -> Any:
+    """Open the link, ask for the SMS code and enter it: what the person holding the phone does."""
+    client.get(f"/i/{token}/decline/" if decline else f"/i/{token}/")
+    client.post(reverse("participants:enrol"))
+    return client.post(reverse("participants:enrol-open"), {"code": latest_sms_code()})
 
 
 pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock() -> Any:
     with time_machine.travel(START, tick=False) as traveller:
         yield traveller
@@ -74,15 +95,22 @@ def jan(organisation: Organisation) -> Participant:
 
 @pytest.fixture
 def opened(client: Client, jan: Participant, english: None) -> Client:
-    """A browser that opened Jan's invitation link."""
-    response = client.get(f"/i/{invite(jan)}/")
-    assert response.status_code == 302
+    """A browser that opened Jan's invitation link and entered the SMS code."""
+    response = open_with_sms_code(client, invite(jan))
+    assert response["Location"] == reverse("participants:enrol-next")
+    assert client.get(response["Location"])["Location"] == reverse("participants:enrol-consent")
     return client
 
 
+PRIVATE = {"weekly_channel": "private_email", "private_email": "jan.thuis@example.org"}
+
+
 def consent_and_send_codes(client: Client, **details: str) -> None:
-    client.post(reverse("participants:enrol"))
-    response = client.post(reverse("participants:enrol-details"), {"name": "Jan de Vries", **details})
+    """Consent, then choose a private address (and maybe a new number): codes go to what is new."""
+    client.post(reverse("participants:enrol-consent"))
+    response = client.post(
+        reverse("participants:enrol-details"), {"name": "Jan de Vries", **PRIVATE, **details}
+    )
     assert response.status_code == 302, text(response)
     assert response["Location"] == reverse("participants:enrol-codes")
 
@@ -105,15 +133,45 @@ def test_the_link_is_swapped_for_a_token_free_address(
     assert page.status_code == 200 and token not in text(page)
 
 
-def test_the_landing_page_explains_who_sees_what_and_records_consent(opened: Client, clock: Any) -> None:
-    page = text(opened.get(reverse("participants:enrol")))
+def test_the_first_page_asks_for_the_sms_code_and_shows_nothing_of_the_invitation(
+    client: Client, jan: Participant, english: None
+) -> None:
+    page = text(client.get(f"/i/{invite(jan)}/", follow=True))
+
+    assert "we first send a code by text message" in page
+    for revealing in ("78", "j•••", "Jan", "I agree", "already take part", "expired", "do not take part"):
+        assert revealing not in page
+
+
+def test_the_sms_code_goes_to_the_number_on_file_and_opens_the_consent_page(
+    opened: Client, jan: Participant
+) -> None:
+    assert MemorySmsGateway.outbox[-1]["to"] == "+31612345678"
+    page = text(opened.get(reverse("participants:enrol-consent")))
 
     for words in ("Your employer", "groups of at least 5", "dossier number", "The notary", "How to stop"):
         assert words in page
     assert enrolment.CONSENT_TEXT_VERSION in page
+
+
+def test_the_consent_text_says_what_stays_of_someone_who_leaves(opened: Client) -> None:
+    page = text(opened.get(reverse("participants:enrol-consent")))
+
+    assert "keyed code computed from your e-mail address and mobile number" in page
+    assert "without a date and without your department" in page
+
+
+def test_consent_is_recorded_only_after_the_sms_code(
+    client: Client, jan: Participant, english: None, clock: Any
+) -> None:
+    client.get(f"/i/{invite(jan)}/")
+
+    before = client.post(reverse("participants:enrol-consent"))
+    assert before["Location"] == reverse("participants:enrol")
     assert not ConsentRecord.objects.exists()
 
-    response = opened.post(reverse("participants:enrol"))
+    open_with_sms_code(client, LINK.findall(str(mail.outbox[-1].body))[0])
+    response = client.post(reverse("participants:enrol-consent"))
 
     assert response["Location"] == reverse("participants:enrol-details")
     (record,) = ConsentRecord.objects.all()
@@ -124,14 +182,30 @@ def test_the_landing_page_explains_who_sees_what_and_records_consent(opened: Cli
     )
 
 
+def test_a_wrong_sms_code_opens_nothing_and_says_the_same_as_for_any_link(
+    client: Client, jan: Participant, english: None
+) -> None:
+    client.get(f"/i/{invite(jan)}/")
+    client.post(reverse("participants:enrol"))
+    right = latest_sms_code()
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+
+    response = client.post(reverse("participants:enrol-open"), {"code": wrong})
+
+    assert response.status_code == 200
+    assert "This code is not right or no longer valid" in text(response)
+    assert SESSION_OPENED not in client.session
+    assert client.get(reverse("participants:enrol-consent"))["Location"] == reverse("participants:enrol")
+
+
 def test_details_come_only_after_consent(opened: Client) -> None:
     response = opened.get(reverse("participants:enrol-details"))
 
-    assert response["Location"] == reverse("participants:enrol")
+    assert response["Location"] == reverse("participants:enrol-consent")
 
 
 def test_details_page_shows_the_contact_data_on_file_only_masked(opened: Client) -> None:
-    opened.post(reverse("participants:enrol"))
+    opened.post(reverse("participants:enrol-consent"))
 
     page = text(opened.get(reverse("participants:enrol-details")))
 
@@ -139,8 +213,18 @@ def test_details_page_shows_the_contact_data_on_file_only_masked(opened: Client)
     assert "jan@example.nl" not in page and "612345678" not in page
 
 
+def test_the_details_page_warns_that_the_employer_can_read_a_work_mailbox(opened: Client) -> None:
+    opened.post(reverse("participants:enrol-consent"))
+
+    page = text(opened.get(reverse("participants:enrol-details")))
+
+    assert "Your employer's IT department can read a work mailbox" in page
+    assert "We therefore recommend a text message or a private e-mail address" in page
+    assert 'value="sms"' in page and 'value="private_email"' in page and 'value="work_email"' in page
+
+
 def test_codes_page_has_labelled_numeric_one_time_code_fields(opened: Client) -> None:
-    consent_and_send_codes(opened)
+    consent_and_send_codes(opened, mobile="06 87654321")
 
     page = text(opened.get(reverse("participants:enrol-codes")))
 
@@ -150,7 +234,7 @@ def test_codes_page_has_labelled_numeric_one_time_code_fields(opened: Client) ->
 
 
 def test_a_wrong_code_says_how_many_tries_remain(opened: Client, jan: Participant) -> None:
-    consent_and_send_codes(opened)
+    consent_and_send_codes(opened, mobile="06 87654321")
     email_code, sms_code = latest_codes()
     bad = f"{(int(email_code) + 1) % 10**6:06d}"
 
@@ -194,7 +278,7 @@ def test_a_resend_says_how_long_to_wait(
 
 
 def test_both_codes_enrol_start_the_session_and_welcome(opened: Client, jan: Participant, clock: Any) -> None:
-    consent_and_send_codes(opened)
+    consent_and_send_codes(opened, mobile="06 87654321")
     email_code, sms_code = latest_codes()
 
     response = opened.post(
@@ -204,14 +288,64 @@ def test_both_codes_enrol_start_the_session_and_welcome(opened: Client, jan: Par
     assert response["Location"] == reverse("participants:enrol-welcome")
     jan.refresh_from_db()
     assert jan.status == Participant.Status.ACTIVE and jan.pseudonym
+    assert jan.weekly_channel == Participant.WeeklyChannel.PRIVATE_EMAIL
+    assert jan.mobile == "+31687654321" and jan.private_email == "jan.thuis@example.org"
     assert opened.session[SESSION_KEY] == str(jan.pk)
     assert SESSION_INVITATION not in opened.session
     welcome = opened.get(response["Location"])
     assert welcome.status_code == 200 and "you are taking part" in text(welcome)
 
 
-def test_codes_can_be_entered_one_after_the_other(opened: Client, jan: Participant) -> None:
+def test_choosing_text_messages_enrols_without_any_message_to_the_work_mailbox(
+    opened: Client, jan: Participant
+) -> None:
+    mails_before = len(mail.outbox)
+    opened.post(reverse("participants:enrol-consent"))
+
+    response = opened.post(reverse("participants:enrol-details"), {"name": "Jan", "weekly_channel": "sms"})
+    messaging.send_due_messages()
+
+    assert response["Location"] == reverse("participants:enrol-welcome")
+    jan.refresh_from_db()
+    assert (jan.status, jan.weekly_channel) == ("active", "sms")
+    assert len(mail.outbox) == mails_before  # the link and its SMS code were the two factors
+
+
+def test_without_the_link_code_nothing_completes(client: Client, jan: Participant) -> None:
+    invitation = enrolment.find_invitation(token=invite(jan))
+    assert invitation is not None
+    enrolment.record_consent(participant=jan)
+
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.complete_enrolment(invitation=invitation)
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.decline_invitation(invitation=invitation)
+
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED
+
+
+def test_a_private_address_chosen_on_the_page_is_proven_by_its_own_code(
+    opened: Client, jan: Participant, clock: Any
+) -> None:
     consent_and_send_codes(opened)
+    messaging.send_due_messages()
+    assert mail.outbox[-1].to == ["jan.thuis@example.org"]
+    code = CODE.search(str(mail.outbox[-1].body))
+    assert code
+    page = text(opened.get(reverse("participants:enrol-codes")))
+    assert page.count('autocomplete="one-time-code"') == 1  # the number on file needs no new code
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.INVITED and jan.private_email is None
+
+    opened.post(reverse("participants:enrol-codes"), {"email_code": code.group(1)})
+
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.ACTIVE
+    assert (jan.weekly_channel, jan.private_email) == ("private_email", "jan.thuis@example.org")
+
+
+def test_codes_can_be_entered_one_after_the_other(opened: Client, jan: Participant, clock: Any) -> None:
+    consent_and_send_codes(opened, mobile="06 87654321")
     email_code, sms_code = latest_codes()
 
     first = opened.post(reverse("participants:enrol-codes"), {"email_code": email_code})
@@ -226,120 +360,142 @@ def test_welcome_needs_the_participant_session(client: Client, english: None) ->
 
 
 def test_correcting_both_email_and_mobile_is_refused_on_the_page(opened: Client) -> None:
-    opened.post(reverse("participants:enrol"))
+    opened.post(reverse("participants:enrol-consent"))
 
     response = opened.post(
         reverse("participants:enrol-details"),
-        {"name": "Jan", "email": "nieuw@example.nl", "mobile": "06 87654321"},
+        {"name": "Jan", "email": "nieuw@example.nl", "mobile": "06 87654321", "weekly_channel": "sms"},
     )
 
     assert response.status_code == 200
     assert "not both at once" in text(response)
-    assert not VerificationCode.objects.exists()
+    assert not VerificationCode.objects.filter(purpose="enrol").exists()
 
 
 def test_an_invalid_mobile_number_is_refused(opened: Client) -> None:
-    opened.post(reverse("participants:enrol"))
+    opened.post(reverse("participants:enrol-consent"))
 
-    response = opened.post(reverse("participants:enrol-details"), {"name": "Jan", "mobile": "12"})
+    response = opened.post(
+        reverse("participants:enrol-details"), {"name": "Jan", "mobile": "12", "weekly_channel": "sms"}
+    )
 
     assert response.status_code == 200 and 'aria-invalid="true"' in text(response)
-    assert not VerificationCode.objects.exists()
+    assert not VerificationCode.objects.filter(purpose="enrol").exists()
 
 
 # --- unhappy links ---------------------------------------------------------------------------------------
 
 
-def test_tampered_truncated_and_random_tokens_get_the_same_page(
-    client: Client, jan: Participant, english: None
-) -> None:
+def test_malformed_tokens_get_the_unknown_page(client: Client, jan: Participant, english: None) -> None:
     token = invite(jan)
-    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
 
-    pages = [client.get(f"/i/{candidate}/") for candidate in (tampered, token[:30], new_token())]
+    pages = [client.get(f"/i/{candidate}/") for candidate in (token[:30], token + "x", "a" * 42 + "!")]
 
     assert {page.status_code for page in pages} == {404}
-    # The pages differ only where they echo their own address (the language switch) and CSRF token.
-    bodies = {re.sub(r'value="[^"]*"', "", text(page)) for page in pages}
-    assert len(bodies) == 1 and "This link does not work" in bodies.pop()
+    assert all("This link does not work" in text(page) for page in pages)
     assert SESSION_INVITATION not in client.session
 
 
 def test_enrol_pages_without_an_opened_link_look_like_an_unknown_link(client: Client, english: None) -> None:
-    for name in ("participants:enrol", "participants:enrol-details", "participants:enrol-codes"):
+    for name in (
+        "participants:enrol",
+        "participants:enrol-open",
+        "participants:enrol-next",
+        "participants:enrol-consent",
+        "participants:enrol-details",
+        "participants:enrol-codes",
+        "participants:enrol-decline",
+    ):
         response = client.get(reverse(name))
         assert response.status_code == 404 and "This link does not work" in text(response)
 
 
-def test_an_expired_link_offers_a_new_one_sent_only_to_the_address_on_file(
+def test_an_expired_link_goes_on_with_a_fresh_invitation_after_the_sms_code(
     client: Client, jan: Participant, clock: Any, english: None
 ) -> None:
     token = invite(jan)
     clock.shift(dt.timedelta(days=15))
+    sent_before = OutboundMessage.objects.count()
 
-    page = client.get(f"/i/{token}/", follow=True)
-    assert "This link has expired" in text(page) and "Send me a new link" in text(page)
-    # Whatever is typed in, the new link goes to what is on file.
-    response = client.post(reverse("participants:enrol-new-link"), {"email": "attacker@example.com"})
-    again = client.post(reverse("participants:enrol-new-link"))
-    messaging.send_due_messages()
+    opened = open_with_sms_code(client, token)
+    page = client.get(opened["Location"])
+    assert "This link has expired" in text(page)
+    response = client.post(reverse("participants:enrol-new-link"))
 
-    assert "A new link is on its way" in text(response)
-    assert "We already sent you a new link" in text(again)
-    assert [message.to for message in mail.outbox] == [["jan@example.nl"]] * 2
-    assert [sms["to"] for sms in MemorySmsGateway.outbox] == ["+31612345678"] * 2
-    fresh = LINK.search(str(mail.outbox[-1].body))
-    assert fresh and fresh.group(1) != token
-    assert client.get(f"/i/{fresh.group(1)}/", follow=True).status_code == 200
+    assert response["Location"] == reverse("participants:enrol-consent")
+    assert client.get(response["Location"]).status_code == 200
+    assert OutboundMessage.objects.count() == sent_before + 1  # only the SMS code: no new link by mail
+    assert Invitation.objects.filter(participant=jan).count() == 2
 
 
-def test_a_reused_link_after_enrolment_explains_they_already_take_part(
-    client: Client, opened: Client, jan: Participant
+def test_a_reused_link_after_enrolment_explains_they_already_take_part_after_the_sms_code(
+    opened: Client, jan: Participant, clock: Any
 ) -> None:
     consent_and_send_codes(opened)
     email_code, sms_code = latest_codes()
     opened.post(reverse("participants:enrol-codes"), {"email_code": email_code, "sms_code": sms_code})
     mail_token = LINK.search(str(mail.outbox[0].body))
     assert mail_token
+    clock.shift(dt.timedelta(minutes=5))
 
-    page = Client().get(f"/i/{mail_token.group(1)}/", follow=True)
+    again = Client()
+    response = open_with_sms_code(again, mail_token.group(1))
 
-    assert "You already take part" in text(page)
+    assert "You already take part" in text(again.get(response["Location"]))
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.ACTIVE
 
 
-@pytest.mark.parametrize(
-    ("status", "words"),
-    [("stopped", "You have stopped taking part"), ("declined", "You said you do not want to take part")],
-)
-def test_the_link_of_someone_who_stopped_or_declined_reactivates_nothing(
-    client: Client, jan: Participant, english: None, status: str, words: str
+def test_the_link_of_someone_who_declined_reactivates_nothing(
+    client: Client, jan: Participant, english: None
 ) -> None:
     token = invite(jan)
-    Participant.objects.filter(pk=jan.pk).update(status=status)
+    Participant.objects.filter(pk=jan.pk).update(status="declined")
+    words = "You said you do not want to take part"
 
-    page = client.get(f"/i/{token}/", follow=True)
-    consent = client.post(reverse("participants:enrol"))
-    details = client.post(reverse("participants:enrol-details"), {"name": "Jan"})
+    page = client.get(open_with_sms_code(client, token)["Location"])
+    consent = client.post(reverse("participants:enrol-consent"))
+    details = client.post(reverse("participants:enrol-details"), {"name": "Jan", "weekly_channel": "sms"})
     declined = client.post(reverse("participants:enrol-decline"))
 
     assert words in text(page)
     assert all(words in text(response) for response in (consent, details, declined))
-    assert not ConsentRecord.objects.exists() and not VerificationCode.objects.exists()
-    assert Participant.objects.get(pk=jan.pk).status == status
+    assert not ConsentRecord.objects.exists()
+    assert not VerificationCode.objects.filter(purpose="enrol").exists()
+    assert Participant.objects.get(pk=jan.pk).status == "declined"
+
+
+def test_the_link_of_someone_who_stopped_sends_no_code_and_opens_nothing(
+    client: Client, jan: Participant, english: None
+) -> None:
+    token = invite(jan)
+    Participant.objects.filter(pk=jan.pk).update(status="stopped", mobile=None, mobile_index=None)
+    sms_before = len(MemorySmsGateway.outbox)
+
+    client.get(f"/i/{token}/")
+    client.post(reverse("participants:enrol"))
+    messaging.send_due_messages()
+    response = client.post(reverse("participants:enrol-open"), {"code": "123456"})
+
+    assert len(MemorySmsGateway.outbox) == sms_before
+    assert "This code is not right or no longer valid" in text(response)
+    assert Participant.objects.get(pk=jan.pk).status == "stopped"
 
 
 # --- declining --------------------------------------------------------------------------------------------
 
 
-def test_declining_takes_one_click_and_a_confirmation(
+def test_declining_needs_the_sms_code_and_a_confirmation(
     client: Client, jan: Participant, english: None
 ) -> None:
     token = invite(jan)
 
     response = client.get(f"/i/{token}/decline/")
-    assert response["Location"] == reverse("participants:enrol-decline")
-    confirm = client.get(response["Location"])
+    assert response["Location"] == reverse("participants:enrol")
+    assert client.get(reverse("participants:enrol-decline"))["Location"] == reverse("participants:enrol")
+
+    opened = open_with_sms_code(client, token, decline=True)
+    assert client.get(opened["Location"])["Location"] == reverse("participants:enrol-decline")
+    confirm = client.get(reverse("participants:enrol-decline"))
     assert "Do you not want to take part?" in text(confirm)
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED  # a GET changes nothing
 
@@ -347,46 +503,53 @@ def test_declining_takes_one_click_and_a_confirmation(
 
     assert "Done: you do not take part" in text(done)
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.DECLINED
-    assert enrolment.send_invitations(organisation=jan.organisation) == 0
+    assert invitations.send_invitations(organisation=jan.organisation) == 0
 
 
-def test_an_expired_link_can_still_decline(
+def test_an_expired_link_can_still_decline_with_the_sms_code(
     client: Client, jan: Participant, clock: Any, english: None
 ) -> None:
     token = invite(jan)
     clock.shift(dt.timedelta(days=30))
 
-    client.get(f"/i/{token}/decline/")
+    open_with_sms_code(client, token, decline=True)
     client.post(reverse("participants:enrol-decline"))
 
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.DECLINED
 
 
-# --- rate limit on token guesses ------------------------------------------------------------------------
+# --- rate limits -----------------------------------------------------------------------------------------
 
 
-def test_guessing_tokens_is_refused_after_ten_misses_a_minute(
-    client: Client, jan: Participant, english: None, clock: Any
+def test_opening_links_is_refused_after_the_limit_whatever_they_open(
+    client: Client, jan: Participant, english: None, settings: Any
 ) -> None:
+    settings.INVITATION_LOOKUPS_PER_MINUTE = 10
     token = invite(jan)
-    misses = [client.get(f"/i/{new_token()}/").status_code for _ in range(10)]
+    lookups = [client.get(f"/i/{token if n % 2 else new_token()}/").status_code for n in range(10)]
 
     blocked = client.get(f"/i/{new_token()}/")
     even_the_right_one = client.get(f"/i/{token}/")
     other_address = Client(REMOTE_ADDR="192.0.2.7").get(f"/i/{token}/")
 
-    assert misses == [404] * 10
+    # Known and unknown links alike: the limit counts lookups, not misses, so it tells nothing either.
+    assert lookups == [302] * 10
     assert blocked.status_code == 429 and blocked["Retry-After"] == "60"
     assert even_the_right_one.status_code == 429
     assert other_address.status_code == 302
 
 
-def test_a_valid_link_does_not_count_as_a_miss(client: Client, jan: Participant, english: None) -> None:
-    token = invite(jan)
+def test_asking_for_link_codes_waits_the_same_for_any_link(
+    client: Client, jan: Participant, english: None
+) -> None:
+    waits = []
+    for token in (invite(jan), new_token()):
+        browser = Client()
+        browser.get(f"/i/{token}/")
+        browser.post(reverse("participants:enrol"))
+        waits.append(text(browser.post(reverse("participants:enrol"), follow=True)))
 
-    statuses = {client.get(f"/i/{token}/").status_code for _ in range(15)}
-
-    assert statuses == {302}
+    assert all("a new code in 30 seconds" in page for page in waits)
 
 
 # --- staff: send invitations --------------------------------------------------------------------------------
@@ -400,8 +563,8 @@ def test_an_employer_sends_invitations_for_their_own_organisation_without_learni
     response = client.post(reverse("participants:send-invitations"), follow=True)
 
     assert response.status_code == 200
-    assert Invitation.objects.filter(participant=jan).count() == 1
-    assert "Invitations are being sent" in text(response)
+    assert InvitationSchedule.objects.filter(participant=jan).count() == 1
+    assert "Invitations go out to everyone who is new on the list" in text(response)
     assert not re.search(r"\b1 invitation", text(response))
 
 
@@ -414,7 +577,7 @@ def test_an_employer_cannot_send_for_another_organisation(
     response = client.post(reverse("participants:send-invitations"), {"organisation": other_organisation.pk})
 
     assert response.status_code == 403
-    assert not Invitation.objects.exists()
+    assert not InvitationSchedule.objects.exists()
 
 
 def test_an_admin_sends_for_a_chosen_organisation_and_sees_the_count(
@@ -441,7 +604,7 @@ def test_without_an_agreement_the_send_button_sends_nothing_and_says_why(
     response = client.post(reverse("participants:send-invitations"), follow=True)
 
     assert "No signed processing agreement" in text(response)
-    assert not Invitation.objects.exists() and not OutboundMessage.objects.exists()
+    assert not InvitationSchedule.objects.exists() and not OutboundMessage.objects.exists()
 
 
 @pytest.mark.parametrize("persona", ["casemanager", "auditor"])
@@ -451,7 +614,7 @@ def test_other_roles_cannot_send_invitations(
     login_verified(client, request.getfixturevalue(persona))
 
     assert client.post(reverse("participants:send-invitations")).status_code == 403
-    assert not Invitation.objects.exists()
+    assert not InvitationSchedule.objects.exists()
 
 
 def test_anonymous_visitors_are_sent_to_the_login_and_get_is_not_allowed(
@@ -460,7 +623,7 @@ def test_anonymous_visitors_are_sent_to_the_login_and_get_is_not_allowed(
     assert client.post(reverse("participants:send-invitations")).status_code == 302
     login_verified(client, employer)
     assert client.get(reverse("participants:send-invitations")).status_code == 405
-    assert not Invitation.objects.exists()
+    assert not InvitationSchedule.objects.exists()
 
 
 # --- the whole journey, with a real SMTP server and the twilio SDK against a local endpoint ----------------
@@ -474,6 +637,7 @@ def test_journey_from_invitation_to_active_through_real_email_and_sms(
     fake_twilio: FakeTwilio,
     django_capture_on_commit_callbacks: Any,
     english: None,
+    clock: Any,
 ) -> None:
     def mail_text(index: int) -> str:
         received = smtp_server.wait_for(index + 1, timeout=10)
@@ -482,7 +646,7 @@ def test_journey_from_invitation_to_active_through_real_email_and_sms(
         return str(body.get_content())
 
     with django_capture_on_commit_callbacks(execute=True):
-        enrolment.send_invitations(organisation=jan.organisation)
+        invitations.send_invitations(organisation=jan.organisation)
     invitation_mail = mail_text(0)
     assert smtp_server.messages[0].rcpt_tos == ["jan@example.nl"]
     (invitation_sms,) = fake_twilio.messages
@@ -491,24 +655,28 @@ def test_journey_from_invitation_to_active_through_real_email_and_sms(
     assert match and match.group(1) in invitation_sms["Body"]
 
     landing = client.get(f"/i/{match.group(1)}/", follow=True)
-    assert "Join the weekly check-in" in text(landing)
-    client.post(reverse("participants:enrol"))
+    assert "Your invitation to the weekly check-in" in text(landing)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("participants:enrol"))
+    link_sms = fake_twilio.messages[-1]
+    assert link_sms["To"] == "+31612345678"
+    link_code = CODE.search(link_sms["Body"])
+    assert link_code
+    opened = client.post(reverse("participants:enrol-open"), {"code": link_code.group(1)})
+    assert "Join the weekly check-in" in text(client.get(client.get(opened["Location"])["Location"]))
+    client.post(reverse("participants:enrol-consent"))
     with django_capture_on_commit_callbacks(execute=True):
         details = client.post(
-            reverse("participants:enrol-details"), {"name": "Jan de Vries", "mobile": "06 87654321"}
+            reverse("participants:enrol-details"),
+            {"name": "Jan de Vries", "mobile": "06 87654321", "weekly_channel": "sms"},
         )
     assert details.status_code == 302
 
-    email_code = CODE.search(mail_text(1))
-    assert smtp_server.messages[1].rcpt_tos == ["jan@example.nl"]
     code_sms = fake_twilio.messages[-1]
     assert code_sms["To"] == "+31687654321"  # the corrected number
     sms_code = CODE.search(code_sms["Body"])
-    assert email_code and sms_code
-    done = client.post(
-        reverse("participants:enrol-codes"),
-        {"email_code": email_code.group(1), "sms_code": sms_code.group(1)},
-    )
+    assert sms_code
+    done = client.post(reverse("participants:enrol-codes"), {"sms_code": sms_code.group(1)})
 
     assert done["Location"] == reverse("participants:enrol-welcome")
     jan.refresh_from_db()
@@ -516,3 +684,16 @@ def test_journey_from_invitation_to_active_through_real_email_and_sms(
     assert jan.mobile == "+31687654321" and jan.mobile_index == blind_index_phone("+31687654321")
     assert Invitation.objects.get(participant=jan).used_at is not None
     assert OutboundMessage.objects.filter(status="pending").count() == 0
+    assert len(smtp_server.messages) == 1  # only the invitation: enrolling sent nothing to the work mailbox
+
+
+def test_a_code_entered_more_than_an_hour_ago_no_longer_declines(
+    client: Client, jan: Participant, clock: Any, english: None
+) -> None:
+    open_with_sms_code(client, invite(jan), decline=True)
+    clock.shift(dt.timedelta(hours=1, seconds=1))
+
+    response = client.post(reverse("participants:enrol-decline"))
+
+    assert response["Location"] == reverse("participants:enrol")
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED

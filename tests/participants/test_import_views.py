@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 import pytest
+import time_machine
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from participants.models import Department, Organisation, Participant, StaffUser
+from participants import enrolment, invitations, retention
+from participants.account import stop_participation
+from participants.importing import import_address_list
+from participants.models import (
+    Department,
+    Invitation,
+    InvitationSchedule,
+    Organisation,
+    Participant,
+    StaffUser,
+)
+from preventicons import messaging
+from preventicons.messaging import MemorySmsGateway
+from preventicons.models import OutboundMessage
 from preventicons.roles import Role
-from tests.conftest import login_verified, make_organisation, make_staff
+from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 
 URL = "/staff/import/"
 HEADER = "naam;e-mail;mobiel;afdeling"
@@ -227,3 +243,87 @@ def test_without_the_send_invitations_url_the_page_explains_in_text(
     page = client.get(URL).content.decode()
     assert "Invitations go out only when you use “Send invitations”." in page
     assert "send/" not in page
+
+
+# --- re-importing after someone stopped or declined (an attack by the employer) ---------------------------
+
+
+LIST = (
+    "Anna Smit;anna@example.nl;0611000001;Zorg",
+    "Bram Vos;bram@example.nl;0611000002;Zorg",
+    "Cees Bos;cees@example.nl;0611000003;IT",
+    "Dirk Mol;dirk@example.nl;0611000004;IT",
+)
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def _what_the_employer_sees(client: Client, organisation: Organisation) -> list[str]:
+    """Import the unchanged list, read the result, press "send invitations": every page, normalised."""
+    imported = post(client, csv_upload(*LIST), full_list="on")
+    result = client.get(URL)
+    sent = client.post(reverse("participants:send-invitations"), {"next": URL}, follow=True)
+    return [
+        CSRF.sub("", response.content.decode()).replace(organisation.name, "ORGANISATION")
+        for response in (imported, result, sent)
+    ] + [imported["Location"]]
+
+
+def _decline_with_the_sms_code(participant: Participant) -> None:
+    invitation = Invitation.objects.filter(participant=participant).latest("expires_at")
+    assert enrolment.request_link_code(invitation=invitation)
+    messaging.send_due_messages()
+    code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
+    assert code and enrolment.verify_link_code(invitation=invitation, code=code.group(1))
+    assert enrolment.decline_invitation(invitation=invitation)
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@pytest.mark.parametrize("anonymised", [False, True], ids=["decliner kept", "decliner anonymised"])
+def test_a_reimport_and_send_after_a_stop_and_a_decline_looks_like_one_where_nobody_left(
+    organisation: Organisation, employer: StaffUser, platform_admin: StaffUser, anonymised: bool
+) -> None:
+    control = make_organisation("Controle BV")
+    control_employer = make_staff("hr-controle", Role.EMPLOYER, control)
+    with time_machine.travel(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC), tick=False) as clock:
+        for user in (employer, control_employer):
+            client = as_user(user)
+            post(client, csv_upload(*LIST), full_list="on")
+            client.post(reverse("participants:send-invitations"), {"next": URL})
+        invitations.send_due_invitations()
+        messaging.send_due_messages()
+        clock.shift(dt.timedelta(days=1))
+
+        people = {p.email: p for p in Participant.objects.filter(organisation=organisation)}
+        stopper = people["cees@example.nl"]
+        Participant.objects.filter(pk=stopper.pk).update(status="active")
+        stop_participation(participant=Participant.objects.get(pk=stopper.pk))
+        _decline_with_the_sms_code(people["bram@example.nl"])
+        if anonymised:
+            # What the nightly anonymisation does to a decliner: nothing of the contact data stays.
+            retention.anonymise_participants(participant_ids=[people["bram@example.nl"].pk])
+            assert Participant.objects.get(pk=people["bram@example.nl"].pk).email is None
+        schedules, links = InvitationSchedule.objects.count(), Invitation.objects.count()
+        queued = set(OutboundMessage.objects.values_list("key_hash", flat=True))
+
+        seen = _what_the_employer_sees(as_user(employer), organisation)
+        seen_in_control = _what_the_employer_sees(as_user(control_employer), control)
+        invitations.send_due_invitations()
+
+        assert seen == seen_in_control
+        # Nobody new: no schedule, no link, no message, and nobody added for the one who stopped.
+        assert (InvitationSchedule.objects.count(), Invitation.objects.count()) == (schedules, links)
+        assert set(OutboundMessage.objects.values_list("key_hash", flat=True)) == queued
+        assert Participant.objects.filter(organisation=organisation).count() == 4
+
+        # The platform admin's counts do not tell either.
+        admin_counts = [
+            import_address_list(
+                organisation=org,
+                data="\r\n".join([HEADER, *LIST]).encode(),
+                full_list=True,
+                by=platform_admin,
+            )
+            for org in (organisation, control)
+        ]
+        assert admin_counts[0] == admin_counts[1]
+        assert invitations.send_invitations(organisation=organisation) == 0

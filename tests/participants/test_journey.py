@@ -23,7 +23,6 @@ from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 from django.test import Client
-from django.utils import timezone
 
 from casefiles.models import Dossier
 from participants.models import Participant
@@ -75,17 +74,25 @@ def codes_for(smtp: FakeSmtpServer, twilio: FakeTwilio, *, email: str, mobile: s
 
 
 def enrol(client: Client, smtp: FakeSmtpServer, twilio: FakeTwilio, *, email: str, mobile: str) -> None:
-    """From the invitation in the mailbox to an active participant, through the pages."""
+    """From the invitation in the mailbox to an active participant, through the pages: the link, the SMS
+    code to the number on file, consent, and the weekly messages by SMS (nothing new to prove)."""
     token = re.search(r"/i/([A-Za-z0-9_-]{43})/", mail_body(smtp, email))
     assert token, "the invitation carries its link"
     response = client.get(f"/i/{token.group(1)}/")
     assert response.status_code == 302
     assert client.get(response["Location"]).status_code == 200
     response = client.post("/enrol/")
+    assert response.status_code == 302 and response["Location"] == "/enrol/open/"
+    sms_code = CODE.search(sms_body(twilio, mobile))
+    assert sms_code
+    response = client.post("/enrol/open/", {"code": sms_code.group(1)})
+    assert response.status_code == 302 and response["Location"] == "/enrol/next/"
+    assert client.get("/enrol/next/")["Location"] == "/enrol/consent/"
+    response = client.post("/enrol/consent/")
     assert response.status_code == 302 and response["Location"] == "/enrol/details/"
-    response = client.post("/enrol/details/", {"name": "", "email": "", "mobile": ""})
-    assert response.status_code == 302 and response["Location"] == "/enrol/codes/"
-    response = client.post("/enrol/codes/", codes_for(smtp, twilio, email=email, mobile=mobile))
+    response = client.post(
+        "/enrol/details/", {"name": "", "email": "", "mobile": "", "weekly_channel": "sms"}
+    )
     assert response.status_code == 302 and response["Location"] == "/enrol/welcome/"
 
 
@@ -128,7 +135,8 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
     jan_name, jan_email, _written, jan_mobile, _department = PEOPLE[0]
     petra_email, petra_mobile = PEOPLE[1][1], PEOPLE[1][3]
 
-    with time_machine.travel(timezone.now(), tick=True) as clock:
+    # A Monday morning in Amsterdam: invitations go out at once on a weekday within the sending hours.
+    with time_machine.travel(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC), tick=True) as clock:
         # The employer uploads the list and sends the invitations (by e-mail and by SMS).
         hr = login_verified(Client(), employer)
         upload = SimpleUploadedFile("medewerkers.csv", address_list.encode(), content_type="text/csv")

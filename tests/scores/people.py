@@ -25,8 +25,17 @@ def make_participant(
     prefers_sms: bool = True,
     email: bool = True,
     mobile: bool = True,
+    weekly_channel: str | None = None,
+    private_email: str | None = None,
 ) -> Participant:
-    """A participant with a unique address and number, an active one with a pseudonym and a department."""
+    """A participant with a unique address and number, an active one with a pseudonym and a department.
+
+    The weekly messages go to ``weekly_channel``; by default to the work address, or by SMS without one.
+    """
+    if weekly_channel is None and email and prefers_email:
+        weekly_channel = Participant.WeeklyChannel.WORK_EMAIL
+    elif weekly_channel is None and mobile and prefers_sms:
+        weekly_channel = Participant.WeeklyChannel.SMS
     n = next(_numbers)
     address = f"medewerker{n}@example.nl"
     number = f"+3161{n:07d}"
@@ -44,6 +53,9 @@ def make_participant(
         mobile=number if mobile else None,
         mobile_index=blind_index_phone(number) if mobile else None,
         pseudonym=new_pseudonym() if status == Participant.Status.ACTIVE else None,
+        weekly_channel=weekly_channel,
+        private_email=private_email,
+        was_invited=True,
     )
     participant.save()
     return participant

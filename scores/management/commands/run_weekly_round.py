@@ -54,7 +54,4 @@ class Command(BaseCommand):
             )
         except AgreementMissing as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(
-            f"week {week}: {report.links} links, {report.emails} e-mails, {report.sms} SMS, "
-            f"{report.reminders} reminders"
-        )
+        self.stdout.write(f"week {week}: {report.links} links, {report.emails} e-mails, {report.sms} SMS")

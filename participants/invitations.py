@@ -1,0 +1,339 @@
+"""The fixed invitation schedule, and recognising people who left when a list is imported again.
+
+What the employer can observe in the mailboxes and phones it supplied must not depend on what a person did.
+So every listed person gets one fixed run of messages, started once by the employer's "send invitations":
+the invitation, then ``settings.INVITATION_REMINDERS`` reminders, each ``INVITATION_REMINDER_INTERVAL_DAYS``
+later at the same time of day, only on weekdays, with the same words for everyone. It runs to the end
+whether the person joins, declines, stops or stays silent; only the employer taking them off the list (which
+it knows) or a missing processing agreement ends it early. After it, nothing more goes to an address the
+employer supplied unless the participant chose it for the weekly messages.
+
+Each message carries a fresh invitation link. For someone who stopped there is no participant left to open,
+so their link is a random token that is stored nowhere: it opens the same neutral first page as any other
+(participants/views/enrolment.py), and nothing after it.
+
+Someone who stopped or declined leaves only a keyed hash of their contact data (``DepartedContact``), so a
+re-imported list recognises them as already on it: they are not invited again, and no count changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError as BrokerError
+
+from participants.agreements import AgreementMissing, require_signed_agreement
+from participants.models import DepartedContact, Invitation, InvitationSchedule, Organisation, Participant
+from preventicons import messaging
+from preventicons.crypto import hash_token, keyed_hash, new_token, normalise_email
+
+logger = logging.getLogger(__name__)
+
+WEEKEND = (5, 6)  # Saturday and Sunday, by date.weekday()
+BATCH = 500
+
+
+# --- when ------------------------------------------------------------------------------------------------
+
+
+def _at(day: dt.date, time: dt.time) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, time))
+
+
+def first_slot(*, now: dt.datetime) -> dt.datetime:
+    """When an invitation started at ``now`` goes out: now on a weekday within the sending hours, else the
+    start of the next weekday's sending hours (Europe/Amsterdam). Never at a weekend or at night."""
+    local = timezone.localtime(now)
+    start = dt.time(hour=settings.INVITATION_SEND_FROM_HOUR)
+    until = dt.time(hour=settings.INVITATION_SEND_UNTIL_HOUR)
+    if local.weekday() not in WEEKEND and start <= local.time() < until:
+        return now
+    day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
+    while day.weekday() in WEEKEND:
+        day += dt.timedelta(days=1)
+    return _at(day, start)
+
+
+def following_slot(due_at: dt.datetime) -> dt.datetime:
+    """The next step's moment: the interval later, same local time of day (so the same weekday)."""
+    local = timezone.localtime(due_at)
+    day = local.date() + dt.timedelta(days=settings.INVITATION_REMINDER_INTERVAL_DAYS)
+    while day.weekday() in WEEKEND:  # only with an interval that is not a whole number of weeks
+        day += dt.timedelta(days=1)
+    return _at(day, local.time().replace(tzinfo=None))
+
+
+def last_step() -> int:
+    """The number of the last message of a schedule (0 is the invitation)."""
+    return int(settings.INVITATION_REMINDERS)
+
+
+# --- starting schedules ------------------------------------------------------------------------------------
+
+
+def send_invitations(*, organisation: Organisation, by: Any = None) -> int:
+    """Start the fixed schedule for every listed person whose schedule never started; the number started.
+
+    Exactly the people new to the list: whoever was invited before (whatever they did since) and whoever
+    a re-import recognised as having left is never started again. A second run starts nothing.
+    Raises AgreementMissing, starting nothing, when the processing agreement is not recorded.
+    """
+    require_signed_agreement(organisation)
+    now = timezone.now()
+    due_at = first_slot(now=now)
+    started = 0
+    with transaction.atomic():
+        # Locked, so two parallel runs cannot both start the same person.
+        candidates = Participant.objects.select_for_update().filter(
+            organisation=organisation, status=Participant.Status.INVITED, is_listed=True, was_invited=False
+        )
+        schedules = []
+        ids = []
+        for participant in candidates.order_by("pk"):
+            # A copy of the addresses the employer supplied, sealed to the schedule's own row.
+            schedules.append(
+                InvitationSchedule(
+                    id=uuid.uuid4(),
+                    organisation=organisation,
+                    participant=participant,
+                    email=participant.email,
+                    mobile=participant.mobile,
+                    next_due_at=due_at,
+                )
+            )
+            ids.append(participant.pk)
+        InvitationSchedule.objects.bulk_create(schedules, batch_size=BATCH)
+        for start in range(0, len(ids), BATCH):
+            started += Participant.objects.filter(pk__in=ids[start : start + BATCH]).update(was_invited=True)
+    logger.info(
+        "invitation schedules started: %d for organisation %s by staff %s",
+        started,
+        organisation.pk,
+        getattr(by, "pk", "-"),
+    )
+    if started and due_at <= now:
+        transaction.on_commit(_hurry)
+    return started
+
+
+def _hurry() -> None:
+    from participants.tasks import send_due_invitations
+
+    try:
+        send_due_invitations.delay()
+    except BrokerError:
+        # Only a nudge: the beat sends what is due anyway.
+        logger.warning("could not hurry the invitation schedule; the beat will send it")
+
+
+# --- sending what is due -------------------------------------------------------------------------------
+
+
+@dataclass
+class ScheduleReport:
+    sent: int = 0  # schedule steps whose messages were queued
+    ended: int = 0  # schedules finished or ended (taken off the list)
+    skipped: int = 0  # steps left waiting: no agreement
+
+
+def _texts(step: int, context: dict[str, str]) -> tuple[str, str, str]:
+    """Subject, e-mail body and SMS of a step: the same words for everyone, only the links differ."""
+    subject = (
+        _("Your invitation to the weekly wellbeing check-in")
+        if step == 0
+        else _("Reminder: your invitation to the weekly wellbeing check-in")
+    )
+    body = _(
+        "Your employer offers you Preventicons: once a week you tap a smiley to say how you are "
+        "doing. Taking part is voluntary. Your employer never learns whether you take part, what you "
+        "answer or whether you ask for help.\n\n"
+        "Join here (the link works until %(until)s):\n%(join)s\n\n"
+        "Do you not want to take part? Say so here:\n%(decline)s"
+    )
+    if step:
+        body = (
+            _(
+                "A reminder of our invitation. Everyone on your employer's list receives the same reminders, "
+                "whether they replied or not: if you already did, you can ignore this message."
+            )
+            + "\n\n"
+            + body
+        )
+    sms = _(
+        "Preventicons, offered by your employer: a weekly smiley, anonymous towards your employer. "
+        "Join: %(join)s Not interested: %(decline)s"
+    )
+    return subject, body % context, sms % context
+
+
+def _link_for(schedule: InvitationSchedule, now: dt.datetime) -> tuple[str, dt.datetime]:
+    """A fresh token opening the participant's invitation; for someone who stopped, one opening nothing."""
+    token = new_token()
+    expires_at = now + dt.timedelta(days=settings.INVITATION_DAYS)
+    participant = schedule.participant
+    if participant is not None and participant.status != Participant.Status.STOPPED:
+        Invitation.objects.create(
+            participant=participant, token_hash=hash_token(token), expires_at=expires_at
+        )
+    return token, expires_at
+
+
+def _send_step(schedule: InvitationSchedule, now: dt.datetime) -> None:
+    token, expires_at = _link_for(schedule, now)
+    join = settings.SITE_URL + reverse("participants:invitation", kwargs={"token": token})
+    decline = settings.SITE_URL + reverse("participants:invitation-decline", kwargs={"token": token})
+    until = timezone.localtime(expires_at).date().strftime("%d-%m-%Y")
+    subject, body, sms = _texts(schedule.next_step, {"join": join, "decline": decline, "until": until})
+    # Keys name the schedule and the step, never the participant: a stop or decline, which cancels what is
+    # queued under the participant's id, must not cancel these.
+    key = f"invite:{schedule.pk}:{schedule.next_step}"
+    if schedule.email:
+        messaging.queue_email(key=f"{key}:email", to=schedule.email, subject=subject, body=body)
+    if schedule.mobile:
+        messaging.queue_sms(key=f"{key}:sms", to=schedule.mobile, body=sms)
+
+
+def send_due_invitations(*, now: dt.datetime | None = None) -> ScheduleReport:
+    """Queue every schedule step that is due, once; nothing at a weekend (the steps wait for Monday).
+
+    Idempotent: each step's messages have unique outbox keys and the step advances in the same transaction,
+    so a second or retried run sends nothing twice.
+    """
+    now = now or timezone.now()
+    report = ScheduleReport()
+    if timezone.localtime(now).weekday() in WEEKEND:
+        return report
+    blocked: set[int] = set()
+    while True:
+        with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
+            due = list(
+                InvitationSchedule.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("participant", "organisation")
+                .filter(next_due_at__lte=now)
+                .exclude(organisation_id__in=blocked)
+                .order_by("next_due_at", "pk")[:BATCH]
+            )
+            if not due:
+                break
+            for schedule in due:
+                try:
+                    require_signed_agreement(schedule.organisation)
+                except AgreementMissing:
+                    blocked.add(schedule.organisation_id)
+                    report.skipped += 1
+                    continue
+                participant = schedule.participant
+                if participant is not None and not participant.is_listed:
+                    # The employer took them off its list: it knows, so ending here tells it nothing.
+                    schedule.delete()
+                    report.ended += 1
+                    continue
+                _send_step(schedule, now)
+                report.sent += 1
+                if schedule.next_step >= last_step():
+                    # The last message is queued: the sealed copy of the addresses goes with the row.
+                    schedule.delete()
+                    report.ended += 1
+                else:
+                    schedule.next_step += 1
+                    # After a pause of the beat the rest of the run shifts by whole intervals, for everyone
+                    # alike, rather than sending two messages at once.
+                    next_due_at = following_slot(schedule.next_due_at)
+                    while next_due_at <= now:
+                        next_due_at = following_slot(next_due_at)
+                    schedule.next_due_at = next_due_at
+                    schedule.save(update_fields=["next_step", "next_due_at"])
+    if report.sent or report.ended or report.skipped:
+        logger.info(
+            "invitation schedule: %d steps sent, %d schedules ended, %d waiting for an agreement",
+            report.sent,
+            report.ended,
+            report.skipped,
+        )
+    return report
+
+
+# --- people who left ----------------------------------------------------------------------------------
+
+
+def departed_hashes(*, organisation_id: int, email: str | None, mobile: str | None) -> set[str]:
+    """The keyed hashes a departed person's contact data leaves: one per e-mail address and mobile number.
+
+    Under the blind_index key with their own domain label and the organisation in it, so they equal no blind
+    index (a dump cannot join them to a participant row) and no other organisation's hash.
+    """
+    hashes = set()
+    if email:
+        hashes.add(keyed_hash("blind_index", f"departed-email:{organisation_id}", normalise_email(email)))
+    if mobile:
+        hashes.add(keyed_hash("blind_index", f"departed-mobile:{organisation_id}", mobile))
+    return hashes
+
+
+def remember_departed(*, participant: Participant) -> None:
+    """Keep only keyed hashes of the contact data of someone who stops or declines; call before it goes.
+
+    The employer-supplied addresses of a running schedule count too, in case the participant corrected
+    theirs at enrolment. Runs in the caller's transaction.
+    """
+    hashes = departed_hashes(
+        organisation_id=participant.organisation_id, email=participant.email, mobile=participant.mobile
+    )
+    schedule = InvitationSchedule.objects.filter(participant=participant).first()
+    if schedule is not None:
+        hashes |= departed_hashes(
+            organisation_id=participant.organisation_id, email=schedule.email, mobile=schedule.mobile
+        )
+    existing = set(
+        DepartedContact.objects.filter(
+            organisation_id=participant.organisation_id, contact_hash__in=hashes
+        ).values_list("contact_hash", flat=True)
+    )
+    DepartedContact.objects.bulk_create(
+        [
+            DepartedContact(organisation_id=participant.organisation_id, contact_hash=value)
+            for value in sorted(hashes - existing)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def known_departed(*, organisation_id: int, hashes: set[str]) -> set[str]:
+    """Which of these hashes belong to someone who left this organisation."""
+    found: set[str] = set()
+    values = sorted(hashes)
+    for start in range(0, len(values), BATCH):
+        found.update(
+            DepartedContact.objects.filter(
+                organisation_id=organisation_id, contact_hash__in=values[start : start + BATCH]
+            ).values_list("contact_hash", flat=True)
+        )
+    return found
+
+
+def end_schedules_not_listed(*, organisation_id: int, listed_hashes: set[str]) -> int:
+    """After a full list: end the schedules of people who stopped and whom the new list no longer names.
+
+    Whoever else is off the list ends at their next step (``is_listed``); someone who stopped has no row that
+    an import can unlist, so their schedule is matched on the hashes of the addresses it holds.
+    """
+    ended = 0
+    schedules = InvitationSchedule.objects.filter(organisation_id=organisation_id).filter(
+        Q(participant__isnull=True) | Q(participant__status=Participant.Status.STOPPED)
+    )
+    for schedule in schedules:
+        own = departed_hashes(organisation_id=organisation_id, email=schedule.email, mobile=schedule.mobile)
+        if not own & listed_hashes:
+            schedule.delete()
+            ended += 1
+    return ended
