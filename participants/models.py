@@ -146,10 +146,11 @@ class Participant(models.Model):
     mobile_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
     pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True)
-    # Participation, derived only in the batch that closes a week (participants/participation.py), never
-    # when a score is submitted: the week is all it says, as coarse as the scores themselves.
-    last_response_week = models.DateField(null=True, blank=True)
-    weeks_without_response = models.PositiveSmallIntegerField(default=0)
+    # Participation (the last week answered, closed weeks without an answer), sealed JSON of a fixed width.
+    # Written only by the week-close batch (participants/participation.py), which rewrites it for every
+    # active participant at every close: in clear, or rewritten only for those who answered, it would tell
+    # a dump who answered which week. NULL until their first closed week.
+    participation = EncryptedTextField(null=True)
 
     class Meta:
         constraints = [
@@ -157,7 +158,7 @@ class Participant(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "mobile_index"], name="participant_unique_mobile"
             ),
-            *sealed_only("name", "email", "mobile", "pseudonym"),
+            *sealed_only("name", "email", "mobile", "pseudonym", "participation"),
         ]
 
     def __str__(self) -> str:

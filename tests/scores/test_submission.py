@@ -17,8 +17,9 @@ from participants.models import Organisation, Participant
 from scores import rounds, submission
 from scores.models import Score
 from scores.rounds import render_weekly_message
+from scores.sealing import week_pseudonym
 from scores.views import RECORDED_MARK_MAX_AGE, UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
-from tests.scores.people import make_link, make_participant
+from tests.scores.people import add_score, make_link, make_participant, recorded_values
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK = dt.date(2026, 11, 16)
@@ -84,7 +85,7 @@ def test_a_submission_records_one_score_for_the_links_week(
         4,
         participant.organisation_id,
         participant.department_id,
-        participant.pseudonym,
+        week_pseudonym(participant.pseudonym or "", WEEK),
     )
 
 
@@ -102,7 +103,7 @@ def test_a_second_submission_keeps_the_first_and_thanks_alike(
     # Only the tap that recorded gets the mark; both thanks pages read the same.
     assert "?recorded=" in first["Location"] and second["Location"] == f"/w/{token}/thanks/"
     assert _page(client.get(first["Location"])) == _page(client.get(second["Location"]))
-    assert list(Score.objects.values_list("value", flat=True)) == [4]
+    assert recorded_values() == [4]
     # The link keeps working all week: the page still opens, and still shows the smileys.
     assert 'class="week-form"' in _page(client.get(f"/w/{token}/"))
 
@@ -131,7 +132,7 @@ def test_reloading_the_thanks_records_nothing_more(
     again = client.get(thanks.redirect_chain[-1][0])
 
     assert again.status_code == 200
-    assert list(Score.objects.values_list("value", flat=True)) == [2]
+    assert recorded_values() == [2]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -404,10 +405,7 @@ def test_the_smiley_page_reads_the_same_after_a_hard_and_a_good_week(
     pages = []
     for value in (1, 5):
         participant = make_participant(organisation)
-        assert participant.pseudonym
-        Score.objects.create(
-            organisation=organisation, week=last_week, value=value, pseudonym=participant.pseudonym
-        )
+        add_score(participant, week=last_week, value=value)
         _link, token = make_link(participant, week=WEEK)
         page = _page(client.get(f"/w/{token}/"))
         assert f'href="/w/{token}/help/"' in page  # everyone is offered contact, quietly
@@ -424,10 +422,7 @@ def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisa
     bodies = []
     for value in (1, 5):
         participant = make_participant(organisation)
-        assert participant.pseudonym
-        Score.objects.create(
-            organisation=organisation, week=last_week, value=value, pseudonym=participant.pseudonym
-        )
+        add_score(participant, week=last_week, value=value)
         link, _token = make_link(participant, week=WEEK)
         for channel in ("email", "sms"):
             rendered = render_weekly_message(str(link.pk), channel)

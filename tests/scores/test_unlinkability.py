@@ -11,7 +11,7 @@ import time_machine
 from django.db import connection
 from django.test import Client
 
-from participants.models import Invitation, Organisation
+from participants.models import Invitation, Organisation, Participant
 from preventicons.crypto import hash_token, new_token
 from scores.models import Score, WeeklyLink
 from tests.scores.people import make_link, make_participant
@@ -110,9 +110,11 @@ def test_the_score_row_shares_no_key_with_the_participant_invitation_or_link(
 
     assert str(score.pk) not in participant_side
     assert str(score.pk) not in dump_without(Score._meta.db_table)
-    # P is kept in clear only on the score; the participant row holds it sealed, nowhere else in clear.
+    # The score carries a per-week pseudonym, found nowhere else; P itself is in clear nowhere at all.
     assert score.pseudonym
     assert score.pseudonym not in dump_without(Score._meta.db_table)
+    participant = Participant.objects.get()
+    assert participant.pseudonym and participant.pseudonym not in dump_without("")
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Score._meta.db_table)
     referenced = {c["foreign_key"][0] for c in constraints.values() if c["foreign_key"]}
@@ -134,7 +136,7 @@ def test_the_score_table_has_no_time_finer_than_the_week_and_a_random_key(
     assert columns == {
         "id": "uuid",
         "week": "date",
-        "value": "smallint",
+        "value": "text",
         "organisation_id": "bigint",
         "department_id": "bigint",
         "pseudonym": "character varying",
