@@ -27,6 +27,7 @@ from participants.models import ConsentRecord, Participant
 from participants.signals import participant_inactive, participant_reactivated
 from preventicons import crypto
 from preventicons.dbrouter import ALIASES, DEFAULT
+from preventicons.fields import EncryptedTextField
 
 # Participants are read and updated in chunks: bounded memory, and IN-lists PostgreSQL plans well.
 CHUNK = 5_000
@@ -86,8 +87,8 @@ def _binding(pk: uuid.UUID, name: str) -> crypto.Binding:
     # Opened and sealed from values_list rows rather than model instances: the same binding the field uses
     # (fields.EncryptedTextField.binding_for), at a fraction of the cost for 100,000 rows.
     column = Participant._meta.get_field(name)
-    purpose = getattr(column, "purpose", "field")
-    return crypto.Binding(purpose, Participant._meta.db_table, str(column.column), str(pk))
+    assert isinstance(column, EncryptedTextField)
+    return crypto.Binding(column.purpose, Participant._meta.db_table, str(column.column), str(pk))
 
 
 def _open_pseudonym(pk: uuid.UUID, sealed: str) -> str:

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from django.core import checks
+from django.db.models.expressions import Combinable
 
 from preventicons import crypto
 from preventicons.fields import EncryptedAttribute, EncryptedTextField, Sealed
@@ -111,6 +112,11 @@ class ScoreValueAttribute(EncryptedAttribute):
 
 class SealedScoreValueField(NaturalKeySealedField):
     """A smiley value 1-5, sealed. The range is checked here: the database sees only ciphertext."""
+
+    # For django-stubs: the attribute is an int (ScoreValueAttribute opens it to one), not the text the
+    # column holds. The stubs fix TextField's types, hence the ignores.
+    _pyi_private_set_type: int | Combinable  # type: ignore[assignment]
+    _pyi_private_get_type: int  # type: ignore[assignment]
 
     descriptor_class = ScoreValueAttribute
 

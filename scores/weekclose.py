@@ -70,7 +70,8 @@ def _open_week(organisation_id: int, week: dt.date) -> _OpenedWeek:
     )
     for pseudonym, sealed, department_id in rows.iterator(chunk_size=10_000):
         binding = natural_key_binding("field", table, "value", [pseudonym, week.isoformat()])
-        value = int(crypto.open_sealed(sealed, binding))
+        # values_list gives what the column holds, the ciphertext (the attribute would be the opened int).
+        value = int(crypto.open_sealed(str(sealed), binding))
         opened.values.setdefault(department_id, []).append(value)
         opened.pseudonyms.add(pseudonym)
     return opened

@@ -4,7 +4,13 @@ and the week's rows rewritten under new ids without departments."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +28,7 @@ from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
 
 WEEK = dt.date(2026, 11, 9)
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 TODAY = dt.date(2026, 11, 23)  # a Monday: the weeks of 9 and 16 November have ended
 
@@ -472,3 +479,93 @@ def test_the_close_rewrites_the_weeks_scores_under_new_ids_out_of_their_arrival_
     assert values_by_pseudonym() == before  # the same sealed values still open where they are
     assert not Score.objects.filter(department__isnull=False).exists()
     assert figures(WeeklyAggregate.objects.get(organisation=organisation, department=care))[0] == 40
+
+
+# --- old row versions do not stay readable ----------------------------------------------------------------
+
+
+def tuples_in_table_file(relation: str) -> list[bytes]:
+    """Every tuple PostgreSQL still keeps in the relation's pages, live or dead, as raw bytes (pageinspect),
+    as an operator with a copy of the data directory reads them."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        cursor.execute("SELECT pg_relation_size(%s) / current_setting('block_size')::int", [relation])
+        pages = cursor.fetchone()[0]
+        found: list[bytes] = []
+        for page in range(pages):
+            cursor.execute(
+                "SELECT t_data FROM heap_page_items(get_raw_page(%s, %s)) WHERE t_data IS NOT NULL",
+                [relation, page],
+            )
+            found.extend(bytes(row[0]) for row in cursor.fetchall())
+        return found
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_the_close_vacuums_so_the_open_weeks_row_versions_are_gone_from_the_table_file(
+    organisation: Organisation,
+) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    # Few rows: one page that never fills, so only VACUUM (not PostgreSQL's opportunistic page pruning)
+    # removes the dead versions.
+    for n in range(8):
+        score(organisation, value=1 + n % 5, department=care)
+    old_ids = [row[0] for row in stored_order(WEEK)]
+    assert any(pk.bytes in data for pk in old_ids for data in tuples_in_table_file("scores_score"))
+
+    close(organisation)  # commits, then vacuums
+
+    kept = tuples_in_table_file("scores_score")
+    assert len(kept) == 8
+    assert not any(pk.bytes in data for pk in old_ids for data in kept)
+
+
+def test_on_the_embedded_sqlite_default_the_close_rewrites_and_leaves_no_old_row_in_the_file(
+    tmp_path: Path,
+) -> None:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="preventicons.settings",
+        PREVENTICONS_VAR_DIR=str(tmp_path),
+        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
+        # Set but empty means unset, and keeps a developer's .env out of this run.
+        DATABASE_URL="",
+        NOTES_DATABASE_URL="",
+        CASEFILES_DATABASE_URL="",
+        REDIS_URL="",
+        PYTHONPATH=str(BASE_DIR),
+    )
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("sqlite_week_close.py"))],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert seen["closed"] and seen["responded"] == 12
+    before, after = seen["before"], seen["after"]
+    assert all(department is not None for _id, _p, department in before)
+    assert all(department is None for _id, _p, department in after)
+    assert not {pk for pk, _p, _d in before} & {pk for pk, _p, _d in after}  # new ids
+    assert [p for _id, p, _d in after] != [p for _id, p, _d in before]  # not in arrival order (1 in 12!)
+    assert sorted(p for _id, p, _d in after) == sorted(p for _id, p, _d in before)
+    assert [values[0]["value"] for values in seen["values"]] == [1 + n % 5 for n in range(12)]
+    assert seen["figures"] == [[None, 12, 33], [after_department_of(seen), 12, 33]]
+    # secure_delete: the deleted rows (and their index entries) are overwritten, not left in free space.
+    content = Path(seen["file"]).read_bytes()
+    assert not [pk for pk, _p, _d in before if pk.encode() in content]
+    assert all(pk.encode() in content for pk, _p, _d in after)
+
+
+def after_department_of(seen: dict[str, Any]) -> int:
+    """The department id the frozen figures name (the only department of the run)."""
+    return next(department for department, _count, _total in seen["figures"] if department is not None)
