@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import connections
+from django.test import override_settings
 
 from casefiles.models import Dossier
 from participants.account import stop_participation
 from participants.models import Department, Organisation, Participant
 from participants.participation import ParticipationState, participation_of, reactivate_participant
-from preventicons import crypto
+from preventicons import crypto, keyrotation, keys
 from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
 from tests.conftest import ALL_DATABASES
@@ -569,3 +570,37 @@ def test_on_the_embedded_sqlite_default_the_close_rewrites_and_leaves_no_old_row
 def after_department_of(seen: dict[str, Any]) -> int:
     """The department id the frozen figures name (the only department of the run)."""
     return next(department for department, _count, _total in seen["figures"] if department is not None)
+
+
+# --- key rotation ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_key_rotation_reseals_scores_and_frozen_figures_where_they_live(
+    organisation: Organisation, tmp_path: Path
+) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    authors = [score(organisation, value=value, department=care) for value in (2, 5)]
+    close(organisation)
+    path = tmp_path / "keys.json"
+    keys.write_key_document(path, keys.read_key_document())
+    try:
+        with override_settings(PREVENTICONS_KEY_FILE=str(path), PREVENTICONS_KEYS=""):
+            keys.reset_key_cache()
+            old = keys.get_key_set().keyring("field").active
+            keyrotation.activate_key(purpose="field", key_id=keyrotation.add_key(purpose="field"))
+
+            report = keyrotation.reencrypt(purposes=["field"])
+
+            assert report.is_complete and not report.unreadable
+            assert report.resealed["scores.Score.value"] == 2
+            assert report.resealed["scores.WeeklyAggregate.figures"] == 2
+            assert keyrotation.values_under_key(purpose="field", key_id=old) == {}
+            assert [queries.weekly_values_for(p)[0]["value"] for p in authors] == [2, 5]
+            assert figures(WeeklyAggregate.objects.get(department=care)) == (
+                2,
+                7,
+                {1: 0, 2: 1, 3: 0, 4: 0, 5: 1},
+            )
+    finally:
+        keys.reset_key_cache()
