@@ -25,6 +25,7 @@ def main() -> None:
     from django.db import connections
 
     from participants.models import Department, Organisation, Participant
+    from participants.participation import participation_of
     from preventicons import crypto
     from preventicons.dbrouter import ALIASES
     from scores import queries, weekclose
@@ -75,6 +76,9 @@ def main() -> None:
                 "before": before,
                 "after": after,
                 "values": [queries.weekly_values_for(p.pseudonym or "") for p in people],
+                "participation": [
+                    str(participation_of(Participant.objects.get(pk=p.pk)).last_response_week) for p in people
+                ],
                 "figures": [
                     [f.department_id, f.count, f.total]
                     for f in queries.frozen_figures(organisation_id=organisation.pk)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 from django.test import Client
 
 from participants.models import Organisation, Participant
@@ -434,3 +434,47 @@ def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisa
     assert "talk to someone" in bodies[0][1]
 
     assert bodies[0] == bodies[2] and bodies[1] == bodies[3]
+
+
+# --- the stored score (operation level) -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [0, 6, -1, 2.5, True, "7"])
+def test_the_range_check_left_the_database_for_the_code(organisation: Organisation, value: Any) -> None:
+    # The column holds ciphertext, so the database can no longer check 1..5: the code refuses on every path.
+    pseudonym = make_participant(organisation).pseudonym or ""
+    with pytest.raises(ValueError, match="1 to 5"):
+        submission.record_score(
+            pseudonym=pseudonym, week=WEEK, value=value, organisation_id=organisation.pk, department_id=None
+        )
+    with pytest.raises(ValueError, match="1 to 5"), transaction.atomic():
+        Score(organisation=organisation, week=WEEK, pseudonym="x" * 64, value=value).save()
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_score_value_in_clear(organisation: Organisation) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO scores_score (id, week, value, organisation_id, department_id, pseudonym) "
+            "VALUES (gen_random_uuid(), %s, '3', %s, NULL, %s)",
+            [WEEK, organisation.pk, "x" * 64],
+        )
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_submission_stores_a_per_week_pseudonym_and_a_sealed_value_bound_to_it(
+    link_token: tuple[Participant, str],
+) -> None:
+    participant, token = link_token
+
+    submission.submit_score(token=token, value=4)
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pseudonym, value FROM scores_score")
+        ((stored_pseudonym, stored_value),) = cursor.fetchall()
+    assert stored_pseudonym == week_pseudonym(participant.pseudonym or "", WEEK) != participant.pseudonym
+    assert stored_pseudonym != week_pseudonym(participant.pseudonym or "", WEEK + dt.timedelta(days=7))
+    assert stored_value.startswith("v1.") and "4" not in stored_value.split(".")[0]

@@ -560,6 +560,7 @@ def test_on_the_embedded_sqlite_default_the_close_rewrites_and_leaves_no_old_row
     assert [p for _id, p, _d in after] != [p for _id, p, _d in before]  # not in arrival order (1 in 12!)
     assert sorted(p for _id, p, _d in after) == sorted(p for _id, p, _d in before)
     assert [values[0]["value"] for values in seen["values"]] == [1 + n % 5 for n in range(12)]
+    assert seen["participation"] == ["2026-11-09"] * 12  # the sealed participation, rewritten on SQLite
     assert seen["figures"] == [[None, 12, 33], [after_department_of(seen), 12, 33]]
     # secure_delete: the deleted rows (and their index entries) are overwritten, not left in free space.
     content = Path(seen["file"]).read_bytes()
