@@ -121,7 +121,7 @@ class Figures:
 
     count: int
     total: int
-    counts: tuple[int, int, int, int, int]  # how many scored 1, 2, 3, 4 and 5
+    counts: tuple[int, ...]  # how many scored 1, 2, 3, 4 and 5
 
     @property
     def distribution(self) -> dict[int, int]:
@@ -133,7 +133,7 @@ class Figures:
         counts = [0] * len(VALUES)
         for value in values:
             counts[value - 1] += 1
-        return cls(count=len(values), total=sum(values), counts=tuple(counts))  # type: ignore[arg-type]
+        return cls(count=len(values), total=sum(values), counts=tuple(counts))
 
     def sealed_text(self) -> str:
         # Fixed width: a ciphertext's length must not tell a large group from a small one.
@@ -145,7 +145,8 @@ class Figures:
     def from_text(cls, text: str) -> Figures:
         data = json.loads(text)
         figures = cls(count=data["n"], total=data["sum"], counts=tuple(data["counts"]))
-        if figures.count != sum(figures.counts):  # what the database CHECK said while figures were in clear
+        # What the database CHECK said while the figures were in clear.
+        if len(figures.counts) != len(VALUES) or figures.count != sum(figures.counts):
             raise ValueError("frozen figures whose distribution does not add up")
         return figures
 

@@ -52,16 +52,18 @@ def weeks_that_may_hold_scores(*, today: dt.date | None = None) -> list[dt.date]
     return weeks
 
 
-def weekly_values_for(pseudonym: str) -> list[WeeklyValue]:
+def weekly_values_for(pseudonym: str, *, weeks: Iterable[dt.date] | None = None) -> list[WeeklyValue]:
     """The scores held under this pseudonym P, oldest week first; nothing of anyone else.
 
     A score row carries P's per-week pseudonym, not P: they are derived for every week that can hold a
-    score (weeks_that_may_hold_scores) and looked up through the unique (pseudonym, week) index.
+    score (weeks_that_may_hold_scores; or only ``weeks``, for a caller that needs a few recent weeks, such
+    as a page answering a tap) and looked up through the unique (pseudonym, week) index.
     """
     if not pseudonym:
         # Without P there is nothing to derive: an empty one must never match anything.
         return []
-    wanted = {week_pseudonym(pseudonym, week): week for week in weeks_that_may_hold_scores()}
+    candidates = weeks_that_may_hold_scores() if weeks is None else list(weeks)
+    wanted = {week_pseudonym(pseudonym, week): week for week in candidates}
     keys = list(wanted)
     found: list[Score] = []
     for start in range(0, len(keys), LOOKUP_CHUNK):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from participants.models import Organisation
+from participants.models import Department, Organisation
 from participants.participation import Participation, every_store, record_participation
 from preventicons import crypto
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
@@ -89,16 +89,19 @@ def _freeze(organisation_id: int, week: dt.date, opened: _OpenedWeek) -> list[We
             figures=Figures.of(everyone).sealed_text(),
         )
     ]
-    for department_id, values in sorted(opened.values.items(), key=lambda item: item[0] or 0):
-        if department_id is not None:
-            aggregates.append(
-                WeeklyAggregate(
-                    organisation_id=organisation_id,
-                    department_id=department_id,
-                    week=week,
-                    figures=Figures.of(values).sealed_text(),
-                )
+    # A row for every department, also one where nobody answered: the grouping is in clear, and a row that
+    # exists only when somebody answered would tell, for a department of one, whether that person did.
+    departments = set(Department.objects.filter(organisation_id=organisation_id).values_list("pk", flat=True))
+    departments |= {department_id for department_id in opened.values if department_id is not None}
+    for department_id in sorted(departments):
+        aggregates.append(
+            WeeklyAggregate(
+                organisation_id=organisation_id,
+                department_id=department_id,
+                week=week,
+                figures=Figures.of(opened.values.get(department_id, [])).sealed_text(),
             )
+        )
     return WeeklyAggregate.objects.bulk_create(aggregates)
 
 
@@ -125,6 +128,8 @@ def close_week(
         if is_week_closed(organisation_id=organisation_id, week=week):
             return WeekClosed(organisation_id=organisation_id, week=week, closed=False)
         ClosedWeek.objects.create(organisation_id=organisation_id, week=week)
+        # What is read here is what the rewrite below moves: the week's links expired when it ended
+        # (rounds.week_closes_at) and the beat closes half an hour later, so no score joins it meanwhile.
         opened = _open_week(organisation_id, week)
         responded = opened.pseudonyms
 

@@ -80,7 +80,6 @@ def seal_scores_and_figures(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("participants", "0008_w1_sealed_participation"),
         ("scores", "0003_week_close"),
     ]
 

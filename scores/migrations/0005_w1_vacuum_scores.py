@@ -1,7 +1,8 @@
 """After the scores were rewritten (0004), their old row versions (P in clear, plain values, old ids) must
-not stay readable in the table file: VACUUM FULL writes the table anew. PostgreSQL only; it cannot run in a
-transaction, hence a non-atomic migration. SQLite has no dead row versions to remove in the same sense; run
-``VACUUM`` by hand once after upgrading an embedded installation that already held scores."""
+not stay readable in the table file, nor the participants' (participation in clear, participants 0008):
+VACUUM FULL writes each table anew. PostgreSQL only, and it cannot run in a transaction, hence a
+non-atomic migration. On SQLite deleted rows can linger in free pages (unless the build has secure_delete
+on): run ``VACUUM`` by hand once after upgrading an embedded installation that already held scores."""
 
 from django.db import migrations
 
@@ -18,7 +19,9 @@ def vacuum_full(apps, schema_editor):
 class Migration(migrations.Migration):
     atomic = False
 
+    # After both rewrites: the participants' old row versions held last_response_week in clear.
     dependencies = [
+        ("participants", "0008_w1_sealed_participation"),
         ("scores", "0004_w1_sealed_scores"),
     ]
 

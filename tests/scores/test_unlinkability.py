@@ -335,6 +335,13 @@ def test_weekly_values_for_gathers_a_participants_weeks_and_nothing_of_anyone_el
     for participant in four_closed_weeks["others"]:
         assert queries.weekly_values_for(participant.pseudonym) == []
     assert queries.weekly_values_for(crypto.new_pseudonym()) == []
+    # A caller that needs only some weeks derives only theirs.
+    first = four_closed_weeks["eligible"][0]
+    assert queries.weekly_values_for(first.pseudonym, weeks=FOUR_WEEKS[2:]) == [
+        row
+        for row in four_closed_weeks["expected"][str(first.pk)]
+        if row["week"] >= FOUR_WEEKS[2].isoformat()
+    ]
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -380,6 +387,10 @@ def test_the_frozen_figures_add_up_and_a_second_close_changes_nothing(
         departments = [f for f in of_week if f.department_id is not None]
         assert sum(f.count for f in departments) == whole.count
         assert all(f.count == sum(f.distribution.values()) for f in departments)
+    # Which frozen rows exist tells nothing either: every department has one every week, answered or not.
+    grouping = {(f.week, f.department_id) for f in figures}
+    every = {None, *(p.department_id for p in four_closed_weeks["eligible"])}
+    assert grouping == {(week, department) for week in FOUR_WEEKS for department in every}
     before = {table: raw_dump(table, "ctid") for table in ("scores_score", "scores_weeklyaggregate")}
 
     again = weekclose.close_week(

@@ -119,15 +119,16 @@ def test_close_freezes_counts_sums_and_distributions_per_department_and_organisa
 
     result = close(organisation)
 
-    assert result.closed and result.aggregates == 3
+    assert result.closed and result.aggregates == 4
     rows = {
         row.department_id: row for row in WeeklyAggregate.objects.filter(organisation=organisation, week=WEEK)
     }
-    assert set(rows) == {care.pk, finance.pk, None}  # IT had no scores: no row
+    # IT had no scores, and still has its row: a row only where somebody answered would tell who did.
+    assert set(rows) == {care.pk, finance.pk, it.pk, None}
+    assert figures(rows[it.pk]) == (0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})
     assert figures(rows[care.pk]) == (4, 10, {1: 1, 2: 2, 3: 0, 4: 0, 5: 1})
     assert figures(rows[finance.pk]) == (3, 11, {1: 0, 2: 0, 3: 1, 4: 2, 5: 0})
     assert figures(rows[None]) == (8, 24, {1: 1, 2: 2, 3: 2, 4: 2, 5: 1})
-    assert not WeeklyAggregate.objects.filter(department=it).exists()
     assert not WeeklyAggregate.objects.filter(organisation=other_organisation).exists()
     # The public read the employer reports build on gives the same figures, opened.
     read = {
@@ -150,11 +151,17 @@ def test_groups_under_five_are_frozen_too(organisation: Organisation) -> None:
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-def test_a_week_without_scores_freezes_an_empty_organisation_row(organisation: Organisation) -> None:
+def test_a_week_without_scores_freezes_empty_rows_for_the_organisation_and_every_department(
+    organisation: Organisation,
+) -> None:
     close(organisation)
 
-    row = WeeklyAggregate.objects.get(organisation=organisation, week=WEEK)
-    assert row.department is None and figures(row) == (0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})
+    rows = WeeklyAggregate.objects.filter(organisation=organisation, week=WEEK)
+    assert {row.department_id for row in rows} == {
+        None,
+        *Department.objects.filter(organisation=organisation).values_list("pk", flat=True),
+    }
+    assert [figures(row) for row in rows] == [(0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})] * 4
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -383,7 +390,7 @@ def test_the_close_writes_no_pseudonym_on_the_participant_side(organisation: Org
     close(organisation)
 
     # The aggregates hold no pseudonym at all, and the participant row none of the score's.
-    assert figures(WeeklyAggregate.objects.get())[0] == 1
+    assert figures(WeeklyAggregate.objects.get(department=None))[0] == 1
     assert participant.pseudonym and participant.pseudonym not in str(all_aggregates())
     per_week = Score.objects.get().pseudonym
     assert per_week not in str(Participant.objects.filter(pk=participant.pk).values_list())
@@ -595,7 +602,9 @@ def test_key_rotation_reseals_scores_and_frozen_figures_where_they_live(
 
             assert report.is_complete and not report.unreadable
             assert report.resealed["scores.Score.value"] == 2
-            assert report.resealed["scores.WeeklyAggregate.figures"] == 2
+            assert (
+                report.resealed["scores.WeeklyAggregate.figures"] == 4
+            )  # the organisation and 3 departments
             assert keyrotation.values_under_key(purpose="field", key_id=old) == {}
             assert [queries.weekly_values_for(p)[0]["value"] for p in authors] == [2, 5]
             assert figures(WeeklyAggregate.objects.get(department=care)) == (
