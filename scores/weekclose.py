@@ -11,6 +11,7 @@ their department and are written again under new random ids in a random order, a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from participants.participation import Participation, every_store, record_partic
 from preventicons import crypto
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
 from scores.sealing import natural_key_binding, week_pseudonym
+
+logger = logging.getLogger(__name__)
 
 ONE_WEEK = dt.timedelta(days=7)
 
@@ -208,8 +211,9 @@ def vacuum_scores_after_commit() -> None:
 
     PostgreSQL keeps a rewritten row's old version (old id, department, place in arrival order) readable
     in the table file until VACUUM removes it; VACUUM cannot run inside a transaction, hence after the
-    commit. Inside a transaction that never commits (a test's) it never runs. On SQLite nothing is needed:
-    the close deletes with secure_delete on (see _rewrite).
+    commit. Inside a transaction that never commits (a test's) it never runs. Only the table's owner can
+    VACUUM it (the role that ran the migrations): another role gets a warning in the log instead. On SQLite
+    nothing is needed: the close deletes with secure_delete on (see _rewrite).
     """
     alias = router.db_for_write(Score)
     connection = connections[alias]
@@ -217,8 +221,18 @@ def vacuum_scores_after_commit() -> None:
         return
 
     def vacuum() -> None:
+        table = Score._meta.db_table
         with connections[alias].cursor() as cursor:
-            cursor.execute(f"VACUUM {connections[alias].ops.quote_name(Score._meta.db_table)}")
+            # VACUUM by a role that does not own the table only warns, to the client, and removes nothing.
+            cursor.execute(
+                "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
+                [table],
+            )
+            owned = cursor.fetchone()
+            if not (owned and owned[0]):
+                logger.warning("week close: the database role does not own %s, so it cannot VACUUM it", table)
+                return
+            cursor.execute(f"VACUUM {connections[alias].ops.quote_name(table)}")
 
     transaction.on_commit(vacuum, using=alias)
 

@@ -614,3 +614,23 @@ def test_key_rotation_reseals_scores_and_frozen_figures_where_they_live(
             )
     finally:
         keys.reset_key_cache()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_a_role_that_cannot_vacuum_the_score_table_says_so_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL's VACUUM by a role that does not own the table warns only to the client, and removes nothing.
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pv_w1_not_owner') "
+            "THEN CREATE ROLE pv_w1_not_owner; END IF; END $$"
+        )
+        cursor.execute("SET ROLE pv_w1_not_owner")
+    try:
+        weekclose.vacuum_scores_after_commit()  # outside a transaction: at once
+    finally:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+    assert "cannot VACUUM" in caplog.text
