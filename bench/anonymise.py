@@ -34,6 +34,7 @@ def main() -> None:
     from participants.models import AnonymisationRun, ConsentRecord, Department, Invitation, Participant
     from preventicons import crypto
     from scores.models import Score
+    from scores.sealing import week_pseudonym
 
     run = secrets.token_hex(4)
     today = timezone.localdate()
@@ -85,7 +86,7 @@ def main() -> None:
                     department=department,
                     week=week,
                     value=3,
-                    pseudonym=p.pseudonym,
+                    pseudonym=week_pseudonym(p.pseudonym or "", week),
                 )
                 for p in participants
             ],

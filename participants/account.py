@@ -346,15 +346,7 @@ def stop_participation(*, participant: Participant) -> None:
         # Only keyed hashes of the contact data stay, so a re-imported list never invites them again.
         remember_departed(participant=locked)
 
-        locked.name = None
-        locked.email = None
-        locked.mobile = None
-        locked.email_index = None
-        locked.mobile_index = None
-        locked.pseudonym = None
-        locked.department = None
-        locked.status = Participant.Status.STOPPED
-        locked.save()
+        Participant.objects.filter(pk=locked.pk).update(**Participant.shredded())
 
         # Code messages are keyed by the code ("code:<code id>:email"), everything else by the participant.
         code_ids = list(VerificationCode.objects.filter(participant=locked).values_list("pk", flat=True))

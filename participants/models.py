@@ -149,10 +149,11 @@ class Participant(models.Model):
     mobile_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
     pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True)
-    # Participation, derived only in the batch that closes a week (participants/participation.py), never
-    # when a score is submitted: the week is all it says, as coarse as the scores themselves.
-    last_response_week = models.DateField(null=True, blank=True)
-    weeks_without_response = models.PositiveSmallIntegerField(default=0)
+    # Participation (the last week answered, closed weeks without an answer), sealed JSON of a fixed width.
+    # Written only by the week-close batch (participants/participation.py), which rewrites it for every
+    # active participant at every close: in clear, or rewritten only for those who answered, it would tell
+    # a dump who answered which week. NULL until their first closed week.
+    participation = EncryptedTextField(null=True)
 
     class WeeklyChannel(models.TextChoices):
         SMS = "sms", _("text message")
@@ -174,12 +175,33 @@ class Participant(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "mobile_index"], name="participant_unique_mobile"
             ),
-            *sealed_only("name", "email", "mobile", "pseudonym", "private_email"),
+            *sealed_only("name", "email", "mobile", "pseudonym", "private_email", "participation"),
         ]
 
     def __str__(self) -> str:
         # Never the name: this string ends up in admin pages, logs and error reports.
         return f"participant {str(self.pk)[:8]}"
+
+    @classmethod
+    def shredded(cls) -> dict[str, object]:
+        """The columns of a stopped participant: every contact detail, index, P and participation destroyed.
+
+        One list for every way out (their own stop, the nightly anonymisation), so a contact column added
+        later is destroyed by all of them or by none (tests/participants/test_retention.py compares them).
+        """
+        return {
+            "name": None,
+            "email": None,
+            "private_email": None,
+            "mobile": None,
+            "email_index": None,
+            "mobile_index": None,
+            "pseudonym": None,
+            "participation": None,
+            "department": None,
+            "weekly_channel": None,
+            "status": cls.Status.STOPPED,
+        }
 
 
 class InvitationSchedule(models.Model):

@@ -1,8 +1,10 @@
 """Participation ("took part this week"), derived only when a week closes, and coming back after a pause.
 
 Submitting a score writes nothing on the participant's side (DESIGN.md, unlinkability rules). Instead the
-week-close batch (scores.weekclose) hands over the set of pseudonyms that scored in a closed week, and this
-module marks, for every active participant at once, whether they responded. After
+week-close batch (scores.weekclose) tells, for each participant's pseudonym, whether it scored in the closed
+week, and this module updates, for every active participant at once, their sealed participation (the last
+week answered, weeks without a response): never a readable column, and every active row rewritten at every
+close, so neither a dump nor the difference of two dumps says who answered. After
 ``settings.INACTIVE_AFTER_WEEKS`` closed weeks in a row without a response a participant becomes inactive:
 the weekly round sends them no links and their dossier is unavailable to casemanagers
 (``participant_inactive``). They come back through their account page (``reactivate_participant``).
@@ -12,22 +14,50 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from participants.models import ConsentRecord, Participant
 from participants.signals import participant_inactive, participant_reactivated
 from preventicons import crypto
 from preventicons.dbrouter import ALIASES, DEFAULT
+from preventicons.fields import EncryptedTextField
 
 # Participants are read and updated in chunks: bounded memory, and IN-lists PostgreSQL plans well.
 CHUNK = 5_000
+# Every participation state seals to the same length (see ParticipationState.sealed_text).
+PARTICIPATION_WIDTH = 48
+
+
+@dataclass(frozen=True)
+class ParticipationState:
+    """One participant's participation, as the week-close batch keeps it (sealed, never in clear)."""
+
+    last_response_week: dt.date | None = None
+    weeks_without_response: int = 0
+
+    def sealed_text(self) -> str:
+        """Fixed-width JSON: a participant who never answered seals to the same length as one who did."""
+        last = self.last_response_week.isoformat() if self.last_response_week else None
+        text = json.dumps({"last": last, "missed": self.weeks_without_response}, separators=(",", ":"))
+        if len(text) > PARTICIPATION_WIDTH:
+            raise ValueError("participation state longer than its fixed width")
+        return text.ljust(PARTICIPATION_WIDTH)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> ParticipationState:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        last = dt.date.fromisoformat(data["last"]) if data["last"] else None
+        return cls(last_response_week=last, weeks_without_response=int(data["missed"]))
 
 
 @dataclass
@@ -39,9 +69,6 @@ class Participation:
     # Active participants who get no messages (paused, or no longer on the list) are neither.
     not_counted: int = 0
     became_inactive: list[str] = field(default_factory=list)  # participant ids, never pseudonyms
-    # Pseudonyms with a score in the week that no participant holds any more: someone stopped while their
-    # score was being recorded. The caller strips them (scores.weekclose); they are never logged.
-    unheld: set[str] = field(default_factory=set, repr=False)
 
 
 @contextlib.contextmanager
@@ -57,65 +84,75 @@ def every_store() -> Iterator[None]:
         yield
 
 
-def _open_pseudonym(pk: uuid.UUID, sealed: str) -> str:
-    # Opened from values_list rows rather than model instances: the same binding the field uses
+@functools.cache
+def _place(name: str) -> tuple[str, str, str]:
+    column = Participant._meta.get_field(name)
+    assert isinstance(column, EncryptedTextField)
+    return column.purpose, Participant._meta.db_table, str(column.column)
+
+
+def _binding(pk: uuid.UUID, name: str) -> crypto.Binding:
+    # Opened and sealed from values_list rows rather than model instances: the same binding the field uses
     # (fields.EncryptedTextField.binding_for), at a fraction of the cost for 100,000 rows.
-    column = Participant._meta.get_field("pseudonym")
-    binding = crypto.Binding("pseudonym_link", Participant._meta.db_table, str(column.column), str(pk))
-    return crypto.open_sealed(sealed, binding)
+    return crypto.Binding(*_place(name), str(pk))
+
+
+def _open_pseudonym(pk: uuid.UUID, sealed: str) -> str:
+    return crypto.open_sealed(sealed, _binding(pk, "pseudonym"))
+
+
+def participation_of(participant: Participant) -> ParticipationState:
+    """The participant's participation, opened; the empty state before their first closed week."""
+    return ParticipationState.from_text(participant.participation)
 
 
 def inactive_after_weeks() -> int:
     return int(settings.INACTIVE_AFTER_WEEKS)
 
 
-def record_participation(*, organisation_id: int, week: dt.date, responded: set[str]) -> Participation:
-    """Mark each active participant of the organisation as having responded in ``week`` or not, once.
+def record_participation(
+    *, organisation_id: int, week: dt.date, answered: Callable[[str], bool] | None
+) -> Participation:
+    """Count ``week`` for every active participant of the organisation, once, and re-seal each of them.
 
-    ``responded`` holds the pseudonyms with a score in that week. Call exactly once per organisation and
-    week, in order of weeks (scores.weekclose guarantees both through its ClosedWeek row): a second call
-    would count a missed week twice. Whoever reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and
-    ``participant_inactive`` is sent for them. Those of ``responded`` that no participant holds (active or
-    inactive) come back as ``unheld``.
+    ``answered(P)`` tells whether the holder of pseudonym P has a score in the week (None: nobody has).
+    Every active participant's sealed participation is opened, updated and sealed afresh in this one
+    batch, also for those whose state did not change (paused, unlisted): which rows a close rewrites must
+    not tell who answered. Call exactly once per organisation and week, in order of weeks (scores.weekclose
+    guarantees both through its ClosedWeek row): a second call would count a missed week twice. Whoever
+    reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and ``participant_inactive`` is sent for them.
     """
     limit = inactive_after_weeks()
     outcome = Participation()
-    responded_ids: list[uuid.UUID] = []
-    missed_ids: list[uuid.UUID] = []
+    resealed: list[tuple[uuid.UUID, str]] = []
     reaching_limit: list[uuid.UUID] = []
-    held: set[str] = set()
-    # Everyone who holds a pseudonym: the active, counted below, and the inactive, who only hold theirs.
-    rows = Participant.objects.filter(organisation_id=organisation_id, pseudonym__isnull=False).values_list(
-        "pk", "status", "pseudonym", "is_listed", "messages_paused", "weeks_without_response"
-    )
+    rows = Participant.objects.filter(
+        organisation_id=organisation_id, status=Participant.Status.ACTIVE
+    ).values_list("pk", "pseudonym", "is_listed", "messages_paused", "participation")
     with every_store():
-        for pk, status, sealed, is_listed, paused, without in rows.iterator(chunk_size=CHUNK):
+        for pk, sealed_pseudonym, is_listed, paused, sealed_state in rows.iterator(chunk_size=CHUNK):
+            state = ParticipationState.from_text(
+                crypto.open_sealed(sealed_state, _binding(pk, "participation")) if sealed_state else None
+            )
             # Nothing to open in a week without any score.
-            opened = _open_pseudonym(pk, sealed) if responded and sealed else ""
-            answered = opened in responded
-            if answered:
-                held.add(opened)
-            if status != Participant.Status.ACTIVE:
-                continue
-            if answered:
-                responded_ids.append(pk)
+            did_answer = bool(
+                answered is not None and sealed_pseudonym and answered(_open_pseudonym(pk, sealed_pseudonym))
+            )
+            if did_answer:
+                state = ParticipationState(last_response_week=week, weeks_without_response=0)
+                outcome.responded += 1
             elif is_listed and not paused:
-                missed_ids.append(pk)
-                if without + 1 >= limit:
+                state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
+                outcome.missed += 1
+                if state.weeks_without_response >= limit:
                     reaching_limit.append(pk)
             else:
                 # No link reached them: a week they could not answer says nothing about them.
                 outcome.not_counted += 1
-        for start in range(0, len(responded_ids), CHUNK):
-            Participant.objects.filter(pk__in=responded_ids[start : start + CHUNK]).update(
-                last_response_week=week, weeks_without_response=0
-            )
-        for start in range(0, len(missed_ids), CHUNK):
-            Participant.objects.filter(pk__in=missed_ids[start : start + CHUNK]).update(
-                weeks_without_response=F("weeks_without_response") + 1
-            )
-        outcome.responded, outcome.missed = len(responded_ids), len(missed_ids)
-        outcome.unheld = responded - held
+            # A fresh nonce for everyone, changed or not.
+            resealed.append((pk, crypto.seal(state.sealed_text(), _binding(pk, "participation"))))
+        for start in range(0, len(resealed), CHUNK):
+            _write_participation(resealed[start : start + CHUNK])
         # Few rows: locked and checked again, so a participant who stopped meanwhile is not made inactive.
         for participant in Participant.objects.select_for_update().filter(
             pk__in=reaching_limit, status=Participant.Status.ACTIVE
@@ -131,19 +168,41 @@ def record_participation(*, organisation_id: int, week: dt.date, responded: set[
     return outcome
 
 
+def _write_participation(rows: list[tuple[uuid.UUID, str]]) -> None:
+    """Write sealed participation states by id, only on rows still active (a stop may have committed since
+    they were read: a stopped row keeps what the stop left)."""
+    connection = connections[router.db_for_write(Participant)]
+    table = connection.ops.quote_name(Participant._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement per chunk instead of one per row: a close rewrites every active participant.
+            cursor.execute(
+                f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608 (names, no input)
+                "FROM unnest(%s::uuid[], %s::text[]) AS v(id, sealed) WHERE p.id = v.id AND p.status = %s",
+                [[pk for pk, _ in rows], [sealed for _, sealed in rows], Participant.Status.ACTIVE.value],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608
+                [(sealed, pk.hex, Participant.Status.ACTIVE.value) for pk, sealed in rows],
+            )
+
+
 def reactivate_participant(*, participant: Participant) -> bool:
     """An inactive participant is active again: weekly links from the next round, dossier available again.
 
     Returns False (changing nothing) when they were not inactive. Meant for the participant's own account
     page, after they opened it through their e-mailed link; ``participant_reactivated`` is sent with P.
+    Their count of weeks without a response starts from zero again.
     """
     with every_store():
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status != Participant.Status.INACTIVE:
             return False
         locked.status = Participant.Status.ACTIVE
-        locked.weeks_without_response = 0
-        locked.save(update_fields=["status", "weeks_without_response"])
+        previous = participation_of(locked)
+        locked.participation = ParticipationState(previous.last_response_week, 0).sealed_text()
+        locked.save(update_fields=["status", "participation"])
         if locked.pseudonym:
             participant_reactivated.send(
                 sender=Participant, pseudonym=locked.pseudonym, organisation_id=locked.organisation_id

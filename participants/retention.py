@@ -39,7 +39,7 @@ from participants.models import (
     QueuedRequest,
     VerificationCode,
 )
-from participants.participation import every_store
+from participants.participation import every_store, participation_of
 from participants.signals import participant_stopped
 from preventicons import messaging
 
@@ -99,18 +99,20 @@ def inactive_too_long(*, today: dt.date) -> QuerySet[Participant]:
     """Inactive participants whose last sign of life lies the configured period back.
 
     Their last sign of life is the last week they responded in, or, for someone who never responded,
-    their last consent record (enrolment, pause or resume), or nothing at all (then it is long ago).
+    their last consent record (enrolment, pause or resume), or nothing at all (then it is long ago). The
+    last response week is sealed (participants.participation), so it is opened here, for the inactive only.
     """
     cutoff = today - _days("ANONYMISE_INACTIVE_AFTER_DAYS")
-    return (
-        Participant.objects.filter(status=Participant.Status.INACTIVE)
-        .annotate(last_consent=Max("consents__recorded_at"))
-        .filter(
-            Q(last_response_week__lte=cutoff)
-            | Q(last_response_week__isnull=True, last_consent__lte=cutoff)
-            | Q(last_response_week__isnull=True, last_consent__isnull=True)
-        )
+    candidates = Participant.objects.filter(status=Participant.Status.INACTIVE).annotate(
+        last_consent=Max("consents__recorded_at")
     )
+    due = []
+    for participant in candidates.iterator(chunk_size=2000):
+        last_response = participation_of(participant).last_response_week
+        last_sign = last_response or getattr(participant, "last_consent", None)
+        if last_sign is None or last_sign <= cutoff:
+            due.append(participant.pk)
+    return Participant.objects.filter(pk__in=due)
 
 
 def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
@@ -150,16 +152,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         "participant_id", "text_version"
     ):
         consented[participant_id] = version  # the latest wins, as in account._consented_version
-    Participant.objects.filter(pk__in=pks).update(
-        name=None,
-        email=None,
-        mobile=None,
-        email_index=None,
-        mobile_index=None,
-        pseudonym=None,
-        department=None,
-        status=Participant.Status.STOPPED,
-    )
+    Participant.objects.filter(pk__in=pks).update(**Participant.shredded())
     code_ids = list(VerificationCode.objects.filter(participant_id__in=pks).values_list("pk", flat=True))
     parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
     for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):

@@ -1,38 +1,51 @@
-"""Pseudonymous scores: a week, a number and a pseudonym, nothing that leads back to a person."""
+"""Pseudonymous scores: a week, a sealed number, a per-week pseudonym; nothing leads back to a person."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 
 from django.db import models
 from django.db.models import Q
 
 from participants.models import Department, Organisation, Participant
+from preventicons.fields import sealed_only
+from scores.sealing import (
+    VALUES,
+    WEEK_PSEUDONYM_LENGTH,
+    NaturalKeySealedField,
+    SealedScoreValueField,
+    padded_json,
+)
 
 
 class Score(models.Model):
-    """One smiley for one week.
+    """One smiley for one week, unreadable and unlinkable without the keys (scores/sealing.py).
 
     Random primary key and no timestamp finer than the week: an ordered key or a creation time would let a
-    DBA line score rows up with invitation or session rows written at the same moment.
+    DBA line score rows up with invitation or session rows written at the same moment. The week close
+    gives every row of the week a new random id, so even the id of an open week's row leads nowhere later.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     week = models.DateField(help_text="The Monday of the ISO week the score belongs to.")
-    # A number only: which emotion a number stands for lives in code, not in the database.
-    value = models.PositiveSmallIntegerField()
+    # A number 1-5, sealed (the range is checked in code: the database sees ciphertext only). Which emotion
+    # a number stands for lives in code. Bound to (pseudonym, week), which survives the close's new ids.
+    value = SealedScoreValueField(bound_to=("pseudonym", "week"))
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
-    # Kept while the participant is active; stripped when they stop.
+    # Only while the week is open: the week close freezes the aggregates and then strips it from every row.
     department = models.ForeignKey(
         Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # The pseudonym P in clear; the participant row carries P only sealed. Cleared when they stop.
-    pseudonym = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001  (NULL: many, unique per week)
+    # week_pseudonym(P, week): a keyed hash of the participant's secret and the week, never P itself, so it
+    # repeats in no other week. Only whoever holds P and the key (a dossier, the participant) finds it.
+    pseudonym = models.CharField(max_length=WEEK_PSEUDONYM_LENGTH)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(value__gte=1, value__lte=5), name="score_value_1_to_5"),
             models.UniqueConstraint(fields=["pseudonym", "week"], name="score_one_per_pseudonym_per_week"),
+            *sealed_only("value"),
         ]
         indexes = [models.Index(fields=["organisation", "week"], name="score_org_week")]
 
@@ -99,13 +112,54 @@ class ClosedWeek(models.Model):
         return f"closed week {self.week}"
 
 
+FIGURES_WIDTH = 128
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Frozen figures of one group and week: how many scored, their sum, how many scored each value."""
+
+    count: int
+    total: int
+    counts: tuple[int, ...]  # how many scored 1, 2, 3, 4 and 5
+
+    @property
+    def distribution(self) -> dict[int, int]:
+        """How many scored each value, 1 to 5."""
+        return dict(zip(VALUES, self.counts, strict=True))
+
+    @classmethod
+    def of(cls, values: list[int]) -> Figures:
+        counts = [0] * len(VALUES)
+        for value in values:
+            counts[value - 1] += 1
+        return cls(count=len(values), total=sum(values), counts=tuple(counts))
+
+    def sealed_text(self) -> str:
+        # Fixed width: a ciphertext's length must not tell a large group from a small one.
+        return padded_json(
+            {"n": self.count, "sum": self.total, "counts": list(self.counts)}, width=FIGURES_WIDTH
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> Figures:
+        data = json.loads(text)
+        figures = cls(count=data["n"], total=data["sum"], counts=tuple(data["counts"]))
+        # What the database CHECK said while the figures were in clear.
+        if len(figures.counts) != len(VALUES) or figures.count != sum(figures.counts):
+            raise ValueError("frozen figures whose distribution does not add up")
+        return figures
+
+
 class WeeklyAggregate(models.Model):
     """The frozen figures of one week for a department, or for the whole organisation (department null).
 
-    Written once when the week closes and never recomputed, so anonymising a participant later (their scores
-    lose their department) never changes a past figure. Every group is stored, also groups under 5 people:
-    suppression (at least 5, and complementary suppression against differencing) is applied when a report
-    reads these rows, by the employer reports, never here.
+    Written once when the week closes and never recomputed, so nothing that happens later (a stop, a
+    department removed) changes a past figure. The grouping (organisation, department, week) is in clear;
+    the figures are one sealed value bound to it, computed by the application from the opened scores (the
+    database never sees a score in clear, so it cannot sum them). Every group is stored, also groups under
+    5 people: suppression (at least 5, and complementary suppression against differencing) is applied when
+    a report reads these rows (scores.queries.frozen_figures), by the employer reports, never here.
     """
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
@@ -114,13 +168,8 @@ class WeeklyAggregate(models.Model):
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     week = models.DateField(help_text="The Monday of the ISO week.")
-    count = models.PositiveIntegerField()
-    total = models.PositiveIntegerField(help_text="The sum of the values.")
-    count_1 = models.PositiveIntegerField(default=0)
-    count_2 = models.PositiveIntegerField(default=0)
-    count_3 = models.PositiveIntegerField(default=0)
-    count_4 = models.PositiveIntegerField(default=0)
-    count_5 = models.PositiveIntegerField(default=0)
+    # Figures.sealed_text(), bound to the grouping, which the unique constraints make unique per row.
+    figures = NaturalKeySealedField(bound_to=("organisation_id", "department_id", "week"))
 
     class Meta:
         constraints = [
@@ -135,22 +184,18 @@ class WeeklyAggregate(models.Model):
                 condition=Q(department__isnull=True),
                 name="aggregate_once_per_organisation_week",
             ),
-            models.CheckConstraint(
-                condition=Q(
-                    count=models.F("count_1")
-                    + models.F("count_2")
-                    + models.F("count_3")
-                    + models.F("count_4")
-                    + models.F("count_5")
-                ),
-                name="aggregate_distribution_adds_up",
-            ),
+            *sealed_only("figures"),
         ]
 
     def __str__(self) -> str:
         return f"aggregate for week {self.week}"
 
     @property
+    def opened(self) -> Figures:
+        """The figures, opened (DecryptionError when the ciphertext does not belong to this row)."""
+        return Figures.from_text(self.figures)
+
+    @property
     def distribution(self) -> dict[int, int]:
         """How many scored each value, 1 to 5."""
-        return {value: getattr(self, f"count_{value}") for value in range(1, 6)}
+        return self.opened.distribution

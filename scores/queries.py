@@ -1,10 +1,24 @@
-"""Reads of pseudonymous scores that other apps (participants' export, casefiles) ask for."""
+"""Reads of pseudonymous scores and frozen figures that other apps (participants' export, casefiles, the
+employer reports) ask for. Every value is opened here, in the application: the database holds ciphertext."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TypedDict
 
-from scores.models import Score
+from django.db.models import F, Min
+from django.utils import timezone
+
+from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
+from scores.sealing import week_pseudonym
+
+ONE_WEEK = dt.timedelta(days=7)
+# How far back weekly_values_for looks at the least (see weeks_that_may_hold_scores).
+HISTORY_HORIZON = dt.timedelta(weeks=157)  # three years
+# The IN-list of per-week pseudonyms is sent in pieces PostgreSQL and SQLite both plan well.
+LOOKUP_CHUNK = 500
 
 
 class WeeklyValue(TypedDict):
@@ -12,10 +26,90 @@ class WeeklyValue(TypedDict):
     value: int
 
 
-def weekly_values_for(pseudonym: str) -> list[WeeklyValue]:
-    """The scores held under this pseudonym, oldest week first; nothing of anyone else."""
+def _monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def weeks_that_may_hold_scores(*, today: dt.date | None = None) -> list[dt.date]:
+    """Every week a score row can be in: from the earliest week any organisation closed, or three years
+    back if that is earlier, up to next week (a round's week, computed in its own time zone).
+
+    Scores exist only from the first weekly round on, and the first close of an organisation is the week of
+    its first round, so the earliest closed week bounds the history; the three-year floor covers scores
+    written before any week was closed (a fresh installation, hand-made rows). ClosedWeek is small: one row
+    per organisation and week.
+    """
+    this_week = _monday(today or timezone.localdate())
+    first = this_week - HISTORY_HORIZON
+    earliest_closed = ClosedWeek.objects.aggregate(first=Min("week"))["first"]
+    if earliest_closed is not None and earliest_closed < first:
+        first = _monday(earliest_closed)
+    weeks = []
+    week = this_week + ONE_WEEK
+    while week >= first:
+        weeks.append(week)
+        week -= ONE_WEEK
+    return weeks
+
+
+def weekly_values_for(pseudonym: str, *, weeks: Iterable[dt.date] | None = None) -> list[WeeklyValue]:
+    """The scores held under this pseudonym P, oldest week first; nothing of anyone else.
+
+    A score row carries P's per-week pseudonym, not P: they are derived for every week that can hold a
+    score (weeks_that_may_hold_scores; or only ``weeks``, for a caller that needs a few recent weeks, such
+    as a page answering a tap) and looked up through the unique (pseudonym, week) index.
+    """
     if not pseudonym:
-        # A stripped score has no pseudonym: an empty one must never match every stripped row.
+        # Without P there is nothing to derive: an empty one must never match anything.
         return []
-    rows = Score.objects.filter(pseudonym=pseudonym).order_by("week").values_list("week", "value")
-    return [{"week": week.isoformat(), "value": value} for week, value in rows]
+    candidates = weeks_that_may_hold_scores() if weeks is None else list(weeks)
+    wanted = {week_pseudonym(pseudonym, week): week for week in candidates}
+    keys = list(wanted)
+    found: list[Score] = []
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        found.extend(
+            Score.objects.filter(pseudonym__in=keys[start : start + LOOKUP_CHUNK]).only(
+                "pseudonym", "week", "value"
+            )
+        )
+    # The week must be the one the pseudonym was derived for (the value's binding would refuse it anyway).
+    return [
+        {"week": score.week.isoformat(), "value": score.value}
+        for score in sorted(found, key=lambda score: score.week)
+        if wanted[score.pseudonym] == score.week
+    ]
+
+
+@dataclass(frozen=True)
+class FrozenFigures:
+    """The frozen figures of one department (None: the whole organisation) in one closed week, opened."""
+
+    department_id: int | None
+    week: dt.date
+    count: int
+    total: int
+    distribution: dict[int, int]
+
+
+def frozen_figures(*, organisation_id: int, weeks: Iterable[dt.date] | None = None) -> list[FrozenFigures]:
+    """Every frozen figure of the organisation (of ``weeks`` only, if given), opened, by week and department.
+
+    All groups, also those under 5 people: suppression and protection against differencing are the job of
+    whoever shows them to an employer (the reports), not of this read.
+    """
+    rows = WeeklyAggregate.objects.filter(organisation_id=organisation_id)
+    if weeks is not None:
+        rows = rows.filter(week__in=list(weeks))
+    opened = []
+    for row in rows.order_by("week", F("department_id").asc(nulls_first=True)):
+        figures: Figures = row.opened
+        opened.append(
+            FrozenFigures(
+                department_id=row.department_id,
+                week=row.week,
+                count=figures.count,
+                total=figures.total,
+                distribution=figures.distribution,
+            )
+        )
+    return opened

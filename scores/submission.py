@@ -1,6 +1,7 @@
 """Opening a weekly link and recording its smiley, by the unlinkability rules (DESIGN.md).
 
-A submission inserts one score row and writes nothing else: not on the link, not on the participant, no
+A submission inserts one score row and writes nothing else (its value sealed, under a per-week pseudonym:
+scores/sealing.py): not on the link, not on the participant, no
 session, no outbox row, no log line about who. A mark on the participant's side at the moment a score row
 appears would let anyone holding a database dump (or its write-ahead log) pair the two; "took part this
 week" is derived in a batch when the week closes (scores.weekclose), when all of the week's scores exist.
@@ -17,8 +18,10 @@ from django.db import connections, router
 from django.utils import timezone
 
 from participants.models import Participant
+from preventicons import crypto
 from preventicons.crypto import hash_token
 from scores.models import Score, WeeklyLink
+from scores.sealing import natural_key_binding, score_value_text, week_pseudonym
 
 TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding
 VALUES = range(1, 6)
@@ -103,19 +106,32 @@ def submit_score(*, token: str, value: int) -> Submission:
     # The only write of a submission (see the module docstring): no used_at on the link, nothing on the
     # participant, and no lock on either (SELECT ... FOR SHARE marks the row it locks). One statement: a
     # concurrent second submission waits on the unique index and then inserts nothing, so one score is kept.
-    inserted = _insert_score(
+    inserted = record_score(
+        pseudonym=pseudonym,
         week=link.week,
         value=value,
         organisation_id=participant.organisation_id,
         department_id=participant.department_id,
-        pseudonym=pseudonym,
     )
     return Submission(recorded=inserted, week=link.week, pseudonym=pseudonym)
 
 
-def _insert_score(
-    *, week: dt.date, value: int, organisation_id: int, department_id: int | None, pseudonym: str
+def record_score(
+    *, pseudonym: str, week: dt.date, value: int, organisation_id: int, department_id: int | None
 ) -> bool:
+    """Insert the score of the holder of P for ``week`` under its per-week pseudonym, value sealed, once.
+
+    Returns whether this call added the row (False: the week already had their score, nothing changed).
+    The one write of a submission; the demo, the benchmarks and tests that need score rows use it too, so
+    every row is stored the one way. Raises ValueError for a value outside 1-5.
+    """
+    text = score_value_text(value)
+    per_week = week_pseudonym(pseudonym, week)
+    # Bound to where it lives: table, column and the row's natural key (scores/sealing.py says why not the
+    # id), exactly as SealedScoreValueField.binding_for computes it.
+    sealed = crypto.seal(
+        text, natural_key_binding("field", Score._meta.db_table, "value", [per_week, week.isoformat()])
+    )
     # INSERT ... ON CONFLICT DO NOTHING RETURNING (PostgreSQL, SQLite from 3.35): one round trip instead of
     # BEGIN, SAVEPOINT, INSERT, RELEASE, COMMIT, and it tells whether this call added the row.
     using = router.db_for_write(Score)
@@ -128,10 +144,10 @@ def _insert_score(
             [
                 uuid.uuid4().hex if connection.vendor == "sqlite" else uuid.uuid4(),
                 week,
-                value,
+                sealed,
                 organisation_id,
                 department_id,
-                pseudonym,
+                per_week,
             ],
         )
         return cursor.fetchone() is not None

@@ -1,9 +1,11 @@
-"""Closing a week: freeze its aggregates and derive who took part, once per organisation and week.
+"""Closing a week: freeze its aggregates, derive who took part, and make the week's scores unlinkable.
 
-A closed week is closed for good: its WeeklyAggregate rows are never recomputed, so anonymising a participant
-later (their scores lose their department) never changes a past figure, and ClosedWeek makes a second close
-(a doubled beat, a retry after a crash) change nothing. Participation is derived here, in the batch, from the
-scores as a whole, never at the moment a score is submitted (DESIGN.md, unlinkability rules).
+A closed week is closed for good: its WeeklyAggregate rows are never recomputed, so nothing that happens
+later (a stop, a department removed) changes a past figure, and ClosedWeek makes a second close (a doubled
+beat, a retry after a crash) change nothing. The figures are computed here, from the opened values: the
+database holds them sealed. Participation is derived here too, in the batch, from the scores as a whole,
+never at the moment a score is submitted (DESIGN.md, unlinkability rules). Then the week's score rows lose
+their department and are written again under new random ids in a random order, and the table is vacuumed.
 """
 
 from __future__ import annotations
@@ -11,21 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterable
+import uuid
 from dataclasses import dataclass, field
-from typing import Any, cast
 
-from django.db import connections, router
-from django.db.models import Count, Q, Sum
+from django.db import connections, router, transaction
 from django.utils import timezone
 
-from participants.models import Organisation
+from participants.models import Department, Organisation
 from participants.participation import Participation, every_store, record_participation
-from scores.models import ClosedWeek, Score, WeeklyAggregate
+from preventicons import crypto
+from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
+from scores.sealing import natural_key_binding, week_pseudonym
 
 logger = logging.getLogger(__name__)
 
-VALUES = range(1, 6)
 ONE_WEEK = dt.timedelta(days=7)
 
 
@@ -38,7 +39,6 @@ class WeekClosed:
     closed: bool
     aggregates: int = 0
     participation: Participation = field(default_factory=Participation)
-    unlinked: int = 0  # scores of participants who stopped while submitting them (_strip_unheld)
 
 
 def monday_of(day: dt.date) -> dt.date:
@@ -55,47 +55,70 @@ def is_week_closed(*, organisation_id: int, week: dt.date) -> bool:
     return ClosedWeek.objects.filter(organisation_id=organisation_id, week=week).exists()
 
 
-def _freeze(organisation_id: int, week: dt.date) -> list[WeeklyAggregate]:
-    # One GROUP BY over the week's scores; scores stripped of their department (stopped participants) form
-    # the NULL group, which counts towards the organisation and towards no department.
-    rows = (
-        Score.objects.filter(organisation_id=organisation_id, week=week)
-        .values("department_id")
-        .annotate(
-            n=Count("pk"),
-            total=Sum("value"),
-            **{f"n_{value}": Count("pk", filter=Q(value=value)) for value in VALUES},
-        )
-        .order_by()
+@dataclass
+class _OpenedWeek:
+    """A week's scores opened in memory for the close: values by department, and who answered."""
+
+    values: dict[int | None, list[int]] = field(default_factory=dict)
+    pseudonyms: set[str] = field(default_factory=set)
+
+
+def _open_week(organisation_id: int, week: dt.date) -> _OpenedWeek:
+    # values_list and crypto.open_sealed rather than model instances: the same binding as
+    # SealedScoreValueField, at a fraction of the cost for 100,000 rows.
+    opened = _OpenedWeek()
+    table = Score._meta.db_table
+    rows = Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
+        "pseudonym", "value", "department_id"
     )
-    whole = WeeklyAggregate(organisation_id=organisation_id, department=None, week=week, count=0, total=0)
-    aggregates = [whole]
-    # The per-value counts have computed names, which the typed rows of values() cannot express.
-    for row in cast("Iterable[dict[str, Any]]", rows):
-        distribution = {f"count_{value}": row[f"n_{value}"] for value in VALUES}
-        whole.count += row["n"]
-        whole.total += row["total"]
-        for name, number in distribution.items():
-            setattr(whole, name, getattr(whole, name) + number)
-        if row["department_id"] is not None:
-            aggregates.append(
-                WeeklyAggregate(
-                    organisation_id=organisation_id,
-                    department_id=row["department_id"],
-                    week=week,
-                    count=row["n"],
-                    total=row["total"],
-                    **distribution,
-                )
+    for pseudonym, sealed, department_id in rows.iterator(chunk_size=10_000):
+        binding = natural_key_binding("field", table, "value", [pseudonym, week.isoformat()])
+        # values_list gives what the column holds, the ciphertext (the attribute would be the opened int).
+        value = int(crypto.open_sealed(str(sealed), binding))
+        opened.values.setdefault(department_id, []).append(value)
+        opened.pseudonyms.add(pseudonym)
+    return opened
+
+
+def _freeze(organisation_id: int, week: dt.date, opened: _OpenedWeek) -> list[WeeklyAggregate]:
+    # Computed here, in Python: the database holds the values sealed and could not sum them. Scores without
+    # a department (participants who have none) count towards the organisation and towards no department.
+    everyone = [value for values in opened.values.values() for value in values]
+    aggregates = [
+        WeeklyAggregate(
+            organisation_id=organisation_id,
+            department=None,
+            week=week,
+            figures=Figures.of(everyone).sealed_text(),
+        )
+    ]
+    # A row for every department, also one where nobody answered: the grouping is in clear, and a row that
+    # exists only when somebody answered would tell, for a department of one, whether that person did.
+    departments = set(Department.objects.filter(organisation_id=organisation_id).values_list("pk", flat=True))
+    departments |= {department_id for department_id in opened.values if department_id is not None}
+    for department_id in sorted(departments):
+        aggregates.append(
+            WeeklyAggregate(
+                organisation_id=organisation_id,
+                department_id=department_id,
+                week=week,
+                figures=Figures.of(opened.values.get(department_id, [])).sealed_text(),
             )
+        )
     return WeeklyAggregate.objects.bulk_create(aggregates)
 
 
-def close_week(*, organisation_id: int, week: dt.date, today: dt.date | None = None) -> WeekClosed:
-    """Freeze the organisation's aggregates for ``week`` and count who took part; a second call is a no-op.
+def close_week(
+    *, organisation_id: int, week: dt.date, today: dt.date | None = None, vacuum: bool = True
+) -> WeekClosed:
+    """Freeze the organisation's aggregates for ``week``, count who took part and rewrite the week's scores
+    without departments under new ids; a second call is a no-op.
 
     Every group is frozen, also those under 5 people: suppression is the reports' job when they read.
-    Refuses (ValueError) a week that is not a Monday or has not ended yet.
+    With ``vacuum`` (the default) the score table is vacuumed once the close has committed (PostgreSQL), so
+    the week's old row versions (old ids, departments, arrival order) do not stay readable; a caller closing
+    many weeks passes False and calls ``vacuum_scores_after_commit()`` once. Refuses (ValueError) a week that
+    is not a Monday or has not ended yet.
     """
     if week.weekday() != 0:
         raise ValueError(f"{week} is not the Monday of an ISO week")
@@ -108,96 +131,110 @@ def close_week(*, organisation_id: int, week: dt.date, today: dt.date | None = N
         if is_week_closed(organisation_id=organisation_id, week=week):
             return WeekClosed(organisation_id=organisation_id, week=week, closed=False)
         ClosedWeek.objects.create(organisation_id=organisation_id, week=week)
-        responded = {
-            pseudonym
-            for pseudonym in Score.objects.filter(organisation_id=organisation_id, week=week)
-            .values_list("pseudonym", flat=True)
-            .iterator(chunk_size=10_000)
-            if pseudonym
-        }
-        participation = record_participation(organisation_id=organisation_id, week=week, responded=responded)
-        stripped = _strip_unheld(organisation_id, week, participation.unheld)
-        _shuffle(organisation_id, week)
-        # Frozen after the strip: a score whose author stopped counts towards the organisation only.
-        aggregates = _freeze(organisation_id, week)
-    if stripped:
-        logger.info(
-            "week close organisation %s week %s: %d stopped scores unlinked", organisation_id, week, stripped
+        # What is read here is what the rewrite below moves: the week's links expired when it ended
+        # (rounds.week_closes_at) and the beat closes half an hour later, so no score joins it meanwhile.
+        opened = _open_week(organisation_id, week)
+        responded = opened.pseudonyms
+
+        def answered(pseudonym: str) -> bool:
+            return week_pseudonym(pseudonym, week) in responded
+
+        participation = record_participation(
+            organisation_id=organisation_id, week=week, answered=answered if responded else None
         )
+        # Frozen before the rewrite below strips the departments: from here on only the frozen figures
+        # know which department a score came from.
+        aggregates = _freeze(organisation_id, week, opened)
+        _rewrite(organisation_id, week)
+        if vacuum:
+            vacuum_scores_after_commit()
     return WeekClosed(
         organisation_id=organisation_id,
         week=week,
         closed=True,
         aggregates=len(aggregates),
         participation=participation,
-        unlinked=stripped,
     )
 
 
-def _shuffle(organisation_id: int, week: dt.date) -> None:
-    """Rewrite the week's scores in a random order, so the table no longer lies in the order they came in.
+def _rewrite(organisation_id: int, week: dt.date) -> None:
+    """Rewrite the week's scores under new random ids, in a random order, without their department.
 
     A score row has no time finer than its week, but a table is stored, and dumped, in about the order its
     rows were inserted: the order of the week's submissions, a clock in all but name. Lined up against
     anything else that kept the order in which people answered (a proxy's access log, a message provider's
-    delivery reports), it would tie scores to people. Once the week is closed no score joins it, and its
-    rows are written again from a shuffled list.
+    delivery reports), it would tie scores to people; and with the ids kept, a dump of the open week would
+    line up with every later dump. Once the week is closed no score joins it: its rows are written again
+    from a shuffled list, each with a new id, and without the department, which the frozen aggregates now
+    hold. The sealed values are bound to (per-week pseudonym, week), which the rewrite keeps, so nothing is
+    re-sealed.
     """
     connection = connections[router.db_for_write(Score)]
+    table = connection.ops.quote_name(Score._meta.db_table)
     if connection.vendor == "postgresql":
-        # One statement: the rows leave and come back, ordered by a strong random key (pg_strong_random).
-        columns = "id, week, value, organisation_id, department_id, pseudonym"
+        # One statement: the rows leave and come back with new ids (gen_random_uuid, from pg_strong_random),
+        # ordered by a strong random key.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH moved AS (DELETE FROM {Score._meta.db_table} "  # noqa: S608 (names, no input)
-                f"WHERE organisation_id = %s AND week = %s RETURNING {columns}) "
-                f"INSERT INTO {Score._meta.db_table} ({columns}) "
-                f"SELECT {columns} FROM moved ORDER BY gen_random_uuid()",
+                f"WITH moved AS (DELETE FROM {table} "  # noqa: S608 (names, no input)
+                "WHERE organisation_id = %s AND week = %s RETURNING week, value, organisation_id, pseudonym) "
+                f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "
+                "SELECT gen_random_uuid(), week, value, organisation_id, NULL, pseudonym "
+                "FROM moved ORDER BY gen_random_uuid()",
                 [organisation_id, week],
             )
         return
     rows = list(
-        Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
-            "pk", "value", "department_id", "pseudonym"
-        )
+        Score.objects.filter(organisation_id=organisation_id, week=week).values_list("value", "pseudonym")
     )
-    if len(rows) < 2:
-        return
     secrets.SystemRandom().shuffle(rows)
-    Score.objects.filter(organisation_id=organisation_id, week=week).delete()
-    Score.objects.bulk_create(
-        [
-            Score(
-                pk=pk,
-                organisation_id=organisation_id,
-                week=week,
-                value=value,
-                department_id=department_id,
-                pseudonym=pseudonym,
-            )
-            for pk, value, department_id, pseudonym in rows
-        ],
-        batch_size=5000,
-    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            # SQLite keeps deleted content in its pages and free list until overwritten; secure_delete makes
+            # it overwrite the old rows (and their index entries) with zeros instead. It stays on for this
+            # connection, which costs a little on later deletes and leaks nothing. No VACUUM on SQLite: it
+            # would rewrite the whole file at every close, and secure_delete already removes the old rows.
+            cursor.execute("PRAGMA secure_delete = ON")
+        cursor.execute(
+            f"DELETE FROM {table} WHERE organisation_id = %s AND week = %s",  # noqa: S608
+            [organisation_id, week],
+        )
+        cursor.executemany(
+            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, NULL, %s)",
+            [(uuid.uuid4().hex, week, sealed, organisation_id, pseudonym) for sealed, pseudonym in rows],
+        )
 
 
-def _strip_unheld(organisation_id: int, week: dt.date, unheld: set[str]) -> int:
-    """Unlink the week's scores that carry a pseudonym no participant holds; returns how many.
+def vacuum_scores_after_commit() -> None:
+    """VACUUM the score table once the current transaction has committed (at once outside one).
 
-    A submission looks its link up and then inserts, in two statements that take no lock on the participant
-    (a lock would mark their row in the same transaction as the score). A stop that commits in between
-    strips the scores it can see, and the one being inserted keeps the destroyed pseudonym and the
-    department. That pseudonym leads nowhere any more, but the promise is that a stopped participant's
-    scores belong to nobody: here, after the week has closed and no score can be added to it, the remainder
-    is stripped as the stop would have.
+    PostgreSQL keeps a rewritten row's old version (old id, department, place in arrival order) readable
+    in the table file until VACUUM removes it; VACUUM cannot run inside a transaction, hence after the
+    commit. Inside a transaction that never commits (a test's) it never runs. Only the table's owner can
+    VACUUM it (the role that ran the migrations): another role gets a warning in the log instead. On SQLite
+    nothing is needed: the close deletes with secure_delete on (see _rewrite).
     """
-    pseudonyms = sorted(unheld)
-    stripped = 0
-    for start in range(0, len(pseudonyms), 1000):
-        stripped += Score.objects.filter(
-            organisation_id=organisation_id, week=week, pseudonym__in=pseudonyms[start : start + 1000]
-        ).update(pseudonym=None, department=None)
-    return stripped
+    alias = router.db_for_write(Score)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+
+    def vacuum() -> None:
+        table = Score._meta.db_table
+        with connections[alias].cursor() as cursor:
+            # VACUUM by a role that does not own the table only warns, to the client, and removes nothing.
+            cursor.execute(
+                "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
+                [table],
+            )
+            owned = cursor.fetchone()
+            if not (owned and owned[0]):
+                logger.warning("week close: the database role does not own %s, so it cannot VACUUM it", table)
+                return
+            cursor.execute(f"VACUUM {connections[alias].ops.quote_name(table)}")
+
+    transaction.on_commit(vacuum, using=alias)
 
 
 def weeks_to_close(*, organisation_id: int, today: dt.date | None = None) -> list[dt.date]:
@@ -225,5 +262,8 @@ def close_ended_weeks(*, today: dt.date | None = None) -> list[WeekClosed]:
     closed = []
     for organisation_id in Organisation.objects.order_by("pk").values_list("pk", flat=True):
         for week in weeks_to_close(organisation_id=organisation_id, today=today):
-            closed.append(close_week(organisation_id=organisation_id, week=week, today=today))
+            closed.append(close_week(organisation_id=organisation_id, week=week, today=today, vacuum=False))
+    if any(result.closed for result in closed):
+        # Once for all the weeks closed: each VACUUM scans the table's indexes.
+        vacuum_scores_after_commit()
     return closed

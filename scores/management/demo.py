@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.urls import reverse
@@ -18,14 +19,21 @@ from django.utils import timezone
 from participants.models import Participant
 from preventicons.crypto import hash_token
 from scores import rounds
-from scores.models import Score, WeeklyAggregate, WeeklyLink
+from scores.models import ClosedWeek, WeeklyAggregate, WeeklyLink
+from scores.submission import record_score
 from scores.weekclose import close_week, monday_of
 
 DEMO_WEEKS = 8
 RESPONSE_RATE = 0.85
 
 
-def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[Score]:
+@dataclass(frozen=True)
+class DemoScore:
+    week: dt.date
+    value: int
+
+
+def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[DemoScore]:
     """A plausible, repeatable course for one person: a mood that drifts a step at a time."""
     pseudonym = participant.pseudonym
     assert pseudonym
@@ -36,15 +44,7 @@ def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[Score]:
     for week in weeks:
         mood = min(5, max(1, mood + rng.choice((-1, 0, 0, 1))))
         if rng.random() < RESPONSE_RATE:
-            scores.append(
-                Score(
-                    week=week,
-                    value=mood,
-                    organisation_id=participant.organisation_id,
-                    department_id=participant.department_id,
-                    pseudonym=pseudonym,
-                )
-            )
+            scores.append(DemoScore(week=week, value=mood))
     return scores
 
 
@@ -54,8 +54,21 @@ def seed(*, write: Callable[[str], None]) -> None:
     this_week = monday_of(today)
     weeks = [this_week - dt.timedelta(weeks=n) for n in range(DEMO_WEEKS, 0, -1)]
     people = list(Participant.objects.filter(status=Participant.Status.ACTIVE, pseudonym__isnull=False))
-    rows = [score for participant in people for score in demo_scores(participant, weeks)]
-    Score.objects.bulk_create(rows, ignore_conflicts=True)
+    closed = set(ClosedWeek.objects.filter(week__in=weeks).values_list("organisation_id", "week"))
+    for participant in people:
+        pseudonym = participant.pseudonym
+        assert pseudonym
+        for score in demo_scores(participant, weeks):
+            if (participant.organisation_id, score.week) in closed:
+                continue  # a closed week takes no score any more (a second seed)
+            # The one way a score row is written (sealed, per-week pseudonym); a second run adds nothing.
+            record_score(
+                pseudonym=pseudonym,
+                week=score.week,
+                value=score.value,
+                organisation_id=participant.organisation_id,
+                department_id=participant.department_id,
+            )
     for organisation_id in sorted({participant.organisation_id for participant in people}):
         for week in weeks:
             close_week(organisation_id=organisation_id, week=week, today=today)

@@ -15,10 +15,9 @@ from participants.models import AccountLink, Organisation
 from preventicons import crypto
 from preventicons.messaging import MemorySmsGateway
 from scores import rounds
-from scores.models import Score
 from tests.browser.conftest import Visit
 from tests.browser.test_accessibility import not_status_codes, violations
-from tests.scores.people import make_participant
+from tests.scores.people import add_score, make_participant
 
 pytestmark = pytest.mark.browser
 
@@ -34,9 +33,7 @@ def test_the_account_opens_after_the_link_and_the_sms_code_and_offers_contact_af
     # Last week a 5, this week a 3: a drop that the weekly thanks no longer shows (whoever tapped the 3 on
     # someone's link would learn of last week), so it reaches them here, behind both factors.
     for week, value in ((this_week - dt.timedelta(weeks=1), 5), (this_week, 3)):
-        Score.objects.create(
-            organisation=organisation, week=week, value=value, pseudonym=participant.pseudonym
-        )
+        add_score(participant, week=week, value=value)
     token = crypto.new_token()
     AccountLink.objects.create(
         participant=participant,

@@ -29,6 +29,7 @@ from participants.models import Participant
 from preventicons import crypto
 from preventicons.roles import Role
 from scores.models import Score
+from scores.submission import record_score
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
@@ -158,12 +159,12 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
         participant = Participant.objects.get(email_index=crypto.blind_index_email(jan_email))
         pseudonym = participant.pseudonym
         assert pseudonym and participant.status == Participant.Status.ACTIVE
-        Score.objects.create(
+        record_score(
+            pseudonym=pseudonym,
             week=dt.date(2026, 11, 16),
             value=2,
-            organisation=organisation,
-            department=participant.department,
-            pseudonym=pseudonym,
+            organisation_id=organisation.pk,
+            department_id=participant.department_id,
         )
         Dossier(
             number="D-7001",
@@ -207,13 +208,14 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
         )
         assert response.status_code == 302 and response["Location"] == "/me/stopped/"
 
-    # The account is closed, the scores stay but belong to nobody, the dossier is closed and unlinked.
+    # The account is closed, the scores stay untouched but nobody can derive their per-week pseudonyms any
+    # more (the department goes when the week closes), the dossier is closed and unlinked.
     assert jan.get("/me/").status_code == 302
     participant.refresh_from_db()
     assert participant.status == Participant.Status.STOPPED
     assert (participant.name, participant.email, participant.mobile, participant.pseudonym) == (None,) * 4
     score = Score.objects.get(week=dt.date(2026, 11, 16))
-    assert (score.pseudonym, score.department_id, score.value) == (None, None, 2)
+    assert score.value == 2 and score.pseudonym not in (pseudonym, None)
     dossier = Dossier.objects.get(number="D-7001")
     assert (dossier.is_open, dossier.pseudonym, dossier.pseudonym_index) == (False, None, None)
 

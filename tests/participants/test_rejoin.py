@@ -7,6 +7,7 @@ from django.test import Client
 
 from casefiles.models import Dossier
 from participants.models import Organisation, Participant
+from participants.participation import ParticipationState, participation_of
 from tests.conftest import ALL_DATABASES
 from tests.participants.test_stop import make_active, open_account, open_dossier
 
@@ -17,9 +18,9 @@ pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 def inactive(organisation: Organisation) -> Participant:
     participant = make_active(organisation)
     open_dossier(participant, "D-REJOIN1")
-    Participant.objects.filter(pk=participant.pk).update(
-        status=Participant.Status.INACTIVE, weeks_without_response=4
-    )
+    participant.status = Participant.Status.INACTIVE
+    participant.participation = ParticipationState(weeks_without_response=4).sealed_text()
+    participant.save(update_fields=["status", "participation"])
     Dossier.objects.filter(number="D-REJOIN1").update(is_available=False)
     participant.refresh_from_db()
     return participant
@@ -37,7 +38,7 @@ def test_an_inactive_participant_reaches_their_account_and_takes_part_again(
     assert response.status_code == 302 and response["Location"] == "/me/"
     inactive.refresh_from_db()
     assert inactive.status == Participant.Status.ACTIVE
-    assert inactive.weeks_without_response == 0
+    assert participation_of(inactive).weeks_without_response == 0
     assert Dossier.objects.get(number="D-REJOIN1").is_available
     assert 'action="/me/rejoin/"' not in client.get("/me/").content.decode()
 

@@ -28,10 +28,11 @@ from participants.models import (
     QueuedRequest,
     VerificationCode,
 )
+from participants.participation import ParticipationState
 from preventicons import crypto, messaging
 from preventicons.dbrouter import ALIASES
 from tests.conftest import ALL_DATABASES
-from tests.scores.people import make_participant
+from tests.scores.people import add_score, make_participant
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 
@@ -60,11 +61,16 @@ def is_anonymised(participant: Participant) -> bool:
     return destroyed
 
 
+def set_last_response(participant: Participant, last_response: dt.date | None) -> None:
+    """Seal a participation state as the week close would (the column holds ciphertext only)."""
+    participant.participation = ParticipationState(last_response_week=last_response).sealed_text()
+    participant.save(update_fields=["participation"])
+
+
 def inactive(organisation: Organisation, *, last_response: dt.date | None) -> Participant:
     participant = make_participant(organisation)
-    Participant.objects.filter(pk=participant.pk).update(
-        status=Participant.Status.INACTIVE, last_response_week=last_response
-    )
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
+    set_last_response(participant, last_response)
     return participant
 
 
@@ -107,7 +113,7 @@ def test_inactive_people_are_anonymised_after_the_configured_period(
 ) -> None:
     participant = inactive(organisation, last_response=days_ago(silent_days))
     active = make_participant(organisation)
-    Participant.objects.filter(pk=active.pk).update(last_response_week=days_ago(700))
+    set_last_response(active, days_ago(700))
 
     counts = retention.run_retention()
 
@@ -172,15 +178,16 @@ def test_anonymising_closes_and_unlinks_the_dossier_and_keeps_the_scores_counted
     dossier.pseudonym = participant.pseudonym
     dossier.opened_on = days_ago(60)
     dossier.save()
-    Score.objects.create(
-        organisation=organisation, week=dt.date(2026, 11, 9), value=3, pseudonym=participant.pseudonym
-    )
+    add_score(participant, week=dt.date(2026, 11, 9), value=3)
+    score_before = Score.objects.values().get()
 
     retention.run_retention()
 
     dossier.refresh_from_db()
     assert not dossier.is_open and dossier.pseudonym is None and dossier.pseudonym_index is None
-    assert Score.objects.count() == 1 and Score.objects.get().pseudonym is None
+    # The score is untouched and still counted; its per-week pseudonym came from P, which is destroyed.
+    assert Score.objects.values().get() == score_before
+    assert Participant.objects.get(pk=participant.pk).pseudonym is None
 
 
 # --- what is purged ----------------------------------------------------------------------------------
@@ -416,7 +423,6 @@ def test_the_help_batch_and_the_nightly_run_work_on_the_embedded_sqlite_default(
 def set_up_like_jan(participant: Participant) -> None:
     """Everything a stop has to deal with: a dossier, a score, consents, codes, links, pending messages."""
     from preventicons import messaging
-    from scores.models import Score
 
     ConsentRecord.objects.create(
         participant=participant, kind="given", text_version="v0", recorded_at=days_ago(90)
@@ -438,13 +444,7 @@ def set_up_like_jan(participant: Participant) -> None:
     dossier.pseudonym_index = crypto.casefiles_index(participant.pseudonym or "")
     dossier.pseudonym = participant.pseudonym
     dossier.save()
-    Score.objects.create(
-        organisation=participant.organisation,
-        department=participant.department,
-        week=dt.date(2026, 11, 9),
-        value=2,
-        pseudonym=participant.pseudonym,
-    )
+    add_score(participant, week=dt.date(2026, 11, 9), value=2)
 
 
 def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
@@ -465,8 +465,8 @@ def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
         "dossier": Dossier.objects.filter(number=f"D-{participant.pk.hex[:8].upper()}").values(
             "is_open", "pseudonym", "pseudonym_index", "is_available"
         )[0],
-        # Their score stays, counted; nothing holds their P any more.
-        "scores": (Score.objects.count(), Score.objects.filter(pseudonym=pseudonym).count()),
+        # Their score stays, counted, untouched; nothing holds their P any more.
+        "scores": Score.objects.count(),
     }
 
 
@@ -476,7 +476,8 @@ def test_anonymising_leaves_a_participant_exactly_as_their_own_stop_would(organi
     # Twins, one stopped by themselves and one anonymised by the nightly run; should stopping gain a step,
     # this fails until the nightly run takes the same step.
     stopping, anonymised = make_participant(organisation), make_participant(organisation)
-    Participant.objects.filter(pk__in=[stopping.pk, anonymised.pk]).update(last_response_week=days_ago(14))
+    for twin in (stopping, anonymised):
+        set_last_response(twin, days_ago(14))
     for twin in (stopping, anonymised):
         set_up_like_jan(twin)
 

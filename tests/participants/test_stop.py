@@ -1,4 +1,4 @@
-"""Stopping: contact data, blind indexes and the pseudonym link destroyed; scores kept but unlinked."""
+"""Stopping: contact data, blind indexes and the pseudonym link destroyed; scores kept and untouched."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from participants.signals import participant_stopped
 from preventicons import crypto, messaging
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
-from scores import receivers as score_receivers
-from scores.models import Score
+from scores.queries import weekly_values_for
+from scores.submission import record_score
 from tests.conftest import ALL_DATABASES, make_organisation
 
 pytestmark = [
@@ -72,12 +72,12 @@ def make_active(
 def add_scores(participant: Participant, values: list[int]) -> None:
     assert participant.pseudonym
     for week, value in zip(WEEKS, values, strict=False):
-        Score.objects.create(
+        record_score(
+            pseudonym=participant.pseudonym,
             week=week,
             value=value,
-            organisation=participant.organisation,
-            department=participant.department,
-            pseudonym=participant.pseudonym,
+            organisation_id=participant.organisation_id,
+            department_id=participant.department_id,
         )
 
 
@@ -154,21 +154,30 @@ def test_stop_destroys_contact_data_blind_indexes_and_sealed_pseudonym(jan: Part
     assert jan.name is None and jan.email is None and jan.pseudonym is None
 
 
-def test_scores_stay_counted_but_belong_to_nobody_and_no_department(
-    jan: Participant, piet: Participant
-) -> None:
-    pseudonym = jan.pseudonym
-    pieter = piet.pseudonym
+def raw_scores() -> list[tuple[Any, ...]]:
+    """The score table as a dump shows it: each row's place, writing transaction and every column."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT ctid::text, xmin::text, * FROM scores_score ORDER BY ctid")
+        return cursor.fetchall()
+
+
+def test_a_stop_touches_no_score_row(jan: Participant, piet: Participant) -> None:
+    pseudonym = jan.pseudonym or ""
+    before = raw_scores()
+    assert len(weekly_values_for(pseudonym)) == 3
 
     account.stop_participation(participant=jan)
 
-    assert Score.objects.count() == 5
-    assert not Score.objects.filter(pseudonym=pseudonym).exists()
-    orphans = Score.objects.filter(pseudonym__isnull=True)
-    assert sorted(orphans.values_list("value", flat=True)) == [2, 3, 4]
-    assert not orphans.filter(department__isnull=False).exists()
-    # Nobody else's scores move.
-    assert Score.objects.filter(pseudonym=pieter, department__isnull=False).count() == 2
+    # Not one tuple rewritten (same ctid, same xmin, same content): a dump cannot date the stop by its scores,
+    # nor pick out the stopped person's rows. Their scores stay counted; their per-week pseudonyms could only
+    # be derived from P, which no store holds any more.
+    assert raw_scores() == before
+    assert pseudonym not in str(raw_participant_row(jan)) and raw_dossier_holding(pseudonym) == 0
+    assert len(weekly_values_for(piet.pseudonym or "")) == 2
+
+
+def raw_dossier_holding(pseudonym: str) -> int:
+    return Dossier.objects.filter(pseudonym_index=crypto.casefiles_index(pseudonym)).count()
 
 
 def test_stop_closes_and_unlinks_the_dossier_in_the_casefiles_store(
@@ -261,7 +270,7 @@ def test_a_failing_receiver_rolls_back_every_store(jan: Participant) -> None:
         participant_stopped.disconnect(explode)
 
     assert raw_participant_row(jan) == before
-    assert Score.objects.filter(pseudonym=jan.pseudonym, department__isnull=False).count() == 3
+    assert len(weekly_values_for(jan.pseudonym or "")) == 3
     dossier = raw_dossier("D-2001")
     assert dossier[1] == crypto.casefiles_index(jan.pseudonym or "") and dossier[2] is True
     assert not jan.consents.filter(kind=ConsentRecord.Kind.WITHDRAWN).exists()
@@ -275,16 +284,15 @@ def test_receivers_are_idempotent(jan: Participant) -> None:
     pseudonym = jan.pseudonym or ""
     organisation_id = jan.organisation_id
 
+    scores = raw_scores()
     for _ in range(2):
-        score_receivers.strip_stopped_participant(None, pseudonym=pseudonym, organisation_id=organisation_id)
         casefiles_receivers.close_stopped_participants_dossier(
             None, pseudonym=pseudonym, organisation_id=organisation_id
         )
 
-    assert Score.objects.filter(pseudonym__isnull=True, department__isnull=True).count() == 3
+    assert raw_scores() == scores  # the scores app receives nothing: a stop touches no score
     assert raw_dossier("D-3001") == (None, None, False)
     # An empty pseudonym must never match the rows already stripped.
-    score_receivers.strip_stopped_participant(None, pseudonym="", organisation_id=organisation_id)
     casefiles_receivers.close_stopped_participants_dossier(
         None, pseudonym="", organisation_id=organisation_id
     )
@@ -387,7 +395,6 @@ def test_after_stopping_the_old_session_and_links_no_longer_work(client: Client,
 def test_a_later_import_of_the_same_address_adds_nobody_and_links_nothing(
     jan: Participant, employer: StaffUser
 ) -> None:
-    old_pseudonym = jan.pseudonym
     account.stop_participation(participant=jan)
     data = b"naam;e-mail;mobiel;afdeling\r\nJan de Vries;jan@example.nl;06 12345678;Care\r\n"
 
@@ -396,7 +403,6 @@ def test_a_later_import_of_the_same_address_adds_nobody_and_links_nothing(
     # Recognised by the keyed hash the stop left: already on the list, so never invited again.
     assert (result.created, result.unchanged) == (0, 1)
     assert not Participant.objects.exclude(pk=jan.pk).exists()
-    assert not Score.objects.filter(pseudonym=old_pseudonym).exists()
     assert raw_participant_row(jan)[:6] == (None,) * 6
 
 

@@ -253,6 +253,7 @@ def test_every_encrypted_column_has_its_database_check() -> None:
         "participants_participant_mobile_sealed",
         "participants_participant_pseudonym_sealed",
         "participants_participant_private_email_sealed",
+        "participants_participant_participation_sealed",
         "casefiles_progressnote_text_sealed",
     }
 

@@ -9,7 +9,8 @@ import re
 from participants.models import Department, Organisation, Participant
 from preventicons.crypto import blind_index_email, blind_index_phone, hash_token, new_pseudonym, new_token
 from scores import rounds
-from scores.models import WeeklyLink
+from scores.models import Score, WeeklyLink
+from scores.submission import record_score
 
 WEEK_LINK = re.compile(r"/w/([A-Za-z0-9_-]{43})/")
 _numbers = itertools.count(1)
@@ -71,3 +72,20 @@ def make_link(participant: Participant, *, week: dt.date) -> tuple[WeeklyLink, s
         expires_at=rounds.week_closes_at(week),
     )
     return link, token
+
+
+def add_score(participant: Participant, *, week: dt.date, value: int) -> None:
+    """A score of the participant's, stored as a submission stores it (sealed, per-week pseudonym)."""
+    assert participant.pseudonym
+    record_score(
+        pseudonym=participant.pseudonym,
+        week=week,
+        value=value,
+        organisation_id=participant.organisation_id,
+        department_id=participant.department_id,
+    )
+
+
+def recorded_values() -> list[int]:
+    """Every score value in the table, opened (the column holds ciphertext)."""
+    return sorted(score.value for score in Score.objects.all())

@@ -10,16 +10,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 from django.test import Client
 
 from participants.models import ConsentRecord, Organisation, Participant
+from preventicons import crypto
 from scores import rounds, submission, wellbeing
 from scores.models import Score
 from scores.rounds import render_weekly_message
+from scores.sealing import week_pseudonym
 from scores.views import TAPPED_MARK_MAX_AGE, UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
 from tests.conftest import ALL_DATABASES
-from tests.scores.people import make_link, make_participant
+from tests.scores.people import add_score, make_link, make_participant, recorded_values
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK = dt.date(2026, 11, 16)
@@ -85,7 +87,7 @@ def test_a_submission_records_one_score_for_the_links_week(
         4,
         participant.organisation_id,
         participant.department_id,
-        participant.pseudonym,
+        week_pseudonym(participant.pseudonym or "", WEEK),
     )
 
 
@@ -104,7 +106,7 @@ def test_a_second_submission_keeps_the_first_and_thanks_alike(
     # tell from the answer whether the week was already answered.
     assert VARYING.sub("", first["Location"]) == VARYING.sub("", second["Location"]) == f"/w/{token}/thanks/"
     assert _page(client.get(first["Location"])) == _page(client.get(second["Location"]))
-    assert list(Score.objects.values_list("value", flat=True)) == [4]
+    assert recorded_values() == [4]
     # The link keeps working all week: the page still opens, and still shows the smileys.
     assert 'class="week-form"' in _page(client.get(f"/w/{token}/"))
 
@@ -133,7 +135,7 @@ def test_reloading_the_thanks_records_nothing_more(
     again = client.get(thanks.redirect_chain[-1][0])
 
     assert again.status_code == 200
-    assert list(Score.objects.values_list("value", flat=True)) == [2]
+    assert recorded_values() == [2]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -424,10 +426,7 @@ def test_the_smiley_page_reads_the_same_after_a_hard_and_a_good_week(
     pages = []
     for value in (1, 5):
         participant = make_participant(organisation)
-        assert participant.pseudonym
-        Score.objects.create(
-            organisation=organisation, week=last_week, value=value, pseudonym=participant.pseudonym
-        )
+        add_score(participant, week=last_week, value=value)
         _link, token = make_link(participant, week=WEEK)
         page = _page(client.get(f"/w/{token}/"))
         assert f'href="/w/{token}/help/"' in page  # everyone is offered contact, quietly
@@ -444,10 +443,7 @@ def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisa
     bodies = []
     for value in (1, 5):
         participant = make_participant(organisation)
-        assert participant.pseudonym
-        Score.objects.create(
-            organisation=organisation, week=last_week, value=value, pseudonym=participant.pseudonym
-        )
+        add_score(participant, week=last_week, value=value)
         link, _token = make_link(participant, week=WEEK)
         for channel, chosen in (("email", "work_email"), ("sms", "sms")):
             Participant.objects.filter(pk=participant.pk).update(weekly_channel=chosen)
@@ -506,11 +502,13 @@ def test_every_weekly_link_page_reads_the_same_whatever_the_person_did(
         person.pseudonym = person.pseudonym if status == "inactive" else None
         person.save()
     if answered:
-        Score.objects.create(
-            organisation=organisation,
+        # A stopped person's score of this week carries a per-week pseudonym nobody can derive any more.
+        submission.record_score(
+            pseudonym=(person.pseudonym if status != "stopped" else None) or crypto.new_pseudonym(),
             week=WEEK,
             value=5,
-            pseudonym=person.pseudonym if status != "stopped" else None,
+            organisation_id=organisation.pk,
+            department_id=None,
         )
     _link, token = make_link(person, week=WEEK)
     scores_before = Score.objects.count()
@@ -527,6 +525,33 @@ def test_every_weekly_link_page_reads_the_same_whatever_the_person_did(
     assert ConsentRecord.objects.filter(kind=ConsentRecord.Kind.CONTACT).count() == 1 + may_ask
 
 
+# --- the stored score (operation level) -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [0, 6, -1, 2.5, True, "7"])
+def test_the_range_check_left_the_database_for_the_code(organisation: Organisation, value: Any) -> None:
+    # The column holds ciphertext, so the database can no longer check 1..5: the code refuses on every path.
+    pseudonym = make_participant(organisation).pseudonym or ""
+    with pytest.raises(ValueError, match="1 to 5"):
+        submission.record_score(
+            pseudonym=pseudonym, week=WEEK, value=value, organisation_id=organisation.pk, department_id=None
+        )
+    with pytest.raises(ValueError, match="1 to 5"), transaction.atomic():
+        Score(organisation=organisation, week=WEEK, pseudonym="x" * 64, value=value).save()
+    assert not Score.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_score_value_in_clear(organisation: Organisation) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO scores_score (id, week, value, organisation_id, department_id, pseudonym) "
+            "VALUES (gen_random_uuid(), %s, '3', %s, NULL, %s)",
+            [WEEK, organisation.pk, "x" * 64],
+        )
+
+
 @pytest.mark.django_db
 @time_machine.travel(TUESDAY, tick=False)
 def test_the_thanks_offers_help_only_from_the_value_just_tapped(
@@ -535,9 +560,7 @@ def test_the_thanks_offers_help_only_from_the_value_just_tapped(
     # Last week was a 5: tapping a 3 now (a drop of two) must not show the offer, or whoever taps a 3 on
     # someone's link learns how their last week went. The drop reaches them on their account instead.
     participant = make_participant(organisation)
-    Score.objects.create(
-        organisation=organisation, week=WEEK - dt.timedelta(weeks=1), value=5, pseudonym=participant.pseudonym
-    )
+    add_score(participant, week=WEEK - dt.timedelta(weeks=1), value=5)
     _link, token = make_link(participant, week=WEEK)
 
     after_three = client.post(f"/w/{token}/", {"value": "3"}, follow=True).content.decode()
@@ -546,7 +569,7 @@ def test_the_thanks_offers_help_only_from_the_value_just_tapped(
     assert 'id="help-offer"' not in after_three
     # A repeated tap offers help from its own value too (only the first value is kept as the score).
     assert 'id="help-offer"' in after_one
-    assert list(Score.objects.filter(week=WEEK).values_list("value", flat=True)) == [3]
+    assert [score.value for score in Score.objects.filter(week=WEEK)] == [3]
 
 
 @pytest.mark.django_db
@@ -565,3 +588,20 @@ def test_the_mark_shows_no_value_and_opens_on_no_other_link(
     assert all(re.fullmatch(r"v1\.[\w-]+\.[\w-]{40,}", mark) for mark in marks)
     moved = client.get(low.replace(token, other_token))
     assert moved.status_code == 200 and 'id="help-offer"' not in moved.content.decode()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_submission_stores_a_per_week_pseudonym_and_a_sealed_value_bound_to_it(
+    link_token: tuple[Participant, str],
+) -> None:
+    participant, token = link_token
+
+    submission.submit_score(token=token, value=4)
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pseudonym, value FROM scores_score")
+        ((stored_pseudonym, stored_value),) = cursor.fetchall()
+    assert stored_pseudonym == week_pseudonym(participant.pseudonym or "", WEEK) != participant.pseudonym
+    assert stored_pseudonym != week_pseudonym(participant.pseudonym or "", WEEK + dt.timedelta(days=7))
+    assert stored_value.startswith("v1.") and "4" not in stored_value.split(".")[0]

@@ -1,9 +1,11 @@
-"""DESIGN.md's unlinkability rules, checked in the database: a submission touches only its score row."""
+"""DESIGN.md's unlinkability rules, checked in the database as an operator reads it: a submission touches
+only its score row, and weekly dumps over four closed weeks tell nobody who answered when, or what."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,9 +13,13 @@ import time_machine
 from django.db import connection
 from django.test import Client
 
-from participants.models import Invitation, Organisation
-from preventicons.crypto import hash_token, new_token
+from participants.models import Department, Invitation, Organisation, Participant
+from preventicons import crypto
+from preventicons.crypto import DecryptionError, hash_token, new_token
+from scores import queries, submission, weekclose
 from scores.models import Score, WeeklyLink
+from scores.sealing import week_pseudonym
+from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -110,9 +116,11 @@ def test_the_score_row_shares_no_key_with_the_participant_invitation_or_link(
 
     assert str(score.pk) not in participant_side
     assert str(score.pk) not in dump_without(Score._meta.db_table)
-    # P is kept in clear only on the score; the participant row holds it sealed, nowhere else in clear.
+    # The score carries a per-week pseudonym, found nowhere else; P itself is in clear nowhere at all.
     assert score.pseudonym
     assert score.pseudonym not in dump_without(Score._meta.db_table)
+    participant = Participant.objects.get()
+    assert participant.pseudonym and participant.pseudonym not in dump_without("")
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Score._meta.db_table)
     referenced = {c["foreign_key"][0] for c in constraints.values() if c["foreign_key"]}
@@ -134,7 +142,7 @@ def test_the_score_table_has_no_time_finer_than_the_week_and_a_random_key(
     assert columns == {
         "id": "uuid",
         "week": "date",
-        "value": "smallint",
+        "value": "text",
         "organisation_id": "bigint",
         "department_id": "bigint",
         "pseudonym": "character varying",
@@ -142,3 +150,252 @@ def test_the_score_table_has_no_time_finer_than_the_week_and_a_random_key(
     assert not any("time" in data_type or "interval" in data_type for data_type in columns.values())
     assert uuid.UUID(str(score.pk)).version == 4
     assert score.week.weekday() == 0
+
+
+# --- four closed weeks, dumped as an operator would -------------------------------------------------------
+
+FOUR_WEEKS = [dt.date(2026, 10, 26), dt.date(2026, 11, 2), dt.date(2026, 11, 9), dt.date(2026, 11, 16)]
+# Who answers which week (indexes into the eligible participants), mixed across departments, and never
+# everyone or no one: the dump must not tell these sets apart from any other.
+ANSWERS = [{0, 1, 4, 6, 8}, {1, 2, 3, 7}, {0, 3, 5, 6, 8}, {2, 4, 7}]
+
+
+def raw_dump(table: str, order: str) -> list[dict[str, Any]]:
+    """A table as a dump reads it: every column (and the row's place and writing transaction), as text."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Table names come from introspection or this file, never from input.
+            f"SELECT ctid::text AS ctid, xmin::text AS xmin, t.* FROM {connection.ops.quote_name(table)} t "  # noqa: S608
+            f"ORDER BY {order}"
+        )
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def dump_identity_store() -> dict[str, list[dict[str, Any]]]:
+    """Every table of the identity store, by physical order and by id (where there is one)."""
+    dumped = {}
+    for table in connection.introspection.table_names():
+        dumped[table] = raw_dump(table, "ctid")
+        with connection.cursor() as cursor:
+            columns = {c.name for c in connection.introspection.get_table_description(cursor, table)}
+        if "id" in columns:
+            dumped[f"{table} by id"] = raw_dump(table, "id")
+    return dumped
+
+
+def _key(value: Any) -> Any:
+    # Two ciphertexts are always different; what a dump can compare between them is their length.
+    if isinstance(value, str) and value.startswith("v1."):
+        return ("sealed", len(value))
+    return value
+
+
+def columns_telling_apart(rows: list[dict[str, Any]], group: set[str]) -> list[str]:
+    """The columns whose values separate the rows of ``group`` (by id) from the other rows exactly."""
+    telling = []
+    for column in rows[0]:
+        if column in ("ctid", "xmin", "id"):
+            continue
+        keys = [_key(row[column]) for row in rows]
+        if len(set(map(repr, keys))) == len(rows):
+            continue  # an identifier: every row differs, it groups nothing
+        inside = {repr(_key(row[column])) for row in rows if str(row["id"]) in group}
+        outside = {repr(_key(row[column])) for row in rows if str(row["id"]) not in group}
+        if not inside & outside:
+            telling.append(column)
+    return telling
+
+
+@pytest.fixture
+def four_closed_weeks(organisation: Organisation) -> dict[str, Any]:
+    """Nine participants over three departments (and a paused and an unlisted one) answer through their
+    weekly links for four weeks, each closed after it ends; the identity store is dumped before and after
+    every close."""
+    departments = list(Department.objects.filter(organisation=organisation).order_by("name"))
+    eligible = []
+    for n in range(9):
+        participant = make_participant(organisation)
+        participant.department = departments[n % 3]
+        participant.save(update_fields=["department"])
+        eligible.append(participant)
+    others = [
+        make_participant(organisation, messages_paused=True),
+        make_participant(organisation, is_listed=False),
+    ]
+    expected: dict[str, list[dict[str, Any]]] = {str(p.pk): [] for p in eligible}
+    dumps: list[tuple[str, dict[str, list[dict[str, Any]]]]] = []
+    for week, answering in zip(FOUR_WEEKS, ANSWERS, strict=True):
+        links = {index: make_link(participant, week=week)[1] for index, participant in enumerate(eligible)}
+        with time_machine.travel(dt.datetime.combine(week, dt.time(12), AMSTERDAM) + dt.timedelta(days=2)):
+            for index in sorted(answering):
+                value = 1 + (index + week.toordinal()) % 5
+                assert submission.submit_score(token=links[index], value=value).recorded
+                expected[str(eligible[index].pk)].append({"week": week.isoformat(), "value": value})
+        dumps.append((f"open {week}", dump_identity_store()))
+        result = weekclose.close_week(
+            organisation_id=organisation.pk, week=week, today=week + dt.timedelta(days=7)
+        )
+        assert result.closed and result.participation.responded == len(answering)
+        dumps.append((f"closed {week}", dump_identity_store()))
+    return {"eligible": eligible, "others": others, "expected": expected, "dumps": dumps}
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_four_weekly_dumps_hold_no_pseudonym_that_repeats_across_weeks(
+    four_closed_weeks: dict[str, Any],
+) -> None:
+    for _label, dump in four_closed_weeks["dumps"]:
+        weeks_of: dict[str, set[Any]] = {}
+        for row in dump["scores_score"]:
+            weeks_of.setdefault(row["pseudonym"], set()).add(row["week"])
+        assert all(len(weeks) == 1 for weeks in weeks_of.values())
+    # Nor across dumps: a per-week pseudonym seen in one week's dump never shows up under another week.
+    seen: dict[str, set[Any]] = {}
+    for _label, dump in four_closed_weeks["dumps"]:
+        for row in dump["scores_score"]:
+            seen.setdefault(row["pseudonym"], set()).add(row["week"])
+    assert all(len(weeks) == 1 for weeks in seen.values())
+    participants = {str(p.pk) for p in four_closed_weeks["eligible"]}
+    final = four_closed_weeks["dumps"][-1][1]
+    assert not {row["pseudonym"] for row in final["scores_score"]} & participants
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_no_id_or_department_of_an_open_week_survives_its_close(four_closed_weeks: dict[str, Any]) -> None:
+    dumps = four_closed_weeks["dumps"]
+    for position in range(0, len(dumps), 2):
+        _open_label, open_dump = dumps[position]
+        open_ids = {
+            row["id"] for row in open_dump["scores_score"] if row["week"] == FOUR_WEEKS[position // 2]
+        }
+        assert open_ids
+        assert any(row["department_id"] is not None for row in open_dump["scores_score"])
+        for _label, later in dumps[position + 1 :]:
+            assert not open_ids & {row["id"] for row in later["scores_score"]}
+    final = dumps[-1][1]
+    assert [row["department_id"] for row in final["scores_score"]] == [None] * len(final["scores_score"])
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_score_values_and_frozen_figures_are_ciphertext_of_one_length(
+    four_closed_weeks: dict[str, Any],
+) -> None:
+    final = four_closed_weeks["dumps"][-1][1]
+    grouping = {"ctid", "xmin", "id", "week", "organisation_id", "department_id", "pseudonym"}
+    for table in ("scores_score", "scores_weeklyaggregate"):
+        rows = final[table]
+        assert rows
+        for column in set(rows[0]) - grouping:
+            values = [row[column] for row in rows]
+            # No plain number anywhere: not a digit 1-5, not a count.
+            assert all(isinstance(v, str) and v.startswith("v1.") for v in values), (table, column)
+            assert len({len(v) for v in values}) == 1, (table, column)  # a length says nothing either
+    sealed_participation = [
+        row["participation"] for row in final["participants_participant"] if row["participation"]
+    ]
+    assert len(sealed_participation) == 11 and len({len(v) for v in sealed_participation}) == 1
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_no_participant_column_or_rewrite_tells_who_answered_a_week(
+    four_closed_weeks: dict[str, Any],
+) -> None:
+    eligible = four_closed_weeks["eligible"]
+    ids = {str(participant.pk) for participant in eligible}
+    dumps = four_closed_weeks["dumps"]
+    for week_index, answering in enumerate(ANSWERS):
+        answered = {str(eligible[index].pk) for index in answering}
+        before, after = dumps[2 * week_index][1], dumps[2 * week_index + 1][1]
+        # The operator knows who got a link (status, list and pause are in clear); among them, no column
+        # (not even a ciphertext's length) separates those who answered from those who did not ...
+        rows = [row for row in after["participants_participant"] if str(row["id"]) in ids]
+        assert columns_telling_apart(rows, answered) == [], FOUR_WEEKS[week_index]
+        # ... nor does which rows the close rewrote: every active participant's row, in one transaction.
+        old = {str(row["id"]): row for row in before["participants_participant"]}
+        changed = {str(row["id"]) for row in after["participants_participant"] if row != old[str(row["id"])]}
+        assert changed == ids | {str(p.pk) for p in four_closed_weeks["others"]}
+        assert (
+            len({row["xmin"] for row in after["participants_participant"] if str(row["id"]) in changed}) == 1
+        )
+    # Nothing that reads as participation is left in clear.
+    columns = set(dumps[-1][1]["participants_participant"][0])
+    assert not {"last_response_week", "weeks_without_response"} & columns
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_weekly_values_for_gathers_a_participants_weeks_and_nothing_of_anyone_else(
+    four_closed_weeks: dict[str, Any],
+) -> None:
+    for participant in four_closed_weeks["eligible"]:
+        assert (
+            queries.weekly_values_for(participant.pseudonym)
+            == four_closed_weeks["expected"][str(participant.pk)]
+        )
+    for participant in four_closed_weeks["others"]:
+        assert queries.weekly_values_for(participant.pseudonym) == []
+    assert queries.weekly_values_for(crypto.new_pseudonym()) == []
+    # A caller that needs only some weeks derives only theirs.
+    first = four_closed_weeks["eligible"][0]
+    assert queries.weekly_values_for(first.pseudonym, weeks=FOUR_WEEKS[2:]) == [
+        row
+        for row in four_closed_weeks["expected"][str(first.pk)]
+        if row["week"] >= FOUR_WEEKS[2].isoformat()
+    ]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_sealed_value_or_figure_copied_to_another_row_does_not_open(
+    four_closed_weeks: dict[str, Any],
+) -> None:
+    first, second = four_closed_weeks["eligible"][1:3]  # both answered the second week (ANSWERS[1])
+    week = FOUR_WEEKS[1]
+    own = {p: week_pseudonym(p.pseudonym, week) for p in (first, second)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE scores_score SET value = (SELECT value FROM scores_score WHERE pseudonym = %s) "
+            "WHERE pseudonym = %s",
+            [own[second], own[first]],
+        )
+        assert cursor.rowcount == 1
+    with pytest.raises(DecryptionError):
+        queries.weekly_values_for(first.pseudonym)
+    organisation_id = first.organisation_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE scores_weeklyaggregate SET figures = (SELECT figures FROM scores_weeklyaggregate "
+            "WHERE organisation_id = %s AND week = %s AND department_id IS NULL) "
+            "WHERE organisation_id = %s AND week = %s AND department_id IS NULL",
+            [organisation_id, FOUR_WEEKS[0], organisation_id, FOUR_WEEKS[1]],
+        )
+        assert cursor.rowcount == 1
+    with pytest.raises(DecryptionError):
+        queries.frozen_figures(organisation_id=organisation_id, weeks=[FOUR_WEEKS[1]])
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_frozen_figures_add_up_and_a_second_close_changes_nothing(
+    four_closed_weeks: dict[str, Any],
+) -> None:
+    organisation_id = four_closed_weeks["eligible"][0].organisation_id
+    figures = queries.frozen_figures(organisation_id=organisation_id)
+    for week, answering in zip(FOUR_WEEKS, ANSWERS, strict=True):
+        of_week = [f for f in figures if f.week == week]
+        whole = next(f for f in of_week if f.department_id is None)
+        assert whole.count == len(answering) == sum(whole.distribution.values())
+        assert whole.total == sum(value * n for value, n in whole.distribution.items())
+        departments = [f for f in of_week if f.department_id is not None]
+        assert sum(f.count for f in departments) == whole.count
+        assert all(f.count == sum(f.distribution.values()) for f in departments)
+    # Which frozen rows exist tells nothing either: every department has one every week, answered or not.
+    grouping = {(f.week, f.department_id) for f in figures}
+    every = {None, *(p.department_id for p in four_closed_weeks["eligible"])}
+    assert grouping == {(week, department) for week in FOUR_WEEKS for department in every}
+    before = {table: raw_dump(table, "ctid") for table in ("scores_score", "scores_weeklyaggregate")}
+
+    again = weekclose.close_week(
+        organisation_id=organisation_id, week=FOUR_WEEKS[-1], today=dt.date(2026, 11, 23)
+    )
+
+    assert not again.closed
+    assert {table: raw_dump(table, "ctid") for table in before} == before  # not a tuple rewritten

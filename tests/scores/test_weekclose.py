@@ -1,27 +1,35 @@
-"""Closing a week: frozen aggregates, participation derived in the batch, inactivity and coming back."""
+"""Closing a week: frozen sealed aggregates, participation derived in the batch, inactivity and coming back,
+and the week's rows rewritten under new ids without departments."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.db import connections
-from django.db.models import Sum
+from django.test import override_settings
 
 from casefiles.models import Dossier
 from participants.account import stop_participation
 from participants.models import Department, Organisation, Participant
-from participants.participation import reactivate_participant
-from preventicons import crypto
-from scores import submission, tasks, weekclose
+from participants.participation import ParticipationState, participation_of, reactivate_participant
+from preventicons import crypto, keyrotation, keys
+from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
 from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
 
 WEEK = dt.date(2026, 11, 9)
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 TODAY = dt.date(2026, 11, 23)  # a Monday: the weeks of 9 and 16 November have ended
 
@@ -33,10 +41,10 @@ def score(
     department: Department | None,
     week: dt.date = WEEK,
     pseudonym: str | None = None,
-) -> Score:
-    """A score as submissions leave it: under the pseudonym of an active participant of the department (one
-    made for it unless given); without a department, a stopped participant's, which belongs to nobody."""
-    if pseudonym is None and department is not None:
+) -> str:
+    """A score as a submission leaves it, under the pseudonym P of an active participant of the department
+    (one made for it unless given); returns P. Without a department: a participant who has none."""
+    if pseudonym is None:
         author = Participant(
             organisation=organisation,
             department=department,
@@ -45,34 +53,46 @@ def score(
         )
         author.save()
         pseudonym = author.pseudonym
-    return Score.objects.create(
-        organisation=organisation,
-        department=department,
+    assert pseudonym
+    submission.record_score(
+        pseudonym=pseudonym,
         week=week,
         value=value,
-        pseudonym=pseudonym,
+        organisation_id=organisation.pk,
+        department_id=department.pk if department else None,
     )
+    return pseudonym
 
 
 def figures(row: WeeklyAggregate) -> tuple[int, int, dict[int, int]]:
-    return row.count, row.total, row.distribution
+    opened = row.opened
+    return opened.count, opened.total, opened.distribution
 
 
 def all_aggregates() -> list[tuple]:
+    """Every aggregate row as the database holds it: the grouping in clear, the figures sealed."""
     return list(
         WeeklyAggregate.objects.order_by("organisation_id", "department_id", "week").values_list(
-            "organisation_id",
-            "department_id",
-            "week",
-            "count",
-            "total",
-            "count_1",
-            "count_2",
-            "count_3",
-            "count_4",
-            "count_5",
+            "organisation_id", "department_id", "week", "figures"
         )
     )
+
+
+def opened_aggregates() -> list[tuple]:
+    return [
+        (row.organisation_id, row.department_id, row.week, *figures(row))
+        for row in WeeklyAggregate.objects.order_by("organisation_id", "department_id", "week")
+    ]
+
+
+def raw_scores() -> list[tuple]:
+    """The score table as a dump shows it, with each row's physical place and writing transaction."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT ctid::text, xmin::text, id, week, value, organisation_id, department_id, pseudonym "
+            "FROM scores_score ORDER BY ctid"
+        )
+        return cursor.fetchall()
 
 
 def close(organisation: Organisation, week: dt.date = WEEK) -> weekclose.WeekClosed:
@@ -93,22 +113,30 @@ def test_close_freezes_counts_sums_and_distributions_per_department_and_organisa
         score(organisation, value=value, department=care)
     for value in (4, 4, 3):
         score(organisation, value=value, department=finance)
-    score(organisation, value=3, department=None)  # a stopped participant's score: organisation only
+    score(organisation, value=3, department=None)  # a participant without department: organisation only
     score(organisation, value=5, department=care, week=WEEK + dt.timedelta(days=7))  # another week
     score(other_organisation, value=1, department=other_organisation.departments.first())
 
     result = close(organisation)
 
-    assert result.closed and result.aggregates == 3
+    assert result.closed and result.aggregates == 4
     rows = {
         row.department_id: row for row in WeeklyAggregate.objects.filter(organisation=organisation, week=WEEK)
     }
-    assert set(rows) == {care.pk, finance.pk, None}  # IT had no scores: no row
+    # IT had no scores, and still has its row: a row only where somebody answered would tell who did.
+    assert set(rows) == {care.pk, finance.pk, it.pk, None}
+    assert figures(rows[it.pk]) == (0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})
     assert figures(rows[care.pk]) == (4, 10, {1: 1, 2: 2, 3: 0, 4: 0, 5: 1})
     assert figures(rows[finance.pk]) == (3, 11, {1: 0, 2: 0, 3: 1, 4: 2, 5: 0})
     assert figures(rows[None]) == (8, 24, {1: 1, 2: 2, 3: 2, 4: 2, 5: 1})
-    assert not WeeklyAggregate.objects.filter(department=it).exists()
     assert not WeeklyAggregate.objects.filter(organisation=other_organisation).exists()
+    # The public read the employer reports build on gives the same figures, opened.
+    read = {
+        (f.department_id, f.week): (f.count, f.total, f.distribution)
+        for f in queries.frozen_figures(organisation_id=organisation.pk)
+    }
+    assert read == {(department, WEEK): figures(row) for department, row in rows.items()}
+    assert queries.frozen_figures(organisation_id=organisation.pk, weeks=[WEEK + dt.timedelta(days=7)]) == []
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -119,15 +147,21 @@ def test_groups_under_five_are_frozen_too(organisation: Organisation) -> None:
     close(organisation)
 
     # Suppression is the reports' job when they read; the frozen figure must be complete.
-    assert WeeklyAggregate.objects.get(organisation=organisation, department=care).count == 1
+    assert figures(WeeklyAggregate.objects.get(organisation=organisation, department=care))[0] == 1
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-def test_a_week_without_scores_freezes_an_empty_organisation_row(organisation: Organisation) -> None:
+def test_a_week_without_scores_freezes_empty_rows_for_the_organisation_and_every_department(
+    organisation: Organisation,
+) -> None:
     close(organisation)
 
-    row = WeeklyAggregate.objects.get(organisation=organisation, week=WEEK)
-    assert row.department is None and figures(row) == (0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})
+    rows = WeeklyAggregate.objects.filter(organisation=organisation, week=WEEK)
+    assert {row.department_id for row in rows} == {
+        None,
+        *Department.objects.filter(organisation=organisation).values_list("pk", flat=True),
+    }
+    assert [figures(row) for row in rows] == [(0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})] * 4
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -145,14 +179,12 @@ def test_closing_twice_changes_nothing(organisation: Organisation) -> None:
     assert not second.closed
     assert all_aggregates() == before
     active.refresh_from_db()
-    assert active.weeks_without_response == 1  # counted once, not twice
+    assert participation_of(active).weeks_without_response == 1  # counted once, not twice
     assert ClosedWeek.objects.filter(organisation=organisation, week=WEEK).count() == 1
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-def test_anonymising_a_participant_after_the_close_leaves_every_past_figure_unchanged(
-    organisation: Organisation,
-) -> None:
+def test_a_stop_after_the_close_changes_no_score_row_and_no_past_figure(organisation: Organisation) -> None:
     leaver = make_participant(organisation)
     department = leaver.department
     for week in (WEEK, WEEK + dt.timedelta(days=7)):
@@ -160,12 +192,12 @@ def test_anonymising_a_participant_after_the_close_leaves_every_past_figure_unch
         score(organisation, value=5, department=department, week=week)
     close(organisation, WEEK)
     close(organisation, WEEK + dt.timedelta(days=7))
-    before = all_aggregates()
+    before = all_aggregates(), raw_scores()
 
     stop_participation(participant=leaver)
 
-    assert Score.objects.filter(department__isnull=True, pseudonym__isnull=True).count() == 2
-    assert all_aggregates() == before
+    # Not a tuple rewritten (same ctid, same xmin): nothing in the table dates or marks the stop.
+    assert (all_aggregates(), raw_scores()) == before
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -231,11 +263,11 @@ def test_participation_marks_who_responded_and_counts_weeks_without_response(
     )
     for participant in (responder, silent, paused, unlisted, invited):
         participant.refresh_from_db()
-    assert (responder.last_response_week, responder.weeks_without_response) == (WEEK, 1)
-    assert (silent.last_response_week, silent.weeks_without_response) == (None, 2)
+    assert participation_of(responder) == ParticipationState(WEEK, 1)
+    assert participation_of(silent) == ParticipationState(None, 2)
     # No link reached them: a week they could not answer is not held against them.
-    assert paused.weeks_without_response == unlisted.weeks_without_response == 0
-    assert invited.weeks_without_response == 0
+    assert participation_of(paused) == participation_of(unlisted) == ParticipationState(None, 0)
+    assert invited.participation is None
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -247,7 +279,7 @@ def test_a_response_resets_the_count(organisation: Organisation) -> None:
     close(organisation, WEEK)
 
     participant.refresh_from_db()
-    assert (participant.last_response_week, participant.weeks_without_response) == (WEEK, 0)
+    assert participation_of(participant) == ParticipationState(WEEK, 0)
 
 
 def make_dossier(participant: Participant) -> Dossier:
@@ -331,7 +363,8 @@ def test_reactivation_makes_them_active_and_their_dossier_available_again(
     assert reactivate_participant(participant=participant) is False
 
     dossier.refresh_from_db()
-    assert participant.status == Participant.Status.ACTIVE and participant.weeks_without_response == 0
+    assert participant.status == Participant.Status.ACTIVE
+    assert participation_of(participant).weeks_without_response == 0
     assert dossier.is_available
     # The next closed week counts from zero again.
     close(organisation, WEEK + dt.timedelta(days=7))
@@ -356,21 +389,24 @@ def test_the_close_writes_no_pseudonym_on_the_participant_side(organisation: Org
 
     close(organisation)
 
-    # What the identity side learns is the week only; the aggregates hold no pseudonym at all.
-    total = WeeklyAggregate.objects.aggregate(n=Sum("count"))["n"]
-    assert total == 1
+    # The aggregates hold no pseudonym at all, and the participant row none of the score's.
+    assert figures(WeeklyAggregate.objects.get(department=None))[0] == 1
     assert participant.pseudonym and participant.pseudonym not in str(all_aggregates())
+    per_week = Score.objects.get().pseudonym
+    assert per_week not in str(Participant.objects.filter(pk=participant.pk).values_list())
 
 
 # --- a stop that races a submission --------------------------------------------------------------------
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-def test_a_score_recorded_while_its_author_stopped_is_unlinked_when_the_week_closes(
+def test_a_score_recorded_while_its_author_stopped_loses_its_department_at_the_close_like_any_other(
     organisation: Organisation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     leaver = make_participant(organisation)
     department, pseudonym = leaver.department, leaver.pseudonym
+    assert department and pseudonym
+    colleague = score(organisation, value=4, department=department)
     _link, token = make_link(leaver, week=WEEK)
     found = submission.find_weekly_link
 
@@ -382,57 +418,219 @@ def test_a_score_recorded_while_its_author_stopped_is_unlinked_when_the_week_clo
     monkeypatch.setattr(submission, "find_weekly_link", stop_between_lookup_and_insert)
     with time_machine.travel(dt.datetime(2026, 11, 12, 20, 0, tzinfo=AMSTERDAM), tick=False):
         assert submission.submit_score(token=token, value=1).recorded
-    left = Score.objects.get()
-    assert (left.pseudonym, left.department) == (pseudonym, department)  # what the race leaves behind
 
     result = close(organisation)
 
-    left.refresh_from_db()
-    assert (left.pseudonym, left.department) == (None, None)
-    assert result.unlinked == 1
-    # Counted once, for the organisation only, as any stopped participant's score.
-    assert all_aggregates() == [(organisation.pk, None, WEEK, 1, 1, 1, 0, 0, 0, 0)]
+    # Nothing to strip by pseudonym: P is destroyed, so nobody can derive the row's per-week pseudonym, and
+    # the row carries no department any more, like every closed row.
+    assert result.closed
+    assert list(Score.objects.values_list("department_id", flat=True)) == [None, None]
+    assert figures(WeeklyAggregate.objects.get(department=department)) == (
+        2,
+        5,
+        {1: 1, 2: 0, 3: 0, 4: 1, 5: 0},
+    )
+    assert queries.weekly_values_for(colleague) == [{"week": WEEK.isoformat(), "value": 4}]
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-def test_the_close_keeps_the_pseudonyms_participants_still_hold(organisation: Organisation) -> None:
+def test_after_the_close_participants_still_find_their_own_scores(organisation: Organisation) -> None:
     active = make_participant(organisation)
     resting = make_participant(organisation)
     Participant.objects.filter(pk=resting.pk).update(status=Participant.Status.INACTIVE)
-    for author in (active, resting):
-        score(organisation, value=3, department=author.department, pseudonym=author.pseudonym)
+    for author, value in ((active, 2), (resting, 4)):
+        score(organisation, value=value, department=author.department, pseudonym=author.pseudonym)
 
-    result = close(organisation)
+    close(organisation)
 
-    assert result.unlinked == 0
-    assert set(Score.objects.values_list("pseudonym", flat=True)) == {active.pseudonym, resting.pseudonym}
-
-
-# --- no order finer than the week ------------------------------------------------------------------------
+    assert queries.weekly_values_for(active.pseudonym or "") == [{"week": WEEK.isoformat(), "value": 2}]
+    assert queries.weekly_values_for(resting.pseudonym or "") == [{"week": WEEK.isoformat(), "value": 4}]
 
 
-def stored_order(week: dt.date) -> list[uuid.UUID]:
-    """The week's score ids in the order the table stores them, which is the order a dump lists them in."""
+# --- no order or id that outlives the week ---------------------------------------------------------------
+
+
+def stored_order(week: dt.date) -> list[tuple[uuid.UUID, str]]:
+    """The week's score ids and pseudonyms in the order the table stores them, which a dump lists them in."""
     with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT id FROM scores_score WHERE week = %s ORDER BY ctid", [week])
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT id, pseudonym FROM scores_score WHERE week = %s ORDER BY ctid", [week])
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def values_by_pseudonym() -> dict[str, tuple[dt.date, int]]:
+    return {row.pseudonym: (row.week, row.value) for row in Score.objects.all()}
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
-def test_the_close_stores_the_weeks_scores_out_of_their_arrival_order(
+@pytest.mark.parametrize("vendor", ["postgresql", "portable"])
+def test_the_close_rewrites_the_weeks_scores_under_new_ids_out_of_their_arrival_order(
     organisation: Organisation, monkeypatch: pytest.MonkeyPatch, vendor: str
 ) -> None:
     care = Department.objects.get(organisation=organisation, name="Care")
-    arrived = [score(organisation, value=1 + n % 5, department=care).pk for n in range(40)]
-    before = {row.pk: (row.value, row.department_id, row.pseudonym) for row in Score.objects.all()}
-    assert stored_order(WEEK) == arrived  # what a dump shows of an open week: the order people answered in
-    # The portable rewrite (the embedded SQLite default) on the same table, where the stored order shows.
+    for n in range(40):
+        score(organisation, value=1 + n % 5, department=care)
+    arrived = stored_order(WEEK)
+    before = values_by_pseudonym()
+    assert len(arrived) == 40  # what a dump shows of an open week: the order people answered in
+    # The portable rewrite (the embedded SQLite default; tests/scores/test_weekclose_sqlite.py runs it on
+    # SQLite itself) on the same table, where the stored order shows.
     monkeypatch.setattr(connections["default"], "vendor", vendor)
 
     close(organisation)
 
     after = stored_order(WEEK)
-    assert sorted(after) == sorted(arrived) and after != arrived
-    assert {row.pk: (row.value, row.department_id, row.pseudonym) for row in Score.objects.all()} == before
-    assert WeeklyAggregate.objects.get(organisation=organisation, department=care).count == 40
+    # Not one id of the open week's dump is left to line it up with this one, nor its order (1 in 40!).
+    ids_before, ids_after = {pk for pk, _ in arrived}, {pk for pk, _ in after}
+    assert len(ids_after) == 40 and not ids_before & ids_after
+    assert [p for _, p in after] != [p for _, p in arrived]
+    assert sorted(p for _, p in after) == sorted(p for _, p in arrived)
+    assert values_by_pseudonym() == before  # the same sealed values still open where they are
+    assert not Score.objects.filter(department__isnull=False).exists()
+    assert figures(WeeklyAggregate.objects.get(organisation=organisation, department=care))[0] == 40
+
+
+# --- old row versions do not stay readable ----------------------------------------------------------------
+
+
+def tuples_in_table_file(relation: str) -> list[bytes]:
+    """Every tuple PostgreSQL still keeps in the relation's pages, live or dead, as raw bytes (pageinspect),
+    as an operator with a copy of the data directory reads them."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        cursor.execute("SELECT pg_relation_size(%s) / current_setting('block_size')::int", [relation])
+        pages = cursor.fetchone()[0]
+        found: list[bytes] = []
+        for page in range(pages):
+            cursor.execute(
+                "SELECT t_data FROM heap_page_items(get_raw_page(%s, %s)) WHERE t_data IS NOT NULL",
+                [relation, page],
+            )
+            found.extend(bytes(row[0]) for row in cursor.fetchall())
+        return found
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_the_close_vacuums_so_the_open_weeks_row_versions_are_gone_from_the_table_file(
+    organisation: Organisation,
+) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    # Few rows: one page that never fills, so only VACUUM (not PostgreSQL's opportunistic page pruning)
+    # removes the dead versions.
+    for n in range(8):
+        score(organisation, value=1 + n % 5, department=care)
+    old_ids = [row[0] for row in stored_order(WEEK)]
+    assert any(pk.bytes in data for pk in old_ids for data in tuples_in_table_file("scores_score"))
+
+    close(organisation)  # commits, then vacuums
+
+    kept = tuples_in_table_file("scores_score")
+    assert len(kept) == 8
+    assert not any(pk.bytes in data for pk in old_ids for data in kept)
+
+
+def test_on_the_embedded_sqlite_default_the_close_rewrites_and_leaves_no_old_row_in_the_file(
+    tmp_path: Path,
+) -> None:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="preventicons.settings",
+        PREVENTICONS_VAR_DIR=str(tmp_path),
+        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
+        # Set but empty means unset, and keeps a developer's .env out of this run.
+        DATABASE_URL="",
+        NOTES_DATABASE_URL="",
+        CASEFILES_DATABASE_URL="",
+        REDIS_URL="",
+        PYTHONPATH=str(BASE_DIR),
+    )
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("sqlite_week_close.py"))],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert seen["closed"] and seen["responded"] == 12
+    before, after = seen["before"], seen["after"]
+    assert all(department is not None for _id, _p, department in before)
+    assert all(department is None for _id, _p, department in after)
+    assert not {pk for pk, _p, _d in before} & {pk for pk, _p, _d in after}  # new ids
+    assert [p for _id, p, _d in after] != [p for _id, p, _d in before]  # not in arrival order (1 in 12!)
+    assert sorted(p for _id, p, _d in after) == sorted(p for _id, p, _d in before)
+    assert [values[0]["value"] for values in seen["values"]] == [1 + n % 5 for n in range(12)]
+    assert seen["participation"] == ["2026-11-09"] * 12  # the sealed participation, rewritten on SQLite
+    assert seen["figures"] == [[None, 12, 33], [after_department_of(seen), 12, 33]]
+    # secure_delete: the deleted rows (and their index entries) are overwritten, not left in free space.
+    content = Path(seen["file"]).read_bytes()
+    assert not [pk for pk, _p, _d in before if pk.encode() in content]
+    assert all(pk.encode() in content for pk, _p, _d in after)
+
+
+def after_department_of(seen: dict[str, Any]) -> int:
+    """The department id the frozen figures name (the only department of the run)."""
+    return next(department for department, _count, _total in seen["figures"] if department is not None)
+
+
+# --- key rotation ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_key_rotation_reseals_scores_and_frozen_figures_where_they_live(
+    organisation: Organisation, tmp_path: Path
+) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care")
+    authors = [score(organisation, value=value, department=care) for value in (2, 5)]
+    close(organisation)
+    path = tmp_path / "keys.json"
+    keys.write_key_document(path, keys.read_key_document())
+    try:
+        with override_settings(PREVENTICONS_KEY_FILE=str(path), PREVENTICONS_KEYS=""):
+            keys.reset_key_cache()
+            old = keys.get_key_set().keyring("field").active
+            keyrotation.activate_key(purpose="field", key_id=keyrotation.add_key(purpose="field"))
+
+            report = keyrotation.reencrypt(purposes=["field"])
+
+            assert report.is_complete and not report.unreadable
+            assert report.resealed["scores.Score.value"] == 2
+            assert (
+                report.resealed["scores.WeeklyAggregate.figures"] == 4
+            )  # the organisation and 3 departments
+            assert keyrotation.values_under_key(purpose="field", key_id=old) == {}
+            assert [queries.weekly_values_for(p)[0]["value"] for p in authors] == [2, 5]
+            assert figures(WeeklyAggregate.objects.get(department=care)) == (
+                2,
+                7,
+                {1: 0, 2: 1, 3: 0, 4: 0, 5: 1},
+            )
+    finally:
+        keys.reset_key_cache()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_a_role_that_cannot_vacuum_the_score_table_says_so_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL's VACUUM by a role that does not own the table warns only to the client, and removes nothing.
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pv_w1_not_owner') "
+            "THEN CREATE ROLE pv_w1_not_owner; END IF; END $$"
+        )
+        cursor.execute("SET ROLE pv_w1_not_owner")
+    try:
+        weekclose.vacuum_scores_after_commit()  # outside a transaction: at once
+    finally:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+    assert "cannot VACUUM" in caplog.text

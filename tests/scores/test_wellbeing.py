@@ -14,11 +14,18 @@ from casefiles.models import Dossier
 from participants.models import ConsentRecord, Organisation, Participant, QueuedRequest
 from preventicons import crypto
 from scores import wellbeing
-from scores.models import Score
+from scores.submission import record_score
 from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
 
 WEEK = dt.date(2026, 11, 16)
+
+
+def record(organisation: Organisation, *, week: dt.date, value: int, pseudonym: str) -> None:
+    """A score under pseudonym P, stored as a submission stores it (sealed, per-week pseudonym)."""
+    record_score(
+        pseudonym=pseudonym, week=week, value=value, organisation_id=organisation.pk, department_id=None
+    )
 
 
 def week(back: int) -> dt.date:
@@ -48,9 +55,9 @@ def test_should_offer_help(organisation: Organisation, values: list[int | None],
     pseudonym = crypto.new_pseudonym()
     for back, value in enumerate(reversed(values)):
         if value is not None:
-            Score.objects.create(organisation=organisation, week=week(back), value=value, pseudonym=pseudonym)
+            record(organisation, week=week(back), value=value, pseudonym=pseudonym)
     # Someone else's bad week changes nothing for this pseudonym.
-    Score.objects.create(organisation=organisation, week=WEEK, value=1, pseudonym=crypto.new_pseudonym())
+    record(organisation, week=WEEK, value=1, pseudonym=crypto.new_pseudonym())
 
     assert wellbeing.should_offer_help(pseudonym=pseudonym, week=WEEK) is expected
 
@@ -58,8 +65,8 @@ def test_should_offer_help(organisation: Organisation, values: list[int | None],
 @pytest.mark.django_db
 def test_later_scores_do_not_count_for_an_earlier_week(organisation: Organisation) -> None:
     pseudonym = crypto.new_pseudonym()
-    Score.objects.create(organisation=organisation, week=week(1), value=4, pseudonym=pseudonym)
-    Score.objects.create(organisation=organisation, week=WEEK, value=1, pseudonym=pseudonym)
+    record(organisation, week=week(1), value=4, pseudonym=pseudonym)
+    record(organisation, week=WEEK, value=1, pseudonym=pseudonym)
 
     assert wellbeing.should_offer_help(pseudonym=pseudonym, week=week(1)) is False
 
@@ -67,7 +74,7 @@ def test_later_scores_do_not_count_for_an_earlier_week(organisation: Organisatio
 @pytest.mark.django_db
 def test_the_thresholds_are_settings(organisation: Organisation, settings: object) -> None:
     pseudonym = crypto.new_pseudonym()
-    Score.objects.create(organisation=organisation, week=WEEK, value=3, pseudonym=pseudonym)
+    record(organisation, week=WEEK, value=3, pseudonym=pseudonym)
     assert not wellbeing.should_offer_help(pseudonym=pseudonym, week=WEEK)
 
     settings.HELP_SCORE_THRESHOLD = 3  # type: ignore[attr-defined]
