@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -208,7 +208,7 @@ class StaffUserAdmin(StrictLookupsMixin, UserAdmin):
         other half and is logged as well; both lines carry the admin's and the target's ids, no names.
         """
         view = reauthentication_required(super().user_change_password)
-        response = view(request, id, form_url)
+        response = cast(HttpResponse, view(request, id, form_url))
         if (
             request.method == "POST"
             and response.status_code == 302

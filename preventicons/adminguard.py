@@ -78,17 +78,25 @@ class StrictLookupsMixin:
     show_facets = ShowFacets.NEVER
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
-        return lookup in self.declared_filter_parameters(request)
+        # Django 5.2 always passes the request; a caller without one gets nothing.
+        return request is not None and lookup in self.declared_filter_parameters(request)
 
-    def declared_filter_parameters(self, request: HttpRequest | None) -> set[str]:
+    def declared_filter_parameters(self, request: HttpRequest) -> set[str]:
         """The query parameters the declared list filters read, e.g. ``organisation__id__exact``."""
         model_admin: Any = self
-        list_filter = model_admin.get_list_filter(request) if request is not None else model_admin.list_filter
-        parameters: set[str] = set()
-        for item in list_filter:
-            spec = _filter_spec(model_admin=model_admin, item=item, request=request)
-            parameters.update(spec.expected_parameters() or ())
-        return parameters
+        list_filter = model_admin.get_list_filter(request)
+        # The names follow from the declarations alone, but building a filter queries its choices: once.
+        cache: dict[tuple[Any, ...], frozenset[str]] = model_admin.__dict__.setdefault(
+            "_declared_filters", {}
+        )
+        key = tuple(list_filter)
+        if key not in cache:
+            parameters: set[str] = set()
+            for item in list_filter:
+                spec = _filter_spec(model_admin=model_admin, item=item, request=request)
+                parameters.update(name for name in spec.expected_parameters() or () if name)
+            cache[key] = frozenset(parameters)
+        return set(cache[key])
 
     def to_field_allowed(self, request: HttpRequest, to_field: str) -> bool:
         # ``?_to_field=`` picks the column a popup hands back: only the primary key, never a secret.
@@ -96,7 +104,7 @@ class StrictLookupsMixin:
         return to_field == model_admin.model._meta.pk.attname
 
 
-def _filter_spec(*, model_admin: Any, item: Any, request: HttpRequest | None) -> ListFilter:
+def _filter_spec(*, model_admin: Any, item: Any, request: HttpRequest) -> ListFilter:
     model = model_admin.model
     if isinstance(item, type) and issubclass(item, SimpleListFilter):
         spec: ListFilter = item(request, {}, model, model_admin)

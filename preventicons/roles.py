@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -121,11 +121,11 @@ def refuse_without_second_factor(request: HttpRequest) -> HttpResponse | None:
     return redirect_to_login(request.get_full_path())
 
 
-def second_factor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def second_factor_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Let through only a session that passed the password and the second factor."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         refusal = refuse_without_second_factor(request)
         if refusal is not None:
             return refusal
@@ -134,7 +134,7 @@ def second_factor_required(view: Callable[..., HttpResponse]) -> Callable[..., H
     return wrapped
 
 
-def reauthentication_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def reauthentication_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Both factors, and the password and a current code again within STAFF_REAUTH_SECONDS.
 
     For the pages that change how an account logs in (a phone added or removed, backup codes shown or
@@ -143,7 +143,7 @@ def reauthentication_required(view: Callable[..., HttpResponse]) -> Callable[...
     from preventicons.staffauth import is_freshly_reauthenticated
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         refusal = refuse_without_second_factor(request)
         if refusal is not None:
             return refusal
@@ -213,7 +213,7 @@ class PlatformAdminSite(AdminSiteOTPRequired):
         self.make_registry_strict()
         return super().get_urls()
 
-    def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponseBase:
         """The admin's own password: after a fresh password-and-code check, like every staff member's."""
         view = reauthentication_required(super().password_change)
         return view(request, extra_context)
