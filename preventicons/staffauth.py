@@ -13,8 +13,8 @@ Guarantees of ``verify_second_factor``:
 - A TOTP code is accepted at most once: the device row is locked (``SELECT ... FOR UPDATE``) and ``last_t``
   moves forward by compare-and-set, so only a time step later than the last accepted one passes.
 - An SMS code likewise, through ``PhoneCodeUse.last_t`` per phone device.
-- A backup code is consumed by one ``DELETE ... RETURNING``: the request whose statement removed the row
-  gets in, any other finds nothing to delete.
+- A backup code is consumed by one filtered ``DELETE`` that reports the rows it removed: the request whose
+  statement removed the row gets in, any other finds nothing to delete.
 - Every wrong code is one atomic increment of the user's failure count (and of django-otp's per-device
   count, so its admin columns tell the truth); at STAFF_SECOND_FACTOR_MAX_FAILURES the account locks for
   STAFF_SECOND_FACTOR_LOCK_MINUTES or until ``release_lock``. A locked account accepts no code at all.
@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import router, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -140,9 +140,7 @@ def verify_second_factor(*, user: Any, device: Device, token: str) -> Verdict:
             # Still counted: a guesser learns nothing from a locked account, and the count says they tried.
             record_failure(user=user, device=locked_device)
             return Verdict.LOCKED
-        accepted = locked_device is not None and _consume(device=locked_device, token=str(token), using=using)
-        if accepted:
-            assert locked_device is not None
+        if locked_device is not None and _consume(device=locked_device, token=str(token), using=using):
             _record_success(user_id=user.pk, device=locked_device)
             return Verdict.VERIFIED
         record_failure(user=user, device=locked_device)
@@ -204,16 +202,12 @@ def _consume_phone_code(*, device: PhoneDevice, token: str) -> bool:
 
 
 def _consume_backup_code(*, device: StaticDevice, token: str, using: str) -> bool:
-    table = connections[using].ops.quote_name(StaticToken._meta.db_table)
-    # One statement decides: whichever request's DELETE removes the row is the one that used the code.
-    # The table name comes from the model, never from input; the values are bound parameters.
-    sql = (
-        f"DELETE FROM {table} WHERE id IN "  # noqa: S608
-        f"(SELECT id FROM {table} WHERE device_id = %s AND token = %s LIMIT 1) RETURNING id"
-    )  # nosec B608: table name from the model's _meta, values bound as parameters
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, [device.pk, token.strip()[:16]])
-        return cursor.fetchone() is not None
+    # One DELETE decides: the request whose statement removed the row used the code; a parallel one waits
+    # for that row, finds it gone and reports 0 rows. Never read-then-delete (django-otp's way).
+    removed, _ = (
+        StaticToken.objects.using(using).filter(device_id=device.pk, token=token.strip()[:16]).delete()
+    )
+    return removed >= 1
 
 
 # --- re-authentication --------------------------------------------------------------------------
