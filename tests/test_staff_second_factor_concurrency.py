@@ -7,14 +7,20 @@ of them, hoping more than one gets in; or fires wrong codes in parallel so the f
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.models import Model
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -72,8 +78,56 @@ class Browser:
         return response.status_code == 302 and response.headers["Location"] == "/staff/"
 
 
-def in_parallel(browsers: list[Browser], send: Callable[[Browser], requests.Response]) -> list[bool]:
-    """Send from every browser at the same moment (a barrier); whether each one ended up logged in."""
+@contextmanager
+def row_locked(model: type[Model], pk: int) -> Iterator[Callable[[int], None]]:
+    """Hold one row locked from another connection, as a slow moment of the database would.
+
+    Yields a function that waits until that many other backends wait for a lock, then releases the row:
+    every request is then past its reads and queued at its first write or lock, the widest race window.
+    """
+    params = connection.settings_dict
+    conninfo = {
+        "host": params["HOST"],
+        "port": params["PORT"],
+        "user": params["USER"],
+        "password": params["PASSWORD"],
+        "dbname": params["NAME"],
+    }
+    holder = psycopg.connect(**{k: v for k, v in conninfo.items() if v})
+    watcher = psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True)
+    table = model._meta.db_table
+    holder.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [pk])  # noqa: S608
+
+    def release_when_waiting(waiting: int) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] >= waiting:
+                break
+            time.sleep(0.05)
+        holder.commit()
+
+    try:
+        yield release_when_waiting
+    finally:
+        holder.close()
+        watcher.close()
+
+
+def in_parallel(
+    browsers: list[Browser],
+    send: Callable[[Browser], requests.Response],
+    *,
+    hold: tuple[type[Model], int] | None = None,
+) -> list[bool]:
+    """Send from every browser at once; whether each one ended up logged in.
+
+    With ``hold``, that row stays locked until every request waits for a lock, so all of them have read
+    the device before any of them writes: a race that a protection must win every time, not by luck.
+    """
     barrier = threading.Barrier(len(browsers))
     results: list[bool] = [False] * len(browsers)
     errors: list[BaseException] = []
@@ -86,8 +140,16 @@ def in_parallel(browsers: list[Browser], send: Callable[[Browser], requests.Resp
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(i, b)) for i, b in enumerate(browsers)]
-    for thread in threads:
-        thread.start()
+    with contextlib.ExitStack() as stack:
+        release = stack.enter_context(row_locked(*hold)) if hold else None
+        for thread in threads:
+            thread.start()
+        if release is not None:
+            # As many as the server has database connections for queue up (the pool, which it shares with
+            # this test's own connection); the rest come later.
+            pool = (connection.settings_dict.get("OPTIONS") or {}).get("pool")
+            free = pool.get("max_size", len(browsers)) - 1 if isinstance(pool, dict) else len(browsers)
+            release(min(len(browsers), free))
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
@@ -111,10 +173,13 @@ def test_one_totp_code_logs_in_once_among_twelve_parallel_logins(server: str, to
     browsers = [Browser(server) for _ in range(PARALLEL)]
     for browser in browsers:
         browser.pass_password(totp_user.username)
-    code = totp_code(TOTPDevice.objects.get(user=totp_user))
+    device = TOTPDevice.objects.get(user=totp_user)
+    code = totp_code(device)
 
     results = in_parallel(
-        browsers, lambda b: b.post({"login_view-current_step": "token", "token-otp_token": code})
+        browsers,
+        lambda b: b.post({"login_view-current_step": "token", "token-otp_token": code}),
+        hold=(TOTPDevice, device.pk),
     )
 
     assert sum(results) == 1, f"{sum(results)} of {PARALLEL} parallel logins got in with one TOTP code"
@@ -122,7 +187,9 @@ def test_one_totp_code_logs_in_once_among_twelve_parallel_logins(server: str, to
 
 def test_one_sms_code_logs_in_once_among_twelve_parallel_logins(server: str, transactional_db: None) -> None:
     user = make_user("cm-sms")
-    PhoneDevice.objects.create(user=user, name="default", number="+31612345678", method="sms", confirmed=True)
+    phone = PhoneDevice.objects.create(
+        user=user, name="default", number="+31612345678", method="sms", confirmed=True
+    )
     browsers = [Browser(server) for _ in range(PARALLEL)]
     for browser in browsers:
         browser.pass_password(user.username)
@@ -130,7 +197,9 @@ def test_one_sms_code_logs_in_once_among_twelve_parallel_logins(server: str, tra
     code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"]).group(1)  # type: ignore[union-attr]
 
     results = in_parallel(
-        browsers, lambda b: b.post({"login_view-current_step": "token", "token-otp_token": code})
+        browsers,
+        lambda b: b.post({"login_view-current_step": "token", "token-otp_token": code}),
+        hold=(PhoneDevice, phone.pk),
     )
 
     assert sum(results) == 1, f"{sum(results)} of {PARALLEL} parallel logins got in with one SMS code"
@@ -162,7 +231,9 @@ def test_one_backup_code_logs_in_once_among_twelve_parallel_logins(server: str, 
         assert 'name="backup-otp_token"' in response.text
 
     results = in_parallel(
-        browsers, lambda b: b.post({"login_view-current_step": "backup", "backup-otp_token": "k3yc0d3x"})
+        browsers,
+        lambda b: b.post({"login_view-current_step": "backup", "backup-otp_token": "k3yc0d3x"}),
+        hold=(StaticDevice, backup.pk),
     )
 
     assert sum(results) == 1, f"{sum(results)} of {PARALLEL} parallel logins got in with one backup code"
@@ -179,7 +250,9 @@ def test_twenty_parallel_wrong_codes_count_twenty_failures_and_lock(
         browser.pass_password(totp_user.username)
 
     results = in_parallel(
-        browsers, lambda b: b.post({"login_view-current_step": "token", "token-otp_token": wrong})
+        browsers,
+        lambda b: b.post({"login_view-current_step": "token", "token-otp_token": wrong}),
+        hold=(TOTPDevice, device.pk),
     )
 
     assert not any(results)
