@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django_otp.forms import otp_verification_failed
 from django_otp.models import Device
-from two_factor.forms import AuthenticationTokenForm
+from two_factor.forms import AuthenticationTokenForm, BackupTokenForm
 
 from preventicons.staffauth import Verdict, verify_second_factor
 
@@ -36,7 +36,8 @@ class StaffTokenForm(AuthenticationTokenForm):
 class StaffBackupTokenForm(StaffTokenForm):
     """A backup code: letters and digits, consumed by one DELETE."""
 
-    otp_token = forms.CharField(label=_("Token"), max_length=16)
+    # two-factor's own label, translated by its own catalogue ("Token" is a word of its pages, not ours).
+    otp_token = forms.CharField(label=BackupTokenForm.base_fields["otp_token"].label, max_length=16)
 
 
 class ReauthenticationForm(forms.Form):

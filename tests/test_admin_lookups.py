@@ -126,15 +126,22 @@ def model_with_label(label: str) -> type[Model]:
 
 
 @pytest.mark.parametrize("label", sorted(DECLARED))
-def test_every_undeclared_lookup_on_own_fields_is_refused_over_http(admin_client: Client, label: str) -> None:
+def test_every_undeclared_lookup_on_own_fields_is_refused_over_http(
+    admin_client: Client, label: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = model_with_label(label)
+    refused = 0
     leaked = []
     for parameter, value in undeclared_parameters(model, depth=0):
         response = admin_client.get(changelist(model), {parameter: value})
-        if response.status_code != 400:
+        if response.status_code == 400:
+            refused += 1
+        else:
             leaked.append(f"{parameter}: {response.status_code}")
 
     assert not leaked, f"{label} answered undeclared lookups:\n" + "\n".join(leaked)
+    with capsys.disabled():
+        print(f"\n{label}: {refused} undeclared lookups on its own fields refused over HTTP (400)")
 
 
 @pytest.mark.parametrize("label", sorted(DECLARED))
