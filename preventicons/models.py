@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -150,3 +151,40 @@ class DeliveryCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.channel} {self.outcome}: {self.count}"
+
+
+# --- Staff second factors (preventicons/staffauth.py) ----------------------------------------------
+
+
+class StaffLoginGuard(models.Model):
+    """One staff user's wrong second-factor codes, counted in the database, and the lock they lead to.
+
+    django-otp counts failures per device in Python (a read-modify-write: parallel wrong codes are lost
+    updates) and only ever delays. Here every wrong code is one atomic increment, and the account locks after
+    STAFF_SECOND_FACTOR_MAX_FAILURES until the lock times out or a platform admin releases it.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="login_guard"
+    )
+    failures = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"login guard of staff user {self.user_id}"
+
+
+class PhoneCodeUse(models.Model):
+    """The last time step whose text-message code was accepted for one phone device.
+
+    two-factor's PhoneDevice derives its codes from a TOTP key and accepts any of the last six steps
+    (three minutes) without remembering a used one: without this row one code logs in again and again.
+    """
+
+    device = models.OneToOneField(
+        "phonenumber.PhoneDevice", on_delete=models.CASCADE, primary_key=True, related_name="code_use"
+    )
+    last_t = models.BigIntegerField(default=-1)
+
+    def __str__(self) -> str:
+        return f"code use of phone device {self.device_id}"

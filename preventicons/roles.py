@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from two_factor.admin import AdminSiteOTPRequired
 from two_factor.utils import default_device
@@ -119,14 +121,35 @@ def refuse_without_second_factor(request: HttpRequest) -> HttpResponse | None:
     return redirect_to_login(request.get_full_path())
 
 
-def second_factor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def second_factor_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Let through only a session that passed the password and the second factor."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         refusal = refuse_without_second_factor(request)
         if refusal is not None:
             return refusal
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def reauthentication_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Both factors, and the password and a current code again within STAFF_REAUTH_SECONDS.
+
+    For the pages that change how an account logs in (a phone added or removed, backup codes shown or
+    renewed, a password changed): a session left open, or stolen, must not re-arm itself on its own.
+    """
+    from preventicons.staffauth import is_freshly_reauthenticated
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refusal = refuse_without_second_factor(request)
+        if refusal is not None:
+            return refusal
+        if not is_freshly_reauthenticated(request=request):
+            query = urlencode({"next": request.get_full_path()})
+            return redirect(f"{reverse('two_factor:reauth')}?{query}")
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -172,6 +195,28 @@ class PlatformAdminSite(AdminSiteOTPRequired):
             return inner(request, *args, **kwargs)
 
         return update_wrapper(guarded, inner)
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        super().register(model_or_iterable, admin_class, **options)
+        self.make_registry_strict()
+
+    def make_registry_strict(self) -> None:
+        """Every registered ModelAdmin answers only its declared filters (preventicons/adminguard.py)."""
+        from preventicons.adminguard import make_strict
+
+        for model_admin in self._registry.values():
+            make_strict(model_admin)
+
+    def get_urls(self) -> Any:
+        # The URLconf asks for these once, after every app registered its admins (django-otp's and
+        # two-factor's too, on the plain site before this class was swapped in): harden them all here.
+        self.make_registry_strict()
+        return super().get_urls()
+
+    def password_change(self, request: HttpRequest, extra_context: Any = None) -> HttpResponseBase:
+        """The admin's own password: after a fresh password-and-code check, like every staff member's."""
+        view = reauthentication_required(super().password_change)
+        return view(request, extra_context)
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         if has_second_factor(request.user):

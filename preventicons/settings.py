@@ -215,6 +215,14 @@ PHONENUMBER_DEFAULT_REGION = "NL"
 # A wrong staff code can trigger a new SMS: bound how many one staff user can cause.
 STAFF_SMS_PER_HOUR = env.int("STAFF_SMS_PER_HOUR", default=5)
 
+# --- Staff second factors: single use, counted failures, re-authentication (preventicons/staffauth.py) ---
+# Wrong codes (any device, and wrong passwords when re-authenticating) before the account locks.
+STAFF_SECOND_FACTOR_MAX_FAILURES = env.int("STAFF_SECOND_FACTOR_MAX_FAILURES", default=10)
+# How long a lock lasts unless a platform admin releases it earlier.
+STAFF_SECOND_FACTOR_LOCK_MINUTES = env.int("STAFF_SECOND_FACTOR_LOCK_MINUTES", default=30)
+# How long a fresh password-and-code check opens the pages that change a staff member's credentials.
+STAFF_REAUTH_SECONDS = env.int("STAFF_REAUTH_SECONDS", default=300)
+
 # Participants reach their account through a link and an SMS code; it closes after this long idle.
 PARTICIPANT_SESSION_SECONDS = env.int("PARTICIPANT_SESSION_SECONDS", default=15 * 60)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)

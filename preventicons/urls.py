@@ -3,30 +3,55 @@ from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.i18n import set_language
+from two_factor.plugins.phonenumber.views import PhoneDeleteView, PhoneSetupView
 from two_factor.views import (
     BackupTokensView,
-    LoginView,
     ProfileView,
     QRGeneratorView,
     SetupCompleteView,
 )
 
 from preventicons import views
-from preventicons.roles import PlatformAdminSite, second_factor_required
+from preventicons.roles import PlatformAdminSite, reauthentication_required, second_factor_required
 
 # The Django admin asks for a second factor and the admin role, like every other staff page.
 admin.site.__class__ = PlatformAdminSite
 
 # two-factor's URLs under its own names, composed here rather than included whole: staff set up a TOTP
-# app first (SMS only as a backup phone), and there is no page to switch two-factor off.
+# app first (SMS only as a backup phone), and there is no page to switch two-factor off. The login's codes
+# count once (preventicons/staffauth.py); what changes how an account logs in asks for the password and a
+# current code again first.
 two_factor_patterns = [
-    path("account/login/", LoginView.as_view(), name="login"),
+    path("account/login/", views.StaffLoginView.as_view(), name="login"),
     path("account/two_factor/setup/", views.StaffSetupView.as_view(), name="setup"),
     path("account/two_factor/qrcode/", QRGeneratorView.as_view(), name="qr"),
     path("account/two_factor/setup/complete/", SetupCompleteView.as_view(), name="setup_complete"),
-    path("account/two_factor/backup/tokens/", BackupTokensView.as_view(), name="backup_tokens"),
+    path(
+        "account/two_factor/backup/tokens/",
+        reauthentication_required(BackupTokensView.as_view()),
+        name="backup_tokens",
+    ),
     path("account/two_factor/", second_factor_required(ProfileView.as_view()), name="profile"),
-    path("account/two_factor/phone/", include("two_factor.plugins.phonenumber.urls")),
+    path(
+        "account/two_factor/reauthenticate/",
+        second_factor_required(views.ReauthenticateView.as_view()),
+        name="reauth",
+    ),
+    path(
+        "account/password/",
+        reauthentication_required(views.StaffPasswordChangeView.as_view()),
+        name="password_change",
+    ),
+    path(
+        "account/two_factor/phone/register/",
+        reauthentication_required(PhoneSetupView.as_view()),
+        name="phone_create",
+    ),
+    path(
+        "account/two_factor/phone/unregister/<int:pk>/",
+        reauthentication_required(PhoneDeleteView.as_view()),
+        name="phone_delete",
+    ),
 ]
 
 urlpatterns = [

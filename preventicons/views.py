@@ -1,16 +1,28 @@
-"""Platform pages: the public home page, the staff landing page and the staff's two-factor set-up."""
+"""Platform pages: the public home page, the staff landing page and the staff's second-factor pages."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.contrib.auth.views import PasswordChangeView
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.generic import FormView
 from two_factor.plugins.registry import MethodBase, registry
 from two_factor.utils import default_device
-from two_factor.views import SetupView
+from two_factor.views import LoginView, SetupView
 
 from preventicons.roles import has_second_factor, roles_of, staff_required
+from preventicons.staffauth import Verdict, locked_until, reauthenticate
+from preventicons.staffforms import (
+    LOCKED_MESSAGE,
+    ReauthenticationForm,
+    StaffBackupTokenForm,
+    StaffTokenForm,
+)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -21,6 +33,44 @@ def home(request: HttpRequest) -> HttpResponse:
 def staff_home(request: HttpRequest) -> HttpResponse:
     roles = sorted(roles_of(request.user))
     return render(request, "preventicons/staff_home.html", {"roles": [role.label for role in roles]})
+
+
+class StaffLoginView(LoginView):
+    """two-factor's login wizard with codes that count once (preventicons/staffauth.py).
+
+    Also answers a request for a later step (``challenge_device``, a code) that arrives before the password
+    with the password form: two-factor itself looks up a token step that does not exist yet (a 500).
+    """
+
+    def get_prefix(self, request: HttpRequest, *args: Any, **kwargs: Any) -> str:
+        # two-factor's own name for the wizard's fields (login_view-current_step), as its templates expect.
+        return "login_view"
+
+    def get_form_list(self) -> Any:
+        form_list = super().get_form_list()
+        if self.TOKEN_STEP in form_list:
+            form_list[self.TOKEN_STEP] = StaffTokenForm
+        if self.BACKUP_STEP in form_list:
+            form_list[self.BACKUP_STEP] = StaffBackupTokenForm
+        return form_list
+
+    def post(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "challenge_device" in self.request.POST and not self.get_user():
+            # Typically a token page left open until the session ended: start again at the password.
+            self.storage.reset()
+            self.show_timeout_error = True
+            return self.render_goto_step(self.FIRST_STEP)
+        return super().post(*args, **kwargs)
+
+    def render(self, form: Any = None, **kwargs: Any) -> HttpResponse:
+        if self.steps.current == self.TOKEN_STEP and locked_until(user=self.get_user()) is not None:
+            # No text message for a locked account: it could not be used, and each one costs.
+            form = form or self.get_form()
+            if not form.is_bound or not form.errors:
+                form.cleaned_data = getattr(form, "cleaned_data", {})
+                form.add_error(None, LOCKED_MESSAGE)
+            return super(LoginView, self).render(form, **kwargs)
+        return super().render(form, **kwargs)
 
 
 class StaffSetupView(SetupView):
@@ -41,3 +91,57 @@ class StaffSetupView(SetupView):
     def get_available_methods(self) -> list[MethodBase]:
         # An authenticator app first; text messages are a fall-back (a backup phone), never the only factor.
         return [method for method in registry.get_methods() if method.code == "generator"]
+
+
+class ReauthenticateView(FormView):  # type: ignore[type-arg]
+    """The password and a current code again; opens the credential pages for STAFF_REAUTH_SECONDS.
+
+    Guarded by ``second_factor_required`` in the URLconf: only a fully logged-in session re-authenticates.
+    """
+
+    template_name = "two_factor/core/reauthenticate.html"
+    form_class = ReauthenticationForm
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        device = default_device(request.user)
+        if device is not None and device.is_interactive() and locked_until(user=request.user) is None:
+            device.generate_challenge()  # a phone as the primary factor: send its code now
+        return super().get(request, *args, **kwargs)
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        device = default_device(self.request.user)
+        if device is None:
+            return redirect("two_factor:setup")
+        verdict = reauthenticate(
+            request=self.request,
+            password=form.cleaned_data["password"],
+            device=device,
+            token=form.cleaned_data["otp_token"],
+        )
+        if verdict is Verdict.VERIFIED:
+            return HttpResponseRedirect(self.next_url())
+        form.add_error(
+            None, LOCKED_MESSAGE if verdict is Verdict.LOCKED else ReauthenticationForm.wrong_message
+        )
+        return self.form_invalid(form)
+
+    def next_url(self) -> str:
+        wanted = self.request.POST.get("next") or self.request.GET.get("next") or ""
+        if url_has_allowed_host_and_scheme(
+            wanted, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+        ):
+            return wanted
+        return reverse("two_factor:profile")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "next": self.next_url()}
+
+
+class StaffPasswordChangeView(PasswordChangeView):
+    """A staff member changes their own password (after re-authentication, see the URLconf)."""
+
+    template_name = "two_factor/core/password_change.html"
+    success_url = reverse_lazy("two_factor:profile")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "cancel_url": resolve_url("two_factor:profile")}

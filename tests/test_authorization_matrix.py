@@ -78,6 +78,7 @@ class Answered:
 
 
 LOGIN = Redirect("two_factor:login")
+REAUTH = Redirect("two_factor:reauth")
 ACCOUNT_LINK = Redirect("participants:account-link")
 ANSWERED = Answered()
 LET_IN = Answered(forbidden_allowed=True)
@@ -220,14 +221,14 @@ MATRIX: dict[str, Row] = {
     # The QR code shows only the secret of a set-up in progress in this very session.
     "two_factor:qr": Row(expect(NOT_FOUND, anonymous=LOGIN, participant=LOGIN)),
     "two_factor:setup_complete": Row(staff(every_staff=OK)),
-    "two_factor:backup_tokens": Row(staff(every_staff=OK)),
+    # What changes how an account logs in asks for the password and a current code again first; after
+    # that, only the owner's own backup phone is found (tests/test_staff_reauthentication.py).
+    "two_factor:backup_tokens": Row(staff(every_staff=REAUTH)),
     "two_factor:profile": Row(staff(every_staff=OK)),
-    "two_factor:phone_create": Row(staff(every_staff=OK)),
-    "two_factor:phone_delete": Row(
-        # Only the owner's own backup phone: anyone else's is not found, whatever their role.
-        staff(every_staff=NOT_FOUND, employer=OK, other_org=NOT_FOUND),
-        kwargs=lambda w: {"pk": w.backup_phone.pk},
-    ),
+    "two_factor:reauth": Row(staff(every_staff=OK)),
+    "two_factor:password_change": Row(staff(every_staff=REAUTH)),
+    "two_factor:phone_create": Row(staff(every_staff=REAUTH)),
+    "two_factor:phone_delete": Row(staff(every_staff=REAUTH), kwargs=lambda w: {"pk": w.backup_phone.pk}),
     # --- the Django admin: the pages that matter most, beyond the group below ---
     "admin:index": Row(staff(admin=OK)),
     "admin:participants_participant_changelist": Row(staff(admin=OK)),

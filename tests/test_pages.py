@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,6 +18,7 @@ from django.urls import reverse
 import preventicons.settings as product_settings
 from participants.models import Organisation, Participant, StaffUser
 from participants.session import bind_participant_session
+from preventicons.staffauth import REAUTH_SESSION_KEY
 from tests.conftest import STAFF_PASSWORD, login_verified
 
 URL_ATTRIBUTES = {"src", "href", "action", "srcset", "poster", "data", "formaction", "manifest", "background"}
@@ -109,7 +111,18 @@ def rendered_pages(
     pages["login"] = anonymous.get(reverse("two_factor:login")).content.decode()
     pages["login token step"] = login_wizard_token_step(Client(), casemanager).content.decode()
     staff = login_verified(Client(), employer)
-    for name in ("staff-home", "two_factor:profile", "two_factor:backup_tokens", "two_factor:setup_complete"):
+    pages["two_factor:reauth"] = staff.get(reverse("two_factor:reauth")).content.decode()
+    # The credential pages open after the password and a current code again (preventicons/staffauth.py).
+    session = staff.session
+    session[REAUTH_SESSION_KEY] = {"user": employer.pk, "at": int(time.time())}
+    session.save()
+    for name in (
+        "staff-home",
+        "two_factor:profile",
+        "two_factor:backup_tokens",
+        "two_factor:setup_complete",
+        "two_factor:password_change",
+    ):
         pages[name] = staff.get(reverse(name)).content.decode()
     pages["phone_create"] = staff.get(reverse("two_factor:phone_create")).content.decode()
     newcomer = StaffUser.objects.create_user(username="hr-new", password=STAFF_PASSWORD)

@@ -580,3 +580,33 @@ def test_admin_deletes_a_lost_device_and_the_owner_sets_up_a_new_one(
     owner = Client()
     submit_password(owner, employer.username)
     assert owner.get(reverse("staff-home"))["Location"] == SETUP
+
+
+# --- a stranger's request for a later step gets the password form, never a 500 ---------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"challenge_device": "otp_totp.totpdevice/1"},
+        {"login_view-current_step": "auth", "challenge_device": "phonenumber.phonedevice/1"},
+        {"login_view-current_step": "token", "challenge_device": ""},
+        {"login_view-current_step": "token", "token-otp_token": "123456"},
+        {"login_view-current_step": "backup", "backup-otp_token": "k3yc0d3x"},
+        {"login_view-current_step": "auth", "wizard_goto_step": "token"},
+        {"login_view-current_step": "auth", "wizard_goto_step": "backup"},
+    ],
+)
+def test_a_later_step_before_the_password_gets_the_password_form(
+    client: Client, employer: StaffUser, data: dict[str, str]
+) -> None:
+    # two-factor itself raised KeyError: 'token' (a 500) for challenge_device before the password step.
+    response = client.post(LOGIN, data)
+
+    assert response.status_code == 200
+    assert response.context["wizard"]["steps"].current == "auth"
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_post_without_the_wizard_fields_is_a_bad_request(client: Client, db: Any) -> None:
+    assert client.post(LOGIN, {"auth-username": "x"}).status_code == 400
