@@ -22,6 +22,8 @@ BENCH_DATABASES = {
     "CASEFILES_DATABASE_URL": "preventicons_bench_casefiles",
 }
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+# Rows deleted per statement when a benchmark removes its organisation (see bench_organisation).
+CLEANUP_CHUNK = 5_000
 _prepared = False
 
 
@@ -107,5 +109,9 @@ def bench_organisation(label: str) -> Iterator[Any]:
             (Department, "organisation"),
         ]
         for model, path in under:
-            model._default_manager.filter(**{path: organisation}).delete()
+            # In chunks: a cascading delete lists every row's key as a parameter, and with server-side
+            # binding PostgreSQL takes at most 65,535 parameters in one statement.
+            rows = model._default_manager.filter(**{path: organisation})
+            while keys := list(rows.values_list("pk", flat=True)[:CLEANUP_CHUNK]):
+                model._default_manager.filter(pk__in=keys).delete()
         organisation.delete()
