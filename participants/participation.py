@@ -153,18 +153,21 @@ def record_participation(
             resealed.append((pk, crypto.seal(state.sealed_text(), _binding(pk, "participation"))))
         for start in range(0, len(resealed), CHUNK):
             _write_participation(resealed[start : start + CHUNK])
-        # Few rows: locked and checked again, so a participant who stopped meanwhile is not made inactive.
-        for participant in Participant.objects.select_for_update().filter(
-            pk__in=reaching_limit, status=Participant.Status.ACTIVE
-        ):
-            pseudonym = participant.pseudonym
-            participant.status = Participant.Status.INACTIVE
-            participant.save(update_fields=["status"])
-            outcome.became_inactive.append(str(participant.pk))
-            if pseudonym:
-                participant_inactive.send(
-                    sender=Participant, pseudonym=pseudonym, organisation_id=participant.organisation_id
-                )
+        # Locked and checked again, so a participant who stopped meanwhile is not made inactive. Usually few
+        # rows, but in chunks: a whole organisation can fall silent, and a statement takes at most 65,535
+        # parameters with server-side binding.
+        for start in range(0, len(reaching_limit), CHUNK):
+            for participant in Participant.objects.select_for_update().filter(
+                pk__in=reaching_limit[start : start + CHUNK], status=Participant.Status.ACTIVE
+            ):
+                pseudonym = participant.pseudonym
+                participant.status = Participant.Status.INACTIVE
+                participant.save(update_fields=["status"])
+                outcome.became_inactive.append(str(participant.pk))
+                if pseudonym:
+                    participant_inactive.send(
+                        sender=Participant, pseudonym=pseudonym, organisation_id=participant.organisation_id
+                    )
     return outcome
 
 

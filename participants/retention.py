@@ -95,7 +95,7 @@ def unlisted(*, today: dt.date) -> QuerySet[Participant]:
     )
 
 
-def inactive_too_long(*, today: dt.date) -> QuerySet[Participant]:
+def inactive_too_long(*, today: dt.date) -> list[uuid.UUID]:
     """Inactive participants whose last sign of life lies the configured period back.
 
     Their last sign of life is the last week they responded in, or, for someone who never responded,
@@ -112,7 +112,9 @@ def inactive_too_long(*, today: dt.date) -> QuerySet[Participant]:
         last_sign = last_response or getattr(participant, "last_consent", None)
         if last_sign is None or last_sign <= cutoff:
             due.append(participant.pk)
-    return Participant.objects.filter(pk__in=due)
+    # Ids, not a queryset over them: an IN list of every inactive person could exceed the 65,535
+    # parameters a statement takes with server-side binding; anonymise_participants works in chunks.
+    return due
 
 
 def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
@@ -178,9 +180,11 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     return len(pks)
 
 
-def _anonymise_all(candidates: QuerySet[Participant]) -> int:
-    # Read when called: whoever an earlier rule of this run anonymised is stopped and no longer matches.
-    return anonymise_participants(participant_ids=list(candidates.values_list("pk", flat=True)))
+def _anonymise_all(candidates: QuerySet[Participant] | list[uuid.UUID]) -> int:
+    # Read when called: whoever an earlier rule of this run anonymised is stopped and no longer matches (and
+    # anonymise_participants skips anyone already stopped).
+    ids = candidates if isinstance(candidates, list) else list(candidates.values_list("pk", flat=True))
+    return anonymise_participants(participant_ids=ids)
 
 
 def _purge_invitations(now: dt.datetime) -> int:
