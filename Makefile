@@ -45,31 +45,10 @@ lint: install security audit
 	$(BIN)/ruff format --check .
 
 # bandit, the security lint, over the apps (migrations are generated). B101 is skipped project-wide in
-# pyproject.toml ([tool.bandit]), with its reason. Any other finding is either fixed or waived with its
-# reason: at its line (`# nosec BXXX`), or here, one file and one test at a time, for lines that already
-# carry ruff's explained `noqa: S...` in files whose owners keep them:
-#   participants/importing.py:B611       RawSQL interpolates only the quoted primary-key column name
-#   participants/management/demo.py:B105 the demo password, printed on purpose, refused in production
-#   scores/management/demo.py:B311       demo scores need no cryptographic randomness
-#   scores/rounds.py:B105                "TOKEN" is a URL placeholder, not a password
-#   scores/submission.py:B608            table and column names from the model, values bound
-#   scores/weekclose.py:B608             table and column names from the model, values bound
-# Each waived file is still checked for every other test.
-BANDIT := $(BIN)/bandit -q -c pyproject.toml
-BANDIT_APPS := preventicons participants scores casefiles notary
-BANDIT_WAIVERS := participants/importing.py:B611 participants/management/demo.py:B105 \
-	scores/management/demo.py:B311 scores/rounds.py:B105 scores/submission.py:B608 scores/weekclose.py:B608
-comma := ,
-empty :=
-space := $(empty) $(empty)
-BANDIT_WAIVED_FILES := $(subst $(space),$(comma),$(strip $(foreach w,$(BANDIT_WAIVERS),$(firstword $(subst :, ,$(w))))))
-
+# pyproject.toml ([tool.bandit]), with its reason. Any other finding is fixed or waived at its line with its
+# reason (`# nosec BXXX  # why`); its "nosec encountered" notes on the other nodes of such a line are no finding.
 security: install
-	$(BANDIT) -r $(BANDIT_APPS) -x '*/migrations/*,$(BANDIT_WAIVED_FILES)'
-	@for waiver in $(BANDIT_WAIVERS); do \
-		echo "$(BANDIT) -s $${waiver#*:} $${waiver%%:*}"; \
-		$(BANDIT) -s "$${waiver#*:}" "$${waiver%%:*}" || exit 1; \
-	done
+	$(BIN)/bandit -q -c pyproject.toml -r preventicons participants scores casefiles notary -x '*/migrations/*'
 
 # pip-audit: the installed packages (not the project itself) against known vulnerabilities, through
 # PyPI's JSON API (`--vulnerability-service pypi`: OSV is not reachable from this project's machines).

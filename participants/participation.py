@@ -180,13 +180,13 @@ def _write_participation(rows: list[tuple[uuid.UUID, str]]) -> None:
         if connection.vendor == "postgresql":
             # One statement per chunk instead of one per row: a close rewrites every active participant.
             cursor.execute(
-                f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608 (names, no input)
+                f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
                 "FROM unnest(%s::uuid[], %s::text[]) AS v(id, sealed) WHERE p.id = v.id AND p.status = %s",
                 [[pk for pk, _ in rows], [sealed for _, sealed in rows], Participant.Status.ACTIVE.value],
             )
         else:
             cursor.executemany(
-                f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608
+                f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608  # nosec B608  # names from the model
                 [(sealed, pk.hex, Participant.Status.ACTIVE.value) for pk, sealed in rows],
             )
 

@@ -139,7 +139,7 @@ def record_score(
     table = connection.ops.quote_name(Score._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608
+            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608  # nosec B608  # names from the model
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
             [
                 uuid.uuid4().hex if connection.vendor == "sqlite" else uuid.uuid4(),

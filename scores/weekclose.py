@@ -176,7 +176,7 @@ def _rewrite(organisation_id: int, week: dt.date) -> None:
         # ordered by a strong random key.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH moved AS (DELETE FROM {table} "  # noqa: S608 (names, no input)
+                f"WITH moved AS (DELETE FROM {table} "  # noqa: S608  # nosec B608  # names from the model
                 "WHERE organisation_id = %s AND week = %s RETURNING week, value, organisation_id, pseudonym) "
                 f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "
                 "SELECT gen_random_uuid(), week, value, organisation_id, NULL, pseudonym "
@@ -196,11 +196,11 @@ def _rewrite(organisation_id: int, week: dt.date) -> None:
             # would rewrite the whole file at every close, and secure_delete already removes the old rows.
             cursor.execute("PRAGMA secure_delete = ON")
         cursor.execute(
-            f"DELETE FROM {table} WHERE organisation_id = %s AND week = %s",  # noqa: S608
+            f"DELETE FROM {table} WHERE organisation_id = %s AND week = %s",  # noqa: S608  # nosec B608  # names from the model
             [organisation_id, week],
         )
         cursor.executemany(
-            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608
+            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608  # nosec B608  # names from the model
             "VALUES (%s, %s, %s, %s, NULL, %s)",
             [(uuid.uuid4().hex, week, sealed, organisation_id, pseudonym) for sealed, pseudonym in rows],
         )

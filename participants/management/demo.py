@@ -22,7 +22,7 @@ from participants.models import Department, Organisation, Participant, StaffUser
 from preventicons.crypto import blind_index_email, blind_index_phone, new_pseudonym
 from preventicons.roles import Role
 
-DEMO_PASSWORD = "preventicons-demo"  # noqa: S105 - printed on purpose: development only, refused in production
+DEMO_PASSWORD = "preventicons-demo"  # noqa: S105  # nosec B105  # demo only, refused in production
 AGREEMENT_SIGNED_ON = dt.date(2026, 1, 5)
 
 # (organisation, sector, signer) -> department -> people. "*" marks someone invited who has not enrolled yet.

@@ -38,7 +38,7 @@ def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[DemoScor
     pseudonym = participant.pseudonym
     assert pseudonym
     # Seeded by the pseudonym so a second run proposes the same scores (demo data, not a secret).
-    rng = random.Random(pseudonym)  # noqa: S311
+    rng = random.Random(pseudonym)  # noqa: S311  # nosec B311  # demo data, not a secret
     mood = rng.randint(2, 4)
     scores = []
     for week in weeks:
