@@ -22,7 +22,7 @@ from django.utils import timezone
 from participants.models import Department, Organisation
 from participants.participation import Participation, every_store, record_participation
 from preventicons import crypto
-from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
+from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import natural_key_binding, week_pseudonym
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def close_week(
         # know which department a score came from.
         aggregates = _freeze(organisation_id, week, opened)
         _rewrite(organisation_id, week)
+        _forget_links(organisation_id, week)
         if vacuum:
             vacuum_scores_after_commit()
     return WeekClosed(
@@ -206,6 +207,17 @@ def _rewrite(organisation_id: int, week: dt.date) -> None:
         )
 
 
+def _forget_links(organisation_id: int, week: dt.date) -> None:
+    """Delete the organisation's weekly links of this week and before: they answer like unknown links anyway.
+
+    A link row names its participant and its week in clear. Kept, the links of every week would list, per
+    participant row, each week they were sent a message (active, listed, not paused), so the gaps would show
+    when someone paused or fell silent, long after a stop or the nightly anonymisation. Only the open week's
+    link lives; a stop keeps it, because a stopped person's link must answer like anyone else's until then.
+    """
+    WeeklyLink.objects.filter(participant__organisation_id=organisation_id, week__lte=week).delete()
+
+
 def vacuum_scores_after_commit() -> None:
     """VACUUM the score table once the current transaction has committed (at once outside one).
 
@@ -221,18 +233,22 @@ def vacuum_scores_after_commit() -> None:
         return
 
     def vacuum() -> None:
-        table = Score._meta.db_table
-        with connections[alias].cursor() as cursor:
-            # VACUUM by a role that does not own the table only warns, to the client, and removes nothing.
-            cursor.execute(
-                "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
-                [table],
-            )
-            owned = cursor.fetchone()
-            if not (owned and owned[0]):
-                logger.warning("week close: the database role does not own %s, so it cannot VACUUM it", table)
-                return
-            cursor.execute(f"VACUUM {connections[alias].ops.quote_name(table)}")
+        # The scores rewritten and the weekly links deleted (_forget_links) leave old row versions behind.
+        for table in (Score._meta.db_table, WeeklyLink._meta.db_table):
+            with connections[alias].cursor() as cursor:
+                # VACUUM by a role that does not own the table only warns, to the client, and removes nothing.
+                cursor.execute(
+                    "SELECT pg_has_role(current_user, relowner, 'USAGE') "
+                    "FROM pg_class WHERE oid = %s::regclass",
+                    [table],
+                )
+                owned = cursor.fetchone()
+                if not (owned and owned[0]):
+                    logger.warning(
+                        "week close: the database role does not own %s, so it cannot VACUUM it", table
+                    )
+                    continue
+                cursor.execute(f"VACUUM {connections[alias].ops.quote_name(table)}")
 
     transaction.on_commit(vacuum, using=alias)
 

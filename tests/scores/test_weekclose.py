@@ -25,7 +25,7 @@ from participants.participation import ParticipationState, participation_of, rea
 from preventicons import crypto, keyrotation, keys
 from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
-from tests.conftest import ALL_DATABASES
+from tests.conftest import ALL_DATABASES, make_organisation
 from tests.scores.people import make_link, make_participant
 
 WEEK = dt.date(2026, 11, 9)
@@ -162,6 +162,36 @@ def test_a_week_without_scores_freezes_empty_rows_for_the_organisation_and_every
         *Department.objects.filter(organisation=organisation).values_list("pk", flat=True),
     }
     assert [figures(row) for row in rows] == [(0, 0, {1: 0, 2: 0, 3: 0, 4: 0, 5: 0})] * 4
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_forgets_the_weekly_links_of_that_week_and_before_and_keeps_the_open_weeks(
+    organisation: Organisation,
+) -> None:
+    # A link row names its participant and its week: kept, the links would list per participant every week
+    # they were sent a message, so the gaps would show pauses and silences long after a stop.
+    other = make_organisation("Elsewhere")
+    person, stopped, elsewhere = (
+        make_participant(organisation),
+        make_participant(organisation),
+        make_participant(other),
+    )
+    for participant in (person, stopped, elsewhere):
+        for week in (WEEK - dt.timedelta(weeks=1), WEEK, WEEK + dt.timedelta(weeks=1)):
+            make_link(participant, week=week)
+    stop_participation(participant=stopped)
+
+    close(organisation)
+
+    remaining = set(WeeklyLink.objects.values_list("participant_id", "week"))
+    open_week = WEEK + dt.timedelta(weeks=1)
+    # The open week's links stay, the stopped person's too (their link answers like anyone's until it ends).
+    assert {(p, w) for p, w in remaining if p in (person.pk, stopped.pk)} == {
+        (person.pk, open_week),
+        (stopped.pk, open_week),
+    }
+    # Another organisation's links wait for its own close.
+    assert {w for p, w in remaining if p == elsewhere.pk} == {WEEK - dt.timedelta(weeks=1), WEEK, open_week}
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
