@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from participants import account, retention
 from participants.invitations import remember_departed
@@ -226,3 +227,24 @@ def test_an_address_listed_by_two_organisations_gets_one_e_mail_per_list_whateve
     later = "4f1c9b7e-0000-4000-8000-00000000d0c3"
     assert account.send_account_links(request_id=later, email=address_of("active")) == 2
     assert crypto.blind_index_email(address_of("active")) == colleagues["active"].email_index
+
+
+def test_link_lookups_are_limited_per_client_counting_known_and_unknown_alike(
+    colleagues: dict[str, Participant], settings: Any
+) -> None:
+    # A limit on misses alone would answer 429 sooner for decoys than for real links.
+    settings.INVITATION_LOOKUPS_PER_MINUTE = 2
+    real = crypto.new_token()
+    AccountLink.objects.create(
+        participant=colleagues["active"],
+        token_hash=crypto.hash_token(real),
+        expires_at=timezone.now() + account.ACCOUNT_LINK_LIFETIME,
+    )
+    visitor = Client()
+    assert visitor.get(f"/me/link/{real}/").status_code == 302
+    assert visitor.get(f"/me/link/{crypto.new_token()}/").status_code == 302
+
+    for token in (real, crypto.new_token()):
+        refused = visitor.get(f"/me/link/{token}/")
+        assert refused.status_code == 429 and refused["Retry-After"] == "60"
+        assert "Too many attempts" in refused.content.decode()
