@@ -27,8 +27,15 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from participants import verification
 from participants.exporting import export_sections
-from participants.invitations import remember_departed
-from participants.models import AccountLink, ConsentRecord, Invitation, Participant, VerificationCode
+from participants.invitations import departed_hashes, known_departed_anywhere, remember_departed
+from participants.models import (
+    AccountLink,
+    ConsentRecord,
+    Invitation,
+    Organisation,
+    Participant,
+    VerificationCode,
+)
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging
 from preventicons.dbrouter import ALIASES, DEFAULT
@@ -502,31 +509,61 @@ def open_link_request(*, request_id: str, sealed: str) -> str:
     return crypto.open_sealed(sealed, crypto.Binding(*_REQUEST_BINDING, request_id))
 
 
-def send_account_links(*, request_id: str, email: str) -> int:
-    """E-mail each account under this address its own link, once per request; returns how many were queued.
+def _departed_organisations(address: str) -> set[int]:
+    """The organisations that remember this address as someone who stopped, declined or was anonymised.
 
-    Idempotent: the e-mail's outbox key names the request, so a redelivered or retried task finds its
-    messages queued and writes neither a second link nor a second e-mail.
+    The departed hashes are bound to their organisation (invitations.departed_hashes), so one hash per
+    organisation is computed and looked up at once: a hash names nobody, only "was on this list once".
     """
-    address_index = crypto.blind_index_email(email)
+    by_hash: dict[str, int] = {}
+    for organisation_id in Organisation.objects.values_list("pk", flat=True):
+        for value in departed_hashes(organisation_id=organisation_id, email=address, mobile=None):
+            by_hash[value] = organisation_id
+    found = known_departed_anywhere(hashes=set(by_hash))
+    return {by_hash[value] for value in found}
+
+
+def send_account_links(*, request_id: str, email: str) -> int:
+    """One link e-mail per organisation that knows this address, alike whatever the person did; how many.
+
+    An organisation knows the address when one of its participants holds it (any status that still has
+    contact data) or when it remembers it as departed (stopped, declined, anonymised). Whoever may open
+    their account (ACCOUNT_STATUSES) gets a real link; everyone else the same e-mail with a decoy: a token
+    of the same shape that is stored nowhere, so it names nobody and its pages answer like any link whose
+    SMS code never comes. The employer that listed the address thus sees one identical e-mail whatever its
+    colleague did. An address no organisation knows gets nothing: it was never listed, so its silence tells
+    nothing about anyone.
+
+    Idempotent: the e-mail's outbox key names the request and the organisation, so a redelivered or retried
+    task finds its messages queued and writes neither a second link nor a second e-mail. The key names no
+    participant: a stop does not cancel a pending link e-mail (its link row is deleted, so it arrives as a
+    link that opens nothing, like a decoy).
+    """
+    address = crypto.normalise_email(email)
+    address_index = crypto.blind_index_email(address)
     now = timezone.now()
+    listed = {
+        participant.organisation_id: participant
+        for participant in Participant.objects.filter(email_index=address_index)
+    }
     queued = 0
     with transaction.atomic():
-        # One address may be on the lists of two employers: each account gets its own link.
-        for participant in Participant.objects.filter(email_index=address_index, status__in=ACCOUNT_STATUSES):
-            if not participant.email:
-                continue
+        for organisation_id in sorted(set(listed) | _departed_organisations(address)):
+            participant = listed.get(organisation_id)
             with transaction.atomic():
                 token = crypto.new_token()
-                AccountLink.objects.create(
-                    participant=participant,
-                    token_hash=crypto.hash_token(token),
-                    expires_at=now + ACCOUNT_LINK_LIFETIME,
-                )
+                if participant is not None and participant.status in ACCOUNT_STATUSES:
+                    AccountLink.objects.create(
+                        participant=participant,
+                        token_hash=crypto.hash_token(token),
+                        expires_at=now + ACCOUNT_LINK_LIFETIME,
+                    )
+                # Otherwise the token is a decoy: no row, no hash, nothing that could name the person.
                 url = settings.SITE_URL + reverse("participants:account-link-open", kwargs={"token": token})
                 if messaging.queue_email(
-                    key=f"account-link:{participant.pk}:{request_id}",
-                    to=participant.email,
+                    key=f"account-link:{request_id}:{organisation_id}",
+                    # The typed address itself, for real and decoy alike (the same headers in the mailbox).
+                    to=address,
                     subject=_("Your link to your Preventicons account"),
                     body=_(
                         "Open your Preventicons account with this link. "
@@ -543,9 +580,12 @@ def send_account_links(*, request_id: str, email: str) -> int:
     return queued
 
 
+ACCOUNT_TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding
+
+
 def find_account_link(*, token: str) -> AccountLink | None:
     """The unused, unexpired link this token opens, for a participant who may use it; does not use it up."""
-    if len(token) > 64:
+    if len(token) != ACCOUNT_TOKEN_LENGTH:
         return None
     return (
         AccountLink.objects.filter(
@@ -563,16 +603,21 @@ ACCOUNT = VerificationCode.Purpose.ACCOUNT
 
 
 def open_account_link(*, link_id: str) -> Participant | None:
-    """Use the link up and send the second factor, a fresh code by SMS; None when the link cannot be used.
+    """Use the link up and send the second factor, a fresh code by SMS; None when the link opens nothing.
 
-    Alike for every participant a link can reach (invited, active, paused, inactive): the same code row and
-    the same answer, so the page after the link tells its opener nothing about them. Raises
-    verification.TooManyCodes (the link stays unused then, to try again later).
+    Called alike for every link (``link_id`` "" for a token that names no usable link): the caller answers
+    the same whether a code went out or not, so the page after the link tells its opener nothing, and
+    whether the link was real shows only on the phone on file. A code the person's own hourly budget
+    refuses (verification.TooManyCodes) is not sent and not reported either: a refusal the opener could
+    see would tell a real link from a decoy.
     """
+    if not link_id:
+        return None
     with transaction.atomic():
         participant = use_account_link(link_id=link_id)
         if participant is not None:
-            verification.issue_sms_code(participant=participant, purpose=ACCOUNT)
+            with contextlib.suppress(verification.TooManyCodes), transaction.atomic():
+                verification.issue_sms_code(participant=participant, purpose=ACCOUNT)
     return participant
 
 

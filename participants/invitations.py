@@ -286,26 +286,43 @@ def remember_departed(*, participant: Participant) -> None:
     The employer-supplied addresses of a running schedule count too, in case the participant corrected
     theirs at enrolment. Runs in the caller's transaction.
     """
-    hashes = departed_hashes(
-        organisation_id=participant.organisation_id, email=participant.email, mobile=participant.mobile
-    )
-    schedule = InvitationSchedule.objects.filter(participant=participant).first()
-    if schedule is not None:
-        hashes |= departed_hashes(
-            organisation_id=participant.organisation_id, email=schedule.email, mobile=schedule.mobile
+    remember_departed_all(participants=[participant])
+
+
+def remember_departed_all(*, participants: list[Participant]) -> int:
+    """remember_departed for many at once (the nightly anonymisation); how many hashes were new.
+
+    The participants need their contact data still loaded (email, mobile, organisation). Runs in the
+    caller's transaction. Sorted, not in the participants' order: the new rows' order says nothing about
+    whom they came from.
+    """
+    by_organisation: dict[int, set[str]] = {}
+    for participant in participants:
+        by_organisation.setdefault(participant.organisation_id, set()).update(
+            departed_hashes(
+                organisation_id=participant.organisation_id,
+                email=participant.email,
+                mobile=participant.mobile,
+            )
         )
-    existing = set(
-        DepartedContact.objects.filter(
-            organisation_id=participant.organisation_id, contact_hash__in=hashes
-        ).values_list("contact_hash", flat=True)
-    )
-    DepartedContact.objects.bulk_create(
-        [
-            DepartedContact(organisation_id=participant.organisation_id, contact_hash=value)
-            for value in sorted(hashes - existing)
-        ],
-        ignore_conflicts=True,
-    )
+    ids = [participant.pk for participant in participants]
+    for start in range(0, len(ids), BATCH):
+        for schedule in InvitationSchedule.objects.filter(participant_id__in=ids[start : start + BATCH]):
+            by_organisation.setdefault(schedule.organisation_id, set()).update(
+                departed_hashes(
+                    organisation_id=schedule.organisation_id, email=schedule.email, mobile=schedule.mobile
+                )
+            )
+    added = 0
+    for organisation_id, hashes in sorted(by_organisation.items()):
+        new = sorted(hashes - known_departed(organisation_id=organisation_id, hashes=hashes))
+        DepartedContact.objects.bulk_create(
+            [DepartedContact(organisation_id=organisation_id, contact_hash=value) for value in new],
+            batch_size=BATCH,
+            ignore_conflicts=True,
+        )
+        added += len(new)
+    return added
 
 
 def known_departed(*, organisation_id: int, hashes: set[str]) -> set[str]:
@@ -317,6 +334,19 @@ def known_departed(*, organisation_id: int, hashes: set[str]) -> set[str]:
             DepartedContact.objects.filter(
                 organisation_id=organisation_id, contact_hash__in=values[start : start + BATCH]
             ).values_list("contact_hash", flat=True)
+        )
+    return found
+
+
+def known_departed_anywhere(*, hashes: set[str]) -> set[str]:
+    """Which of these hashes any organisation remembers (each hash already names its organisation)."""
+    found: set[str] = set()
+    values = sorted(hashes)
+    for start in range(0, len(values), BATCH):
+        found.update(
+            DepartedContact.objects.filter(contact_hash__in=values[start : start + BATCH]).values_list(
+                "contact_hash", flat=True
+            )
         )
     return found
 

@@ -30,6 +30,7 @@ from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from participants import account, verification
+from participants.invitations import remember_departed_all
 from participants.models import (
     AccountLink,
     AnonymisationRun,
@@ -122,7 +123,8 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
 
     The same crypto-shredding, row for row (tests/participants/test_retention.py holds the two side by
     side): name, e-mail, mobile, blind indexes, the sealed pseudonym and the department destroyed, status
-    stopped; their pending messages cancelled; their codes, invitations and account links deleted; a dated
+    stopped; keyed hashes of their contact data remembered (invitations.remember_departed_all); their
+    pending messages cancelled; their codes, invitations and account links deleted; a dated
     withdrawal recorded under the consent text they had agreed to; and ``participant_stopped`` sent with
     each P, so their dossier is closed and unlinked and their scores stay, counted, belonging to nobody.
     Set-wise, in one transaction across the stores: a stop per person costs some twenty statements and
@@ -141,7 +143,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         Participant.objects.select_for_update()
         .filter(pk__in=ids)
         .exclude(status=Participant.Status.STOPPED)
-        .only("pk", "organisation_id", "pseudonym")
+        .only("pk", "organisation_id", "pseudonym", "email", "mobile")
     )
     if not locked:
         return 0
@@ -154,6 +156,10 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         "participant_id", "text_version"
     ):
         consented[participant_id] = version  # the latest wins, as in account._consented_version
+    # As a stop does (invitations.remember_departed): only keyed hashes of their contact data stay, so a
+    # re-import does not invite them again and the account-link form answers for them as for anyone who
+    # stopped. Without it, "anonymised" would read differently from "stopped" to the employer.
+    remember_departed_all(participants=locked)
     Participant.objects.filter(pk__in=pks).update(**Participant.shredded())
     code_ids = list(VerificationCode.objects.filter(participant_id__in=pks).values_list("pk", flat=True))
     parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]

@@ -10,11 +10,14 @@ without a request, so whoever picks up an unattended phone or work computer find
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
+from participants import verification
 from participants.models import Participant
 
 # Set only once both factors are proven in this session.
@@ -75,34 +78,102 @@ def current_participant(request: HttpRequest) -> Participant | None:
     return participant
 
 
-def start_link_step(request: HttpRequest, participant: Participant) -> None:
+@dataclass(frozen=True)
+class LinkStep:
+    """The first factor this session holds: an e-mailed account link, opened and confirmed.
+
+    ``participant`` is None for a link that opens nothing (a decoy, an unknown, used or expired token, or
+    someone who stopped since): such a step reads exactly like a real one, and no code ever opens it.
+    ``link`` is a keyed hash of the link's token, for pacing its SMS codes per link.
+    """
+
+    participant: Participant | None
+    link: str
+
+
+def start_link_step(request: HttpRequest, participant: Participant | None, *, link: str) -> None:
     """Record the first factor (their e-mailed link, just used up) in a fresh session: the code comes next.
 
-    Whatever account this browser had open closes: one session holds one participant's steps.
+    The same for a link that opens nothing (``participant`` None): the same session keys and, from here on,
+    the same pages, so whoever opened it learns only on the phone whether it was real. Whatever account this
+    browser had open closes: one session holds one participant's steps.
     """
     request.session.flush()
-    request.session[SESSION_LINK_STEP] = {"participant": str(participant.pk), "at": int(time.time())}
+    now = int(time.time())
+    request.session[SESSION_LINK_STEP] = {
+        "participant": str(participant.pk) if participant is not None else "",
+        "link": link,
+        "at": now,
+        "code_at": now,
+        "failures": 0,
+    }
     request.session.set_expiry(LINK_STEP_SECONDS)
 
 
-def link_step_participant(request: HttpRequest) -> Participant | None:
-    """The participant whose link this session used, while it may still wait for the SMS code."""
+def _step_data(request: HttpRequest) -> dict[str, Any] | None:
     step = request.session.get(SESSION_LINK_STEP)
     if not isinstance(step, dict):
         return None
-    at, participant_id = step.get("at"), step.get("participant")
+    at = step.get("at")
     if (
         not isinstance(at, int)
-        or not isinstance(participant_id, str)
+        or not isinstance(step.get("participant"), str)
+        or not isinstance(step.get("link"), str)
         or not 0 <= int(time.time()) - at <= LINK_STEP_SECONDS
     ):
         request.session.pop(SESSION_LINK_STEP, None)
         return None
-    participant = (
-        Participant.objects.filter(pk=participant_id)
-        .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
-        .first()
-    )
-    if participant is None:
-        request.session.pop(SESSION_LINK_STEP, None)
-    return participant
+    return step
+
+
+def link_step(request: HttpRequest) -> LinkStep | None:
+    """The link step this session holds, while it may still wait for the SMS code; None without one."""
+    step = _step_data(request)
+    if step is None:
+        return None
+    participant = None
+    if step["participant"]:
+        participant = (
+            Participant.objects.filter(pk=step["participant"])
+            .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
+            .first()
+        )
+    return LinkStep(participant=participant, link=step["link"])
+
+
+def link_step_participant(request: HttpRequest) -> Participant | None:
+    """The participant whose link this session used, while it may still wait for the SMS code."""
+    step = link_step(request)
+    return step.participant if step is not None else None
+
+
+def restart_link_code(request: HttpRequest) -> None:
+    """A new code was (or, for a link that opens nothing, seemed to be) sent: its clock and tries restart."""
+    step = _step_data(request)
+    if step is not None:
+        request.session[SESSION_LINK_STEP] = {**step, "code_at": int(time.time()), "failures": 0}
+
+
+def count_wrong_code(request: HttpRequest) -> verification.VerifyOutcome:
+    """Count a refused code in this session; what to tell the person, alike for every link.
+
+    The answer follows the rules of participants.verification (expiry after VERIFICATION_CODE_MINUTES,
+    MAX_FAILURES_PER_CODE tries) but is counted here, per session and link, so a link that opens nothing
+    answers exactly as a valid one does to a wrong code: the database's own count (which the real code's
+    lock rests on) could differ, for instance under a person's hourly budget, and that would tell.
+    """
+    step = _step_data(request)
+    if step is None:
+        return verification.VerifyOutcome(verification.VerifyStatus.NONE)
+    now = int(time.time())
+    if now - int(step.get("code_at", 0)) >= settings.VERIFICATION_CODE_MINUTES * 60:
+        return verification.VerifyOutcome(verification.VerifyStatus.EXPIRED)
+    failures = int(step.get("failures", 0))
+    if failures >= verification.MAX_FAILURES_PER_CODE:
+        return verification.VerifyOutcome(verification.VerifyStatus.LOCKED)
+    failures += 1
+    request.session[SESSION_LINK_STEP] = {**step, "failures": failures}
+    tries_left = verification.MAX_FAILURES_PER_CODE - failures
+    if tries_left <= 0:
+        return verification.VerifyOutcome(verification.VerifyStatus.LOCKED)
+    return verification.VerifyOutcome(verification.VerifyStatus.WRONG, tries_left=tries_left)

@@ -275,7 +275,10 @@ MATRIX: dict[str, Row] = {
     "participants:account-stopped": Row(public(OK)),
     "participants:account-link": Row(public(OK)),
     "participants:account-link-confirm": Row(public(ACCOUNT_LINK)),
-    "participants:account-link-open": Row(public(NOT_FOUND), kwargs=lambda w: {"token": "A" * 43}),
+    # Every well-formed token, known or not, leads to the same token-free step: a decoy reads like a link.
+    "participants:account-link-open": Row(
+        public(Redirect("participants:account-link-confirm")), kwargs=lambda w: {"token": "A" * 43}
+    ),
     # The SMS code step: only for a session that used an account link (tests/participants/test_account.py).
     "participants:account-code": Row(public(ACCOUNT_LINK)),
     "participants:account-code-resend": Row(public(ACCOUNT_LINK), method="post"),

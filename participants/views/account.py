@@ -5,14 +5,17 @@ pages needs the participant's short session (participants.session), which opens 
 the e-mailed link, then a fresh code by SMS. Without it a page redirects to the code step (when this session
 used a link) or offers the e-mail link; it never shows data.
 
-The link pages answer alike for everyone a link can reach (invited, active, paused, inactive): whoever opens
-a link found in a work mailbox reads "we sent a code to your mobile" and nothing about the person; their
-status, details and answers appear only after the code.
+The link pages answer alike for every well-formed token (valid, used, expired, a decoy sent for someone who
+stopped or declined, or unknown) and for everyone a real link can reach (invited, active, paused, inactive):
+whoever opens a link found in a work mailbox reads "we sent a code to your mobile" and nothing about the
+person; a wrong code reads alike too. Only the phone on file learns whether a code went out; status,
+details and answers appear only after the right code.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -31,19 +34,33 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from participants import account, enrolment, offers, participation, requestqueue, verification
 from participants.models import ConsentRecord, Participant, VerificationCode
 from participants.session import (
+    count_wrong_code,
     current_participant,
     end_participant_session,
-    link_step_participant,
+    link_step,
+    restart_link_code,
     start_link_step,
     start_participant_session,
 )
-from participants.views.enrolment import CodesForm, _outcome_message, _wait_text, code_field
+from participants.views.enrolment import (
+    LOOKUP_WINDOW_SECONDS,
+    CodesForm,
+    _count_lookup,
+    _link_code_wait,
+    _outcome_message,
+    _record_link_code,
+    _wait_text,
+    code_field,
+)
 from preventicons.clients import client_address
+from preventicons.crypto import hash_token, keyed_hash
 
 # The new name of a pending correction, sealed (account.PendingChange): never plaintext in the session store.
 SESSION_PENDING_NAME = "account_pending_name"
 # The account link this browser opened, by id: the token itself is left behind in the first redirect.
-SESSION_ACCOUNT_LINK = "account_link"
+SESSION_ACCOUNT_LINK = "account_link"  # "" for a well-formed token that opens nothing
+SESSION_ACCOUNT_LINK_KEY = "account_link_key"  # a keyed hash of the token: present once any link was opened
+_ACCOUNT_TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{account.ACCOUNT_TOKEN_LENGTH}}}", re.ASCII)
 EXPORT_FILENAME = "preventicons-my-data.json"
 LINK_MINUTES = int(account.ACCOUNT_LINK_LIFETIME.total_seconds() // 60)
 
@@ -60,7 +77,7 @@ def participant_required(view: ParticipantView) -> Callable[..., HttpResponse]:
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         participant = current_participant(request)
         if participant is None:
-            if link_step_participant(request) is not None:
+            if link_step(request) is not None:
                 return redirect("participants:account-code")
             return redirect("participants:account-link")
         return view(request, participant, *args, **kwargs)
@@ -421,55 +438,64 @@ def link_request(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _link_unusable(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "participants/account/link_unusable.html",
-        {"minutes": LINK_MINUTES},
-        status=404,
-    )
+def _link_malformed(request: HttpRequest) -> HttpResponse:
+    # Only for a token of the wrong shape: never a link we sent, so it says nothing about anyone. Every
+    # well-formed token, valid or not, goes on to the same pages (link_open).
+    return render(request, "participants/account/link_unusable.html", status=404)
 
 
 @never_cache
 @require_GET
 def link_open(request: HttpRequest, token: str) -> HttpResponse:
+    """Any well-formed token: the same session keys and the same redirect, whether it opens anything."""
+    if not _ACCOUNT_TOKEN_SHAPE.fullmatch(token):
+        return _link_malformed(request)
+    # Counted found or not, like the invitation links: a limit on misses alone would answer sooner for a
+    # link that no longer opens anything.
+    if not _count_lookup(request):
+        response = render(request, "participants/account/too_many_opened.html", status=429)
+        response["Retry-After"] = str(LOOKUP_WINDOW_SECONDS)
+        return response
     link = account.find_account_link(token=token)
-    if link is None:
-        return _link_unusable(request)
     # Leave the token behind: the next page's address, history entry and screenshot do not carry it.
-    request.session[SESSION_ACCOUNT_LINK] = str(link.pk)
+    request.session[SESSION_ACCOUNT_LINK] = str(link.pk) if link is not None else ""
+    request.session[SESSION_ACCOUNT_LINK_KEY] = keyed_hash("blind_index", "account-link", hash_token(token))
     return redirect("participants:account-link-confirm")
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def link_confirm(request: HttpRequest) -> HttpResponse:
-    """The page after the link: the same for everyone; its button uses the link and sends the SMS code."""
-    link_id = request.session.get(SESSION_ACCOUNT_LINK)
-    if not link_id:
+    """The page after the link: the same for every link; its button uses the link and sends the SMS code."""
+    link_key = request.session.get(SESSION_ACCOUNT_LINK_KEY)
+    if not link_key:
         return redirect("participants:account-link")
     error, status = "", 200
     if request.method == "POST":
-        # Used up only by this button, not by opening the link: mail scanners open links too.
-        try:
-            participant = account.open_account_link(link_id=link_id)
-        except verification.TooManyCodes as exc:
-            error, status = _too_soon(exc), 429
+        # Paced per link, not per person, so the answer is the same for a link that opens nothing.
+        wait = _link_code_wait(link_key)
+        if wait:
+            error, status = _too_soon(verification.TooManyCodes(wait)), 429
         else:
-            if participant is None:
-                request.session.pop(SESSION_ACCOUNT_LINK, None)
-                return _link_unusable(request)
-            start_link_step(request, participant)
+            _record_link_code(link_key)
+            # Used up only by this button, not by opening the link: mail scanners open links too.
+            participant = account.open_account_link(link_id=request.session.get(SESSION_ACCOUNT_LINK, ""))
+            start_link_step(request, participant, link=link_key)
             return redirect("participants:account-code")
     return render(request, "participants/account/link_confirm.html", {"error": error}, status=status)
 
 
 def _code_step_page(request: HttpRequest, form: AccountCodeForm, *, status: int = 200) -> HttpResponse:
-    # Nothing about the person: not even their number masked. What reads this page may be a mailbox reader.
+    # Nothing about the person: not even their number masked. What reads this page may be a mailbox reader,
+    # and the link behind it may open nothing at all.
     return render(
         request,
         "participants/account/link_code.html",
-        {"form": form, "minutes": settings.VERIFICATION_CODE_MINUTES},
+        {
+            "form": form,
+            "minutes": settings.VERIFICATION_CODE_MINUTES,
+            "link_minutes": LINK_MINUTES,
+        },
         status=status,
     )
 
@@ -477,9 +503,13 @@ def _code_step_page(request: HttpRequest, form: AccountCodeForm, *, status: int 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def link_code(request: HttpRequest) -> HttpResponse:
-    """The second factor: the SMS code; once right, the account opens in this session."""
-    participant = link_step_participant(request)
-    if participant is None:
+    """The second factor: the SMS code; once right, the account opens in this session.
+
+    A link that opens nothing gets the same page and, for every code, the same answer as a wrong code on a
+    valid link (session.count_wrong_code): "This link no longer works" is never said, here or before.
+    """
+    step = link_step(request)
+    if step is None:
         return redirect("participants:account-link")
     form = AccountCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -487,21 +517,22 @@ def link_code(request: HttpRequest) -> HttpResponse:
         if not guess:
             form.add_error("sms_code", _("Enter the code from the text message."))
         else:
-            outcome = account.confirm_account_code(participant=participant, code=guess)
-            if outcome.ok:
-                start_participant_session(request, participant)
-                return redirect("participants:account")
-            form.add_error("sms_code", _outcome_message("sms", outcome))
+            if step.participant is not None:
+                outcome = account.confirm_account_code(participant=step.participant, code=guess)
+                if outcome.ok:
+                    start_participant_session(request, step.participant)
+                    return redirect("participants:account")
+            form.add_error("sms_code", _outcome_message("sms", count_wrong_code(request)))
     return _code_step_page(request, form, status=400 if form.errors else 200)
 
 
 @never_cache
 @require_POST
 def link_code_resend(request: HttpRequest) -> HttpResponse:
-    participant = link_step_participant(request)
-    if participant is None:
+    step = link_step(request)
+    if step is None:
         return redirect("participants:account-link")
-    wait = account.resend_account_code(participant=participant)
+    wait = _link_code_wait(step.link)
     if wait:
         messages.error(
             request,
@@ -509,5 +540,10 @@ def link_code_resend(request: HttpRequest) -> HttpResponse:
             % {"wait": _wait_text(wait)},
         )
     else:
+        _record_link_code(step.link)
+        restart_link_code(request)
+        if step.participant is not None:
+            # Its own budget may refuse (the answer must not show it): the code then simply does not come.
+            account.resend_account_code(participant=step.participant)
         messages.success(request, _("A new code is on its way. The old code no longer works."))
     return redirect("participants:account-code")

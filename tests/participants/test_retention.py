@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from casefiles.models import Dossier
 from participants import retention
+from participants.invitations import departed_hashes, known_departed
 from participants.models import (
     AccountLink,
     AnonymisationRun,
@@ -359,6 +360,7 @@ SQLITE_SCRIPT = """
 import datetime as dt, django
 django.setup()
 from participants import retention
+from participants.invitations import departed_hashes, known_departed
 from participants.models import AnonymisationRun, Organisation, Participant
 from scores import wellbeing
 from casefiles.models import Dossier
@@ -482,13 +484,30 @@ def test_anonymising_leaves_a_participant_exactly_as_their_own_stop_would(organi
         set_up_like_jan(twin)
 
     pseudonyms = {twin.pk: twin.pseudonym or "" for twin in (stopping, anonymised)}
+    contacts = {twin.pk: (twin.email, twin.mobile) for twin in (stopping, anonymised)}
+
+    def remembered(twin: Participant) -> dict[str, bool]:
+        # Which of their contact details the organisation still recognises, by keyed hash only: a re-import
+        # and the account-link form treat exactly these as someone who left.
+        email, mobile = contacts[twin.pk]
+        kinds = {
+            "email": departed_hashes(organisation_id=organisation.pk, email=email, mobile=None),
+            "mobile": departed_hashes(organisation_id=organisation.pk, email=None, mobile=mobile),
+        }
+        return {
+            kind: bool(hashes) and known_departed(organisation_id=organisation.pk, hashes=hashes) == hashes
+            for kind, hashes in kinds.items()
+        }
 
     account.stop_participation(participant=stopping)
     stopped_by_themselves = what_is_left(stopping, pseudonyms[stopping.pk])
+    stopped_by_themselves["departed"] = remembered(stopping)
     assert retention.anonymise_participants(participant_ids=[anonymised.pk, stopping.pk]) == 1
     anonymised_at_night = what_is_left(anonymised, pseudonyms[anonymised.pk])
+    anonymised_at_night["departed"] = remembered(anonymised)
 
     assert anonymised_at_night == stopped_by_themselves
+    assert stopped_by_themselves["departed"] == {"email": True, "mobile": True}
     assert stopped_by_themselves["participant"]["status"] == Participant.Status.STOPPED
     assert stopped_by_themselves["consents"][-1] == ("withdrawn", "v1", TODAY)
     assert stopped_by_themselves["dossier"]["is_open"] is False
@@ -528,3 +547,26 @@ def test_the_migration_truncates_existing_consents_to_their_amsterdam_day(organi
         # Back to the latest schema, with every migration that came after this one, for the tests that follow.
         executor = MigrationExecutor(connections["default"])
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+# --- whom the night anonymised is remembered as departed ---------------------------------------------------
+
+
+def test_a_re_import_does_not_invite_again_someone_the_night_anonymised(
+    organisation: Organisation, employer: Any
+) -> None:
+    from participants.importing import import_address_list
+
+    # Anonymised for inactivity: without the departed hash the employer's re-import would create them anew
+    # and "send invitations" would reach exactly this person, telling the employer they had dropped out.
+    person = inactive(organisation, last_response=days_ago(400))
+    email, mobile = person.email, person.mobile
+    assert email and mobile
+    retention.run_retention(today=TODAY)
+    assert is_anonymised(person)
+    data = f"naam;e-mail;mobiel;afdeling\r\nJan de Vries;{email};{mobile};Care\r\n".encode()
+
+    result = import_address_list(organisation=organisation, data=data, full_list=False, by=employer)
+
+    assert (result.created, result.unchanged) == (0, 1)
+    assert not Participant.objects.exclude(pk=person.pk).exists()

@@ -27,6 +27,7 @@ from participants.models import (
 )
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging
+from preventicons.fields import EncryptedTextField
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from scores.queries import weekly_values_for
@@ -152,6 +153,35 @@ def test_stop_destroys_contact_data_blind_indexes_and_sealed_pseudonym(jan: Part
     assert raw_participant_row(jan) == (None, None, None, None, None, None, None, "stopped")
     assert jan.status == Participant.Status.STOPPED
     assert jan.name is None and jan.email is None and jan.pseudonym is None
+
+
+def test_a_stop_leaves_every_sealed_column_and_the_weekly_channel_null(jan: Participant) -> None:
+    # What a dump shows of someone who stopped: no ciphertext at all, not even of the private address they
+    # chose for the weekly messages (which the key file could otherwise open later), nor where those went.
+    jan.private_email = "jan.prive@example.org"
+    jan.weekly_channel = Participant.WeeklyChannel.PRIVATE_EMAIL
+    jan.participation = '{"last": null}'
+    jan.save()
+    sealed = [
+        field.column for field in Participant._meta.concrete_fields if isinstance(field, EncryptedTextField)
+    ]
+    assert {"name", "email", "mobile", "pseudonym", "private_email", "participation"} <= set(sealed)
+    columns = [*sealed, "email_index", "mobile_index", "weekly_channel", "department_id"]
+    select = "SELECT " + ", ".join(f'"{column}"' for column in columns)
+    # Column names from the model's own metadata, never from input.
+    query = select + " FROM participants_participant WHERE id = %s"  # noqa: S608
+    with connections["default"].cursor() as cursor:
+        cursor.execute(query, [jan.pk])
+        before = cursor.fetchone()
+    assert before is not None and all(value is not None for value in before)
+
+    account.stop_participation(participant=jan)
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute(query, [jan.pk])
+        after = cursor.fetchone()
+    assert after is not None
+    assert dict(zip(columns, after, strict=True)) == dict.fromkeys(columns)
 
 
 def raw_scores() -> list[tuple[Any, ...]]:
@@ -384,12 +414,21 @@ def test_after_stopping_the_old_session_and_links_no_longer_work(client: Client,
     response = client.get("/me/")
     assert response.status_code == 302 and response["Location"] == "/me/link/"
     assert client.get("/me/export.json").status_code == 302
-    assert other.get(f"/me/link/{link.group(1)}/").status_code == 404
-    # Asking for a new link for the old address sends nothing: the address is gone.
+    # The earlier link leads to the code step like any link, but no code comes and none opens anything.
+    sms_before = len(MemorySmsGateway.outbox)
+    assert other.get(f"/me/link/{link.group(1)}/")["Location"] == "/me/link/open/"
+    assert other.post("/me/link/open/")["Location"] == "/me/link/code/"
+    messaging.send_due_messages()
+    assert len(MemorySmsGateway.outbox) == sms_before
+    assert other.post("/me/link/code/", {"sms_code": "123456"}).status_code == 400
+    assert other.get("/me/")["Location"] == "/me/link/code/"
+    # A new link for the old address: one e-mail as before (the employer must not see a difference), but
+    # its link is a decoy stored nowhere.
     sent = len(mail.outbox)
     assert other.post("/me/link/", {"email": "jan@example.nl"}).status_code == 200
     messaging.send_due_messages()
-    assert len(mail.outbox) == sent
+    assert len(mail.outbox) == sent + 1
+    assert not AccountLink.objects.exists()
 
 
 def test_a_later_import_of_the_same_address_adds_nobody_and_links_nothing(
