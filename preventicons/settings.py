@@ -231,6 +231,11 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
 
+# --- Sessions: sealed in the session table (preventicons/sessions.py) ---
+# Django's database engine only signs session_data: a dump would show every participant_id and staff user id
+# with when they were last seen. Ours seals it with the field key; on SQLite as on PostgreSQL.
+SESSION_ENGINE = "preventicons.sessions"
+
 # --- Enrolment: invitation links and two-factor codes (participants/enrolment.py, verification.py) ---
 INVITATION_DAYS = env.int("INVITATION_DAYS", default=14)
 VERIFICATION_CODE_MINUTES = env.int("VERIFICATION_CODE_MINUTES", default=10)

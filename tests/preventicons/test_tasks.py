@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from preventicons.celery import app as celery_app
+from preventicons.sessions import SessionStore
 from preventicons.tasks import clear_expired_sessions
 
 
