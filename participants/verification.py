@@ -167,14 +167,31 @@ def _site_host() -> str:
     return urlsplit(settings.SITE_URL).hostname or "localhost"
 
 
-def _purpose_phrase(purpose: str) -> str:
-    phrases = {
-        VerificationCode.Purpose.ENROL: _("to confirm that you want to take part"),
-        VerificationCode.Purpose.CHANGE: _("to confirm the change of your details"),
-        VerificationCode.Purpose.STOP: _("to confirm that you want to stop"),
-        VerificationCode.Purpose.ACCOUNT: _("to open your account"),
-    }
-    return str(phrases[VerificationCode.Purpose(purpose)])
+def code_email_address(participant: Participant) -> str | None:
+    """Where the e-mail factor of an account purpose (a correction, a stop) may go; None: nowhere.
+
+    The participant's proven private address when they have one; the work address only when they chose it
+    for their weekly messages (they accepted that the employer's IT may read it). Never a work address they
+    did not choose: a code arriving there would tell the employer that this person takes part and is about
+    to change something or stop. With None the round has only the SMS code, and the account session, opened
+    by the e-mailed link and an SMS code, is the other factor (participants.account).
+    """
+    if participant.private_email:
+        return participant.private_email
+    if participant.weekly_channel == Participant.WeeklyChannel.WORK_EMAIL and participant.email:
+        return participant.email
+    return None
+
+
+def _code_email_body() -> str:
+    # One text for every purpose: whoever reads the mailbox (the employer's IT, for a work address) must not
+    # learn from it what the code is for. The page the participant is on says that.
+    return _(
+        "Your code is %(code)s.\n\n"
+        "Enter it on the page where you asked for it. The code is valid for %(minutes)d minutes and works "
+        "once.\n\n"
+        "Did you not ask for a code? Then you can ignore this message; nothing changes."
+    )
 
 
 def issue_codes(
@@ -187,9 +204,11 @@ def issue_codes(
 ) -> list[VerificationCode]:
     """Send a fresh code by e-mail and one by SMS, replacing older unverified codes of this purpose.
 
-    Targets default to the address and number on file; a different target is kept sealed on the code, so it
-    replaces the one on file only once proven. ``channels`` narrows the round to some channels (all must be
-    verified for ``proven_round``). Raises TooManyCodes while the backoff or hourly cap holds.
+    Targets default to the number on file and, for e-mail, to code_email_address (never a work address the
+    participant did not choose); a different target is kept sealed on the code, so it replaces the one on
+    file only once proven. Every code e-mail reads the same whatever the purpose. ``channels`` narrows the
+    round to some channels (all must be verified for ``proven_round``). Raises TooManyCodes while the backoff
+    or hourly cap holds, MissingContact when a channel has nowhere to go.
     """
     purpose = VerificationCode.Purpose(purpose)
     now = timezone.now()
@@ -203,13 +222,13 @@ def issue_codes(
             raise TooManyCodes(wait)
 
         destinations: dict[str, tuple[str, str | None]] = {}
-        for channel, requested, on_file in (
-            (VerificationCode.Channel.EMAIL, email_to, locked.email),
-            (VerificationCode.Channel.SMS, sms_to, locked.mobile),
+        for channel, requested, on_file, default in (
+            (VerificationCode.Channel.EMAIL, email_to, locked.email, code_email_address(locked)),
+            (VerificationCode.Channel.SMS, sms_to, locked.mobile, locked.mobile),
         ):
             if channel not in channels:
                 continue
-            destination = requested or on_file
+            destination = requested or default
             if not destination:
                 raise MissingContact(channel)
             if channel == VerificationCode.Channel.EMAIL:
@@ -248,14 +267,7 @@ def issue_codes(
                     key=f"code:{row.id}:email",
                     to=destination,
                     subject=_("Your Preventicons code: %(code)s") % {"code": code},
-                    body=_(
-                        "Your code is %(code)s.\n\n"
-                        "Enter it on the page where you asked for it, %(purpose)s. The code is valid for "
-                        "%(minutes)d minutes and works once. We also sent a code by text message: you need "
-                        "both.\n\n"
-                        "Did you not ask for a code? Then you can ignore this message; nothing changes."
-                    )
-                    % {"code": code, "purpose": _purpose_phrase(purpose), "minutes": minutes},
+                    body=_code_email_body() % {"code": code, "minutes": minutes},
                 )
             else:
                 # The last line lets a phone offer the code for this site only (origin-bound one-time codes).
@@ -438,7 +450,8 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
             sms_to=sms_to,
             channels=channels or CHANNELS,
         )
-    except TooManyCodes:
+    except (TooManyCodes, MissingContact):
+        # MissingContact: the e-mail factor may no longer go anywhere (code_email_address); no new round.
         return False
     return True
 

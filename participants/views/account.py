@@ -244,13 +244,18 @@ def _codes_page(
     extra: dict[str, Any],
 ) -> HttpResponse:
     states = verification.channel_states(participant=participant, purpose=purpose)
+    in_round = verification.round_channels(participant=participant, purpose=purpose)
     email_target, mobile_target = verification.pending_targets(participant=participant, purpose=purpose)
     wait = verification.resend_wait_seconds(participant=participant, purpose=purpose)
+    email_to = email_target or verification.code_email_address(participant)
     context = {
         "form": form,
-        "email_state": states[VerificationCode.Channel.EMAIL],
+        # None when this round has no e-mail code (account._round_channels): only the SMS code is asked.
+        "email_state": states[VerificationCode.Channel.EMAIL]
+        if VerificationCode.Channel.EMAIL in in_round
+        else None,
         "sms_state": states[VerificationCode.Channel.SMS],
-        "email_to": enrolment.mask_email(email_target or participant.email),
+        "email_to": enrolment.mask_email(email_to) if email_to else "",
         "sms_to": enrolment.mask_mobile(mobile_target or participant.mobile),
         "wait": _wait_text(wait) if wait else "",
         "minutes": settings.VERIFICATION_CODE_MINUTES,
@@ -266,7 +271,7 @@ def _add_failures(form: CodesForm, confirmation: account.Confirmation) -> None:
     if confirmation.refusal:
         form.add_error(None, confirmation.refusal)
     if not form.errors:
-        form.add_error(None, _("Please enter both codes."))
+        form.add_error(None, _("Please enter the codes."))
 
 
 def _has_round(participant: Participant, purpose: str) -> bool:
