@@ -93,6 +93,11 @@ def _round_channels(participant: Participant, *, new_email: str | None = None) -
     return (VerificationCode.Channel.SMS,)
 
 
+def asks_email_code(participant: Participant) -> bool:
+    """Whether a stop (or a correction keeping the e-mail address) of theirs asks for an e-mail code too."""
+    return VerificationCode.Channel.EMAIL in _round_channels(participant)
+
+
 def _proven(participant: Participant, purpose: str) -> verification.ProvenTargets | None:
     """The targets of the latest round when all its codes are verified and it had every channel it needs.
 

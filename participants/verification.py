@@ -405,10 +405,33 @@ def proven_targets(*, participant: Participant, purpose: str) -> ProvenTargets |
 
 
 def pending_targets(*, participant: Participant, purpose: str) -> tuple[str | None, str | None]:
-    """Where the latest round of codes went when not to the address on file: (e-mail, mobile)."""
-    email_row = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
-    sms_row = _latest(participant, purpose, VerificationCode.Channel.SMS)
-    return (email_row.target if email_row else None, sms_row.target if sms_row else None)
+    """Where the latest round of codes went when not to the address on file: (e-mail, mobile).
+
+    Only the latest round counts: a round may lack a channel, and an older round's target is no longer asked.
+    """
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None:
+        return (None, None)
+    rows = VerificationCode.objects.filter(
+        participant=participant, purpose=purpose, created_at=latest.created_at
+    )
+    targets = {row.channel: row.target for row in rows}
+    return (targets.get(VerificationCode.Channel.EMAIL), targets.get(VerificationCode.Channel.SMS))
+
+
+def _round_marker(participant: Participant, purpose: str) -> str:
+    # The id of one code of the latest round, whichever channels it had (a round may have no e-mail code:
+    # participants.account._round_channels), so a redelivered resend task finds its round already issued.
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at", "channel")
+        .first()
+    )
+    return str(latest.pk) if latest else ""
 
 
 def request_resend(*, participant: Participant, purpose: str) -> int:
@@ -418,8 +441,7 @@ def request_resend(*, participant: Participant, purpose: str) -> int:
     wait = resend_wait_seconds(participant=participant, purpose=purpose)
     if wait:
         return wait
-    latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
-    after = str(latest.pk) if latest else ""
+    after = _round_marker(participant, purpose)
     participant_id = str(participant.pk)
     transaction.on_commit(lambda: resend_codes.delay(participant_id, str(purpose), after))
     return 0
@@ -434,8 +456,7 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
     )
     if participant is None:
         return False
-    latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
-    if (str(latest.pk) if latest else "") != after_code_id:
+    if _round_marker(participant, purpose) != after_code_id:
         return False  # a redelivered task: its round exists already
     email_to, sms_to = pending_targets(participant=participant, purpose=purpose)
     # The same channels as the round it replaces: a round that spared the work mailbox keeps sparing it.

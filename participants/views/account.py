@@ -136,6 +136,7 @@ def _overview(
             "weekly_scores": data.get("weekly_scores", []),
             "form": form or _change_form(participant),
             "session_minutes": settings.PARTICIPANT_SESSION_SECONDS // 60,
+            "asks_email_code": account.asks_email_code(participant),
             # Offers from the participant's own signals (scores: a drop, three falling weeks), shown only
             # here, behind both factors, never on a page a weekly link opens.
             "offers": offers.account_offers(participant),
@@ -350,7 +351,12 @@ def stop(request: HttpRequest, participant: Participant) -> HttpResponse:
             error, status = " ".join(exc.messages), 400
         else:
             return redirect("participants:account-stop-confirm")
-    return render(request, "participants/account/stop.html", {"error": error}, status=status)
+    return render(
+        request,
+        "participants/account/stop.html",
+        {"error": error, "asks_email_code": account.asks_email_code(participant)},
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
