@@ -16,6 +16,7 @@ import pytest
 from django.core import mail
 from django.db.models import F
 from django.test import Client
+from django.utils import translation
 
 from participants import account, verification
 from participants.models import Organisation, Participant, VerificationCode
@@ -187,7 +188,11 @@ def test_the_stop_page_of_an_sms_participant_asks_for_the_sms_code_only(organisa
 # --- one text for every purpose -----------------------------------------------------------------
 
 
-def test_every_code_message_reads_the_same_whatever_it_is_for(organisation: Organisation) -> None:
+@pytest.mark.parametrize("language", ["en", "nl"])
+def test_every_code_message_reads_the_same_whatever_it_is_for(
+    organisation: Organisation, language: str
+) -> None:
+    translation.activate(language)  # the english fixture's override restores its language afterwards
     participant = jan(organisation, Channel.WORK_EMAIL)
     emails: dict[str, str] = {}
     texts: dict[str, str] = {}
@@ -210,9 +215,9 @@ def test_every_code_message_reads_the_same_whatever_it_is_for(organisation: Orga
 
     assert len(set(emails.values())) == 1, emails
     assert len(set(texts.values())) == 1, texts
-    assert not re.search(
-        r"\bstop|change of|your details|take part|open your account", next(iter(emails.values())), re.I
-    )
+    assert ("Je code is" if language == "nl" else "Your code is") in next(iter(emails.values()))
+    purpose_words = r"\bstop|change of|your details|take part|open your account|wijzig|meedoen|account"
+    assert not re.search(purpose_words, next(iter(emails.values())), re.I)
 
 
 # --- a stop still needs both factors ------------------------------------------------------------
