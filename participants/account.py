@@ -2,8 +2,12 @@
 
 Every operation here acts for the participant whose session it is; the views check that session, which
 opens only after both factors: the e-mailed link and then a fresh code by SMS (open_account_link,
-confirm_account_code). Corrections and stopping are verified again by both factors (a code by e-mail and a
-code by SMS).
+confirm_account_code). Corrections and stopping are verified again by two factors (_round_channels says
+which).
+
+Nothing about a correction or a stop reaches a work address the participant did not choose for their weekly
+messages: the employer reads that mailbox, and a code or a notice arriving there would tell it who takes part
+and who is stopping (issue #14). Code e-mails name no purpose (verification.issue_codes).
 """
 
 from __future__ import annotations
@@ -80,16 +84,55 @@ class Confirmation:
     refusal: str = ""
 
 
+def _round_channels(participant: Participant, *, new_email: str | None = None) -> tuple[str, ...]:
+    """The channels of a correction's or a stop's codes: always SMS, and e-mail only where it may go.
+
+    E-mail goes to a new address being proven, else to verification.code_email_address: the proven private
+    address, or the work address only when the participant chose it for their weekly messages. A participant
+    who chose SMS and has no private address gets the SMS code only. That is still two factors, and the least
+    revealing choice: the account session this runs in opened only with the e-mailed account link and an SMS
+    code (participants.session), so possession of the link stands in for the e-mail code, and the fresh SMS
+    code proves the phone again. Asking them to add a private address first would block someone who wants to
+    stop behind a chore; mailing the work address would tell the employer.
+    """
+    if new_email or verification.code_email_address(participant):
+        return verification.CHANNELS
+    return (VerificationCode.Channel.SMS,)
+
+
+def asks_email_code(participant: Participant) -> bool:
+    """Whether a stop (or a correction keeping the e-mail address) of theirs asks for an e-mail code too."""
+    return VerificationCode.Channel.EMAIL in _round_channels(participant)
+
+
+def _proven(participant: Participant, purpose: str) -> verification.ProvenTargets | None:
+    """The targets of the latest round when all its codes are verified and it had every channel it needs.
+
+    A round without an e-mail code counts only while the participant has nowhere an e-mail code may go: an
+    SMS-only round issued before they added a private address (or chose the work address) no longer suffices.
+    """
+    proven = verification.proven_round(participant=participant, purpose=purpose)
+    if proven is None:
+        return None
+    needed = set(_round_channels(participant))
+    if not needed <= verification.round_channels(participant=participant, purpose=purpose):
+        return None
+    return proven
+
+
 def _check_codes(
     participant: Participant, purpose: str, email_code: str, sms_code: str
 ) -> dict[str, verification.VerifyOutcome]:
     # A code verified on an earlier try stays verified: only the other one is asked for again.
     states = verification.channel_states(participant=participant, purpose=purpose)
+    in_round = verification.round_channels(participant=participant, purpose=purpose)
     failed: dict[str, verification.VerifyOutcome] = {}
     for channel, guess in (
         (VerificationCode.Channel.EMAIL, email_code),
         (VerificationCode.Channel.SMS, sms_code),
     ):
+        if channel not in in_round:
+            continue
         if states[channel].status is verification.VerifyStatus.OK or not guess.strip():
             continue
         outcome = verification.verify_code(
@@ -141,8 +184,8 @@ def request_change(
     """Send both codes for a correction; nothing changes before confirm_change.
 
     A new address gets its code there (the SMS goes to the number on file); a new number gets its SMS there
-    (the e-mail goes to the address on file). Raises ValidationError (changing nothing, sending nothing) or
-    verification.TooManyCodes.
+    (the e-mail code, if any, goes where _round_channels allows: never to a work address the participant did
+    not choose). Raises ValidationError (changing nothing, sending nothing) or verification.TooManyCodes.
     """
     errors: dict[str, list[str]] = {}
     new_name: str | None = None
@@ -195,7 +238,11 @@ def request_change(
         raise ValidationError({"mobile": [_("This mobile number cannot be used. Please enter another one.")]})
     try:
         verification.issue_codes(
-            participant=participant, purpose=CHANGE, email_to=new_email, sms_to=new_mobile
+            participant=participant,
+            purpose=CHANGE,
+            email_to=new_email,
+            sms_to=new_mobile,
+            channels=_round_channels(participant, new_email=new_email),
         )
     except verification.MissingContact:
         raise ValidationError(_missing_contact()) from None
@@ -221,9 +268,12 @@ def pending_change(*, participant: Participant, sealed_name: str | None) -> dict
 def confirm_change(
     *, participant: Participant, email_code: str, sms_code: str, sealed_name: str | None = None
 ) -> Confirmation:
-    """Check the codes; once both are proven, the new values replace the old, blind indexes recomputed."""
+    """Check the codes; once the round is proven (_proven), the new values replace the old, indexes redone.
+
+    The notice of the change goes only to destinations the participant chose (_notify_change).
+    """
     failed = _check_codes(participant, CHANGE, email_code, sms_code)
-    proven = verification.proven_targets(participant=participant, purpose=CHANGE)
+    proven = _proven(participant, CHANGE)
     if proven is None:
         return Confirmation(done=False, failed=failed)
     # A sealed name that does not open here was not made for this participant: it is ignored, not applied.
@@ -253,9 +303,9 @@ def confirm_change(
                     "pk", flat=True
                 )
             )
-            # Used up: a proven round must not apply a second time (proven_targets holds for an hour).
+            # Used up: a proven round must not apply a second time (a proven round holds for an hour).
             VerificationCode.objects.filter(pk__in=round_ids).delete()
-            _notify_old_contact(locked, old_email=old_email, old_mobile=old_mobile, proven=proven, at=now)
+            _notify_change(locked, old_email=old_email, old_mobile=old_mobile, proven=proven, at=now)
     except IntegrityError:
         # Someone else of the organisation took the address or number between request and confirmation.
         return Confirmation(
@@ -266,7 +316,7 @@ def confirm_change(
     return Confirmation(done=True)
 
 
-def _notify_old_contact(
+def _notify_change(
     participant: Participant,
     *,
     old_email: str | None,
@@ -274,21 +324,47 @@ def _notify_old_contact(
     proven: verification.ProvenTargets,
     at: dt.datetime,
 ) -> None:
-    # Whoever had the old address or number hears of the change: a takeover does not go unnoticed.
+    """Tell the participant, where they chose to hear from us, that their address or number changed.
+
+    A takeover must not go unnoticed, so the old destination hears of it, but only one the participant chose:
+    the old work address only when the weekly messages went there; a private address or the mobile number
+    otherwise. A notice in a work mailbox they did not choose would tell the employer they take part.
+    """
     stamp = at.strftime("%Y%m%dT%H%M%S%f")
+    support = {"support": settings.SUPPORT_EMAIL}
+    chosen = participant.weekly_channel
     if proven.email and old_email:
-        messaging.queue_email(
-            key=f"changed:{participant.pk}:{stamp}:email",
-            to=old_email,
-            subject=_("Your e-mail address for Preventicons was changed"),
-            body=_(
-                "The e-mail address of your Preventicons account was just changed, confirmed with codes by "
-                "e-mail and by text message. From now on we write to the new address.\n\n"
-                "Was this not you? Write to us at once at %(support)s."
-            )
-            % {"support": settings.SUPPORT_EMAIL},
+        subject = _("Your e-mail address for Preventicons was changed")
+        body = _(
+            "The e-mail address of your Preventicons account was just changed, confirmed with codes.\n\n"
+            "Was this not you? Write to us at once at %(support)s."
         )
+        if chosen == Participant.WeeklyChannel.WORK_EMAIL:
+            messaging.queue_email(
+                key=f"changed:{participant.pk}:{stamp}:email",
+                to=old_email,
+                subject=subject,
+                body=body % support,
+            )
+        elif participant.private_email:
+            messaging.queue_email(
+                key=f"changed:{participant.pk}:{stamp}:email",
+                to=participant.private_email,
+                subject=subject,
+                body=body % support,
+            )
+        elif participant.mobile:
+            messaging.queue_sms(
+                key=f"changed:{participant.pk}:{stamp}:email-sms",
+                to=participant.mobile,
+                body=_(
+                    "The e-mail address of your Preventicons account was just changed. "
+                    "Was this not you? Write to us at once at %(support)s."
+                )
+                % support,
+            )
     if proven.mobile and old_mobile:
+        # The old number received the codes all along: it is theirs, and the first to miss a takeover.
         messaging.queue_sms(
             key=f"changed:{participant.pk}:{stamp}:sms",
             to=old_mobile,
@@ -296,7 +372,7 @@ def _notify_old_contact(
                 "The mobile number of your Preventicons account was just changed. "
                 "Was this not you? Write to us at once at %(support)s."
             )
-            % {"support": settings.SUPPORT_EMAIL},
+            % support,
         )
 
 
@@ -304,20 +380,22 @@ def _notify_old_contact(
 
 
 def request_stop_codes(*, participant: Participant) -> None:
-    """Send both codes for stopping, to the address and number on file.
+    """Send the codes for stopping: by SMS to the number on file, and by e-mail only where _round_channels
+    allows (never to a work address the participant did not choose).
 
-    Raises verification.TooManyCodes, or ValidationError when an address or number is missing.
+    Raises verification.TooManyCodes, or ValidationError when the number is missing.
     """
     try:
-        verification.issue_codes(participant=participant, purpose=STOP)
+        verification.issue_codes(participant=participant, purpose=STOP, channels=_round_channels(participant))
     except verification.MissingContact:
         raise ValidationError(_missing_contact()) from None
 
 
 def confirm_stop(*, participant: Participant, email_code: str, sms_code: str) -> Confirmation:
-    """Check the codes; once both are proven the participant is stopped (stop_participation)."""
+    """Check the codes; once the round is proven (_proven: its SMS code, and its e-mail code wherever one may
+    go) the participant is stopped (stop_participation). A wrong or missing code stops nothing."""
     failed = _check_codes(participant, STOP, email_code, sms_code)
-    if verification.proven_targets(participant=participant, purpose=STOP) is None:
+    if _proven(participant, STOP) is None:
         return Confirmation(done=False, failed=failed)
     stop_participation(participant=participant)
     return Confirmation(done=True)

@@ -167,14 +167,31 @@ def _site_host() -> str:
     return urlsplit(settings.SITE_URL).hostname or "localhost"
 
 
-def _purpose_phrase(purpose: str) -> str:
-    phrases = {
-        VerificationCode.Purpose.ENROL: _("to confirm that you want to take part"),
-        VerificationCode.Purpose.CHANGE: _("to confirm the change of your details"),
-        VerificationCode.Purpose.STOP: _("to confirm that you want to stop"),
-        VerificationCode.Purpose.ACCOUNT: _("to open your account"),
-    }
-    return str(phrases[VerificationCode.Purpose(purpose)])
+def code_email_address(participant: Participant) -> str | None:
+    """Where the e-mail factor of an account purpose (a correction, a stop) may go; None: nowhere.
+
+    The participant's proven private address when they have one; the work address only when they chose it
+    for their weekly messages (they accepted that the employer's IT may read it). Never a work address they
+    did not choose: a code arriving there would tell the employer that this person takes part and is about
+    to change something or stop. With None the round has only the SMS code, and the account session, opened
+    by the e-mailed link and an SMS code, is the other factor (participants.account).
+    """
+    if participant.private_email:
+        return participant.private_email
+    if participant.weekly_channel == Participant.WeeklyChannel.WORK_EMAIL and participant.email:
+        return participant.email
+    return None
+
+
+def _code_email_body() -> str:
+    # One text for every purpose: whoever reads the mailbox (the employer's IT, for a work address) must not
+    # learn from it what the code is for. The page the participant is on says that.
+    return _(
+        "Your code is %(code)s.\n\n"
+        "Enter it on the page where you asked for it. The code is valid for %(minutes)d minutes and works "
+        "once.\n\n"
+        "Did you not ask for a code? Then you can ignore this message; nothing changes."
+    )
 
 
 def issue_codes(
@@ -187,9 +204,11 @@ def issue_codes(
 ) -> list[VerificationCode]:
     """Send a fresh code by e-mail and one by SMS, replacing older unverified codes of this purpose.
 
-    Targets default to the address and number on file; a different target is kept sealed on the code, so it
-    replaces the one on file only once proven. ``channels`` narrows the round to some channels (all must be
-    verified for ``proven_round``). Raises TooManyCodes while the backoff or hourly cap holds.
+    Targets default to the number on file and, for e-mail, to code_email_address (never a work address the
+    participant did not choose); a different target is kept sealed on the code, so it replaces the one on
+    file only once proven. Every code e-mail reads the same whatever the purpose. ``channels`` narrows the
+    round to some channels (all must be verified for ``proven_round``). Raises TooManyCodes while the backoff
+    or hourly cap holds, MissingContact when a channel has nowhere to go.
     """
     purpose = VerificationCode.Purpose(purpose)
     now = timezone.now()
@@ -203,13 +222,13 @@ def issue_codes(
             raise TooManyCodes(wait)
 
         destinations: dict[str, tuple[str, str | None]] = {}
-        for channel, requested, on_file in (
-            (VerificationCode.Channel.EMAIL, email_to, locked.email),
-            (VerificationCode.Channel.SMS, sms_to, locked.mobile),
+        for channel, requested, on_file, default in (
+            (VerificationCode.Channel.EMAIL, email_to, locked.email, code_email_address(locked)),
+            (VerificationCode.Channel.SMS, sms_to, locked.mobile, locked.mobile),
         ):
             if channel not in channels:
                 continue
-            destination = requested or on_file
+            destination = requested or default
             if not destination:
                 raise MissingContact(channel)
             if channel == VerificationCode.Channel.EMAIL:
@@ -248,14 +267,7 @@ def issue_codes(
                     key=f"code:{row.id}:email",
                     to=destination,
                     subject=_("Your Preventicons code: %(code)s") % {"code": code},
-                    body=_(
-                        "Your code is %(code)s.\n\n"
-                        "Enter it on the page where you asked for it, %(purpose)s. The code is valid for "
-                        "%(minutes)d minutes and works once. We also sent a code by text message: you need "
-                        "both.\n\n"
-                        "Did you not ask for a code? Then you can ignore this message; nothing changes."
-                    )
-                    % {"code": code, "purpose": _purpose_phrase(purpose), "minutes": minutes},
+                    body=_code_email_body() % {"code": code, "minutes": minutes},
                 )
             else:
                 # The last line lets a phone offer the code for this site only (origin-bound one-time codes).
@@ -393,10 +405,33 @@ def proven_targets(*, participant: Participant, purpose: str) -> ProvenTargets |
 
 
 def pending_targets(*, participant: Participant, purpose: str) -> tuple[str | None, str | None]:
-    """Where the latest round of codes went when not to the address on file: (e-mail, mobile)."""
-    email_row = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
-    sms_row = _latest(participant, purpose, VerificationCode.Channel.SMS)
-    return (email_row.target if email_row else None, sms_row.target if sms_row else None)
+    """Where the latest round of codes went when not to the address on file: (e-mail, mobile).
+
+    Only the latest round counts: a round may lack a channel, and an older round's target is no longer asked.
+    """
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at")
+        .first()
+    )
+    if latest is None:
+        return (None, None)
+    rows = VerificationCode.objects.filter(
+        participant=participant, purpose=purpose, created_at=latest.created_at
+    )
+    targets = {row.channel: row.target for row in rows}
+    return (targets.get(VerificationCode.Channel.EMAIL), targets.get(VerificationCode.Channel.SMS))
+
+
+def _round_marker(participant: Participant, purpose: str) -> str:
+    # The id of one code of the latest round, whichever channels it had (a round may have no e-mail code:
+    # participants.account._round_channels), so a redelivered resend task finds its round already issued.
+    latest = (
+        VerificationCode.objects.filter(participant=participant, purpose=purpose)
+        .order_by("-created_at", "channel")
+        .first()
+    )
+    return str(latest.pk) if latest else ""
 
 
 def request_resend(*, participant: Participant, purpose: str) -> int:
@@ -406,8 +441,7 @@ def request_resend(*, participant: Participant, purpose: str) -> int:
     wait = resend_wait_seconds(participant=participant, purpose=purpose)
     if wait:
         return wait
-    latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
-    after = str(latest.pk) if latest else ""
+    after = _round_marker(participant, purpose)
     participant_id = str(participant.pk)
     transaction.on_commit(lambda: resend_codes.delay(participant_id, str(purpose), after))
     return 0
@@ -422,8 +456,7 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
     )
     if participant is None:
         return False
-    latest = _latest(participant, purpose, VerificationCode.Channel.EMAIL)
-    if (str(latest.pk) if latest else "") != after_code_id:
+    if _round_marker(participant, purpose) != after_code_id:
         return False  # a redelivered task: its round exists already
     email_to, sms_to = pending_targets(participant=participant, purpose=purpose)
     # The same channels as the round it replaces: a round that spared the work mailbox keeps sparing it.
@@ -438,7 +471,8 @@ def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bo
             sms_to=sms_to,
             channels=channels or CHANNELS,
         )
-    except TooManyCodes:
+    except (TooManyCodes, MissingContact):
+        # MissingContact: the e-mail factor may no longer go anywhere (code_email_address); no new round.
         return False
     return True
 

@@ -153,6 +153,7 @@ def _overview(
             "weekly_scores": data.get("weekly_scores", []),
             "form": form or _change_form(participant),
             "session_minutes": settings.PARTICIPANT_SESSION_SECONDS // 60,
+            "asks_email_code": account.asks_email_code(participant),
             # Offers from the participant's own signals (scores: a drop, three falling weeks), shown only
             # here, behind both factors, never on a page a weekly link opens.
             "offers": offers.account_offers(participant),
@@ -261,13 +262,18 @@ def _codes_page(
     extra: dict[str, Any],
 ) -> HttpResponse:
     states = verification.channel_states(participant=participant, purpose=purpose)
+    in_round = verification.round_channels(participant=participant, purpose=purpose)
     email_target, mobile_target = verification.pending_targets(participant=participant, purpose=purpose)
     wait = verification.resend_wait_seconds(participant=participant, purpose=purpose)
+    email_to = email_target or verification.code_email_address(participant)
     context = {
         "form": form,
-        "email_state": states[VerificationCode.Channel.EMAIL],
+        # None when this round has no e-mail code (account._round_channels): only the SMS code is asked.
+        "email_state": states[VerificationCode.Channel.EMAIL]
+        if VerificationCode.Channel.EMAIL in in_round
+        else None,
         "sms_state": states[VerificationCode.Channel.SMS],
-        "email_to": enrolment.mask_email(email_target or participant.email),
+        "email_to": enrolment.mask_email(email_to) if email_to else "",
         "sms_to": enrolment.mask_mobile(mobile_target or participant.mobile),
         "wait": _wait_text(wait) if wait else "",
         "minutes": settings.VERIFICATION_CODE_MINUTES,
@@ -283,7 +289,7 @@ def _add_failures(form: CodesForm, confirmation: account.Confirmation) -> None:
     if confirmation.refusal:
         form.add_error(None, confirmation.refusal)
     if not form.errors:
-        form.add_error(None, _("Please enter both codes."))
+        form.add_error(None, _("Please enter the codes."))
 
 
 def _has_round(participant: Participant, purpose: str) -> bool:
@@ -362,7 +368,12 @@ def stop(request: HttpRequest, participant: Participant) -> HttpResponse:
             error, status = " ".join(exc.messages), 400
         else:
             return redirect("participants:account-stop-confirm")
-    return render(request, "participants/account/stop.html", {"error": error}, status=status)
+    return render(
+        request,
+        "participants/account/stop.html",
+        {"error": error, "asks_email_code": account.asks_email_code(participant)},
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -187,7 +187,10 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
         assert response.status_code == 302 and response["Location"] == "/me/"
         participant.refresh_from_db()
         assert participant.email == JAN_NEW_EMAIL
-        assert "changed" in mail_body(smtp_server, jan_email)
+        # Jan chose SMS for the weekly messages: the notice goes there, never to the work address the
+        # employer reads (issue #14).
+        assert "changed" in sms_body(fake_twilio, jan_mobile)
+        assert "changed" not in mail_body(smtp_server, jan_email)
 
         # The export holds Jan's data and Jan's score, nobody else's.
         response = jan.get("/me/export.json")

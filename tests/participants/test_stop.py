@@ -48,11 +48,18 @@ def make_active(
     name: str = "Jan de Vries",
     email: str = "jan@example.nl",
     mobile: str = "+31612345678",
+    weekly_channel: str | None = Participant.WeeklyChannel.WORK_EMAIL,
+    private_email: str | None = None,
 ) -> Participant:
+    """An active participant; by default one who chose the work address for the weekly messages, so both
+    codes of a correction or a stop go to the address and number on file (see test_code_destinations.py
+    for the other choices)."""
     participant = Participant(
         organisation=organisation,
         department=organisation.departments.get(name="Care"),
         status=Participant.Status.ACTIVE,
+        weekly_channel=weekly_channel,
+        private_email=private_email,
         name=name,
         email=email,
         mobile=mobile,

@@ -41,7 +41,9 @@ def wrong(code: str) -> str:
 
 @pytest.fixture
 def participant(organisation: Organisation) -> Participant:
-    return make_participant(organisation)
+    # Jan chose his work address for the weekly messages, so e-mail codes may go there
+    # (verification.code_email_address); where they go otherwise is tested in test_code_destinations.py.
+    return make_participant(organisation, weekly_channel=Participant.WeeklyChannel.WORK_EMAIL)
 
 
 @pytest.fixture
@@ -294,7 +296,7 @@ def test_no_code_to_check(participant: Participant) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_parallel_wrong_guesses_are_all_counted() -> None:
     organisation = Organisation.objects.create(name="Parallel BV", sector="zorg")
-    participant = make_participant(organisation)
+    participant = make_participant(organisation, weekly_channel=Participant.WeeklyChannel.WORK_EMAIL)
     issue_codes(participant=participant, purpose=ENROL)
     email_code, _sms = delivered_codes()
     guessers = 4
