@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +150,44 @@ def auditor(db: Any) -> StaffUser:
 @pytest.fixture
 def platform_admin(db: Any) -> StaffUser:
     return make_staff("admin", Role.ADMIN)
+
+
+# --- the embedded default (SQLite files, no servers), in a process of its own -------------------------------
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def embedded_default_environment(var_dir: Path) -> dict[str, str]:
+    """This process's environment as `make run` would see it: SQLite files in ``var_dir``, the test keys."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="preventicons.settings",
+        PREVENTICONS_VAR_DIR=str(var_dir),
+        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
+        # Set but empty means unset, and keeps a developer's .env out of this run.
+        DATABASE_URL="",
+        NOTES_DATABASE_URL="",
+        CASEFILES_DATABASE_URL="",
+        REDIS_URL="",
+        PYTHONPATH=str(BASE_DIR),
+    )
+    return environment
+
+
+def run_on_embedded_default(*arguments: str, var_dir: Path) -> str:
+    """Run ``python <arguments>`` on the embedded default in ``var_dir``; its output, failing on an error."""
+    result = subprocess.run(
+        [sys.executable, *arguments],
+        cwd=BASE_DIR,
+        env=embedded_default_environment(var_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout

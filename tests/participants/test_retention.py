@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,12 +29,11 @@ from participants.models import (
 from participants.participation import ParticipationState
 from preventicons import crypto, messaging
 from preventicons.dbrouter import ALIASES
-from tests.conftest import ALL_DATABASES
+from tests.conftest import ALL_DATABASES, run_on_embedded_default
 from tests.scores.people import add_score, make_participant
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
 NIGHT = dt.datetime(2026, 11, 18, 2, 30, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 18)
 
@@ -384,37 +380,11 @@ print(batch.taken_up, Dossier.objects.count(), first.declined_erased, first.unli
 
 @pytest.mark.integration
 def test_the_help_batch_and_the_nightly_run_work_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="preventicons.settings",
-        PREVENTICONS_VAR_DIR=str(tmp_path),
-        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
-        DATABASE_URL="",
-        NOTES_DATABASE_URL="",
-        CASEFILES_DATABASE_URL="",
-        REDIS_URL="",
-    )
-
-    def run(*arguments: str) -> str:
-        result = subprocess.run(
-            [sys.executable, *arguments],
-            cwd=BASE_DIR,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
     for alias in ALIASES:
-        run("manage.py", "migrate", f"--database={alias}", "--no-input", "-v0")
-    printed = run("-c", SQLITE_SCRIPT)
+        run_on_embedded_default(
+            "manage.py", "migrate", f"--database={alias}", "--no-input", "-v0", var_dir=tmp_path
+        )
+    printed = run_on_embedded_default("-c", SQLITE_SCRIPT, var_dir=tmp_path)
 
     assert printed.split() == ["1", "1", "1", "1", "False", "1", "2"]
 

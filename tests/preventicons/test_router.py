@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +17,8 @@ from notary.models import LedgerEntry
 from participants.models import Organisation, Participant
 from preventicons.dbrouter import ALIASES, CASEFILES, DEFAULT, NOTES, CrossDatabaseRelation, StoreRouter
 from preventicons.dbrouter import database_for_model as home_of
-from tests.conftest import ALL_DATABASES
+from tests.conftest import ALL_DATABASES, run_on_embedded_default
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Django's own bookkeeping, present in every store that has been migrated.
 BOOKKEEPING = {"django_migrations"}
 
@@ -106,32 +102,10 @@ def test_each_migrated_test_database_holds_exactly_its_tables() -> None:
 
 
 def test_the_embedded_sqlite_default_places_every_table_in_its_own_file(tmp_path: Path) -> None:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="preventicons.settings",
-        PREVENTICONS_VAR_DIR=str(tmp_path),
-        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
-        # Set but empty means unset, and keeps a developer's .env out of this run.
-        DATABASE_URL="",
-        NOTES_DATABASE_URL="",
-        CASEFILES_DATABASE_URL="",
-        REDIS_URL="",
-    )
     for alias in ALIASES:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "migrate", f"--database={alias}", "--no-input", "-v0"],
-            cwd=BASE_DIR,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+        run_on_embedded_default(
+            "manage.py", "migrate", f"--database={alias}", "--no-input", "-v0", var_dir=tmp_path
         )
-        assert result.returncode == 0, result.stdout + result.stderr
     found = {}
     for alias in ALIASES:
         with sqlite3.connect(tmp_path / f"{alias}.sqlite3") as database:

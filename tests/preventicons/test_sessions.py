@@ -11,9 +11,6 @@ import binascii
 import datetime as dt
 import json
 import logging
-import os
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from participants.models import Organisation, Participant, StaffUser
 from participants.session import bind_participant_session
 from preventicons.sessions import EXPIRY_GRAIN, SessionStore
-from tests.conftest import ALL_DATABASES
+from tests.conftest import ALL_DATABASES, run_on_embedded_default
 from tests.participants.test_stop import make_active, open_account
 from tests.test_staff_login import current_code, submit_code, submit_password
 
@@ -39,7 +36,6 @@ pytestmark = [
     pytest.mark.usefixtures("english", "empty_cache"),
 ]
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 ACCOUNT = "/me/"
 
 
@@ -184,33 +180,8 @@ def test_rows_that_cannot_open_start_an_empty_session(kind: str) -> None:
 
 
 def test_on_the_embedded_sqlite_default_the_session_file_holds_ciphertext(tmp_path: Path) -> None:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="preventicons.settings",
-        PREVENTICONS_VAR_DIR=str(tmp_path),
-        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
-        # Set but empty means unset, and keeps a developer's .env out of this run.
-        DATABASE_URL="",
-        NOTES_DATABASE_URL="",
-        CASEFILES_DATABASE_URL="",
-        REDIS_URL="",
-        PYTHONPATH=str(BASE_DIR),
-    )
-    run = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("sqlite_sessions.py"))],
-        cwd=BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    seen: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    printed = run_on_embedded_default(str(Path(__file__).with_name("sqlite_sessions.py")), var_dir=tmp_path)
+    seen: dict[str, Any] = json.loads(printed.strip().splitlines()[-1])
 
     assert seen["vendor"] == "sqlite"
     assert seen["opened"]["participant_id"] == seen["participant_id"]

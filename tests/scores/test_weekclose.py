@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,11 +22,10 @@ from participants.participation import ParticipationState, participation_of, rea
 from preventicons import crypto, keyrotation, keys
 from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
-from tests.conftest import ALL_DATABASES, make_organisation
+from tests.conftest import ALL_DATABASES, make_organisation, run_on_embedded_default
 from tests.scores.people import make_link, make_participant
 
 WEEK = dt.date(2026, 11, 9)
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 TODAY = dt.date(2026, 11, 23)  # a Monday: the weeks of 9 and 16 November have ended
 
@@ -561,33 +557,8 @@ def test_the_close_vacuums_so_the_open_weeks_row_versions_are_gone_from_the_tabl
 def test_on_the_embedded_sqlite_default_the_close_rewrites_and_leaves_no_old_row_in_the_file(
     tmp_path: Path,
 ) -> None:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "PREVENTICONS_", "CELERY_")) and not name.endswith("DATABASE_URL")
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="preventicons.settings",
-        PREVENTICONS_VAR_DIR=str(tmp_path),
-        PREVENTICONS_KEYS=os.environ["PREVENTICONS_KEYS"],
-        # Set but empty means unset, and keeps a developer's .env out of this run.
-        DATABASE_URL="",
-        NOTES_DATABASE_URL="",
-        CASEFILES_DATABASE_URL="",
-        REDIS_URL="",
-        PYTHONPATH=str(BASE_DIR),
-    )
-    run = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("sqlite_week_close.py"))],
-        cwd=BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    printed = run_on_embedded_default(str(Path(__file__).with_name("sqlite_week_close.py")), var_dir=tmp_path)
+    seen = json.loads(printed.strip().splitlines()[-1])
 
     assert seen["closed"] and seen["responded"] == 12
     before, after = seen["before"], seen["after"]
