@@ -1,0 +1,104 @@
+"""Adversary (employer, imports at will): the import's refusal messages tell who stopped or declined.
+
+The import is all or nothing, so a probe list costs the employer nothing. A row with Anna's e-mail address and
+Bert's mobile number is refused with "conflict_email_and_mobile" while Anna is on the list, and accepted (as a
+departed contact, "unchanged") once she stopped or declined and the nightly run erased her. The same holds
+for "conflict_same_person" (two rows, each carrying one of Anna's two contacts). These tests FAIL while the
+refusal depends on what Anna did.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from participants import account, retention
+from participants.importing import AddressListInvalid, import_address_list
+from participants.models import Organisation, Participant, StaffUser
+from preventicons.crypto import blind_index_email
+from tests.conftest import ALL_DATABASES
+
+pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
+
+HEADER = "naam;e-mail;mobiel;afdeling"
+
+
+def csv(*rows: str) -> bytes:
+    return ("\r\n".join([HEADER, *rows]) + "\r\n").encode()
+
+
+def probe(organisation: Organisation, employer: StaffUser, data: bytes) -> list[str]:
+    try:
+        import_address_list(organisation=organisation, data=data, full_list=False, by=employer)
+    except AddressListInvalid as invalid:
+        return [error.code for error in invalid.errors]
+    return []
+
+
+def anna_does(organisation: Organisation, what: str) -> None:
+    anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
+    if what == "stopped":
+        account.stop_participation(participant=anna)
+    elif what == "declined":
+        Participant.objects.filter(pk=anna.pk).update(status=Participant.Status.DECLINED)
+        from participants.invitations import remember_departed
+
+        remember_departed(participant=anna)
+        retention.run_retention()  # the nightly run erases a decliner's contact data at once
+
+
+@pytest.mark.parametrize(
+    "probe_rows",
+    [
+        ("Anna;anna@werk.example;0622222222;Care",),  # Anna's address, Bert's number
+        ("Anna;anna@werk.example;0633333333;Care", "X;x@werk.example;0611111111;Care"),  # one contact per row
+    ],
+)
+@pytest.mark.xfail(
+    strict=True,
+    reason="open leak F3: a departed person's two contact hashes are not tied together",
+)
+def test_the_import_answers_a_probe_alike_whatever_anna_did(
+    organisation: Organisation, employer: StaffUser, probe_rows: tuple[str, ...]
+) -> None:
+    answers = {}
+    for what in ("nothing", "stopped", "declined"):
+        Participant.objects.all().delete()
+        from participants.models import DepartedContact
+
+        DepartedContact.objects.all().delete()
+        import_address_list(
+            organisation=organisation,
+            data=csv("Anna;anna@werk.example;0611111111;Care", "Bert;bert@werk.example;0622222222;IT"),
+            full_list=False,
+            by=employer,
+        )
+        anna_does(organisation, what)
+        answers[what] = probe(organisation, employer, csv(*probe_rows))
+    assert answers["nothing"] == answers["stopped"] == answers["declined"], answers
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open leak F4: no keyed hash of the contacts someone was listed under",
+)
+def test_reimporting_the_same_list_after_someone_moved_both_contacts_to_private_ones_invites_nobody(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """A careful participant replaces the employer-supplied address and number by private ones (one at a time,
+    as account.confirm_change applies them). The employer re-imports its unchanged list and presses "send
+    invitations": the work mailbox of exactly that person receives a fresh invitation."""
+    from participants import invitations
+    from preventicons.crypto import blind_index_phone
+
+    staff = csv("Anna;anna@werk.example;0611111111;Care", "Bert;bert@werk.example;0622222222;IT")
+    import_address_list(organisation=organisation, data=staff, full_list=True, by=employer)
+    invitations.send_invitations(organisation=organisation)
+    anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
+    anna.status = Participant.Status.ACTIVE
+    anna.email, anna.email_index = "anna@thuis.example", blind_index_email("anna@thuis.example")
+    anna.mobile, anna.mobile_index = "+31655555555", blind_index_phone("+31655555555")
+    anna.save()
+
+    import_address_list(organisation=organisation, data=staff, full_list=True, by=employer)
+    started = invitations.send_invitations(organisation=organisation)
+    assert started == 0, "a re-import of the unchanged list started a new invitation schedule for Anna"
