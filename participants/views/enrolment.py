@@ -200,10 +200,12 @@ def open_decline_link(request: HttpRequest, token: str) -> HttpResponse:
 # --- the link's first page and its SMS code ----------------------------------------------------
 
 
-class LinkCodeForm(forms.Form):
-    code = forms.RegexField(
-        label=gettext_lazy("Code from the text message"),
+def code_field(label: StrOrPromise, *, required: bool = False) -> forms.RegexField:
+    """A 6-digit code field that phones fill in from the message (one-time-code) with a number pad."""
+    return forms.RegexField(
+        label=label,
         regex=r"^\s*[0-9]{6}\s*$",
+        required=required,
         error_messages={"invalid": gettext_lazy("A code has 6 digits.")},
         widget=forms.TextInput(
             attrs={
@@ -214,6 +216,10 @@ class LinkCodeForm(forms.Form):
             }
         ),
     )
+
+
+class LinkCodeForm(forms.Form):
+    code = code_field(gettext_lazy("Code from the text message"), required=True)
 
 
 @never_cache
@@ -404,24 +410,6 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
                 for state in verification.channel_states(participant=participant, purpose=ENROL).values()
             ),
         },
-    )
-
-
-def code_field(label: StrOrPromise) -> forms.RegexField:
-    """A 6-digit code field that phones fill in from the message (one-time-code) with a number pad."""
-    return forms.RegexField(
-        label=label,
-        regex=r"^\s*[0-9]{6}\s*$",
-        required=False,
-        error_messages={"invalid": gettext_lazy("A code has 6 digits.")},
-        widget=forms.TextInput(
-            attrs={
-                "inputmode": "numeric",
-                "autocomplete": "one-time-code",
-                "maxlength": "6",
-                "pattern": "[0-9]{6}",
-            }
-        ),
     )
 
 
