@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CasefilesConfig(AppConfig):
     name = "casefiles"
+    verbose_name = _("Casefiles")
 
     def ready(self) -> None:
         from casefiles import receivers

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from preventicons.fields import EncryptedTextField, sealed_only
 
@@ -29,6 +30,8 @@ class Dossier(models.Model):
     contact_channel = EncryptedTextField(null=True)
 
     class Meta:
+        verbose_name = _("dossier")
+        verbose_name_plural = _("dossiers")
         constraints = [*sealed_only("pseudonym", "contact_channel")]
 
     def __str__(self) -> str:
@@ -45,6 +48,8 @@ class ProgressNote(models.Model):
     text = EncryptedTextField()
 
     class Meta:
+        verbose_name = _("progress note")
+        verbose_name_plural = _("progress notes")
         constraints = [*sealed_only("text")]
 
     def __str__(self) -> str:

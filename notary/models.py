@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class LedgerEntry(models.Model):
@@ -12,6 +13,8 @@ class LedgerEntry(models.Model):
     payload = models.JSONField()
 
     class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
         ordering = ["sequence"]
 
     def __str__(self) -> str:

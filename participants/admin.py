@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.filters import RelatedFieldListFilter
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
@@ -27,7 +28,7 @@ from two_factor.plugins.phonenumber.models import PhoneDevice
 from participants.agreements import MAX_SIGNER_LENGTH, record_agreement
 from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
 from preventicons.adminguard import StrictLookupsMixin
-from preventicons.roles import Role, check_role_assignment, reauthentication_required
+from preventicons.roles import Role, check_role_assignment, reauthentication_required, role_label
 from preventicons.staffauth import release_lock
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,24 @@ class StaffUserCreationForm(StaffRolesForm, AdminUserCreationForm):
         model = StaffUser
 
 
+class RoleChoiceField(forms.ModelMultipleChoiceField):
+    """The role groups by their Dutch names; the groups keep the names the code checks (roles.py)."""
+
+    def label_from_instance(self, obj: Group) -> str:
+        return role_label(obj.name)
+
+
+class RoleListFilter(RelatedFieldListFilter):
+    """The list filter on roles, named as the roles are read, not as their groups are stored."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = str(_("role"))
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        return [(pk, role_label(str(name))) for pk, name in super().field_choices(field, request, model_admin)]
+
+
 @admin.register(StaffUser)
 class StaffUserAdmin(StrictLookupsMixin, UserAdmin):
     """Staff accounts. Roles are groups; ``is_staff`` and per-user permissions play no part and are hidden."""
@@ -185,7 +204,7 @@ class StaffUserAdmin(StrictLookupsMixin, UserAdmin):
     )
     readonly_fields = ("last_login", "date_joined")
     list_display = ("username", "organisation", "role_names", "is_active", "last_login")
-    list_filter = ("groups", "organisation", "is_active")
+    list_filter = (("groups", RoleListFilter), "organisation", "is_active")
     list_select_related = ("organisation",)
     filter_horizontal = ("groups",)
 
@@ -193,7 +212,12 @@ class StaffUserAdmin(StrictLookupsMixin, UserAdmin):
 
     @admin.display(description=_("roles"))
     def role_names(self, obj: StaffUser) -> str:
-        return ", ".join(sorted(group.name for group in obj.groups.all()))
+        return ", ".join(sorted(role_label(group.name) for group in obj.groups.all()))
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "groups":
+            kwargs.update(form_class=RoleChoiceField, label=_("roles"))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.action(description=_("Release the lock after too many wrong codes"))
     def release_second_factor_lock(self, request: HttpRequest, queryset: QuerySet[StaffUser]) -> None:

@@ -35,3 +35,19 @@ def export_sections(pseudonym: str | None) -> dict[str, list[Any] | dict[str, An
     for name, fn in sorted(_sections.items()):
         found[name] = fn(pseudonym) if pseudonym else []
     return found
+
+
+# How the account page shows a weekly answer: the face the participant tapped and its words. Which emotion a
+# number means lives in the app that asks the question (scores), which registers it here.
+AnswerFace = tuple[Any, str]
+_answer_faces: dict[int, AnswerFace] = {}
+
+
+def register_answer_faces(faces: dict[int, AnswerFace]) -> None:
+    """For each answer value its label and the static path of its image; registering again replaces them."""
+    _answer_faces.update(faces)
+
+
+def answer_face(value: int) -> AnswerFace | None:
+    """The label and image of an answer value, or None when no app registered one."""
+    return _answer_faces.get(value)

@@ -719,3 +719,29 @@ def _departments_for(organisation: Organisation, names: list[str]) -> dict[str, 
     Department.objects.bulk_create(list(missing.values()), batch_size=_BATCH)
     known.update(missing)
     return known
+
+
+class _DryRun(Exception):
+    def __init__(self, result: ImportResult) -> None:
+        self.result = result
+
+
+def check_address_list(
+    *, organisation: Organisation, data: bytes, full_list: bool, by: StaffUser
+) -> list[Row]:
+    """Every check import_address_list makes, nothing written: the list's rows, or its exceptions.
+
+    Runs the import itself in a transaction that is rolled back, so the preview refuses exactly what the
+    import would (bad rows, conflicts with people already listed, no signed agreement).
+    """
+    check_organisation_access(by, organisation)
+    require_signed_agreement(organisation)
+    parsed = _parse(data)
+    if not parsed.rows and parsed.errors:
+        raise AddressListInvalid(parsed.errors)
+    try:
+        with transaction.atomic():
+            Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
+            raise _DryRun(_apply(organisation, parsed, full_list))
+    except _DryRun:
+        return parsed.rows

@@ -28,6 +28,8 @@ class Organisation(models.Model):
     round_hour = models.PositiveSmallIntegerField(_("hour of the weekly round"), default=8)
 
     class Meta:
+        verbose_name = _("organisation")
+        verbose_name_plural = _("organisations")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -46,10 +48,14 @@ class Organisation(models.Model):
 
 
 class Department(models.Model):
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="departments")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="departments", verbose_name=_("organisation")
+    )
     name = models.CharField(_("name"), max_length=200)
 
     class Meta:
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
         ordering = ["organisation", "name"]
         constraints = [
             models.UniqueConstraint(fields=["organisation", "name"], name="department_unique_name")
@@ -67,19 +73,31 @@ class ProcessingAgreement(models.Model):
         CASEMANAGER = "casemanager", _("casemanager")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    party = models.CharField(max_length=16, choices=Party.choices)
+    party = models.CharField(_("party"), max_length=16, choices=Party.choices)
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.PROTECT, null=True, blank=True, related_name="agreements"
+        Organisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="agreements",
+        verbose_name=_("organisation"),
     )
     casemanager = models.ForeignKey(
-        "StaffUser", on_delete=models.PROTECT, null=True, blank=True, related_name="agreements"
+        "StaffUser",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="agreements",
+        verbose_name=_("casemanager"),
     )
     signed_on = models.DateField(_("signed on"))
     signer = EncryptedTextField()
     document_sha256 = models.CharField(_("SHA-256 of the signed document"), max_length=64)
-    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("processing agreement")
+        verbose_name_plural = _("processing agreements")
         constraints = [
             models.CheckConstraint(
                 condition=(Q(party="organisation", organisation__isnull=False, casemanager__isnull=True))
@@ -104,7 +122,12 @@ class StaffUser(AbstractUser):
     """
 
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.PROTECT, null=True, blank=True, related_name="staff"
+        Organisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="staff",
+        verbose_name=_("organisation"),
     )
 
     class Meta:
@@ -127,14 +150,21 @@ class Participant(models.Model):
         # until they come back (participants.participation.reactivate_participant).
         INACTIVE = "inactive", _("inactive")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="participants")
-    department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="participants"
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="participants", verbose_name=_("organisation")
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="participants",
+        verbose_name=_("department"),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.INVITED)
     # False once a new full address list no longer names them: no more messages, anonymised on schedule.
-    is_listed = models.BooleanField(default=True)
+    is_listed = models.BooleanField(_("on the address list"), default=True)
     unlisted_on = models.DateField(null=True, blank=True)
     # Restriction / objection: the participant paused all messages.
     messages_paused = models.BooleanField(default=False)
@@ -170,6 +200,8 @@ class Participant(models.Model):
     was_invited = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = _("participant")
+        verbose_name_plural = _("participants")
         constraints = [
             models.UniqueConstraint(fields=["organisation", "email_index"], name="participant_unique_email"),
             models.UniqueConstraint(
@@ -226,6 +258,8 @@ class InvitationSchedule(models.Model):
     next_due_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("invitation schedule")
+        verbose_name_plural = _("invitation schedules")
         indexes = [models.Index(fields=["next_due_at"], name="invitation_schedule_due")]
         constraints = [*sealed_only("email", "mobile")]
 
@@ -246,6 +280,8 @@ class DepartedContact(models.Model):
     contact_hash = models.CharField(max_length=64)
 
     class Meta:
+        verbose_name = _("departed contact")
+        verbose_name_plural = _("departed contacts")
         constraints = [
             models.UniqueConstraint(fields=["organisation", "contact_hash"], name="departed_contact_unique")
         ]
@@ -262,6 +298,10 @@ class Invitation(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
 
     def __str__(self) -> str:
         return f"invitation {str(self.pk)[:8]}"
@@ -297,6 +337,8 @@ class VerificationCode(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("verification code")
+        verbose_name_plural = _("verification codes")
         indexes = [models.Index(fields=["participant", "created_at"], name="code_participant_created")]
         constraints = [
             models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures"),
@@ -327,6 +369,10 @@ class ConsentRecord(models.Model):
     # other consents of the day. The name stays "recorded_at" so every writer can keep passing now().
     recorded_at = models.DateField()
 
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+
     def __str__(self) -> str:
         return f"consent {self.kind} ({self.text_version})"
 
@@ -345,6 +391,10 @@ class AccountLink(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("account link")
+        verbose_name_plural = _("account links")
 
     def __str__(self) -> str:
         return f"account link {str(self.pk)[:8]}"
@@ -365,6 +415,8 @@ class QueuedRequest(models.Model):
     queued_on = models.DateField()
 
     class Meta:
+        verbose_name = _("queued request")
+        verbose_name_plural = _("queued requests")
         constraints = [*sealed_only("request")]
 
     def __str__(self) -> str:
@@ -388,7 +440,41 @@ class AnonymisationRun(models.Model):
     queued_requests_purged = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("anonymisation run")
+        verbose_name_plural = _("anonymisation runs")
         ordering = ["-run_on"]
 
     def __str__(self) -> str:
         return f"anonymisation run of {self.run_on}"
+
+
+class ListedEntry(models.Model):
+    """One row of the address list the employer imported last, as keyed hashes only: what the next preview
+    compares with.
+
+    The preview of an import counts new, changed and no longer listed rows against the employer's own last
+    list, never against the participants: the participants table knows who stopped, declined or corrected
+    their details, and any count drawn from it would tell the employer (participants/listpreview.py). No
+    participant, no status, no time: the employer's list as it supplied it, under the blind_index key with
+    domain labels of their own, so no hash equals a blind index or a departed contact's hash.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    email_hash = models.CharField(max_length=64)
+    mobile_hash = models.CharField(max_length=64)
+    # The whole row (name, e-mail, mobile, department): whether a matched row changed.
+    row_hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("entry of the last imported list")
+        verbose_name_plural = _("entries of the last imported list")
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "email_hash"], name="listed_entry_unique_email"),
+            models.UniqueConstraint(
+                fields=["organisation", "mobile_hash"], name="listed_entry_unique_mobile"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"listed entry {str(self.pk)[:8]}"

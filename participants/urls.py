@@ -22,6 +22,7 @@ urlpatterns: list = [
     path("enrol/new-link/", enrolment_views.new_link, name="enrol-new-link"),
     path("enrol/decline/", enrolment_views.decline, name="enrol-decline"),
     path("enrol/welcome/", enrolment_views.welcome, name="enrol-welcome"),
+    path("staff/invitations/", enrolment_views.invitations_page, name="invitations"),
     path("staff/invitations/send/", enrolment_views.send_invitations, name="send-invitations"),
     # --- account (corrections, data, export, pause, stop) ---
     path("me/", account_views.overview, name="account"),

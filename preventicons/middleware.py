@@ -1,10 +1,12 @@
-"""Headers Django's SecurityMiddleware and django-csp do not set."""
+"""Headers Django's SecurityMiddleware and django-csp do not set, and the styled 404 under DEBUG."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotFound
+from django.template import loader
 from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.cache import patch_cache_control
 
@@ -54,3 +56,37 @@ class SecurityHeadersMiddleware:
         session = getattr(request, "session", None)
         # Any session at all (a participant's, a half-finished login): its pages are that visitor's alone.
         return session is not None and not session.is_empty()
+
+
+class StyledNotFoundMiddleware:
+    """Under DEBUG too, a missing page answers with our own 404 page, not Django's technical one.
+
+    Django's debug 404 lists every URL pattern of the site (the staff and admin paths among them) to
+    whoever mistypes an address on a development server that others can reach, and looks like a crash to a
+    newcomer trying the demo. Without DEBUG Django renders templates/404.html itself and this does nothing.
+    Errors other than 404 keep Django's debug pages: a developer needs the traceback of a 500.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            settings.DEBUG
+            and response.status_code == 404
+            and getattr(request, "resolver_match", None) is None
+        ):
+            # No URL pattern matched: the answer is Django's technical page listing the patterns.
+            return self.not_found(request)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if settings.DEBUG and isinstance(exception, Http404):
+            # A view's Http404: under DEBUG Django would show its technical page with the exception text.
+            return self.not_found(request)
+        return None
+
+    @staticmethod
+    def not_found(request: HttpRequest) -> HttpResponse:
+        return HttpResponseNotFound(loader.render_to_string("404.html", request=request))

@@ -62,6 +62,8 @@ class OutboundMessage(models.Model):
     finished_period = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("outbound message")
+        verbose_name_plural = _("outbound messages")
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
@@ -141,6 +143,8 @@ class DeliveryCount(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("delivery count")
+        verbose_name_plural = _("delivery counts")
         constraints = [
             models.UniqueConstraint(fields=["day", "channel", "outcome"], name="delivery_count_per_day"),
             models.CheckConstraint(
@@ -170,6 +174,10 @@ class StaffLoginGuard(models.Model):
     failures = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = _("staff login guard")
+        verbose_name_plural = _("staff login guards")
+
     def __str__(self) -> str:
         return f"login guard of staff user {self.user_id}"
 
@@ -185,6 +193,10 @@ class PhoneCodeUse(models.Model):
         "phonenumber.PhoneDevice", on_delete=models.CASCADE, primary_key=True, related_name="code_use"
     )
     last_t = models.BigIntegerField(default=-1)
+
+    class Meta:
+        verbose_name = _("used phone code")
+        verbose_name_plural = _("used phone codes")
 
     def __str__(self) -> str:
         return f"code use of phone device {self.device_id}"

@@ -47,6 +47,12 @@ ROLE_LABELS = {
 }
 
 
+def role_label(group_name: str) -> str:
+    """A role group's name as people read it (translated); an unknown group keeps its own name."""
+    role = Role._value2member_map_.get(group_name)
+    return role.label if isinstance(role, Role) else group_name
+
+
 def roles_of(user: Any) -> set[Role]:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return set()

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its 404 page renders with the visitor's language, session and login (templates/404.html).
+    "preventicons.middleware.StyledNotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "preventicons.urls"

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.generic import FormView
 from two_factor.plugins.registry import MethodBase, registry
 from two_factor.utils import default_device
@@ -23,6 +24,7 @@ from preventicons.staffforms import (
     StaffBackupTokenForm,
     StaffTokenForm,
 )
+from preventicons.staffnav import navigation_for, pages_to_come
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -31,8 +33,21 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @staff_required()
 def staff_home(request: HttpRequest) -> HttpResponse:
+    """Each role's start page: what it may open, and which of its pages are still to come."""
     roles = sorted(roles_of(request.user))
-    return render(request, "preventicons/staff_home.html", {"roles": [role.label for role in roles]})
+    coming = pages_to_come(roles)
+    context = {
+        "roles": [role.label for role in roles],
+        "links": navigation_for(roles),
+        "organisation": getattr(request.user, "organisation", None),
+        "coming": (
+            _("Not available yet: %(pages)s. These pages appear here as soon as they are ready.")
+            % {"pages": ", ".join(coming)}
+            if coming
+            else ""
+        ),
+    }
+    return render(request, "preventicons/staff_home.html", context)
 
 
 class StaffLoginView(LoginView):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from participants.models import Department, Organisation, Participant
 from preventicons.fields import sealed_only
@@ -43,6 +44,8 @@ class Score(models.Model):
     pseudonym = models.CharField(max_length=WEEK_PSEUDONYM_LENGTH)
 
     class Meta:
+        verbose_name = _("score")
+        verbose_name_plural = _("scores")
         constraints = [
             models.UniqueConstraint(fields=["pseudonym", "week"], name="score_one_per_pseudonym_per_week"),
             *sealed_only("value"),
@@ -62,6 +65,8 @@ class WeeklyRound(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("weekly round")
+        verbose_name_plural = _("weekly rounds")
         constraints = [
             models.UniqueConstraint(fields=["organisation", "week"], name="weekly_round_once_per_week"),
         ]
@@ -85,6 +90,8 @@ class WeeklyLink(models.Model):
     expires_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("weekly link")
+        verbose_name_plural = _("weekly links")
         constraints = [
             models.UniqueConstraint(fields=["participant", "week"], name="weekly_link_once_per_week"),
         ]
@@ -104,6 +111,8 @@ class ClosedWeek(models.Model):
     week = models.DateField(help_text="The Monday of the ISO week that was closed.")
 
     class Meta:
+        verbose_name = _("closed week")
+        verbose_name_plural = _("closed weeks")
         constraints = [
             models.UniqueConstraint(fields=["organisation", "week"], name="closed_week_once_per_organisation")
         ]
@@ -172,6 +181,8 @@ class WeeklyAggregate(models.Model):
     figures = NaturalKeySealedField(bound_to=("organisation_id", "department_id", "week"))
 
     class Meta:
+        verbose_name = _("weekly aggregate")
+        verbose_name_plural = _("weekly aggregates")
         constraints = [
             models.UniqueConstraint(
                 fields=["organisation", "department", "week"],

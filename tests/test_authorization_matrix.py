@@ -312,6 +312,8 @@ MATRIX: dict[str, Row] = {
     # Each employer gets the form for their own organisation; an employer naming another one in a POST
     # gets 403 (tests/participants/test_import_views.py).
     "participants:import": Row(staff(employer=OK, admin=OK)),
+    # What "send invitations" does, and its button (the POST is the send-invitations row above).
+    "participants:invitations": Row(staff(employer=OK, admin=OK)),
     # --- weekly smiley page (scores/views.py) ---
     # Whoever holds the weekly link sees the smileys; no session is looked at or opened.
     "scores:week": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),

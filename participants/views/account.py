@@ -14,6 +14,7 @@ details and answers appear only after the right code.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from participants import account, enrolment, offers, participation, requestqueue, verification
+from participants.exporting import answer_face
 from participants.models import ConsentRecord, Participant, VerificationCode
 from participants.session import (
     count_wrong_code,
@@ -135,6 +137,22 @@ def _change_form(participant: Participant, data: Any = None) -> ChangeForm:
 # --- seeing everything ------------------------------------------------------------------------
 
 
+def _answers(rows: Any) -> list[dict[str, Any]]:
+    """The weekly answers as the page shows them: the week's first day as a date, the smiley tapped."""
+    answers = []
+    for row in rows:
+        face = answer_face(int(row["value"]))
+        answers.append(
+            {
+                "week": dt.date.fromisoformat(row["week"]),
+                "value": row["value"],
+                "label": face[0] if face else str(row["value"]),
+                "image": face[1] if face else None,
+            }
+        )
+    return answers
+
+
 def _overview(
     request: HttpRequest, participant: Participant, *, form: ChangeForm | None = None, status: int = 200
 ) -> HttpResponse:
@@ -150,7 +168,7 @@ def _overview(
             "participant": participant,
             "data": data,
             "consents": consents,
-            "weekly_scores": data.get("weekly_scores", []),
+            "weekly_scores": _answers(data.get("weekly_scores", [])),
             "form": form or _change_form(participant),
             "session_minutes": settings.PARTICIPANT_SESSION_SECONDS // 60,
             "asks_email_code": account.asks_email_code(participant),

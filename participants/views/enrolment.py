@@ -609,3 +609,17 @@ def send_invitations(request: HttpRequest) -> HttpResponse:
     ):
         target = reverse("staff-home")
     return redirect(target)
+
+
+@require_GET
+@staff_required(Role.EMPLOYER, Role.ADMIN)
+def invitations_page(request: HttpRequest) -> HttpResponse:
+    """What "send invitations" does, and its button (an admin picks the organisation)."""
+    user: Any = request.user
+    is_admin = has_role(user, Role.ADMIN)
+    context = {
+        "is_admin": is_admin,
+        "organisations": Organisation.objects.order_by("name") if is_admin else None,
+        "own_organisation": None if is_admin else user.organisation,
+    }
+    return render(request, "participants/invitations.html", context)

@@ -1,35 +1,48 @@
 """The address-list upload: an employer for their own organisation, a platform admin for any.
 
-The file is read in memory only (settings: FILE_UPLOAD_HANDLERS) and never stored; the page shows what
-was wrong with it line by line, or what the import did.
+Two steps: the upload is checked and previewed (participants/listpreview.py), and only the employer's
+confirmation imports it. The file is read in memory only (settings: FILE_UPLOAD_HANDLERS) and never stored
+on the server: the preview page hands it back to the browser, compressed, in the confirmation form, and the
+session keeps only its SHA-256, so the confirmation imports exactly the list that was previewed, once.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import zlib
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.files.uploadedfile import InMemoryUploadedFile
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from participants.agreements import AgreementMissing
 from participants.importing import (
     AddressListInvalid,
+    check_address_list,
     file_too_large_error,
     import_address_list,
     max_file_bytes,
+    parse_address_list,
 )
+from participants.listpreview import preview_import, remember_imported_list
 from participants.models import Organisation
 from preventicons.roles import Role, has_role, organisation_of, staff_required
 
 SESSION_RESULT = "address_list_import_result"
+# The previewed list awaiting confirmation: its SHA-256, organisation and completeness; never its rows.
+SESSION_PENDING = "address_list_import_pending"
+CONFIRM = "confirm"
 
 
 class AddressListForm(forms.Form):
@@ -100,6 +113,9 @@ def import_addresses(request: HttpRequest) -> HttpResponse:
         context.update(form=form, errors=[file_too_large_error()])
         return render(request, "participants/import.html", context)
 
+    if request.POST.get("step") == CONFIRM:
+        return _confirm(request, context, own=own, is_admin=is_admin)
+
     form = AddressListForm(request.POST, request.FILES, choose_organisation=is_admin)
     if own is not None and request.POST.get("organisation", "") not in ("", str(own.pk)):
         # An employer naming another organisation is refused outright, not quietly sent to their own.
@@ -113,18 +129,85 @@ def import_addresses(request: HttpRequest) -> HttpResponse:
         raise ImproperlyConfigured("address lists must be read in memory only: see FILE_UPLOAD_HANDLERS")
     data = upload.read()
     upload.close()
+    full_list = bool(form.cleaned_data["full_list"])
     try:
-        result = import_address_list(
-            organisation=organisation, data=data, full_list=form.cleaned_data["full_list"], by=user
-        )
+        rows = check_address_list(organisation=organisation, data=data, full_list=full_list, by=user)
     except AgreementMissing as missing:
         context["agreement_missing"] = str(missing)
         return render(request, "participants/import.html", context)
     except AddressListInvalid as invalid:
         context["errors"] = invalid.errors
         return render(request, "participants/import.html", context)
+    request.session[SESSION_PENDING] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "organisation": organisation.pk,
+        "full_list": full_list,
+    }
+    context.update(
+        preview=preview_import(organisation=organisation, rows=rows, full_list=full_list),
+        preview_organisation=organisation,
+        full_list=full_list,
+        payload=base64.b64encode(zlib.compress(data, 9)).decode("ascii"),
+        form=AddressListForm(choose_organisation=is_admin),
+    )
+    return render(request, "participants/import.html", context)
+
+
+def _payload(request: HttpRequest) -> bytes | None:
+    try:
+        compressed = base64.b64decode(request.POST.get("payload", ""), validate=True)
+        decompressor = zlib.decompressobj()
+        # Never more than the upload limit, whatever a forged payload would inflate to.
+        data = decompressor.decompress(compressed, max_file_bytes() + 1)
+    except (binascii.Error, zlib.error):
+        return None
+    if len(data) > max_file_bytes() or decompressor.unconsumed_tail:
+        return None
+    return data
+
+
+def _confirm(
+    request: HttpRequest, context: dict[str, Any], *, own: Organisation | None, is_admin: bool
+) -> HttpResponse:
+    """Import the previewed list: only the very list the session previewed, for its organisation, once."""
+    user: Any = request.user
+    pending = request.session.get(SESSION_PENDING)
+    data = _payload(request)
+    context["form"] = AddressListForm(choose_organisation=is_admin)
+    if (
+        not isinstance(pending, dict)
+        or data is None
+        or hashlib.sha256(data).hexdigest() != pending.get("sha256")
+        or (own is not None and pending.get("organisation") != own.pk)
+    ):
+        # A second click on "Import", a preview from another tab, or a changed payload: nothing is imported.
+        context["stale"] = gettext(
+            "This preview has already been used or has expired. Nothing was imported by this click; "
+            "upload the list again to see what it changes."
+        )
+        return render(request, "participants/import.html", context)
+    organisation = Organisation.objects.filter(pk=pending["organisation"]).first()
+    if organisation is None:
+        raise PermissionDenied
+    full_list = bool(pending["full_list"])
+    del request.session[SESSION_PENDING]
+    try:
+        with transaction.atomic():
+            result = import_address_list(organisation=organisation, data=data, full_list=full_list, by=user)
+            remember_imported_list(
+                organisation=organisation,
+                rows=parse_address_list(data),
+                full_list=full_list,
+            )
+    except AgreementMissing as missing:
+        context["agreement_missing"] = str(missing)
+        return render(request, "participants/import.html", context)
+    except AddressListInvalid as invalid:
+        # The people on the list changed between preview and confirmation (another import, an enrolment).
+        context["errors"] = invalid.errors
+        return render(request, "participants/import.html", context)
     rows = result.created + result.updated + result.unchanged
-    summary: dict[str, Any] = {"rows": rows, "full_list": form.cleaned_data["full_list"]}
+    summary: dict[str, Any] = {"rows": rows, "full_list": full_list}
     if is_admin:
         summary.update(
             organisation=organisation.pk,
@@ -135,8 +218,8 @@ def import_addresses(request: HttpRequest) -> HttpResponse:
             unlisted=result.unlisted,
             relisted=result.relisted,
         )
-    # An employer sees only how many rows were read, which they know already. How many were new, unlisted
-    # or relisted would tell them who stopped taking part: a stopped participant is never matched again, so
-    # an unchanged list re-imported would show one "new" person and one fewer "no longer listed".
+    # An employer sees only how many rows were read, which they know already. How many participants were
+    # created, updated, unlisted or relisted would tell them who stopped or enrolled (an enrolled person's
+    # name is no longer the list's to change); the preview's counts compared lists, not people.
     request.session[SESSION_RESULT] = summary
     return redirect("participants:import")

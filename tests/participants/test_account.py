@@ -353,10 +353,26 @@ def test_the_account_page_shows_everything_held(jan_client: Client) -> None:
         "jan@example.nl",
         "+31612345678",
         "Care",
-        "2026-11-02",
         "text version 2026-11",
     ):
         assert shown in page
+
+
+def test_the_account_page_shows_each_answer_as_the_smiley_tapped_and_dates_in_one_dutch_format(
+    jan_client: Client,
+) -> None:
+    jan_client.cookies["django_language"] = "nl"
+    page = jan_client.get("/me/", HTTP_ACCEPT_LANGUAGE="nl").content.decode()
+    table = re.search(r"<table.*?</table>", page, flags=re.DOTALL)
+
+    assert table is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", table.group(0), flags=re.DOTALL)
+    # Jan tapped 2, 4 and 3 in the weeks starting 26 October, 2 and 9 November.
+    assert [cell.strip() for cell in cells[0::2]] == ["26 oktober 2026", "2 november 2026", "9 november 2026"]
+    assert re.findall(r"smiley-\d\.svg", table.group(0)) == ["smiley-2.svg", "smiley-4.svg", "smiley-3.svg"]
+    assert "Slecht" in cells[1] and "Goed" in cells[3]
+    # The consents read their day in the same format, not as 2026-11-02.
+    assert not re.search(r"\b2026-\d\d-\d\d\b", page)
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,27 @@ def as_user(user: StaffUser) -> Client:
     return login_verified(Client(HTTP_ACCEPT_LANGUAGE="en"), user)
 
 
-def post(client: Client, upload: Any, **fields: Any) -> Any:
+PAYLOAD = re.compile(r'name="payload" value="([^"]*)"')
+
+
+def preview(client: Client, upload: Any, **fields: Any) -> Any:
+    """Upload the list: the page checks it and shows what importing it would do."""
     return client.post(URL, {"address_list": upload, **fields})
+
+
+def confirm(client: Client, previewed: Any) -> Any:
+    """Press "Import this list" on a preview page."""
+    payload = PAYLOAD.search(previewed.content.decode())
+    assert payload is not None, "the page offers no confirmation"
+    return client.post(URL, {"step": "confirm", "payload": payload[1]})
+
+
+def post(client: Client, upload: Any, **fields: Any) -> Any:
+    """What an employer does: upload, and confirm when the page shows a preview (else its answer)."""
+    previewed = preview(client, upload, **fields)
+    if previewed.status_code != 200 or PAYLOAD.search(previewed.content.decode()) is None:
+        return previewed
+    return confirm(client, previewed)
 
 
 def test_the_url_name_is_participants_import() -> None:
@@ -258,13 +277,14 @@ CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
 
 
 def _what_the_employer_sees(client: Client, organisation: Organisation) -> list[str]:
-    """Import the unchanged list, read the result, press "send invitations": every page, normalised."""
-    imported = post(client, csv_upload(*LIST), full_list="on")
+    """Preview and import the unchanged list, read the result, press "send invitations": every page."""
+    previewed = preview(client, csv_upload(*LIST), full_list="on")
+    imported = confirm(client, previewed)
     result = client.get(URL)
     sent = client.post(reverse("participants:send-invitations"), {"next": URL}, follow=True)
     return [
         CSRF.sub("", response.content.decode()).replace(organisation.name, "ORGANISATION")
-        for response in (imported, result, sent)
+        for response in (previewed, imported, result, sent)
     ] + [imported["Location"]]
 
 

@@ -142,7 +142,11 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
         # The employer uploads the list and sends the invitations (by e-mail and by SMS).
         hr = login_verified(Client(), employer)
         upload = SimpleUploadedFile("medewerkers.csv", address_list.encode(), content_type="text/csv")
-        response = hr.post("/staff/import/", {"address_list": upload, "full_list": "on"})
+        previewed = hr.post("/staff/import/", {"address_list": upload, "full_list": "on"})
+        assert "3 new rows" in previewed.content.decode() or "3 nieuwe rijen" in previewed.content.decode()
+        payload = re.search(r'name="payload" value="([^"]*)"', previewed.content.decode())
+        assert payload is not None
+        response = hr.post("/staff/import/", {"step": "confirm", "payload": payload[1]})
         assert response.status_code == 302 and response["Location"] == "/staff/import/"
         assert Participant.objects.filter(organisation=organisation).count() == 3
         assert hr.post("/staff/invitations/send/").status_code == 302
