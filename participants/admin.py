@@ -178,7 +178,8 @@ class RoleListFilter(RelatedFieldListFilter):
         self.title = str(_("role"))
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
-        return [(pk, role_label(str(name))) for pk, name in super().field_choices(field, request, model_admin)]
+        choices = super().field_choices(field, request, model_admin)
+        return [(pk, role_label(str(name))) for pk, name in choices]
 
 
 @admin.register(StaffUser)

@@ -69,3 +69,63 @@ def test_every_text_in_the_code_is_in_the_translation(tmp_path: Path) -> None:
     committed = msgids(PO.read_text(encoding="utf-8"))
 
     assert sorted(fresh - committed) == [], "new texts without a Dutch translation: run `make messages`"
+
+
+def test_the_admin_names_every_model_app_and_role_in_dutch() -> None:
+    """Every model's verbose names, every app label and every role group read Dutch in the admin."""
+    from django.apps import apps
+    from django.utils import translation
+
+    from preventicons.roles import ROLE_LABELS
+
+    # Words that are the same in both languages.
+    same = {"id", "dossier", "dossiers", "score", "scores", "Scores", "Dossiers", "status"}
+    untranslated = []
+    with translation.override("nl"):
+        for config in apps.get_app_configs():
+            shown = list(config.get_models()) and config.label not in ("admin", "contenttypes", "sessions")
+            name = str(config.verbose_name)
+            if shown and name not in same and name == _english(config.verbose_name):
+                untranslated.append(f"app {config.label}: {config.verbose_name}")
+            for model in config.get_models():
+                if model._meta.app_label in ("contenttypes", "sessions", "admin"):
+                    continue
+                for name in (model._meta.verbose_name, model._meta.verbose_name_plural):
+                    if str(name) not in same and str(name) == _english(name):
+                        untranslated.append(f"model {model._meta.label}: {name}")
+        for role, label in ROLE_LABELS.items():
+            if str(label) == _english(label):
+                untranslated.append(f"role {role.value}: {label}")
+
+    assert untranslated == []
+
+
+def _english(text: object) -> str:
+    from django.utils import translation
+
+    with translation.override("en"):
+        return str(text)
+
+
+def test_two_factor_still_writes_the_texts_we_translate_with_je() -> None:
+    """Our catalogue's "je" for two-factor's "u" texts works only while two-factor's msgids are the same."""
+    import two_factor
+
+    from preventicons.twofactor_texts import TEXTS
+
+    two_factor_po = Path(two_factor.__file__).parent / "locale" / "nl" / "LC_MESSAGES" / "django.po"
+    theirs = msgids(two_factor_po.read_text(encoding="utf-8"))
+    ours = PO.read_text(encoding="utf-8")
+
+    assert sorted(set(TEXTS) - theirs) == []
+    for text in TEXTS:
+        assert text in msgids(ours)
+    for u_form in ("Weet u", " uw ", "gebruikt u", "hebben u", "kunt u"):
+        assert u_form not in _dutch_of(TEXTS)
+
+
+def _dutch_of(texts: tuple[str, ...]) -> str:
+    from django.utils import translation
+
+    with translation.override("nl"):
+        return " ".join(translation.gettext(text) for text in texts)

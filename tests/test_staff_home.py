@@ -1,0 +1,94 @@
+"""Each staff role's start page and navigation, the staff footer, and the error pages (DEBUG too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from participants.models import StaffUser
+from tests.conftest import login_verified
+
+PARTICIPANT_FOOTER = "Your employer never sees who takes part"
+STAFF_FOOTER = "Preventicons for professionals."
+
+
+def english(user: StaffUser) -> Client:
+    return login_verified(Client(HTTP_ACCEPT_LANGUAGE="en"), user)
+
+
+def test_the_employer_lands_on_a_page_with_the_import_and_the_invitations(employer: StaffUser) -> None:
+    page = english(employer).get("/staff/").content.decode()
+
+    assert 'href="/staff/import/"' in page and 'href="/staff/invitations/"' in page
+    assert 'href="/admin/"' not in page
+    assert STAFF_FOOTER in page and PARTICIPANT_FOOTER not in page
+    assert "Not available yet: Reports." in page
+
+
+def test_the_platform_admin_finds_the_admin(platform_admin: StaffUser) -> None:
+    page = english(platform_admin).get("/staff/").content.decode()
+
+    assert 'href="/admin/"' in page and 'href="/staff/import/"' in page
+
+
+@pytest.mark.parametrize(("persona", "coming"), [("casemanager", "Dossiers"), ("auditor", "Attestations")])
+def test_roles_whose_pages_are_still_to_come_are_told_so(persona: str, coming: str, request: Any) -> None:
+    page = english(request.getfixturevalue(persona)).get("/staff/").content.decode()
+
+    assert f"Not available yet: {coming}." in page
+    assert 'href="/staff/import/"' not in page and 'href="/admin/"' not in page
+    assert 'href="/account/two_factor/"' in page
+
+
+def test_a_staff_page_refused_to_a_role_is_the_styled_403_with_the_staff_footer(employer: StaffUser) -> None:
+    response = english(employer).get("/admin/")
+
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "You have no access to this page" in page and 'href="/staff/"' in page
+    assert STAFF_FOOTER in page and PARTICIPANT_FOOTER not in page
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "make run (DEBUG)"])
+def test_a_missing_page_is_the_styled_404_never_django_s_list_of_url_patterns(
+    debug: bool, settings: Any, db: Any
+) -> None:
+    settings.DEBUG = debug
+
+    response = Client(HTTP_ACCEPT_LANGUAGE="nl").get("/no-such-page/at-all/")
+
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert "Deze pagina bestaat niet" in page
+    for debug_text in ("URLconf", "admin/", "staff/import", "Page not found <span>"):
+        assert debug_text not in page
+
+
+def test_under_debug_a_view_s_own_404_page_is_left_alone(settings: Any, db: Any) -> None:
+    settings.DEBUG = True
+
+    # The enrolment pages answer an unknown visitor with their own 404 page, not an exception.
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").get("/enrol/")
+
+    assert response.status_code == 404
+    assert "This page does not exist" not in response.content.decode()
+
+
+def test_under_debug_a_view_s_http404_is_the_styled_page(settings: Any, employer: StaffUser) -> None:
+    settings.DEBUG = True
+
+    # two-factor's QR view raises Http404 when no set-up is in progress.
+    response = english(employer).get("/account/two_factor/qrcode/")
+
+    assert response.status_code == 404
+    assert "This page does not exist" in response.content.decode()
+
+
+def test_the_500_page_renders_without_a_request() -> None:
+    from django.template import loader
+
+    page = loader.render_to_string("500.html")
+
+    assert "Something went wrong on our side" in page or "Er ging bij ons iets mis" in page
