@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.filters import RelatedFieldListFilter
+from django.contrib.admin.filters import BooleanFieldListFilter, RelatedFieldListFilter
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
@@ -274,18 +274,40 @@ class ParticipantAdmin(StrictLookupsMixin, admin.ModelAdmin):
         return False
 
 
+class ConfirmedListFilter(BooleanFieldListFilter):
+    """django-otp's ``confirmed`` filter under a Dutch title."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = str(_("confirmed"))
+
+
 class SecondFactorDeviceAdmin(StrictLookupsMixin, admin.ModelAdmin):
     """Staff second-factor devices: to look at and to delete (a lost phone), never to make or to read.
 
     An admin who could add a device, or read a key or backup code, could log in as that staff member.
     """
 
-    fields = ("user", "name", "confirmed")
+    # Methods, not the field names: django-otp's fields carry no translatable verbose names, and the
+    # admin's column headers and labels are Dutch like the rest.
+    fields = ("staff_user", "device_name", "is_confirmed")
     readonly_fields = fields
     list_display = fields
-    list_filter = ("confirmed",)
+    list_filter = (("confirmed", ConfirmedListFilter),)
     search_fields = ("user__username",)
     list_select_related = ("user",)
+
+    @admin.display(description=_("staff user"), ordering="user__username")
+    def staff_user(self, obj: Any) -> Any:
+        return obj.user
+
+    @admin.display(description=_("name"), ordering="name")
+    def device_name(self, obj: Any) -> str:
+        return str(obj.name)
+
+    @admin.display(description=_("confirmed"), boolean=True, ordering="confirmed")
+    def is_confirmed(self, obj: Any) -> bool:
+        return bool(obj.confirmed)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

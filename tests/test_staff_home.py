@@ -92,3 +92,40 @@ def test_the_500_page_renders_without_a_request() -> None:
     page = loader.render_to_string("500.html")
 
     assert "Something went wrong on our side" in page or "Er ging bij ons iets mis" in page
+
+
+def dutch_admin(user: StaffUser) -> Client:
+    return login_verified(Client(HTTP_ACCEPT_LANGUAGE="nl"), user)
+
+
+def test_the_admin_reads_dutch_apps_models_roles_and_columns(
+    platform_admin: StaffUser, employer: StaffUser
+) -> None:
+    client = dutch_admin(platform_admin)
+
+    index = client.get("/admin/").content.decode()
+    staff = client.get("/admin/participants/staffuser/").content.decode()
+    devices = client.get("/admin/otp_totp/totpdevice/").content.decode()
+
+    for dutch in (
+        "Deelnemers en organisaties",
+        "Verwerkersovereenkomsten",
+        "Authenticator-apps",
+        "Back-upcodes",
+    ):
+        assert dutch in index
+    for english in ("Participants", "TOTP devices", "Static devices", "Staff users"):
+        assert english not in index
+    # Roles by their Dutch names in the filter and the column; the groups keep the names the code checks.
+    assert "werkgever (HR)" in staff and ">employer<" not in staff
+    assert "Bevestigd" in devices and ">Confirmed<" not in devices
+
+
+def test_the_admin_says_je(platform_admin: StaffUser) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=platform_admin)
+    page = dutch_admin(platform_admin).get(f"/admin/otp_totp/totpdevice/{device.pk}/delete/").content.decode()
+
+    assert "Weet je zeker dat je" in page
+    assert "Weet u" not in page

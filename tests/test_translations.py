@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -90,9 +91,9 @@ def test_the_admin_names_every_model_app_and_role_in_dutch() -> None:
             for model in config.get_models():
                 if model._meta.app_label in ("contenttypes", "sessions", "admin"):
                     continue
-                for name in (model._meta.verbose_name, model._meta.verbose_name_plural):
-                    if str(name) not in same and str(name) == _english(name):
-                        untranslated.append(f"model {model._meta.label}: {name}")
+                for model_name in (model._meta.verbose_name, model._meta.verbose_name_plural):
+                    if str(model_name) not in same and str(model_name) == _english(model_name):
+                        untranslated.append(f"model {model._meta.label}: {model_name}")
         for role, label in ROLE_LABELS.items():
             if str(label) == _english(label):
                 untranslated.append(f"role {role.value}: {label}")
@@ -107,21 +108,39 @@ def _english(text: object) -> str:
         return str(text)
 
 
-def test_two_factor_still_writes_the_texts_we_translate_with_je() -> None:
+def test_two_factor_and_django_still_write_the_texts_we_translate_with_je() -> None:
     """Our catalogue's "je" for two-factor's "u" texts works only while two-factor's msgids are the same."""
+    import django
     import two_factor
 
-    from preventicons.twofactor_texts import TEXTS
+    from preventicons.thirdparty_texts import DJANGO_ADMIN_PLURAL_TEXTS, TEXTS
 
-    two_factor_po = Path(two_factor.__file__).parent / "locale" / "nl" / "LC_MESSAGES" / "django.po"
-    theirs = msgids(two_factor_po.read_text(encoding="utf-8"))
-    ours = PO.read_text(encoding="utf-8")
+    theirs: set[str] = set()
+    for package in (
+        Path(two_factor.__file__).parent,
+        *(Path(django.__file__).parent / "contrib" / app for app in ("admin", "auth")),
+    ):
+        theirs |= msgids(
+            (package / "locale" / "nl" / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
+        )
+    ours = msgids(PO.read_text(encoding="utf-8"))
+    # msgids() keeps the .po escapes; these texts hold double quotes.
+    theirs = {text.replace('\\"', '"') for text in theirs}
+    ours = {text.replace('\\"', '"') for text in ours}
 
-    assert sorted(set(TEXTS) - theirs) == []
-    for text in TEXTS:
-        assert text in msgids(ours)
-    for u_form in ("Weet u", " uw ", "gebruikt u", "hebben u", "kunt u"):
-        assert u_form not in _dutch_of(TEXTS)
+    assert sorted(set(TEXTS) - theirs) == [], (
+        "a text changed upstream: update preventicons/thirdparty_texts.py"
+    )
+    assert sorted(set(TEXTS) - ours) == []
+    dutch = _dutch_of(TEXTS) + " ".join(_plural_in_dutch(text) for text in DJANGO_ADMIN_PLURAL_TEXTS)
+    assert not re.search(r"\b(u|uw|U|Uw)\b", dutch), dutch
+
+
+def _plural_in_dutch(text: Any) -> str:
+    from django.utils import translation
+
+    with translation.override("nl"):
+        return " ".join(str(text % {"min_length": n}) for n in (1, 8))
 
 
 def _dutch_of(texts: tuple[str, ...]) -> str:
