@@ -32,6 +32,7 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberTyp
 
 from participants.agreements import require_signed_agreement
 from participants.invitations import departed_hashes, end_schedules_not_listed, known_departed
+from participants.listpreview import remember_imported_list
 from participants.models import Department, Organisation, Participant, StaffUser
 from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.fields import EncryptedTextField
@@ -485,6 +486,8 @@ def import_address_list(
         # Two imports for one organisation at once would both decide "new" for the same person.
         Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
         result = _apply(organisation, parsed, full_list)
+        # What the next preview compares with: this list as the employer wrote it (participants.listpreview).
+        remember_imported_list(organisation=organisation, rows=parsed.rows, full_list=full_list)
     logger.info(
         "address list imported for organisation %s by staff %s: %d created, %d updated, %d unchanged, "
         "%d unlisted, %d relisted",

@@ -1,5 +1,8 @@
 """What an import of the address list will do, shown to the employer before anything is written.
 
+Every import (the page, a command, the benchmark) leaves its list here through import_address_list; an
+organisation's entries go with the nightly run once its contract has ended (participants.retention).
+
 The counts compare the uploaded list with the list this organisation imported last (``ListedEntry``: keyed
 hashes of the rows as the employer supplied them), never with the participants. The employer knows both
 lists, so nothing here is news to it; a count drawn from the participants would be. Someone who stopped or
@@ -16,12 +19,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from participants.importing import Row
 from participants.models import Department, ListedEntry, Organisation
 from preventicons.crypto import keyed_hash, normalise_email
+
+if TYPE_CHECKING:
+    # participants.importing calls remember_imported_list; the rows are only annotated here.
+    from participants.importing import Row
 
 _BATCH = 1000
 
@@ -107,7 +114,7 @@ def new_departments(*, organisation: Organisation, names: Iterable[str]) -> list
 
 
 def remember_imported_list(*, organisation: Organisation, rows: list[Row], full_list: bool) -> None:
-    """Keep the imported list as keyed hashes for the next preview; call in the import's transaction.
+    """Keep the imported list as keyed hashes for the next preview (the import calls it in its transaction).
 
     A complete list replaces the last one; a partial list adds its rows and replaces the ones it matches.
     Stored in a random order, so the table's order says nothing about the file's.

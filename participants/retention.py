@@ -36,6 +36,7 @@ from participants.models import (
     AnonymisationRun,
     ConsentRecord,
     Invitation,
+    ListedEntry,
     Participant,
     QueuedRequest,
     VerificationCode,
@@ -83,10 +84,14 @@ def declined() -> QuerySet[Participant]:
     return Participant.objects.filter(status=Participant.Status.DECLINED)
 
 
+def _contract_grace_end(today: dt.date) -> dt.date:
+    """The latest contract_end whose grace period is over today."""
+    return today - _days("ANONYMISE_AFTER_CONTRACT_END_DAYS") - dt.timedelta(days=1)
+
+
 def of_ended_contracts(*, today: dt.date) -> QuerySet[Participant]:
     """Everyone of an organisation whose contract (its last day: contract_end) ended the grace period ago."""
-    last_day = today - _days("ANONYMISE_AFTER_CONTRACT_END_DAYS") - dt.timedelta(days=1)
-    return _not_stopped().filter(organisation__contract_end__lte=last_day)
+    return _not_stopped().filter(organisation__contract_end__lte=_contract_grace_end(today))
 
 
 def unlisted(*, today: dt.date) -> QuerySet[Participant]:
@@ -226,6 +231,8 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         ).delete()[0]
         counts.account_links_purged = AccountLink.objects.filter(expires_at__lte=now).delete()[0]
         counts.invitations_purged = _purge_invitations(now)
+        # The employer's last list (keyed hashes, for the import's preview) goes with the ended contract.
+        ListedEntry.objects.filter(organisation__contract_end__lte=_contract_grace_end(today)).delete()
         # Not taken up within days means the batch is failing: the count in the summary is the alarm.
         counts.queued_requests_purged = QueuedRequest.objects.filter(
             queued_on__lte=today - _days("QUEUED_REQUEST_MAX_DAYS")

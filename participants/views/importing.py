@@ -18,7 +18,6 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.files.uploadedfile import InMemoryUploadedFile
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -33,9 +32,8 @@ from participants.importing import (
     file_too_large_error,
     import_address_list,
     max_file_bytes,
-    parse_address_list,
 )
-from participants.listpreview import preview_import, remember_imported_list
+from participants.listpreview import preview_import
 from participants.models import Organisation
 from preventicons.roles import Role, has_role, organisation_of, staff_required
 
@@ -192,13 +190,7 @@ def _confirm(
     full_list = bool(pending["full_list"])
     del request.session[SESSION_PENDING]
     try:
-        with transaction.atomic():
-            result = import_address_list(organisation=organisation, data=data, full_list=full_list, by=user)
-            remember_imported_list(
-                organisation=organisation,
-                rows=parse_address_list(data),
-                full_list=full_list,
-            )
+        result = import_address_list(organisation=organisation, data=data, full_list=full_list, by=user)
     except AgreementMissing as missing:
         context["agreement_missing"] = str(missing)
         return render(request, "participants/import.html", context)

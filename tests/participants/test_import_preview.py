@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from participants.account import stop_participation
+from participants.importing import import_address_list
 from participants.models import Department, ListedEntry, Organisation, Participant, StaffUser
 from tests.conftest import ALL_DATABASES
 from tests.participants.test_import_views import URL, as_user, confirm, csv_upload, post, preview
@@ -164,3 +165,63 @@ def test_the_same_changes_count_alike_whatever_each_person_did(
         "3 unchanged rows",
     ]
     assert nobody_left[4] == "2 rows of the last list are missing: those people will receive no more messages"
+
+
+def test_every_import_leaves_its_list_for_the_next_preview_and_nothing_else(
+    employer: StaffUser, organisation: Organisation
+) -> None:
+    """Also an import that does not come through the page (a command, the benchmark)."""
+    data = "\r\n".join(["naam;e-mail;mobiel;afdeling", *LIST]).encode()
+
+    import_address_list(organisation=organisation, data=data, full_list=True, by=employer)
+
+    entries = list(ListedEntry.objects.filter(organisation=organisation))
+    assert len(entries) == 3
+    dumped = " ".join(f"{e.email_hash} {e.mobile_hash} {e.row_hash}" for e in entries)
+    for clear in ("anna@example.nl", "0611000001", "+31611000001", "Anna", "Zorg"):
+        assert clear not in dumped
+    # No hash equals a blind index: a dump cannot join the list to the participants.
+    indexes = set(Participant.objects.values_list("email_index", flat=True))
+    indexes |= set(Participant.objects.values_list("mobile_index", flat=True))
+    assert not indexes & {h for e in entries for h in (e.email_hash, e.mobile_hash, e.row_hash)}
+
+
+def test_a_partial_list_adds_to_the_last_one_and_a_complete_list_replaces_it(
+    employer: StaffUser, organisation: Organisation
+) -> None:
+    client = as_user(employer)
+    post(client, csv_upload(*LIST[:2]))
+    post(client, csv_upload(LIST[2]))
+
+    assert counts(preview(client, csv_upload(*LIST)).content.decode())[1:4] == [
+        "0 new rows",
+        "0 changed rows (name, e-mail, mobile or department)",
+        "3 unchanged rows",
+    ]
+    post(client, csv_upload(LIST[0]), full_list="on")
+    assert ListedEntry.objects.filter(organisation=organisation).count() == 1
+
+
+def test_the_last_list_goes_with_the_nightly_run_after_the_contract_ended(
+    employer: StaffUser,
+    organisation: Organisation,
+    other_organisation: Organisation,
+    other_employer: StaffUser,
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from participants import retention
+
+    data = "\r\n".join(["naam;e-mail;mobiel;afdeling", *LIST]).encode()
+    import_address_list(organisation=organisation, data=data, full_list=True, by=employer)
+    import_address_list(organisation=other_organisation, data=data, full_list=True, by=other_employer)
+    Organisation.objects.filter(pk=organisation.pk).update(
+        contract_end=timezone.localdate() - dt.timedelta(days=60)
+    )
+
+    retention.run_retention()
+
+    assert not ListedEntry.objects.filter(organisation=organisation).exists()
+    assert ListedEntry.objects.filter(organisation=other_organisation).count() == 3
