@@ -129,3 +129,12 @@ def test_the_admin_says_je(platform_admin: StaffUser) -> None:
 
     assert "Weet je zeker dat je" in page
     assert "Weet u" not in page
+
+
+def test_a_request_too_large_to_read_is_the_styled_400(employer: StaffUser, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+    response = english(employer).post("/staff/import/", {"step": "confirm", "payload": "A" * 4096})
+
+    assert response.status_code == 400
+    assert "We could not read this request" in response.content.decode()
