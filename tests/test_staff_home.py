@@ -57,11 +57,13 @@ def test_a_missing_page_is_the_styled_404_never_django_s_list_of_url_patterns(
 ) -> None:
     settings.DEBUG = debug
 
-    response = Client(HTTP_ACCEPT_LANGUAGE="nl").get("/no-such-page/at-all/")
+    response = Client(HTTP_ACCEPT_LANGUAGE="nl").get("/no-such-page/at-all/?mark=k3y-fragment")
 
     page = response.content.decode()
     assert response.status_code == 404
     assert "Deze pagina bestaat niet" in page
+    # Nothing of the address comes back, not even in the language switch.
+    assert "no-such-page" not in page and "k3y-fragment" not in page
     for debug_text in ("URLconf", "admin/", "staff/import", "Page not found <span>"):
         assert debug_text not in page
 
