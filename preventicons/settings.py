@@ -249,11 +249,13 @@ VERIFICATION_RESEND_BASE_SECONDS = env.int("VERIFICATION_RESEND_BASE_SECONDS", d
 INVITATION_LOOKUPS_PER_MINUTE = env.int("INVITATION_LOOKUPS_PER_MINUTE", default=60)
 
 # --- Messaging (preventicons/messaging.py) ------------------------------------------------------
+# In development every message lands whole in the development mailbox under var/mailbox/ (read it at
+# /dev/mailbox/ while DEBUG is on; preventicons/devmailbox.py), never in a log.
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="django.core.mail.backends.smtp.EmailBackend"
     if PRODUCTION
-    else "django.core.mail.backends.console.EmailBackend",
+    else "preventicons.devmailbox.MailboxEmailBackend",
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
@@ -270,7 +272,7 @@ SMS_GATEWAY = env.str(
     "SMS_GATEWAY",
     default="preventicons.messaging.TwilioSmsGateway"
     if PRODUCTION
-    else "preventicons.messaging.ConsoleSmsGateway",
+    else "preventicons.devmailbox.MailboxSmsGateway",
 )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
