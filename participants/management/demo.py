@@ -244,4 +244,8 @@ def seed(*, write: Callable[[str], None]) -> None:
             f"yet; work address {participant.email}, mobile {participant.mobile}. Their invitation link:"
         )
         write(f"  {link}")
+        write(
+            "  Once enrolled, their first weekly link comes with the next round, or at once with "
+            f"`.venv/bin/python manage.py run_weekly_round {participant.organisation_id}`."
+        )
     write(f"Every e-mail and text message (codes, links) arrives in the development mailbox: {mailbox}")
