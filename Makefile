@@ -16,7 +16,7 @@ TEST_ENV := DATABASE_URL=$${DATABASE_URL:-$(PG)/preventicons_identity} \
 	CASEFILES_DATABASE_URL=$${CASEFILES_DATABASE_URL:-$(PG)/preventicons_casefiles} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14}
 
-.PHONY: install run migrate demo test lint security audit typecheck pytest messages bench clean
+.PHONY: install run migrate demo test preflight lint security audit typecheck pytest messages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -93,7 +93,12 @@ typecheck: install
 pytest: install
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# Before anything else: PostgreSQL, Redis, Chromium and gettext, each missing one named with the command that
+# installs or starts it (.ci/preflight.py), so a machine without them fails in seconds, not in the suite.
+preflight: install
+	@$(TEST_ENV) $(BIN)/python .ci/preflight.py
+
+test: preflight lint typecheck pytest
 
 messages: install
 	$(BIN)/python manage.py makemessages -l nl --no-obsolete --ignore=.venv --ignore=var --ignore=tests --ignore=bench

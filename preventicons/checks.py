@@ -94,4 +94,16 @@ def check_gateways(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             errors.append(
                 checks.Error(f"{setting} {path!r} cannot be imported: {exc}", id="preventicons.E004")
             )
+    if settings.PRODUCTION:
+        # The development mailbox keeps every message, links and codes included, in clear on disk.
+        for setting in ("EMAIL_BACKEND", "SMS_GATEWAY"):
+            path = getattr(settings, setting, "")
+            if path.startswith("preventicons.devmailbox."):
+                errors.append(
+                    checks.Error(
+                        f"{setting} is the development mailbox, which keeps messages in clear on disk",
+                        hint="Use SMTP and Twilio in production.",
+                        id="preventicons.E005",
+                    )
+                )
     return errors

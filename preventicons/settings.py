@@ -251,10 +251,16 @@ VERIFICATION_RESEND_BASE_SECONDS = env.int("VERIFICATION_RESEND_BASE_SECONDS", d
 INVITATION_LOOKUPS_PER_MINUTE = env.int("INVITATION_LOOKUPS_PER_MINUTE", default=60)
 
 # --- Messaging (preventicons/messaging.py) ------------------------------------------------------
+# In development with DEBUG on (make run) every message lands whole in the development mailbox under
+# var/mailbox/, read at /dev/mailbox/ (preventicons/devmailbox.py), never in a log; with DEBUG off, where that
+# page answers 404, the console backends print them (through the redacting log filter in a worker).
+DEVELOPMENT_MAILBOX = DEBUG and not PRODUCTION
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="django.core.mail.backends.smtp.EmailBackend"
     if PRODUCTION
+    else "preventicons.devmailbox.MailboxEmailBackend"
+    if DEVELOPMENT_MAILBOX
     else "django.core.mail.backends.console.EmailBackend",
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
@@ -272,6 +278,8 @@ SMS_GATEWAY = env.str(
     "SMS_GATEWAY",
     default="preventicons.messaging.TwilioSmsGateway"
     if PRODUCTION
+    else "preventicons.devmailbox.MailboxSmsGateway"
+    if DEVELOPMENT_MAILBOX
     else "preventicons.messaging.ConsoleSmsGateway",
 )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")

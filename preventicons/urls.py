@@ -57,6 +57,8 @@ two_factor_patterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("staff/", views.staff_home, name="staff-home"),
+    # Development only: answers 404 whenever DEBUG is off (the view checks at every request).
+    path("dev/mailbox/", views.development_mailbox, name="dev-mailbox"),
     path("account/logout/", LogoutView.as_view(), name="logout"),
     # No CSRF check on the language switch: token pages send no Referer (so a browser posts with Origin:
     # null, which Django's check refuses), and a forged post can do no more than change the page language.

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.views import PasswordChangeView
 from django.forms import Form
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.generic import FormView
 from two_factor.plugins.registry import MethodBase, registry
 from two_factor.utils import default_device
 from two_factor.views import LoginView, SetupView
 
+from preventicons import devmailbox
 from preventicons.roles import has_second_factor, roles_of, staff_required
 from preventicons.staffauth import Verdict, locked_until, reauthenticate
 from preventicons.staffforms import (
@@ -28,7 +31,21 @@ from preventicons.staffnav import navigation_for, pages_to_come
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "preventicons/home.html")
+    # The development mailbox is linked only where it answers: with DEBUG on.
+    return render(request, "preventicons/home.html", {"development_mailbox": settings.DEBUG})
+
+
+@never_cache
+def development_mailbox(request: HttpRequest) -> HttpResponse:
+    """Development only: the messages of the development mailbox, whole. 404 whenever DEBUG is off."""
+    # Checked here, at every request, not only when the URLconf is loaded: the page shows links and codes.
+    if not settings.DEBUG or settings.PRODUCTION:
+        raise Http404
+    return render(
+        request,
+        "preventicons/dev_mailbox.html",
+        {"messages_shown": devmailbox.read_mailbox(), "folder": devmailbox.mailbox_dir()},
+    )
 
 
 @staff_required()

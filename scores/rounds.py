@@ -310,22 +310,38 @@ def _prepare(batch: list[_Recipient], *, week: dt.date, expires_at: dt.datetime,
                 messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
             )
             report.sms += 1
-    # One statement for the batch's links, no ORM (a round is mostly rows). No ON CONFLICT: a link row that
-    # already exists means its messages exist too, and the batch must then roll back rather than queue a
-    # message for a link the database does not know.
-    with connections[router.db_for_write(WeeklyLink)].cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO scores_weeklylink (id, participant_id, week, token_hash, expires_at) "
-            "SELECT id::uuid, participant_id::uuid, %s, token_hash, %s "
-            "FROM unnest(string_to_array(%s, ','), string_to_array(%s, ','), string_to_array(%s, ',')) "
-            "AS l(id, participant_id, token_hash)",
+    # No ON CONFLICT: a link row that already exists means its messages exist too, and the batch must then
+    # roll back rather than queue a message for a link the database does not know.
+    connection = connections[router.db_for_write(WeeklyLink)]
+    if connection.vendor == "postgresql":
+        # One statement for the batch's links, no ORM (a round is mostly rows).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO scores_weeklylink (id, participant_id, week, token_hash, expires_at) "
+                "SELECT id::uuid, participant_id::uuid, %s, token_hash, %s "
+                "FROM unnest(string_to_array(%s, ','), string_to_array(%s, ','), string_to_array(%s, ',')) "
+                "AS l(id, participant_id, token_hash)",
+                [
+                    week,
+                    expires_at,
+                    ",".join(link_ids),
+                    ",".join(str(participant.pk) for participant in batch),
+                    ",".join(token_hashes),
+                ],
+            )
+    else:
+        # The embedded default (SQLite) has no unnest or ::uuid: the ORM's bulk insert, the same rows.
+        WeeklyLink.objects.using(connection.alias).bulk_create(
             [
-                week,
-                expires_at,
-                ",".join(link_ids),
-                ",".join(str(participant.pk) for participant in batch),
-                ",".join(token_hashes),
-            ],
+                WeeklyLink(
+                    id=uuid.UUID(link_id),
+                    participant_id=participant.pk,
+                    week=week,
+                    token_hash=token_hash,
+                    expires_at=expires_at,
+                )
+                for link_id, participant, token_hash in zip(link_ids, batch, token_hashes, strict=True)
+            ]
         )
     messaging.queue_many(outgoing)
     report.links += len(link_ids)

@@ -88,16 +88,17 @@ def link_state(link: WeeklyLink | None, *, now: dt.datetime | None = None) -> Li
     return LinkState.OPEN
 
 
-def submit_score(*, token: str, value: int) -> Submission:
+def submit_score(*, token: str, value: int, now: dt.datetime | None = None) -> Submission:
     """Record the week's score of the link this token opens, once; a second submission changes nothing.
 
-    Raises ValueError for a value outside 1-5 and SubmissionRefused when the link is unknown or not open;
-    nothing is written then.
+    Raises ValueError for a value outside 1-5 and SubmissionRefused when the link is unknown or not open
+    (at ``now``, default the present: the demo taps its past weeks' links in their own week); nothing is
+    written then.
     """
     if value not in VALUES:
         raise ValueError("a score is a whole number from 1 to 5")
     link = find_weekly_link(token=token)
-    state = link_state(link)
+    state = link_state(link, now=now)
     if link is None or state != LinkState.OPEN:
         raise SubmissionRefused(state)
     participant = link.participant

@@ -211,6 +211,8 @@ MATRIX: dict[str, Row] = {
     # --- platform pages (preventicons/urls.py) ---
     "home": Row(public(OK)),
     "staff-home": Row(staff(casemanager=OK, employer=OK, auditor=OK, admin=OK)),
+    # Development only: 404 for everyone whenever DEBUG is off, as in tests (test_devmailbox.py)
+    "dev-mailbox": Row(public(NOT_FOUND)),
     "logout": Row(public(Redirect("home")), method="post"),
     "set_language": Row(
         public(Redirect("home")), method="post", data=lambda w: {"language": "en", "next": "/"}

@@ -111,6 +111,17 @@ def test_the_embedded_default_needs_no_configuration(clean_environment: pytest.M
     assert loaded["DEBUG"] is True
 
 
+def test_development_uses_the_mailbox_only_while_debug_is_on(clean_environment: pytest.MonkeyPatch) -> None:
+    loaded = load_settings()
+    assert loaded["EMAIL_BACKEND"] == "preventicons.devmailbox.MailboxEmailBackend"
+    assert loaded["SMS_GATEWAY"] == "preventicons.devmailbox.MailboxSmsGateway"
+
+    clean_environment.setenv("DJANGO_DEBUG", "false")
+    loaded = load_settings()
+    assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert loaded["SMS_GATEWAY"] == "preventicons.messaging.ConsoleSmsGateway"
+
+
 @pytest.mark.parametrize(
     ("given", "missing"),
     [

@@ -12,14 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import phonenumbers
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from participants.agreements import casemanager_has_signed_agreement, has_signed_agreement, record_agreement
-from participants.enrolment import record_consent
-from participants.models import Department, Organisation, Participant, StaffUser
-from preventicons.crypto import blind_index_email, blind_index_phone, new_pseudonym
+from participants.enrolment import invitation_days, record_consent
+from participants.invitations import send_invitations
+from participants.models import Department, Invitation, Organisation, Participant, StaffUser
+from preventicons.crypto import blind_index_email, blind_index_phone, hash_token, new_pseudonym, new_token
 from preventicons.roles import Role
 
 DEMO_PASSWORD = "preventicons-demo"  # noqa: S105  # nosec B105  # demo only, refused in production
@@ -188,11 +192,37 @@ def seed_login(login: DemoLogin) -> TOTPDevice:
     return device
 
 
+def fresh_invitation() -> tuple[Participant, str] | None:
+    """A new invitation link for the first demo person not enrolled yet, or None when everyone enrolled.
+
+    The link the invitation schedule sends is in the development mailbox only once the worker has sent it
+    (on a weekday between the sending hours); this one can be used at once. A new token on every run.
+    """
+    invited = Participant.objects.filter(
+        organisation__name__in=[key[0] for key in ORGANISATIONS],
+        status=Participant.Status.INVITED,
+        is_listed=True,
+    ).order_by("pk")
+    participant = invited.first()
+    if participant is None:
+        return None
+    token = new_token()
+    Invitation.objects.create(
+        participant=participant, token_hash=hash_token(token), expires_at=timezone.now() + invitation_days()
+    )
+    return participant, token
+
+
 def seed(*, write: Callable[[str], None]) -> None:
     """Add whatever of the participants app's demo data is missing, and print the demo logins."""
     with transaction.atomic():
         added = seed_organisations()
         devices = [(login, seed_login(login)) for login in LOGINS]
+        # The real schedule for everyone listed and not invited yet (the demo's "*" people): invitation and
+        # reminders land in the development mailbox when due, as they would in a real mailbox.
+        for organisation in Organisation.objects.filter(name__in=[key[0] for key in ORGANISATIONS]):
+            send_invitations(organisation=organisation)
+        invitation = fresh_invitation()
     people = Participant.objects.filter(organisation__name__in=[key[0] for key in ORGANISATIONS]).count()
     write(f"participants: {people} people in {len(ORGANISATIONS)} organisations ({added} added)")
     write("")
@@ -202,3 +232,20 @@ def seed(*, write: Callable[[str], None]) -> None:
         where = f" ({login.organisation})" if login.organisation else ""
         write(f"  {login.username:<18} {login.role.value}{where}")
         write(f"      {device.config_url}")
+    write("")
+    mailbox = f"{settings.SITE_URL}{reverse('dev-mailbox')}"
+    if invitation is None:
+        write("participants: every demo person has enrolled (make clean starts afresh)")
+    else:
+        participant, token = invitation
+        link = settings.SITE_URL + reverse("participants:invitation", kwargs={"token": token})
+        write(
+            f"participants: {participant.name} ({participant.organisation.name}) is invited and not enrolled "
+            f"yet; work address {participant.email}, mobile {participant.mobile}. Their invitation link:"
+        )
+        write(f"  {link}")
+        write(
+            "  Once enrolled, their first weekly link comes with the next round, or at once with "
+            f"`.venv/bin/python manage.py run_weekly_round {participant.organisation_id}`."
+        )
+    write(f"Every e-mail and text message (codes, links) arrives in the development mailbox: {mailbox}")

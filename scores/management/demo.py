@@ -1,8 +1,12 @@
-"""Demo data of the scores app: eight past weeks of smileys for the demo participants, weeks closed.
+"""Demo data of the scores app: eight past weeks made by the real weekly round, taps and week close.
 
-Called by ``manage.py seed_demo`` after the participants app's demo data; safe to run again (one score per
-pseudonym and week is a database constraint, and closing a closed week changes nothing). It also prints
-this week's smiley link of one demo participant, made as the Monday round makes it, to try the page.
+Called by ``manage.py seed_demo`` after the participants app's demo data; safe to run again (a closed week
+is skipped, a round sends nothing twice, one score per pseudonym and week is a database constraint). Each
+past week is lived through as the platform lives it, with the week passed to the jobs instead of a clock:
+the round makes the week's links and queues its messages, the demo people tap their links during that week
+(``submit_score`` at a moment of that week), and the week close freezes the figures, counts participation
+and deletes the links (so the queued messages of past weeks end cancelled when the worker meets them).
+Then this week's round runs, and the command prints an unanswered smiley link of this week and whose it is.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from participants.models import Participant
-from preventicons.crypto import hash_token
+from participants.agreements import has_signed_agreement
+from participants.models import Organisation, Participant
 from scores import rounds
-from scores.models import ClosedWeek, WeeklyAggregate, WeeklyLink
-from scores.submission import record_score
-from scores.weekclose import close_week, monday_of
+from scores.models import Score, WeeklyLink
+from scores.sealing import week_pseudonym
+from scores.submission import submit_score
+from scores.weekclose import close_week, is_week_closed, monday_of
 
 DEMO_WEEKS = 8
 RESPONSE_RATE = 0.85
+# When the demo people tap in a past week: its Wednesday at noon, well inside the week the link is open.
+TAP_AFTER = dt.timedelta(days=2, hours=12)
 
 
 @dataclass(frozen=True)
@@ -48,48 +55,70 @@ def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[DemoScor
     return scores
 
 
+def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[dt.date]) -> int:
+    """The round, the taps and the close of one past ``week``; how many scores it recorded."""
+    rounds.run_weekly_round(organisation=organisation, week=week)
+    moment = rounds.week_starts_at(week) + TAP_AFTER
+    recorded = 0
+    links = WeeklyLink.objects.filter(participant__organisation=organisation, week=week).select_related(
+        "participant"
+    )
+    for link in links:
+        scores = {score.week: score.value for score in demo_scores(link.participant, weeks)}
+        if week in scores:
+            # The token the participant's message carries, tapped as the smiley page does.
+            token = rounds.link_token(link.pk)
+            recorded += submit_score(token=token, value=scores[week], now=moment).recorded
+    close_week(organisation_id=organisation.pk, week=week, today=week + dt.timedelta(days=7))
+    return recorded
+
+
+def unanswered_link(*, week: dt.date) -> tuple[Participant, str] | None:
+    """One active demo participant with a link of ``week`` and no score yet, with the link's token."""
+    links = (
+        WeeklyLink.objects.filter(week=week, participant__status=Participant.Status.ACTIVE)
+        .select_related("participant", "participant__organisation", "participant__department")
+        .order_by("participant_id")
+    )
+    for link in links:
+        pseudonym = link.participant.pseudonym
+        if (
+            pseudonym
+            and not Score.objects.filter(pseudonym=week_pseudonym(pseudonym, week), week=week).exists()
+        ):
+            return link.participant, rounds.link_token(link.pk)
+    return None
+
+
 def seed(*, write: Callable[[str], None]) -> None:
-    """Add the missing demo scores of the past weeks and close those weeks."""
-    today = timezone.localdate()
-    this_week = monday_of(today)
+    """Live through the missing past weeks, run this week's round, and print an unanswered smiley link."""
+    this_week = monday_of(timezone.localdate())
     weeks = [this_week - dt.timedelta(weeks=n) for n in range(DEMO_WEEKS, 0, -1)]
-    people = list(Participant.objects.filter(status=Participant.Status.ACTIVE, pseudonym__isnull=False))
-    closed = set(ClosedWeek.objects.filter(week__in=weeks).values_list("organisation_id", "week"))
-    for participant in people:
-        pseudonym = participant.pseudonym
-        assert pseudonym
-        for score in demo_scores(participant, weeks):
-            if (participant.organisation_id, score.week) in closed:
-                continue  # a closed week takes no score any more (a second seed)
-            # The one way a score row is written (sealed, per-week pseudonym); a second run adds nothing.
-            record_score(
-                pseudonym=pseudonym,
-                week=score.week,
-                value=score.value,
-                organisation_id=participant.organisation_id,
-                department_id=participant.department_id,
-            )
-    for organisation_id in sorted({participant.organisation_id for participant in people}):
+    organisations = [
+        organisation
+        for organisation in Organisation.objects.order_by("pk")
+        if has_signed_agreement(organisation)
+        and Participant.objects.filter(organisation=organisation, pseudonym__isnull=False).exists()
+    ]
+    recorded = 0
+    for organisation in organisations:
         for week in weeks:
-            close_week(organisation_id=organisation_id, week=week, today=today)
-    frozen = WeeklyAggregate.objects.filter(week__in=weeks).count()
-    write(f"scores: {len(people)} people over {DEMO_WEEKS} weeks, {frozen} frozen weekly figures")
-    # Chosen after the closes, which make someone without a score in four weeks inactive: the same person,
-    # still active, on every run.
-    still_active = Participant.objects.filter(status=Participant.Status.ACTIVE, pseudonym__isnull=False)
-    demo_person = still_active.order_by("pk").first()
-    if demo_person is not None:
-        token = this_weeks_token(demo_person, this_week)
-        url = settings.SITE_URL + reverse("scores:week", kwargs={"token": token})
-        write(f"scores: a demo participant's smiley page this week (tap 1 or 2 for the offer of help): {url}")
-
-
-def this_weeks_token(participant: Participant, week: dt.date) -> str:
-    """The participant's link of ``week`` as the round makes it (token derived from the link's id)."""
-    link = WeeklyLink.objects.filter(participant=participant, week=week).first()
-    if link is None or link.token_hash != hash_token(rounds.link_token(link.pk)):
-        WeeklyLink.objects.filter(participant=participant, week=week).delete()
-        link = WeeklyLink(participant=participant, week=week, expires_at=rounds.week_closes_at(week))
-        link.token_hash = hash_token(rounds.link_token(link.pk))
-        link.save()
-    return rounds.link_token(link.pk)
+            if not is_week_closed(organisation_id=organisation.pk, week=week):
+                recorded += live_through_week(organisation=organisation, week=week, weeks=weeks)
+        rounds.run_weekly_round(organisation=organisation, week=this_week)
+    write(
+        f"scores: {DEMO_WEEKS} past weeks lived through by the weekly round, taps and the week close "
+        f"({recorded} scores added); this week's round has run"
+    )
+    found = unanswered_link(week=this_week)
+    if found is None:
+        write("scores: every demo participant has answered this week (make clean starts afresh)")
+        return
+    participant, token = found
+    url = settings.SITE_URL + reverse("scores:week", kwargs={"token": token})
+    department = participant.department.name if participant.department else "-"
+    write(
+        f"scores: this week's smiley link of {participant.name} ({participant.organisation.name}, "
+        f"{department}), not answered yet (tap 1 or 2 for the offer of help):"
+    )
+    write(f"  {url}")

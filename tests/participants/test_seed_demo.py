@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Count
 from django.test import Client
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.fixtures import Settings
 
@@ -30,6 +31,7 @@ from preventicons.roles import Role, roles_of
 from scores.management.demo import DEMO_WEEKS
 from scores.models import ClosedWeek, Score, WeeklyAggregate
 from scores.queries import weekly_values_for
+from scores.weekclose import monday_of
 from tests.conftest import ALL_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
@@ -84,14 +86,58 @@ def test_the_demo_has_weeks_of_scores_of_active_people_and_those_weeks_are_close
     assert WeeklyAggregate.objects.filter(week__in=weeks, department__isnull=True).count() == 2 * DEMO_WEEKS
 
 
-def test_the_demo_prints_a_working_smiley_link_and_the_same_one_again(client: Client) -> None:
-    first, again = seed(), seed()
+WEEKLY_LINK = re.compile(r"smiley link of ([^(]+) \(.*\n\s+https?://\S+(/w/[A-Za-z0-9_-]{43}/)")
+INVITATION_LINK = re.compile(
+    r"participants: ([^(]+) \(.*not enrolled yet.*\n\s+https?://\S+(/i/[A-Za-z0-9_-]{43}/)"
+)
 
-    links = [re.findall(r"https?://\S+(/w/[A-Za-z0-9_-]{43}/)", output) for output in (first, again)]
-    assert links[0] == links[1] and len(links[0]) == 1
-    page = client.get(links[0][0])
+
+def test_the_demo_names_whose_unanswered_smiley_link_it_prints_and_a_fresh_one_once_used(
+    client: Client,
+) -> None:
+    first = WEEKLY_LINK.search(seed())
+    assert first is not None
+    name, link = first.group(1).strip(), first.group(2)
+    assert name in {person.name for person in Participant.objects.filter(status=Participant.Status.ACTIVE)}
+    page = client.get(link)
     assert page.status_code == 200 and 'class="week-form"' in page.content.decode()
-    assert client.post(links[0][0], {"value": "2"}).status_code == 303
+    assert client.post(link, {"value": "2"}).status_code == 303
+
+    second = WEEKLY_LINK.search(seed())
+
+    assert second is not None and second.group(2) != link and second.group(1).strip() != name
+    assert client.get(second.group(2)).status_code == 200
+
+
+def test_the_demo_prints_a_fresh_invitation_link_of_someone_not_enrolled(client: Client) -> None:
+    first, again = INVITATION_LINK.search(seed()), INVITATION_LINK.search(seed())
+
+    assert first is not None and again is not None
+    assert first.group(2) != again.group(2)  # a new token on every run
+    name = first.group(1).strip()
+    invited = [
+        person
+        for person in Participant.objects.filter(status=Participant.Status.INVITED)
+        if person.name == name
+    ]
+    assert len(invited) == 1 and invited[0].invitations.count() >= 2
+    for link in (first.group(2), again.group(2)):
+        page = client.get(link, follow=True)
+        assert page.status_code == 200 and page.redirect_chain[-1][0].endswith("/enrol/")
+
+
+def test_the_demo_weeks_are_made_by_the_round_and_the_week_close() -> None:
+    from scores.models import WeeklyLink, WeeklyRound
+
+    seed()
+
+    this_week = monday_of(timezone.localdate())
+    organisations = Organisation.objects.count()
+    # A finished round for every demo week and this one, links only of this week (the close deleted the rest).
+    assert WeeklyRound.objects.filter(finished_at__isnull=False).count() == organisations * (DEMO_WEEKS + 1)
+    assert set(WeeklyLink.objects.values_list("week", flat=True)) == {this_week}
+    # No score of a closed week keeps its department (the close rewrote them).
+    assert not Score.objects.filter(week__lt=this_week, department__isnull=False).exists()
 
 
 def test_the_demo_has_two_sectors_with_signed_agreements_and_a_department_of_four() -> None:
