@@ -146,3 +146,28 @@ def test_opening_the_invitation_links_found_in_work_mailboxes_texts_every_listed
     }
     traveller.stop()
     assert len(set(texts.values())) == 1, f"the employer-supplied phones tell statuses apart: {texts}"
+
+
+def test_the_account_link_form_answers_the_listed_work_address_of_someone_who_moved_to_a_private_one(
+    organisation: Organisation,
+) -> None:
+    """Only a participant moves their address to a private one: were the work address they were listed under
+    to fall silent, the employer typing it into /me/link/ would learn that they take part."""
+    from preventicons.crypto import blind_index_email
+
+    stayed = make_participant(
+        organisation, email="b@werk.example", mobile="+31611000002", status=Participant.Status.ACTIVE
+    )
+    moved = make_participant(
+        organisation, email="a@werk.example", mobile="+31611000001", status=Participant.Status.ACTIVE
+    )
+    Participant.objects.filter(pk=moved.pk).update(email_index=blind_index_email("a@thuis.example"))
+    moved.refresh_from_db()
+    moved.email = "a@thuis.example"
+    moved.save(update_fields=["email"])
+    assert stayed.listed_email_hash and moved.listed_email_hash
+    for address in ("a@werk.example", "b@werk.example"):
+        assert Client().post("/me/link/", {"email": address}).status_code == 200
+    messaging.send_due_messages()
+    seen = {address: len(_mails_to(address)) for address in ("a@werk.example", "b@werk.example")}
+    assert seen == {"a@werk.example": 1, "b@werk.example": 1}, seen
