@@ -439,7 +439,9 @@ def stop_participation(*, participant: Participant) -> None:
         )
         # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
         VerificationCode.objects.filter(pk__in=code_ids).delete()
-        Invitation.objects.filter(participant=locked).delete()
+        # Links would reopen the account: they lose their participant, and keep only the number the employer
+        # supplied for their SMS code until they are purged, so the company phone sees what everyone's sees.
+        Invitation.objects.filter(participant=locked).update(participant=None)
         AccountLink.objects.filter(participant=locked).delete()
         ConsentRecord.objects.create(
             participant=locked,

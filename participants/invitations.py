@@ -8,9 +8,10 @@ whether the person joins, declines, stops or stays silent; only the employer tak
 it knows) or a missing processing agreement ends it early. After it, nothing more goes to an address the
 employer supplied unless the participant chose it for the weekly messages.
 
-Each message carries a fresh invitation link. For someone who stopped there is no participant left to open,
-so their link is a random token that is stored nowhere: it opens the same neutral first page as any other
-(participants/views/enrolment.py), and nothing after it.
+Each message carries a fresh invitation link, which keeps the number the employer supplied, sealed, for its
+SMS code. For someone who stopped there is no participant left to open, so their link has none: it opens the
+same neutral first page as any other (participants/views/enrolment.py), its code goes to the same phone, and
+nothing opens after it.
 
 Every participant carries keyed hashes of the address and number the employer lists them under
 (``listed_hashes``), apart from the contacts they use now. Someone who stopped or declined leaves only
@@ -183,10 +184,13 @@ def _link_for(schedule: InvitationSchedule, now: dt.datetime) -> tuple[str, dt.d
     token = new_token()
     expires_at = now + dt.timedelta(days=settings.INVITATION_DAYS)
     participant = schedule.participant
-    if participant is not None and participant.status != Participant.Status.STOPPED:
-        Invitation.objects.create(
-            participant=participant, token_hash=hash_token(token), expires_at=expires_at
-        )
+    if participant is not None and participant.status == Participant.Status.STOPPED:
+        participant = None
+    # For someone who stopped too: a link without a participant, which opens nothing but whose SMS code goes
+    # to the number the employer supplied, as every other link's does (enrolment.request_link_code).
+    Invitation.objects.create(
+        participant=participant, token_hash=hash_token(token), expires_at=expires_at, mobile=schedule.mobile
+    )
     return token, expires_at
 
 

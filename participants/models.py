@@ -296,16 +296,36 @@ class DepartedContact(models.Model):
 
 
 class Invitation(models.Model):
-    """An enrolment link. Only the token's hash is stored; the link expires and is single-use."""
+    """An enrolment link. Only the token's hash is stored; the link expires and is single-use.
+
+    Each link the invitation schedule sends keeps, sealed, the mobile number the employer supplied for it:
+    the link's SMS code goes there, whatever the person did since, so the phone the employer supplied receives
+    the same texts for everyone it listed. When the person stops, the link loses its participant (nothing is
+    left to open) but keeps its number until the link is purged (participants.retention), so its code still
+    goes out like anyone else's.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="invitations")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    mobile = EncryptedTextField(null=True)
+
+    class Meta:
+        constraints = [*sealed_only("mobile")]
 
     def __str__(self) -> str:
         return f"invitation {str(self.pk)[:8]}"
+
+    @property
+    def invitee(self) -> Participant:
+        """The participant of a link that still opens something; only asked after link_state said so."""
+        if self.participant is None:
+            raise Participant.DoesNotExist("this invitation link opens nothing")
+        return self.participant
 
 
 class VerificationCode(models.Model):

@@ -282,7 +282,29 @@ def issue_codes(
     return issued
 
 
-def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCode:
+def _sms_code_text(code: str) -> str:
+    minutes = settings.VERIFICATION_CODE_MINUTES
+    # The last line lets a phone offer the code for this site only (origin-bound one-time codes).
+    return (
+        _("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
+        % {
+            "code": code,
+            "minutes": minutes,
+        }
+        + f"\n\n@{_site_host()} #{code}"
+    )
+
+
+def send_decoy_sms_code(*, to: str, key: str) -> None:
+    """Text a code that is stored nowhere, in the words of a real one: for a link that opens nothing.
+
+    The phone the employer supplied must receive the same texts whatever the person did (enrolment.
+    request_link_code); the code opens nothing, since nothing is kept to check it against.
+    """
+    messaging.queue_sms(key=key, to=to, body=_sms_code_text(_new_code()))
+
+
+def issue_sms_code(*, participant: Participant, purpose: str, to: str | None = None) -> VerificationCode:
     """Send a fresh code by SMS only (the other factor was proven otherwise), replacing older open ones.
 
     Under the same budgets as issue_codes (backoff, hourly cap), raising TooManyCodes. The SMS code that opens
@@ -300,7 +322,9 @@ def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCod
         refused = [Participant.Status.STOPPED] + ([] if opening else [Participant.Status.DECLINED])
         if locked.status in refused:
             raise ValueError("no codes for a participant who stopped or declined")
-        if opening and not locked.mobile:
+        # The code that opens an invitation link goes to the number sealed on that link (``to``).
+        destination = (to if opening else None) or locked.mobile
+        if opening and not destination:
             raise MissingContact(VerificationCode.Channel.SMS)
         wait = _wait_seconds(locked, now, purpose, opening=opening)
         if wait:
@@ -319,14 +343,8 @@ def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCod
         )
         row.code_hash = _code_hash(str(row.id), purpose, VerificationCode.Channel.SMS, code)
         row.save(force_insert=True)
-        if locked.mobile:
-            messaging.queue_sms(
-                key=f"code:{row.id}:sms",
-                to=locked.mobile,
-                body=_("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
-                % {"code": code, "minutes": minutes}
-                + f"\n\n@{_site_host()} #{code}",
-            )
+        if destination:
+            messaging.queue_sms(key=f"code:{row.id}:sms", to=destination, body=_sms_code_text(code))
     logger.info("verification code issued by SMS: participant %s, purpose %s", participant.pk, purpose)
     return row
 

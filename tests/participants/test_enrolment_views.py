@@ -465,21 +465,31 @@ def test_the_link_of_someone_who_declined_reactivates_nothing(
     assert Participant.objects.get(pk=jan.pk).status == "declined"
 
 
-def test_the_link_of_someone_who_stopped_sends_no_code_and_opens_nothing(
+def test_the_link_of_someone_who_stopped_texts_a_code_like_any_other_and_opens_nothing(
     client: Client, jan: Participant, english: None
 ) -> None:
+    """The employer supplied the phone: its texts must not tell that Jan stopped (issue #14, F5). The code
+    goes to the number the employer gave for the link, and opens nothing, since nobody is left to open."""
+    from participants import account
+
     token = invite(jan)
-    Participant.objects.filter(pk=jan.pk).update(status="stopped", mobile=None, mobile_index=None)
+    account.stop_participation(participant=jan)
     sms_before = len(MemorySmsGateway.outbox)
 
     client.get(f"/i/{token}/")
     client.post(reverse("participants:enrol"))
     messaging.send_due_messages()
-    response = client.post(reverse("participants:enrol-open"), {"code": "123456"})
+    texts = MemorySmsGateway.outbox[sms_before:]
+    assert [sms["to"] for sms in texts] == ["+31612345678"]
+    code = CODE.search(texts[0]["body"])
+    assert code
+    response = client.post(reverse("participants:enrol-open"), {"code": code.group(1)})
 
-    assert len(MemorySmsGateway.outbox) == sms_before
     assert "This code is not right or no longer valid" in text(response)
+    assert client.get(reverse("participants:enrol-consent"))["Location"] == reverse("participants:enrol")
     assert Participant.objects.get(pk=jan.pk).status == "stopped"
+    # What the link keeps: its hash, its expiry and the supplied number, sealed; no participant.
+    assert not Invitation.objects.filter(participant=jan).exists()
 
 
 # --- declining --------------------------------------------------------------------------------------------
