@@ -40,7 +40,7 @@ from preventicons.crypto import (
 logger = logging.getLogger(__name__)
 
 # The consent text lives in templates/participants/enrol/consent_text.html; change both together.
-CONSENT_TEXT_VERSION = "2026-11"
+CONSENT_TEXT_VERSION = "2026-12"
 ENROL = VerificationCode.Purpose.ENROL
 OPEN_LINK = VerificationCode.Purpose.OPEN_LINK
 WeeklyChannel = Participant.WeeklyChannel
@@ -79,7 +79,8 @@ def link_state(invitation: Invitation) -> LinkState:
         return LinkState.STOPPED
     if participant.status == Participant.Status.DECLINED:
         return LinkState.DECLINED
-    if participant.status == Participant.Status.ACTIVE or invitation.used_at is not None:
+    # Inactive people enrolled too (they come back from their account): their links are no new enrolment.
+    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE) or invitation.used_at:
         return LinkState.ENROLLED
     if not participant.is_listed:
         return LinkState.WITHDRAWN

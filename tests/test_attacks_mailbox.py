@@ -223,3 +223,45 @@ def test_invitation_link_codes_reach_the_supplied_phone_alike_for_a_joiner_who_m
 
         clock.shift(dt.timedelta(days=settings.INVITATION_DAYS + settings.EXPIRED_INVITATION_KEEP_DAYS + 1))
         assert texts_after_pressing_send() == {"invited": 0, "joined": 0, "stopped": 0}
+
+
+def test_pressing_send_on_two_links_of_one_person_at_once_texts_alike_whatever_they_did(
+    organisation: Organisation,
+) -> None:
+    """The invitation and the first reminder each carry a link. A budget per person would keep the second
+    code back for someone still invited, while the links of someone who stopped (belonging to nobody) would
+    both text: two presses would tell them apart."""
+    import datetime as dt
+
+    import time_machine
+
+    from participants import invitations
+
+    numbers = {"invited": "+31611000001", "stopped": "+31611000004"}
+    with time_machine.travel("2026-11-23 10:00 +01:00", tick=False) as clock:
+        people = {
+            status: make_participant(organisation, email=f"{status}@werk.example", mobile=number)
+            for status, number in numbers.items()
+        }
+        invitations.send_invitations(organisation=organisation)
+        invitations.send_due_invitations()
+        clock.shift(dt.timedelta(days=7))
+        invitations.send_due_invitations()
+        messaging.send_due_messages()
+        account.stop_participation(participant=people["stopped"])
+        MemorySmsGateway.outbox.clear()
+        for status in numbers:
+            bodies = [str(m.body) for m in mail.outbox if f"{status}@werk.example" in m.to]
+            assert len(bodies) == 2
+            for body in bodies:
+                found = re.search(r"/i/[A-Za-z0-9_-]{43}/", body)
+                assert found
+                employer = Client()
+                employer.get(found.group(0))
+                employer.post("/enrol/")
+        messaging.send_due_messages()
+    texts = {
+        status: sum(1 for sms in MemorySmsGateway.outbox if sms["to"] == number)
+        for status, number in numbers.items()
+    }
+    assert texts == {"invited": 2, "stopped": 2}, texts

@@ -158,8 +158,11 @@ def test_the_sms_code_goes_to_the_number_on_file_and_opens_the_consent_page(
 def test_the_consent_text_says_what_stays_of_someone_who_leaves(opened: Client) -> None:
     page = text(opened.get(reverse("participants:enrol-consent")))
 
-    assert "keyed code computed from your e-mail address and mobile number" in page
+    assert "keyed code of the e-mail address and mobile number your employer gave us" in page
     assert "without a date and without your department" in page
+    # What is kept while someone takes part (the listed hashes), and on each invitation link (the number).
+    assert "also after you changed your details" in page
+    assert "Each invitation link also keeps the mobile number your employer gave for it" in page
 
 
 def test_consent_is_recorded_only_after_the_sms_code(
