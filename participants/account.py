@@ -31,7 +31,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from participants import verification
 from participants.exporting import export_sections
-from participants.invitations import organisations_listing_email, remember_departed
+from participants.invitations import held_by_someone_else, organisations_listing_email, remember_departed
 from participants.models import (
     AccountLink,
     ConsentRecord,
@@ -227,13 +227,13 @@ def request_change(
         )
     if not (new_name or new_email or new_mobile):
         raise ValidationError(_("Nothing to change: this is what we already have."))
-    others = Participant.objects.filter(organisation_id=participant.organisation_id).exclude(
-        pk=participant.pk
+    # The same words whoever holds the address, and whatever that colleague did: no hint at a colleague.
+    email_taken, mobile_taken = held_by_someone_else(
+        participant=participant, email=new_email, mobile=new_mobile
     )
-    # The same words whoever holds the address: the answer must not hint at a colleague.
-    if new_email and others.filter(email_index=crypto.blind_index_email(new_email)).exists():
+    if email_taken:
         raise ValidationError({"email": [_("This e-mail address cannot be used. Please enter another one.")]})
-    if new_mobile and others.filter(mobile_index=crypto.blind_index_phone(new_mobile)).exists():
+    if mobile_taken:
         raise ValidationError({"mobile": [_("This mobile number cannot be used. Please enter another one.")]})
     try:
         verification.issue_codes(

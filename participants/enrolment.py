@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from participants import verification
 from participants.agreements import require_signed_agreement
-from participants.invitations import remember_departed
+from participants.invitations import held_by_someone_else, remember_departed
 from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
 from participants.verification import issue_codes
 from preventicons import messaging
@@ -260,12 +260,13 @@ def start_verification(
                 "in your account."
             )
         )
-    others = Participant.objects.filter(organisation=participant.organisation).exclude(pk=participant.pk)
-    if email and others.filter(email_index=blind_index_email(email)).exists():
+    # Held by a colleague now, listed for one, or left by one: the same refusal (held_by_someone_else).
+    email_taken, mobile_taken = held_by_someone_else(participant=participant, email=email, mobile=mobile)
+    if email_taken:
         errors.setdefault("email", []).append(
             _("This e-mail address cannot be used. Please enter another one.")
         )
-    if mobile and others.filter(mobile_index=blind_index_phone(mobile)).exists():
+    if mobile_taken:
         errors.setdefault("mobile", []).append(
             _("This mobile number cannot be used. Please enter another one.")
         )

@@ -38,7 +38,14 @@ from kombu.exceptions import OperationalError as BrokerError
 from participants.agreements import AgreementMissing, require_signed_agreement
 from participants.models import DepartedContact, Invitation, InvitationSchedule, Organisation, Participant
 from preventicons import messaging
-from preventicons.crypto import hash_token, keyed_hash, new_token, normalise_email
+from preventicons.crypto import (
+    blind_index_email,
+    blind_index_phone,
+    hash_token,
+    keyed_hash,
+    new_token,
+    normalise_email,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +366,35 @@ def remember_departed_all(*, participants: list[Participant]) -> int:
         )
         added += max(0, len(new) - len(replaced))
     return added
+
+
+def held_by_someone_else(
+    *, participant: Participant, email: str | None = None, mobile: str | None = None
+) -> tuple[bool, bool]:
+    """Whether another person of the organisation holds this address, and this number: (e-mail, mobile).
+
+    Held as the contact they use now, as the one the employer lists them under, or as someone who left: one
+    answer for all three, so a participant who tries a colleague's work address or number (an employer's
+    staff take part too) learns nothing from the refusal about what that colleague did, and no code goes to
+    a colleague's mailbox or phone.
+    """
+    organisation_id = participant.organisation_id
+    others = Participant.objects.filter(organisation_id=organisation_id).exclude(pk=participant.pk)
+    departed = DepartedContact.objects.filter(organisation_id=organisation_id)
+    email_hash, mobile_hash = listed_hashes(organisation_id=organisation_id, email=email, mobile=mobile)
+    email_taken = bool(email) and (
+        others.filter(
+            Q(email_index=blind_index_email(email or "")) | Q(listed_email_hash=email_hash)
+        ).exists()
+        or departed.filter(email_hash=email_hash).exists()
+    )
+    mobile_taken = bool(mobile) and (
+        others.filter(
+            Q(mobile_index=blind_index_phone(mobile or "")) | Q(listed_mobile_hash=mobile_hash)
+        ).exists()
+        or departed.filter(mobile_hash=mobile_hash).exists()
+    )
+    return email_taken, mobile_taken
 
 
 def departed_owners(*, organisation_id: int, hashes: set[str]) -> list[DepartedContact]:

@@ -265,3 +265,45 @@ def test_pressing_send_on_two_links_of_one_person_at_once_texts_alike_whatever_t
         for status, number in numbers.items()
     }
     assert texts == {"invited": 2, "stopped": 2}, texts
+
+
+@pytest.mark.parametrize("contact", ["email", "mobile"])
+def test_trying_a_colleagues_work_contact_in_ones_own_account_is_refused_alike_whatever_they_did(
+    organisation: Organisation, contact: str
+) -> None:
+    """Employer staff take part too. One of them tries a colleague's work address (or number) as their own:
+    had the colleague stopped or moved to a private address, the old check (the contacts held now) let it
+    through and sent a code to that work mailbox, which the employer reads, telling it what they did."""
+    from django.core.exceptions import ValidationError
+
+    from preventicons.crypto import blind_index_email, blind_index_phone
+
+    hr = make_active(organisation, email="hr@werk.example", mobile="+31611000009")
+    answers = {}
+    for what in ("invited", "active", "moved", "stopped"):
+        Participant.objects.exclude(pk=hr.pk).delete()
+        colleague = make_participant(organisation, email="anna@werk.example", mobile="+31611000001")
+        if what in ("active", "moved"):
+            Participant.objects.filter(pk=colleague.pk).update(status=Participant.Status.ACTIVE)
+        if what == "moved":
+            Participant.objects.filter(pk=colleague.pk).update(
+                email_index=blind_index_email("anna@thuis.example"),
+                mobile_index=blind_index_phone("+31655555555"),
+            )
+        if what == "stopped":
+            account.stop_participation(participant=colleague)
+        mail.outbox.clear()
+        MemorySmsGateway.outbox.clear()
+        try:
+            if contact == "email":
+                account.request_change(participant=hr, email="anna@werk.example")
+            else:
+                account.request_change(participant=hr, mobile="+31611000001")
+        except ValidationError as refused:
+            answers[what] = str(refused)
+        else:
+            answers[what] = "accepted"
+        messaging.send_due_messages()
+        assert not _mails_to("anna@werk.example")
+        assert not [sms for sms in MemorySmsGateway.outbox if sms["to"] == "+31611000001"]
+    assert len(set(answers.values())) == 1 and "accepted" not in answers.values(), answers
