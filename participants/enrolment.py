@@ -2,11 +2,12 @@
 
 An invitation link is a 256-bit token of which only the hash is stored. Its first page is the same for
 everyone (participants/views/enrolment.py); what the invitation leads to, and declining, come only after an
-SMS code to the number on file (``request_link_code``/``verify_link_code``), so whoever reads a mailbox the
-employer supplied learns nothing from the link and cannot decline for someone. Enrolment then needs consent
-to the current text and both codes (e-mail and SMS) of one round; only then is the participant active, with
-a fresh pseudonym and the weekly channel they chose. The invitation messages themselves follow one fixed
-schedule for everyone (participants/invitations.py).
+SMS code to the number the employer supplied for that link (``request_link_code``/``verify_link_code``), so
+whoever reads a mailbox the employer supplied learns nothing from the link and cannot decline for someone,
+and the phone the employer supplied receives the same texts whatever the person did. Enrolment then needs
+consent to the current text and both codes (e-mail and SMS) of one round; only then is the participant
+active, with a fresh pseudonym and the weekly channel they chose. The invitation messages themselves follow
+one fixed schedule for everyone (participants/invitations.py).
 """
 
 from __future__ import annotations

@@ -198,16 +198,18 @@ class Participant(models.Model):
         return f"participant {str(self.pk)[:8]}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """On the first save, the contacts it is created with are the ones it is listed under, unless given.
+        """On the first save, a participant created with indexed contacts is listed under them, unless told.
 
         The import sets the listed hashes itself (and bulk_create skips this); other ways of creating a
-        participant (the demo data, tests) get them here, so every participant a list can match has them.
+        participant as the import would (the demo data, tests) get them here, so a list can match them.
         """
         if self._state.adding and self.organisation_id is not None:
             from participants.invitations import listed_hashes
 
             email_hash, mobile_hash = listed_hashes(
-                organisation_id=self.organisation_id, email=self.email, mobile=self.mobile
+                organisation_id=self.organisation_id,
+                email=self.email if self.email_index else None,
+                mobile=self.mobile if self.mobile_index else None,
             )
             if self.listed_email_hash is None:
                 self.listed_email_hash = email_hash

@@ -144,7 +144,9 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         Participant.objects.select_for_update()
         .filter(pk__in=ids)
         .exclude(status=Participant.Status.STOPPED)
-        .only("pk", "organisation_id", "pseudonym", "email", "mobile")
+        .only(
+            "pk", "organisation_id", "pseudonym", "email", "mobile", "listed_email_hash", "listed_mobile_hash"
+        )
     )
     if not locked:
         return 0
@@ -157,9 +159,10 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         "participant_id", "text_version"
     ):
         consented[participant_id] = version  # the latest wins, as in account._consented_version
-    # As a stop does (invitations.remember_departed): only keyed hashes of their contact data stay, so a
-    # re-import does not invite them again and the account-link form answers for them as for anyone who
-    # stopped. Without it, "anonymised" would read differently from "stopped" to the employer.
+    # As a stop does (invitations.remember_departed): only the keyed hashes of the contacts the employer
+    # listed them under stay, together, so a re-import meets them as before and the account-link form
+    # answers for them as for anyone who stopped. Without it, "anonymised" would read differently from
+    # "stopped" to the employer.
     remember_departed_all(participants=locked)
     Participant.objects.filter(pk__in=pks).update(**Participant.shredded())
     code_ids = list(VerificationCode.objects.filter(participant_id__in=pks).values_list("pk", flat=True))
