@@ -525,15 +525,24 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     departed = departed_owners(organisation_id=organisation.pk, hashes=wanted)
     owners_by_email: dict[str, Participant | DepartedContact] = {}
     owners_by_mobile: dict[str, Participant | DepartedContact] = {}
-    # A decliner is remembered at once and erased in the night: until then both stand for one person, and
-    # the participant row wins.
-    owners: list[Participant | DepartedContact] = [*departed, *existing]
-    for owner in owners:
-        email_hash, mobile_hash = _listed_of(owner)
-        if email_hash:
-            owners_by_email[email_hash] = owner
-        if mobile_hash:
-            owners_by_mobile[mobile_hash] = owner
+    for participant in existing:
+        if participant.listed_email_hash:
+            owners_by_email[participant.listed_email_hash] = participant
+        if participant.listed_mobile_hash:
+            owners_by_mobile[participant.listed_mobile_hash] = participant
+    for record in departed:
+        # A decliner is remembered at once and erased in the night: until then the record and the participant
+        # row are one person, also when a list changed one of their contacts in between. Both hashes of the
+        # record then name the participant, as the record alone will name them after the night.
+        owner: Participant | DepartedContact = (
+            owners_by_email.get(record.email_hash or "")
+            or owners_by_mobile.get(record.mobile_hash or "")
+            or record
+        )
+        if record.email_hash:
+            owners_by_email.setdefault(record.email_hash, owner)
+        if record.mobile_hash:
+            owners_by_mobile.setdefault(record.mobile_hash, owner)
 
     errors = list(parsed.errors)
     matches: list[tuple[Row, Participant | DepartedContact | None]] = []
@@ -650,12 +659,6 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
 
 def _key(owner: Participant | DepartedContact) -> tuple[str, Any]:
     return (type(owner).__name__, owner.pk)
-
-
-def _listed_of(owner: Participant | DepartedContact) -> tuple[str | None, str | None]:
-    if isinstance(owner, DepartedContact):
-        return owner.email_hash, owner.mobile_hash
-    return owner.listed_email_hash, owner.listed_mobile_hash
 
 
 def _free_listed_hashes(

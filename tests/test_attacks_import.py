@@ -192,3 +192,42 @@ def test_a_departed_person_listed_under_a_new_number_is_still_one_person_to_the_
             probe(organisation, employer, csv("Y;y@werk.example;0611111111;IT")),
         )
     assert answers["nothing"] == answers["stopped"], answers
+
+
+def test_a_list_changing_a_decliners_number_before_the_night_erased_them_answers_as_for_anyone(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """Between a decline (remembered at once) and the nightly run that erases the decliner, the employer
+    changes Anna's number on its list and then probes with her old one: the answer must be the one it would
+    get had she done nothing, and the same after the night."""
+    answers = {}
+    for what in ("nothing", "declined", "declined, then the night"):
+        Participant.objects.all().delete()
+        from participants.models import DepartedContact
+
+        DepartedContact.objects.all().delete()
+        import_address_list(
+            organisation=organisation,
+            data=csv("Anna;anna@werk.example;0611111111;Care", "Bert;bert@werk.example;0622222222;IT"),
+            full_list=False,
+            by=employer,
+        )
+        if what.startswith("declined"):
+            from participants.invitations import remember_departed
+
+            anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
+            Participant.objects.filter(pk=anna.pk).update(status=Participant.Status.DECLINED)
+            remember_departed(participant=anna)
+        import_address_list(
+            organisation=organisation,
+            data=csv("Anna;anna@werk.example;0644444444;Care"),
+            full_list=False,
+            by=employer,
+        )
+        if what.endswith("night"):
+            retention.run_retention()
+        answers[what] = [
+            probe(organisation, employer, csv("Anna;anna@werk.example;0611111111;Care")),
+            probe(organisation, employer, csv("Y;y@werk.example;0644444444;IT")),
+        ]
+    assert answers["nothing"] == answers["declined"] == answers["declined, then the night"], answers
