@@ -29,7 +29,7 @@ from preventicons.crypto import blind_index_phone, new_token
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
-from tests.conftest import login_verified, make_organisation, make_staff
+from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 from tests.participants.people import make_participant
@@ -468,6 +468,7 @@ def test_the_link_of_someone_who_declined_reactivates_nothing(
     assert Participant.objects.get(pk=jan.pk).status == "declined"
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES)
 def test_the_link_of_someone_who_stopped_texts_a_code_like_any_other_and_opens_nothing(
     client: Client, jan: Participant, english: None
 ) -> None:
