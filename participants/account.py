@@ -31,12 +31,11 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from participants import verification
 from participants.exporting import export_sections
-from participants.invitations import departed_hashes, known_departed_anywhere, remember_departed
+from participants.invitations import held_by_someone_else, organisations_listing_email, remember_departed
 from participants.models import (
     AccountLink,
     ConsentRecord,
     Invitation,
-    Organisation,
     Participant,
     VerificationCode,
 )
@@ -228,13 +227,13 @@ def request_change(
         )
     if not (new_name or new_email or new_mobile):
         raise ValidationError(_("Nothing to change: this is what we already have."))
-    others = Participant.objects.filter(organisation_id=participant.organisation_id).exclude(
-        pk=participant.pk
+    # The same words whoever holds the address, and whatever that colleague did: no hint at a colleague.
+    email_taken, mobile_taken = held_by_someone_else(
+        participant=participant, email=new_email, mobile=new_mobile
     )
-    # The same words whoever holds the address: the answer must not hint at a colleague.
-    if new_email and others.filter(email_index=crypto.blind_index_email(new_email)).exists():
+    if email_taken:
         raise ValidationError({"email": [_("This e-mail address cannot be used. Please enter another one.")]})
-    if new_mobile and others.filter(mobile_index=crypto.blind_index_phone(new_mobile)).exists():
+    if mobile_taken:
         raise ValidationError({"mobile": [_("This mobile number cannot be used. Please enter another one.")]})
     try:
         verification.issue_codes(
@@ -440,7 +439,9 @@ def stop_participation(*, participant: Participant) -> None:
         )
         # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
         VerificationCode.objects.filter(pk__in=code_ids).delete()
-        Invitation.objects.filter(participant=locked).delete()
+        # Links would reopen the account: they lose their participant, and keep only the number the employer
+        # supplied for their SMS code until they are purged, so the company phone sees what everyone's sees.
+        Invitation.objects.filter(participant=locked).update(participant=None)
         AccountLink.objects.filter(participant=locked).delete()
         ConsentRecord.objects.create(
             participant=locked,
@@ -587,25 +588,13 @@ def open_link_request(*, request_id: str, sealed: str) -> str:
     return crypto.open_sealed(sealed, crypto.Binding(*_REQUEST_BINDING, request_id))
 
 
-def _departed_organisations(address: str) -> set[int]:
-    """The organisations that remember this address as someone who stopped, declined or was anonymised.
-
-    The departed hashes are bound to their organisation (invitations.departed_hashes), so one hash per
-    organisation is computed and looked up at once: a hash names nobody, only "was on this list once".
-    """
-    by_hash: dict[str, int] = {}
-    for organisation_id in Organisation.objects.values_list("pk", flat=True):
-        for value in departed_hashes(organisation_id=organisation_id, email=address, mobile=None):
-            by_hash[value] = organisation_id
-    found = known_departed_anywhere(hashes=set(by_hash))
-    return {by_hash[value] for value in found}
-
-
 def send_account_links(*, request_id: str, email: str) -> int:
     """One link e-mail per organisation that knows this address, alike whatever the person did; how many.
 
-    An organisation knows the address when one of its participants holds it (any status that still has
-    contact data) or when it remembers it as departed (stopped, declined, anonymised). Whoever may open
+    An organisation knows the address when one of its participants holds it now (any status that still has
+    contact data) or when its list names it (invitations.organisations_listing_email: the address the
+    employer listed someone under, whether they since moved to another address, or stopped, declined or were
+    anonymised). A real link goes only to the address a participant holds now. Whoever may open
     their account (ACCOUNT_STATUSES) gets a real link; everyone else the same e-mail with a decoy: a token
     of the same shape that is stored nowhere, so it names nobody and its pages answer like any link whose
     SMS code never comes. The employer that listed the address thus sees one identical e-mail whatever its
@@ -626,7 +615,7 @@ def send_account_links(*, request_id: str, email: str) -> int:
     }
     queued = 0
     with transaction.atomic():
-        for organisation_id in sorted(set(listed) | _departed_organisations(address)):
+        for organisation_id in sorted(set(listed) | organisations_listing_email(address=address)):
             participant = listed.get(organisation_id)
             with transaction.atomic():
                 token = crypto.new_token()

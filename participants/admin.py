@@ -247,7 +247,16 @@ class StaffUserAdmin(StrictLookupsMixin, UserAdmin):
 
 
 # Never shown: what the participant is (name, contact data), and what would link them (pseudonym, indexes).
-PARTICIPANT_SEALED_FIELDS = ("name", "email", "mobile", "pseudonym", "email_index", "mobile_index")
+PARTICIPANT_SEALED_FIELDS = (
+    "name",
+    "email",
+    "mobile",
+    "pseudonym",
+    "email_index",
+    "mobile_index",
+    "listed_email_hash",
+    "listed_mobile_hash",
+)
 PARTICIPANT_SHOWN_FIELDS = ("id", "organisation", "department", "status", "is_listed")
 
 

@@ -2,11 +2,12 @@
 
 An invitation link is a 256-bit token of which only the hash is stored. Its first page is the same for
 everyone (participants/views/enrolment.py); what the invitation leads to, and declining, come only after an
-SMS code to the number on file (``request_link_code``/``verify_link_code``), so whoever reads a mailbox the
-employer supplied learns nothing from the link and cannot decline for someone. Enrolment then needs consent
-to the current text and both codes (e-mail and SMS) of one round; only then is the participant active, with
-a fresh pseudonym and the weekly channel they chose. The invitation messages themselves follow one fixed
-schedule for everyone (participants/invitations.py).
+SMS code to the number the employer supplied for that link (``request_link_code``/``verify_link_code``), so
+whoever reads a mailbox the employer supplied learns nothing from the link and cannot decline for someone,
+and the phone the employer supplied receives the same texts whatever the person did. Enrolment then needs
+consent to the current text and both codes (e-mail and SMS) of one round; only then is the participant
+active, with a fresh pseudonym and the weekly channel they chose. The invitation messages themselves follow
+one fixed schedule for everyone (participants/invitations.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from participants import verification
 from participants.agreements import require_signed_agreement
-from participants.invitations import remember_departed
+from participants.invitations import held_by_someone_else, remember_departed
 from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
 from participants.verification import issue_codes
 from preventicons import messaging
@@ -40,7 +41,7 @@ from preventicons.crypto import (
 logger = logging.getLogger(__name__)
 
 # The consent text lives in templates/participants/enrol/consent_text.html; change both together.
-CONSENT_TEXT_VERSION = "2026-11"
+CONSENT_TEXT_VERSION = "2026-12"
 ENROL = VerificationCode.Purpose.ENROL
 OPEN_LINK = VerificationCode.Purpose.OPEN_LINK
 WeeklyChannel = Participant.WeeklyChannel
@@ -75,11 +76,12 @@ def find_invitation(*, token: str) -> Invitation | None:
 def link_state(invitation: Invitation) -> LinkState:
     """What opening this invitation can lead to now."""
     participant = invitation.participant
-    if participant.status == Participant.Status.STOPPED:
+    if participant is None or participant.status == Participant.Status.STOPPED:
         return LinkState.STOPPED
     if participant.status == Participant.Status.DECLINED:
         return LinkState.DECLINED
-    if participant.status == Participant.Status.ACTIVE or invitation.used_at is not None:
+    # Inactive people enrolled too (they come back from their account): their links are no new enrolment.
+    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE) or invitation.used_at:
         return LinkState.ENROLLED
     if not participant.is_listed:
         return LinkState.WITHDRAWN
@@ -95,7 +97,7 @@ def renew_invitation(*, invitation: Invitation) -> Invitation | None:
     so no new link has to travel through a mailbox. None when the link is not (only) expired any more.
     """
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
+        participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
         invitation = Invitation.objects.select_related("participant").get(pk=invitation.pk)
         if link_state(invitation) != LinkState.EXPIRED:
             return None
@@ -104,25 +106,43 @@ def renew_invitation(*, invitation: Invitation) -> Invitation | None:
             participant=participant,
             token_hash=hash_token(new_token()),
             expires_at=timezone.now() + invitation_days(),
+            mobile=invitation.mobile,
         )
 
 
 # --- the SMS code that opens a link ----------------------------------------------------------------
 
 
-def request_link_code(*, invitation: Invitation | None) -> bool:
-    """Send the SMS code that opens this invitation, if there is a phone to send it to; True if sent.
+def texts_its_code(invitation: Invitation, *, now: dt.datetime | None = None) -> bool:
+    """Whether asking for this link's SMS code sends one: for every link alike until its purge date.
 
-    The caller answers the same whatever this returns: that a code went out (or could not, because the link
-    opens nothing, the person stopped or the hourly budget is spent) is visible only on the phone.
+    Up to EXPIRED_INVITATION_KEEP_DAYS after its expiry (until then an expired link still offers a new one),
+    whatever the person did: the moment the phone falls silent must not depend on them either.
     """
-    if invitation is None:
+    now = now or timezone.now()
+    return now < invitation.expires_at + dt.timedelta(days=settings.EXPIRED_INVITATION_KEEP_DAYS)
+
+
+def request_link_code(*, invitation: Invitation | None) -> bool:
+    """Send the SMS code that opens this invitation to the number the employer supplied for it; True if sent.
+
+    The number sealed on the link when it was sent, not the participant's current one: the employer supplied
+    the phone, so what reaches it must not depend on what the person did since (joined, moved to a private
+    number, declined, stopped). A link of someone who stopped has no participant left: its text carries a
+    code that is stored nowhere, in the same words, so the phone sees the same and nothing opens. The caller
+    answers the same whatever this returns (views pace requests per link).
+    """
+    if invitation is None or not texts_its_code(invitation):
         return False
     participant = invitation.participant
-    if participant.status == Participant.Status.STOPPED or not participant.mobile:
+    mobile = invitation.mobile or (participant.mobile if participant is not None else None)
+    if not mobile:
         return False
+    if participant is None or participant.status == Participant.Status.STOPPED:
+        verification.send_decoy_sms_code(to=mobile, key=f"decoy:{invitation.pk}:{new_token()}")
+        return True
     try:
-        verification.issue_sms_code(participant=participant, purpose=OPEN_LINK)
+        verification.issue_sms_code(participant=participant, purpose=OPEN_LINK, to=mobile)
     except verification.TooManyCodes:
         return False
     return True
@@ -137,7 +157,7 @@ def _require_link_code(participant: Participant) -> None:
 
 def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
     """True when ``code`` is the SMS code that opens this invitation; every wrong guess is counted."""
-    if invitation is None:
+    if invitation is None or invitation.participant is None:
         return False
     outcome = verification.verify_code(
         participant=invitation.participant,
@@ -157,7 +177,7 @@ def decline_invitation(*, invitation: Invitation) -> bool:
     is kept so a re-imported list never invites them again (invitations.remember_departed).
     """
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
+        participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
         if participant.status != Participant.Status.INVITED:
             return False
         _require_link_code(participant)
@@ -165,7 +185,8 @@ def decline_invitation(*, invitation: Invitation) -> bool:
         participant.status = Participant.Status.DECLINED
         participant.save(update_fields=["status"])
         now = timezone.now()
-        participant.invitations.filter(used_at__isnull=True, expires_at__gt=now).update(expires_at=now)
+        # The links are not expired early: a declined person's links already open only the page that says
+        # so (link_state), and their SMS codes must keep going out for as long as anyone's do.
         participant.codes.filter(verified_at__isnull=True, expires_at__gt=now).update(expires_at=now)
         # Codes not yet sent do not go out. The invitation schedule's messages are keyed by the schedule, not
         # the participant, and still go out: the employer's mailbox must see what everyone's sees.
@@ -240,12 +261,13 @@ def start_verification(
                 "in your account."
             )
         )
-    others = Participant.objects.filter(organisation=participant.organisation).exclude(pk=participant.pk)
-    if email and others.filter(email_index=blind_index_email(email)).exists():
+    # Held by a colleague now, listed for one, or left by one: the same refusal (held_by_someone_else).
+    email_taken, mobile_taken = held_by_someone_else(participant=participant, email=email, mobile=mobile)
+    if email_taken:
         errors.setdefault("email", []).append(
             _("This e-mail address cannot be used. Please enter another one.")
         )
-    if mobile and others.filter(mobile_index=blind_index_phone(mobile)).exists():
+    if mobile_taken:
         errors.setdefault("mobile", []).append(
             _("This mobile number cannot be used. Please enter another one.")
         )
@@ -304,7 +326,7 @@ def complete_enrolment(
     now = timezone.now()
     try:
         with transaction.atomic():
-            participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
+            participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
             invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
             if participant.status != Participant.Status.INVITED or invitation.used_at is not None:
                 raise EnrolmentRefused(_("This invitation has already been used."))
@@ -337,9 +359,8 @@ def complete_enrolment(
             participant.save()
             invitation.used_at = now
             invitation.save(update_fields=["used_at"])
-            participant.invitations.filter(used_at__isnull=True).exclude(pk=invitation.pk).update(
-                expires_at=now
-            )
+            # The other links are not expired early (their SMS codes keep going out as anyone's do); they
+            # open only the page that says the person takes part (link_state).
     except IntegrityError:
         raise EnrolmentRefused(
             _("This e-mail address or mobile number cannot be used. Please enter another one.")

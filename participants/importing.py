@@ -31,9 +31,9 @@ from django.utils.translation import gettext_lazy as _
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 from participants.agreements import require_signed_agreement
-from participants.invitations import departed_hashes, end_schedules_not_listed, known_departed
+from participants.invitations import departed_owners, end_schedules_not_listed, listed_hashes
 from participants.listpreview import remember_imported_list
-from participants.models import Department, Organisation, Participant, StaffUser
+from participants.models import DepartedContact, Department, Organisation, Participant, StaffUser
 from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.fields import EncryptedTextField
 from preventicons.roles import check_organisation_access
@@ -505,55 +505,95 @@ def import_address_list(
 def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> ImportResult:
     today = timezone.localdate()
     # A stopped participant is never matched, updated or listed again: stopping is final, and their
-    # contact data and blind indexes are destroyed so nothing links the scores they left to a person.
-    # Should a stopped row still hold an index, it must neither link nor block a new participant.
+    # contact data, blind indexes and listed hashes are destroyed (the listed hashes moved to a
+    # DepartedContact) so nothing links the scores they left to a person. Should a stopped row still hold
+    # one, it must neither link nor block a new participant.
     stopped = Participant.objects.filter(organisation=organisation, status=Participant.Status.STOPPED)
-    stopped.exclude(email_index=None, mobile_index=None).update(email_index=None, mobile_index=None)
+    stopped.exclude(
+        email_index=None, mobile_index=None, listed_email_hash=None, listed_mobile_hash=None
+    ).update(email_index=None, mobile_index=None, listed_email_hash=None, listed_mobile_hash=None)
     existing = list(
         Participant.objects.filter(organisation=organisation).exclude(status=Participant.Status.STOPPED)
     )
-    by_email = {p.email_index: p for p in existing if p.email_index}
-    by_mobile = {p.mobile_index: p for p in existing if p.mobile_index}
-
-    errors = list(parsed.errors)
-    matches: list[tuple[Row, str, str, Participant | None]] = []
-    claimed: dict[Any, int] = {}
-    # Someone who stopped or declined left only keyed hashes of their contact data: a row carrying either
-    # of theirs is already on the list. It creates nobody, so no invitation, and counts as unchanged, exactly
-    # as the same row would count had they never left (a count that differed would name them).
+    # Rows are matched only against how the employer listed each person (the listed hashes), never against
+    # the contacts a participant uses now: a participant who moved to a private address and number is the
+    # same person to the list, and a row carrying their new private number is nobody to it. Someone who
+    # stopped or declined is matched by the same two hashes, kept together (DepartedContact): every answer
+    # (a refusal's words, who is new and invited, the counts) is the same whatever the person did.
     row_hashes = {
-        row.line: departed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
+        row.line: listed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
         for row in parsed.rows
     }
-    listed_hashes = set().union(*row_hashes.values()) if row_hashes else set()
-    departed = known_departed(organisation_id=organisation.pk, hashes=listed_hashes)
+    wanted = {value for pair in row_hashes.values() for value in pair if value}
+    departed = departed_owners(organisation_id=organisation.pk, hashes=wanted)
+    owners_by_email: dict[str, Participant | DepartedContact] = {}
+    owners_by_mobile: dict[str, Participant | DepartedContact] = {}
+    for participant in existing:
+        if participant.listed_email_hash:
+            owners_by_email[participant.listed_email_hash] = participant
+        if participant.listed_mobile_hash:
+            owners_by_mobile[participant.listed_mobile_hash] = participant
+    for record in departed:
+        # A decliner is remembered at once and erased in the night: until then the record and the participant
+        # row are one person, also when a list changed one of their contacts in between. Both hashes of the
+        # record then name the participant, as the record alone will name them after the night.
+        owner: Participant | DepartedContact = (
+            owners_by_email.get(record.email_hash or "")
+            or owners_by_mobile.get(record.mobile_hash or "")
+            or record
+        )
+        if record.email_hash:
+            owners_by_email.setdefault(record.email_hash, owner)
+        if record.mobile_hash:
+            owners_by_mobile.setdefault(record.mobile_hash, owner)
+
+    errors = list(parsed.errors)
+    matches: list[tuple[Row, Participant | DepartedContact | None]] = []
+    claimed: dict[Any, int] = {}
     for row in parsed.rows:
-        email_index = blind_index_email(row.email)
-        mobile_index = blind_index_phone(row.mobile)
-        by_row_email = by_email.get(email_index)
-        by_row_mobile = by_mobile.get(mobile_index)
-        if by_row_email and by_row_mobile and by_row_email.pk != by_row_mobile.pk:
+        email_hash, mobile_hash = row_hashes[row.line]
+        by_row_email = owners_by_email.get(email_hash or "")
+        by_row_mobile = owners_by_mobile.get(mobile_hash or "")
+        if (
+            by_row_email is not None
+            and by_row_mobile is not None
+            and _key(by_row_email) != _key(by_row_mobile)
+        ):
             errors.append(_error(row.line, "conflict_email_and_mobile"))
             continue
         target = by_row_email or by_row_mobile
         if target is not None:
-            if target.pk in claimed:
-                errors.append(_error(row.line, "conflict_same_person", first_line=claimed[target.pk]))
+            if _key(target) in claimed:
+                errors.append(_error(row.line, "conflict_same_person", first_line=claimed[_key(target)]))
                 continue
-            claimed[target.pk] = row.line
-        matches.append((row, email_index, mobile_index, target))
+            claimed[_key(target)] = row.line
+        matches.append((row, target))
     if errors:
         raise AddressListInvalid(errors)
 
     departments = _departments_for(organisation, [row.department for row in parsed.rows])
+    # The blind indexes the participants hold now. A new or updated row's contact that a participant already
+    # uses as their own (corrected) contact is stored without its index: matching it, or refusing the row,
+    # would tell the employer that someone moved to that address or number, so took part.
+    held_emails = {p.email_index for p in existing if p.email_index}
+    held_mobiles = {p.mobile_index for p in existing if p.mobile_index}
     created: list[Participant] = []
     changed: list[tuple[Participant, list[str]]] = []
+    departed_changed: list[DepartedContact] = []
     unchanged = relisted = 0
-    for row, email_index, mobile_index, target in matches:
+    for row, target in matches:
         department = departments[row.department.casefold()]
-        if target is None and row_hashes[row.line] & departed:
+        email_hash, mobile_hash = row_hashes[row.line]
+        if isinstance(target, DepartedContact):
+            # Someone who left: already on the list. It creates nobody, so no invitation, and counts as
+            # unchanged; what the list now says of them is kept as it would be on their participant row.
+            if (target.email_hash, target.mobile_hash) != (email_hash, mobile_hash):
+                target.email_hash, target.mobile_hash = email_hash, mobile_hash
+                departed_changed.append(target)
             unchanged += 1
             continue
+        email_index = blind_index_email(row.email)
+        mobile_index = blind_index_phone(row.mobile)
         if target is None:
             created.append(
                 Participant(
@@ -562,38 +602,55 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
                     name=row.name,
                     email=row.email,
                     mobile=row.mobile,
-                    email_index=email_index,
-                    mobile_index=mobile_index,
+                    email_index=None if email_index in held_emails else email_index,
+                    mobile_index=None if mobile_index in held_mobiles else mobile_index,
+                    listed_email_hash=email_hash,
+                    listed_mobile_hash=mobile_hash,
                 )
             )
+            held_emails.add(email_index)
+            held_mobiles.add(mobile_index)
             continue
-        fields = _update_fields(target, row, email_index, mobile_index, department)
+        fields = _update_fields(target, row, email_index, mobile_index, department, held_emails, held_mobiles)
+        listed_fields = []
+        if (target.listed_email_hash, target.listed_mobile_hash) != (email_hash, mobile_hash):
+            target.listed_email_hash, target.listed_mobile_hash = email_hash, mobile_hash
+            listed_fields = ["listed_email_hash", "listed_mobile_hash"]
         if not target.is_listed:
             target.is_listed = True
             target.unlisted_on = None
             fields += ["is_listed", "unlisted_on"]
             relisted += 1
-        if fields:
-            changed.append((target, fields))
+        if fields or listed_fields:
+            changed.append((target, fields + listed_fields))
         else:
             unchanged += 1
+    # Hashes move between people only through the list itself (one person's old number now another's): free
+    # them first, so the unique constraints never see a hash twice in between.
+    _free_listed_hashes(organisation, changed, departed_changed)
     # Stored in a random order, not the file's: a table lies in about the order its rows were inserted, and
     # the employer who wrote the file could otherwise read row by row which person each one is.
     secrets.SystemRandom().shuffle(created)
     # bulk_create runs each field's pre_save, so every value is sealed to its own (random, preset) row id.
     Participant.objects.bulk_create(created, batch_size=_BATCH)
     _write_changes(changed)
+    for record in departed_changed:
+        record.save(update_fields=["email_hash", "mobile_hash"])
 
     unlisted = 0
     if full_list:
-        missing = [p.pk for p in existing if p.is_listed and p.pk not in claimed]
+        missing = [p.pk for p in existing if p.is_listed and _key(p) not in claimed]
         for start in range(0, len(missing), _BATCH):
             unlisted += Participant.objects.filter(pk__in=missing[start : start + _BATCH]).update(
                 is_listed=False, unlisted_on=today
             )
         # Whoever stopped has no row left to unlist; their invitation schedule ends like anyone else's would.
-        end_schedules_not_listed(organisation_id=organisation.pk, listed_hashes=listed_hashes)
-    updated = sum(1 for _participant, fields in changed if set(fields) - {"is_listed", "unlisted_on"})
+        end_schedules_not_listed(organisation_id=organisation.pk, listed_hashes=wanted)
+    updated = sum(
+        1
+        for _participant, fields in changed
+        if set(fields) - {"is_listed", "unlisted_on", "listed_email_hash", "listed_mobile_hash"}
+    )
     return ImportResult(
         created=len(created),
         updated=updated,
@@ -601,6 +658,24 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
         unlisted=unlisted,
         relisted=relisted,
     )
+
+
+def _key(owner: Participant | DepartedContact) -> tuple[str, Any]:
+    return (type(owner).__name__, owner.pk)
+
+
+def _free_listed_hashes(
+    organisation: Organisation,
+    changed: list[tuple[Participant, list[str]]],
+    departed_changed: list[DepartedContact],
+) -> None:
+    moving = [participant.pk for participant, fields in changed if "listed_email_hash" in fields]
+    for start in range(0, len(moving), _BATCH):
+        Participant.objects.filter(pk__in=moving[start : start + _BATCH]).update(
+            listed_email_hash=None, listed_mobile_hash=None
+        )
+    for record in departed_changed:
+        DepartedContact.objects.filter(pk=record.pk).update(email_hash=None, mobile_hash=None)
 
 
 # Values that many changed rows share: one UPDATE per distinct value instead of a CASE per row.
@@ -679,7 +754,13 @@ _LIST_OWNS_CONTACT_DATA = frozenset({Participant.Status.INVITED, Participant.Sta
 
 
 def _update_fields(
-    participant: Participant, row: Row, email_index: str, mobile_index: str, department: Department
+    participant: Participant,
+    row: Row,
+    email_index: str,
+    mobile_index: str,
+    department: Department,
+    held_emails: set[str],
+    held_mobiles: set[str],
 ) -> list[str]:
     """Set what the row changes on a matched participant; the names of the fields that changed."""
     fields: list[str] = []
@@ -693,11 +774,16 @@ def _update_fields(
         fields.append("name")
     if participant.email_index != email_index or participant.email != row.email:
         participant.email = row.email
-        participant.email_index = email_index
+        # Without its index when another participant holds it as their own (see _apply).
+        taken = email_index in held_emails and email_index != participant.email_index
+        participant.email_index = None if taken else email_index
+        held_emails.add(email_index)
         fields += ["email", "email_index"]
     if participant.mobile_index != mobile_index or participant.mobile != row.mobile:
         participant.mobile = row.mobile
-        participant.mobile_index = mobile_index
+        taken = mobile_index in held_mobiles and mobile_index != participant.mobile_index
+        participant.mobile_index = None if taken else mobile_index
+        held_mobiles.add(mobile_index)
         fields += ["mobile", "mobile_index"]
     return fields
 

@@ -8,12 +8,15 @@ whether the person joins, declines, stops or stays silent; only the employer tak
 it knows) or a missing processing agreement ends it early. After it, nothing more goes to an address the
 employer supplied unless the participant chose it for the weekly messages.
 
-Each message carries a fresh invitation link. For someone who stopped there is no participant left to open,
-so their link is a random token that is stored nowhere: it opens the same neutral first page as any other
-(participants/views/enrolment.py), and nothing after it.
+Each message carries a fresh invitation link, which keeps the number the employer supplied, sealed, for its
+SMS code. For someone who stopped there is no participant left to open, so their link has none: it opens the
+same neutral first page as any other (participants/views/enrolment.py), its code goes to the same phone, and
+nothing opens after it.
 
-Someone who stopped or declined leaves only a keyed hash of their contact data (``DepartedContact``), so a
-re-imported list recognises them as already on it: they are not invited again, and no count changes.
+Every participant carries keyed hashes of the address and number the employer lists them under
+(``listed_hashes``), apart from the contacts they use now. Someone who stopped or declined leaves only
+those two hashes, together (``DepartedContact``), so a re-imported list meets them exactly as it would meet
+them still on the list: they are not invited again, and no answer or count changes.
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ from kombu.exceptions import OperationalError as BrokerError
 from participants.agreements import AgreementMissing, require_signed_agreement
 from participants.models import DepartedContact, Invitation, InvitationSchedule, Organisation, Participant
 from preventicons import messaging
-from preventicons.crypto import hash_token, keyed_hash, new_token, normalise_email
+from preventicons.crypto import (
+    blind_index_email,
+    blind_index_phone,
+    hash_token,
+    keyed_hash,
+    new_token,
+    normalise_email,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -181,10 +191,13 @@ def _link_for(schedule: InvitationSchedule, now: dt.datetime) -> tuple[str, dt.d
     token = new_token()
     expires_at = now + dt.timedelta(days=settings.INVITATION_DAYS)
     participant = schedule.participant
-    if participant is not None and participant.status != Participant.Status.STOPPED:
-        Invitation.objects.create(
-            participant=participant, token_hash=hash_token(token), expires_at=expires_at
-        )
+    if participant is not None and participant.status == Participant.Status.STOPPED:
+        participant = None
+    # For someone who stopped too: a link without a participant, which opens nothing but whose SMS code goes
+    # to the number the employer supplied, as every other link's does (enrolment.request_link_code).
+    Invitation.objects.create(
+        participant=participant, token_hash=hash_token(token), expires_at=expires_at, mobile=schedule.mobile
+    )
     return token, expires_at
 
 
@@ -263,92 +276,168 @@ def send_due_invitations(*, now: dt.datetime | None = None) -> ScheduleReport:
     return report
 
 
-# --- people who left ----------------------------------------------------------------------------------
+# --- how the employer lists people, and people who left -----------------------------------------------
+
+# The domain labels predate the listed hashes (they first named only departed people's hashes); they stay,
+# so the hashes stored before remain valid.
+_LISTED_EMAIL = "departed-email"
+_LISTED_MOBILE = "departed-mobile"
+
+
+def listed_hashes(
+    *, organisation_id: int, email: str | None, mobile: str | None
+) -> tuple[str | None, str | None]:
+    """The keyed hashes of an address and a number as an organisation lists them: (e-mail, mobile).
+
+    Under the blind_index key with their own domain labels and the organisation in them, so they equal no
+    blind index (a dump cannot join them to a participant's current contacts) nor another organisation's.
+    """
+    email_hash = (
+        keyed_hash("blind_index", f"{_LISTED_EMAIL}:{organisation_id}", normalise_email(email))
+        if email
+        else None
+    )
+    mobile_hash = keyed_hash("blind_index", f"{_LISTED_MOBILE}:{organisation_id}", mobile) if mobile else None
+    return email_hash, mobile_hash
 
 
 def departed_hashes(*, organisation_id: int, email: str | None, mobile: str | None) -> set[str]:
-    """The keyed hashes a departed person's contact data leaves: one per e-mail address and mobile number.
-
-    Under the blind_index key with their own domain label and the organisation in it, so they equal no blind
-    index (a dump cannot join them to a participant row) and no other organisation's hash.
-    """
-    hashes = set()
-    if email:
-        hashes.add(keyed_hash("blind_index", f"departed-email:{organisation_id}", normalise_email(email)))
-    if mobile:
-        hashes.add(keyed_hash("blind_index", f"departed-mobile:{organisation_id}", mobile))
-    return hashes
+    """listed_hashes as a set (those that exist), for lookups that only ask "was this ever listed"."""
+    return {
+        value for value in listed_hashes(organisation_id=organisation_id, email=email, mobile=mobile) if value
+    }
 
 
 def remember_departed(*, participant: Participant) -> None:
-    """Keep only keyed hashes of the contact data of someone who stops or declines; call before it goes.
+    """Keep only the keyed hashes the employer listed this person under, together; call before they go.
 
-    The employer-supplied addresses of a running schedule count too, in case the participant corrected
-    theirs at enrolment. Runs in the caller's transaction.
+    Runs in the caller's transaction.
     """
     remember_departed_all(participants=[participant])
 
 
-def remember_departed_all(*, participants: list[Participant]) -> int:
-    """remember_departed for many at once (the nightly anonymisation); how many hashes were new.
+def _as_listed(participant: Participant) -> tuple[str | None, str | None]:
+    # The hashes the list knows them by. A participant row from before the listed hashes has none: then the
+    # addresses the employer supplied for their invitation schedule, else the contacts on file.
+    if participant.listed_email_hash or participant.listed_mobile_hash:
+        return participant.listed_email_hash, participant.listed_mobile_hash
+    schedule = InvitationSchedule.objects.filter(participant_id=participant.pk).first()
+    email = schedule.email if schedule and schedule.email else participant.email
+    mobile = schedule.mobile if schedule and schedule.mobile else participant.mobile
+    return listed_hashes(organisation_id=participant.organisation_id, email=email, mobile=mobile)
 
-    The participants need their contact data still loaded (email, mobile, organisation). Runs in the
-    caller's transaction. Sorted, not in the participants' order: the new rows' order says nothing about
-    whom they came from.
+
+def remember_departed_all(*, participants: list[Participant]) -> int:
+    """remember_departed for many at once (the nightly anonymisation); how many people were new.
+
+    One DepartedContact per person with both of their listed hashes; a row already remembering either hash
+    (a decliner remembered at once and erased in the night, a row from before the hashes were paired) is
+    replaced by it, so one person is one row. Runs in the caller's transaction. Sorted, not in the
+    participants' order: the new rows' order says nothing about whom they came from.
     """
-    by_organisation: dict[int, set[str]] = {}
+    records: set[tuple[int, str | None, str | None]] = set()
     for participant in participants:
-        by_organisation.setdefault(participant.organisation_id, set()).update(
-            departed_hashes(
-                organisation_id=participant.organisation_id,
-                email=participant.email,
-                mobile=participant.mobile,
-            )
-        )
-    ids = [participant.pk for participant in participants]
-    for start in range(0, len(ids), BATCH):
-        for schedule in InvitationSchedule.objects.filter(participant_id__in=ids[start : start + BATCH]):
-            by_organisation.setdefault(schedule.organisation_id, set()).update(
-                departed_hashes(
-                    organisation_id=schedule.organisation_id, email=schedule.email, mobile=schedule.mobile
-                )
-            )
+        email_hash, mobile_hash = _as_listed(participant)
+        if email_hash or mobile_hash:
+            records.add((participant.organisation_id, email_hash, mobile_hash))
+    by_organisation: dict[int, list[tuple[str | None, str | None]]] = {}
+    for organisation_id, email_hash, mobile_hash in sorted(
+        records, key=lambda r: (r[0], r[1] or "", r[2] or "")
+    ):
+        by_organisation.setdefault(organisation_id, []).append((email_hash, mobile_hash))
     added = 0
-    for organisation_id, hashes in sorted(by_organisation.items()):
-        new = sorted(hashes - known_departed(organisation_id=organisation_id, hashes=hashes))
+    for organisation_id, pairs in by_organisation.items():
+        hashes = {value for pair in pairs for value in pair if value}
+        existing = departed_owners(organisation_id=organisation_id, hashes=hashes)
+        kept = {(record.email_hash, record.mobile_hash) for record in existing}
+        new = [pair for pair in pairs if pair not in kept]
+        new_hashes = {value for pair in new for value in pair if value}
+        replaced = [record.pk for record in existing if {record.email_hash, record.mobile_hash} & new_hashes]
+        for start in range(0, len(replaced), BATCH):
+            DepartedContact.objects.filter(pk__in=replaced[start : start + BATCH]).delete()
         DepartedContact.objects.bulk_create(
-            [DepartedContact(organisation_id=organisation_id, contact_hash=value) for value in new],
+            [
+                DepartedContact(
+                    organisation_id=organisation_id, email_hash=email_hash, mobile_hash=mobile_hash
+                )
+                for email_hash, mobile_hash in new
+            ],
             batch_size=BATCH,
-            ignore_conflicts=True,
         )
-        added += len(new)
+        added += max(0, len(new) - len(replaced))
     return added
+
+
+def held_by_someone_else(
+    *, participant: Participant, email: str | None = None, mobile: str | None = None
+) -> tuple[bool, bool]:
+    """Whether another person of the organisation holds this address, and this number: (e-mail, mobile).
+
+    Held as the contact they use now, as the one the employer lists them under, or as someone who left: one
+    answer for all three, so a participant who tries a colleague's work address or number (an employer's
+    staff take part too) learns nothing from the refusal about what that colleague did, and no code goes to
+    a colleague's mailbox or phone.
+    """
+    organisation_id = participant.organisation_id
+    others = Participant.objects.filter(organisation_id=organisation_id).exclude(pk=participant.pk)
+    departed = DepartedContact.objects.filter(organisation_id=organisation_id)
+    email_hash, mobile_hash = listed_hashes(organisation_id=organisation_id, email=email, mobile=mobile)
+    email_taken = bool(email) and (
+        others.filter(
+            Q(email_index=blind_index_email(email or "")) | Q(listed_email_hash=email_hash)
+        ).exists()
+        or departed.filter(email_hash=email_hash).exists()
+    )
+    mobile_taken = bool(mobile) and (
+        others.filter(
+            Q(mobile_index=blind_index_phone(mobile or "")) | Q(listed_mobile_hash=mobile_hash)
+        ).exists()
+        or departed.filter(mobile_hash=mobile_hash).exists()
+    )
+    return email_taken, mobile_taken
+
+
+def departed_owners(*, organisation_id: int, hashes: set[str]) -> list[DepartedContact]:
+    """The departed people of this organisation whom any of these listed hashes (e-mail or mobile) names."""
+    found: dict[Any, DepartedContact] = {}
+    values = sorted(hashes)
+    for start in range(0, len(values), BATCH):
+        chunk = values[start : start + BATCH]
+        for record in DepartedContact.objects.filter(organisation_id=organisation_id).filter(
+            Q(email_hash__in=chunk) | Q(mobile_hash__in=chunk)
+        ):
+            found[record.pk] = record
+    return list(found.values())
 
 
 def known_departed(*, organisation_id: int, hashes: set[str]) -> set[str]:
     """Which of these hashes belong to someone who left this organisation."""
     found: set[str] = set()
-    values = sorted(hashes)
-    for start in range(0, len(values), BATCH):
-        found.update(
-            DepartedContact.objects.filter(
-                organisation_id=organisation_id, contact_hash__in=values[start : start + BATCH]
-            ).values_list("contact_hash", flat=True)
-        )
+    for record in departed_owners(organisation_id=organisation_id, hashes=hashes):
+        found.update(value for value in (record.email_hash, record.mobile_hash) if value in hashes)
     return found
 
 
-def known_departed_anywhere(*, hashes: set[str]) -> set[str]:
-    """Which of these hashes any organisation remembers (each hash already names its organisation)."""
+def organisations_listing_email(*, address: str) -> set[int]:
+    """The organisations that list this e-mail address: for a participant (whatever they did since, whatever
+    address they use now) or as someone who left. A hash names nobody, only "this list holds it"."""
+    by_hash: dict[str, int] = {}
+    for organisation_id in Organisation.objects.values_list("pk", flat=True):
+        email_hash, _mobile = listed_hashes(organisation_id=organisation_id, email=address, mobile=None)
+        if email_hash:
+            by_hash[email_hash] = organisation_id
+    values = sorted(by_hash)
     found: set[str] = set()
-    values = sorted(hashes)
     for start in range(0, len(values), BATCH):
-        found.update(
-            DepartedContact.objects.filter(contact_hash__in=values[start : start + BATCH]).values_list(
-                "contact_hash", flat=True
-            )
-        )
-    return found
+        chunk = values[start : start + BATCH]
+        for values_found in (
+            DepartedContact.objects.filter(email_hash__in=chunk).values_list("email_hash", flat=True),
+            Participant.objects.filter(listed_email_hash__in=chunk).values_list(
+                "listed_email_hash", flat=True
+            ),
+        ):
+            found.update(value for value in values_found if value)
+    return {by_hash[value] for value in found if value in by_hash}
 
 
 def end_schedules_not_listed(*, organisation_id: int, listed_hashes: set[str]) -> int:

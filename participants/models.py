@@ -177,6 +177,15 @@ class Participant(models.Model):
     # NULL, not "": a stopped participant has no index, and NULLs never collide in the unique constraints.
     email_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     mobile_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # Keyed hashes of the e-mail address and mobile number the EMPLOYER lists this person under
+    # (invitations.listed_hashes: HMAC under the blind_index key, with their own domain label and the
+    # organisation), kept apart from the blind indexes of the contact data the participant uses now. A
+    # re-imported list is matched against these only: were it matched against the current contacts, a
+    # participant who moved to a private address and number would look new to the list, be invited again,
+    # and so show the employer that they take part. Moved to a DepartedContact when they stop, so the list's
+    # answer is the same whatever they did; never readable, never joined to anything outside this table.
+    listed_email_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    listed_mobile_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
     pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True)
     # Participation (the last week answered, closed weeks without an answer), sealed JSON of a fixed width.
@@ -207,12 +216,38 @@ class Participant(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "mobile_index"], name="participant_unique_mobile"
             ),
+            models.UniqueConstraint(
+                fields=["organisation", "listed_email_hash"], name="participant_unique_listed_email"
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "listed_mobile_hash"], name="participant_unique_listed_mobile"
+            ),
             *sealed_only("name", "email", "mobile", "pseudonym", "private_email", "participation"),
         ]
 
     def __str__(self) -> str:
         # Never the name: this string ends up in admin pages, logs and error reports.
         return f"participant {str(self.pk)[:8]}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """On the first save, a participant created with indexed contacts is listed under them, unless told.
+
+        The import sets the listed hashes itself (and bulk_create skips this); other ways of creating a
+        participant as the import would (the demo data, tests) get them here, so a list can match them.
+        """
+        if self._state.adding and self.organisation_id is not None:
+            from participants.invitations import listed_hashes
+
+            email_hash, mobile_hash = listed_hashes(
+                organisation_id=self.organisation_id,
+                email=self.email if self.email_index else None,
+                mobile=self.mobile if self.mobile_index else None,
+            )
+            if self.listed_email_hash is None:
+                self.listed_email_hash = email_hash
+            if self.listed_mobile_hash is None:
+                self.listed_mobile_hash = mobile_hash
+        super().save(*args, **kwargs)
 
     @classmethod
     def shredded(cls) -> dict[str, object]:
@@ -228,6 +263,8 @@ class Participant(models.Model):
             "mobile": None,
             "email_index": None,
             "mobile_index": None,
+            "listed_email_hash": None,
+            "listed_mobile_hash": None,
             "pseudonym": None,
             "participation": None,
             "department": None,
@@ -268,22 +305,28 @@ class InvitationSchedule(models.Model):
 
 
 class DepartedContact(models.Model):
-    """A keyed hash of the contact data of someone who stopped or declined, so a re-import knows them.
+    """Someone who stopped or declined, as the employer listed them: keyed hashes of that address and number.
 
-    Only the hash (HMAC under the blind_index key with its own domain label, bound to the organisation) and
-    the organisation: no participant, no department, no time. A re-imported list treats a matching row as
-    already on the list, so the person is never invited again and no count shows that they left.
+    One row per person, holding both hashes together (the participant's listed hashes, moved here when they
+    leave), so a re-imported list meets a departed person exactly as it would meet them still on the list:
+    a row carrying either hash is that person (never invited again, no count changes), and a row carrying
+    one of their hashes next to someone else's, or two rows each carrying one, is refused in the same words.
+    Only the hashes (HMAC under the blind_index key with their own domain label, bound to the organisation)
+    and the organisation: no participant, no department, no time. Rows from before the hashes were paired
+    hold one hash in both columns (migration 0013), which equals no hash of the other kind.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
-    contact_hash = models.CharField(max_length=64)
+    email_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    mobile_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("departed contact")
         verbose_name_plural = _("departed contacts")
         constraints = [
-            models.UniqueConstraint(fields=["organisation", "contact_hash"], name="departed_contact_unique")
+            models.UniqueConstraint(fields=["organisation", "email_hash"], name="departed_unique_email"),
+            models.UniqueConstraint(fields=["organisation", "mobile_hash"], name="departed_unique_mobile"),
         ]
 
     def __str__(self) -> str:
@@ -291,20 +334,38 @@ class DepartedContact(models.Model):
 
 
 class Invitation(models.Model):
-    """An enrolment link. Only the token's hash is stored; the link expires and is single-use."""
+    """An enrolment link. Only the token's hash is stored; the link expires and is single-use.
+
+    Each link the invitation schedule sends keeps, sealed, the mobile number the employer supplied for it:
+    the link's SMS code goes there, whatever the person did since, so the phone the employer supplied receives
+    the same texts for everyone it listed. When the person stops, the link loses its participant (nothing is
+    left to open) but keeps its number until the link is purged (participants.retention), so its code still
+    goes out like anyone else's.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="invitations")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    mobile = EncryptedTextField(null=True)
 
     class Meta:
+        constraints = [*sealed_only("mobile")]
         verbose_name = _("invitation")
         verbose_name_plural = _("invitations")
 
     def __str__(self) -> str:
         return f"invitation {str(self.pk)[:8]}"
+
+    @property
+    def invitee(self) -> Participant:
+        """The participant of a link that still opens something; only asked after link_state said so."""
+        if self.participant is None:
+            raise Participant.DoesNotExist("this invitation link opens nothing")
+        return self.participant
 
 
 class VerificationCode(models.Model):

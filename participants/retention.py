@@ -129,7 +129,8 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     The same crypto-shredding, row for row (tests/participants/test_retention.py holds the two side by
     side): name, e-mail, mobile, blind indexes, the sealed pseudonym and the department destroyed, status
     stopped; keyed hashes of their contact data remembered (invitations.remember_departed_all); their
-    pending messages cancelled; their codes, invitations and account links deleted; a dated
+    pending messages cancelled; their codes and account links deleted, their invitation links left
+    opening nothing (as a stop leaves them); a dated
     withdrawal recorded under the consent text they had agreed to; and ``participant_stopped`` sent with
     each P, so their dossier is closed and unlinked and their scores stay, counted, belonging to nobody.
     Set-wise, in one transaction across the stores: a stop per person costs some twenty statements and
@@ -148,7 +149,9 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         Participant.objects.select_for_update()
         .filter(pk__in=ids)
         .exclude(status=Participant.Status.STOPPED)
-        .only("pk", "organisation_id", "pseudonym", "email", "mobile")
+        .only(
+            "pk", "organisation_id", "pseudonym", "email", "mobile", "listed_email_hash", "listed_mobile_hash"
+        )
     )
     if not locked:
         return 0
@@ -161,9 +164,10 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         "participant_id", "text_version"
     ):
         consented[participant_id] = version  # the latest wins, as in account._consented_version
-    # As a stop does (invitations.remember_departed): only keyed hashes of their contact data stay, so a
-    # re-import does not invite them again and the account-link form answers for them as for anyone who
-    # stopped. Without it, "anonymised" would read differently from "stopped" to the employer.
+    # As a stop does (invitations.remember_departed): only the keyed hashes of the contacts the employer
+    # listed them under stay, together, so a re-import meets them as before and the account-link form
+    # answers for them as for anyone who stopped. Without it, "anonymised" would read differently from
+    # "stopped" to the employer.
     remember_departed_all(participants=locked)
     Participant.objects.filter(pk__in=pks).update(**Participant.shredded())
     code_ids = list(VerificationCode.objects.filter(participant_id__in=pks).values_list("pk", flat=True))
@@ -171,7 +175,8 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
         messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
     VerificationCode.objects.filter(pk__in=code_ids).delete()
-    Invitation.objects.filter(participant_id__in=pks).delete()
+    # As a stop does: the links open nothing any more and keep only their number until purged.
+    Invitation.objects.filter(participant_id__in=pks).update(participant=None)
     AccountLink.objects.filter(participant_id__in=pks).delete()
     today = timezone.localdate()
     ConsentRecord.objects.bulk_create(

@@ -101,15 +101,13 @@ def _new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _rounds_in_window(
-    participant: Participant, now: dt.datetime, *, opening: bool = False
-) -> list[dt.datetime]:
+def _rounds_in_window(participant: Participant, now: dt.datetime) -> list[dt.datetime]:
     # Both codes of a round share one created_at, so distinct creation times count rounds. The SMS codes that
-    # open an invitation link have a budget of their own (``opening``), so entering one does not make the
-    # enrolment codes that follow a minute later wait.
+    # open an invitation link are paced per link, not here (issue_sms_code), so entering one does not make
+    # the enrolment codes that follow a minute later wait.
     link = VerificationCode.Purpose.OPEN_LINK
     codes = VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW)
-    codes = codes.filter(purpose=link) if opening else codes.exclude(purpose=link)
+    codes = codes.exclude(purpose=link)
     return list(codes.order_by("created_at").values_list("created_at", flat=True).distinct())
 
 
@@ -121,10 +119,8 @@ def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def _wait_seconds(
-    participant: Participant, now: dt.datetime, purpose: str | None = None, *, opening: bool = False
-) -> int:
-    rounds = _rounds_in_window(participant, now, opening=opening)
+def _wait_seconds(participant: Participant, now: dt.datetime, purpose: str | None = None) -> int:
+    rounds = _rounds_in_window(participant, now)
     if not rounds:
         return 0
     # The backoff grows with the rounds of this purpose (of any, without one): opening the account with an
@@ -282,12 +278,35 @@ def issue_codes(
     return issued
 
 
-def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCode:
+def _sms_code_text(code: str) -> str:
+    minutes = settings.VERIFICATION_CODE_MINUTES
+    # The last line lets a phone offer the code for this site only (origin-bound one-time codes).
+    return (
+        _("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
+        % {
+            "code": code,
+            "minutes": minutes,
+        }
+        + f"\n\n@{_site_host()} #{code}"
+    )
+
+
+def send_decoy_sms_code(*, to: str, key: str) -> None:
+    """Text a code that is stored nowhere, in the words of a real one: for a link that opens nothing.
+
+    The phone the employer supplied must receive the same texts whatever the person did (enrolment.
+    request_link_code); the code opens nothing, since nothing is kept to check it against.
+    """
+    messaging.queue_sms(key=key, to=to, body=_sms_code_text(_new_code()))
+
+
+def issue_sms_code(*, participant: Participant, purpose: str, to: str | None = None) -> VerificationCode:
     """Send a fresh code by SMS only (the other factor was proven otherwise), replacing older open ones.
 
     Under the same budgets as issue_codes (backoff, hourly cap), raising TooManyCodes. The SMS code that opens
-    an invitation link (OPEN_LINK) has a budget of its own, also goes to someone who declined (they may change
-    their mind), and raises MissingContact without a number. For any other purpose a participant without a
+    an invitation link (OPEN_LINK) is paced per link by its caller instead, goes to ``to`` (the number sealed
+    on the link), also to someone who declined (they may change their mind), and raises MissingContact without
+    a number. For any other purpose a participant without a
     mobile number gets a code row all the same, sent nowhere: the page that asks for it, and what a wrong
     guess answers, must not tell whether we hold a number (whoever opened their e-mailed link may not be
     them). Raises ValueError for someone who stopped (or, but for OPEN_LINK, declined).
@@ -300,9 +319,15 @@ def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCod
         refused = [Participant.Status.STOPPED] + ([] if opening else [Participant.Status.DECLINED])
         if locked.status in refused:
             raise ValueError("no codes for a participant who stopped or declined")
-        if opening and not locked.mobile:
+        # The code that opens an invitation link goes to the number sealed on that link (``to``).
+        destination = (to if opening else None) or locked.mobile
+        if opening and not destination:
             raise MissingContact(VerificationCode.Channel.SMS)
-        wait = _wait_seconds(locked, now, purpose, opening=opening)
+        # The code that opens an invitation link is paced per link, by its caller (participants/views/
+        # enrolment.py), with the same backoff and hourly cap, and alike for a link that opens nothing: a
+        # budget per person would let the second of two links pressed at once stay silent for someone still
+        # invited and text for someone who stopped (whose links belong to nobody).
+        wait = 0 if opening else _wait_seconds(locked, now, purpose)
         if wait:
             raise TooManyCodes(wait)
         VerificationCode.objects.filter(
@@ -319,14 +344,8 @@ def issue_sms_code(*, participant: Participant, purpose: str) -> VerificationCod
         )
         row.code_hash = _code_hash(str(row.id), purpose, VerificationCode.Channel.SMS, code)
         row.save(force_insert=True)
-        if locked.mobile:
-            messaging.queue_sms(
-                key=f"code:{row.id}:sms",
-                to=locked.mobile,
-                body=_("Your Preventicons code is %(code)s (valid for %(minutes)d minutes).")
-                % {"code": code, "minutes": minutes}
-                + f"\n\n@{_site_host()} #{code}",
-            )
+        if destination:
+            messaging.queue_sms(key=f"code:{row.id}:sms", to=destination, body=_sms_code_text(code))
     logger.info("verification code issued by SMS: participant %s, purpose %s", participant.pk, purpose)
     return row
 

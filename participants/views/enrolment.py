@@ -160,7 +160,7 @@ def enrolling(*, consented: bool) -> Callable[[View], View]:
                 return _not_opened(request)
             if state is not enrolment.LinkState.OPEN:
                 return _state_page(request, state)
-            if consented and not enrolment.has_consented(invitation.participant):
+            if consented and not enrolment.has_consented(invitation.invitee):
                 return redirect("participants:enrol-consent")
             return view(request, invitation, *args, **kwargs)
 
@@ -295,7 +295,7 @@ def next_step(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @enrolling(consented=False)
 def consent(request: HttpRequest, invitation: Invitation) -> HttpResponse:
-    participant = invitation.participant
+    participant = invitation.invitee
     if request.method == "POST":
         enrolment.record_consent(participant=participant)
         return redirect("participants:enrol-details")
@@ -364,7 +364,7 @@ def _wait_text(seconds: int) -> str:
 @require_http_methods(["GET", "POST"])
 @enrolling(consented=True)
 def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
-    participant = invitation.participant
+    participant = invitation.invitee
     if request.method == "POST":
         form = DetailsForm(request.POST)
         if form.is_valid():
@@ -456,7 +456,7 @@ def _finish(request: HttpRequest, invitation: Invitation, *, with_codes: bool) -
 @enrolling(consented=True)
 def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     """The codes sent to a new address or number: only the channels of the latest round are asked for."""
-    participant = invitation.participant
+    participant = invitation.invitee
     asked = verification.round_channels(participant=participant, purpose=ENROL)
     if not asked:
         return redirect("participants:enrol-details")
@@ -497,7 +497,7 @@ def codes(request: HttpRequest, invitation: Invitation) -> HttpResponse:
 @require_POST
 @enrolling(consented=False)
 def resend(request: HttpRequest, invitation: Invitation) -> HttpResponse:
-    wait = verification.request_resend(participant=invitation.participant, purpose=ENROL)
+    wait = verification.request_resend(participant=invitation.invitee, purpose=ENROL)
     if wait:
         messages.error(
             request,

@@ -29,7 +29,7 @@ from preventicons.crypto import blind_index_phone, new_token
 from preventicons.messaging import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
-from tests.conftest import login_verified, make_organisation, make_staff
+from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 from tests.participants.people import make_participant
@@ -158,8 +158,11 @@ def test_the_sms_code_goes_to_the_number_on_file_and_opens_the_consent_page(
 def test_the_consent_text_says_what_stays_of_someone_who_leaves(opened: Client) -> None:
     page = text(opened.get(reverse("participants:enrol-consent")))
 
-    assert "keyed code computed from your e-mail address and mobile number" in page
+    assert "keyed code of the e-mail address and mobile number your employer gave us" in page
     assert "without a date and without your department" in page
+    # What is kept while someone takes part (the listed hashes), and on each invitation link (the number).
+    assert "also after you changed your details" in page
+    assert "Each invitation link also keeps the mobile number your employer gave for it" in page
 
 
 def test_consent_is_recorded_only_after_the_sms_code(
@@ -465,21 +468,32 @@ def test_the_link_of_someone_who_declined_reactivates_nothing(
     assert Participant.objects.get(pk=jan.pk).status == "declined"
 
 
-def test_the_link_of_someone_who_stopped_sends_no_code_and_opens_nothing(
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_link_of_someone_who_stopped_texts_a_code_like_any_other_and_opens_nothing(
     client: Client, jan: Participant, english: None
 ) -> None:
+    """The employer supplied the phone: its texts must not tell that Jan stopped (issue #14, F5). The code
+    goes to the number the employer gave for the link, and opens nothing, since nobody is left to open."""
+    from participants import account
+
     token = invite(jan)
-    Participant.objects.filter(pk=jan.pk).update(status="stopped", mobile=None, mobile_index=None)
+    account.stop_participation(participant=jan)
     sms_before = len(MemorySmsGateway.outbox)
 
     client.get(f"/i/{token}/")
     client.post(reverse("participants:enrol"))
     messaging.send_due_messages()
-    response = client.post(reverse("participants:enrol-open"), {"code": "123456"})
+    texts = MemorySmsGateway.outbox[sms_before:]
+    assert [sms["to"] for sms in texts] == ["+31612345678"]
+    code = CODE.search(texts[0]["body"])
+    assert code
+    response = client.post(reverse("participants:enrol-open"), {"code": code.group(1)})
 
-    assert len(MemorySmsGateway.outbox) == sms_before
     assert "This code is not right or no longer valid" in text(response)
+    assert client.get(reverse("participants:enrol-consent"))["Location"] == reverse("participants:enrol")
     assert Participant.objects.get(pk=jan.pk).status == "stopped"
+    # What the link keeps: its hash, its expiry and the supplied number, sealed; no participant.
+    assert not Invitation.objects.filter(participant=jan).exists()
 
 
 # --- declining --------------------------------------------------------------------------------------------
