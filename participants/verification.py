@@ -168,7 +168,7 @@ def _wait_seconds(
     ready_at = now + dt.timedelta(seconds=guesses_wait_seconds(participant, now))
     if paced:
         backoff = dt.timedelta(seconds=settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(paced) - 1))
-        ready_at = paced[-1] + backoff
+        ready_at = max(ready_at, paced[-1] + backoff)
     if len(rounds) >= cap:
         ready_at = max(ready_at, rounds[len(rounds) - cap] + WINDOW)
     return max(0, math.ceil((ready_at - now).total_seconds()))

@@ -341,7 +341,7 @@ def test_generated_garbage_never_gets_a_500_or_writes() -> None:
     clients = {role: visitor(role, world) for role in VISITORS}
 
     @settings(
-        max_examples=250,
+        max_examples=400,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -355,3 +355,21 @@ def test_generated_garbage_never_gets_a_500_or_writes() -> None:
         check(clients[role], route, world, hostile, role)
 
     one()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@pytest.mark.parametrize("organisation", ["\u0663", "9" * 30, "1\x00", "-1"])
+def test_an_organisation_that_is_no_key_is_refused_before_any_lookup(organisation: str) -> None:
+    # "٣".isdigit() holds and int() reads it; thirty nines overflow the key column: both once reached the
+    # database (a lookup at best, a 500 at worst).
+    world = hostile_world()
+    admin = visitor("admin", world)
+    admin.cookies["csrftoken"] = CSRF_SECRET
+    before = writes()
+
+    response = admin.post(
+        "/staff/invitations/send/", {"organisation": organisation, "csrfmiddlewaretoken": CSRF_SECRET}
+    )
+
+    assert response.status_code == 400
+    assert not written(before, writes())
