@@ -123,3 +123,25 @@ def test_parallel_wrong_guesses_never_exceed_the_budget(organisation: Organisati
         thread.join(timeout=60)
 
     assert CodeFailure.objects.filter(participant=participant).count() == 10
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_wrong_guesses_are_kept_an_hour_and_not_past_a_stop(participant: Participant, clock: Any) -> None:
+    from participants import account, retention
+
+    issue_codes(participant=participant, purpose=ENROL)
+    email_code, _sms = delivered_codes()
+    guess_wrong(participant, "email", email_code, 2)
+    other = make_participant(participant.organisation, email="piet@example.nl", mobile="+31687654321")
+    CodeFailure.objects.create(participant=other, failed_at=START)
+
+    clock.shift(dt.timedelta(minutes=59))
+    retention.run_retention()
+    assert CodeFailure.objects.count() == 3
+    clock.shift(dt.timedelta(minutes=2))
+    CodeFailure.objects.create(participant=other, failed_at=START + dt.timedelta(minutes=61))
+    retention.run_retention()
+    assert CodeFailure.objects.count() == 1
+
+    account.stop_participation(participant=Participant.objects.get(pk=other.pk))
+    assert not CodeFailure.objects.exists()
