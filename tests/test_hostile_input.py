@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -33,6 +34,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from participants import session as participant_session
 from participants.models import AccountLink, VerificationCode
 from participants.views import enrolment as enrolment_views
 from preventicons.crypto import hash_token, keyed_hash, new_token
@@ -99,7 +101,7 @@ WRONG_METHODS = ["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 # --- the visitors -------------------------------------------------------------------------------------
 
-VISITORS = (*ROLES, "enrolling")
+VISITORS = (*ROLES, "enrolling", "linking")
 
 
 def _enrolling_client(world: World) -> Client:
@@ -124,9 +126,26 @@ def _enrolling_client(world: World) -> Client:
     return client
 
 
+def _linking_client(world: World) -> Client:
+    """A browser that used the participant's e-mailed account link and waits for its SMS code."""
+    client = Client(enforce_csrf_checks=True)
+    session = client.session
+    session[participant_session.SESSION_LINK_STEP] = {
+        "participant": str(world.participant.pk),
+        "link": keyed_hash("blind_index", "account-link", "x"),
+        "at": int(time.time()),
+        "code_at": int(time.time()),
+        "failures": 0,
+    }
+    session.save()
+    return client
+
+
 def visitor(role: str, world: World) -> Client:
     if role == "enrolling":
         client = _enrolling_client(world)
+    elif role == "linking":
+        client = _linking_client(world)
     else:
         plain = client_for(role, world)
         client = Client(enforce_csrf_checks=True)
