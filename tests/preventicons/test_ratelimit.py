@@ -216,3 +216,17 @@ def test_with_redis_away_no_code_goes_out_and_the_page_says_so(
     page = client.post(reverse("participants:enrol"), follow=True).content.decode()
 
     assert "We cannot send a code at the moment" in page
+
+
+def test_the_limiter_is_the_only_code_that_counts_in_the_cache() -> None:
+    # One limiter with one behaviour when Redis is away: no app keeps counters of its own.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    users = sorted(
+        str(path.relative_to(root))
+        for app in ("preventicons", "participants", "scores", "casefiles", "notary")
+        for path in (root / app).rglob("*.py")
+        if "from django.core.cache import" in path.read_text(encoding="utf-8")
+    )
+    assert users == ["preventicons/ratelimit.py"]
