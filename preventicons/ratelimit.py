@@ -28,6 +28,7 @@ The caller tells the user the truth ("not sent, try again in a few minutes"), an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -117,6 +118,12 @@ def _pause_left(base: str, now: float) -> int:
     return max(0, math.ceil(float(until) - now)) if until else 0
 
 
+def _take_back(key: str) -> None:
+    # The bucket was made moments ago; gone already (evicted), there is nothing to take back.
+    with contextlib.suppress(ValueError):
+        cache.decr(key)
+
+
 def spend(budget: Budget, subject: str) -> Decision:
     """Count one event of this subject against the budget; a refused event is not counted (but see
     ``count_refused``). Fails closed (see the module)."""
@@ -141,7 +148,7 @@ def spend(budget: Budget, subject: str) -> Decision:
         counts = [mine] + [int(found.get(key, 0)) for key in keys[1:]]
         if sum(counts) > budget.limit:
             if not budget.count_refused:
-                cache.decr(keys[0])
+                _take_back(keys[0])
                 counts[0] -= 1
             return Decision(False, retry_after=_retry_after(budget, current, counts, now, room_for=1))
         if budget.backoff_seconds:
@@ -150,7 +157,7 @@ def spend(budget: Budget, subject: str) -> Decision:
             if not cache.add(_pause_key(base), now + pause, timeout=math.ceil(pause) + 1):
                 left = _pause_left(base, now)
                 if left:
-                    cache.decr(keys[0])
+                    _take_back(keys[0])
                     return Decision(False, retry_after=left)
                 # A pause that is over but whose key has not expired yet (the store's clock rounds up).
                 cache.set(_pause_key(base), now + pause, timeout=math.ceil(pause) + 1)
