@@ -18,9 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -29,22 +27,23 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerError
 
-from participants import verification
+from participants import contact, verification
 from participants.exporting import export_sections
 from participants.invitations import held_by_someone_else, organisations_listing_email, remember_departed
 from participants.models import (
     AccountLink,
+    CodeFailure,
     ConsentRecord,
     Invitation,
     Participant,
     VerificationCode,
 )
 from participants.signals import participant_stopped
-from preventicons import crypto, messaging
+from preventicons import crypto, messaging, ratelimit
 from preventicons.dbrouter import ALIASES, DEFAULT
 
 ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
-# Fixed one-hour windows. Counted whether or not the address is known, so the limit itself tells nothing.
+# Per hour (preventicons.ratelimit). Counted whether or not the address is known, so the limit tells nothing.
 ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR = 3
 ACCOUNT_LINKS_PER_REQUESTER_PER_HOUR = 10
 RATE_WINDOW_SECONDS = 3600
@@ -54,7 +53,6 @@ EXPORT_FORMAT = 1
 CHANGE = VerificationCode.Purpose.CHANGE
 STOP = VerificationCode.Purpose.STOP
 NAME_MAX_LENGTH = 200
-PHONE_REGION = "NL"
 
 
 def participant_message_key_part(participant: Participant) -> str:
@@ -163,20 +161,6 @@ def _pending_name_binding(participant: Participant) -> crypto.Binding:
     return crypto.Binding("field", "participants_participant", "pending_name", str(participant.pk))
 
 
-def normalise_mobile(raw: str) -> str | None:
-    """A Dutch or international mobile number in E.164 form, or None when it is not one."""
-    try:
-        number = phonenumbers.parse(raw, PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    ):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def request_change(
     *, participant: Participant, name: str | None = None, email: str | None = None, mobile: str | None = None
 ) -> PendingChange:
@@ -189,13 +173,14 @@ def request_change(
     errors: dict[str, list[str]] = {}
     new_name: str | None = None
     if name is not None:
-        new_name = name.strip()
-        if not new_name:
-            errors.setdefault("name", []).append(_("Enter your name."))
-        elif len(new_name) > NAME_MAX_LENGTH:
-            errors.setdefault("name", []).append(_("This name is too long."))
-        elif new_name == (participant.name or ""):
-            new_name = None
+        # The same checks as a name on the employer's list (participants.contact).
+        try:
+            new_name = contact.check_text(name, max_length=NAME_MAX_LENGTH)
+        except contact.TextRefused as refused:
+            errors.setdefault("name", []).append(contact.name_message(refused))
+        else:
+            if new_name == (participant.name or ""):
+                new_name = None
     new_email: str | None = None
     if email is not None and email.strip():
         new_email = crypto.normalise_email(email)
@@ -208,13 +193,14 @@ def request_change(
                 new_email = None
     new_mobile: str | None = None
     if mobile is not None and mobile.strip():
-        new_mobile = normalise_mobile(mobile)
-        if new_mobile is None:
-            errors.setdefault("mobile", []).append(
-                _("Enter a valid mobile number, for example 06 12345678 or +31 6 12345678.")
-            )
-        elif new_mobile == participant.mobile:
-            new_mobile = None
+        # The one normaliser of the import and enrolment too (participants.contact).
+        try:
+            new_mobile = contact.normalise_mobile(mobile)
+        except contact.MobileRefused as refused:
+            errors.setdefault("mobile", []).append(contact.mobile_message(refused))
+        else:
+            if new_mobile == participant.mobile:
+                new_mobile = None
     if errors:
         raise ValidationError(errors)
     if new_email and new_mobile:
@@ -439,6 +425,7 @@ def stop_participation(*, participant: Participant) -> None:
         )
         # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
         VerificationCode.objects.filter(pk__in=code_ids).delete()
+        CodeFailure.objects.filter(participant=locked).delete()
         # Links would reopen the account: they lose their participant, and keep only the number the employer
         # supplied for their SMS code until they are purged, so the company phone sees what everyone's sees.
         Invitation.objects.filter(participant=locked).update(participant=None)
@@ -531,21 +518,6 @@ def export_data(*, participant: Participant) -> dict[str, Any]:
 ACCOUNT_STATUSES = (Participant.Status.INVITED, Participant.Status.ACTIVE, Participant.Status.INACTIVE)
 
 
-def _within_limit(key: str, limit: int) -> bool:
-    if cache.add(key, 1, timeout=RATE_WINDOW_SECONDS):
-        return limit >= 1
-    try:
-        count = int(cache.incr(key))
-    except ValueError:
-        # The window ended between add() and incr(): this request opens a new one.
-        cache.add(key, 1, timeout=RATE_WINDOW_SECONDS)
-        count = 1
-    if count == 1:
-        # Redis's INCR recreates an expired key without an expiry: make sure every window ends.
-        cache.touch(key, timeout=RATE_WINDOW_SECONDS)
-    return count <= limit
-
-
 # Where the address of a link request is sealed for its trip through the task queue.
 _REQUEST_BINDING = ("field", "celery_task", "send_account_links")
 
@@ -559,12 +531,19 @@ def request_account_link(*, email: str, requester: str) -> bool:
     answer takes tells nobody whether someone declined, stopped or takes part. ``requester`` identifies the
     client (its IP address); only keyed hashes of it and of the address name the counters.
     """
-    address_index = crypto.blind_index_email(email)
-    requester_index = crypto.keyed_hash("blind_index", "account-link-requester", requester)
-    if not _within_limit(f"account-link:requester:{requester_index}", ACCOUNT_LINKS_PER_REQUESTER_PER_HOUR):
-        return False
-    if not _within_limit(f"account-link:address:{address_index}", ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR):
-        return False
+    for budget, subject in (
+        (ratelimit.Budget("account-link-requester", ACCOUNT_LINKS_PER_REQUESTER_PER_HOUR, 3600), requester),
+        (
+            ratelimit.Budget("account-link-address", ACCOUNT_LINKS_PER_ADDRESS_PER_HOUR, 3600),
+            crypto.normalise_email(email),
+        ),
+    ):
+        decision = ratelimit.spend(budget, subject)
+        if decision.unavailable:
+            # The limiter fails closed; in production the task queue is the same Redis, so nothing could go.
+            raise AccountLinkUnavailable
+        if not decision:
+            return False
     from participants.tasks import send_account_links_task
 
     request_id = str(uuid.uuid4())

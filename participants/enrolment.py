@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from participants import verification
+from participants import contact, verification
 from participants.agreements import require_signed_agreement
 from participants.invitations import held_by_someone_else, remember_departed
 from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
@@ -45,6 +45,8 @@ CONSENT_TEXT_VERSION = "2026-12"
 ENROL = VerificationCode.Purpose.ENROL
 OPEN_LINK = VerificationCode.Purpose.OPEN_LINK
 WeeklyChannel = Participant.WeeklyChannel
+# A name typed at enrolment: the same bound as the account's and the employer's list.
+NAME_MAX_LENGTH = 200
 TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding
 
 
@@ -138,6 +140,8 @@ def request_link_code(*, invitation: Invitation | None) -> bool:
     mobile = invitation.mobile or (participant.mobile if participant is not None else None)
     if not mobile:
         return False
+    if not contact.may_receive_codes(mobile):
+        return False  # a number of a country we do not send codes to (participants.contact)
     if participant is None or participant.status == Participant.Status.STOPPED:
         verification.send_decoy_sms_code(to=mobile, key=f"decoy:{invitation.pk}:{new_token()}")
         return True
@@ -238,6 +242,23 @@ def start_verification(
     verification.TooManyCodes; sends nothing then.
     """
     weekly_channel = WeeklyChannel(weekly_channel)
+    errors: dict[str, list[str]] = {}
+    # The same rules as the employer's list and the account (participants.contact).
+    name = name.strip()
+    if name:
+        try:
+            name = contact.check_text(name, max_length=NAME_MAX_LENGTH)
+        except contact.TextRefused as refused:
+            errors.setdefault("name", []).append(contact.name_message(refused))
+    mobile_refused = False
+    if mobile and mobile.strip():
+        try:
+            mobile = contact.normalise_mobile(mobile)
+        except contact.MobileRefused as refused:
+            errors.setdefault("mobile", []).append(contact.mobile_message(refused))
+            mobile, mobile_refused = None, True
+    else:
+        mobile = None
     if weekly_channel is WeeklyChannel.PRIVATE_EMAIL:
         _check_private_choice(participant=participant, private_email=private_email, email=email)
         email = private_email
@@ -246,10 +267,9 @@ def start_verification(
         email = None
     if mobile and mobile == participant.mobile:
         mobile = None
-    errors: dict[str, list[str]] = {}
     if email is None and not participant.email:
         errors.setdefault("email", []).append(_("Enter your e-mail address."))
-    if mobile is None and not participant.mobile:
+    if mobile is None and not participant.mobile and not mobile_refused:
         errors.setdefault("mobile", []).append(_("Enter your mobile number."))
     # A private address is no correction of the work address: with it, the number may be corrected too.
     correcting_work_email = bool(email) and weekly_channel is not WeeklyChannel.PRIVATE_EMAIL

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
@@ -28,8 +27,8 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
+from participants import contact
 from participants.agreements import require_signed_agreement
 from participants.invitations import departed_owners, end_schedules_not_listed, listed_hashes
 from participants.listpreview import remember_imported_list
@@ -44,14 +43,6 @@ MAX_ROWS = 50_000
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254  # RFC 5321: the longest address a mail server must accept.
 MAX_DEPARTMENT_LENGTH = Department._meta.get_field("name").max_length or 200
-PHONE_REGION = "NL"
-# A cell starting with one of these is run as a formula when the list is ever opened in a spreadsheet
-# again (CSV injection); a name or department never needs to start with one.
-FORMULA_STARTS = ("=", "+", "-", "@")
-# Control characters (Unicode category Cc), line and paragraph separators, and the bidirectional marks,
-# overrides and isolates that make text display differently from what it holds (spoofing).
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_PHONE_CHARACTERS = re.compile(r"\+?[0-9\s().\-/]+")
 _HEADER_NOISE = re.compile(r"[\s_\-.]+")
 _BATCH = 1000
 
@@ -134,6 +125,7 @@ MESSAGES: dict[str, Promise] = {
         "This is a service number (such as 0800, 0900 or 085), not a mobile number; "
         "text messages cannot reach it."
     ),
+    "mobile_country": _("This mobile number is not from a country we send text messages to (%(countries)s)."),
     "mobile_duplicate": _("The same mobile number is already on line %(first_line)d."),
     # department
     "department_missing": _("The department is missing."),
@@ -295,20 +287,19 @@ def _read_header(line: int, record: list[str]) -> tuple[dict[str, int], list[Row
 
 
 def _has_control_characters(value: str) -> bool:
-    return _CONTROL_CHARACTERS.search(value) is not None
+    return contact.CONTROL_CHARACTERS.search(value) is not None
 
 
 def _clean_text(line: int, raw: str, prefix: str, max_length: int) -> tuple[str | None, RowError | None]:
-    value = raw.strip()
-    if not value:
-        return None, _error(line, f"{prefix}_missing")
-    if _has_control_characters(value):
-        return None, _error(line, f"{prefix}_control_characters")
-    if len(value) > max_length:
-        return None, _error(line, f"{prefix}_too_long", max=max_length)
-    if value.startswith(FORMULA_STARTS):
-        return None, _error(line, f"{prefix}_formula", char=value[0])
-    return value, None
+    # The same checks as a name typed at enrolment or in the account (participants.contact).
+    try:
+        return contact.check_text(raw, max_length=max_length), None
+    except contact.TextRefused as refused:
+        if refused.code == "too_long":
+            return None, _error(line, f"{prefix}_too_long", max=max_length)
+        if refused.code == "formula":
+            return None, _error(line, f"{prefix}_formula", char=refused.char)
+        return None, _error(line, f"{prefix}_{refused.code}")
 
 
 _email_validator = EmailValidator(allowlist=[])
@@ -330,25 +321,13 @@ def _clean_email(line: int, raw: str) -> tuple[str | None, RowError | None]:
 
 
 def _clean_mobile(line: int, raw: str) -> tuple[str | None, RowError | None]:
-    value = raw.strip()
-    if not value:
-        return None, _error(line, "mobile_missing")
-    # phonenumbers reads letters as keypad digits (0612ABCDEF); on an address list that is a typo.
-    if not _PHONE_CHARACTERS.fullmatch(value):
-        return None, _error(line, "mobile_unparseable")
+    # The one normaliser of enrolment and the account too (participants.contact).
     try:
-        number = phonenumbers.parse(value, PHONE_REGION)
-    except NumberParseException:
-        return None, _error(line, "mobile_unparseable")
-    # number_type() is UNKNOWN exactly when is_valid_number() is False; asking once halves the cost.
-    kind = phonenumbers.number_type(number)
-    if kind == PhoneNumberType.UNKNOWN:
-        return None, _error(line, "mobile_invalid")
-    if kind == PhoneNumberType.FIXED_LINE:
-        return None, _error(line, "mobile_landline")
-    if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
-        return None, _error(line, "mobile_not_mobile")
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164), None
+        return contact.normalise_mobile(raw), None
+    except contact.MobileRefused as refused:
+        if refused.code == "country":
+            return None, _error(line, "mobile_country", countries=contact.countries_text())
+        return None, _error(line, f"mobile_{refused.code}")
 
 
 @dataclass

@@ -410,6 +410,25 @@ class VerificationCode(models.Model):
         return f"{self.channel} code {str(self.pk)[:8]}"
 
 
+class CodeFailure(models.Model):
+    """One wrong code, dated by when it was entered: the hourly budget of wrong codes counts these.
+
+    Counted by the moment of the guess, not by when its code was made: a code lives minutes, and counting
+    its failures by its creation let about twelve guesses into an hour whose budget was ten. Purged an hour
+    after the guess (participants.retention) and with the participant's codes when they stop.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["participant", "failed_at"], name="code_failure_participant_at")]
+
+    def __str__(self) -> str:
+        return f"code failure {str(self.pk)[:8]}"
+
+
 class ConsentRecord(models.Model):
     """Which consent text version a participant agreed to or withdrew from, and on which day."""
 

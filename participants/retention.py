@@ -34,6 +34,7 @@ from participants.invitations import remember_departed_all
 from participants.models import (
     AccountLink,
     AnonymisationRun,
+    CodeFailure,
     ConsentRecord,
     Invitation,
     ListedEntry,
@@ -175,6 +176,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
         messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
     VerificationCode.objects.filter(pk__in=code_ids).delete()
+    CodeFailure.objects.filter(participant_id__in=pks).delete()
     # As a stop does: the links open nothing any more and keep only their number until purged.
     Invitation.objects.filter(participant_id__in=pks).update(participant=None)
     AccountLink.objects.filter(participant_id__in=pks).delete()
@@ -234,6 +236,8 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         counts.codes_purged = VerificationCode.objects.filter(
             expires_at__lte=now, created_at__lte=now - verification.WINDOW
         ).delete()[0]
+        # A wrong code counts against the hourly budget for an hour after it was entered, then for nothing.
+        CodeFailure.objects.filter(failed_at__lte=now - verification.WINDOW).delete()
         counts.account_links_purged = AccountLink.objects.filter(expires_at__lte=now).delete()[0]
         counts.invitations_purged = _purge_invitations(now)
         # The employer's last list (keyed hashes, for the import's preview) goes with the ended contract.

@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from participants.models import Participant, VerificationCode
+from participants import contact
+from participants.models import CodeFailure, Participant, VerificationCode
 from preventicons import messaging
 from preventicons.crypto import keyed_hash, normalise_email
 
@@ -54,6 +55,8 @@ class VerifyOutcome:
     status: VerifyStatus
     tries_left: int = 0
     target: str | None = None
+    # With LOCKED: seconds until the hourly budget of wrong codes allows another try (0: ask for a new code).
+    wait_seconds: int = 0
 
     @property
     def ok(self) -> bool:
@@ -74,6 +77,8 @@ class ChannelState:
 
     status: VerifyStatus  # OK (verified), WRONG (open, possibly with failures), LOCKED, EXPIRED, NONE
     tries_left: int = 0
+    # With LOCKED: seconds until the hourly budget of wrong codes allows another try (0: a new code will do).
+    wait_seconds: int = 0
 
 
 class TooManyCodes(Exception):
@@ -111,18 +116,36 @@ def _rounds_in_window(participant: Participant, now: dt.datetime) -> list[dt.dat
     return list(codes.order_by("created_at").values_list("created_at", flat=True).distinct())
 
 
+def _failure_times(participant: Participant, now: dt.datetime) -> list[dt.datetime]:
+    """When each wrong code of the last hour was entered, oldest first (by the guess, not by its code)."""
+    return list(
+        CodeFailure.objects.filter(participant=participant, failed_at__gt=now - WINDOW)
+        .order_by("failed_at")
+        .values_list("failed_at", flat=True)
+    )
+
+
 def _failures_in_window(participant: Participant, now: dt.datetime) -> int:
-    # A code lives 10 minutes, so its failures fall within the hour after its creation.
-    total = VerificationCode.objects.filter(participant=participant, created_at__gt=now - WINDOW).aggregate(
-        total=Sum("failed_attempts")
-    )["total"]
-    return int(total or 0)
+    return len(_failure_times(participant, now))
+
+
+def guesses_wait_seconds(participant: Participant, now: dt.datetime | None = None) -> int:
+    """Seconds until this participant may enter a code again (0: now): the hourly budget of wrong codes
+    (VERIFICATION_FAILURES_PER_HOUR in any 60 minutes, by when each was entered) frees a try only as the
+    oldest of them leaves the hour."""
+    now = now or timezone.now()
+    times = _failure_times(participant, now)
+    budget = settings.VERIFICATION_FAILURES_PER_HOUR
+    if len(times) < budget:
+        return 0
+    ready_at = times[len(times) - budget] + WINDOW
+    return max(1, math.ceil((ready_at - now).total_seconds()))
 
 
 def _wait_seconds(participant: Participant, now: dt.datetime, purpose: str | None = None) -> int:
     rounds = _rounds_in_window(participant, now)
     if not rounds:
-        return 0
+        return guesses_wait_seconds(participant, now)
     # The backoff grows with the rounds of this purpose (of any, without one): opening the account with an
     # SMS code does not hold up the codes for a change or a stop right after. The hourly cap counts them all.
     if purpose is None:
@@ -137,10 +160,11 @@ def _wait_seconds(participant: Participant, now: dt.datetime, purpose: str | Non
             .distinct()
         )
     cap = settings.VERIFICATION_CODE_ROUNDS_PER_HOUR
-    ready_at = now
+    # No new code while the wrong-code budget is spent: it could not be entered anyway.
+    ready_at = now + dt.timedelta(seconds=guesses_wait_seconds(participant, now))
     if paced:
         backoff = dt.timedelta(seconds=settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(paced) - 1))
-        ready_at = paced[-1] + backoff
+        ready_at = max(ready_at, paced[-1] + backoff)
     if len(rounds) >= cap:
         ready_at = max(ready_at, rounds[len(rounds) - cap] + WINDOW)
     return max(0, math.ceil((ready_at - now).total_seconds()))
@@ -226,6 +250,9 @@ def issue_codes(
                 continue
             destination = requested or default
             if not destination:
+                raise MissingContact(channel)
+            if channel == VerificationCode.Channel.SMS and not contact.may_receive_codes(destination):
+                # Codes go only to mobile numbers of the configured countries (settings.MOBILE_COUNTRIES).
                 raise MissingContact(channel)
             if channel == VerificationCode.Channel.EMAIL:
                 is_new = bool(requested) and normalise_email(requested or "") != normalise_email(
@@ -319,9 +346,11 @@ def issue_sms_code(*, participant: Participant, purpose: str, to: str | None = N
         refused = [Participant.Status.STOPPED] + ([] if opening else [Participant.Status.DECLINED])
         if locked.status in refused:
             raise ValueError("no codes for a participant who stopped or declined")
-        # The code that opens an invitation link goes to the number sealed on that link (``to``).
+        # The code that opens an invitation link goes to the number sealed on that link (``to``), and codes go
+        # only to mobile numbers of the configured countries (settings.MOBILE_COUNTRIES).
         destination = (to if opening else None) or locked.mobile
-        if opening and not destination:
+        sendable = bool(destination) and contact.may_receive_codes(destination or "")
+        if opening and not sendable:
             raise MissingContact(VerificationCode.Channel.SMS)
         # The code that opens an invitation link is paced per link, by its caller (participants/views/
         # enrolment.py), with the same backoff and hourly cap, and alike for a link that opens nothing: a
@@ -344,7 +373,7 @@ def issue_sms_code(*, participant: Participant, purpose: str, to: str | None = N
         )
         row.code_hash = _code_hash(str(row.id), purpose, VerificationCode.Channel.SMS, code)
         row.save(force_insert=True)
-        if destination:
+        if destination and sendable:
             messaging.queue_sms(key=f"code:{row.id}:sms", to=destination, body=_sms_code_text(code))
     logger.info("verification code issued by SMS: participant %s, purpose %s", participant.pk, purpose)
     return row
@@ -372,7 +401,7 @@ def verify_code(*, participant: Participant, purpose: str, channel: str, code: s
         failures = _failures_in_window(participant, now)
         hourly = settings.VERIFICATION_FAILURES_PER_HOUR
         if failures >= hourly:
-            return VerifyOutcome(VerifyStatus.LOCKED)
+            return VerifyOutcome(VerifyStatus.LOCKED, wait_seconds=guesses_wait_seconds(participant, now))
 
         well_formed = bool(_CODE_SHAPE.fullmatch(guess))
         expected = _code_hash(str(row.id), purpose, channel, guess if well_formed else "")
@@ -381,9 +410,12 @@ def verify_code(*, participant: Participant, purpose: str, channel: str, code: s
             return VerifyOutcome(VerifyStatus.OK, target=row.target)
 
         VerificationCode.objects.filter(pk=row.pk).update(failed_attempts=F("failed_attempts") + 1)
+        CodeFailure.objects.create(participant_id=participant.pk, failed_at=now)
         row.refresh_from_db(fields=["failed_attempts"])
         tries_left = min(MAX_FAILURES_PER_CODE - row.failed_attempts, hourly - failures - 1)
     logger.info("wrong verification code: participant %s, channel %s", participant.pk, channel)
+    if hourly - failures - 1 <= 0:
+        return VerifyOutcome(VerifyStatus.LOCKED, wait_seconds=guesses_wait_seconds(participant, now))
     if tries_left <= 0:
         return VerifyOutcome(VerifyStatus.LOCKED)
     return VerifyOutcome(VerifyStatus.WRONG, tries_left=tries_left)
@@ -402,7 +434,11 @@ def channel_states(*, participant: Participant, purpose: str) -> dict[str, Chann
             states[channel] = ChannelState(VerifyStatus.OK)
         elif row.expires_at <= now:
             states[channel] = ChannelState(VerifyStatus.EXPIRED)
-        elif row.failed_attempts >= MAX_FAILURES_PER_CODE or budget <= 0:
+        elif budget <= 0:
+            states[channel] = ChannelState(
+                VerifyStatus.LOCKED, wait_seconds=guesses_wait_seconds(participant, now)
+            )
+        elif row.failed_attempts >= MAX_FAILURES_PER_CODE:
             states[channel] = ChannelState(VerifyStatus.LOCKED)
         else:
             tries = min(MAX_FAILURES_PER_CODE - row.failed_attempts, budget)

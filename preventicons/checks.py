@@ -107,3 +107,21 @@ def check_gateways(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     )
                 )
     return errors
+
+
+@checks.register()
+def check_mobile_countries(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """MOBILE_COUNTRIES must name regions the phone-number library knows, or no number would ever pass."""
+    import phonenumbers
+
+    countries = [str(region).upper() for region in getattr(settings, "MOBILE_COUNTRIES", [])]
+    unknown = [region for region in countries if region not in phonenumbers.SUPPORTED_REGIONS]
+    if not countries or unknown:
+        return [
+            checks.Error(
+                f"MOBILE_COUNTRIES must list ISO 3166 country codes; unknown: {unknown or 'none given'}",
+                hint="For example MOBILE_COUNTRIES=NL,BE,DE.",
+                id="preventicons.E020",
+            )
+        ]
+    return []

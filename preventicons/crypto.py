@@ -173,11 +173,35 @@ def casefiles_index(pseudonym: str) -> str:
 
 
 TOKEN_BYTES = 32
+# A link token is 24 random bytes and an 8-byte tag: a keyed MAC of those bytes. 192 random bits are far
+# beyond guessing; the tag lets a page tell a token we made from one we never made without a lookup.
+_TOKEN_RANDOM_BYTES = 24
+_TOKEN_TAG_BYTES = TOKEN_BYTES - _TOKEN_RANDOM_BYTES
+_TOKEN_TAG_KIND = b"link-token-tag"
+
+
+def _token_tag(random_part: bytes) -> bytes:
+    key = get_key_set().hmac_key("blind_index")
+    return hmac.digest(key, _TOKEN_TAG_KIND + b"\x00" + random_part, "sha256")[:_TOKEN_TAG_BYTES]
 
 
 def new_token() -> str:
-    """A link or session token: 256 random bits, URL-safe."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A link token: 192 random bits and their keyed tag, 43 URL-safe characters (see is_issued_token)."""
+    random_part = secrets.token_bytes(_TOKEN_RANDOM_BYTES)
+    return base64.urlsafe_b64encode(random_part + _token_tag(random_part)).decode("ascii").rstrip("=")
+
+
+def is_issued_token(token: str) -> bool:
+    """Whether new_token() made this token (under our key), whether or not anything still uses it.
+
+    The rate limit on token pages counts only tokens we never made (preventicons.ratelimit): a link we
+    sent is never refused, and whether its row still exists (someone stopped, a decoy) cannot change how
+    the limit answers, so the limit tells nobody anything about the person behind a link.
+    """
+    raw = _decode_body(token) if len(token) == 43 else None
+    if raw is None or len(raw) != TOKEN_BYTES:
+        return False
+    return hmac.compare_digest(_token_tag(raw[:_TOKEN_RANDOM_BYTES]), raw[_TOKEN_RANDOM_BYTES:])
 
 
 def hash_token(token: str) -> str:

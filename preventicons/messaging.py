@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import logging
 import random
 import re
@@ -43,7 +44,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, connections, router, transaction
@@ -56,6 +56,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client as TwilioClient
 
+from preventicons import ratelimit
 from preventicons.crypto import keyed_hash
 from preventicons.models import DeliveryCount, OutboundMessage
 
@@ -93,7 +94,6 @@ logger = logging.getLogger(__name__)
 CLAIM_LEASE = dt.timedelta(minutes=10)
 TWILIO_TIMEOUT_SECONDS = 20.0
 KEY_MAX_LENGTH = 200
-STAFF_SMS_WINDOW_SECONDS = 3600
 
 _jitter = random.SystemRandom()
 # Keyed hashes of outbox keys live under the blind-index key, separated from every other use by these labels.
@@ -644,43 +644,66 @@ def _twilio_error(exc: TwilioRestException) -> SendError:
 # --- Staff login codes (django-two-factor-auth) ------------------------------------------------------------
 
 
-def staff_sms_counter_key(*, user_id: Any) -> str:
-    return f"preventicons:staff-sms:{user_id}"
+class StaffSmsOutcome(enum.StrEnum):
+    """What became of a staff login code by SMS; pages say it as it is (never "sent" when it was not)."""
+
+    SENT = "sent"
+    OVER_BUDGET = "over_budget"  # STAFF_SMS_PER_HOUR used up: ``retry_after`` says for how long
+    UNAVAILABLE = "unavailable"  # the budget store is away (fails closed) or the provider failed
 
 
-def allow_staff_sms(*, user_id: Any) -> bool:
-    """Count one SMS for this staff user; False once STAFF_SMS_PER_HOUR are used in the current hour."""
-    key = staff_sms_counter_key(user_id=user_id)
-    cache.add(key, 0, timeout=STAFF_SMS_WINDOW_SECONDS)
+@dataclass(frozen=True)
+class StaffSmsResult:
+    outcome: StaffSmsOutcome
+    retry_after: int = 0
+
+    @property
+    def sent(self) -> bool:
+        return self.outcome is StaffSmsOutcome.SENT
+
+
+# The attribute on the device object that carries the last send's StaffSmsResult to the page (two-factor
+# ignores what a gateway returns).
+STAFF_SMS_RESULT_ATTRIBUTE = "preventicons_sms_result"
+
+
+def send_staff_sms(*, user_id: Any, to: str, token: str) -> StaffSmsResult:
+    """Send a login code to a staff member's phone now, within their own budget (one per user, also while
+    they register a phone), or send nothing and say why."""
+    if user_id is None:
+        # A device nobody owns yet would share one budget with every other such device: never send for it.
+        logger.error("staff login code for a device without a user: not sent")
+        return StaffSmsResult(StaffSmsOutcome.UNAVAILABLE)
+    decision = ratelimit.spend(ratelimit.staff_sms_budget(), f"user:{user_id}")
+    if decision.unavailable:
+        return StaffSmsResult(StaffSmsOutcome.UNAVAILABLE, decision.retry_after)
+    if not decision:
+        logger.warning("staff user %s reached STAFF_SMS_PER_HOUR: login code not sent", user_id)
+        return StaffSmsResult(StaffSmsOutcome.OVER_BUDGET, decision.retry_after)
+    body = gettext("Your Preventicons login code is %(token)s. It is valid for a few minutes.") % {
+        "token": token
+    }
     try:
-        count = cache.incr(key)
-    except ValueError:
-        # The window ended between add and incr: this SMS opens a new one.
-        cache.add(key, 0, timeout=STAFF_SMS_WINDOW_SECONDS)
-        count = cache.incr(key)
-    if count == 1:
-        # Redis's INCR recreates an expired key without an expiry; make sure the window always ends.
-        cache.touch(key, timeout=STAFF_SMS_WINDOW_SECONDS)
-    return int(count) <= settings.STAFF_SMS_PER_HOUR
+        sms_gateway().send(to=to, body=body)
+    except SendError as exc:
+        logger.warning("staff login code not sent: %s", exc)
+        return StaffSmsResult(StaffSmsOutcome.UNAVAILABLE, ratelimit.UNAVAILABLE_RETRY_SECONDS)
+    return StaffSmsResult(StaffSmsOutcome.SENT)
 
 
 class TwoFactorSmsGateway:
     """django-two-factor-auth's gateway for staff login codes: sent at once, at most STAFF_SMS_PER_HOUR.
 
-    Not through the outbox: a login code is useless minutes later, so it is sent now or not at all.
+    Not through the outbox: a login code is useless minutes later, so it is sent now or not at all. The
+    result is left on the device object (STAFF_SMS_RESULT_ATTRIBUTE) for the page to read.
     """
 
     def send_sms(self, device: Any, token: str) -> bool:
         """Send the code, or send nothing (and return False) once the staff user's hourly limit is used."""
         # A wrong code can trigger a new SMS: without a bound, anyone with a password could run up SMS.
-        if not allow_staff_sms(user_id=device.user_id):
-            logger.warning("staff user %s reached STAFF_SMS_PER_HOUR: login code not sent", device.user_id)
-            return False
-        body = gettext("Your Preventicons login code is %(token)s. It is valid for a few minutes.") % {
-            "token": token
-        }
-        sms_gateway().send(to=device.number.as_e164, body=body)
-        return True
+        result = send_staff_sms(user_id=device.user_id, to=device.number.as_e164, token=token)
+        setattr(device, STAFF_SMS_RESULT_ATTRIBUTE, result)
+        return result.sent
 
     def make_call(self, device: Any, token: str) -> None:
         """Not offered: codes are not read out by phone (TWO_FACTOR_CALL_GATEWAY stays unset)."""

@@ -246,9 +246,13 @@ VERIFICATION_CODE_ROUNDS_PER_HOUR = env.int("VERIFICATION_CODE_ROUNDS_PER_HOUR",
 VERIFICATION_FAILURES_PER_HOUR = env.int("VERIFICATION_FAILURES_PER_HOUR", default=10)
 # The wait before the n-th further round within the hour: base * 2**(n-1) seconds (30, 60, 120, ...).
 VERIFICATION_RESEND_BASE_SECONDS = env.int("VERIFICATION_RESEND_BASE_SECONDS", default=30)
-# Lookups per client address per minute on /i/<token>/ before it answers 429: every lookup counts, found or
-# not, so the limit says nothing about whether a link still opens something (participants/views/enrolment.py).
-INVITATION_LOOKUPS_PER_MINUTE = env.int("INVITATION_LOOKUPS_PER_MINUTE", default=60)
+# Links we never made (a truncated, guessed or scanned token) one client address may open per hour on any
+# token page (/i/, /w/, /me/link/ ...) before they answer 429 (preventicons.ratelimit). A link we made is
+# never counted nor refused, so a colleague behind the same office address still opens their own.
+UNKNOWN_LINKS_PER_HOUR = env.int("UNKNOWN_LINKS_PER_HOUR", default=30)
+# Codes go only to mobile numbers of these countries (ISO 3166 codes; participants.contact). Every number
+# we accept, from the employer's list, at enrolment or in the account, is checked by the same rules.
+MOBILE_COUNTRIES = env.list("MOBILE_COUNTRIES", default=["NL", "BE", "DE"])
 
 # --- Messaging (preventicons/messaging.py) ------------------------------------------------------
 # In development with DEBUG on (make run) every message lands whole in the development mailbox under

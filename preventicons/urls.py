@@ -3,7 +3,7 @@ from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.i18n import set_language
-from two_factor.plugins.phonenumber.views import PhoneDeleteView, PhoneSetupView
+from two_factor.plugins.phonenumber.views import PhoneDeleteView
 from two_factor.views import (
     BackupTokensView,
     ProfileView,
@@ -44,7 +44,7 @@ two_factor_patterns = [
     ),
     path(
         "account/two_factor/phone/register/",
-        reauthentication_required(PhoneSetupView.as_view()),
+        reauthentication_required(views.StaffPhoneSetupView.as_view()),
         name="phone_create",
     ),
     path(

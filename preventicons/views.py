@@ -12,13 +12,16 @@ from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.generic import FormView
+from two_factor.plugins.phonenumber.views import PhoneSetupView
 from two_factor.plugins.registry import MethodBase, registry
 from two_factor.utils import default_device
 from two_factor.views import LoginView, SetupView
 
 from preventicons import devmailbox
+from preventicons.messaging import STAFF_SMS_RESULT_ATTRIBUTE, StaffSmsOutcome, StaffSmsResult
 from preventicons.roles import has_second_factor, roles_of, staff_required
 from preventicons.staffauth import Verdict, locked_until, reauthenticate
 from preventicons.staffforms import (
@@ -67,6 +70,36 @@ def staff_home(request: HttpRequest) -> HttpResponse:
     return render(request, "preventicons/staff_home.html", context)
 
 
+def _wait_text(seconds: int) -> str:
+    minutes = max(1, -(-seconds // 60))
+    return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+
+
+def sms_notice(device: Any) -> str | None:
+    """What a code page says about the text message it just asked for: the truth, or None (no phone).
+
+    two-factor says "we sent you a text message" whatever its gateway did; ours leaves the outcome on the
+    device (messaging.STAFF_SMS_RESULT_ATTRIBUTE), and only a code that went out is called sent.
+    """
+    if device is None or getattr(device, "method", None) != "sms":
+        return None
+    result: StaffSmsResult | None = getattr(device, STAFF_SMS_RESULT_ATTRIBUTE, None)
+    if result is None:
+        # No message on this request (a wrong code shown again, or django-otp's own throttle).
+        return _("Enter the code from the text message.")
+    if result.outcome is StaffSmsOutcome.SENT:
+        return _("We sent you a text message with a code. Enter it below.")
+    if result.outcome is StaffSmsOutcome.OVER_BUDGET:
+        return _(
+            "We did not send a text message: you asked for too many codes. Use your authenticator app or "
+            "a backup code, or try again in %(wait)s."
+        ) % {"wait": _wait_text(result.retry_after)}
+    return _(
+        "We could not send a text message just now. Use your authenticator app or a backup code, or try "
+        "again in a few minutes."
+    )
+
+
 class StaffLoginView(LoginView):
     """two-factor's login wizard with codes that count once (preventicons/staffauth.py).
 
@@ -93,6 +126,12 @@ class StaffLoginView(LoginView):
             self.show_timeout_error = True
             return self.render_goto_step(self.FIRST_STEP)
         return super().post(*args, **kwargs)
+
+    def get_context_data(self, form: Any, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(form, **kwargs)
+        if self.steps.current == self.TOKEN_STEP:
+            context["sms_notice"] = sms_notice(self.get_device())
+        return context
 
     def render(self, form: Any = None, **kwargs: Any) -> HttpResponse:
         if self.steps.current == self.TOKEN_STEP and locked_until(user=self.get_user()) is not None:
@@ -125,6 +164,33 @@ class StaffSetupView(SetupView):
         return [method for method in registry.get_methods() if method.code == "generator"]
 
 
+class StaffPhoneSetupView(PhoneSetupView):
+    """two-factor's backup phone registration, with the device owned by the user from the first text message.
+
+    two-factor builds the device without a user until the last step, so every registration's code counted
+    against one shared budget (``staff-sms:None``): one admin could block everybody's registration. Here the
+    budget is the user's own, and the page says whether the code really went out.
+    """
+
+    def get_device(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("user", self.request.user)
+        return super().get_device(**kwargs)
+
+    def render_next_step(self, form: Any, **kwargs: Any) -> HttpResponse:
+        if self.steps.next == "validation":
+            device = self.get_device()
+            device.generate_challenge()
+            self.sms_device = device
+        # Past PhoneSetupView's own render_next_step, which would send a second message.
+        return super(PhoneSetupView, self).render_next_step(form, **kwargs)
+
+    def get_context_data(self, form: Any, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(form, **kwargs)
+        if self.steps.current == "validation":
+            context["sms_notice"] = sms_notice(getattr(self, "sms_device", None) or self.get_device())
+        return context
+
+
 class ReauthenticateView(FormView):  # type: ignore[type-arg]
     """The password and a current code again; opens the credential pages for STAFF_REAUTH_SECONDS.
 
@@ -138,6 +204,7 @@ class ReauthenticateView(FormView):  # type: ignore[type-arg]
         device = default_device(request.user)
         if device is not None and device.is_interactive() and locked_until(user=request.user) is None:
             device.generate_challenge()  # a phone as the primary factor: send its code now
+            self.sms_device = device
         return super().get(request, *args, **kwargs)
 
     def form_valid(self, form: Form) -> HttpResponse:
@@ -166,7 +233,11 @@ class ReauthenticateView(FormView):  # type: ignore[type-arg]
         return reverse("two_factor:profile")
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_context_data(**kwargs), "next": self.next_url()}
+        return {
+            **super().get_context_data(**kwargs),
+            "next": self.next_url(),
+            "sms_notice": sms_notice(getattr(self, "sms_device", None)),
+        }
 
 
 class StaffPasswordChangeView(PasswordChangeView):

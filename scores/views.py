@@ -24,7 +24,6 @@ import time
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -33,21 +32,14 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
-from redis.exceptions import RedisError
 
-from participants.account import RATE_WINDOW_SECONDS
-from preventicons import crypto
-from preventicons.clients import client_address
+from preventicons import crypto, ratelimit
 from scores import submission
 from scores.models import WeeklyLink
 from scores.submission import LinkState
 
 logger = logging.getLogger(__name__)
 
-# Unknown tokens per client per hour before their pages answer 429 instead of 404: guessing a 256-bit token
-# is hopeless anyway, this keeps a scanner's requests cheap. Only unknown links are counted or refused, so a
-# colleague behind the same office address still opens their own link, and a known link costs no cache trip.
-UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR = 30
 # How long the thanks page's mark (the value just tapped) holds: long enough to read the page and come back
 # to it, short enough that a copied thanks URL soon tells no more than the link itself.
 TAPPED_MARK_MAX_AGE = 60 * 60
@@ -65,29 +57,6 @@ SMILEYS = [
         (5, _("Very good")),
     ]
 ]
-
-
-def _counter_key(request: HttpRequest) -> str:
-    requester = crypto.keyed_hash("blind_index", "weekly-link-requester", client_address(request))
-    return f"weekly-link:unknown:{requester}"
-
-
-def _count_unknown(request: HttpRequest) -> int:
-    """Count one more unknown link for this client in the window; returns the count, 0 when it cannot."""
-    key = _counter_key(request)
-    try:
-        if cache.add(key, 1, timeout=RATE_WINDOW_SECONDS):
-            return 1
-        return int(cache.incr(key))
-    except ValueError:
-        # The window ended between add() and incr(): this lookup opens a new one next time.
-        return 0
-    except (RedisError, OSError) as exc:
-        # Fails open: with the cache (Redis) down, the limit is off, and known links never needed it.
-        logger.warning(
-            "rate limit cache unreachable (%s): unknown weekly link not counted", type(exc).__name__
-        )
-        return 0
 
 
 def _account_links(token: str | None = None) -> dict[str, str]:
@@ -108,10 +77,15 @@ def answers_as_open(link: WeeklyLink | None) -> bool:
 
 
 def unknown_link(request: HttpRequest) -> HttpResponse:
-    """The one answer for a link we do not know or whose week is over: 404, or 429 for a scanner."""
-    if _count_unknown(request) > UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR:
+    """The one answer for a link we do not know or whose week is over: 404, or 429 for a scanner.
+
+    Counted against the client in the budget every token page shares (preventicons.ratelimit); a link of
+    the open week never comes here, so it opens whatever else this client opened.
+    """
+    decision = ratelimit.count_unknown_link(request)
+    if not decision:
         response = render(request, "scores/too_many.html", status=429)
-        response["Retry-After"] = str(RATE_WINDOW_SECONDS)
+        response["Retry-After"] = str(decision.retry_after)
         return response
     return render(request, "scores/link_problem.html", _account_links(), status=404)
 

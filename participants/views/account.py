@@ -45,17 +45,17 @@ from participants.session import (
     start_participant_session,
 )
 from participants.views.enrolment import (
-    LOOKUP_WINDOW_SECONDS,
     CodesForm,
-    _count_lookup,
-    _link_code_wait,
     _outcome_message,
-    _record_link_code,
     _wait_text,
     code_field,
+    link_code_budget,
+    link_code_refusal,
+    too_many_unknown,
 )
+from preventicons import ratelimit
 from preventicons.clients import client_address
-from preventicons.crypto import hash_token, keyed_hash
+from preventicons.crypto import hash_token, is_issued_token, keyed_hash
 
 # The new name of a pending correction, sealed (account.PendingChange): never plaintext in the session store.
 SESSION_PENDING_NAME = "account_pending_name"
@@ -200,7 +200,11 @@ def export(request: HttpRequest, participant: Participant) -> HttpResponse:
 @require_POST
 @participant_required
 def pause(request: HttpRequest, participant: Participant) -> HttpResponse:
-    paused = request.POST.get("paused") == "1"
+    choice = request.POST.get("paused")
+    if choice not in ("0", "1"):
+        # Not a press of either button: bad input changes nothing.
+        return _overview(request, participant, status=400)
+    paused = choice == "1"
     # Queued, applied by the next batch with everyone else's: not written in the second of their tap.
     requestqueue.queue_pause_change(participant=participant, paused=paused)
     minutes = {"minutes": settings.HELP_REQUEST_BATCH_MINUTES}
@@ -477,14 +481,14 @@ def _link_malformed(request: HttpRequest) -> HttpResponse:
 @require_GET
 def link_open(request: HttpRequest, token: str) -> HttpResponse:
     """Any well-formed token: the same session keys and the same redirect, whether it opens anything."""
-    if not _ACCOUNT_TOKEN_SHAPE.fullmatch(token):
-        return _link_malformed(request)
-    # Counted found or not, like the invitation links: a limit on misses alone would answer sooner for a
-    # link that no longer opens anything.
-    if not _count_lookup(request):
-        response = render(request, "participants/account/too_many_opened.html", status=429)
-        response["Retry-After"] = str(LOOKUP_WINDOW_SECONDS)
-        return response
+    if not is_issued_token(token):
+        # A token we never made, counted against this client as on every token page. Tokens we made, real
+        # links and decoys alike, are never counted or refused: the limit cannot tell them apart.
+        decision = ratelimit.count_unknown_link(request)
+        if not decision:
+            return too_many_unknown(request, decision, "participants/account/too_many_opened.html")
+        if not _ACCOUNT_TOKEN_SHAPE.fullmatch(token):
+            return _link_malformed(request)
     link = account.find_account_link(token=token)
     # Leave the token behind: the next page's address, history entry and screenshot do not carry it.
     request.session[SESSION_ACCOUNT_LINK] = str(link.pk) if link is not None else ""
@@ -502,11 +506,11 @@ def link_confirm(request: HttpRequest) -> HttpResponse:
     error, status = "", 200
     if request.method == "POST":
         # Paced per link, not per person, so the answer is the same for a link that opens nothing.
-        wait = _link_code_wait(link_key)
-        if wait:
-            error, status = _too_soon(verification.TooManyCodes(wait)), 429
+        decision = ratelimit.spend(link_code_budget(), link_key)
+        if not decision:
+            error = link_code_refusal(decision)
+            status = 503 if decision.unavailable else 429
         else:
-            _record_link_code(link_key)
             # Used up only by this button, not by opening the link: mail scanners open links too.
             participant = account.open_account_link(link_id=request.session.get(SESSION_ACCOUNT_LINK, ""))
             start_link_step(request, participant, link=link_key)
@@ -561,15 +565,10 @@ def link_code_resend(request: HttpRequest) -> HttpResponse:
     step = link_step(request)
     if step is None:
         return redirect("participants:account-link")
-    wait = _link_code_wait(step.link)
-    if wait:
-        messages.error(
-            request,
-            _("Please wait a little before asking again: a new code in %(wait)s.")
-            % {"wait": _wait_text(wait)},
-        )
+    decision = ratelimit.spend(link_code_budget(), step.link)
+    if not decision:
+        messages.error(request, link_code_refusal(decision))
     else:
-        _record_link_code(step.link)
         restart_link_code(request)
         if step.participant is not None:
             # Its own budget may refuse (the answer must not show it): the code then simply does not come.

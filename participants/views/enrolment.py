@@ -7,9 +7,7 @@ screenshot. Every later page works from the session.
 
 from __future__ import annotations
 
-import math
 import re
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -17,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -27,14 +24,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from phonenumber_field.formfields import PhoneNumberField
 
 from participants import enrolment, invitations, verification
 from participants.agreements import AgreementMissing
 from participants.models import Invitation, Organisation, Participant
 from participants.session import current_participant, start_participant_session
-from preventicons.clients import client_address
-from preventicons.crypto import hash_token, keyed_hash
+from preventicons import ratelimit
+from preventicons.crypto import hash_token, is_issued_token, keyed_hash
 from preventicons.roles import Role, has_role, staff_required
 
 if TYPE_CHECKING:  # types only: django-stubs is a development dependency
@@ -45,61 +41,39 @@ SESSION_LINK = "enrol_link"  # a keyed hash of the link's token: present once an
 SESSION_OPENED = "enrol_opened"  # the invitation whose SMS code this browser entered
 SESSION_INTENT = "enrol_intent"  # "decline" when the link was the one to say no
 SESSION_CHANNEL = "enrol_weekly_channel"  # where the weekly messages go, chosen on the details page
-LOOKUP_WINDOW_SECONDS = 60
 ENROL = enrolment.ENROL
 _TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{enrolment.TOKEN_LENGTH}}}", re.ASCII)
 
 
-# --- rate limits --------------------------------------------------------------------------------
+# --- rate limits (preventicons.ratelimit) -------------------------------------------------------
 
 
-def _lookup_key(request: HttpRequest) -> str:
-    # Keyed, so the cache holds no client address; the window is a fixed minute.
-    client = keyed_hash("blind_index", "client-address", client_address(request))
-    return f"enrol:lookups:{client}"
-
-
-def _count_lookup(request: HttpRequest) -> bool:
-    """Count this lookup; False when the client is over the limit. Every lookup counts, found or not: a
-    limit that counted only misses would answer 429 sooner for a link that no longer opens anything."""
-    key = _lookup_key(request)
-    if cache.add(key, 1, timeout=LOOKUP_WINDOW_SECONDS):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=LOOKUP_WINDOW_SECONDS)
-            count = 1
-    return int(count) <= settings.INVITATION_LOOKUPS_PER_MINUTE
-
-
-def _too_many(request: HttpRequest) -> HttpResponse:
-    response = render(request, "participants/enrol/too_many.html", status=429)
-    response["Retry-After"] = str(LOOKUP_WINDOW_SECONDS)
+def too_many_unknown(request: HttpRequest, decision: ratelimit.Decision, template: str) -> HttpResponse:
+    """The answer to a link we never made, from a client over the budget of such links."""
+    response = render(request, template, status=429)
+    response["Retry-After"] = str(decision.retry_after)
     return response
 
 
-def _link_code_wait(link: str) -> int:
-    """Seconds before this link may ask for another SMS code (0: now), with the backoff and hourly cap of
-    participants.verification. Kept per link, not per person, so the answer is the same for a link that
-    opens nothing: whether a code really went out shows only on the phone."""
-    now = time.time()
-    sent = [moment for moment in cache.get(f"enrol:link-codes:{link}", []) if moment > now - 3600]
-    if not sent:
-        return 0
-    cap = settings.VERIFICATION_CODE_ROUNDS_PER_HOUR
-    ready_at = sent[-1] + settings.VERIFICATION_RESEND_BASE_SECONDS * 2 ** (len(sent) - 1)
-    if len(sent) >= cap:
-        ready_at = max(ready_at, sent[len(sent) - cap] + 3600)
-    return max(0, math.ceil(ready_at - now))
+def link_code_budget() -> ratelimit.Budget:
+    """SMS codes asked for through one link (an invitation's or an account link's), with the backoff and
+    hourly cap of participants.verification. Kept per link, not per person, so the answer is the same for
+    a link that opens nothing: whether a code really went out shows only on the phone."""
+    return ratelimit.Budget(
+        "link-code",
+        settings.VERIFICATION_CODE_ROUNDS_PER_HOUR,
+        3600,
+        backoff_seconds=settings.VERIFICATION_RESEND_BASE_SECONDS,
+    )
 
 
-def _record_link_code(link: str) -> None:
-    key = f"enrol:link-codes:{link}"
-    now = time.time()
-    sent = [moment for moment in cache.get(key, []) if moment > now - 3600]
-    cache.set(key, [*sent, now], timeout=3600)
+def link_code_refusal(decision: ratelimit.Decision) -> str:
+    """What the page says when a link's code budget refused (or could not be asked)."""
+    if decision.unavailable:
+        return _("We cannot send a code at the moment. Please try again in a few minutes.")
+    return _("Please wait a little before asking again: a new code in %(wait)s.") % {
+        "wait": _wait_text(decision.retry_after)
+    }
 
 
 # --- which invitation this browser is working on -----------------------------------------------
@@ -170,10 +144,15 @@ def enrolling(*, consented: bool) -> Callable[[View], View]:
 
 
 def _open_link(request: HttpRequest, token: str, intent: str) -> HttpResponse:
-    if not _TOKEN_SHAPE.fullmatch(token):
-        return _unknown(request)  # never a link we sent: it cannot tell anything about anyone
-    if not _count_lookup(request):
-        return _too_many(request)
+    if not is_issued_token(token):
+        # Never a link we made (or one made before links carried their tag): counted against this client,
+        # as on every token page. A link we made is never counted or refused, whether or not its row still
+        # exists, so the limit cannot tell a stopped person's link from a live one.
+        decision = ratelimit.count_unknown_link(request)
+        if not decision:
+            return too_many_unknown(request, decision, "participants/enrol/too_many.html")
+        if not _TOKEN_SHAPE.fullmatch(token):
+            return _unknown(request)  # never a link we sent: it cannot tell anything about anyone
     invitation = enrolment.find_invitation(token=token)
     # Known or not, expired or not, whoever it was for and whatever they did: the same session keys and
     # the same redirect. A link whose row is gone (the person stopped) must look like any other.
@@ -233,15 +212,10 @@ def landing(request: HttpRequest) -> HttpResponse:
     if not link:
         return _unknown(request)
     if request.method == "POST":
-        wait = _link_code_wait(link)
-        if wait:
-            messages.error(
-                request,
-                _("Please wait a little before asking again: a new code in %(wait)s.")
-                % {"wait": _wait_text(wait)},
-            )
+        decision = ratelimit.spend(link_code_budget(), link)
+        if not decision:
+            messages.error(request, link_code_refusal(decision))
         else:
-            _record_link_code(link)
             invitation, _state = _session_invitation(request)
             enrolment.request_link_code(invitation=invitation)
         return redirect("participants:enrol-open")
@@ -319,9 +293,10 @@ class DetailsForm(forms.Form):
         required=False,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
-    mobile = PhoneNumberField(
+    # Read by participants.contact (in enrolment.start_verification), like the import and the account.
+    mobile = forms.CharField(
         label=gettext_lazy("A different mobile number"),
-        region="NL",
+        max_length=32,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel", "type": "tel"}),
     )
@@ -368,13 +343,12 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     if request.method == "POST":
         form = DetailsForm(request.POST)
         if form.is_valid():
-            mobile = form.cleaned_data["mobile"]
             try:
                 sent = enrolment.start_verification(
                     participant=participant,
                     name=form.cleaned_data["name"] or "",
                     email=form.cleaned_data["email"] or None,
-                    mobile=mobile.as_e164 if mobile else None,
+                    mobile=form.cleaned_data["mobile"] or None,
                     weekly_channel=form.cleaned_data["weekly_channel"],
                     private_email=form.cleaned_data["private_email"] or None,
                 )
@@ -429,6 +403,11 @@ def _outcome_message(channel: str, outcome: verification.VerifyOutcome) -> str:
             "%(which)s is not right. You can try %(n)d more times.",
             outcome.tries_left,
         ) % {"which": which, "n": outcome.tries_left}
+    if outcome.status is verification.VerifyStatus.LOCKED and outcome.wait_seconds:
+        # The hourly budget of wrong codes is spent: no new code helps before it frees a try.
+        return _("Too many wrong codes were entered in the last hour. You can try again in %(wait)s.") % {
+            "wait": _wait_text(outcome.wait_seconds)
+        }
     if outcome.status is verification.VerifyStatus.LOCKED:
         return _("%(which)s was entered wrongly too often. Ask for new codes below.") % {"which": which}
     if outcome.status is verification.VerifyStatus.EXPIRED:
@@ -576,7 +555,9 @@ def send_invitations(request: HttpRequest) -> HttpResponse:
     requested = request.POST.get("organisation", "")
     organisation: Organisation | None
     if is_admin:
-        if not requested.isdigit():
+        # ASCII digits of a size a primary key can have ("٣".isdigit() holds too, and a huge number
+        # overflows the column).
+        if not (requested.isascii() and requested.isdigit() and len(requested) <= 18):
             return HttpResponseBadRequest(_("Choose an organisation."))
         organisation = Organisation.objects.filter(pk=int(requested)).first()
         if organisation is None:

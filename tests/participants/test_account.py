@@ -209,8 +209,15 @@ def test_a_colleague_taking_the_address_before_confirmation_is_refused(
         ({"name": "Jan de Vries", "mobile": "+31 6 12345678"}, "Nothing to change"),
         ({"email": "nieuw@example.nl", "mobile": "0611223344"}, "one at a time"),
         ({"email": "not-an-address"}, "valid e-mail"),
-        ({"mobile": "020 1234567"}, "valid mobile"),
+        # One normaliser for the import, enrolment and the account (participants.contact).
+        ({"mobile": "020 1234567"}, "landline"),
+        ({"mobile": "0612ABCDEF"}, "valid mobile"),
+        ({"mobile": "+33 6 12 34 56 78"}, "only to mobile numbers of these countries"),
         ({"name": "   "}, "Enter your name"),
+        # The same text checks as the employer's list: formulas, control characters, bidi overrides.
+        ({"name": "=HYPERLINK(1)"}, "cannot start with"),
+        ({"name": "Jan\u202eseirV"}, "control characters"),
+        ({"name": "Jan\tde Vries"}, "control characters"),
     ],
 )
 def test_bad_or_empty_corrections_are_refused_and_send_nothing(

@@ -536,21 +536,24 @@ def test_an_expired_link_can_still_decline_with_the_sms_code(
 # --- rate limits -----------------------------------------------------------------------------------------
 
 
-def test_opening_links_is_refused_after_the_limit_whatever_they_open(
+def test_links_we_never_made_are_refused_after_the_limit_and_ours_still_open(
     client: Client, jan: Participant, english: None, settings: Any
 ) -> None:
-    settings.INVITATION_LOOKUPS_PER_MINUTE = 10
+    settings.UNKNOWN_LINKS_PER_HOUR = 10
     token = invite(jan)
-    lookups = [client.get(f"/i/{token if n % 2 else new_token()}/").status_code for n in range(10)]
+    made_up = ["A" * 43, "B" * 43, "too-short", *(f"{n:0>43}" for n in range(7))]
+    lookups = [client.get(f"/i/{guess}/").status_code for guess in made_up]
 
-    blocked = client.get(f"/i/{new_token()}/")
-    even_the_right_one = client.get(f"/i/{token}/")
-    other_address = Client(REMOTE_ADDR="192.0.2.7").get(f"/i/{token}/")
+    blocked = client.get(f"/i/{'C' * 43}/")
+    ours = client.get(f"/i/{token}/")
+    # A link we made whose row is gone (a stopped person's, a decoy) is ours too: the limit cannot tell it.
+    gone = client.get(f"/i/{new_token()}/")
+    other_address = Client(REMOTE_ADDR="192.0.2.7").get(f"/i/{'C' * 43}/")
 
-    # Known and unknown links alike: the limit counts lookups, not misses, so it tells nothing either.
-    assert lookups == [302] * 10
-    assert blocked.status_code == 429 and blocked["Retry-After"] == "60"
-    assert even_the_right_one.status_code == 429
+    assert lookups == [302, 302, 404, 302, 302, 302, 302, 302, 302, 302]
+    assert blocked.status_code == 429 and 0 < int(blocked["Retry-After"]) <= 3660
+    assert ours.status_code == 302 and ours["Location"] == reverse("participants:enrol")
+    assert gone.status_code == 302 and gone["Location"] == reverse("participants:enrol")
     assert other_address.status_code == 302
 
 
@@ -712,3 +715,56 @@ def test_a_code_entered_more_than_an_hour_ago_no_longer_declines(
 
     assert response["Location"] == reverse("participants:enrol")
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED
+
+
+# --- the wrong-code budget, and what is typed ------------------------------------------------------------
+
+
+def test_a_spent_budget_of_wrong_codes_says_when_to_try_again_and_sends_nothing(
+    opened: Client, jan: Participant, settings: Any, clock: Any
+) -> None:
+    consent_and_send_codes(opened)
+    email_code, _sms = latest_codes()
+    bad = f"{(int(email_code) + 1) % 10**6:06d}"
+    settings.VERIFICATION_FAILURES_PER_HOUR = 3
+    for _ in range(3):
+        response = opened.post(reverse("participants:enrol-codes"), {"email_code": bad})
+    clock.shift(dt.timedelta(minutes=5))
+    codes_before = VerificationCode.objects.filter(participant=jan).count()
+
+    resend = opened.post(reverse("participants:enrol-resend"), follow=True)
+
+    assert "Too many wrong codes were entered in the last hour. You can try again in" in text(response)
+    assert "new codes in 55 minutes" in text(resend)
+    assert VerificationCode.objects.filter(participant=jan).count() == codes_before
+
+
+@pytest.mark.parametrize(
+    ("details", "words"),
+    [
+        ({"mobile": "020-5551234"}, "landline"),
+        ({"mobile": "0612ABCDEF"}, "valid mobile number"),
+        ({"mobile": "+33 6 12 34 56 78"}, "only to mobile numbers of these countries: NL (+31), BE (+32)"),
+        ({"mobile": "0800-1234"}, "service number"),
+        ({"name": "=cmd|' /C calc'!A0"}, "cannot start with"),
+        ({"name": "@SUM(1+1)"}, "cannot start with"),
+        ({"name": "Jan\u202e seirV ed"}, "control characters"),
+        ({"name": "Jan\x07"}, "control characters"),
+    ],
+)
+def test_typed_numbers_and_names_meet_the_imports_rules(
+    opened: Client, jan: Participant, details: dict[str, str], words: str
+) -> None:
+    opened.post(reverse("participants:enrol-consent"))
+    sent_before = len(MemorySmsGateway.outbox)
+
+    response = opened.post(
+        reverse("participants:enrol-details"), {"name": "Jan", "weekly_channel": "sms", **details}
+    )
+
+    assert response.status_code == 200
+    assert words in text(response).replace("&#x27;", "'")
+    jan.refresh_from_db()
+    assert jan.name != details.get("name") and jan.status == Participant.Status.INVITED
+    assert not VerificationCode.objects.filter(participant=jan, purpose="enrol").exists()
+    assert len(MemorySmsGateway.outbox) == sent_before

@@ -132,6 +132,11 @@ BAD_ROWS = [
         "This is a service number (such as 0800, 0900 or 085), not a mobile number; "
         "text messages cannot reach it.",
     ),
+    (
+        "mobile_country",
+        "Piet Puk;piet@example.nl;+33 6 12 34 56 78;Care",
+        "This mobile number is not from a country we send text messages to (NL (+31), BE (+32), DE (+49)).",
+    ),
     ("department_missing", "Piet Puk;piet@example.nl;0687654321;  ", "The department is missing."),
     (
         "department_too_long",

@@ -11,7 +11,6 @@ from django.utils import timezone
 from participants.models import Organisation
 from preventicons.clients import client_address
 from scores import rounds
-from scores.views import UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR
 from tests.scores.people import make_link, make_participant
 
 PROXY = "10.0.0.2"
@@ -61,7 +60,7 @@ def test_behind_the_proxy_one_scanner_does_not_lock_out_the_colleagues(
     _link, token = make_link(participant, week=rounds.week_of(timezone.now()))
     scanner = Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.66")
     colleague = Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="198.51.100.7")
-    for _ in range(UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR):
+    for _ in range(settings.UNKNOWN_LINKS_PER_HOUR):
         assert scanner.get("/w/" + "x" * 43 + "/").status_code == 404
 
     assert scanner.get("/w/" + "y" * 43 + "/").status_code == 429
@@ -76,7 +75,7 @@ def test_without_a_proxy_a_made_up_forwarded_address_does_not_escape_the_limit(
     settings: Any,
 ) -> None:
     settings.PROXY_COUNT = 0
-    for n in range(UNKNOWN_LINKS_PER_REQUESTER_PER_HOUR):
+    for n in range(settings.UNKNOWN_LINKS_PER_HOUR):
         spoofing = Client(REMOTE_ADDR="203.0.113.66", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
         assert spoofing.get("/w/" + "x" * 43 + "/").status_code == 404
 
