@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
@@ -12,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from preventicons.crypto import open_sealed
 from preventicons.fields import EncryptedTextField, sealed_only
 
 
@@ -267,8 +270,39 @@ class Invitation(models.Model):
         return f"invitation {str(self.pk)[:8]}"
 
 
+class NamedSealedQuerySet(models.QuerySet[Any]):
+    """Rows that name their participant only in a sealed ``participant_ref`` (account links, codes)."""
+
+    def naming(self, participant_ids: Iterable[uuid.UUID | str]) -> models.QuerySet[Any]:
+        """These rows that name one of the participants: every row's reference opened, in Python.
+
+        For the short-lived tables that have one (both purged within a day), which a stop or an
+        anonymisation must clear of a participant's rows, whatever hour they were made in.
+        """
+        wanted = {str(pk) for pk in participant_ids}
+        if not wanted:
+            return self.none()
+        field = self.model._meta.get_field("participant_ref")
+        assert isinstance(field, EncryptedTextField)
+        found = []
+        for pk, sealed in self.values_list("pk", "participant_ref").iterator(chunk_size=2000):
+            if open_sealed(str(sealed), field.binding_for(_Row(pk))) in wanted:
+                found.append(pk)
+        return self.filter(pk__in=found)
+
+
+@dataclass(frozen=True)
+class _Row:
+    pk: object
+
+
 class VerificationCode(models.Model):
-    """A 6-digit code sent by e-mail or SMS: stored as a keyed hash, 10 minutes, single use, 5 tries."""
+    """A 6-digit code sent by e-mail or SMS: stored as a keyed hash, 10 minutes, single use, 5 tries.
+
+    It names its participant only sealed (``participant_ref``) and by a keyed hash that changes every clock
+    hour (``participant_index``, participants.references): a code is often written right after its owner's
+    tap, and a participant id in clear would pair the two by ``xmin`` (issue #14, F7).
+    """
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("e-mail")
@@ -284,27 +318,39 @@ class VerificationCode(models.Model):
         OPEN_LINK = "open_link", _("opening the invitation")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="codes")
+    # The participant's id, sealed to this row.
+    participant_ref = EncryptedTextField()
+    # participants.references.hour_index(participant id, created_at): finds the codes of the last hour.
+    participant_index = models.CharField(max_length=64)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     code_hash = models.CharField(max_length=64)
     # Where the code went when it verifies a new address or number (sealed): it replaces the old one
     # only once proven.
     target = EncryptedTextField(null=True)
+    # To the microsecond: both codes of a round share it, which is how a round is told from the next one.
+    # It orders codes among themselves, as xmin does anyway; it names nobody and no score row has a time.
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     failed_attempts = models.PositiveSmallIntegerField(default=0)
     verified_at = models.DateTimeField(null=True, blank=True)
 
+    objects = NamedSealedQuerySet.as_manager()
+
     class Meta:
-        indexes = [models.Index(fields=["participant", "created_at"], name="code_participant_created")]
+        indexes = [models.Index(fields=["participant_index", "created_at"], name="code_participant_hour")]
         constraints = [
             models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures"),
-            *sealed_only("target"),
+            *sealed_only("participant_ref", "target"),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} code {str(self.pk)[:8]}"
+
+    @property
+    def participant_id(self) -> str:
+        """The id of the participant this code is for, opened."""
+        return str(self.participant_ref)
 
 
 class ConsentRecord(models.Model):
@@ -338,16 +384,33 @@ class ConsentRecord(models.Model):
 
 
 class AccountLink(models.Model):
-    """A one-time link to the participant's account, sent by e-mail. Only the token's hash is stored."""
+    """A one-time link to the participant's account, sent by e-mail. Only the token's hash is stored.
+
+    It is often asked for right after a tap (the thanks page links to the account), so it names its
+    participant only sealed, and dates its expiry to a quarter of an hour: a participant id in clear, or a
+    moment to the microsecond, would pair it with the score written just before (issue #14, F7).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="account_links")
+    # The participant's id, sealed to this row.
+    participant_ref = EncryptedTextField()
     token_hash = models.CharField(max_length=64, unique=True)
+    # Rounded up to the quarter hour (preventicons.sessions.coarse_expiry): it works at least its lifetime.
     expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    used = models.BooleanField(default=False)
+
+    objects = NamedSealedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [*sealed_only("participant_ref")]
 
     def __str__(self) -> str:
         return f"account link {str(self.pk)[:8]}"
+
+    @property
+    def participant_id(self) -> str:
+        """The id of the participant this link opens, opened."""
+        return str(self.participant_ref)
 
 
 class QueuedRequest(models.Model):

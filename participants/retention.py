@@ -161,13 +161,13 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # stopped. Without it, "anonymised" would read differently from "stopped" to the employer.
     remember_departed_all(participants=locked)
     Participant.objects.filter(pk__in=pks).update(**Participant.shredded())
-    code_ids = list(VerificationCode.objects.filter(participant_id__in=pks).values_list("pk", flat=True))
+    code_ids = list(VerificationCode.objects.naming(pks).values_list("pk", flat=True))
     parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
     for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
         messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
     VerificationCode.objects.filter(pk__in=code_ids).delete()
     Invitation.objects.filter(participant_id__in=pks).delete()
-    AccountLink.objects.filter(participant_id__in=pks).delete()
+    AccountLink.objects.naming(pks).delete()
     today = timezone.localdate()
     ConsentRecord.objects.bulk_create(
         [

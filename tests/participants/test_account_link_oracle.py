@@ -236,7 +236,7 @@ def test_link_lookups_are_limited_per_client_counting_known_and_unknown_alike(
     settings.INVITATION_LOOKUPS_PER_MINUTE = 2
     real = crypto.new_token()
     AccountLink.objects.create(
-        participant=colleagues["active"],
+        participant_ref=str(colleagues["active"].pk),
         token_hash=crypto.hash_token(real),
         expires_at=timezone.now() + account.ACCOUNT_LINK_LIFETIME,
     )

@@ -237,7 +237,7 @@ def test_stop_records_the_withdrawal_and_deletes_codes_links_and_invitations(jan
         expires_at=timezone.now() + dt.timedelta(days=3),
     )
     AccountLink.objects.create(
-        participant=jan,
+        participant_ref=str(jan.pk),
         token_hash=crypto.hash_token("y" * 43),
         expires_at=timezone.now() + dt.timedelta(minutes=9),
     )
@@ -248,8 +248,8 @@ def test_stop_records_the_withdrawal_and_deletes_codes_links_and_invitations(jan
     account.stop_participation(participant=jan)
 
     assert not Invitation.objects.filter(participant=jan).exists()
-    assert not AccountLink.objects.filter(participant=jan).exists()
-    assert not VerificationCode.objects.filter(participant=jan).exists()
+    assert not AccountLink.objects.naming([jan.pk]).exists()
+    assert not VerificationCode.objects.naming([jan.pk]).all().exists()
     kinds = list(jan.consents.order_by("recorded_at").values_list("kind", "text_version"))
     assert kinds == [("given", "2026-11"), ("withdrawn", "2026-11")]
 
