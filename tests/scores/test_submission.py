@@ -82,13 +82,16 @@ def test_a_submission_records_one_score_for_the_links_week(
     assert thanks.status_code == 200
     assert 'id="thanks"' in thanks.content.decode()
     score = Score.objects.get()
-    assert (score.week, score.value, score.organisation_id, score.department_id, score.pseudonym) == (
+    assert (score.week, score.value, score.organisation_id, score.department, score.pseudonym) == (
         WEEK,
         4,
         participant.organisation_id,
-        participant.department_id,
+        str(participant.department_id),
         week_pseudonym(participant.pseudonym or "", WEEK),
     )
+    # Sealed in the row: the column holds ciphertext, never the department's id.
+    raw = Score.objects.values_list("department", flat=True).get()
+    assert raw.startswith("v1.") and str(participant.department_id) not in raw.split(".", 2)[2]
 
 
 @pytest.mark.django_db
@@ -546,7 +549,7 @@ def test_the_range_check_left_the_database_for_the_code(organisation: Organisati
 def test_the_database_refuses_a_score_value_in_clear(organisation: Organisation) -> None:
     with pytest.raises(IntegrityError), transaction.atomic(), connections["default"].cursor() as cursor:
         cursor.execute(
-            "INSERT INTO scores_score (id, week, value, organisation_id, department_id, pseudonym) "
+            "INSERT INTO scores_score (id, week, value, organisation_id, department, pseudonym) "
             "VALUES (gen_random_uuid(), %s, '3', %s, NULL, %s)",
             [WEEK, organisation.pk, "x" * 64],
         )

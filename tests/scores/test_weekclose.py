@@ -85,7 +85,7 @@ def raw_scores() -> list[tuple]:
     """The score table as a dump shows it, with each row's physical place and writing transaction."""
     with connections["default"].cursor() as cursor:
         cursor.execute(
-            "SELECT ctid::text, xmin::text, id, week, value, organisation_id, department_id, pseudonym "
+            "SELECT ctid::text, xmin::text, id, week, value, organisation_id, department, pseudonym "
             "FROM scores_score ORDER BY ctid"
         )
         return cursor.fetchall()
@@ -450,7 +450,7 @@ def test_a_score_recorded_while_its_author_stopped_loses_its_department_at_the_c
     # Nothing to strip by pseudonym: P is destroyed, so nobody can derive the row's per-week pseudonym, and
     # the row carries no department any more, like every closed row.
     assert result.closed
-    assert list(Score.objects.values_list("department_id", flat=True)) == [None, None]
+    assert list(Score.objects.values_list("department", flat=True)) == [None, None]
     assert figures(WeeklyAggregate.objects.get(department=department)) == (
         2,
         5,
