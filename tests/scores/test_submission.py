@@ -90,7 +90,7 @@ def test_a_submission_records_one_score_for_the_links_week(
         week_pseudonym(participant.pseudonym or "", WEEK),
     )
     # Sealed in the row: the column holds ciphertext, never the department's id.
-    raw = Score.objects.values_list("department", flat=True).get()
+    raw = str(Score.objects.values_list("department", flat=True).get())
     assert raw.startswith("v1.") and str(participant.department_id) not in raw.split(".", 2)[2]
 
 
