@@ -430,7 +430,7 @@ def stop_participation(*, participant: Participant) -> None:
         # Only keyed hashes of the contact data stay, so a re-imported list never invites them again.
         remember_departed(participant=locked)
 
-        Participant.objects.filter(pk=locked.pk).update(**Participant.shredded())
+        locked.shred()
 
         # Code messages are keyed by the code ("code:<code id>:email"), everything else by the participant.
         # Every code and link that names them, however old: they name them only sealed (references.py).

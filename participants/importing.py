@@ -504,11 +504,20 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     # A stopped participant is never matched, updated or listed again: stopping is final, and their
     # contact data and blind indexes are destroyed so nothing links the scores they left to a person.
     # Should a stopped row still hold an index, it must neither link nor block a new participant.
-    stopped = Participant.objects.filter(organisation=organisation, status=Participant.Status.STOPPED)
-    stopped.exclude(email_index=None, mobile_index=None).update(email_index=None, mobile_index=None)
-    existing = list(
-        Participant.objects.filter(organisation=organisation).exclude(status=Participant.Status.STOPPED)
+    # The status is sealed (participants.models): decided in Python, from the rows read here.
+    indexed = Participant.objects.filter(organisation=organisation).exclude(
+        email_index=None, mobile_index=None
     )
+    stopped = indexed.ids_with_status(Participant.Status.STOPPED)
+    for start in range(0, len(stopped), 5000):
+        Participant.objects.filter(pk__in=stopped[start : start + 5000]).update(
+            email_index=None, mobile_index=None
+        )
+    existing = [
+        participant
+        for participant in Participant.objects.filter(organisation=organisation)
+        if participant.status != Participant.Status.STOPPED
+    ]
     by_email = {p.email_index: p for p in existing if p.email_index}
     by_mobile = {p.mobile_index: p for p in existing if p.mobile_index}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from preventicons.crypto import open_sealed
-from preventicons.fields import EncryptedTextField, sealed_only
+from preventicons.fields import (
+    EncryptedTextField,
+    SealedBooleanField,
+    SealedChoiceField,
+    open_column,
+    sealed_only,
+)
 
 
 class Organisation(models.Model):
@@ -115,6 +121,49 @@ class StaffUser(AbstractUser):
         verbose_name_plural = _("staff users")
 
 
+class ParticipantQuerySet(models.QuerySet["Participant"]):
+    """Participants, with the sealed state (status, messages paused) decided in Python, never in SQL."""
+
+    def states(self) -> Iterator[tuple[uuid.UUID, str, bool]]:
+        """(id, status, messages paused) of each row, opened; in chunks, for batches of any size."""
+        rows = self.values_list("pk", "status", "messages_paused").order_by()
+        for pk, status, paused in rows.iterator(chunk_size=5000):
+            yield (
+                pk,
+                open_column(Participant, "status", pk, status) or "",
+                open_column(Participant, "messages_paused", pk, paused) == SealedBooleanField.TRUE,
+            )
+
+    def ids_with_status(self, *statuses: str, paused: bool | None = None) -> list[uuid.UUID]:
+        """The ids of these rows whose opened status is in ``statuses`` (any, without), pause if given."""
+        return [
+            pk
+            for pk, status, is_paused in self.states()
+            if (not statuses or status in statuses) and (paused is None or is_paused == paused)
+        ]
+
+    def with_status(self, *statuses: str, paused: bool | None = None) -> ParticipantQuerySet:
+        """These rows whose opened status is one of ``statuses``: for small sets (one person, a test)."""
+        return self.filter(pk__in=self.ids_with_status(*statuses, paused=paused))
+
+    def without_status(self, *statuses: str) -> ParticipantQuerySet:
+        """These rows whose opened status is none of ``statuses``: for small sets."""
+        return self.filter(pk__in=[pk for pk, status, _paused in self.states() if status not in statuses])
+
+    def set_state(self, **values: Any) -> int:
+        """Set columns, sealed ones included, row by row (save() seals them); how many rows.
+
+        ``update()`` cannot write a sealed column: the ciphertext is bound to its row.
+        """
+        count = 0
+        for participant in self:
+            for name, value in values.items():
+                setattr(participant, name, value)
+            participant.save(update_fields=list(values))
+            count += 1
+        return count
+
+
 class Participant(models.Model):
     """An employee on the address list. Contact data and the pseudonym link exist only sealed.
 
@@ -135,12 +184,15 @@ class Participant(models.Model):
     department = models.ForeignKey(
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="participants"
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    # Sealed, as is messages_paused (issue #14, F9): in clear, a department of one would tell a dump whether
+    # its one person declined, paused, fell silent or stopped. The application opens them and decides in
+    # Python; no query filters on them (the database cannot).
+    status = SealedChoiceField(choices=Status.choices, default=Status.INVITED)
     # False once a new full address list no longer names them: no more messages, anonymised on schedule.
     is_listed = models.BooleanField(default=True)
     unlisted_on = models.DateField(null=True, blank=True)
-    # Restriction / objection: the participant paused all messages.
-    messages_paused = models.BooleanField(default=False)
+    # Restriction / objection: the participant paused all messages. Sealed, like status.
+    messages_paused = SealedBooleanField(default=False)
     prefers_email = models.BooleanField(default=True)
     prefers_sms = models.BooleanField(default=True)
     name = EncryptedTextField(null=True)
@@ -172,13 +224,24 @@ class Participant(models.Model):
     # (participants/invitations.py): it starts once per listed person, whatever they did since.
     was_invited = models.BooleanField(default=False)
 
+    objects = ParticipantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organisation", "email_index"], name="participant_unique_email"),
             models.UniqueConstraint(
                 fields=["organisation", "mobile_index"], name="participant_unique_mobile"
             ),
-            *sealed_only("name", "email", "mobile", "pseudonym", "private_email", "participation"),
+            *sealed_only(
+                "name",
+                "email",
+                "mobile",
+                "pseudonym",
+                "private_email",
+                "participation",
+                "status",
+                "messages_paused",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -205,6 +268,13 @@ class Participant(models.Model):
             "weekly_channel": None,
             "status": cls.Status.STOPPED,
         }
+
+    def shred(self) -> None:
+        """Give this row the columns of shredded() and save them (sealed ones sealed to this row)."""
+        values = self.shredded()
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.save(update_fields=list(values))
 
 
 class InvitationSchedule(models.Model):

@@ -28,7 +28,7 @@ from participants.models import ConsentRecord, Participant
 from participants.signals import participant_inactive, participant_reactivated
 from preventicons import crypto
 from preventicons.dbrouter import ALIASES, DEFAULT
-from preventicons.fields import EncryptedTextField
+from preventicons.fields import EncryptedTextField, SealedBooleanField
 
 # Participants are read and updated in chunks: bounded memory, and IN-lists PostgreSQL plans well.
 CHUNK = 5_000
@@ -124,13 +124,26 @@ def record_participation(
     """
     limit = inactive_after_weeks()
     outcome = Participation()
-    resealed: list[tuple[uuid.UUID, str]] = []
+    resealed: list[tuple[uuid.UUID, str | None, str]] = []
     reaching_limit: list[uuid.UUID] = []
-    rows = Participant.objects.filter(
-        organisation_id=organisation_id, status=Participant.Status.ACTIVE
-    ).values_list("pk", "pseudonym", "is_listed", "messages_paused", "participation")
+    # The status and the pause are sealed: every participant of the organisation is read, and who is
+    # active is decided here, after opening them (a few microseconds each).
+    rows = Participant.objects.filter(organisation_id=organisation_id).values_list(
+        "pk", "status", "pseudonym", "is_listed", "messages_paused", "participation"
+    )
     with every_store():
-        for pk, sealed_pseudonym, is_listed, paused, sealed_state in rows.iterator(chunk_size=CHUNK):
+        for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state in rows.iterator(
+            chunk_size=CHUNK
+        ):
+            if crypto.open_sealed(sealed_status, _binding(pk, "status")) != Participant.Status.ACTIVE:
+                # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
+                # order) who is active at all.
+                resealed.append((pk, sealed_state, sealed_status))
+                continue
+            paused = (
+                crypto.open_sealed(str(sealed_paused), _binding(pk, "messages_paused"))
+                == SealedBooleanField.TRUE
+            )
             state = ParticipationState.from_text(
                 crypto.open_sealed(sealed_state, _binding(pk, "participation")) if sealed_state else None
             )
@@ -150,7 +163,10 @@ def record_participation(
                 # No link reached them: a week they could not answer says nothing about them.
                 outcome.not_counted += 1
             # A fresh nonce for everyone, changed or not.
-            resealed.append((pk, crypto.seal(state.sealed_text(), _binding(pk, "participation"))))
+            # With the status ciphertext read: written only where it is still the same (see below).
+            resealed.append(
+                (pk, crypto.seal(state.sealed_text(), _binding(pk, "participation")), sealed_status)
+            )
         for start in range(0, len(resealed), CHUNK):
             _write_participation(resealed[start : start + CHUNK])
         # Locked and checked again, so a participant who stopped meanwhile is not made inactive. Usually few
@@ -158,8 +174,10 @@ def record_participation(
         # parameters with server-side binding.
         for start in range(0, len(reaching_limit), CHUNK):
             for participant in Participant.objects.select_for_update().filter(
-                pk__in=reaching_limit[start : start + CHUNK], status=Participant.Status.ACTIVE
+                pk__in=reaching_limit[start : start + CHUNK]
             ):
+                if participant.status != Participant.Status.ACTIVE:
+                    continue
                 pseudonym = participant.pseudonym
                 participant.status = Participant.Status.INACTIVE
                 participant.save(update_fields=["status"])
@@ -171,9 +189,13 @@ def record_participation(
     return outcome
 
 
-def _write_participation(rows: list[tuple[uuid.UUID, str]]) -> None:
+def _write_participation(rows: list[tuple[uuid.UUID, str | None, str]]) -> None:
     """Write sealed participation states by id, only on rows still active (a stop may have committed since
-    they were read: a stopped row keeps what the stop left)."""
+    they were read: a stopped row keeps what the stop left).
+
+    The status is sealed, so "still active" is "its status ciphertext is still the one read": any change of
+    status since (a stop, inactivity) sealed it afresh, with a new nonce.
+    """
     connection = connections[router.db_for_write(Participant)]
     table = connection.ops.quote_name(Participant._meta.db_table)
     with connection.cursor() as cursor:
@@ -181,13 +203,18 @@ def _write_participation(rows: list[tuple[uuid.UUID, str]]) -> None:
             # One statement per chunk instead of one per row: a close rewrites every active participant.
             cursor.execute(
                 f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
-                "FROM unnest(%s::uuid[], %s::text[]) AS v(id, sealed) WHERE p.id = v.id AND p.status = %s",
-                [[pk for pk, _ in rows], [sealed for _, sealed in rows], Participant.Status.ACTIVE.value],
+                "FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, sealed, status) "
+                "WHERE p.id = v.id AND p.status = v.status",
+                [
+                    [pk for pk, _s, _t in rows],
+                    [sealed for _p, sealed, _t in rows],
+                    [st for _p, _s, st in rows],
+                ],
             )
         else:
             cursor.executemany(
                 f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608  # nosec B608  # names from the model
-                [(sealed, pk.hex, Participant.Status.ACTIVE.value) for pk, sealed in rows],
+                [(sealed, pk.hex, status) for pk, sealed, status in rows],
             )
 
 

@@ -461,12 +461,8 @@ def request_resend(*, participant: Participant, purpose: str) -> int:
 
 def resend_after(*, participant_id: str, purpose: str, after_code_id: str) -> bool:
     """Issue new codes unless the round after ``after_code_id`` was already issued; True when issued."""
-    participant = (
-        Participant.objects.filter(pk=participant_id)
-        .exclude(status__in=(Participant.Status.DECLINED, Participant.Status.STOPPED))
-        .first()
-    )
-    if participant is None:
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if participant is None or participant.status in (Participant.Status.DECLINED, Participant.Status.STOPPED):
         return False
     if _round_marker(participant, purpose) != after_code_id:
         return False  # a redelivered task: its round exists already

@@ -39,7 +39,7 @@ def anna_does(organisation: Organisation, what: str) -> None:
     if what == "stopped":
         account.stop_participation(participant=anna)
     elif what == "declined":
-        Participant.objects.filter(pk=anna.pk).update(status=Participant.Status.DECLINED)
+        Participant.objects.filter(pk=anna.pk).set_state(status=Participant.Status.DECLINED)
         from participants.invitations import remember_departed
 
         remember_departed(participant=anna)

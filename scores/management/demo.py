@@ -53,7 +53,7 @@ def seed(*, write: Callable[[str], None]) -> None:
     today = timezone.localdate()
     this_week = monday_of(today)
     weeks = [this_week - dt.timedelta(weeks=n) for n in range(DEMO_WEEKS, 0, -1)]
-    people = list(Participant.objects.filter(status=Participant.Status.ACTIVE, pseudonym__isnull=False))
+    people = list(Participant.objects.filter(pseudonym__isnull=False).with_status(Participant.Status.ACTIVE))
     closed = set(ClosedWeek.objects.filter(week__in=weeks).values_list("organisation_id", "week"))
     for participant in people:
         pseudonym = participant.pseudonym
@@ -76,7 +76,7 @@ def seed(*, write: Callable[[str], None]) -> None:
     write(f"scores: {len(people)} people over {DEMO_WEEKS} weeks, {frozen} frozen weekly figures")
     # Chosen after the closes, which make someone without a score in four weeks inactive: the same person,
     # still active, on every run.
-    still_active = Participant.objects.filter(status=Participant.Status.ACTIVE, pseudonym__isnull=False)
+    still_active = Participant.objects.filter(pseudonym__isnull=False).with_status(Participant.Status.ACTIVE)
     demo_person = still_active.order_by("pk").first()
     if demo_person is not None:
         token = this_weeks_token(demo_person, this_week)

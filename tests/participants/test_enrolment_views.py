@@ -450,7 +450,7 @@ def test_the_link_of_someone_who_declined_reactivates_nothing(
     client: Client, jan: Participant, english: None
 ) -> None:
     token = invite(jan)
-    Participant.objects.filter(pk=jan.pk).update(status="declined")
+    Participant.objects.filter(pk=jan.pk).set_state(status="declined")
     words = "You said you do not want to take part"
 
     page = client.get(open_with_sms_code(client, token)["Location"])
@@ -469,7 +469,7 @@ def test_the_link_of_someone_who_stopped_sends_no_code_and_opens_nothing(
     client: Client, jan: Participant, english: None
 ) -> None:
     token = invite(jan)
-    Participant.objects.filter(pk=jan.pk).update(status="stopped", mobile=None, mobile_index=None)
+    Participant.objects.filter(pk=jan.pk).set_state(status="stopped", mobile=None, mobile_index=None)
     sms_before = len(MemorySmsGateway.outbox)
 
     client.get(f"/i/{token}/")

@@ -67,7 +67,7 @@ def set_last_response(participant: Participant, last_response: dt.date | None) -
 
 def inactive(organisation: Organisation, *, last_response: dt.date | None) -> Participant:
     participant = make_participant(organisation)
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.INACTIVE)
     set_last_response(participant, last_response)
     return participant
 
@@ -376,7 +376,7 @@ first = retention.run_retention()
 second = retention.run_retention()
 print(batch.taken_up, Dossier.objects.count(), first.declined_erased, first.unlisted_anonymised,
       second.any(), AnonymisationRun.objects.count(),
-      Participant.objects.filter(status="stopped", name=None, email=None).count())
+      Participant.objects.filter(name=None, email=None).with_status("stopped").count())
 """
 
 
@@ -427,7 +427,10 @@ def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
     from preventicons.models import OutboundMessage
     from scores.models import Score
 
-    row = Participant.objects.filter(pk=participant.pk).values()[0]
+    row: dict[str, Any] = dict(Participant.objects.filter(pk=participant.pk).values()[0])
+    # The sealed state opened (its ciphertexts differ by their nonces, not by what they say).
+    fresh = Participant.objects.get(pk=participant.pk)
+    row["status"], row["messages_paused"] = fresh.status, fresh.messages_paused
     return {
         "participant": {name: value for name, value in row.items() if name != "id"},
         "consents": sorted(participant.consents.values_list("kind", "text_version", "recorded_at")),

@@ -77,7 +77,7 @@ def test_the_demo_has_weeks_of_scores_of_active_people_and_those_weeks_are_close
     assert len(weeks) == DEMO_WEEKS
     # Active people, and those the closed weeks made inactive (four demo weeks in a row without a score
     # happen now and then: the scores are drawn at random per pseudonym).
-    holders = Participant.objects.filter(status__in=[Participant.Status.ACTIVE, Participant.Status.INACTIVE])
+    holders = Participant.objects.with_status(Participant.Status.ACTIVE, Participant.Status.INACTIVE)
     found = sum(len(weekly_values_for(participant.pseudonym or "")) for participant in holders)
     assert found == Score.objects.count()
     assert ClosedWeek.objects.filter(week__in=weeks).count() == 2 * DEMO_WEEKS
@@ -121,8 +121,8 @@ def test_demo_people_have_plausible_contact_data_that_is_stored_sealed() -> None
 
 def test_active_demo_people_consented_and_have_a_pseudonym_and_invited_ones_do_not() -> None:
     seed()
-    active = Participant.objects.filter(status=Participant.Status.ACTIVE)
-    invited = Participant.objects.filter(status=Participant.Status.INVITED)
+    active = Participant.objects.with_status(Participant.Status.ACTIVE)
+    invited = Participant.objects.with_status(Participant.Status.INVITED)
     assert active.exists() and invited.exists()
     assert all(person.pseudonym and person.consents.exists() for person in active)
     assert all(person.pseudonym is None and not person.consents.exists() for person in invited)

@@ -225,7 +225,7 @@ def test_a_stopped_participants_tap_is_thanked_and_recorded_nowhere(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     participant, token = link_token
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.STOPPED, pseudonym=None)
 
     response = client.post(f"/w/{token}/", {"value": "3"})
 
@@ -411,7 +411,7 @@ def test_the_thanks_page_of_a_stopped_link_reads_like_an_active_ones(
 
     unknown = client.get("/w/" + "x" * 43 + "/thanks/")
     active = client.get(f"/w/{token}/thanks/")
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.STOPPED, pseudonym=None)
     stopped = client.get(f"/w/{token}/thanks/")
 
     assert unknown.status_code == 404 and 'id="link-problem"' in unknown.content.decode()

@@ -463,7 +463,7 @@ def test_a_score_recorded_while_its_author_stopped_loses_its_department_at_the_c
 def test_after_the_close_participants_still_find_their_own_scores(organisation: Organisation) -> None:
     active = make_participant(organisation)
     resting = make_participant(organisation)
-    Participant.objects.filter(pk=resting.pk).update(status=Participant.Status.INACTIVE)
+    Participant.objects.filter(pk=resting.pk).set_state(status=Participant.Status.INACTIVE)
     for author, value in ((active, 2), (resting, 4)):
         score(organisation, value=value, department=author.department, pseudonym=author.pseudonym)
 
