@@ -3,8 +3,9 @@
 Submitting a score writes nothing on the participant's side (DESIGN.md, unlinkability rules). Instead the
 week-close batch (scores.weekclose) tells, for each participant's pseudonym, whether it scored in the closed
 week, and this module updates, for every active participant at once, their sealed participation (the last
-week answered, weeks without a response): never a readable column, and every active row rewritten at every
-close, so neither a dump nor the difference of two dumps says who answered. After
+week answered, weeks without a response): never a readable column, and every row of the organisation
+rewritten at every close (the others as they were), so neither a dump nor the difference of two dumps says
+who answered, nor who is active at all (the status is sealed too). After
 ``settings.INACTIVE_AFTER_WEEKS`` closed weeks in a row without a response a participant becomes inactive:
 the weekly round sends them no links and their dossier is unavailable to casemanagers
 (``participant_inactive``). They come back through their account page (``reactivate_participant``).
@@ -117,10 +118,12 @@ def record_participation(
 
     ``answered(P)`` tells whether the holder of pseudonym P has a score in the week (None: nobody has).
     Every active participant's sealed participation is opened, updated and sealed afresh in this one
-    batch, also for those whose state did not change (paused, unlisted): which rows a close rewrites must
-    not tell who answered. Call exactly once per organisation and week, in order of weeks (scores.weekclose
-    guarantees both through its ClosedWeek row): a second call would count a missed week twice. Whoever
-    reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and ``participant_inactive`` is sent for them.
+    batch, also for those whose state did not change (paused, unlisted), and every other row of the
+    organisation is written back as it was: which rows a close rewrites must not tell who answered, nor who
+    is active (the status is sealed, and opened here). Call exactly once per organisation and week, in
+    order of weeks (scores.weekclose guarantees both through its ClosedWeek row): a second call would count
+    a missed week twice. Whoever reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and
+    ``participant_inactive`` is sent for them.
     """
     limit = inactive_after_weeks()
     outcome = Participation()
@@ -200,7 +203,7 @@ def _write_participation(rows: list[tuple[uuid.UUID, str | None, str]]) -> None:
     table = connection.ops.quote_name(Participant._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One statement per chunk instead of one per row: a close rewrites every active participant.
+            # One statement per chunk instead of one per row: a close rewrites every participant row.
             cursor.execute(
                 f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
                 "FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, sealed, status) "

@@ -635,3 +635,34 @@ def test_a_role_that_cannot_vacuum_the_score_table_says_so_in_the_log(
             cursor.execute("RESET ROLE")
 
     assert "cannot VACUUM" in caplog.text
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_rewrites_every_participant_row_so_xmin_does_not_tell_who_is_active(
+    organisation: Organisation,
+) -> None:
+    # The status is sealed; rewriting only the active rows would let a dump read it from xmin instead.
+    people = [
+        make_participant(organisation),
+        make_participant(organisation, messages_paused=True),
+        make_participant(organisation, status=Participant.Status.INVITED),
+        make_participant(organisation, status=Participant.Status.DECLINED),
+        make_participant(organisation, status=Participant.Status.INACTIVE),
+    ]
+    stop_participation(participant=make_participant(organisation))
+    other = make_participant(make_organisation("Elders"))
+
+    def xmins() -> dict[object, int]:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT id, xmin::text::bigint FROM participants_participant")
+            return dict(cursor.fetchall())
+
+    before = xmins()
+    close(organisation)
+    after = xmins()
+
+    ours = [pk for pk in after if pk != other.pk]
+    assert len(ours) == len(people) + 1
+    assert all(after[pk] != before[pk] for pk in ours)
+    assert len({after[pk] for pk in ours}) == 1  # one transaction for all of them
+    assert after[other.pk] == before[other.pk]  # another organisation's close is another batch
