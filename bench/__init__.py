@@ -16,10 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+# BENCH_DATABASE_PREFIX names them otherwise, so that several checkouts sharing one server (parallel
+# branches, each with its own migrations) do not migrate each other's bench databases.
+_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX") or "preventicons_bench"
 BENCH_DATABASES = {
-    "DATABASE_URL": "preventicons_bench_identity",
-    "NOTES_DATABASE_URL": "preventicons_bench_notes",
-    "CASEFILES_DATABASE_URL": "preventicons_bench_casefiles",
+    "DATABASE_URL": f"{_PREFIX}_identity",
+    "NOTES_DATABASE_URL": f"{_PREFIX}_notes",
+    "CASEFILES_DATABASE_URL": f"{_PREFIX}_casefiles",
 }
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 # Rows deleted per statement when a benchmark removes its organisation (see bench_organisation).

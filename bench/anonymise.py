@@ -34,7 +34,7 @@ def main() -> None:
     from participants.models import AnonymisationRun, ConsentRecord, Department, Invitation, Participant
     from preventicons import crypto
     from scores.models import Score
-    from scores.sealing import week_pseudonym
+    from scores.sealing import department_text, week_pseudonym
 
     run = secrets.token_hex(4)
     today = timezone.localdate()
@@ -83,7 +83,7 @@ def main() -> None:
             [
                 Score(
                     organisation=organisation,
-                    department=department,
+                    department=department_text(department.pk),
                     week=week,
                     value=3,
                     pseudonym=week_pseudonym(p.pseudonym or "", week),

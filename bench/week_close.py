@@ -36,7 +36,7 @@ def main() -> None:
     from preventicons.crypto import new_pseudonym
     from scores import weekclose
     from scores.models import Score
-    from scores.sealing import week_pseudonym
+    from scores.sealing import department_text, week_pseudonym
 
     run = secrets.token_hex(4)
     rng = random.Random(run)
@@ -68,7 +68,7 @@ def main() -> None:
                 scores.append(
                     Score(
                         organisation=organisation,
-                        department=department,
+                        department=department_text(department.pk),
                         week=week,
                         value=rng.randint(1, 5),
                         pseudonym=week_pseudonym(pseudonym, week),

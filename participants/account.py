@@ -38,9 +38,11 @@ from participants.models import (
     Participant,
     VerificationCode,
 )
+from participants.references import hour_indexes
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging, ratelimit
 from preventicons.dbrouter import ALIASES, DEFAULT
+from preventicons.sessions import coarse_expiry
 
 ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
 # Per hour (preventicons.ratelimit). Counted whether or not the address is known, so the limit tells nothing.
@@ -265,7 +267,7 @@ def confirm_change(
     new_name = pending_change(participant=participant, sealed_name=sealed_name)["name"]
     if not (new_name or proven.email or proven.mobile):
         # The codes are right but what they were for is gone (the session that held the new name ended).
-        VerificationCode.objects.filter(participant=participant, purpose=CHANGE).delete()
+        verification.codes_of(participant).filter(purpose=CHANGE).delete()
         return Confirmation(
             done=False, refusal=_("This request has expired. Please enter your change again.")
         )
@@ -284,9 +286,7 @@ def confirm_change(
                 locked.mobile_index = crypto.blind_index_phone(proven.mobile)
             locked.save()
             round_ids = list(
-                VerificationCode.objects.filter(participant=locked, purpose=CHANGE).values_list(
-                    "pk", flat=True
-                )
+                verification.codes_of(locked).filter(purpose=CHANGE).values_list("pk", flat=True)
             )
             # Used up: a proven round must not apply a second time (a proven round holds for an hour).
             VerificationCode.objects.filter(pk__in=round_ids).delete()
@@ -416,20 +416,21 @@ def stop_participation(*, participant: Participant) -> None:
         # Only keyed hashes of the contact data stay, so a re-imported list never invites them again.
         remember_departed(participant=locked)
 
-        Participant.objects.filter(pk=locked.pk).update(**Participant.shredded())
+        locked.shred()
 
         # Code messages are keyed by the code ("code:<code id>:email"), everything else by the participant.
-        code_ids = list(VerificationCode.objects.filter(participant=locked).values_list("pk", flat=True))
+        # Every code and link that names them, however old: they name them only sealed (references.py).
+        code_ids = list(VerificationCode.objects.naming([locked.pk]).values_list("pk", flat=True))
         messaging.cancel_pending(
             keys_containing=[participant_message_key_part(locked), *(f"code:{pk}:" for pk in code_ids)]
         )
         # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
         VerificationCode.objects.filter(pk__in=code_ids).delete()
-        CodeFailure.objects.filter(participant=locked).delete()
+        CodeFailure.objects.filter(participant_index__in=hour_indexes(locked.pk, timezone.now())).delete()
         # Links would reopen the account: they lose their participant, and keep only the number the employer
         # supplied for their SMS code until they are purged, so the company phone sees what everyone's sees.
         Invitation.objects.filter(participant=locked).update(participant=None)
-        AccountLink.objects.filter(participant=locked).delete()
+        AccountLink.objects.naming([locked.pk]).delete()
         ConsentRecord.objects.create(
             participant=locked,
             kind=ConsentRecord.Kind.WITHDRAWN,
@@ -599,10 +600,11 @@ def send_account_links(*, request_id: str, email: str) -> int:
             with transaction.atomic():
                 token = crypto.new_token()
                 if participant is not None and participant.status in ACCOUNT_STATUSES:
+                    # Names them only sealed, dated to the quarter hour: often written right after a tap.
                     AccountLink.objects.create(
-                        participant=participant,
+                        participant_ref=str(participant.pk),
                         token_hash=crypto.hash_token(token),
-                        expires_at=now + ACCOUNT_LINK_LIFETIME,
+                        expires_at=coarse_expiry(now + ACCOUNT_LINK_LIFETIME),
                     )
                 # Otherwise the token is a decoy: no row, no hash, nothing that could name the person.
                 url = settings.SITE_URL + reverse("participants:account-link-open", kwargs={"token": token})
@@ -633,16 +635,20 @@ def find_account_link(*, token: str) -> AccountLink | None:
     """The unused, unexpired link this token opens, for a participant who may use it; does not use it up."""
     if len(token) != ACCOUNT_TOKEN_LENGTH:
         return None
-    return (
-        AccountLink.objects.filter(
-            token_hash=crypto.hash_token(token),
-            used_at__isnull=True,
-            expires_at__gt=timezone.now(),
-            participant__status__in=ACCOUNT_STATUSES,
-        )
-        .select_related("participant")
-        .first()
-    )
+    link = AccountLink.objects.filter(
+        token_hash=crypto.hash_token(token), used=False, expires_at__gt=timezone.now()
+    ).first()
+    if link is None or _account_holder(link) is None:
+        return None
+    return link
+
+
+def _account_holder(link: AccountLink) -> Participant | None:
+    # The participant is decided here, in Python, from the sealed reference: no query joins the link to them.
+    participant = Participant.objects.filter(pk=link.participant_id).first()
+    if participant is None or participant.status not in ACCOUNT_STATUSES:
+        return None
+    return participant
 
 
 ACCOUNT = VerificationCode.Purpose.ACCOUNT
@@ -688,12 +694,10 @@ def use_account_link(*, link_id: str) -> Participant | None:
     now = timezone.now()
     with transaction.atomic():
         link = (
-            AccountLink.objects.select_for_update()
-            .filter(pk=link_id, used_at__isnull=True, expires_at__gt=now)
-            .first()
+            AccountLink.objects.select_for_update().filter(pk=link_id, used=False, expires_at__gt=now).first()
         )
         if link is None:
             return None
-        link.used_at = now
-        link.save(update_fields=["used_at"])
-        return Participant.objects.filter(pk=link.participant_id, status__in=ACCOUNT_STATUSES).first()
+        link.used = True
+        link.save(update_fields=["used"])
+        return _account_holder(link)

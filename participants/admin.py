@@ -247,6 +247,7 @@ class StaffUserAdmin(StrictLookupsMixin, UserAdmin):
 
 
 # Never shown: what the participant is (name, contact data), and what would link them (pseudonym, indexes).
+# Nor whether they declined, paused or stopped (status, messages_paused): sealed, and personal.
 PARTICIPANT_SEALED_FIELDS = (
     "name",
     "email",
@@ -256,8 +257,10 @@ PARTICIPANT_SEALED_FIELDS = (
     "mobile_index",
     "listed_email_hash",
     "listed_mobile_hash",
+    "status",
+    "messages_paused",
 )
-PARTICIPANT_SHOWN_FIELDS = ("id", "organisation", "department", "status", "is_listed")
+PARTICIPANT_SHOWN_FIELDS = ("id", "organisation", "department", "is_listed")
 
 
 @admin.register(Participant)
@@ -268,9 +271,9 @@ class ParticipantAdmin(StrictLookupsMixin, admin.ModelAdmin):
     readonly_fields = PARTICIPANT_SHOWN_FIELDS
     exclude = PARTICIPANT_SEALED_FIELDS
     list_display = PARTICIPANT_SHOWN_FIELDS
-    list_filter = ("organisation", "status", "is_listed")
+    list_filter = ("organisation", "is_listed")
     list_select_related = ("organisation", "department")
-    ordering = ("organisation", "department", "status")
+    ordering = ("organisation", "department")
     actions = None
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -191,12 +191,15 @@ def decline_invitation(*, invitation: Invitation) -> bool:
         now = timezone.now()
         # The links are not expired early: a declined person's links already open only the page that says
         # so (link_state), and their SMS codes must keep going out for as long as anyone's do.
-        participant.codes.filter(verified_at__isnull=True, expires_at__gt=now).update(expires_at=now)
+        code_ids = list(VerificationCode.objects.naming([participant.pk]).values_list("pk", flat=True))
+        VerificationCode.objects.filter(pk__in=code_ids, verified_at__isnull=True, expires_at__gt=now).update(
+            expires_at=now
+        )
         # Codes not yet sent do not go out. The invitation schedule's messages are keyed by the schedule, not
         # the participant, and still go out: the employer's mailbox must see what everyone's sees.
-        code_ids = participant.codes.values_list("pk", flat=True)
         messaging.cancel_pending(keys_containing=[f"code:{pk}:" for pk in code_ids])
-    logger.info("invitation declined: participant %s", participant.pk)
+    # No participant id: the log would name who declined, and when (issue #14).
+    logger.info("invitation declined")
     return True
 
 
@@ -385,7 +388,7 @@ def complete_enrolment(
         raise EnrolmentRefused(
             _("This e-mail address or mobile number cannot be used. Please enter another one.")
         ) from None
-    logger.info("participant enrolled: %s", participant.pk)
+    logger.info("participant enrolled")
     return participant
 
 

@@ -487,13 +487,24 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     # contact data, blind indexes and listed hashes are destroyed (the listed hashes moved to a
     # DepartedContact) so nothing links the scores they left to a person. Should a stopped row still hold
     # one, it must neither link nor block a new participant.
-    stopped = Participant.objects.filter(organisation=organisation, status=Participant.Status.STOPPED)
-    stopped.exclude(
-        email_index=None, mobile_index=None, listed_email_hash=None, listed_mobile_hash=None
-    ).update(email_index=None, mobile_index=None, listed_email_hash=None, listed_mobile_hash=None)
-    existing = list(
-        Participant.objects.filter(organisation=organisation).exclude(status=Participant.Status.STOPPED)
-    )
+    # The status is sealed (participants.models): decided in Python, from the rows read here.
+    everyone = list(Participant.objects.filter(organisation=organisation))
+    stopped = [
+        participant.pk
+        for participant in everyone
+        if participant.status == Participant.Status.STOPPED
+        and (
+            participant.email_index
+            or participant.mobile_index
+            or participant.listed_email_hash
+            or participant.listed_mobile_hash
+        )
+    ]
+    for start in range(0, len(stopped), 5000):
+        Participant.objects.filter(pk__in=stopped[start : start + 5000]).update(
+            email_index=None, mobile_index=None, listed_email_hash=None, listed_mobile_hash=None
+        )
+    existing = [participant for participant in everyone if participant.status != Participant.Status.STOPPED]
     # Rows are matched only against how the employer listed each person (the listed hashes), never against
     # the contacts a participant uses now: a participant who moved to a private address and number is the
     # same person to the list, and a row carrying their new private number is nobody to it. Someone who

@@ -104,12 +104,15 @@ def send_invitations(*, organisation: Organisation, by: Any = None) -> int:
     started = 0
     with transaction.atomic():
         # Locked, so two parallel runs cannot both start the same person.
+        # The status is sealed: whoever is still invited is decided in Python, below.
         candidates = Participant.objects.select_for_update().filter(
-            organisation=organisation, status=Participant.Status.INVITED, is_listed=True, was_invited=False
+            organisation=organisation, is_listed=True, was_invited=False
         )
         schedules = []
         ids = []
         for participant in candidates.order_by("pk"):
+            if participant.status != Participant.Status.INVITED:
+                continue
             # A copy of the addresses the employer supplied, sealed to the schedule's own row.
             schedules.append(
                 InvitationSchedule(
@@ -447,10 +450,13 @@ def end_schedules_not_listed(*, organisation_id: int, listed_hashes: set[str]) -
     an import can unlist, so their schedule is matched on the hashes of the addresses it holds.
     """
     ended = 0
-    schedules = InvitationSchedule.objects.filter(organisation_id=organisation_id).filter(
-        Q(participant__isnull=True) | Q(participant__status=Participant.Status.STOPPED)
+    schedules = InvitationSchedule.objects.filter(organisation_id=organisation_id).select_related(
+        "participant"
     )
     for schedule in schedules:
+        # The status is sealed: decided here, in Python.
+        if schedule.participant is not None and schedule.participant.status != Participant.Status.STOPPED:
+            continue
         own = departed_hashes(organisation_id=organisation_id, email=schedule.email, mobile=schedule.mobile)
         if not own & listed_hashes:
             schedule.delete()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
@@ -12,7 +14,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.fields import EncryptedTextField, sealed_only
+from preventicons.crypto import open_sealed
+from preventicons.fields import (
+    EncryptedTextField,
+    SealedBooleanField,
+    SealedChoiceField,
+    open_column,
+    sealed_only,
+)
 
 
 class Organisation(models.Model):
@@ -135,6 +144,49 @@ class StaffUser(AbstractUser):
         verbose_name_plural = _("staff users")
 
 
+class ParticipantQuerySet(models.QuerySet["Participant"]):
+    """Participants, with the sealed state (status, messages paused) decided in Python, never in SQL."""
+
+    def states(self) -> Iterator[tuple[uuid.UUID, str, bool]]:
+        """(id, status, messages paused) of each row, opened; in chunks, for batches of any size."""
+        rows = self.values_list("pk", "status", "messages_paused").order_by()
+        for pk, status, paused in rows.iterator(chunk_size=5000):
+            yield (
+                pk,
+                open_column(Participant, "status", pk, status) or "",
+                open_column(Participant, "messages_paused", pk, paused) == SealedBooleanField.TRUE,
+            )
+
+    def ids_with_status(self, *statuses: str, paused: bool | None = None) -> list[uuid.UUID]:
+        """The ids of these rows whose opened status is in ``statuses`` (any, without), pause if given."""
+        return [
+            pk
+            for pk, status, is_paused in self.states()
+            if (not statuses or status in statuses) and (paused is None or is_paused == paused)
+        ]
+
+    def with_status(self, *statuses: str, paused: bool | None = None) -> ParticipantQuerySet:
+        """These rows whose opened status is one of ``statuses``: for small sets (one person, a test)."""
+        return self.filter(pk__in=self.ids_with_status(*statuses, paused=paused))
+
+    def without_status(self, *statuses: str) -> ParticipantQuerySet:
+        """These rows whose opened status is none of ``statuses``: for small sets."""
+        return self.filter(pk__in=[pk for pk, status, _paused in self.states() if status not in statuses])
+
+    def set_state(self, **values: Any) -> int:
+        """Set columns, sealed ones included, row by row (save() seals them); how many rows.
+
+        ``update()`` cannot write a sealed column: the ciphertext is bound to its row.
+        """
+        count = 0
+        for participant in self:
+            for name, value in values.items():
+                setattr(participant, name, value)
+            participant.save(update_fields=list(values))
+            count += 1
+        return count
+
+
 class Participant(models.Model):
     """An employee on the address list. Contact data and the pseudonym link exist only sealed.
 
@@ -162,12 +214,15 @@ class Participant(models.Model):
         related_name="participants",
         verbose_name=_("department"),
     )
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.INVITED)
+    # Sealed, as is messages_paused (issue #14, F9): in clear, a department of one would tell a dump whether
+    # its one person declined, paused, fell silent or stopped. The application opens them and decides in
+    # Python; no query filters on them (the database cannot).
+    status = SealedChoiceField(_("status"), choices=Status.choices, default=Status.INVITED)
     # False once a new full address list no longer names them: no more messages, anonymised on schedule.
     is_listed = models.BooleanField(_("on the address list"), default=True)
     unlisted_on = models.DateField(null=True, blank=True)
-    # Restriction / objection: the participant paused all messages.
-    messages_paused = models.BooleanField(default=False)
+    # Restriction / objection: the participant paused all messages. Sealed, like status.
+    messages_paused = SealedBooleanField(default=False)
     prefers_email = models.BooleanField(default=True)
     prefers_sms = models.BooleanField(default=True)
     name = EncryptedTextField(null=True)
@@ -208,6 +263,8 @@ class Participant(models.Model):
     # (participants/invitations.py): it starts once per listed person, whatever they did since.
     was_invited = models.BooleanField(default=False)
 
+    objects = ParticipantQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("participant")
         verbose_name_plural = _("participants")
@@ -222,7 +279,16 @@ class Participant(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "listed_mobile_hash"], name="participant_unique_listed_mobile"
             ),
-            *sealed_only("name", "email", "mobile", "pseudonym", "private_email", "participation"),
+            *sealed_only(
+                "name",
+                "email",
+                "mobile",
+                "pseudonym",
+                "private_email",
+                "participation",
+                "status",
+                "messages_paused",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -271,6 +337,13 @@ class Participant(models.Model):
             "weekly_channel": None,
             "status": cls.Status.STOPPED,
         }
+
+    def shred(self) -> None:
+        """Give this row the columns of shredded() and save them (sealed ones sealed to this row)."""
+        values = self.shredded()
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.save(update_fields=list(values))
 
 
 class InvitationSchedule(models.Model):
@@ -368,8 +441,39 @@ class Invitation(models.Model):
         return self.participant
 
 
+class NamedSealedQuerySet(models.QuerySet[Any]):
+    """Rows that name their participant only in a sealed ``participant_ref`` (account links, codes)."""
+
+    def naming(self, participant_ids: Iterable[uuid.UUID | str]) -> models.QuerySet[Any]:
+        """These rows that name one of the participants: every row's reference opened, in Python.
+
+        For the short-lived tables that have one (both purged within a day), which a stop or an
+        anonymisation must clear of a participant's rows, whatever hour they were made in.
+        """
+        wanted = {str(pk) for pk in participant_ids}
+        if not wanted:
+            return self.none()
+        field = self.model._meta.get_field("participant_ref")
+        assert isinstance(field, EncryptedTextField)
+        found = []
+        for pk, sealed in self.values_list("pk", "participant_ref").iterator(chunk_size=2000):
+            if open_sealed(str(sealed), field.binding_for(_Row(pk))) in wanted:
+                found.append(pk)
+        return self.filter(pk__in=found)
+
+
+@dataclass(frozen=True)
+class _Row:
+    pk: object
+
+
 class VerificationCode(models.Model):
-    """A 6-digit code sent by e-mail or SMS: stored as a keyed hash, 10 minutes, single use, 5 tries."""
+    """A 6-digit code sent by e-mail or SMS: stored as a keyed hash, 10 minutes, single use, 5 tries.
+
+    It names its participant only sealed (``participant_ref``) and by a keyed hash that changes every clock
+    hour (``participant_index``, participants.references): a code is often written right after its owner's
+    tap, and a participant id in clear would pair the two by ``xmin`` (issue #14, F7).
+    """
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("e-mail")
@@ -385,45 +489,61 @@ class VerificationCode(models.Model):
         OPEN_LINK = "open_link", _("opening the invitation")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="codes")
+    # The participant's id, sealed to this row.
+    participant_ref = EncryptedTextField()
+    # participants.references.hour_index(participant id, created_at): finds the codes of the last hour.
+    participant_index = models.CharField(max_length=64)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     code_hash = models.CharField(max_length=64)
     # Where the code went when it verifies a new address or number (sealed): it replaces the old one
     # only once proven.
     target = EncryptedTextField(null=True)
+    # To the microsecond: both codes of a round share it, which is how a round is told from the next one.
+    # It orders codes among themselves, as xmin does anyway; it names nobody and no score row has a time.
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     failed_attempts = models.PositiveSmallIntegerField(default=0)
     verified_at = models.DateTimeField(null=True, blank=True)
 
+    objects = NamedSealedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("verification code")
         verbose_name_plural = _("verification codes")
-        indexes = [models.Index(fields=["participant", "created_at"], name="code_participant_created")]
+        indexes = [models.Index(fields=["participant_index", "created_at"], name="code_participant_hour")]
         constraints = [
             models.CheckConstraint(condition=Q(failed_attempts__lte=5), name="code_at_most_five_failures"),
-            *sealed_only("target"),
+            *sealed_only("participant_ref", "target"),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} code {str(self.pk)[:8]}"
+
+    @property
+    def participant_id(self) -> str:
+        """The id of the participant this code is for, opened."""
+        return str(self.participant_ref)
 
 
 class CodeFailure(models.Model):
     """One wrong code, dated by when it was entered: the hourly budget of wrong codes counts these.
 
     Counted by the moment of the guess, not by when its code was made: a code lives minutes, and counting
-    its failures by its creation let about twelve guesses into an hour whose budget was ten. Purged an hour
-    after the guess (participants.retention) and with the participant's codes when they stop.
+    its failures by its creation let about twelve guesses into an hour whose budget was ten. Like a code, it
+    names its participant only by a keyed hash of the id and the clock hour (participants.references), never
+    by an id in clear: a wrong guess is often typed right after a tap, and ``xmin`` would pair the two
+    (issue #14, F7). Purged an hour after the guess (participants.retention) and when the participant stops.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
+    participant_index = models.CharField(max_length=64)
     failed_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["participant", "failed_at"], name="code_failure_participant_at")]
+        verbose_name = _("wrong code")
+        verbose_name_plural = _("wrong codes")
+        indexes = [models.Index(fields=["participant_index", "failed_at"], name="code_failure_hour_at")]
 
     def __str__(self) -> str:
         return f"code failure {str(self.pk)[:8]}"
@@ -464,20 +584,35 @@ class ConsentRecord(models.Model):
 
 
 class AccountLink(models.Model):
-    """A one-time link to the participant's account, sent by e-mail. Only the token's hash is stored."""
+    """A one-time link to the participant's account, sent by e-mail. Only the token's hash is stored.
+
+    It is often asked for right after a tap (the thanks page links to the account), so it names its
+    participant only sealed, and dates its expiry to a quarter of an hour: a participant id in clear, or a
+    moment to the microsecond, would pair it with the score written just before (issue #14, F7).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="account_links")
+    # The participant's id, sealed to this row.
+    participant_ref = EncryptedTextField()
     token_hash = models.CharField(max_length=64, unique=True)
+    # Rounded up to the quarter hour (preventicons.sessions.coarse_expiry): it works at least its lifetime.
     expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    used = models.BooleanField(default=False)
+
+    objects = NamedSealedQuerySet.as_manager()
 
     class Meta:
+        constraints = [*sealed_only("participant_ref")]
         verbose_name = _("account link")
         verbose_name_plural = _("account links")
 
     def __str__(self) -> str:
         return f"account link {str(self.pk)[:8]}"
+
+    @property
+    def participant_id(self) -> str:
+        """The id of the participant this link opens, opened."""
+        return str(self.participant_ref)
 
 
 class QueuedRequest(models.Model):

@@ -3,8 +3,9 @@
 Submitting a score writes nothing on the participant's side (DESIGN.md, unlinkability rules). Instead the
 week-close batch (scores.weekclose) tells, for each participant's pseudonym, whether it scored in the closed
 week, and this module updates, for every active participant at once, their sealed participation (the last
-week answered, weeks without a response): never a readable column, and every active row rewritten at every
-close, so neither a dump nor the difference of two dumps says who answered. After
+week answered, weeks without a response): never a readable column, and every row of the organisation
+rewritten at every close (the others as they were), so neither a dump nor the difference of two dumps says
+who answered, nor who is active at all (the status is sealed too). After
 ``settings.INACTIVE_AFTER_WEEKS`` closed weeks in a row without a response a participant becomes inactive:
 the weekly round sends them no links and their dossier is unavailable to casemanagers
 (``participant_inactive``). They come back through their account page (``reactivate_participant``).
@@ -28,7 +29,7 @@ from participants.models import ConsentRecord, Participant
 from participants.signals import participant_inactive, participant_reactivated
 from preventicons import crypto
 from preventicons.dbrouter import ALIASES, DEFAULT
-from preventicons.fields import EncryptedTextField
+from preventicons.fields import EncryptedTextField, SealedBooleanField
 
 # Participants are read and updated in chunks: bounded memory, and IN-lists PostgreSQL plans well.
 CHUNK = 5_000
@@ -117,20 +118,35 @@ def record_participation(
 
     ``answered(P)`` tells whether the holder of pseudonym P has a score in the week (None: nobody has).
     Every active participant's sealed participation is opened, updated and sealed afresh in this one
-    batch, also for those whose state did not change (paused, unlisted): which rows a close rewrites must
-    not tell who answered. Call exactly once per organisation and week, in order of weeks (scores.weekclose
-    guarantees both through its ClosedWeek row): a second call would count a missed week twice. Whoever
-    reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and ``participant_inactive`` is sent for them.
+    batch, also for those whose state did not change (paused, unlisted), and every other row of the
+    organisation is written back as it was: which rows a close rewrites must not tell who answered, nor who
+    is active (the status is sealed, and opened here). Call exactly once per organisation and week, in
+    order of weeks (scores.weekclose guarantees both through its ClosedWeek row): a second call would count
+    a missed week twice. Whoever reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and
+    ``participant_inactive`` is sent for them.
     """
     limit = inactive_after_weeks()
     outcome = Participation()
-    resealed: list[tuple[uuid.UUID, str]] = []
+    resealed: list[tuple[uuid.UUID, str | None, str]] = []
     reaching_limit: list[uuid.UUID] = []
-    rows = Participant.objects.filter(
-        organisation_id=organisation_id, status=Participant.Status.ACTIVE
-    ).values_list("pk", "pseudonym", "is_listed", "messages_paused", "participation")
+    # The status and the pause are sealed: every participant of the organisation is read, and who is
+    # active is decided here, after opening them (a few microseconds each).
+    rows = Participant.objects.filter(organisation_id=organisation_id).values_list(
+        "pk", "status", "pseudonym", "is_listed", "messages_paused", "participation"
+    )
     with every_store():
-        for pk, sealed_pseudonym, is_listed, paused, sealed_state in rows.iterator(chunk_size=CHUNK):
+        for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state in rows.iterator(
+            chunk_size=CHUNK
+        ):
+            if crypto.open_sealed(sealed_status, _binding(pk, "status")) != Participant.Status.ACTIVE:
+                # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
+                # order) who is active at all.
+                resealed.append((pk, sealed_state, sealed_status))
+                continue
+            paused = (
+                crypto.open_sealed(str(sealed_paused), _binding(pk, "messages_paused"))
+                == SealedBooleanField.TRUE
+            )
             state = ParticipationState.from_text(
                 crypto.open_sealed(sealed_state, _binding(pk, "participation")) if sealed_state else None
             )
@@ -150,7 +166,10 @@ def record_participation(
                 # No link reached them: a week they could not answer says nothing about them.
                 outcome.not_counted += 1
             # A fresh nonce for everyone, changed or not.
-            resealed.append((pk, crypto.seal(state.sealed_text(), _binding(pk, "participation"))))
+            # With the status ciphertext read: written only where it is still the same (see below).
+            resealed.append(
+                (pk, crypto.seal(state.sealed_text(), _binding(pk, "participation")), sealed_status)
+            )
         for start in range(0, len(resealed), CHUNK):
             _write_participation(resealed[start : start + CHUNK])
         # Locked and checked again, so a participant who stopped meanwhile is not made inactive. Usually few
@@ -158,8 +177,10 @@ def record_participation(
         # parameters with server-side binding.
         for start in range(0, len(reaching_limit), CHUNK):
             for participant in Participant.objects.select_for_update().filter(
-                pk__in=reaching_limit[start : start + CHUNK], status=Participant.Status.ACTIVE
+                pk__in=reaching_limit[start : start + CHUNK]
             ):
+                if participant.status != Participant.Status.ACTIVE:
+                    continue
                 pseudonym = participant.pseudonym
                 participant.status = Participant.Status.INACTIVE
                 participant.save(update_fields=["status"])
@@ -171,23 +192,32 @@ def record_participation(
     return outcome
 
 
-def _write_participation(rows: list[tuple[uuid.UUID, str]]) -> None:
+def _write_participation(rows: list[tuple[uuid.UUID, str | None, str]]) -> None:
     """Write sealed participation states by id, only on rows still active (a stop may have committed since
-    they were read: a stopped row keeps what the stop left)."""
+    they were read: a stopped row keeps what the stop left).
+
+    The status is sealed, so "still active" is "its status ciphertext is still the one read": any change of
+    status since (a stop, inactivity) sealed it afresh, with a new nonce.
+    """
     connection = connections[router.db_for_write(Participant)]
     table = connection.ops.quote_name(Participant._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One statement per chunk instead of one per row: a close rewrites every active participant.
+            # One statement per chunk instead of one per row: a close rewrites every participant row.
             cursor.execute(
                 f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
-                "FROM unnest(%s::uuid[], %s::text[]) AS v(id, sealed) WHERE p.id = v.id AND p.status = %s",
-                [[pk for pk, _ in rows], [sealed for _, sealed in rows], Participant.Status.ACTIVE.value],
+                "FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, sealed, status) "
+                "WHERE p.id = v.id AND p.status = v.status",
+                [
+                    [pk for pk, _s, _t in rows],
+                    [sealed for _p, sealed, _t in rows],
+                    [st for _p, _s, st in rows],
+                ],
             )
         else:
             cursor.executemany(
                 f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608  # nosec B608  # names from the model
-                [(sealed, pk.hex, Participant.Status.ACTIVE.value) for pk, sealed in rows],
+                [(sealed, pk.hex, status) for pk, sealed, status in rows],
             )
 
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from participants import account, verification
@@ -39,10 +39,12 @@ from participants.models import (
     Invitation,
     ListedEntry,
     Participant,
+    ParticipantQuerySet,
     QueuedRequest,
     VerificationCode,
 )
 from participants.participation import every_store, participation_of
+from participants.references import hour_indexes
 from participants.signals import participant_stopped
 from preventicons import messaging
 
@@ -76,13 +78,14 @@ def _days(setting: str) -> dt.timedelta:
     return dt.timedelta(days=int(getattr(settings, setting)))
 
 
-def _not_stopped() -> QuerySet[Participant]:
-    return Participant.objects.exclude(status=Participant.Status.STOPPED)
+def _not_stopped(candidates: ParticipantQuerySet) -> list[uuid.UUID]:
+    # The status is sealed (participants.models): opened and decided here, in Python, never in SQL.
+    return [pk for pk, status, _paused in candidates.states() if status != Participant.Status.STOPPED]
 
 
-def declined() -> QuerySet[Participant]:
+def declined() -> list[uuid.UUID]:
     """Everyone who declined: they asked to be left alone, so nothing of theirs waits for a grace period."""
-    return Participant.objects.filter(status=Participant.Status.DECLINED)
+    return Participant.objects.all().ids_with_status(Participant.Status.DECLINED)
 
 
 def _contract_grace_end(today: dt.date) -> dt.date:
@@ -90,15 +93,19 @@ def _contract_grace_end(today: dt.date) -> dt.date:
     return today - _days("ANONYMISE_AFTER_CONTRACT_END_DAYS") - dt.timedelta(days=1)
 
 
-def of_ended_contracts(*, today: dt.date) -> QuerySet[Participant]:
+def of_ended_contracts(*, today: dt.date) -> list[uuid.UUID]:
     """Everyone of an organisation whose contract (its last day: contract_end) ended the grace period ago."""
-    return _not_stopped().filter(organisation__contract_end__lte=_contract_grace_end(today))
+    return _not_stopped(
+        Participant.objects.filter(organisation__contract_end__lte=_contract_grace_end(today))
+    )
 
 
-def unlisted(*, today: dt.date) -> QuerySet[Participant]:
+def unlisted(*, today: dt.date) -> list[uuid.UUID]:
     """Whoever the employer's list has no longer named for the whole grace period."""
-    return _not_stopped().filter(
-        is_listed=False, unlisted_on__lte=today - _days("ANONYMISE_UNLISTED_AFTER_DAYS")
+    return _not_stopped(
+        Participant.objects.filter(
+            is_listed=False, unlisted_on__lte=today - _days("ANONYMISE_UNLISTED_AFTER_DAYS")
+        )
     )
 
 
@@ -107,18 +114,20 @@ def inactive_too_long(*, today: dt.date) -> list[uuid.UUID]:
 
     Their last sign of life is the last week they responded in, or, for someone who never responded,
     their last consent record (enrolment, pause or resume), or nothing at all (then it is long ago). The
-    last response week is sealed (participants.participation), so it is opened here, for the inactive only.
+    status and the last response week are sealed (participants.participation), so they are opened here.
     """
     cutoff = today - _days("ANONYMISE_INACTIVE_AFTER_DAYS")
-    candidates = Participant.objects.filter(status=Participant.Status.INACTIVE).annotate(
-        last_consent=Max("consents__recorded_at")
-    )
+    inactive = Participant.objects.all().ids_with_status(Participant.Status.INACTIVE)
     due = []
-    for participant in candidates.iterator(chunk_size=2000):
-        last_response = participation_of(participant).last_response_week
-        last_sign = last_response or getattr(participant, "last_consent", None)
-        if last_sign is None or last_sign <= cutoff:
-            due.append(participant.pk)
+    for start in range(0, len(inactive), CHUNK):
+        candidates = Participant.objects.filter(pk__in=inactive[start : start + CHUNK]).annotate(
+            last_consent=Max("consents__recorded_at")
+        )
+        for participant in candidates.iterator(chunk_size=2000):
+            last_response = participation_of(participant).last_response_week
+            last_sign = last_response or getattr(participant, "last_consent", None)
+            if last_sign is None or last_sign <= cutoff:
+                due.append(participant.pk)
     # Ids, not a queryset over them: an IN list of every inactive person could exceed the 65,535
     # parameters a statement takes with server-side binding; anonymise_participants works in chunks.
     return due
@@ -146,14 +155,22 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
 
 def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # Locked, as stop_participation locks its one row: a stop or a help batch running now waits for us.
-    locked = list(
-        Participant.objects.select_for_update()
+    locked = [
+        participant
+        for participant in Participant.objects.select_for_update()
         .filter(pk__in=ids)
-        .exclude(status=Participant.Status.STOPPED)
         .only(
-            "pk", "organisation_id", "pseudonym", "email", "mobile", "listed_email_hash", "listed_mobile_hash"
+            "pk",
+            "organisation_id",
+            "pseudonym",
+            "email",
+            "mobile",
+            "status",
+            "listed_email_hash",
+            "listed_mobile_hash",
         )
-    )
+        if participant.status != Participant.Status.STOPPED
+    ]
     if not locked:
         return 0
     pks = [participant.pk for participant in locked]
@@ -170,16 +187,21 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # answers for them as for anyone who stopped. Without it, "anonymised" would read differently from
     # "stopped" to the employer.
     remember_departed_all(participants=locked)
-    Participant.objects.filter(pk__in=pks).update(**Participant.shredded())
-    code_ids = list(VerificationCode.objects.filter(participant_id__in=pks).values_list("pk", flat=True))
+    for participant in locked:
+        # Row by row: the sealed status is bound to its row, so no single UPDATE can write it.
+        participant.shred()
+    code_ids = list(VerificationCode.objects.naming(pks).values_list("pk", flat=True))
     parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
     for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
         messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
     VerificationCode.objects.filter(pk__in=code_ids).delete()
-    CodeFailure.objects.filter(participant_id__in=pks).delete()
+    now = timezone.now()
+    CodeFailure.objects.filter(
+        participant_index__in=[index for pk in pks for index in hour_indexes(pk, now)]
+    ).delete()
     # As a stop does: the links open nothing any more and keep only their number until purged.
     Invitation.objects.filter(participant_id__in=pks).update(participant=None)
-    AccountLink.objects.filter(participant_id__in=pks).delete()
+    AccountLink.objects.naming(pks).delete()
     today = timezone.localdate()
     ConsentRecord.objects.bulk_create(
         [
@@ -198,10 +220,9 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     return len(pks)
 
 
-def _anonymise_all(candidates: QuerySet[Participant] | list[uuid.UUID]) -> int:
+def _anonymise_all(ids: list[uuid.UUID]) -> int:
     # Read when called: whoever an earlier rule of this run anonymised is stopped and no longer matches (and
     # anonymise_participants skips anyone already stopped).
-    ids = candidates if isinstance(candidates, list) else list(candidates.values_list("pk", flat=True))
     return anonymise_participants(participant_ids=ids)
 
 
@@ -212,8 +233,14 @@ def _purge_invitations(now: dt.datetime) -> int:
     expired = Invitation.objects.filter(expires_at__lte=now - _days("EXPIRED_INVITATION_KEEP_DAYS")).annotate(
         newest=Subquery(newest.values("pk")[:1])
     )
-    keep = Q(participant__status=Participant.Status.INVITED, pk=F("newest"))
-    ids = list(expired.exclude(keep).values_list("pk", flat=True))
+    rows = list(expired.values_list("pk", "participant_id", "newest"))
+    # Whether their participant is still invited is sealed: opened here, for the newest ones only.
+    newest_of = list({participant_id for pk, participant_id, newest in rows if pk == newest})
+    invited: set[uuid.UUID] = set()
+    for start in range(0, len(newest_of), CHUNK):
+        chunk = Participant.objects.filter(pk__in=newest_of[start : start + CHUNK])
+        invited |= set(chunk.ids_with_status(Participant.Status.INVITED))
+    ids = [pk for pk, participant_id, newest in rows if not (pk == newest and participant_id in invited)]
     purged = 0
     for start in range(0, len(ids), CHUNK):
         purged += Invitation.objects.filter(pk__in=ids[start : start + CHUNK]).delete()[0]

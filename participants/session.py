@@ -65,12 +65,8 @@ def current_participant(request: HttpRequest) -> Participant | None:
     if not isinstance(seen_at, int) or not 0 <= now - seen_at <= settings.PARTICIPANT_SESSION_SECONDS:
         request.session.flush()
         return None
-    participant = (
-        Participant.objects.filter(pk=participant_id)
-        .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
-        .first()
-    )
-    if participant is None:
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if participant is None or participant.status in (Participant.Status.STOPPED, Participant.Status.DECLINED):
         request.session.flush()
         return None
     request.session[SESSION_SEEN_AT] = now
@@ -133,11 +129,12 @@ def link_step(request: HttpRequest) -> LinkStep | None:
         return None
     participant = None
     if step["participant"]:
-        participant = (
-            Participant.objects.filter(pk=step["participant"])
-            .exclude(status__in=(Participant.Status.STOPPED, Participant.Status.DECLINED))
-            .first()
-        )
+        participant = Participant.objects.filter(pk=step["participant"]).first()
+        if participant is not None and participant.status in (
+            Participant.Status.STOPPED,
+            Participant.Status.DECLINED,
+        ):
+            participant = None
     return LinkStep(participant=participant, link=step["link"])
 
 

@@ -207,3 +207,60 @@ class EncryptedTextField(models.TextField):
     def value_to_string(self, obj: Any) -> str:
         # Serialisation (dumpdata, fixtures) never writes plaintext: it writes what the column holds.
         raise TypeError(f"{self.attname} is encrypted and is not serialised")
+
+
+class SealedChoiceField(EncryptedTextField):
+    """A short value from a fixed set (a status), sealed to its row: the database cannot filter on it.
+
+    What a dump must not tell (who declined, paused or stopped) lives here; the application opens it and
+    decides in Python. Every value is padded to the same length bucket, so the ciphertexts of all choices
+    look alike. The default applies in Python only, never in a migration: in the schema it would be
+    plaintext, which the column's CHECK refuses.
+    """
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("default", None)
+        return name, path, args, kwargs
+
+
+class SealedBooleanAttribute(EncryptedAttribute):
+    """Opens the sealed flag to a bool."""
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        value = super().__get__(instance, cls)
+        if instance is None or value is None or isinstance(value, bool):
+            return value
+        return value == SealedBooleanField.TRUE
+
+
+class SealedBooleanField(SealedChoiceField):
+    """A flag (messages paused), sealed to its row like SealedChoiceField; True or False in Python."""
+
+    TRUE = "1"
+    FALSE = "0"
+    descriptor_class = SealedBooleanAttribute
+    # For django-stubs: the attribute is a bool, not the text the column holds.
+    _pyi_private_set_type: bool  # type: ignore[assignment]
+    _pyi_private_get_type: bool  # type: ignore[assignment]
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        value = model_instance.__dict__.get(self.attname)
+        if isinstance(value, bool):
+            model_instance.__dict__[self.attname] = self.TRUE if value else self.FALSE
+        sealed = super().pre_save(model_instance, add)
+        if isinstance(value, bool):
+            model_instance.__dict__[self.attname] = value
+        return sealed
+
+
+def open_column(model: type[models.Model], name: str, pk: object, sealed: str | None) -> str | None:
+    """Open what ``values_list`` gave of an encrypted column of ``model``'s row ``pk`` (None stays None).
+
+    For batch paths that read many rows without building instances; the same binding the field uses.
+    """
+    if sealed is None:
+        return None
+    field = model._meta.get_field(name)
+    assert isinstance(field, EncryptedTextField)
+    return open_sealed(str(sealed), Binding(field.purpose, model._meta.db_table, str(field.column), str(pk)))

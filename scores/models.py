@@ -35,10 +35,11 @@ class Score(models.Model):
     # a number stands for lives in code. Bound to (pseudonym, week), which survives the close's new ids.
     value = SealedScoreValueField(bound_to=("pseudonym", "week"))
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
-    # Only while the week is open: the week close freezes the aggregates and then strips it from every row.
-    department = models.ForeignKey(
-        Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    # Only while the week is open, and sealed: the department's id (NO_DEPARTMENT without one), bound like the
+    # value. In clear, a department of one would tell a dump of the open week whether its one person
+    # answered (issue #14, F9). Every open row has one, so NULL against a ciphertext tells nothing either.
+    # The week close opens it to freeze the aggregates and then strips it from every row (NULL).
+    department = NaturalKeySealedField(bound_to=("pseudonym", "week"), null=True)
     # week_pseudonym(P, week): a keyed hash of the participant's secret and the week, never P itself, so it
     # repeats in no other week. Only whoever holds P and the key (a dossier, the participant) finds it.
     pseudonym = models.CharField(max_length=WEEK_PSEUDONYM_LENGTH)
@@ -48,7 +49,7 @@ class Score(models.Model):
         verbose_name_plural = _("scores")
         constraints = [
             models.UniqueConstraint(fields=["pseudonym", "week"], name="score_one_per_pseudonym_per_week"),
-            *sealed_only("value"),
+            *sealed_only("value", "department"),
         ]
         indexes = [models.Index(fields=["organisation", "week"], name="score_org_week")]
 

@@ -31,6 +31,7 @@ from participants.agreements import AgreementMissing, require_signed_agreement
 from participants.models import Organisation, Participant
 from preventicons import messaging
 from preventicons.crypto import hash_token
+from preventicons.fields import SealedBooleanField, open_column
 from preventicons.keys import get_key_set
 from preventicons.models import OutboundMessage
 from scores.models import WeeklyLink, WeeklyRound
@@ -170,12 +171,8 @@ def _chosen_address(participant: Participant, channel: str) -> str | None:
 
 
 def _recipients(organisation: Organisation, week: dt.date) -> Q:
-    return Q(
-        organisation=organisation,
-        status=Participant.Status.ACTIVE,
-        is_listed=True,
-        messages_paused=False,
-    ) & (_by_email() | _by_sms())
+    # Active and not paused is decided in Python (_next_batch): both are sealed (participants.models).
+    return Q(organisation=organisation, is_listed=True) & (_by_email() | _by_sms())
 
 
 def _by_email() -> Q:
@@ -214,11 +211,12 @@ def run_weekly_round(
             # Runs of the same round take turns batch by batch, so two never prepare the same participant;
             # the unique constraints would refuse a double anyway.
             WeeklyRound.objects.select_for_update().filter(pk=weekly_round.pk).first()
-            batch = _next_batch(organisation, week, after=after, size=batch_size)
-            if not batch:
+            batch, last = _next_batch(organisation, week, after=after, size=batch_size)
+            if last is None:
                 break
-            _prepare(batch, week=week, expires_at=expires_at, report=report)
-            after = batch[-1].pk
+            if batch:
+                _prepare(batch, week=week, expires_at=expires_at, report=report)
+            after = last
         report.batches += 1
         if after_batch is not None:
             after_batch(report.batches)
@@ -244,8 +242,15 @@ class _Recipient:
     by_sms: bool
 
 
-def _next_batch(organisation: Organisation, week: dt.date, *, after: object, size: int) -> list[_Recipient]:
-    # Whether an address exists, not the address: the round opens nothing sealed.
+def _next_batch(
+    organisation: Organisation, week: dt.date, *, after: object, size: int
+) -> tuple[list[_Recipient], object]:
+    """The next ``size`` candidates after ``after`` (by id): those who get a link, and the last id read.
+
+    Whether someone is active and has not paused is sealed, so the database hands over every listed person
+    with an address, and the status and pause are opened and decided here (a few microseconds each).
+    """
+    # Whether an address exists, not the address: the round opens nothing sealed but the state.
     candidates = (
         Participant.objects.filter(_recipients(organisation, week))
         .exclude(Exists(WeeklyLink.objects.filter(participant=OuterRef("pk"), week=week)))
@@ -254,11 +259,20 @@ def _next_batch(organisation: Organisation, week: dt.date, *, after: object, siz
             by_sms=ExpressionWrapper(_by_sms(), output_field=BooleanField()),
         )
         .order_by("pk")
-        .values_list("pk", "by_email", "by_sms")
+        .values_list("pk", "status", "messages_paused", "by_email", "by_sms")
     )
     if after is not None:
         candidates = candidates.filter(pk__gt=after)
-    return [_Recipient(pk, by_email, by_sms) for pk, by_email, by_sms in candidates[:size]]
+    chosen = []
+    last = None
+    for pk, status, paused, by_email, by_sms in candidates[:size]:
+        last = pk
+        if open_column(Participant, "status", pk, status) != Participant.Status.ACTIVE:
+            continue
+        if open_column(Participant, "messages_paused", pk, str(paused)) != SealedBooleanField.FALSE:
+            continue
+        chosen.append(_Recipient(pk, by_email, by_sms))
+    return chosen, last
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ WEEK_PSEUDONYM_PURPOSE = "blind_index"
 WEEK_PSEUDONYM_LABEL = "score-week-pseudonym"
 WEEK_PSEUDONYM_LENGTH = 64  # hex of HMAC-SHA256
 VALUES = range(1, 6)
+# What a score's sealed department holds for a participant without one.
+NO_DEPARTMENT = "-"
 
 
 def week_pseudonym(pseudonym: str, week: dt.date) -> str:
@@ -132,3 +134,13 @@ def score_value_text(value: Any) -> str:
     if isinstance(value, bool) or int(value) not in VALUES or str(int(value)) != str(value).strip():
         raise ValueError("a score is a whole number from 1 to 5")
     return str(int(value))
+
+
+def department_text(department_id: int | None) -> str:
+    """The plaintext a score's department is sealed as: its id, or NO_DEPARTMENT."""
+    return NO_DEPARTMENT if department_id is None else str(int(department_id))
+
+
+def department_of(text: str) -> int | None:
+    """The department id a score's opened department text stands for (None: no department)."""
+    return None if text == NO_DEPARTMENT else int(text)

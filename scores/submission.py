@@ -21,7 +21,7 @@ from participants.models import Participant
 from preventicons import crypto
 from preventicons.crypto import hash_token
 from scores.models import Score, WeeklyLink
-from scores.sealing import natural_key_binding, score_value_text, week_pseudonym
+from scores.sealing import department_text, natural_key_binding, score_value_text, week_pseudonym
 
 TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding
 VALUES = range(1, 6)
@@ -130,8 +130,14 @@ def record_score(
     per_week = week_pseudonym(pseudonym, week)
     # Bound to where it lives: table, column and the row's natural key (scores/sealing.py says why not the
     # id), exactly as SealedScoreValueField.binding_for computes it.
+    table_name = Score._meta.db_table
     sealed = crypto.seal(
-        text, natural_key_binding("field", Score._meta.db_table, "value", [per_week, week.isoformat()])
+        text, natural_key_binding("field", table_name, "value", [per_week, week.isoformat()])
+    )
+    # The department sealed too, bound the same way (scores.models.Score.department says why).
+    sealed_department = crypto.seal(
+        department_text(department_id),
+        natural_key_binding("field", table_name, "department", [per_week, week.isoformat()]),
     )
     # INSERT ... ON CONFLICT DO NOTHING RETURNING (PostgreSQL, SQLite from 3.35): one round trip instead of
     # BEGIN, SAVEPOINT, INSERT, RELEASE, COMMIT, and it tells whether this call added the row.
@@ -140,14 +146,14 @@ def record_score(
     table = connection.ops.quote_name(Score._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608  # nosec B608  # names from the model
+            f"INSERT INTO {table} (id, week, value, organisation_id, department, pseudonym) "  # noqa: S608  # nosec B608  # names from the model
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
             [
                 uuid.uuid4().hex if connection.vendor == "sqlite" else uuid.uuid4(),
                 week,
                 sealed,
                 organisation_id,
-                department_id,
+                sealed_department,
                 per_week,
             ],
         )

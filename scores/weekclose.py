@@ -23,7 +23,7 @@ from participants.models import Department, Organisation
 from participants.participation import Participation, every_store, record_participation
 from preventicons import crypto
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
-from scores.sealing import natural_key_binding, week_pseudonym
+from scores.sealing import department_of, natural_key_binding, week_pseudonym
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,16 @@ def _open_week(organisation_id: int, week: dt.date) -> _OpenedWeek:
     opened = _OpenedWeek()
     table = Score._meta.db_table
     rows = Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
-        "pseudonym", "value", "department_id"
+        "pseudonym", "value", "department"
     )
-    for pseudonym, sealed, department_id in rows.iterator(chunk_size=10_000):
-        binding = natural_key_binding("field", table, "value", [pseudonym, week.isoformat()])
+    for pseudonym, sealed, sealed_department in rows.iterator(chunk_size=10_000):
+        key = [pseudonym, week.isoformat()]
         # values_list gives what the column holds, the ciphertext (the attribute would be the opened int).
-        value = int(crypto.open_sealed(str(sealed), binding))
+        value = int(crypto.open_sealed(str(sealed), natural_key_binding("field", table, "value", key)))
+        department_id = None
+        if sealed_department is not None:
+            binding = natural_key_binding("field", table, "department", key)
+            department_id = department_of(crypto.open_sealed(str(sealed_department), binding))
         opened.values.setdefault(department_id, []).append(value)
         opened.pseudonyms.add(pseudonym)
     return opened
@@ -94,8 +98,9 @@ def _freeze(organisation_id: int, week: dt.date, opened: _OpenedWeek) -> list[We
     ]
     # A row for every department, also one where nobody answered: the grouping is in clear, and a row that
     # exists only when somebody answered would tell, for a department of one, whether that person did.
+    # Only departments that still exist: a score's sealed department may name one removed since it was
+    # tapped (no foreign key holds it), and its value then counts towards the organisation only.
     departments = set(Department.objects.filter(organisation_id=organisation_id).values_list("pk", flat=True))
-    departments |= {department_id for department_id in opened.values if department_id is not None}
     for department_id in sorted(departments):
         aggregates.append(
             WeeklyAggregate(
@@ -179,7 +184,7 @@ def _rewrite(organisation_id: int, week: dt.date) -> None:
             cursor.execute(
                 f"WITH moved AS (DELETE FROM {table} "  # noqa: S608  # nosec B608  # names from the model
                 "WHERE organisation_id = %s AND week = %s RETURNING week, value, organisation_id, pseudonym) "
-                f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "
+                f"INSERT INTO {table} (id, week, value, organisation_id, department, pseudonym) "
                 "SELECT gen_random_uuid(), week, value, organisation_id, NULL, pseudonym "
                 "FROM moved ORDER BY gen_random_uuid()",
                 [organisation_id, week],
@@ -201,7 +206,7 @@ def _rewrite(organisation_id: int, week: dt.date) -> None:
             [organisation_id, week],
         )
         cursor.executemany(
-            f"INSERT INTO {table} (id, week, value, organisation_id, department_id, pseudonym) "  # noqa: S608  # nosec B608  # names from the model
+            f"INSERT INTO {table} (id, week, value, organisation_id, department, pseudonym) "  # noqa: S608  # nosec B608  # names from the model
             "VALUES (%s, %s, %s, %s, NULL, %s)",
             [(uuid.uuid4().hex, week, sealed, organisation_id, pseudonym) for sealed, pseudonym in rows],
         )

@@ -109,8 +109,8 @@ def request_help(*, participant: Participant, channel: str, consent_text_version
     """
     if channel not in CONTACT_CHANNELS:
         raise HelpRefused(_("Choose how you would like to be contacted."))
-    current = Participant.objects.filter(pk=participant.pk).values_list("status", "pseudonym").first()
-    if current is None or current[0] != Participant.Status.ACTIVE or not current[1]:
+    current = Participant.objects.filter(pk=participant.pk).only("status", "pseudonym").first()
+    if current is None or current.status != Participant.Status.ACTIVE or not current.pseudonym:
         raise HelpRefused(_("This link no longer works. Open your account to start again."))
     requestqueue.queue_help_request(
         participant=participant, channel=channel, consent_version=consent_text_version

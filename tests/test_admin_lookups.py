@@ -45,8 +45,7 @@ DECLARED = {
     "participants.participant": {
         "organisation__id__exact",
         "organisation__isnull",
-        "status__exact",
-        "status__isnull",
+        # Not status: it is sealed (who declined, paused or stopped is personal), and shown nowhere.
         "is_listed__exact",
         "is_listed__isnull",
     },

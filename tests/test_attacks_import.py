@@ -39,7 +39,7 @@ def anna_does(organisation: Organisation, what: str) -> None:
     if what == "stopped":
         account.stop_participation(participant=anna)
     elif what == "declined":
-        Participant.objects.filter(pk=anna.pk).update(status=Participant.Status.DECLINED)
+        Participant.objects.filter(pk=anna.pk).set_state(status=Participant.Status.DECLINED)
         from participants.invitations import remember_departed
 
         remember_departed(participant=anna)
@@ -216,7 +216,7 @@ def test_a_list_changing_a_decliners_number_before_the_night_erased_them_answers
             from participants.invitations import remember_departed
 
             anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
-            Participant.objects.filter(pk=anna.pk).update(status=Participant.Status.DECLINED)
+            Participant.objects.filter(pk=anna.pk).set_state(status=Participant.Status.DECLINED)
             remember_departed(participant=anna)
         import_address_list(
             organisation=organisation,

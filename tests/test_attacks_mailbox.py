@@ -128,7 +128,7 @@ def test_opening_the_invitation_links_found_in_work_mailboxes_texts_every_listed
         found = re.search(r"/i/[A-Za-z0-9_-]{43}/", str(body))
         assert found
         links[status] = found.group(0)
-    Participant.objects.filter(pk=people["declined"].pk).update(status=Participant.Status.DECLINED)
+    Participant.objects.filter(pk=people["declined"].pk).set_state(status=Participant.Status.DECLINED)
     account.stop_participation(participant=people["stopped"])
     MemorySmsGateway.outbox.clear()
     for _status, link in links.items():

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from participants import session as participant_session
 from participants.models import AccountLink, VerificationCode
+from participants.references import hour_index
 from participants.views import enrolment as enrolment_views
 from preventicons.crypto import hash_token, keyed_hash, new_token
 from tests.conftest import ALL_DATABASES
@@ -109,7 +110,8 @@ def _enrolling_client(world: World) -> Client:
     invitation = world.extra["invitation"]
     client = Client(enforce_csrf_checks=True)
     VerificationCode.objects.create(
-        participant=invitation.participant,
+        participant_ref=str(invitation.participant.pk),
+        participant_index=hour_index(invitation.participant.pk, timezone.now()),
         purpose=VerificationCode.Purpose.OPEN_LINK,
         channel=VerificationCode.Channel.SMS,
         code_hash="0" * 64,
@@ -160,7 +162,7 @@ def hostile_world() -> World:
     world.extra["invitation"] = Invitation.objects.get(token_hash=hash_token(world.extra["invitation_token"]))
     token = new_token()
     AccountLink.objects.create(
-        participant=world.participant,
+        participant_ref=str(world.participant.pk),
         token_hash=hash_token(token),
         expires_at=timezone.now() + dt.timedelta(minutes=30),
     )

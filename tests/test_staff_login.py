@@ -414,13 +414,17 @@ def test_participant_admin_refuses_a_filter_on_a_blind_index(
     assert response.status_code == 400
 
 
-def test_participant_admin_filters_by_status(
+def test_participant_admin_neither_filters_by_nor_shows_the_sealed_status(
     admin_client_verified: Client, listed_participant: Participant
 ) -> None:
+    # Whether someone declined, paused or stopped is sealed and personal: the admin has no filter for it.
     response = admin_client_verified.get("/admin/participants/participant/?status__exact=active")
+    assert response.status_code == 400
 
-    assert response.status_code == 200
-    assert str(listed_participant.pk) in response.content.decode()
+    listing = admin_client_verified.get("/admin/participants/participant/")
+    assert listing.status_code == 200
+    assert str(listed_participant.pk) in listing.content.decode()
+    assert "column-status" not in listing.content.decode()
 
 
 def test_admin_records_an_agreement_without_showing_the_signer(

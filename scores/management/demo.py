@@ -76,12 +76,15 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
 def unanswered_link(*, week: dt.date) -> tuple[Participant, str] | None:
     """One active demo participant with a link of ``week`` and no score yet, with the link's token."""
     links = (
-        WeeklyLink.objects.filter(week=week, participant__status=Participant.Status.ACTIVE)
+        WeeklyLink.objects.filter(week=week)
         .select_related("participant", "participant__organisation", "participant__department")
         .order_by("participant_id")
     )
     for link in links:
         pseudonym = link.participant.pseudonym
+        # The status is sealed (participants.models): opened and decided here, not in SQL.
+        if link.participant.status != Participant.Status.ACTIVE:
+            continue
         if (
             pseudonym
             and not Score.objects.filter(pseudonym=week_pseudonym(pseudonym, week), week=week).exists()

@@ -36,7 +36,7 @@ def test_the_account_opens_after_the_link_and_the_sms_code_and_offers_contact_af
         add_score(participant, week=week, value=value)
     token = crypto.new_token()
     AccountLink.objects.create(
-        participant=participant,
+        participant_ref=str(participant.pk),
         token_hash=crypto.hash_token(token),
         expires_at=timezone.now() + ACCOUNT_LINK_LIFETIME,
     )

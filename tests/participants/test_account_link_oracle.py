@@ -237,7 +237,7 @@ def test_made_up_link_lookups_are_limited_per_client_and_real_links_and_decoys_n
     settings.UNKNOWN_LINKS_PER_HOUR = 2
     real = crypto.new_token()
     AccountLink.objects.create(
-        participant=colleagues["active"],
+        participant_ref=str(colleagues["active"].pk),
         token_hash=crypto.hash_token(real),
         expires_at=timezone.now() + account.ACCOUNT_LINK_LIFETIME,
     )

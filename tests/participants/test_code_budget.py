@@ -13,6 +13,7 @@ from django.db import connections
 
 from participants import verification
 from participants.models import CodeFailure, Organisation, Participant, VerificationCode
+from participants.references import hour_index, hour_indexes
 from participants.verification import TooManyCodes, VerifyStatus, issue_codes, verify_code
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
@@ -22,6 +23,12 @@ pytestmark = pytest.mark.usefixtures("english")
 
 ENROL = VerificationCode.Purpose.ENROL
 START = dt.datetime(2026, 11, 23, 8, 55, tzinfo=dt.UTC)
+
+
+def failures_of(participant: Participant) -> int:
+    """The wrong guesses counted against this participant now (by their hourly keyed hash)."""
+    indexes = hour_indexes(participant.pk, dt.datetime.now(dt.UTC))
+    return CodeFailure.objects.filter(participant_index__in=indexes).count()
 
 
 @pytest.fixture
@@ -63,7 +70,7 @@ def test_guesses_are_counted_by_when_they_were_made_not_by_their_codes_age(
         issue_codes(participant=participant, purpose=ENROL)
     assert 5 * 60 <= refused.value.wait_seconds <= 6 * 60 + 1
     assert verification.guesses_wait_seconds(participant) == refused.value.wait_seconds
-    assert CodeFailure.objects.filter(participant=participant).count() == 10
+    assert failures_of(participant) == 10
 
     # 10:05: the guesses of 9:04 have left the hour: a new code may be sent and entered.
     clock.move_to(START + dt.timedelta(minutes=70))
@@ -96,11 +103,13 @@ def test_parallel_wrong_guesses_never_exceed_the_budget(organisation: Organisati
     participant = make_participant(organisation, weekly_channel=Participant.WeeklyChannel.WORK_EMAIL)
     codes = {}
     for channel in ("email", "sms"):
+        made = dt.datetime.now(dt.UTC)
         row = VerificationCode(
-            participant=participant,
+            participant_ref=str(participant.pk),
+            participant_index=hour_index(participant.pk, made),
             purpose=ENROL,
             channel=channel,
-            created_at=dt.datetime.now(dt.UTC),
+            created_at=made,
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10),
         )
         row.code_hash = verification._code_hash(str(row.id), ENROL, channel, "123456")
@@ -122,7 +131,7 @@ def test_parallel_wrong_guesses_never_exceed_the_budget(organisation: Organisati
     for thread in threads:
         thread.join(timeout=60)
 
-    assert CodeFailure.objects.filter(participant=participant).count() == 10
+    assert failures_of(participant) == 10
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -133,13 +142,16 @@ def test_wrong_guesses_are_kept_an_hour_and_not_past_a_stop(participant: Partici
     email_code, _sms = delivered_codes()
     guess_wrong(participant, "email", email_code, 2)
     other = make_participant(participant.organisation, email="piet@example.nl", mobile="+31687654321")
-    CodeFailure.objects.create(participant=other, failed_at=START)
+    CodeFailure.objects.create(participant_index=hour_index(other.pk, START), failed_at=START)
 
     clock.shift(dt.timedelta(minutes=59))
     retention.run_retention()
     assert CodeFailure.objects.count() == 3
     clock.shift(dt.timedelta(minutes=2))
-    CodeFailure.objects.create(participant=other, failed_at=START + dt.timedelta(minutes=61))
+    CodeFailure.objects.create(
+        participant_index=hour_index(other.pk, START + dt.timedelta(minutes=61)),
+        failed_at=START + dt.timedelta(minutes=61),
+    )
     retention.run_retention()
     assert CodeFailure.objects.count() == 1
 

@@ -211,7 +211,7 @@ def test_link_states(jan: Participant, clock: Any) -> None:
         ("declined", LinkState.DECLINED),
         ("stopped", LinkState.STOPPED),
     ):
-        Participant.objects.filter(pk=jan.pk).update(status=status)
+        Participant.objects.filter(pk=jan.pk).set_state(status=status)
         assert enrolment.link_state(enrolment.find_invitation(token=token)) is state  # type: ignore[arg-type]
 
 

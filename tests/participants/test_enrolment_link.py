@@ -59,11 +59,11 @@ def links(organisation: Organisation) -> dict[str, str]:
         match = LINK.search(str(message.body))
         assert match
         tokens[message.to[0].split("@")[0]] = match.group(1)
-    Participant.objects.filter(pk=people["active"].pk).update(status="active")
-    Participant.objects.filter(pk=people["inactive"].pk).update(status="inactive")
-    Participant.objects.filter(pk=people["declined"].pk).update(status="declined")
+    Participant.objects.filter(pk=people["active"].pk).set_state(status="active")
+    Participant.objects.filter(pk=people["inactive"].pk).set_state(status="inactive")
+    Participant.objects.filter(pk=people["declined"].pk).set_state(status="declined")
     Participant.objects.filter(pk=people["unlisted"].pk).update(is_listed=False)
-    Participant.objects.filter(pk=people["stopped"].pk).update(status="active")
+    Participant.objects.filter(pk=people["stopped"].pk).set_state(status="active")
     account.stop_participation(participant=Participant.objects.get(pk=people["stopped"].pk))
     tokens["unknown"] = new_token()
     return tokens
@@ -123,7 +123,7 @@ def test_declining_without_the_sms_code_changes_nothing(links: dict[str, str]) -
 
     invited = Participant.objects.get(email_index=blind_index_email("invited@example.nl"))
     assert invited.status == "invited"
-    assert Participant.objects.filter(status="declined").count() == 1  # only the one the setup made
+    assert Participant.objects.with_status("declined").count() == 1  # only the one the setup made
 
 
 def test_the_sms_code_goes_only_to_the_number_on_file(links: dict[str, str]) -> None:

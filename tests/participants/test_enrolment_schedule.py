@@ -243,7 +243,7 @@ def test_a_full_list_without_someone_who_stopped_ends_their_schedule_like_anyone
     with time_machine.travel(START, tick=False):
         invitations.send_invitations(organisation=organisation)
         invitations.send_due_invitations()
-    Participant.objects.filter(pk=leaves.pk).update(status="active")
+    Participant.objects.filter(pk=leaves.pk).set_state(status="active")
     account.stop_participation(participant=Participant.objects.get(pk=leaves.pk))
     assert InvitationSchedule.objects.count() == 2  # the stop does not end the reminders
 

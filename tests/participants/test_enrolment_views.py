@@ -23,6 +23,7 @@ from participants.models import (
     VerificationCode,
 )
 from participants.session import SESSION_KEY
+from participants.verification import codes_of
 from participants.views.enrolment import SESSION_INVITATION, SESSION_OPENED
 from preventicons import messaging
 from preventicons.crypto import blind_index_phone, new_token
@@ -453,7 +454,7 @@ def test_the_link_of_someone_who_declined_reactivates_nothing(
     client: Client, jan: Participant, english: None
 ) -> None:
     token = invite(jan)
-    Participant.objects.filter(pk=jan.pk).update(status="declined")
+    Participant.objects.filter(pk=jan.pk).set_state(status="declined")
     words = "You said you do not want to take part"
 
     page = client.get(open_with_sms_code(client, token)["Location"])
@@ -730,13 +731,13 @@ def test_a_spent_budget_of_wrong_codes_says_when_to_try_again_and_sends_nothing(
     for _ in range(3):
         response = opened.post(reverse("participants:enrol-codes"), {"email_code": bad})
     clock.shift(dt.timedelta(minutes=5))
-    codes_before = VerificationCode.objects.filter(participant=jan).count()
+    codes_before = codes_of(jan).count()
 
     resend = opened.post(reverse("participants:enrol-resend"), follow=True)
 
     assert "Too many wrong codes were entered in the last hour. You can try again in" in text(response)
     assert "new codes in 55 minutes" in text(resend)
-    assert VerificationCode.objects.filter(participant=jan).count() == codes_before
+    assert codes_of(jan).count() == codes_before
 
 
 @pytest.mark.parametrize(
@@ -766,5 +767,5 @@ def test_typed_numbers_and_names_meet_the_imports_rules(
     assert words in text(response).replace("&#x27;", "'")
     jan.refresh_from_db()
     assert jan.name != details.get("name") and jan.status == Participant.Status.INVITED
-    assert not VerificationCode.objects.filter(participant=jan, purpose="enrol").exists()
+    assert not codes_of(jan).filter(purpose="enrol").exists()
     assert len(MemorySmsGateway.outbox) == sent_before

@@ -656,7 +656,7 @@ def test_an_enrolled_participants_own_contact_data_is_not_overwritten_by_the_lis
     organisation: Organisation, employer: StaffUser, status: str
 ) -> None:
     run_import(organisation, employer, csv_bytes("Anna de Wit;anna@example.nl;0611111111;Care"))
-    Participant.objects.update(status=status)
+    Participant.objects.all().set_state(status=status)
     result = run_import(organisation, employer, csv_bytes("Anna Oud;anna@example.nl;0633333333;IT"))
     assert result == ImportResult(created=0, updated=1, unchanged=0, unlisted=0, relisted=0)
     anna = Participant.objects.get()
@@ -669,11 +669,11 @@ def test_the_list_cannot_move_both_factors_of_an_enrolled_participant(
     organisation: Organisation, employer: StaffUser
 ) -> None:
     run_import(organisation, employer, csv_bytes("Anna;anna@example.nl;0611111111;Care"))
-    Participant.objects.update(status=Participant.Status.ACTIVE)
+    Participant.objects.all().set_state(status=Participant.Status.ACTIVE)
     # Step 1: her address with the employer's number; step 2: the employer's address with that number.
     run_import(organisation, employer, csv_bytes("Anna;anna@example.nl;0644444444;Care"))
     run_import(organisation, employer, csv_bytes("Anna;hr@zorggroep.example;0644444444;Care"))
-    anna = Participant.objects.get(status=Participant.Status.ACTIVE)
+    anna = Participant.objects.with_status(Participant.Status.ACTIVE).get()
     assert (anna.email, anna.mobile) == ("anna@example.nl", "+31611111111")
     assert (anna.email_index, anna.mobile_index) == (
         blind_index_email("anna@example.nl"),
@@ -757,10 +757,10 @@ def test_a_stopped_participant_with_a_leftover_index_neither_links_nor_blocks(
     organisation: Organisation, employer: StaffUser
 ) -> None:
     run_import(organisation, employer, csv_bytes(GOOD))
-    Participant.objects.update(status=Participant.Status.STOPPED)
+    Participant.objects.all().set_state(status=Participant.Status.STOPPED)
     result = run_import(organisation, employer, csv_bytes(GOOD))
     assert result.created == 1
-    stopped = Participant.objects.get(status=Participant.Status.STOPPED)
+    stopped = Participant.objects.with_status(Participant.Status.STOPPED).get()
     assert (stopped.email_index, stopped.mobile_index) == (None, None)
 
 

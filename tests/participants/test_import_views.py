@@ -315,7 +315,7 @@ def test_a_reimport_and_send_after_a_stop_and_a_decline_looks_like_one_where_nob
 
         people = {p.email: p for p in Participant.objects.filter(organisation=organisation)}
         stopper = people["cees@example.nl"]
-        Participant.objects.filter(pk=stopper.pk).update(status="active")
+        Participant.objects.filter(pk=stopper.pk).set_state(status="active")
         stop_participation(participant=Participant.objects.get(pk=stopper.pk))
         _decline_with_the_sms_code(people["bram@example.nl"])
         if anonymised:

@@ -79,7 +79,7 @@ def test_the_demo_has_weeks_of_scores_of_active_people_and_those_weeks_are_close
     assert len(weeks) == DEMO_WEEKS
     # Active people, and those the closed weeks made inactive (four demo weeks in a row without a score
     # happen now and then: the scores are drawn at random per pseudonym).
-    holders = Participant.objects.filter(status__in=[Participant.Status.ACTIVE, Participant.Status.INACTIVE])
+    holders = Participant.objects.with_status(Participant.Status.ACTIVE, Participant.Status.INACTIVE)
     found = sum(len(weekly_values_for(participant.pseudonym or "")) for participant in holders)
     assert found == Score.objects.count()
     assert ClosedWeek.objects.filter(week__in=weeks).count() == 2 * DEMO_WEEKS
@@ -98,7 +98,7 @@ def test_the_demo_names_whose_unanswered_smiley_link_it_prints_and_a_fresh_one_o
     first = WEEKLY_LINK.search(seed())
     assert first is not None
     name, link = first.group(1).strip(), first.group(2)
-    assert name in {person.name for person in Participant.objects.filter(status=Participant.Status.ACTIVE)}
+    assert name in {person.name for person in Participant.objects.with_status(Participant.Status.ACTIVE)}
     page = client.get(link)
     assert page.status_code == 200 and 'class="week-form"' in page.content.decode()
     assert client.post(link, {"value": "2"}).status_code == 303
@@ -117,7 +117,7 @@ def test_the_demo_prints_a_fresh_invitation_link_of_someone_not_enrolled(client:
     name = first.group(1).strip()
     invited = [
         person
-        for person in Participant.objects.filter(status=Participant.Status.INVITED)
+        for person in Participant.objects.with_status(Participant.Status.INVITED)
         if person.name == name
     ]
     assert len(invited) == 1 and invited[0].invitations.count() >= 2
@@ -167,8 +167,8 @@ def test_demo_people_have_plausible_contact_data_that_is_stored_sealed() -> None
 
 def test_active_demo_people_consented_and_have_a_pseudonym_and_invited_ones_do_not() -> None:
     seed()
-    active = Participant.objects.filter(status=Participant.Status.ACTIVE)
-    invited = Participant.objects.filter(status=Participant.Status.INVITED)
+    active = Participant.objects.with_status(Participant.Status.ACTIVE)
+    invited = Participant.objects.with_status(Participant.Status.INVITED)
     assert active.exists() and invited.exists()
     assert all(person.pseudonym and person.consents.exists() for person in active)
     assert all(person.pseudonym is None and not person.consents.exists() for person in invited)

@@ -14,8 +14,8 @@ import time_machine
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.exceptions import FieldError
 from django.db import IntegrityError, connections, models, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Concat
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Cast, Concat
 from django.test import override_settings
 from django.test.utils import isolate_apps
 
@@ -187,7 +187,8 @@ def test_plaintext_bulk_update_is_refused_and_changes_nothing(organisation: Orga
         # Paths the field cannot see: an expression in update(), and SQL written by hand.
         lambda pk: Participant.objects.filter(pk=pk).update(email=Value(EMAIL)),
         lambda pk: Participant.objects.filter(pk=pk).update(name=Concat(Value("Anna "), Value("de Vries"))),
-        lambda pk: Participant.objects.filter(pk=pk).update(mobile=F("status")),
+        # Another column's plaintext (status was one, before it was sealed too).
+        lambda pk: Participant.objects.filter(pk=pk).update(mobile=Cast(F("organisation_id"), TextField())),
         lambda pk: raw_set("default", PARTICIPANTS, "pseudonym", "3f2a9c0d1b7e4a6f8c5d2e1f0a9b8c7d", pk),
     ],
 )
@@ -254,6 +255,8 @@ def test_every_encrypted_column_has_its_database_check() -> None:
         "participants_participant_pseudonym_sealed",
         "participants_participant_private_email_sealed",
         "participants_participant_participation_sealed",
+        "participants_participant_status_sealed",
+        "participants_participant_messages_paused_sealed",
         "casefiles_progressnote_text_sealed",
     }
 
@@ -302,7 +305,7 @@ def test_saving_a_copy_with_an_unopened_value_is_refused(organisation: Organisat
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_saving_a_copy_with_opened_values_seals_them_for_the_new_row(organisation: Organisation) -> None:
     loaded = Participant.objects.get(pk=make_participant(organisation).pk)
-    _ = (loaded.name, loaded.email, loaded.mobile, loaded.pseudonym)
+    _ = (loaded.name, loaded.email, loaded.mobile, loaded.pseudonym, loaded.status, loaded.messages_paused)
     loaded.pk = uuid.uuid4()
     loaded._state.adding = True
     loaded.save()

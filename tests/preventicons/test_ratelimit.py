@@ -125,7 +125,7 @@ def our_links(organisation: Any) -> dict[str, str]:
     )
     account_token = crypto.new_token()
     AccountLink.objects.create(
-        participant=participant,
+        participant_ref=str(participant.pk),
         token_hash=crypto.hash_token(account_token),
         expires_at=timezone.now() + dt.timedelta(minutes=30),
     )

@@ -16,6 +16,8 @@ from typing import Any
 import django
 import time_machine
 
+from participants.verification import codes_of
+
 
 def at(day: dt.date, hour: int) -> dt.datetime:
     from django.utils import timezone
@@ -46,7 +48,7 @@ def main() -> None:
 
     from casefiles.models import Dossier
     from participants import enrolment
-    from participants.models import AnonymisationRun, Invitation, Organisation, Participant, VerificationCode
+    from participants.models import AnonymisationRun, Invitation, Organisation, Participant
     from participants.tasks import resend_codes, run_retention, send_due_invitations
     from preventicons.devmailbox import read_mailbox
     from preventicons.tasks import send_due_messages
@@ -82,12 +84,13 @@ def main() -> None:
         printed["help_again"] = run(take_up_help_requests)
         printed["dossiers_added"] = Dossier.objects.count() - dossiers
         # A code round for an invited person, and the resend job after its backoff.
-        invited = Participant.objects.filter(status=Participant.Status.INVITED).order_by("pk").first()
+        invited = Participant.objects.with_status(Participant.Status.INVITED).order_by("pk").first()
         assert invited is not None
         invitation = Invitation.objects.filter(participant=invited).order_by("-expires_at").first()
         printed["link_code"] = enrolment.request_link_code(invitation=invitation)
         marker = str(
-            VerificationCode.objects.filter(participant=invited, purpose=enrolment.OPEN_LINK)
+            codes_of(invited)
+            .filter(purpose=enrolment.OPEN_LINK)
             .order_by("-created_at")
             .values_list("pk", flat=True)
             .first()

@@ -11,11 +11,11 @@ from pathlib import Path
 import django
 
 
-def stored(path: Path) -> list[tuple[str, str, int | None]]:
+def stored(path: Path) -> list[tuple[str, str, str | None]]:
     """The score rows in the order the file stores them (rowid), read straight from the file."""
     with sqlite3.connect(path) as database:
         return database.execute(
-            "SELECT id, pseudonym, department_id FROM scores_score ORDER BY rowid"
+            "SELECT id, pseudonym, department FROM scores_score ORDER BY rowid"
         ).fetchall()
 
 

@@ -225,16 +225,19 @@ def test_a_pause_right_after_a_tap_is_written_by_the_batch_not_next_to_the_score
         requestqueue.queue_pause_change(participant=person, paused=True)
     score_xmins = xmins("default", "scores_score")
     # Nothing about the pause is readable yet: the flag is unchanged and no consent trace is written.
-    assert not Participant.objects.filter(messages_paused=True).exists()
+    assert not Participant.objects.with_status(paused=True).exists()
     assert not ConsentRecord.objects.exists()
 
     assert wellbeing.take_up_help_requests().pauses_changed == 3
 
-    assert Participant.objects.filter(messages_paused=True).count() == 3
+    assert Participant.objects.with_status(paused=True).count() == 3
+    # The pause is sealed now: which rows paused is read with the key, their xmin as the operator sees it.
+    paused = list(Participant.objects.all().ids_with_status(paused=True))
     with connections["default"].cursor() as cursor:
         cursor.execute(
-            "SELECT xmin::text::bigint FROM participants_participant WHERE messages_paused "
-            "UNION ALL SELECT xmin::text::bigint FROM participants_consentrecord"
+            "SELECT xmin::text::bigint FROM participants_participant WHERE id = ANY(%s) "
+            "UNION ALL SELECT xmin::text::bigint FROM participants_consentrecord",
+            [paused],
         )
         written = [row[0] for row in cursor.fetchall()]
     assert len(written) == 6

@@ -83,13 +83,16 @@ def test_a_submission_records_one_score_for_the_links_week(
     assert thanks.status_code == 200
     assert 'id="thanks"' in thanks.content.decode()
     score = Score.objects.get()
-    assert (score.week, score.value, score.organisation_id, score.department_id, score.pseudonym) == (
+    assert (score.week, score.value, score.organisation_id, score.department, score.pseudonym) == (
         WEEK,
         4,
         participant.organisation_id,
-        participant.department_id,
+        str(participant.department_id),
         week_pseudonym(participant.pseudonym or "", WEEK),
     )
+    # Sealed in the row: the column holds ciphertext, never the department's id.
+    raw = str(Score.objects.values_list("department", flat=True).get())
+    assert raw.startswith("v1.") and str(participant.department_id) not in raw.split(".", 2)[2]
 
 
 @pytest.mark.django_db
@@ -223,7 +226,7 @@ def test_a_stopped_participants_tap_is_thanked_and_recorded_nowhere(
     client: Client, link_token: tuple[Participant, str]
 ) -> None:
     participant, token = link_token
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.STOPPED, pseudonym=None)
 
     response = client.post(f"/w/{token}/", {"value": "3"})
 
@@ -411,7 +414,7 @@ def test_the_thanks_page_of_a_stopped_link_reads_like_an_active_ones(
 
     unknown = client.get("/w/" + "x" * 43 + "/thanks/")
     active = client.get(f"/w/{token}/thanks/")
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.STOPPED, pseudonym=None)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.STOPPED, pseudonym=None)
     stopped = client.get(f"/w/{token}/thanks/")
 
     assert unknown.status_code == 404 and 'id="link-problem"' in unknown.content.decode()
@@ -549,7 +552,7 @@ def test_the_range_check_left_the_database_for_the_code(organisation: Organisati
 def test_the_database_refuses_a_score_value_in_clear(organisation: Organisation) -> None:
     with pytest.raises(IntegrityError), transaction.atomic(), connections["default"].cursor() as cursor:
         cursor.execute(
-            "INSERT INTO scores_score (id, week, value, organisation_id, department_id, pseudonym) "
+            "INSERT INTO scores_score (id, week, value, organisation_id, department, pseudonym) "
             "VALUES (gen_random_uuid(), %s, '3', %s, NULL, %s)",
             [WEEK, organisation.pk, "x" * 64],
         )

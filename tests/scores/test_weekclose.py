@@ -85,7 +85,7 @@ def raw_scores() -> list[tuple]:
     """The score table as a dump shows it, with each row's physical place and writing transaction."""
     with connections["default"].cursor() as cursor:
         cursor.execute(
-            "SELECT ctid::text, xmin::text, id, week, value, organisation_id, department_id, pseudonym "
+            "SELECT ctid::text, xmin::text, id, week, value, organisation_id, department, pseudonym "
             "FROM scores_score ORDER BY ctid"
         )
         return cursor.fetchall()
@@ -450,7 +450,7 @@ def test_a_score_recorded_while_its_author_stopped_loses_its_department_at_the_c
     # Nothing to strip by pseudonym: P is destroyed, so nobody can derive the row's per-week pseudonym, and
     # the row carries no department any more, like every closed row.
     assert result.closed
-    assert list(Score.objects.values_list("department_id", flat=True)) == [None, None]
+    assert list(Score.objects.values_list("department", flat=True)) == [None, None]
     assert figures(WeeklyAggregate.objects.get(department=department)) == (
         2,
         5,
@@ -463,7 +463,7 @@ def test_a_score_recorded_while_its_author_stopped_loses_its_department_at_the_c
 def test_after_the_close_participants_still_find_their_own_scores(organisation: Organisation) -> None:
     active = make_participant(organisation)
     resting = make_participant(organisation)
-    Participant.objects.filter(pk=resting.pk).update(status=Participant.Status.INACTIVE)
+    Participant.objects.filter(pk=resting.pk).set_state(status=Participant.Status.INACTIVE)
     for author, value in ((active, 2), (resting, 4)):
         score(organisation, value=value, department=author.department, pseudonym=author.pseudonym)
 
@@ -635,3 +635,34 @@ def test_a_role_that_cannot_vacuum_the_score_table_says_so_in_the_log(
             cursor.execute("RESET ROLE")
 
     assert "cannot VACUUM" in caplog.text
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_rewrites_every_participant_row_so_xmin_does_not_tell_who_is_active(
+    organisation: Organisation,
+) -> None:
+    # The status is sealed; rewriting only the active rows would let a dump read it from xmin instead.
+    people = [
+        make_participant(organisation),
+        make_participant(organisation, messages_paused=True),
+        make_participant(organisation, status=Participant.Status.INVITED),
+        make_participant(organisation, status=Participant.Status.DECLINED),
+        make_participant(organisation, status=Participant.Status.INACTIVE),
+    ]
+    stop_participation(participant=make_participant(organisation))
+    other = make_participant(make_organisation("Elders"))
+
+    def xmins() -> dict[object, int]:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT id, xmin::text::bigint FROM participants_participant")
+            return dict(cursor.fetchall())
+
+    before = xmins()
+    close(organisation)
+    after = xmins()
+
+    ours = [pk for pk in after if pk != other.pk]
+    assert len(ours) == len(people) + 1
+    assert all(after[pk] != before[pk] for pk in ours)
+    assert len({after[pk] for pk in ours}) == 1  # one transaction for all of them
+    assert after[other.pk] == before[other.pk]  # another organisation's close is another batch

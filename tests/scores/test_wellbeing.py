@@ -198,7 +198,7 @@ def test_an_unknown_channel_is_refused_and_changes_nothing(organisation: Organis
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_a_participant_who_is_not_active_cannot_ask(organisation: Organisation) -> None:
     participant = make_participant(organisation)
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.INACTIVE)
 
     with pytest.raises(wellbeing.HelpRefused):
         ask(participant)
@@ -335,7 +335,7 @@ def test_an_unknown_link_opens_no_help_page_and_an_inactive_person_s_request_rec
     participant, path = help_page
 
     assert client.post(f"/w/{'A' * 43}/help/", {"consent": "yes", "channel": "phone"}).status_code == 404
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.INACTIVE)
+    Participant.objects.filter(pk=participant.pk).set_state(status=Participant.Status.INACTIVE)
     # Answered as accepted, so the link holder learns nothing about their status; nothing is recorded.
     response = client.post(path, {"consent": "yes", "channel": "phone"})
     assert response.status_code == 200 and 'id="help-requested"' in response.content.decode()
