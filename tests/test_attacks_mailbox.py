@@ -197,7 +197,7 @@ def test_invitation_link_codes_reach_the_supplied_phone_alike_for_a_joiner_who_m
             found = re.search(r"/i/[A-Za-z0-9_-]{43}/", str(body))
             assert found
             links[status] = found.group(0)
-        Participant.objects.filter(pk=people["joined"].pk).update(
+        Participant.objects.filter(pk=people["joined"].pk).set_state(
             status=Participant.Status.ACTIVE, mobile_index=blind_index_phone("+31655555555")
         )
         joined = Participant.objects.get(pk=people["joined"].pk)
@@ -284,7 +284,7 @@ def test_trying_a_colleagues_work_contact_in_ones_own_account_is_refused_alike_w
         Participant.objects.exclude(pk=hr.pk).delete()
         colleague = make_participant(organisation, email="anna@werk.example", mobile="+31611000001")
         if what in ("active", "moved"):
-            Participant.objects.filter(pk=colleague.pk).update(status=Participant.Status.ACTIVE)
+            Participant.objects.filter(pk=colleague.pk).set_state(status=Participant.Status.ACTIVE)
         if what == "moved":
             Participant.objects.filter(pk=colleague.pk).update(
                 email_index=blind_index_email("anna@thuis.example"),

@@ -198,17 +198,21 @@ def fresh_invitation() -> tuple[Participant, str] | None:
     The link the invitation schedule sends is in the development mailbox only once the worker has sent it
     (on a weekday between the sending hours); this one can be used at once. A new token on every run.
     """
-    invited = Participant.objects.filter(
-        organisation__name__in=[key[0] for key in ORGANISATIONS],
-        status=Participant.Status.INVITED,
-        is_listed=True,
-    ).order_by("pk")
+    invited = (
+        Participant.objects.filter(organisation__name__in=[key[0] for key in ORGANISATIONS], is_listed=True)
+        .with_status(Participant.Status.INVITED)
+        .order_by("pk")
+    )
     participant = invited.first()
     if participant is None:
         return None
     token = new_token()
+    # As the schedule's links do: the number the employer supplied, sealed on the link, gets its SMS code.
     Invitation.objects.create(
-        participant=participant, token_hash=hash_token(token), expires_at=timezone.now() + invitation_days()
+        participant=participant,
+        mobile=participant.mobile,
+        token_hash=hash_token(token),
+        expires_at=timezone.now() + invitation_days(),
     )
     return participant, token
 

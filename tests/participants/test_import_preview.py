@@ -136,8 +136,8 @@ def test_the_same_changes_count_alike_whatever_each_person_did(
     client: Client = as_user(employer)
     post(client, csv_upload(*LIST), full_list="on")
     people = {p.email: p for p in Participant.objects.filter(organisation=organisation)}
-    Participant.objects.filter(pk=people["anna@example.nl"].pk).update(status="active")
-    Participant.objects.filter(pk=people["bram@example.nl"].pk).update(status="active")
+    Participant.objects.filter(pk=people["anna@example.nl"].pk).set_state(status="active")
+    Participant.objects.filter(pk=people["bram@example.nl"].pk).set_state(status="active")
     stop_participation(participant=Participant.objects.get(pk=people["bram@example.nl"].pk))
 
     renamed = counts(preview(client, csv_upload(*_changed_names()), full_list="on").content.decode())

@@ -16,7 +16,6 @@ from typing import Any
 import django
 import time_machine
 
-from participants.verification import codes_of
 
 
 def at(day: dt.date, hour: int) -> dt.datetime:
@@ -88,6 +87,8 @@ def main() -> None:
         assert invited is not None
         invitation = Invitation.objects.filter(participant=invited).order_by("-expires_at").first()
         printed["link_code"] = enrolment.request_link_code(invitation=invitation)
+        from participants.verification import codes_of
+
         marker = str(
             codes_of(invited)
             .filter(purpose=enrolment.OPEN_LINK)
