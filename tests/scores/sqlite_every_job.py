@@ -17,7 +17,6 @@ import django
 import time_machine
 
 
-
 def at(day: dt.date, hour: int) -> dt.datetime:
     from django.utils import timezone
 
