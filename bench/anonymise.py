@@ -65,7 +65,12 @@ def main() -> None:
         expired = timezone.now() - dt.timedelta(days=400)
         ConsentRecord.objects.bulk_create(
             [
-                ConsentRecord(participant=p, kind="given", text_version="bench", recorded_at=week)
+                ConsentRecord(
+                    participant_index=ConsentRecord.index_for(p.pk),
+                    kind="given",
+                    text_version="bench",
+                    recorded_at=week,
+                )
                 for p in participants
             ],
             batch_size=BATCH,

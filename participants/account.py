@@ -70,8 +70,8 @@ def _missing_contact() -> str:
 
 
 def _consented_version(participant: Participant) -> str:
-    latest = participant.consents.filter(kind=ConsentRecord.Kind.GIVEN).order_by("-recorded_at").first()
-    return latest.text_version if latest else ""
+    given = ConsentRecord.objects.of(participant.pk).opened(ConsentRecord.Kind.GIVEN)
+    return given[-1].text_version if given else ""
 
 
 @dataclass(frozen=True)
@@ -432,7 +432,7 @@ def stop_participation(*, participant: Participant) -> None:
         Invitation.objects.filter(participant=locked).update(participant=None)
         AccountLink.objects.naming([locked.pk]).delete()
         ConsentRecord.objects.create(
-            participant=locked,
+            participant_index=ConsentRecord.index_for(locked.pk),
             kind=ConsentRecord.Kind.WITHDRAWN,
             text_version=consented_version,
             recorded_at=timezone.now(),
@@ -457,7 +457,7 @@ def pause_messages(*, participant: Participant, paused: bool) -> bool:
         locked.messages_paused = paused
         locked.save(update_fields=["messages_paused"])
         ConsentRecord.objects.create(
-            participant=locked,
+            participant_index=ConsentRecord.index_for(locked.pk),
             kind=ConsentRecord.Kind.PAUSED if paused else ConsentRecord.Kind.RESUMED,
             text_version=_consented_version(locked),
             recorded_at=timezone.now(),
@@ -479,7 +479,7 @@ def consent_history(participant: Participant) -> list[dict[str, str]]:
             "text_version": record.text_version,
             "recorded_at": record.recorded_at.isoformat(),
         }
-        for record in participant.consents.order_by("recorded_at", "id")
+        for record in ConsentRecord.objects.of(participant.pk).opened()
     ]
 
 

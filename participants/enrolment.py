@@ -205,22 +205,23 @@ def decline_invitation(*, invitation: Invitation) -> bool:
 
 def has_consented(participant: Participant) -> bool:
     """True when the participant agreed to the current consent text."""
-    return participant.consents.filter(
-        kind=ConsentRecord.Kind.GIVEN, text_version=CONSENT_TEXT_VERSION
-    ).exists()
+    given = ConsentRecord.objects.of(participant.pk).filter(text_version=CONSENT_TEXT_VERSION)
+    return bool(given.opened(ConsentRecord.Kind.GIVEN))
 
 
 def record_consent(*, participant: Participant) -> ConsentRecord:
     """Record agreement to the current consent text (version and time); once per version."""
     with transaction.atomic():
         Participant.objects.select_for_update().filter(pk=participant.pk).first()
-        existing = participant.consents.filter(
-            kind=ConsentRecord.Kind.GIVEN, text_version=CONSENT_TEXT_VERSION
-        ).first()
-        if existing is not None:
-            return existing
+        existing = (
+            ConsentRecord.objects.of(participant.pk)
+            .filter(text_version=CONSENT_TEXT_VERSION)
+            .opened(ConsentRecord.Kind.GIVEN)
+        )
+        if existing:
+            return existing[0]
         return ConsentRecord.objects.create(
-            participant=participant,
+            participant_index=ConsentRecord.index_for(participant.pk),
             kind=ConsentRecord.Kind.GIVEN,
             text_version=CONSENT_TEXT_VERSION,
             recorded_at=timezone.now(),

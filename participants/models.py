@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.crypto import open_sealed
+from preventicons.crypto import keyed_hash, open_sealed
 from preventicons.fields import (
     EncryptedTextField,
     SealedBooleanField,
@@ -549,8 +549,32 @@ class CodeFailure(models.Model):
         return f"code failure {str(self.pk)[:8]}"
 
 
+class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
+    def of(self, participant_id: uuid.UUID | str) -> ConsentRecordQuerySet:
+        """This participant's consent records, found by their keyed index (never an id in clear)."""
+        return self.filter(participant_index=ConsentRecord.index_for(participant_id))
+
+    def opened(self, *kinds: str) -> list[ConsentRecord]:
+        """These records whose opened kind is one of ``kinds`` (any, without), oldest first; in Python.
+
+        Records carry their day only, so within a day they follow the order a person's consents can take
+        (given before a pause, a withdrawal last); the database cannot sort on the sealed kind.
+        """
+        order: list[str] = [kind.value for kind in ConsentRecord.Kind]
+        records = [record for record in self if not kinds or record.kind in kinds]
+        return sorted(
+            records, key=lambda record: (record.recorded_at, order.index(record.kind), str(record.pk))
+        )
+
+
 class ConsentRecord(models.Model):
-    """Which consent text version a participant agreed to or withdrew from, and on which day."""
+    """Which consent text version a participant agreed to or withdrew from, and on which day.
+
+    It names its participant only by a keyed, purpose-bound hash of their id (``participant_index``), and its
+    kind only sealed: in clear, a dump read who paused, withdrew or consented to be contacted (which is a
+    help request) straight from this table (issue #14). The index gathers one person's records, for their
+    account and export, but nobody without the key can compute it from a participant row.
+    """
 
     class Kind(models.TextChoices):
         GIVEN = "given", _("given")
@@ -561,17 +585,20 @@ class ConsentRecord(models.Model):
         RESUMED = "resumed", _("messages resumed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="consents")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    participant_index = models.CharField(max_length=64, db_index=True)
+    kind = SealedChoiceField(_("kind"), choices=Kind.choices)
     text_version = models.CharField(max_length=32)
     # The day only (Europe/Amsterdam), never a time of day: a consent to be contacted is a help request,
     # and a time would let a dump pair it with the score tapped just before it, or order it among the
     # other consents of the day. The name stays "recorded_at" so every writer can keep passing now().
     recorded_at = models.DateField()
 
+    objects = ConsentRecordQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("consent record")
         verbose_name_plural = _("consent records")
+        constraints = [*sealed_only("kind")]
 
     def __str__(self) -> str:
         return f"consent {self.kind} ({self.text_version})"
@@ -581,6 +608,10 @@ class ConsentRecord(models.Model):
         if isinstance(self.recorded_at, dt.datetime):
             self.recorded_at = timezone.localdate(self.recorded_at, timezone.get_default_timezone())
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def index_for(participant_id: uuid.UUID | str) -> str:
+        return keyed_hash("blind_index", "consent-participant", str(participant_id))
 
 
 class AccountLink(models.Model):

@@ -107,11 +107,10 @@ def queue_pause_change(*, participant: Participant, paused: bool) -> None:
 def _record_contact_consent(participant: Participant, *, text_version: str, on: dt.date) -> None:
     # One dated record per participant, text and day: a second request that day, or a batch retried after
     # a crash between the stores' commits, finds it and adds nothing a dump could count.
-    if not ConsentRecord.objects.filter(
-        participant=participant, kind=ConsentRecord.Kind.CONTACT, text_version=text_version, recorded_at=on
-    ).exists():
+    same_day = ConsentRecord.objects.of(participant.pk).filter(text_version=text_version, recorded_at=on)
+    if not same_day.opened(ConsentRecord.Kind.CONTACT):
         ConsentRecord.objects.create(
-            participant=participant,
+            participant_index=ConsentRecord.index_for(participant.pk),
             kind=ConsentRecord.Kind.CONTACT,
             text_version=text_version,
             recorded_at=on,

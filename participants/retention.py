@@ -120,12 +120,19 @@ def inactive_too_long(*, today: dt.date) -> list[uuid.UUID]:
     inactive = Participant.objects.all().ids_with_status(Participant.Status.INACTIVE)
     due = []
     for start in range(0, len(inactive), CHUNK):
-        candidates = Participant.objects.filter(pk__in=inactive[start : start + CHUNK]).annotate(
-            last_consent=Max("consents__recorded_at")
-        )
-        for participant in candidates.iterator(chunk_size=2000):
+        chunk = inactive[start : start + CHUNK]
+        # Consent records name their participant by a keyed index only (participants.models.ConsentRecord).
+        owner = {ConsentRecord.index_for(pk): pk for pk in chunk}
+        last_consent = {
+            owner[index]: day
+            for index, day in ConsentRecord.objects.filter(participant_index__in=list(owner))
+            .values("participant_index")
+            .annotate(day=Max("recorded_at"))
+            .values_list("participant_index", "day")
+        }
+        for participant in Participant.objects.filter(pk__in=chunk).iterator(chunk_size=2000):
             last_response = participation_of(participant).last_response_week
-            last_sign = last_response or getattr(participant, "last_consent", None)
+            last_sign = last_response or last_consent.get(participant.pk)
             if last_sign is None or last_sign <= cutoff:
                 due.append(participant.pk)
     # Ids, not a queryset over them: an IN list of every inactive person could exceed the 65,535
@@ -177,11 +184,13 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # Opened now for the last time: after this transaction nothing on the identity side can name P.
     pseudonyms = [(participant.pseudonym, participant.organisation_id) for participant in locked]
     consented: dict[uuid.UUID, str] = {}
-    given = ConsentRecord.objects.filter(participant_id__in=pks, kind=ConsentRecord.Kind.GIVEN)
-    for participant_id, version in given.order_by("recorded_at", "pk").values_list(
-        "participant_id", "text_version"
-    ):
-        consented[participant_id] = version  # the latest wins, as in account._consented_version
+    owner = {ConsentRecord.index_for(pk): pk for pk in pks}
+    for start in range(0, len(pks), CANCEL_PARTS_PER_QUERY):
+        indexes = list(owner)[start : start + CANCEL_PARTS_PER_QUERY]
+        for record in ConsentRecord.objects.filter(participant_index__in=indexes).opened(
+            ConsentRecord.Kind.GIVEN
+        ):
+            consented[owner[record.participant_index]] = record.text_version  # the latest wins
     # As a stop does (invitations.remember_departed): only the keyed hashes of the contacts the employer
     # listed them under stay, together, so a re-import meets them as before and the account-link form
     # answers for them as for anyone who stopped. Without it, "anonymised" would read differently from
@@ -206,7 +215,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     ConsentRecord.objects.bulk_create(
         [
             ConsentRecord(
-                participant_id=pk,
+                participant_index=ConsentRecord.index_for(pk),
                 kind=ConsentRecord.Kind.WITHDRAWN,
                 text_version=consented.get(pk, ""),
                 recorded_at=today,

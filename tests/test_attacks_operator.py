@@ -221,3 +221,32 @@ def test_an_open_week_dump_does_not_tell_whether_the_one_person_of_a_department_
 
 def _table_by_id(table: str) -> dict[object, dict[str, object]]:
     return {row["id"]: row for row in _table(table)}
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_dump_of_the_consent_records_names_nobody_and_tells_no_kind(organisation: Organisation) -> None:
+    """Consent records once held participant_id and kind in clear: a dump read who paused, withdrew or
+    consented to be contacted (a help request). Every column of every row, as the operator reads them."""
+    from participants import account, enrolment, participation
+
+    people = [make_participant(organisation) for _ in range(4)]
+    for person in people:
+        enrolment.record_consent(participant=person)
+    account.pause_messages(participant=people[0], paused=True)
+    account.pause_messages(participant=people[0], paused=False)
+    participation.record_contact_consent(participant=people[1], text_version="2026-12")
+    account.stop_participation(participant=Participant.objects.get(pk=people[2].pk))
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT * FROM participants_consentrecord")
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+    assert len(rows) == 4 + 2 + 1 + 1
+    cells = {str(value) for row in rows for value in row}
+    ids = {str(person.pk) for person in people} | {str(person.pk.hex) for person in people}
+    assert not cells & ids, "a consent row names its participant"
+    kinds = {"given", "contact", "withdrawn", "paused", "resumed"}
+    assert not cells & kinds, f"a consent row tells its kind in clear: {cells & kinds}"
+    assert "participant_id" not in columns
+    # The sealed kinds all look alike: one length for every kind.
+    kind_at = columns.index("kind")
+    assert len({len(str(row[kind_at])) for row in rows}) == 1

@@ -159,7 +159,7 @@ def _overview(
     data = account.export_data(participant=participant)
     consents = [
         {"label": ConsentRecord.Kind(record.kind).label, "record": record}
-        for record in participant.consents.order_by("recorded_at", "id")
+        for record in ConsentRecord.objects.of(participant.pk).opened()
     ]
     return render(
         request,

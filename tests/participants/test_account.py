@@ -429,7 +429,7 @@ def test_pausing_stops_pending_messages_and_leaves_a_trace(jan: Participant, pie
         messaging.outbox_key_hash(f"weekly:{piet.pk}:2026-11-23:email")
     ]
     assert account.pause_messages(participant=jan, paused=False)
-    kinds = list(jan.consents.order_by("recorded_at", "kind").values_list("kind", flat=True))
+    kinds = [record.kind for record in ConsentRecord.objects.of(jan.pk).opened()]
     assert kinds.count("paused") == 1 and kinds.count("resumed") == 1
     assert account.export_data(participant=jan)["preferences"]["messages_paused"] is False
 
@@ -451,7 +451,7 @@ def test_the_pause_toggle_on_the_page(jan_client: Client, jan: Participant) -> N
     run_the_batch()
     jan.refresh_from_db()
     assert not jan.messages_paused
-    assert jan.consents.filter(kind=ConsentRecord.Kind.PAUSED).exists()
+    assert bool(ConsentRecord.objects.of(jan.pk).opened(ConsentRecord.Kind.PAUSED))
 
 
 # --- the e-mailed account link --------------------------------------------------------------------
@@ -829,9 +829,9 @@ def test_the_account_offers_contact_from_a_low_recent_answer_behind_both_factors
         asked = client.post("/me/help/", {"consent": "yes", "channel": "email"})
     assert asked.status_code == 200 and 'id="help-requested"' in asked.content.decode()
     # Queued, not written beside anything: the consent comes with the next batch.
-    assert not piet.consents.filter(kind=ConsentRecord.Kind.CONTACT).exists()
+    assert not bool(ConsentRecord.objects.of(piet.pk).opened(ConsentRecord.Kind.CONTACT))
     wellbeing.take_up_help_requests()
-    assert piet.consents.filter(kind=ConsentRecord.Kind.CONTACT).count() == 1
+    assert len(ConsentRecord.objects.of(piet.pk).opened(ConsentRecord.Kind.CONTACT)) == 1
 
 
 def test_the_account_offers_nothing_without_a_signal(jan_client: Client) -> None:

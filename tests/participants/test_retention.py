@@ -125,7 +125,10 @@ def test_inactive_people_who_never_responded_count_from_their_last_consent(
 ) -> None:
     participant = inactive(organisation, last_response=None)
     ConsentRecord.objects.create(
-        participant=participant, kind="given", text_version="v1", recorded_at=days_ago(consented_days_ago)
+        participant_index=ConsentRecord.index_for(participant.pk),
+        kind="given",
+        text_version="v1",
+        recorded_at=days_ago(consented_days_ago),
     )
 
     retention.run_retention()
@@ -399,10 +402,16 @@ def set_up_like_jan(participant: Participant) -> None:
     from preventicons import messaging
 
     ConsentRecord.objects.create(
-        participant=participant, kind="given", text_version="v0", recorded_at=days_ago(90)
+        participant_index=ConsentRecord.index_for(participant.pk),
+        kind="given",
+        text_version="v0",
+        recorded_at=days_ago(90),
     )
     ConsentRecord.objects.create(
-        participant=participant, kind="given", text_version="v1", recorded_at=days_ago(9)
+        participant_index=ConsentRecord.index_for(participant.pk),
+        kind="given",
+        text_version="v1",
+        recorded_at=days_ago(9),
     )
     code(participant, minutes_ago=5)
     Invitation.objects.create(
@@ -433,7 +442,9 @@ def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
     row["status"], row["messages_paused"] = fresh.status, fresh.messages_paused
     return {
         "participant": {name: value for name, value in row.items() if name != "id"},
-        "consents": sorted(participant.consents.values_list("kind", "text_version", "recorded_at")),
+        "consents": sorted(
+            (r.kind, r.text_version, r.recorded_at) for r in ConsentRecord.objects.of(participant.pk)
+        ),
         "codes": VerificationCode.objects.naming([participant.pk]).count(),
         "invitations": participant.invitations.count(),
         "account_links": AccountLink.objects.naming([participant.pk]).count(),

@@ -170,8 +170,10 @@ def test_active_demo_people_consented_and_have_a_pseudonym_and_invited_ones_do_n
     active = Participant.objects.with_status(Participant.Status.ACTIVE)
     invited = Participant.objects.with_status(Participant.Status.INVITED)
     assert active.exists() and invited.exists()
-    assert all(person.pseudonym and person.consents.exists() for person in active)
-    assert all(person.pseudonym is None and not person.consents.exists() for person in invited)
+    assert all(person.pseudonym and ConsentRecord.objects.of(person.pk).exists() for person in active)
+    assert all(
+        person.pseudonym is None and not ConsentRecord.objects.of(person.pk).exists() for person in invited
+    )
 
 
 def test_there_is_one_login_per_role_with_the_demo_password_and_a_confirmed_totp_device() -> None:

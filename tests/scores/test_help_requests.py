@@ -128,8 +128,10 @@ def test_dossiers_of_one_batch_do_not_lie_in_the_order_people_asked(organisation
     by_random_id = [asked_order[pseudonym] for _pk, pseudonym in sorted(by_id.items())]
     assert by_random_id != sorted(by_random_id)
     # The consents of the batch likewise.
-    owner = {str(person.pk): n for n, person in enumerate(people)}
-    consents = [owner[pk] for pk in stored_order("default", "participants_consentrecord", "participant_id")]
+    owner = {ConsentRecord.index_for(person.pk): n for n, person in enumerate(people)}
+    consents = [
+        owner[index] for index in stored_order("default", "participants_consentrecord", "participant_index")
+    ]
     assert sorted(consents) == list(range(20)) and consents != sorted(consents)
     # And nothing in a dossier's day says when in the day it was asked for.
     assert set(Dossier.objects.values_list("opened_on", flat=True)) == {timezone.localdate()}
@@ -141,14 +143,14 @@ def test_a_second_batch_changes_nothing(organisation: Organisation) -> None:
         ask(person)
     assert wellbeing.take_up_help_requests() == wellbeing.HelpBatch(taken_up=3, dropped=0)
     before = (
-        list(ConsentRecord.objects.order_by("pk").values_list("pk", "participant_id", "recorded_at")),
+        list(ConsentRecord.objects.order_by("pk").values_list("pk", "participant_index", "recorded_at")),
         list(Dossier.objects.order_by("pk").values_list("pk", "number", "is_open")),
     )
 
     assert wellbeing.take_up_help_requests() == wellbeing.HelpBatch(taken_up=0, dropped=0)
 
     after = (
-        list(ConsentRecord.objects.order_by("pk").values_list("pk", "participant_id", "recorded_at")),
+        list(ConsentRecord.objects.order_by("pk").values_list("pk", "participant_index", "recorded_at")),
         list(Dossier.objects.order_by("pk").values_list("pk", "number", "is_open")),
     )
     assert after == before
@@ -174,7 +176,7 @@ def test_a_batch_retried_after_the_casefiles_store_committed_doubles_nothing(
     wellbeing.take_up_help_requests()
 
     assert Dossier.objects.count() == 1
-    assert ConsentRecord.objects.filter(participant=participant, kind=ConsentRecord.Kind.CONTACT).count() == 1
+    assert len(ConsentRecord.objects.of(participant.pk).opened(ConsentRecord.Kind.CONTACT)) == 1
     assert not QueuedRequest.objects.exists()
 
 
@@ -284,4 +286,4 @@ def test_a_pause_change_of_someone_who_stopped_meanwhile_is_dropped(organisation
     account.stop_participation(participant=participant)
 
     assert wellbeing.take_up_help_requests() == wellbeing.HelpBatch(taken_up=0, dropped=1)
-    assert not ConsentRecord.objects.filter(kind=ConsentRecord.Kind.PAUSED).exists()
+    assert not bool(ConsentRecord.objects.opened(ConsentRecord.Kind.PAUSED))
