@@ -7,6 +7,12 @@
    meant to hide exactly that. Dropping the hashes from the row is not enough: the row and the record share
    the decline's xmin (so do the open-link codes it expires). Suggested: leave remembering a decliner to the
    nightly batch that erases them (retention), as their row still carries the listed hashes until then.
+3. Employer (imports, reads the work mailboxes): until the night, a decliner's departed record kept the number
+   the list had since changed, and still named the decliner by it. A newcomer listed under that old number
+   (the company phone passed on) was taken for the decliner and never invited, where anyone else's old number
+   invited the newcomer: re-number everyone on the list, list decoy newcomers under the old numbers, and the
+   decoy whose mailbox stays silent names who declined that day. Closed: the record follows the list's change
+   of its participant row, as it would had the night already made it the only one.
 2. Employer (a script firing requests): the import's confirmation was "once" only per session *as saved*:
    two confirmations sent at the same moment both read the pending preview before either saved the session,
    and both imported the list. Closed: the preview carries a random claim, spent once through the limiter.
@@ -145,3 +151,44 @@ def test_two_confirmations_fired_at_once_import_the_list_once(
         thread.join()
     assert len(answers) == 2
     assert len(imports) == 1, f"the previewed list was imported {len(imports)} times"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_newcomer_listed_under_a_decliners_old_number_is_invited_as_under_anyones(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """The company phone 0611111111 goes from Anna to the newcomer Yara. The employer changes Anna's number
+    on its list, then lists Yara under the old one and presses "send invitations": whether Yara's work mailbox
+    gets an invitation must not depend on whether Anna declined that day."""
+    from participants import invitations
+
+    started = {}
+    for what in ("nothing", "declined"):
+        Participant.objects.all().delete()
+        DepartedContact.objects.all().delete()
+        import_address_list(
+            organisation=organisation,
+            data=_csv("Anna;anna@werk.example;0611111111;Care", "Bert;bert@werk.example;0622222222;IT"),
+            full_list=False,
+            by=employer,
+        )
+        invitations.send_invitations(organisation=organisation)
+        if what == "declined":
+            anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
+            remember_departed(participant=anna)  # as enrolment.decline_invitation
+            anna.status = Participant.Status.DECLINED
+            anna.save(update_fields=["status"])
+        import_address_list(
+            organisation=organisation,
+            data=_csv("Anna;anna@werk.example;0644444444;Care"),
+            full_list=False,
+            by=employer,
+        )
+        import_address_list(
+            organisation=organisation,
+            data=_csv("Yara;yara@werk.example;0611111111;Care"),
+            full_list=False,
+            by=employer,
+        )
+        started[what] = invitations.send_invitations(organisation=organisation)
+    assert started["nothing"] == started["declined"], started
