@@ -7,6 +7,9 @@
    meant to hide exactly that. Dropping the hashes from the row is not enough: the row and the record share
    the decline's xmin (so do the open-link codes it expires). Suggested: leave remembering a decliner to the
    nightly batch that erases them (retention), as their row still carries the listed hashes until then.
+2. Employer (a script firing requests): the import's confirmation was "once" only per session *as saved*:
+   two confirmations sent at the same moment both read the pending preview before either saved the session,
+   and both imported the list. Closed: the preview carries a random claim, spent once through the limiter.
 3. Employer (imports, reads the work mailboxes): until the night, a decliner's departed record kept the number
    the list had since changed, and still named the decliner by it. A newcomer listed under that old number
    (the company phone passed on) was taken for the decliner and never invited, where anyone else's old number
@@ -14,13 +17,11 @@
    decoy whose mailbox stays silent names who declined that day. Closed: the record follows the list's change
    of its participant row, as it would had the night already made it the only one.
 4. Anyone: the import reads the participant rows without locking them. A stop or the nightly erasure that
-   commits while an import runs is overwritten by what the import decided from the rows it had read, and an
-   erased decliner's (list-owned) name, address and number come back onto the shredded row. Suggested: a stop
-   and the nightly anonymisation take the organisation row's lock first, as the import does, so they wait
-   for a running import (and it for them); or the import locks its participant rows, in primary-key order.
-2. Employer (a script firing requests): the import's confirmation was "once" only per session *as saved*:
-   two confirmations sent at the same moment both read the pending preview before either saved the session,
-   and both imported the list. Closed: the preview carries a random claim, spent once through the limiter.
+   commits while an import runs is overwritten by what the import decided from the rows it had read: what
+   it changed of an erased decliner (list-owned; here their new surname) is written back onto the shredded
+   row. Suggested: a stop and the nightly anonymisation take the organisation row's lock first, as the
+   import does, so they wait for a running import (and it for them); or the import locks its participant
+   rows, in primary-key order.
 """
 
 from __future__ import annotations
