@@ -523,6 +523,8 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             owners_by_email[participant.listed_email_hash] = participant
         if participant.listed_mobile_hash:
             owners_by_mobile[participant.listed_mobile_hash] = participant
+    # A decliner's record, by the participant row it is one person with until the night (see below).
+    paired_record: dict[Any, DepartedContact] = {}
     for record in departed:
         # A decliner is remembered at once and erased in the night: until then the record and the participant
         # row are one person, also when a list changed one of their contacts in between. Both hashes of the
@@ -536,6 +538,11 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             owners_by_email.setdefault(record.email_hash, owner)
         if record.mobile_hash:
             owners_by_mobile.setdefault(record.mobile_hash, owner)
+        if isinstance(owner, Participant) and (record.email_hash, record.mobile_hash) == (
+            owner.listed_email_hash,
+            owner.listed_mobile_hash,
+        ):
+            paired_record[owner.pk] = record
 
     errors = list(parsed.errors)
     matches: list[tuple[Row, Participant | DepartedContact | None]] = []
@@ -606,6 +613,12 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
         if (target.listed_email_hash, target.listed_mobile_hash) != (email_hash, mobile_hash):
             target.listed_email_hash, target.listed_mobile_hash = email_hash, mobile_hash
             listed_fields = ["listed_email_hash", "listed_mobile_hash"]
+            # Their record follows, as it would had the night already made it the only one: a hash the list
+            # gave up must not still name them (a newcomer listed under it would be taken for them).
+            paired = paired_record.get(target.pk)
+            if paired is not None:
+                paired.email_hash, paired.mobile_hash = email_hash, mobile_hash
+                departed_changed.append(paired)
         if not target.is_listed:
             target.is_listed = True
             target.unlisted_on = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import secrets
 import zlib
 from typing import Any
 
@@ -35,6 +36,7 @@ from participants.importing import (
 )
 from participants.listpreview import preview_import
 from participants.models import Organisation
+from preventicons import ratelimit
 from preventicons.roles import Role, has_role, organisation_of, staff_required
 
 SESSION_RESULT = "address_list_import_result"
@@ -140,6 +142,7 @@ def import_addresses(request: HttpRequest) -> HttpResponse:
         "sha256": hashlib.sha256(data).hexdigest(),
         "organisation": organisation.pk,
         "full_list": full_list,
+        "claim": secrets.token_urlsafe(16),
     }
     context.update(
         preview=preview_import(organisation=organisation, rows=rows, full_list=full_list),
@@ -164,6 +167,20 @@ def _payload(request: HttpRequest) -> bytes | None:
     return data
 
 
+def _claim(pending: dict[str, Any]) -> bool:
+    """Whether this confirmation is the one that uses the preview up.
+
+    The session alone cannot say so: two confirmations fired at once both read it before either saves it. A
+    budget of one event for the preview's random claim lets exactly one through (the limiter counts
+    atomically); with the cache away, none (it fails closed).
+    """
+    claim = pending.get("claim")
+    if not isinstance(claim, str) or not claim:
+        return False
+    once = ratelimit.Budget("import-confirm", 1, settings.SESSION_COOKIE_AGE, count_refused=True)
+    return bool(ratelimit.spend(once, claim))
+
+
 def _confirm(
     request: HttpRequest, context: dict[str, Any], *, own: Organisation | None, is_admin: bool
 ) -> HttpResponse:
@@ -177,6 +194,7 @@ def _confirm(
         or data is None
         or hashlib.sha256(data).hexdigest() != pending.get("sha256")
         or (own is not None and pending.get("organisation") != own.pk)
+        or not _claim(pending)
     ):
         # A second click on "Import", a preview from another tab, or a changed payload: nothing is imported.
         context["stale"] = gettext(
