@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from participants import contact, verification
 from participants.agreements import require_signed_agreement
-from participants.invitations import held_by_someone_else, remember_departed
+from participants.invitations import held_by_someone_else
 from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
 from participants.verification import issue_codes
 from preventicons import messaging
@@ -177,15 +177,17 @@ def decline_invitation(*, invitation: Invitation) -> bool:
 
     Raises EnrolmentRefused, changing nothing, unless the link's SMS code was entered within the hour: a
     mailbox reader must not decline for someone.
-    The invitation schedule still runs to its end like everyone else's, and a keyed hash of the contact data
-    is kept so a re-imported list never invites them again (invitations.remember_departed).
+    The invitation schedule still runs to its end like everyone else's. Their contact data is erased by the
+    nightly run, which keeps the keyed hashes they were listed under so a re-imported list never invites
+    them again (invitations.remember_departed_all). Not here: a departed record written in the decline's
+    transaction would share its ``xmin`` (and its hashes) with the participant row, naming the row that
+    declined to whoever reads the database until the night; until then the row itself answers the import.
     """
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
         if participant.status != Participant.Status.INVITED:
             return False
         _require_link_code(participant)
-        remember_departed(participant=participant)
         participant.status = Participant.Status.DECLINED
         participant.save(update_fields=["status"])
         now = timezone.now()
