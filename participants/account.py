@@ -41,7 +41,7 @@ from participants.models import (
 from participants.references import hour_indexes
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging, ratelimit
-from preventicons.dbrouter import ALIASES, DEFAULT
+from preventicons.dbrouter import every_store
 from preventicons.sessions import coarse_expiry
 
 ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
@@ -392,20 +392,9 @@ def stop_participation(*, participant: Participant) -> None:
     Call only after both factors were verified for the STOP purpose. Stopping a stopped participant
     changes nothing. ``participant_stopped`` is sent with P inside the transaction (participants/signals.py).
     """
-    with contextlib.ExitStack() as stores:
-        stores.enter_context(transaction.atomic(using=DEFAULT))
-        # Every other store joins the stop, so what a receiver writes there (casefiles closes the dossier)
-        # commits with it or not at all: if any receiver raises, every store rolls back and the participant
-        # keeps their data to try again. One window remains, because two databases cannot commit as one:
-        # on leaving, the other stores commit first and the identity store last. Should that last commit
-        # fail, the dossier is already closed and unlinked while the participant is not yet stopped; they
-        # stop again and it completes (receivers are idempotent). This order errs towards forgetting; the
-        # reverse could leave a dossier open under a pseudonym nobody can name any more. Closing the window
-        # would take two-phase commit (PREPARE TRANSACTION) and a recovery process across the servers.
-        for alias in ALIASES:
-            if alias != DEFAULT:
-                stores.enter_context(transaction.atomic(using=alias))
-
+    # Every other store joins the stop, so what a receiver writes there (casefiles closes the dossier) commits
+    # with it or not at all; the identity store commits last (dbrouter.every_store says why that order).
+    with every_store():
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status == Participant.Status.STOPPED:
             participant.refresh_from_db()

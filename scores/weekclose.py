@@ -20,8 +20,9 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from participants.models import Department, Organisation
-from participants.participation import Participation, every_store, record_participation
+from participants.participation import Participation, record_participation
 from preventicons import crypto
+from preventicons.dbrouter import every_store
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import department_of, natural_key_binding, week_pseudonym
 

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from participants import requestqueue
 from participants.models import Participant
 from participants.offers import AccountOffer
-from participants.participation import every_store
+from preventicons.dbrouter import every_store
 from scores import queries
 from scores.signals import help_requested
 
