@@ -279,11 +279,9 @@ def confirm_change(
             if new_name:
                 locked.name = new_name
             if proven.email:
-                locked.email = proven.email
-                locked.email_index = crypto.blind_index_email(proven.email)
+                locked.set_email(proven.email)
             if proven.mobile:
-                locked.mobile = proven.mobile
-                locked.mobile_index = crypto.blind_index_phone(proven.mobile)
+                locked.set_mobile(proven.mobile)
             locked.save()
             round_ids = list(
                 verification.codes_of(locked).filter(purpose=CHANGE).values_list("pk", flat=True)

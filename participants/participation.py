@@ -124,7 +124,8 @@ def record_participation(
         for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state in rows.iterator(
             chunk_size=CHUNK
         ):
-            if crypto.open_sealed(sealed_status, _binding(pk, "status")) != Participant.Status.ACTIVE:
+            status = crypto.open_sealed(sealed_status, _binding(pk, "status"))
+            if status != Participant.Status.ACTIVE:
                 # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
                 # order) who is active at all.
                 resealed.append((pk, sealed_state, sealed_status))
@@ -143,7 +144,7 @@ def record_participation(
             if did_answer:
                 state = ParticipationState(last_response_week=week, weeks_without_response=0)
                 outcome.responded += 1
-            elif is_listed and not paused:
+            elif Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
                 state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
                 outcome.missed += 1
                 if state.weeks_without_response >= limit:

@@ -130,11 +130,7 @@ def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMes
     if link is None or link.expires_at <= timezone.now():
         return None
     participant = link.participant
-    if (
-        participant.status != Participant.Status.ACTIVE
-        or not participant.is_listed
-        or participant.messages_paused
-    ):
+    if not participant.can_take_part_this_week():
         return None
     with translation.override(settings.LANGUAGE_CODE):
         texts = _texts(link.expires_at)
@@ -267,9 +263,12 @@ def _next_batch(
     last = None
     for pk, status, paused, by_email, by_sms in candidates[:size]:
         last = pk
-        if open_column(Participant, "status", pk, status) != Participant.Status.ACTIVE:
-            continue
-        if open_column(Participant, "messages_paused", pk, str(paused)) != SealedBooleanField.FALSE:
+        # Listed is in the query (_recipients); an unreadable pause counts as paused.
+        if not Participant.can_take_part(
+            status=open_column(Participant, "status", pk, status) or "",
+            is_listed=True,
+            paused=open_column(Participant, "messages_paused", pk, str(paused)) != SealedBooleanField.FALSE,
+        ):
             continue
         chosen.append(_Recipient(pk, by_email, by_sms))
     return chosen, last

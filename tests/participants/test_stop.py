@@ -61,12 +61,10 @@ def make_active(
         weekly_channel=weekly_channel,
         private_email=private_email,
         name=name,
-        email=email,
-        mobile=mobile,
-        email_index=crypto.blind_index_email(email),
-        mobile_index=crypto.blind_index_phone(mobile),
         pseudonym=crypto.new_pseudonym(),
     )
+    participant.set_email(email)
+    participant.set_mobile(mobile)
     participant.save()
     ConsentRecord.objects.create(
         participant=participant,
