@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from participants import enrolment, invitations
 from participants.models import InvitationSchedule, Organisation, Participant
 from preventicons import messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.browser.conftest import SCREENSHOTS, Visit
 
 pytestmark = pytest.mark.browser

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from participants import account, verification
 from participants.models import AccountLink, ConsentRecord, Organisation, Participant, VerificationCode
 from preventicons import crypto, messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.sessions import SessionStore
 from scores import wellbeing

@@ -14,7 +14,7 @@ from participants.verification import MissingContact
 from preventicons import messaging
 from preventicons.checks import check_mobile_countries
 from preventicons.crypto import blind_index_phone
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.participants.people import make_participant
 
 

@@ -27,7 +27,7 @@ from participants.models import (
 )
 from preventicons import messaging
 from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from tests.conftest import make_organisation
 from tests.participants.people import make_participant

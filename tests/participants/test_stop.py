@@ -28,7 +28,7 @@ from participants.models import (
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging
 from preventicons.fields import EncryptedTextField
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from scores.queries import weekly_values_for
 from scores.submission import record_score
