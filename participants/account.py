@@ -42,7 +42,7 @@ from participants.models import (
 from participants.references import hour_indexes
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging, ratelimit
-from preventicons.dbrouter import ALIASES, DEFAULT
+from preventicons.dbrouter import every_store
 from preventicons.sessions import coarse_expiry
 
 ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
@@ -280,11 +280,9 @@ def confirm_change(
             if new_name:
                 locked.name = new_name
             if proven.email:
-                locked.email = proven.email
-                locked.email_index = crypto.blind_index_email(proven.email)
+                locked.set_email(proven.email)
             if proven.mobile:
-                locked.mobile = proven.mobile
-                locked.mobile_index = crypto.blind_index_phone(proven.mobile)
+                locked.set_mobile(proven.mobile)
             locked.save()
             round_ids = list(
                 verification.codes_of(locked).filter(purpose=CHANGE).values_list("pk", flat=True)
@@ -393,20 +391,9 @@ def stop_participation(*, participant: Participant) -> None:
     Call only after both factors were verified for the STOP purpose. Stopping a stopped participant
     changes nothing. ``participant_stopped`` is sent with P inside the transaction (participants/signals.py).
     """
-    with contextlib.ExitStack() as stores:
-        stores.enter_context(transaction.atomic(using=DEFAULT))
-        # Every other store joins the stop, so what a receiver writes there (casefiles closes the dossier)
-        # commits with it or not at all: if any receiver raises, every store rolls back and the participant
-        # keeps their data to try again. One window remains, because two databases cannot commit as one:
-        # on leaving, the other stores commit first and the identity store last. Should that last commit
-        # fail, the dossier is already closed and unlinked while the participant is not yet stopped; they
-        # stop again and it completes (receivers are idempotent). This order errs towards forgetting; the
-        # reverse could leave a dossier open under a pseudonym nobody can name any more. Closing the window
-        # would take two-phase commit (PREPARE TRANSACTION) and a recovery process across the servers.
-        for alias in ALIASES:
-            if alias != DEFAULT:
-                stores.enter_context(transaction.atomic(using=alias))
-
+    # Every other store joins the stop, so what a receiver writes there (casefiles closes the dossier) commits
+    # with it or not at all; the identity store commits last (dbrouter.every_store says why that order).
+    with every_store():
         # The organisation first, as an import takes it: an import that read this row before the stop would
         # otherwise write what it decided from that read (a name from the list) back onto the erased row.
         Organisation.objects.select_for_update().filter(pk=participant.organisation_id).first()

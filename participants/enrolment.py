@@ -30,8 +30,6 @@ from participants.models import ConsentRecord, Invitation, Participant, Verifica
 from participants.verification import issue_codes
 from preventicons import messaging
 from preventicons.crypto import (
-    blind_index_email,
-    blind_index_phone,
     hash_token,
     new_pseudonym,
     new_token,
@@ -373,12 +371,10 @@ def complete_enrolment(
                     raise EnrolmentRefused(_("Please choose again where the weekly messages should go."))
                 participant.private_email = proven.email
             elif proven.email:
-                participant.email = proven.email
-                participant.email_index = blind_index_email(proven.email)
+                participant.set_email(proven.email)
             participant.weekly_channel = weekly_channel
             if proven.mobile:
-                participant.mobile = proven.mobile
-                participant.mobile_index = blind_index_phone(proven.mobile)
+                participant.set_mobile(proven.mobile)
             participant.status = Participant.Status.ACTIVE
             # A fresh P at enrolment: nothing about the invitation or import leads to the scores.
             participant.pseudonym = new_pseudonym()

@@ -592,19 +592,16 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
         email_index = blind_index_email(row.email)
         mobile_index = blind_index_phone(row.mobile)
         if target is None:
-            created.append(
-                Participant(
-                    organisation=organisation,
-                    department=department,
-                    name=row.name,
-                    email=row.email,
-                    mobile=row.mobile,
-                    email_index=None if email_index in held_emails else email_index,
-                    mobile_index=None if mobile_index in held_mobiles else mobile_index,
-                    listed_email_hash=email_hash,
-                    listed_mobile_hash=mobile_hash,
-                )
+            person = Participant(
+                organisation=organisation,
+                department=department,
+                name=row.name,
+                listed_email_hash=email_hash,
+                listed_mobile_hash=mobile_hash,
             )
+            person.set_email(row.email, indexed=email_index not in held_emails)
+            person.set_mobile(row.mobile, indexed=mobile_index not in held_mobiles)
+            created.append(person)
             held_emails.add(email_index)
             held_mobiles.add(mobile_index)
             continue
@@ -776,18 +773,14 @@ def _update_fields(
         participant.name = row.name
         fields.append("name")
     if participant.email_index != email_index or participant.email != row.email:
-        participant.email = row.email
         # Without its index when another participant holds it as their own (see _apply).
         taken = email_index in held_emails and email_index != participant.email_index
-        participant.email_index = None if taken else email_index
+        fields += participant.set_email(row.email, indexed=not taken)
         held_emails.add(email_index)
-        fields += ["email", "email_index"]
     if participant.mobile_index != mobile_index or participant.mobile != row.mobile:
-        participant.mobile = row.mobile
         taken = mobile_index in held_mobiles and mobile_index != participant.mobile_index
-        participant.mobile_index = None if taken else mobile_index
+        fields += participant.set_mobile(row.mobile, indexed=not taken)
         held_mobiles.add(mobile_index)
-        fields += ["mobile", "mobile_index"]
     return fields
 
 

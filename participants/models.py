@@ -14,7 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.crypto import keyed_hash, open_sealed
+from participants.contact import normalise_mobile
+from preventicons.crypto import blind_index_email, blind_index_phone, keyed_hash, open_sealed
 from preventicons.fields import (
     EncryptedTextField,
     SealedBooleanField,
@@ -337,6 +338,42 @@ class Participant(models.Model):
             "weekly_channel": None,
             "status": cls.Status.STOPPED,
         }
+
+    @classmethod
+    def can_take_part(cls, *, status: str, is_listed: bool, paused: bool) -> bool:
+        """Whether a participant in this state can take part this week: active, on the list, not paused.
+
+        The one rule for who the weekly round sends a link and whose silence the week close counts. The
+        status and the pause are sealed, so callers open them (row by row, or in bulk) and ask here.
+        """
+        return status == cls.Status.ACTIVE and is_listed and not paused
+
+    def can_take_part_this_week(self) -> bool:
+        """Whether this participant can take part this week (see can_take_part)."""
+        return self.can_take_part(
+            status=self.status, is_listed=self.is_listed, paused=bool(self.messages_paused)
+        )
+
+    def set_email(self, email: str, *, indexed: bool = True) -> list[str]:
+        """Seal this e-mail address with its blind index; the fields to save.
+
+        ``indexed=False`` stores it without an index: another participant of the organisation holds the
+        address as their own (the import), and the unique index must stay theirs.
+        """
+        self.email = email
+        self.email_index = blind_index_email(email) if indexed else None
+        return ["email", "email_index"]
+
+    def set_mobile(self, mobile: str, *, indexed: bool = True) -> list[str]:
+        """Seal this mobile number, normalised by participants.contact, with its blind index; fields to save.
+
+        Raises contact.MobileRefused for a number the import, enrolment and account page would all refuse.
+        ``indexed=False`` as for set_email.
+        """
+        number = normalise_mobile(mobile)
+        self.mobile = number
+        self.mobile_index = blind_index_phone(number) if indexed else None
+        return ["mobile", "mobile_index"]
 
     def shred(self) -> None:
         """Give this row the columns of shredded() and save them (sealed ones sealed to this row)."""

@@ -13,22 +13,21 @@ the weekly round sends them no links and their dossier is unavailable to caseman
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 
 from participants.models import ConsentRecord, Participant
 from participants.signals import participant_inactive, participant_reactivated
 from preventicons import crypto
-from preventicons.dbrouter import ALIASES, DEFAULT
+from preventicons.dbrouter import every_store
 from preventicons.fields import EncryptedTextField, SealedBooleanField
 
 # Participants are read and updated in chunks: bounded memory, and IN-lists PostgreSQL plans well.
@@ -70,19 +69,6 @@ class Participation:
     # Active participants who get no messages (paused, or no longer on the list) are neither.
     not_counted: int = 0
     became_inactive: list[str] = field(default_factory=list)  # participant ids, never pseudonyms
-
-
-@contextlib.contextmanager
-def every_store() -> Iterator[None]:
-    """One transaction that every store joins; the identity store commits last."""
-    # What a receiver writes in another store (casefiles marks the dossier) commits with this or not at all;
-    # the identity store commits last, as in account.stop_participation.
-    with contextlib.ExitStack() as stores:
-        stores.enter_context(transaction.atomic(using=DEFAULT))
-        for alias in ALIASES:
-            if alias != DEFAULT:
-                stores.enter_context(transaction.atomic(using=alias))
-        yield
 
 
 @functools.cache
@@ -138,7 +124,8 @@ def record_participation(
         for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state in rows.iterator(
             chunk_size=CHUNK
         ):
-            if crypto.open_sealed(sealed_status, _binding(pk, "status")) != Participant.Status.ACTIVE:
+            status = crypto.open_sealed(sealed_status, _binding(pk, "status"))
+            if status != Participant.Status.ACTIVE:
                 # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
                 # order) who is active at all.
                 resealed.append((pk, sealed_state, sealed_status))
@@ -157,7 +144,7 @@ def record_participation(
             if did_answer:
                 state = ParticipationState(last_response_week=week, weeks_without_response=0)
                 outcome.responded += 1
-            elif is_listed and not paused:
+            elif Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
                 state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
                 outcome.missed += 1
                 if state.weeks_without_response >= limit:

@@ -120,7 +120,7 @@ def _record_contact_consent(participant: Participant, *, text_version: str, on: 
 def take_up_pending() -> TakenUp:
     """Take up every queued request inside the caller's transaction; the queue is empty when it commits.
 
-    Must run inside a transaction that every store joins (participants.participation.every_store), with
+    Must run inside a transaction that every store joins (preventicons.dbrouter.every_store), with
     the caller opening the dossiers of what is returned in that same transaction: the rows are deleted,
     and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.

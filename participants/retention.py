@@ -44,10 +44,11 @@ from participants.models import (
     QueuedRequest,
     VerificationCode,
 )
-from participants.participation import every_store, participation_of
+from participants.participation import participation_of
 from participants.references import hour_indexes
 from participants.signals import participant_stopped
 from preventicons import messaging
+from preventicons.dbrouter import every_store
 
 logger = logging.getLogger(__name__)
 

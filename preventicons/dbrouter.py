@@ -7,9 +7,12 @@ query across aliases is an error, never a silent fall-back to ``default``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from django.apps import apps
+from django.db import transaction
 from django.db.models import Model
 
 DEFAULT = "default"
@@ -81,3 +84,24 @@ class StoreRouter:
 def models_in(alias: str) -> list[type[Model]]:
     """Every installed model that lives in the given alias."""
     return [model for model in apps.get_models() if database_for_model(model) == alias]
+
+
+@contextlib.contextmanager
+def every_store() -> Iterator[None]:
+    """One transaction that every store joins; the identity store commits last.
+
+    What a receiver writes in another store (casefiles closes or marks the dossier) commits with the
+    identity-side change or not at all: if anything inside raises, every store rolls back. One window
+    remains, because two databases cannot commit as one: on leaving, the other stores commit first and the
+    identity store last. Should that last commit fail, the other stores have already committed; callers
+    keep their receivers idempotent so that running the operation again completes it. This order errs
+    towards forgetting (a dossier closed while its participant is not yet stopped); the reverse could leave
+    a dossier open under a pseudonym nobody can name any more. Closing the window would take two-phase
+    commit (PREPARE TRANSACTION) and a recovery process across the servers.
+    """
+    with contextlib.ExitStack() as stores:
+        stores.enter_context(transaction.atomic(using=DEFAULT))
+        for alias in ALIASES:
+            if alias != DEFAULT:
+                stores.enter_context(transaction.atomic(using=alias))
+        yield

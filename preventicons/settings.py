@@ -207,7 +207,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "two_factor:login"
 LOGIN_REDIRECT_URL = "staff-home"
 LOGOUT_REDIRECT_URL = "home"
-TWO_FACTOR_SMS_GATEWAY = "preventicons.messaging.TwoFactorSmsGateway"
+TWO_FACTOR_SMS_GATEWAY = "preventicons.gateways.TwoFactorSmsGateway"
 TWO_FACTOR_PATCH_ADMIN = False
 TWO_FACTOR_REMEMBER_COOKIE_AGE = None
 OTP_TOTP_ISSUER = "Preventicons"
@@ -254,7 +254,7 @@ UNKNOWN_LINKS_PER_HOUR = env.int("UNKNOWN_LINKS_PER_HOUR", default=30)
 # we accept, from the employer's list, at enrolment or in the account, is checked by the same rules.
 MOBILE_COUNTRIES = env.list("MOBILE_COUNTRIES", default=["NL", "BE", "DE"])
 
-# --- Messaging (preventicons/messaging.py) ------------------------------------------------------
+# --- Messaging (the outbox in preventicons/messaging.py, providers in preventicons/gateways.py) -
 # In development with DEBUG on (make run) every message lands whole in the development mailbox under
 # var/mailbox/, read at /dev/mailbox/ (preventicons/devmailbox.py), never in a log; with DEBUG off, where that
 # page answers 404, the console backends print them (through the redacting log filter in a worker).
@@ -280,11 +280,11 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SUPPORT_EMAIL = env.str("PREVENTICONS_SUPPORT_EMAIL", default="privacy@preventicons.localhost")
 SMS_GATEWAY = env.str(
     "SMS_GATEWAY",
-    default="preventicons.messaging.TwilioSmsGateway"
+    default="preventicons.gateways.TwilioSmsGateway"
     if PRODUCTION
     else "preventicons.devmailbox.MailboxSmsGateway"
     if DEVELOPMENT_MAILBOX
-    else "preventicons.messaging.ConsoleSmsGateway",
+    else "preventicons.gateways.ConsoleSmsGateway",
 )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")

@@ -17,7 +17,7 @@ from preventicons.settings import *  # noqa: F403
 # Argon2 costs about 0.1 s per hash here; tests hash many passwords. Production keeps Argon2.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
+SMS_GATEWAY = "preventicons.gateways.MemorySmsGateway"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"

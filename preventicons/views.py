@@ -21,7 +21,7 @@ from two_factor.utils import default_device
 from two_factor.views import LoginView, SetupView
 
 from preventicons import devmailbox
-from preventicons.messaging import STAFF_SMS_RESULT_ATTRIBUTE, StaffSmsOutcome, StaffSmsResult
+from preventicons.gateways import STAFF_SMS_RESULT_ATTRIBUTE, StaffSmsOutcome, StaffSmsResult
 from preventicons.roles import has_second_factor, roles_of, staff_required
 from preventicons.staffauth import Verdict, locked_until, reauthenticate
 from preventicons.staffforms import (
@@ -79,7 +79,7 @@ def sms_notice(device: Any) -> str | None:
     """What a code page says about the text message it just asked for: the truth, or None (no phone).
 
     two-factor says "we sent you a text message" whatever its gateway did; ours leaves the outcome on the
-    device (messaging.STAFF_SMS_RESULT_ATTRIBUTE), and only a code that went out is called sent.
+    device (gateways.STAFF_SMS_RESULT_ATTRIBUTE), and only a code that went out is called sent.
     """
     if device is None or getattr(device, "method", None) != "sms":
         return None

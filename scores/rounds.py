@@ -22,16 +22,16 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections, router, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from participants import queries
 from participants.agreements import AgreementMissing, require_signed_agreement
-from participants.models import Organisation, Participant
+from participants.models import Organisation
 from preventicons import messaging
 from preventicons.crypto import hash_token
-from preventicons.fields import SealedBooleanField, open_column
 from preventicons.keys import get_key_set
 from preventicons.models import OutboundMessage
 from scores.models import WeeklyLink, WeeklyRound
@@ -114,27 +114,14 @@ def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMes
         return None
     link = (
         WeeklyLink.objects.select_related("participant")
-        .only(
-            "expires_at",
-            "participant__status",
-            "participant__is_listed",
-            "participant__messages_paused",
-            "participant__weekly_channel",
-            "participant__email",
-            "participant__private_email",
-            "participant__mobile",
-        )
+        .only("expires_at", *queries.message_holder_columns("participant"))
         .filter(pk=link_id)
         .first()
     )
     if link is None or link.expires_at <= timezone.now():
         return None
-    participant = link.participant
-    if (
-        participant.status != Participant.Status.ACTIVE
-        or not participant.is_listed
-        or participant.messages_paused
-    ):
+    address = queries.weekly_address(link.participant, channel)
+    if address is None:
         return None
     with translation.override(settings.LANGUAGE_CODE):
         texts = _texts(link.expires_at)
@@ -143,11 +130,6 @@ def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMes
             "stop": texts.stop,
             "until": texts.until,
         }
-        # Only the address the participant chose and proved at enrolment: after the invitation schedule,
-        # nothing goes to an address the employer supplied unless the participant chose it.
-        address = _chosen_address(participant, channel)
-        if address is None:
-            return None
         if channel == EMAIL:
             return messaging.RenderedMessage(to=address, subject=texts.subject, body=texts.email % context)
         if channel == SMS:
@@ -155,35 +137,7 @@ def render_weekly_message(reference: str, channel: str) -> messaging.RenderedMes
     return None
 
 
-def _chosen_address(participant: Participant, channel: str) -> str | None:
-    """The address of ``channel`` the participant chose for the weekly messages, or None."""
-    chosen = participant.weekly_channel
-    if channel == EMAIL and chosen == Participant.WeeklyChannel.PRIVATE_EMAIL:
-        return participant.private_email or None
-    if channel == EMAIL and chosen == Participant.WeeklyChannel.WORK_EMAIL:
-        return participant.email or None
-    if channel == SMS and chosen == Participant.WeeklyChannel.SMS:
-        return participant.mobile or None
-    return None
-
-
 # --- the round --------------------------------------------------------------------------------
-
-
-def _recipients(organisation: Organisation, week: dt.date) -> Q:
-    # Active and not paused is decided in Python (_next_batch): both are sealed (participants.models).
-    return Q(organisation=organisation, is_listed=True) & (_by_email() | _by_sms())
-
-
-def _by_email() -> Q:
-    channel = Participant.WeeklyChannel
-    return Q(weekly_channel=channel.PRIVATE_EMAIL, private_email__isnull=False) | Q(
-        weekly_channel=channel.WORK_EMAIL, email__isnull=False
-    )
-
-
-def _by_sms() -> Q:
-    return Q(weekly_channel=Participant.WeeklyChannel.SMS, mobile__isnull=False)
 
 
 def run_weekly_round(
@@ -211,7 +165,12 @@ def run_weekly_round(
             # Runs of the same round take turns batch by batch, so two never prepare the same participant;
             # the unique constraints would refuse a double anyway.
             WeeklyRound.objects.select_for_update().filter(pk=weekly_round.pk).first()
-            batch, last = _next_batch(organisation, week, after=after, size=batch_size)
+            batch, last = queries.weekly_recipients(
+                organisation=organisation,
+                excluding=Exists(WeeklyLink.objects.filter(participant=OuterRef("pk"), week=week)),
+                after=after,
+                size=batch_size,
+            )
             if last is None:
                 break
             if batch:
@@ -233,46 +192,6 @@ def run_weekly_round(
         report.batches,
     )
     return report
-
-
-@dataclass(frozen=True)
-class _Recipient:
-    pk: uuid.UUID
-    by_email: bool
-    by_sms: bool
-
-
-def _next_batch(
-    organisation: Organisation, week: dt.date, *, after: object, size: int
-) -> tuple[list[_Recipient], object]:
-    """The next ``size`` candidates after ``after`` (by id): those who get a link, and the last id read.
-
-    Whether someone is active and has not paused is sealed, so the database hands over every listed person
-    with an address, and the status and pause are opened and decided here (a few microseconds each).
-    """
-    # Whether an address exists, not the address: the round opens nothing sealed but the state.
-    candidates = (
-        Participant.objects.filter(_recipients(organisation, week))
-        .exclude(Exists(WeeklyLink.objects.filter(participant=OuterRef("pk"), week=week)))
-        .annotate(
-            by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),
-            by_sms=ExpressionWrapper(_by_sms(), output_field=BooleanField()),
-        )
-        .order_by("pk")
-        .values_list("pk", "status", "messages_paused", "by_email", "by_sms")
-    )
-    if after is not None:
-        candidates = candidates.filter(pk__gt=after)
-    chosen = []
-    last = None
-    for pk, status, paused, by_email, by_sms in candidates[:size]:
-        last = pk
-        if open_column(Participant, "status", pk, status) != Participant.Status.ACTIVE:
-            continue
-        if open_column(Participant, "messages_paused", pk, str(paused)) != SealedBooleanField.FALSE:
-            continue
-        chosen.append(_Recipient(pk, by_email, by_sms))
-    return chosen, last
 
 
 @dataclass(frozen=True)
@@ -303,7 +222,9 @@ def _texts(expires_at: dt.datetime) -> _Texts:
     )
 
 
-def _prepare(batch: list[_Recipient], *, week: dt.date, expires_at: dt.datetime, report: RoundReport) -> None:
+def _prepare(
+    batch: list[queries.WeeklyRecipient], *, week: dt.date, expires_at: dt.datetime, report: RoundReport
+) -> None:
     key = get_key_set().hmac_key("blind_index")
     link_ids: list[str] = []
     token_hashes: list[str] = []

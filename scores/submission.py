@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.db import connections, router
 from django.utils import timezone
 
-from participants.models import Participant
+from participants import queries
 from preventicons import crypto
 from preventicons.crypto import hash_token
 from scores.models import Score, WeeklyLink
@@ -58,15 +58,7 @@ def find_weekly_link(*, token: str) -> WeeklyLink | None:
     # token_hash is unique: a plain slice, not first(), which would add an ORDER BY the query does not need.
     found = (
         WeeklyLink.objects.select_related("participant")
-        .only(
-            "week",
-            "expires_at",
-            "participant__status",
-            "participant__is_listed",
-            "participant__pseudonym",
-            "participant__organisation_id",
-            "participant__department_id",
-        )
+        .only("week", "expires_at", *queries.link_holder_columns("participant"))
         .filter(token_hash=hash_token(token))[:1]
     )
     return next(iter(found), None)
@@ -76,12 +68,7 @@ def link_state(link: WeeklyLink | None, *, now: dt.datetime | None = None) -> Li
     """What this link can still do."""
     if link is None:
         return LinkState.UNKNOWN
-    participant = link.participant
-    if (
-        participant.status != Participant.Status.ACTIVE
-        or not participant.is_listed
-        or not participant.pseudonym
-    ):
+    if not queries.may_use_weekly_link(link.participant):
         return LinkState.STOPPED
     if link.expires_at <= (now or timezone.now()):
         return LinkState.EXPIRED

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from participants import queries
 from participants.models import Department, Organisation
-from participants.participation import Participation, every_store, record_participation
+from participants.participation import Participation, record_participation
 from preventicons import crypto
+from preventicons.dbrouter import every_store
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import department_of, natural_key_binding, week_pseudonym
 
@@ -220,7 +222,9 @@ def _forget_links(organisation_id: int, week: dt.date) -> None:
     when someone paused or fell silent, long after a stop or the nightly anonymisation. Only the open week's
     link lives; a stop keeps it, because a stopped person's link must answer like anyone else's until then.
     """
-    WeeklyLink.objects.filter(participant__organisation_id=organisation_id, week__lte=week).delete()
+    WeeklyLink.objects.filter(
+        participant_id__in=queries.ids_in_organisation(organisation_id), week__lte=week
+    ).delete()
 
 
 def vacuum_scores_after_commit() -> None:

@@ -21,10 +21,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from participants import queries as participant_queries
 from participants import requestqueue
 from participants.models import Participant
 from participants.offers import AccountOffer
-from participants.participation import every_store
+from preventicons.dbrouter import every_store
 from scores import queries
 from scores.signals import help_requested
 
@@ -109,8 +110,7 @@ def request_help(*, participant: Participant, channel: str, consent_text_version
     """
     if channel not in CONTACT_CHANNELS:
         raise HelpRefused(_("Choose how you would like to be contacted."))
-    current = Participant.objects.filter(pk=participant.pk).only("status", "pseudonym").first()
-    if current is None or current.status != Participant.Status.ACTIVE or not current.pseudonym:
+    if participant_queries.active_pseudonym(participant.pk) is None:
         raise HelpRefused(_("This link no longer works. Open your account to start again."))
     requestqueue.queue_help_request(
         participant=participant, channel=channel, consent_version=consent_text_version

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.contrib.auth.models import Group
@@ -27,6 +28,8 @@ pytest_plugins = ["tests.fakes.fixtures"]
 
 ALL_DATABASES = ["default", "notes", "casefiles"]
 STAFF_PASSWORD = "correct horse battery staple"
+# Redis numbers its databases 0-15 unless configured otherwise.
+REDIS_MAX_DATABASE = 15
 
 
 @pytest.fixture
@@ -45,6 +48,49 @@ def empty_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+def worker_redis_url(url: str, worker: str | None) -> str:
+    """``url`` with the Redis database of this pytest-xdist worker: the base database plus the worker's
+    index (gw0 keeps the base, gw1 the next, ...); unchanged outside xdist."""
+    if not worker:
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    database = base + int(worker.removeprefix("gw"))
+    if database > REDIS_MAX_DATABASE:
+        raise pytest.UsageError(
+            f"pytest-xdist worker {worker} would use Redis database {database} ({url} plus its index): "
+            f"Redis has databases 0-{REDIS_MAX_DATABASE}; use a lower base database or fewer workers"
+        )
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker gets its own Redis database, emptied before its first test.
+
+    The workers of ``pytest -n N`` would otherwise share one database: one worker's ``cache.clear()``
+    (FLUSHDB) would wipe the rate-limit counters another worker's test is counting. Subprocesses that a
+    test starts (the Celery worker) read REDIS_URL from the environment, so it is set there too.
+    """
+    import redis
+    from django.conf import settings
+    from django.core.cache import caches
+
+    if not settings.REDIS_URL:
+        return
+    url = worker_redis_url(settings.REDIS_URL, os.environ.get("PYTEST_XDIST_WORKER"))
+    if url != settings.REDIS_URL:
+        os.environ["REDIS_URL"] = url
+        settings.REDIS_URL = url
+        settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": url}}
+        # The cache handler reads CACHES once; nothing has used it yet, but make it read them again.
+        caches.__dict__.pop("settings", None)
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -20,7 +20,7 @@ from django.test import Client
 from participants import account
 from participants.models import Organisation, Participant
 from preventicons import messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 from tests.participants.test_stop import make_active

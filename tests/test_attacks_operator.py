@@ -27,7 +27,7 @@ from django.test import Client
 
 from participants.models import Department, Organisation, Participant
 from preventicons import messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
 

@@ -119,7 +119,7 @@ def test_development_uses_the_mailbox_only_while_debug_is_on(clean_environment: 
     clean_environment.setenv("DJANGO_DEBUG", "false")
     loaded = load_settings()
     assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
-    assert loaded["SMS_GATEWAY"] == "preventicons.messaging.ConsoleSmsGateway"
+    assert loaded["SMS_GATEWAY"] == "preventicons.gateways.ConsoleSmsGateway"
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from participants.models import StaffUser
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import StaffLoginGuard
 from preventicons.roles import Role
 from tests.conftest import STAFF_PASSWORD

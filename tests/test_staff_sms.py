@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from participants.models import StaffUser
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.roles import Role
 from tests.conftest import STAFF_PASSWORD, login_verified, make_staff
 from tests.preventicons.test_ratelimit import REDIS_AWAY

@@ -23,7 +23,7 @@ from participants.agreements import casemanager_has_signed_agreement, has_signed
 from participants.enrolment import invitation_days, record_consent
 from participants.invitations import send_invitations
 from participants.models import Department, Invitation, Organisation, Participant, StaffUser
-from preventicons.crypto import blind_index_email, blind_index_phone, hash_token, new_pseudonym, new_token
+from preventicons.crypto import blind_index_email, hash_token, new_pseudonym, new_token
 from preventicons.roles import Role
 
 DEMO_PASSWORD = "preventicons-demo"  # noqa: S105  # nosec B105  # demo only, refused in production
@@ -143,15 +143,9 @@ def seed_participant(
     if Participant.objects.filter(organisation=organisation, email_index=email_index).exists():
         return 0
     # Plain saves for now; the participant journey will seed through the address-list import instead.
-    participant = Participant(
-        organisation=organisation,
-        department=department,
-        name=name,
-        email=email,
-        email_index=email_index,
-        mobile=mobile,
-        mobile_index=blind_index_phone(mobile),
-    )
+    participant = Participant(organisation=organisation, department=department, name=name)
+    participant.set_email(email)
+    participant.set_mobile(mobile)
     if active:
         participant.status = Participant.Status.ACTIVE
         participant.pseudonym = new_pseudonym()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,8 +21,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from participants import queries
 from participants.agreements import has_signed_agreement
-from participants.models import Organisation, Participant
+from participants.models import Organisation
 from scores import rounds
 from scores.models import Score, WeeklyLink
 from scores.sealing import week_pseudonym
@@ -40,10 +42,8 @@ class DemoScore:
     value: int
 
 
-def demo_scores(participant: Participant, weeks: list[dt.date]) -> list[DemoScore]:
+def demo_scores(pseudonym: str, weeks: list[dt.date]) -> list[DemoScore]:
     """A plausible, repeatable course for one person: a mood that drifts a step at a time."""
-    pseudonym = participant.pseudonym
-    assert pseudonym
     # Seeded by the pseudonym so a second run proposes the same scores (demo data, not a secret).
     rng = random.Random(pseudonym)  # noqa: S311  # nosec B311  # demo data, not a secret
     mood = rng.randint(2, 4)
@@ -60,11 +60,14 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
     rounds.run_weekly_round(organisation=organisation, week=week)
     moment = rounds.week_starts_at(week) + TAP_AFTER
     recorded = 0
-    links = WeeklyLink.objects.filter(participant__organisation=organisation, week=week).select_related(
-        "participant"
+    links = WeeklyLink.objects.filter(
+        participant_id__in=queries.ids_in_organisation(organisation.pk), week=week
     )
     for link in links:
-        scores = {score.week: score.value for score in demo_scores(link.participant, weeks)}
+        # The round sends links to active participants only: each has a pseudonym.
+        pseudonym = queries.active_pseudonym(link.participant_id)
+        assert pseudonym
+        scores = {score.week: score.value for score in demo_scores(pseudonym, weeks)}
         if week in scores:
             # The token the participant's message carries, tapped as the smiley page does.
             token = rounds.link_token(link.pk)
@@ -73,23 +76,16 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
     return recorded
 
 
-def unanswered_link(*, week: dt.date) -> tuple[Participant, str] | None:
-    """One active demo participant with a link of ``week`` and no score yet, with the link's token."""
-    links = (
-        WeeklyLink.objects.filter(week=week)
-        .select_related("participant", "participant__organisation", "participant__department")
-        .order_by("participant_id")
-    )
-    for link in links:
-        pseudonym = link.participant.pseudonym
-        # The status is sealed (participants.models): opened and decided here, not in SQL.
-        if link.participant.status != Participant.Status.ACTIVE:
-            continue
+def unanswered_link(*, week: dt.date) -> tuple[uuid.UUID, str] | None:
+    """One active demo participant's id with a link of ``week`` and no score yet, with the link's token."""
+    for link in WeeklyLink.objects.filter(week=week).order_by("participant_id"):
+        # The status is sealed (participants.models): opened and decided in Python, not in SQL.
+        pseudonym = queries.active_pseudonym(link.participant_id)
         if (
             pseudonym
             and not Score.objects.filter(pseudonym=week_pseudonym(pseudonym, week), week=week).exists()
         ):
-            return link.participant, rounds.link_token(link.pk)
+            return link.participant_id, rounds.link_token(link.pk)
     return None
 
 
@@ -100,8 +96,7 @@ def seed(*, write: Callable[[str], None]) -> None:
     organisations = [
         organisation
         for organisation in Organisation.objects.order_by("pk")
-        if has_signed_agreement(organisation)
-        and Participant.objects.filter(organisation=organisation, pseudonym__isnull=False).exists()
+        if has_signed_agreement(organisation) and queries.has_pseudonyms(organisation)
     ]
     recorded = 0
     for organisation in organisations:
@@ -117,11 +112,11 @@ def seed(*, write: Callable[[str], None]) -> None:
     if found is None:
         write("scores: every demo participant has answered this week (make clean starts afresh)")
         return
-    participant, token = found
+    participant_id, token = found
     url = settings.SITE_URL + reverse("scores:week", kwargs={"token": token})
-    department = participant.department.name if participant.department else "-"
+    who = queries.describe(participant_id)
     write(
-        f"scores: this week's smiley link of {participant.name} ({participant.organisation.name}, "
-        f"{department}), not answered yet (tap 1 or 2 for the offer of help):"
+        f"scores: this week's smiley link of {who.name} ({who.organisation}, "
+        f"{who.department}), not answered yet (tap 1 or 2 for the offer of help):"
     )
     write(f"  {url}")

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from participants.account import ACCOUNT_LINK_LIFETIME
 from participants.models import AccountLink, Organisation
 from preventicons import crypto
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from scores import rounds
 from tests.browser.conftest import Visit
 from tests.browser.test_accessibility import not_status_codes, violations

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 
@@ -16,7 +16,7 @@ from tests.fakes.twilio import FakeTwilio
 def fake_twilio(settings: Any) -> Iterator[FakeTwilio]:
     """A local Twilio API; SMS go to it through the real SDK (SMS_GATEWAY = TwilioSmsGateway)."""
     with FakeTwilio() as fake:
-        settings.SMS_GATEWAY = "preventicons.messaging.TwilioSmsGateway"
+        settings.SMS_GATEWAY = "preventicons.gateways.TwilioSmsGateway"
         settings.TWILIO_ACCOUNT_SID = fake.account_sid
         settings.TWILIO_AUTH_TOKEN = fake.auth_token
         settings.TWILIO_FROM_NUMBER = fake.from_number

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from participants import account, verification
 from participants.models import AccountLink, ConsentRecord, Organisation, Participant, VerificationCode
 from preventicons import crypto, messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.sessions import SessionStore
 from scores import wellbeing
@@ -183,7 +183,7 @@ def test_an_address_or_number_of_a_colleague_is_refused_without_naming_them(
 
 def test_the_same_address_at_another_organisation_is_no_obstacle(jan: Participant, clock: Any) -> None:
     elsewhere = make_organisation("Bouwbedrijf Zuid", "bouw")
-    make_active(elsewhere, name="Kees", email="kees@example.nl", mobile="+31699998888")
+    make_active(elsewhere, name="Kees", email="kees@example.nl", mobile="+31611998888")
 
     assert account.request_change(participant=jan, email="kees@example.nl").email_to_new_address
 
@@ -193,7 +193,7 @@ def test_a_colleague_taking_the_address_before_confirmation_is_refused(
 ) -> None:
     account.request_change(participant=jan, email="gedeeld@example.nl")
     email_code, sms_code = delivered_codes()
-    make_active(organisation, name="Kees", email="gedeeld@example.nl", mobile="+31699998888")
+    make_active(organisation, name="Kees", email="gedeeld@example.nl", mobile="+31611998888")
 
     result = account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
 

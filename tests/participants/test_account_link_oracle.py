@@ -19,7 +19,7 @@ from participants import account, retention
 from participants.invitations import remember_departed
 from participants.models import AccountLink, Organisation, Participant
 from preventicons import crypto, messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.conftest import ALL_DATABASES, make_organisation
 from tests.fakes.smtp import FakeSmtpServer
 from tests.participants.test_stop import make_active

@@ -22,7 +22,7 @@ from participants import account, verification
 from participants.models import Organisation, Participant, VerificationCode
 from participants.session import bind_participant_session
 from preventicons import messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.conftest import ALL_DATABASES
 from tests.fakes.smtp import FakeSmtpServer
 from tests.participants.test_stop import make_active, wrong

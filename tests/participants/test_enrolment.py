@@ -27,7 +27,7 @@ from participants.models import (
 )
 from preventicons import messaging
 from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from tests.conftest import make_organisation
 from tests.participants.people import make_participant
@@ -157,13 +157,13 @@ def test_after_the_link_expired_the_next_run_invites_nobody_again(jan: Participa
 
 def test_invitations_start_only_for_people_new_to_the_list(organisation: Organisation) -> None:
     skipped = [
-        make_participant(organisation, email="b@example.nl", mobile="+31600000002", is_listed=False),
-        make_participant(organisation, email="c@example.nl", mobile="+31600000003", status="declined"),
-        make_participant(organisation, email="d@example.nl", mobile="+31600000004", status="active"),
-        make_participant(organisation, email="e@example.nl", mobile="+31600000005", status="stopped"),
-        make_participant(organisation, email="g@example.nl", mobile="+31600000007", was_invited=True),
+        make_participant(organisation, email="b@example.nl", mobile="+31610000002", is_listed=False),
+        make_participant(organisation, email="c@example.nl", mobile="+31610000003", status="declined"),
+        make_participant(organisation, email="d@example.nl", mobile="+31610000004", status="active"),
+        make_participant(organisation, email="e@example.nl", mobile="+31610000005", status="stopped"),
+        make_participant(organisation, email="g@example.nl", mobile="+31610000007", was_invited=True),
     ]
-    invited = make_participant(organisation, email="f@example.nl", mobile="+31600000006")
+    invited = make_participant(organisation, email="f@example.nl", mobile="+31610000006")
 
     assert invitations.send_invitations(organisation=organisation) == 1
     deliver()
@@ -384,7 +384,7 @@ def test_every_enrolment_gets_a_fresh_pseudonym(organisation: Organisation, cloc
     pseudonyms = set()
     for number in range(2):
         participant = make_participant(
-            organisation, email=f"p{number}@example.nl", mobile=f"+3160000001{number}"
+            organisation, email=f"p{number}@example.nl", mobile=f"+3161000001{number}"
         )
         invitation = open_link(invite(participant))
         enrolment.record_consent(participant=participant)

@@ -23,7 +23,7 @@ from participants import account, invitations
 from participants.models import Organisation, Participant
 from preventicons import messaging
 from preventicons.crypto import blind_index_email, new_token
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 

@@ -27,7 +27,7 @@ from participants.verification import codes_of
 from participants.views.enrolment import SESSION_INVITATION, SESSION_OPENED
 from preventicons import messaging
 from preventicons.crypto import blind_index_phone, new_token
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff

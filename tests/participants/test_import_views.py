@@ -25,7 +25,7 @@ from participants.models import (
     StaffUser,
 )
 from preventicons import messaging
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff

@@ -28,7 +28,7 @@ from participants.models import (
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging
 from preventicons.fields import EncryptedTextField
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from scores.queries import weekly_values_for
 from scores.submission import record_score
@@ -61,12 +61,10 @@ def make_active(
         weekly_channel=weekly_channel,
         private_email=private_email,
         name=name,
-        email=email,
-        mobile=mobile,
-        email_index=crypto.blind_index_email(email),
-        mobile_index=crypto.blind_index_phone(mobile),
         pseudonym=crypto.new_pseudonym(),
     )
+    participant.set_email(email)
+    participant.set_mobile(mobile)
     participant.save()
     ConsentRecord.objects.create(
         participant_index=ConsentRecord.index_for(participant.pk),

@@ -19,7 +19,7 @@ from participants.tasks import resend_codes
 from participants.verification import TooManyCodes, VerifyStatus, issue_codes, verify_code
 from preventicons import messaging
 from preventicons.crypto import keyed_hash
-from preventicons.messaging import MemorySmsGateway
+from preventicons.gateways import MemorySmsGateway
 from tests.participants.people import make_participant
 
 ENROL = VerificationCode.Purpose.ENROL

@@ -41,6 +41,7 @@ LOGGERS = [
     "celery.worker.strategy",
     "multiprocessing",
     "preventicons.messaging",
+    "preventicons.gateways",
     "participants.enrolment",
     "some.library",
 ]

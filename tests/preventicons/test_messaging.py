@@ -26,12 +26,11 @@ from django.utils.translation import gettext_lazy
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from participants.models import StaffUser
-from preventicons import messaging, tasks
+from preventicons import gateways, messaging, tasks
 from preventicons.celery import app as celery_app
+from preventicons.gateways import MemorySmsGateway, TwoFactorSmsGateway
 from preventicons.messaging import (
     CLAIM_LEASE,
-    MemorySmsGateway,
-    TwoFactorSmsGateway,
     queue_email,
     queue_sms,
     retry_delay,
@@ -450,7 +449,7 @@ def test_a_send_that_never_reported_back_is_sent_after_the_lease(clock: Any, set
     with pytest.raises(RuntimeError):
         send_due_messages()
 
-    settings.SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
+    settings.SMS_GATEWAY = "preventicons.gateways.MemorySmsGateway"
     assert send_due_messages().claimed == 0  # still leased to the sender that died
     clock.shift(CLAIM_LEASE + dt.timedelta(seconds=1))
     assert send_due_messages().sent == 1
@@ -590,7 +589,7 @@ def test_prune_keeps_tombstones_a_retention_period_and_never_pending_rows(clock:
     settings.SMS_GATEWAY = f"{__name__}.RefusingSmsGateway"
     queue_sms(key="old:failed", to=NUMBER, body=SMS_BODY)
     send_due_messages()
-    settings.SMS_GATEWAY = "preventicons.messaging.MemorySmsGateway"
+    settings.SMS_GATEWAY = "preventicons.gateways.MemorySmsGateway"
     queue_sms(key="old:sent", to=NUMBER, body=SMS_BODY)
     send_due_messages()
     queue_sms(key="old:pending", to=NUMBER, body=SMS_BODY)
@@ -614,7 +613,7 @@ def test_prune_keeps_tombstones_a_retention_period_and_never_pending_rows(clock:
 
 class RefusingSmsGateway:
     def send(self, *, to: str, body: str) -> str:
-        raise messaging.PermanentSendError("test refusal")
+        raise gateways.PermanentSendError("test refusal")
 
 
 def test_the_beat_schedule_names_registered_tasks(settings: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from preventicons import messaging
+from preventicons import gateways, messaging
 from preventicons.messaging import Pacer
 
 
@@ -71,4 +71,4 @@ def test_a_run_paces_its_sms_by_the_configured_rate(settings: Any, monkeypatch: 
 
     assert report.sent == 6
     assert time.slept == [0.2, 0.2]
-    assert len(messaging.MemorySmsGateway.outbox) == 3
+    assert len(gateways.MemorySmsGateway.outbox) == 3

@@ -7,7 +7,7 @@ import itertools
 import re
 
 from participants.models import Department, Organisation, Participant
-from preventicons.crypto import blind_index_email, blind_index_phone, hash_token, new_pseudonym, new_token
+from preventicons.crypto import hash_token, new_pseudonym, new_token
 from scores import rounds
 from scores.models import Score, WeeklyLink
 from scores.submission import record_score
@@ -49,15 +49,15 @@ def make_participant(
         prefers_email=prefers_email,
         prefers_sms=prefers_sms,
         name=f"Medewerker {n}",
-        email=address if email else None,
-        email_index=blind_index_email(address) if email else None,
-        mobile=number if mobile else None,
-        mobile_index=blind_index_phone(number) if mobile else None,
         pseudonym=new_pseudonym() if status == Participant.Status.ACTIVE else None,
         weekly_channel=weekly_channel,
         private_email=private_email,
         was_invited=True,
     )
+    if email:
+        participant.set_email(address)
+    if mobile:
+        participant.set_mobile(number)
     participant.save()
     return participant
 

@@ -226,14 +226,14 @@ def test_a_request_of_someone_who_stopped_before_the_batch_records_nothing(
 def test_a_failing_dossier_side_records_no_consent_and_keeps_the_request(
     organisation: Organisation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from casefiles import receivers
+    from casefiles import operations
 
     participant = make_participant(organisation)
     ask(participant)
     # Every number drawn is taken: the casefiles side gives up, and the whole batch must roll back with it.
     taken = Dossier(number="D-AAAAAAAA", opened_on=WEEK)
     taken.save()
-    monkeypatch.setattr(receivers, "new_dossier_number", lambda: "D-AAAAAAAA")
+    monkeypatch.setattr(operations, "new_dossier_number", lambda: "D-AAAAAAAA")
 
     with pytest.raises(RuntimeError):
         batch()

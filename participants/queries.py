@@ -1,0 +1,159 @@
+"""What other apps may read about participants: the public read surface of the participants app.
+
+``scores`` (and later ``casefiles``) ask these functions and never read a participant column themselves, so
+a sealed column, a renamed field or a new rule (who can take part this week) changes here only. The status
+and the pause are sealed (participants.models): every decision on them is made in Python, after opening.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+
+from participants.models import Organisation, Participant
+from preventicons.fields import SealedBooleanField, open_column
+from preventicons.models import OutboundMessage
+
+# The participant columns the weekly page needs to tell what a link can still do (may_use_weekly_link).
+_LINK_HOLDER_COLUMNS = ("status", "is_listed", "pseudonym", "organisation_id", "department_id")
+# The participant columns a weekly message needs when it is rendered (weekly_address).
+_MESSAGE_HOLDER_COLUMNS = (
+    "status",
+    "is_listed",
+    "messages_paused",
+    "weekly_channel",
+    "email",
+    "private_email",
+    "mobile",
+)
+
+
+def link_holder_columns(relation: str) -> list[str]:
+    """The columns to load through ``relation`` (a foreign key to Participant) for may_use_weekly_link."""
+    return [f"{relation}__{name}" for name in _LINK_HOLDER_COLUMNS]
+
+
+def message_holder_columns(relation: str) -> list[str]:
+    """The columns to load through ``relation`` (a foreign key to Participant) for weekly_address."""
+    return [f"{relation}__{name}" for name in _MESSAGE_HOLDER_COLUMNS]
+
+
+def may_use_weekly_link(participant: Participant) -> bool:
+    """Whether a weekly link of this participant still opens: active, on the list, with a pseudonym."""
+    return bool(
+        participant.status == Participant.Status.ACTIVE and participant.is_listed and participant.pseudonym
+    )
+
+
+def weekly_address(participant: Participant, channel: str) -> str | None:
+    """Where this week's message goes by ``channel``, or None: not taking part, or not the channel chosen.
+
+    Only the address the participant chose and proved at enrolment: after the invitation schedule, nothing
+    goes to an address the employer supplied unless the participant chose it.
+    """
+    if not participant.can_take_part_this_week():
+        return None
+    chosen = participant.weekly_channel
+    if channel == OutboundMessage.Channel.EMAIL and chosen == Participant.WeeklyChannel.PRIVATE_EMAIL:
+        return participant.private_email or None
+    if channel == OutboundMessage.Channel.EMAIL and chosen == Participant.WeeklyChannel.WORK_EMAIL:
+        return participant.email or None
+    if channel == OutboundMessage.Channel.SMS and chosen == Participant.WeeklyChannel.SMS:
+        return participant.mobile or None
+    return None
+
+
+@dataclass(frozen=True)
+class WeeklyRecipient:
+    """Someone the weekly round sends a link: by e-mail, by SMS, or both (never the address itself)."""
+
+    pk: uuid.UUID
+    by_email: bool
+    by_sms: bool
+
+
+def _by_email() -> Q:
+    channel = Participant.WeeklyChannel
+    return Q(weekly_channel=channel.PRIVATE_EMAIL, private_email__isnull=False) | Q(
+        weekly_channel=channel.WORK_EMAIL, email__isnull=False
+    )
+
+
+def _by_sms() -> Q:
+    return Q(weekly_channel=Participant.WeeklyChannel.SMS, mobile__isnull=False)
+
+
+def weekly_recipients(
+    *, organisation: Organisation, excluding: Any, after: object, size: int
+) -> tuple[list[WeeklyRecipient], object]:
+    """The next ``size`` candidates after ``after`` (by id): those who can take part, and the last id read.
+
+    ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves
+    out whoever already has one. Whether someone is active and has not paused is sealed, so the database
+    hands over every listed person with an address, and the status and pause are opened and decided here
+    (a few microseconds each). Whether an address exists, not the address: nothing else sealed is opened.
+    """
+    candidates = (
+        Participant.objects.filter(Q(organisation=organisation, is_listed=True) & (_by_email() | _by_sms()))
+        .exclude(excluding)
+        .annotate(
+            by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),
+            by_sms=ExpressionWrapper(_by_sms(), output_field=BooleanField()),
+        )
+        .order_by("pk")
+        .values_list("pk", "status", "messages_paused", "by_email", "by_sms")
+    )
+    if after is not None:
+        candidates = candidates.filter(pk__gt=after)
+    chosen = []
+    last = None
+    for pk, status, paused, by_email, by_sms in candidates[:size]:
+        last = pk
+        # Listed is in the query; an unreadable pause counts as paused.
+        if not Participant.can_take_part(
+            status=open_column(Participant, "status", pk, status) or "",
+            is_listed=True,
+            paused=open_column(Participant, "messages_paused", pk, str(paused)) != SealedBooleanField.FALSE,
+        ):
+            continue
+        chosen.append(WeeklyRecipient(pk, by_email, by_sms))
+    return chosen, last
+
+
+def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:
+    """The ids of an organisation's participants, as a subquery (``participant_id__in=...``)."""
+    return Participant.objects.filter(organisation_id=organisation_id).values("pk")
+
+
+def active_pseudonym(participant_id: uuid.UUID) -> str | None:
+    """The pseudonym P of an active participant; None for anyone else (or nobody)."""
+    current = Participant.objects.filter(pk=participant_id).only("status", "pseudonym").first()
+    if current is None or current.status != Participant.Status.ACTIVE or not current.pseudonym:
+        return None
+    return current.pseudonym
+
+
+def has_pseudonyms(organisation: Organisation) -> bool:
+    """Whether any participant of the organisation has a pseudonym (enrolled and not stopped)."""
+    return Participant.objects.filter(organisation=organisation, pseudonym__isnull=False).exists()
+
+
+@dataclass(frozen=True)
+class Described:
+    """Who a participant is, for the demo's printout only (development data, never a real person)."""
+
+    name: str
+    organisation: str
+    department: str
+
+
+def describe(participant_id: uuid.UUID) -> Described:
+    """The name, organisation and department of a participant, for the demo's printout."""
+    participant = Participant.objects.select_related("organisation", "department").get(pk=participant_id)
+    department = participant.department.name if participant.department else "-"
+    return Described(
+        name=participant.name or "", organisation=participant.organisation.name, department=department
+    )
