@@ -21,7 +21,7 @@ from django.utils import translation
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from participants.models import Department, Organisation, ProcessingAgreement, StaffUser
+from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
 from preventicons.roles import Role
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -237,3 +237,11 @@ def run_on_embedded_default(*arguments: str, var_dir: Path) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+@pytest.fixture
+def personas(organisation: Organisation) -> dict[str, Participant]:
+    """One participant of each named persona (tests.factories.PERSONAS) in the organisation."""
+    from tests.factories import PERSONAS, persona
+
+    return {name: persona(name, organisation) for name in PERSONAS}

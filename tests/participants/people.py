@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from participants.models import Organisation, Participant
+from tests.factories import ParticipantFactory
 
 
 def make_participant(
@@ -16,8 +17,13 @@ def make_participant(
     **fields: Any,
 ) -> Participant:
     """Jan, invited by default, with his contact data sealed and indexed as the import leaves it."""
-    participant = Participant(organisation=organisation, name="Jan de Vries", status=status, **fields)
-    participant.set_email(email)
-    participant.set_mobile(mobile)
-    participant.save()
+    fields.setdefault("was_invited", False)
+    participant: Participant = ParticipantFactory.create(
+        organisation=organisation,
+        name="Jan de Vries",
+        status=status,
+        email_address=email,
+        mobile_number=mobile,
+        **fields,
+    )
     return participant

@@ -33,6 +33,7 @@ from preventicons.models import OutboundMessage
 from scores.queries import weekly_values_for
 from scores.submission import record_score
 from tests.conftest import ALL_DATABASES, make_organisation
+from tests.factories import ParticipantFactory
 
 pytestmark = [
     pytest.mark.django_db(databases=ALL_DATABASES),
@@ -54,18 +55,16 @@ def make_active(
     """An active participant; by default one who chose the work address for the weekly messages, so both
     codes of a correction or a stop go to the address and number on file (see test_code_destinations.py
     for the other choices)."""
-    participant = Participant(
+    participant: Participant = ParticipantFactory.create(
         organisation=organisation,
         department=organisation.departments.get(name="Care"),
         status=Participant.Status.ACTIVE,
         weekly_channel=weekly_channel,
         private_email=private_email,
         name=name,
-        pseudonym=crypto.new_pseudonym(),
+        email_address=email,
+        mobile_number=mobile,
     )
-    participant.set_email(email)
-    participant.set_mobile(mobile)
-    participant.save()
     ConsentRecord.objects.create(
         participant_index=ConsentRecord.index_for(participant.pk),
         kind=ConsentRecord.Kind.GIVEN,

@@ -11,6 +11,7 @@ from preventicons.crypto import hash_token, new_pseudonym, new_token
 from scores import rounds
 from scores.models import Score, WeeklyLink
 from scores.submission import record_score
+from tests.factories import ParticipantFactory
 
 WEEK_LINK = re.compile(r"/w/([A-Za-z0-9_-]{43})/")
 _numbers = itertools.count(1)
@@ -40,7 +41,7 @@ def make_participant(
     n = next(_numbers)
     address = f"medewerker{n}@example.nl"
     number = f"+3161{n:07d}"
-    participant = Participant(
+    participant: Participant = ParticipantFactory.create(
         organisation=organisation,
         department=Department.objects.filter(organisation=organisation).order_by("name").first(),
         status=status,
@@ -53,12 +54,9 @@ def make_participant(
         weekly_channel=weekly_channel,
         private_email=private_email,
         was_invited=True,
+        email_address=address if email else None,
+        mobile_number=number if mobile else None,
     )
-    if email:
-        participant.set_email(address)
-    if mobile:
-        participant.set_mobile(number)
-    participant.save()
     return participant
 
 
