@@ -24,13 +24,14 @@ def insert_one(request: HttpRequest) -> HttpResponse:
     """Insert one score row for the organisation and week in the POST; no lookup, no template."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO scores_score (id, week, value, organisation_id, department_id, pseudonym) "
-            "VALUES (%s, %s, %s, %s, NULL, %s)",
+            "INSERT INTO scores_score (id, week, value, organisation_id, department, pseudonym) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
             [
                 uuid.uuid4(),
                 request.POST["week"],
                 STAND_IN_CIPHERTEXT,
                 int(request.POST["organisation"]),
+                STAND_IN_CIPHERTEXT,  # an open week's row carries its department sealed (scores.models.Score)
                 secrets.token_hex(32),
             ],
         )
