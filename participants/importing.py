@@ -523,12 +523,14 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             owners_by_email[participant.listed_email_hash] = participant
         if participant.listed_mobile_hash:
             owners_by_mobile[participant.listed_mobile_hash] = participant
-    # A decliner's record, by the participant row it is one person with until the night (see below).
+    # A departed record that is one person with a live participant row (see below).
     paired_record: dict[Any, DepartedContact] = {}
     for record in departed:
-        # A decliner is remembered at once and erased in the night: until then the record and the participant
-        # row are one person, also when a list changed one of their contacts in between. Both hashes of the
-        # record then name the participant, as the record alone will name them after the night.
+        # Declines used to write their record at once, leaving it beside the row until the night erased them
+        # (a decline now leaves that to the night, enrolment.decline_invitation): such a record and the row
+        # are one person, also when a list changed one of their contacts in between. Both hashes of the
+        # record then name the participant, as the record alone will after the night. Only rows a decline
+        # wrote before that change, for at most one night, can still meet this.
         owner: Participant | DepartedContact = (
             owners_by_email.get(record.email_hash or "")
             or owners_by_mobile.get(record.mobile_hash or "")

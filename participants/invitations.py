@@ -334,7 +334,7 @@ def remember_departed_all(*, participants: list[Participant]) -> int:
     """remember_departed for many at once (the nightly anonymisation); how many people were new.
 
     One DepartedContact per person with both of their listed hashes; a row already remembering either hash
-    (a decliner remembered at once and erased in the night, a row from before the hashes were paired) is
+    (a decliner's, from when declines wrote theirs at once; a row from before the hashes were paired) is
     replaced by it, so one person is one row. Runs in the caller's transaction. Sorted, not in the
     participants' order: the new rows' order says nothing about whom they came from.
     """

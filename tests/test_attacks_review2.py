@@ -38,7 +38,6 @@ from django.utils import timezone
 
 from participants import retention
 from participants.importing import import_address_list
-from participants.invitations import remember_departed
 from participants.models import (
     DepartedContact,
     Department,
@@ -191,10 +190,7 @@ def test_a_newcomer_listed_under_a_decliners_old_number_is_invited_as_under_anyo
         )
         invitations.send_invitations(organisation=organisation)
         if what == "declined":
-            anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
-            remember_departed(participant=anna)  # as enrolment.decline_invitation
-            anna.status = Participant.Status.DECLINED
-            anna.save(update_fields=["status"])
+            _decline(Participant.objects.get(email_index=blind_index_email("anna@werk.example")))
         import_address_list(
             organisation=organisation,
             data=_csv("Anna;anna@werk.example;0644444444;Care"),
