@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from participants.models import Organisation, Participant
-from preventicons.fields import SealedBooleanField, open_column
+from preventicons.fields import SealedBooleanField, column_of, open_column
 from preventicons.models import OutboundMessage
 
 # The participant columns the weekly page needs to tell what a link can still do (may_use_weekly_link).
@@ -39,6 +39,54 @@ def link_holder_columns(relation: str) -> list[str]:
 def message_holder_columns(relation: str) -> list[str]:
     """The columns to load through ``relation`` (a foreign key to Participant) for weekly_address."""
     return [f"{relation}__{name}" for name in _MESSAGE_HOLDER_COLUMNS]
+
+
+@dataclass(frozen=True)
+class LinkHolder:
+    """The participant of a weekly link as the tap reads it: the link_holder_columns in one row, still sealed.
+
+    Read in the same statement as the link (scores.submission.find_tap_link: one round trip per request of
+    a tap); the sealed status and pseudonym are opened only when the POST asks, never to show a page.
+    """
+
+    pk: uuid.UUID
+    sealed_status: str
+    is_listed: bool
+    sealed_pseudonym: str | None
+    organisation_id: int
+    department_id: int | None
+
+    @classmethod
+    def select_columns(cls, alias: str, quote: Any) -> str:
+        """The SELECT list, in the order of this class's fields, for the participant table as ``alias``."""
+        names = ("id", "status", "is_listed", "pseudonym", "organisation_id", "department_id")
+        return ", ".join(f"{alias}.{quote(column_of(Participant, name))}" for name in names)
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...], *, on_sqlite: bool) -> LinkHolder:
+        pk, status, is_listed, pseudonym, organisation_id, department_id = row
+        return cls(
+            pk=uuid.UUID(pk) if on_sqlite else pk,
+            sealed_status=status,
+            is_listed=bool(is_listed),
+            sealed_pseudonym=pseudonym,
+            organisation_id=organisation_id,
+            department_id=department_id,
+        )
+
+    def may_use_weekly_link(self) -> bool:
+        """Whether the link still takes a score: active, on the list, with a pseudonym (as below)."""
+        status = open_column(Participant, "status", self.pk, self.sealed_status)
+        return bool(status == Participant.Status.ACTIVE and self.is_listed and self.sealed_pseudonym)
+
+    @property
+    def pseudonym(self) -> str | None:
+        return open_column(Participant, "pseudonym", self.pk, self.sealed_pseudonym)
+
+
+def participant_table() -> str:
+    """The participants' table name, for the statements other apps write by hand (scores' tap lookup)."""
+    return Participant._meta.db_table
 
 
 def may_use_weekly_link(participant: Participant) -> bool:

@@ -264,3 +264,11 @@ def open_column(model: type[models.Model], name: str, pk: object, sealed: str | 
     field = model._meta.get_field(name)
     assert isinstance(field, EncryptedTextField)
     return open_sealed(str(sealed), Binding(field.purpose, model._meta.db_table, str(field.column), str(pk)))
+
+
+def column_of(model: type[models.Model], name: str) -> str:
+    """The database column of ``model``'s field ``name``, for statements written by hand."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise TypeError(f"{model.__name__}.{name} has no column of its own")
+    return str(field.column)

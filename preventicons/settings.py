@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "preventicons.middleware.SecurityHeadersMiddleware",
+    # The weekly tap's pages are served here and skip everything below (preventicons/leanpages.py).
+    "preventicons.leanpages.LeanPageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "preventicons.leanpages.context",
             ],
         },
     }
@@ -148,7 +151,8 @@ def _database(alias: str) -> dict:
     config = env.db_url_config(url)
     if config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"{_DATABASE_ENV[alias]} must be a postgres:// URL")
-    config["CONN_HEALTH_CHECKS"] = True
+    # Django's PostgreSQL backend with our pool check (preventicons/postgres/base.py).
+    config["ENGINE"] = "preventicons.postgres"
     options = config.setdefault("OPTIONS", {})
     options["server_side_binding"] = DB_SERVER_SIDE_BINDING
     if DB_SERVER_SIDE_BINDING:
@@ -157,11 +161,13 @@ def _database(alias: str) -> dict:
     config["TEST"] = {"DEPENDENCIES": []}
     if DB_POOL:
         config["CONN_MAX_AGE"] = 0
-        config.setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1,
-            "max_size": env.int("DB_POOL_MAX", default=8),
-        }
+        # Not Django's health check (an empty query on every checkout, one of a tap's three round trips):
+        # a pooled connection is checked by a look at its socket (preventicons/dbpool.py), which our
+        # backend gives Django's pool (preventicons/postgres/base.py).
+        config["CONN_HEALTH_CHECKS"] = False
+        options["pool"] = {"min_size": 1, "max_size": env.int("DB_POOL_MAX", default=8)}
     else:
+        config["CONN_HEALTH_CHECKS"] = True
         config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     return config
 

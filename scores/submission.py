@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from django.utils import timezone
 from participants import queries
 from preventicons import crypto
 from preventicons.crypto import hash_token
+from preventicons.fields import column_of
 from scores.models import Score, WeeklyLink
 from scores.sealing import department_text, natural_key_binding, score_value_text, week_pseudonym
 
@@ -51,8 +53,21 @@ class Submission:
     pseudonym: str
 
 
+@dataclass(frozen=True)
+class TapLink:
+    """A weekly link and its holder as one statement reads them for the tap's three requests."""
+
+    week: dt.date
+    expires_at: dt.datetime
+    holder: queries.LinkHolder
+
+
 def find_weekly_link(*, token: str) -> WeeklyLink | None:
-    """The weekly link a token opens, or None; malformed, truncated and unknown tokens look alike."""
+    """The weekly link a token opens, with its participant, or None (the help page needs the whole person).
+
+    Malformed, truncated and unknown tokens look alike. The smiley page, its POST and the thanks read the
+    cheaper find_tap_link instead.
+    """
     if len(token) != TOKEN_LENGTH:
         return None
     # token_hash is unique: a plain slice, not first(), which would add an ORDER BY the query does not need.
@@ -64,11 +79,52 @@ def find_weekly_link(*, token: str) -> WeeklyLink | None:
     return next(iter(found), None)
 
 
-def link_state(link: WeeklyLink | None, *, now: dt.datetime | None = None) -> LinkState:
+@functools.cache
+def _tap_lookup_sql(vendor: str) -> str:
+    # Written out once per process: the ORM would compile the same statement anew on every request (about
+    # three times the SQL's own cost, measured in issue #17), and the same text on every request is what
+    # lets psycopg prepare it on the server after DB_PREPARE_THRESHOLD runs on a connection.
+    quote = connections[router.db_for_read(WeeklyLink)].ops.quote_name
+
+    def column(name: str) -> str:
+        return f"l.{quote(column_of(WeeklyLink, name))}"
+
+    return (
+        f"SELECT {column('week')}, {column('expires_at')}, "  # noqa: S608  # nosec B608  # names from the models
+        f"{queries.LinkHolder.select_columns('p', quote)} "
+        f"FROM {quote(WeeklyLink._meta.db_table)} l JOIN {quote(queries.participant_table())} p "
+        f"ON p.{quote('id')} = {column('participant')} WHERE {column('token_hash')} = %s"
+    )
+
+
+def find_tap_link(*, token: str) -> TapLink | None:
+    """The weekly link a token opens and its holder, in one statement, or None; like find_weekly_link.
+
+    The one lookup of the smiley page, its POST and the thanks: the same statement text every time.
+    """
+    if len(token) != TOKEN_LENGTH:
+        return None
+    connection = connections[router.db_for_read(WeeklyLink)]
+    with connection.cursor() as cursor:
+        cursor.execute(_tap_lookup_sql(connection.vendor), [hash_token(token)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    week, expires_at, *holder = row
+    on_sqlite = connection.vendor == "sqlite"
+    if on_sqlite:
+        # SQLite hands back text: dates in ISO form, timestamps in UTC without a zone (USE_TZ).
+        week = dt.date.fromisoformat(week)
+        expires_at = dt.datetime.fromisoformat(expires_at).replace(tzinfo=dt.UTC)
+    holder_row = queries.LinkHolder.from_row(tuple(holder), on_sqlite=on_sqlite)
+    return TapLink(week=week, expires_at=expires_at, holder=holder_row)
+
+
+def link_state(link: TapLink | None, *, now: dt.datetime | None = None) -> LinkState:
     """What this link can still do."""
     if link is None:
         return LinkState.UNKNOWN
-    if not queries.may_use_weekly_link(link.participant):
+    if not link.holder.may_use_weekly_link():
         return LinkState.STOPPED
     if link.expires_at <= (now or timezone.now()):
         return LinkState.EXPIRED
@@ -84,12 +140,18 @@ def submit_score(*, token: str, value: int, now: dt.datetime | None = None) -> S
     """
     if value not in VALUES:
         raise ValueError("a score is a whole number from 1 to 5")
-    link = find_weekly_link(token=token)
+    return submit_to(find_tap_link(token=token), value=value, now=now)
+
+
+def submit_to(link: TapLink | None, *, value: int, now: dt.datetime | None = None) -> Submission:
+    """submit_score for a link already looked up (the POST looks it up once for all it decides)."""
+    if value not in VALUES:
+        raise ValueError("a score is a whole number from 1 to 5")
     state = link_state(link, now=now)
     if link is None or state != LinkState.OPEN:
         raise SubmissionRefused(state)
-    participant = link.participant
-    pseudonym = participant.pseudonym
+    holder = link.holder
+    pseudonym = holder.pseudonym
     assert pseudonym
     # The only write of a submission (see the module docstring): no used_at on the link, nothing on the
     # participant, and no lock on either (SELECT ... FOR SHARE marks the row it locks). One statement: a
@@ -98,8 +160,8 @@ def submit_score(*, token: str, value: int, now: dt.datetime | None = None) -> S
         pseudonym=pseudonym,
         week=link.week,
         value=value,
-        organisation_id=participant.organisation_id,
-        department_id=participant.department_id,
+        organisation_id=holder.organisation_id,
+        department_id=holder.department_id,
     )
     return Submission(recorded=inserted, week=link.week, pseudonym=pseudonym)
 

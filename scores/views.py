@@ -34,9 +34,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from preventicons import crypto, ratelimit
+from preventicons.leanpages import keep_language, lean_page
 from scores import submission
 from scores.models import WeeklyLink
-from scores.submission import LinkState
+from scores.submission import LinkState, TapLink
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +60,18 @@ SMILEYS = [
 ]
 
 
-def _account_links(token: str | None = None) -> dict[str, str]:
-    links = {"account": reverse("participants:account-link"), "stop": reverse("scores:stop")}
+def _account_links(request: HttpRequest, token: str | None = None) -> dict[str, str]:
+    # The help and stop pages are lean pages too: they keep a language chosen in the URL (?lang=).
+    links = {
+        "account": reverse("participants:account-link"),
+        "stop": keep_language(reverse("scores:stop"), request),
+    }
     if token is not None:
-        links["help"] = reverse("scores:help", kwargs={"token": token})
+        links["help"] = keep_language(reverse("scores:help", kwargs={"token": token}), request)
     return links
 
 
-def answers_as_open(link: WeeklyLink | None) -> bool:
+def answers_as_open(link: WeeklyLink | TapLink | None) -> bool:
     """Whether this link's pages answer as the open week's, for everyone it could belong to, alike.
 
     Only the week decides, never the participant: a link of the open week shows its pages to an active,
@@ -87,7 +92,7 @@ def unknown_link(request: HttpRequest) -> HttpResponse:
         response = render(request, "scores/too_many.html", status=429)
         response["Retry-After"] = str(decision.retry_after)
         return response
-    return render(request, "scores/link_problem.html", _account_links(), status=404)
+    return render(request, "scores/link_problem.html", _account_links(request), status=404)
 
 
 def _mark_binding(token: str) -> crypto.Binding:
@@ -113,67 +118,69 @@ def tapped_value(*, token: str, mark: str) -> int | None:
         return None
 
 
-def _thanks_url(token: str, value: int) -> str:
+def _thanks_url(request: HttpRequest, token: str, value: int) -> str:
     mark = tapped_mark(token=token, value=value)
-    return reverse("scores:thanks", kwargs={"token": token}) + "?" + urlencode({TAPPED_MARK: mark})
+    url = reverse("scores:thanks", kwargs={"token": token}) + "?" + urlencode({TAPPED_MARK: mark})
+    return keep_language(url, request)
 
 
 # No CSRF check: the form's authority is the unguessable token in its URL, not a cookie that a forged
 # cross-site request could ride on; and one tap must work in a browser or in-app view that refuses cookies.
+# Lean: no session, user, messages or CSRF middleware (preventicons.leanpages); one lookup per request.
+@lean_page
 @csrf_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])
 def week(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows the five smileys; POST records the chosen one and redirects to the thanks."""
-    if request.method == "POST":
-        return _submit(request, token)
-    if not answers_as_open(submission.find_weekly_link(token=token)):
+    link = submission.find_tap_link(token=token)
+    if not answers_as_open(link):
         return unknown_link(request)
-    return render(request, "scores/week.html", {"smileys": SMILEYS, **_account_links(token)})
+    if request.method == "POST":
+        return _submit(request, token, link)
+    return render(request, "scores/week.html", {"smileys": SMILEYS, **_account_links(request, token)})
 
 
-def _submit(request: HttpRequest, token: str) -> HttpResponse:
+def _submit(request: HttpRequest, token: str, link: TapLink | None) -> HttpResponse:
     try:
         value = int(request.POST.get("value", ""))
-        submission.submit_score(token=token, value=value)
+        submission.submit_to(link, value=value)
     except ValueError:
-        # The value is checked before the lookup: an unknown or old link with a bad value says "unknown".
-        if not answers_as_open(submission.find_weekly_link(token=token)):
-            return unknown_link(request)
         return render(
             request,
             "scores/week.html",
-            {"smileys": SMILEYS, "invalid": True, **_account_links(token)},
+            {"smileys": SMILEYS, "invalid": True, **_account_links(request, token)},
             status=400,
         )
     except submission.SubmissionRefused as refused:
         # A participant who no longer takes part (stopped, inactive, unlisted) is thanked exactly like one
         # who does, and nothing is recorded: whoever holds their link must not learn that they stopped.
-        if refused.state != LinkState.STOPPED or not answers_as_open(
-            submission.find_weekly_link(token=token)
-        ):
+        # (Unknown and expired links never get here: the week answered 404 before.)
+        if refused.state != LinkState.STOPPED:
             return unknown_link(request)
     # The same redirect for a first, a repeated and a refused tap: whether the week was already answered,
     # or whether the person still takes part, never shows in the answer.
-    return HttpResponseRedirect(_thanks_url(token, value), status=303)
+    return HttpResponseRedirect(_thanks_url(request, token, value), status=303)
 
 
+@lean_page
 @never_cache
 @require_GET
 def thanks(request: HttpRequest, token: str) -> HttpResponse:
     """The thanks after a tap; it offers contact only when the value just tapped (in the mark) is low."""
     tapped = tapped_value(token=token, mark=request.GET.get(TAPPED_MARK, ""))
     # A tap just before the week closed is still thanked after it (the mark proves the tap, not the link).
-    link = submission.find_weekly_link(token=token)
+    link = submission.find_tap_link(token=token)
     if link is None or not (answers_as_open(link) or tapped is not None):
         return unknown_link(request)
     # Only the value of this tap decides, never an earlier week's score: a later visitor of a copied thanks
     # URL, or whoever taps a 3 on someone's link, must not learn how last week went.
     offer_help = tapped is not None and tapped <= settings.HELP_SCORE_THRESHOLD
-    return render(request, "scores/thanks.html", {"offer_help": offer_help, **_account_links(token)})
+    return render(request, "scores/thanks.html", {"offer_help": offer_help, **_account_links(request, token)})
 
 
+@lean_page
 @require_GET
 def stop(request: HttpRequest) -> HttpResponse:
     """How to stop taking part: through the account, which asks for both factors first."""
-    return render(request, "scores/stop.html", _account_links())
+    return render(request, "scores/stop.html", _account_links(request))

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from participants.models import Participant
 from participants.views.account import participant_required
+from preventicons.leanpages import lean_page
 from scores import submission, wellbeing
 from scores.views import answers_as_open, unknown_link
 
@@ -66,7 +67,9 @@ def _help_page(
     return render(request, "scores/help_done.html", {"channel": channel})
 
 
-# No CSRF check, as for the smileys (scores.views.week): the token in the URL is the authority.
+# No CSRF check, as for the smileys (scores.views.week): the token in the URL is the authority. A lean page
+# like them (preventicons.leanpages): no session, user or messages, and the language may come from the URL.
+@lean_page
 @csrf_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])

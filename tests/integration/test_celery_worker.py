@@ -124,7 +124,7 @@ def worker_factory(tmp_path: Path, smtp_server: FakeSmtpServer) -> Iterator[Any]
     started: list[Worker] = []
 
     def start(broker: Broker) -> Worker:
-        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        if connections["default"].vendor != "postgresql":
             pytest.skip("the worker process needs the test databases on PostgreSQL")
         env = {name: value for name, value in os.environ.items() if name not in INHERITED_OUT}
         env.update(

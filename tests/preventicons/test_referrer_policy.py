@@ -83,20 +83,27 @@ def test_the_weekly_forms_work_as_a_browser_posts_them_from_a_no_referrer_page(
 
 
 @pytest.mark.django_db
-def test_the_language_switch_on_a_token_page_works_without_a_referer(organisation: Organisation) -> None:
+def test_the_language_switch_on_a_token_page_works_without_a_referer_or_a_cookie(
+    organisation: Organisation,
+) -> None:
     participant = make_participant(organisation)
     _link, token = make_link(participant, week=rounds.week_of(dt.datetime.now(tz=dt.UTC)))
     browser = Client(enforce_csrf_checks=True)
-    page = browser.get(f"/w/{token}/", secure=True)
-    assert 'action="/i18n/setlang/"' in page.content.decode()
-    # The page sets no CSRF cookie, and the switch needs none.
-    assert "csrftoken" not in browser.cookies
+    page = browser.get(f"/w/{token}/", secure=True, HTTP_ACCEPT_LANGUAGE="nl")
+    # A link to the same page in the other language (preventicons.leanpages), not the form that sets a
+    # cookie: it needs neither a Referer (the page sends none) nor a cookie.
+    assert 'href="?lang=en"' in page.content.decode()
+    assert 'action="/i18n/setlang/"' not in page.content.decode()
 
-    switched = browser.post(
-        "/i18n/setlang/",
-        {"language": "en", "next": f"/w/{token}/"},
-        secure=True,
-        HTTP_ORIGIN="null",
-    )
+    switched = browser.get(f"/w/{token}/?lang=en", secure=True, HTTP_ACCEPT_LANGUAGE="nl")
+    tapped = browser.post(f"/w/{token}/?lang=en", {"value": "4"}, secure=True, HTTP_ORIGIN="null")
+    thanks = browser.get(tapped["Location"], secure=True, HTTP_ACCEPT_LANGUAGE="nl")
 
-    assert switched.status_code == 302
+    assert switched.status_code == 200 and switched["Content-Language"] == "en"
+    assert "How was your week?" in switched.content.decode()
+    # The language goes along with the tap to the thanks page, and from there to the help page.
+    assert tapped.status_code == 303 and "lang=en" in tapped["Location"]
+    assert thanks["Content-Language"] == "en" and "Thank you" in thanks.content.decode()
+    assert f"/w/{token}/help/?lang=en" in thanks.content.decode()
+    assert not browser.cookies
+    assert all("Set-Cookie" not in answer for answer in (page, switched, tapped, thanks))

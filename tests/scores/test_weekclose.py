@@ -434,14 +434,14 @@ def test_a_score_recorded_while_its_author_stopped_loses_its_department_at_the_c
     assert department and pseudonym
     colleague = score(organisation, value=4, department=department)
     _link, token = make_link(leaver, week=WEEK)
-    found = submission.find_weekly_link
+    found = submission.find_tap_link
 
-    def stop_between_lookup_and_insert(*, token: str) -> WeeklyLink | None:
+    def stop_between_lookup_and_insert(*, token: str) -> submission.TapLink | None:
         link = found(token=token)
         stop_participation(participant=Participant.objects.get(pk=leaver.pk))
         return link
 
-    monkeypatch.setattr(submission, "find_weekly_link", stop_between_lookup_and_insert)
+    monkeypatch.setattr(submission, "find_tap_link", stop_between_lookup_and_insert)
     with time_machine.travel(dt.datetime(2026, 11, 12, 20, 0, tzinfo=AMSTERDAM), tick=False):
         assert submission.submit_score(token=token, value=1).recorded
 
