@@ -16,7 +16,7 @@ browser's Accept-Language, as everywhere else (Django's LocaleMiddleware rules).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -50,22 +50,20 @@ def page_language(request: HttpRequest) -> str:
     return chosen_language(request) or translation.get_language_from_request(request)
 
 
-def keep_language(url: str, request: HttpRequest) -> str:
-    """``url`` carrying the language the URL of ``request`` chose, so the next page keeps it."""
-    code = chosen_language(request)
+def keep_language(url: str, code: str | None) -> str:
+    """``url`` carrying the language ``code`` the URL chose (chosen_language), so the next page keeps it."""
     if code is None:
         return url
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}{urlencode({LANGUAGE_PARAMETER: code})}"
 
 
-def language_links(request: HttpRequest) -> list[dict[str, str]]:
+def language_links(kept: Mapping[str, str]) -> list[dict[str, str]]:
     """For each other language: its code, its own name and this page's address in it (a link, no form).
 
-    The address keeps the page's other query parameters (the thanks page's mark) and sets ``lang``.
+    The address keeps the page's query parameters in ``kept`` (the thanks page's mark) and sets ``lang``.
     """
     current = translation.get_language()
-    kept = {key: value for key, value in request.GET.items() if key != LANGUAGE_PARAMETER}
     links = []
     for code, _label in settings.LANGUAGES:
         if code == current:
@@ -80,7 +78,30 @@ def context(request: HttpRequest) -> dict[str, Any]:
     """Context processor: ``language_links`` on a lean page (computed only if a template shows them)."""
     if not getattr(request, _LEAN, False):
         return {}
-    return {"language_links": lambda: language_links(request)}
+    kept = {key: str(value) for key, value in request.GET.items() if key != LANGUAGE_PARAMETER}
+    return {"language_links": lambda: language_links(kept)}
+
+
+# --- pages rendered once per language ------------------------------------------------------------------
+_rendered: dict[tuple[Any, ...], str] = {}
+
+
+def slotted_page(key: tuple[Any, ...], render: Callable[[], str], slots: Mapping[str, str]) -> str:
+    """A page rendered once per ``key`` (which must name the language) with placeholders, filled per request.
+
+    For pages whose only per-request content is a few URL-safe values (the weekly link's token, the
+    thanks page's mark): ``render`` draws the page with each slot's placeholder where the value goes, and
+    every later request only replaces the placeholders (``slots``: placeholder -> value, already escaped).
+    Under DEBUG every request renders, so an edited template shows at once.
+    """
+    page = None if settings.DEBUG else _rendered.get(key)
+    if page is None:
+        page = render()
+        if not settings.DEBUG:
+            _rendered[key] = page
+    for placeholder, value in slots.items():
+        page = page.replace(placeholder, value)
+    return page
 
 
 class LeanPageMiddleware:

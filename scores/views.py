@@ -21,20 +21,28 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from preventicons import crypto, ratelimit
-from preventicons.leanpages import keep_language, lean_page
+from preventicons.leanpages import (
+    chosen_language,
+    keep_language,
+    language_links,
+    lean_page,
+    slotted_page,
+)
 from scores import submission
 from scores.models import WeeklyLink
 from scores.submission import LinkState, TapLink
@@ -61,14 +69,52 @@ SMILEYS = [
 
 
 def _account_links(request: HttpRequest, token: str | None = None) -> dict[str, str]:
+    return _links(chosen_language(request), token)
+
+
+def _links(language: str | None, token: str | None) -> dict[str, str]:
     # The help and stop pages are lean pages too: they keep a language chosen in the URL (?lang=).
     links = {
         "account": reverse("participants:account-link"),
-        "stop": keep_language(reverse("scores:stop"), request),
+        "stop": keep_language(reverse("scores:stop"), language),
     }
     if token is not None:
-        links["help"] = keep_language(reverse("scores:help", kwargs={"token": token}), request)
+        links["help"] = keep_language(reverse("scores:help", kwargs={"token": token}), language)
     return links
+
+
+# Placeholders of the pages drawn once per language (leanpages.slotted_page): letters only, so that URL
+# quoting and HTML escaping leave them as they are, and the token or mark replaces them afterwards.
+_LINK_SLOT = "linkSLOTqzxv"
+_MARK_SLOT = "markSLOTqzxv"
+
+
+def _slotted(
+    request: HttpRequest, template: str, token: str, *, mark: str | None = None, offer_help: bool = False
+) -> HttpResponse:
+    """The smiley page or the thanks, drawn once per language and filled with this link's token and mark.
+
+    Only the token (ours: URL-safe base64, checked by the lookup) and the mark differ between two people's
+    pages, so they are the same page apart from those: rendering the template anew for every tap was most
+    of a page's cost (issue #17).
+    """
+    language, chosen = translation.get_language(), chosen_language(request)
+
+    def render() -> str:
+        kept = {TAPPED_MARK: _MARK_SLOT} if mark is not None else {}
+        context = {
+            "smileys": SMILEYS,
+            "offer_help": offer_help,
+            "language_links": language_links(kept),
+            **_links(chosen, _LINK_SLOT),
+        }
+        return render_to_string(template, context)
+
+    slots = {_LINK_SLOT: token}
+    if mark is not None:
+        slots[_MARK_SLOT] = escape(quote_plus(mark))
+    key = (template, language, chosen, mark is not None, offer_help)
+    return HttpResponse(slotted_page(key, render, slots))
 
 
 def answers_as_open(link: WeeklyLink | TapLink | None) -> bool:
@@ -121,7 +167,7 @@ def tapped_value(*, token: str, mark: str) -> int | None:
 def _thanks_url(request: HttpRequest, token: str, value: int) -> str:
     mark = tapped_mark(token=token, value=value)
     url = reverse("scores:thanks", kwargs={"token": token}) + "?" + urlencode({TAPPED_MARK: mark})
-    return keep_language(url, request)
+    return keep_language(url, chosen_language(request))
 
 
 # No CSRF check: the form's authority is the unguessable token in its URL, not a cookie that a forged
@@ -138,7 +184,7 @@ def week(request: HttpRequest, token: str) -> HttpResponse:
         return unknown_link(request)
     if request.method == "POST":
         return _submit(request, token, link)
-    return render(request, "scores/week.html", {"smileys": SMILEYS, **_account_links(request, token)})
+    return _slotted(request, "scores/week.html", token)
 
 
 def _submit(request: HttpRequest, token: str, link: TapLink | None) -> HttpResponse:
@@ -176,7 +222,8 @@ def thanks(request: HttpRequest, token: str) -> HttpResponse:
     # Only the value of this tap decides, never an earlier week's score: a later visitor of a copied thanks
     # URL, or whoever taps a 3 on someone's link, must not learn how last week went.
     offer_help = tapped is not None and tapped <= settings.HELP_SCORE_THRESHOLD
-    return render(request, "scores/thanks.html", {"offer_help": offer_help, **_account_links(request, token)})
+    mark = request.GET.get(TAPPED_MARK) if tapped is not None else None
+    return _slotted(request, "scores/thanks.html", token, mark=mark, offer_help=offer_help)
 
 
 @lean_page

@@ -113,3 +113,26 @@ def test_the_language_cookie_a_visitor_already_has_still_counts_on_the_tap_pages
     page = browser.get(f"/w/{token}/", HTTP_ACCEPT_LANGUAGE="nl")
 
     assert page["Content-Language"] == "en" and "How was your week?" in page.content.decode()
+
+
+@time_machine.travel(TUESDAY, tick=False)
+def test_pages_drawn_once_per_language_carry_each_visitors_own_token_and_mark(
+    organisation: Organisation,
+) -> None:
+    # The smiley page and the thanks are rendered once per language and filled per request
+    # (preventicons.leanpages.slotted_page): nobody's page may carry another link's token or mark.
+    tokens = [make_link(make_participant(organisation), week=WEEK)[1] for _ in range(2)]
+    pages, thanks = [], []
+    for token in tokens:
+        client = Client()
+        pages.append(client.get(f"/w/{token}/?lang=en").content.decode())
+        location = client.post(f"/w/{token}/?lang=en", {"value": "2"})["Location"]
+        thanks.append((location, client.get(location).content.decode()))
+
+    for mine, other, page, (location, thanked) in zip(tokens, reversed(tokens), pages, thanks, strict=True):
+        mark = location.split("tapped=")[1].split("&")[0]
+        assert f"/w/{mine}/help/?lang=en" in page and other not in page
+        assert f"/w/{mine}/help/?lang=en" in thanked and other not in thanked
+        assert f'href="?tapped={mark}&amp;lang=nl"' in thanked
+        assert "This week seems hard" in thanked
+    assert thanks[0][0].split("tapped=")[1] not in thanks[1][1]
