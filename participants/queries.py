@@ -66,7 +66,7 @@ class LinkHolder:
     def from_row(cls, row: tuple[Any, ...], *, on_sqlite: bool) -> LinkHolder:
         pk, status, is_listed, pseudonym, organisation_id, department_id = row
         return cls(
-            pk=uuid.UUID(pk) if on_sqlite else pk,
+            pk=uuid.UUID(pk) if on_sqlite and isinstance(pk, str) else pk,
             sealed_status=status,
             is_listed=bool(is_listed),
             sealed_pseudonym=pseudonym,

@@ -113,9 +113,11 @@ def find_tap_link(*, token: str) -> TapLink | None:
     week, expires_at, *holder = row
     on_sqlite = connection.vendor == "sqlite"
     if on_sqlite:
-        # SQLite hands back text: dates in ISO form, timestamps in UTC without a zone (USE_TZ).
-        week = dt.date.fromisoformat(week)
-        expires_at = dt.datetime.fromisoformat(expires_at).replace(tzinfo=dt.UTC)
+        # SQLite's adapters hand back a date or its ISO text, and a timestamp in UTC without a zone.
+        week = week if isinstance(week, dt.date) else dt.date.fromisoformat(week)
+        if isinstance(expires_at, str):
+            expires_at = dt.datetime.fromisoformat(expires_at)
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=dt.UTC)
     holder_row = queries.LinkHolder.from_row(tuple(holder), on_sqlite=on_sqlite)
     return TapLink(week=week, expires_at=expires_at, holder=holder_row)
 
