@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import bench.load
 from bench.load import (
     CpuTimes,
     Tally,
@@ -156,3 +157,15 @@ def test_a_server_that_falls_behind_shows_its_queue_in_the_latencies() -> None:
     assert percentile(tally.taps, 0.5) >= 0.6
     assert max(tally.taps) >= 1.1
     assert tally.seconds >= 2.0
+
+
+def test_a_tap_not_done_by_its_deadline_fails_and_counts_as_infinitely_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench.load, "TIMEOUT", DELAY / 2)
+    with _server(_ThreadedServer) as port:
+        tally = asyncio.run(open_loop(rate=5, seconds=1, job=tap_job(port, iter(f"t{n}" for n in range(99)))))
+    assert tally.errors == 5
+    assert tally.taps == [math.inf] * 5
+    assert tally.completed == 0
+    assert math.isinf(percentile(tally.taps, 0.99))
