@@ -37,9 +37,10 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from bench import bench_organisation, prepare
+from bench import BENCH_DATABASES, bench_organisation, prepare
 from bench._server import free_port, gunicorn, this_week, weekly_links
 
 RATES = [float(rate) for rate in os.environ.get("BENCH_RATES", "40,80,120,170,220").split(",")]
@@ -106,27 +107,93 @@ def cores_used(before: CpuTimes, after: CpuTimes, seconds: float, hz: int = USER
     return (after.busy - before.busy) / ticks_per_core, (after.steal - before.steal) / ticks_per_core
 
 
+def process_ticks(proc_pid_stat: str) -> int:
+    """User plus system ticks of one process, from its /proc/<pid>/stat line.
+
+    The fields are counted after the command name's closing parenthesis, since the name may hold spaces.
+    """
+    fields = proc_pid_stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of the whole line
+
+
+@dataclass(frozen=True)
+class Watched:
+    """The processes that serve the benchmark: gunicorn (its master's pid) and the PostgreSQL backends
+    connected to the bench databases (PostgreSQL names the database in each backend's process title)."""
+
+    web_pid: int
+    databases: tuple[str, ...]
+
+    def ticks(self) -> tuple[dict[int, int], dict[int, int]]:
+        """CPU ticks so far of each gunicorn process and each bench backend, by pid."""
+        web: dict[int, int] = {}
+        database: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            # A process may end between listing and reading: it is simply not counted.
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat") as stat_file:
+                    stat = stat_file.read()
+                pid, parent = int(entry), int(stat.rsplit(")", 1)[1].split()[1])
+                if self.web_pid in (pid, parent):
+                    web[pid] = process_ticks(stat)
+                elif "(postgres)" in stat and self._serves_bench(pid):
+                    database[pid] = process_ticks(stat)
+        return web, database
+
+    def _serves_bench(self, pid: int) -> bool:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            title = cmdline.read().decode("utf-8", "replace")
+        return any(f" {name} " in title for name in self.databases)
+
+
+def _ticks_between(before: dict[int, int], after: dict[int, int]) -> int:
+    # A process born during the segment counts whole; one that ended during it is lost (rare: the pool
+    # keeps its connections, gunicorn its workers).
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
+
+
 @dataclass
 class Usage:
-    """CPU over one measured segment, in cores: the machine busy, stolen from it, and this process."""
+    """CPU over one measured segment, in cores: the whole machine's busy time, what was stolen from it,
+    and what went to gunicorn, to the bench's PostgreSQL backends and to this generator; the rest of busy
+    is the other tenants of the machine (and PostgreSQL's shared background processes)."""
 
     busy: float = 0.0
     steal: float = 0.0
+    web: float = 0.0
+    database: float = 0.0
     generator: float = 0.0
 
+    @property
+    def others(self) -> float:
+        return max(0.0, self.busy - self.web - self.database - self.generator)
+
     def __str__(self) -> str:
-        return f"{self.busy:4.2f} {self.steal:5.2f} {self.generator:4.2f}"
+        return (
+            f"{self.busy:4.2f} {self.web:4.2f} {self.database:4.2f} {self.generator:4.2f} "
+            f"{self.others:5.2f} {self.steal:5.2f}"
+        )
+
+
+USAGE_HEADER = "busy  web   pg  gen other steal"
 
 
 @contextlib.contextmanager
-def metered() -> Iterator[Usage]:
+def metered(watched: Watched | None = None) -> Iterator[Usage]:
     """Fills the yielded Usage with the CPU use between entering and leaving."""
     usage = Usage()
+    web_before, database_before = watched.ticks() if watched else ({}, {})
     cpu_before, own_before, started = read_cpu_times(), time.process_time(), time.monotonic()
     yield usage
     seconds = time.monotonic() - started
     usage.busy, usage.steal = cores_used(cpu_before, read_cpu_times(), seconds)
     usage.generator = (time.process_time() - own_before) / seconds
+    if watched:
+        web_after, database_after = watched.ticks()
+        usage.web = _ticks_between(web_before, web_after) / seconds / USER_HZ
+        usage.database = _ticks_between(database_before, database_after) / seconds / USER_HZ
 
 
 # ---- The client: one request per connection, over asyncio streams --------------------------------
@@ -382,7 +449,7 @@ def _p50_p99(values: Sequence[float]) -> str:
 
 RATE_HEADER = (
     "  offered achieved |   tap p50   p99 |  page p50   p99 |  POST p50   p99 | thanks p50  p99 "
-    "| errors | busy steal  gen"
+    f"| errors | {USAGE_HEADER}"
 )
 
 
@@ -397,7 +464,8 @@ def rate_row(offered: float, tally: Tally, usage: Usage) -> str:
 
 
 ROUND_HEADER = (
-    "  round |  POST/s busy steal | INSERT/s busy steal |  taps/s busy steal | errors |   (a)    (b)"
+    "  round |  POST/s busy other steal | INSERT/s busy other steal |  taps/s busy other steal "
+    "| errors |  (a)   (b)"
 )
 
 
@@ -407,33 +475,45 @@ def round_row(label: str, figures: dict[str, tuple[Tally, Usage]]) -> tuple[str,
     ratio_post = post[0].rate / insert[0].rate if insert[0].rate else math.nan
     ratio_tap = 3 * tap[0].rate / insert[0].rate if insert[0].rate else math.nan
     cells = " | ".join(
-        f"{tally.rate:{width}.1f} {usage.busy:4.2f} {usage.steal:5.2f}"
+        f"{tally.rate:{width}.1f} {usage.busy:4.2f} {usage.others:5.2f} {usage.steal:5.2f}"
         for (tally, usage), width in ((post, 7), (insert, 8), (tap, 7))
     )
     errors = sum(tally.errors for tally, _usage in figures.values())
-    return f"  {label:>5} | {cells} | {errors:6d} | {ratio_post:5.0%} {ratio_tap:6.0%}", ratio_post, ratio_tap
+    return f"  {label:>5} | {cells} | {errors:6d} | {ratio_post:4.0%} {ratio_tap:5.0%}", ratio_post, ratio_tap
 
 
 # ---- The run --------------------------------------------------------------------------------------
 
 
-async def _rising_rates(port: int, tokens: Iterator[str], tallies: list[Tally]) -> None:
+@dataclass
+class Run:
+    """What every part of one run works with, and the tallies it leaves for the final check."""
+
+    port: int
+    tokens: Iterator[str]
+    insert_form: dict[str, str]
+    watched: Watched
+    tallies: list[Tally] = field(default_factory=list)
+
+
+async def _rising_rates(run: Run) -> None:
     print(
         f"Open loop, whole taps (GET page + POST + GET thanks, a fresh link each) at fixed rates, "
-        f"{RATE_SECONDS:.0f} s per rate; ms; CPU in cores of {os.cpu_count()}",
+        f"{RATE_SECONDS:.0f} s per rate; ms; CPU in cores of {os.cpu_count()}: the machine busy, of it "
+        f"gunicorn, the bench's PostgreSQL backends, this generator and the other tenants; steal",
         flush=True,
     )
     print(RATE_HEADER)
     within: list[float] = []
     for index, rate in enumerate(RATES):
-        with metered() as usage:
-            tally = await open_loop(rate, RATE_SECONDS, tap_job(port, tokens))
-        tallies.append(tally)
+        with metered(run.watched) as usage:
+            tally = await open_loop(rate, RATE_SECONDS, tap_job(run.port, run.tokens))
+        run.tallies.append(tally)
         print(rate_row(rate, tally, usage), flush=True)
         p99 = percentile(tally.taps, 0.99)
         if p99 < P99_LIMIT:
             within.append(rate)
-        await settle(port)
+        await settle(run.port)
         if math.isinf(p99) and index + 1 < len(RATES):
             # More than 1% of taps failed: the queue has collapsed, and a higher rate would only measure a
             # longer one while loading the shared machine (and the run's time) for nothing.
@@ -449,19 +529,18 @@ async def _rising_rates(port: int, tokens: Iterator[str], tallies: list[Tally]) 
     )
 
 
-async def _interleaved_rounds(
-    port: int, tokens: Iterator[str], insert_form: dict[str, str], tallies: list[Tally]
-) -> None:
+async def _interleaved_rounds(run: Run) -> None:
     print(
         f"Interleaved rounds, closed loop with {CLIENTS} connections, {ROUND_SECONDS:.0f} s per segment "
-        f"(req/s, taps/s; CPU in cores); (a) POST / INSERT, (b) taps / (INSERT / 3)",
+        f"(req/s, taps/s; CPU in cores: busy, of it other tenants', steal); "
+        f"(a) POST / INSERT, (b) taps / (INSERT / 3)",
         flush=True,
     )
     print(ROUND_HEADER)
     jobs = {
-        "POST": post_job(port, tokens),
-        "INSERT": insert_job(port, insert_form),
-        "tap": tap_job(port, tokens),
+        "POST": post_job(run.port, run.tokens),
+        "INSERT": insert_job(run.port, run.insert_form),
+        "tap": tap_job(run.port, run.tokens),
     }
     ratios_post: list[float] = []
     ratios_tap: list[float] = []
@@ -471,11 +550,11 @@ async def _interleaved_rounds(
         order = ("POST", "INSERT", "tap") if index % 2 == 0 else ("tap", "INSERT", "POST")
         figures: dict[str, tuple[Tally, Usage]] = {}
         for kind in order:
-            with metered() as usage:
+            with metered(run.watched) as usage:
                 tally = await closed_loop(CLIENTS, ROUND_SECONDS, jobs[kind])
-            tallies.append(tally)
+            run.tallies.append(tally)
             figures[kind] = (tally, usage)
-            await settle(port)
+            await settle(run.port)
         line, ratio_post, ratio_tap = round_row(str(index + 1), figures)
         print(line, flush=True)
         ratios_post.append(ratio_post)
@@ -490,11 +569,17 @@ async def _interleaved_rounds(
     )
 
 
-async def _warm(port: int, tokens: Iterator[str], insert_form: dict[str, str], tallies: list[Tally]) -> None:
+async def _warm(run: Run) -> None:
     """Both workers through every path once or more (imports, pooled connections, template loading)."""
-    tallies.append(await closed_loop(WORKERS * 2, 1.0, insert_job(port, insert_form)))
-    tallies.append(await closed_loop(WORKERS * 2, 1.0, tap_job(port, tokens)))
-    await settle(port)
+    run.tallies.append(await closed_loop(WORKERS * 2, 1.0, insert_job(run.port, run.insert_form)))
+    run.tallies.append(await closed_loop(WORKERS * 2, 1.0, tap_job(run.port, run.tokens)))
+    await settle(run.port)
+
+
+async def _measure(run: Run) -> None:
+    await _warm(run)
+    await _rising_rates(run)
+    await _interleaved_rounds(run)
 
 
 def _links_needed() -> int:
@@ -503,37 +588,34 @@ def _links_needed() -> int:
     return int(open_loop_taps * 1.05 + rounds + 2000)  # and a few for warming up
 
 
+def _check_recorded(run: Run, organisation: Any) -> None:
+    """Every POST answered 303 and every INSERT answered 200 left a score row, and nothing else did."""
+    from scores.models import Score
+
+    answered = sum(len(t.requests.get("POST", [])) + len(t.requests.get("INSERT", [])) for t in run.tallies)
+    recorded = Score.objects.filter(organisation=organisation).count()
+    # A POST that failed by its deadline may still have recorded its row: only those are allowed for.
+    errors = sum(tally.errors for tally in run.tallies)
+    check = "as expected" if answered <= recorded <= answered + errors else "MISMATCH"
+    print(f"  ({recorded} score rows for {answered} answered POSTs and INSERTs: {check})", flush=True)
+
+
 def main() -> None:
     # No worker runs during the bench: nothing is queued by a tap anyway.
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     prepare()
-    from scores.models import Score
-
     port = free_port()
     with bench_organisation("load") as organisation:
         started = time.monotonic()
         links = weekly_links(organisation, _links_needed())
         print(f"  ({len(links)} weekly links made in {time.monotonic() - started:.1f} s)", flush=True)
-        tokens = iter(links)
         insert_form = {"organisation": str(organisation.pk), "week": this_week().isoformat()}
-        with gunicorn(port, WORKERS):
+        with gunicorn(port, WORKERS) as server:
             print(f"gunicorn: {WORKERS} sync workers on 127.0.0.1:{port}, web and PostgreSQL on this machine")
-
-            tallies: list[Tally] = []
-
-            async def run() -> None:
-                await _warm(port, tokens, insert_form, tallies)
-                await _rising_rates(port, tokens, tallies)
-                await _interleaved_rounds(port, tokens, insert_form, tallies)
-
-            asyncio.run(run())
-        # Every POST answered 303 and every INSERT answered 200 left a row, and nothing else did.
-        answered = sum(len(t.requests.get("POST", [])) + len(t.requests.get("INSERT", [])) for t in tallies)
-        recorded = Score.objects.filter(organisation=organisation).count()
-        # A POST that timed out may still have recorded its row: only those are allowed for.
-        errors = sum(tally.errors for tally in tallies)
-        check = "as expected" if answered <= recorded <= answered + errors else "MISMATCH"
-        print(f"  ({recorded} score rows for {answered} answered POSTs and INSERTs: {check})", flush=True)
+            watched = Watched(web_pid=server.pid, databases=tuple(BENCH_DATABASES.values()))
+            run = Run(port=port, tokens=iter(links), insert_form=insert_form, watched=watched)
+            asyncio.run(_measure(run))
+        _check_recorded(run, organisation)
     print("  (bench rows removed)", flush=True)
 
 

@@ -26,6 +26,7 @@ from bench.load import (
     open_loop,
     parse_cpu_times,
     percentile,
+    process_ticks,
     tap_job,
 )
 
@@ -111,6 +112,12 @@ def test_steal_and_busy_are_counted_in_cores_from_proc_stat() -> None:
     busy, steal = cores_used(before, after, seconds=2.0, hz=100)
     assert busy == pytest.approx(1.0)
     assert steal == pytest.approx(0.25)
+
+
+def test_a_process_cpu_is_read_past_a_command_name_with_spaces_and_parentheses() -> None:
+    # utime 700 and stime 42 are the 14th and 15th fields; the name in parentheses may hold anything.
+    line = "4242 (gunicorn: a (b) c) S 4200 4242 4242 0 -1 4194560 100 0 0 0 700 42 0 0 20 0 1 0 9 0 0"
+    assert process_ticks(line) == 742
 
 
 def test_a_late_generator_still_measures_from_the_scheduled_start() -> None:
