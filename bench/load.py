@@ -165,6 +165,7 @@ class Usage:
     web: float = 0.0
     database: float = 0.0
     generator: float = 0.0
+    seconds: float = 0.0
 
     @property
     def others(self) -> float:
@@ -187,7 +188,7 @@ def metered(watched: Watched | None = None) -> Iterator[Usage]:
     web_before, database_before = watched.ticks() if watched else ({}, {})
     cpu_before, own_before, started = read_cpu_times(), time.process_time(), time.monotonic()
     yield usage
-    seconds = time.monotonic() - started
+    usage.seconds = seconds = time.monotonic() - started
     usage.busy, usage.steal = cores_used(cpu_before, read_cpu_times(), seconds)
     usage.generator = (time.process_time() - own_before) / seconds
     if watched:
@@ -432,6 +433,14 @@ async def settle(port: int) -> None:
         await asyncio.wait_for(send(port, "GET", "/w/stop/"), 60)
 
 
+def serving_ms_per_job(tally: Tally, usage: Usage) -> float:
+    """CPU milliseconds that gunicorn and the bench's PostgreSQL backends spent per job (request or tap)
+    of the segment. Unlike a rate, a cost per job hardly depends on how much CPU the neighbours left."""
+    if not tally.taps:
+        return math.nan
+    return (usage.web + usage.database) * usage.seconds / len(tally.taps) * 1000
+
+
 # ---- Printing -------------------------------------------------------------------------------------
 
 
@@ -544,6 +553,7 @@ async def _interleaved_rounds(run: Run) -> None:
     }
     ratios_post: list[float] = []
     ratios_tap: list[float] = []
+    costs: dict[str, list[float]] = {kind: [] for kind in jobs}
     for index in range(ROUNDS):
         # INSERT always in the middle, the other two in turn first: a drift over the round (a neighbour's
         # burst starting or ending) favours neither side of a ratio across rounds.
@@ -554,6 +564,7 @@ async def _interleaved_rounds(run: Run) -> None:
                 tally = await closed_loop(CLIENTS, ROUND_SECONDS, jobs[kind])
             run.tallies.append(tally)
             figures[kind] = (tally, usage)
+            costs[kind].append(serving_ms_per_job(tally, usage))
             await settle(run.port)
         line, ratio_post, ratio_tap = round_row(str(index + 1), figures)
         print(line, flush=True)
@@ -565,6 +576,13 @@ async def _interleaved_rounds(run: Run) -> None:
         f"(goal >= 80%: {'met' if median_post >= 0.8 else 'NOT MET'}); "
         f"(b) whole tap / three one-INSERT {median_tap:.0%} "
         f"(goal >= 40%: {'met' if median_tap >= 0.4 else 'NOT MET'})",
+        flush=True,
+    )
+    post, insert, tap = (statistics.median(costs[kind]) for kind in ("POST", "INSERT", "tap"))
+    print(
+        f"  CPU of gunicorn + its PostgreSQL backends per job, median over the rounds: POST {post:.1f} ms, "
+        f"INSERT {insert:.1f} ms, tap {tap:.1f} ms; as ratios (a) {insert / post:.0%}, (b) "
+        f"{3 * insert / tap:.0%}",
         flush=True,
     )
 

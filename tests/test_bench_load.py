@@ -21,12 +21,14 @@ import bench.load
 from bench.load import (
     CpuTimes,
     Tally,
+    Usage,
     cores_used,
     insert_job,
     open_loop,
     parse_cpu_times,
     percentile,
     process_ticks,
+    serving_ms_per_job,
     tap_job,
 )
 
@@ -118,6 +120,13 @@ def test_a_process_cpu_is_read_past_a_command_name_with_spaces_and_parentheses()
     # utime 700 and stime 42 are the 14th and 15th fields; the name in parentheses may hold anything.
     line = "4242 (gunicorn: a (b) c) S 4200 4242 4242 0 -1 4194560 100 0 0 0 700 42 0 0 20 0 1 0 9 0 0"
     assert process_ticks(line) == 742
+
+
+def test_serving_cpu_is_shared_out_over_every_job_of_the_segment() -> None:
+    # Half a core of gunicorn and a tenth of PostgreSQL for 2 s over 100 jobs: 12 ms each.
+    usage = Usage(busy=1.9, web=0.5, database=0.1, generator=0.2, seconds=2.0)
+    assert serving_ms_per_job(Tally(taps=[0.01] * 99 + [math.inf]), usage) == pytest.approx(12.0)
+    assert math.isnan(serving_ms_per_job(Tally(), usage))
 
 
 def test_a_late_generator_still_measures_from_the_scheduled_start() -> None:
