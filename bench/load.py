@@ -629,7 +629,12 @@ def main() -> None:
         print(f"  ({len(links)} weekly links made in {time.monotonic() - started:.1f} s)", flush=True)
         insert_form = {"organisation": str(organisation.pk), "week": this_week().isoformat()}
         with gunicorn(port, WORKERS) as server:
-            print(f"gunicorn: {WORKERS} sync workers on 127.0.0.1:{port}, web and PostgreSQL on this machine")
+            load = ", ".join(f"{average:.1f}" for average in os.getloadavg())
+            print(
+                f"gunicorn: {WORKERS} sync workers on 127.0.0.1:{port}, web and PostgreSQL on this machine "
+                f"(load average {load} as the run starts)",
+                flush=True,
+            )
             watched = Watched(web_pid=server.pid, databases=tuple(BENCH_DATABASES.values()))
             run = Run(port=port, tokens=iter(links), insert_form=insert_form, watched=watched)
             asyncio.run(_measure(run))
