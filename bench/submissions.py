@@ -13,69 +13,22 @@ Clients are Python threads with http.client, a bounded number of requests in fli
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import itertools
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlencode
 
 from bench import bench_organisation, prepare
+from bench._server import free_port, gunicorn, this_week, weekly_links
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 WORKERS = 2
 # More links than the submissions the run can make: each submission uses a participant of its own.
 LINKS = int(os.environ.get("BENCH_LINKS", "40000"))
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_gunicorn(port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.trivial.settings",
-        "DJANGO_DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        str(WORKERS),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "preventicons.wsgi:application",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/w/stop/")
-            if connection.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            raise SystemExit("gunicorn did not start")
-    process.terminate()
-    raise SystemExit("gunicorn did not answer within 60 s")
 
 
 def _request(
@@ -120,41 +73,13 @@ def main() -> None:
     # No worker runs during the bench: nothing is queued by a submission anyway.
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     prepare()
-    from participants.models import Department, Participant
-    from preventicons.crypto import hash_token, new_pseudonym, new_token
-    from scores import rounds
-    from scores.models import Score, WeeklyLink
+    from scores.models import Score
 
-    week = rounds.week_of(dt.datetime.now(tz=dt.UTC))
-    expires_at = rounds.week_closes_at(week)
-    port = _free_port()
-    gunicorn: subprocess.Popen[bytes] | None = None
+    week = this_week()
+    port = free_port()
     with bench_organisation("submissions") as organisation:
-        department = Department.objects.create(organisation=organisation, name="Bench")
-        try:
-            people = Participant.objects.bulk_create(
-                [
-                    Participant(
-                        organisation=organisation,
-                        department=department,
-                        status=Participant.Status.ACTIVE,
-                        pseudonym=new_pseudonym(),
-                    )
-                    for _ in range(LINKS)
-                ],
-                batch_size=5000,
-            )
-            tokens = [new_token() for _ in people]
-            WeeklyLink.objects.bulk_create(
-                [
-                    WeeklyLink(
-                        participant=person, week=week, token_hash=hash_token(token), expires_at=expires_at
-                    )
-                    for person, token in zip(people, tokens, strict=True)
-                ],
-                batch_size=5000,
-            )
-            gunicorn = _start_gunicorn(port)
+        tokens = weekly_links(organisation, LINKS)
+        with gunicorn(port, WORKERS):
             # The smiley form carries no CSRF token (scores.views.week): the link's token is its authority.
             form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
             unused = iter(tokens)
@@ -220,10 +145,6 @@ def main() -> None:
                 f"(target at least 50%: {verdict}); with the thanks page: {both_rate / trivial_rate:.0%}",
                 flush=True,
             )
-        finally:
-            if gunicorn is not None:
-                gunicorn.send_signal(signal.SIGTERM)
-                gunicorn.wait(timeout=30)
     print("  (bench rows removed)", flush=True)
 
 
