@@ -441,6 +441,14 @@ def serving_ms_per_job(tally: Tally, usage: Usage) -> float:
     return (usage.web + usage.database) * usage.seconds / len(tally.taps) * 1000
 
 
+def split_ms_per_job(tally: Tally, usage: Usage) -> tuple[float, float]:
+    """serving_ms_per_job in its two parts: gunicorn's CPU milliseconds and PostgreSQL's, per job."""
+    if not tally.taps:
+        return math.nan, math.nan
+    per_job = usage.seconds / len(tally.taps) * 1000
+    return usage.web * per_job, usage.database * per_job
+
+
 # ---- Printing -------------------------------------------------------------------------------------
 
 
@@ -554,6 +562,8 @@ async def _interleaved_rounds(run: Run) -> None:
     ratios_post: list[float] = []
     ratios_tap: list[float] = []
     costs: dict[str, list[float]] = {kind: [] for kind in jobs}
+    # The same cost split into gunicorn's and PostgreSQL's part, for the README's capacity model.
+    split: dict[str, list[tuple[float, float]]] = {kind: [] for kind in jobs}
     for index in range(ROUNDS):
         # INSERT always in the middle, the other two in turn first: a drift over the round (a neighbour's
         # burst starting or ending) favours neither side of a ratio across rounds.
@@ -565,6 +575,7 @@ async def _interleaved_rounds(run: Run) -> None:
             run.tallies.append(tally)
             figures[kind] = (tally, usage)
             costs[kind].append(serving_ms_per_job(tally, usage))
+            split[kind].append(split_ms_per_job(tally, usage))
             await settle(run.port)
         line, ratio_post, ratio_tap = round_row(str(index + 1), figures)
         print(line, flush=True)
@@ -583,6 +594,15 @@ async def _interleaved_rounds(run: Run) -> None:
         f"  CPU of gunicorn + its PostgreSQL backends per job, median over the rounds: POST {post:.1f} ms, "
         f"INSERT {insert:.1f} ms, tap {tap:.1f} ms; as ratios (a) {insert / post:.0%}, (b) "
         f"{3 * insert / tap:.0%}",
+        flush=True,
+    )
+    parts = {
+        kind: (statistics.median(w for w, _ in split[kind]), statistics.median(d for _, d in split[kind]))
+        for kind in ("POST", "INSERT", "tap")
+    }
+    print(
+        "  of it, median over the rounds (gunicorn ms + PostgreSQL ms): "
+        + ", ".join(f"{kind} {web:.1f} + {db:.1f}" for kind, (web, db) in parts.items()),
         flush=True,
     )
 
