@@ -29,6 +29,7 @@ from bench.load import (
     percentile,
     process_ticks,
     serving_ms_per_job,
+    split_ms_per_job,
     tap_job,
 )
 
@@ -127,6 +128,8 @@ def test_serving_cpu_is_shared_out_over_every_job_of_the_segment() -> None:
     usage = Usage(busy=1.9, web=0.5, database=0.1, generator=0.2, seconds=2.0)
     assert serving_ms_per_job(Tally(taps=[0.01] * 99 + [math.inf]), usage) == pytest.approx(12.0)
     assert math.isnan(serving_ms_per_job(Tally(), usage))
+    # The same in its two parts: 10 ms of gunicorn and 2 ms of PostgreSQL.
+    assert split_ms_per_job(Tally(taps=[0.01] * 100), usage) == pytest.approx((10.0, 2.0))
 
 
 def test_a_late_generator_still_measures_from_the_scheduled_start() -> None:
