@@ -14,6 +14,7 @@ file named by ``PREVENTICONS_KEY_FILE``::
       "blind_index":     "<base64 of 32 bytes>",
       "notes_subject":   "<base64 of 32 bytes>",
       "casefiles_index": "<base64 of 32 bytes>",
+      "access_log":      "<base64 of 32 bytes>",
       "notary_signing":  "<base64 of the 32-byte Ed25519 private key>"
     }
 """
@@ -37,8 +38,10 @@ from django.conf import settings
 
 # AES-GCM keyrings: several keys at once, one active, so keys rotate without downtime.
 ENCRYPTION_PURPOSES = ("field", "pseudonym_link", "casefiles_link")
-# HMAC keys: blind indexes and opaque references. Rotating one means recomputing from plaintext.
-HMAC_PURPOSES = ("blind_index", "notes_subject", "casefiles_index")
+# HMAC keys: blind indexes, opaque references and the access log's running hash (casefiles/accesslog.py).
+# Rotating one means recomputing from plaintext (for the access log: re-chaining it, which its anchors at
+# the notary would then no longer confirm, so that key is not rotated).
+HMAC_PURPOSES = ("blind_index", "notes_subject", "casefiles_index", "access_log")
 SIGNING_PURPOSE = "notary_signing"
 KEY_BYTES = 32
 KEY_FORMAT = 1
