@@ -142,6 +142,11 @@ def parse_key_set(data: Any) -> KeySet:
         keyrings[purpose] = Keyring(active=active, keys=keys)
     hmac_keys: dict[str, bytes] = {}
     for purpose in HMAC_PURPOSES:
+        if purpose not in data:
+            # A purpose added after the file was made (access_log): nothing uses a key for it yet.
+            raise KeyConfigurationError(
+                f"{purpose}: missing; add a fresh key with `python manage.py generate_keys --add-missing`"
+            )
         hmac_keys[purpose] = _decode_key(data.get(purpose), purpose)
         remember(hmac_keys[purpose], purpose)
     signing_raw = _decode_key(data.get(SIGNING_PURPOSE), SIGNING_PURPOSE)
@@ -211,6 +216,18 @@ def generate_key_document() -> dict[str, Any]:
         doc[purpose] = new_key()
     doc[SIGNING_PURPOSE] = new_key()
     return doc
+
+
+def add_missing_keyed_hash_keys(doc: dict[str, Any]) -> list[str]:
+    """Give the document a fresh key for each keyed-hash purpose it lacks; the purposes added.
+
+    Only purposes the document has no key for at all: nothing can have been hashed under them yet, so a
+    fresh key loses nothing. A key that is present is never replaced, however malformed.
+    """
+    added = [purpose for purpose in HMAC_PURPOSES if purpose not in doc]
+    for purpose in added:
+        doc[purpose] = new_key()
+    return added
 
 
 def write_key_document(path: Path, doc: dict[str, Any], *, replace: bool = True) -> None:
