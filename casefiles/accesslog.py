@@ -84,7 +84,11 @@ def record(
     request: HttpRequest | None = None,
     detail: str = "",
 ) -> AccessLogEntry:
-    """Append one entry linked to the latest; an unknown action is a ValueError and writes nothing."""
+    """Append one entry linked to the latest; an unknown action is a ValueError and writes nothing.
+
+    Called inside the act's own casefiles transaction, the append lock is held until that transaction
+    ends: keep such transactions short, since every other logged act waits for it.
+    """
     action = Action(action).value
     if user is None or user.pk is None:
         raise ValueError("an access log entry needs the staff member who acted")

@@ -303,13 +303,15 @@ def find_bsns(text: str) -> list[Finding]:
     """Nine digits passing the 11-proof, whole or grouped with dots, spaces or hyphens (123.456.782)."""
     found: list[Finding] = []
     for chain in _digit_chains(text):
+        # "Op 12-03-2024 1 gesprek": 120320241 passes the 11-proof, but a date's digits are no BSN.
+        in_dates = {j for i in range(len(chain)) if _is_date_at(text, chain, i) for j in range(i, i + 3)}
         for i, group in enumerate(chain):
-            if group.international or not _starts_a_word(text, group.start):
+            if group.international or not _starts_a_word(text, group.start) or i in in_dates:
                 continue
             if _AMOUNT_BEFORE.search(text, max(0, group.start - 8), group.start):
                 continue  # € 123.456.782 is an amount
             last = _take_digits(chain, i, 9)
-            if last is None:
+            if last is None or in_dates.intersection(range(i, last + 1)):
                 continue
             if any(len(_separator(text, a, b)) > 1 for a, b in itertools.pairwise(chain[i : last + 1])):
                 continue

@@ -152,6 +152,7 @@ def test_a_name_that_is_also_a_word_used_as_a_word_is_accepted(name: str, text: 
         "123.456.789 is geen BSN",
         "Afspraak op 12-03-2024 om 10:30",
         "Afspraak op 01-03-2024 10:30",
+        "Op 12-03-2024 1 gesprek gehad",
         "Datum 12.03.2024, tijd 09.30",
         "Datum 01/03/2024",
         "Om 14:45 uur gebeld",
