@@ -172,6 +172,12 @@ def casefiles_index(pseudonym: str) -> str:
     return keyed_hash("casefiles_index", "pseudonym", pseudonym)
 
 
+def access_log_link(previous: str, canonical_row: str) -> str:
+    """The access log's running hash: HMAC(access-log key, previous link, row), so no row can be altered,
+    removed or inserted without breaking every later link, and nobody without the key can forge one."""
+    return keyed_hash("access_log", "chain", f"{previous}\x00{canonical_row}")
+
+
 TOKEN_BYTES = 32
 # A link token is 24 random bytes and an 8-byte tag: a keyed MAC of those bytes. 192 random bits are far
 # beyond guessing; the tag lets a page tell a token we made from one we never made without a lookup.

@@ -14,6 +14,7 @@ file named by ``PREVENTICONS_KEY_FILE``::
       "blind_index":     "<base64 of 32 bytes>",
       "notes_subject":   "<base64 of 32 bytes>",
       "casefiles_index": "<base64 of 32 bytes>",
+      "access_log":      "<base64 of 32 bytes>",
       "notary_signing":  "<base64 of the 32-byte Ed25519 private key>"
     }
 """
@@ -37,8 +38,10 @@ from django.conf import settings
 
 # AES-GCM keyrings: several keys at once, one active, so keys rotate without downtime.
 ENCRYPTION_PURPOSES = ("field", "pseudonym_link", "casefiles_link")
-# HMAC keys: blind indexes and opaque references. Rotating one means recomputing from plaintext.
-HMAC_PURPOSES = ("blind_index", "notes_subject", "casefiles_index")
+# HMAC keys: blind indexes, opaque references and the access log's running hash (casefiles/accesslog.py).
+# Rotating one means recomputing from plaintext (for the access log: re-chaining it, which its anchors at
+# the notary would then no longer confirm, so that key is not rotated).
+HMAC_PURPOSES = ("blind_index", "notes_subject", "casefiles_index", "access_log")
 SIGNING_PURPOSE = "notary_signing"
 KEY_BYTES = 32
 KEY_FORMAT = 1
@@ -139,6 +142,11 @@ def parse_key_set(data: Any) -> KeySet:
         keyrings[purpose] = Keyring(active=active, keys=keys)
     hmac_keys: dict[str, bytes] = {}
     for purpose in HMAC_PURPOSES:
+        if purpose not in data:
+            # A purpose added after the file was made (access_log): nothing uses a key for it yet.
+            raise KeyConfigurationError(
+                f"{purpose}: missing; add a fresh key with `python manage.py generate_keys --add-missing`"
+            )
         hmac_keys[purpose] = _decode_key(data.get(purpose), purpose)
         remember(hmac_keys[purpose], purpose)
     signing_raw = _decode_key(data.get(SIGNING_PURPOSE), SIGNING_PURPOSE)
@@ -208,6 +216,18 @@ def generate_key_document() -> dict[str, Any]:
         doc[purpose] = new_key()
     doc[SIGNING_PURPOSE] = new_key()
     return doc
+
+
+def add_missing_keyed_hash_keys(doc: dict[str, Any]) -> list[str]:
+    """Give the document a fresh key for each keyed-hash purpose it lacks; the purposes added.
+
+    Only purposes the document has no key for at all: nothing can have been hashed under them yet, so a
+    fresh key loses nothing. A key that is present is never replaced, however malformed.
+    """
+    added = [purpose for purpose in HMAC_PURPOSES if purpose not in doc]
+    for purpose in added:
+        doc[purpose] = new_key()
+    return added
 
 
 def write_key_document(path: Path, doc: dict[str, Any], *, replace: bool = True) -> None:

@@ -66,6 +66,27 @@ def worker_redis_url(url: str, worker: str | None) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def flush_past_append_only_triggers() -> None:
+    """A transactional test's flush (TRUNCATE of every table) passes the access log's trigger.
+
+    On PostgreSQL the access log refuses TRUNCATE (casefiles migration 0006), so the flush after every
+    transactional test that uses the casefiles store would fail. ``session_replication_role = replica``
+    keeps ordinary triggers from firing; only a superuser may set it, as the test role is and the
+    application's role must not be. ``SET LOCAL`` ends with the flush's own transaction.
+    """
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+    if getattr(original, "past_append_only_triggers", False):
+        return
+
+    def execute_sql_flush(self: DatabaseOperations, sql_list: list[str]) -> None:
+        original(self, ["SET LOCAL session_replication_role = replica", *sql_list])
+
+    execute_sql_flush.past_append_only_triggers = True  # type: ignore[attr-defined]
+    DatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign,assignment]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Each pytest-xdist worker gets its own Redis database, emptied before its first test.
 
@@ -77,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
     from django.core.cache import caches
 
+    flush_past_append_only_triggers()
     if not settings.REDIS_URL:
         return
     url = worker_redis_url(settings.REDIS_URL, os.environ.get("PYTEST_XDIST_WORKER"))

@@ -265,3 +265,30 @@ def test_unknown_purpose_is_a_configuration_error() -> None:
         key_set.keyring("blind_index")
     with pytest.raises(keys.KeyConfigurationError, match="unknown keyed-hash purpose"):
         key_set.hmac_key("field")
+
+
+def test_a_key_file_made_before_a_keyed_hash_purpose_existed_says_how_to_complete_it(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    call_command("generate_keys", "--output", str(path), stdout=StringIO())
+    doc = json.loads(path.read_text())
+    del doc["access_log"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(keys.KeyConfigurationError, match=r"access_log: missing.*--add-missing"):
+        keys.parse_key_set(doc)
+
+    out = StringIO()
+    call_command("generate_keys", "--output", str(path), "--add-missing", stdout=out)
+
+    completed = json.loads(path.read_text())
+    keys.parse_key_set(completed)
+    # Every key already there is kept as it was; only the missing purpose is new.
+    assert {k: v for k, v in completed.items() if k != "access_log"} == doc
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert_no_key_material(out.getvalue(), completed)
+    call_command("generate_keys", "--output", str(path), "--add-missing", stdout=StringIO())
+    assert json.loads(path.read_text()) == completed  # a second run changes nothing
+
+
+def test_add_missing_needs_an_existing_key_file(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("generate_keys", "--output", str(tmp_path / "absent.json"), "--add-missing")

@@ -1,0 +1,138 @@
+"""The access log (NEN 7513): every look at individual-level data and every act on a dossier, chained.
+
+Each entry's ``chain`` is HMAC(access-log key, previous entry's chain, this entry in canonical form), so
+altering, removing or slipping in a row breaks the links from there on (``verify_chain``), and without the
+key nobody can recompute them. Only the newest row can vanish without a broken link; ``head()`` is what
+the notary issue anchors outside this database, which closes that gap too.
+
+Callers record inside the transaction of the act itself (STYLE.md), so a rolled-back act leaves no entry
+and a logged act cannot be lost: the entry commits with the act.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import ipaddress
+import json
+from typing import Any
+
+from django.db import connections, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from casefiles.models import AccessLogEntry
+from preventicons import crypto
+from preventicons.clients import client_address
+from preventicons.dbrouter import CASEFILES
+
+Action = AccessLogEntry.Action
+# The first entry links to this; a log that starts anywhere else has lost its beginning.
+GENESIS = ""
+# One PostgreSQL advisory lock key for appending (an arbitrary constant: "pvACCLOG" as bytes).
+APPEND_LOCK = 0x7076_4143_434C_4F47
+_VERIFY_CHUNK = 2000
+
+
+def canonical(entry: AccessLogEntry) -> str:
+    """The row as the chain signs it: every column but the chain, in a fixed order and notation."""
+    at = entry.at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    return json.dumps(
+        [
+            entry.sequence,
+            at,
+            entry.staff_user_id,
+            entry.staff_username,
+            entry.dossier_number,
+            entry.action,
+            str(entry.client_address or ""),
+            entry.detail,
+        ],
+        ensure_ascii=True,
+        separators=(",", ":"),
+    )
+
+
+def _lock_for_append() -> None:
+    """Two appends one after the other, never side by side: both would link to the same predecessor.
+
+    On PostgreSQL a transaction-level advisory lock, released at commit or rollback. SQLite's embedded
+    default begins every transaction IMMEDIATE (preventicons/settings.py), which already takes the one
+    write lock; and ``sequence`` and ``chain`` are unique, so a fork would fail rather than be stored.
+    """
+    connection = connections[CASEFILES]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK])
+
+
+def _address_of(request: HttpRequest | None) -> str | None:
+    """Where the request came from by the proxy rules, in one notation (as the database returns it)."""
+    if request is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(client_address(request)))
+    except ValueError:
+        return None  # no socket address (a test client, a management command): unknown, not invented
+
+
+def record(
+    action: str,
+    *,
+    user: Any,
+    dossier_number: str,
+    request: HttpRequest | None = None,
+    detail: str = "",
+) -> AccessLogEntry:
+    """Append one entry linked to the latest; an unknown action is a ValueError and writes nothing.
+
+    Called inside the act's own casefiles transaction, the append lock is held until that transaction
+    ends: keep such transactions short, since every other logged act waits for it.
+    """
+    action = Action(action).value
+    if user is None or user.pk is None:
+        raise ValueError("an access log entry needs the staff member who acted")
+    with transaction.atomic(using=CASEFILES):
+        _lock_for_append()
+        last = AccessLogEntry.objects.order_by("-sequence").only("sequence", "chain").first()
+        entry = AccessLogEntry(
+            sequence=1 if last is None else last.sequence + 1,
+            # Microseconds kept: the canonical form must read back exactly what was signed.
+            at=timezone.now().astimezone(dt.UTC),
+            staff_user_id=user.pk,
+            staff_username=user.get_username(),
+            dossier_number=dossier_number,
+            action=action,
+            client_address=_address_of(request),
+            detail=detail,
+        )
+        # Validated before linking: cleaning may normalise a value, and the link must sign what is stored.
+        entry.full_clean(exclude=["chain"], validate_unique=False)
+        entry.chain = crypto.access_log_link(GENESIS if last is None else last.chain, canonical(entry))
+        entry.save(force_insert=True)
+    return entry
+
+
+def verify_chain() -> AccessLogEntry | None:
+    """The first entry whose link does not follow from the entries before it, or None when all do.
+
+    A changed entry breaks its own link; a removed one breaks its successor's (and leaves a gap in the
+    sequence); an inserted one breaks its own. Read in sequence order, in chunks: the log grows forever.
+    """
+    previous, expected_sequence = GENESIS, 1
+    for entry in AccessLogEntry.objects.order_by("sequence").iterator(chunk_size=_VERIFY_CHUNK):
+        link = crypto.access_log_link(previous, canonical(entry))
+        if entry.sequence != expected_sequence or not _same(link, entry.chain):
+            return entry
+        previous, expected_sequence = entry.chain, entry.sequence + 1
+    return None
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def head() -> str:
+    """The latest link of the chain ("" for an empty log): what the notary anchors."""
+    last = AccessLogEntry.objects.order_by("-sequence").values_list("chain", flat=True).first()
+    return last or GENESIS
