@@ -32,6 +32,7 @@ install: $(STAMP)
 
 migrate: install
 	$(BIN)/python manage.py generate_keys --if-missing
+	$(BIN)/python manage.py generate_keys --add-missing
 	for db in default notes casefiles; do $(BIN)/python manage.py migrate --database=$$db --no-input -v0 || exit 1; done
 
 demo: migrate
