@@ -176,3 +176,16 @@ def test_a_lean_page_refuses_a_host_that_is_not_allowed(organisation: Organisati
         answer = Client(raise_request_exception=False).get(path, HTTP_HOST="evil.example")
         assert answer.status_code == 400, path
     assert Client().get(f"/w/{token}/").status_code == 200
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_changed_setting_redraws_the_pages_drawn_once(organisation: Organisation, settings: Any) -> None:
+    # The pages drawn once per language outlived a settings change (a test's override_settings, the
+    # settings fixture): a later test then read a page drawn under an earlier test's settings.
+    _participant, token = make_link(make_participant(organisation), week=WEEK)
+    assert "/static/css/site.css" in Client().get(f"/w/{token}/?lang=en").content.decode()
+
+    settings.STATIC_URL = "/assets/"
+
+    assert "/assets/css/site.css" in Client().get(f"/w/{token}/?lang=en").content.decode()
