@@ -23,6 +23,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.handlers.exception import response_for_exception
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import translation
@@ -86,6 +88,12 @@ def context(request: HttpRequest) -> dict[str, Any]:
 
 # --- pages rendered once per language ------------------------------------------------------------------
 _rendered: dict[tuple[Any, ...], str] = {}
+
+
+@receiver(setting_changed)
+def _forget_rendered_pages(**_kwargs: Any) -> None:
+    """A settings change (override_settings in a test) draws the pages anew: they hold what settings chose."""
+    _rendered.clear()
 
 
 def slotted_page(key: tuple[Any, ...], render: Callable[[], str], slots: Mapping[str, str]) -> str:
