@@ -100,3 +100,9 @@ def test_the_tap_lookup_written_by_hand_shows_a_placeholder_not_the_token_hash()
         assert "scores_weeklylink" in shown
         assert hash_token(token) not in shown and token not in shown
         assert "$1" in shown
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%scores_weeklylink%%'"
+        )
+        (prepared,) = cursor.fetchone()
+    assert prepared == 1  # the loop did reach the prepared statement
