@@ -189,3 +189,28 @@ def test_a_changed_setting_redraws_the_pages_drawn_once(organisation: Organisati
     settings.STATIC_URL = "/assets/"
 
     assert "/assets/css/site.css" in Client().get(f"/w/{token}/?lang=en").content.decode()
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_pages_drawn_once_read_as_the_pages_drawn_every_time(
+    organisation: Organisation, settings: Any
+) -> None:
+    # Under DEBUG every request draws the page (leanpages.slotted_page): what the store serves must be that.
+    _participant, token = make_link(make_participant(organisation), week=WEEK)
+
+    def tap_pages() -> list[str]:
+        visitor = Client()
+        tap = visitor.post(f"/w/{token}/?lang=nl", {"value": "1"})
+        pages = [
+            visitor.get(f"/w/{token}/"),
+            visitor.get(tap["Location"]),
+            visitor.get(f"/w/{token}/thanks/"),
+        ]
+        return [_page(page) for page in pages]
+
+    stored, stored_again = tap_pages(), tap_pages()
+    settings.DEBUG = True
+    drawn = tap_pages()
+
+    assert stored == stored_again == drawn
