@@ -6,8 +6,9 @@ authority: scores.views). The middleware that serve staff and account pages woul
 every tap (a session store, a lazy user, an OTP wrapper, a message storage, a CSRF check and cookie) and
 could set a cookie or a ``Vary: Cookie``. So a view marked ``@lean_page`` is called straight from
 ``LeanPageMiddleware``, which sits after the security-header middleware (those headers still apply) and
-before the session middleware; it does itself the two things the skipped middleware did that these pages
-need: the language, and ``X-Frame-Options``.
+before the session middleware; it does itself the things the skipped middleware did that these pages
+need: the language, ``X-Frame-Options`` and the host check; an error in such a view is turned into its error
+page here, in the page's language and with those headers.
 
 The language comes from the URL (``?lang=en``), so switching works in a browser or in-app view that refuses
 cookies, and setting it writes nothing; without one it is the language cookie a visitor already has, or the
@@ -21,6 +22,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.handlers.exception import response_for_exception
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import translation
@@ -86,6 +90,12 @@ def context(request: HttpRequest) -> dict[str, Any]:
 _rendered: dict[tuple[Any, ...], str] = {}
 
 
+@receiver(setting_changed)
+def _forget_rendered_pages(**_kwargs: Any) -> None:
+    """A settings change (override_settings in a test) draws the pages anew: they hold what settings chose."""
+    _rendered.clear()
+
+
 def slotted_page(key: tuple[Any, ...], render: Callable[[], str], slots: Mapping[str, str]) -> str:
     """A page rendered once per ``key`` (which must name the language) with placeholders, filled per request.
 
@@ -124,7 +134,14 @@ class LeanPageMiddleware:
         language = page_language(request)
         with translation.override(language):
             request.LANGUAGE_CODE = language
-            response = match.func(request, *match.args, **match.kwargs)
+            try:
+                # What CommonMiddleware did for these pages: refuse a Host outside ALLOWED_HOSTS (400).
+                request.get_host()
+                response = match.func(request, *match.args, **match.kwargs)
+            except Exception as exc:
+                # Turned into the error page here, inside the language and before _finish: left to the
+                # handler above, the 500 came in the thread's previous language without X-Frame-Options.
+                response = response_for_exception(request, exc)
         return self._finish(response, language)
 
     @staticmethod

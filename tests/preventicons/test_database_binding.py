@@ -80,3 +80,29 @@ def test_with_client_side_binding_the_value_is_in_pg_stat_activity(
         cursor.execute(sql, params)
 
     assert literal in _activity_of(pid)
+
+
+@pytest.mark.django_db
+def test_the_tap_lookup_written_by_hand_shows_a_placeholder_not_the_token_hash() -> None:
+    # scores.submission.find_tap_link is one statement written out (issue #17), run three times per tap:
+    # it must bind on the server like the ORM's queries, or pg_stat_activity shows the token's hash.
+    from preventicons.crypto import hash_token, new_token
+    from scores.submission import find_tap_link
+
+    token = new_token()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+
+    for _ in range(8):  # past DB_PREPARE_THRESHOLD as well: the prepared statement shows the same text
+        assert find_tap_link(token=token) is None
+        shown = _activity_of(pid)
+        assert "scores_weeklylink" in shown
+        assert hash_token(token) not in shown and token not in shown
+        assert "$1" in shown
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%scores_weeklylink%%'"
+        )
+        (prepared,) = cursor.fetchone()
+    assert prepared == 1  # the loop did reach the prepared statement
