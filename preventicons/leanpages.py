@@ -146,7 +146,10 @@ class LeanPageMiddleware:
 
     @staticmethod
     def _finish(response: HttpResponse, language: Any) -> HttpResponse:
-        # What LocaleMiddleware and XFrameOptionsMiddleware would have added.
+        # What LocaleMiddleware, XFrameOptionsMiddleware and CommonMiddleware would have added (without a
+        # Content-Length gunicorn sends the page chunked).
+        if not response.streaming:
+            response.headers.setdefault("Content-Length", str(len(response.content)))
         response.headers.setdefault("Content-Language", language)
         patch_vary_headers(response, ("Accept-Language",))
         response.headers.setdefault("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY"))

@@ -86,6 +86,7 @@ def test_no_session_user_or_cookie_on_the_tap_pages_even_for_a_logged_in_browser
         assert not hasattr(request, "_messages") and not hasattr(request, "csrf_processing_done")
         # What the lean path does itself for them: the language and the framing refusal.
         assert answer["X-Frame-Options"] == "DENY" and answer["Content-Language"]
+        assert int(answer["Content-Length"]) == len(answer.content)
     assert {name: morsel.value for name, morsel in browser.cookies.items()} == cookies_before
     # The same browser's staff pages still have their session.
     assert browser.get("/staff/").status_code == 200
