@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connections, router
+from django.db.models import ExpressionWrapper, F, TextField
 from django.utils import timezone
 
 from participants.models import ConsentRecord, Participant
@@ -80,6 +81,12 @@ def _place(name: str) -> tuple[str, str, str]:
     return column.purpose, Participant._meta.db_table, str(column.column)
 
 
+def _as_stored(name: str) -> ExpressionWrapper:
+    """An encrypted column read as the text it holds: values_list would wrap each ciphertext in Sealed, a
+    converter call per value (half a second for the 100,000 rows of a close), and the ciphers take str."""
+    return ExpressionWrapper(F(name), output_field=TextField())
+
+
 def participation_of(participant: Participant) -> ParticipationState:
     """The participant's participation, opened; the empty state before their first closed week."""
     return ParticipationState.from_text(participant.participation)
@@ -119,7 +126,12 @@ def record_participation(
     # The status and the pause are sealed: every participant of the organisation is read, and who is
     # active is decided here, after opening them (a few microseconds each).
     rows = Participant.objects.filter(organisation_id=organisation_id).values_list(
-        "pk", "status", "pseudonym", "is_listed", "messages_paused", "participation"
+        "pk",
+        _as_stored("status"),
+        _as_stored("pseudonym"),
+        "is_listed",
+        _as_stored("messages_paused"),
+        _as_stored("participation"),
     )
     with every_store():
         for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state in rows.iterator(
