@@ -1,4 +1,4 @@
-"""How fast a week closes for an organisation of 100,000 participants on PostgreSQL (target: under 30 s).
+"""How fast a week closes for an organisation of 100,000 participants on PostgreSQL (target: under 5 s).
 
     make bench                      (every benchmark)
     python -m bench.week_close      (this one; DATABASE_URL names the server, default 127.0.0.1)
@@ -22,7 +22,7 @@ PARTICIPANTS = 100_000
 DEPARTMENTS = 40
 RESPONDING = 0.70
 NEAR_INACTIVE = 0.01
-TARGET_SECONDS = 30.0
+TARGET_SECONDS = 5.0
 BATCH = 5_000
 
 
@@ -83,7 +83,10 @@ def main() -> None:
             flush=True,
         )
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE participants_participant; ANALYZE scores_score")
+            # VACUUM as autovacuum would have done during the week: without it (a server with autovacuum
+            # off) the rows earlier runs removed stay in the tables, and every run scans more of them.
+            cursor.execute("VACUUM ANALYZE participants_participant")
+            cursor.execute("VACUUM ANALYZE scores_score")
         print(
             f"Closing the week of {week} on PostgreSQL {getattr(connection, 'pg_version', 0) // 10000} "
             f"({connection.settings_dict['NAME']})",

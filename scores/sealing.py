@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.core import checks
@@ -44,6 +45,19 @@ def week_pseudonym(pseudonym: str, week: dt.date) -> str:
         # An empty P would give everyone without one the same pseudonym.
         raise ValueError("a per-week pseudonym needs the participant's pseudonym")
     return crypto.keyed_hash(WEEK_PSEUDONYM_PURPOSE, WEEK_PSEUDONYM_LABEL, f"{pseudonym}:{week.isoformat()}")
+
+
+def week_pseudonyms(week: dt.date) -> Callable[[str], str]:
+    """``week_pseudonym(P, week)`` as a function of P, for a batch over one week (the week close)."""
+    hashed = crypto.keyed_hasher(WEEK_PSEUDONYM_PURPOSE, WEEK_PSEUDONYM_LABEL)
+    suffix = f":{week.isoformat()}"
+
+    def of(pseudonym: str) -> str:
+        if not pseudonym:
+            raise ValueError("a per-week pseudonym needs the participant's pseudonym")
+        return hashed(pseudonym + suffix)
+
+    return of
 
 
 def padded_json(data: Any, *, width: int) -> str:

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
@@ -25,7 +26,7 @@ from participants.participation import Participation, record_participation
 from preventicons import crypto
 from preventicons.dbrouter import every_store
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
-from scores.sealing import department_of, natural_key_binding, week_pseudonym
+from scores.sealing import department_of, week_pseudonyms
 
 logger = logging.getLogger(__name__)
 
@@ -65,22 +66,45 @@ class _OpenedWeek:
     pseudonyms: set[str] = field(default_factory=set)
 
 
-def _open_week(organisation_id: int, week: dt.date) -> _OpenedWeek:
-    # values_list and crypto.open_sealed rather than model instances: the same binding as
+def _open_week_and_rewrite(organisation_id: int, week: dt.date) -> _OpenedWeek:
+    """Read the week's scores, rewrite them (_rewrite) and open what was read, the last two side by side.
+
+    The rewrite keeps every value and pseudonym and drops only ids and departments, which were read
+    before it: on PostgreSQL the server rewrites while the values are opened here (pipeline mode), instead
+    of the one waiting for the other.
+    """
+    rows = list(
+        Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
+            "pseudonym", "value", "department"
+        )
+    )
+    connection = connections[router.db_for_write(Score)]
+    if connection.vendor != "postgresql":
+        _rewrite(organisation_id, week)
+        return _opened(rows, week)
+    connection.ensure_connection()
+    # Leaving the block waits for the rewrite, and raises its error if it failed (the close then rolls back).
+    with connection.connection.pipeline():
+        _rewrite(organisation_id, week)
+        return _opened(rows, week)
+
+
+def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _OpenedWeek:
+    # values_list and one ColumnCipher per column rather than model instances: the same binding as
     # SealedScoreValueField, at a fraction of the cost for 100,000 rows.
     opened = _OpenedWeek()
     table = Score._meta.db_table
-    rows = Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
-        "pseudonym", "value", "department"
-    )
-    for pseudonym, sealed, sealed_department in rows.iterator(chunk_size=10_000):
-        key = [pseudonym, week.isoformat()]
+    value_cipher = crypto.ColumnCipher("field", table, "value")
+    department_cipher = crypto.ColumnCipher("field", table, "department")
+    # natural_key_binding's row part: per-week pseudonym and week.
+    row_suffix = "/" + week.isoformat()
+    for pseudonym, sealed, sealed_department in rows:
+        row = pseudonym + row_suffix
         # values_list gives what the column holds, the ciphertext (the attribute would be the opened int).
-        value = int(crypto.open_sealed(str(sealed), natural_key_binding("field", table, "value", key)))
+        value = int(value_cipher.open(str(sealed), row))
         department_id = None
         if sealed_department is not None:
-            binding = natural_key_binding("field", table, "department", key)
-            department_id = department_of(crypto.open_sealed(str(sealed_department), binding))
+            department_id = department_of(department_cipher.open(str(sealed_department), row))
         opened.values.setdefault(department_id, []).append(value)
         opened.pseudonyms.add(pseudonym)
     return opened
@@ -138,21 +162,20 @@ def close_week(
         if is_week_closed(organisation_id=organisation_id, week=week):
             return WeekClosed(organisation_id=organisation_id, week=week, closed=False)
         ClosedWeek.objects.create(organisation_id=organisation_id, week=week)
-        # What is read here is what the rewrite below moves: the week's links expired when it ended
+        # What is read here is what the rewrite moves: the week's links expired when it ended
         # (rounds.week_closes_at) and the beat closes half an hour later, so no score joins it meanwhile.
-        opened = _open_week(organisation_id, week)
+        # From here on only the opened values (frozen below) know which department a score came from.
+        opened = _open_week_and_rewrite(organisation_id, week)
         responded = opened.pseudonyms
+        of_week = week_pseudonyms(week)
 
         def answered(pseudonym: str) -> bool:
-            return week_pseudonym(pseudonym, week) in responded
+            return of_week(pseudonym) in responded
 
         participation = record_participation(
             organisation_id=organisation_id, week=week, answered=answered if responded else None
         )
-        # Frozen before the rewrite below strips the departments: from here on only the frozen figures
-        # know which department a score came from.
         aggregates = _freeze(organisation_id, week, opened)
-        _rewrite(organisation_id, week)
         _forget_links(organisation_id, week)
         if vacuum:
             vacuum_scores_after_commit()

@@ -51,6 +51,24 @@ def main() -> None:
             organisation_id=organisation.pk,
             department_id=care.pk,
         )
+    # Three who did not answer: one a missed week away from inactive, one paused, one who missed a first
+    # week; the batch opens and seals their state and writes the inactive status on SQLite too.
+    from django.conf import settings
+
+    from participants.participation import ParticipationState
+
+    silent = []
+    for missed, paused in ((settings.INACTIVE_AFTER_WEEKS - 1, False), (0, True), (0, False)):
+        participant = Participant(
+            organisation=organisation,
+            department=care,
+            status="active",
+            pseudonym=crypto.new_pseudonym(),
+            messages_paused=paused,
+            participation=ParticipationState(weeks_without_response=missed).sealed_text(),
+        )
+        participant.save()
+        silent.append(participant)
     # The next (open) week's scores come after them in the file: the rewritten rows cannot simply land in
     # the space the old ones leave, which only secure_delete then clears.
     for _ in range(300):
@@ -78,6 +96,19 @@ def main() -> None:
                 "values": [queries.weekly_values_for(p.pseudonym or "") for p in people],
                 "participation": [
                     str(participation_of(Participant.objects.get(pk=p.pk)).last_response_week) for p in people
+                ],
+                "silent": [
+                    [
+                        str(Participant.objects.get(pk=p.pk).status),
+                        participation_of(Participant.objects.get(pk=p.pk)).weeks_without_response,
+                    ]
+                    for p in silent
+                ],
+                "limit": settings.INACTIVE_AFTER_WEEKS,
+                "outcome": [
+                    result.participation.missed,
+                    result.participation.not_counted,
+                    result.participation.became_inactive,
                 ],
                 "figures": [
                     [f.department_id, f.count, f.total]

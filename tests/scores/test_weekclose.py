@@ -12,16 +12,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
 from casefiles.models import Dossier
+from participants import participation
 from participants.account import stop_participation
 from participants.models import Department, Organisation, Participant
 from participants.participation import ParticipationState, participation_of, reactivate_participant
+from participants.signals import participant_inactive
 from preventicons import crypto, keyrotation, keys
 from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
+from scores.sealing import week_pseudonym, week_pseudonyms
 from tests.conftest import ALL_DATABASES, make_organisation, run_on_embedded_default
 from tests.scores.people import make_link, make_participant
 
@@ -569,6 +573,9 @@ def test_on_the_embedded_sqlite_default_the_close_rewrites_and_leaves_no_old_row
     assert sorted(p for _id, p, _d in after) == sorted(p for _id, p, _d in before)
     assert [values[0]["value"] for values in seen["values"]] == [1 + n % 5 for n in range(12)]
     assert seen["participation"] == ["2026-11-09"] * 12  # the sealed participation, rewritten on SQLite
+    # Those who did not answer: counted, not counted (paused), and one made inactive, on SQLite too.
+    assert seen["silent"] == [["inactive", seen["limit"]], ["active", 0], ["active", 1]]
+    assert seen["outcome"][:2] == [2, 1] and len(seen["outcome"][2]) == 1
     assert seen["figures"] == [[None, 12, 33], [after_department_of(seen), 12, 33]]
     # secure_delete: the deleted rows (and their index entries) are overwritten, not left in free space.
     content = Path(seen["file"]).read_bytes()
@@ -666,3 +673,84 @@ def test_the_close_rewrites_every_participant_row_so_xmin_does_not_tell_who_is_a
     assert all(after[pk] != before[pk] for pk in ours)
     assert len({after[pk] for pk in ours}) == 1  # one transaction for all of them
     assert after[other.pk] == before[other.pk]  # another organisation's close is another batch
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_someone_who_stops_while_the_close_runs_is_neither_made_inactive_nor_given_a_state(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read as active and a missed week from the limit; their stop commits before the batch writes.
+    participant = make_participant(organisation)
+    participant.participation = ParticipationState(
+        weeks_without_response=settings.INACTIVE_AFTER_WEEKS - 1
+    ).sealed_text()
+    participant.save(update_fields=["participation"])
+    dossier = make_dossier(participant)
+    announced: list[str] = []
+    write = participation._write_participation
+
+    def stop_first(rows: Any) -> None:
+        stop_participation(participant=Participant.objects.get(pk=participant.pk))
+        write(rows)
+
+    def record(**kwargs: Any) -> None:
+        announced.append(kwargs["pseudonym"])
+
+    monkeypatch.setattr(participation, "_write_participation", stop_first)
+    participant_inactive.connect(record, dispatch_uid="test-announced")
+    try:
+        result = close(organisation)
+    finally:
+        participant_inactive.disconnect(dispatch_uid="test-announced")
+
+    participant.refresh_from_db()
+    dossier.refresh_from_db()
+    assert result.participation.missed == 1  # counted as read
+    assert result.participation.became_inactive == [] and announced == []
+    assert participant.status == Participant.Status.STOPPED
+    assert participant.participation is None  # what the stop left, not the close's state
+    assert not dossier.is_open  # closed by the stop, not merely made unavailable
+
+
+def test_the_batch_per_week_pseudonym_is_the_per_week_pseudonym() -> None:
+    of_week = week_pseudonyms(WEEK)
+    for pseudonym in (crypto.new_pseudonym(), crypto.new_pseudonym()):
+        assert of_week(pseudonym) == week_pseudonym(pseudonym, WEEK)
+        assert week_pseudonyms(WEEK + dt.timedelta(days=7))(pseudonym) != of_week(pseudonym)
+    with pytest.raises(ValueError, match="needs the participant's pseudonym"):
+        of_week("")
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_participant_pages_keep_room_so_the_close_rewrites_rows_in_place() -> None:
+    # fillfactor 50 (participants 0021): each close's new row versions fit on their page (HOT updates),
+    # instead of going to other pages and into all seven indexes. Performance, not privacy: every row is
+    # rewritten either way.
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'participants_participant'")
+        (options,) = cursor.fetchone()
+    assert "fillfactor=50" in (options or [])
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_rewrite_that_fails_on_the_server_rolls_the_whole_close_back(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL the rewrite runs while the values are opened (pipeline mode): its error surfaces late,
+    # but still inside the close's transaction.
+    department = Department.objects.create(organisation=organisation, name="Zorg")
+    score(organisation, value=4, department=department)
+    participant = make_participant(organisation)
+    before = raw_scores()
+
+    def failing_rewrite(organisation_id: int, week: dt.date) -> None:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1 / (SELECT count(*) - count(*) FROM scores_score)")
+
+    monkeypatch.setattr(weekclose, "_rewrite", failing_rewrite)
+    with pytest.raises(Exception, match="division by zero"):
+        close(organisation)
+
+    assert not ClosedWeek.objects.exists() and not WeeklyAggregate.objects.exists()
+    assert raw_scores() == before
+    assert participation_of(Participant.objects.get(pk=participant.pk)) == ParticipationState()
