@@ -135,6 +135,28 @@ def open_sealed(ciphertext: str, binding: Binding) -> str:
     return plain.rstrip(b"\x00").decode("utf-8")
 
 
+_NONCES_PER_DRAW = 4096
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+# The last character of an unpadded base64 body of length 4n+2 (4n+3) carries 4 (2) unused low bits; the
+# one canonical encoding has them zero: these are the characters whose value is a multiple of 16 (of 4).
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+
+def _decode_canonical_body(body: str) -> bytes | None:
+    """What _decode_body returns, for the same input (tested so), at about half the cost.
+
+    _decode_body checks that the body is canonical by encoding the bytes again; here the check is on the
+    length and the unused bits of the last character, which is what that comparison comes to.
+    """
+    if not _BODY.fullmatch(body):
+        return None
+    tail = len(body) % 4
+    if tail == 1 or (tail and body[-1] not in _CANONICAL_LAST[tail]):
+        return None
+    # Only alphabet characters (checked above) and the padding they need: a2b_base64 cannot fail on that.
+    return binascii.a2b_base64(body.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-tail % 4))
+
+
 class ColumnCipher:
     """Seals and opens many values of one column, for batch jobs: ``seal`` and ``open_sealed`` for each row.
 
@@ -151,6 +173,16 @@ class ColumnCipher:
         self._ring = get_key_set().keyring(purpose)
         self._aeads = {key_id: AESGCM(key) for key_id, key in self._ring.keys.items()}
         self._prefix = self._place.associated_data()[:-1]
+        self._nonces = memoryview(b"")
+
+    def _nonce(self) -> bytes:
+        # Nonces drawn from the OS a few thousand at a time: the same random bytes as one secrets.token_bytes
+        # call each, without a system call per value (a tenth of the week close's time). Each slice is used
+        # once, and the pool dies with this short-lived object.
+        if not self._nonces:
+            self._nonces = memoryview(secrets.token_bytes(NONCE_BYTES * _NONCES_PER_DRAW))
+        nonce, self._nonces = self._nonces[:NONCE_BYTES], self._nonces[NONCE_BYTES:]
+        return bytes(nonce)
 
     def _associated_data(self, row: str) -> bytes:
         if not row or "|" in row:
@@ -166,7 +198,7 @@ class ColumnCipher:
         if b"\x00" in data:
             raise ValueError("sealed text cannot hold NUL characters")
         data += b"\x00" * (padded_length(len(data)) - len(data))
-        nonce = secrets.token_bytes(NONCE_BYTES)
+        nonce = self._nonce()
         sealed = self._aeads[self._ring.active].encrypt(nonce, data, self._associated_data(row))
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
         return f"{FORMAT}.{self._ring.active}.{body}"
@@ -179,7 +211,7 @@ class ColumnCipher:
         aead = self._aeads.get(key_id)
         if aead is None:
             raise DecryptionError(f"{where}: key id {key_id!r} is not in the {self._place.purpose} keyring")
-        raw = _decode_body(ciphertext.split(".", 2)[2])
+        raw = _decode_canonical_body(ciphertext.split(".", 2)[2])
         if raw is None:
             raise DecryptionError(f"{where}: malformed ciphertext")
         if len(raw) < NONCE_BYTES + TAG_BYTES:

@@ -1,4 +1,4 @@
-"""fields.column_cipher: batch paths open a column of many rows as the field itself opens one."""
+"""fields.column_cipher: batch paths (the weekly round) open a column of many rows as the field opens one."""
 
 from __future__ import annotations
 
