@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from participants.models import Organisation, Participant
-from preventicons.fields import SealedBooleanField, column_of, open_column
+from preventicons.fields import SealedBooleanField, column_cipher, column_of, open_column
 from preventicons.models import OutboundMessage
 
 # The participant columns the weekly page needs to tell what a link can still do (may_use_weekly_link).
@@ -156,15 +156,18 @@ def weekly_recipients(
     )
     if after is not None:
         candidates = candidates.filter(pk__gt=after)
+    statuses = column_cipher(Participant, "status")
+    pauses = column_cipher(Participant, "messages_paused")
     chosen = []
     last = None
     for pk, status, paused, by_email, by_sms in candidates[:size]:
         last = pk
+        row = str(pk)
         # Listed is in the query; an unreadable pause counts as paused.
         if not Participant.can_take_part(
-            status=open_column(Participant, "status", pk, status) or "",
+            status=statuses.open(status, row) if status is not None else "",
             is_listed=True,
-            paused=open_column(Participant, "messages_paused", pk, str(paused)) != SealedBooleanField.FALSE,
+            paused=pauses.open(str(paused), row) != SealedBooleanField.FALSE,
         ):
             continue
         chosen.append(WeeklyRecipient(pk, by_email, by_sms))

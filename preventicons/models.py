@@ -36,8 +36,10 @@ class OutboundMessage(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # HMAC of the readable key ("enrol:<participant uuid>:email:1"): whoever holds a dump but not the key file
-    # cannot tell whose message a row was, nor find a given person's rows.
-    key_hash = models.CharField(max_length=64, unique=True)
+    # cannot tell whose message a row was, nor find a given person's rows. Unique through a constraint
+    # (outbox_key_once) rather than unique=True, which on PostgreSQL adds a second index for LIKE queries: a
+    # key hash is only ever looked up whole, and a weekly round writes 100,000 rows through every index.
+    key_hash = models.CharField(max_length=64)
     # Pending only: HMAC of the key's subject (the id after its kind), so cancel_pending can find a person's
     # queued messages without the row naming them. Gone once final.
     cancel_tag = models.CharField(max_length=64, blank=True, default="")
@@ -71,9 +73,14 @@ class OutboundMessage(models.Model):
                 name="outbox_pending_due",
             ),
             models.Index(fields=["cancel_tag"], condition=Q(status="pending"), name="outbox_pending_tag"),
-            models.Index(fields=["finished_period"], name="outbox_finished_period"),
+            # Tombstones only (prune_finished_messages): a pending row, all a round writes, is not in it.
+            models.Index(
+                fields=["finished_period"], condition=Q(status="finished"), name="outbox_finished_period"
+            ),
         ]
         constraints = [
+            # What keeps queueing idempotent: one row, pending or tombstone, per hashed key.
+            models.UniqueConstraint(fields=["key_hash"], name="outbox_key_once"),
             models.CheckConstraint(
                 condition=(Q(status="pending") & Q(channel__in=["email", "sms"]))
                 | (Q(status="finished") & Q(channel="")),

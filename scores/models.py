@@ -85,9 +85,14 @@ class WeeklyLink(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: weekly_link_once_per_week starts with it and serves every lookup by participant
+    # (the round's "has a link this week", the cascade of an erasure, the week close's forgetting). The
+    # round writes 100,000 links at once, and every index is written for every one of them.
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+", db_index=False)
     week = models.DateField(help_text="The Monday of the ISO week the link is for.")
-    token_hash = models.CharField(max_length=64, unique=True)
+    # Unique through a constraint rather than unique=True, which on PostgreSQL adds a second index for LIKE
+    # queries: a token hash is only ever looked up whole.
+    token_hash = models.CharField(max_length=64)
     expires_at = models.DateTimeField()
 
     class Meta:
@@ -95,6 +100,7 @@ class WeeklyLink(models.Model):
         verbose_name_plural = _("weekly links")
         constraints = [
             models.UniqueConstraint(fields=["participant", "week"], name="weekly_link_once_per_week"),
+            models.UniqueConstraint(fields=["token_hash"], name="weekly_link_token_hash_unique"),
         ]
 
     def __str__(self) -> str:

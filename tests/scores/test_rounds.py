@@ -17,7 +17,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 from django.db.models import QuerySet
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -25,6 +25,7 @@ from django.utils import timezone
 from participants.account import pause_messages, stop_participation
 from participants.models import Organisation, Participant
 from preventicons import keys, messaging
+from preventicons.crypto import hash_token
 from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import WeeklyLink, WeeklyRound
@@ -485,3 +486,41 @@ def test_a_doubled_round_queues_each_message_once(organisation: Organisation, se
     assert OutboundMessage.objects.count() == 3
     for person in people:
         assert list(week_rows(person).values_list("reference", flat=True)) == [str(links[person.pk].pk)]
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_link_made_beyond_the_batch_being_read_is_still_seen(organisation: Organisation) -> None:
+    # Each batch looks for this week's links only among the participants after the last one it read (a
+    # bound that keeps the query from reading every link made so far): one a concurrent run or an earlier,
+    # interrupted run made further on must still keep its participant out of a later batch.
+    people = sorted((make_participant(organisation) for _ in range(5)), key=lambda person: person.pk)
+    ahead = people[3]
+    WeeklyLink.objects.create(
+        participant=ahead,
+        week=WEEK,
+        token_hash=hash_token(rounds.link_token(uuid.uuid4())),
+        expires_at=rounds.week_closes_at(WEEK),
+    )
+
+    report = rounds.run_weekly_round(organisation=organisation, week=WEEK, batch_size=2)
+
+    assert (report.links, report.batches) == (4, 2)
+    assert WeeklyLink.objects.filter(participant=ahead).count() == 1
+    assert not week_rows(ahead).exists()
+    assert all(week_rows(person).count() == 1 for person in people if person != ahead)
+
+
+@pytest.mark.django_db
+def test_two_weekly_links_never_share_a_token_hash(organisation: Organisation) -> None:
+    first, second = make_participant(organisation), make_participant(organisation)
+    token_hash = hash_token(rounds.link_token(uuid.uuid4()))
+    WeeklyLink.objects.create(
+        participant=first, week=WEEK, token_hash=token_hash, expires_at=rounds.week_closes_at(WEEK)
+    )
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WeeklyLink.objects.create(
+            participant=second, week=WEEK, token_hash=token_hash, expires_at=rounds.week_closes_at(WEEK)
+        )
+    assert WeeklyLink.objects.filter(participant=second).count() == 0
