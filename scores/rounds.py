@@ -201,7 +201,7 @@ def _links_of_the_week(*, week: dt.date, after: object) -> QuerySet[WeeklyLink]:
     # PostgreSQL then reads those few index entries instead of every link the round has made so far (its
     # anti-join reads them all), which made each batch slower than the one before.
     links = WeeklyLink.objects.filter(week=week)
-    return links if after is None else links.filter(participant__gt=after)
+    return links if after is None else links.filter(participant_id__gt=after)
 
 
 @dataclass(frozen=True)

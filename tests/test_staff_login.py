@@ -22,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from participants.models import Organisation, Participant, ProcessingAgreement, StaffUser
 from preventicons.roles import Role, check_organisation_access, organisation_of
-from tests.conftest import STAFF_PASSWORD, login_verified, make_staff
+from tests.conftest import ALL_DATABASES, STAFF_PASSWORD, login_verified, make_staff
 
 LOGIN = "/account/login/"
 SETUP = "/account/two_factor/setup/"
@@ -321,6 +321,8 @@ def test_the_is_staff_flag_alone_opens_nothing(client: Client, employer: StaffUs
     assert client.get("/admin/").status_code == 403
 
 
+# Every store: the access log's list (casefiles) is among them.
+@pytest.mark.django_db(databases=ALL_DATABASES)
 def test_platform_admin_opens_every_admin_list(client: Client, platform_admin: StaffUser) -> None:
     login_verified(client, platform_admin)
 
