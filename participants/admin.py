@@ -27,7 +27,7 @@ from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from participants.agreements import MAX_SIGNER_LENGTH, record_agreement
 from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
-from preventicons.adminguard import StrictLookupsMixin
+from preventicons.adminguard import ReadOnlyMixin, StrictLookupsMixin
 from preventicons.roles import Role, check_role_assignment, reauthentication_required, role_label
 from preventicons.staffauth import release_lock
 
@@ -264,7 +264,7 @@ PARTICIPANT_SHOWN_FIELDS = ("id", "organisation", "department", "is_listed")
 
 
 @admin.register(Participant)
-class ParticipantAdmin(StrictLookupsMixin, admin.ModelAdmin):
+class ParticipantAdmin(ReadOnlyMixin, StrictLookupsMixin, admin.ModelAdmin):
     """Participants as bare rows, to look at only: changes go through the participant's own verified flows."""
 
     fields = PARTICIPANT_SHOWN_FIELDS
@@ -275,15 +275,6 @@ class ParticipantAdmin(StrictLookupsMixin, admin.ModelAdmin):
     list_select_related = ("organisation", "department")
     ordering = ("organisation", "department")
     actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ConfirmedListFilter(BooleanFieldListFilter):

@@ -68,6 +68,22 @@ def _resolve(model: type[Model], path: str) -> list[Any] | None:
         return None
 
 
+class ReadOnlyMixin:
+    """An admin that shows rows and never adds, changes or deletes them (records kept by the app itself).
+
+    Set ``actions = None`` beside it too: the bulk delete action is offered otherwise (refused on use).
+    """
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class StrictLookupsMixin:
     """Accept exactly the URL parameters of this admin's own ``list_filter``; nothing across relations.
 
