@@ -17,7 +17,7 @@ from participants.models import Organisation, Participant
 from preventicons.fields import SealedBooleanField, column_cipher, column_of, open_column
 from preventicons.models import OutboundMessage
 
-# The participant columns the weekly page needs to tell what a link can still do (may_use_weekly_link).
+# The participant columns the weekly pages need to tell what a link can still do (LinkHolder).
 _LINK_HOLDER_COLUMNS = ("status", "is_listed", "pseudonym", "organisation_id", "department_id")
 # The participant columns a weekly message needs when it is rendered (weekly_address).
 _MESSAGE_HOLDER_COLUMNS = (
@@ -32,7 +32,7 @@ _MESSAGE_HOLDER_COLUMNS = (
 
 
 def link_holder_columns(relation: str) -> list[str]:
-    """The columns to load through ``relation`` (a foreign key to Participant) for may_use_weekly_link."""
+    """The columns to load through ``relation`` (a foreign key to Participant) for what LinkHolder reads."""
     return [f"{relation}__{name}" for name in _LINK_HOLDER_COLUMNS]
 
 
@@ -59,7 +59,7 @@ class LinkHolder:
     @classmethod
     def select_columns(cls, alias: str, quote: Any) -> str:
         """The SELECT list, in the order of this class's fields, for the participant table as ``alias``."""
-        names = ("id", "status", "is_listed", "pseudonym", "organisation_id", "department_id")
+        names = ("id", *_LINK_HOLDER_COLUMNS)
         return ", ".join(f"{alias}.{quote(column_of(Participant, name))}" for name in names)
 
     @classmethod
@@ -75,7 +75,7 @@ class LinkHolder:
         )
 
     def may_use_weekly_link(self) -> bool:
-        """Whether the link still takes a score: active, on the list, with a pseudonym (as below)."""
+        """Whether a weekly link still takes a score: its holder is active, on the list, with a pseudonym."""
         status = open_column(Participant, "status", self.pk, self.sealed_status)
         return bool(status == Participant.Status.ACTIVE and self.is_listed and self.sealed_pseudonym)
 
@@ -87,13 +87,6 @@ class LinkHolder:
 def participant_table() -> str:
     """The participants' table name, for the statements other apps write by hand (scores' tap lookup)."""
     return Participant._meta.db_table
-
-
-def may_use_weekly_link(participant: Participant) -> bool:
-    """Whether a weekly link of this participant still opens: active, on the list, with a pseudonym."""
-    return bool(
-        participant.status == Participant.Status.ACTIVE and participant.is_listed and participant.pseudonym
-    )
 
 
 def weekly_address(participant: Participant, channel: str) -> str | None:

@@ -145,7 +145,7 @@ class LeanPageMiddleware:
         return self._finish(response, language)
 
     @staticmethod
-    def _finish(response: HttpResponse, language: Any) -> HttpResponse:
+    def _finish(response: HttpResponse, language: str) -> HttpResponse:
         # What LocaleMiddleware, XFrameOptionsMiddleware and CommonMiddleware would have added (without a
         # Content-Length gunicorn sends the page chunked).
         if not response.streaming:
