@@ -20,10 +20,9 @@ from django.test import Client
 
 from participants.models import Organisation, Participant
 from preventicons import crypto, leanpages
-from scores import submission
 from scores.views import tapped_mark
 from tests.conftest import ALL_DATABASES
-from tests.scores.people import make_link, make_participant
+from tests.scores.people import LINK_HOLDER_STATES, make_link, make_participant, person_in_state
 from tests.scores.test_submission import VARYING, _page
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -77,7 +76,7 @@ def _walk_in_languages(token: str, foreign_mark: str) -> list[tuple[str, int, st
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(TUESDAY, tick=False)
 @pytest.mark.parametrize("answered", [False, True], ids=["unanswered", "answered"])
-@pytest.mark.parametrize("status", ["active", "paused", "inactive", "stopped", "unlisted"])
+@pytest.mark.parametrize("status", LINK_HOLDER_STATES)
 def test_every_weekly_link_page_reads_the_same_in_every_language_and_with_bad_marks(
     organisation: Organisation, status: str, answered: bool
 ) -> None:
@@ -86,21 +85,7 @@ def test_every_weekly_link_page_reads_the_same_in_every_language_and_with_bad_ma
     foreign_mark = tapped_mark(token=crypto.new_token(), value=1)
     reference = make_participant(organisation)
     _reference_link, reference_token = make_link(reference, week=WEEK)
-    person = make_participant(
-        organisation, messages_paused=status == "paused", is_listed=status != "unlisted"
-    )
-    if status in ("inactive", "stopped"):
-        person.status = status
-        person.pseudonym = person.pseudonym if status == "inactive" else None
-        person.save()
-    if answered:
-        submission.record_score(
-            pseudonym=person.pseudonym or crypto.new_pseudonym(),
-            week=WEEK,
-            value=1,
-            organisation_id=organisation.pk,
-            department_id=None,
-        )
+    person = person_in_state(organisation, status, answered_week=WEEK if answered else None, value=1)
     _link, token = make_link(person, week=WEEK)
 
     mine, theirs = _walk_in_languages(token, foreign_mark), _walk_in_languages(reference_token, foreign_mark)

@@ -60,6 +60,33 @@ def make_participant(
     return participant
 
 
+# The states whose weekly link pages must read like an active participant's (the "reads the same" tests).
+LINK_HOLDER_STATES = ["active", "paused", "inactive", "stopped", "unlisted"]
+
+
+def person_in_state(
+    organisation: Organisation, state: str, *, answered_week: dt.date | None = None, value: int = 5
+) -> Participant:
+    """A participant in one of LINK_HOLDER_STATES, with a score for ``answered_week`` when given.
+
+    A stopped person's score of that week carries a per-week pseudonym nobody can derive any more.
+    """
+    person = make_participant(organisation, messages_paused=state == "paused", is_listed=state != "unlisted")
+    if state in ("inactive", "stopped"):
+        person.status = state
+        person.pseudonym = person.pseudonym if state == "inactive" else None
+        person.save()
+    if answered_week is not None:
+        record_score(
+            pseudonym=person.pseudonym or new_pseudonym(),
+            week=answered_week,
+            value=value,
+            organisation_id=organisation.pk,
+            department_id=None,
+        )
+    return person
+
+
 def make_link(participant: Participant, *, week: dt.date) -> tuple[WeeklyLink, str]:
     """A weekly link as the round makes it, and its token (only the hash is stored)."""
     token = new_token()

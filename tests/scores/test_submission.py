@@ -15,14 +15,20 @@ from django.db import IntegrityError, connections, transaction
 from django.test import Client
 
 from participants.models import ConsentRecord, Organisation, Participant
-from preventicons import crypto
 from scores import rounds, submission, wellbeing
 from scores.models import Score
 from scores.rounds import render_weekly_message
 from scores.sealing import week_pseudonym
 from scores.views import TAPPED_MARK_MAX_AGE
 from tests.conftest import ALL_DATABASES
-from tests.scores.people import add_score, make_link, make_participant, recorded_values
+from tests.scores.people import (
+    LINK_HOLDER_STATES,
+    add_score,
+    make_link,
+    make_participant,
+    person_in_state,
+    recorded_values,
+)
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK = dt.date(2026, 11, 16)
@@ -496,7 +502,7 @@ def _walk(token: str) -> list[tuple[int, str, str]]:
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(TUESDAY, tick=False)
 @pytest.mark.parametrize("answered", [False, True], ids=["unanswered", "answered"])
-@pytest.mark.parametrize("status", ["active", "paused", "inactive", "stopped", "unlisted"])
+@pytest.mark.parametrize("status", LINK_HOLDER_STATES)
 def test_every_weekly_link_page_reads_the_same_whatever_the_person_did(
     organisation: Organisation, status: str, answered: bool
 ) -> None:
@@ -504,22 +510,7 @@ def test_every_weekly_link_page_reads_the_same_whatever_the_person_did(
     # an active participant with an unanswered week gets, so it learns nothing about this person.
     reference = make_participant(organisation)
     _reference_link, reference_token = make_link(reference, week=WEEK)
-    person = make_participant(
-        organisation, messages_paused=status == "paused", is_listed=status != "unlisted"
-    )
-    if status in ("inactive", "stopped"):
-        person.status = status
-        person.pseudonym = person.pseudonym if status == "inactive" else None
-        person.save()
-    if answered:
-        # A stopped person's score of this week carries a per-week pseudonym nobody can derive any more.
-        submission.record_score(
-            pseudonym=(person.pseudonym if status != "stopped" else None) or crypto.new_pseudonym(),
-            week=WEEK,
-            value=5,
-            organisation_id=organisation.pk,
-            department_id=None,
-        )
+    person = person_in_state(organisation, status, answered_week=WEEK if answered else None)
     _link, token = make_link(person, week=WEEK)
     scores_before = Score.objects.count()
 
