@@ -25,8 +25,16 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
-from participants.agreements import MAX_SIGNER_LENGTH, record_agreement
-from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
+from participants.agreements import MAX_SIGNER_LENGTH, AgreementMissing, record_agreement
+from participants.casemanagers import check_linkable, link_casemanager, unlink_casemanager
+from participants.models import (
+    CasemanagerLink,
+    Department,
+    Organisation,
+    Participant,
+    ProcessingAgreement,
+    StaffUser,
+)
 from preventicons.adminguard import ReadOnlyMixin, StrictLookupsMixin
 from preventicons.roles import Role, check_role_assignment, reauthentication_required, role_label
 from preventicons.staffauth import release_lock
@@ -135,6 +143,78 @@ class ProcessingAgreementAdmin(StrictLookupsMixin, admin.ModelAdmin):
 
 def _document_bytes(upload: Any) -> bytes:
     return b"".join(upload.chunks())
+
+
+class CasemanagerLinkForm(forms.ModelForm):
+    """Links a casemanager to an organisation; refuses one without the role or a recorded agreement."""
+
+    class Meta:
+        model = CasemanagerLink
+        fields = ("organisation", "casemanager")
+
+    def clean_casemanager(self) -> StaffUser | None:
+        casemanager: StaffUser | None = self.cleaned_data.get("casemanager")
+        if casemanager is None:
+            return None
+        try:
+            check_linkable(casemanager)
+        except AgreementMissing as missing:
+            raise forms.ValidationError(
+                _(
+                    "No signed processing agreement is recorded for this casemanager. Record their agreement "
+                    "under processing agreements first: a casemanager without one gets no dossiers."
+                ),
+                code="agreement_missing",
+            ) from missing
+        return casemanager
+
+
+@admin.register(CasemanagerLink)
+class CasemanagerLinkAdmin(StrictLookupsMixin, admin.ModelAdmin):
+    """Which casemanagers serve which organisation: added and removed, never edited (a link is two ids)."""
+
+    form = CasemanagerLinkForm
+    add_fields = ("organisation", "casemanager")
+    view_fields = ("organisation", "casemanager", "linked_on")
+    list_display = view_fields
+    list_filter = ("organisation",)
+    search_fields = ("casemanager__username", "organisation__name")
+    list_select_related = ("organisation", "casemanager")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.view_fields if obj is not None else self.add_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.view_fields if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "casemanager":
+            kwargs["queryset"] = StaffUser.objects.filter(
+                is_active=True, groups__name=Role.CASEMANAGER.value
+            ).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        # Through the one operation that links casemanagers, so its rules hold here too.
+        return link_casemanager(
+            organisation=form.cleaned_data["organisation"], casemanager=form.cleaned_data["casemanager"]
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Nothing left to save: save_form made the link."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """A link has no related rows to save."""
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        unlink_casemanager(organisation=obj.organisation, casemanager=obj.casemanager)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for link in queryset.select_related("organisation", "casemanager"):
+            unlink_casemanager(organisation=link.organisation, casemanager=link.casemanager)
 
 
 class StaffRolesForm(forms.ModelForm):

@@ -145,6 +145,39 @@ class StaffUser(AbstractUser):
         verbose_name_plural = _("staff users")
 
 
+class CasemanagerLink(models.Model):
+    """A casemanager serves an organisation: dossiers of its participants may be assigned to them.
+
+    Made only through participants.casemanagers.link_casemanager, which asks for the casemanager role and
+    the casemanager's own signed processing agreement first.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="casemanager_links",
+        verbose_name=_("organisation"),
+    )
+    casemanager = models.ForeignKey(
+        StaffUser,
+        on_delete=models.CASCADE,
+        related_name="casemanager_links",
+        verbose_name=_("casemanager"),
+    )
+    linked_on = models.DateField(_("linked on"))
+
+    class Meta:
+        verbose_name = _("casemanager of an organisation")
+        verbose_name_plural = _("casemanagers of organisations")
+        ordering = ["organisation", "casemanager"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "casemanager"], name="casemanager_link_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"casemanager {self.casemanager_id} serves organisation {self.organisation_id}"
+
+
 class ParticipantQuerySet(models.QuerySet["Participant"]):
     """Participants, with the sealed state (status, messages paused) decided in Python, never in SQL."""
 

@@ -36,6 +36,8 @@ DECLARED = {
     "participants.organisation": {"sector", "sector__isnull"},
     "participants.department": {"organisation__id__exact", "organisation__isnull"},
     "participants.processingagreement": {"party__exact", "party__isnull"},
+    # Which casemanagers serve an organisation: by organisation only (participants/casemanagers.py).
+    "participants.casemanagerlink": {"organisation__id__exact", "organisation__isnull"},
     "participants.staffuser": {
         "groups__id__exact",
         "groups__isnull",

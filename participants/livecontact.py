@@ -1,0 +1,164 @@
+"""Who a participant is, opened live for the casemanager they asked to contact them: never to be stored.
+
+A dossier (casefiles) holds no name, e-mail address or number: only the pseudonym P, sealed, and the channel
+the participant chose when asking for contact. When its casemanager opens the contact, casefiles asks
+``live_identity`` with the dossier's participant id and P; the answer is shown once, or compared in memory
+(to refuse a progress note that names the person), and never written anywhere. Nothing in it is logged.
+
+Only an active participant whose sealed pseudonym is the dossier's P is answered: a stopped participant has
+no P (crypto-shredded), an inactive one is out of reach until they come back, and a dossier paired with
+another participant's id learns nothing. The pseudonym alone, for a dossier that has the id only, is
+``participants.queries.active_pseudonym``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from dataclasses import dataclass
+
+from participants.models import Participant
+
+# The contact channels a participant can ask for (scores.wellbeing.CONTACT_CHANNELS, which stands above
+# this app and is not imported here).
+EMAIL = "email"
+PHONE = "phone"
+CHANNELS = (EMAIL, PHONE)
+
+# Dutch (and a few neighbouring) surname particles, lower case: never a name part on their own, so a note
+# saying "van de week" is not refused for Mr Van de Berg. Multi-word particles ("van der", "in 't") are
+# their words, each on this list.
+PARTICLES = frozenset(
+    {
+        "van",
+        "de",
+        "der",
+        "den",
+        "het",
+        "'t",
+        "ter",
+        "ten",
+        "te",
+        "in",
+        "op",
+        "aan",
+        "uit",
+        "bij",
+        "voor",
+        "onder",
+        "over",
+        "tot",
+        "'s",
+        "d'",
+        "la",
+        "le",
+        "du",
+        "des",
+        "del",
+        "della",
+        "di",
+        "da",
+        "dos",
+        "von",
+        "vom",
+        "zu",
+        "zum",
+        "zur",
+        "auf",
+    }
+)
+# A name part shorter than this (an initial) would match almost any note: not a part.
+MIN_PART_LENGTH = 2
+_HYPHENS = re.compile(r"[-\u2010\u2011\u2012\u2013\u2014]+")
+# Punctuation at either end of a part: the full stop of an initial, a comma, brackets, quotes.
+_EDGES = '.,;:()[]"\u2018\u2019\u201c\u201d'
+
+
+@dataclass(frozen=True)
+class LiveIdentity:
+    """A participant's name and one address, opened for one page: never stored by the caller, never logged.
+
+    ``channel`` is "email" or "phone"; ``address`` the e-mail address or the E.164 mobile number, "" when
+    none is known for that channel. ``first_names`` and ``last_names`` are the parts of the name (particles
+    and initials left out), for refusing notes that name the person.
+    """
+
+    name: str
+    channel: str
+    address: str
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        # Kept out of tracebacks, error reports and debug output: the dataclass default would print it all.
+        return f"LiveIdentity(channel={self.channel!r})"
+
+
+def live_identity(*, participant_id: uuid.UUID, pseudonym: str, channel: str) -> LiveIdentity | None:
+    """The name and the ``channel``'s address of an active participant whose pseudonym is ``pseudonym``;
+    None for anyone else (unknown, not active, stopped or anonymised, or another participant's P)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown contact channel {channel!r}")
+    participant = (
+        Participant.objects.filter(pk=participant_id)
+        .only("status", "pseudonym", "name", "email", "private_email", "mobile", "weekly_channel")
+        .first()
+    )
+    if participant is None or participant.status != Participant.Status.ACTIVE:
+        return None
+    stored = participant.pseudonym
+    if not stored or not pseudonym or not hmac.compare_digest(stored.encode(), pseudonym.encode()):
+        return None
+    name = participant.name or ""
+    first_names, last_names = name_parts(name)
+    return LiveIdentity(
+        name=name,
+        channel=channel,
+        address=_address(participant, channel),
+        first_names=first_names,
+        last_names=last_names,
+    )
+
+
+def _address(participant: Participant, channel: str) -> str:
+    if channel == PHONE:
+        return participant.mobile or ""
+    # The private address only where the participant chose it for their messages: it is the one they
+    # proved and read; otherwise the work address they were listed and enrolled under.
+    if participant.weekly_channel == Participant.WeeklyChannel.PRIVATE_EMAIL and participant.private_email:
+        return participant.private_email
+    return participant.email or ""
+
+
+def name_parts(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(first names, last names) of a full name as the address list gives it ("Anne-Marie van der Berg").
+
+    The first names are the words before the first particle that follows the first word, or else the first
+    word alone; the rest is the surname. Words split on hyphens; particles and initials are no part.
+    """
+    words = name.split()
+    if not words:
+        return (), ()
+    if _is_particle(words[0]):
+        first_words: list[str] = []
+        rest = words
+    else:
+        cut = next((i for i, word in enumerate(words) if i > 0 and _is_particle(word)), 1)
+        first_words, rest = words[:cut], words[cut:]
+    return _parts(first_words), _parts(rest)
+
+
+def _is_particle(word: str) -> bool:
+    return word.strip(_EDGES).lower() in PARTICLES
+
+
+def _parts(words: list[str]) -> tuple[str, ...]:
+    parts: list[str] = []
+    for word in words:
+        for piece in _HYPHENS.split(word):
+            piece = piece.strip(_EDGES)
+            if len(piece) < MIN_PART_LENGTH or piece.lower() in PARTICLES or piece in parts:
+                continue
+            parts.append(piece)
+    return tuple(parts)
