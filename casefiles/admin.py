@@ -1,11 +1,21 @@
-"""The platform admin reviews the access log (NEN 7513) here: read only, filtered by action and date only."""
+"""The platform admin reviews the access log (NEN 7513), reassigns dossiers and sets deputies here."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from casefiles.models import AccessLogEntry
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from casefiles import assignment
+from casefiles.models import AccessLogEntry, Deputy, Dossier
+from participants import casemanagers
+from participants.agreements import casemanager_has_signed_agreement
+from participants.models import StaffUser
 from preventicons.adminguard import ReadOnlyMixin, StrictLookupsMixin
+from preventicons.roles import Role
 
 
 @admin.register(AccessLogEntry)
@@ -31,3 +41,113 @@ class AccessLogEntryAdmin(ReadOnlyMixin, StrictLookupsMixin, admin.ModelAdmin):
     actions = None
     # The full count is one more query over a table that only grows.
     show_full_result_count = False
+
+
+def _casemanager_choices() -> list[tuple[int, str]]:
+    users = StaffUser.objects.filter(groups__name=Role.CASEMANAGER.value, is_active=True).order_by("username")
+    return [(user.pk, user.get_full_name() or user.get_username()) for user in users]
+
+
+class ReassignForm(forms.ModelForm):
+    """The one thing the admin changes on a dossier: who works on it (through assignment.reassign, logged)."""
+
+    casemanager = forms.TypedChoiceField(label=_("Casemanager"), coerce=int, choices=[])
+
+    class Meta:
+        model = Dossier
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["casemanager"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = _casemanager_choices()
+        if self.instance.casemanager_id:
+            field.initial = self.instance.casemanager_id
+
+
+@admin.register(Dossier)
+class DossierAdmin(StrictLookupsMixin, admin.ModelAdmin):
+    """Dossiers by number, organisation and casemanager: nothing of the participant. The admin reassigns."""
+
+    form = ReassignForm
+    list_display = ("dossier_number", "organisation_id", "casemanager_name", "is_open", "opened_on")
+    list_filter = ("is_open",)
+    fields = ("casemanager",)
+    actions = None
+    show_full_result_count = False
+
+    @admin.display(description=_("dossier number"))
+    def dossier_number(self, obj: Dossier) -> str:
+        return obj.number
+
+    @admin.display(description=_("casemanager"))
+    def casemanager_name(self, obj: Dossier) -> str:
+        if obj.casemanager_id is None:
+            return str(_("waiting for a casemanager"))
+        return casemanagers.staff_display_names([obj.casemanager_id]).get(obj.casemanager_id, "-")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # only a help request opens a dossier
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # retention removes dossiers, by its rules
+
+    def save_model(self, request: HttpRequest, obj: Dossier, form: Any, change: bool) -> None:
+        chosen = form.cleaned_data["casemanager"]
+        if chosen == obj.casemanager_id:
+            return
+        to = StaffUser.objects.get(pk=chosen)
+        assert isinstance(request.user, StaffUser)
+        try:
+            assignment.reassign(obj, to=to, by=request.user, request=request)
+        except assignment.AssignmentRefused as refused:
+            messages.error(request, str(refused))
+
+
+class DeputyForm(forms.ModelForm):
+    casemanager_id = forms.TypedChoiceField(label=_("Casemanager who is away"), coerce=int, choices=[])
+    deputy_id = forms.TypedChoiceField(label=_("Deputy"), coerce=int, choices=[])
+
+    class Meta:
+        model = Deputy
+        fields = ["casemanager_id", "deputy_id", "starts_on", "ends_on"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = _casemanager_choices()
+        for name in ("casemanager_id", "deputy_id"):
+            field = self.fields[name]
+            assert isinstance(field, forms.TypedChoiceField)
+            field.choices = choices
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("casemanager_id") is not None and cleaned.get("casemanager_id") == cleaned.get(
+            "deputy_id"
+        ):
+            self.add_error("deputy_id", _("A deputy stands in for someone else."))
+        if cleaned.get("starts_on") and cleaned.get("ends_on") and cleaned["ends_on"] < cleaned["starts_on"]:
+            self.add_error("ends_on", _("The period ends before it starts."))
+        deputy = cleaned.get("deputy_id")
+        if deputy is not None and not casemanager_has_signed_agreement(StaffUser.objects.get(pk=deputy)):
+            self.add_error("deputy_id", _("No signed processing agreement is recorded for this casemanager."))
+        return cleaned
+
+
+@admin.register(Deputy)
+class DeputyAdmin(StrictLookupsMixin, admin.ModelAdmin):
+    """Who stands in for whom, and when. Each deputy's look is logged as such (the access log)."""
+
+    form = DeputyForm
+    list_display = ("absent", "deputy", "starts_on", "ends_on")
+    list_filter = ("starts_on",)
+    actions = None
+
+    @admin.display(description=_("Casemanager who is away"))
+    def absent(self, obj: Deputy) -> str:
+        return casemanagers.staff_display_names([obj.casemanager_id]).get(obj.casemanager_id, "-")
+
+    @admin.display(description=_("Deputy"))
+    def deputy(self, obj: Deputy) -> str:
+        return casemanagers.staff_display_names([obj.deputy_id]).get(obj.deputy_id, "-")

@@ -9,22 +9,37 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from preventicons.fields import EncryptedTextField, sealed_only
 
 
 class Dossier(models.Model):
+    """One participant's casefile, by number. It names nobody: the participant is a sealed pseudonym P (to
+    gather their weekly scores) and a sealed participant reference (to read their contact details live,
+    when asked), both under the casefiles link key, bound to this row, and destroyed when they stop.
+
+    The organisation and the casemanager are ids into the identity store, not relations: stores do not
+    join. ``casemanager_id`` is NULL while no casemanager serves the organisation (assignment waits).
+    """
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    number = models.CharField(max_length=16, unique=True)
+    number = models.CharField(_("dossier number"), max_length=16, unique=True)
     pseudonym = EncryptedTextField(purpose="casefiles_link", null=True)
     pseudonym_index = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    participant_ref = EncryptedTextField(purpose="casefiles_link", null=True)
+    organisation_id = models.PositiveBigIntegerField(_("organisation id"), null=True, blank=True)
+    casemanager_id = models.PositiveBigIntegerField(_("casemanager id"), null=True, blank=True, db_index=True)
     is_open = models.BooleanField(default=True)
     # False while the participant is inactive: casemanagers see individual scores of active participants only.
     is_available = models.BooleanField(default=True)
     # The day only: dossiers are opened by the help-request batch (scores.wellbeing), so neither this date,
     # the random id nor the row order, which within a batch is shuffled, follows the moment someone asked.
     opened_on = models.DateField()
+    # The day of the latest help request not yet answered by a first contact (a note); NULL once answered.
+    awaiting_contact_since = models.DateField(null=True, blank=True)
+    closed_on = models.DateField(null=True, blank=True)
     # How the participant asked to be contacted (scores.wellbeing.CONTACT_CHANNELS), sealed like P: which
     # contact someone chose is theirs to tell the casemanager, not a column to count in a dump.
     contact_channel = EncryptedTextField(null=True)
@@ -32,25 +47,105 @@ class Dossier(models.Model):
     class Meta:
         verbose_name = _("dossier")
         verbose_name_plural = _("dossiers")
-        constraints = [*sealed_only("pseudonym", "contact_channel")]
+        constraints = [*sealed_only("pseudonym", "contact_channel", "participant_ref")]
 
     def __str__(self) -> str:
         return self.number
 
 
+class Deputy(models.Model):
+    """A casemanager standing in for another during an absence: from ``starts_on`` to ``ends_on``, both
+    days included. Set by the platform admin; every look the deputy takes is logged as a deputy look, which
+    the regular casemanager sees on the dossier."""
+
+    casemanager_id = models.PositiveBigIntegerField(_("casemanager id"))
+    deputy_id = models.PositiveBigIntegerField(_("deputy id"))
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"))
+
+    class Meta:
+        verbose_name = _("deputy")
+        verbose_name_plural = _("deputies")
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_on__gte=F("starts_on")), name="deputy_period_in_order"),
+            models.CheckConstraint(
+                condition=~Q(casemanager_id=F("deputy_id")), name="deputy_is_someone_else"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"deputy {self.deputy_id} for {self.casemanager_id}"
+
+
+class Trajectory(models.Model):
+    """A course of help in a dossier: its kind (settings.TRAJECTORY_KINDS), start and end, and sessions.
+
+    What the notary attests (dates, sessions, completion) lives here; its outcome is measured from the
+    participant's own weekly scores (casefiles.outcome), never typed.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dossier = models.ForeignKey(Dossier, on_delete=models.CASCADE, related_name="trajectories")
+    kind = models.CharField(_("kind"), max_length=32)
+    started_on = models.DateField(_("started on"))
+    ended_on = models.DateField(_("ended on"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("trajectory")
+        verbose_name_plural = _("trajectories")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_on__isnull=True) | Q(ended_on__gte=F("started_on")),
+                name="trajectory_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} from {self.started_on}"
+
+
+class TrajectorySession(models.Model):
+    """One session of a trajectory: planned for a day, and held on a day (NULL until held)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trajectory = models.ForeignKey(Trajectory, on_delete=models.CASCADE, related_name="sessions")
+    planned_on = models.DateField(_("planned on"))
+    held_on = models.DateField(_("held on"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
+
+    def __str__(self) -> str:
+        return f"session planned on {self.planned_on}"
+
+
 class ProgressNote(models.Model):
     """Lives in the notes database: no dossier number, no name, only an opaque subject reference."""
 
+    class Kind(models.TextChoices):
+        INTAKE = "intake", _("intake")
+        SESSION = "session", _("session")
+        EVALUATION = "evaluation", _("evaluation")
+        CLOSING = "closing", _("closing")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subject = models.CharField(max_length=64, db_index=True)
-    kind = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
     written_on = models.DateField()
+    # 1, 2, 3 ... per subject: the order notes were written in, which the day alone does not give.
+    sequence = models.PositiveIntegerField(default=1)
     text = EncryptedTextField()
 
     class Meta:
         verbose_name = _("progress note")
         verbose_name_plural = _("progress notes")
-        constraints = [*sealed_only("text")]
+        constraints = [
+            *sealed_only("text"),
+            models.UniqueConstraint(
+                fields=["subject", "sequence"], name="progress_note_sequence_per_subject"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} note of {self.written_on}"
@@ -78,6 +173,8 @@ class AccessLogEntry(models.Model):
         REASSIGN = "reassign", _("reassigned the dossier")
         DEPUTY_VIEW = "deputy_view", _("viewed as deputy")
         SEARCH = "search", _("searched for a dossier")
+        VIEW_DASHBOARD = "view_dashboard", _("viewed the dashboard")
+        CHANGE_TRAJECTORY = "trajectory", _("changed a trajectory")
         CLOSE = "close", _("closed the dossier")
 
     sequence = models.PositiveBigIntegerField(unique=True, editable=False)
@@ -97,6 +194,8 @@ class AccessLogEntry(models.Model):
         verbose_name = _("access log entry")
         verbose_name_plural = _("access log")
         ordering = ["sequence"]
+        # The dossier page lists the looks others took at it (a deputy's, the admin's reassignment).
+        indexes = [models.Index(fields=["dossier_number", "sequence"], name="access_log_by_dossier")]
 
     def __str__(self) -> str:
         return f"access log entry {self.sequence}"

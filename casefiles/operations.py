@@ -5,12 +5,18 @@ Receivers, views and commands call these, so each rule about a dossier lives onc
 
 from __future__ import annotations
 
-import secrets
+import uuid
+from collections.abc import Iterable
 
+from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
-from casefiles.models import Dossier
+from casefiles import accesslog, assignment, notes, numbers
+from casefiles.models import AccessLogEntry, Dossier, ProgressNote
+from participants.models import StaffUser
 from preventicons import crypto
+from preventicons.dbrouter import CASEFILES, NOTES
 
 
 def close_dossier(*, pseudonym: str) -> None:
@@ -20,7 +26,12 @@ def close_dossier(*, pseudonym: str) -> None:
     # update() writes NULL into the sealed column directly: nothing is sealed, so no row binding is needed.
     # A second run finds no dossier under the index any more and changes nothing.
     Dossier.objects.filter(pseudonym_index=crypto.casefiles_index(pseudonym)).update(
-        is_open=False, pseudonym=None, pseudonym_index=None
+        is_open=False,
+        pseudonym=None,
+        pseudonym_index=None,
+        participant_ref=None,
+        closed_on=timezone.localdate(),
+        awaiting_contact_since=None,
     )
 
 
@@ -32,49 +43,90 @@ def set_dossier_available(*, pseudonym: str, available: bool) -> None:
         )
 
 
-# Dossier numbers are read out over the phone: no 0/O, 1/I/L.
-DOSSIER_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 DOSSIER_NUMBER_ATTEMPTS = 5
 
 
-def new_dossier_number() -> str:
-    """'D-' and 8 random characters: about 40 bits, carrying nothing about the person or the date."""
-    return "D-" + "".join(secrets.choice(DOSSIER_ALPHABET) for _ in range(8))
-
-
-def open_dossier(*, pseudonym: str, channel: str = "") -> None:
+def open_dossier(
+    *,
+    pseudonym: str,
+    channel: str = "",
+    participant_id: uuid.UUID | None = None,
+    organisation_id: int | None = None,
+) -> None:
     """One open dossier per pseudonym: the first request opens it, a later one (re)opens the same one.
 
-    The dossier keeps the chosen contact channel, sealed; a later request's channel replaces it. Called
-    from the help-request batch (scores.wellbeing.take_up_help_requests), so a retried batch meets the
-    dossier it opened before and changes nothing a second time.
+    The dossier keeps the chosen contact channel and the participant reference, sealed; a later request's
+    channel replaces it, and it waits for a first contact again. A dossier without a casemanager goes to the
+    one serving the organisation with the fewest open dossiers (casefiles.assignment). Called from the
+    help-request batch (scores.wellbeing.take_up_help_requests), so a retried batch meets the dossier it
+    opened before and changes nothing a second time.
     """
     if not pseudonym:
         return
+    today = timezone.localdate()
     index = crypto.casefiles_index(pseudonym)
-    existing = Dossier.objects.select_for_update().filter(pseudonym_index=index).first()
-    if existing is not None:
-        changed = []
-        if not existing.is_open:
-            existing.is_open = True
-            changed.append("is_open")
-        if channel and existing.contact_channel != channel:
-            existing.contact_channel = channel
-            changed.append("contact_channel")
-        if changed:
-            existing.save(update_fields=changed)
-        return
-    # No savepoint per dossier: on PostgreSQL each would give its row a transaction id of its own, in the
-    # order of opening. Without one, every dossier of a batch carries the batch's single xmin. Only the
-    # batch opens dossiers, one batch at a time (its queue rows are locked), so a number drawn free stays
-    # free; a clash all the same fails the batch, which the next run retries.
-    for _attempt in range(DOSSIER_NUMBER_ATTEMPTS):
-        number = new_dossier_number()
-        if not Dossier.objects.filter(number=number).exists():
-            break
+    dossier = Dossier.objects.select_for_update().filter(pseudonym_index=index).first()
+    if dossier is None:
+        dossier = Dossier(number=_free_number(), pseudonym_index=index, opened_on=today)
+        dossier.pseudonym = pseudonym
+        adding = True
     else:
-        raise RuntimeError(f"no free dossier number after {DOSSIER_NUMBER_ATTEMPTS} attempts")
-    dossier = Dossier(number=number, pseudonym_index=index, opened_on=timezone.localdate())
-    dossier.pseudonym = pseudonym
-    dossier.contact_channel = channel or None
-    dossier.save(force_insert=True)
+        adding = False
+    dossier.is_open = True
+    dossier.closed_on = None
+    if channel:
+        dossier.contact_channel = channel
+    elif adding:
+        dossier.contact_channel = None
+    if participant_id is not None:
+        dossier.participant_ref = str(participant_id)
+    if organisation_id is not None:
+        dossier.organisation_id = organisation_id
+    dossier.awaiting_contact_since = today
+    if dossier.casemanager_id is None and dossier.organisation_id is not None:
+        dossier.casemanager_id = assignment.least_busy_casemanager(dossier.organisation_id)
+    # No savepoint per dossier: on PostgreSQL each would give its row a transaction id of its own, in the
+    # order of opening. Without one, every dossier of a batch carries the batch's single xmin.
+    dossier.save(force_insert=adding)
+
+
+def _free_number() -> str:
+    # Only the batch opens dossiers, one batch at a time (its queue rows are locked), so a number drawn
+    # free stays free; a clash all the same fails the batch, which the next run retries.
+    for _attempt in range(DOSSIER_NUMBER_ATTEMPTS):
+        number = numbers.new_number()
+        if not Dossier.objects.filter(number=number).exists():
+            return number
+    raise RuntimeError(f"no free dossier number after {DOSSIER_NUMBER_ATTEMPTS} attempts")
+
+
+def close_with_note(
+    dossier: Dossier,
+    *,
+    text: str,
+    user: StaffUser,
+    names: Iterable[str] = (),
+    request: HttpRequest | None = None,
+) -> None:
+    """The casemanager closes the dossier with a closing note; it becomes read only. Logged.
+
+    The note is checked like any other (notes.NoteRefused, nothing written); the note, the close and both
+    log entries commit together. A second close of a closed dossier changes nothing.
+    """
+    if not dossier.is_open:
+        return
+    with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
+        locked = Dossier.objects.select_for_update().get(pk=dossier.pk)
+        if not locked.is_open:
+            return
+        notes.add_note(
+            dossier, kind=ProgressNote.Kind.CLOSING, text=text, user=user, names=names, request=request
+        )
+        today = timezone.localdate()
+        Dossier.objects.filter(pk=dossier.pk).update(
+            is_open=False, closed_on=today, awaiting_contact_since=None
+        )
+        accesslog.record(
+            AccessLogEntry.Action.CLOSE, user=user, dossier_number=dossier.number, request=request
+        )
+    dossier.is_open, dossier.closed_on, dossier.awaiting_contact_since = False, today, None

@@ -5,6 +5,7 @@ Thin: each receiver calls a casefiles operation (casefiles/operations.py).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from casefiles import operations
@@ -25,6 +26,16 @@ def make_reactivated_participants_dossier_available(sender: Any, *, pseudonym: s
     operations.set_dossier_available(pseudonym=pseudonym, available=True)
 
 
-def open_dossier_on_help_request(sender: Any, *, pseudonym: str, channel: str = "", **kwargs: Any) -> None:
+def open_dossier_on_help_request(
+    sender: Any,
+    *,
+    pseudonym: str,
+    channel: str = "",
+    participant_id: uuid.UUID | None = None,
+    organisation_id: int | None = None,
+    **kwargs: Any,
+) -> None:
     """One open dossier per pseudonym (casefiles.operations.open_dossier); a retried batch changes nothing."""
-    operations.open_dossier(pseudonym=pseudonym, channel=channel)
+    operations.open_dossier(
+        pseudonym=pseudonym, channel=channel, participant_id=participant_id, organisation_id=organisation_id
+    )

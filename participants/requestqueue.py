@@ -39,6 +39,10 @@ class AcceptedHelpRequest:
     channel: str
     consent_version: str
     consented_on: dt.date
+    # For the dossier only, which keeps it sealed: the casemanager reads the contact details live through it,
+    # and a dossier is assigned to a casemanager serving the organisation.
+    participant_id: uuid.UUID
+    organisation_id: int
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ def take_up_pending() -> TakenUp:
                 channel=request["channel"],
                 consent_version=request["consent_version"],
                 consented_on=queued.queued_on,
+                participant_id=participant.pk,
+                organisation_id=participant.organisation_id,
             )
         )
     QueuedRequest.objects.filter(pk__in=[queued.pk for queued in pending]).delete()

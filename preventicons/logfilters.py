@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 
-# Path segments that carry a link token, whatever its length: /i/<token>/, /w/<token>/, /me/link/<token>/.
+# Path segments that carry a link token, whatever its length: /i/<token>/, /w/<token>/, /me/link/<token>/;
+# and a dossier number (/dossiers/<number>/), which belongs in the access log only.
 # tests/preventicons/test_logging.py walks the URLconf, so a token pattern under another prefix fails there.
-TOKEN_PATH_PREFIXES = ("i", "w", "me/link")
+TOKEN_PATH_PREFIXES = ("i", "w", "me/link", "dossiers")
 _TOKEN_PATH = re.compile(
     r"(/(?:" + "|".join(re.escape(prefix) for prefix in TOKEN_PATH_PREFIXES) + r")/)(?!stop/)[^/\s?#\"']+"
 )

@@ -46,7 +46,9 @@ class SecurityHeadersMiddleware:
                 except Resolver404:
                     continue
                 break
-        return match is not None and "token" in match.kwargs
+        # A dossier number is no token, but in a proxy's Referer log it would tie a staff workstation to a
+        # dossier outside the access log: dossier pages send no Referer either.
+        return match is not None and ("token" in match.kwargs or "number" in match.kwargs)
 
     @staticmethod
     def is_personal(request: HttpRequest) -> bool:

@@ -397,6 +397,29 @@ for _name in (
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} is a number of days: 0 or more.")
 
+# --- Casefiles (casefiles/): the casemanager's dashboard, trajectories and assignment ---------------------
+# A help request promises a first contact within this many working days (Monday to Friday).
+DOSSIER_FIRST_CONTACT_WORKING_DAYS = env.int("DOSSIER_FIRST_CONTACT_WORKING_DAYS", default=2)
+# A dossier with no note for this many days is listed for attention.
+DOSSIER_QUIET_DAYS = env.int("DOSSIER_QUIET_DAYS", default=14)
+# The dashboard flags a fall of HELP_DROP_POINTS or more between two consecutive weeks within this many weeks.
+DOSSIER_DROP_WEEKS = env.int("DOSSIER_DROP_WEEKS", default=4)
+# The kinds of trajectory a casemanager can start: code and label.
+TRAJECTORY_KINDS = [
+    ("intake", _("Intake")),
+    ("coaching", _("Coaching")),
+    ("counselling", _("Counselling")),
+    ("reintegration", _("Re-integration support")),
+]
+for _name in ("DOSSIER_FIRST_CONTACT_WORKING_DAYS", "DOSSIER_QUIET_DAYS", "DOSSIER_DROP_WEEKS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} is a number: 1 or more.")
+# Dossiers of organisations that had no linked casemanager at the help request wait; given out hourly.
+CELERY_BEAT_SCHEDULE["assign-waiting-dossiers"] = {
+    "task": "casefiles.tasks.assign_waiting_dossiers",
+    "schedule": crontab(minute=7),
+}
+
 # --- Invitation schedule (participants/invitations.py) -------------------------------------------
 # Every listed person gets the same fixed run, whatever they do: the invitation, then this many reminders,
 # each this many days after the previous one at the same time of day (so on the same weekday). The

@@ -65,6 +65,7 @@ urlpatterns = [
     path("i18n/setlang/", csrf_exempt(set_language), name="set_language"),
     path("", include("participants.urls")),
     path("", include("scores.urls")),
+    path("", include("casefiles.urls")),
     path("", include((two_factor_patterns, "two_factor"))),
     path("admin/", admin.site.urls),
 ]

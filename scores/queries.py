@@ -12,7 +12,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
-from scores.sealing import week_pseudonym
+from scores.sealing import week_pseudonym, week_pseudonyms
 
 ONE_WEEK = dt.timedelta(days=7)
 # How far back weekly_values_for looks at the least (see weeks_that_may_hold_scores).
@@ -78,6 +78,36 @@ def weekly_values_for(pseudonym: str, *, weeks: Iterable[dt.date] | None = None)
         for score in sorted(found, key=lambda score: score.week)
         if wanted[score.pseudonym] == score.week
     ]
+
+
+def weekly_values_for_many(
+    pseudonyms: Iterable[str], *, weeks: Iterable[dt.date]
+) -> dict[str, list[WeeklyValue]]:
+    """For each pseudonym P, its scores in ``weeks``, oldest first: one lookup for them all.
+
+    For a page listing many people's recent weeks (the casemanager's dashboard): len(P) x len(weeks)
+    per-week pseudonyms derived here, looked up through the unique (pseudonym, week) index in chunks.
+    """
+    wanted: dict[str, tuple[str, dt.date]] = {}
+    for week in weeks:
+        of = week_pseudonyms(week)
+        for pseudonym in pseudonyms:
+            if pseudonym:
+                wanted[of(pseudonym)] = (pseudonym, week)
+    keys = list(wanted)
+    result: dict[str, list[WeeklyValue]] = {pseudonym: [] for pseudonym, _week in wanted.values()}
+    found: list[Score] = []
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        found.extend(
+            Score.objects.filter(pseudonym__in=keys[start : start + LOOKUP_CHUNK]).only(
+                "pseudonym", "week", "value"
+            )
+        )
+    for score in sorted(found, key=lambda score: score.week):
+        pseudonym, week = wanted[score.pseudonym]
+        if week == score.week:
+            result[pseudonym].append({"week": score.week.isoformat(), "value": score.value})
+    return result
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@
     - ``channel`` (str): how they want to be contacted, one of ``scores.wellbeing.CONTACT_CHANNELS``.
     - ``consent_version`` (str) and ``consented_on`` (date): which contact consent text they agreed to, and
       when. Not the consent row's id: stored in the casefiles store it would link a dossier to a person.
+    - ``participant_id`` (UUID): the participant's id. A receiver keeps it only sealed (casefiles: under the
+      casefiles link key, bound to the dossier row), to read contact details live when a casemanager asks.
+    - ``organisation_id`` (int): their organisation, so the dossier goes to a casemanager serving it.
 
     Receivers must be idempotent: asking twice opens one dossier, not two.
 """

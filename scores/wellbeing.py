@@ -145,5 +145,7 @@ def take_up_help_requests() -> HelpBatch:
                 channel=request.channel,
                 consent_version=request.consent_version,
                 consented_on=request.consented_on,
+                participant_id=request.participant_id,
+                organisation_id=request.organisation_id,
             )
     return HelpBatch(taken_up=len(taken.accepted), dropped=taken.dropped, pauses_changed=taken.pauses_changed)

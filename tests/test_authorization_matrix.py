@@ -36,11 +36,15 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils import timezone
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
+from casefiles.models import Deputy, Dossier, Trajectory, TrajectorySession
+from participants.agreements import record_agreement
+from participants.casemanagers import link_casemanager
 from participants.models import Invitation, Organisation, Participant, StaffUser
 from participants.session import bind_participant_session
 from preventicons.crypto import hash_token, new_pseudonym, new_token
 from preventicons.roles import Role
 from scores.models import WeeklyLink
+from scores.wellbeing import CONTACT_CONSENT_VERSION, request_help, take_up_help_requests
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 
 # --- outcomes --------------------------------------------------------------------------------------
@@ -95,15 +99,24 @@ ROLES = (
     "auditor",
     "admin",  # a platform admin with both factors
     "other_org",  # employer staff of another organisation
+    # Casemanagers who may not open the casemanager's dossier (casefiles): one linked to the same
+    # organisation but not assigned it, and the casemanager's deputy outside the absence period.
+    "colleague",
+    "deputy_out",
 )
-STAFF_ROLES = ("casemanager", "employer", "auditor", "admin", "other_org")
+STAFF_ROLES = ("casemanager", "employer", "auditor", "admin", "other_org", "colleague", "deputy_out")
+# Casemanagers too: unless a row names them, they get what the casemanager gets.
+LIKE_CASEMANAGER = ("colleague", "deputy_out")
 
 
 def expect(default: Outcome, **per_role: Outcome) -> dict[str, Outcome]:
-    """One outcome for every role, except those named."""
+    """One outcome for every role, except those named; the other casemanagers as the casemanager."""
     unknown = set(per_role) - set(ROLES)
     assert not unknown, f"unknown roles {unknown}; the roles are {ROLES}"
-    return {role: per_role.get(role, default) for role in ROLES}
+    outcomes = {role: per_role.get(role, default) for role in ROLES}
+    for role in LIKE_CASEMANAGER:
+        outcomes[role] = per_role.get(role, outcomes["casemanager"])
+    return outcomes
 
 
 def staff(
@@ -116,6 +129,9 @@ def staff(
     outcomes.update(per_role)
     if "other_org" not in per_role:
         outcomes["other_org"] = outcomes["employer"]
+    for role in LIKE_CASEMANAGER:
+        if role not in per_role:
+            outcomes[role] = outcomes["casemanager"]
     return outcomes
 
 
@@ -145,6 +161,8 @@ def build_world() -> World:
         "auditor": make_staff("garant", Role.AUDITOR),
         "admin": make_staff("admin", Role.ADMIN),
         "other_org": make_staff("hr-zuid", Role.EMPLOYER, other_organisation),
+        "colleague": make_staff("cm-bert", Role.CASEMANAGER),
+        "deputy_out": make_staff("cm-cees", Role.CASEMANAGER),
     }
     participant = Participant(
         organisation=organisation,
@@ -180,6 +198,32 @@ def build_world() -> World:
         token_hash=hash_token(world.extra["weekly_token"]),
         expires_at=timezone.now() + dt.timedelta(days=1),
     )
+    # A help request of an active participant opens a dossier for the casemanager; the colleague is linked
+    # to the same organisation only after it went to the casemanager, the deputy's period ended yesterday.
+    for username in ("casemanager", "colleague", "deputy_out"):
+        record_agreement(
+            casemanager=users[username], signed_on=dt.date(2026, 1, 5), signer=username, document=b"signed"
+        )
+    link_casemanager(organisation=organisation, casemanager=users["casemanager"])
+    asking = Participant(
+        organisation=organisation, status=Participant.Status.ACTIVE, pseudonym=new_pseudonym()
+    )
+    asking.save()
+    request_help(participant=asking, channel="email", consent_text_version=CONTACT_CONSENT_VERSION)
+    take_up_help_requests()
+    dossier = Dossier.objects.get()
+    link_casemanager(organisation=organisation, casemanager=users["colleague"])
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    Deputy.objects.create(
+        casemanager_id=users["casemanager"].pk,
+        deputy_id=users["deputy_out"].pk,
+        starts_on=yesterday - dt.timedelta(days=7),
+        ends_on=yesterday,
+    )
+    trajectory = Trajectory.objects.create(dossier=dossier, kind="coaching", started_on=yesterday)
+    world.extra["dossier"] = dossier.number
+    world.extra["trajectory"] = trajectory.pk
+    world.extra["session"] = TrajectorySession.objects.create(trajectory=trajectory, planned_on=yesterday).pk
     return world
 
 
@@ -206,6 +250,8 @@ class Row:
     method: str = "get"
     data: Callable[[World], dict[str, Any]] | None = None
 
+
+NO_DOSSIER: dict[str, Outcome] = {"colleague": NOT_FOUND, "deputy_out": NOT_FOUND}
 
 MATRIX: dict[str, Row] = {
     # --- platform pages (preventicons/urls.py) ---
@@ -315,6 +361,51 @@ MATRIX: dict[str, Row] = {
     # gets 403 (tests/participants/test_import_views.py).
     "participants:import": Row(staff(employer=OK, admin=OK)),
     # What "send invitations" does, and its button (the POST is the send-invitations row above).
+    # --- the casemanager's dossiers (casefiles/urls.py): one dossier, the casemanager's. Every other
+    # casemanager, also one linked to the same organisation and the deputy outside the period: 404. ---
+    "casefiles:dashboard": Row(staff(casemanager=OK)),
+    "casefiles:dossier": Row(
+        staff(casemanager=OK, **NO_DOSSIER), kwargs=lambda w: {"number": w.extra["dossier"]}
+    ),
+    "casefiles:reveal-contact": Row(
+        staff(casemanager=OK, **NO_DOSSIER), kwargs=lambda w: {"number": w.extra["dossier"]}, method="post"
+    ),
+    "casefiles:add-note": Row(
+        staff(casemanager=Redirect("casefiles:dossier"), **NO_DOSSIER),
+        kwargs=lambda w: {"number": w.extra["dossier"]},
+        method="post",
+        data=lambda w: {"note-kind": "session", "note-text": "Gesprek over werkdruk."},
+    ),
+    "casefiles:close": Row(
+        staff(casemanager=Redirect("casefiles:dossier"), **NO_DOSSIER),
+        kwargs=lambda w: {"number": w.extra["dossier"]},
+        method="post",
+        data=lambda w: {"close-text": "Afgerond."},
+    ),
+    "casefiles:start-trajectory": Row(
+        staff(casemanager=Redirect("casefiles:dossier"), **NO_DOSSIER),
+        kwargs=lambda w: {"number": w.extra["dossier"]},
+        method="post",
+        data=lambda w: {"trajectory-kind": "coaching", "trajectory-started_on": "2026-01-05"},
+    ),
+    "casefiles:add-session": Row(
+        staff(casemanager=Redirect("casefiles:dossier"), **NO_DOSSIER),
+        kwargs=lambda w: {"number": w.extra["dossier"], "trajectory_id": w.extra["trajectory"]},
+        method="post",
+        data=lambda w: {f"session-{w.extra['trajectory']}-planned_on": timezone.localdate().isoformat()},
+    ),
+    "casefiles:end-trajectory": Row(
+        staff(casemanager=Redirect("casefiles:dossier"), **NO_DOSSIER),
+        kwargs=lambda w: {"number": w.extra["dossier"], "trajectory_id": w.extra["trajectory"]},
+        method="post",
+        data=lambda w: {f"end-{w.extra['trajectory']}-ended_on": timezone.localdate().isoformat()},
+    ),
+    "casefiles:session-held": Row(
+        staff(casemanager=Redirect("casefiles:dossier"), **NO_DOSSIER),
+        kwargs=lambda w: {"number": w.extra["dossier"], "session_id": w.extra["session"]},
+        method="post",
+        data=lambda w: {f"held-{w.extra['session']}-held_on": timezone.localdate().isoformat()},
+    ),
     "participants:invitations": Row(staff(employer=OK, admin=OK)),
     # --- weekly smiley page (scores/views.py) ---
     # Whoever holds the weekly link sees the smileys; no session is looked at or opened.

@@ -124,7 +124,7 @@ def test_the_batch_records_contact_consent_and_opens_a_dossier(organisation: Org
         wellbeing.CONTACT_CONSENT_VERSION,
     )
     dossier = Dossier.objects.get()
-    assert re.fullmatch(r"D-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{8}", dossier.number)
+    assert re.fullmatch(r"D-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{9}", dossier.number)
     assert dossier.pseudonym_index == crypto.casefiles_index(participant.pseudonym or "")
     assert dossier.pseudonym == participant.pseudonym  # opens under the casefiles key
     assert dossier.is_open and dossier.is_available
@@ -226,14 +226,14 @@ def test_a_request_of_someone_who_stopped_before_the_batch_records_nothing(
 def test_a_failing_dossier_side_records_no_consent_and_keeps_the_request(
     organisation: Organisation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from casefiles import operations
+    from casefiles import numbers
 
     participant = make_participant(organisation)
     ask(participant)
     # Every number drawn is taken: the casefiles side gives up, and the whole batch must roll back with it.
-    taken = Dossier(number="D-AAAAAAAA", opened_on=WEEK)
+    taken = Dossier(number="D-AAAAAAAAX", opened_on=WEEK)
     taken.save()
-    monkeypatch.setattr(operations, "new_dossier_number", lambda: "D-AAAAAAAA")
+    monkeypatch.setattr(numbers, "new_number", lambda: "D-AAAAAAAAX")
 
     with pytest.raises(RuntimeError):
         batch()

@@ -1,0 +1,145 @@
+"""Who works on a dossier: assignment, reassignment, deputies, and which dossiers a casemanager may open.
+
+A dossier belongs to one casemanager, chosen among those the platform admin linked to its organisation
+(``participants.casemanagers``: linked only after their processing agreement is recorded). A new dossier
+goes to the linked casemanager with the fewest open dossiers, a tie to any of them at random. A deputy
+set for an absence period may open the absent casemanager's dossiers during that period only; every look
+they take is logged as a deputy look, which the regular casemanager sees on the dossier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from casefiles import accesslog
+from casefiles.models import AccessLogEntry, Deputy, Dossier
+from participants import casemanagers
+from participants.models import StaffUser
+from preventicons.dbrouter import CASEFILES
+from preventicons.roles import Role, has_role
+
+
+class AssignmentRefused(Exception):
+    """The dossier cannot go to this casemanager; the message says why, for the admin."""
+
+
+def least_busy_casemanager(organisation_id: int, *, other_than: int | None = None) -> int | None:
+    """The id of the casemanager serving the organisation with the fewest open dossiers, or None."""
+    serving = [cm for cm in casemanagers.casemanagers_serving(organisation_id) if cm != other_than]
+    if not serving:
+        return None
+    load = dict(
+        Dossier.objects.filter(is_open=True, casemanager_id__in=serving)
+        .values_list("casemanager_id")
+        .annotate(open_count=Count("pk"))
+        .values_list("casemanager_id", "open_count")
+    )
+    fewest = min(load.get(cm, 0) for cm in serving)
+    return secrets.choice([cm for cm in serving if load.get(cm, 0) == fewest])
+
+
+def assign_waiting_dossiers() -> int:
+    """Give every open dossier without a casemanager to one serving its organisation; how many got one.
+
+    A dossier waits when its organisation had no linked casemanager at the help request. Idempotent: a
+    second run finds nothing waiting, or still nobody to give it to.
+    """
+    assigned = 0
+    with transaction.atomic(using=CASEFILES):
+        waiting = Dossier.objects.select_for_update().filter(
+            is_open=True, casemanager_id__isnull=True, organisation_id__isnull=False
+        )
+        for dossier in waiting.only("pk", "organisation_id", "casemanager_id"):
+            assert dossier.organisation_id is not None  # filtered above
+            chosen = least_busy_casemanager(dossier.organisation_id)
+            if chosen is not None:
+                Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=chosen)
+                assigned += 1
+    return assigned
+
+
+def reassign(dossier: Dossier, *, to: StaffUser, by: StaffUser, request: HttpRequest | None = None) -> None:
+    """The platform admin gives the dossier to another casemanager serving its organisation; logged."""
+    if dossier.organisation_id is None or not casemanagers.is_serving(
+        casemanager_id=to.pk, organisation_id=dossier.organisation_id
+    ):
+        raise AssignmentRefused(_("This casemanager does not serve the dossier's organisation."))
+    with transaction.atomic(using=CASEFILES):
+        Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=to.pk)
+        accesslog.record(
+            AccessLogEntry.Action.REASSIGN,
+            user=by,
+            dossier_number=dossier.number,
+            request=request,
+            detail=f"from staff member {dossier.casemanager_id} to staff member {to.pk}",
+        )
+    dossier.casemanager_id = to.pk
+
+
+def absent_colleagues(deputy_id: int, *, on: dt.date | None = None) -> list[int]:
+    """The casemanagers this one stands in for today (their absence period includes the day)."""
+    day = on or timezone.localdate()
+    return list(
+        Deputy.objects.filter(deputy_id=deputy_id, starts_on__lte=day, ends_on__gte=day).values_list(
+            "casemanager_id", flat=True
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whose dossiers a casemanager may open now: their own, and those of colleagues they stand in for."""
+
+    user_id: int
+    standing_in_for: tuple[int, ...]
+
+    @property
+    def casemanager_ids(self) -> list[int]:
+        return [self.user_id, *self.standing_in_for]
+
+    def is_deputy_for(self, dossier: Dossier) -> bool:
+        return dossier.casemanager_id != self.user_id
+
+
+def reach_of(user: StaffUser) -> Reach:
+    """What this staff member may open; nothing for anyone without the casemanager role."""
+    if not has_role(user, Role.CASEMANAGER):
+        return Reach(user_id=0, standing_in_for=())
+    return Reach(user_id=user.pk, standing_in_for=tuple(absent_colleagues(user.pk)))
+
+
+def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
+    """The dossiers within reach whose individual data may be shown: open ones, and closed ones (read
+    only) until retention unlinks them, of participants who are active.
+
+    A stopped participant's dossier is closed and unlinked, an inactive participant's is unavailable, and a
+    dossier of a casemanager who no longer serves its organisation stays with them only until the admin
+    reassigns it; none of those can be opened here. The organisation check is made in Python by the caller
+    (``serves``) since the links live in the identity store.
+    """
+    if not reach.user_id:
+        return Dossier.objects.none()
+    return Dossier.objects.filter(
+        Q(is_open=True) | Q(pseudonym_index__isnull=False),
+        casemanager_id__in=reach.casemanager_ids,
+        is_available=True,
+    )
+
+
+def serves(dossier: Dossier) -> bool:
+    """Whether the dossier's casemanager still serves its organisation (linked, role, agreement)."""
+    return (
+        dossier.casemanager_id is not None
+        and dossier.organisation_id is not None
+        and casemanagers.is_serving(
+            casemanager_id=dossier.casemanager_id, organisation_id=dossier.organisation_id
+        )
+    )

@@ -1,0 +1,156 @@
+"""Trajectories: a kind, a start, sessions (planned and held, each dated), an end, and a measured outcome.
+
+Each change is logged (the access log's "changed a trajectory") in the transaction of the change itself.
+A closed dossier is read only: nothing here changes its trajectories. The outcome is never typed: it is
+measured from the participant's weekly scores around the trajectory (casefiles.outcome.measure_outcome).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from casefiles import accesslog
+from casefiles.models import AccessLogEntry, Dossier, Trajectory, TrajectorySession
+from casefiles.outcome import Measured, measure_outcome
+from participants.models import StaffUser
+from preventicons.dbrouter import CASEFILES
+
+
+class TrajectoryRefused(Exception):
+    """The change cannot be made; the message says why, in the casemanager's words. Nothing was written."""
+
+
+def kinds() -> list[tuple[str, str]]:
+    return [(code, str(label)) for code, label in settings.TRAJECTORY_KINDS]
+
+
+def kind_label(code: str) -> str:
+    return dict(kinds()).get(code, code)
+
+
+def _refuse_if_read_only(dossier: Dossier) -> None:
+    if not dossier.is_open:
+        raise TrajectoryRefused(_("This dossier is closed: it can no longer be changed."))
+
+
+def _not_in_future(day: dt.date, what: str) -> None:
+    if day > timezone.localdate():
+        raise TrajectoryRefused(_("The %(what)s cannot be in the future.") % {"what": what})
+
+
+def _log(dossier: Dossier, user: StaffUser, request: HttpRequest | None, detail: str) -> None:
+    accesslog.record(
+        AccessLogEntry.Action.CHANGE_TRAJECTORY,
+        user=user,
+        dossier_number=dossier.number,
+        request=request,
+        detail=detail,
+    )
+
+
+def start_trajectory(
+    dossier: Dossier, *, kind: str, started_on: dt.date, user: StaffUser, request: HttpRequest | None = None
+) -> Trajectory:
+    _refuse_if_read_only(dossier)
+    if kind not in dict(kinds()):
+        raise TrajectoryRefused(_("Choose one of the kinds of trajectory offered."))
+    _not_in_future(started_on, _("start date"))
+    with transaction.atomic(using=CASEFILES):
+        trajectory = Trajectory.objects.create(dossier=dossier, kind=kind, started_on=started_on)
+        _log(dossier, user, request, f"started {kind}")
+    return trajectory
+
+
+def add_session(
+    trajectory: Trajectory,
+    *,
+    planned_on: dt.date,
+    held_on: dt.date | None,
+    user: StaffUser,
+    request: HttpRequest | None = None,
+) -> TrajectorySession:
+    _refuse_if_read_only(trajectory.dossier)
+    if trajectory.ended_on is not None:
+        raise TrajectoryRefused(_("This trajectory has ended: add no more sessions to it."))
+    if planned_on < trajectory.started_on:
+        raise TrajectoryRefused(_("A session cannot be planned before the trajectory started."))
+    if held_on is not None:
+        _not_in_future(held_on, _("day the session was held"))
+        if held_on < trajectory.started_on:
+            raise TrajectoryRefused(_("A session cannot be held before the trajectory started."))
+    with transaction.atomic(using=CASEFILES):
+        session = TrajectorySession.objects.create(
+            trajectory=trajectory, planned_on=planned_on, held_on=held_on
+        )
+        _log(trajectory.dossier, user, request, "added a session" + (" (held)" if held_on else ""))
+    return session
+
+
+def mark_held(
+    session: TrajectorySession, *, held_on: dt.date, user: StaffUser, request: HttpRequest | None = None
+) -> None:
+    trajectory = session.trajectory
+    _refuse_if_read_only(trajectory.dossier)
+    _not_in_future(held_on, _("day the session was held"))
+    if held_on < trajectory.started_on:
+        raise TrajectoryRefused(_("A session cannot be held before the trajectory started."))
+    with transaction.atomic(using=CASEFILES):
+        # Only a session not yet held: a double click, or a second tab, changes nothing the second time.
+        changed = TrajectorySession.objects.filter(pk=session.pk, held_on__isnull=True).update(
+            held_on=held_on
+        )
+        if changed:
+            _log(trajectory.dossier, user, request, "session held")
+    session.refresh_from_db()
+
+
+def end_trajectory(
+    trajectory: Trajectory, *, ended_on: dt.date, user: StaffUser, request: HttpRequest | None = None
+) -> None:
+    _refuse_if_read_only(trajectory.dossier)
+    _not_in_future(ended_on, _("end date"))
+    if ended_on < trajectory.started_on:
+        raise TrajectoryRefused(_("A trajectory cannot end before it started."))
+    with transaction.atomic(using=CASEFILES):
+        changed = Trajectory.objects.filter(pk=trajectory.pk, ended_on__isnull=True).update(ended_on=ended_on)
+        if changed:
+            _log(trajectory.dossier, user, request, f"ended {trajectory.kind}")
+    trajectory.refresh_from_db()
+
+
+@dataclass(frozen=True)
+class TrajectoryView:
+    trajectory: Trajectory
+    kind_label: str
+    sessions: list[TrajectorySession]
+    held: int
+    measured: Measured
+
+
+def trajectories_of(dossier: Dossier, values: list[tuple[dt.date, int]]) -> list[TrajectoryView]:
+    """The dossier's trajectories, newest first, each with its sessions and measured outcome."""
+    found = dossier.trajectories.prefetch_related("sessions").order_by("-started_on", "pk")
+    views = []
+    for trajectory in found:
+        sessions = sorted(
+            trajectory.sessions.all(), key=lambda session: (session.planned_on, str(session.pk))
+        )
+        views.append(
+            TrajectoryView(
+                trajectory=trajectory,
+                kind_label=kind_label(trajectory.kind),
+                sessions=sessions,
+                held=sum(1 for session in sessions if session.held_on is not None),
+                measured=measure_outcome(
+                    values, started_on=trajectory.started_on, ended_on=trajectory.ended_on
+                ),
+            )
+        )
+    return views

@@ -1,0 +1,485 @@
+"""The casemanager's pages (issue 18): the dashboard, the dossier, contact, notes, trajectories, closing.
+
+Against real PostgreSQL (the three stores), through the real help-request flow and Django's test client
+with a verified two-factor login. Enumeration is tried as an adversary would: every way of not owning a
+dossier must answer like every other, in status, body and the queries run (the structural half of "in the
+same time": wall-clock is never asserted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.db import connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from casefiles import numbers
+from casefiles.models import AccessLogEntry, Deputy, Dossier, ProgressNote, Trajectory, TrajectorySession
+from participants import casemanagers
+from participants.account import stop_participation
+from participants.models import Organisation, Participant
+from preventicons.dbrouter import ALIASES, NOTES
+from tests.casefiles.world import (
+    World,
+    active_participant,
+    add_weeks,
+    ask_for_help,
+    build_world,
+    signed_casemanager,
+)
+from tests.conftest import ALL_DATABASES, login_verified
+
+pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
+
+
+@pytest.fixture
+def world(organisation: Organisation) -> World:
+    return build_world(organisation)
+
+
+def as_user(client: Client, user: object) -> Client:
+    return login_verified(client, user)  # type: ignore[arg-type]
+
+
+def dossier_url(number: str, name: str = "casefiles:dossier") -> str:
+    return reverse(name, kwargs={"number": number})
+
+
+def actions_logged(number: str = "") -> list[str]:
+    rows = AccessLogEntry.objects.order_by("sequence")
+    if number:
+        rows = rows.filter(dossier_number=number)
+    return list(rows.values_list("action", flat=True))
+
+
+# --- the dashboard ------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_lists_a_new_help_request_with_its_first_contact_due(
+    world: World, client: Client
+) -> None:
+    response = as_user(client, world.anna).get(reverse("casefiles:dashboard"))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert world.dossier.number in page
+    assert "new help request" in page and "due by" in page
+    # The last weeks went 4 -> 2: a sharp drop.
+    assert "sharp drop" in page
+    assert "Jan" not in page and "example.nl" not in page
+    assert actions_logged() == [AccessLogEntry.Action.VIEW_DASHBOARD]
+
+
+def test_a_colleague_linked_to_the_same_organisation_sees_none_of_it(world: World, client: Client) -> None:
+    page = as_user(client, world.bert).get(reverse("casefiles:dashboard")).content.decode()
+
+    assert world.dossier.number not in page
+    assert "You have no dossiers yet" in page
+
+
+def test_search_by_number_opens_the_dossier_and_a_miss_says_so_without_keeping_the_string(
+    world: World, client: Client
+) -> None:
+    as_user(client, world.anna)
+    typed = world.dossier.number.lower().replace("-", " ")
+    hit = client.get(reverse("casefiles:dashboard"), {"number": typed})
+    assert hit.status_code == 302 and hit["Location"] == dossier_url(world.dossier.number)
+
+    miss = client.get(reverse("casefiles:dashboard"), {"number": "D-ZZZZZZZZZ"})
+    assert "None of your dossiers has this number" in miss.content.decode()
+    searches = AccessLogEntry.objects.filter(action=AccessLogEntry.Action.SEARCH).order_by("sequence")
+    assert [entry.dossier_number for entry in searches] == [world.dossier.number, ""]
+
+
+def test_the_colleagues_search_for_anothers_number_misses(world: World, client: Client) -> None:
+    as_user(client, world.bert)
+    miss = client.get(reverse("casefiles:dashboard"), {"number": world.dossier.number})
+
+    assert miss.status_code == 200
+    assert "None of your dossiers has this number" in miss.content.decode()
+
+
+# --- enumeration: every refusal alike ----------------------------------------------------------------------
+
+
+def _neighbour(number: str) -> str:
+    """One character of the random part changed, the check character kept: what a typo gives."""
+    body = number[2:]
+    changed = numbers.ALPHABET[(numbers.ALPHABET.index(body[0]) + 1) % len(numbers.ALPHABET)]
+    return "D-" + changed + body[1:]
+
+
+def _flipped_check(number: str) -> str:
+    check = number[-1]
+    return number[:-1] + numbers.ALPHABET[(numbers.ALPHABET.index(check) + 1) % len(numbers.ALPHABET)]
+
+
+def _probe(client: Client, number: str) -> tuple[int, bytes, list[int]]:
+    """Status, body and the number of queries per store of one GET of the dossier page."""
+    contexts = {alias: CaptureQueriesContext(connections[alias]) for alias in ALIASES}
+    for context in contexts.values():
+        context.__enter__()
+    try:
+        response = client.get(dossier_url(number))
+    finally:
+        for context in contexts.values():
+            context.__exit__(None, None, None)
+    # The CSRF token differs per response; nothing else may.
+    body = re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", response.content)
+    return response.status_code, body, [len(contexts[alias].captured_queries) for alias in ALIASES]
+
+
+def test_every_way_of_not_owning_a_dossier_answers_the_same_404(
+    world: World, client: Client, other_organisation: Organisation
+) -> None:
+    organisation = world.organisation
+    # Another casemanager's dossier, in another organisation.
+    carla = signed_casemanager("cm-carla", other_organisation)
+    foreign = ask_for_help(active_participant(other_organisation))
+    assert foreign.casemanager_id == carla.pk
+    # Anna's own dossiers of a participant who stopped, and of one who became inactive.
+    stopper = active_participant(organisation)
+    stopped = ask_for_help(stopper)
+    stop_participation(participant=stopper)
+    inactive_one = active_participant(organisation)
+    unavailable = ask_for_help(inactive_one)
+    Dossier.objects.filter(pk=unavailable.pk).update(is_available=False)
+    as_user(client, world.anna)
+
+    probes = {
+        "another casemanager's": foreign.number,
+        "a stopped participant's": Dossier.objects.get(pk=stopped.pk).number,
+        "an inactive participant's": unavailable.number,
+        "a random number": numbers.new_number(),
+        "a neighbouring number": _neighbour(world.dossier.number),
+        "a flipped check character": _flipped_check(world.dossier.number),
+        "no number at all": "D-AAAA",
+    }
+    answers = {what: _probe(client, number) for what, number in probes.items()}
+
+    statuses = {what: answer[0] for what, answer in answers.items()}
+    assert set(statuses.values()) == {404}, statuses
+    assert len({answer[1] for answer in answers.values()}) == 1
+    assert len({tuple(answer[2]) for answer in answers.values()}) == 1, {w: a[2] for w, a in answers.items()}
+    assert _probe(client, world.dossier.number)[0] == 200
+    # A refused probe is no look: only the one real look is logged against a number.
+    assert actions_logged(world.dossier.number) == [AccessLogEntry.Action.VIEW_DOSSIER]
+
+
+def test_a_colleague_of_the_same_organisation_gets_the_same_404_on_every_dossier_url(
+    world: World, client: Client
+) -> None:
+    as_user(client, world.bert)
+    number = world.dossier.number
+    trajectory = Trajectory.objects.create(
+        dossier=world.dossier, kind="coaching", started_on=dt.date(2026, 1, 5)
+    )
+    session = TrajectorySession.objects.create(trajectory=trajectory, planned_on=dt.date(2026, 1, 12))
+    gets = [dossier_url(number)]
+    posts = [
+        dossier_url(number, "casefiles:reveal-contact"),
+        dossier_url(number, "casefiles:add-note"),
+        dossier_url(number, "casefiles:close"),
+        dossier_url(number, "casefiles:start-trajectory"),
+        reverse("casefiles:add-session", kwargs={"number": number, "trajectory_id": trajectory.pk}),
+        reverse("casefiles:end-trajectory", kwargs={"number": number, "trajectory_id": trajectory.pk}),
+        reverse("casefiles:session-held", kwargs={"number": number, "session_id": session.pk}),
+    ]
+    for url in gets:
+        assert client.get(url).status_code == 404
+    for url in posts:
+        assert client.post(url, {"note-kind": "intake", "note-text": "x"}).status_code == 404
+    assert not AccessLogEntry.objects.filter(dossier_number=number).exists()
+    assert not ProgressNote.objects.exists()
+
+
+# --- the dossier: scores, contact ----------------------------------------------------------------------
+
+
+def test_the_dossier_shows_the_scores_as_a_chart_and_a_table_and_logs_the_look(
+    world: World, client: Client
+) -> None:
+    response = as_user(client, world.anna).get(dossier_url(world.dossier.number))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<svg" in page and 'role="img"' in page
+    assert page.count("<circle") == 5  # the five answered weeks
+    assert "Jan" not in page and "example.nl" not in page  # no contact before it is asked for
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert actions_logged(world.dossier.number) == [AccessLogEntry.Action.VIEW_DOSSIER]
+
+
+def test_contact_details_show_only_on_the_explicit_action_and_every_reveal_is_logged(
+    world: World, client: Client
+) -> None:
+    as_user(client, world.anna)
+    assert client.get(dossier_url(world.dossier.number, "casefiles:reveal-contact")).status_code == 405
+
+    response = client.post(dossier_url(world.dossier.number, "casefiles:reveal-contact"))
+
+    page = response.content.decode()
+    assert "Jan de Vries" in page and "jan.devries@example.nl" in page
+    assert "no-store" in response["Cache-Control"]
+    client.post(dossier_url(world.dossier.number, "casefiles:reveal-contact"))
+    assert actions_logged(world.dossier.number) == [AccessLogEntry.Action.REVEAL_CONTACT] * 2
+
+
+def test_a_phone_request_reveals_the_mobile_number_only(organisation: Organisation, client: Client) -> None:
+    anna = signed_casemanager("cm-anna", organisation)
+    participant = active_participant(organisation, name="Fatima Bakker", mobile_number="+31612345678")
+    dossier = ask_for_help(participant, channel="phone")
+
+    page = (
+        as_user(client, anna).post(dossier_url(dossier.number, "casefiles:reveal-contact")).content.decode()
+    )
+
+    assert "+31612345678" in page and "@" not in page.split("Contact", 1)[1].split("Weekly scores")[0]
+
+
+def test_no_contact_data_is_stored_in_the_casefiles_store(world: World) -> None:
+    with connections["casefiles"].cursor() as cursor:
+        cursor.execute("SELECT * FROM casefiles_dossier")
+        dumped = repr(cursor.fetchall())
+    for secret in ("Jan", "Vries", "jan.devries", "example.nl", str(world.participant.pk), "email"):
+        assert secret not in dumped
+
+
+# --- notes ----------------------------------------------------------------------------------------------
+
+
+def post_note(client: Client, number: str, text: str, kind: str = "intake") -> object:
+    return client.post(dossier_url(number, "casefiles:add-note"), {"note-kind": kind, "note-text": text})
+
+
+@pytest.mark.parametrize(
+    ("text", "part"),
+    [
+        ("Mailde naar jan.devries@example.nl over de afspraak.", "jan.devries@example.nl"),
+        ("Bereikbaar op 06-12345678 na vijven.", "06-12345678"),
+        ("Zijn BSN is 111222333, dat heb ik niet genoteerd.", "111222333"),
+        ("Gesprek gehad met Jan over de werkdruk.", "Jan"),
+        ("Gesprek met de heer De Vries ging goed.", "De Vries"),
+        ("Rekening NL91ABNA0417164300 genoemd.", "NL91ABNA0417164300"),
+        ("Woont op 1234 AB 12, dichtbij het werk.", "1234 AB 12"),
+    ],
+)
+def test_a_note_that_identifies_someone_is_refused_with_the_part_and_nothing_is_written(
+    world: World, client: Client, text: str, part: str
+) -> None:
+    response = post_note(as_user(client, world.anna), world.dossier.number, text)
+
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    page = response.content.decode()  # type: ignore[attr-defined]
+    assert f"“{part}”" in page
+    assert not ProgressNote.objects.exists()
+    assert AccessLogEntry.Action.ADD_NOTE not in actions_logged()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Nummer 123456789 op de brief voldoet niet aan de elfproef.",
+        "Afspraak op 12-03-2026 om 10.30 uur.",
+        "We spraken over de berg werk die er ligt.",
+        "Januari was zwaar, zegt de deelnemer.",
+    ],
+)
+def test_a_note_that_only_looks_identifying_is_accepted(world: World, client: Client, text: str) -> None:
+    response = post_note(as_user(client, world.anna), world.dossier.number, text)
+
+    assert response.status_code == 302  # type: ignore[attr-defined]
+    assert ProgressNote.objects.count() == 1
+
+
+def test_a_note_with_markup_is_shown_inert_and_the_notes_store_holds_no_number_or_text(
+    world: World, client: Client
+) -> None:
+    as_user(client, world.anna)
+    text = '<script>alert(1)</script><img src=x onerror="alert(2)"> werkdruk besproken'
+    assert post_note(client, world.dossier.number, text).status_code == 302  # type: ignore[attr-defined]
+
+    page = client.get(dossier_url(world.dossier.number)).content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    assert "<img src=x" not in page
+    with connections[NOTES].cursor() as cursor:
+        cursor.execute("SELECT * FROM casefiles_progressnote")
+        dumped = repr(cursor.fetchall())
+    for secret in (world.dossier.number, world.dossier.number[2:], "werkdruk", "script", "Jan"):
+        assert secret not in dumped
+    # The first note is the first contact: the dossier no longer waits for one.
+    world.dossier.refresh_from_db()
+    assert world.dossier.awaiting_contact_since is None
+
+
+def test_notes_keep_the_order_they_were_written_in(world: World, client: Client) -> None:
+    as_user(client, world.anna)
+    for text in ("eerste gesprek", "tweede gesprek", "derde gesprek"):
+        post_note(client, world.dossier.number, text, kind="session")
+
+    page = client.get(dossier_url(world.dossier.number)).content.decode()
+    assert page.index("eerste") < page.index("tweede") < page.index("derde")
+
+
+# --- trajectories ---------------------------------------------------------------------------------------
+
+
+def test_a_trajectory_with_sessions_and_an_end_shows_its_measured_outcome(
+    organisation: Organisation, client: Client
+) -> None:
+    anna = signed_casemanager("cm-anna", organisation)
+    participant = active_participant(organisation)
+    monday = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday())
+    # Four weeks of 2 before the start (10 weeks ago), four weeks of 4 after the end (5 weeks ago).
+    add_weeks(
+        participant,
+        [2, 2, 2, 2, None, None, None, None, None, 4, 4, 4, 4],
+        last=monday - dt.timedelta(days=7),
+    )
+    dossier = ask_for_help(participant)
+    start = monday - dt.timedelta(weeks=9)
+    end = monday - dt.timedelta(weeks=5)
+    as_user(client, anna)
+    url = dossier_url(dossier.number, "casefiles:start-trajectory")
+
+    future = client.post(url, {"trajectory-kind": "coaching", "trajectory-started_on": "2999-01-01"})
+    assert future.status_code == 400 and not Trajectory.objects.exists()
+    unknown = client.post(url, {"trajectory-kind": "astrology", "trajectory-started_on": start.isoformat()})
+    assert unknown.status_code == 400 and not Trajectory.objects.exists()
+    assert (
+        client.post(
+            url, {"trajectory-kind": "coaching", "trajectory-started_on": start.isoformat()}
+        ).status_code
+        == 302
+    )
+    trajectory = Trajectory.objects.get()
+    prefix = f"session-{trajectory.pk}"
+    session_url = reverse(
+        "casefiles:add-session", kwargs={"number": dossier.number, "trajectory_id": trajectory.pk}
+    )
+    client.post(session_url, {f"{prefix}-planned_on": (start + dt.timedelta(days=7)).isoformat()})
+    session = TrajectorySession.objects.get()
+    held_url = reverse("casefiles:session-held", kwargs={"number": dossier.number, "session_id": session.pk})
+    held = {f"held-{session.pk}-held_on": (start + dt.timedelta(days=8)).isoformat()}
+    assert client.post(held_url, held).status_code == 302
+    assert client.post(held_url, held).status_code == 302  # a double click changes nothing more
+    end_url = reverse(
+        "casefiles:end-trajectory", kwargs={"number": dossier.number, "trajectory_id": trajectory.pk}
+    )
+    before_start = client.post(
+        end_url, {f"end-{trajectory.pk}-ended_on": (start - dt.timedelta(days=1)).isoformat()}
+    )
+    assert before_start.status_code == 400
+    assert client.post(end_url, {f"end-{trajectory.pk}-ended_on": end.isoformat()}).status_code == 302
+
+    page = client.get(dossier_url(dossier.number)).content.decode()
+    assert "Improved" in page and "1 of 1 session held" in page
+    changes = [a for a in actions_logged(dossier.number) if a == AccessLogEntry.Action.CHANGE_TRAJECTORY]
+    assert len(changes) == 4  # started, session added, held (once), ended
+
+
+# --- closing --------------------------------------------------------------------------------------------
+
+
+def test_a_closed_dossier_is_read_only(world: World, client: Client) -> None:
+    as_user(client, world.anna)
+    close_url = dossier_url(world.dossier.number, "casefiles:close")
+    refused = client.post(close_url, {"close-text": "Afgesloten met Jan."})
+    assert refused.status_code == 400 and Dossier.objects.get(pk=world.dossier.pk).is_open
+
+    assert client.post(close_url, {"close-text": "Traject afgerond, deelnemer tevreden."}).status_code == 302
+
+    closed = Dossier.objects.get(pk=world.dossier.pk)
+    assert not closed.is_open and closed.closed_on == timezone.localdate()
+    page = client.get(dossier_url(world.dossier.number)).content.decode()
+    assert "read only" in page and "Add a note" not in page
+    assert post_note(client, world.dossier.number, "nog iets").status_code == 400  # type: ignore[attr-defined]
+    assert ProgressNote.objects.count() == 1  # the closing note only
+    assert AccessLogEntry.Action.CLOSE in actions_logged(world.dossier.number)
+
+
+# --- deputies --------------------------------------------------------------------------------------------
+
+
+def test_a_deputy_opens_the_dossier_during_the_absence_only_and_the_regular_casemanager_sees_it(
+    world: World, client: Client
+) -> None:
+    today = timezone.localdate()
+    number = world.dossier.number
+    absence = Deputy.objects.create(
+        casemanager_id=world.anna.pk,
+        deputy_id=world.bert.pk,
+        starts_on=today - dt.timedelta(days=1),
+        ends_on=today,
+    )
+    as_user(client, world.bert)
+    assert number in client.get(reverse("casefiles:dashboard")).content.decode()
+    assert client.get(dossier_url(number)).status_code == 200
+    assert actions_logged(number) == [AccessLogEntry.Action.DEPUTY_VIEW]
+
+    Deputy.objects.filter(pk=absence.pk).update(ends_on=today - dt.timedelta(days=1))
+    assert client.get(dossier_url(number)).status_code == 404
+    Deputy.objects.filter(pk=absence.pk).update(
+        starts_on=today + dt.timedelta(days=1), ends_on=today + dt.timedelta(days=3)
+    )
+    assert client.get(dossier_url(number)).status_code == 404
+
+    client.logout()
+    page = as_user(client, world.anna).get(dossier_url(number)).content.decode()
+    looks = page.split("Looks and acts by others", 1)[1]
+    assert "cm-bert" in looks and "viewed as deputy" in looks
+
+
+# --- assignment ----------------------------------------------------------------------------------------
+
+
+def test_a_new_dossier_goes_to_the_linked_casemanager_with_the_fewest_open_dossiers(
+    world: World,
+) -> None:
+    # Anna has one open dossier, Bert none: the next goes to Bert, the one after to either.
+    second = ask_for_help(active_participant(world.organisation))
+    assert second.casemanager_id == world.bert.pk
+    third = ask_for_help(active_participant(world.organisation))
+    assert third.casemanager_id in {world.anna.pk, world.bert.pk}
+
+
+def test_a_dossier_waits_until_a_casemanager_is_linked_and_the_hourly_job_gives_it_out(
+    organisation: Organisation,
+) -> None:
+    from casefiles.tasks import assign_waiting_dossiers
+
+    dossier = ask_for_help(active_participant(organisation))
+    assert dossier.casemanager_id is None
+    assert assign_waiting_dossiers() == 0
+
+    anna = signed_casemanager("cm-anna", organisation)
+
+    assert assign_waiting_dossiers() == 1
+    assert assign_waiting_dossiers() == 0
+    assert Dossier.objects.get(pk=dossier.pk).casemanager_id == anna.pk
+
+
+def test_a_casemanager_unlinked_from_the_organisation_can_no_longer_open_its_dossiers(
+    world: World, client: Client
+) -> None:
+    casemanagers.unlink_casemanager(organisation=world.organisation, casemanager=world.anna)
+
+    assert as_user(client, world.anna).get(dossier_url(world.dossier.number)).status_code == 404
+
+
+def test_only_the_help_request_of_an_active_participant_opens_a_dossier(organisation: Organisation) -> None:
+    signed_casemanager("cm-anna", organisation)
+    participant: Participant = active_participant(organisation)
+    add_weeks(participant, [3])
+
+    dossier = ask_for_help(participant)
+
+    assert dossier.organisation_id == organisation.pk
+    assert dossier.participant_ref == str(participant.pk)
+    assert dossier.awaiting_contact_since == timezone.localdate()
+    assert numbers.is_valid_body(dossier.number[2:])
