@@ -180,6 +180,13 @@ def active_pseudonym(participant_id: uuid.UUID) -> str | None:
     return current.pseudonym
 
 
+def active_participants(organisation_id: int) -> list[Participant]:
+    """The organisation's active participants, by id (the status is sealed: opened and decided here)."""
+    found = Participant.objects.filter(organisation_id=organisation_id, pseudonym__isnull=False)
+    found = found.order_by("pk")
+    return [participant for participant in found if participant.status == Participant.Status.ACTIVE]
+
+
 def has_pseudonyms(organisation: Organisation) -> bool:
     """Whether any participant of the organisation has a pseudonym (enrolled and not stopped)."""
     return Participant.objects.filter(organisation=organisation, pseudonym__isnull=False).exists()

@@ -26,6 +26,7 @@ def test_every_job_runs_on_fresh_sqlite_files(tmp_path: Path) -> None:
             "manage.py", "migrate", f"--database={alias}", "--no-input", "-v0", var_dir=tmp_path
         )
     seeded = run_on_embedded_default("manage.py", "seed_demo", var_dir=tmp_path)
+    assert "casefiles: 5 dossiers for demo-casemanager" in seeded
     assert "past weeks lived through" in seeded and re.search(r"/w/[A-Za-z0-9_-]{43}/", seeded)
     assert re.search(r"/i/[A-Za-z0-9_-]{43}/", seeded)
 
@@ -59,6 +60,8 @@ def test_every_job_runs_on_fresh_sqlite_files(tmp_path: Path) -> None:
     assert printed["sent"] >= printed["round_links"]
     assert (printed["tap"], printed["tap_again"], printed["offer_help"]) == (True, False, True)
     assert (printed["help_taken_up"], printed["help_again"], printed["dossiers_added"]) == (1, 0, 1)
+    assert printed["waiting_assigned"] == 0  # the demo casemanager serves the organisation: assigned at once
+    assert (printed["dashboard"], printed["dossier_page"], printed["contact"]) == (200, 200, 200)
     assert printed["link_code"] is True and (printed["resent"], printed["resent_again"]) == (True, False)
     assert printed["code_texts"] == 2
     assert printed["closed"] >= 2 and printed["closed_again"] == 0

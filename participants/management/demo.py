@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from participants.agreements import casemanager_has_signed_agreement, has_signed_agreement, record_agreement
+from participants.casemanagers import link_casemanager
 from participants.enrolment import invitation_days, record_consent
 from participants.invitations import send_invitations
 from participants.models import Department, Invitation, Organisation, Participant, StaffUser
@@ -183,6 +184,10 @@ def seed_login(login: DemoLogin) -> TOTPDevice:
             signer="Demo casemanager",
             document=b"Verwerkersovereenkomst casemanager (demo)",
         )
+    if login.role is Role.CASEMANAGER:
+        # The demo casemanager serves every demo organisation: their help requests reach the dashboard.
+        for organisation_name in (key[0] for key in ORGANISATIONS):
+            link_casemanager(organisation=Organisation.objects.get(name=organisation_name), casemanager=user)
     return device
 
 

@@ -18,8 +18,10 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.fixtures import Settings
 
+from casefiles.models import AccessLogEntry, Dossier, ProgressNote, Trajectory, TrajectorySession
 from participants.management.demo import DEMO_PASSWORD, LOGINS
 from participants.models import (
+    CasemanagerLink,
     ConsentRecord,
     Department,
     Organisation,
@@ -47,6 +49,12 @@ SEEDED = (
     Score,
     ClosedWeek,
     WeeklyAggregate,
+    CasemanagerLink,
+    Dossier,
+    ProgressNote,
+    Trajectory,
+    TrajectorySession,
+    AccessLogEntry,
 )
 
 
@@ -225,3 +233,19 @@ def test_demo_code_refuses_in_production(settings: Settings) -> None:
     with pytest.raises(CommandError, match="production"):
         call_command("demo_code", "demo-admin", stdout=out)
     assert out.getvalue() == ""
+
+
+def test_the_demo_casemanager_has_a_living_dashboard(client: Client) -> None:
+    from tests.conftest import login_verified
+
+    output = seed()
+
+    assert "casefiles: 5 dossiers for demo-casemanager" in output
+    casemanager = StaffUser.objects.get(username="demo-casemanager")
+    page = login_verified(client, casemanager).get("/dossiers/").content.decode()
+    for state in ("new help request", "overdue since", "no recent note", "closed"):
+        assert state in page, state
+    assert Trajectory.objects.count() == 2 and ProgressNote.objects.count() == 5
+    closed = Dossier.objects.get(is_open=False)
+    dossier_page = client.get(f"/dossiers/{closed.number}/").content.decode()
+    assert "Counselling" in dossier_page and "read only" in dossier_page

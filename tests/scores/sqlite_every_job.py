@@ -42,11 +42,15 @@ def send_everything_due() -> int:
 
 def main() -> None:
     django.setup()
+    from django.test import Client
     from django.utils import timezone
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from casefiles.models import Dossier
+    from casefiles.tasks import assign_waiting_dossiers
     from participants import enrolment
-    from participants.models import AnonymisationRun, Invitation, Organisation, Participant
+    from participants.models import AnonymisationRun, Invitation, Organisation, Participant, StaffUser
     from participants.tasks import resend_codes, run_retention, send_due_invitations
     from preventicons.devmailbox import read_mailbox
     from preventicons.tasks import send_due_messages
@@ -81,6 +85,22 @@ def main() -> None:
         printed["help_taken_up"] = run(take_up_help_requests)
         printed["help_again"] = run(take_up_help_requests)
         printed["dossiers_added"] = Dossier.objects.count() - dossiers
+        # The casemanager's pages on SQLite: the new dossier went to the demo casemanager, who opens the
+        # dashboard and the dossier (a verified session, as the login would leave it), and the hourly job.
+        printed["waiting_assigned"] = run(assign_waiting_dossiers)
+        newest = Dossier.objects.order_by("-awaiting_contact_since", "number").first()
+        assert newest is not None
+        casemanager = StaffUser.objects.get(username="demo-casemanager")
+        staff = Client()
+        staff.force_login(casemanager)
+        session = staff.session
+        session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=casemanager).persistent_id
+        session.save()
+        printed["dashboard"] = staff.get("/dossiers/", HTTP_HOST="127.0.0.1").status_code
+        printed["dossier_page"] = staff.get(f"/dossiers/{newest.number}/", HTTP_HOST="127.0.0.1").status_code
+        printed["contact"] = staff.post(
+            f"/dossiers/{newest.number}/contact/", HTTP_HOST="127.0.0.1"
+        ).status_code
         # A code round for an invited person, and the resend job after its backoff.
         invited = Participant.objects.with_status(Participant.Status.INVITED).order_by("pk").first()
         assert invited is not None
