@@ -90,7 +90,7 @@ def record(
     ends: keep such transactions short, since every other logged act waits for it.
     """
     action = Action(action).value
-    if user is None or user.pk is None:
+    if user is None or user.pk is None:  # 0 is the participant's own request (record_participant_request)
         raise ValueError("an access log entry needs the staff member who acted")
     with transaction.atomic(using=CASEFILES):
         _lock_for_append()
@@ -111,6 +111,22 @@ def record(
         entry.chain = crypto.access_log_link(GENESIS if last is None else last.chain, canonical(entry))
         entry.save(force_insert=True)
     return entry
+
+
+# Who acted when nobody on the staff did: the participant's own request, taken up by the batch.
+PARTICIPANT_REQUEST = "(participant's request)"
+
+
+def record_participant_request(action: str, *, dossier_number: str, detail: str = "") -> AccessLogEntry:
+    """Append an entry for an act the participant asked for (staff member id 0: nobody on the staff)."""
+    return record(action, user=_ParticipantRequest(), dossier_number=dossier_number, detail=detail)
+
+
+class _ParticipantRequest:
+    pk = 0
+
+    def get_username(self) -> str:
+        return PARTICIPANT_REQUEST
 
 
 def verify_chain() -> AccessLogEntry | None:

@@ -9,7 +9,7 @@ class CasefilesConfig(AppConfig):
     def ready(self) -> None:
         from casefiles import receivers
         from participants.signals import participant_inactive, participant_reactivated, participant_stopped
-        from scores.signals import help_requested
+        from scores.signals import casemanager_change_requested, help_requested
 
         participant_stopped.connect(
             receivers.close_stopped_participants_dossier,
@@ -25,4 +25,7 @@ class CasefilesConfig(AppConfig):
         )
         help_requested.connect(
             receivers.open_dossier_on_help_request, dispatch_uid="casefiles.open_dossier_on_help_request"
+        )
+        casemanager_change_requested.connect(
+            receivers.change_casemanager_on_request, dispatch_uid="casefiles.change_casemanager_on_request"
         )

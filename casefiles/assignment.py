@@ -23,6 +23,7 @@ from casefiles import accesslog
 from casefiles.models import AccessLogEntry, Deputy, Dossier
 from participants import casemanagers
 from participants.models import StaffUser
+from preventicons import crypto
 from preventicons.dbrouter import CASEFILES
 from preventicons.roles import Role, has_role
 
@@ -143,3 +144,29 @@ def serves(dossier: Dossier) -> bool:
             casemanager_id=dossier.casemanager_id, organisation_id=dossier.organisation_id
         )
     )
+
+
+def change_on_participants_request(*, pseudonym: str) -> bool:
+    """The participant asked for another casemanager: their open dossier goes to the least busy colleague
+    serving the organisation, logged as the participant's request. False when there is no open dossier or
+    no other casemanager (the dossier then stays where it is)."""
+    if not pseudonym:
+        return False
+    with transaction.atomic(using=CASEFILES):
+        dossier = (
+            Dossier.objects.select_for_update()
+            .filter(pseudonym_index=crypto.casefiles_index(pseudonym), is_open=True)
+            .first()
+        )
+        if dossier is None or dossier.organisation_id is None:
+            return False
+        other = least_busy_casemanager(dossier.organisation_id, other_than=dossier.casemanager_id)
+        if other is None:
+            return False
+        Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=other)
+        accesslog.record_participant_request(
+            AccessLogEntry.Action.REASSIGN,
+            dossier_number=dossier.number,
+            detail=f"from staff member {dossier.casemanager_id} to staff member {other}",
+        )
+    return True

@@ -40,6 +40,9 @@ class Dossier(models.Model):
     # The day of the latest help request not yet answered by a first contact (a note); NULL once answered.
     awaiting_contact_since = models.DateField(null=True, blank=True)
     closed_on = models.DateField(null=True, blank=True)
+    # Which contact consent text the latest help request agreed to (scores.wellbeing.CONTACT_CONSENT_VERSION):
+    # the same for everyone who asked under that text, so it tells a dump nothing about a person.
+    consent_version = models.CharField(max_length=32, blank=True)
     # How the participant asked to be contacted (scores.wellbeing.CONTACT_CHANNELS), sealed like P: which
     # contact someone chose is theirs to tell the casemanager, not a column to count in a dump.
     contact_channel = EncryptedTextField(null=True)

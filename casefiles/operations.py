@@ -52,6 +52,7 @@ def open_dossier(
     channel: str = "",
     participant_id: uuid.UUID | None = None,
     organisation_id: int | None = None,
+    consent_version: str = "",
 ) -> None:
     """One open dossier per pseudonym: the first request opens it, a later one (re)opens the same one.
 
@@ -82,6 +83,8 @@ def open_dossier(
         dossier.participant_ref = str(participant_id)
     if organisation_id is not None:
         dossier.organisation_id = organisation_id
+    if consent_version:
+        dossier.consent_version = consent_version
     dossier.awaiting_contact_since = today
     if dossier.casemanager_id is None and dossier.organisation_id is not None:
         dossier.casemanager_id = assignment.least_busy_casemanager(dossier.organisation_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from casefiles import assignment
+from casefiles import assignment, retention
 from preventicons.tasks import IDEMPOTENT_JOB
 
 
@@ -12,3 +12,10 @@ from preventicons.tasks import IDEMPOTENT_JOB
 def assign_waiting_dossiers() -> int:
     """Give waiting dossiers to a casemanager serving their organisation; a second run changes nothing."""
     return assignment.assign_waiting_dossiers()
+
+
+@shared_task(name="casefiles.tasks.run_retention", **IDEMPOTENT_JOB)
+def run_retention() -> int:
+    """Delete notes and unlink closed dossiers past their retention; a second run changes nothing."""
+    done = retention.run_retention()
+    return done.notes_deleted + done.dossiers_unlinked

@@ -9,7 +9,8 @@ request in one transaction, in random order, and deletes the rows in that same t
 
 Pausing and resuming messages from the account page go the same way (issue 14: "an account change, pause
 or stop is not written in the same second as that person's tap"): the batch applies them through
-``account.pause_messages``. Help requests and pause changes share one table, and the kind is sealed too.
+``account.pause_messages``. A request for another casemanager goes the same way. Help requests, pause
+changes and casemanager changes share one table, and the kind is sealed too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import datetime as dt
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.db import connections, router, transaction
@@ -29,6 +30,8 @@ from participants.models import ConsentRecord, Participant, QueuedRequest
 
 HELP = "help"
 PAUSE = "pause"
+# Another casemanager for their dossier, asked from the account (both factors proven).
+CASEMANAGER = "casemanager"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class TakenUp:
     dropped: int
     # Pause or resume requests that changed something (a repeated one changes nothing).
     pauses_changed: int = 0
+    # The pseudonyms P of active participants who asked for another casemanager, in random order.
+    casemanager_changes: list[str] = field(default_factory=list)
 
 
 # Every request is padded to this many characters before sealing, so that a help request and a pause change
@@ -108,6 +113,22 @@ def queue_pause_change(*, participant: Participant, paused: bool) -> None:
         _queue({"kind": PAUSE, "participant": str(participant.pk), "paused": paused})
 
 
+def queue_casemanager_change(*, participant: Participant) -> None:
+    """Queue the request for another casemanager; the next batch hands their dossier to a colleague.
+
+    Asking twice before the batch leaves one request: a second one replaces the first.
+    """
+    with transaction.atomic(using=router.db_for_write(QueuedRequest)):
+        earlier = [
+            queued.pk
+            for queued in QueuedRequest.objects.select_for_update()
+            if (request := _open(queued))["kind"] == CASEMANAGER
+            and request["participant"] == str(participant.pk)
+        ]
+        QueuedRequest.objects.filter(pk__in=earlier).delete()
+        _queue({"kind": CASEMANAGER, "participant": str(participant.pk)})
+
+
 def _record_contact_consent(participant: Participant, *, text_version: str, on: dt.date) -> None:
     # One dated record per participant, text and day: a second request that day, or a batch retried after
     # a crash between the stores' commits, finds it and adds nothing a dump could count.
@@ -140,12 +161,23 @@ def take_up_pending() -> TakenUp:
     accepted: list[AcceptedHelpRequest] = []
     dropped = 0
     pauses_changed = 0
+    casemanager_changes: list[str] = []
     for queued in pending:
         request = _open(queued)
         # Locked against a stop running at the same time: a stopped participant's P must open no dossier.
         participant = (
             Participant.objects.select_for_update().filter(pk=uuid.UUID(request["participant"])).first()
         )
+        if request["kind"] == CASEMANAGER:
+            if (
+                participant is None
+                or participant.status != Participant.Status.ACTIVE
+                or not participant.pseudonym
+            ):
+                dropped += 1
+            else:
+                casemanager_changes.append(participant.pseudonym)
+            continue
         if request["kind"] == PAUSE:
             if participant is None or participant.status == Participant.Status.STOPPED:
                 dropped += 1
@@ -170,4 +202,9 @@ def take_up_pending() -> TakenUp:
             )
         )
     QueuedRequest.objects.filter(pk__in=[queued.pk for queued in pending]).delete()
-    return TakenUp(accepted=accepted, dropped=dropped, pauses_changed=pauses_changed)
+    return TakenUp(
+        accepted=accepted,
+        dropped=dropped,
+        pauses_changed=pauses_changed,
+        casemanager_changes=casemanager_changes,
+    )

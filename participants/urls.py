@@ -30,6 +30,7 @@ urlpatterns: list = [
     path("me/pause/", account_views.pause, name="account-pause"),
     path("me/close/", account_views.close, name="account-close"),
     path("me/rejoin/", account_views.rejoin, name="account-rejoin"),
+    path("me/casemanager/", account_views.another_casemanager, name="account-casemanager"),
     path("me/change/", account_views.change, name="account-change"),
     path("me/change/confirm/", account_views.change_confirm, name="account-change-confirm"),
     path("me/change/resend/", account_views.change_resend, name="account-change-resend"),

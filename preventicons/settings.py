@@ -414,6 +414,19 @@ TRAJECTORY_KINDS = [
 for _name in ("DOSSIER_FIRST_CONTACT_WORKING_DAYS", "DOSSIER_QUIET_DAYS", "DOSSIER_DROP_WEEKS"):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} is a number: 1 or more.")
+# Retention after a dossier closes (casefiles/retention.py; README "Retention" gives the rules): notes per
+# kind, and the link to the participant's scores and contact details.
+NOTE_RETENTION_DAYS = {
+    kind: env.int(f"NOTE_RETENTION_DAYS_{kind.upper()}", default=730)
+    for kind in ("intake", "session", "evaluation", "closing")
+}
+DOSSIER_UNLINK_AFTER_CLOSE_DAYS = env.int("DOSSIER_UNLINK_AFTER_CLOSE_DAYS", default=730)
+if min(NOTE_RETENTION_DAYS.values()) < 0 or DOSSIER_UNLINK_AFTER_CLOSE_DAYS < 0:
+    raise ImproperlyConfigured("Retention periods are numbers of days: 0 or more.")
+CELERY_BEAT_SCHEDULE["casefiles-retention"] = {
+    "task": "casefiles.tasks.run_retention",
+    "schedule": crontab(hour=2, minute=45),
+}
 # Dossiers of organisations that had no linked casemanager at the help request wait; given out hourly.
 CELERY_BEAT_SCHEDULE["assign-waiting-dossiers"] = {
     "task": "casefiles.tasks.assign_waiting_dossiers",

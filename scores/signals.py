@@ -24,3 +24,9 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 help_requested = Signal()
+
+# ``casemanager_change_requested``
+#     Sent by the same batch for each participant who asked, from their account, for another casemanager.
+#     Keyword argument ``pseudonym`` (str): their P, as for ``help_requested``. The receiver hands their open
+#     dossier to another casemanager serving the organisation, if there is one; idempotent.
+casemanager_change_requested = Signal()

@@ -27,7 +27,7 @@ from participants.models import Participant
 from participants.offers import AccountOffer
 from preventicons.dbrouter import every_store
 from scores import queries
-from scores.signals import help_requested
+from scores.signals import casemanager_change_requested, help_requested
 
 ONE_WEEK = dt.timedelta(days=7)
 # The contact consent text lives in templates/scores/help.html; change both together.
@@ -126,6 +126,8 @@ class HelpBatch:
     dropped: int
     # Pause and resume requests (participants.requestqueue.queue_pause_change) that changed something.
     pauses_changed: int = 0
+    # Requests for another casemanager (participants.requestqueue.queue_casemanager_change) passed on.
+    casemanager_changes: int = 0
 
 
 def take_up_help_requests() -> HelpBatch:
@@ -148,4 +150,11 @@ def take_up_help_requests() -> HelpBatch:
                 participant_id=request.participant_id,
                 organisation_id=request.organisation_id,
             )
-    return HelpBatch(taken_up=len(taken.accepted), dropped=taken.dropped, pauses_changed=taken.pauses_changed)
+        for pseudonym in taken.casemanager_changes:
+            casemanager_change_requested.send(sender=Participant, pseudonym=pseudonym)
+    return HelpBatch(
+        taken_up=len(taken.accepted),
+        dropped=taken.dropped,
+        pauses_changed=taken.pauses_changed,
+        casemanager_changes=len(taken.casemanager_changes),
+    )

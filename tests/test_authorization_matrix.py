@@ -300,6 +300,9 @@ MATRIX: dict[str, Row] = {
     "participants:account-rejoin": Row(
         expect(ACCOUNT_LINK, participant=Redirect("participants:account")), method="post"
     ),
+    "participants:account-casemanager": Row(
+        expect(ACCOUNT_LINK, participant=Redirect("participants:account")), method="post"
+    ),
     "participants:account-close": Row(expect(ACCOUNT_LINK, participant=Redirect("home")), method="post"),
     "participants:account-change": Row(
         expect(ACCOUNT_LINK, participant=Redirect("participants:account-change-confirm")),

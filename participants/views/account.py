@@ -157,10 +157,8 @@ def _overview(
     request: HttpRequest, participant: Participant, *, form: ChangeForm | None = None, status: int = 200
 ) -> HttpResponse:
     data = account.export_data(participant=participant)
-    consents = [
-        {"label": ConsentRecord.Kind(record.kind).label, "record": record}
-        for record in ConsentRecord.objects.of(participant.pk).opened()
-    ]
+    records = ConsentRecord.objects.of(participant.pk).opened()
+    consents = [{"label": ConsentRecord.Kind(record.kind).label, "record": record} for record in records]
     return render(
         request,
         "participants/account/account.html",
@@ -168,6 +166,8 @@ def _overview(
             "participant": participant,
             "data": data,
             "consents": consents,
+            # Whoever asked for contact may ask for another casemanager (their dossier is not looked up).
+            "asked_for_contact": any(record.kind == ConsentRecord.Kind.CONTACT for record in records),
             "weekly_scores": _answers(data.get("weekly_scores", [])),
             "form": form or _change_form(participant),
             "session_minutes": settings.PARTICIPANT_SESSION_SECONDS // 60,
@@ -221,6 +221,22 @@ def pause(request: HttpRequest, participant: Participant) -> HttpResponse:
         messages.success(
             request, _("Noted. Within %(minutes)d minutes your messages are switched on again.") % minutes
         )
+    return redirect("participants:account")
+
+
+@require_POST
+@participant_required
+def another_casemanager(request: HttpRequest, participant: Participant) -> HttpResponse:
+    """Ask for another casemanager: queued, taken up by the next batch (participants.requestqueue)."""
+    requestqueue.queue_casemanager_change(participant=participant)
+    messages.success(
+        request,
+        _(
+            "Noted. Within %(minutes)d minutes your dossier goes to another casemanager, if another one "
+            "works for your organisation. They will contact you."
+        )
+        % {"minutes": settings.HELP_REQUEST_BATCH_MINUTES},
+    )
     return redirect("participants:account")
 
 

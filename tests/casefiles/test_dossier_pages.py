@@ -483,3 +483,114 @@ def test_only_the_help_request_of_an_active_participant_opens_a_dossier(organisa
     assert dossier.participant_ref == str(participant.pk)
     assert dossier.awaiting_contact_since == timezone.localdate()
     assert numbers.is_valid_body(dossier.number[2:])
+
+
+# --- the participant asks for another casemanager ---------------------------------------------------------
+
+
+def test_the_participant_asks_for_another_casemanager_from_the_account_and_the_batch_hands_it_over(
+    world: World, client: Client
+) -> None:
+    from participants.session import bind_participant_session
+    from scores import wellbeing
+
+    session = client.session
+    bind_participant_session(session, world.participant)
+    session.save()
+    account = client.get(reverse("participants:account")).content.decode()
+    assert "Ask for another casemanager" in account
+
+    response = client.post(reverse("participants:account-casemanager"))
+    assert response.status_code == 302
+    client.post(reverse("participants:account-casemanager"))  # a double click: one request
+    # Nothing changes at the click: the batch takes it up with everyone else's requests.
+    assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.anna.pk
+
+    assert wellbeing.take_up_help_requests().casemanager_changes == 1
+    assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.bert.pk
+    entry = AccessLogEntry.objects.get(action=AccessLogEntry.Action.REASSIGN)
+    assert (entry.staff_user_id, entry.dossier_number) == (0, world.dossier.number)
+    assert wellbeing.take_up_help_requests().casemanager_changes == 0
+
+
+def test_without_another_casemanager_the_dossier_stays(organisation: Organisation) -> None:
+    from participants import requestqueue
+    from scores import wellbeing
+
+    anna = signed_casemanager("cm-anna", organisation)
+    participant = active_participant(organisation)
+    dossier = ask_for_help(participant)
+    requestqueue.queue_casemanager_change(participant=participant)
+
+    wellbeing.take_up_help_requests()
+
+    assert Dossier.objects.get(pk=dossier.pk).casemanager_id == anna.pk
+    assert not AccessLogEntry.objects.filter(action=AccessLogEntry.Action.REASSIGN).exists()
+
+
+def test_someone_who_never_asked_for_contact_is_not_offered_another_casemanager(
+    organisation: Organisation, client: Client
+) -> None:
+    from participants.session import bind_participant_session
+
+    session = client.session
+    bind_participant_session(session, active_participant(organisation))
+    session.save()
+
+    assert "Ask for another casemanager" not in client.get(reverse("participants:account")).content.decode()
+
+
+def test_the_admin_reassigns_a_dossier_to_a_casemanager_serving_its_organisation_only(
+    world: World, client: Client, platform_admin: object, other_organisation: Organisation
+) -> None:
+    outsider = signed_casemanager("cm-carla", other_organisation)
+    as_user(client, platform_admin)
+    url = reverse("admin:casefiles_dossier_change", args=[world.dossier.pk])
+    page = client.get(url).content.decode()
+    assert world.dossier.number in page or "cm-bert" in page
+
+    client.post(url, {"casemanager": str(outsider.pk)})
+    assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.anna.pk
+
+    client.post(url, {"casemanager": str(world.bert.pk)})
+    assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.bert.pk
+    entry = AccessLogEntry.objects.get(action=AccessLogEntry.Action.REASSIGN)
+    assert entry.staff_username == "admin" and entry.dossier_number == world.dossier.number
+
+
+# --- retention ----------------------------------------------------------------------------------------------
+
+
+def test_retention_deletes_notes_by_kind_and_unlinks_closed_dossiers_after_their_periods(
+    world: World, settings: object
+) -> None:
+    from casefiles import notes as casenotes
+    from casefiles import operations
+    from casefiles.retention import run_retention
+
+    settings.NOTE_RETENTION_DAYS = {"intake": 10, "session": 100, "evaluation": 100, "closing": 100}  # type: ignore[attr-defined]
+    settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS = 100  # type: ignore[attr-defined]
+    casenotes.add_note(world.dossier, kind="intake", text="intake", user=world.anna)
+    casenotes.add_note(world.dossier, kind="session", text="sessie", user=world.anna)
+    today = timezone.localdate()
+    # An open dossier keeps everything, however old.
+    assert run_retention(today=today + dt.timedelta(days=1000)).notes_deleted == 0
+
+    operations.close_with_note(world.dossier, text="afgerond", user=world.anna)
+
+    assert run_retention(today=today + dt.timedelta(days=9)).notes_deleted == 0
+    assert run_retention(today=today + dt.timedelta(days=10)).notes_deleted == 1  # the intake note
+    assert run_retention(today=today + dt.timedelta(days=10)).notes_deleted == 0
+    later = run_retention(today=today + dt.timedelta(days=100))
+    assert (later.notes_deleted, later.dossiers_unlinked) == (2, 1)
+    unlinked = Dossier.objects.get(pk=world.dossier.pk)
+    assert (
+        unlinked.pseudonym is None and unlinked.participant_ref is None and unlinked.pseudonym_index is None
+    )
+    assert run_retention(today=today + dt.timedelta(days=200)).dossiers_unlinked == 0
+
+
+def test_every_note_kind_has_a_retention_period() -> None:
+    from django.conf import settings
+
+    assert set(settings.NOTE_RETENTION_DAYS) == set(ProgressNote.Kind.values)

@@ -1,0 +1,57 @@
+"""Retention of closed dossiers and their notes, carried out by the nightly run (casefiles.tasks).
+
+The rules (settings, defaults in the README, "Retention"):
+
+- A progress note is kept while its dossier is open, and after the close for
+  ``NOTE_RETENTION_DAYS[kind]`` days (default 730 for every kind): the seed keeps casefile data "voor
+  zover noodzakelijk", and two years covers a participant who comes back for help and a complaint about
+  the help given. A deployment whose casemanagers keep a medical file under the WGBO sets its term (20
+  years, 7300 days) for the kinds that form that file.
+- A closed dossier is unlinked ``DOSSIER_UNLINK_AFTER_CLOSE_DAYS`` (default 730) days after its close:
+  the sealed pseudonym, participant reference and contact channel are destroyed, so it leads to nobody's
+  scores or contact details any more and no casemanager can open it. Its number, dates and trajectories
+  stay: the facts the notary attests (dates, sessions, completion) and what the access log points at.
+
+Both run in one transaction and are idempotent: a second run the same night finds nothing more to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from casefiles.models import Dossier, ProgressNote
+from preventicons import crypto
+from preventicons.dbrouter import CASEFILES, NOTES
+
+
+@dataclass(frozen=True)
+class CasefilesRetention:
+    notes_deleted: int
+    dossiers_unlinked: int
+
+
+def run_retention(*, today: dt.date | None = None) -> CasefilesRetention:
+    today = today or timezone.localdate()
+    deleted = 0
+    with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
+        # Closed dossiers whose shortest-kept notes may be due; their subjects are computed here, in memory.
+        closed = list(
+            Dossier.objects.filter(is_open=False, closed_on__isnull=False).values_list("number", "closed_on")
+        )
+        for kind, days in settings.NOTE_RETENTION_DAYS.items():
+            before = today - dt.timedelta(days=days)
+            due = [number for number, closed_on in closed if closed_on is not None and closed_on <= before]
+            if due:
+                subjects = [crypto.notes_subject(number) for number in due]
+                deleted += ProgressNote.objects.filter(subject__in=subjects, kind=kind).delete()[0]
+        unlinked = Dossier.objects.filter(
+            is_open=False,
+            closed_on__lte=today - dt.timedelta(days=settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS),
+            pseudonym_index__isnull=False,
+        ).update(pseudonym=None, pseudonym_index=None, participant_ref=None, contact_channel=None)
+    return CasefilesRetention(notes_deleted=deleted, dossiers_unlinked=unlinked)
