@@ -417,8 +417,10 @@ for _name in ("DOSSIER_FIRST_CONTACT_WORKING_DAYS", "DOSSIER_QUIET_DAYS", "DOSSI
 # Retention after a dossier closes (casefiles/retention.py; README "Retention" gives the rules): notes per
 # kind, and the link to the participant's scores and contact details.
 NOTE_RETENTION_DAYS = {
-    kind: env.int(f"NOTE_RETENTION_DAYS_{kind.upper()}", default=730)
-    for kind in ("intake", "session", "evaluation", "closing")
+    "intake": env.int("NOTE_RETENTION_DAYS_INTAKE", default=730),
+    "session": env.int("NOTE_RETENTION_DAYS_SESSION", default=730),
+    "evaluation": env.int("NOTE_RETENTION_DAYS_EVALUATION", default=730),
+    "closing": env.int("NOTE_RETENTION_DAYS_CLOSING", default=730),
 }
 DOSSIER_UNLINK_AFTER_CLOSE_DAYS = env.int("DOSSIER_UNLINK_AFTER_CLOSE_DAYS", default=730)
 if min(NOTE_RETENTION_DAYS.values()) < 0 or DOSSIER_UNLINK_AFTER_CLOSE_DAYS < 0:
