@@ -25,6 +25,9 @@ class AccessLogEntryAdmin(ReadOnlyMixin, StrictLookupsMixin, admin.ModelAdmin):
     list_display = ("at", "action", "dossier_number", "staff_username", "client_address", "detail")
     # Exactly these: the strict lookups refuse every other URL parameter (preventicons/adminguard.py).
     list_filter = ("action", "at")
+    # Exact matches only: every look at one dossier, or every act of one staff member (a complaint, an
+    # audit). A prefix search would let the list answer "is there a dossier starting with ...".
+    search_fields = ("=dossier_number", "=staff_username")
     fields = (
         "sequence",
         "at",

@@ -78,11 +78,14 @@ def _monday(day: dt.date) -> dt.date:
 def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> Dashboard:
     """The dashboard of this casemanager: their dossiers and, during an absence they cover, a colleague's."""
     today = today or timezone.localdate()
-    dossiers = [
-        dossier
-        for dossier in assignment.visible_dossiers(reach).order_by("opened_on", "number")
-        if assignment.serves(dossier)
-    ]
+    within_reach = list(assignment.visible_dossiers(reach).order_by("opened_on", "number"))
+    # One check per casemanager and organisation, not per dossier: a casemanager has few organisations.
+    serving: dict[tuple[int | None, int | None], bool] = {
+        (cm, organisation): casemanagers.is_serving(casemanager_id=cm, organisation_id=organisation)
+        for cm, organisation in {(d.casemanager_id, d.organisation_id) for d in within_reach}
+        if cm is not None and organisation is not None
+    }
+    dossiers = [d for d in within_reach if serving.get((d.casemanager_id, d.organisation_id), False)]
     weeks = [_monday(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
     pseudonyms = {dossier.pk: dossier.pseudonym or "" for dossier in dossiers if dossier.is_open}
     recent = score_queries.weekly_values_for_many([p for p in pseudonyms.values() if p], weeks=weeks)

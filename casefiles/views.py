@@ -211,6 +211,8 @@ def _back(dossier: Dossier, anchor: str = "") -> HttpResponse:
 def _refused(
     request: HttpRequest, dossier: Dossier, reach: assignment.Reach, key: str, form: forms.Form
 ) -> HttpResponse:
+    """The dossier page again with the refused form: a look like any other, so logged like one."""
+    _look(request, dossier, reach, Action.VIEW_DOSSIER)
     return _render_dossier(request, dossier, reach, bound={key: form}, status=400)
 
 

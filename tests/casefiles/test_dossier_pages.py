@@ -278,7 +278,8 @@ def test_a_note_that_identifies_someone_is_refused_with_the_part_and_nothing_is_
     page = response.content.decode()  # type: ignore[attr-defined]
     assert f"“{part}”" in page
     assert not ProgressNote.objects.exists()
-    assert AccessLogEntry.Action.ADD_NOTE not in actions_logged()
+    # No note was added, but the page showed the dossier again: logged as a look.
+    assert actions_logged() == [AccessLogEntry.Action.VIEW_DOSSIER]
 
 
 @pytest.mark.parametrize(
@@ -594,3 +595,19 @@ def test_every_note_kind_has_a_retention_period() -> None:
     from django.conf import settings
 
     assert set(settings.NOTE_RETENTION_DAYS) == set(ProgressNote.Kind.values)
+
+
+def test_the_platform_admin_finds_every_look_at_one_dossier_in_the_access_log(
+    world: World, client: Client, platform_admin: object
+) -> None:
+    as_user(client, world.anna).get(dossier_url(world.dossier.number))
+    client.post(dossier_url(world.dossier.number, "casefiles:reveal-contact"))
+    client.logout()
+    as_user(client, platform_admin)
+    url = reverse("admin:casefiles_accesslogentry_changelist")
+
+    found = client.get(url, {"q": world.dossier.number}).content.decode()
+    prefix = client.get(url, {"q": world.dossier.number[:5]}).content.decode()
+
+    assert found.count("cm-anna") == 2
+    assert "cm-anna" not in prefix  # exact numbers only: no "does a number start with ..." oracle
