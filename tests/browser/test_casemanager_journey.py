@@ -82,6 +82,7 @@ def test_a_casemanager_takes_up_the_newest_help_request_from_login_to_note(
     expect(page).to_have_url(re.compile(rf"/dossiers/{newest.number}/$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text(newest.number)
     expect(page.locator("main")).not_to_contain_text(NAME)  # no contact before it is asked for
+    expect(page.locator("body")).not_to_contain_text(re.compile(r"\{[#%]"))  # no template text leaked
 
     # The chart: one image for a screen reader, a dot on each answered week; the table beside it.
     chart = section(page, "Wekelijkse scores").locator("svg[role=img]")
