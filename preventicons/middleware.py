@@ -23,11 +23,18 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        if self.carries_token(request):
+        match = self.resolved(request)
+        if match is not None and "token" in match.kwargs:
             # A page whose address holds a link token sends no Referer at all: under the site's same-origin
             # policy its CSS, images and favicon requests would carry the token (and the thanks page's mark)
             # to whatever proxy logs Referers. Django's SecurityMiddleware only sets the default when unset.
             response.headers["Referrer-Policy"] = "no-referrer"
+        elif match is not None and "number" in match.kwargs:
+            # A dossier page: its number is no token, but in a proxy's Referer log it would tie a staff
+            # workstation to a dossier outside the access log. Only the origin goes ("no-referrer" would make
+            # the browser post the page's forms with "Origin: null", which Django's CSRF check refuses:
+            # tests/browser/test_casemanager_journey.py).
+            response.headers["Referrer-Policy"] = "strict-origin"
         if self.is_personal(request):
             # Pages behind a staff login or a participant's session are personal: never kept by a shared
             # browser cache or a proxy, and never shown again from the back button after logging out.
@@ -35,20 +42,16 @@ class SecurityHeadersMiddleware:
         return response
 
     @staticmethod
-    def carries_token(request: HttpRequest) -> bool:
-        """Whether the request's path holds a link token: a URL pattern with a ``token`` argument."""
+    def resolved(request: HttpRequest) -> ResolverMatch | None:
+        """The request's URL pattern match, resolved here when the request was not (a redirect, a 404)."""
         match: ResolverMatch | None = getattr(request, "resolver_match", None)
         if match is None:
-            # Not resolved (a redirect to the slashed path, a 404 before resolving): resolve it here.
             for path in (request.path_info, request.path_info + "/"):
                 try:
-                    match = resolve(path)
+                    return resolve(path)
                 except Resolver404:
                     continue
-                break
-        # A dossier number is no token, but in a proxy's Referer log it would tie a staff workstation to a
-        # dossier outside the access log: dossier pages send no Referer either.
-        return match is not None and ("token" in match.kwargs or "number" in match.kwargs)
+        return match
 
     @staticmethod
     def is_personal(request: HttpRequest) -> bool:

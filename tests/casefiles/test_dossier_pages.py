@@ -211,7 +211,7 @@ def test_the_dossier_shows_the_scores_as_a_chart_and_a_table_and_logs_the_look(
     assert "<svg" in page and 'role="img"' in page
     assert page.count("<circle") == 5  # the five answered weeks
     assert "Jan" not in page and "example.nl" not in page  # no contact before it is asked for
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "strict-origin"
     assert actions_logged(world.dossier.number) == [AccessLogEntry.Action.VIEW_DOSSIER]
 
 
