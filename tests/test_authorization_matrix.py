@@ -301,7 +301,9 @@ MATRIX: dict[str, Row] = {
         expect(ACCOUNT_LINK, participant=Redirect("participants:account")), method="post"
     ),
     "participants:account-casemanager": Row(
-        expect(ACCOUNT_LINK, participant=Redirect("participants:account")), method="post"
+        expect(ACCOUNT_LINK, participant=Redirect("participants:account")),
+        method="post",
+        data=lambda w: {"another": "1"},
     ),
     "participants:account-close": Row(expect(ACCOUNT_LINK, participant=Redirect("home")), method="post"),
     "participants:account-change": Row(

@@ -228,6 +228,9 @@ def pause(request: HttpRequest, participant: Participant) -> HttpResponse:
 @participant_required
 def another_casemanager(request: HttpRequest, participant: Participant) -> HttpResponse:
     """Ask for another casemanager: queued, taken up by the next batch (participants.requestqueue)."""
+    if request.POST.get("another") != "1":
+        # Not a press of the button: bad input changes nothing.
+        return _overview(request, participant, status=400)
     requestqueue.queue_casemanager_change(participant=participant)
     messages.success(
         request,

@@ -13,13 +13,15 @@ from playwright.sync_api import expect
 from tests.browser.conftest import Visit
 from tests.browser.test_accessibility import violations
 from tests.browser.test_smoke import log_in
+from tests.conftest import ALL_DATABASES
 
-pytestmark = pytest.mark.browser
+# The dossier pages read the casefiles and notes stores.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)]
 
 # What each role must find in its navigation (more appear as the dossier, report and notary pages land).
 EXPECTED = {
     "employer": {"/staff/", "/staff/import/", "/staff/invitations/", "/account/two_factor/"},
-    "casemanager": {"/staff/", "/account/two_factor/"},
+    "casemanager": {"/staff/", "/dossiers/", "/account/two_factor/"},
     "auditor": {"/staff/", "/account/two_factor/"},
     "platform_admin": {"/staff/", "/staff/import/", "/staff/invitations/", "/admin/", "/account/two_factor/"},
 }

@@ -501,9 +501,10 @@ def test_the_participant_asks_for_another_casemanager_from_the_account_and_the_b
     account = client.get(reverse("participants:account")).content.decode()
     assert "Ask for another casemanager" in account
 
-    response = client.post(reverse("participants:account-casemanager"))
+    assert client.post(reverse("participants:account-casemanager")).status_code == 400  # not the button
+    response = client.post(reverse("participants:account-casemanager"), {"another": "1"})
     assert response.status_code == 302
-    client.post(reverse("participants:account-casemanager"))  # a double click: one request
+    client.post(reverse("participants:account-casemanager"), {"another": "1"})  # a double click: one request
     # Nothing changes at the click: the batch takes it up with everyone else's requests.
     assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.anna.pk
 
