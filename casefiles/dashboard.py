@@ -81,7 +81,7 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
     dossiers = [
         dossier
         for dossier in assignment.visible_dossiers(reach).order_by("opened_on", "number")
-        if assignment.serves(dossier)
+        if assignment.serves(dossier, reach=reach)
     ]
     weeks = [_monday(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
     pseudonyms = {dossier.pk: dossier.pseudonym or "" for dossier in dossiers if dossier.is_open}
