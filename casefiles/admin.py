@@ -93,6 +93,10 @@ class DossierAdmin(StrictLookupsMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # only a help request opens a dossier
 
+    def log_change(self, request: HttpRequest, obj: Dossier, message: Any) -> None:  # type: ignore[override]
+        """Nothing in Django's admin log: it lives in the identity store, where a dossier's id and number do
+        not belong (stores are not joined). The access log records the reassignment (assignment.reassign)."""
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # retention removes dossiers, by its rules
 

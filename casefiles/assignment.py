@@ -135,14 +135,21 @@ def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
     )
 
 
-def serves(dossier: Dossier) -> bool:
-    """Whether the dossier's casemanager still serves its organisation (linked, role, agreement)."""
+def serves(dossier: Dossier, *, reach: Reach | None = None) -> bool:
+    """Whether the dossier's casemanager still serves its organisation (linked, role, agreement); with
+    ``reach``, also whether a deputy looking at it serves that organisation themselves."""
+    if dossier.casemanager_id is None or dossier.organisation_id is None:
+        return False
+    if not casemanagers.is_serving(
+        casemanager_id=dossier.casemanager_id, organisation_id=dossier.organisation_id
+    ):
+        return False
+    # A deputy stands in only where they may work themselves: the admin's choice of a deputy is no link to
+    # an organisation whose dossiers they may otherwise never be given.
     return (
-        dossier.casemanager_id is not None
-        and dossier.organisation_id is not None
-        and casemanagers.is_serving(
-            casemanager_id=dossier.casemanager_id, organisation_id=dossier.organisation_id
-        )
+        reach is None
+        or not reach.is_deputy_for(dossier)
+        or casemanagers.is_serving(casemanager_id=reach.user_id, organisation_id=dossier.organisation_id)
     )
 
 
@@ -163,7 +170,11 @@ def change_on_participants_request(*, pseudonym: str) -> bool:
         other = least_busy_casemanager(dossier.organisation_id, other_than=dossier.casemanager_id)
         if other is None:
             return False
-        Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=other)
+        # The new casemanager owes them a first contact ("They will contact you", the account page says):
+        # the dossier waits for it on their dashboard, as a new help request does.
+        Dossier.objects.filter(pk=dossier.pk).update(
+            casemanager_id=other, awaiting_contact_since=timezone.localdate()
+        )
         accesslog.record_participant_request(
             AccessLogEntry.Action.REASSIGN,
             dossier_number=dossier.number,

@@ -79,13 +79,14 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
     """The dashboard of this casemanager: their dossiers and, during an absence they cover, a colleague's."""
     today = today or timezone.localdate()
     within_reach = list(assignment.visible_dossiers(reach).order_by("opened_on", "number"))
-    # One check per casemanager and organisation, not per dossier: a casemanager has few organisations.
-    serving: dict[tuple[int | None, int | None], bool] = {
-        (cm, organisation): casemanagers.is_serving(casemanager_id=cm, organisation_id=organisation)
-        for cm, organisation in {(d.casemanager_id, d.organisation_id) for d in within_reach}
-        if cm is not None and organisation is not None
-    }
-    dossiers = [d for d in within_reach if serving.get((d.casemanager_id, d.organisation_id), False)]
+    # One check per casemanager and organisation, not per dossier: what serves() decides depends on those
+    # two alone (and on the reach, the same for every row), and a casemanager has few organisations.
+    serving: dict[tuple[int | None, int | None], bool] = {}
+    for dossier in within_reach:
+        key = (dossier.casemanager_id, dossier.organisation_id)
+        if key not in serving:
+            serving[key] = assignment.serves(dossier, reach=reach)
+    dossiers = [d for d in within_reach if serving[(d.casemanager_id, d.organisation_id)]]
     weeks = [_monday(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
     pseudonyms = {dossier.pk: dossier.pseudonym or "" for dossier in dossiers if dossier.is_open}
     recent = score_queries.weekly_values_for_many([p for p in pseudonyms.values() if p], weeks=weeks)

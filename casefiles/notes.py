@@ -30,6 +30,11 @@ MAX_NOTE_LENGTH = 5000
 _SEQUENCE_ATTEMPTS = 3
 
 
+class DossierClosed(Exception):
+    """The dossier was closed (by its casemanager, or by the participant's stop) before the note was
+    written: a page opened before the close cannot add to it. Nothing was written."""
+
+
 class NoteRefused(Exception):
     """The note identifies someone; ``findings`` says which parts, and nothing was written."""
 
@@ -56,7 +61,8 @@ def add_note(
     names: Iterable[str] = (),
     request: HttpRequest | None = None,
 ) -> ProgressNote:
-    """Write a note to the dossier, logged; NoteRefused (nothing written) when the text identifies someone.
+    """Write a note to the dossier, logged; NoteRefused (nothing written) when the text identifies someone,
+    DossierClosed (nothing written) when the dossier is no longer open.
 
     The access log entry commits before the note (the casefiles transaction sits inside the notes one): a
     crash between the two commits leaves a logged act without its note, never a note nobody logged. The
@@ -70,6 +76,10 @@ def add_note(
     for attempt in range(_SEQUENCE_ATTEMPTS):
         try:
             with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
+                # Locked and read again, before the notes store is touched (the order close_with_note
+                # takes too): a close or a stop committed since the page was read wins.
+                if not Dossier.objects.select_for_update().filter(pk=dossier.pk, is_open=True).exists():
+                    raise DossierClosed(dossier.number)
                 last = ProgressNote.objects.filter(subject=subject).aggregate(last=Max("sequence"))["last"]
                 note = ProgressNote(
                     subject=subject, kind=kind, written_on=timezone.localdate(), sequence=(last or 0) + 1

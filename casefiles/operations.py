@@ -30,6 +30,8 @@ def close_dossier(*, pseudonym: str) -> None:
         pseudonym=None,
         pseudonym_index=None,
         participant_ref=None,
+        # The chosen channel is the participant's to tell, like P: it goes with the rest.
+        contact_channel=None,
         closed_on=timezone.localdate(),
         awaiting_contact_since=None,
     )
@@ -57,8 +59,9 @@ def open_dossier(
     """One open dossier per pseudonym: the first request opens it, a later one (re)opens the same one.
 
     The dossier keeps the chosen contact channel and the participant reference, sealed; a later request's
-    channel replaces it, and it waits for a first contact again. A dossier without a casemanager goes to the
-    one serving the organisation with the fewest open dossiers (casefiles.assignment). Called from the
+    channel replaces it, and it waits for a first contact again. A dossier without a casemanager, or whose
+    casemanager no longer serves the organisation, goes to the one serving it with the fewest open dossiers
+    (casefiles.assignment). Called from the
     help-request batch (scores.wellbeing.take_up_help_requests), so a retried batch meets the dossier it
     opened before and changes nothing a second time.
     """
@@ -86,7 +89,9 @@ def open_dossier(
     if consent_version:
         dossier.consent_version = consent_version
     dossier.awaiting_contact_since = today
-    if dossier.casemanager_id is None and dossier.organisation_id is not None:
+    # A reopened dossier whose casemanager no longer serves the organisation (unlinked, role or account
+    # gone) would be open to nobody: it goes to a serving one, or waits for one (assign_waiting_dossiers).
+    if dossier.organisation_id is not None and not assignment.serves(dossier):
         dossier.casemanager_id = assignment.least_busy_casemanager(dossier.organisation_id)
     # No savepoint per dossier: on PostgreSQL each would give its row a transaction id of its own, in the
     # order of opening. Without one, every dossier of a batch carries the batch's single xmin.

@@ -49,7 +49,7 @@ def _find(request: HttpRequest, number: str) -> tuple[Dossier, assignment.Reach]
     """The dossier of this number within reach, or Http404: one query, the same for every refusal."""
     reach = assignment.reach_of(_staff(request))
     dossier = assignment.visible_dossiers(reach).filter(number=number[: numbers.LENGTH + 1]).first()
-    if dossier is None or not assignment.serves(dossier):
+    if dossier is None or not assignment.serves(dossier, reach=reach):
         raise Http404
     return dossier, reach
 
@@ -96,7 +96,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     if search.is_valid():
         number = numbers.parse(search.cleaned_data["number"]) or ""
         found = assignment.visible_dossiers(reach).filter(number=number).first() if number else None
-        if found is not None and assignment.serves(found):
+        if found is not None and assignment.serves(found, reach=reach):
             accesslog.record(Action.SEARCH, user=user, dossier_number=found.number, request=request)
             return redirect("casefiles:dossier", number=found.number)
         # The string searched for is not kept: a miss is logged without it.
@@ -199,9 +199,10 @@ def dossier_page(request: HttpRequest, number: str) -> HttpResponse:
 def reveal_contact(request: HttpRequest, number: str) -> HttpResponse:
     """The name and the one channel the participant chose, on an explicit action only; every reveal logged."""
     dossier, reach = _find(request, number)
-    identity = _identity(dossier)
+    # A closed dossier is read only, and the request for contact it answered is over: no name or address.
+    identity = _identity(dossier) if dossier.is_open else None
     _look(request, dossier, reach, Action.REVEAL_CONTACT, "" if identity else "nothing to show")
-    return _render_dossier(request, dossier, reach, contact=identity, contact_shown=True)
+    return _render_dossier(request, dossier, reach, contact=identity, contact_shown=dossier.is_open)
 
 
 def _back(dossier: Dossier, anchor: str = "") -> HttpResponse:
@@ -237,6 +238,8 @@ def add_note(request: HttpRequest, number: str) -> HttpResponse:
             )
         except casenotes.NoteRefused as refused:
             _explain(form, "text", refused)
+        except casenotes.DossierClosed:
+            form.add_error(None, _("This dossier is closed: it can no longer be changed."))
         else:
             messages.success(request, _("The note was added."))
             return _back(dossier, "#notes")
