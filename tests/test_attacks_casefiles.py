@@ -59,6 +59,8 @@ from tests.casefiles.world import (
 )
 from tests.conftest import ALL_DATABASES, login_verified
 
+# The "ask for another casemanager" button's one field.
+ANOTHER = {"another": "1"}
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
 
 ONE_WEEK = dt.timedelta(days=7)
@@ -471,7 +473,7 @@ def test_the_new_casemanager_after_the_participants_request_owes_a_first_contact
 ) -> None:
     casenotes.add_note(world.dossier, kind="intake", text="Intake gedaan.", user=world.anna)
     assert Dossier.objects.get(pk=world.dossier.pk).awaiting_contact_since is None
-    _participant_client(world.participant).post(reverse("participants:account-casemanager"))
+    _participant_client(world.participant).post(reverse("participants:account-casemanager"), ANOTHER)
     wellbeing.take_up_help_requests()
 
     moved = Dossier.objects.get(pk=world.dossier.pk)
@@ -486,7 +488,7 @@ def test_asking_again_and_again_queues_one_request_and_moves_the_dossier_once_pe
 ) -> None:
     client = _participant_client(world.participant)
     for _ in range(20):
-        assert client.post(reverse("participants:account-casemanager")).status_code == 302
+        assert client.post(reverse("participants:account-casemanager"), ANOTHER).status_code == 302
     assert QueuedRequest.objects.count() == 1
     assert wellbeing.take_up_help_requests().casemanager_changes == 1
     assert AccessLogEntry.objects.filter(action=AccessLogEntry.Action.REASSIGN).count() == 1
@@ -501,7 +503,7 @@ def test_a_request_of_someone_without_a_dossier_or_not_active_answers_alike_and_
     answers = []
     for participant in (world.participant, never_asked):
         response = _participant_client(participant).post(
-            reverse("participants:account-casemanager"), follow=True
+            reverse("participants:account-casemanager"), ANOTHER, follow=True
         )
         answers.append([str(message) for message in response.context["messages"]])
     assert answers[0] == answers[1]
