@@ -92,7 +92,8 @@ def add_note(
                     user=user,
                     dossier_number=dossier.number,
                     request=request,
-                    detail=f"{kind} note {note.sequence}",
+                    # Neither kind nor sequence: beside the notes store's clear columns they would pair a note
+                    # subject with this dossier number without the notes key.
                 )
             dossier.awaiting_contact_since = None
             return note

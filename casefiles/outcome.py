@@ -109,6 +109,12 @@ def monday_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+def last_week_measured(ended_on: dt.date) -> dt.date:
+    """The Monday of the last week the outcome of a trajectory ending on ``ended_on`` reads."""
+    window, _min_answers, _improvement = _rule()
+    return monday_of(ended_on) + dt.timedelta(weeks=window)
+
+
 def _rule() -> tuple[int, int, Fraction]:
     window = getattr(settings, "TRAJECTORY_OUTCOME_WINDOW_WEEKS", WINDOW)
     min_answers = getattr(settings, "TRAJECTORY_OUTCOME_MIN_ANSWERS", MIN_ANSWERS)

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from casefiles import accesslog, assignment, chart, dashboard, numbers, operations, trajectories
+from casefiles import accesslog, assignment, chart, dashboard, numbers, operations, outcome, trajectories
 from casefiles import notes as casenotes
 from casefiles.forms import CloseForm, EndForm, HeldForm, NoteForm, SearchForm, SessionForm, TrajectoryForm
 from casefiles.models import AccessLogEntry, Dossier, Trajectory, TrajectorySession
@@ -137,9 +137,16 @@ def _render_dossier(
 ) -> HttpResponse:
     values = score_queries.weekly_values_for(dossier.pseudonym or "")
     pairs = [(dt.date.fromisoformat(row["week"]), row["value"]) for row in values]
+    if dossier.closed_on is not None:
+        # The help ended: weeks answered after it are no longer the casemanager's to see, except the few
+        # that measure the outcome of a trajectory ending at the close (casefiles.outcome).
+        last = outcome.last_week_measured(dossier.closed_on)
+        pairs = [(week, value) for week, value in pairs if week <= last]
     today = timezone.localdate()
     score_chart = chart.score_chart(
-        pairs, title=_("Weekly scores of dossier %(number)s") % {"number": dossier.number}, until=today
+        pairs,
+        title=_("Weekly scores of dossier %(number)s") % {"number": dossier.number},
+        until=min(today, dossier.closed_on) if dossier.closed_on else today,
     )
     bound = bound or {}
     found = trajectories.trajectories_of(dossier, pairs)

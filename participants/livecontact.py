@@ -18,6 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from participants.invitations import listed_hashes
 from participants.models import Participant
 
 # The contact channels a participant can ask for (scores.wellbeing.CONTACT_CHANNELS, which stands above
@@ -89,6 +90,9 @@ class LiveIdentity:
     address: str
     first_names: tuple[str, ...]
     last_names: tuple[str, ...]
+    # Asked for e-mail with no address of their own (only the one the employer listed, whose mailbox the
+    # employer may read): their mobile number instead, as the help page tells them ("" if none).
+    phone_instead: str = ""
 
     def __repr__(self) -> str:
         # Kept out of tracebacks, error reports and debug output: the dataclass default would print it all.
@@ -102,7 +106,16 @@ def live_identity(*, participant_id: uuid.UUID, pseudonym: str, channel: str) ->
         raise ValueError(f"unknown contact channel {channel!r}")
     participant = (
         Participant.objects.filter(pk=participant_id)
-        .only("status", "pseudonym", "name", "email", "private_email", "mobile", "weekly_channel")
+        .only(
+            "organisation_id",
+            "status",
+            "pseudonym",
+            "name",
+            "email",
+            "private_email",
+            "mobile",
+            "listed_email_hash",
+        )
         .first()
     )
     if participant is None or participant.status != Participant.Status.ACTIVE:
@@ -112,23 +125,35 @@ def live_identity(*, participant_id: uuid.UUID, pseudonym: str, channel: str) ->
         return None
     name = participant.name or ""
     first_names, last_names = name_parts(name)
+    address = _address(participant, channel)
     return LiveIdentity(
         name=name,
         channel=channel,
-        address=_address(participant, channel),
+        address=address,
         first_names=first_names,
         last_names=last_names,
+        phone_instead=(participant.mobile or "") if channel == EMAIL and not address else "",
     )
 
 
 def _address(participant: Participant, channel: str) -> str:
     if channel == PHONE:
         return participant.mobile or ""
-    # The private address only where the participant chose it for their messages: it is the one they
-    # proved and read; otherwise the work address they were listed and enrolled under.
-    if participant.weekly_channel == Participant.WeeklyChannel.PRIVATE_EMAIL and participant.private_email:
+    # Never the address the employer listed them under: the employer may read that mailbox, and a
+    # casemanager's mail in it would tell the employer who asked for help. Their private address (proven by
+    # a code), or an address they gave in its place (a correction); otherwise none (see phone_instead).
+    if participant.private_email:
         return participant.private_email
-    return participant.email or ""
+    email = participant.email or ""
+    if not email or _is_employers_address(participant, email):
+        return ""
+    return email
+
+
+def _is_employers_address(participant: Participant, email: str) -> bool:
+    listed, _mobile = listed_hashes(organisation_id=participant.organisation_id, email=email, mobile=None)
+    stored = participant.listed_email_hash
+    return stored is None or listed is None or hmac.compare_digest(listed, stored)
 
 
 def name_parts(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

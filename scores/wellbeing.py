@@ -31,7 +31,7 @@ from scores.signals import casemanager_change_requested, help_requested
 
 ONE_WEEK = dt.timedelta(days=7)
 # The contact consent text lives in templates/scores/help.html; change both together.
-CONTACT_CONSENT_VERSION = "2026-11-contact"
+CONTACT_CONSENT_VERSION = "2026-12-contact"
 CONTACT_CHANNELS = ("phone", "email")
 
 

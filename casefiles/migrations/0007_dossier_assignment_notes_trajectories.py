@@ -11,13 +11,8 @@ ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
 def check_character(body):
-    base = len(ALPHABET)
-    total, factor = 0, 2
-    for char in reversed(body):
-        addend = factor * ALPHABET.index(char)
-        total += addend // base + addend % base
-        factor = 1 if factor == 2 else 2
-    return ALPHABET[(base - total % base) % base]
+    weighted = sum(weight * ALPHABET.index(char) for weight, char in enumerate(body, start=1))
+    return ALPHABET[(-weighted * pow(9, -1, 31)) % 31]
 
 
 def add_check_characters(apps, schema_editor):

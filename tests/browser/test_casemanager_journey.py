@@ -52,7 +52,10 @@ def test_a_casemanager_takes_up_the_newest_help_request_from_login_to_note(
     Dossier.objects.filter(pk=earlier.pk).update(
         opened_on=three_days_ago, awaiting_contact_since=three_days_ago
     )
-    jan = active_participant(organisation, name=NAME, email_address=ADDRESS)
+    # His private address, proven at enrolment: the one an e-mail request reveals (never the work address).
+    jan = active_participant(
+        organisation, name=NAME, email_address="j.devries@werk.example", private_email=ADDRESS
+    )
     add_weeks(jan, SCORES)
     newest = ask_for_help(jan)
     assert {earlier.casemanager_id, newest.casemanager_id} == {anna.pk}

@@ -224,10 +224,26 @@ def test_contact_details_show_only_on_the_explicit_action_and_every_reveal_is_lo
     response = client.post(dossier_url(world.dossier.number, "casefiles:reveal-contact"))
 
     page = response.content.decode()
-    assert "Jan de Vries" in page and "jan.devries@example.nl" in page
+    # E-mail was asked for, but the only address is the one the employer listed: the mobile instead.
+    assert "Jan de Vries" in page and "jan.devries@example.nl" not in page
+    assert (world.participant.mobile or "") in page
     assert "no-store" in response["Cache-Control"]
     client.post(dossier_url(world.dossier.number, "casefiles:reveal-contact"))
     assert actions_logged(world.dossier.number) == [AccessLogEntry.Action.REVEAL_CONTACT] * 2
+
+
+def test_an_email_request_reveals_the_participants_private_address(
+    organisation: Organisation, client: Client
+) -> None:
+    anna = signed_casemanager("cm-anna", organisation)
+    participant = active_participant(organisation, name="Kim Bos", private_email="kim@thuis.example.nl")
+    dossier = ask_for_help(participant, channel="email")
+
+    page = (
+        as_user(client, anna).post(dossier_url(dossier.number, "casefiles:reveal-contact")).content.decode()
+    )
+
+    assert "kim@thuis.example.nl" in page and (participant.mobile or "") not in page
 
 
 def test_a_phone_request_reveals_the_mobile_number_only(organisation: Organisation, client: Client) -> None:

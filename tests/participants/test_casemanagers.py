@@ -208,7 +208,8 @@ def test_the_right_pairing_gives_the_chosen_channels_address(organisation: Organ
         "phone",
         "+31612345678",
     )
-    assert (by_email.channel, by_email.address) == ("email", "a.berg@werk.example.nl")
+    # Never the address the employer listed: the mobile number instead (the help page says so).
+    assert (by_email.channel, by_email.address, by_email.phone_instead) == ("email", "", "+31612345678")
 
 
 def test_a_wrong_pseudonym_or_an_unknown_participant_gives_nothing(organisation: Organisation) -> None:
@@ -245,7 +246,9 @@ def test_a_stopped_participant_gives_nothing(organisation: Organisation) -> None
     assert live_identity(participant_id=participant.pk, pseudonym=pseudonym, channel="email") is None
 
 
-def test_the_private_address_only_where_it_is_the_chosen_channel(organisation: Organisation) -> None:
+def test_the_private_address_whatever_the_weekly_channel_and_never_the_employers(
+    organisation: Organisation,
+) -> None:
     chose_private = active(
         organisation,
         weekly_channel=Participant.WeeklyChannel.PRIVATE_EMAIL,
@@ -265,7 +268,21 @@ def test_the_private_address_only_where_it_is_the_chosen_channel(organisation: O
     work = live_identity(participant_id=chose_sms.pk, pseudonym=chose_sms.pseudonym or "", channel="email")
 
     assert private is not None and private.address == "anne@thuis.example.nl"
-    assert work is not None and work.address == "kees@werk.example.nl"
+    assert work is not None and (work.address, work.phone_instead) == ("kees@thuis.example.nl", "")
+
+
+def test_an_address_the_participant_gave_in_place_of_the_listed_one_is_theirs(
+    organisation: Organisation,
+) -> None:
+    participant = active(organisation)
+    participant.set_email("anne.berg@thuis.example.nl")  # corrected from the account, both factors proven
+    participant.save()
+
+    found = live_identity(
+        participant_id=participant.pk, pseudonym=participant.pseudonym or "", channel="email"
+    )
+
+    assert found is not None and found.address == "anne.berg@thuis.example.nl"
 
 
 def test_a_channel_without_an_address_still_gives_the_name(organisation: Organisation) -> None:
