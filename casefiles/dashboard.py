@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from casefiles import assignment, notes
 from participants import casemanagers
@@ -57,6 +61,13 @@ class DossierRow:
     quiet: bool
     # Set when the row is a colleague's dossier this casemanager stands in for: whose it is.
     deputy_for: str
+    # What the page shows, worded and formatted here once per row (a template would do it per cell, and
+    # this page lists hundreds of rows).
+    url: str = ""
+    opened_text: str = ""
+    contact_text: str = ""
+    last_note_text: str = ""
+    markers: tuple[str, ...] = ()
 
     @property
     def needs_attention(self) -> bool:
@@ -65,10 +76,53 @@ class DossierRow:
 
 @dataclass(frozen=True)
 class Dashboard:
+    # Every list holds the rows of its kind; each row is *shown* once, under its most urgent reason
+    # (new request, then sharp drop, then no recent note, then the others), its other reasons as markers.
     new_requests: list[DossierRow]
     sharp_drops: list[DossierRow]
     quiet: list[DossierRow]
     all_rows: list[DossierRow]
+
+    @property
+    def shown_drops(self) -> list[DossierRow]:
+        return [row for row in self.sharp_drops if row.awaiting_contact_since is None]
+
+    @property
+    def shown_quiet(self) -> list[DossierRow]:
+        return [row for row in self.quiet if not row.sharp_drop]
+
+    @property
+    def others(self) -> list[DossierRow]:
+        return [row for row in self.all_rows if not row.needs_attention]
+
+
+def _worded(row: DossierRow, *, dossier_prefix: str) -> DossierRow:
+    """The row with its texts: the page renders strings, not dates and plural forms per cell."""
+    if row.awaiting_contact_since is not None and row.contact_due_on is not None:
+        days = row.waiting_days or 0
+        asked = ngettext("asked %(days)s day ago", "asked %(days)s days ago", days) % {"days": days}
+        day = date_format(row.contact_due_on, "j M")
+        due = (_("overdue since %(day)s") if row.contact_overdue else _("due by %(day)s")) % {"day": day}
+        contact = f"{asked}, {due}"
+    elif not row.is_open:
+        contact = _("closed")
+    else:
+        contact = _("made")
+    markers = []
+    if row.awaiting_contact_since is not None:
+        markers.append(_("new help request"))
+    if row.sharp_drop:
+        markers.append(_("sharp drop"))
+    if row.quiet:
+        markers.append(_("no recent note"))
+    return replace(
+        row,
+        url=f"{dossier_prefix}{row.number}/",
+        opened_text=date_format(row.opened_on, "j M Y"),
+        contact_text=contact,
+        last_note_text=date_format(row.last_note_on, "j M Y") if row.last_note_on else _("none yet"),
+        markers=tuple(markers),
+    )
 
 
 def _monday(day: dt.date) -> dt.date:
@@ -115,6 +169,8 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
                 else "",
             )
         )
+    prefix = reverse("casefiles:dashboard")
+    rows = [_worded(row, dossier_prefix=prefix) for row in rows]
     return Dashboard(
         new_requests=sorted(
             (row for row in rows if row.awaiting_contact_since),

@@ -72,6 +72,9 @@ def test_the_dashboard_lists_a_new_help_request_with_its_first_contact_due(
     # The last weeks went 4 -> 2: a sharp drop.
     assert "sharp drop" in page
     assert "Jan" not in page and "example.nl" not in page
+    # Listed once, under its most urgent reason (the new request), its drop as a marker in that row.
+    assert page.count(f">{world.dossier.number}</a>") == 1
+    assert "new help request, sharp drop" in page
     assert actions_logged() == [AccessLogEntry.Action.VIEW_DASHBOARD]
 
 
