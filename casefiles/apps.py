@@ -8,20 +8,12 @@ class CasefilesConfig(AppConfig):
 
     def ready(self) -> None:
         from casefiles import receivers
-        from participants.signals import participant_inactive, participant_reactivated, participant_stopped
+        from participants.signals import participant_stopped
         from scores.signals import casemanager_change_requested, help_requested
 
         participant_stopped.connect(
             receivers.close_stopped_participants_dossier,
             dispatch_uid="casefiles.close_stopped_participants_dossier",
-        )
-        participant_inactive.connect(
-            receivers.make_inactive_participants_dossier_unavailable,
-            dispatch_uid="casefiles.make_inactive_participants_dossier_unavailable",
-        )
-        participant_reactivated.connect(
-            receivers.make_reactivated_participants_dossier_available,
-            dispatch_uid="casefiles.make_reactivated_participants_dossier_available",
         )
         help_requested.connect(
             receivers.open_dossier_on_help_request, dispatch_uid="casefiles.open_dossier_on_help_request"

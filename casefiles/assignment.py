@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -21,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from casefiles import accesslog
 from casefiles.models import AccessLogEntry, Deputy, Dossier
-from participants import casemanagers
+from participants import casemanagers, livecontact
 from participants.models import StaffUser
 from preventicons import crypto
 from preventicons.dbrouter import CASEFILES
@@ -118,21 +120,41 @@ def reach_of(user: StaffUser) -> Reach:
 
 
 def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
-    """The dossiers within reach whose individual data may be shown: open ones, and closed ones (read
-    only) until retention unlinks them, of participants who are active.
+    """The dossiers within reach that may be shown: open ones, and closed ones (read only) until retention
+    unlinks them.
 
-    A stopped participant's dossier is closed and unlinked, an inactive participant's is unavailable, and a
-    dossier of a casemanager who no longer serves its organisation stays with them only until the admin
-    reassigns it; none of those can be opened here. The organisation check is made in Python by the caller
-    (``serves``) since the links live in the identity store.
+    A stopped participant's dossier is closed and unlinked. Two checks live in the identity store and are
+    made by the caller: that the dossier's casemanager still serves its organisation (``serves``), and that
+    its participant is active (``live``); an inactive participant's dossier cannot be opened.
     """
     if not reach.user_id:
         return Dossier.objects.none()
     return Dossier.objects.filter(
         Q(is_open=True) | Q(pseudonym_index__isnull=False),
         casemanager_id__in=reach.casemanager_ids,
-        is_available=True,
     )
+
+
+def _participant_of(dossier: Dossier) -> tuple[uuid.UUID, str] | None:
+    if not dossier.participant_ref or not dossier.pseudonym:
+        return None
+    return uuid.UUID(dossier.participant_ref), dossier.pseudonym
+
+
+def live(dossiers: Iterable[Dossier]) -> set[uuid.UUID]:
+    """The ids of those dossiers whose participant is active now (one identity query for them all).
+
+    Casemanagers see individual data of active participants only. Whether someone is active is read live
+    from the identity store, never copied here: a copy flipped when they become inactive or come back would
+    be a write in the casefiles store in the second they act (issue 18, the operator's attack).
+    """
+    pairs = {}
+    for dossier in dossiers:
+        found = _participant_of(dossier)
+        if found is not None:
+            pairs[found[0]] = (dossier.pk, found[1])
+    active = livecontact.active_among({participant: pair[1] for participant, pair in pairs.items()})
+    return {pairs[participant][0] for participant in active}
 
 
 def serves(dossier: Dossier, *, reach: Reach | None = None) -> bool:
@@ -151,6 +173,17 @@ def serves(dossier: Dossier, *, reach: Reach | None = None) -> bool:
         or not reach.is_deputy_for(dossier)
         or casemanagers.is_serving(casemanager_id=reach.user_id, organisation_id=dossier.organisation_id)
     )
+
+
+def may_open(dossier: Dossier | None, reach: Reach) -> bool:
+    """Whether the dossier found within reach may be opened: its casemanager still serves its organisation
+    and its participant is active. The same identity queries run when nothing was found, so a number that is
+    not within reach answers in the time of one that is (the refusals of issue 18 alike, in time too).
+    """
+    probe = dossier if dossier is not None else Dossier(casemanager_id=reach.user_id, organisation_id=0)
+    serving = serves(probe, reach=reach)
+    alive = live([probe] if dossier is not None else [])
+    return dossier is not None and serving and dossier.pk in alive
 
 
 def change_on_participants_request(*, pseudonym: str) -> bool:

@@ -140,7 +140,10 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
         key = (dossier.casemanager_id, dossier.organisation_id)
         if key not in serving:
             serving[key] = assignment.serves(dossier, reach=reach)
-    dossiers = [d for d in within_reach if serving[(d.casemanager_id, d.organisation_id)]]
+    serving_dossiers = [d for d in within_reach if serving[(d.casemanager_id, d.organisation_id)]]
+    # Of active participants only (read live, one query): an inactive participant's dossier is not listed.
+    alive = assignment.live(serving_dossiers)
+    dossiers = [d for d in serving_dossiers if d.pk in alive]
     weeks = [_monday(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
     pseudonyms = {dossier.pk: dossier.pseudonym or "" for dossier in dossiers if dossier.is_open}
     recent = score_queries.weekly_values_for_many([p for p in pseudonyms.values() if p], weeks=weeks)

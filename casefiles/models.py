@@ -32,8 +32,8 @@ class Dossier(models.Model):
     organisation_id = models.PositiveBigIntegerField(_("organisation id"), null=True, blank=True)
     casemanager_id = models.PositiveBigIntegerField(_("casemanager id"), null=True, blank=True, db_index=True)
     is_open = models.BooleanField(default=True)
-    # False while the participant is inactive: casemanagers see individual scores of active participants only.
-    is_available = models.BooleanField(default=True)
+    # Whether the participant is active is not kept here: it is read live (casefiles.assignment.live), so
+    # nothing in this store is written in the second someone becomes inactive or comes back.
     # The day only: dossiers are opened by the help-request batch (scores.wellbeing), so neither this date,
     # the random id nor the row order, which within a batch is shuffled, follows the moment someone asked.
     opened_on = models.DateField()

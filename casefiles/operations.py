@@ -1,4 +1,4 @@
-"""Writes to dossiers: opening, closing, making available.
+"""Writes to dossiers: opening and closing.
 
 Receivers, views and commands call these, so each rule about a dossier lives once.
 """
@@ -35,14 +35,6 @@ def close_dossier(*, pseudonym: str) -> None:
         closed_on=timezone.localdate(),
         awaiting_contact_since=None,
     )
-
-
-def set_dossier_available(*, pseudonym: str, available: bool) -> None:
-    """Whether the casemanager may see the dossier's individual scores; a second run changes nothing."""
-    if pseudonym:
-        Dossier.objects.filter(pseudonym_index=crypto.casefiles_index(pseudonym)).update(
-            is_available=available
-        )
 
 
 DOSSIER_NUMBER_ATTEMPTS = 5

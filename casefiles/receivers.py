@@ -16,16 +16,6 @@ def close_stopped_participants_dossier(sender: Any, *, pseudonym: str, **kwargs:
     operations.close_dossier(pseudonym=pseudonym)
 
 
-def make_inactive_participants_dossier_unavailable(sender: Any, *, pseudonym: str, **kwargs: Any) -> None:
-    """Casemanagers see individual scores of active participants only; a second run changes nothing."""
-    operations.set_dossier_available(pseudonym=pseudonym, available=False)
-
-
-def make_reactivated_participants_dossier_available(sender: Any, *, pseudonym: str, **kwargs: Any) -> None:
-    """Their dossier is available again to its casemanager; a second run changes nothing."""
-    operations.set_dossier_available(pseudonym=pseudonym, available=True)
-
-
 def open_dossier_on_help_request(
     sender: Any,
     *,

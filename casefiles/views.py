@@ -46,10 +46,11 @@ def _staff(request: HttpRequest) -> StaffUser:
 
 
 def _find(request: HttpRequest, number: str) -> tuple[Dossier, assignment.Reach]:
-    """The dossier of this number within reach, or Http404: one query, the same for every refusal."""
+    """The dossier of this number within reach, or Http404: the same queries for every refusal."""
     reach = assignment.reach_of(_staff(request))
     dossier = assignment.visible_dossiers(reach).filter(number=number[: numbers.LENGTH + 1]).first()
-    if dossier is None or not assignment.serves(dossier, reach=reach):
+    # may_open runs the same identity queries when nothing was found: every refusal takes alike.
+    if not assignment.may_open(dossier, reach) or dossier is None:
         raise Http404
     return dossier, reach
 
@@ -96,7 +97,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     if search.is_valid():
         number = numbers.parse(search.cleaned_data["number"]) or ""
         found = assignment.visible_dossiers(reach).filter(number=number).first() if number else None
-        if found is not None and assignment.serves(found, reach=reach):
+        if found is not None and assignment.may_open(found, reach):
             accesslog.record(Action.SEARCH, user=user, dossier_number=found.number, request=request)
             return redirect("casefiles:dossier", number=found.number)
         # The string searched for is not kept: a miss is logged without it.

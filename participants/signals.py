@@ -22,6 +22,10 @@
 ``participant_reactivated``
     Sent by ``participants.participation.reactivate_participant`` when an inactive participant comes back.
     Same keyword arguments and the same rules as ``participant_inactive``.
+
+No app receives the last two at present: casefiles reads whether a dossier's participant is active live
+(``participants.livecontact.active_among``) rather than keeping a copy that would be written in the second
+someone comes back. A receiver added later must not write next to the participant's act for the same reason.
 """
 
 from __future__ import annotations

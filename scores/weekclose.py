@@ -155,7 +155,7 @@ def close_week(
         raise ValueError(f"{week} is not the Monday of an ISO week")
     if week > previous_week(today=today):
         raise ValueError(f"the week of {week} has not ended yet")
-    # Every store joins: a dossier made unavailable (participant_inactive) commits with the close, or not
+    # Every store joins: whatever a participant_inactive receiver writes commits with the close, or not
     with every_store():
         # Closes of one organisation queue up here, so two runs cannot both find the week open.
         Organisation.objects.select_for_update().only("pk").get(pk=organisation_id)

@@ -151,7 +151,8 @@ def test_every_way_of_not_owning_a_dossier_answers_the_same_404(
     stop_participation(participant=stopper)
     inactive_one = active_participant(organisation)
     unavailable = ask_for_help(inactive_one)
-    Dossier.objects.filter(pk=unavailable.pk).update(is_available=False)
+    inactive_one.status = Participant.Status.INACTIVE
+    inactive_one.save(update_fields=["status"])
     as_user(client, world.anna)
 
     probes = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from casefiles import assignment
 from casefiles.models import Dossier
 from participants.models import Organisation, Participant
 from participants.participation import ParticipationState, participation_of
@@ -21,7 +22,6 @@ def inactive(organisation: Organisation) -> Participant:
     participant.status = Participant.Status.INACTIVE
     participant.participation = ParticipationState(weeks_without_response=4).sealed_text()
     participant.save(update_fields=["status", "participation"])
-    Dossier.objects.filter(number="D-REJOIN1").update(is_available=False)
     participant.refresh_from_db()
     return participant
 
@@ -39,7 +39,7 @@ def test_an_inactive_participant_reaches_their_account_and_takes_part_again(
     inactive.refresh_from_db()
     assert inactive.status == Participant.Status.ACTIVE
     assert participation_of(inactive).weeks_without_response == 0
-    assert Dossier.objects.get(number="D-REJOIN1").is_available
+    assert assignment.live([Dossier.objects.get(number="D-REJOIN1")])
     assert 'action="/me/rejoin/"' not in client.get("/me/").content.decode()
 
 

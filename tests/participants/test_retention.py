@@ -453,7 +453,7 @@ def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
             cancel_tag=messaging._cancel_tag(str(participant.pk)), status=OutboundMessage.Status.PENDING
         ).count(),
         "dossier": Dossier.objects.filter(number=f"D-{participant.pk.hex[:8].upper()}").values(
-            "is_open", "pseudonym", "pseudonym_index", "is_available"
+            "is_open", "pseudonym", "pseudonym_index"
         )[0],
         # Their score stays, counted, untouched; nothing holds their P any more.
         "scores": Score.objects.count(),

@@ -94,6 +94,7 @@ def open_dossier(participant: Participant, number: str) -> Dossier:
         pseudonym_index=crypto.casefiles_index(participant.pseudonym),
         opened_on=dt.date(2026, 11, 10),
     )
+    dossier.participant_ref = str(participant.pk)
     dossier.save()
     return dossier
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
+from casefiles import assignment
 from casefiles.models import Dossier
 from participants import participation
 from participants.account import stop_participation
@@ -319,6 +320,7 @@ def make_dossier(participant: Participant) -> Dossier:
         opened_on=WEEK,
     )
     dossier.pseudonym = participant.pseudonym
+    dossier.participant_ref = str(participant.pk)
     dossier.save()
     return dossier
 
@@ -334,7 +336,7 @@ def test_four_weeks_without_response_make_a_participant_inactive_and_their_dossi
         close(organisation, week)
     participant.refresh_from_db()
     dossier.refresh_from_db()
-    assert participant.status == Participant.Status.ACTIVE and dossier.is_available
+    assert participant.status == Participant.Status.ACTIVE and assignment.live([dossier]) == {dossier.pk}
 
     result = close(organisation, weeks[3])
 
@@ -343,7 +345,8 @@ def test_four_weeks_without_response_make_a_participant_inactive_and_their_dossi
     assert result.participation.became_inactive == [str(participant.pk)]
     assert participant.status == Participant.Status.INACTIVE
     assert participant.pseudonym  # inactive is not stopped: they can come back
-    assert not dossier.is_available and dossier.is_open
+    # Read live: the dossier is no longer within a casemanager's sight, and nothing was written to it.
+    assert not assignment.live([dossier]) and dossier.is_open
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -395,7 +398,7 @@ def test_reactivation_makes_them_active_and_their_dossier_available_again(
     dossier.refresh_from_db()
     assert participant.status == Participant.Status.ACTIVE
     assert participation_of(participant).weeks_without_response == 0
-    assert dossier.is_available
+    assert assignment.live([dossier]) == {dossier.pk}
     # The next closed week counts from zero again.
     close(organisation, WEEK + dt.timedelta(days=7))
     participant.refresh_from_db()

@@ -127,7 +127,7 @@ def test_the_batch_records_contact_consent_and_opens_a_dossier(organisation: Org
     assert re.fullmatch(r"D-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{9}", dossier.number)
     assert dossier.pseudonym_index == crypto.casefiles_index(participant.pseudonym or "")
     assert dossier.pseudonym == participant.pseudonym  # opens under the casefiles key
-    assert dossier.is_open and dossier.is_available
+    assert dossier.is_open
     assert dossier.contact_channel == "phone"
     # Only sealed: P and the channel are nowhere in clear in the casefiles row.
     raw_pseudonym, raw_channel = Dossier.objects.values_list("pseudonym", "contact_channel").get()
