@@ -632,3 +632,27 @@ def test_the_platform_admin_finds_every_look_at_one_dossier_in_the_access_log(
 
     assert found.count("cm-anna") == 2
     assert "cm-anna" not in prefix  # exact numbers only: no "does a number start with ..." oracle
+
+
+def test_the_platform_admin_sets_a_deputy_for_an_absence_and_refuses_a_period_out_of_order(
+    world: World, client: Client, platform_admin: object
+) -> None:
+    as_user(client, platform_admin)
+    url = reverse("admin:casefiles_deputy_add")
+    today = timezone.localdate()
+    period = {"casemanager_id": world.anna.pk, "deputy_id": world.bert.pk}
+
+    backwards = client.post(
+        url, {**period, "starts_on": today.isoformat(), "ends_on": (today - dt.timedelta(days=1)).isoformat()}
+    )
+    themselves = client.post(
+        url,
+        {**period, "deputy_id": world.anna.pk, "starts_on": today.isoformat(), "ends_on": today.isoformat()},
+    )
+    assert backwards.status_code == themselves.status_code == 200 and not Deputy.objects.exists()
+
+    client.post(url, {**period, "starts_on": today.isoformat(), "ends_on": today.isoformat()})
+
+    assert Deputy.objects.get().deputy_id == world.bert.pk
+    client.logout()
+    assert as_user(client, world.bert).get(dossier_url(world.dossier.number)).status_code == 200
