@@ -15,9 +15,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,9 +27,34 @@ from casefiles import accesslog
 from casefiles.models import AccessLogEntry, Deputy, Dossier
 from participants import casemanagers, livecontact
 from participants.models import StaffUser
-from preventicons import crypto
-from preventicons.dbrouter import CASEFILES
+from preventicons import crypto, messaging
+from preventicons.dbrouter import CASEFILES, every_store
 from preventicons.roles import Role, has_role
+
+
+def tell_casemanager(dossier: Dossier) -> None:
+    """E-mail the dossier's casemanager that it waits for their first contact: no number, no name, a link.
+
+    Queued in the caller's transaction under a key of the dossier, the casemanager and the day of the
+    request, so a retried batch or a second look at the same request sends nothing twice.
+    """
+    if dossier.casemanager_id is None or dossier.awaiting_contact_since is None:
+        return
+    address = casemanagers.notification_address(dossier.casemanager_id)
+    if not address:
+        return
+    days = settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS
+    messaging.queue_email(
+        key=f"dossier-waiting:{dossier.pk}:{dossier.casemanager_id}:{dossier.awaiting_contact_since.isoformat()}",
+        to=address,
+        subject=_("A help request is waiting for you"),
+        body=_(
+            "A participant asked to be contacted and their dossier is now yours. The first contact is due "
+            "within %(days)d working days. Log in to see the dossier:\n\n%(url)s\n\n"
+            "This message names no one and no dossier on purpose."
+        )
+        % {"days": days, "url": settings.SITE_URL + reverse("casefiles:dashboard")},
+    )
 
 
 class AssignmentRefused(Exception):
@@ -56,15 +83,18 @@ def assign_waiting_dossiers() -> int:
     second run finds nothing waiting, or still nobody to give it to.
     """
     assigned = 0
-    with transaction.atomic(using=CASEFILES):
+    # Every store: the e-mail to the casemanager (identity store) commits with the assignment, or neither.
+    with every_store():
         waiting = Dossier.objects.select_for_update().filter(
             is_open=True, casemanager_id__isnull=True, organisation_id__isnull=False
         )
-        for dossier in waiting.only("pk", "organisation_id", "casemanager_id"):
+        for dossier in waiting.only("pk", "organisation_id", "casemanager_id", "awaiting_contact_since"):
             assert dossier.organisation_id is not None  # filtered above
             chosen = least_busy_casemanager(dossier.organisation_id)
             if chosen is not None:
                 Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=chosen)
+                dossier.casemanager_id = chosen
+                tell_casemanager(dossier)
                 assigned += 1
     return assigned
 
@@ -75,8 +105,10 @@ def reassign(dossier: Dossier, *, to: StaffUser, by: StaffUser, request: HttpReq
         casemanager_id=to.pk, organisation_id=dossier.organisation_id
     ):
         raise AssignmentRefused(_("This casemanager does not serve the dossier's organisation."))
-    with transaction.atomic(using=CASEFILES):
+    with every_store():
         Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=to.pk)
+        dossier.casemanager_id = to.pk
+        tell_casemanager(dossier)
         accesslog.record(
             AccessLogEntry.Action.REASSIGN,
             user=by,
@@ -213,4 +245,7 @@ def change_on_participants_request(*, pseudonym: str) -> bool:
             dossier_number=dossier.number,
             detail=f"from staff member {dossier.casemanager_id} to staff member {other}",
         )
+        dossier.casemanager_id, dossier.awaiting_contact_since = other, timezone.localdate()
+        # Inside the help-request batch, which every store joins: the e-mail commits with the move.
+        tell_casemanager(dossier)
     return True

@@ -88,6 +88,8 @@ def open_dossier(
     # No savepoint per dossier: on PostgreSQL each would give its row a transaction id of its own, in the
     # order of opening. Without one, every dossier of a batch carries the batch's single xmin.
     dossier.save(force_insert=adding)
+    # Inside the help-request batch (every store joins): the casemanager hears of it by e-mail, once.
+    assignment.tell_casemanager(dossier)
 
 
 def _free_number() -> str:

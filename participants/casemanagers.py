@@ -88,6 +88,14 @@ def is_serving(*, casemanager_id: int, organisation_id: int) -> bool:
     return _serving(organisation_id).filter(pk=casemanager_id).exists()
 
 
+def notification_address(casemanager_id: int) -> str | None:
+    """The e-mail address of an active staff user, for a message about their work; None without one."""
+    address = (
+        StaffUser.objects.filter(pk=casemanager_id, is_active=True).values_list("email", flat=True).first()
+    )
+    return address or None
+
+
 def staff_display_names(ids: Iterable[int]) -> dict[int, str]:
     """The full name, or else the username, of each of these staff users that exists (for "assigned to")."""
     wanted = set(ids)

@@ -656,3 +656,24 @@ def test_the_platform_admin_sets_a_deputy_for_an_absence_and_refuses_a_period_ou
     assert Deputy.objects.get().deputy_id == world.bert.pk
     client.logout()
     assert as_user(client, world.bert).get(dossier_url(world.dossier.number)).status_code == 200
+
+
+def test_the_casemanager_is_told_by_e_mail_once_naming_no_one_and_no_dossier(
+    organisation: Organisation, mailoutbox: list[object]
+) -> None:
+    from preventicons import messaging
+
+    anna = signed_casemanager("cm-anna", organisation)
+    anna.email = "anna@arbodienst.example"
+    anna.save(update_fields=["email"])
+    participant = active_participant(organisation, name="Jan de Vries")
+    dossier = ask_for_help(participant)
+    ask_for_help(participant)  # asked again the same day: the same request, told once
+    messaging.send_due_messages(limit=10)
+
+    sent = [m for m in mailoutbox if "anna@arbodienst.example" in m.to]  # type: ignore[attr-defined]
+    assert len(sent) == 1
+    text = sent[0].subject + sent[0].body  # type: ignore[attr-defined]
+    assert "/dossiers/" in text
+    for secret in (dossier.number, "Jan", "Vries", participant.email or "-"):
+        assert secret not in text
