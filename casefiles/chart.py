@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.utils.functional import Promise
@@ -35,6 +35,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+
+from casefiles.outcome import monday_of, values_by_week
 
 ONE_WEEK = dt.timedelta(days=7)
 
@@ -118,7 +120,7 @@ def score_chart(
     """
     if not _ID_PREFIX.match(id_prefix):
         raise ValueError(f"id_prefix {id_prefix!r} is not a valid element id")
-    by_week = _values_by_week(values)
+    by_week = values_by_week(values)
     if not by_week:
         return ScoreChart(svg=_empty_svg(title=title, id_prefix=id_prefix), points=[])
     first, last = min(by_week), max(by_week)
@@ -131,10 +133,6 @@ def score_chart(
     return ScoreChart(svg=_svg(points, title=title, id_prefix=id_prefix), points=points)
 
 
-def monday_of(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
-
-
 def iso_week_label(week: dt.date) -> str:
     year, number, _weekday = week.isocalendar()
     return f"{year}-W{number:02d}"
@@ -143,18 +141,6 @@ def iso_week_label(week: dt.date) -> str:
 def _week_in_words(week: dt.date) -> str:
     year, number, _weekday = week.isocalendar()
     return gettext("week %(week)d of %(year)d") % {"week": number, "year": year}
-
-
-def _values_by_week(values: Iterable[tuple[dt.date, int]]) -> dict[dt.date, int]:
-    by_week: dict[dt.date, int] = {}
-    for day, value in values:
-        week = monday_of(day)
-        if value not in SCORE_LABELS:
-            raise ValueError(f"score {value!r} of week {week} is not on the scale {LOWEST}..{HIGHEST}")
-        if week in by_week:
-            raise ValueError(f"two scores for the week of {week}")
-        by_week[week] = value
-    return by_week
 
 
 def _y(value: int) -> float:

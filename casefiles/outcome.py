@@ -72,7 +72,7 @@ def measure_outcome(
     window, min_answers, improvement = _rule()
     if ended_on is not None and ended_on < started_on:
         raise ValueError(f"the trajectory ends ({ended_on}) before it starts ({started_on})")
-    by_week = _values_by_week(values)
+    by_week = values_by_week(values)
     start = monday_of(started_on)
     before = [
         by_week[week] for week in (start - n * ONE_WEEK for n in range(1, window + 1)) if week in by_week
@@ -137,7 +137,8 @@ def _rule() -> tuple[int, int, Fraction]:
     return window, min_answers, threshold
 
 
-def _values_by_week(values: Iterable[tuple[dt.date, int]]) -> dict[dt.date, int]:
+def values_by_week(values: Iterable[tuple[dt.date, int]]) -> dict[dt.date, int]:
+    """Scores by the Monday of their week; ValueError for a value off the scale or two in one week."""
     by_week: dict[dt.date, int] = {}
     for day, value in values:
         week = monday_of(day)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -284,27 +285,45 @@ def close(request: HttpRequest, number: str) -> HttpResponse:
     return _refused(request, dossier, reach, "close", form)
 
 
+def _change_trajectory(
+    request: HttpRequest,
+    dossier: Dossier,
+    reach: assignment.Reach,
+    *,
+    key: str,
+    form: forms.Form,
+    change: Callable[[dict[str, Any]], object],
+    done: str,
+) -> HttpResponse:
+    """One change to a trajectory: the form checked, the change made (logged by casefiles.trajectories),
+    or the dossier page again with why not (TrajectoryRefused, nothing written)."""
+    if form.is_valid():
+        try:
+            change(form.cleaned_data)
+        except trajectories.TrajectoryRefused as refused:
+            form.add_error(None, str(refused))
+        else:
+            messages.success(request, done)
+            return _back(dossier, "#trajectories")
+    return _refused(request, dossier, reach, key, form)
+
+
 @staff_required(Role.CASEMANAGER)
 @never_cache
 @require_POST
 def start_trajectory(request: HttpRequest, number: str) -> HttpResponse:
     dossier, reach = _find(request, number)
-    form = TrajectoryForm(request.POST, prefix="trajectory")
-    if form.is_valid():
-        try:
-            trajectories.start_trajectory(
-                dossier,
-                kind=form.cleaned_data["kind"],
-                started_on=form.cleaned_data["started_on"],
-                user=_staff(request),
-                request=request,
-            )
-        except trajectories.TrajectoryRefused as refused:
-            form.add_error(None, str(refused))
-        else:
-            messages.success(request, _("The trajectory was started."))
-            return _back(dossier, "#trajectories")
-    return _refused(request, dossier, reach, "trajectory", form)
+    return _change_trajectory(
+        request,
+        dossier,
+        reach,
+        key="trajectory",
+        form=TrajectoryForm(request.POST, prefix="trajectory"),
+        change=lambda data: trajectories.start_trajectory(
+            dossier, kind=data["kind"], started_on=data["started_on"], user=_staff(request), request=request
+        ),
+        done=_("The trajectory was started."),
+    )
 
 
 def _trajectory(dossier: Dossier, trajectory_id: uuid.UUID) -> Trajectory:
@@ -321,22 +340,21 @@ def add_session(request: HttpRequest, number: str, trajectory_id: uuid.UUID) -> 
     dossier, reach = _find(request, number)
     trajectory = _trajectory(dossier, trajectory_id)
     key = f"session-{trajectory.pk}"
-    form = SessionForm(request.POST, prefix=key)
-    if form.is_valid():
-        try:
-            trajectories.add_session(
-                trajectory,
-                planned_on=form.cleaned_data["planned_on"],
-                held_on=form.cleaned_data["held_on"],
-                user=_staff(request),
-                request=request,
-            )
-        except trajectories.TrajectoryRefused as refused:
-            form.add_error(None, str(refused))
-        else:
-            messages.success(request, _("The session was added."))
-            return _back(dossier, "#trajectories")
-    return _refused(request, dossier, reach, key, form)
+    return _change_trajectory(
+        request,
+        dossier,
+        reach,
+        key=key,
+        form=SessionForm(request.POST, prefix=key),
+        change=lambda data: trajectories.add_session(
+            trajectory,
+            planned_on=data["planned_on"],
+            held_on=data["held_on"],
+            user=_staff(request),
+            request=request,
+        ),
+        done=_("The session was added."),
+    )
 
 
 @staff_required(Role.CASEMANAGER)
@@ -352,18 +370,17 @@ def session_held(request: HttpRequest, number: str, session_id: uuid.UUID) -> Ht
     if session is None:
         raise Http404
     key = f"held-{session.pk}"
-    form = HeldForm(request.POST, prefix=key)
-    if form.is_valid():
-        try:
-            trajectories.mark_held(
-                session, held_on=form.cleaned_data["held_on"], user=_staff(request), request=request
-            )
-        except trajectories.TrajectoryRefused as refused:
-            form.add_error(None, str(refused))
-        else:
-            messages.success(request, _("The session is marked as held."))
-            return _back(dossier, "#trajectories")
-    return _refused(request, dossier, reach, key, form)
+    return _change_trajectory(
+        request,
+        dossier,
+        reach,
+        key=key,
+        form=HeldForm(request.POST, prefix=key),
+        change=lambda data: trajectories.mark_held(
+            session, held_on=data["held_on"], user=_staff(request), request=request
+        ),
+        done=_("The session is marked as held."),
+    )
 
 
 @staff_required(Role.CASEMANAGER)
@@ -373,15 +390,14 @@ def end_trajectory(request: HttpRequest, number: str, trajectory_id: uuid.UUID) 
     dossier, reach = _find(request, number)
     trajectory = _trajectory(dossier, trajectory_id)
     key = f"end-{trajectory.pk}"
-    form = EndForm(request.POST, prefix=key)
-    if form.is_valid():
-        try:
-            trajectories.end_trajectory(
-                trajectory, ended_on=form.cleaned_data["ended_on"], user=_staff(request), request=request
-            )
-        except trajectories.TrajectoryRefused as refused:
-            form.add_error(None, str(refused))
-        else:
-            messages.success(request, _("The trajectory has ended."))
-            return _back(dossier, "#trajectories")
-    return _refused(request, dossier, reach, key, form)
+    return _change_trajectory(
+        request,
+        dossier,
+        reach,
+        key=key,
+        form=EndForm(request.POST, prefix=key),
+        change=lambda data: trajectories.end_trajectory(
+            trajectory, ended_on=data["ended_on"], user=_staff(request), request=request
+        ),
+        done=_("The trajectory has ended."),
+    )
