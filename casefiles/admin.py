@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -68,6 +68,17 @@ class ReassignForm(forms.ModelForm):
         if self.instance.casemanager_id:
             field.initial = self.instance.casemanager_id
 
+    def clean_casemanager(self) -> int:
+        """Only a casemanager serving the dossier's organisation: refused on the form, nothing saved."""
+        chosen: int = self.cleaned_data["casemanager"]
+        organisation = self.instance.organisation_id
+        if chosen != self.instance.casemanager_id and (
+            organisation is None
+            or not casemanagers.is_serving(casemanager_id=chosen, organisation_id=organisation)
+        ):
+            raise forms.ValidationError(_("This casemanager does not serve the dossier's organisation."))
+        return chosen
+
 
 @admin.register(Dossier)
 class DossierAdmin(StrictLookupsMixin, admin.ModelAdmin):
@@ -106,10 +117,8 @@ class DossierAdmin(StrictLookupsMixin, admin.ModelAdmin):
             return
         to = StaffUser.objects.get(pk=chosen)
         assert isinstance(request.user, StaffUser)
-        try:
-            assignment.reassign(obj, to=to, by=request.user, request=request)
-        except assignment.AssignmentRefused as refused:
-            messages.error(request, str(refused))
+        # The form refused a casemanager who does not serve the organisation; reassign checks again.
+        assignment.reassign(obj, to=to, by=request.user, request=request)
 
 
 class DeputyForm(forms.ModelForm):

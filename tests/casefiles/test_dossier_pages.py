@@ -571,7 +571,8 @@ def test_the_admin_reassigns_a_dossier_to_a_casemanager_serving_its_organisation
     page = client.get(url).content.decode()
     assert world.dossier.number in page or "cm-bert" in page
 
-    client.post(url, {"casemanager": str(outsider.pk)})
+    refused = client.post(url, {"casemanager": str(outsider.pk)})
+    assert refused.status_code == 200 and "does not serve the dossier" in refused.content.decode()
     assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.anna.pk
 
     client.post(url, {"casemanager": str(world.bert.pk)})
