@@ -83,11 +83,19 @@ def open_dossier(
     dossier.awaiting_contact_since = today
     # A reopened dossier whose casemanager no longer serves the organisation (unlinked, role or account
     # gone) would be open to nobody: it goes to a serving one, or waits for one (assign_waiting_dossiers).
+    previous = dossier.casemanager_id
     if dossier.organisation_id is not None and not assignment.serves(dossier):
         dossier.casemanager_id = assignment.least_busy_casemanager(dossier.organisation_id)
     # No savepoint per dossier: on PostgreSQL each would give its row a transaction id of its own, in the
     # order of opening. Without one, every dossier of a batch carries the batch's single xmin.
     dossier.save(force_insert=adding)
+    if not adding and previous is not None and dossier.casemanager_id != previous:
+        # Reopened and handed on (its casemanager left the organisation): the log says from whom to whom.
+        accesslog.record_participant_request(
+            AccessLogEntry.Action.REASSIGN,
+            dossier_number=dossier.number,
+            detail=f"reopened: from staff member {previous} to staff member {dossier.casemanager_id}",
+        )
     # Inside the help-request batch (every store joins): the casemanager hears of it by e-mail, once.
     assignment.tell_casemanager(dossier)
 

@@ -615,6 +615,8 @@ def test_a_reopened_dossier_whose_casemanager_left_the_organisation_goes_to_one_
 
     assert reopened.pk == world.dossier.pk and reopened.is_open
     assert reopened.casemanager_id == world.bert.pk
+    handed_on = AccessLogEntry.objects.get(action=AccessLogEntry.Action.REASSIGN)
+    assert handed_on.dossier_number == world.dossier.number and str(world.bert.pk) in handed_on.detail
     page = login_verified(client, world.bert).get(_url("dashboard")).content.decode()
     assert world.dossier.number in page and "new help request" in page
 
