@@ -21,19 +21,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from casefiles import assignment, notes
+from casefiles.workdays import add_working_days
 from participants import casemanagers
 from scores import queries as score_queries
 
 ONE_WEEK = dt.timedelta(days=7)
-
-
-def add_working_days(day: dt.date, count: int) -> dt.date:
-    """``count`` working days (Monday to Friday) after ``day``; public holidays are not known here."""
-    while count > 0:
-        day += dt.timedelta(days=1)
-        if day.weekday() < 5:
-            count -= 1
-    return day
 
 
 def has_sharp_drop(values: list[score_queries.WeeklyValue]) -> bool:

@@ -26,7 +26,17 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from casefiles import accesslog, assignment, chart, dashboard, numbers, operations, outcome, trajectories
+from casefiles import (
+    accesslog,
+    assignment,
+    chart,
+    dashboard,
+    numbers,
+    operations,
+    outcome,
+    trajectories,
+    workdays,
+)
 from casefiles import notes as casenotes
 from casefiles.forms import CloseForm, EndForm, HeldForm, NoteForm, SearchForm, SessionForm, TrajectoryForm
 from casefiles.models import AccessLogEntry, Dossier, Trajectory, TrajectorySession
@@ -183,7 +193,7 @@ def _render_dossier(
         "contact": contact,
         "contact_shown": contact_shown,
         "others": list(others),
-        "due_on": dashboard.add_working_days(
+        "due_on": workdays.add_working_days(
             dossier.awaiting_contact_since, dashboard.settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS
         )
         if dossier.awaiting_contact_since

@@ -398,7 +398,8 @@ for _name in (
         raise ImproperlyConfigured(f"{_name} is a number of days: 0 or more.")
 
 # --- Casefiles (casefiles/): the casemanager's dashboard, trajectories and assignment ---------------------
-# A help request promises a first contact within this many working days (Monday to Friday).
+# A help request promises a first contact within this many working days (Monday to Friday, Dutch public
+# holidays excluded: casefiles/workdays.py).
 DOSSIER_FIRST_CONTACT_WORKING_DAYS = env.int("DOSSIER_FIRST_CONTACT_WORKING_DAYS", default=2)
 # A dossier with no note for this many days is listed for attention.
 DOSSIER_QUIET_DAYS = env.int("DOSSIER_QUIET_DAYS", default=14)
