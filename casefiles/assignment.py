@@ -105,6 +105,7 @@ def reassign(dossier: Dossier, *, to: StaffUser, by: StaffUser, request: HttpReq
         casemanager_id=to.pk, organisation_id=dossier.organisation_id
     ):
         raise AssignmentRefused(_("This casemanager does not serve the dossier's organisation."))
+    previous = dossier.casemanager_id
     with every_store():
         Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=to.pk)
         dossier.casemanager_id = to.pk
@@ -114,9 +115,8 @@ def reassign(dossier: Dossier, *, to: StaffUser, by: StaffUser, request: HttpReq
             user=by,
             dossier_number=dossier.number,
             request=request,
-            detail=f"from staff member {dossier.casemanager_id} to staff member {to.pk}",
+            detail=f"from staff member {previous} to staff member {to.pk}",
         )
-    dossier.casemanager_id = to.pk
 
 
 def absent_colleagues(deputy_id: int, *, on: dt.date | None = None) -> list[int]:

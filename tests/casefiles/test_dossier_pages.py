@@ -579,6 +579,7 @@ def test_the_admin_reassigns_a_dossier_to_a_casemanager_serving_its_organisation
     assert Dossier.objects.get(pk=world.dossier.pk).casemanager_id == world.bert.pk
     entry = AccessLogEntry.objects.get(action=AccessLogEntry.Action.REASSIGN)
     assert entry.staff_username == "admin" and entry.dossier_number == world.dossier.number
+    assert entry.detail == f"from staff member {world.anna.pk} to staff member {world.bert.pk}"
 
 
 # --- retention ----------------------------------------------------------------------------------------------
