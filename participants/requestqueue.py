@@ -102,15 +102,7 @@ def queue_pause_change(*, participant: Participant, paused: bool) -> None:
     A batch applies its requests in random order and keeps no time of day, so an earlier pending pause
     change of the same participant is replaced, never applied after this one: the last choice wins.
     """
-    with transaction.atomic(using=router.db_for_write(QueuedRequest)):
-        # The queue holds at most one batch interval of requests: opening them all is cheap.
-        earlier = [
-            queued.pk
-            for queued in QueuedRequest.objects.select_for_update()
-            if (request := _open(queued))["kind"] == PAUSE and request["participant"] == str(participant.pk)
-        ]
-        QueuedRequest.objects.filter(pk__in=earlier).delete()
-        _queue({"kind": PAUSE, "participant": str(participant.pk), "paused": paused})
+    _replace_pending({"kind": PAUSE, "participant": str(participant.pk), "paused": paused})
 
 
 def queue_casemanager_change(*, participant: Participant) -> None:
@@ -118,15 +110,21 @@ def queue_casemanager_change(*, participant: Participant) -> None:
 
     Asking twice before the batch leaves one request: a second one replaces the first.
     """
+    _replace_pending({"kind": CASEMANAGER, "participant": str(participant.pk)})
+
+
+def _replace_pending(request: dict[str, str | bool]) -> None:
+    """Queue ``request`` in place of the same participant's pending request of the same kind, if any."""
     with transaction.atomic(using=router.db_for_write(QueuedRequest)):
+        # The queue holds at most one batch interval of requests: opening them all is cheap.
         earlier = [
             queued.pk
             for queued in QueuedRequest.objects.select_for_update()
-            if (request := _open(queued))["kind"] == CASEMANAGER
-            and request["participant"] == str(participant.pk)
+            if (pending := _open(queued))["kind"] == request["kind"]
+            and pending["participant"] == request["participant"]
         ]
         QueuedRequest.objects.filter(pk__in=earlier).delete()
-        _queue({"kind": CASEMANAGER, "participant": str(participant.pk)})
+        _queue(request)
 
 
 def _record_contact_consent(participant: Participant, *, text_version: str, on: dt.date) -> None:
