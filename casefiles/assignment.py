@@ -167,7 +167,8 @@ def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
     )
 
 
-def _participant_of(dossier: Dossier) -> tuple[uuid.UUID, str] | None:
+def participant_of(dossier: Dossier) -> tuple[uuid.UUID, str] | None:
+    """The dossier's participant id and pseudonym P, opened; None for an unlinked dossier."""
     if not dossier.participant_ref or not dossier.pseudonym:
         return None
     return uuid.UUID(dossier.participant_ref), dossier.pseudonym
@@ -182,7 +183,7 @@ def live(dossiers: Iterable[Dossier]) -> set[uuid.UUID]:
     """
     pairs = {}
     for dossier in dossiers:
-        found = _participant_of(dossier)
+        found = participant_of(dossier)
         if found is not None:
             pairs[found[0]] = (dossier.pk, found[1])
     active = livecontact.active_among({participant: pair[1] for participant, pair in pairs.items()})

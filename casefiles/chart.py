@@ -36,7 +36,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from casefiles.outcome import monday_of, values_by_week
+from casefiles.outcome import values_by_week
+from scores.weekclose import monday_of
 
 ONE_WEEK = dt.timedelta(days=7)
 

@@ -21,9 +21,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from casefiles import assignment, notes
-from casefiles.workdays import add_working_days
+from casefiles.workdays import first_contact_due
 from participants import casemanagers
 from scores import queries as score_queries
+from scores.weekclose import monday_of
 
 ONE_WEEK = dt.timedelta(days=7)
 
@@ -117,10 +118,6 @@ def _worded(row: DossierRow, *, dossier_prefix: str) -> DossierRow:
     )
 
 
-def _monday(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
-
-
 def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> Dashboard:
     """The dashboard of this casemanager: their dossiers and, during an absence they cover, a colleague's."""
     today = today or timezone.localdate()
@@ -136,7 +133,7 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
     # Of active participants only (read live, one query): an inactive participant's dossier is not listed.
     alive = assignment.live(serving_dossiers)
     dossiers = [d for d in serving_dossiers if d.pk in alive]
-    weeks = [_monday(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
+    weeks = [monday_of(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
     pseudonyms = {dossier.pk: dossier.pseudonym or "" for dossier in dossiers if dossier.is_open}
     recent = score_queries.weekly_values_for_many([p for p in pseudonyms.values() if p], weeks=weeks)
     last_notes = notes.last_note_days(dossier.number for dossier in dossiers)
@@ -145,7 +142,7 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
     rows = []
     for dossier in dossiers:
         waiting = dossier.awaiting_contact_since if dossier.is_open else None
-        due = add_working_days(waiting, settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS) if waiting else None
+        due = first_contact_due(waiting) if waiting else None
         last_note = last_notes.get(dossier.number)
         rows.append(
             DossierRow(

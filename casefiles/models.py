@@ -55,6 +55,13 @@ class Dossier(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    @classmethod
+    def unlinked(cls) -> dict[str, object]:
+        """The columns of a dossier that leads to nobody: P, the participant reference and the chosen channel
+        destroyed, the index with them. One list for every way there (a stop, retention), so a column added
+        later is destroyed by all of them or by none."""
+        return {"pseudonym": None, "pseudonym_index": None, "participant_ref": None, "contact_channel": None}
+
 
 class Deputy(models.Model):
     """A casemanager standing in for another during an absence: from ``starts_on`` to ``ends_on``, both

@@ -26,14 +26,7 @@ def close_dossier(*, pseudonym: str) -> None:
     # update() writes NULL into the sealed column directly: nothing is sealed, so no row binding is needed.
     # A second run finds no dossier under the index any more and changes nothing.
     Dossier.objects.filter(pseudonym_index=crypto.casefiles_index(pseudonym)).update(
-        is_open=False,
-        pseudonym=None,
-        pseudonym_index=None,
-        participant_ref=None,
-        # The chosen channel is the participant's to tell, like P: it goes with the rest.
-        contact_channel=None,
-        closed_on=timezone.localdate(),
-        awaiting_contact_since=None,
+        is_open=False, closed_on=timezone.localdate(), awaiting_contact_since=None, **Dossier.unlinked()
     )
 
 
@@ -53,9 +46,8 @@ def open_dossier(
     The dossier keeps the chosen contact channel and the participant reference, sealed; a later request's
     channel replaces it, and it waits for a first contact again. A dossier without a casemanager, or whose
     casemanager no longer serves the organisation, goes to the one serving it with the fewest open dossiers
-    (casefiles.assignment). Called from the
-    help-request batch (scores.wellbeing.take_up_help_requests), so a retried batch meets the dossier it
-    opened before and changes nothing a second time.
+    (casefiles.assignment). Called from the help-request batch (scores.wellbeing.take_up_help_requests), so
+    a retried batch meets the dossier it opened before and changes nothing a second time.
     """
     if not pseudonym:
         return

@@ -37,6 +37,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from scores.weekclose import monday_of
+
 ONE_WEEK = dt.timedelta(days=7)
 SCALE = range(1, 6)
 
@@ -103,10 +105,6 @@ def measure_outcome(
         answers_before=len(before),
         answers_after=len(after),
     )
-
-
-def monday_of(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
 
 
 def last_week_measured(ended_on: dt.date) -> dt.date:

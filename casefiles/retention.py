@@ -39,19 +39,22 @@ def run_retention(*, today: dt.date | None = None) -> CasefilesRetention:
     today = today or timezone.localdate()
     deleted = 0
     with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
-        # Closed dossiers whose shortest-kept notes may be due; their subjects are computed here, in memory.
-        closed = list(
-            Dossier.objects.filter(is_open=False, closed_on__isnull=False).values_list("number", "closed_on")
-        )
+        # The closed dossiers' note subjects, computed once here, in memory, for every kind's period.
+        closed = [
+            (crypto.notes_subject(number), closed_on)
+            for number, closed_on in Dossier.objects.filter(
+                is_open=False, closed_on__isnull=False
+            ).values_list("number", "closed_on")
+            if closed_on is not None
+        ]
         for kind, days in settings.NOTE_RETENTION_DAYS.items():
             before = today - dt.timedelta(days=days)
-            due = [number for number, closed_on in closed if closed_on is not None and closed_on <= before]
+            due = [subject for subject, closed_on in closed if closed_on <= before]
             if due:
-                subjects = [crypto.notes_subject(number) for number in due]
-                deleted += ProgressNote.objects.filter(subject__in=subjects, kind=kind).delete()[0]
+                deleted += ProgressNote.objects.filter(subject__in=due, kind=kind).delete()[0]
         unlinked = Dossier.objects.filter(
             is_open=False,
             closed_on__lte=today - dt.timedelta(days=settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS),
             pseudonym_index__isnull=False,
-        ).update(pseudonym=None, pseudonym_index=None, participant_ref=None, contact_channel=None)
+        ).update(**Dossier.unlinked())
     return CasefilesRetention(notes_deleted=deleted, dossiers_unlinked=unlinked)

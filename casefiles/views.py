@@ -3,10 +3,10 @@
 Thin: casefiles.assignment decides what may be opened, casefiles.dashboard, notes, trajectories and
 operations do the work, and every look at individual data is written to the access log.
 
-A dossier is found by its number among the dossiers within the casemanager's reach only, in one query
-whatever the number: another casemanager's, a stopped or inactive participant's, a closed-and-unlinked
-one, a number that does not exist and one with a wrong check character all answer the same 404 from the
-same query, before anything is opened.
+A dossier is found by its number among the dossiers within the casemanager's reach only, with the same
+queries whatever the number: another casemanager's, a stopped or inactive participant's, a
+closed-and-unlinked one, a number that does not exist and one with a wrong check character all answer the
+same 404, before anything is opened.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -89,12 +90,12 @@ def _names(identity: livecontact.LiveIdentity | None) -> list[str]:
 
 def _identity(dossier: Dossier) -> livecontact.LiveIdentity | None:
     """The participant's name and chosen contact, read live; never stored, never logged."""
-    if not dossier.participant_ref or not dossier.pseudonym:
+    participant = assignment.participant_of(dossier)
+    if participant is None:
         return None
+    participant_id, pseudonym = participant
     return livecontact.live_identity(
-        participant_id=uuid.UUID(dossier.participant_ref),
-        pseudonym=dossier.pseudonym,
-        channel=dossier.contact_channel or "",
+        participant_id=participant_id, pseudonym=pseudonym, channel=dossier.contact_channel or ""
     )
 
 
@@ -131,8 +132,8 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
             "board": board,
             "search": search,
             "today": timezone.localdate(),
-            "quiet_days": dashboard.settings.DOSSIER_QUIET_DAYS,
-            "working_days": dashboard.settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS,
+            "quiet_days": settings.DOSSIER_QUIET_DAYS,
+            "working_days": settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS,
         },
     )
 
@@ -193,9 +194,7 @@ def _render_dossier(
         "contact": contact,
         "contact_shown": contact_shown,
         "others": list(others),
-        "due_on": workdays.add_working_days(
-            dossier.awaiting_contact_since, dashboard.settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS
-        )
+        "due_on": workdays.first_contact_due(dossier.awaiting_contact_since)
         if dossier.awaiting_contact_since
         else None,
         "today": today,

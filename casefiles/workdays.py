@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 
+from django.conf import settings
+
 ONE_DAY = dt.timedelta(days=1)
 
 
@@ -60,3 +62,8 @@ def add_working_days(day: dt.date, count: int) -> dt.date:
         if is_working_day(day):
             count -= 1
     return day
+
+
+def first_contact_due(asked_on: dt.date) -> dt.date:
+    """The day a first contact is promised by: DOSSIER_FIRST_CONTACT_WORKING_DAYS after the request."""
+    return add_working_days(asked_on, settings.DOSSIER_FIRST_CONTACT_WORKING_DAYS)
