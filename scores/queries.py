@@ -12,7 +12,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate
-from scores.sealing import week_pseudonym, week_pseudonyms
+from scores.sealing import week_pseudonyms
 
 ONE_WEEK = dt.timedelta(days=7)
 # How far back weekly_values_for looks at the least (see weeks_that_may_hold_scores).
@@ -63,21 +63,7 @@ def weekly_values_for(pseudonym: str, *, weeks: Iterable[dt.date] | None = None)
         # Without P there is nothing to derive: an empty one must never match anything.
         return []
     candidates = weeks_that_may_hold_scores() if weeks is None else list(weeks)
-    wanted = {week_pseudonym(pseudonym, week): week for week in candidates}
-    keys = list(wanted)
-    found: list[Score] = []
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        found.extend(
-            Score.objects.filter(pseudonym__in=keys[start : start + LOOKUP_CHUNK]).only(
-                "pseudonym", "week", "value"
-            )
-        )
-    # The week must be the one the pseudonym was derived for (the value's binding would refuse it anyway).
-    return [
-        {"week": score.week.isoformat(), "value": score.value}
-        for score in sorted(found, key=lambda score: score.week)
-        if wanted[score.pseudonym] == score.week
-    ]
+    return weekly_values_for_many([pseudonym], weeks=candidates)[pseudonym]
 
 
 def weekly_values_for_many(
@@ -88,14 +74,15 @@ def weekly_values_for_many(
     For a page listing many people's recent weeks (the casemanager's dashboard): len(P) x len(weeks)
     per-week pseudonyms derived here, looked up through the unique (pseudonym, week) index in chunks.
     """
+    # Without P there is nothing to derive: an empty one must never match anything.
+    holders = [pseudonym for pseudonym in pseudonyms if pseudonym]
     wanted: dict[str, tuple[str, dt.date]] = {}
     for week in weeks:
         of = week_pseudonyms(week)
-        for pseudonym in pseudonyms:
-            if pseudonym:
-                wanted[of(pseudonym)] = (pseudonym, week)
+        for pseudonym in holders:
+            wanted[of(pseudonym)] = (pseudonym, week)
     keys = list(wanted)
-    result: dict[str, list[WeeklyValue]] = {pseudonym: [] for pseudonym, _week in wanted.values()}
+    result: dict[str, list[WeeklyValue]] = {pseudonym: [] for pseudonym in holders}
     found: list[Score] = []
     for start in range(0, len(keys), LOOKUP_CHUNK):
         found.extend(
@@ -105,6 +92,7 @@ def weekly_values_for_many(
         )
     for score in sorted(found, key=lambda score: score.week):
         pseudonym, week = wanted[score.pseudonym]
+        # The week must be the one the pseudonym was derived for (the value's binding would refuse it anyway).
         if week == score.week:
             result[pseudonym].append({"week": score.week.isoformat(), "value": score.value})
     return result
