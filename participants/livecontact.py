@@ -100,6 +100,17 @@ class LiveIdentity:
         return f"LiveIdentity(channel={self.channel!r})"
 
 
+def _active_under(participant: Participant, pseudonym: str) -> bool:
+    """Active now, and their sealed P is this one (compared in constant time; an empty P matches nothing)."""
+    stored = participant.pseudonym
+    return (
+        participant.status == Participant.Status.ACTIVE
+        and bool(stored)
+        and bool(pseudonym)
+        and hmac.compare_digest((stored or "").encode(), pseudonym.encode())
+    )
+
+
 def live_identity(*, participant_id: uuid.UUID, pseudonym: str, channel: str) -> LiveIdentity | None:
     """The name and the ``channel``'s address of an active participant whose pseudonym is ``pseudonym``;
     None for anyone else (unknown, not active, stopped or anonymised, or another participant's P)."""
@@ -119,10 +130,7 @@ def live_identity(*, participant_id: uuid.UUID, pseudonym: str, channel: str) ->
         )
         .first()
     )
-    if participant is None or participant.status != Participant.Status.ACTIVE:
-        return None
-    stored = participant.pseudonym
-    if not stored or not pseudonym or not hmac.compare_digest(stored.encode(), pseudonym.encode()):
+    if participant is None or not _active_under(participant, pseudonym):
         return None
     name = participant.name or ""
     first_names, last_names = name_parts(name)
@@ -151,14 +159,7 @@ def active_among(pairs: Mapping[uuid.UUID, str]) -> set[uuid.UUID]:
     """
     wanted = dict(pairs) or {NOBODY: ""}
     found = Participant.objects.filter(pk__in=list(wanted)).only("status", "pseudonym")
-    return {
-        participant.pk
-        for participant in found
-        if participant.status == Participant.Status.ACTIVE
-        and participant.pseudonym
-        and wanted[participant.pk]
-        and hmac.compare_digest(participant.pseudonym.encode(), wanted[participant.pk].encode())
-    }
+    return {participant.pk for participant in found if _active_under(participant, wanted[participant.pk])}
 
 
 def _address(participant: Participant, channel: str) -> str:
