@@ -68,6 +68,12 @@ def start_trajectory(
     return trajectory
 
 
+def _check_held_on(trajectory: Trajectory, held_on: dt.date) -> None:
+    _not_in_future(held_on, _("day the session was held"))
+    if held_on < trajectory.started_on:
+        raise TrajectoryRefused(_("A session cannot be held before the trajectory started."))
+
+
 def add_session(
     trajectory: Trajectory,
     *,
@@ -82,9 +88,7 @@ def add_session(
     if planned_on < trajectory.started_on:
         raise TrajectoryRefused(_("A session cannot be planned before the trajectory started."))
     if held_on is not None:
-        _not_in_future(held_on, _("day the session was held"))
-        if held_on < trajectory.started_on:
-            raise TrajectoryRefused(_("A session cannot be held before the trajectory started."))
+        _check_held_on(trajectory, held_on)
     with transaction.atomic(using=CASEFILES):
         session = TrajectorySession.objects.create(
             trajectory=trajectory, planned_on=planned_on, held_on=held_on
@@ -98,9 +102,7 @@ def mark_held(
 ) -> None:
     trajectory = session.trajectory
     _refuse_if_read_only(trajectory.dossier)
-    _not_in_future(held_on, _("day the session was held"))
-    if held_on < trajectory.started_on:
-        raise TrajectoryRefused(_("A session cannot be held before the trajectory started."))
+    _check_held_on(trajectory, held_on)
     with transaction.atomic(using=CASEFILES):
         # Only a session not yet held: a double click, or a second tab, changes nothing the second time.
         changed = TrajectorySession.objects.filter(pk=session.pk, held_on__isnull=True).update(
