@@ -181,10 +181,11 @@ def _render_dossier(
                 or SessionForm(prefix=f"session-{view.trajectory.pk}"),
                 "end_form": bound.get(f"end-{view.trajectory.pk}")
                 or EndForm(prefix=f"end-{view.trajectory.pk}"),
-                "held_forms": {
-                    session.pk: bound.get(f"held-{session.pk}") or HeldForm(prefix=f"held-{session.pk}")
+                # Each session with the form that marks it held (shown while it is not).
+                "sessions": [
+                    (session, bound.get(f"held-{session.pk}") or HeldForm(prefix=f"held-{session.pk}"))
                     for session in view.sessions
-                },
+                ],
             }
             for view in found
         ],

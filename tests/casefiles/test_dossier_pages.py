@@ -385,6 +385,8 @@ def test_a_trajectory_with_sessions_and_an_end_shows_its_measured_outcome(
     )
     client.post(session_url, {f"{prefix}-planned_on": (start + dt.timedelta(days=7)).isoformat()})
     session = TrajectorySession.objects.get()
+    # Not held yet: the page offers marking it held, with the session's own form.
+    assert f'name="held-{session.pk}-held_on"' in client.get(dossier_url(dossier.number)).content.decode()
     held_url = reverse("casefiles:session-held", kwargs={"number": dossier.number, "session_id": session.pk})
     held = {f"held-{session.pk}-held_on": (start + dt.timedelta(days=8)).isoformat()}
     assert client.post(held_url, held).status_code == 302
