@@ -15,7 +15,6 @@ from participants import casemanagers
 from participants.agreements import casemanager_has_signed_agreement
 from participants.models import StaffUser
 from preventicons.adminguard import ReadOnlyMixin, StrictLookupsMixin
-from preventicons.roles import Role
 
 
 @admin.register(AccessLogEntry)
@@ -46,11 +45,6 @@ class AccessLogEntryAdmin(ReadOnlyMixin, StrictLookupsMixin, admin.ModelAdmin):
     show_full_result_count = False
 
 
-def _casemanager_choices() -> list[tuple[int, str]]:
-    users = StaffUser.objects.filter(groups__name=Role.CASEMANAGER.value, is_active=True).order_by("username")
-    return [(user.pk, user.get_full_name() or user.get_username()) for user in users]
-
-
 class ReassignForm(forms.ModelForm):
     """The one thing the admin changes on a dossier: who works on it (through assignment.reassign, logged)."""
 
@@ -64,7 +58,7 @@ class ReassignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         field = self.fields["casemanager"]
         assert isinstance(field, forms.TypedChoiceField)
-        field.choices = _casemanager_choices()
+        field.choices = casemanagers.casemanager_choices()
         if self.instance.casemanager_id:
             field.initial = self.instance.casemanager_id
 
@@ -131,7 +125,7 @@ class DeputyForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices = _casemanager_choices()
+        choices = casemanagers.casemanager_choices()
         for name in ("casemanager_id", "deputy_id"):
             field = self.fields[name]
             assert isinstance(field, forms.TypedChoiceField)

@@ -26,7 +26,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from participants.agreements import MAX_SIGNER_LENGTH, AgreementMissing, record_agreement
-from participants.casemanagers import check_linkable, link_casemanager, unlink_casemanager
+from participants.casemanagers import (
+    active_casemanagers,
+    check_linkable,
+    link_casemanager,
+    unlink_casemanager,
+)
 from participants.models import (
     CasemanagerLink,
     Department,
@@ -189,9 +194,7 @@ class CasemanagerLinkAdmin(StrictLookupsMixin, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "casemanager":
-            kwargs["queryset"] = StaffUser.objects.filter(
-                is_active=True, groups__name=Role.CASEMANAGER.value
-            ).distinct()
+            kwargs["queryset"] = active_casemanagers()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

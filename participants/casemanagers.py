@@ -96,6 +96,27 @@ def notification_address(casemanager_id: int) -> str | None:
     return address or None
 
 
+def active_casemanagers() -> QuerySet[StaffUser]:
+    """Active staff users holding the casemanager role (whether or not linked or signed), by username."""
+    return (
+        StaffUser.objects.filter(is_active=True, groups__name=Role.CASEMANAGER.value)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def casemanager_choices() -> list[tuple[int, str]]:
+    """(id, display name) of every active casemanager, for the admin's choice of one."""
+    rows = active_casemanagers().values_list("pk", "first_name", "last_name", "username")
+    return [
+        (pk, _display_name(first_name, last_name, username)) for pk, first_name, last_name, username in rows
+    ]
+
+
+def _display_name(first_name: str, last_name: str, username: str) -> str:
+    return f"{first_name} {last_name}".strip() or username
+
+
 def staff_display_names(ids: Iterable[int]) -> dict[int, str]:
     """The full name, or else the username, of each of these staff users that exists (for "assigned to")."""
     wanted = set(ids)
@@ -103,5 +124,5 @@ def staff_display_names(ids: Iterable[int]) -> dict[int, str]:
         return {}
     rows = StaffUser.objects.filter(pk__in=wanted).values_list("pk", "first_name", "last_name", "username")
     return {
-        pk: f"{first_name} {last_name}".strip() or username for pk, first_name, last_name, username in rows
+        pk: _display_name(first_name, last_name, username) for pk, first_name, last_name, username in rows
     }
