@@ -60,7 +60,7 @@ class DepartmentInline(admin.TabularInline):
 
 @admin.register(Organisation)
 class OrganisationAdmin(StrictLookupsMixin, admin.ModelAdmin):
-    list_display = ("name", "sector", "arbo_provider", "contract_start", "contract_end")
+    list_display = ("name", "sector", "sbi_code", "arbo_provider", "contract_start", "contract_end")
     search_fields = ("name",)
     list_filter = ("sector",)
     inlines = (DepartmentInline,)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -29,6 +30,17 @@ class Organisation(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
     sector = models.CharField(
         _("sector"), max_length=100, help_text=_("The sector (branche) it is compared with.")
+    )
+    # The CBS "Standaard Bedrijfsindeling" code (2008 edition), two to five digits without dots: the employer
+    # reports compare the organisation with the others in its SBI division (the first two digits).
+    sbi_code = models.CharField(
+        _("SBI code"),
+        max_length=5,
+        blank=True,
+        validators=[
+            RegexValidator(r"\A[0-9]{2,5}\Z", _("Enter the SBI code as two to five digits, without dots."))
+        ],
+        help_text=_("The CBS SBI code; reports compare with organisations of the same first two digits."),
     )
     arbo_provider = models.CharField(_("ARBO provider"), max_length=200, blank=True)
     contract_start = models.DateField(_("contract start"), null=True, blank=True)

@@ -133,11 +133,13 @@ FIGURES_WIDTH = 128
 
 @dataclass(frozen=True)
 class Figures:
-    """Frozen figures of one group and week: how many scored, their sum, how many scored each value."""
+    """Frozen figures of one group and week: how many scored, their sum, how many scored each value, and how
+    many were sent a weekly link that week (None in figures frozen before that was counted)."""
 
     count: int
     total: int
     counts: tuple[int, ...]  # how many scored 1, 2, 3, 4 and 5
+    invited: int | None = None
 
     @property
     def distribution(self) -> dict[int, int]:
@@ -145,22 +147,25 @@ class Figures:
         return dict(zip(VALUES, self.counts, strict=True))
 
     @classmethod
-    def of(cls, values: list[int]) -> Figures:
+    def of(cls, values: list[int], *, invited: int | None = None) -> Figures:
         counts = [0] * len(VALUES)
         for value in values:
             counts[value - 1] += 1
-        return cls(count=len(values), total=sum(values), counts=tuple(counts))
+        return cls(count=len(values), total=sum(values), counts=tuple(counts), invited=invited)
 
     def sealed_text(self) -> str:
         # Fixed width: a ciphertext's length must not tell a large group from a small one.
         return padded_json(
-            {"n": self.count, "sum": self.total, "counts": list(self.counts)}, width=FIGURES_WIDTH
+            {"n": self.count, "sum": self.total, "counts": list(self.counts), "inv": self.invited},
+            width=FIGURES_WIDTH,
         )
 
     @classmethod
     def from_text(cls, text: str) -> Figures:
         data = json.loads(text)
-        figures = cls(count=data["n"], total=data["sum"], counts=tuple(data["counts"]))
+        figures = cls(
+            count=data["n"], total=data["sum"], counts=tuple(data["counts"]), invited=data.get("inv")
+        )
         # What the database CHECK said while the figures were in clear.
         if len(figures.counts) != len(VALUES) or figures.count != sum(figures.counts):
             raise ValueError("frozen figures whose distribution does not add up")
@@ -217,3 +222,60 @@ class WeeklyAggregate(models.Model):
     def distribution(self) -> dict[int, int]:
         """How many scored each value, 1 to 5."""
         return self.opened.distribution
+
+
+# --- employer reports (scores/reports.py) ---
+
+# Never fewer: no figure an employer sees comes from fewer answers than this (DESIGN.md).
+MINIMUM_REPORT_THRESHOLD = 5
+
+
+class ReportSetting(models.Model):
+    """An organisation's smallest number of answers behind any figure its reports show.
+
+    Absent means MINIMUM_REPORT_THRESHOLD. It can only be raised (scores.reports.raise_threshold, which
+    writes a ReportSettingChange for every change): lowering it after the fact would publish figures of groups
+    that were withheld before, and the difference between two reports would then single out a smaller group.
+    """
+
+    organisation = models.OneToOneField(
+        Organisation, on_delete=models.PROTECT, primary_key=True, related_name="+"
+    )
+    threshold = models.PositiveSmallIntegerField(_("smallest number of answers per figure"))
+
+    class Meta:
+        verbose_name = _("report setting")
+        verbose_name_plural = _("report settings")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gte=MINIMUM_REPORT_THRESHOLD), name="report_threshold_at_least_five"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"report setting of organisation {self.organisation_id}"
+
+
+class ReportSettingChange(models.Model):
+    """One change of an organisation's report settings: who, when, the old and the new value. Append-only
+    (the admin shows it read-only); the employer sees it under its reports, the auditor in the notary."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(_("changed at"))
+    # A staff account may be removed later; its name at the time stays with the change.
+    changed_by = models.ForeignKey(
+        "participants.StaffUser", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_by_name = models.CharField(_("changed by"), max_length=150)
+    setting = models.CharField(_("setting"), max_length=40)
+    old_value = models.CharField(_("old value"), max_length=40)
+    new_value = models.CharField(_("new value"), max_length=40)
+
+    class Meta:
+        verbose_name = _("report setting change")
+        verbose_name_plural = _("report setting changes")
+        ordering = ["organisation", "changed_at", "pk"]
+        indexes = [models.Index(fields=["organisation", "changed_at"], name="report_change_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.setting} {self.old_value} -> {self.new_value}"

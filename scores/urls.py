@@ -1,8 +1,8 @@
-"""Participant-facing scores URLs: the weekly smiley page. Each area adds its patterns in its own block."""
+"""Scores URLs: the weekly smiley page, asking for contact, the employer's reports; each in its own block."""
 
 from django.urls import path
 
-from scores import views, views_help
+from scores import views, views_help, views_reports
 
 app_name = "scores"
 
@@ -14,4 +14,10 @@ urlpatterns: list = [
     # --- asking for contact (scores/views_help.py) ---
     path("w/<str:token>/help/", views_help.help_request, name="help"),
     path("me/help/", views_help.account_help, name="account-help"),
+    # --- the employer's reports (scores/views_reports.py) ---
+    path("reports/", views_reports.index, name="reports"),
+    path("reports/<int:organisation_id>/settings/", views_reports.report_settings, name="report-settings"),
+    path("reports/<int:organisation_id>/<str:level>/", views_reports.dashboard, name="report"),
+    path("reports/<int:organisation_id>/<str:level>/print/", views_reports.printable, name="report-print"),
+    path("reports/<int:organisation_id>/<str:level>/report.csv", views_reports.export_csv, name="report-csv"),
 ]

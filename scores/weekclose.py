@@ -110,7 +110,18 @@ def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _O
     return opened
 
 
-def _freeze(organisation_id: int, week: dt.date, opened: _OpenedWeek) -> list[WeeklyAggregate]:
+def _invited(organisation_id: int, week: dt.date) -> dict[int | None, int]:
+    """How many were sent a weekly link for ``week``, per department (None: in none), read before the close
+    forgets the links: the reports' participation bands divide answers by it."""
+    links = WeeklyLink.objects.filter(
+        participant_id__in=queries.ids_in_organisation(organisation_id), week=week
+    )
+    return queries.departments_of(links.values("participant_id"))
+
+
+def _freeze(
+    organisation_id: int, week: dt.date, opened: _OpenedWeek, *, invited: dict[int | None, int]
+) -> list[WeeklyAggregate]:
     # Computed here, in Python: the database holds the values sealed and could not sum them. Scores without
     # a department (participants who have none) count towards the organisation and towards no department.
     everyone = [value for values in opened.values.values() for value in values]
@@ -119,7 +130,7 @@ def _freeze(organisation_id: int, week: dt.date, opened: _OpenedWeek) -> list[We
             organisation_id=organisation_id,
             department=None,
             week=week,
-            figures=Figures.of(everyone).sealed_text(),
+            figures=Figures.of(everyone, invited=sum(invited.values())).sealed_text(),
         )
     ]
     # A row for every department, also one where nobody answered: the grouping is in clear, and a row that
@@ -133,7 +144,9 @@ def _freeze(organisation_id: int, week: dt.date, opened: _OpenedWeek) -> list[We
                 organisation_id=organisation_id,
                 department_id=department_id,
                 week=week,
-                figures=Figures.of(opened.values.get(department_id, [])).sealed_text(),
+                figures=Figures.of(
+                    opened.values.get(department_id, []), invited=invited.get(department_id, 0)
+                ).sealed_text(),
             )
         )
     return WeeklyAggregate.objects.bulk_create(aggregates)
@@ -175,7 +188,7 @@ def close_week(
         participation = record_participation(
             organisation_id=organisation_id, week=week, answered=answered if responded else None
         )
-        aggregates = _freeze(organisation_id, week, opened)
+        aggregates = _freeze(organisation_id, week, opened, invited=_invited(organisation_id, week))
         _forget_links(organisation_id, week)
         if vacuum:
             vacuum_scores_after_commit()

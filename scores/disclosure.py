@@ -1,0 +1,329 @@
+"""What an employer may see of its frozen figures: small-group suppression that no sum or difference undoes.
+
+Pure computation on opened figures (scores.reports reads them); nothing here touches the database. The rules,
+the same for the page, the CSV and the printable page because all three show these cells:
+
+1. **Fewer than the threshold.** A group's figures are shown only from ``threshold`` answers (at least 5, per
+   organisation, only ever raised). Below it the group shows nothing, not even its count.
+2. **Too much alike.** A group where all answerers, or all but one, gave the same answer, or where all or all
+   but one had a hard week (1 or 2), shows its count only: an average would tell what (nearly) everyone
+   answered.
+3. **Small departments are folded.** A department under the threshold that week is counted in "other
+   departments", together with the answers of people in no department; that group is shown when it passes
+   rules 1 and 2 itself.
+4. **Complementary suppression.** The organisation's figure minus the figures shown for its groups is the sum
+   of the groups withheld. That remainder must itself pass rules 1 and 2 (per layer: the counts against rule
+   1, the averages and shares against rules 1 and 2), otherwise the next-smallest shown group is withheld as
+   well, until it does. So no difference of shown figures gives a group under the threshold, or one whose
+   answers were (nearly) all alike.
+5. **Periods.** A quarter or a year is the sum of its closed weeks. Answers of different weeks may come from
+   the same people, so a period is shown only when every week in it was shown for that group at the same
+   layer: a period figure is then the sum of shown week figures, and tells nothing the weeks did not.
+6. **Comparisons.** A sector or all-organisations figure sums the organisation-wide figures of *other*
+   organisations that are shown to their own employer under their own threshold, and appears only with at
+   least ``COMPARISON_ORGANISATIONS`` of them: it never contains a withheld group.
+
+Week by week the groups partition the organisation exactly (its departments over the threshold, then "other
+departments" for the rest), so rules 3 and 4 close every difference within a week; rule 5 makes quarters and
+years add nothing to the weeks; rule 6 keeps comparisons out of every organisation's withheld cells. The tests
+check this against the linear span of everything published (tests/scores/test_report_disclosure.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from scores.models import MINIMUM_REPORT_THRESHOLD
+from scores.sealing import VALUES
+
+# Values that count as a hard week.
+HARD = (1, 2)
+# A comparison figure sums at least this many other organisations.
+COMPARISON_ORGANISATIONS = 3
+# The key of the organisation-wide row and of "other departments"; a department's key is its id.
+ORGANISATION = "organisation"
+OTHER = "other"
+# "Other departments" also holds the answers of people in no department: their member key.
+NO_DEPARTMENT = "none"
+
+GroupKey = int | str
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts of one group that add up: answers, their sum, answers per value, and links sent (if known)."""
+
+    count: int = 0
+    total: int = 0
+    counts: tuple[int, ...] = (0,) * len(VALUES)
+    invited: int | None = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            count=self.count + other.count,
+            total=self.total + other.total,
+            counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            invited=None if self.invited is None or other.invited is None else self.invited + other.invited,
+        )
+
+    def __sub__(self, other: Tally) -> Tally:
+        return Tally(
+            count=self.count - other.count,
+            total=self.total - other.total,
+            counts=tuple(a - b for a, b in zip(self.counts, other.counts, strict=True)),
+            invited=None if self.invited is None or other.invited is None else self.invited - other.invited,
+        )
+
+    @property
+    def hard(self) -> int:
+        return sum(self.counts[value - 1] for value in HARD)
+
+
+def add_up(tallies: Iterable[Tally]) -> Tally:
+    result = Tally()
+    for tally in tallies:
+        result = result + tally
+    return result
+
+
+def count_shown(tally: Tally, threshold: int) -> bool:
+    """Rule 1: enough answers for the count (and anything else) to be shown."""
+    return tally.count >= threshold
+
+
+def figures_shown(tally: Tally, threshold: int) -> bool:
+    """Rules 1 and 2: enough answers, and no answer (nor a hard week) shared by all or all but one."""
+    return tally.count >= threshold and max(tally.counts) <= tally.count - 2 and tally.hard <= tally.count - 2
+
+
+class Shown(enum.StrEnum):
+    FIGURES = "figures"  # answers, average, share of hard weeks, participation
+    COUNT = "count"  # the number of answers only
+    NOTHING = "nothing"
+
+
+class Why(enum.StrEnum):
+    """Why a cell shows less than everything; the page explains each in words."""
+
+    FEW = "few"  # fewer answers than the threshold
+    PROTECT = "protect"  # too much alike, or it would reveal a smaller group (never said which)
+    FOLDED = "folded"  # a department counted in "other departments" that week
+    PARTIAL = "partial"  # a week of the period could not be shown for this group
+    COMPARISON = "comparison"  # too few other organisations to compare with
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one group shows for one period, and only that: numbers that may not be shown are not in it.
+
+    ``weeks`` and ``members`` say what the cell adds up (the closed weeks, the departments, NO_DEPARTMENT);
+    they are the employer's own structure, and let the tests rebuild every published sum.
+    """
+
+    group: GroupKey
+    shown: Shown
+    why: Why | None
+    weeks: tuple[dt.date, ...]
+    members: frozenset[int | str]
+    answers: int | None = None
+    average: Decimal | None = None
+    hard_percent: int | None = None
+    # The share of those sent a link who answered, as the lower edge of its band (PARTICIPATION_BANDS).
+    participation: int | None = None
+
+
+# Participation is shown only in these bands (the lower edge, in percent).
+PARTICIPATION_BANDS = (0, 25, 50, 75)
+
+
+def participation_band(answers: int, invited: int | None) -> int | None:
+    if not invited:
+        return None
+    share = Decimal(answers) / Decimal(invited)
+    return max(edge for edge in PARTICIPATION_BANDS if share * 100 >= edge)
+
+
+def _cell(
+    group: GroupKey,
+    tally: Tally,
+    *,
+    shown: Shown,
+    why: Why | None,
+    weeks: tuple[dt.date, ...],
+    members: frozenset[int | str],
+) -> Cell:
+    if shown is Shown.NOTHING:
+        return Cell(group, shown, why, weeks, members)
+    if shown is Shown.COUNT:
+        return Cell(group, shown, why, weeks, members, answers=tally.count)
+    average = (Decimal(tally.total) / Decimal(tally.count)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    hard = int((Decimal(100 * tally.hard) / Decimal(tally.count)).quantize(Decimal(1), ROUND_HALF_UP))
+    return Cell(
+        group,
+        shown,
+        why,
+        weeks,
+        members,
+        answers=tally.count,
+        average=average,
+        hard_percent=hard,
+        participation=participation_band(tally.count, tally.invited),
+    )
+
+
+@dataclass
+class Week:
+    """One closed week's decisions: a cell per group, and the tallies behind them (never shown)."""
+
+    week: dt.date
+    cells: dict[GroupKey, Cell]
+    tallies: dict[GroupKey, Tally] = field(repr=False)
+
+
+Rule = Callable[[Tally, int], bool]
+
+
+def _complement(
+    withheld: set[GroupKey], children: Mapping[GroupKey, Tally], passes: Rule, threshold: int
+) -> set[GroupKey]:
+    """Rule 4: withhold the next-smallest shown groups until the withheld ones' sum passes ``passes``."""
+    withheld = set(withheld)
+    shown = set(children) - withheld
+    while withheld and not passes(add_up(children[key] for key in withheld), threshold):
+        if not shown:
+            break
+        smallest = min(shown, key=lambda key: (children[key].count, str(key)))
+        shown.discard(smallest)
+        withheld.add(smallest)
+    return withheld
+
+
+def decide_week(
+    week: dt.date,
+    *,
+    organisation: Tally,
+    departments: Mapping[int, Tally],
+    threshold: int,
+    department_less: bool,
+) -> Week:
+    """The cells of one closed week: the organisation, each department over the threshold, and "other
+    departments" (the departments under it and, with ``department_less`` or when any answered, the people in
+    no department: whether the list has such people is the employer's own knowledge)."""
+    if threshold < MINIMUM_REPORT_THRESHOLD:
+        raise ValueError(f"a report threshold under {MINIMUM_REPORT_THRESHOLD}")
+    no_department = organisation - add_up(departments.values())
+    children: dict[GroupKey, Tally] = {}
+    folded: list[int | str] = []
+    for department_id, tally in sorted(departments.items()):
+        if count_shown(tally, threshold):
+            children[department_id] = tally
+        else:
+            folded.append(department_id)
+    if department_less or no_department.count:
+        folded.append(NO_DEPARTMENT)
+    if folded:
+        children[OTHER] = add_up(departments[key] for key in folded if isinstance(key, int)) + (
+            no_department if NO_DEPARTMENT in folded else Tally()
+        )
+    members: dict[GroupKey, frozenset[int | str]] = {
+        key: frozenset({key}) for key in children if key != OTHER
+    }
+    members[OTHER] = frozenset(folded)
+    members[ORGANISATION] = frozenset([*departments, NO_DEPARTMENT])
+
+    counted: set[GroupKey] = set()
+    figured: set[GroupKey] = set()
+    protected: set[GroupKey] = set()
+    if count_shown(organisation, threshold):
+        without_count = {key for key, tally in children.items() if not count_shown(tally, threshold)}
+        withheld = _complement(without_count, children, count_shown, threshold)
+        protected |= withheld - without_count
+        counted = set(children) - withheld
+        counted.add(ORGANISATION)
+    if figures_shown(organisation, threshold):
+        without_figures = {key for key in children if key not in counted}
+        without_figures |= {key for key, tally in children.items() if not figures_shown(tally, threshold)}
+        withheld = _complement(without_figures, children, figures_shown, threshold)
+        figured = set(children) - withheld
+        figured.add(ORGANISATION)
+    else:
+        # The organisation's figure is not shown, so no remainder can be formed from it; a group that passes
+        # on its own shows its figures.
+        figured = {key for key in counted if key != ORGANISATION and figures_shown(children[key], threshold)}
+
+    tallies = {**children, ORGANISATION: organisation}
+    weeks = (week,)
+    cells: dict[GroupKey, Cell] = {}
+    for group, tally in tallies.items():
+        key = group
+        if key in figured:
+            shown, why = Shown.FIGURES, None
+        elif key in counted:
+            shown, why = Shown.COUNT, Why.PROTECT
+        else:
+            shown = Shown.NOTHING
+            why = Why.PROTECT if key in protected else Why.FEW
+        cells[key] = _cell(key, tally, shown=shown, why=why, weeks=weeks, members=members[key])
+    for member in folded:
+        if isinstance(member, int):
+            cells[member] = Cell(member, Shown.NOTHING, Why.FOLDED, weeks, frozenset({member}))
+    for department_id, department_tally in departments.items():
+        tallies.setdefault(department_id, department_tally)
+    return Week(week=week, cells=cells, tallies=tallies)
+
+
+def _layer(cell: Cell) -> int:
+    return {Shown.FIGURES: 2, Shown.COUNT: 1, Shown.NOTHING: 0}[cell.shown]
+
+
+def combine(group: GroupKey, weeks: Sequence[Week]) -> Cell | None:
+    """Rule 5: the group's cell for a period of these closed weeks, or None when the group has none in it.
+
+    Shown at the lowest layer any of its weeks was shown at: a period never shows more than its weeks did.
+    A week in which the group does not occur (a department that did not exist yet; no "other departments")
+    adds nothing; a week in which a department was folded makes the period show nothing for it.
+    """
+    present = [week for week in weeks if group in week.cells]
+    if not present:
+        return None
+    cells = [week.cells[group] for week in present]
+    layer = min(_layer(cell) for cell in cells)
+    tally = add_up(week.tallies[group] for week in present)
+    members = frozenset().union(*(cell.members for cell in cells))
+    covered = tuple(week.week for week in present)
+    if layer == 2:
+        return _cell(group, tally, shown=Shown.FIGURES, why=None, weeks=covered, members=members)
+    reasons = {cell.why for cell in cells if _layer(cell) == layer}
+    why = reasons.pop() if len(reasons) == 1 and layer == max(_layer(cell) for cell in cells) else Why.PARTIAL
+    if layer == 1:
+        return _cell(group, tally, shown=Shown.COUNT, why=why, weeks=covered, members=members)
+    return _cell(group, tally, shown=Shown.NOTHING, why=why, weeks=covered, members=members)
+
+
+def organisation_figure(tally: Tally, threshold: int) -> Tally | None:
+    """An organisation's own weekly figure as a comparison may use it: only when shown to its employer."""
+    return tally if figures_shown(tally, threshold) else None
+
+
+def comparison(
+    period_weeks: Sequence[dt.date], others: Mapping[int, tuple[int, Mapping[dt.date, Tally]]]
+) -> Cell:
+    """Rule 6: the figure of other organisations (id -> (threshold, weekly organisation-wide tallies)) for a
+    period: each organisation counts only when every one of its weeks in the period was shown to its own
+    employer, and the figure appears only with COMPARISON_ORGANISATIONS of them."""
+    included: list[Tally] = []
+    for threshold, weekly in others.values():
+        present = [weekly[week] for week in period_weeks if week in weekly]
+        if present and all(figures_shown(tally, threshold) for tally in present):
+            included.append(add_up(present))
+    weeks = tuple(period_weeks)
+    if len(included) < COMPARISON_ORGANISATIONS:
+        return Cell("comparison", Shown.NOTHING, Why.COMPARISON, weeks, frozenset())
+    total = add_up(included)
+    # Participation bands are the employer's own matter; a comparison shows answers, average and hard weeks.
+    total = Tally(count=total.count, total=total.total, counts=total.counts, invited=None)
+    return _cell("comparison", total, shown=Shown.FIGURES, why=None, weeks=weeks, members=frozenset())

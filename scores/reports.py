@@ -1,0 +1,369 @@
+"""The employer's reports: frozen figures per department and for the organisation, by week, quarter and year,
+compared with the sector and with all organisations, after scores.disclosure has decided what may be shown.
+
+Reads frozen aggregates only (WeeklyAggregate, one sealed row per group and closed week), never a score row,
+so the time a report takes does not grow with the number of answers. Fixed groupings and calendar periods
+only: no free filter and no custom date range, each of which would let two reports be subtracted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from participants import queries as participant_queries
+from participants.models import Department, Organisation, StaffUser
+from preventicons import crypto
+from scores.disclosure import (
+    ORGANISATION,
+    OTHER,
+    Cell,
+    GroupKey,
+    Tally,
+    Week,
+    combine,
+    comparison,
+    decide_week,
+)
+from scores.models import (
+    MINIMUM_REPORT_THRESHOLD,
+    ClosedWeek,
+    Figures,
+    ReportSetting,
+    ReportSettingChange,
+    WeeklyAggregate,
+)
+
+ONE_WEEK = dt.timedelta(days=7)
+THRESHOLD_SETTING = "threshold"
+# The highest threshold an employer can set: above it a department-level report would show next to nothing.
+MAXIMUM_REPORT_THRESHOLD = 50
+# How long a comparison figure is kept: every close and every settings change makes a new key anyway.
+COMPARISON_CACHE_SECONDS = 24 * 3600
+
+
+class Level(enum.StrEnum):
+    WEEK = "week"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+    @property
+    def label(self) -> str:
+        return {Level.WEEK: _("Weeks"), Level.QUARTER: _("Quarters"), Level.YEAR: _("Years")}[self]
+
+
+# How many of the most recent periods a report shows, per level.
+SHOWN_PERIODS = {Level.WEEK: 13, Level.QUARTER: 8, Level.YEAR: 3}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar period and the closed weeks in it (weeks count where their Thursday falls, as ISO does)."""
+
+    level: Level
+    key: str  # "2026-W14", "2026-Q2", "2026"
+    weeks: tuple[dt.date, ...]
+    complete: bool  # the period has ended and every one of its weeks is closed
+
+    @property
+    def label(self) -> str:
+        if self.level is Level.WEEK:
+            iso_year, number, _weekday = self.weeks[0].isocalendar()
+            return _("week %(week)d, %(year)d") % {"week": number, "year": iso_year}
+        if self.level is Level.QUARTER:
+            year, quarter = self.key.split("-Q")
+            text = _("Q%(quarter)s %(year)s") % {"quarter": quarter, "year": year}
+        else:
+            text = self.key
+        return text if self.complete else _("%(period)s (so far)") % {"period": text}
+
+
+def period_key(week: dt.date, level: Level) -> str:
+    thursday = week + dt.timedelta(days=3)
+    if level is Level.WEEK:
+        year, number, _weekday = week.isocalendar()
+        return f"{year}-W{number:02d}"
+    if level is Level.QUARTER:
+        return f"{thursday.year}-Q{(thursday.month - 1) // 3 + 1}"
+    return str(thursday.year)
+
+
+def _weeks_in(key: str, level: Level, first_week: dt.date) -> int:
+    """How many ISO weeks the period has in all (to tell a complete period from one in progress)."""
+    if level is Level.WEEK:
+        return 1
+    count, week = 0, first_week - dt.timedelta(days=first_week.weekday())
+    # Step back to the period's first week, then count every week whose key is this one.
+    while period_key(week - ONE_WEEK, level) == key:
+        week -= ONE_WEEK
+    while period_key(week, level) == key:
+        count, week = count + 1, week + ONE_WEEK
+    return count
+
+
+def periods(closed_weeks: Iterable[dt.date], level: Level) -> list[Period]:
+    """The most recent SHOWN_PERIODS[level] periods that hold a closed week, oldest first."""
+    grouped: dict[str, list[dt.date]] = defaultdict(list)
+    for week in sorted(closed_weeks):
+        grouped[period_key(week, level)].append(week)
+    keys = sorted(grouped)[-SHOWN_PERIODS[level] :]
+    return [
+        Period(
+            level=level,
+            key=key,
+            weeks=tuple(grouped[key]),
+            complete=len(grouped[key]) == _weeks_in(key, level, grouped[key][0]),
+        )
+        for key in keys
+    ]
+
+
+# --- settings ---
+
+
+def threshold_of(organisation_id: int) -> int:
+    setting = ReportSetting.objects.filter(organisation_id=organisation_id).first()
+    return setting.threshold if setting else MINIMUM_REPORT_THRESHOLD
+
+
+def thresholds() -> dict[int, int]:
+    """Every organisation's threshold that differs from the minimum."""
+    return dict(ReportSetting.objects.values_list("organisation_id", "threshold"))
+
+
+def raise_threshold(organisation: Organisation, threshold: int, *, by: StaffUser) -> ReportSettingChange:
+    """Raise the organisation's threshold and log who did it (ValueError unless it is higher than now and at
+    most MAXIMUM_REPORT_THRESHOLD). Parallel raises queue on the setting's row; the second sees the first."""
+    if threshold > MAXIMUM_REPORT_THRESHOLD:
+        raise ValueError(f"a threshold above {MAXIMUM_REPORT_THRESHOLD}")
+    with transaction.atomic():
+        ReportSetting.objects.get_or_create(
+            organisation_id=organisation.pk, defaults={"threshold": MINIMUM_REPORT_THRESHOLD}
+        )
+        setting = ReportSetting.objects.select_for_update().get(organisation_id=organisation.pk)
+        if threshold <= setting.threshold:
+            raise ValueError("a report threshold can only be raised")
+        change = ReportSettingChange.objects.create(
+            organisation_id=organisation.pk,
+            changed_at=timezone.now(),
+            changed_by=by,
+            changed_by_name=by.get_username(),
+            setting=THRESHOLD_SETTING,
+            old_value=str(setting.threshold),
+            new_value=str(threshold),
+        )
+        setting.threshold = threshold
+        setting.save(update_fields=["threshold"])
+    return change
+
+
+def setting_changes(organisation_id: int) -> list[ReportSettingChange]:
+    return list(
+        ReportSettingChange.objects.filter(organisation_id=organisation_id).order_by("-changed_at", "-pk")
+    )
+
+
+# --- reading frozen figures ---
+
+
+def _tally(figures: Figures) -> Tally:
+    return Tally(count=figures.count, total=figures.total, counts=figures.counts, invited=figures.invited)
+
+
+def _opened_rows(
+    rows: Iterable[tuple[int, int | None, dt.date, str]],
+) -> list[tuple[int, int | None, dt.date, Tally]]:
+    """(organisation, department, week, sealed figures) rows opened with one cipher for the column."""
+    cipher = crypto.ColumnCipher("field", WeeklyAggregate._meta.db_table, "figures")
+    opened = []
+    for organisation_id, department_id, week, sealed in rows:
+        # NaturalKeySealedField's binding: organisation id, department id ("-" for none), week.
+        row = f"{organisation_id}/{'-' if department_id is None else department_id}/{week.isoformat()}"
+        opened.append(
+            (organisation_id, department_id, week, _tally(Figures.from_text(cipher.open(sealed, row))))
+        )
+    return opened
+
+
+def _stored(queryset: Iterable[WeeklyAggregate]) -> Iterable[tuple[int, int | None, dt.date, str]]:
+    return queryset.values_list("organisation_id", "department_id", "week", "figures")  # type: ignore[attr-defined]
+
+
+def decided_weeks(organisation_id: int, *, since: dt.date | None = None) -> list[Week]:
+    """Every closed week of the organisation (from ``since``), decided by scores.disclosure, oldest first."""
+    rows = WeeklyAggregate.objects.filter(organisation_id=organisation_id)
+    if since is not None:
+        rows = rows.filter(week__gte=since)
+    by_week: dict[dt.date, dict[int | None, Tally]] = defaultdict(dict)
+    for _organisation, department_id, week, tally in _opened_rows(_stored(rows)):
+        by_week[week][department_id] = tally
+    threshold = threshold_of(organisation_id)
+    department_less = participant_queries.has_department_less(organisation_id)
+    decided = []
+    for week in sorted(by_week):
+        groups = by_week[week]
+        if None not in groups:
+            continue  # a week is frozen in one transaction: never without its organisation-wide row
+        departments = {key: tally for key, tally in groups.items() if key is not None}
+        decided.append(
+            decide_week(
+                week,
+                organisation=groups[None],
+                departments=departments,
+                threshold=threshold,
+                department_less=department_less,
+            )
+        )
+    return decided
+
+
+# --- comparisons ---
+
+
+def sector_of(organisation: Organisation) -> str:
+    """The SBI division an organisation is compared within (the code's first two digits), "" without one."""
+    return organisation.sbi_code[:2] if organisation.sbi_code else ""
+
+
+def _comparison_version() -> str:
+    """Changes whenever a comparison figure can: a week closed anywhere, a threshold changed anywhere."""
+    closed = ClosedWeek.objects.aggregate(last=Max("pk"))["last"]
+    changed = ReportSettingChange.objects.aggregate(last=Max("pk"))["last"]
+    return f"{closed}-{changed}"
+
+
+def _others(
+    organisation: Organisation, *, since: dt.date, sector: bool
+) -> dict[int, tuple[int, dict[dt.date, Tally]]]:
+    """Other organisations' organisation-wide weekly tallies (from ``since``), with their thresholds."""
+    rows = WeeklyAggregate.objects.filter(department__isnull=True, week__gte=since).exclude(
+        organisation_id=organisation.pk
+    )
+    if sector:
+        division = sector_of(organisation)
+        rows = rows.filter(organisation__sbi_code__startswith=division)
+    limits = thresholds()
+    others: dict[int, tuple[int, dict[dt.date, Tally]]] = {}
+    for organisation_id, _department, week, tally in _opened_rows(_stored(rows)):
+        entry = others.setdefault(
+            organisation_id, (limits.get(organisation_id, MINIMUM_REPORT_THRESHOLD), {})
+        )
+        entry[1][week] = tally
+    return others
+
+
+def comparisons(organisation: Organisation, shown: Sequence[Period], *, sector: bool) -> list[Cell] | None:
+    """The sector's (or all organisations') cell for each period; None without a sector to compare with.
+
+    Cached per organisation, level and version: every employer's dashboard would otherwise open the
+    organisation-wide rows of every organisation.
+    """
+    if sector and not sector_of(organisation):
+        return None
+    if not shown:
+        return []
+    level = shown[0].level
+    key = (
+        f"reports:comparison:{organisation.pk}:{level}:{int(sector)}:{shown[-1].key}:{_comparison_version()}"
+    )
+    cached: list[Cell] | None = cache.get(key)
+    if cached is not None:
+        return cached
+    others = _others(organisation, since=min(shown[0].weeks), sector=sector)
+    cells = [comparison(period.weeks, others) for period in shown]
+    cache.set(key, cells, COMPARISON_CACHE_SECONDS)
+    return cells
+
+
+# --- the report ---
+
+
+@dataclass(frozen=True)
+class Row:
+    """One group's cells, one per period (None: the group had no week in that period)."""
+
+    key: GroupKey
+    label: str
+    cells: list[Cell | None]
+
+    @property
+    def is_organisation(self) -> bool:
+        return self.key == ORGANISATION
+
+
+@dataclass(frozen=True)
+class Report:
+    organisation: Organisation
+    level: Level
+    threshold: int
+    periods: list[Period]
+    rows: list[Row]
+    sector: list[Cell] | None  # None: no SBI code to compare with
+    everyone: list[Cell]
+
+    @property
+    def latest(self) -> Period | None:
+        return self.periods[-1] if self.periods else None
+
+
+def _labels(organisation: Organisation, keys: Iterable[GroupKey]) -> dict[GroupKey, str]:
+    names = dict(Department.objects.filter(organisation=organisation).values_list("pk", "name"))
+    labels: dict[GroupKey, str] = {}
+    for key in keys:
+        if key == ORGANISATION:
+            labels[key] = _("Whole organisation")
+        elif key == OTHER:
+            labels[key] = _("Other departments")
+        else:
+            labels[key] = names.get(int(key), _("Removed department"))
+    return labels
+
+
+def _row_order(keys: Iterable[GroupKey], labels: Mapping[GroupKey, str]) -> list[GroupKey]:
+    departments = sorted((key for key in keys if isinstance(key, int)), key=lambda key: (labels[key], key))
+    ordered: list[GroupKey] = [ORGANISATION, *departments]
+    if OTHER in keys:
+        ordered.append(OTHER)
+    return ordered
+
+
+def build_report(organisation: Organisation, level: Level) -> Report:
+    closed = ClosedWeek.objects.filter(organisation=organisation).values_list("week", flat=True)
+    shown = periods(closed, level)
+    threshold = threshold_of(organisation.pk)
+    if not shown:
+        return Report(organisation, level, threshold, [], [], None, [])
+    weeks = decided_weeks(organisation.pk, since=shown[0].weeks[0])
+    by_week = {week.week: week for week in weeks}
+    keys: set[GroupKey] = set()
+    for week in weeks:
+        keys.update(week.cells)
+    labels = _labels(organisation, keys)
+    rows = [
+        Row(
+            key=key,
+            label=labels[key],
+            cells=[
+                combine(key, [by_week[week] for week in period.weeks if week in by_week]) for period in shown
+            ],
+        )
+        for key in _row_order(keys, labels)
+    ]
+    return Report(
+        organisation=organisation,
+        level=level,
+        threshold=threshold,
+        periods=shown,
+        rows=rows,
+        sector=comparisons(organisation, shown, sector=True),
+        everyone=comparisons(organisation, shown, sector=False) or [],
+    )
