@@ -368,6 +368,25 @@ MATRIX: dict[str, Row] = {
     # What "send invitations" does, and its button (the POST is the send-invitations row above).
     # --- the casemanager's dossiers (casefiles/urls.py): one dossier, the casemanager's. Every other
     # casemanager, also one linked to the same organisation and the deputy outside the period: 404. ---
+    # --- the employer's reports (scores/views_reports.py): its own organisation only; another
+    # organisation's pages answer 404 like one that does not exist. The platform admin sees every one. ---
+    "scores:reports": Row(staff(employer=Redirect("scores:report"), admin=OK)),
+    "scores:report": Row(
+        staff(employer=OK, admin=OK, other_org=NOT_FOUND),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk, "level": "quarter"},
+    ),
+    "scores:report-print": Row(
+        staff(employer=OK, admin=OK, other_org=NOT_FOUND),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk, "level": "week"},
+    ),
+    "scores:report-csv": Row(
+        staff(employer=OK, admin=OK, other_org=NOT_FOUND),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk, "level": "year"},
+    ),
+    "scores:report-settings": Row(
+        staff(employer=OK, admin=OK, other_org=NOT_FOUND),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk},
+    ),
     "casefiles:dashboard": Row(staff(casemanager=OK)),
     "casefiles:dossier": Row(
         staff(casemanager=OK, **NO_DOSSIER), kwargs=lambda w: {"number": w.extra["dossier"]}

@@ -1,0 +1,46 @@
+"""Frozen weeks for report tests: what the week close writes (a ClosedWeek and a sealed WeeklyAggregate per
+department and for the organisation), made directly from lists of answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from participants.models import Department, Organisation
+from scores.models import ClosedWeek, Figures, WeeklyAggregate
+
+MONDAY = dt.date(2026, 1, 5)  # ISO week 2 of 2026, in Q1
+
+
+def freeze_week(
+    organisation: Organisation,
+    week: dt.date,
+    answers: Mapping[Department, list[int]],
+    *,
+    without_department: list[int] | None = None,
+    invited_extra: int = 2,
+) -> None:
+    """Freeze ``week`` as the close would: every department of the organisation gets a row (empty if not
+    in ``answers``), the organisation's row holds everyone, people in no department included."""
+    everyone = list(without_department or [])
+    for department in Department.objects.filter(organisation=organisation):
+        values = list(answers.get(department, []))
+        everyone.extend(values)
+        WeeklyAggregate.objects.create(
+            organisation=organisation,
+            department=department,
+            week=week,
+            figures=Figures.of(values, invited=len(values) + invited_extra).sealed_text(),
+        )
+    invited = len(everyone) + invited_extra * (len(answers) + 1)
+    WeeklyAggregate.objects.create(
+        organisation=organisation,
+        department=None,
+        week=week,
+        figures=Figures.of(everyone, invited=invited).sealed_text(),
+    )
+    ClosedWeek.objects.create(organisation=organisation, week=week)
+
+
+def weeks_from(first: dt.date, count: int) -> list[dt.date]:
+    return [first + dt.timedelta(weeks=n) for n in range(count)]
