@@ -183,11 +183,6 @@ def departments_of(participant_ids: QuerySet[Any, Any]) -> dict[int | None, int]
     return {department_id: count for department_id, count in rows}
 
 
-def has_department_less(organisation_id: int) -> bool:
-    """Whether any of the organisation's participants is in no department (the employer's list says so)."""
-    return Participant.objects.filter(organisation_id=organisation_id, department__isnull=True).exists()
-
-
 def active_pseudonym(participant_id: uuid.UUID) -> str | None:
     """The pseudonym P of an active participant; None for anyone else (or nobody)."""
     current = Participant.objects.filter(pk=participant_id).only("status", "pseudonym").first()

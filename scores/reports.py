@@ -20,7 +20,6 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from participants import queries as participant_queries
 from participants.models import Department, Organisation, StaffUser
 from preventicons import crypto
 from scores.disclosure import (
@@ -207,7 +206,6 @@ def decided_weeks(organisation_id: int, *, since: dt.date | None = None) -> list
     for _organisation, department_id, week, tally in _opened_rows(_stored(rows)):
         by_week[week][department_id] = tally
     threshold = threshold_of(organisation_id)
-    department_less = participant_queries.has_department_less(organisation_id)
     decided = []
     for week in sorted(by_week):
         groups = by_week[week]
@@ -220,7 +218,11 @@ def decided_weeks(organisation_id: int, *, since: dt.date | None = None) -> list
                 organisation=groups[None],
                 departments=departments,
                 threshold=threshold,
-                department_less=department_less,
+                # Every row of the employer's list names a department (the import refuses one without), so
+                # the people in no department are only those a stop or the anonymisation shredded: they
+                # answer no more, and "Other departments" takes them in only when some did answer (legacy
+                # data). Never from the participants table: a stop would then change the employer's report.
+                department_less=False,
             )
         )
     return decided

@@ -16,11 +16,18 @@ from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
-from participants.models import Department, Organisation, StaffUser
+from participants.models import Department, Organisation, Participant, StaffUser
+from preventicons.crypto import new_pseudonym
 from preventicons.roles import Role
 from scores import reports
 from scores.models import ReportSetting, ReportSettingChange
-from tests.conftest import login_verified, make_organisation, make_staff, run_on_embedded_default
+from tests.conftest import (
+    ALL_DATABASES,
+    login_verified,
+    make_organisation,
+    make_staff,
+    run_on_embedded_default,
+)
 from tests.scores.reporting import MONDAY, freeze_week, weeks_from
 
 LEVELS = ("week", "quarter", "year")
@@ -62,7 +69,7 @@ def _employer(organisation: Organisation, name: str = "hr") -> Client:
     return login_verified(Client(), make_staff(name, Role.EMPLOYER, organisation))
 
 
-def _world(*, weeks: int = 14) -> tuple[Organisation, dict[str, Department]]:
+def _world(*, weeks: int = 14, finance: list[int] = SMALL) -> tuple[Organisation, dict[str, Department]]:
     organisation = make_organisation("Zorggroep Noord", "zorg")
     departments = {department.name: department for department in organisation.departments.all()}
     for number, week in enumerate(weeks_from(MONDAY, weeks)):
@@ -70,7 +77,7 @@ def _world(*, weeks: int = 14) -> tuple[Organisation, dict[str, Department]]:
             organisation,
             week,
             {
-                departments["Finance"]: SMALL,
+                departments["Finance"]: finance,
                 departments["Care"]: [3, 4, 4, 5, 2, 3, 4, 3, 4, 5, 3 + number % 2],
                 departments["IT"]: [2, 3, 4, 4, 5, 3, 4],
             },
@@ -293,3 +300,36 @@ def test_the_report_pages_work_on_the_embedded_default(tmp_path: Path) -> None:
     assert result["ward"] == [""] * 6
     assert result["organisation"] == ["15"] * 6
     assert result["raised"] == 302 and result["settings"] == 200
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_a_stop_or_an_anonymisation_changes_nothing_in_any_report_of_the_employer() -> None:
+    """A stopped row loses its department (it is shredded): no report may depend on that, or the employer
+    would see someone stop as a change in what its reports withhold."""
+    from participants.account import stop_participation
+    from participants.retention import anonymise_participants
+    from tests.factories import ParticipantFactory
+
+    # Every department over the threshold: no "Other departments" to hide a change in.
+    organisation, departments = _world(weeks=14, finance=[2, 3, 3, 4, 5, 4])
+    people = [
+        ParticipantFactory.create(
+            organisation=organisation,
+            department=departments["Care"],
+            status="active",
+            pseudonym=new_pseudonym(),
+        )
+        for _ in range(3)
+    ]
+    client = _employer(organisation)
+    before = _pages(client, organisation)
+    stop_participation(participant=people[0])
+    anonymise_participants(participant_ids=[people[1].pk])
+    assert Participant.objects.filter(organisation=organisation, department__isnull=True).count() == 2
+    after = _pages(client, organisation)
+    for name in before:
+        assert _without_nonces(after[name]) == _without_nonces(before[name]), name
+
+
+def _without_nonces(body: str) -> str:
+    return re.sub(r'(csrfmiddlewaretoken" value="|nonce=")[^"]+', r"\1", body)
