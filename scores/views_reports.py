@@ -63,7 +63,8 @@ def band_text(lower: int | None) -> str:
         return ""
     if lower == 75:
         return _("75% or more")
-    return _("%(low)d\N{EN DASH}%(high)d%%") % {"low": lower, "high": lower + 25}
+    # The same in Dutch and English: nothing to translate.
+    return f"{lower}\N{EN DASH}{lower + 25}%"
 
 
 def reason_text(why: Why | None, *, threshold: int) -> str:
@@ -308,7 +309,7 @@ def report_settings(request: HttpRequest, organisation_id: int) -> HttpResponse:
         except ValueError:
             # Someone raised it further meanwhile: nothing changed, and the page shows the new value.
             messages.error(
-                request, _("The threshold was changed meanwhile and was not lowered. Nothing was saved.")
+                request, _("Someone raised the threshold meanwhile, to this number or higher. Nothing was saved.")
             )
         else:
             messages.success(request, _("The threshold was raised."))
