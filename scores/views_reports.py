@@ -84,6 +84,21 @@ def reason_text(why: Why | None, *, threshold: int) -> str:
     return ""
 
 
+def short_reason_text(why: Why | None, *, threshold: int) -> str:
+    """The reason in a few words, for the tables of many periods (the legend below them says more)."""
+    if why is Why.FEW:
+        return _("under %(threshold)d") % {"threshold": threshold}
+    if why is Why.FOLDED:
+        return _("in other departments")
+    if why is Why.PARTIAL:
+        return _("incomplete")
+    if why is Why.COMPARISON:
+        return _("too few to compare")
+    if why is Why.PROTECT:
+        return _("withheld")
+    return ""
+
+
 @dataclass(frozen=True)
 class Shownumbers:
     """One cell as the page, the print and the CSV write it."""
@@ -93,6 +108,7 @@ class Shownumbers:
     hard: str
     participation: str
     note: str
+    short_note: str
     withheld: bool
 
     @property
@@ -107,7 +123,7 @@ class Shownumbers:
 
 def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> Shownumbers:
     if cell is None:
-        return Shownumbers("", "", "", "", _("no closed week in this period"), True)
+        return Shownumbers("", "", "", "", _("no closed week in this period"), _("no week"), True)
 
     def decimal(value: Decimal | None) -> str:
         if value is None:
@@ -120,6 +136,9 @@ def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> Show
         hard="" if cell.hard_percent is None else f"{cell.hard_percent}%",
         participation=band_text(cell.participation),
         note=reason_text(cell.why, threshold=threshold) if cell.shown is not Shown.FIGURES else "",
+        short_note=short_reason_text(cell.why, threshold=threshold)
+        if cell.shown is not Shown.FIGURES
+        else "",
         withheld=cell.shown is not Shown.FIGURES,
     )
 
@@ -309,7 +328,8 @@ def report_settings(request: HttpRequest, organisation_id: int) -> HttpResponse:
         except ValueError:
             # Someone raised it further meanwhile: nothing changed, and the page shows the new value.
             messages.error(
-                request, _("Someone raised the threshold meanwhile, to this number or higher. Nothing was saved.")
+                request,
+                _("Someone raised the threshold meanwhile, to this number or higher. Nothing was saved."),
             )
         else:
             messages.success(request, _("The threshold was raised."))
