@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -72,6 +73,9 @@ class Participation:
     # Active participants who get no messages (paused, or no longer on the list) are neither.
     not_counted: int = 0
     became_inactive: list[str] = field(default_factory=list)  # participant ids, never pseudonyms
+    # Those who were sent the week's link (responded or missed), per department (None: in none): the
+    # employer reports' participation bands divide the answers by it.
+    invited: Counter[int | None] = field(default_factory=Counter)
 
 
 @functools.cache
@@ -132,11 +136,18 @@ def record_participation(
         "is_listed",
         _as_stored("messages_paused"),
         _as_stored("participation"),
+        "department_id",
     )
     with every_store():
-        for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state in rows.iterator(
-            chunk_size=CHUNK
-        ):
+        for (
+            pk,
+            sealed_status,
+            sealed_pseudonym,
+            is_listed,
+            sealed_paused,
+            sealed_state,
+            department,
+        ) in rows.iterator(chunk_size=CHUNK):
             row = str(pk)
             status = status_cipher.open(sealed_status, row)
             if status != Participant.Status.ACTIVE:
@@ -154,6 +165,7 @@ def record_participation(
                 # Whatever the state was, this is the new one: neither it nor the pause need opening.
                 state = ParticipationState(last_response_week=week, weeks_without_response=0)
                 outcome.responded += 1
+                outcome.invited[department] += 1
             else:
                 paused = paused_cipher.open(str(sealed_paused), row) == SealedBooleanField.TRUE
                 opened = state_cipher.open(sealed_state, row) if sealed_state else ""
@@ -161,6 +173,7 @@ def record_participation(
                 if Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
                     state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
                     outcome.missed += 1
+                    outcome.invited[department] += 1
                     if state.weeks_without_response >= limit:
                         reaching_limit.append(pk)
                 else:

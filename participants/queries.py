@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from participants.models import Organisation, Participant
 from preventicons.fields import SealedBooleanField, column_cipher, column_of, open_column
@@ -170,17 +170,6 @@ def weekly_recipients(
 def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:
     """The ids of an organisation's participants, as a subquery (``participant_id__in=...``)."""
     return Participant.objects.filter(organisation_id=organisation_id).values("pk")
-
-
-def departments_of(participant_ids: QuerySet[Any, Any]) -> dict[int | None, int]:
-    """How many of these participants (a subquery of ids) are in each department (None: in none)."""
-    rows = (
-        Participant.objects.filter(pk__in=participant_ids)
-        .values_list("department_id")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-    return {department_id: count for department_id, count in rows}
 
 
 def active_pseudonym(participant_id: uuid.UUID) -> str | None:

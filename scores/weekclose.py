@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
@@ -110,17 +110,8 @@ def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _O
     return opened
 
 
-def _invited(organisation_id: int, week: dt.date) -> dict[int | None, int]:
-    """How many were sent a weekly link for ``week``, per department (None: in none), read before the close
-    forgets the links: the reports' participation bands divide answers by it."""
-    links = WeeklyLink.objects.filter(
-        participant_id__in=queries.ids_in_organisation(organisation_id), week=week
-    )
-    return queries.departments_of(links.values("participant_id"))
-
-
 def _freeze(
-    organisation_id: int, week: dt.date, opened: _OpenedWeek, *, invited: dict[int | None, int]
+    organisation_id: int, week: dt.date, opened: _OpenedWeek, *, invited: Mapping[int | None, int]
 ) -> list[WeeklyAggregate]:
     # Computed here, in Python: the database holds the values sealed and could not sum them. Scores without
     # a department (participants who have none) count towards the organisation and towards no department.
@@ -188,7 +179,7 @@ def close_week(
         participation = record_participation(
             organisation_id=organisation_id, week=week, answered=answered if responded else None
         )
-        aggregates = _freeze(organisation_id, week, opened, invited=_invited(organisation_id, week))
+        aggregates = _freeze(organisation_id, week, opened, invited=participation.invited)
         _forget_links(organisation_id, week)
         if vacuum:
             vacuum_scores_after_commit()

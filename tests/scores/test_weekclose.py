@@ -302,6 +302,27 @@ def test_participation_marks_who_responded_and_counts_weeks_without_response(
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_freezes_how_many_were_sent_the_link_per_department_for_the_participation_bands(
+    organisation: Organisation,
+) -> None:
+    responder = make_participant(organisation)
+    make_participant(organisation)  # silent: sent the link, no answer
+    make_participant(organisation, messages_paused=True)
+    make_participant(organisation, is_listed=False)
+    make_participant(organisation, status=Participant.Status.INVITED)
+    score(organisation, value=3, department=responder.department, pseudonym=responder.pseudonym)
+
+    close(organisation)
+
+    invited = {row.department_id: row.opened.invited for row in WeeklyAggregate.objects.filter(week=WEEK)}
+    # Only the responder and the silent one were sent a link: the paused, the unlisted and the not yet
+    # enrolled were not, and they count in no band.
+    assert invited[None] == 2
+    assert sum(count for department, count in invited.items() if department is not None) == 2
+    assert invited[responder.department_id] >= 1
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
 def test_a_response_resets_the_count(organisation: Organisation) -> None:
     participant = make_participant(organisation)
     close(organisation, WEEK - dt.timedelta(days=7))
