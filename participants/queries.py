@@ -109,11 +109,16 @@ def weekly_address(participant: Participant, channel: str) -> str | None:
 
 @dataclass(frozen=True)
 class WeeklyRecipient:
-    """Someone the weekly round sends a link: by e-mail, by SMS, or both (never the address itself)."""
+    """Someone the weekly round makes a link for, and whether it goes out: by e-mail, by SMS, both or neither
+    (never the address itself). Neither: the link is made and sent nowhere (see weekly_recipients)."""
 
     pk: uuid.UUID
     by_email: bool
     by_sms: bool
+
+    @property
+    def messaged(self) -> bool:
+        return self.by_email or self.by_sms
 
 
 def _by_email() -> Q:
@@ -130,15 +135,20 @@ def _by_sms() -> Q:
 def weekly_recipients(
     *, organisation: Organisation, excluding: Any, after: object, size: int
 ) -> tuple[list[WeeklyRecipient], object]:
-    """The next ``size`` candidates after ``after`` (by id): those who can take part, and the last id read.
+    """The next ``size`` people on the employer's list after ``after`` (by id), and the last id read.
 
-    ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves
-    out whoever already has one. Whether someone is active and has not paused is sealed, so the database
-    hands over every listed person with an address, and the status and pause are opened and decided here
-    (a few microseconds each). Whether an address exists, not the address: nothing else sealed is opened.
+    Everyone on the list whose row is not shredded gets a link, whatever they did: a week's link rows name
+    their participants in clear, and links made only for those who take part would list them in a dump of
+    the open week (issue #14). Only those who can take part (active, not paused, with an address on the
+    channel they chose) have ``by_email`` or ``by_sms`` set: their link is sent, the others' never is.
+    ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves out
+    whoever already has one. Whether someone is active and has not paused is sealed, so it is opened and
+    decided here (a few microseconds each); whether an address exists, not the address.
     """
     candidates = (
-        Participant.objects.filter(Q(organisation=organisation, is_listed=True) & (_by_email() | _by_sms()))
+        # A shredded row (a stop, the anonymisation) has no name: there is nobody to make a link for, and
+        # that the row was shredded a dump shows anyway.
+        Participant.objects.filter(organisation=organisation, is_listed=True, name__isnull=False)
         .exclude(excluding)
         .annotate(
             by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),
@@ -157,13 +167,12 @@ def weekly_recipients(
         last = pk
         row = str(pk)
         # Listed is in the query; an unreadable pause counts as paused.
-        if not Participant.can_take_part(
+        takes_part = Participant.can_take_part(
             status=statuses.open(status, row) if status is not None else "",
             is_listed=True,
             paused=pauses.open(str(paused), row) != SealedBooleanField.FALSE,
-        ):
-            continue
-        chosen.append(WeeklyRecipient(pk, by_email, by_sms))
+        )
+        chosen.append(WeeklyRecipient(pk, bool(takes_part and by_email), bool(takes_part and by_sms)))
     return chosen, last
 
 

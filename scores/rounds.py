@@ -51,10 +51,11 @@ class RoundReport:
 
     organisation_id: int
     week: dt.date
-    links: int = 0
+    links: int = 0  # links sent (by e-mail, SMS or both)
     emails: int = 0
     sms: int = 0
     batches: int = 0
+    unsent: int = 0  # links made for someone on the list who does not take part this week, sent nowhere
 
 
 # --- weeks ------------------------------------------------------------------------------------
@@ -147,7 +148,8 @@ def run_weekly_round(
     batch_size: int | None = None,
     after_batch: Callable[[int], None] | None = None,
 ) -> RoundReport:
-    """Send this week's link to every active, listed, unpaused participant once, on the channel they chose.
+    """Make this week's link for everyone on the list, once, and send it to every active, unpaused participant
+    on the channel they chose (queries.weekly_recipients: the others' links are sent nowhere).
 
     Raises AgreementMissing, sending nothing, when the organisation's processing agreement is not recorded.
     ``after_batch`` is called with the batch number after each batch has committed.
@@ -185,13 +187,15 @@ def run_weekly_round(
         finished_at=timezone.now()
     )
     logger.info(
-        "weekly round organisation %s week %s: %d links, %d e-mails, %d SMS in %d batches",
+        "weekly round organisation %s week %s: %d links, %d e-mails, %d SMS in %d batches"
+        " (and %d links sent nowhere)",
         organisation.pk,
         week,
         report.links,
         report.emails,
         report.sms,
         report.batches,
+        report.unsent,
     )
     return report
 
@@ -249,6 +253,11 @@ def _prepare(
         token_hashes.append(hash_token(_derive_token(key, link_id)))
         # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:".
         prefix = f"week:{participant_id}:{week_text}"
+        if not participant.messaged:
+            # A link like anyone's, sent nowhere: the week's link rows must not tell who takes part.
+            report.unsent += 1
+            continue
+        report.links += 1
         if participant.by_email:
             outgoing.append(
                 messaging.Deferred(key=f"{prefix}:email", channel=EMAIL, renderer=RENDERER, reference=link_id)
@@ -293,7 +302,6 @@ def _prepare(
             ]
         )
     messaging.queue_many(outgoing)
-    report.links += len(link_ids)
 
 
 # --- the hourly beat --------------------------------------------------------------------------

@@ -11,6 +11,9 @@
    who declined, paused, went silent (inactive) or stopped; and an open week's score rows kept their
    department in clear, which told whether a department's one person answered. Closed: status and pause
    are sealed to the participant row, and a score's department is sealed until the week close drops it.
+3. The open week's scores_weeklylink rows name their participant in clear, and the round made them only for
+   those it messaged: a dump of the open week listed who is active and not paused. Closed: the round makes a
+   link for everyone on the list whose row is not shredded, and sends only the participants'.
 """
 
 from __future__ import annotations
@@ -250,3 +253,23 @@ def test_a_dump_of_the_consent_records_names_nobody_and_tells_no_kind(organisati
     # The sealed kinds all look alike: one length for every kind.
     kind_at = columns.index("kind")
     assert len({len(str(row[kind_at])) for row in rows}) == 1
+
+
+@pytest.mark.django_db
+@time_machine.travel(TUESDAY, tick=False)
+def test_the_open_weeks_links_do_not_tell_who_takes_part(organisation: Organisation) -> None:
+    from scores import rounds
+    from scores.models import WeeklyLink
+
+    people = {
+        "active": make_participant(organisation),
+        "paused": make_participant(organisation, messages_paused=True),
+        "inactive": make_participant(organisation, status=Participant.Status.INACTIVE),
+        "not enrolled": make_participant(organisation, status=Participant.Status.INVITED),
+    }
+    rounds.run_weekly_round(organisation=organisation, week=WEEK)
+
+    linked = {row[0] for row in _rows("SELECT participant_id FROM scores_weeklylink")}
+    # What the operator reads: one link row for every one of them, each like the others.
+    assert linked == {person.pk for person in people.values()}
+    assert WeeklyLink.objects.count() == len(people)

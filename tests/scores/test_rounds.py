@@ -75,7 +75,7 @@ def test_a_round_run_twice_sends_each_message_once(
 
 @pytest.mark.django_db
 @time_machine.travel(MONDAY_MORNING, tick=False)
-def test_only_active_listed_unpaused_participants_get_links_on_the_channel_they_chose(
+def test_everyone_listed_gets_a_link_and_only_active_unpaused_participants_are_sent_it_as_they_chose(
     organisation: Organisation, smtp_server: FakeSmtpServer, fake_twilio: FakeTwilio
 ) -> None:
     work = make_participant(organisation, weekly_channel="work_email")
@@ -85,18 +85,34 @@ def test_only_active_listed_unpaused_participants_get_links_on_the_channel_they_
     by_sms = make_participant(organisation, weekly_channel="sms")
     no_address = make_participant(organisation, weekly_channel="work_email", email=False)
     never_chose = make_participant(organisation, prefers_email=False, prefers_sms=False)
-    make_participant(organisation, status=Participant.Status.INVITED)
-    make_participant(organisation, status=Participant.Status.DECLINED)
-    make_participant(organisation, status=Participant.Status.STOPPED, email=False, mobile=False)
-    make_participant(organisation, is_listed=False)
-    make_participant(organisation, messages_paused=True)
+    invited = make_participant(organisation, status=Participant.Status.INVITED)
+    declined = make_participant(organisation, status=Participant.Status.DECLINED)
+    inactive = make_participant(organisation, status=Participant.Status.INACTIVE)
+    shredded = make_participant(organisation)
+    shredded.shred()
+    shredded.save()
+    unlisted = make_participant(organisation, is_listed=False)
+    paused = make_participant(organisation, messages_paused=True)
 
     report = rounds.run_weekly_round(organisation=organisation, week=WEEK)
     deliver_all()
 
+    # A dump of the open week's links names everyone on the list whose row is not shredded, whatever they
+    # did: it tells nobody who takes part (issue #14).
     linked = set(WeeklyLink.objects.filter(week=WEEK).values_list("participant_id", flat=True))
-    assert linked == {work.pk, private.pk, by_sms.pk}
-    assert no_address.pk not in linked and never_chose.pk not in linked
+    assert linked == {
+        work.pk,
+        private.pk,
+        by_sms.pk,
+        no_address.pk,
+        never_chose.pk,
+        invited.pk,
+        declined.pk,
+        inactive.pk,
+        paused.pk,
+    }
+    assert shredded.pk not in linked and unlisted.pk not in linked
+    assert report.unsent == 6
     emails, sms = received(smtp_server, fake_twilio)
     # Nothing to an address the employer supplied that the participant did not choose.
     assert emails == Counter({work.email: 1, "thuis@example.org": 1})

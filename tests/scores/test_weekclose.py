@@ -24,6 +24,7 @@ from participants.models import Department, Organisation, Participant
 from participants.participation import ParticipationState, participation_of, reactivate_participant
 from participants.signals import participant_inactive
 from preventicons import crypto, keyrotation, keys
+from preventicons.models import OutboundMessage
 from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import week_pseudonym, week_pseudonyms
@@ -382,7 +383,7 @@ def test_inactive_after_weeks_is_a_setting(organisation: Organisation, settings:
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
-def test_an_inactive_participant_gets_no_weekly_link_in_the_next_round(
+def test_an_inactive_participant_is_sent_no_weekly_link_in_the_next_round(
     organisation: Organisation, settings: object
 ) -> None:
     from scores import rounds
@@ -397,10 +398,12 @@ def test_an_inactive_participant_gets_no_weekly_link_in_the_next_round(
 
     report = rounds.run_weekly_round(organisation=organisation, week=TODAY)
 
-    assert report.links == 1
-    assert set(WeeklyLink.objects.filter(week=TODAY).values_list("participant_id", flat=True)) == {
-        colleague.pk
-    }
+    assert (report.links, report.emails, report.unsent) == (1, 1, 1)
+    # Both have a link row (the open week's links must not tell who is inactive); only the colleague's went.
+    links = dict(WeeklyLink.objects.filter(week=TODAY).values_list("participant_id", "pk"))
+    assert set(links) == {participant.pk, colleague.pk}
+    references = set(OutboundMessage.objects.values_list("reference", flat=True))
+    assert str(links[colleague.pk]) in references and str(links[participant.pk]) not in references
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
