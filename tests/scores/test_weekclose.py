@@ -315,7 +315,9 @@ def test_the_close_freezes_how_many_were_sent_the_link_per_department_for_the_pa
 
     close(organisation)
 
-    invited = {row.department_id: row.opened.invited for row in WeeklyAggregate.objects.filter(week=WEEK)}
+    invited = {
+        row.department_id: row.opened.invited or 0 for row in WeeklyAggregate.objects.filter(week=WEEK)
+    }
     # Only the responder and the silent one were sent a link: the paused, the unlisted and the not yet
     # enrolled were not, and they count in no band.
     assert invited[None] == 2
