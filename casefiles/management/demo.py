@@ -1,6 +1,6 @@
 """Demo data of the casefiles app: the demo casemanager's dossiers in different states.
 
-Called by ``manage.py seed_demo`` after the participants and scores apps' demo data (eight weeks of scores).
+Called by ``manage.py seed_demo`` after the participants and scores apps' demo data (half a year of scores).
 Each dossier is opened as the platform opens one: the participant asks for contact, the help-request batch
 takes it up and gives the dossier to the demo casemanager (linked to every demo organisation). Then the
 casemanager's work is done through the same operations the pages call: notes, trajectories, sessions, a

@@ -1,4 +1,4 @@
-"""Demo data of the participants app: two organisations, their people, and one staff login per role.
+"""Demo data of the participants app: five organisations, their people, and one staff login per role.
 
 Called by ``manage.py seed_demo``; safe to run again (everything is found by a natural key before it is made).
 Every name, address and number here is invented.
@@ -30,49 +30,146 @@ from preventicons.roles import Role
 DEMO_PASSWORD = "preventicons-demo"  # noqa: S105  # nosec B105  # demo only, refused in production
 AGREEMENT_SIGNED_ON = dt.date(2026, 1, 5)
 
-# (organisation, sector, signer) -> department -> people. "*" marks someone invited who has not enrolled yet.
-# Facilitair has exactly four people: its figures stay below the reporting threshold of five.
-ORGANISATIONS: dict[tuple[str, str, str], dict[str, list[str]]] = {
-    ("Zorggroep De Linde", "zorg", "M. Verhoeven, bestuurder"): {
-        "Verpleging": [
-            "Sanne de Vries",
-            "Daan Jansen",
-            "Lotte Bakker",
-            "Bram Visser",
-            "Fleur Smit",
-            "Thijs Meijer",
-            "Eva de Boer",
-            "*Ruben Mulder",
-        ],
-        "Thuiszorg": [
-            "Anouk de Groot",
-            "Jesse Bos",
-            "Iris Vos",
-            "Stijn Peters",
-            "Noor Hendriks",
-            "*Lars van Leeuwen",
-        ],
-        "Facilitair": ["Femke Dekker", "Sem Brouwer", "Lieke de Wit", "Koen Dijkstra"],
-    },
-    ("Bouwbedrijf Van der Meer", "bouw", "P. van der Meer, directeur"): {
-        "Uitvoering": [
-            "Jeroen Smits",
-            "Mark de Graaf",
-            "Joost van der Linden",
-            "Kevin Kok",
-            "Niels Jacobs",
-            "Dennis de Haan",
-            "Rick Vermeulen",
-        ],
-        "Kantoor": [
-            "Marloes van den Berg",
-            "Ingrid van Dijk",
-            "Esther Schouten",
-            "Wouter Willems",
-            "*Annelies Hoekstra",
-        ],
-    },
-}
+
+@dataclass(frozen=True)
+class DemoOrganisation:
+    name: str
+    sector: str
+    # The CBS SBI code: the reports compare an organisation with the others of its first two digits.
+    sbi_code: str
+    signer: str
+    # Department -> people. "*" marks someone invited who has not enrolled yet.
+    departments: dict[str, list[str]]
+
+
+# De Linde's employer (demo-hr-zorg) sees every part of the reports: Verpleging is always over the reporting
+# threshold of five, Thuiszorg hovers around it (shown one week, folded the next), and Facilitair has exactly
+# four people, so its figures are never shown. Three small care organisations in the same SBI division (87,
+# "verpleging, verzorging en thuiszorg") answer enough every week to pass the rules themselves: with them De
+# Linde's report shows a sector comparison. The builder has no peers in its division (41): its report says
+# why there is no sector figure.
+ORGANISATIONS: tuple[DemoOrganisation, ...] = (
+    DemoOrganisation(
+        "Zorggroep De Linde",
+        "zorg",
+        "8710",
+        "M. Verhoeven, bestuurder",
+        {
+            "Verpleging": [
+                "Sanne de Vries",
+                "Daan Jansen",
+                "Lotte Bakker",
+                "Bram Visser",
+                "Fleur Smit",
+                "Thijs Meijer",
+                "Eva de Boer",
+                "Julia Koster",
+                "Tim Prins",
+                "*Ruben Mulder",
+            ],
+            "Thuiszorg": [
+                "Anouk de Groot",
+                "Jesse Bos",
+                "Iris Vos",
+                "Stijn Peters",
+                "Noor Hendriks",
+                "*Lars van Leeuwen",
+            ],
+            "Facilitair": ["Femke Dekker", "Sem Brouwer", "Lieke de Wit", "Koen Dijkstra"],
+        },
+    ),
+    DemoOrganisation(
+        "Bouwbedrijf Van der Meer",
+        "bouw",
+        "4120",
+        "P. van der Meer, directeur",
+        {
+            "Uitvoering": [
+                "Jeroen Smits",
+                "Mark de Graaf",
+                "Joost van der Linden",
+                "Kevin Kok",
+                "Niels Jacobs",
+                "Dennis de Haan",
+                "Rick Vermeulen",
+            ],
+            "Kantoor": [
+                "Marloes van den Berg",
+                "Ingrid van Dijk",
+                "Esther Schouten",
+                "Wouter Willems",
+                "*Annelies Hoekstra",
+            ],
+        },
+    ),
+    DemoOrganisation(
+        "Verpleeghuis Rozenhof",
+        "zorg",
+        "8710",
+        "H. Kuipers, directeur",
+        {
+            "Zorg": [
+                "Marieke Huisman",
+                "Jasper Wolters",
+                "Sophie Kramer",
+                "Luuk van Wijk",
+                "Maud Postma",
+                "Gijs Kuiper",
+                "Roos Veenstra",
+                "Milan Bosman",
+                "Hanna Evers",
+                "Olaf Timmer",
+                "Nina Brink",
+                "Pim Scholten",
+            ],
+        },
+    ),
+    DemoOrganisation(
+        "Stichting De Wissel",
+        "zorg",
+        "8720",
+        "A. Mertens, bestuurder",
+        {
+            "Wonen": [
+                "Yara van Beek",
+                "Joris Haan",
+                "Demi Lammers",
+                "Bas Groen",
+                "Lisa Wouters",
+                "Teun Blom",
+                "Amber Sanders",
+                "Floris Verbeek",
+                "Merel Boer",
+                "Sven Maas",
+                "Kim Dam",
+                "Rik Hoogland",
+            ],
+        },
+    ),
+    DemoOrganisation(
+        "Woonzorg Het Baken",
+        "zorg",
+        "8730",
+        "E. Lubbers, bestuurder",
+        {
+            "Zorg": [
+                "Loes Bakx",
+                "Hugo Martens",
+                "Vera Claassen",
+                "Jelle Wijnands",
+                "Ilse Kemper",
+                "Mats Dekkers",
+                "Tess Hermans",
+                "Ruud Molenaar",
+                "Anne Vink",
+                "Kees Jonker",
+                "Pleun Smeets",
+                "Bart Zwart",
+            ],
+        },
+    ),
+)
+NAMES = [organisation.name for organisation in ORGANISATIONS]
 
 
 @dataclass(frozen=True)
@@ -111,16 +208,22 @@ def seed_organisations() -> int:
     """Organisations, signed agreements, departments and people; returns how many people were added."""
     added = 0
     number = 0
-    for (name, sector, signer), departments in ORGANISATIONS.items():
-        organisation, _ = Organisation.objects.get_or_create(name=name, defaults={"sector": sector})
+    for demo in ORGANISATIONS:
+        organisation, _ = Organisation.objects.get_or_create(
+            name=demo.name, defaults={"sector": demo.sector, "sbi_code": demo.sbi_code}
+        )
+        if not organisation.sbi_code:
+            # A demo database made before the reports had SBI codes.
+            organisation.sbi_code = demo.sbi_code
+            organisation.save(update_fields=["sbi_code"])
         if not has_signed_agreement(organisation):
             record_agreement(
                 organisation=organisation,
                 signed_on=AGREEMENT_SIGNED_ON,
-                signer=signer,
-                document=f"Verwerkersovereenkomst {name} (demo)".encode(),
+                signer=demo.signer,
+                document=f"Verwerkersovereenkomst {demo.name} (demo)".encode(),
             )
-        for department_name, people in departments.items():
+        for department_name, people in demo.departments.items():
             department, _ = Department.objects.get_or_create(organisation=organisation, name=department_name)
             for entry in people:
                 number += 1
@@ -186,7 +289,7 @@ def seed_login(login: DemoLogin) -> TOTPDevice:
         )
     if login.role is Role.CASEMANAGER:
         # The demo casemanager serves every demo organisation: their help requests reach the dashboard.
-        for organisation_name in (key[0] for key in ORGANISATIONS):
+        for organisation_name in NAMES:
             link_casemanager(organisation=Organisation.objects.get(name=organisation_name), casemanager=user)
     return device
 
@@ -198,7 +301,7 @@ def fresh_invitation() -> tuple[Participant, str] | None:
     (on a weekday between the sending hours); this one can be used at once. A new token on every run.
     """
     invited = (
-        Participant.objects.filter(organisation__name__in=[key[0] for key in ORGANISATIONS], is_listed=True)
+        Participant.objects.filter(organisation__name__in=NAMES, is_listed=True)
         .with_status(Participant.Status.INVITED)
         .order_by("pk")
     )
@@ -223,10 +326,10 @@ def seed(*, write: Callable[[str], None]) -> None:
         devices = [(login, seed_login(login)) for login in LOGINS]
         # The real schedule for everyone listed and not invited yet (the demo's "*" people): invitation and
         # reminders land in the development mailbox when due, as they would in a real mailbox.
-        for organisation in Organisation.objects.filter(name__in=[key[0] for key in ORGANISATIONS]):
+        for organisation in Organisation.objects.filter(name__in=NAMES):
             send_invitations(organisation=organisation)
         invitation = fresh_invitation()
-    people = Participant.objects.filter(organisation__name__in=[key[0] for key in ORGANISATIONS]).count()
+    people = Participant.objects.filter(organisation__name__in=NAMES).count()
     write(f"participants: {people} people in {len(ORGANISATIONS)} organisations ({added} added)")
     write("")
     write(f'Demo logins (password "{DEMO_PASSWORD}"; second factor: add the otpauth:// URI to an')

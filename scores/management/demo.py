@@ -1,4 +1,4 @@
-"""Demo data of the scores app: eight past weeks made by the real weekly round, taps and week close.
+"""Demo data of the scores app: half a year of past weeks made by the real weekly round, taps and week close.
 
 Called by ``manage.py seed_demo`` after the participants app's demo data; safe to run again (a closed week
 is skipped, a round sends nothing twice, one score per pseudonym and week is a database constraint). Each
@@ -6,7 +6,9 @@ past week is lived through as the platform lives it, with the week passed to the
 the round makes the week's links and queues its messages, the demo people tap their links during that week
 (``submit_score`` at a moment of that week), and the week close freezes the figures, counts participation
 and deletes the links (so the queued messages of past weeks end cancelled when the worker meets them).
-Then this week's round runs, and the command prints an unanswered smiley link of this week and whose it is.
+Then this week's round runs, and the command prints an unanswered smiley link of this week and whose it is,
+and where the demo employer finds its reports: 26 closed weeks are two full quarters and more, enough for a
+trend by week, by quarter and by year.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from django.utils import timezone
 
 from participants import queries
 from participants.agreements import has_signed_agreement
-from participants.models import Organisation
+from participants.models import Organisation, StaffUser
 from scores import rounds
 from scores.models import Score, WeeklyLink
 from scores.sealing import week_pseudonym
 from scores.submission import submit_score
 from scores.weekclose import close_week, is_week_closed, monday_of
 
-DEMO_WEEKS = 8
+DEMO_WEEKS = 26
+# The employer login whose reports the demo points at (participants.management.demo makes it).
+DEMO_EMPLOYER = "demo-hr-zorg"
 RESPONSE_RATE = 0.85
 # When the demo people tap in a past week: its Wednesday at noon, well inside the week the link is open.
 TAP_AFTER = dt.timedelta(days=2, hours=12)
@@ -108,6 +112,7 @@ def seed(*, write: Callable[[str], None]) -> None:
         f"scores: {DEMO_WEEKS} past weeks lived through by the weekly round, taps and the week close "
         f"({recorded} scores added); this week's round has run"
     )
+    write_reports_url(write=write)
     found = unanswered_link(week=this_week)
     if found is None:
         write("scores: every demo participant has answered this week (make clean starts afresh)")
@@ -118,5 +123,20 @@ def seed(*, write: Callable[[str], None]) -> None:
     write(
         f"scores: this week's smiley link of {who.name} ({who.organisation}, "
         f"{who.department}), not answered yet (tap 1 or 2 for the offer of help):"
+    )
+    write(f"  {url}")
+
+
+def write_reports_url(*, write: Callable[[str], None]) -> None:
+    """Where the demo employer reads its organisation's reports (by quarter, its page's default)."""
+    employer = StaffUser.objects.filter(username=DEMO_EMPLOYER).select_related("organisation").first()
+    if employer is None or employer.organisation is None:
+        return
+    url = settings.SITE_URL + reverse(
+        "scores:report", kwargs={"organisation_id": employer.organisation.pk, "level": "quarter"}
+    )
+    write(
+        f"scores: the reports of {employer.organisation.name} for {DEMO_EMPLOYER} (departments over and "
+        "under the threshold, a sector comparison):"
     )
     write(f"  {url}")

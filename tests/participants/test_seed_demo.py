@@ -19,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.fixtures import Settings
 
 from casefiles.models import AccessLogEntry, Dossier, ProgressNote, Trajectory, TrajectorySession
-from participants.management.demo import DEMO_PASSWORD, LOGINS
+from participants.management.demo import DEMO_PASSWORD, LOGINS, ORGANISATIONS
 from participants.models import (
     CasemanagerLink,
     ConsentRecord,
@@ -30,13 +30,32 @@ from participants.models import (
     StaffUser,
 )
 from preventicons.roles import Role, roles_of
-from scores.management.demo import DEMO_WEEKS
+from scores import reports
+from scores.disclosure import Shown, Why
+from scores.management import demo as scores_demo
+from scores.management.demo import DEMO_EMPLOYER, DEMO_WEEKS
 from scores.models import ClosedWeek, Score, WeeklyAggregate
 from scores.queries import weekly_values_for
 from scores.weekclose import monday_of
 from tests.conftest import ALL_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+
+# Each seed lives through every demo week of every organisation (about 20 s on PostgreSQL for half a year):
+# the tests that are not about the length of the demo live through a few weeks only.
+SHORT_DEMO_WEEKS = 3
+
+
+@pytest.fixture(autouse=True)
+def short_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scores_demo, "DEMO_WEEKS", SHORT_DEMO_WEEKS)
+
+
+@pytest.fixture
+def full_demo(short_demo: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo as `make demo` seeds it: every one of its DEMO_WEEKS."""
+    monkeypatch.setattr(scores_demo, "DEMO_WEEKS", DEMO_WEEKS)
+
 
 SEEDED = (
     Organisation,
@@ -84,14 +103,15 @@ def test_the_demo_has_weeks_of_scores_of_active_people_and_those_weeks_are_close
     seed()
 
     weeks = set(Score.objects.values_list("week", flat=True))
-    assert len(weeks) == DEMO_WEEKS
+    assert len(weeks) == scores_demo.DEMO_WEEKS
     # Active people, and those the closed weeks made inactive (four demo weeks in a row without a score
     # happen now and then: the scores are drawn at random per pseudonym).
     holders = Participant.objects.with_status(Participant.Status.ACTIVE, Participant.Status.INACTIVE)
     found = sum(len(weekly_values_for(participant.pseudonym or "")) for participant in holders)
     assert found == Score.objects.count()
-    assert ClosedWeek.objects.filter(week__in=weeks).count() == 2 * DEMO_WEEKS
-    assert WeeklyAggregate.objects.filter(week__in=weeks, department__isnull=True).count() == 2 * DEMO_WEEKS
+    closed = len(ORGANISATIONS) * scores_demo.DEMO_WEEKS
+    assert ClosedWeek.objects.filter(week__in=weeks).count() == closed
+    assert WeeklyAggregate.objects.filter(week__in=weeks, department__isnull=True).count() == closed
 
 
 WEEKLY_LINK = re.compile(r"smiley link of ([^(]+) \(.*\n\s+https?://\S+(/w/[A-Za-z0-9_-]{43}/)")
@@ -142,7 +162,9 @@ def test_the_demo_weeks_are_made_by_the_round_and_the_week_close() -> None:
     this_week = monday_of(timezone.localdate())
     organisations = Organisation.objects.count()
     # A finished round for every demo week and this one, links only of this week (the close deleted the rest).
-    assert WeeklyRound.objects.filter(finished_at__isnull=False).count() == organisations * (DEMO_WEEKS + 1)
+    assert WeeklyRound.objects.filter(finished_at__isnull=False).count() == organisations * (
+        scores_demo.DEMO_WEEKS + 1
+    )
     assert set(WeeklyLink.objects.values_list("week", flat=True)) == {this_week}
     # No score of a closed week keeps its department (the close rewrote them).
     assert not Score.objects.filter(week__lt=this_week, department__isnull=False).exists()
@@ -151,12 +173,70 @@ def test_the_demo_weeks_are_made_by_the_round_and_the_week_close() -> None:
 def test_the_demo_has_two_sectors_with_signed_agreements_and_a_department_of_four() -> None:
     seed()
     organisations = Organisation.objects.all()
-    assert sorted(organisations.values_list("sector", flat=True)) == ["bouw", "zorg"]
+    assert set(organisations.values_list("sector", flat=True)) == {"bouw", "zorg"}
     for organisation in organisations:
         assert organisation.agreements.filter(party=ProcessingAgreement.Party.ORGANISATION).count() == 1
+        assert organisation.sbi_code
+        organisation.full_clean()  # a valid SBI code
     sizes = Department.objects.annotate(people=Count("participants")).values_list("people", flat=True)
     assert 4 in sizes
-    assert 25 <= Participant.objects.count() <= 35
+    assert 60 <= Participant.objects.count() <= 75
+
+
+def test_the_demo_employer_has_at_least_three_peers_in_its_sbi_division() -> None:
+    seed()
+    employer = StaffUser.objects.get(username=DEMO_EMPLOYER)
+    assert employer.organisation is not None
+    peers = Organisation.objects.exclude(pk=employer.organisation.pk).filter(
+        sbi_code__startswith=reports.sector_of(employer.organisation)
+    )
+    assert peers.count() >= 3
+    for peer in peers:
+        assert peer.participants.count() >= 10
+    # The builder has no peers: its report shows why there is no sector figure.
+    builder = Organisation.objects.get(sector="bouw")
+    assert not Organisation.objects.exclude(pk=builder.pk).filter(
+        sbi_code__startswith=reports.sector_of(builder)
+    )
+
+
+REPORTS_LINK = re.compile(
+    rf"reports of ([^\n]+) for {DEMO_EMPLOYER} .*\n\s+https?://\S+(/reports/\d+/quarter/)"
+)
+
+
+@pytest.mark.usefixtures("full_demo")
+def test_the_demo_employers_report_shows_trends_withheld_cells_and_a_sector_comparison(
+    client: Client,
+) -> None:
+    from tests.conftest import login_verified
+
+    printed = REPORTS_LINK.search(seed())
+
+    assert printed is not None
+    employer = StaffUser.objects.get(username=DEMO_EMPLOYER)
+    assert employer.organisation is not None and printed.group(1) == employer.organisation.name
+    login_verified(client, employer)
+    assert client.get(printed.group(2)).status_code == 200
+    # Two quarters and more, and thirteen weeks: a trend.
+    quarters = reports.build_report(employer.organisation, reports.Level.QUARTER)
+    assert len(quarters.periods) >= 2 and any(period.complete for period in quarters.periods)
+    weeks = reports.build_report(employer.organisation, reports.Level.WEEK)
+    assert len(weeks.periods) == reports.SHOWN_PERIODS[reports.Level.WEEK]
+    cells = [cell for row in weeks.rows for cell in row.cells if cell is not None]
+    # A department with its own figures; Facilitair (four people) always folded into "other departments";
+    # and a group withheld, for too few answers or because it would reveal a smaller one.
+    departments = [row for row in weeks.rows if isinstance(row.key, int)]
+    assert any(cell and cell.shown is Shown.FIGURES for row in departments for cell in row.cells)
+    facilitair = next(row for row in departments if row.label == "Facilitair")
+    assert all(cell and cell.why is Why.FOLDED for cell in facilitair.cells)
+    assert any(cell.shown is Shown.NOTHING and cell.why in {Why.FEW, Why.PROTECT} for cell in cells)
+    assert weeks.sector is not None and any(cell.shown is Shown.FIGURES for cell in weeks.sector)
+    page = client.get(f"/reports/{employer.organisation.pk}/week/").content.decode()
+    assert "counted in “Other departments”" in page
+    assert "fewer than 5 answers" in page or "it would reveal a smaller group" in page
+    sector = next(cell for cell in weeks.sector if cell.shown is Shown.FIGURES)
+    assert f"{sector.average} ({sector.answers})" in page  # the trend table's "average (answers)"
 
 
 def test_demo_people_have_plausible_contact_data_that_is_stored_sealed() -> None:
