@@ -23,6 +23,7 @@ TEXT_COLOUR = "#333333"
 GRID_COLOUR = "#949494"
 SERIES_STYLES = (("#1f5fa8", ""), ("#a8501f", "6 4"), ("#2e7d32", "2 3"))
 WIDTH, HEIGHT = 720, 260
+# RIGHT leaves room for half of the last period's label, centred under its point ("2026-W48").
 LEFT, RIGHT, TOP, BOTTOM = 48.0, 680.0, 16.0, 196.0
 LEGEND_Y = 248.0
 SCALE = (1, 2, 3, 4, 5)
