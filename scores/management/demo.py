@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -26,6 +26,7 @@ from django.utils import timezone
 from participants import queries
 from participants.agreements import has_signed_agreement
 from participants.models import Organisation, StaffUser
+from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import Score, WeeklyLink
 from scores.sealing import week_pseudonym
@@ -67,10 +68,9 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
     links = WeeklyLink.objects.filter(
         participant_id__in=queries.ids_in_organisation(organisation.pk), week=week
     )
-    for link in links:
-        # The round sends links to active participants only: each has a pseudonym.
+    for link in _sent(links):
         pseudonym = queries.active_pseudonym(link.participant_id)
-        assert pseudonym
+        assert pseudonym  # sent to active participants only
         scores = {score.week: score.value for score in demo_scores(pseudonym, weeks)}
         if week in scores:
             # The token the participant's message carries, tapped as the smiley page does.
@@ -80,9 +80,20 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
     return recorded
 
 
+def _sent(links: Iterable[WeeklyLink]) -> list[WeeklyLink]:
+    """The links the round sent: it makes one for everyone on the list, but sends only the participants'."""
+    links = list(links)
+    sent = set(
+        OutboundMessage.objects.filter(reference__in=[str(link.pk) for link in links]).values_list(
+            "reference", flat=True
+        )
+    )
+    return [link for link in links if str(link.pk) in sent]
+
+
 def unanswered_link(*, week: dt.date) -> tuple[uuid.UUID, str] | None:
-    """One active demo participant's id with a link of ``week`` and no score yet, with the link's token."""
-    for link in WeeklyLink.objects.filter(week=week).order_by("participant_id"):
+    """A demo participant's id with a sent link of ``week`` and no score yet, with the link's token."""
+    for link in _sent(WeeklyLink.objects.filter(week=week).order_by("participant_id")):
         # The status is sealed (participants.models): opened and decided in Python, not in SQL.
         pseudonym = queries.active_pseudonym(link.participant_id)
         if (
