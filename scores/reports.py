@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ THRESHOLD_SETTING = "threshold"
 MAXIMUM_REPORT_THRESHOLD = 50
 # How long a comparison figure is kept: every close and every settings change makes a new key anyway.
 COMPARISON_CACHE_SECONDS = 24 * 3600
+# How long an organisation's decided cells are kept: a close, a threshold raise or a change in whether anyone
+# is in no department makes a new key anyway (see _cells_key).
+CELLS_CACHE_SECONDS = 24 * 3600
+# In every cache key of this module: bump it when a cached value's shape (Cell, Period) or a rule of
+# scores.disclosure changes, so that a deploy never serves cells decided by the code it replaced.
+CACHE_FORMAT = 1
 
 
 class Level(enum.StrEnum):
@@ -197,15 +204,28 @@ def _stored(queryset: Iterable[WeeklyAggregate]) -> Iterable[tuple[int, int | No
     return queryset.values_list("organisation_id", "department_id", "week", "figures")  # type: ignore[attr-defined]
 
 
-def decided_weeks(organisation_id: int, *, since: dt.date | None = None) -> list[Week]:
-    """Every closed week of the organisation (from ``since``), decided by scores.disclosure, oldest first."""
+def decided_weeks(
+    organisation_id: int,
+    *,
+    since: dt.date | None = None,
+    threshold: int | None = None,
+    department_less: bool | None = None,
+) -> list[Week]:
+    """Every closed week of the organisation (from ``since``), decided by scores.disclosure, oldest first.
+
+    ``threshold`` and ``department_less`` when the caller has just read them (build_report): read here
+    otherwise.
+    """
     rows = WeeklyAggregate.objects.filter(organisation_id=organisation_id)
     if since is not None:
         rows = rows.filter(week__gte=since)
     by_week: dict[dt.date, dict[int | None, Tally]] = defaultdict(dict)
     for _organisation, department_id, week, tally in _opened_rows(_stored(rows)):
         by_week[week][department_id] = tally
-    threshold = threshold_of(organisation_id)
+    if threshold is None:
+        threshold = threshold_of(organisation_id)
+    if department_less is None:
+        department_less = participant_queries.has_department_less(organisation_id)
     decided = []
     for week in sorted(by_week):
         groups = by_week[week]
@@ -275,7 +295,8 @@ def comparisons(organisation: Organisation, shown: Sequence[Period], *, sector: 
         return []
     level = shown[0].level
     key = (
-        f"reports:comparison:{organisation.pk}:{level}:{int(sector)}:{shown[-1].key}:{_comparison_version()}"
+        f"reports:comparison:v{CACHE_FORMAT}:{organisation.pk}:{level}:{int(sector)}:{shown[-1].key}:"
+        f"{_comparison_version()}"
     )
     cached: list[Cell] | None = cache.get(key)
     if cached is not None:
@@ -338,28 +359,63 @@ def _row_order(keys: Iterable[GroupKey], labels: Mapping[GroupKey, str]) -> list
     return ordered
 
 
+def _decided_cells(
+    organisation: Organisation, shown: Sequence[Period], *, threshold: int, department_less: bool
+) -> dict[GroupKey, list[Cell | None]]:
+    """Each group's cell per shown period (rule 5 over the decided weeks)."""
+    weeks = decided_weeks(
+        organisation.pk, since=shown[0].weeks[0], threshold=threshold, department_less=department_less
+    )
+    by_week = {week.week: week for week in weeks}
+    keys: set[GroupKey] = set()
+    for week in weeks:
+        keys.update(week.cells)
+    return {
+        key: [combine(key, [by_week[week] for week in period.weeks if week in by_week]) for period in shown]
+        for key in keys
+    }
+
+
+def _cells_key(
+    organisation: Organisation, shown: Sequence[Period], *, threshold: int, department_less: bool
+) -> str:
+    """Everything the decided cells depend on, so that no change has to remember to clear them.
+
+    The frozen figures: a week's aggregates are written in one transaction with its ClosedWeek and never
+    rewritten, so the organisation-wide rows' ciphertexts of the shown weeks stand for all of them. Their
+    random nonces make the key differ for every close, also where ids repeat (a database restored or made
+    anew, as the test suite's is, while the cache lives on). The rules' other inputs: the threshold (only
+    ever raised) and whether anyone is in no department. Department names are not in the cells: the labels
+    are read for every request.
+    """
+    rows = WeeklyAggregate.objects.filter(
+        organisation_id=organisation.pk, department__isnull=True, week__gte=shown[0].weeks[0]
+    ).order_by("week")
+    frozen = hashlib.sha256()
+    for week, sealed in rows.values_list("week", "figures"):
+        frozen.update(f"{week.isoformat()}:{sealed};".encode())
+    return (
+        f"reports:cells:v{CACHE_FORMAT}:{organisation.pk}:{shown[0].level}:{shown[0].key}-{shown[-1].key}:"
+        f"{threshold}:{int(department_less)}:{frozen.hexdigest()}"
+    )
+
+
 def build_report(organisation: Organisation, level: Level) -> Report:
+    """The report of one level: its cells decided once per closed week, threshold and department-less
+    state (cached, see _cells_key), its labels read fresh, its comparisons from comparisons()."""
     closed = ClosedWeek.objects.filter(organisation=organisation).values_list("week", flat=True)
     shown = periods(closed, level)
     threshold = threshold_of(organisation.pk)
     if not shown:
         return Report(organisation, level, threshold, [], [], None, [])
-    weeks = decided_weeks(organisation.pk, since=shown[0].weeks[0])
-    by_week = {week.week: week for week in weeks}
-    keys: set[GroupKey] = set()
-    for week in weeks:
-        keys.update(week.cells)
-    labels = _labels(organisation, keys)
-    rows = [
-        Row(
-            key=key,
-            label=labels[key],
-            cells=[
-                combine(key, [by_week[week] for week in period.weeks if week in by_week]) for period in shown
-            ],
-        )
-        for key in _row_order(keys, labels)
-    ]
+    department_less = participant_queries.has_department_less(organisation.pk)
+    cache_key = _cells_key(organisation, shown, threshold=threshold, department_less=department_less)
+    cells: dict[GroupKey, list[Cell | None]] | None = cache.get(cache_key)
+    if cells is None:
+        cells = _decided_cells(organisation, shown, threshold=threshold, department_less=department_less)
+        cache.set(cache_key, cells, CELLS_CACHE_SECONDS)
+    labels = _labels(organisation, cells)
+    rows = [Row(key=key, label=labels[key], cells=cells[key]) for key in _row_order(cells, labels)]
     return Report(
         organisation=organisation,
         level=level,

@@ -1,0 +1,150 @@
+"""The employer report's decided cells are cached (scores.reports._cells_key): a second request opens no
+frozen figure, and everything that changes what may be shown makes a new key, with nothing to clear: a week
+closed, the threshold raised, someone in no department, a week frozen anew under the same ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from participants.models import Department, Organisation, Participant, StaffUser
+from preventicons.roles import Role
+from scores import reports
+from scores.disclosure import ORGANISATION, OTHER, Shown
+from scores.models import ClosedWeek, Figures, WeeklyAggregate
+from scores.reports import Level
+from tests.conftest import make_organisation, make_staff
+
+MONDAY = dt.date(2026, 1, 5)
+FIVE = [3, 4, 4, 5, 2]
+EIGHT = [1, 2, 3, 3, 4, 4, 5, 5]
+
+
+def freeze(organisation: Organisation, week: dt.date, answers: Mapping[str, list[int]]) -> None:
+    """A closed week as the close writes it: a row per department (empty where not answered), the
+    organisation's row, the ClosedWeek."""
+    everyone: list[int] = []
+    for department in Department.objects.filter(organisation=organisation):
+        values = answers.get(department.name, [])
+        everyone.extend(values)
+        WeeklyAggregate.objects.create(
+            organisation=organisation,
+            department=department,
+            week=week,
+            figures=Figures.of(values, invited=len(values)).sealed_text(),
+        )
+    WeeklyAggregate.objects.create(
+        organisation=organisation,
+        department=None,
+        week=week,
+        figures=Figures.of(everyone, invited=len(everyone)).sealed_text(),
+    )
+    ClosedWeek.objects.create(organisation=organisation, week=week)
+
+
+def cells(report: reports.Report) -> dict[Any, list[Any]]:
+    return {row.key: row.cells for row in report.rows}
+
+
+@pytest.fixture
+def organisation(db: Any, empty_cache: None) -> Organisation:
+    organisation = make_organisation("Zorggroep Noord")
+    freeze(organisation, MONDAY, {"Finance": EIGHT, "Care": FIVE, "IT": EIGHT})
+    return organisation
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many times the frozen figures were opened and decided."""
+    calls: list[int] = []
+    decide = reports._decided_cells
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "_decided_cells", counted)
+    yield calls
+
+
+def test_a_second_report_opens_no_frozen_figure_and_shows_the_same(
+    organisation: Organisation, opened: list[int]
+) -> None:
+    first = reports.build_report(organisation, Level.WEEK)
+    second = reports.build_report(organisation, Level.WEEK)
+
+    assert len(opened) == 1
+    assert cells(second) == cells(first) and second.periods == first.periods
+    # Each level is decided on its own.
+    reports.build_report(organisation, Level.YEAR)
+    assert len(opened) == 2
+
+
+def test_a_newly_closed_week_is_in_the_next_report(organisation: Organisation, opened: list[int]) -> None:
+    before = reports.build_report(organisation, Level.WEEK)
+    freeze(organisation, MONDAY + dt.timedelta(weeks=1), {"Finance": EIGHT, "Care": EIGHT, "IT": EIGHT})
+
+    after = reports.build_report(organisation, Level.WEEK)
+
+    assert len(opened) == 2
+    assert len(after.periods) == len(before.periods) + 1
+    assert after.rows[0].cells[-1] is not None and after.rows[0].cells[-1].answers == 24
+
+
+def test_a_raised_threshold_withholds_at_once_what_the_cache_held(
+    organisation: Organisation, opened: list[int]
+) -> None:
+    care = Department.objects.get(organisation=organisation, name="Care").pk
+    before = cells(reports.build_report(organisation, Level.WEEK))
+    assert before[care][0] is not None and before[care][0].answers == 5
+    employer: StaffUser = make_staff("hr-noord", Role.EMPLOYER, organisation)
+
+    reports.raise_threshold(organisation, 6, by=employer)
+    after = cells(reports.build_report(organisation, Level.WEEK))
+
+    assert len(opened) == 2
+    assert after[care][0] is not None and after[care][0].shown is Shown.NOTHING
+    assert after[care][0].answers is None
+
+
+def test_someone_in_no_department_brings_other_departments_at_once(
+    organisation: Organisation, opened: list[int]
+) -> None:
+    assert OTHER not in cells(reports.build_report(organisation, Level.WEEK))
+
+    Participant.objects.create(organisation=organisation, department=None)
+    after = cells(reports.build_report(organisation, Level.WEEK))
+
+    assert len(opened) == 2
+    assert OTHER in after
+
+
+def test_a_week_frozen_anew_under_the_same_ids_is_decided_anew(
+    organisation: Organisation, opened: list[int]
+) -> None:
+    """As after a database restored or made anew while the cache lived on: same organisation, same week,
+    other figures. The key follows the sealed figures, not the ids."""
+    reports.build_report(organisation, Level.WEEK)
+    WeeklyAggregate.objects.filter(organisation=organisation).delete()
+    ClosedWeek.objects.filter(organisation=organisation).delete()
+    freeze(organisation, MONDAY, {"Finance": EIGHT, "Care": EIGHT, "IT": EIGHT})
+
+    after = cells(reports.build_report(organisation, Level.WEEK))
+
+    assert len(opened) == 2
+    assert after[ORGANISATION][0] is not None and after[ORGANISATION][0].answers == 24
+
+
+def test_a_renamed_department_shows_its_new_name_from_the_cached_cells(
+    organisation: Organisation, opened: list[int]
+) -> None:
+    reports.build_report(organisation, Level.WEEK)
+    Department.objects.filter(organisation=organisation, name="Care").update(name="Zorg")
+
+    labels = [row.label for row in reports.build_report(organisation, Level.WEEK).rows]
+
+    assert len(opened) == 1
+    assert "Zorg" in labels and "Care" not in labels
