@@ -400,6 +400,31 @@ def _cells_key(
     )
 
 
+def _cells(
+    organisation: Organisation, shown: Sequence[Period], *, threshold: int
+) -> dict[GroupKey, list[Cell | None]]:
+    """The decided cells of these periods, from the cache when nothing they depend on has changed."""
+    department_less = participant_queries.has_department_less(organisation.pk)
+    cache_key = _cells_key(organisation, shown, threshold=threshold, department_less=department_less)
+    cells: dict[GroupKey, list[Cell | None]] | None = cache.get(cache_key)
+    if cells is None:
+        cells = _decided_cells(organisation, shown, threshold=threshold, department_less=department_less)
+        cache.set(cache_key, cells, CELLS_CACHE_SECONDS)
+    return cells
+
+
+def prepare_cells(organisation: Organisation) -> None:
+    """Decide the cells of every level now (after a close), so that the first dashboard after it does not
+    open three years of frozen figures while the employer waits. Only the organisation's own cells: the
+    comparisons change with every organisation's close and are computed on the first request."""
+    closed = list(ClosedWeek.objects.filter(organisation=organisation).values_list("week", flat=True))
+    threshold = threshold_of(organisation.pk)
+    for level in Level:
+        shown = periods(closed, level)
+        if shown:
+            _cells(organisation, shown, threshold=threshold)
+
+
 def build_report(organisation: Organisation, level: Level) -> Report:
     """The report of one level: its cells decided once per closed week, threshold and department-less
     state (cached, see _cells_key), its labels read fresh, its comparisons from comparisons()."""
@@ -408,12 +433,7 @@ def build_report(organisation: Organisation, level: Level) -> Report:
     threshold = threshold_of(organisation.pk)
     if not shown:
         return Report(organisation, level, threshold, [], [], None, [])
-    department_less = participant_queries.has_department_less(organisation.pk)
-    cache_key = _cells_key(organisation, shown, threshold=threshold, department_less=department_less)
-    cells: dict[GroupKey, list[Cell | None]] | None = cache.get(cache_key)
-    if cells is None:
-        cells = _decided_cells(organisation, shown, threshold=threshold, department_less=department_less)
-        cache.set(cache_key, cells, CELLS_CACHE_SECONDS)
+    cells = _cells(organisation, shown, threshold=threshold)
     labels = _labels(organisation, cells)
     rows = [Row(key=key, label=labels[key], cells=cells[key]) for key in _row_order(cells, labels)]
     return Report(

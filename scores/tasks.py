@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from participants.models import Organisation
 from preventicons.tasks import IDEMPOTENT_JOB
-from scores import rounds, weekclose, wellbeing
+from scores import reports, rounds, weekclose, wellbeing
 
 
 @shared_task(name="scores.tasks.run_due_rounds", **IDEMPOTENT_JOB)
@@ -16,8 +17,15 @@ def run_due_rounds() -> int:
 
 @shared_task(name="scores.tasks.close_ended_weeks", **IDEMPOTENT_JOB)
 def close_ended_weeks() -> int:
-    """Close every ended week not yet closed (scores.weekclose); a doubled or retried run changes nothing."""
-    return sum(1 for result in weekclose.close_ended_weeks() if result.closed)
+    """Close every ended week not yet closed (scores.weekclose); a doubled or retried run changes nothing.
+
+    Then the report cells of every organisation that closed a week are decided ahead of its employer's
+    first look (scores.reports.prepare_cells).
+    """
+    closed = [result for result in weekclose.close_ended_weeks() if result.closed]
+    for organisation in Organisation.objects.filter(pk__in={result.organisation_id for result in closed}):
+        reports.prepare_cells(organisation)
+    return len(closed)
 
 
 @shared_task(name="scores.tasks.take_up_help_requests", **IDEMPOTENT_JOB)

@@ -1,6 +1,7 @@
 """The employer report's decided cells are cached (scores.reports._cells_key): a second request opens no
 frozen figure, and everything that changes what may be shown makes a new key, with nothing to clear: a week
-closed, the threshold raised, someone in no department, a week frozen anew under the same ids."""
+closed, the threshold raised, someone in no department, a week frozen anew under the same ids. The week
+close's task decides them ahead of the first look."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from participants.models import Department, Organisation, Participant, StaffUser
 from preventicons.roles import Role
-from scores import reports
+from scores import reports, tasks, weekclose
 from scores.disclosure import ORGANISATION, OTHER, Shown
 from scores.models import ClosedWeek, Figures, WeeklyAggregate
 from scores.reports import Level
@@ -148,3 +149,24 @@ def test_a_renamed_department_shows_its_new_name_from_the_cached_cells(
 
     assert len(opened) == 1
     assert "Zorg" in labels and "Care" not in labels
+
+
+def test_cells_prepared_after_a_close_serve_the_first_report_of_every_level(
+    organisation: Organisation, opened: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = make_organisation("Bouwbedrijf Zuid")
+    monkeypatch.setattr(
+        weekclose,
+        "close_ended_weeks",
+        lambda: [
+            weekclose.WeekClosed(organisation_id=organisation.pk, week=MONDAY, closed=True),
+            weekclose.WeekClosed(organisation_id=other.pk, week=MONDAY, closed=False),
+        ],
+    )
+
+    assert tasks.close_ended_weeks() == 1
+    assert len(opened) == len(Level)  # the one organisation that closed a week, every level
+
+    for level in Level:
+        reports.build_report(organisation, level)
+    assert len(opened) == len(Level)
