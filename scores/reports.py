@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -257,10 +257,25 @@ def sector_of(organisation: Organisation) -> str:
 
 
 def _comparison_version() -> str:
-    """Changes whenever a comparison figure can: a week closed anywhere, a threshold changed anywhere."""
-    closed = ClosedWeek.objects.aggregate(last=Max("pk"))["last"]
+    """Changes whenever a comparison figure can: a week closed anywhere (or an organisation's weeks removed),
+    a threshold changed anywhere, an organisation's SBI code set or changed.
+
+    The latest organisation-wide figures' ciphertext is in it for its random nonce: ids and counts repeat
+    where a database is restored or made anew (as the test suite's is) while the cache lives on.
+    """
+    closed = ClosedWeek.objects.aggregate(count=Count("pk"), last=Max("pk"))
+    latest = (
+        WeeklyAggregate.objects.filter(department__isnull=True)
+        .order_by("-pk")
+        .values_list("figures", flat=True)
+        .first()
+    )
     changed = ReportSettingChange.objects.aggregate(last=Max("pk"))["last"]
-    return f"{closed}-{changed}"
+    sectors = hashlib.sha256(
+        repr(list(Organisation.objects.order_by("pk").values_list("pk", "sbi_code"))).encode()
+    )
+    sectors.update(str(latest).encode())
+    return f"{closed['count']}-{closed['last']}-{changed}-{sectors.hexdigest()}"
 
 
 def _others(
@@ -283,11 +298,14 @@ def _others(
     return others
 
 
-def comparisons(organisation: Organisation, shown: Sequence[Period], *, sector: bool) -> list[Cell] | None:
+def comparisons(
+    organisation: Organisation, shown: Sequence[Period], *, sector: bool, version: str | None = None
+) -> list[Cell] | None:
     """The sector's (or all organisations') cell for each period; None without a sector to compare with.
 
-    Cached per organisation, level and version: every employer's dashboard would otherwise open the
-    organisation-wide rows of every organisation.
+    Cached per organisation, level and version (``version``: _comparison_version(), when the caller has read
+    it for both comparisons): every employer's dashboard would otherwise open the organisation-wide rows of
+    every organisation.
     """
     if sector and not sector_of(organisation):
         return None
@@ -296,7 +314,7 @@ def comparisons(organisation: Organisation, shown: Sequence[Period], *, sector: 
     level = shown[0].level
     key = (
         f"reports:comparison:v{CACHE_FORMAT}:{organisation.pk}:{level}:{int(sector)}:{shown[-1].key}:"
-        f"{_comparison_version()}"
+        f"{version or _comparison_version()}"
     )
     cached: list[Cell] | None = cache.get(key)
     if cached is not None:
@@ -435,6 +453,7 @@ def build_report(organisation: Organisation, level: Level) -> Report:
         return Report(organisation, level, threshold, [], [], None, [])
     cells = _cells(organisation, shown, threshold=threshold)
     labels = _labels(organisation, cells)
+    version = _comparison_version()
     rows = [Row(key=key, label=labels[key], cells=cells[key]) for key in _row_order(cells, labels)]
     return Report(
         organisation=organisation,
@@ -442,6 +461,6 @@ def build_report(organisation: Organisation, level: Level) -> Report:
         threshold=threshold,
         periods=shown,
         rows=rows,
-        sector=comparisons(organisation, shown, sector=True),
-        everyone=comparisons(organisation, shown, sector=False) or [],
+        sector=comparisons(organisation, shown, sector=True, version=version),
+        everyone=comparisons(organisation, shown, sector=False, version=version) or [],
     )

@@ -50,7 +50,7 @@ def test_the_bench_measures_every_level_and_the_csv_and_removes_what_it_built(
     for figure in [*results.pages, *results.with_scores]:
         assert len(figure.timings_ms) == TINY.requests
         assert 0 < figure.median_ms <= figure.p90_ms
-        assert figure.cold_ms > 0 and figure.queries["default"] > 0
+        assert figure.cold_ms > 0 and figure.after_close_ms > 0 and figure.queries["default"] > 0
     printed = capsys.readouterr().out
     assert "under 200 ms: " in printed and "cold " in printed and "warm median" in printed
     assert f"{results.score_rows:,} raw score rows" in printed

@@ -1,7 +1,8 @@
 """The employer report's decided cells are cached (scores.reports._cells_key): a second request opens no
 frozen figure, and everything that changes what may be shown makes a new key, with nothing to clear: a week
 closed, the threshold raised, someone in no department, a week frozen anew under the same ids. The week
-close's task decides them ahead of the first look."""
+close's task decides them ahead of the first look. The comparisons' cache follows every organisation's
+weeks and SBI code, also when the ids stay as they were."""
 
 from __future__ import annotations
 
@@ -170,3 +171,37 @@ def test_cells_prepared_after_a_close_serve_the_first_report_of_every_level(
     for level in Level:
         reports.build_report(organisation, level)
     assert len(opened) == len(Level)
+
+
+def test_the_sector_comparison_follows_an_organisation_that_leaves_the_sector(
+    organisation: Organisation,
+) -> None:
+    others = [make_organisation(f"Zorg {n}") for n in range(3)]
+    for other in [organisation, *others]:
+        other.sbi_code = "8610"
+        other.save(update_fields=["sbi_code"])
+    for other in others:
+        freeze(other, MONDAY, {"Finance": EIGHT, "Care": EIGHT, "IT": EIGHT})
+    before = reports.build_report(organisation, Level.WEEK).sector
+    assert before is not None and before[0].shown is Shown.FIGURES
+
+    others[0].sbi_code = "4120"
+    others[0].save(update_fields=["sbi_code"])
+    after = reports.build_report(organisation, Level.WEEK).sector
+
+    assert after is not None and after[0].shown is Shown.NOTHING  # two others left: too few
+
+
+def test_the_comparisons_forget_an_organisation_whose_weeks_were_removed(organisation: Organisation) -> None:
+    others = [make_organisation(f"Zorg {n}") for n in range(3)]
+    for other in others:
+        freeze(other, MONDAY, {"Finance": EIGHT, "Care": EIGHT, "IT": EIGHT})
+    before = reports.build_report(organisation, Level.WEEK).everyone
+    assert before[0].shown is Shown.FIGURES and before[0].answers == 72
+
+    # Not the latest close: the highest ids stay as they were.
+    WeeklyAggregate.objects.filter(organisation=others[0]).delete()
+    ClosedWeek.objects.filter(organisation=others[0]).delete()
+    after = reports.build_report(organisation, Level.WEEK).everyone
+
+    assert after[0].shown is Shown.NOTHING
