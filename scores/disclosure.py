@@ -22,10 +22,16 @@ the same for the page, the CSV and the printable page because all three show the
 6. **Comparisons.** A sector or all-organisations figure sums the organisation-wide figures of *other*
    organisations that are shown to their own employer under their own threshold, and appears only with at
    least ``COMPARISON_ORGANISATIONS`` of them: it never contains a withheld group.
+7. **Raises.** A raise folds more departments into "other departments" and so regroups the weeks before it,
+   which the employer has seen under the old threshold: a group withheld then to protect a department folded
+   now could pass on its own. A week that ended before a raise shows only what follows from what it showed
+   under the threshold of then (``within``), so the reports before and after a raise give together no more
+   than the earlier ones gave.
 
 Week by week the groups partition the organisation exactly (its departments over the threshold, then "other
 departments" for the rest), so rules 3 and 4 close every difference within a week; rule 5 makes quarters and
-years add nothing to the weeks; rule 6 keeps comparisons out of every organisation's withheld cells. The tests
+years add nothing to the weeks; rule 6 keeps comparisons out of every organisation's withheld cells; rule 7
+keeps a raise from undoing rule 4 for the weeks already shown. The tests
 check this against the linear span of everything published (tests/scores/test_report_disclosure.py).
 """
 
@@ -221,8 +227,9 @@ def decide_week(
     department_less: bool,
 ) -> Week:
     """The cells of one closed week: the organisation, each department over the threshold, and "other
-    departments" (the departments under it and, with ``department_less`` or when any answered, the people in
-    no department: whether the list has such people is the employer's own knowledge)."""
+    departments" (the departments under it and, with ``department_less``, or when that week's links went to
+    anyone in no department, the people in no department: whether the list has such people is the employer's
+    own knowledge)."""
     if threshold < MINIMUM_REPORT_THRESHOLD:
         raise ValueError(f"a report threshold under {MINIMUM_REPORT_THRESHOLD}")
     no_department = organisation - add_up(departments.values())
@@ -233,7 +240,13 @@ def decide_week(
             children[department_id] = tally
         else:
             folded.append(department_id)
-    if department_less or no_department.count:
+    # Whether "other departments" holds the people in no department must not depend on whether they answered:
+    # where it did, an organisation equal to its departments would tell that they did not (one person, who
+    # has a department by now, so that ``department_less`` is False). The links sent that week say whether
+    # there were any, before anyone answered; figures frozen before links were counted (invited None) fall
+    # back to today's list and to the answers.
+    listed = no_department.invited is not None and no_department.invited > 0
+    if department_less or listed or no_department.count:
         folded.append(NO_DEPARTMENT)
     if folded:
         children[OTHER] = add_up(departments[key] for key in folded if isinstance(key, int)) + (
@@ -284,6 +297,59 @@ def decide_week(
     for department_id, department_tally in departments.items():
         tallies.setdefault(department_id, department_tally)
     return Week(week=week, cells=cells, tallies=tallies)
+
+
+def _span_layer(earlier: Week, members: frozenset[int | str]) -> int:
+    """The highest layer at which the group of ``members`` follows from ``earlier``'s shown cells by sums and
+    differences (0: at none).
+
+    A week's groups partition its organisation, so at a layer a set of members follows from the shown cells
+    exactly when it is a union of shown groups, or (with the organisation shown) the organisation minus such
+    a union. Members in no group of ``earlier`` (nobody without a department that week) are empty.
+    """
+    group_of = {
+        member: key
+        for key, cell in earlier.cells.items()
+        if key != ORGANISATION and cell.why is not Why.FOLDED
+        for member in cell.members
+    }
+    everyone = frozenset(group_of)
+
+    def union_of_shown(part: frozenset[int | str], layer: int) -> bool:
+        keys = {group_of[member] for member in part}
+        return all(_layer(earlier.cells[key]) >= layer and earlier.cells[key].members <= part for key in keys)
+
+    covered = members & everyone
+    for layer in (2, 1):
+        if union_of_shown(covered, layer):
+            return layer
+        if _layer(earlier.cells[ORGANISATION]) >= layer and union_of_shown(everyone - covered, layer):
+            return layer
+    return 0
+
+
+def within(later: Week, earlier: Week) -> Week:
+    """``later`` (the week decided under a raised threshold) showing nothing that ``earlier`` (the same week
+    as first decided, under the threshold of then) did not already give.
+
+    A raise folds more departments into "other departments" and so regroups the week: a group withheld before
+    to protect a smaller one may pass on its own now, and the earlier report minus it would give the one it
+    protected. Each cell of ``later`` is shown at most at the layer at which it follows from ``earlier``'s
+    shown cells; withholding more never breaks rule 4 (a sum that passes rules 1 and 2 still does with more
+    groups in it), and everything shown follows from what was shown before, so the two together give no
+    more than ``earlier`` gave alone.
+    """
+    cells: dict[GroupKey, Cell] = {}
+    for key, cell in later.cells.items():
+        layer = min(_layer(cell), _span_layer(earlier, cell.members))
+        if layer == _layer(cell):
+            cells[key] = cell
+            continue
+        shown = {2: Shown.FIGURES, 1: Shown.COUNT, 0: Shown.NOTHING}[layer]
+        cells[key] = _cell(
+            key, later.tallies[key], shown=shown, why=Why.PROTECT, weeks=cell.weeks, members=cell.members
+        )
+    return Week(week=later.week, cells=cells, tallies=later.tallies)
 
 
 def _layer(cell: Cell) -> int:

@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -33,6 +33,7 @@ from scores.disclosure import (
     combine,
     comparison,
     decide_week,
+    within,
 )
 from scores.models import (
     MINIMUM_REPORT_THRESHOLD,
@@ -205,16 +206,13 @@ def _stored(queryset: Iterable[WeeklyAggregate]) -> Iterable[tuple[int, int | No
 
 
 def decided_weeks(
-    organisation_id: int,
-    *,
-    since: dt.date | None = None,
-    threshold: int | None = None,
-    department_less: bool | None = None,
+    organisation_id: int, *, since: dt.date | None = None, threshold: int | None = None
 ) -> list[Week]:
     """Every closed week of the organisation (from ``since``), decided by scores.disclosure, oldest first.
 
-    ``threshold`` and ``department_less`` when the caller has just read them (build_report): read here
-    otherwise.
+    ``threshold`` when the caller has just read it (build_report): read here otherwise. A week that ended
+    before a raise is also decided under the threshold of then, and shows nothing that did not follow from
+    it (disclosure rule 7).
     """
     rows = WeeklyAggregate.objects.filter(organisation_id=organisation_id)
     if since is not None:
@@ -224,28 +222,54 @@ def decided_weeks(
         by_week[week][department_id] = tally
     if threshold is None:
         threshold = threshold_of(organisation_id)
-    if department_less is None:
-        department_less = participant_queries.has_department_less(organisation_id)
+    first_threshold = _threshold_when_ended(organisation_id)
     decided = []
     for week in sorted(by_week):
         groups = by_week[week]
         if None not in groups:
             continue  # a week is frozen in one transaction: never without its organisation-wide row
         departments = {key: tally for key, tally in groups.items() if key is not None}
-        decided.append(
-            decide_week(
+        then = first_threshold(week)
+        under = {
+            limit: decide_week(
                 week,
                 organisation=groups[None],
                 departments=departments,
-                threshold=threshold,
-                # Every row of the employer's list names a department (the import refuses one without), so
-                # the people in no department are only those a stop or the anonymisation shredded: they
-                # answer no more, and "Other departments" takes them in only when some did answer (legacy
-                # data). Never from the participants table: a stop would then change the employer's report.
+                threshold=limit,
+                # Never from the participants table: every row of the employer's list names a department
+                # (the import refuses one without), and the rows in none are those a stop or the
+                # anonymisation shredded, so a report reading it would show the employer that someone
+                # stopped. The week's own links and answers say whether "other departments" takes in
+                # people in no department (disclosure.decide_week).
                 department_less=False,
             )
-        )
+            for limit in {threshold, then}
+        }
+        # A week that ended before a raise shows nothing it did not show under the threshold of then: the
+        # raise regroups it, and the reports of before and after must not give together what neither gave.
+        decided.append(under[threshold] if then == threshold else within(under[threshold], under[then]))
     return decided
+
+
+def _threshold_when_ended(organisation_id: int) -> Callable[[dt.date], int]:
+    """The organisation's threshold at the end of a week (when it could first be closed and shown), from
+    the log of changes: every report of the week since shows only what that threshold showed."""
+    changes = list(
+        ReportSettingChange.objects.filter(organisation_id=organisation_id, setting=THRESHOLD_SETTING)
+        .order_by("changed_at", "pk")
+        .values_list("changed_at", "new_value")
+    )
+
+    def threshold_at(week: dt.date) -> int:
+        ended = timezone.make_aware(dt.datetime.combine(week + ONE_WEEK, dt.time.min))
+        threshold = MINIMUM_REPORT_THRESHOLD
+        for changed_at, new_value in changes:
+            if changed_at >= ended:
+                break
+            threshold = int(new_value)
+        return threshold
+
+    return threshold_at
 
 
 # --- comparisons ---
@@ -378,12 +402,10 @@ def _row_order(keys: Iterable[GroupKey], labels: Mapping[GroupKey, str]) -> list
 
 
 def _decided_cells(
-    organisation: Organisation, shown: Sequence[Period], *, threshold: int, department_less: bool
+    organisation: Organisation, shown: Sequence[Period], *, threshold: int
 ) -> dict[GroupKey, list[Cell | None]]:
     """Each group's cell per shown period (rule 5 over the decided weeks)."""
-    weeks = decided_weeks(
-        organisation.pk, since=shown[0].weeks[0], threshold=threshold, department_less=department_less
-    )
+    weeks = decided_weeks(organisation.pk, since=shown[0].weeks[0], threshold=threshold)
     by_week = {week.week: week for week in weeks}
     keys: set[GroupKey] = set()
     for week in weeks:
@@ -394,27 +416,28 @@ def _decided_cells(
     }
 
 
-def _cells_key(
-    organisation: Organisation, shown: Sequence[Period], *, threshold: int, department_less: bool
-) -> str:
+def _cells_key(organisation: Organisation, shown: Sequence[Period], *, threshold: int) -> str:
     """Everything the decided cells depend on, so that no change has to remember to clear them.
 
     The frozen figures: a week's aggregates are written in one transaction with its ClosedWeek and never
     rewritten, so the organisation-wide rows' ciphertexts of the shown weeks stand for all of them. Their
     random nonces make the key differ for every close, also where ids repeat (a database restored or made
     anew, as the test suite's is, while the cache lives on). The rules' other inputs: the threshold (only
-    ever raised) and whether anyone is in no department. Department names are not in the cells: the labels
-    are read for every request.
+    ever raised) and its history (rule 7), which the last logged change stands for. Department names are
+    not in the cells: the labels are read for every request.
     """
     rows = WeeklyAggregate.objects.filter(
         organisation_id=organisation.pk, department__isnull=True, week__gte=shown[0].weeks[0]
     ).order_by("week")
+    last_change = ReportSettingChange.objects.filter(organisation_id=organisation.pk).aggregate(
+        last=Max("pk")
+    )["last"]
     frozen = hashlib.sha256()
     for week, sealed in rows.values_list("week", "figures"):
         frozen.update(f"{week.isoformat()}:{sealed};".encode())
     return (
         f"reports:cells:v{CACHE_FORMAT}:{organisation.pk}:{shown[0].level}:{shown[0].key}-{shown[-1].key}:"
-        f"{threshold}:{int(department_less)}:{frozen.hexdigest()}"
+        f"{threshold}:{last_change}:{frozen.hexdigest()}"
     )
 
 
@@ -422,11 +445,10 @@ def _cells(
     organisation: Organisation, shown: Sequence[Period], *, threshold: int
 ) -> dict[GroupKey, list[Cell | None]]:
     """The decided cells of these periods, from the cache when nothing they depend on has changed."""
-    department_less = participant_queries.has_department_less(organisation.pk)
-    cache_key = _cells_key(organisation, shown, threshold=threshold, department_less=department_less)
+    cache_key = _cells_key(organisation, shown, threshold=threshold)
     cells: dict[GroupKey, list[Cell | None]] | None = cache.get(cache_key)
     if cells is None:
-        cells = _decided_cells(organisation, shown, threshold=threshold, department_less=department_less)
+        cells = _decided_cells(organisation, shown, threshold=threshold)
         cache.set(cache_key, cells, CELLS_CACHE_SECONDS)
     return cells
 
