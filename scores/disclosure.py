@@ -19,9 +19,13 @@ the same for the page, the CSV and the printable page because all three show the
 5. **Periods.** A quarter or a year is the sum of its closed weeks. Answers of different weeks may come from
    the same people, so a period is shown only when every week in it was shown for that group at the same
    layer: a period figure is then the sum of shown week figures, and tells nothing the weeks did not.
-6. **Comparisons.** A sector or all-organisations figure sums the organisation-wide figures of *other*
-   organisations that are shown to their own employer under their own threshold, and appears only with at
-   least ``COMPARISON_ORGANISATIONS`` of them: it never contains a withheld group.
+6. **Comparisons.** A week's sector or all-organisations figure sums the organisation-wide figures of
+   *other* organisations that were shown to their own employer under their own threshold when the week
+   ended (so a later raise does not change who is in a sum), and appears only with at least
+   ``COMPARISON_ORGANISATIONS`` of them; all organisations minus the sector (the rest) must be nobody or as
+   many, or the all-organisations figure is withheld. A period's comparison is the sum of its weeks', shown
+   only when every week's was (rule 5). It never contains a withheld group, and no difference of two
+   comparisons names one organisation.
 7. **Raises.** A raise folds more departments into "other departments" and so regroups the weeks before it,
    which the employer has seen under the old threshold: a group withheld then to protect a department folded
    now could pass on its own. A week that ended before a raise shows only what follows from what it showed
@@ -385,21 +389,54 @@ def organisation_figure(tally: Tally, threshold: int) -> Tally | None:
     return tally if figures_shown(tally, threshold) else None
 
 
-def comparison(
-    period_weeks: Sequence[dt.date], others: Mapping[int, tuple[int, Mapping[dt.date, Tally]]]
+@dataclass(frozen=True)
+class ComparedWeek:
+    """One week's comparison figures for one employer: the sum of the other organisations shown to their own
+    employer that week, in its sector and in all (None: too few to show), with who is in each sum."""
+
+    week: dt.date
+    sector: tuple[frozenset[int], Tally] | None
+    everyone: tuple[frozenset[int], Tally] | None
+
+
+def compare_week(week: dt.date, *, sector: Mapping[int, Tally], outside: Mapping[int, Tally]) -> ComparedWeek:
+    """Rule 6 for one week. ``sector`` and ``outside``: the other organisations of the employer's sector and
+    of the rest whose organisation-wide figure of ``week`` their own employer was shown (the caller decides
+    that, under each one's threshold of then, so that a later raise does not change who is in a sum).
+
+    Each figure sums at least COMPARISON_ORGANISATIONS of them, and so does the difference of the two: all
+    organisations minus the sector is the rest, shown only when the rest is nobody or at least as many.
+    """
+    in_sector = frozenset(sector)
+    everyone = in_sector | frozenset(outside)
+    shown_sector = len(in_sector) >= COMPARISON_ORGANISATIONS
+    rest = len(outside)
+    shown_everyone = len(everyone) >= COMPARISON_ORGANISATIONS and (
+        not shown_sector or rest == 0 or rest >= COMPARISON_ORGANISATIONS
+    )
+    return ComparedWeek(
+        week=week,
+        sector=(in_sector, add_up(sector.values())) if shown_sector else None,
+        everyone=(everyone, add_up([*sector.values(), *outside.values()])) if shown_everyone else None,
+    )
+
+
+def compared_period(
+    period_weeks: Sequence[dt.date], compared: Mapping[dt.date, ComparedWeek], *, sector: bool
 ) -> Cell:
-    """Rule 6: the figure of other organisations (id -> (threshold, weekly organisation-wide tallies)) for a
-    period: each organisation counts only when every one of its weeks in the period was shown to its own
-    employer, and the figure appears only with COMPARISON_ORGANISATIONS of them."""
-    included: list[Tally] = []
-    for threshold, weekly in others.values():
-        present = [weekly[week] for week in period_weeks if week in weekly]
-        if present and all(figures_shown(tally, threshold) for tally in present):
-            included.append(add_up(present))
+    """A period's comparison: the sum of its weeks' figures, shown only when every week's was (rule 5 as for
+    the groups: a period then tells nothing its weeks did not)."""
     weeks = tuple(period_weeks)
-    if len(included) < COMPARISON_ORGANISATIONS:
+    if not weeks:
         return Cell("comparison", Shown.NOTHING, Why.COMPARISON, weeks, frozenset())
-    total = add_up(included)
+    figures = []
+    for week in weeks:
+        found = compared.get(week)
+        figure = None if found is None else found.sector if sector else found.everyone
+        if figure is None:
+            return Cell("comparison", Shown.NOTHING, Why.COMPARISON, weeks, frozenset())
+        figures.append(figure[1])
+    total = add_up(figures)
     # Participation bands are the employer's own matter; a comparison shows answers, average and hard weeks.
     total = Tally(count=total.count, total=total.total, counts=total.counts, invited=None)
     return _cell("comparison", total, shown=Shown.FIGURES, why=None, weeks=weeks, members=frozenset())

@@ -27,12 +27,15 @@ from scores.disclosure import (
     ORGANISATION,
     OTHER,
     Cell,
+    ComparedWeek,
     GroupKey,
     Tally,
     Week,
     combine,
-    comparison,
+    compare_week,
+    compared_period,
     decide_week,
+    figures_shown,
     within,
 )
 from scores.models import (
@@ -142,11 +145,6 @@ def threshold_of(organisation_id: int) -> int:
     return setting.threshold if setting else MINIMUM_REPORT_THRESHOLD
 
 
-def thresholds() -> dict[int, int]:
-    """Every organisation's threshold that differs from the minimum."""
-    return dict(ReportSetting.objects.values_list("organisation_id", "threshold"))
-
-
 def raise_threshold(organisation: Organisation, threshold: int, *, by: StaffUser) -> ReportSettingChange:
     """Raise the organisation's threshold and log who did it (ValueError unless it is higher than now and at
     most MAXIMUM_REPORT_THRESHOLD). Parallel raises queue on the setting's row; the second sees the first."""
@@ -222,14 +220,14 @@ def decided_weeks(
         by_week[week][department_id] = tally
     if threshold is None:
         threshold = threshold_of(organisation_id)
-    first_threshold = _threshold_when_ended(organisation_id)
+    when_ended = _thresholds_when_ended(organisation_id)
     decided = []
     for week in sorted(by_week):
         groups = by_week[week]
         if None not in groups:
             continue  # a week is frozen in one transaction: never without its organisation-wide row
         departments = {key: tally for key, tally in groups.items() if key is not None}
-        then = first_threshold(week)
+        then = when_ended(organisation_id, week)
         under = {
             limit: decide_week(
                 week,
@@ -251,22 +249,26 @@ def decided_weeks(
     return decided
 
 
-def _threshold_when_ended(organisation_id: int) -> Callable[[dt.date], int]:
-    """The organisation's threshold at the end of a week (when it could first be closed and shown), from
-    the log of changes: every report of the week since shows only what that threshold showed."""
-    changes = list(
-        ReportSettingChange.objects.filter(organisation_id=organisation_id, setting=THRESHOLD_SETTING)
-        .order_by("changed_at", "pk")
-        .values_list("changed_at", "new_value")
-    )
+def _thresholds_when_ended(organisation_id: int | None = None) -> Callable[[int, dt.date], int]:
+    """Each organisation's threshold at the end of a week (when it could first be closed and shown), from
+    the log of changes (of one organisation, or all): every report of the week since shows only what that
+    threshold showed, and comparisons count the organisation by it."""
+    changes = ReportSettingChange.objects.filter(setting=THRESHOLD_SETTING)
+    if organisation_id is not None:
+        changes = changes.filter(organisation_id=organisation_id)
+    logged: dict[int, list[tuple[dt.datetime, int]]] = defaultdict(list)
+    for changed_by, changed_at, new_value in changes.order_by("changed_at", "pk").values_list(
+        "organisation_id", "changed_at", "new_value"
+    ):
+        logged[changed_by].append((changed_at, int(new_value)))
 
-    def threshold_at(week: dt.date) -> int:
+    def threshold_at(organisation: int, week: dt.date) -> int:
         ended = timezone.make_aware(dt.datetime.combine(week + ONE_WEEK, dt.time.min))
         threshold = MINIMUM_REPORT_THRESHOLD
-        for changed_at, new_value in changes:
+        for changed_at, new_value in logged.get(organisation, []):
             if changed_at >= ended:
                 break
-            threshold = int(new_value)
+            threshold = new_value
         return threshold
 
     return threshold_at
@@ -302,51 +304,64 @@ def _comparison_version() -> str:
     return f"{closed['count']}-{closed['last']}-{changed}-{sectors.hexdigest()}"
 
 
-def _others(
-    organisation: Organisation, *, since: dt.date, sector: bool
-) -> dict[int, tuple[int, dict[dt.date, Tally]]]:
-    """Other organisations' organisation-wide weekly tallies (from ``since``), with their thresholds."""
-    rows = WeeklyAggregate.objects.filter(department__isnull=True, week__gte=since).exclude(
-        organisation_id=organisation.pk
-    )
-    if sector:
-        division = sector_of(organisation)
-        rows = rows.filter(organisation__sbi_code__startswith=division)
-    limits = thresholds()
-    others: dict[int, tuple[int, dict[dt.date, Tally]]] = {}
+def _organisation_figures(*, since: dt.date, version: str) -> dict[int, tuple[str, dict[dt.date, Tally]]]:
+    """Every organisation's organisation-wide weekly figures from ``since`` that its own employer was shown
+    (under its threshold when the week ended): id -> (SBI division, {week: figures}).
+
+    Shared by every employer's comparisons and cached per version: each dashboard would otherwise open the
+    organisation-wide rows of every organisation, a cost that grew with the square of their number.
+    """
+    key = f"reports:organisations:v{CACHE_FORMAT}:{since.isoformat()}:{version}"
+    cached: dict[int, tuple[str, dict[dt.date, Tally]]] | None = cache.get(key)
+    if cached is not None:
+        return cached
+    divisions = {pk: code[:2] for pk, code in Organisation.objects.values_list("pk", "sbi_code")}
+    when_ended = _thresholds_when_ended()
+    rows = WeeklyAggregate.objects.filter(department__isnull=True, week__gte=since)
+    figures: dict[int, tuple[str, dict[dt.date, Tally]]] = {}
     for organisation_id, _department, week, tally in _opened_rows(_stored(rows)):
-        entry = others.setdefault(
-            organisation_id, (limits.get(organisation_id, MINIMUM_REPORT_THRESHOLD), {})
-        )
-        entry[1][week] = tally
-    return others
+        entry = figures.setdefault(organisation_id, (divisions.get(organisation_id, ""), {}))
+        if figures_shown(tally, when_ended(organisation_id, week)):
+            entry[1][week] = tally
+    cache.set(key, figures, COMPARISON_CACHE_SECONDS)
+    return figures
 
 
 def comparisons(
-    organisation: Organisation, shown: Sequence[Period], *, sector: bool, version: str | None = None
-) -> list[Cell] | None:
-    """The sector's (or all organisations') cell for each period; None without a sector to compare with.
+    organisation: Organisation, shown: Sequence[Period], *, version: str | None = None
+) -> tuple[list[Cell] | None, list[Cell]]:
+    """The sector's cell (None without a sector to compare with) and all organisations' cell for each period.
 
-    Cached per organisation, level and version (``version``: _comparison_version(), when the caller has read
-    it for both comparisons): every employer's dashboard would otherwise open the organisation-wide rows of
-    every organisation.
+    ``version``: _comparison_version(), when the caller has read it already.
     """
-    if sector and not sector_of(organisation):
-        return None
     if not shown:
-        return []
-    level = shown[0].level
+        return (None if not sector_of(organisation) else []), []
+    version = version or _comparison_version()
     key = (
-        f"reports:comparison:v{CACHE_FORMAT}:{organisation.pk}:{level}:{int(sector)}:{shown[-1].key}:"
-        f"{version or _comparison_version()}"
+        f"reports:comparison:v{CACHE_FORMAT}:{organisation.pk}:{shown[0].level}:{shown[0].key}-{shown[-1].key}:"
+        f"{version}"
     )
-    cached: list[Cell] | None = cache.get(key)
+    cached: tuple[list[Cell] | None, list[Cell]] | None = cache.get(key)
     if cached is not None:
         return cached
-    others = _others(organisation, since=min(shown[0].weeks), sector=sector)
-    cells = [comparison(period.weeks, others) for period in shown]
-    cache.set(key, cells, COMPARISON_CACHE_SECONDS)
-    return cells
+    figures = _organisation_figures(since=shown[0].weeks[0], version=version)
+    division = sector_of(organisation)
+    compared: dict[dt.date, ComparedWeek] = {}
+    for period in shown:
+        for week in period.weeks:
+            sector: dict[int, Tally] = {}
+            outside: dict[int, Tally] = {}
+            for other, (other_division, weekly) in figures.items():
+                if other == organisation.pk or week not in weekly:
+                    continue
+                (sector if division and other_division == division else outside)[other] = weekly[week]
+            compared[week] = compare_week(week, sector=sector, outside=outside)
+    result = (
+        [compared_period(period.weeks, compared, sector=True) for period in shown] if division else None,
+        [compared_period(period.weeks, compared, sector=False) for period in shown],
+    )
+    cache.set(key, result, COMPARISON_CACHE_SECONDS)
+    return result
 
 
 # --- the report ---
@@ -466,8 +481,8 @@ def prepare_cells(organisation: Organisation) -> None:
 
 
 def build_report(organisation: Organisation, level: Level) -> Report:
-    """The report of one level: its cells decided once per closed week, threshold and department-less
-    state (cached, see _cells_key), its labels read fresh, its comparisons from comparisons()."""
+    """The report of one level: its cells decided once per closed week and threshold history (cached, see
+    _cells_key), its labels read fresh, its comparisons from comparisons()."""
     closed = ClosedWeek.objects.filter(organisation=organisation).values_list("week", flat=True)
     shown = periods(closed, level)
     threshold = threshold_of(organisation.pk)
@@ -475,7 +490,7 @@ def build_report(organisation: Organisation, level: Level) -> Report:
         return Report(organisation, level, threshold, [], [], None, [])
     cells = _cells(organisation, shown, threshold=threshold)
     labels = _labels(organisation, cells)
-    version = _comparison_version()
+    sector, everyone = comparisons(organisation, shown)
     rows = [Row(key=key, label=labels[key], cells=cells[key]) for key in _row_order(cells, labels)]
     return Report(
         organisation=organisation,
@@ -483,6 +498,6 @@ def build_report(organisation: Organisation, level: Level) -> Report:
         threshold=threshold,
         periods=shown,
         rows=rows,
-        sector=comparisons(organisation, shown, sector=True, version=version),
-        everyone=comparisons(organisation, shown, sector=False, version=version) or [],
+        sector=sector,
+        everyone=everyone,
     )

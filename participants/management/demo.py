@@ -47,7 +47,7 @@ class DemoOrganisation:
 # four people, so its figures are never shown. Three small care organisations in the same SBI division (87,
 # "verpleging, verzorging en thuiszorg") answer enough every week to pass the rules themselves: with them De
 # Linde's report shows a sector comparison. The builder has no peers in its division (41): its report says
-# why there is no sector figure.
+# why there is no sector figure. A transport company and a printer outside care complete all organisations.
 ORGANISATIONS: tuple[DemoOrganisation, ...] = (
     DemoOrganisation(
         "Zorggroep De Linde",
@@ -99,6 +99,52 @@ ORGANISATIONS: tuple[DemoOrganisation, ...] = (
                 "Esther Schouten",
                 "Wouter Willems",
                 "*Annelies Hoekstra",
+            ],
+        },
+    ),
+    # Two more outside care, so that all organisations minus De Linde's sector is never one organisation
+    # (the reports then withhold the all-organisations figure: the difference would be that one's figure).
+    DemoOrganisation(
+        "Transport Snel BV",
+        "transport",
+        "4941",
+        "K. Snel, directeur",
+        {
+            "Chauffeurs": [
+                "Ahmed Amrani",
+                "Bart Hofman",
+                "Chantal Verbeek",
+                "Dirk Mol",
+                "Ellen Zwart",
+                "Frank Lubbers",
+                "Gerda Boon",
+                "Hugo Stam",
+                "Inge Koopman",
+                "Jan Ros",
+                "Karin Vos",
+                "Leon Smeets",
+            ],
+        },
+    ),
+    DemoOrganisation(
+        "Drukkerij Het Blad",
+        "drukkerij",
+        "1812",
+        "M. Blad, eigenaar",
+        {
+            "Productie": [
+                "Mirjam de Lange",
+                "Nick Verhoef",
+                "Petra Ouwens",
+                "Quinten Baas",
+                "Rianne Hol",
+                "Sander Meulman",
+                "Tessa van Loon",
+                "Ugo Ferri",
+                "Vera Kluit",
+                "Wim de Ruiter",
+                "Xander Pool",
+                "Yvonne Kroes",
             ],
         },
     ),

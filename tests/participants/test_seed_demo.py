@@ -170,17 +170,17 @@ def test_the_demo_weeks_are_made_by_the_round_and_the_week_close() -> None:
     assert not Score.objects.filter(week__lt=this_week, department__isnull=False).exists()
 
 
-def test_the_demo_has_two_sectors_with_signed_agreements_and_a_department_of_four() -> None:
+def test_the_demo_has_sectors_with_signed_agreements_and_a_department_of_four() -> None:
     seed()
     organisations = Organisation.objects.all()
-    assert set(organisations.values_list("sector", flat=True)) == {"bouw", "zorg"}
+    assert set(organisations.values_list("sector", flat=True)) == {"bouw", "zorg", "transport", "drukkerij"}
     for organisation in organisations:
         assert organisation.agreements.filter(party=ProcessingAgreement.Party.ORGANISATION).count() == 1
         assert organisation.sbi_code
         organisation.full_clean()  # a valid SBI code
     sizes = Department.objects.annotate(people=Count("participants")).values_list("people", flat=True)
     assert 4 in sizes
-    assert 60 <= Participant.objects.count() <= 75
+    assert 84 <= Participant.objects.count() <= 100
 
 
 def test_the_demo_employer_has_at_least_three_peers_in_its_sbi_division() -> None:
@@ -232,6 +232,8 @@ def test_the_demo_employers_report_shows_trends_withheld_cells_and_a_sector_comp
     assert all(cell and cell.why is Why.FOLDED for cell in facilitair.cells)
     assert any(cell.shown is Shown.NOTHING and cell.why in {Why.FEW, Why.PROTECT} for cell in cells)
     assert weeks.sector is not None and any(cell.shown is Shown.FIGURES for cell in weeks.sector)
+    # Three organisations outside care: all organisations minus the sector is never one of them.
+    assert any(cell.shown is Shown.FIGURES for cell in weeks.everyone)
     page = client.get(f"/reports/{employer.organisation.pk}/week/").content.decode()
     assert "counted in “Other departments”" in page
     assert "fewer than 5 answers" in page or "it would reveal a smaller group" in page

@@ -233,42 +233,79 @@ def publication(organisations: Sequence[GeneratedOrganisation], *, compared: boo
 
 
 def add_comparisons(organisations: Sequence[GeneratedOrganisation], result: Publication) -> None:
-    """Each organisation is shown the figure of the others for each of its periods (rule 6)."""
+    """Each organisation is shown the others' figures for every week and every period so far (rule 6), as
+    scores.reports.comparisons decides them: the generated organisations make one sector, so the sector's
+    figure and all organisations' are the same sums."""
+    by_id = {organisation.id: organisation for organisation in organisations}
     for organisation in organisations:
-        others = {
-            other.id: (other.threshold, {week.week: week.tallies[ORGANISATION] for week in other.weeks})
-            for other in organisations
-            if other.id != organisation.id
-        }
-        closed = [week.week for week in organisation.weeks]
+        compared: dict[dt.date, disclosure.ComparedWeek] = {}
+        included: dict[dt.date, dict[int, Week]] = {}
+        for mine in organisation.weeks:
+            shown: dict[int, Week] = {}
+            for candidate in organisations:
+                decided = next((each for each in candidate.weeks if each.week == mine.week), None)
+                if (
+                    candidate.id != organisation.id
+                    and decided is not None
+                    and disclosure.figures_shown(decided.tallies[ORGANISATION], candidate.threshold)
+                ):
+                    shown[candidate.id] = decided
+            included[mine.week] = shown
+            compared[mine.week] = disclosure.compare_week(
+                mine.week,
+                sector={key: decided.tallies[ORGANISATION] for key, decided in shown.items()},
+                outside={},
+            )
+        closed = [each.week for each in organisation.weeks]
         for level in Level:
             grouped: dict[str, list[dt.date]] = defaultdict(list)
-            for week in closed:
-                grouped[period_key(week, level)].append(week)
+            for monday in closed:
+                grouped[period_key(monday, level)].append(monday)
             for weeks in grouped.values():
                 for end in range(1, len(weeks) + 1):
                     so_far = weeks[:end]
-                    cell = disclosure.comparison(so_far, others)
-                    if cell.shown is Shown.NOTHING:
-                        continue
-                    vector: set[Atom] = set()
-                    count = 0
-                    for other in organisations:
-                        if other.id == organisation.id:
+                    for sector in (True, False):
+                        cell = disclosure.compared_period(so_far, compared, sector=sector)
+                        if cell.shown is Shown.NOTHING:
                             continue
-                        present = [decided for decided in other.weeks if decided.week in so_far]
-                        if present and all(
-                            disclosure.figures_shown(decided.tallies[ORGANISATION], other.threshold)
-                            for decided in present
-                        ):
-                            for decided in present:
-                                vector |= week_vector(other, decided, ORGANISATION)
+                        vector: set[Atom] = set()
+                        count = 0
+                        for monday in so_far:
+                            for other_id, decided in included[monday].items():
+                                vector |= week_vector(by_id[other_id], decided, ORGANISATION)
                                 count += decided.tallies[ORGANISATION].count
-                    assert cell.answers == count, (
-                        "the comparison is not the sum of the organisations it names"
-                    )
-                    for layer in LAYERS:
-                        result.published[layer].add(frozenset(vector))
+                        assert cell.answers == count, (
+                            "the comparison is not the sum of the organisations it names"
+                        )
+                        for layer in LAYERS:
+                            result.published[layer].add(frozenset(vector))
+
+
+def test_all_organisations_minus_the_sector_never_names_one_or_two_organisations() -> None:
+    """The difference of a week's two comparisons is the rest of the organisations: shown only when it is
+    nobody or at least three of them, else all organisations' figure is withheld."""
+    figures = {number: tally_of([2, 3, 4, 4, 5], invited=6) for number in range(6)}
+    sector = {number: figures[number] for number in range(3)}
+    for rest in range(4):
+        outside = {number: figures[number] for number in range(3, 3 + rest)}
+        compared = disclosure.compare_week(FIRST_MONDAY, sector=sector, outside=outside)
+        assert compared.sector is not None
+        assert (compared.everyone is not None) is (rest in (0, 3)), rest
+    # Without a sector figure, all organisations needs only three in all.
+    compared = disclosure.compare_week(
+        FIRST_MONDAY, sector={0: figures[0]}, outside={1: figures[1], 2: figures[2]}
+    )
+    assert compared.sector is None and compared.everyone is not None
+
+
+def test_a_period_comparison_is_shown_only_when_every_week_of_it_was() -> None:
+    three = {number: tally_of([2, 3, 4, 4, 5], invited=6) for number in range(3)}
+    weeks = [FIRST_MONDAY + dt.timedelta(weeks=n) for n in range(3)]
+    compared = {week: disclosure.compare_week(week, sector=three, outside={}) for week in weeks}
+    assert disclosure.compared_period(weeks, compared, sector=True).answers == 45
+    compared[weeks[1]] = disclosure.compare_week(weeks[1], sector={0: three[0], 1: three[1]}, outside={})
+    assert disclosure.compared_period(weeks, compared, sector=True).shown is Shown.NOTHING
+    assert disclosure.compared_period(weeks[:1], compared, sector=True).answers == 15
 
 
 # --- the linear algebra -----------------------------------------------------------------------------------

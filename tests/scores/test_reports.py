@@ -10,6 +10,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from django.utils import timezone
 
@@ -204,7 +205,7 @@ def test_the_sector_figure_sums_three_other_organisations_of_the_division_shown_
     # In the division, but withheld from their own employers: three answers; eight under a threshold of 10.
     frozen_elsewhere("Tiny", "8622", [2, 3, 4], weeks)
     strict = frozen_elsewhere("Strict", "8630", [1, 2, 3, 4, 5, 3, 4, 2], weeks)
-    reports.raise_threshold(strict, 10, by=make_staff("hr-strict", Role.EMPLOYER, strict))
+    raise_before(strict, 10, weeks[0])
     # Another division: all organisations, not the sector.
     frozen_elsewhere("Builder", "4120", MIXED, weeks)
 
@@ -212,23 +213,43 @@ def test_the_sector_figure_sums_three_other_organisations_of_the_division_shown_
 
     assert report.sector is not None
     assert [cell.answers for cell in report.sector] == [7 + 8 + 9] * 2
-    assert [cell.answers for cell in report.everyone] == [7 + 8 + 9 + 7] * 2
     # (22 + 27 + 32) / 24 = 3.375
     assert report.sector[0].average == Decimal("3.4")
     assert report.sector[0].participation is None  # bands are each employer's own matter
+    # All organisations minus the sector would be the builder alone: withheld.
+    assert [(cell.shown, cell.why) for cell in report.everyone] == [(Shown.NOTHING, Why.COMPARISON)] * 2
 
-    # With Nursing's threshold above its nine answers, two are left in the sector: no figure at all.
+    # A raise after the weeks ended changes nobody's past comparisons: Nursing's nine stay in the sum
+    # (they were shown to their employer then), or the sums before and after would give Nursing's figure.
     reports.raise_threshold(nursing, 10, by=make_staff("hr-nursing", Role.EMPLOYER, nursing))
+    assert [cell.answers for cell in reports.build_report(own, Level.WEEK).sector or []] == [24] * 2
+
+    # Had Nursing raised it before the weeks ended, two would be left in the sector: no sector figure, and
+    # all organisations has three: Hospital, Clinic and Builder.
+    ReportSettingChange.objects.filter(organisation=nursing).update(
+        changed_at=timezone.make_aware(dt.datetime.combine(weeks[0], dt.time(9)))
+    )
+    cache.clear()  # the log is append-only: nothing but this test rewrites a change, so no key follows it
     report = reports.build_report(own, Level.WEEK)
     assert report.sector is not None
     assert [(cell.shown, cell.why, cell.answers) for cell in report.sector] == [
         (Shown.NOTHING, Why.COMPARISON, None)
     ] * 2
-    # All organisations still has three: Hospital, Clinic and Builder.
     assert [cell.answers for cell in report.everyone] == [7 + 8 + 7] * 2
     # Each of the others sees a comparison without itself.
     assert [cell.answers for cell in reports.build_report(hospital, Level.WEEK).everyone] == [9 + 8 + 7] * 2
     assert clinic.pk != own.pk
+
+
+def raise_before(organisation: Organisation, threshold: int, week: dt.date) -> None:
+    """Raise the threshold as if it had been done on the Monday of ``week``, before the week ended."""
+    reports.raise_threshold(
+        organisation, threshold, by=make_staff(f"hr-{organisation.pk}", Role.EMPLOYER, organisation)
+    )
+    ReportSettingChange.objects.filter(organisation=organisation).update(
+        changed_at=timezone.make_aware(dt.datetime.combine(week, dt.time(9)))
+    )
+    cache.clear()
 
 
 @pytest.mark.django_db
