@@ -107,31 +107,32 @@ def period_key(week: dt.date, level: Level) -> str:
     return str(thursday.year)
 
 
-def _weeks_in(key: str, level: Level, first_week: dt.date) -> int:
-    """How many ISO weeks the period has in all (to tell a complete period from one in progress)."""
-    if level is Level.WEEK:
-        return 1
-    count, week = 0, first_week - dt.timedelta(days=first_week.weekday())
-    # Step back to the period's first week, then count every week whose key is this one.
-    while period_key(week - ONE_WEEK, level) == key:
-        week -= ONE_WEEK
-    while period_key(week, level) == key:
-        count, week = count + 1, week + ONE_WEEK
-    return count
+def _last_week(key: str, level: Level, week: dt.date) -> dt.date:
+    """The Monday of the period's last ISO week (``week`` is one of its Mondays)."""
+    while period_key(week + ONE_WEEK, level) == key:
+        week += ONE_WEEK
+    return week
 
 
 def periods(closed_weeks: Iterable[dt.date], level: Level) -> list[Period]:
-    """The most recent SHOWN_PERIODS[level] periods that hold a closed week, oldest first."""
+    """The most recent SHOWN_PERIODS[level] periods that hold a closed week, oldest first.
+
+    A period is complete once its last week is closed: one that began before the organisation's first
+    closed week is complete too, only shorter (its label says nothing of "so far").
+    """
     grouped: dict[str, list[dt.date]] = defaultdict(list)
     for week in sorted(closed_weeks):
         grouped[period_key(week, level)].append(week)
+    if not grouped:
+        return []
+    latest = max(max(weeks) for weeks in grouped.values())
     keys = sorted(grouped)[-SHOWN_PERIODS[level] :]
     return [
         Period(
             level=level,
             key=key,
             weeks=tuple(grouped[key]),
-            complete=len(grouped[key]) == _weeks_in(key, level, grouped[key][0]),
+            complete=_last_week(key, level, grouped[key][-1]) <= latest,
         )
         for key in keys
     ]

@@ -26,7 +26,8 @@ from tests.scores.reporting import freeze_week, weeks_from
 
 pytestmark = pytest.mark.usefixtures("english", "empty_cache")
 
-# ISO week 52 of 2025, then weeks 1 to 15 of 2026: Q4 2025 so far, all of Q1 2026 (weeks 1-13), Q2 so far.
+# ISO week 52 of 2025, then weeks 1 to 15 of 2026: the end of Q4 2025 (its earlier weeks before the first
+# close: complete, only shorter), all of Q1 2026 (weeks 1-13), Q2 so far.
 FIRST_WEEK = dt.date(2025, 12, 22)
 SMALL = [1, 1, 2, 5]  # a department of four
 CARE = [3, 4, 4, 5, 2, 3, 4, 3, 4, 5, 3]
@@ -62,13 +63,13 @@ def test_each_level_shows_its_most_recent_calendar_periods_with_their_labels() -
     assert all(period.complete for period in weekly)
     quarters = by_level[Level.QUARTER].periods
     assert [(period.key, period.label, len(period.weeks)) for period in quarters] == [
-        ("2025-Q4", "Q4 2025 (so far)", 1),
+        ("2025-Q4", "Q4 2025", 1),
         ("2026-Q1", "Q1 2026", 13),
         ("2026-Q2", "Q2 2026 (so far)", 2),
     ]
     years = by_level[Level.YEAR].periods
     assert [(period.key, period.label) for period in years] == [
-        ("2025", "2025 (so far)"),
+        ("2025", "2025"),
         ("2026", "2026 (so far)"),
     ]
     for report in by_level.values():
