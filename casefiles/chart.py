@@ -37,6 +37,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from casefiles.outcome import values_by_week
+from preventicons.svgchart import coordinate, gridlines
 from scores.weekclose import monday_of
 
 ONE_WEEK = dt.timedelta(days=7)
@@ -154,9 +155,7 @@ def _x(index: int, count: int) -> float:
     return PLOT_LEFT + index * (PLOT_RIGHT - PLOT_LEFT) / (count - 1)
 
 
-def _coordinate(number: float) -> str:
-    # Not localised: an SVG coordinate takes a decimal point whatever the reader's language.
-    return f"{number:.1f}"
+_coordinate = coordinate
 
 
 def _x_label_indexes(count: int) -> list[int]:
@@ -210,23 +209,11 @@ def _scale() -> SafeString:
     """A gridline and the word for every score."""
     return format_html(
         '<g class="score-chart-scale">{}</g>',
-        format_html_join(
-            "",
-            '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1" stroke-dasharray="2 3"/>'
-            '<text x="{}" y="{}" dy="0.35em" text-anchor="end">{}</text>',
-            (
-                (
-                    _coordinate(PLOT_LEFT),
-                    _coordinate(_y(value)),
-                    _coordinate(PLOT_RIGHT),
-                    _coordinate(_y(value)),
-                    GRID_COLOUR,
-                    _coordinate(PLOT_LEFT - 8),
-                    _coordinate(_y(value)),
-                    label,
-                )
-                for value, label in sorted(SCORE_LABELS.items(), reverse=True)
-            ),
+        gridlines(
+            ((_y(value), label) for value, label in sorted(SCORE_LABELS.items(), reverse=True)),
+            left=PLOT_LEFT,
+            right=PLOT_RIGHT,
+            colour=GRID_COLOUR,
         ),
     )
 

@@ -18,6 +18,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from preventicons.svgchart import coordinate, gridlines
+
 # Checked against white in the tests: text 4.5:1, lines and gridlines 3:1 (WCAG 1.4.3 and 1.4.11).
 TEXT_COLOUR = "#333333"
 GRID_COLOUR = "#949494"
@@ -36,8 +38,7 @@ class Series:
     values: Sequence[Decimal | None]  # one per period; None where the figure is withheld
 
 
-def _c(number: float) -> str:
-    return f"{number:.1f}"
+_c = coordinate
 
 
 def _x(index: int, count: int) -> float:
@@ -96,24 +97,7 @@ def trend_chart(
         for item in series
     ]
     description = gettext("Average answer per period, on a scale of 1 to 5.") + " " + "; ".join(shown) + "."
-    grid = format_html_join(
-        "",
-        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1" stroke-dasharray="2 3"/>'
-        '<text x="{}" y="{}" dy="0.35em" text-anchor="end">{}</text>',
-        (
-            (
-                _c(LEFT),
-                _c(_y(value)),
-                _c(RIGHT),
-                _c(_y(value)),
-                GRID_COLOUR,
-                _c(LEFT - 8),
-                _c(_y(value)),
-                value,
-            )
-            for value in SCALE
-        ),
-    )
+    grid = gridlines(((_y(value), value) for value in SCALE), left=LEFT, right=RIGHT, colour=GRID_COLOUR)
     x_labels = format_html_join(
         "",
         '<text x="{}" y="{}" text-anchor="middle">{}</text>',

@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.formats import number_format
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -67,36 +68,29 @@ def band_text(lower: int | None) -> str:
     return f"{lower}\N{EN DASH}{lower + 25}%"
 
 
-def reason_text(why: Why | None, *, threshold: int) -> str:
-    """The plain words for a withheld number; never says which rule withheld it when that would tell."""
-    if why is Why.FEW:
-        return _("fewer than %(threshold)d answers") % {"threshold": threshold}
-    if why is Why.FOLDED:
-        return _("counted in “Other departments”")
-    if why is Why.PARTIAL:
-        return _("not every week of this period could be shown")
-    if why is Why.COMPARISON:
-        return _("fewer than %(count)d other organisations to compare with") % {
-            "count": COMPARISON_ORGANISATIONS
-        }
-    if why is Why.PROTECT:
-        return _("withheld: it would reveal a smaller group or what (nearly) everyone answered")
-    return ""
+# Why a number is missing, in full and in a few words (the tables of many periods, with a legend below).
+# The words never say which rule withheld a number where that would tell something (PROTECT is one reason).
+REASONS: dict[Why, tuple[Promise, Promise]] = {
+    Why.FEW: (gettext_lazy("fewer than %(threshold)d answers"), gettext_lazy("under %(threshold)d")),
+    Why.FOLDED: (gettext_lazy("counted in “Other departments”"), gettext_lazy("in other departments")),
+    Why.PARTIAL: (gettext_lazy("not every week of this period could be shown"), gettext_lazy("incomplete")),
+    Why.COMPARISON: (
+        gettext_lazy("fewer than %(count)d other organisations to compare with"),
+        gettext_lazy("too few to compare"),
+    ),
+    Why.PROTECT: (
+        gettext_lazy("withheld: it would reveal a smaller group or what (nearly) everyone answered"),
+        gettext_lazy("withheld"),
+    ),
+}
 
 
-def short_reason_text(why: Why | None, *, threshold: int) -> str:
-    """The reason in a few words, for the tables of many periods (the legend below them says more)."""
-    if why is Why.FEW:
-        return _("under %(threshold)d") % {"threshold": threshold}
-    if why is Why.FOLDED:
-        return _("in other departments")
-    if why is Why.PARTIAL:
-        return _("incomplete")
-    if why is Why.COMPARISON:
-        return _("too few to compare")
-    if why is Why.PROTECT:
-        return _("withheld")
-    return ""
+def reason_text(why: Why | None, *, threshold: int, short: bool = False) -> str:
+    """The plain words for a withheld number ("" for none)."""
+    if why is None:
+        return ""
+    text = str(REASONS[why][1 if short else 0])
+    return text % {"threshold": threshold, "count": COMPARISON_ORGANISATIONS} if "%(" in text else text
 
 
 @dataclass(frozen=True)
@@ -130,15 +124,14 @@ def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> Show
             return ""
         return number_format(value, decimal_pos=1) if localize else f"{value:.1f}"
 
+    why = cell.why if cell.shown is not Shown.FIGURES else None
     return Shownumbers(
         answers="" if cell.answers is None else str(cell.answers),
         average=decimal(cell.average),
         hard="" if cell.hard_percent is None else f"{cell.hard_percent}%",
         participation=band_text(cell.participation),
-        note=reason_text(cell.why, threshold=threshold) if cell.shown is not Shown.FIGURES else "",
-        short_note=short_reason_text(cell.why, threshold=threshold)
-        if cell.shown is not Shown.FIGURES
-        else "",
+        note=reason_text(why, threshold=threshold),
+        short_note=reason_text(why, threshold=threshold, short=True),
         withheld=cell.shown is not Shown.FIGURES,
     )
 
