@@ -325,6 +325,8 @@ def report_settings(request: HttpRequest, organisation_id: int) -> HttpResponse:
                 _("Someone raised the threshold meanwhile, to this number or higher. Nothing was saved."),
             )
         else:
+            # Decided now, while the employer waits for this page, rather than on the next dashboard.
+            reports.prepare_cells(organisation)
             messages.success(request, _("The threshold was raised."))
         return redirect(reverse("scores:report-settings", kwargs={"organisation_id": organisation.pk}))
     context = {
