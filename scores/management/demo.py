@@ -26,6 +26,7 @@ from django.utils import timezone
 from participants import queries
 from participants.agreements import has_signed_agreement
 from participants.models import Organisation, StaffUser
+from preventicons import messaging
 from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import Score, WeeklyLink
@@ -68,7 +69,8 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
     links = WeeklyLink.objects.filter(
         participant_id__in=queries.ids_in_organisation(organisation.pk), week=week
     )
-    for link in _sent(links):
+    sent = _sent(links)
+    for link in sent:
         pseudonym = queries.active_pseudonym(link.participant_id)
         assert pseudonym  # sent to active participants only
         scores = {score.week: score.value for score in demo_scores(pseudonym, weeks)}
@@ -77,6 +79,9 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
             token = rounds.link_token(link.pk)
             recorded += submit_score(token=token, value=scores[week], now=moment).recorded
     close_week(organisation_id=organisation.pk, week=week, today=week + dt.timedelta(days=7))
+    # The week is over: its queued messages would only be cancelled one by one when the worker meets them,
+    # and 26 weeks of them would keep `make run`'s worker busy long after the demo starts.
+    messaging.cancel_pending(keys_containing=[f"week:{link.participant_id}:" for link in sent])
     return recorded
 
 

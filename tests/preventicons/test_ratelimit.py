@@ -219,14 +219,18 @@ def test_with_redis_away_no_code_goes_out_and_the_page_says_so(
 
 
 def test_the_limiter_is_the_only_code_that_counts_in_the_cache() -> None:
-    # One limiter with one behaviour when Redis is away: no app keeps counters of its own.
+    # One limiter with one behaviour when Redis is away: no app keeps counters of its own. The employer
+    # reports keep decided figures there (get and set, recomputed when missing), and count nothing.
+    import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    users = sorted(
-        str(path.relative_to(root))
+    sources = {
+        str(path.relative_to(root)): path.read_text(encoding="utf-8")
         for app in ("preventicons", "participants", "scores", "casefiles", "notary")
         for path in (root / app).rglob("*.py")
-        if "from django.core.cache import" in path.read_text(encoding="utf-8")
-    )
-    assert users == ["preventicons/ratelimit.py"]
+    }
+    users = sorted(name for name, text in sources.items() if "from django.core.cache import" in text)
+    assert users == ["preventicons/ratelimit.py", "scores/reports.py"]
+    counting = sorted(name for name, text in sources.items() if re.search(r"cache\.(incr|decr|add)\(", text))
+    assert counting == ["preventicons/ratelimit.py"]
