@@ -1,0 +1,210 @@
+"""Attacks on the employer reports (#19), as an employer, a group of employers or a script would make them:
+each test states what the attacker does and what it must not learn. A test marked xfail(strict) is a
+weakness found and not fixed here: its reason says the attack and a direction for the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from participants.models import Department, Organisation
+from preventicons.roles import Role
+from scores import reports
+from scores.disclosure import Shown
+from scores.models import ClosedWeek, Figures, WeeklyAggregate
+from scores.reports import Level
+from tests.conftest import login_verified, make_organisation, make_staff
+from tests.scores.reporting import freeze_week, weeks_from
+
+pytestmark = pytest.mark.usefixtures("english", "empty_cache")
+
+FIRST_WEEK = dt.date(2026, 1, 5)
+MIXED = [1, 2, 3, 4, 5, 3, 4]  # seven answers any report may show
+FIVE = [2, 3, 4, 4, 5]  # five answers that pass every rule
+SIX = [1, 3, 3, 4, 5, 2]
+ELEVEN = [3, 4, 4, 5, 2, 3, 4, 3, 4, 5, 3]
+
+
+def departments_of(organisation: Organisation) -> dict[str, Department]:
+    return {department.name: department for department in organisation.departments.all()}
+
+
+def frozen_with_code(name: str, sbi_code: str, answers: list[int], weeks: list[dt.date]) -> Organisation:
+    organisation = make_organisation(name, "zorg")
+    organisation.sbi_code = sbi_code
+    organisation.save(update_fields=["sbi_code"])
+    care = departments_of(organisation)["Care"]
+    for week in weeks:
+        freeze_week(organisation, week, {care: answers})
+    return organisation
+
+
+def sector_answers(organisation: Organisation) -> list[int | None]:
+    report = reports.build_report(organisation, Level.WEEK)
+    assert report.sector is not None
+    return [cell.answers for cell in report.sector]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Rule 6 says no difference of two comparisons names one organisation, but who is in a past week's"
+        " sector sum is read from today's SBI codes: when the admin sets or changes one organisation's code,"
+        " every past week's sector figure of its new (and old) division moves by exactly that organisation's"
+        " figures, and an employer that looks before and after reads them (count, average, hard weeks) for"
+        " every week. Fix direction: freeze each week's comparison membership (the divisions as they were"
+        " when the week was first compared, like the threshold when it ended), so a code change only affects"
+        " weeks closed after it."
+    ),
+)
+@pytest.mark.django_db
+def test_setting_one_organisations_sbi_code_does_not_change_a_past_weeks_sector_figure() -> None:
+    weeks = weeks_from(FIRST_WEEK, 2)
+    own = frozen_with_code("Own", "8610", MIXED, weeks)
+    frozen_with_code("Hospital", "8620", MIXED, weeks)
+    frozen_with_code("Clinic", "8690", [*MIXED, 5], weeks)
+    frozen_with_code("Nursing", "8691", [*MIXED, 5, 5], weeks)
+    newcomer = frozen_with_code("Newcomer", "", [4, 4, 2, 3, 5, 1], weeks)
+
+    before = sector_answers(own)
+    assert before == [7 + 8 + 9] * 2
+
+    # The admin records Newcomer's SBI code: it is in care too.
+    newcomer.sbi_code = "8610"
+    newcomer.save(update_fields=["sbi_code"])
+
+    after = sector_answers(own)
+    # The attacker's difference: [6, 6], Newcomer's own answers in each past week (and its average with them).
+    assert after == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "The week close closes the organisations one after another, each in its own transaction (and one"
+        " whose close failed catches up later), while comparisons are read from whatever is closed at the"
+        " request: an employer polling its dashboard during the close run sees a week's sector figure first"
+        " without, then with one more organisation, and the difference is that organisation's weekly figure."
+        " Fix direction: show a week's comparison only once it can no longer change (every organisation's"
+        " close of that week done, or a fixed time after the week's end by which the beat has closed all),"
+        " and freeze who is in it then."
+    ),
+)
+@pytest.mark.django_db
+def test_a_week_compared_before_another_organisation_closed_it_does_not_change_when_it_does() -> None:
+    weeks = weeks_from(FIRST_WEEK, 2)
+    own = frozen_with_code("Own", "8610", MIXED, weeks)
+    frozen_with_code("Hospital", "8620", MIXED, weeks)
+    frozen_with_code("Clinic", "8690", [*MIXED, 5], weeks)
+    frozen_with_code("Nursing", "8691", [*MIXED, 5, 5], weeks)
+    late = frozen_with_code("Late", "8692", [4, 4, 2, 3, 5, 1], weeks[:1])
+
+    before = sector_answers(own)  # the last week: Late has not closed it yet
+
+    care = departments_of(late)["Care"]
+    freeze_week(late, weeks[1], {care: [4, 4, 2, 3, 5, 1]})  # Late's close commits
+
+    after = sector_answers(own)
+    assert after == before  # as it is, the last week's sector gains exactly Late's six answers
+
+
+def freeze_invited(
+    organisation: Organisation,
+    week: dt.date,
+    answers: dict[Department, list[int]],
+    invited: dict[Department, int],
+) -> None:
+    """A closed week as the close writes it, with the links each department was sent; nobody in no
+    department (the organisation's invited count is the sum of its departments')."""
+    everyone: list[int] = []
+    for department, values in answers.items():
+        everyone.extend(values)
+        WeeklyAggregate.objects.create(
+            organisation=organisation,
+            department=department,
+            week=week,
+            figures=Figures.of(values, invited=invited[department]).sealed_text(),
+        )
+    WeeklyAggregate.objects.create(
+        organisation=organisation,
+        department=None,
+        week=week,
+        figures=Figures.of(everyone, invited=sum(invited.values())).sealed_text(),
+    )
+    ClosedWeek.objects.create(organisation=organisation, week=week)
+
+
+def organisation_of_three_departments(
+    weeks: list[dt.date], *, it_invited: list[int]
+) -> tuple[Organisation, Department]:
+    """Finance, Care and IT each over the threshold every week: no folded department, no complement; IT
+    has seven people on the employer's list and five answers each week."""
+    organisation = make_organisation("Zorggroep Noord", "zorg")
+    departments = departments_of(organisation)
+    finance, care, it = departments["Finance"], departments["Care"], departments["IT"]
+    for week, invited in zip(weeks, it_invited, strict=True):
+        freeze_invited(
+            organisation,
+            week,
+            {finance: SIX, care: ELEVEN, it: FIVE},
+            {finance: 8, care: 14, it: invited},
+        )
+    return organisation, it
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "The participation band divides a group's answers by those who can take part that week (active,"
+        " listed, not paused: participation.record_participation's invited), and the exact answer count is"
+        " shown beside it. The employer knows its list, so the band bounds how many of a department do not"
+        " take part (declined, paused, stopped, inactive): with five answers in a department of seven, '75% or"
+        " more' means at least one of the seven does not, '50-75%' that all seven do; the week the band moves"
+        " while the answers stay five, someone in IT paused or stopped. DESIGN.md: the employer must not"
+        " learn who takes part, paused or stopped. Fix direction: divide by a number the employer already"
+        " knows and that no stop, pause or decline changes (the department's size on its own list, kept"
+        " when a stop shreds the row), or show no participation band per department."
+    ),
+)
+@pytest.mark.django_db
+def test_the_participation_band_does_not_move_when_one_person_who_never_answers_pauses() -> None:
+    weeks = weeks_from(FIRST_WEEK, 2)
+    # Seven in IT on the list. Week 1: all seven can take part (five answer). Week 2: one of the two who
+    # never answer paused (or stopped): six can take part, the same five answer.
+    organisation, it = organisation_of_three_departments(weeks, it_invited=[7, 6])
+    report = reports.build_report(organisation, Level.WEEK)
+    row = next(row for row in report.rows if row.key == it.pk)
+    cells = [cell for cell in row.cells if cell is not None]
+    assert [cell.shown for cell in cells] == [Shown.FIGURES, Shown.FIGURES]
+    assert [cell.answers for cell in cells] == [5, 5]
+    # As it is: 50 (5 of 7) then 75 (5 of 6): the employer learns that someone in IT stopped taking part.
+    assert cells[0].participation == cells[1].participation
+
+
+# --- what held: authorization, URL tampering, CSV injection ---
+
+
+@pytest.mark.django_db
+def test_an_employer_gets_404_for_every_report_url_of_another_organisation_and_for_unknown_levels() -> None:
+    own = make_organisation("Own")
+    other = make_organisation("Other")
+    for week in weeks_from(FIRST_WEEK, 2):
+        freeze_week(other, week, {departments_of(other)["Care"]: MIXED})
+    client = login_verified(Client(), make_staff("hr-own", Role.EMPLOYER, own))
+    for name, kwargs in [
+        ("scores:report", {"level": "week"}),
+        ("scores:report", {"level": "quarter"}),
+        ("scores:report-print", {"level": "year"}),
+        ("scores:report-csv", {"level": "week"}),
+        ("scores:report-settings", {}),
+    ]:
+        response = client.get(reverse(name, kwargs={"organisation_id": other.pk, **kwargs}))
+        assert response.status_code == 404, name
+    settings_url = reverse("scores:report-settings", kwargs={"organisation_id": other.pk})
+    assert client.post(settings_url, {"threshold": 9}).status_code == 404
+    for level in ("month", "WEEK", "all", "department"):
+        assert client.get(f"/reports/{own.pk}/{level}/").status_code == 404, level
+    assert reports.threshold_of(other.pk) == 5
