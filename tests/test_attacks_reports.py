@@ -5,18 +5,23 @@ weakness found and not fixed here: its reason says the attack and a direction fo
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from participants.models import Department, Organisation
+from participants.models import Department, Organisation, Participant
+from preventicons.models import OutboundMessage
 from preventicons.roles import Role
-from scores import reports
+from scores import reports, rounds
 from scores.disclosure import Shown
-from scores.models import ClosedWeek, Figures, WeeklyAggregate
+from scores.models import ClosedWeek, Figures, WeeklyAggregate, WeeklyLink
 from scores.reports import Level
 from tests.conftest import login_verified, make_organisation, make_staff
+from tests.scores.people import make_participant
 from tests.scores.reporting import freeze_week, weeks_from
 
 pytestmark = pytest.mark.usefixtures("english", "empty_cache")
@@ -158,15 +163,15 @@ def organisation_of_three_departments(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "The participation band divides a group's answers by those who can take part that week (active,"
-        " listed, not paused: participation.record_participation's invited), and the exact answer count is"
-        " shown beside it. The employer knows its list, so the band bounds how many of a department do not"
-        " take part (declined, paused, stopped, inactive): with five answers in a department of seven, '75% or"
-        " more' means at least one of the seven does not, '50-75%' that all seven do; the week the band moves"
-        " while the answers stay five, someone in IT paused or stopped. DESIGN.md: the employer must not"
-        " learn who takes part, paused or stopped. Fix direction: divide by a number the employer already"
-        " knows and that no stop, pause or decline changes (the department's size on its own list, kept"
-        " when a stop shreds the row), or show no participation band per department."
+        "The participation band divides a group's answers by those who can take part that week (active, "
+        "listed, not paused: participation.record_participation's invited), and the exact answer count is"
+        " shown beside it. The employer knows its list, so the band bounds how many of a department do "
+        "not take part (declined, paused, stopped, inactive): with five answers in a department of seven,"
+        " '75% or more' means at least one of the seven does not, '50-75%' that all seven do; the week "
+        "the band moves while the answers stay five, someone in IT paused or stopped. DESIGN.md: the "
+        "employer must not learn who takes part, paused or stopped. Fix direction: divide by a number the"
+        " employer already knows and that no stop, pause or decline changes (the department's size on its"
+        " own list, kept when a stop shreds the row), or show no participation band per department."
     ),
 )
 @pytest.mark.django_db
@@ -208,3 +213,38 @@ def test_an_employer_gets_404_for_every_report_url_of_another_organisation_and_f
     for level in ("month", "WEEK", "all", "department"):
         assert client.get(f"/reports/{own.pk}/{level}/").status_code == 404, level
     assert reports.threshold_of(other.pk) == 5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "The round now makes a link for everyone on the list so that a dump of the open week's link rows does"
+        " not tell who takes part (#14), but it queues outbox rows only for the links it sends, each with the"
+        " link's id in clear as its reference until the message is sent: an operator's dump taken while the"
+        " round's messages wait (a large round, an SMS window, a provider outage) joins outbox.reference to"
+        " scores_weeklylink.id and so to participant_id, and reads who takes part and on which channel."
+        " Fix direction: a reference no dump can join (sealed, or a keyed hash of the link id that the"
+        " renderer looks up), or an outbox row for every link, the unsent ones for a renderer that sends"
+        " nothing."
+    ),
+)
+@pytest.mark.django_db
+@time_machine.travel(dt.datetime(2026, 11, 16, 9, 0, tzinfo=ZoneInfo("Europe/Amsterdam")), tick=False)
+def test_a_dump_taken_while_the_rounds_messages_wait_does_not_tell_who_takes_part() -> None:
+    organisation = make_organisation("Zorggroep Noord", "zorg")
+    taking_part = make_participant(organisation)
+    paused = make_participant(organisation, messages_paused=True)
+    declined = make_participant(organisation, status=Participant.Status.DECLINED)
+
+    rounds.run_weekly_round(organisation=organisation, week=dt.date(2026, 11, 16))
+
+    # The operator's dump, before the outbox has sent anything: only tables in clear, no key.
+    links = dict(WeeklyLink.objects.values_list("id", "participant_id"))
+    assert set(links.values()) == {taking_part.pk, paused.pk, declined.pk}
+    referenced = {
+        links[uuid.UUID(reference)]
+        for reference in OutboundMessage.objects.exclude(reference="").values_list("reference", flat=True)
+        if uuid.UUID(reference) in links
+    }
+    # As it is: exactly the one who takes part.
+    assert referenced in (set(), set(links.values()))
