@@ -248,3 +248,34 @@ def test_a_dump_taken_while_the_rounds_messages_wait_does_not_tell_who_takes_par
     }
     # As it is: exactly the one who takes part.
     assert referenced in (set(), set(links.values()))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "README: when a department shows as many answers as it has people on the list, 'no figure shows what"
+        " any of them answered'. Rule 2 withholds the figures when all or all but one had a hard week, but"
+        " not when none did: six answers from a department of six with '0%' hard weeks tell the employer, of"
+        " each of the six people by name, that they answered 3, 4 or 5 that week (and an average of 4.5 or"
+        " more from six does the same). Fix direction: treat 'none or one had a hard week' like 'all or all"
+        " but one' for the share (show it as 'fewer than 2' or not at all), or state the limit in the README"
+        " beside the known one."
+    ),
+)
+@pytest.mark.django_db
+def test_a_department_where_everyone_answered_shows_nothing_about_what_any_one_of_them_answered() -> None:
+    organisation = make_organisation("Zorggroep Noord", "zorg")
+    departments = departments_of(organisation)
+    finance, care, it = departments["Finance"], departments["Care"], departments["IT"]
+    # IT has six people on the employer's list; all six answered, none had a hard week.
+    freeze_invited(
+        organisation,
+        FIRST_WEEK,
+        {finance: SIX, care: ELEVEN, it: [3, 4, 4, 5, 5, 3]},
+        {finance: 8, care: 14, it: 6},
+    )
+    report = reports.build_report(organisation, Level.WEEK)
+    cell = next(row for row in report.rows if row.key == it.pk).cells[-1]
+    assert cell is not None and cell.answers == 6
+    # As it is: 0%, so none of the six (each known by name) had a hard week.
+    assert cell.hard_percent != 0
