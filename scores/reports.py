@@ -285,7 +285,8 @@ def sector_of(organisation: Organisation) -> str:
 
 def _comparison_version() -> str:
     """Changes whenever a comparison figure can: a week closed anywhere (or an organisation's weeks removed),
-    a threshold changed anywhere, an organisation's SBI code set or changed.
+    a threshold changed anywhere, an organisation's SBI code set or changed, a new week ended
+    (_settled_weeks).
 
     The latest organisation-wide figures' ciphertext is in it for its random nonce: ids and counts repeat
     where a database is restored or made anew (as the test suite's is) while the cache lives on.
@@ -302,7 +303,9 @@ def _comparison_version() -> str:
         repr(list(Organisation.objects.order_by("pk").values_list("pk", "sbi_code"))).encode()
     )
     sectors.update(str(latest).encode())
-    return f"{closed['count']}-{closed['last']}-{changed}-{sectors.hexdigest()}"
+    # The last ended week: until an organisation that has closed none closes it, it is not settled.
+    last_ended = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday()) - ONE_WEEK
+    return f"{closed['count']}-{closed['last']}-{changed}-{last_ended.isoformat()}-{sectors.hexdigest()}"
 
 
 def _organisation_figures(*, since: dt.date, version: str) -> dict[int, tuple[str, dict[dt.date, Tally]]]:
@@ -328,6 +331,31 @@ def _organisation_figures(*, since: dt.date, version: str) -> dict[int, tuple[st
     return figures
 
 
+def _settled_weeks(weeks: Iterable[dt.date]) -> set[dt.date]:
+    """The weeks among ``weeks`` that no organisation's close can still add to (rule 6).
+
+    The beat closes the organisations one after another, each in its own transaction, and one whose close
+    failed catches up later: a comparison read in between would gain one organisation when it closes, and
+    the figures before and after would differ by exactly that organisation's. Each organisation closes its
+    weeks in order without gaps, from the week that had just ended when it first closed one: a week is
+    settled when every organisation has closed it or a later one, or (one that has closed none yet) when
+    the week is older than the last ended week, which is the only one its first close can take.
+    """
+    latest = dict(
+        ClosedWeek.objects.values("organisation_id")
+        .annotate(latest=Max("week"))
+        .values_list("organisation_id", "latest")
+    )
+    last_ended = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday()) - ONE_WEEK
+    never_closed = Organisation.objects.exclude(pk__in=list(latest)).exists()
+    earliest_latest = min(latest.values(), default=None)
+    return {
+        week
+        for week in weeks
+        if (earliest_latest is None or earliest_latest >= week) and not (never_closed and week >= last_ended)
+    }
+
+
 def comparisons(
     organisation: Organisation, shown: Sequence[Period], *, version: str | None = None
 ) -> tuple[list[Cell] | None, list[Cell]]:
@@ -347,9 +375,13 @@ def comparisons(
         return cached
     figures = _organisation_figures(since=shown[0].weeks[0], version=version)
     division = sector_of(organisation)
+    settled = _settled_weeks(week for period in shown for week in period.weeks)
     compared: dict[dt.date, ComparedWeek] = {}
     for period in shown:
         for week in period.weeks:
+            if week not in settled:
+                compared[week] = ComparedWeek(week=week, sector=None, everyone=None)
+                continue
             sector: dict[int, Tally] = {}
             outside: dict[int, Tally] = {}
             for other, (other_division, weekly) in figures.items():
