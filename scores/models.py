@@ -116,6 +116,10 @@ class ClosedWeek(models.Model):
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     week = models.DateField(help_text="The Monday of the ISO week that was closed.")
+    # The organisation's SBI division when it closed the week: the comparisons of the week count it in that
+    # division for good, so a code set or changed later does not move a past sector figure by exactly this
+    # organisation's. Null: closed before it was recorded (today's division stands in).
+    division = models.CharField(max_length=2, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("closed week")

@@ -58,7 +58,7 @@ COMPARISON_CACHE_SECONDS = 24 * 3600
 CELLS_CACHE_SECONDS = 24 * 3600
 # In every cache key of this module: bump it when a cached value's shape (Cell, Period) or a rule of
 # scores.disclosure changes, so that a deploy never serves cells decided by the code it replaced.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class Level(enum.StrEnum):
@@ -308,25 +308,37 @@ def _comparison_version() -> str:
     return f"{closed['count']}-{closed['last']}-{changed}-{last_ended.isoformat()}-{sectors.hexdigest()}"
 
 
-def _organisation_figures(*, since: dt.date, version: str) -> dict[int, tuple[str, dict[dt.date, Tally]]]:
+def _divisions(since: dt.date) -> dict[tuple[int, dt.date], str]:
+    """Each organisation's SBI division per week from ``since``, as it was when it closed the week (today's
+    where that was not recorded): a code set or changed later moves no past week between sums."""
+    today = {pk: code[:2] for pk, code in Organisation.objects.values_list("pk", "sbi_code")}
+    return {
+        (organisation_id, week): today.get(organisation_id, "") if division is None else division
+        for organisation_id, week, division in ClosedWeek.objects.filter(week__gte=since).values_list(
+            "organisation_id", "week", "division"
+        )
+    }
+
+
+def _organisation_figures(*, since: dt.date, version: str) -> dict[int, dict[dt.date, tuple[str, Tally]]]:
     """Every organisation's organisation-wide weekly figures from ``since`` that its own employer was shown
-    (under its threshold when the week ended): id -> (SBI division, {week: figures}).
+    (under its threshold when the week ended): id -> {week: (SBI division when it closed the week, figures)}.
 
     Shared by every employer's comparisons and cached per version: each dashboard would otherwise open the
     organisation-wide rows of every organisation, a cost that grew with the square of their number.
     """
     key = f"reports:organisations:v{CACHE_FORMAT}:{since.isoformat()}:{version}"
-    cached: dict[int, tuple[str, dict[dt.date, Tally]]] | None = cache.get(key)
+    cached: dict[int, dict[dt.date, tuple[str, Tally]]] | None = cache.get(key)
     if cached is not None:
         return cached
-    divisions = {pk: code[:2] for pk, code in Organisation.objects.values_list("pk", "sbi_code")}
+    divisions = _divisions(since)
     when_ended = _thresholds_when_ended()
     rows = WeeklyAggregate.objects.filter(department__isnull=True, week__gte=since)
-    figures: dict[int, tuple[str, dict[dt.date, Tally]]] = {}
+    figures: dict[int, dict[dt.date, tuple[str, Tally]]] = {}
     for organisation_id, _department, week, tally in _opened_rows(_stored(rows)):
-        entry = figures.setdefault(organisation_id, (divisions.get(organisation_id, ""), {}))
+        entry = figures.setdefault(organisation_id, {})
         if figures_shown(tally, when_ended(organisation_id, week)):
-            entry[1][week] = tally
+            entry[week] = (divisions.get((organisation_id, week), ""), tally)
     cache.set(key, figures, COMPARISON_CACHE_SECONDS)
     return figures
 
@@ -374,7 +386,14 @@ def comparisons(
     if cached is not None:
         return cached
     figures = _organisation_figures(since=shown[0].weeks[0], version=version)
+    # The sector of each week as the organisation's own division when it closed it (today's if unrecorded).
     division = sector_of(organisation)
+    own = {
+        week: division if recorded is None else recorded
+        for week, recorded in ClosedWeek.objects.filter(
+            organisation=organisation, week__gte=shown[0].weeks[0]
+        ).values_list("week", "division")
+    }
     settled = _settled_weeks(week for period in shown for week in period.weeks)
     compared: dict[dt.date, ComparedWeek] = {}
     for period in shown:
@@ -384,10 +403,12 @@ def comparisons(
                 continue
             sector: dict[int, Tally] = {}
             outside: dict[int, Tally] = {}
-            for other, (other_division, weekly) in figures.items():
+            ours = own.get(week, division)
+            for other, weekly in figures.items():
                 if other == organisation.pk or week not in weekly:
                     continue
-                (sector if division and other_division == division else outside)[other] = weekly[week]
+                other_division, tally = weekly[week]
+                (sector if ours and other_division == ours else outside)[other] = tally
             compared[week] = compare_week(week, sector=sector, outside=outside)
     result = (
         [compared_period(period.weeks, compared, sector=True) for period in shown] if division else None,

@@ -162,10 +162,12 @@ def close_week(
     # Every store joins: whatever a participant_inactive receiver writes commits with the close, or not
     with every_store():
         # Closes of one organisation queue up here, so two runs cannot both find the week open.
-        Organisation.objects.select_for_update().only("pk").get(pk=organisation_id)
+        organisation = Organisation.objects.select_for_update().only("pk", "sbi_code").get(pk=organisation_id)
         if is_week_closed(organisation_id=organisation_id, week=week):
             return WeekClosed(organisation_id=organisation_id, week=week, closed=False)
-        ClosedWeek.objects.create(organisation_id=organisation_id, week=week)
+        ClosedWeek.objects.create(
+            organisation_id=organisation_id, week=week, division=(organisation.sbi_code or "")[:2]
+        )
         # What is read here is what the rewrite moves: the week's links expired when it ended
         # (rounds.week_closes_at) and the beat closes half an hour later, so no score joins it meanwhile.
         # From here on only the opened values (frozen below) know which department a score came from.

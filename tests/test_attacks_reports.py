@@ -53,20 +53,10 @@ def sector_answers(organisation: Organisation) -> list[int | None]:
     return [cell.answers for cell in report.sector]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Rule 6 says no difference of two comparisons names one organisation, but who is in a past week's"
-        " sector sum is read from today's SBI codes: when the admin sets or changes one organisation's code,"
-        " every past week's sector figure of its new (and old) division moves by exactly that organisation's"
-        " figures, and an employer that looks before and after reads them (count, average, hard weeks) for"
-        " every week. Fix direction: freeze each week's comparison membership (the divisions as they were"
-        " when the week was first compared, like the threshold when it ended), so a code change only affects"
-        " weeks closed after it."
-    ),
-)
 @pytest.mark.django_db
 def test_setting_one_organisations_sbi_code_does_not_change_a_past_weeks_sector_figure() -> None:
+    """Who is in a past week's sector must not follow today's SBI codes: a code set or changed later would
+    move every past sector figure by exactly that organisation's, for an employer looking before and after."""
     weeks = weeks_from(FIRST_WEEK, 2)
     own = frozen_with_code("Own", "8610", MIXED, weeks)
     frozen_with_code("Hospital", "8620", MIXED, weeks)

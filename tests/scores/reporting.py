@@ -39,7 +39,10 @@ def freeze_week(
         week=week,
         figures=Figures.of(everyone, invited=invited).sealed_text(),
     )
-    ClosedWeek.objects.create(organisation=organisation, week=week)
+    # The division as the close records it (scores.weekclose.close_week).
+    ClosedWeek.objects.create(
+        organisation=organisation, week=week, division=(organisation.sbi_code or "")[:2]
+    )
 
 
 def weeks_from(first: dt.date, count: int) -> list[dt.date]:
