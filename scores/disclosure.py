@@ -25,8 +25,9 @@ the same for the page, the CSV and the printable page because all three show the
    ``COMPARISON_ORGANISATIONS`` of them; all organisations minus the sector (the rest) must be nobody or as
    many, or the all-organisations figure is withheld. A period's comparison is the sum of its weeks', shown
    only when every week's was (rule 5). A week is compared only once no organisation's close can still
-   add to it (scores.reports._settled_weeks), so a figure once shown never gains one organisation. It never
-   contains a withheld group, and no difference of two comparisons names one organisation.
+   add to it (scores.reports._settled_weeks), and each organisation stays in the division it had when it
+   closed the week (ClosedWeek.division), so a figure once shown never gains or loses one organisation. It
+   never contains a withheld group, and no difference of two comparisons names one organisation.
 7. **Raises.** A raise folds more departments into "other departments" and so regroups the weeks before it,
    which the employer has seen under the old threshold: a group withheld then to protect a department folded
    now could pass on its own. A week that ended before a raise shows only what follows from what it showed
