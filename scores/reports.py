@@ -343,7 +343,29 @@ def _organisation_figures(*, since: dt.date, version: str) -> dict[int, dict[dt.
     return figures
 
 
-def _settled_weeks(weeks: Iterable[dt.date]) -> set[dt.date]:
+@dataclass(frozen=True)
+class _Closes:
+    """Each organisation's latest closed week (None: it has closed none yet), read once per comparison before
+    any figure: everything it calls settled was committed before the figures are read (_settled_weeks)."""
+
+    latest: dict[int, dt.date | None]
+
+    @classmethod
+    def read(cls) -> _Closes:
+        latest: dict[int, dt.date | None] = dict.fromkeys(Organisation.objects.values_list("pk", flat=True))
+        latest.update(
+            ClosedWeek.objects.values("organisation_id")
+            .annotate(latest=Max("week"))
+            .values_list("organisation_id", "latest")
+        )
+        return cls(latest)
+
+    @property
+    def stamp(self) -> str:
+        return hashlib.sha256(repr(sorted(self.latest.items())).encode()).hexdigest()[:16]
+
+
+def _settled_weeks(weeks: Iterable[dt.date], closes: _Closes) -> set[dt.date]:
     """The weeks among ``weeks`` that no organisation's close can still add to (rule 6).
 
     The beat closes the organisations one after another, each in its own transaction, and one whose close
@@ -351,16 +373,14 @@ def _settled_weeks(weeks: Iterable[dt.date]) -> set[dt.date]:
     the figures before and after would differ by exactly that organisation's. Each organisation closes its
     weeks in order without gaps, from the week that had just ended when it first closed one: a week is
     settled when every organisation has closed it or a later one, or (one that has closed none yet) when
-    the week is older than the last ended week, which is the only one its first close can take.
+    the week is older than the last ended week, which is the only one its first close can take. The
+    figures must be read after ``closes`` (comparisons() keys their cache by its stamp), or a close that
+    commits in between would be settled here and missing from them.
     """
-    latest = dict(
-        ClosedWeek.objects.values("organisation_id")
-        .annotate(latest=Max("week"))
-        .values_list("organisation_id", "latest")
-    )
     last_ended = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday()) - ONE_WEEK
-    never_closed = Organisation.objects.exclude(pk__in=list(latest)).exists()
-    earliest_latest = min(latest.values(), default=None)
+    closed = [latest for latest in closes.latest.values() if latest is not None]
+    never_closed = len(closed) < len(closes.latest)
+    earliest_latest = min(closed, default=None)
     return {
         week
         for week in weeks
@@ -377,7 +397,9 @@ def comparisons(
     """
     if not shown:
         return (None if not sector_of(organisation) else []), []
-    version = version or _comparison_version()
+    # Read first: what it calls settled is then in every figure read below (see _settled_weeks).
+    closes = _Closes.read()
+    version = f"{version or _comparison_version()}-{closes.stamp}"
     key = (
         f"reports:comparison:v{CACHE_FORMAT}:{organisation.pk}:{shown[0].level}:{shown[0].key}-{shown[-1].key}:"
         f"{version}"
@@ -394,7 +416,7 @@ def comparisons(
             organisation=organisation, week__gte=shown[0].weeks[0]
         ).values_list("week", "division")
     }
-    settled = _settled_weeks(week for period in shown for week in period.weeks)
+    settled = _settled_weeks((week for period in shown for week in period.weeks), closes)
     compared: dict[dt.date, ComparedWeek] = {}
     for period in shown:
         for week in period.weeks:
