@@ -135,9 +135,9 @@ def _by_sms() -> Q:
 def weekly_recipients(
     *, organisation: Organisation, excluding: Any, after: object, size: int
 ) -> tuple[list[WeeklyRecipient], object]:
-    """The next ``size`` people on the employer's list after ``after`` (by id), and the last id read.
+    """The next ``size`` enrolled people on the employer's list after ``after`` (by id), and the last id read.
 
-    Everyone on the list whose row is not shredded gets a link, whatever they did: a week's link rows name
+    Everyone on the list who enrolled and whose row is not shredded gets a link, whatever they did since: a week's link rows name
     their participants in clear, and links made only for those who take part would list them in a dump of
     the open week (issue #14). Only those who can take part (active, not paused, with an address on the
     channel they chose) have ``by_email`` or ``by_sms`` set: their link is sent, the others' never is.
@@ -146,9 +146,13 @@ def weekly_recipients(
     decided here (a few microseconds each); whether an address exists, not the address.
     """
     candidates = (
-        # A shredded row (a stop, the anonymisation) has no name: there is nobody to make a link for, and
-        # that the row was shredded a dump shows anyway.
-        Participant.objects.filter(organisation=organisation, is_listed=True, name__isnull=False)
+        # A shredded row (a stop, the anonymisation) has no name, and a row that never enrolled has no
+        # weekly channel: nobody to make a link for, and a dump shows both anyway. Among the enrolled, a
+        # link for everyone: whether they are active, paused or inactive is sealed and must stay unreadable.
+        # (Someone who enrols mid-week has no link yet, so a later run of the round sends them this week's.)
+        Participant.objects.filter(
+            organisation=organisation, is_listed=True, name__isnull=False, weekly_channel__isnull=False
+        )
         .exclude(excluding)
         .annotate(
             by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),

@@ -13,7 +13,7 @@
    are sealed to the participant row, and a score's department is sealed until the week close drops it.
 3. The open week's scores_weeklylink rows name their participant in clear, and the round made them only for
    those it messaged: a dump of the open week listed who is active and not paused. Closed: the round makes a
-   link for everyone on the list whose row is not shredded, and sends only the participants'.
+   link for everyone on the list who enrolled and whose row is not shredded, and sends only the participants'.
 """
 
 from __future__ import annotations

@@ -97,22 +97,22 @@ def test_everyone_listed_gets_a_link_and_only_active_unpaused_participants_are_s
     report = rounds.run_weekly_round(organisation=organisation, week=WEEK)
     deliver_all()
 
-    # A dump of the open week's links names everyone on the list whose row is not shredded, whatever they
-    # did: it tells nobody who takes part (issue #14).
+    # A dump of the open week's links names everyone on the list who enrolled and whose row is not shredded,
+    # whatever they did since: it tells nobody who takes part (issue #14). Who never enrolled (no weekly
+    # channel) a dump of the participant rows shows anyway.
     linked = set(WeeklyLink.objects.filter(week=WEEK).values_list("participant_id", flat=True))
     assert linked == {
         work.pk,
         private.pk,
         by_sms.pk,
         no_address.pk,
-        never_chose.pk,
         invited.pk,
         declined.pk,
         inactive.pk,
         paused.pk,
     }
-    assert shredded.pk not in linked and unlisted.pk not in linked
-    assert report.unsent == 6
+    assert shredded.pk not in linked and unlisted.pk not in linked and never_chose.pk not in linked
+    assert report.unsent == 5
     emails, sms = received(smtp_server, fake_twilio)
     # Nothing to an address the employer supplied that the participant did not choose.
     assert emails == Counter({work.email: 1, "thuis@example.org": 1})
