@@ -139,8 +139,9 @@ def weekly_recipients(
 
     Everyone on the list who enrolled and whose row is not shredded gets a link, whatever they did since: a
     week's link rows name their participants in clear, and links made only for those who take part would
-    list them in a dump of the open week (issue #14). Only those who can take part (active, not paused, with an address on the
-    channel they chose) have ``by_email`` or ``by_sms`` set: their link is sent, the others' never is.
+    list them in a dump of the open week (issue #14). Only those who can take part (active, not paused, with
+    an address on the channel they chose) have ``by_email`` or ``by_sms`` set: their link is sent, the
+    others' never is.
     ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves out
     whoever already has one. Whether someone is active and has not paused is sealed, so it is opened and
     decided here (a few microseconds each); whether an address exists, not the address.
