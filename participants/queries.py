@@ -186,6 +186,12 @@ def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:
     return Participant.objects.filter(organisation_id=organisation_id).values("pk")
 
 
+def listed_count(organisation_id: int) -> int:
+    """How many are on the organisation's list: the employer's own knowledge. A stop, a pause or a decline
+    leaves a row listed (a stop shreds it, but only the employer's next list unlists it)."""
+    return Participant.objects.filter(organisation_id=organisation_id, is_listed=True).count()
+
+
 def active_pseudonym(participant_id: uuid.UUID) -> str | None:
     """The pseudonym P of an active participant; None for anyone else (or nobody)."""
     current = Participant.objects.filter(pk=participant_id).only("status", "pseudonym").first()

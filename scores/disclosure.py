@@ -67,20 +67,17 @@ GroupKey = int | str
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts of one group that add up: answers, their sum, answers per value, and links sent (if known)."""
+    """Counts of one group that add up: answers, their sum, answers per value, links sent (if known), and, for
+    the whole organisation only, how many were on the employer's list (None elsewhere or unknown)."""
 
     count: int = 0
     total: int = 0
     counts: tuple[int, ...] = (0,) * len(VALUES)
     invited: int | None = 0
+    listed: int | None = None
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(
-            count=self.count + other.count,
-            total=self.total + other.total,
-            counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
-            invited=None if self.invited is None or other.invited is None else self.invited + other.invited,
-        )
+        return add_up((self, other))
 
     def __sub__(self, other: Tally) -> Tally:
         return Tally(
@@ -88,6 +85,7 @@ class Tally:
             total=self.total - other.total,
             counts=tuple(a - b for a, b in zip(self.counts, other.counts, strict=True)),
             invited=None if self.invited is None or other.invited is None else self.invited - other.invited,
+            listed=None,
         )
 
     @property
@@ -101,15 +99,20 @@ def add_up(tallies: Iterable[Tally]) -> Tally:
     count = total = 0
     counts = [0] * len(VALUES)
     invited: int | None = 0
-    for tally in tallies:
+    listed: int | None = None
+    for number, tally in enumerate(tallies):
         if len(tally.counts) != len(counts):
             raise ValueError("tallies of different lengths")
         count += tally.count
         total += tally.total
-        for index, number in enumerate(tally.counts):
-            counts[index] += number
+        for index, answers in enumerate(tally.counts):
+            counts[index] += answers
         invited = None if invited is None or tally.invited is None else invited + tally.invited
-    return Tally(count=count, total=total, counts=tuple(counts), invited=invited)
+        if number == 0:
+            listed = tally.listed
+        elif listed is not None:
+            listed = None if tally.listed is None else listed + tally.listed
+    return Tally(count=count, total=total, counts=tuple(counts), invited=invited, listed=listed)
 
 
 def count_shown(tally: Tally, threshold: int) -> bool:
@@ -136,6 +139,7 @@ class Why(enum.StrEnum):
     FOLDED = "folded"  # a department counted in "other departments" that week
     PARTIAL = "partial"  # a week of the period could not be shown for this group
     COMPARISON = "comparison"  # too few other organisations to compare with
+    WAITING = "waiting"  # a comparison of a week not every organisation has closed yet
 
 
 @dataclass(frozen=True)
@@ -162,10 +166,13 @@ class Cell:
 PARTICIPATION_BANDS = (0, 25, 50, 75)
 
 
-def participation_band(answers: int, invited: int | None) -> int | None:
-    if not invited:
+def participation_band(answers: int, listed: int | None) -> int | None:
+    """The band of answers per person on the employer's list: the list is the employer's own knowledge and no
+    stop, pause or decline changes it, so the band tells nothing the exact answer count does not. Never
+    divided by those who could take part that week: a pause would move the band (who takes part)."""
+    if not listed:
         return None
-    share = Decimal(answers) / Decimal(invited)
+    share = Decimal(answers) / Decimal(listed)
     return max(edge for edge in PARTICIPATION_BANDS if share * 100 >= edge)
 
 
@@ -193,7 +200,7 @@ def _cell(
         answers=tally.count,
         average=average,
         hard_percent=hard,
-        participation=participation_band(tally.count, tally.invited),
+        participation=participation_band(tally.count, tally.listed),
     )
 
 
@@ -399,6 +406,8 @@ class ComparedWeek:
     week: dt.date
     sector: tuple[frozenset[int], Tally] | None
     everyone: tuple[frozenset[int], Tally] | None
+    # Not every organisation has closed the week yet: nothing is compared until all have.
+    waiting: bool = False
 
 
 def compare_week(week: dt.date, *, sector: Mapping[int, Tally], outside: Mapping[int, Tally]) -> ComparedWeek:
@@ -436,9 +445,10 @@ def compared_period(
         found = compared.get(week)
         figure = None if found is None else found.sector if sector else found.everyone
         if figure is None:
-            return Cell("comparison", Shown.NOTHING, Why.COMPARISON, weeks, frozenset())
+            why = Why.WAITING if found is not None and found.waiting else Why.COMPARISON
+            return Cell("comparison", Shown.NOTHING, why, weeks, frozenset())
         figures.append(figure[1])
     total = add_up(figures)
     # Participation bands are the employer's own matter; a comparison shows answers, average and hard weeks.
-    total = Tally(count=total.count, total=total.total, counts=total.counts, invited=None)
+    total = Tally(count=total.count, total=total.total, counts=total.counts, invited=None, listed=None)
     return _cell("comparison", total, shown=Shown.FIGURES, why=None, weeks=weeks, members=frozenset())

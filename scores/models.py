@@ -144,6 +144,8 @@ class Figures:
     total: int
     counts: tuple[int, ...]  # how many scored 1, 2, 3, 4 and 5
     invited: int | None = None
+    # The organisation's row only: how many were on the employer's list (the participation bands' divisor).
+    listed: int | None = None
 
     @property
     def distribution(self) -> dict[int, int]:
@@ -151,16 +153,22 @@ class Figures:
         return dict(zip(VALUES, self.counts, strict=True))
 
     @classmethod
-    def of(cls, values: list[int], *, invited: int | None = None) -> Figures:
+    def of(cls, values: list[int], *, invited: int | None = None, listed: int | None = None) -> Figures:
         counts = [0] * len(VALUES)
         for value in values:
             counts[value - 1] += 1
-        return cls(count=len(values), total=sum(values), counts=tuple(counts), invited=invited)
+        return cls(count=len(values), total=sum(values), counts=tuple(counts), invited=invited, listed=listed)
 
     def sealed_text(self) -> str:
         # Fixed width: a ciphertext's length must not tell a large group from a small one.
         return padded_json(
-            {"n": self.count, "sum": self.total, "counts": list(self.counts), "inv": self.invited},
+            {
+                "n": self.count,
+                "sum": self.total,
+                "counts": list(self.counts),
+                "inv": self.invited,
+                "ls": self.listed,
+            },
             width=FIGURES_WIDTH,
         )
 
@@ -168,7 +176,11 @@ class Figures:
     def from_text(cls, text: str) -> Figures:
         data = json.loads(text)
         figures = cls(
-            count=data["n"], total=data["sum"], counts=tuple(data["counts"]), invited=data.get("inv")
+            count=data["n"],
+            total=data["sum"],
+            counts=tuple(data["counts"]),
+            invited=data.get("inv"),
+            listed=data.get("ls"),
         )
         # What the database CHECK said while the figures were in clear.
         if len(figures.counts) != len(VALUES) or figures.count != sum(figures.counts):

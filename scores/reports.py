@@ -182,7 +182,13 @@ def setting_changes(organisation_id: int) -> list[ReportSettingChange]:
 
 
 def _tally(figures: Figures) -> Tally:
-    return Tally(count=figures.count, total=figures.total, counts=figures.counts, invited=figures.invited)
+    return Tally(
+        count=figures.count,
+        total=figures.total,
+        counts=figures.counts,
+        invited=figures.invited,
+        listed=figures.listed,
+    )
 
 
 def _opened_rows(
@@ -421,7 +427,7 @@ def comparisons(
     for period in shown:
         for week in period.weeks:
             if week not in settled:
-                compared[week] = ComparedWeek(week=week, sector=None, everyone=None)
+                compared[week] = ComparedWeek(week=week, sector=None, everyone=None, waiting=True)
                 continue
             sector: dict[int, Tally] = {}
             outside: dict[int, Tally] = {}

@@ -78,6 +78,10 @@ REASONS: dict[Why, tuple[Promise, Promise]] = {
         gettext_lazy("fewer than %(count)d other organisations to compare with"),
         gettext_lazy("too few to compare"),
     ),
+    Why.WAITING: (
+        gettext_lazy("waiting until every organisation has closed this week"),
+        gettext_lazy("waiting"),
+    ),
     Why.PROTECT: (
         gettext_lazy("withheld: it would reveal a smaller group or what (nearly) everyone answered"),
         gettext_lazy("withheld"),

@@ -121,7 +121,9 @@ def _freeze(
             organisation_id=organisation_id,
             department=None,
             week=week,
-            figures=Figures.of(everyone, invited=sum(invited.values())).sealed_text(),
+            figures=Figures.of(
+                everyone, invited=sum(invited.values()), listed=queries.listed_count(organisation_id)
+            ).sealed_text(),
         )
     ]
     # A row for every department, also one where nobody answered: the grouping is in clear, and a row that
