@@ -147,13 +147,11 @@ def weekly_recipients(
     decided here (a few microseconds each); whether an address exists, not the address.
     """
     candidates = (
-        # A shredded row (a stop, the anonymisation) has no name, and a row that never enrolled has no
-        # weekly channel: nobody to make a link for, and a dump shows both anyway. Among the enrolled, a
+        # A row that never enrolled, and one shredded (a stop, the anonymisation: Participant.shredded), has
+        # no weekly channel: nobody to make a link for, and a dump shows both anyway. Among the enrolled, a
         # link for everyone: whether they are active, paused or inactive is sealed and must stay unreadable.
         # (Someone who enrols mid-week has no link yet, so a later run of the round sends them this week's.)
-        Participant.objects.filter(
-            organisation=organisation, is_listed=True, name__isnull=False, weekly_channel__isnull=False
-        )
+        Participant.objects.filter(organisation=organisation, is_listed=True, weekly_channel__isnull=False)
         .exclude(excluding)
         .annotate(
             by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),
