@@ -53,12 +53,12 @@ THRESHOLD_SETTING = "threshold"
 MAXIMUM_REPORT_THRESHOLD = 50
 # How long a comparison figure is kept: every close and every settings change makes a new key anyway.
 COMPARISON_CACHE_SECONDS = 24 * 3600
-# How long an organisation's decided cells are kept: a close, a threshold raise or a change in whether anyone
-# is in no department makes a new key anyway (see _cells_key).
+# How long an organisation's decided cells are kept: a close or a threshold raise makes a new key anyway
+# (see _cells_key).
 CELLS_CACHE_SECONDS = 24 * 3600
 # In every cache key of this module: bump it when a cached value's shape (Cell, Period) or a rule of
 # scores.disclosure changes, so that a deploy never serves cells decided by the code it replaced.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 class Level(enum.StrEnum):
