@@ -98,7 +98,7 @@ def reason_text(why: Why | None, *, threshold: int, short: bool = False) -> str:
 
 
 @dataclass(frozen=True)
-class Shownumbers:
+class ShownCell:
     """One cell as the page, the print and the CSV write it."""
 
     answers: str
@@ -119,9 +119,9 @@ class Shownumbers:
         return "\N{EN DASH}"
 
 
-def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> Shownumbers:
+def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> ShownCell:
     if cell is None:
-        return Shownumbers("", "", "", "", _("no closed week in this period"), _("no week"), True)
+        return ShownCell("", "", "", "", _("no closed week in this period"), _("no week"), True)
 
     def decimal(value: Decimal | None) -> str:
         if value is None:
@@ -129,7 +129,7 @@ def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> Show
         return number_format(value, decimal_pos=1) if localize else f"{value:.1f}"
 
     why = cell.why if cell.shown is not Shown.FIGURES else None
-    return Shownumbers(
+    return ShownCell(
         answers="" if cell.answers is None else str(cell.answers),
         average=decimal(cell.average),
         hard="" if cell.hard_percent is None else f"{cell.hard_percent}%",
@@ -144,8 +144,8 @@ def present(cell: Cell | None, *, threshold: int, localize: bool = True) -> Show
 class ShownRow:
     label: str
     is_organisation: bool
-    latest: Shownumbers
-    cells: list[Shownumbers]
+    latest: ShownCell
+    cells: list[ShownCell]
 
 
 def _context(report: Report) -> dict[str, object]:
@@ -161,7 +161,7 @@ def _context(report: Report) -> dict[str, object]:
     ]
     organisation_cells = report.rows[0].cells if report.rows else []
     series = [Series(_("Your organisation"), [cell.average if cell else None for cell in organisation_cells])]
-    comparisons: list[tuple[str, list[Shownumbers]]] = []
+    comparisons: list[tuple[str, list[ShownCell]]] = []
     if report.sector is not None:
         series.append(Series(_("Your sector"), [cell.average for cell in report.sector]))
         comparisons.append((_("Your sector"), [present(cell, threshold=threshold) for cell in report.sector]))
