@@ -10,7 +10,7 @@ guessed point. For screen readers the SVG is one image named by its ``<title>`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -61,6 +61,11 @@ def _runs(values: Sequence[Decimal | None]) -> list[list[int]]:
         else:
             runs.append([index])
     return runs
+
+
+def _joined(pieces: Iterable[SafeString]) -> SafeString:
+    """Markup already made by format_html, one after the other (format_html escapes nothing safe again)."""
+    return format_html_join("", "{}", ((piece,) for piece in pieces))
 
 
 def _marker(number: int, x: str, y: str, colour: str) -> SafeString:
@@ -126,7 +131,7 @@ def trend_chart(
                 ),
             )
         )
-        lines.append(SafeString("".join(_marker(number, x, y, colour) for run in points for x, y in run)))
+        lines.append(_joined(_marker(number, x, y, colour) for run in points for x, y in run))
         legend_x = LEFT + number * 220
         legend.append(
             format_html(
@@ -161,6 +166,6 @@ def trend_chart(
         HEIGHT,
         grid,
         x_labels,
-        SafeString("".join(lines)),
-        SafeString("".join(legend)),
+        _joined(lines),
+        _joined(legend),
     )
