@@ -8,6 +8,7 @@ and the pause are sealed (participants.models): every decision on them is made i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,10 +116,13 @@ class WeeklyRecipient:
     pk: uuid.UUID
     by_email: bool
     by_sms: bool
+    # Active, listed and not paused: only then does the message go out (the others' are queued alike and
+    # end unsent when the worker meets them, scores.rounds.render_weekly_message).
+    takes_part: bool = True
 
     @property
     def messaged(self) -> bool:
-        return self.by_email or self.by_sms
+        return self.takes_part and (self.by_email or self.by_sms)
 
 
 def _by_email() -> Q:
@@ -139,9 +143,10 @@ def weekly_recipients(
 
     Everyone on the list who enrolled and whose row is not shredded gets a link, whatever they did since: a
     week's link rows name their participants in clear, and links made only for those who take part would
-    list them in a dump of the open week (issue #14). Only those who can take part (active, not paused, with
-    an address on the channel they chose) have ``by_email`` or ``by_sms`` set: their link is sent, the
-    others' never is.
+    list them in a dump of the open week (issue #14). ``by_email`` and ``by_sms`` say where the link's
+    message is queued (the channel chosen, with an address), for everyone alike, so the outbox does not
+    tell them apart either; only the messages of those who can take part (``takes_part``: active, not
+    paused) are sent, the others end unsent when the worker meets them.
     ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves out
     whoever already has one. Whether someone is active and has not paused is sealed, so it is opened and
     decided here (a few microseconds each); whether an address exists, not the address.
@@ -175,13 +180,20 @@ def weekly_recipients(
             is_listed=True,
             paused=pauses.open(str(paused), row) != SealedBooleanField.FALSE,
         )
-        chosen.append(WeeklyRecipient(pk, bool(takes_part and by_email), bool(takes_part and by_sms)))
+        chosen.append(WeeklyRecipient(pk, bool(by_email), bool(by_sms), takes_part=takes_part))
     return chosen, last
 
 
 def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:
     """The ids of an organisation's participants, as a subquery (``participant_id__in=...``)."""
     return Participant.objects.filter(organisation_id=organisation_id).values("pk")
+
+
+def taking_part(participant_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of these participants who can take part this week (active, listed, not paused), decided here:
+    the status and the pause are sealed."""
+    rows = Participant.objects.filter(pk__in=list(participant_ids), is_listed=True)
+    return set(rows.ids_with_status(Participant.Status.ACTIVE, paused=False))
 
 
 def listed_count(organisation_id: int) -> int:

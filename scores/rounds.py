@@ -253,21 +253,22 @@ def _prepare(
         token_hashes.append(hash_token(_derive_token(key, link_id)))
         # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:".
         prefix = f"week:{participant_id}:{week_text}"
-        if not participant.messaged:
-            # A link like anyone's, sent nowhere: the week's link rows must not tell who takes part.
-            report.unsent += 1
-            continue
-        report.links += 1
+        # Queued alike for everyone with a channel: neither the link rows nor the outbox rows that point at
+        # them may tell who takes part. The renderer sends only the messages of those who can take part now.
         if participant.by_email:
             outgoing.append(
                 messaging.Deferred(key=f"{prefix}:email", channel=EMAIL, renderer=RENDERER, reference=link_id)
             )
-            report.emails += 1
         if participant.by_sms:
             outgoing.append(
                 messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
             )
-            report.sms += 1
+        if not participant.messaged:
+            report.unsent += 1
+            continue
+        report.links += 1
+        report.emails += participant.by_email
+        report.sms += participant.by_sms
     # No ON CONFLICT: a link row that already exists means its messages exist too, and the batch must then
     # roll back rather than queue a message for a link the database does not know.
     connection = connections[router.db_for_write(WeeklyLink)]

@@ -27,7 +27,6 @@ from participants import queries
 from participants.agreements import has_signed_agreement
 from participants.models import Organisation, StaffUser
 from preventicons import messaging
-from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import Score, WeeklyLink
 from scores.sealing import week_pseudonym
@@ -86,14 +85,11 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
 
 
 def _sent(links: Iterable[WeeklyLink]) -> list[WeeklyLink]:
-    """The links the round sent: it makes one for everyone on the list, but sends only the participants'."""
+    """The links whose message went out: the round makes one for everyone enrolled and queues its message
+    alike, but only the messages of those who can take part are sent."""
     links = list(links)
-    sent = set(
-        OutboundMessage.objects.filter(reference__in=[str(link.pk) for link in links]).values_list(
-            "reference", flat=True
-        )
-    )
-    return [link for link in links if str(link.pk) in sent]
+    sending = queries.taking_part(link.participant_id for link in links)
+    return [link for link in links if link.participant_id in sending]
 
 
 def unanswered_link(*, week: dt.date) -> tuple[uuid.UUID, str] | None:
