@@ -22,7 +22,7 @@ from scores.models import ClosedWeek, Figures, WeeklyAggregate, WeeklyLink
 from scores.reports import Level
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.scores.people import add_score, make_participant
-from tests.scores.reporting import freeze_week, weeks_from
+from tests.scores.reporting import departments_of, freeze_week, frozen_with_code, weeks_from
 
 pytestmark = pytest.mark.usefixtures("english", "empty_cache")
 
@@ -31,20 +31,6 @@ MIXED = [1, 2, 3, 4, 5, 3, 4]  # seven answers any report may show
 FIVE = [2, 3, 4, 4, 5]  # five answers that pass every rule
 SIX = [1, 3, 3, 4, 5, 2]
 ELEVEN = [3, 4, 4, 5, 2, 3, 4, 3, 4, 5, 3]
-
-
-def departments_of(organisation: Organisation) -> dict[str, Department]:
-    return {department.name: department for department in organisation.departments.all()}
-
-
-def frozen_with_code(name: str, sbi_code: str, answers: list[int], weeks: list[dt.date]) -> Organisation:
-    organisation = make_organisation(name, "zorg")
-    organisation.sbi_code = sbi_code
-    organisation.save(update_fields=["sbi_code"])
-    care = departments_of(organisation)["Care"]
-    for week in weeks:
-        freeze_week(organisation, week, {care: answers})
-    return organisation
 
 
 def sector_answers(organisation: Organisation) -> list[int | None]:

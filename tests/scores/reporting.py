@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from participants.models import Department, Organisation
 from scores.models import ClosedWeek, Figures, WeeklyAggregate
+from tests.conftest import make_organisation
 
 MONDAY = dt.date(2026, 1, 5)  # ISO week 2 of 2026, in Q1
 
@@ -47,3 +48,18 @@ def freeze_week(
 
 def weeks_from(first: dt.date, count: int) -> list[dt.date]:
     return [first + dt.timedelta(weeks=n) for n in range(count)]
+
+
+def departments_of(organisation: Organisation) -> dict[str, Department]:
+    return {department.name: department for department in organisation.departments.all()}
+
+
+def frozen_with_code(name: str, sbi_code: str, answers: list[int], weeks: list[dt.date]) -> Organisation:
+    """An organisation with this SBI code whose "Care" gave ``answers`` in each of ``weeks``, frozen."""
+    organisation = make_organisation(name, "zorg")
+    organisation.sbi_code = sbi_code
+    organisation.save(update_fields=["sbi_code"])
+    care = departments_of(organisation)["Care"]
+    for week in weeks:
+        freeze_week(organisation, week, {care: answers})
+    return organisation

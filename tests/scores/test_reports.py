@@ -22,7 +22,7 @@ from scores.models import ReportSettingChange, WeeklyAggregate, WeeklyLink
 from scores.reports import Level
 from tests.conftest import ALL_DATABASES, make_organisation, make_staff
 from tests.scores.people import add_score, make_link, make_participant
-from tests.scores.reporting import freeze_week, weeks_from
+from tests.scores.reporting import departments_of, freeze_week, frozen_with_code, weeks_from
 
 pytestmark = pytest.mark.usefixtures("english", "empty_cache")
 
@@ -33,10 +33,6 @@ SMALL = [1, 1, 2, 5]  # a department of four
 CARE = [3, 4, 4, 5, 2, 3, 4, 3, 4, 5, 3]
 IT = [2, 3, 4, 4, 5, 3, 4]
 MIXED = [1, 2, 3, 4, 5, 3, 4]  # seven answers that any report may show
-
-
-def departments_of(organisation: Organisation) -> dict[str, Department]:
-    return {department.name: department for department in organisation.departments.all()}
 
 
 def frozen_organisation(weeks: int = 16) -> tuple[Organisation, dict[str, Department]]:
@@ -184,31 +180,21 @@ def test_a_raise_that_waits_for_a_parallel_one_sees_it_so_both_are_logged_in_ord
     assert reports.threshold_of(organisation.pk) == 9
 
 
-def frozen_elsewhere(name: str, sbi_code: str, answers: list[int], weeks: list[dt.date]) -> Organisation:
-    organisation = make_organisation(name, "zorg")
-    organisation.sbi_code = sbi_code
-    organisation.save(update_fields=["sbi_code"])
-    care = departments_of(organisation)["Care"]
-    for week in weeks:
-        freeze_week(organisation, week, {care: answers})
-    return organisation
-
-
 @pytest.mark.django_db
 def test_the_sector_figure_sums_three_other_organisations_of_the_division_shown_to_their_own_employers() -> (
     None
 ):
     weeks = weeks_from(FIRST_WEEK, 2)
-    own = frozen_elsewhere("Own", "8610", [5, 5, 5, 4, 4, 4, 1, 2, 3], weeks)
-    hospital = frozen_elsewhere("Hospital", "8620", MIXED, weeks)
-    clinic = frozen_elsewhere("Clinic", "8690", [*MIXED, 5], weeks)
-    nursing = frozen_elsewhere("Nursing", "86", [*MIXED, 5, 5], weeks)
+    own = frozen_with_code("Own", "8610", [5, 5, 5, 4, 4, 4, 1, 2, 3], weeks)
+    hospital = frozen_with_code("Hospital", "8620", MIXED, weeks)
+    clinic = frozen_with_code("Clinic", "8690", [*MIXED, 5], weeks)
+    nursing = frozen_with_code("Nursing", "86", [*MIXED, 5, 5], weeks)
     # In the division, but withheld from their own employers: three answers; eight under a threshold of 10.
-    frozen_elsewhere("Tiny", "8622", [2, 3, 4], weeks)
-    strict = frozen_elsewhere("Strict", "8630", [1, 2, 3, 4, 5, 3, 4, 2], weeks)
+    frozen_with_code("Tiny", "8622", [2, 3, 4], weeks)
+    strict = frozen_with_code("Strict", "8630", [1, 2, 3, 4, 5, 3, 4, 2], weeks)
     raise_before(strict, 10, weeks[0])
     # Another division: all organisations, not the sector.
-    frozen_elsewhere("Builder", "4120", MIXED, weeks)
+    frozen_with_code("Builder", "4120", MIXED, weeks)
 
     report = reports.build_report(own, Level.WEEK)
 
