@@ -46,6 +46,7 @@ from scores.models import (
     ReportSettingChange,
     WeeklyAggregate,
 )
+from scores.weekclose import previous_week
 
 ONE_WEEK = dt.timedelta(days=7)
 THRESHOLD_SETTING = "threshold"
@@ -310,7 +311,7 @@ def _comparison_version() -> str:
     )
     sectors.update(str(latest).encode())
     # The last ended week: until an organisation that has closed none closes it, it is not settled.
-    last_ended = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday()) - ONE_WEEK
+    last_ended = previous_week()
     return f"{closed['count']}-{closed['last']}-{changed}-{last_ended.isoformat()}-{sectors.hexdigest()}"
 
 
@@ -383,7 +384,7 @@ def _settled_weeks(weeks: Iterable[dt.date], closes: _Closes) -> set[dt.date]:
     figures must be read after ``closes`` (comparisons() keys their cache by its stamp), or a close that
     commits in between would be settled here and missing from them.
     """
-    last_ended = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday()) - ONE_WEEK
+    last_ended = previous_week()
     closed = [latest for latest in closes.latest.values() if latest is not None]
     never_closed = len(closed) < len(closes.latest)
     earliest_latest = min(closed, default=None)
