@@ -66,6 +66,7 @@ urlpatterns = [
     path("", include("participants.urls")),
     path("", include("scores.urls")),
     path("", include("casefiles.urls")),
+    path("", include("notary.urls")),
     path("", include((two_factor_patterns, "two_factor"))),
     path("admin/", admin.site.urls),
 ]
