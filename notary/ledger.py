@@ -4,21 +4,33 @@ An entry names a trajectory only by its reference (notary.references), an organi
 its Monday; its facts are code words and numbers. ``append`` is the only way in: it gives the entry the
 next sequence number, its leaf hash and its seal, and stores a fact once however often it is appended (the
 keyed ``source``), so the jobs that feed the ledger may run again after a crash without a double entry.
+
+Integrity, in three layers. On PostgreSQL the tables refuse UPDATE, DELETE and TRUNCATE (migration 0005):
+that stops the application's own mistakes, not an owner of the tables. Each entry's seal is a MAC under a
+key the database does not hold, so an entry rewritten together with its leaf hash, or slipped in, is found.
+And ``sign_head`` signs the Merkle root (notary.merkle) over the entries so far with the notary's Ed25519
+key: anyone with the public key can check that an entry is in a signed tree (``inclusion_proof``) and that a
+later head only added to an earlier one (``consistency_proof``). ``verify`` reads the whole ledger against
+all of this and names every entry or head that no longer holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from django.db import connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext
 
-from notary import signing
-from notary.models import LedgerEntry
+from notary import merkle, signing
+from notary.models import LedgerEntry, TreeHead
 from preventicons.dbrouter import CASEFILES
 
 Kind = LedgerEntry.Kind
@@ -116,3 +128,291 @@ def append_many(facts: Iterable[Fact]) -> list[LedgerEntry]:
 
 def was_appended(source: str) -> bool:
     return LedgerEntry.objects.filter(source=signing.source_of(source)).exists()
+
+
+# --- the tree and its signed heads ----------------------------------------------------------------------
+
+# Rows read at a time: the ledger grows forever, and every read here walks it from the start.
+READ_CHUNK = 5000
+# What a head's signature covers starts with this, so that no signed head can pass for another document
+# the same key signs (an attestation).
+HEAD_LABEL = "preventicons notary tree head v1"
+
+
+class LedgerShrunk(Exception):
+    """The ledger holds fewer entries than a head already signed: entries were removed; no new head."""
+
+
+def _stored_leaves(size: int | None = None) -> Iterator[bytes]:
+    """The leaf hashes as appended, in sequence order (the first ``size`` of them)."""
+    rows = LedgerEntry.objects.order_by("sequence").values_list("leaf_hash", flat=True)
+    if size is not None:
+        rows = rows[:size]
+    for value in rows.iterator(chunk_size=READ_CHUNK):
+        yield bytes.fromhex(value)
+
+
+def _walk(size: int, wanted: Iterable[merkle.Range] = ()) -> merkle.TreeWalk:
+    """One pass over the first ``size`` stored leaves; ValueError when the ledger holds fewer."""
+    walk = merkle.TreeWalk(wanted=set(wanted)).add_all(_stored_leaves(size))
+    if walk.size != size:
+        raise ValueError(f"the ledger holds {walk.size} entries, not {size}")
+    return walk
+
+
+def ledger_size() -> int:
+    return LedgerEntry.objects.count()
+
+
+def tree_root(size: int | None = None) -> bytes:
+    """The Merkle root over the first ``size`` entries (all by default), as their leaf hashes were stored."""
+    walk = merkle.TreeWalk().add_all(_stored_leaves(size))
+    if size is not None and walk.size != size:
+        raise ValueError(f"the ledger holds {walk.size} entries, not {size}")
+    return walk.root()
+
+
+def head_bytes(head: TreeHead) -> bytes:
+    """What a head's signature covers: its size, root and time, in a fixed notation."""
+    signed_at = head.signed_at.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return json.dumps(
+        [HEAD_LABEL, head.tree_size, head.root_hash, signed_at], ensure_ascii=True, separators=(",", ":")
+    ).encode("ascii")
+
+
+def head_holds(head: TreeHead) -> bool:
+    """Whether the head carries the notary's signature over exactly its size, root and time."""
+    return signing.same(head.key_fingerprint, signing.fingerprint()) and signing.signature_holds(
+        head_bytes(head), head.signature
+    )
+
+
+def latest_head() -> TreeHead | None:
+    return TreeHead.objects.order_by("-tree_size").first()
+
+
+def sign_head() -> TreeHead:
+    """A signed head over every entry so far; the existing one when nothing was appended since.
+
+    Appends wait while the root is computed (the append lock), so the size and the root describe the same
+    entries. The root covers the leaf hashes as they were stored at appending: an entry changed since is not
+    taken into a new head (``verify`` names it). LedgerShrunk when the ledger is shorter than its last head.
+    """
+    with transaction.atomic(using=CASEFILES):
+        _lock_for_append()
+        walk = merkle.TreeWalk().add_all(_stored_leaves())
+        existing = TreeHead.objects.filter(tree_size=walk.size).first()
+        if existing is not None:
+            return existing
+        last = latest_head()
+        if last is not None and last.tree_size > walk.size:
+            raise LedgerShrunk(f"the ledger holds {walk.size} entries, its last head {last.tree_size}")
+        head = TreeHead(
+            tree_size=walk.size,
+            root_hash=walk.root().hex(),
+            # Whole seconds: the signature covers the time as the database gives it back.
+            signed_at=timezone.now().replace(microsecond=0),
+            key_fingerprint=signing.fingerprint(),
+        )
+        head.signature = signing.sign(head_bytes(head))
+        head.save(force_insert=True)
+    return head
+
+
+# --- proofs -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """That entry ``sequence`` is in the tree of ``tree_size`` entries (RFC 9162 PATH), hashes in hex."""
+
+    sequence: int
+    tree_size: int
+    leaf_hash: str
+    path: tuple[str, ...]
+
+    def holds(self, root_hash: str) -> bool:
+        """Whether the proof leads from the entry's leaf hash to ``root_hash`` (hex)."""
+        try:
+            leaf, root = bytes.fromhex(self.leaf_hash), bytes.fromhex(root_hash)
+            path = [bytes.fromhex(value) for value in self.path]
+        except ValueError:
+            return False
+        return merkle.inclusion_holds(self.sequence - 1, self.tree_size, leaf, path, root)
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """That the tree of ``new_size`` entries only appended to that of ``old_size`` (RFC 9162 PROOF)."""
+
+    old_size: int
+    new_size: int
+    path: tuple[str, ...]
+
+    def holds(self, old_root: str, new_root: str) -> bool:
+        try:
+            roots = bytes.fromhex(old_root), bytes.fromhex(new_root)
+            path = [bytes.fromhex(value) for value in self.path]
+        except ValueError:
+            return False
+        return merkle.consistency_holds(self.old_size, self.new_size, *roots, path)
+
+
+def inclusion_proof(sequence: int, tree_size: int) -> InclusionProof:
+    """The proof that entry ``sequence`` is in the tree of the first ``tree_size`` entries; ValueError when
+    either is out of range. Entry n is leaf n - 1."""
+    ranges = merkle.inclusion_ranges(sequence - 1, tree_size)
+    leaf = LedgerEntry.objects.filter(sequence=sequence).values_list("leaf_hash", flat=True).first()
+    if leaf is None:
+        raise ValueError(f"the ledger has no entry {sequence}")
+    walk = _walk(tree_size, ranges)
+    return InclusionProof(sequence, tree_size, leaf, tuple(h.hex() for h in walk.hashes(ranges)))
+
+
+def consistency_proof(old_size: int, new_size: int) -> ConsistencyProof:
+    """The proof that the tree of the first ``new_size`` entries extends that of the first ``old_size``."""
+    ranges = merkle.consistency_ranges(old_size, new_size)
+    walk = _walk(new_size, ranges)
+    return ConsistencyProof(old_size, new_size, tuple(h.hex() for h in walk.hashes(ranges)))
+
+
+# --- verification ---------------------------------------------------------------------------------------
+
+
+class Flaw(StrEnum):
+    CHANGED = "changed"
+    REWRITTEN = "rewritten"
+    REMOVED = "removed"
+    OUT_OF_PLACE = "out_of_place"
+    HEAD_MISMATCH = "head_mismatch"
+    HEAD_SIGNATURE = "head_signature"
+    HEADS_INCONSISTENT = "heads_inconsistent"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing in the ledger that no longer holds: the entry it names (``sequence``, up to ``until`` for
+    several removed in a row) or the signed head (``tree_size``; ``old_size`` too for two heads)."""
+
+    flaw: Flaw
+    sequence: int | None = None
+    until: int | None = None
+    tree_size: int | None = None
+    old_size: int | None = None
+
+    @property
+    def sentence(self) -> str:
+        """The problem in one sentence, in the reader's language; only numbers, never an entry's content."""
+        values = {
+            "sequence": self.sequence,
+            "until": self.until,
+            "size": self.tree_size,
+            "old": self.old_size,
+        }
+        if self.flaw == Flaw.CHANGED:
+            text = gettext("Entry %(sequence)s was changed: it no longer matches its leaf hash.")
+        elif self.flaw == Flaw.REWRITTEN:
+            text = gettext(
+                "Entry %(sequence)s does not carry its seal: it was rewritten with its leaf hash, or slipped "
+                "in, without the notary's key."
+            )
+        elif self.flaw == Flaw.REMOVED and self.until not in (None, self.sequence):
+            text = gettext("Entries %(sequence)s to %(until)s are missing: they were removed.")
+        elif self.flaw == Flaw.REMOVED:
+            text = gettext("Entry %(sequence)s is missing: it was removed.")
+        elif self.flaw == Flaw.OUT_OF_PLACE:
+            text = gettext("An entry numbered %(sequence)s stands where entry %(until)s belongs.")
+        elif self.flaw == Flaw.HEAD_MISMATCH:
+            text = gettext(
+                "The signed tree head at size %(size)s no longer matches the entries up to that size."
+            )
+        elif self.flaw == Flaw.HEAD_SIGNATURE:
+            text = gettext("The signature of the tree head at size %(size)s does not hold.")
+        else:
+            text = gettext(
+                "The signed tree heads at sizes %(old)s and %(size)s do not prove that the entries between "
+                "them were only appended."
+            )
+        return text % values
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+@dataclass
+class LedgerCheck:
+    """What ``check_ledger`` found: how many entries it read, the last signed head, and the problems."""
+
+    entries: int
+    last_head: TreeHead | None
+    problems: list[Problem]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def _entry_problem(entry: LedgerEntry, expected: int) -> Problem | None:
+    if entry.sequence < expected:
+        return Problem(Flaw.OUT_OF_PLACE, sequence=entry.sequence, until=expected)
+    if not signing.same(leaf_hash(canonical(entry)).hex(), entry.leaf_hash):
+        return Problem(Flaw.CHANGED, sequence=entry.sequence)
+    if not signing.same(signing.seal_of(entry.sequence, entry.leaf_hash), entry.seal):
+        return Problem(Flaw.REWRITTEN, sequence=entry.sequence)
+    return None
+
+
+def check_ledger() -> LedgerCheck:
+    """Read every entry and every signed head once, and name whatever no longer holds.
+
+    An entry is checked against its leaf hash and its seal, and its place in the sequence (a gap is an entry
+    removed; the end is checked against the last head). Each head's root is recomputed from the entries as
+    they stand now (their canonical form, not the stored leaf hash), its signature checked, and each head
+    proved consistent with the one before it. Read in chunks, one pass: the ledger grows forever.
+    """
+    heads = list(TreeHead.objects.order_by("tree_size"))
+    pairs = list(itertools.pairwise(heads))
+    ranges = {
+        (old.tree_size, new.tree_size): merkle.consistency_ranges(old.tree_size, new.tree_size)
+        for old, new in pairs
+    }
+    walk = merkle.TreeWalk(
+        wanted={subtree for wanted in ranges.values() for subtree in wanted},
+        sizes={head.tree_size for head in heads},
+    )
+    problems: list[Problem] = []
+    expected = 1
+    for entry in LedgerEntry.objects.order_by("sequence").iterator(chunk_size=READ_CHUNK):
+        if entry.sequence > expected:
+            problems.append(Problem(Flaw.REMOVED, sequence=expected, until=entry.sequence - 1))
+        found = _entry_problem(entry, expected)
+        if found is not None:
+            problems.append(found)
+        expected = max(expected, entry.sequence + 1)
+        # The tree over the entries as they read now: a changed one changes every root that covers it.
+        walk.add(leaf_hash(canonical(entry)))
+    if heads and heads[-1].tree_size >= expected:
+        problems.append(Problem(Flaw.REMOVED, sequence=expected, until=heads[-1].tree_size))
+    for head in heads:
+        if not head_holds(head):
+            problems.append(Problem(Flaw.HEAD_SIGNATURE, tree_size=head.tree_size))
+        root = walk.roots.get(head.tree_size)
+        if root is None or not signing.same(root.hex(), head.root_hash):
+            problems.append(Problem(Flaw.HEAD_MISMATCH, tree_size=head.tree_size))
+    for old, new in pairs:
+        wanted = ranges[(old.tree_size, new.tree_size)]
+        proof = (
+            ConsistencyProof(
+                old.tree_size, new.tree_size, tuple(walk.found[subtree].hex() for subtree in wanted)
+            )
+            if all(subtree in walk.found for subtree in wanted)
+            else None
+        )
+        if proof is None or not proof.holds(old.root_hash, new.root_hash):
+            problems.append(Problem(Flaw.HEADS_INCONSISTENT, tree_size=new.tree_size, old_size=old.tree_size))
+    return LedgerCheck(entries=walk.size, last_head=heads[-1] if heads else None, problems=problems)
+
+
+def verify() -> list[Problem]:
+    """Every problem in the ledger and its signed heads; empty when it is intact."""
+    return check_ledger().problems
