@@ -436,6 +436,13 @@ CELERY_BEAT_SCHEDULE["assign-waiting-dossiers"] = {
     "schedule": crontab(minute=7),
 }
 
+# --- Notary (notary/ledger.py): a signed tree head over the ledger every night, after the night's facts are
+# in: the retention run (02:30) and the ledger feed (03:00). Idempotent: no new entries, no new head.
+CELERY_BEAT_SCHEDULE["sign-ledger-tree-head"] = {
+    "task": "notary.tasks.sign_tree_head",
+    "schedule": crontab(hour=3, minute=40),
+}
+
 # --- Invitation schedule (participants/invitations.py) -------------------------------------------
 # Every listed person gets the same fixed run, whatever they do: the invitation, then this many reminders,
 # each this many days after the previous one at the same time of day (so on the same weekday). The

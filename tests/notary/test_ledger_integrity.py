@@ -7,52 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
 
 import pytest
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, transaction
 
 from notary import ledger, merkle, signing
-from notary.ledger import Fact, Flaw, Problem
+from notary.ledger import Flaw, Problem
 from notary.models import Attestation, LedgerEntry, TreeHead
 from preventicons.dbrouter import CASEFILES
 from tests.conftest import ALL_DATABASES
+from tests.notary.tampering import MONDAY, TABLES, appended, facts, on_postgresql, raw
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
-
-MONDAY = dt.date(2026, 11, 2)
-TABLES = ("notary_ledgerentry", "notary_treehead", "notary_attestation")
-
-
-def on_postgresql() -> bool:
-    return connections[CASEFILES].vendor == "postgresql"
-
-
-def facts(count: int, start: int = 0) -> list[Fact]:
-    return [
-        Fact(
-            kind="session_held",
-            source=f"session_held:test-{n}",
-            week=MONDAY + dt.timedelta(weeks=n % 5),
-            reference=f"TR-TEST-{n:04d}-0000",
-            organisation_id=7,
-        )
-        for n in range(start, start + count)
-    ]
-
-
-def appended(count: int, start: int = 0) -> list[LedgerEntry]:
-    return ledger.append_many(facts(count, start))
-
-
-def raw(sql: str, params: list[Any] | None = None, *, around_triggers: bool = True) -> None:
-    """A statement as someone with the database would run it, around the application (and its triggers)."""
-    with connections[CASEFILES].cursor() as cursor:
-        if around_triggers and on_postgresql():
-            # Rolled back with the test's transaction, like everything else here.
-            for table in TABLES:
-                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        cursor.execute(sql, params or [])
 
 
 def flaws(problems: list[Problem]) -> list[tuple[str, int | None]]:
