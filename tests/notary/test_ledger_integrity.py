@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, transaction
@@ -15,7 +16,7 @@ from notary import ledger, merkle, signing
 from notary.ledger import Flaw, Problem
 from notary.models import Attestation, LedgerEntry, TreeHead
 from preventicons.dbrouter import CASEFILES
-from tests.conftest import ALL_DATABASES
+from tests.conftest import ALL_DATABASES, run_on_embedded_default
 from tests.notary.tampering import MONDAY, TABLES, appended, facts, on_postgresql, raw
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
@@ -374,3 +375,22 @@ def test_appending_still_works_under_the_triggers() -> None:
 
     assert first is not None and first.sequence == 1 and again is None
     assert ledger.verify() == []
+
+
+def test_on_the_embedded_sqlite_default_the_ledger_signs_proves_and_names_tampering(tmp_path: Path) -> None:
+    printed = run_on_embedded_default(str(Path(__file__).with_name("sqlite_ledger.py")), var_dir=tmp_path)
+    seen = json.loads(printed.strip().splitlines()[-1])
+
+    assert seen == {
+        "vendor": "sqlite",
+        "intact": True,
+        "proved": True,
+        "consistent": True,
+        "named": [
+            ["changed", 3, None],
+            ["removed", 8, None],
+            ["head_mismatch", None, 6],
+            ["head_mismatch", None, 9],
+            ["heads_inconsistent", None, 9],
+        ],
+    }
