@@ -75,6 +75,41 @@ def test_the_empty_tree_hashes_nothing() -> None:
     assert merkle.tree_hash([]) == hashlib.sha256(b"").digest() == merkle.EMPTY_ROOT
 
 
+# Certificate Transparency's published test vectors (the same in transparency-dev/merkle): eight leaf
+# inputs and the root of every tree from 0 to 8 of them. An independent check of our reading of the RFC.
+VECTOR_INPUTS = [
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
+]
+VECTOR_ROOTS = [
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+]
+
+
+def test_the_published_test_vectors() -> None:
+    leaves = [hashlib.sha256(b"\x00" + bytes.fromhex(data)).digest() for data in VECTOR_INPUTS]
+
+    assert [merkle.tree_hash(leaves[:size]).hex() for size in range(9)] == VECTOR_ROOTS
+    for old, new in GROWTHS[: 8 * 7 // 2]:
+        proof = merkle.consistency_path(old, leaves[:new])
+        roots = bytes.fromhex(VECTOR_ROOTS[old]), bytes.fromhex(VECTOR_ROOTS[new])
+        assert merkle.consistency_holds(old, new, *roots, proof), (old, new)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_tree_hash_is_the_rfcs(size: int) -> None:
     assert merkle.tree_hash(LEAVES[:size]) == mth(LEAVES[:size])
