@@ -7,10 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 
 from notary import ledger, merkle, signing
 from notary.ledger import Flaw, Problem
@@ -394,3 +395,34 @@ def test_on_the_embedded_sqlite_default_the_ledger_signs_proves_and_names_tamper
             ["heads_inconsistent", None, 9],
         ],
     }
+
+
+# --- concurrency ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_two_signers_at_once_sign_one_head() -> None:
+    if not on_postgresql():
+        pytest.skip("two connections side by side: PostgreSQL")
+    appended(20)
+    start, errors, heads = threading.Barrier(2), [], []
+
+    def sign() -> None:
+        try:
+            start.wait(10)
+            heads.append(ledger.sign_head())
+        except (DatabaseError, threading.BrokenBarrierError) as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sign) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not errors, errors
+    assert [head.pk for head in heads] == [heads[0].pk] * 2
+    assert list(TreeHead.objects.values_list("tree_size", flat=True)) == [20]
+    assert ledger.verify() == []
