@@ -24,7 +24,7 @@ from casefiles.outcome import Measured, Outcome, last_week_measured, measure_out
 from participants.models import StaffUser
 from preventicons.dbrouter import CASEFILES
 from scores import queries as score_queries
-from scores.weekclose import is_week_closed
+from scores.weekclose import is_week_closed, previous_week
 
 
 class TrajectoryRefused(Exception):
@@ -224,14 +224,19 @@ def for_ledger(*, today: dt.date | None = None) -> list[LedgerTrajectory]:
     return recorded
 
 
-def final_outcomes(trajectory_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Outcome]:
+def final_outcomes(
+    trajectory_ids: Iterable[uuid.UUID], *, today: dt.date | None = None
+) -> dict[uuid.UUID, Outcome]:
     """The measured outcome of each of these trajectories whose outcome can no longer change.
 
-    Final once the trajectory has ended and the last week its outcome reads (casefiles.outcome) is closed
-    for its organisation, so no score can join that week any more; or once its dossier no longer leads to
-    the participant's scores (a stop, retention): then not measurable, for good. A trajectory still open,
-    or still inside its window, is left out: the caller asks again later.
+    Final once the trajectory has ended and the last week its outcome reads (casefiles.outcome) has ended
+    and is closed for its organisation, so no score can join it any more. A dossier that no longer leads
+    to the participant's scores (a stop, the nightly anonymisation) is not measurable for good, but it too
+    waits for that week to end: told the night after a stop, the outcome's arrival in the ledger would
+    tell which participants stopped. A trajectory still open, or inside its window, is left out: the caller
+    asks again later.
     """
+    ended_by = previous_week(today=today or timezone.localdate())
     outcomes: dict[uuid.UUID, Outcome] = {}
     found = (
         Trajectory.objects.filter(pk__in=list(trajectory_ids), ended_on__isnull=False)
@@ -241,11 +246,14 @@ def final_outcomes(trajectory_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Outco
     for trajectory in found:
         ended_on, dossier = trajectory.ended_on, trajectory.dossier
         assert ended_on is not None  # filtered above
+        last = last_week_measured(ended_on)
+        if last > ended_by:
+            continue
         if not dossier.pseudonym:
             outcomes[trajectory.pk] = Outcome.NOT_MEASURABLE
             continue
         if dossier.organisation_id is None or not is_week_closed(
-            organisation_id=dossier.organisation_id, week=last_week_measured(ended_on)
+            organisation_id=dossier.organisation_id, week=last
         ):
             continue
         weeks = weeks_read(started_on=trajectory.started_on, ended_on=ended_on)

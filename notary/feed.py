@@ -110,7 +110,7 @@ def _append_trajectory_facts(today: dt.date) -> list[LedgerEntry]:
         for trajectory in recorded
         for session in trajectory.held
     ]
-    completed = _completed(recorded, referenced)
+    completed = _completed(recorded, referenced, today)
     random = secrets.SystemRandom()
     for facts in (opened, held, completed):
         random.shuffle(facts)
@@ -128,7 +128,9 @@ def _opened(trajectory: LedgerTrajectory, reference: str) -> Fact:
     )
 
 
-def _completed(recorded: list[LedgerTrajectory], referenced: Mapping[uuid.UUID, str]) -> list[Fact]:
+def _completed(
+    recorded: list[LedgerTrajectory], referenced: Mapping[uuid.UUID, str], today: dt.date
+) -> list[Fact]:
     ended = {trajectory.id: trajectory for trajectory in recorded if trajectory.ended_on is not None}
     # Measured only while not yet recorded: reading the scores of every trajectory ever ended, each
     # night, would cost a lookup per week for an outcome the ledger already holds.
@@ -137,7 +139,7 @@ def _completed(recorded: list[LedgerTrajectory], referenced: Mapping[uuid.UUID, 
         trajectory_id for trajectory_id in ended if f"trajectory_completed:{trajectory_id}" not in done
     ]
     facts = []
-    for trajectory_id, outcome in casefile_trajectories.final_outcomes(waiting).items():
+    for trajectory_id, outcome in casefile_trajectories.final_outcomes(waiting, today=today).items():
         trajectory = ended[trajectory_id]
         assert trajectory.ended_on is not None  # only ended ones above
         facts.append(

@@ -52,12 +52,16 @@ def main() -> None:
     employer.groups.add(Group.objects.get_or_create(name="employer")[0])
     reports.raise_threshold(organisation, 7, by=employer)
     participants_retention.run_retention(today=today - dt.timedelta(days=1))
-    # A dossier whose participant stopped: closed and unlinked, so its trajectory's outcome is final.
+    # A dossier whose participant stopped: closed and unlinked, so its trajectory is not measurable.
     dossier = Dossier.objects.create(
         number="D-EMBEDDED", opened_on=today, organisation_id=organisation.pk, is_open=False, closed_on=today
     )
-    trajectory = Trajectory.objects.create(dossier=dossier, kind="coaching", started_on=today, ended_on=today)
-    TrajectorySession.objects.create(trajectory=trajectory, planned_on=today, held_on=today)
+    # Ended eight weeks ago: the weeks its outcome reads have ended.
+    started_on, ended_on = today - dt.timedelta(weeks=10), today - dt.timedelta(weeks=8)
+    trajectory = Trajectory.objects.create(
+        dossier=dossier, kind="coaching", started_on=started_on, ended_on=ended_on
+    )
+    TrajectorySession.objects.create(trajectory=trajectory, planned_on=started_on, held_on=started_on)
     accesslog.record("view_dossier", user=employer, dossier_number=dossier.number)
 
     first = record_ledger.apply(throw=True).get()

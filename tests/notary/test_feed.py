@@ -226,15 +226,17 @@ def test_too_few_answers_after_the_end_is_recorded_as_not_measurable(
     assert [entry.facts for entry in completed()] == [{"outcome": "not_measurable", "sessions_held": 2}]
 
 
-def test_a_dossier_that_no_longer_reaches_the_scores_is_not_measurable_at_once(
+def test_a_dossier_that_no_longer_reaches_the_scores_is_not_measurable_once_its_window_has_ended(
     organisation: Organisation, anna: StaffUser
 ) -> None:
     helped = Helped(organisation, anna, before=[2, 2, 2, 2], after=[4, 4, None, None])
-    feed.record_new_facts()
+    account.stop_participation(participant=helped.participant)  # the dossier closes, unlinked
+    # The night after the stop: nothing yet, or the entry's arrival would tell who stopped.
+    feed.record_new_facts(today=helped.last_week_measured + 6 * DAY)
     assert completed() == []
 
-    account.stop_participation(participant=helped.participant)  # the dossier closes, unlinked
-    feed.record_new_facts()
+    # The night after the last week measured ended, when a week close would have made the outcome final.
+    feed.record_new_facts(today=helped.last_week_measured + WEEK)
 
     (entry,) = completed()
     assert entry.facts == {"outcome": "not_measurable", "sessions_held": 2}
