@@ -152,3 +152,10 @@ def head() -> str:
     """The latest link of the chain ("" for an empty log): what the notary anchors."""
     last = AccessLogEntry.objects.order_by("-sequence").values_list("chain", flat=True).first()
     return last or GENESIS
+
+
+def head_and_length() -> tuple[str, int]:
+    """The latest link and how many entries it closes (sequences run 1, 2, ... without a gap in an intact
+    log), read from the one row so the two belong together: ("", 0) for an empty log."""
+    last = AccessLogEntry.objects.order_by("-sequence").values_list("chain", "sequence").first()
+    return (last[0], last[1]) if last else (GENESIS, 0)

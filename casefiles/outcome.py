@@ -113,6 +113,16 @@ def last_week_measured(ended_on: dt.date) -> dt.date:
     return monday_of(ended_on) + dt.timedelta(weeks=window)
 
 
+def weeks_read(*, started_on: dt.date, ended_on: dt.date) -> list[dt.date]:
+    """The Mondays whose scores the outcome of a trajectory from ``started_on`` to ``ended_on`` reads: a
+    caller that fetches only these need not fetch the participant's whole history."""
+    window, _min_answers, _improvement = _rule()
+    start, end = monday_of(started_on), monday_of(ended_on)
+    before = [start - n * ONE_WEEK for n in range(window, 0, -1)]
+    after = [end + n * ONE_WEEK for n in range(1, window + 1)]
+    return before + after
+
+
 def _rule() -> tuple[int, int, Fraction]:
     window = getattr(settings, "TRAJECTORY_OUTCOME_WINDOW_WEEKS", WINDOW)
     min_answers = getattr(settings, "TRAJECTORY_OUTCOME_MIN_ANSWERS", MIN_ANSWERS)

@@ -11,6 +11,8 @@ The rules (settings, defaults in the README, "Retention"):
   the sealed pseudonym, participant reference and contact channel are destroyed, so it leads to nobody's
   scores or contact details any more and no casemanager can open it. Its number, dates and trajectories
   stay: the facts the notary attests (dates, sessions, completion) and what the access log points at.
+  What leads from the notary's references back to its trajectories goes in the same transaction
+  (casefiles.signals.dossiers_unlinked): the ledger's entries stay, and belong to no dossier any more.
 
 Both run in one transaction and are idempotent: a second run the same night finds nothing more to do.
 """
@@ -24,7 +26,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from casefiles.models import Dossier, ProgressNote
+from casefiles.models import Dossier, ProgressNote, Trajectory
+from casefiles.signals import dossiers_unlinked
 from preventicons import crypto
 from preventicons.dbrouter import CASEFILES, NOTES
 
@@ -52,9 +55,17 @@ def run_retention(*, today: dt.date | None = None) -> CasefilesRetention:
             due = [subject for subject, closed_on in closed if closed_on <= before]
             if due:
                 deleted += ProgressNote.objects.filter(subject__in=due, kind=kind).delete()[0]
-        unlinked = Dossier.objects.filter(
-            is_open=False,
-            closed_on__lte=today - dt.timedelta(days=settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS),
-            pseudonym_index__isnull=False,
-        ).update(**Dossier.unlinked())
+        past_term = Dossier.objects.filter(is_open=False, closed_on__lte=unlink_term_ended_by(today))
+        unlinked = past_term.filter(pseudonym_index__isnull=False).update(**Dossier.unlinked())
+        # In this transaction: the notary's way from a reference back to these dossiers goes with their link.
+        trajectory_ids = list(
+            Trajectory.objects.filter(dossier__in=past_term.values("pk")).values_list("pk", flat=True)
+        )
+        if trajectory_ids:
+            dossiers_unlinked.send(sender=Dossier, trajectory_ids=trajectory_ids)
     return CasefilesRetention(notes_deleted=deleted, dossiers_unlinked=unlinked)
+
+
+def unlink_term_ended_by(today: dt.date) -> dt.date:
+    """The last closing day whose dossier is unlinked by ``today``: closed on or before it, past the term."""
+    return today - dt.timedelta(days=settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS)

@@ -8,6 +8,8 @@ measured from the participant's weekly scores around the trajectory (casefiles.o
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,11 +18,13 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from casefiles import accesslog
+from casefiles import accesslog, retention
 from casefiles.models import AccessLogEntry, Dossier, Trajectory, TrajectorySession
-from casefiles.outcome import Measured, measure_outcome
+from casefiles.outcome import Measured, Outcome, last_week_measured, measure_outcome, weeks_read
 from participants.models import StaffUser
 from preventicons.dbrouter import CASEFILES
+from scores import queries as score_queries
+from scores.weekclose import is_week_closed, previous_week
 
 
 class TrajectoryRefused(Exception):
@@ -156,3 +160,108 @@ def trajectories_of(dossier: Dossier, values: list[tuple[dt.date, int]]) -> list
             )
         )
     return views
+
+
+# --- What the notary's ledger records (notary.feed) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldSession:
+    id: uuid.UUID
+    held_on: dt.date
+
+
+@dataclass(frozen=True)
+class LedgerTrajectory:
+    """One trajectory as the notary's ledger records it: no dossier number, no score, nothing typed."""
+
+    id: uuid.UUID
+    organisation_id: int
+    kind: str
+    started_on: dt.date
+    ended_on: dt.date | None
+    held: tuple[HeldSession, ...]
+
+
+def for_ledger(*, today: dt.date | None = None) -> list[LedgerTrajectory]:
+    """Every trajectory the ledger may still record, with its held sessions.
+
+    Left out: a trajectory of a dossier with no organisation (the ledger names one with every trajectory
+    fact), and one of a dossier past its unlink term (casefiles.retention), whose way back from the
+    notary's reference retention destroys: recording it again would make a new one.
+    """
+    today = today or timezone.localdate()
+    found = (
+        Trajectory.objects.filter(dossier__organisation_id__isnull=False)
+        .exclude(dossier__is_open=False, dossier__closed_on__lte=retention.unlink_term_ended_by(today))
+        .select_related("dossier")
+        .only("pk", "kind", "started_on", "ended_on", "dossier__organisation_id")
+        .prefetch_related("sessions")
+        .order_by("pk")
+    )
+    recorded = []
+    for trajectory in found:
+        organisation_id = trajectory.dossier.organisation_id
+        assert organisation_id is not None  # filtered above
+        held = sorted(
+            (
+                HeldSession(id=session.pk, held_on=session.held_on)
+                for session in trajectory.sessions.all()
+                if session.held_on is not None
+            ),
+            key=lambda session: (session.held_on, str(session.id)),
+        )
+        recorded.append(
+            LedgerTrajectory(
+                id=trajectory.pk,
+                organisation_id=organisation_id,
+                kind=trajectory.kind,
+                started_on=trajectory.started_on,
+                ended_on=trajectory.ended_on,
+                held=tuple(held),
+            )
+        )
+    return recorded
+
+
+def final_outcomes(
+    trajectory_ids: Iterable[uuid.UUID], *, today: dt.date | None = None
+) -> dict[uuid.UUID, Outcome]:
+    """The measured outcome of each of these trajectories whose outcome can no longer change.
+
+    Final once the trajectory has ended and the last week its outcome reads (casefiles.outcome) has ended
+    and is closed for its organisation, so no score can join it any more. A dossier that no longer leads
+    to the participant's scores (a stop, the nightly anonymisation) is not measurable for good, but it too
+    waits for that week to end: told the night after a stop, the outcome's arrival in the ledger would
+    tell which participants stopped. A trajectory still open, or inside its window, is left out: the caller
+    asks again later.
+    """
+    ended_by = previous_week(today=today or timezone.localdate())
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    found = (
+        Trajectory.objects.filter(pk__in=list(trajectory_ids), ended_on__isnull=False)
+        .select_related("dossier")
+        .order_by("pk")
+    )
+    for trajectory in found:
+        ended_on, dossier = trajectory.ended_on, trajectory.dossier
+        assert ended_on is not None  # filtered above
+        last = last_week_measured(ended_on)
+        if last > ended_by:
+            continue
+        if not dossier.pseudonym:
+            outcomes[trajectory.pk] = Outcome.NOT_MEASURABLE
+            continue
+        if dossier.organisation_id is None or not is_week_closed(
+            organisation_id=dossier.organisation_id, week=last
+        ):
+            continue
+        weeks = weeks_read(started_on=trajectory.started_on, ended_on=ended_on)
+        values = [
+            (dt.date.fromisoformat(row["week"]), row["value"])
+            for row in score_queries.weekly_values_for(dossier.pseudonym, weeks=weeks)
+        ]
+        outcomes[trajectory.pk] = measure_outcome(
+            values, started_on=trajectory.started_on, ended_on=ended_on
+        ).outcome
+    return outcomes

@@ -5,3 +5,13 @@ from django.utils.translation import gettext_lazy as _
 class NotaryConfig(AppConfig):
     name = "notary"
     verbose_name = _("Notary (Anoniem Garant)")
+
+    def ready(self) -> None:
+        from casefiles.signals import dossiers_unlinked
+        from notary import receivers
+        from preventicons.signals import keys_rotated
+
+        keys_rotated.connect(receivers.record_key_rotation, dispatch_uid="notary.record_key_rotation")
+        dossiers_unlinked.connect(
+            receivers.forget_unlinked_trajectories, dispatch_uid="notary.forget_unlinked_trajectories"
+        )

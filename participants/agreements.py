@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -112,3 +114,24 @@ def require_casemanager_signed_agreement(user: StaffUser) -> None:
                 "dossiers only once the platform administrator has recorded their agreement."
             )
         )
+
+
+@dataclass(frozen=True)
+class RecordedAgreement:
+    """A recorded agreement as the notary's ledger records it: whose, and the day signed; not the signer."""
+
+    id: uuid.UUID
+    party: str
+    organisation_id: int | None
+    casemanager_id: int | None
+    signed_on: dt.date
+
+
+def recorded_agreements() -> list[RecordedAgreement]:
+    """Every recorded agreement, oldest signature first."""
+    return [
+        RecordedAgreement(*row)
+        for row in ProcessingAgreement.objects.order_by("signed_on", "pk").values_list(
+            "id", "party", "organisation_id", "casemanager_id", "signed_on"
+        )
+    ]

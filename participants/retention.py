@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 from django.db import transaction
@@ -316,3 +316,15 @@ def _record_summary(today: dt.date, counts: RetentionCounts) -> None:
         AnonymisationRun.objects.filter(pk=run.pk).update(
             **{name: F(name) + value for name, value in asdict(counts).items()}
         )
+
+
+def nightly_summaries(*, before: dt.date) -> dict[dt.date, RetentionCounts]:
+    """The summary of every night before ``before``, by night: what the notary's ledger records. A night's
+    row still grows while a later run that same day adds to it, hence only nights that have passed."""
+    names = [field.name for field in fields(RetentionCounts)]
+    return {
+        run_on: RetentionCounts(**dict(zip(names, counts, strict=True)))
+        for run_on, *counts in AnonymisationRun.objects.filter(run_on__lt=before)
+        .order_by("run_on")
+        .values_list("run_on", *names)
+    }

@@ -5,6 +5,7 @@ before anything is sealed under it and nothing may still be sealed under a key t
 
 1. ``add_key``: a fresh key joins the keyring, inactive. Restart every process: all can now open it.
 2. ``activate_key``: new values are sealed under it. Restart every process: none still seals under the old.
+   The activation is announced (preventicons.signals.keys_rotated), so the notary's ledger records it.
 3. ``reencrypt``: every value not under the active key is opened and sealed again, in small batches.
 4. ``retire_key``: the old key leaves the file, but only when no row in any store still uses it.
 
@@ -27,6 +28,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Model, Q
+from django.utils import timezone
 
 from preventicons.crypto import DecryptionError, ciphertext_prefix, key_id_of, open_sealed, seal
 from preventicons.dbrouter import database_for_model
@@ -42,6 +44,7 @@ from preventicons.keys import (
     reset_key_cache,
     write_key_document,
 )
+from preventicons.signals import keys_rotated
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -162,6 +165,9 @@ def activate_key(*, purpose: str, key_id: str) -> bool:
             known = ", ".join(sorted(ring["keys"]))
             raise KeyRotationError(f"{purpose} has no key {key_id!r} (its keys: {known})")
         changed = ring["active"] != key_id
+        if changed:
+            # Before the file is written: a rotation the notary's ledger could not record does not happen.
+            keys_rotated.send(sender=None, purpose=purpose, key_id=key_id, day=timezone.localdate())
         ring["active"] = key_id
     return changed
 

@@ -430,6 +430,12 @@ CELERY_BEAT_SCHEDULE["casefiles-retention"] = {
     "task": "casefiles.tasks.run_retention",
     "schedule": crontab(hour=2, minute=45),
 }
+# The notary's ledger (notary/feed.py) takes up the day's facts after both nightly runs: their summary, the
+# references retention forgot (so no fact names them again), trajectories, and the access log's head.
+CELERY_BEAT_SCHEDULE["record-ledger"] = {
+    "task": "notary.tasks.record_ledger",
+    "schedule": crontab(hour=3, minute=0),
+}
 # Dossiers of organisations that had no linked casemanager at the help request wait; given out hourly.
 CELERY_BEAT_SCHEDULE["assign-waiting-dossiers"] = {
     "task": "casefiles.tasks.assign_waiting_dossiers",

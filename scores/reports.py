@@ -173,6 +173,35 @@ def raise_threshold(organisation: Organisation, threshold: int, *, by: StaffUser
     return change
 
 
+@dataclass(frozen=True)
+class ThresholdChange:
+    """A raise of an organisation's report threshold as the notary's ledger records it: not who did it."""
+
+    id: int
+    organisation_id: int
+    changed_on: dt.date
+    old: int
+    new: int
+
+
+def threshold_changes() -> list[ThresholdChange]:
+    """Every change of any organisation's report threshold, oldest first; ``changed_on`` in local time."""
+    return [
+        ThresholdChange(
+            id=pk,
+            organisation_id=organisation_id,
+            changed_on=timezone.localdate(changed_at),
+            old=int(old),
+            new=int(new),
+        )
+        for pk, organisation_id, changed_at, old, new in ReportSettingChange.objects.filter(
+            setting=THRESHOLD_SETTING
+        )
+        .order_by("changed_at", "pk")
+        .values_list("pk", "organisation_id", "changed_at", "old_value", "new_value")
+    ]
+
+
 def setting_changes(organisation_id: int) -> list[ReportSettingChange]:
     return list(
         ReportSettingChange.objects.filter(organisation_id=organisation_id).order_by("-changed_at", "-pk")

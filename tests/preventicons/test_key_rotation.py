@@ -132,6 +132,8 @@ def test_add_puts_a_fresh_inactive_key_in_the_file(key_file: Path) -> None:
     assert new_id in keys.get_key_set().keyring("field").keys  # the cache was reset
 
 
+# The casefiles store: the activation is recorded in the notary's ledger (preventicons.signals.keys_rotated).
+@pytest.mark.django_db(databases=["casefiles"])
 def test_activate_makes_new_seals_use_the_key(key_file: Path) -> None:
     new_id = add_key(purpose="pseudonym_link")
     binding = crypto.Binding("pseudonym_link", "t", "c", "r")
@@ -295,11 +297,12 @@ def test_reencrypt_names_an_unreadable_value_and_leaves_it_as_it_is(key_file: Pa
         retire_key(purpose="field", key_id=old_id)
 
 
-@pytest.mark.django_db(databases=["notes"], transaction=True)
+@pytest.mark.django_db(databases=["notes", "casefiles"], transaction=True)
 def test_reencrypt_skips_a_row_locked_by_another_transaction_and_finishes_it_next_time(
     key_file: Path,
 ) -> None:
-    # Transactional, and in the notes store only: its flush afterwards removes no data other tests rely on.
+    # Transactional, in the notes store, and the casefiles store where the notary's ledger records the
+    # activation: their flush afterwards removes no data other tests rely on.
     notes = make_notes(4)
     old_id = active("field")
     activate_key(purpose="field", key_id=add_key(purpose="field"))
