@@ -131,6 +131,22 @@ def looks_within_assignment(looks: Sequence[accesslog.Look]) -> CheckResult:
 # --- b: an anonymisation summary for every night ---
 
 
+def _spans(nights: Sequence[dt.date]) -> list[str]:
+    """Consecutive nights written as one span ("2026-10-01 to 2026-10-09"), single nights alone."""
+    spans: list[list[dt.date]] = []
+    for night in nights:
+        if spans and night - spans[-1][-1] == dt.timedelta(days=1):
+            spans[-1].append(night)
+        else:
+            spans.append([night])
+    return [
+        span[0].isoformat()
+        if len(span) == 1
+        else _("%(first)s to %(last)s") % {"first": span[0].isoformat(), "last": span[-1].isoformat()}
+        for span in spans
+    ]
+
+
 def nightly_anonymisation(start: dt.date, end: dt.date, *, today: dt.date) -> CheckResult:
     """The ledger holds the summary of the nightly anonymisation run of every night of the period that has
     passed (up to yesterday: tonight's run is still to come)."""
@@ -147,7 +163,7 @@ def nightly_anonymisation(start: dt.date, end: dt.date, *, today: dt.date) -> Ch
         detail = _("No night of this period has passed yet.")
     elif missing:
         detail = _("No summary in the ledger for the nights of %(nights)s.") % {
-            "nights": _listed([night.isoformat() for night in missing])
+            "nights": _listed(_spans(missing))
         }
     else:
         detail = ngettext(

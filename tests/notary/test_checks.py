@@ -281,3 +281,13 @@ def test_the_ledgers_own_verify_is_asked_when_it_has_one(
     result = checked(garant)["ledger_intact"]
 
     assert not result.passed and result.findings == 1 and "Entry 3 was changed" in result.detail
+
+
+def test_consecutive_missing_nights_are_named_as_one_span(garant: Garant) -> None:
+    start = today() - dt.timedelta(days=20)
+
+    result = checks.nightly_anonymisation(start, today(), today=today())
+
+    first_missing, last_missing = start.isoformat(), (today() - dt.timedelta(days=7)).isoformat()
+    assert result.findings == 14
+    assert result.detail == f"No summary in the ledger for the nights of {first_missing} to {last_missing}."
