@@ -133,6 +133,11 @@ def last_note_days(numbers: Iterable[str]) -> dict[str, dt.date]:
     return {subjects[subject]: day for subject, day in latest}
 
 
+def kind_labels() -> dict[str, str]:
+    """Each kind of note and its label in the reader's language, in the order the kinds are declared."""
+    return {kind: str(label) for kind, label in ProgressNote.Kind.choices}
+
+
 def note_counts_of_trajectory(trajectory_id: uuid.UUID) -> dict[str, int] | None:
     """How many notes of each kind the trajectory's dossier holds (every kind, 0 included), or None when
     the trajectory no longer exists. Counts only: for the auditor's spot check, which never reads a text
