@@ -15,13 +15,17 @@ import datetime as dt
 import hmac
 import ipaddress
 import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from casefiles.models import AccessLogEntry
+from casefiles.models import AccessLogEntry, Dossier
 from preventicons import crypto
 from preventicons.clients import client_address
 from preventicons.dbrouter import CASEFILES
@@ -159,3 +163,107 @@ def head_and_length() -> tuple[str, int]:
     log), read from the one row so the two belong together: ("", 0) for an empty log."""
     last = AccessLogEntry.objects.order_by("-sequence").values_list("chain", "sequence").first()
     return (last[0], last[1]) if last else (GENESIS, 0)
+
+
+# --- reading the log for the notary: who looked at an organisation's dossiers, and whose dossier it was ---
+
+# The acts that open or change one dossier's individual data: whoever takes one must be the dossier's
+# casemanager at that moment, or stand in for them that day (notary.checks).
+LOOKS = (
+    Action.VIEW_DOSSIER,
+    Action.VIEW_SCORES,
+    Action.REVEAL_CONTACT,
+    Action.VIEW_NOTES,
+    Action.ADD_NOTE,
+    Action.DEPUTY_VIEW,
+    Action.CHANGE_TRAJECTORY,
+)
+# What assignment.reassign and change_on_participants_request write in a reassign entry's detail.
+_REASSIGNED = re.compile(r"from staff member (\d+|None) to staff member (\d+)")
+_NUMBERS_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Look:
+    """One staff member's look at a dossier, as the notary reads it: no dossier number, the day only."""
+
+    sequence: int
+    day: dt.date
+    staff_user_id: int
+    action: str
+    # The dossier's casemanager at that moment, replayed from the reassignments logged; None for nobody.
+    casemanager_id: int | None
+
+
+@dataclass(frozen=True)
+class _Reassigned:
+    sequence: int
+    previous: int | None
+    to: int
+
+
+def _reassigned(entry: AccessLogEntry) -> _Reassigned | None:
+    found = _REASSIGNED.search(entry.detail)
+    if found is None:
+        return None
+    previous = None if found[1] == "None" else int(found[1])
+    return _Reassigned(entry.sequence, previous, int(found[2]))
+
+
+def _casemanager_at(sequence: int, moves: list[_Reassigned], current: int | None) -> int | None:
+    """Whose the dossier was when the entry ``sequence`` was written: the last move before it; before the
+    first move, whom that move took it from; without any move, its casemanager now."""
+    if not moves:
+        return current
+    before = [move for move in moves if move.sequence < sequence]
+    return before[-1].to if before else moves[0].previous
+
+
+def _day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    zone = timezone.get_current_timezone()
+    first = dt.datetime.combine(start, dt.time.min, tzinfo=zone)
+    after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+    return first, after
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for at in range(0, len(items), _NUMBERS_CHUNK):
+        yield items[at : at + _NUMBERS_CHUNK]
+
+
+def staff_looks(organisation_id: int, *, start: dt.date, end: dt.date) -> list[Look]:
+    """Every look a staff member took at a dossier of the organisation on the days [start, end], in log
+    order, each with the dossier's casemanager at that moment. The participant's own requests (staff
+    member 0) are no look. Only dossiers that still exist are found: the log names a dossier by number."""
+    current = dict(
+        Dossier.objects.filter(organisation_id=organisation_id).values_list("number", "casemanager_id")
+    )
+    first, after = _day_bounds(start, end)
+    moves: dict[str, list[_Reassigned]] = {}
+    looks: list[AccessLogEntry] = []
+    for numbers in _chunks(sorted(current)):
+        entries = AccessLogEntry.objects.filter(dossier_number__in=numbers).filter(
+            Q(action=Action.REASSIGN) | Q(action__in=LOOKS, at__gte=first, at__lt=after)
+        )
+        for entry in entries.only("sequence", "at", "staff_user_id", "action", "detail", "dossier_number"):
+            if entry.action == Action.REASSIGN:
+                move = _reassigned(entry)
+                if move is not None:
+                    moves.setdefault(entry.dossier_number, []).append(move)
+            elif entry.staff_user_id:
+                looks.append(entry)
+    for found in moves.values():
+        found.sort(key=lambda move: move.sequence)
+    looks.sort(key=lambda entry: entry.sequence)
+    return [
+        Look(
+            sequence=entry.sequence,
+            day=timezone.localdate(entry.at),
+            staff_user_id=entry.staff_user_id,
+            action=entry.action,
+            casemanager_id=_casemanager_at(
+                entry.sequence, moves.get(entry.dossier_number, []), current[entry.dossier_number]
+            ),
+        )
+        for entry in looks
+    ]

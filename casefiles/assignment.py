@@ -130,6 +130,35 @@ def absent_colleagues(deputy_id: int, *, on: dt.date | None = None) -> list[int]
 
 
 @dataclass(frozen=True)
+class DeputyPeriod:
+    """One absence period in which ``deputy_id`` stood in for ``casemanager_id``, both days included."""
+
+    casemanager_id: int
+    deputy_id: int
+    starts_on: dt.date
+    ends_on: dt.date
+
+    def covers(self, *, casemanager_id: int | None, deputy_id: int, day: dt.date) -> bool:
+        return (
+            self.casemanager_id == casemanager_id
+            and self.deputy_id == deputy_id
+            and self.starts_on <= day <= self.ends_on
+        )
+
+
+def deputy_periods(deputy_ids: Iterable[int]) -> list[DeputyPeriod]:
+    """Every period in which one of these staff members stood in for a colleague (for the notary's check
+    that each look was the casemanager's or their deputy's)."""
+    wanted = set(deputy_ids)
+    if not wanted:
+        return []
+    rows = Deputy.objects.filter(deputy_id__in=wanted).values_list(
+        "casemanager_id", "deputy_id", "starts_on", "ends_on"
+    )
+    return [DeputyPeriod(*row) for row in rows]
+
+
+@dataclass(frozen=True)
 class Reach:
     """Whose dossiers a casemanager may open now: their own, and those of colleagues they stand in for."""
 

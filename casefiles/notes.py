@@ -10,17 +10,18 @@ live identity record and never stored.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.http import HttpRequest
 from django.utils import timezone
 
 from casefiles import accesslog
 from casefiles.identitytext import Finding, find_identifying
-from casefiles.models import AccessLogEntry, Dossier, ProgressNote
+from casefiles.models import AccessLogEntry, Dossier, ProgressNote, Trajectory
 from participants.models import StaffUser
 from preventicons import crypto
 from preventicons.dbrouter import CASEFILES, NOTES
@@ -130,3 +131,24 @@ def last_note_days(numbers: Iterable[str]) -> dict[str, dt.date]:
         .values_list("subject", "latest")
     )
     return {subjects[subject]: day for subject, day in latest}
+
+
+def kind_labels() -> dict[str, str]:
+    """Each kind of note and its label in the reader's language, in the order the kinds are declared."""
+    return {kind: str(label) for kind, label in ProgressNote.Kind.choices}
+
+
+def note_counts_of_trajectory(trajectory_id: uuid.UUID) -> dict[str, int] | None:
+    """How many notes of each kind the trajectory's dossier holds (every kind, 0 included), or None when
+    the trajectory no longer exists. Counts only: for the auditor's spot check, which never reads a text
+    and never learns the dossier's number."""
+    number = Trajectory.objects.filter(pk=trajectory_id).values_list("dossier__number", flat=True).first()
+    if number is None:
+        return None
+    counts = dict(
+        ProgressNote.objects.filter(subject=crypto.notes_subject(number))
+        .values("kind")
+        .annotate(notes=Count("pk"))
+        .values_list("kind", "notes")
+    )
+    return {kind: counts.get(kind, 0) for kind in ProgressNote.Kind.values}

@@ -131,3 +131,30 @@ def frozen_figures(*, organisation_id: int, weeks: Iterable[dt.date] | None = No
             )
         )
     return opened
+
+
+def first_week_invited(
+    *, organisation_id: int, since: dt.date | None = None, until: dt.date | None = None
+) -> dt.date | None:
+    """The first closed week (a Monday, within [since, until] if given) in which the organisation sent anyone
+    a weekly link, or None: when its processing of employees began, for the notary's agreement check.
+
+    Read from the organisation's own frozen row of each closed week: people sent a link (figures frozen
+    before that was counted tell only whether anyone answered). Only the week leaves this function, no
+    figure.
+    """
+    closed = ClosedWeek.objects.filter(organisation_id=organisation_id)
+    if since is not None:
+        closed = closed.filter(week__gte=_monday(since))
+    if until is not None:
+        closed = closed.filter(week__lte=until)
+    weeks = closed.values("week")
+    rows = WeeklyAggregate.objects.filter(
+        organisation_id=organisation_id, department__isnull=True, week__in=weeks
+    ).order_by("week")
+    for row in rows.iterator(chunk_size=100):
+        figures: Figures = row.opened
+        reached = figures.invited if figures.invited is not None else figures.count
+        if reached > 0:
+            return row.week
+    return None

@@ -58,6 +58,7 @@ DECLARED = {
     # Dossiers by open or closed only: never by number, organisation or casemanager (who has how many).
     "casefiles.dossier": {"is_open__exact", "is_open__isnull"},
     "casefiles.deputy": {"starts_on__gte", "starts_on__lt"},
+    "notary.engagement": {"engaged_on__gte", "engaged_on__lt"},
     "otp_totp.totpdevice": {"confirmed__exact", "confirmed__isnull"},
     "otp_static.staticdevice": {"confirmed__exact", "confirmed__isnull"},
     "phonenumber.phonedevice": {"confirmed__exact", "confirmed__isnull"},

@@ -37,6 +37,8 @@ from django.utils import timezone
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from casefiles.models import Deputy, Dossier, Trajectory, TrajectorySession
+from notary import ledger, references
+from notary.models import Engagement
 from participants.agreements import record_agreement
 from participants.casemanagers import link_casemanager
 from participants.models import Invitation, Organisation, Participant, StaffUser
@@ -223,6 +225,21 @@ def build_world() -> World:
     trajectory = Trajectory.objects.create(dossier=dossier, kind="coaching", started_on=yesterday)
     world.extra["dossier"] = dossier.number
     world.extra["trajectory"] = trajectory.pk
+    # The organisation engaged the auditor; the ledger knows the trajectory by its reference (notary).
+    Engagement.objects.create(
+        auditor_id=users["auditor"].pk, organisation_id=organisation.pk, engaged_on=yesterday
+    )
+    world.extra["reference"] = references.reference_for(trajectory.pk)
+    ledger.append(
+        ledger.Fact(
+            kind="trajectory_opened",
+            source=f"trajectory_opened:{trajectory.pk}",
+            week=yesterday - dt.timedelta(days=yesterday.weekday()),
+            reference=world.extra["reference"],
+            organisation_id=organisation.pk,
+            facts={"kind": "coaching"},
+        )
+    )
     world.extra["session"] = TrajectorySession.objects.create(trajectory=trajectory, planned_on=yesterday).pk
     return world
 
@@ -431,6 +448,14 @@ MATRIX: dict[str, Row] = {
         data=lambda w: {f"held-{w.extra['session']}-held_on": timezone.localdate().isoformat()},
     ),
     "participants:invitations": Row(staff(employer=OK, admin=OK)),
+    # --- the auditor's pages (notary/urls.py): the organisations that engaged the auditor only; any other
+    # organisation answers 404 like one that does not exist (tests/notary/test_auditor_pages.py). ---
+    "notary:dashboard": Row(staff(auditor=OK)),
+    "notary:organisation": Row(staff(auditor=OK), kwargs=lambda w: {"organisation_id": w.organisation.pk}),
+    "notary:spot-check": Row(
+        staff(auditor=OK),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk, "reference": w.extra["reference"]},
+    ),
     # --- weekly smiley page (scores/views.py) ---
     # Whoever holds the weekly link sees the smileys; no session is looked at or opened.
     "scores:week": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),

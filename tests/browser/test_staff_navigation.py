@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, datab
 EXPECTED = {
     "employer": {"/staff/", "/staff/import/", "/staff/invitations/", "/account/two_factor/"},
     "casemanager": {"/staff/", "/dossiers/", "/account/two_factor/"},
-    "auditor": {"/staff/", "/account/two_factor/"},
+    "auditor": {"/staff/", "/notary/", "/account/two_factor/"},
     "platform_admin": {"/staff/", "/staff/import/", "/staff/invitations/", "/admin/", "/account/two_factor/"},
 }
 
