@@ -8,6 +8,7 @@ measured from the participant's weekly scores around the trajectory (casefiles.o
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,7 +21,9 @@ from casefiles import accesslog
 from casefiles.models import AccessLogEntry, Dossier, Trajectory, TrajectorySession
 from casefiles.outcome import Measured, measure_outcome
 from participants.models import StaffUser
+from preventicons import crypto
 from preventicons.dbrouter import CASEFILES
+from scores.weekclose import monday_of
 
 
 class TrajectoryRefused(Exception):
@@ -156,3 +159,38 @@ def trajectories_of(dossier: Dossier, values: list[tuple[dt.date, int]]) -> list
             )
         )
     return views
+
+
+@dataclass(frozen=True)
+class EndedTrajectory:
+    """A trajectory that has ended, as its participant may sign it off (notary.signoffs): no dossier number,
+    no dates finer than the week it ended."""
+
+    id: uuid.UUID
+    kind: str
+    # The Monday of the week it ended.
+    ended_week: dt.date
+    # The dossier's organisation (an id into the identity store), None while the dossier has none.
+    organisation_id: int | None
+
+
+def ended_trajectories_for(pseudonym: str) -> list[EndedTrajectory]:
+    """The ended trajectories of the dossier (open or closed) found by the participant's pseudonym P, the
+    most recently ended first; none for an empty P or one without a dossier.
+
+    A dossier unlinked by a stop or by retention can no longer be found by P, so its trajectories are no
+    one's to sign off. The participant reads this about themselves: nothing is logged as a staff look.
+    """
+    if not pseudonym:
+        return []
+    found = (
+        Trajectory.objects.filter(
+            dossier__pseudonym_index=crypto.casefiles_index(pseudonym), ended_on__isnull=False
+        )
+        .order_by("-ended_on", "pk")
+        .values_list("pk", "kind", "ended_on", "dossier__organisation_id")
+    )
+    return [
+        EndedTrajectory(id=pk, kind=kind, ended_week=monday_of(ended_on), organisation_id=organisation_id)
+        for pk, kind, ended_on, organisation_id in found
+    ]

@@ -3,6 +3,16 @@ and the public verification of attestations at /verify/."""
 
 from __future__ import annotations
 
+from django.urls import path
+
+from notary import views_feedback, views_signoff
+
 app_name = "notary"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    # --- the participant's sign-off (notary/views_signoff.py): behind both factors, like /me/ ---
+    path("me/sign-off/", views_signoff.sign_off, name="sign-off"),
+    # --- the employer's feedback (notary/views_feedback.py): its own organisation, five at a time ---
+    path("notary/feedback/", views_feedback.releases, name="feedback"),
+    path("notary/feedback/<uuid:release_id>/", views_feedback.release, name="feedback-release"),
+]
