@@ -190,7 +190,10 @@ def ended_trajectories_for(pseudonym: str) -> list[EndedTrajectory]:
         .order_by("-ended_on", "pk")
         .values_list("pk", "kind", "ended_on", "dossier__organisation_id")
     )
-    return [
-        EndedTrajectory(id=pk, kind=kind, ended_week=monday_of(ended_on), organisation_id=organisation_id)
-        for pk, kind, ended_on, organisation_id in found
-    ]
+    ended = []
+    for pk, kind, ended_on, organisation_id in found:
+        assert ended_on is not None  # filtered above
+        ended.append(
+            EndedTrajectory(id=pk, kind=kind, ended_week=monday_of(ended_on), organisation_id=organisation_id)
+        )
+    return ended

@@ -39,9 +39,11 @@ def release_ready(*, today: dt.date | None = None) -> list[FeedbackRelease]:
     with transaction.atomic(using=CASEFILES):
         waiting: dict[int, list[uuid.UUID]] = defaultdict(list)
         # Locked: feedback written by a batch running at the same time is released once, by one of them.
-        for pk, organisation_id in Feedback.objects.select_for_update().filter(
-            release__isnull=True
-        ).values_list("pk", "organisation_id"):
+        for pk, organisation_id in (
+            Feedback.objects.select_for_update()
+            .filter(release__isnull=True)
+            .values_list("pk", "organisation_id")
+        ):
             waiting[organisation_id].append(pk)
         for organisation_id, ids in sorted(waiting.items()):
             if len(ids) < minimum:

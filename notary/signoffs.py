@@ -55,8 +55,12 @@ PLAINTEXT_BYTES = 4608
 
 # What the remark check says, in the participant's words (casefiles.identitytext finds, this explains).
 REASONS: dict[Identifying, Promise] = {
-    Identifying.EMAIL: gettext_lazy("This is an e-mail address. Leave it out: your employer reads the remark."),
-    Identifying.IBAN: gettext_lazy("This is a bank account number. Leave it out: your employer reads the remark."),
+    Identifying.EMAIL: gettext_lazy(
+        "This is an e-mail address. Leave it out: your employer reads the remark."
+    ),
+    Identifying.IBAN: gettext_lazy(
+        "This is a bank account number. Leave it out: your employer reads the remark."
+    ),
     Identifying.PHONE: gettext_lazy("This is a phone number. Leave it out: your employer reads the remark."),
     Identifying.BSN: gettext_lazy("This is a citizen service number (BSN). Leave it out of the remark."),
     Identifying.POSTCODE: gettext_lazy("A postcode with a house number is an address. Leave it out."),
@@ -201,9 +205,7 @@ def queue_sign_off(
             errors.append(_("Choose a rating from 1 to 5, or none."))
     text = _remark(remark)
     if len(text) > MAX_REMARK_LENGTH:
-        errors.append(
-            _("Keep your remark under %(limit)d characters.") % {"limit": MAX_REMARK_LENGTH + 1}
-        )
+        errors.append(_("Keep your remark under %(limit)d characters.") % {"limit": MAX_REMARK_LENGTH + 1})
     elif text:
         if not rating:
             errors.append(_("Give a rating with your remark: your employer receives them together."))

@@ -10,5 +10,5 @@ from preventicons.tasks import IDEMPOTENT_JOB
 
 @shared_task(name="notary.tasks.take_up_sign_offs", **IDEMPOTENT_JOB)
 def take_up_sign_offs() -> int:
-    """Take up every queued sign-off and release the feedback that is ready; a retried run does nothing twice."""
+    """Take up every queued sign-off, then release the feedback that is ready; a retry does nothing twice."""
     return signoffs.take_up().signed_off

@@ -26,10 +26,7 @@ def sign_off(request: HttpRequest, participant: Participant) -> HttpResponse:
         "max_remark_length": signoffs.MAX_REMARK_LENGTH,
     }
     if request.method == "POST":
-        sent = {
-            name: request.POST.get(name, "")
-            for name in ("choice", "took_place", "rating", "remark")
-        }
+        sent = {name: request.POST.get(name, "") for name in ("choice", "took_place", "rating", "remark")}
         try:
             signoffs.queue_sign_off(participant=participant, **sent)
         except signoffs.SignOffRefused as refused:

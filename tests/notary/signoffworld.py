@@ -35,7 +35,7 @@ def ended_trajectory(
     ended_on: dt.date | None = None,
     with_reference: bool = True,
 ) -> tuple[Dossier, Trajectory]:
-    """The participant asks for help; their casemanager runs a trajectory that has ended (today by default)."""
+    """The participant asks for help; their casemanager runs a trajectory that ended (today by default)."""
     dossier = ask_for_help(participant)
     end = ended_on or timezone.localdate()
     trajectory = trajectories.start_trajectory(
@@ -53,7 +53,9 @@ def choice_of(participant: Participant) -> str:
     return found.choice
 
 
-def sign_off(participant: Participant, *, rating: str = "", remark: str = "", took_place: str = "yes") -> None:
+def sign_off(
+    participant: Participant, *, rating: str = "", remark: str = "", took_place: str = "yes"
+) -> None:
     signoffs.queue_sign_off(
         participant=participant,
         choice=choice_of(participant),

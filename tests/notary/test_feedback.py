@@ -1,5 +1,5 @@
 """Feedback reaches the employer only at least five at a time, ratings and remarks together but never paired,
-in no order that follows the time; only its own organisation's, only for the employer role with two factors."""
+in no order that follows the time; its own organisation's only, for the employer role with two factors."""
 
 from __future__ import annotations
 
@@ -44,7 +44,12 @@ def with_trajectory(organisation: Organisation, anna: StaffUser, name: str) -> P
 
 
 def signed(
-    organisation: Organisation, anna: StaffUser, remarks: list[str], *, ratings: str = "54321", batch: bool = True
+    organisation: Organisation,
+    anna: StaffUser,
+    remarks: list[str],
+    *,
+    ratings: str = "54321",
+    batch: bool = True,
 ) -> list[Participant]:
     """One participant per remark signs off with a rating and that remark, each taken up by a batch of its
     own on a day of its own (the first remark first), as they would come in over weeks."""
@@ -83,8 +88,9 @@ def test_four_give_the_employer_nothing_and_the_fifth_releases_all_five(
     signed(organisation, anna, REMARKS[4:])
 
     release = FeedbackRelease.objects.get()
-    assert release.organisation_id == organisation.pk and release.released_on == timezone.localdate() - dt.timedelta(
-        days=1
+    assert (
+        release.organisation_id == organisation.pk
+        and release.released_on == timezone.localdate() - dt.timedelta(days=1)
     )
     assert Feedback.objects.filter(release=release).count() == 5
     page = english(employer).get(PAGE).content.decode()
@@ -121,9 +127,7 @@ def test_the_minimum_is_never_below_five(settings: Any) -> None:
     assert feedback.release_minimum() == 5
 
 
-def test_a_higher_minimum_waits_longer(
-    organisation: Organisation, anna: StaffUser, settings: Any
-) -> None:
+def test_a_higher_minimum_waits_longer(organisation: Organisation, anna: StaffUser, settings: Any) -> None:
     settings.FEEDBACK_RELEASE_MINIMUM = 6
     signed(organisation, anna, REMARKS)
 
@@ -205,7 +209,10 @@ def test_the_employer_page_shows_no_reference_dossier_number_or_participant(
 ) -> None:
     people = signed(organisation, anna, REMARKS)
     client = english(employer)
-    html = client.get(PAGE).content.decode() + client.get(f"{PAGE}{FeedbackRelease.objects.get().pk}/").content.decode()
+    html = (
+        client.get(PAGE).content.decode()
+        + client.get(f"{PAGE}{FeedbackRelease.objects.get().pk}/").content.decode()
+    )
 
     from casefiles.models import Dossier, Trajectory
 
@@ -220,7 +227,10 @@ def test_the_employer_page_shows_no_reference_dossier_number_or_participant(
 
 
 def test_attack_the_release_tells_nothing_of_which_remark_came_first(
-    organisation: Organisation, other_organisation: Organisation, anna: StaffUser, other_employer: StaffUser,
+    organisation: Organisation,
+    other_organisation: Organisation,
+    anna: StaffUser,
+    other_employer: StaffUser,
     employer: StaffUser,
 ) -> None:
     # The same remarks, coming in on five different days, in opposite orders at the two organisations, with

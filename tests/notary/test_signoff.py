@@ -96,7 +96,11 @@ def test_the_whole_path_from_the_account_offer_to_the_ledger_and_the_feedback(
     assert reference not in html and dossier.number not in html and str(trajectory.pk) not in html
 
     response = post(
-        jan_client, choice=choice_of(jan), took_place="yes", rating="4", remark="Fijne gesprekken, goed geholpen."
+        jan_client,
+        choice=choice_of(jan),
+        took_place="yes",
+        rating="4",
+        remark="Fijne gesprekken, goed geholpen.",
     )
     assert response.status_code == 302 and response["Location"] == PAGE
     after = jan_client.get(PAGE).content.decode()
@@ -116,7 +120,11 @@ def test_the_whole_path_from_the_account_offer_to_the_ledger_and_the_feedback(
     assert entry.week == monday_of(timezone.localdate())
     assert entry.facts == {"took_place": True}
     feedback = Feedback.objects.get()
-    assert (feedback.rating, feedback.remark, feedback.release_id) == (4, "Fijne gesprekken, goed geholpen.", None)
+    assert (feedback.rating, feedback.remark, feedback.release_id) == (
+        4,
+        "Fijne gesprekken, goed geholpen.",
+        None,
+    )
     assert feedback.organisation_id == jan.organisation_id
     assert not QueuedSignOff.objects.exists()
     # Nothing went to any mailbox or phone: the employer reads the mailboxes it supplied.
@@ -276,7 +284,11 @@ def test_a_remark_needs_a_rating(jan_client: Client, jan: Participant) -> None:
 
 def test_a_remark_too_long_is_refused(jan_client: Client, jan: Participant) -> None:
     response = post(
-        jan_client, choice=choice_of(jan), took_place="yes", rating="3", remark="a" * (signoffs.MAX_REMARK_LENGTH + 1)
+        jan_client,
+        choice=choice_of(jan),
+        took_place="yes",
+        rating="3",
+        remark="a" * (signoffs.MAX_REMARK_LENGTH + 1),
     )
 
     assert response.status_code == 400
