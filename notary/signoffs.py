@@ -205,7 +205,7 @@ def queue_sign_off(
             errors.append(_("Choose a rating from 1 to 5, or none."))
     text = _remark(remark)
     if len(text) > MAX_REMARK_LENGTH:
-        errors.append(_("Keep your remark under %(limit)d characters.") % {"limit": MAX_REMARK_LENGTH + 1})
+        errors.append(_("Keep your remark to %(limit)d characters at most.") % {"limit": MAX_REMARK_LENGTH})
     elif text:
         if not rating:
             errors.append(_("Give a rating with your remark: your employer receives them together."))

@@ -8,16 +8,20 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from casefiles.models import Dossier, Trajectory
 from notary import feedback, references, signoffs
 from notary.models import Feedback, FeedbackRelease
 from participants.models import Organisation, Participant, StaffUser
+from preventicons.dbrouter import CASEFILES
 from tests.casefiles.world import signed_casemanager
 from tests.conftest import ALL_DATABASES, login_verified
 from tests.notary.signoffworld import ended_trajectory, participant_in, sign_off
+from tests.test_pages import foreign_urls, parse
 
 pytestmark = [
     pytest.mark.django_db(databases=ALL_DATABASES),
@@ -214,8 +218,6 @@ def test_the_employer_page_shows_no_reference_dossier_number_or_participant(
         + client.get(f"{PAGE}{FeedbackRelease.objects.get().pk}/").content.decode()
     )
 
-    from casefiles.models import Dossier, Trajectory
-
     for trajectory in Trajectory.objects.all():
         assert references.reference_for(trajectory.pk) not in html
         assert str(trajectory.pk) not in html
@@ -255,3 +257,27 @@ def test_attack_the_release_tells_nothing_of_which_remark_came_first(
     # No per-remark id or anchor that a later look could order by.
     for row in Feedback.objects.all():
         assert str(row.pk) not in ours
+
+
+def test_a_feedback_row_holds_no_reference_and_no_date(organisation: Organisation, anna: StaffUser) -> None:
+    signed(organisation, anna, REMARKS[:2])
+
+    with connections[CASEFILES].cursor() as cursor:
+        cursor.execute("SELECT * FROM notary_feedback")
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+    assert sorted(columns) == ["id", "organisation_id", "rating", "release_id", "remark"]
+    dump = " ".join(str(value) for row in rows for value in row)
+    for trajectory in Trajectory.objects.all():
+        assert references.reference_for(trajectory.pk) not in dump
+    assert "Zeer" not in dump and "Rustig" not in dump
+
+
+def test_the_employer_page_is_one_h1_with_no_inline_code(
+    released: FeedbackRelease, employer: StaffUser
+) -> None:
+    client = english(employer)
+    for path in (PAGE, f"{PAGE}{released.pk}/"):
+        page = parse(client.get(path).content.decode())
+        assert page.h1_count == 1 and page.inline_scripts == 0 and page.event_handlers == [], path
+        assert foreign_urls(page) == [], path

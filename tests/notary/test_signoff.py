@@ -27,6 +27,7 @@ from tests.casefiles.world import signed_casemanager
 from tests.conftest import ALL_DATABASES
 from tests.notary.signoffworld import choice_of, ended_trajectory, participant_in, sign_off
 from tests.participants.test_stop import delivered_codes, open_account
+from tests.test_pages import foreign_urls, parse
 
 pytestmark = [
     pytest.mark.django_db(databases=ALL_DATABASES),
@@ -398,3 +399,29 @@ def test_the_batch_runs_hourly_from_the_beat() -> None:
 
     assert entry["task"] == "notary.tasks.take_up_sign_offs"
     assert tasks.take_up_sign_offs.name == entry["task"]
+
+
+# --- the page itself ---------------------------------------------------------------------------------------
+
+
+def test_the_page_is_one_h1_with_every_field_labelled_and_no_inline_code(
+    jan_client: Client, jan: Participant, anna: StaffUser
+) -> None:
+    from casefiles import trajectories
+
+    # A second trajectory of the same dossier, ended a week before the first: two forms on one page.
+    dossier = Dossier.objects.get(pk=Trajectory.objects.get().dossier_id)
+    earlier = trajectories.start_trajectory(
+        dossier, kind="intake", started_on=timezone.localdate() - dt.timedelta(days=60), user=anna
+    )
+    trajectories.end_trajectory(earlier, ended_on=timezone.localdate() - dt.timedelta(days=7), user=anna)
+    references.reference_for(earlier.pk)
+
+    html = jan_client.get(PAGE).content.decode()
+
+    page = parse(html)
+    assert page.h1_count == 1 and page.inline_scripts == 0 and page.event_handlers == []
+    assert html.count('name="choice"') == 2 and "Intake, ended in week" in html
+    for attributes in page.inputs:
+        assert attributes.get("id") in page.label_targets, attributes
+    assert foreign_urls(page) == []
