@@ -4,7 +4,9 @@ batch into the ledger and feedback; bad input changes nothing, and no message go
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from preventicons.dbrouter import CASEFILES
 from preventicons.gateways import MemorySmsGateway
 from scores.weekclose import monday_of
 from tests.casefiles.world import signed_casemanager
-from tests.conftest import ALL_DATABASES
+from tests.conftest import ALL_DATABASES, run_on_embedded_default
 from tests.notary.signoffworld import choice_of, ended_trajectory, participant_in, sign_off
 from tests.participants.test_stop import delivered_codes, open_account
 from tests.test_pages import foreign_urls, parse
@@ -425,3 +427,11 @@ def test_the_page_is_one_h1_with_every_field_labelled_and_no_inline_code(
     for attributes in page.inputs:
         assert attributes.get("id") in page.label_targets, attributes
     assert foreign_urls(page) == []
+
+
+@pytest.mark.integration
+def test_on_the_embedded_sqlite_default_the_batch_runs_and_releases(tmp_path: Path) -> None:
+    printed = run_on_embedded_default(str(Path(__file__).with_name("sqlite_sign_off.py")), var_dir=tmp_path)
+    seen = json.loads(printed.strip().splitlines()[-1])
+
+    assert seen == {"vendor": "sqlite", "first": 5, "again": 0, "entries": 5, "feedback": 5, "releases": 1}
