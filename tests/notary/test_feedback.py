@@ -281,3 +281,17 @@ def test_the_employer_page_is_one_h1_with_no_inline_code(
         page = parse(client.get(path).content.decode())
         assert page.h1_count == 1 and page.inline_scripts == 0 and page.event_handlers == [], path
         assert foreign_urls(page) == [], path
+
+
+def test_releases_are_listed_newest_first(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    signed(organisation, anna, REMARKS)
+    later = ["Later een", "Later twee", "Later drie", "Later vier", "Later vijf"]
+    signed(organisation, anna, later, batch=False)
+    signoffs.take_up()
+
+    html = english(employer).get(PAGE).content.decode()
+
+    assert [release.count for release in feedback.releases_for(organisation.pk)] == [5, 5]
+    assert html.index("Later een") < html.index("Aardige coach")
