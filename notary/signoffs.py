@@ -219,7 +219,7 @@ def queue_sign_off(
         (
             item
             for item in _open_for(pseudonym, participant.organisation_id)
-            if hmac.compare_digest(item.shown.choice, choice)
+            if hmac.compare_digest(item.shown.choice.encode(), choice.encode("utf-8", "replace"))
         ),
         None,
     )

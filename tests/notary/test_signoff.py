@@ -234,8 +234,9 @@ def test_took_place_must_be_answered(jan_client: Client, jan: Participant) -> No
     assert nothing_written()
 
 
-def test_an_unknown_trajectory_is_refused(jan_client: Client) -> None:
-    response = post(jan_client, choice="0" * 32, took_place="yes")
+@pytest.mark.parametrize("choice", ["0" * 32, "", "é" * 32, "x" * 5000])
+def test_an_unknown_trajectory_is_refused(jan_client: Client, choice: str) -> None:
+    response = post(jan_client, choice=choice, took_place="yes")
 
     assert response.status_code == 400
     assert "cannot be signed off" in response.content.decode()
