@@ -22,9 +22,10 @@ from casefiles import accesslog, retention
 from casefiles.models import AccessLogEntry, Dossier, Trajectory, TrajectorySession
 from casefiles.outcome import Measured, Outcome, last_week_measured, measure_outcome, weeks_read
 from participants.models import StaffUser
+from preventicons import crypto
 from preventicons.dbrouter import CASEFILES
 from scores import queries as score_queries
-from scores.weekclose import is_week_closed, previous_week
+from scores.weekclose import is_week_closed, monday_of, previous_week
 
 
 class TrajectoryRefused(Exception):
@@ -265,3 +266,41 @@ def final_outcomes(
             values, started_on=trajectory.started_on, ended_on=ended_on
         ).outcome
     return outcomes
+
+
+@dataclass(frozen=True)
+class EndedTrajectory:
+    """A trajectory that has ended, as its participant may sign it off (notary.signoffs): no dossier number,
+    no dates finer than the week it ended."""
+
+    id: uuid.UUID
+    kind: str
+    # The Monday of the week it ended.
+    ended_week: dt.date
+    # The dossier's organisation (an id into the identity store), None while the dossier has none.
+    organisation_id: int | None
+
+
+def ended_trajectories_for(pseudonym: str) -> list[EndedTrajectory]:
+    """The ended trajectories of the dossier (open or closed) found by the participant's pseudonym P, the
+    most recently ended first; none for an empty P or one without a dossier.
+
+    A dossier unlinked by a stop or by retention can no longer be found by P, so its trajectories are no
+    one's to sign off. The participant reads this about themselves: nothing is logged as a staff look.
+    """
+    if not pseudonym:
+        return []
+    found = (
+        Trajectory.objects.filter(
+            dossier__pseudonym_index=crypto.casefiles_index(pseudonym), ended_on__isnull=False
+        )
+        .order_by("-ended_on", "pk")
+        .values_list("pk", "kind", "ended_on", "dossier__organisation_id")
+    )
+    ended = []
+    for pk, kind, ended_on, organisation_id in found:
+        assert ended_on is not None  # filtered above
+        ended.append(
+            EndedTrajectory(id=pk, kind=kind, ended_week=monday_of(ended_on), organisation_id=organisation_id)
+        )
+    return ended

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from notary import feed, ledger
+from notary import feed, ledger, signoffs
 from preventicons.tasks import IDEMPOTENT_JOB
 
 
@@ -18,3 +18,9 @@ def record_ledger() -> dict[str, int]:
 def sign_tree_head() -> int:
     """Sign a tree head over the ledger so far; the size signed. A second run adds no head."""
     return ledger.sign_head().tree_size
+
+
+@shared_task(name="notary.tasks.take_up_sign_offs", **IDEMPOTENT_JOB)
+def take_up_sign_offs() -> int:
+    """Take up every queued sign-off, then release the feedback that is ready; a retry does nothing twice."""
+    return signoffs.take_up().signed_off

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary import views
+from notary import views, views_feedback, views_signoff
 
 app_name = "notary"
 
@@ -17,4 +17,9 @@ urlpatterns = [
         views.spot_check,
         name="spot-check",
     ),
+    # --- the participant's sign-off (notary/views_signoff.py): behind both factors, like /me/ ---
+    path("me/sign-off/", views_signoff.sign_off, name="sign-off"),
+    # --- the employer's feedback (notary/views_feedback.py): its own organisation, five at a time ---
+    path("notary/feedback/", views_feedback.releases, name="feedback"),
+    path("notary/feedback/<uuid:release_id>/", views_feedback.release, name="feedback-release"),
 ]

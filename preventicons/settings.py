@@ -448,6 +448,23 @@ CELERY_BEAT_SCHEDULE["sign-ledger-tree-head"] = {
     "task": "notary.tasks.sign_tree_head",
     "schedule": crontab(hour=3, minute=40),
 }
+# --- The participant's sign-off and feedback (notary/signoffs.py, notary/feedback.py) ---------------------
+# An ended trajectory is offered for sign-off on the participant's account page for this many weeks after
+# the week it ended (a quarter): long enough to come back to it, short enough that an old one stops asking.
+SIGN_OFF_WEEKS = env.int("SIGN_OFF_WEEKS", default=13)
+if SIGN_OFF_WEEKS < 1:
+    raise ImproperlyConfigured("SIGN_OFF_WEEKS is a number of weeks: 1 or more.")
+# Feedback reaches the employer only this many at a time, or more: never fewer than five (DESIGN.md).
+FEEDBACK_RELEASE_MINIMUM = env.int("FEEDBACK_RELEASE_MINIMUM", default=5)
+if FEEDBACK_RELEASE_MINIMUM < 5:
+    raise ImproperlyConfigured("FEEDBACK_RELEASE_MINIMUM is at least 5: no employer sees fewer at a time.")
+# Queued sign-offs are taken up hourly, at a fixed minute. Nothing waits on them (the participant reads
+# "noted", the ledger keeps only the week, feedback waits for five anyway), so a longer interval costs
+# nothing, and it gathers more sign-offs into each shuffled transaction than the help requests' quarter hour.
+CELERY_BEAT_SCHEDULE["take-up-sign-offs"] = {
+    "task": "notary.tasks.take_up_sign_offs",
+    "schedule": crontab(minute=22),
+}
 
 # --- Invitation schedule (participants/invitations.py) -------------------------------------------
 # Every listed person gets the same fixed run, whatever they do: the invitation, then this many reminders,

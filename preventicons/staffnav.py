@@ -61,6 +61,12 @@ ENTRIES: tuple[NavEntry, ...] = (
         _("Wellbeing per department and compared with your sector, for groups of at least five."),
         frozenset({Role.EMPLOYER}),
     ),
+    NavEntry(
+        "notary:feedback",
+        _("Feedback"),
+        _("What participants said about the help they got, always at least five together."),
+        frozenset({Role.EMPLOYER}),
+    ),
     # --- casemanager ---
     NavEntry(
         "casefiles:dashboard",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from casefiles.models import Deputy, Dossier, Trajectory, TrajectorySession
 from notary import ledger, references
-from notary.models import Engagement
+from notary.models import Engagement, FeedbackRelease
 from participants.agreements import record_agreement
 from participants.casemanagers import link_casemanager
 from participants.models import Invitation, Organisation, Participant, StaffUser
@@ -242,6 +243,13 @@ def build_world() -> World:
     )
     world.extra["session"] = TrajectorySession.objects.create(trajectory=trajectory, planned_on=yesterday).pk
     return world
+
+
+def feedback_release(world: World) -> uuid.UUID:
+    """An empty release of feedback to the world's organisation: only who may open it counts here."""
+    return FeedbackRelease.objects.create(
+        organisation_id=world.organisation.pk, released_on=timezone.localdate()
+    ).pk
 
 
 def client_for(role: str, world: World) -> Client:
@@ -466,6 +474,14 @@ MATRIX: dict[str, Row] = {
     "scores:help": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),
     # --- asking for contact from the account: both factors, like every account page ---
     "scores:account-help": Row(expect(ACCOUNT_LINK, participant=OK)),
+    # --- the participant's sign-off (notary/views_signoff.py): both factors, like every account page ---
+    "notary:sign-off": Row(expect(ACCOUNT_LINK, participant=OK)),
+    # --- the employer's feedback (notary/views_feedback.py): employer staff only, the platform admin
+    # included in the refusal; each employer its own organisation's, another's release answers 404. ---
+    "notary:feedback": Row(staff(employer=OK)),
+    "notary:feedback-release": Row(
+        staff(employer=OK, other_org=NOT_FOUND), kwargs=lambda w: {"release_id": feedback_release(w)}
+    ),
 }
 
 

@@ -1,0 +1,297 @@
+"""Feedback reaches the employer only at least five at a time, ratings and remarks together but never paired,
+in no order that follows the time; its own organisation's only, for the employer role with two factors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test import Client
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from casefiles.models import Dossier, Trajectory
+from notary import feedback, references, signoffs
+from notary.models import Feedback, FeedbackRelease
+from participants.models import Organisation, Participant, StaffUser
+from preventicons.dbrouter import CASEFILES
+from tests.casefiles.world import signed_casemanager
+from tests.conftest import ALL_DATABASES, login_verified
+from tests.notary.signoffworld import ended_trajectory, participant_in, sign_off
+from tests.test_pages import foreign_urls, parse
+
+pytestmark = [
+    pytest.mark.django_db(databases=ALL_DATABASES),
+    pytest.mark.usefixtures("english", "empty_cache"),
+]
+
+PAGE = "/notary/feedback/"
+REMARKS = ["Zeer behulpzaam", "Rustig gesprek", "Prettig contact", "Goed geholpen", "Aardige coach"]
+
+
+@pytest.fixture
+def anna(organisation: Organisation, other_organisation: Organisation) -> StaffUser:
+    return signed_casemanager("cm-noor", organisation, other_organisation)
+
+
+def english(user: StaffUser) -> Client:
+    return login_verified(Client(HTTP_ACCEPT_LANGUAGE="en"), user)
+
+
+def with_trajectory(organisation: Organisation, anna: StaffUser, name: str) -> Participant:
+    participant = participant_in(organisation, name=name)
+    ended_trajectory(participant, anna)
+    return participant
+
+
+def signed(
+    organisation: Organisation,
+    anna: StaffUser,
+    remarks: list[str],
+    *,
+    ratings: str = "54321",
+    batch: bool = True,
+) -> list[Participant]:
+    """One participant per remark signs off with a rating and that remark, each taken up by a batch of its
+    own on a day of its own (the first remark first), as they would come in over weeks."""
+    people = []
+    for index, remark in enumerate(remarks):
+        participant = with_trajectory(organisation, anna, f"Deelnemer {organisation.pk}-{index}")
+        sign_off(participant, rating=ratings[index % len(ratings)], remark=remark)
+        if batch:
+            signoffs.take_up(today=timezone.localdate() - dt.timedelta(days=len(remarks) - index))
+        people.append(participant)
+    return people
+
+
+def remarks_on(html: str) -> list[str]:
+    found = re.search(r'<ul class="remarks">(.*?)</ul>', html, re.S)
+    return re.findall(r"<li>(.*?)</li>", found.group(1), re.S) if found else []
+
+
+# --- at least five --------------------------------------------------------------------------------------
+
+
+def test_four_give_the_employer_nothing_and_the_fifth_releases_all_five(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    signed(organisation, anna, REMARKS[:4])
+
+    page = english(employer).get(PAGE).content.decode()
+    assert not FeedbackRelease.objects.exists() and Feedback.objects.count() == 4
+    assert "No feedback yet." in page
+    assert "Feedback appears once at least 5 responses have come in" in page
+    for remark in REMARKS:
+        assert remark not in page
+    # No count of what waits: no "4" anywhere in the page's text.
+    assert not re.search(r"\b4\b", re.sub(r"<[^>]+>", " ", page))
+
+    signed(organisation, anna, REMARKS[4:])
+
+    release = FeedbackRelease.objects.get()
+    assert (
+        release.organisation_id == organisation.pk
+        and release.released_on == timezone.localdate() - dt.timedelta(days=1)
+    )
+    assert Feedback.objects.filter(release=release).count() == 5
+    page = english(employer).get(PAGE).content.decode()
+    assert sorted(remarks_on(page)) == sorted(REMARKS)
+    assert "5 responses." in page
+
+
+def test_everything_waiting_goes_out_together_in_one_release(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    signed(organisation, anna, REMARKS[:4])
+    signed(organisation, anna, ["Nog een", "En nog een", "De laatste"], batch=False)
+
+    signoffs.take_up()
+
+    (release,) = feedback.releases_for(organisation.pk)
+    assert release.count == 7 and len(release.remarks) == 7
+    assert not Feedback.objects.filter(release__isnull=True).exists()
+
+
+def test_feedback_of_two_organisations_is_counted_apart(
+    organisation: Organisation, other_organisation: Organisation, anna: StaffUser
+) -> None:
+    signed(organisation, anna, REMARKS[:3])
+    signed(other_organisation, anna, REMARKS[:3])
+
+    assert not FeedbackRelease.objects.exists()
+    assert feedback.release_ready() == []
+
+
+def test_the_minimum_is_never_below_five(settings: Any) -> None:
+    settings.FEEDBACK_RELEASE_MINIMUM = 2
+
+    assert feedback.release_minimum() == 5
+
+
+def test_a_higher_minimum_waits_longer(organisation: Organisation, anna: StaffUser, settings: Any) -> None:
+    settings.FEEDBACK_RELEASE_MINIMUM = 6
+    signed(organisation, anna, REMARKS)
+
+    assert not FeedbackRelease.objects.exists()
+
+
+def test_the_distribution_counts_every_rating(organisation: Organisation, anna: StaffUser) -> None:
+    signed(organisation, anna, REMARKS, ratings="55413")
+
+    (release,) = feedback.releases_for(organisation.pk)
+    assert release.distribution == [(5, 2), (4, 1), (3, 1), (2, 0), (1, 1)]
+
+
+def test_a_rating_without_a_remark_counts_and_shows_no_empty_remark(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    signed(organisation, anna, ["", "", "", "", "Alleen deze"])
+
+    page = english(employer).get(PAGE).content.decode()
+    assert remarks_on(page) == ["Alleen deze"]
+    assert "5 responses." in page
+
+
+# --- who may see it ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def released(organisation: Organisation, anna: StaffUser) -> FeedbackRelease:
+    signed(organisation, anna, REMARKS)
+    return FeedbackRelease.objects.get()
+
+
+def test_the_employer_of_another_organisation_gets_404_and_sees_none_of_it(
+    released: FeedbackRelease, other_employer: StaffUser
+) -> None:
+    client = english(other_employer)
+
+    assert client.get(f"{PAGE}{released.pk}/").status_code == 404
+    page = client.get(PAGE).content.decode()
+    assert "No feedback yet." in page
+    for remark in REMARKS:
+        assert remark not in page
+
+
+def test_the_employer_opens_its_own_release(released: FeedbackRelease, employer: StaffUser) -> None:
+    response = english(employer).get(f"{PAGE}{released.pk}/")
+
+    assert response.status_code == 200
+    assert sorted(remarks_on(response.content.decode())) == sorted(REMARKS)
+
+
+@pytest.mark.parametrize("persona", ["auditor", "casemanager", "platform_admin"])
+def test_other_roles_get_403(released: FeedbackRelease, persona: str, request: Any) -> None:
+    client = english(request.getfixturevalue(persona))
+
+    assert client.get(PAGE).status_code == 403
+    assert client.get(f"{PAGE}{released.pk}/").status_code == 403
+
+
+def test_without_the_second_factor_the_employer_is_sent_to_the_login(
+    released: FeedbackRelease, employer: StaffUser, client: Client
+) -> None:
+    client.force_login(employer)
+
+    response = client.get(PAGE)
+
+    assert response.status_code == 302 and response["Location"].startswith("/account/login/")
+
+
+def test_the_employer_finds_feedback_in_the_navigation(employer: StaffUser) -> None:
+    assert f'href="{PAGE}"' in english(employer).get("/staff/").content.decode()
+
+
+# --- what the page must never show -----------------------------------------------------------------------
+
+
+def test_the_employer_page_shows_no_reference_dossier_number_or_participant(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    people = signed(organisation, anna, REMARKS)
+    client = english(employer)
+    html = (
+        client.get(PAGE).content.decode()
+        + client.get(f"{PAGE}{FeedbackRelease.objects.get().pk}/").content.decode()
+    )
+
+    for trajectory in Trajectory.objects.all():
+        assert references.reference_for(trajectory.pk) not in html
+        assert str(trajectory.pk) not in html
+    for dossier in Dossier.objects.all():
+        assert dossier.number not in html
+    for person in people:
+        assert (person.name or "-") not in html and (person.email or "-") not in html
+    assert "TR-" not in html
+
+
+def test_attack_the_release_tells_nothing_of_which_remark_came_first(
+    organisation: Organisation,
+    other_organisation: Organisation,
+    anna: StaffUser,
+    other_employer: StaffUser,
+    employer: StaffUser,
+) -> None:
+    # The same remarks, coming in on five different days, in opposite orders at the two organisations, with
+    # the ratings going along in opposite orders too.
+    signed(organisation, anna, REMARKS, ratings="12345")
+    signed(other_organisation, anna, list(reversed(REMARKS)), ratings="54321")
+
+    ours = english(employer).get(PAGE).content.decode()
+    theirs = english(other_employer).get(PAGE).content.decode()
+
+    # Both list the remarks in one order, which follows the text alone.
+    assert remarks_on(ours) == remarks_on(theirs) == sorted(REMARKS, key=str.casefold)
+    # No date but the release's own: none of the days on which the remarks came in.
+    release_day = FeedbackRelease.objects.get(organisation_id=organisation.pk).released_on
+    for back in range(2, 6):
+        day = release_day - dt.timedelta(days=back - 1)
+        for shown in (day.isoformat(), date_format(day), date_format(day, "SHORT_DATE_FORMAT")):
+            assert shown not in ours
+    assert date_format(release_day) in ours
+    # No rating beside a remark: each list item is the remark and nothing else.
+    assert all(item in REMARKS for item in remarks_on(ours))
+    # No per-remark id or anchor that a later look could order by.
+    for row in Feedback.objects.all():
+        assert str(row.pk) not in ours
+
+
+def test_a_feedback_row_holds_no_reference_and_no_date(organisation: Organisation, anna: StaffUser) -> None:
+    signed(organisation, anna, REMARKS[:2])
+
+    with connections[CASEFILES].cursor() as cursor:
+        cursor.execute("SELECT * FROM notary_feedback")
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+    assert sorted(columns) == ["id", "organisation_id", "rating", "release_id", "remark"]
+    dump = " ".join(str(value) for row in rows for value in row)
+    for trajectory in Trajectory.objects.all():
+        assert references.reference_for(trajectory.pk) not in dump
+    assert "Zeer" not in dump and "Rustig" not in dump
+
+
+def test_the_employer_page_is_one_h1_with_no_inline_code(
+    released: FeedbackRelease, employer: StaffUser
+) -> None:
+    client = english(employer)
+    for path in (PAGE, f"{PAGE}{released.pk}/"):
+        page = parse(client.get(path).content.decode())
+        assert page.h1_count == 1 and page.inline_scripts == 0 and page.event_handlers == [], path
+        assert foreign_urls(page) == [], path
+
+
+def test_releases_are_listed_newest_first(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    signed(organisation, anna, REMARKS)
+    later = ["Later een", "Later twee", "Later drie", "Later vier", "Later vijf"]
+    signed(organisation, anna, later, batch=False)
+    signoffs.take_up()
+
+    html = english(employer).get(PAGE).content.decode()
+
+    assert [release.count for release in feedback.releases_for(organisation.pk)] == [5, 5]
+    assert html.index("Later een") < html.index("Aardige coach")
