@@ -61,6 +61,12 @@ ENTRIES: tuple[NavEntry, ...] = (
         _("Wellbeing per department and compared with your sector, for groups of at least five."),
         frozenset({Role.EMPLOYER}),
     ),
+    NavEntry(
+        "notary:employer-attestations",
+        _("Attestations"),
+        _("Anoniem Garant's signed statements about your trajectories, to download and verify."),
+        frozenset({Role.EMPLOYER}),
+    ),
     # --- casemanager ---
     NavEntry(
         "casefiles:dashboard",
