@@ -37,6 +37,8 @@ from django.utils import timezone
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from casefiles.models import Deputy, Dossier, Trajectory, TrajectorySession
+from notary import attestations
+from notary.models import Engagement
 from participants.agreements import record_agreement
 from participants.casemanagers import link_casemanager
 from participants.models import Invitation, Organisation, Participant, StaffUser
@@ -224,6 +226,21 @@ def build_world() -> World:
     world.extra["dossier"] = dossier.number
     world.extra["trajectory"] = trajectory.pk
     world.extra["session"] = TrajectorySession.objects.create(trajectory=trajectory, planned_on=yesterday).pk
+    # The auditor is engaged by the organisation and has attested its last ended month.
+    Engagement.objects.create(
+        auditor_id=users["auditor"].pk, organisation_id=organisation.pk, engaged_on=dt.date(2026, 1, 5)
+    )
+    last_month = attestations.ended_periods(timezone.localdate())[0]
+    world.extra["period"] = {
+        "period_start": last_month.start.isoformat(),
+        "period_end": last_month.end.isoformat(),
+    }
+    world.extra["attestation"], _new = attestations.issue(
+        organisation_id=organisation.pk,
+        period_start=last_month.start,
+        period_end=last_month.end,
+        auditor_id=users["auditor"].pk,
+    )
     return world
 
 
@@ -441,6 +458,22 @@ MATRIX: dict[str, Row] = {
     "scores:help": Row(public(OK), kwargs=lambda w: {"token": w.extra["weekly_token"]}),
     # --- asking for contact from the account: both factors, like every account page ---
     "scores:account-help": Row(expect(ACCOUNT_LINK, participant=OK)),
+    # --- attestations (notary/views_attestations.py): the engaged auditor issues; the employer downloads
+    # its own organisation's (another organisation's answers 404); anyone verifies. ---
+    "notary:attestations": Row(staff(auditor=OK), kwargs=lambda w: {"organisation_id": w.organisation.pk}),
+    # Issued in build_world already: the same statement again stands once (tests/notary/test_attestations.py).
+    "notary:issue-attestation": Row(
+        staff(auditor=Redirect("notary:attestations")),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk},
+        method="post",
+        data=lambda w: w.extra["period"],
+    ),
+    "notary:employer-attestations": Row(staff(employer=OK)),
+    "notary:attestation-download": Row(
+        staff(employer=OK, auditor=OK, other_org=NOT_FOUND),
+        kwargs=lambda w: {"attestation_id": w.extra["attestation"].pk},
+    ),
+    "notary:verify": Row(public(OK)),
 }
 
 
