@@ -28,6 +28,7 @@ from notary import attestations, signing
 from notary.attestations import AttestationRefused, Verdict
 from notary.models import Attestation
 from participants import queries as participant_queries
+from participants.models import StaffUser
 from preventicons import ratelimit
 from preventicons.clients import client_address
 from preventicons.roles import Role, has_role, organisation_of, staff_required
@@ -42,8 +43,14 @@ class AuditedOrganisation:
     name: str
 
 
+def _staff_id(request: HttpRequest) -> int:
+    user = request.user
+    assert isinstance(user, StaffUser)  # staff_required let only a verified staff login through
+    return user.pk
+
+
 def _engaged(request: HttpRequest, organisation_id: int) -> AuditedOrganisation:
-    if not attestations.is_engaged(auditor_id=request.user.pk, organisation_id=organisation_id):
+    if not attestations.is_engaged(auditor_id=_staff_id(request), organisation_id=organisation_id):
         raise Http404
     name = participant_queries.organisation_name(organisation_id)
     if name is None:
@@ -137,7 +144,7 @@ def issue_attestation(request: HttpRequest, organisation_id: int) -> HttpRespons
             organisation_id=organisation.organisation_id,
             period_start=start,
             period_end=end,
-            auditor_id=request.user.pk,
+            auditor_id=_staff_id(request),
         )
     except AttestationRefused as refusal:
         messages.error(request, str(refusal))
@@ -184,7 +191,7 @@ def download(request: HttpRequest, attestation_id: uuid.UUID) -> HttpResponse:
         allowed = organisation_of(request.user).pk == attestation.organisation_id
     else:
         allowed = attestations.is_engaged(
-            auditor_id=request.user.pk, organisation_id=attestation.organisation_id
+            auditor_id=_staff_id(request), organisation_id=attestation.organisation_id
         )
     if not allowed:
         raise Http404

@@ -43,14 +43,15 @@ def _record_trajectories_directly(today: dt.date) -> int:
         organisation_id = trajectory.dossier.organisation_id
         if organisation_id is None:
             continue
-        common = {"reference": reference_for(trajectory.pk), "organisation_id": organisation_id}
+        reference = reference_for(trajectory.pk)
         facts.append(
             ledger.Fact(
                 ledger.Kind.TRAJECTORY_OPENED,
                 f"trajectory_opened:{trajectory.pk}",
                 _monday(trajectory.started_on),
                 facts={"kind": trajectory.kind},
-                **common,
+                reference=reference,
+                organisation_id=organisation_id,
             )
         )
         for session in trajectory.sessions.all():
@@ -60,7 +61,8 @@ def _record_trajectories_directly(today: dt.date) -> int:
                         ledger.Kind.SESSION_HELD,
                         f"session_held:{session.pk}",
                         _monday(session.held_on),
-                        **common,
+                        reference=reference,
+                        organisation_id=organisation_id,
                     )
                 )
     return len(ledger.append_many(facts))

@@ -160,6 +160,7 @@ def test_the_statement_holds_no_name_contact_detail_score_note_or_date_finer_tha
     text = data.decode()
     for personal in ("Jan", "Vries", "devries", "example.nl", world.dossier.number, "slaap", "Intake"):
         assert personal.lower() not in text.lower()
+    assert world.participant.mobile
     assert world.participant.mobile not in text
     assert set(re.findall(r"\d{4}-\d{2}-\d{2}", text)) == {"2026-07-01", "2026-09-30"}
     assert not re.search(r"\d{4}-W\d{2}", text)

@@ -39,17 +39,26 @@ def record_trajectory(
     """One trajectory's life in the ledger; its reference."""
     trajectory = uuid.uuid4()
     reference = reference_for(trajectory)
-    common = {"reference": reference, "organisation_id": organisation_id}
     facts = [
         Fact(
             Kind.TRAJECTORY_OPENED,
             f"trajectory_opened:{trajectory}",
             opened,
             facts={"kind": "coaching"},
-            **common,
+            reference=reference,
+            organisation_id=organisation_id,
         )
     ]
-    facts += [Fact(Kind.SESSION_HELD, f"session_held:{uuid.uuid4()}", week, **common) for week in sessions]
+    facts += [
+        Fact(
+            Kind.SESSION_HELD,
+            f"session_held:{uuid.uuid4()}",
+            week,
+            reference=reference,
+            organisation_id=organisation_id,
+        )
+        for week in sessions
+    ]
     if completed is not None:
         facts.append(
             Fact(
@@ -57,7 +66,8 @@ def record_trajectory(
                 f"trajectory_completed:{trajectory}",
                 completed,
                 facts={"outcome": outcome, "sessions_held": len(sessions)},
-                **common,
+                reference=reference,
+                organisation_id=organisation_id,
             )
         )
     if signed_off is not None:
@@ -67,7 +77,8 @@ def record_trajectory(
                 f"signed_off:{reference}",
                 signed_off_week or completed or opened,
                 facts={"took_place": signed_off},
-                **common,
+                reference=reference,
+                organisation_id=organisation_id,
             )
         )
     ledger.append_many(facts)
