@@ -233,6 +233,15 @@ class VerifyForm(forms.Form):
         return cleaned
 
 
+def _too_large(request: HttpRequest) -> bool:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    # Room for the form's other fields and the multipart boundaries around the file.
+    return length > attestations.MAX_FILE_BYTES + 16 * 1024
+
+
 def verification_budget() -> ratelimit.Budget:
     return ratelimit.Budget("verify-attestation", settings.ATTESTATION_VERIFICATIONS_PER_HOUR, 3600)
 
@@ -259,6 +268,13 @@ def verify(request: HttpRequest) -> HttpResponse:
         response = render(request, "notary/verify.html", context, status=429)
         response["Retry-After"] = str(decision.retry_after)
         return response
+    if _too_large(request):
+        # The upload handler dropped a file this large unread: say so, rather than "choose a file".
+        context["form"] = VerifyForm()
+        context["refused"] = _("The file is larger than %(size)d KB: no attestation is that large.") % {
+            "size": context["max_kb"]
+        }
+        return render(request, "notary/verify.html", context, status=413)
     form = VerifyForm(request.POST, request.FILES)
     context["form"] = form
     if form.is_valid():

@@ -8,12 +8,14 @@ import datetime as dt
 import io
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -247,6 +249,47 @@ def test_a_double_submit_issues_one_attestation(
 
     assert Attestation.objects.count() == 1
     assert "was issued already" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_two_parallel_submits_issue_one_attestation(
+    organisation: Organisation, auditor: StaffUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engage(auditor.pk, organisation.pk)
+    record_trajectory(organisation.pk, opened=IN_Q3[0], completed=IN_Q3[3], outcome="not_improved")
+    # Both submits reach the lock together, each in its own transaction: without it both would find no
+    # attestation yet and store one each.
+    together = threading.Barrier(2)
+    lock = attestations._lock_for_issue
+
+    def lock_together() -> None:
+        together.wait(timeout=10)
+        lock()
+
+    monkeypatch.setattr(attestations, "_lock_for_issue", lock_together)
+    outcomes: list[bool] = []
+
+    def submit() -> None:
+        try:
+            outcomes.append(issue_new(organisation, auditor))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == [False, True]
+    assert Attestation.objects.count() == 1
+
+
+def issue_new(organisation: Organisation, auditor: StaffUser) -> bool:
+    _attestation, is_new = attestations.issue(
+        organisation_id=organisation.pk, period_start=Q3_START, period_end=Q3_END, auditor_id=auditor.pk
+    )
+    return is_new
 
 
 def test_a_changed_ledger_makes_a_new_attestation_beside_the_old(
@@ -534,6 +577,17 @@ def test_the_page_refuses_a_file_over_the_size_limit(client: Client) -> None:
     assert response.status_code == 200
     assert "larger than" in response.content.decode()
     assert "Valid:" not in response.content.decode()
+
+
+def test_the_page_refuses_an_upload_too_large_to_read_without_reading_it(client: Client) -> None:
+    huge = b"{" * (6 * 1024 * 1024)
+
+    response = client.post(
+        reverse("notary:verify"), {"file": SimpleUploadedFile("big.json", huge, "application/json")}
+    )
+
+    assert response.status_code == 413
+    assert "larger than" in response.content.decode()
 
 
 def test_the_page_is_rate_limited_per_client(client: Client, settings: object) -> None:
