@@ -19,7 +19,7 @@ from notary import signing
 from notary.models import Attestation
 from participants.models import Organisation, StaffUser
 from tests.browser.conftest import SCREENSHOTS, Visit
-from tests.browser.test_accessibility import violations
+from tests.browser.test_accessibility import not_status_codes, violations
 from tests.browser.test_smoke import NO_HORIZONTAL_SCROLL, log_in
 from tests.conftest import ALL_DATABASES
 from tests.notary.world import IN_Q3, engage, record_trajectory
@@ -112,3 +112,4 @@ def test_the_auditor_issues_and_the_employer_downloads_and_verifies_an_attestati
     expect(verdict).not_to_contain_text(organisation.name)
     assert violations(page) == "", "the verdict: not valid"
     assert auditing.foreign_requests == [] and employing.foreign_requests == []
+    assert not_status_codes(auditing.errors) == [] and not_status_codes(employing.errors) == []

@@ -60,13 +60,17 @@ def issue_url(organisation: Organisation) -> str:
     return reverse("notary:issue-attestation", kwargs={"organisation_id": organisation.pk})
 
 
-def verify_on_page(data: bytes) -> str:
-    """What the public page answers to an upload, as text without tags."""
+def verify_on_page_html(data: bytes) -> str:
     response = Client().post(
         reverse("notary:verify"), {"file": SimpleUploadedFile("attestation.json", data, "application/json")}
     )
     assert response.status_code == 200
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+    return response.content.decode()
+
+
+def verify_on_page(data: bytes) -> str:
+    """What the public page answers to an upload, as text without tags."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", verify_on_page_html(data)))
 
 
 def verify_in_command(data: bytes, tmp_path: Path, *options: str) -> tuple[int, str]:
@@ -623,3 +627,31 @@ def test_ended_periods_are_the_last_month_quarter_and_year() -> None:
         (dt.date(2025, 10, 1), dt.date(2025, 12, 31)),
         (dt.date(2025, 1, 1), dt.date(2025, 12, 31)),
     ]
+
+
+def test_the_attestation_pages_are_well_formed_and_load_nothing_from_elsewhere(
+    organisation: Organisation, employer: StaffUser, engaged: StaffUser
+) -> None:
+    from tests.test_pages import foreign_urls, parse
+
+    attestation = issue_q3(organisation, engaged)
+    auditor_page = login_verified(Client(), engaged).get(
+        reverse("notary:attestations", kwargs={"organisation_id": organisation.pk})
+    )
+    pages = {
+        "verify": Client().get(reverse("notary:verify")).content.decode(),
+        "verdict": verify_on_page_html(attestations.file_of(attestation)),
+        "auditor": auditor_page.content.decode(),
+        "employer": login_verified(Client(), employer)
+        .get(reverse("notary:employer-attestations"))
+        .content.decode(),
+    }
+
+    for name, html in pages.items():
+        page = parse(html)
+        assert page.h1_count == 1, name
+        assert page.inline_scripts == page.inline_styles == 0, name
+        assert page.event_handlers == [], name
+        assert foreign_urls(page) == [], name
+        for attributes in page.inputs:
+            assert attributes.get("id") in page.label_targets, (name, attributes)
