@@ -19,6 +19,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -127,12 +128,23 @@ def auditor_attestations(request: HttpRequest, organisation_id: int) -> HttpResp
     )
 
 
+def _back(request: HttpRequest, organisation: AuditedOrganisation) -> HttpResponse:
+    """Back to the auditor's page the button was on (the organisation's period, or its attestations), where
+    the message tells what happened; only to one of our own auditor pages."""
+    wanted = request.POST.get("next", "")
+    if wanted.startswith("/notary/") and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(wanted)
+    return redirect("notary:attestations", organisation_id=organisation.organisation_id)
+
+
 @never_cache
 @require_POST
 @staff_required(Role.AUDITOR)
 def issue_attestation(request: HttpRequest, organisation_id: int) -> HttpResponse:
     organisation = _engaged(request, organisation_id)
-    back = redirect("notary:attestations", organisation_id=organisation.organisation_id)
+    back = _back(request, organisation)
     form = IssueForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose a calendar month, quarter or year to attest."))

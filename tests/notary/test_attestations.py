@@ -243,6 +243,26 @@ def test_the_engaged_auditor_issues_an_attestation_for_an_ended_quarter(
     )
 
 
+@pytest.mark.parametrize(
+    ("back_to", "lands_on"),
+    [
+        ("/notary/organisations/{pk}/?period=2026-Q3", "/notary/organisations/{pk}/?period=2026-Q3"),
+        ("https://elsewhere.example/notary/", "/notary/organisations/{pk}/attestations/"),
+        ("//elsewhere.example/notary/", "/notary/organisations/{pk}/attestations/"),
+        ("/staff/", "/notary/organisations/{pk}/attestations/"),
+    ],
+)
+def test_issuing_leads_back_to_the_auditors_page_it_came_from_and_nowhere_else(
+    client: Client, organisation: Organisation, engaged: StaffUser, back_to: str, lands_on: str
+) -> None:
+    login_verified(client, engaged)
+
+    response = client.post(issue_url(organisation), {**Q3, "next": back_to.format(pk=organisation.pk)})
+
+    assert response.status_code == 302
+    assert response["Location"] == lands_on.format(pk=organisation.pk)
+
+
 def test_a_double_submit_issues_one_attestation(
     client: Client, organisation: Organisation, engaged: StaffUser
 ) -> None:
