@@ -631,6 +631,18 @@ def test_the_command_prints_the_public_key_and_fingerprint() -> None:
     assert signing.fingerprint() in out.getvalue()
 
 
+def test_the_command_reads_the_file_from_standard_input(
+    organisation: Organisation, engaged: StaffUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = attestations.file_of(issue_q3(organisation, engaged))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    out = io.StringIO()
+
+    call_command("verify_attestation", "-", stdout=out)
+
+    assert out.getvalue().startswith("Valid")
+
+
 def test_the_command_refuses_a_malformed_public_key(tmp_path: Path) -> None:
     from django.core.management import CommandError
 
