@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary import views, views_feedback, views_signoff
+from notary import views, views_attestations, views_feedback, views_signoff
 
 app_name = "notary"
 
@@ -22,4 +22,22 @@ urlpatterns = [
     # --- the employer's feedback (notary/views_feedback.py): its own organisation, five at a time ---
     path("notary/feedback/", views_feedback.releases, name="feedback"),
     path("notary/feedback/<uuid:release_id>/", views_feedback.release, name="feedback-release"),
+    # --- attestations (notary/views_attestations.py) ---
+    path(
+        "notary/organisations/<int:organisation_id>/attestations/",
+        views_attestations.auditor_attestations,
+        name="attestations",
+    ),
+    path(
+        "notary/organisations/<int:organisation_id>/attestations/issue/",
+        views_attestations.issue_attestation,
+        name="issue-attestation",
+    ),
+    path("attestations/", views_attestations.employer_attestations, name="employer-attestations"),
+    path(
+        "attestations/<uuid:attestation_id>/download/",
+        views_attestations.download,
+        name="attestation-download",
+    ),
+    path("verify/", views_attestations.verify, name="verify"),
 ]

@@ -256,6 +256,9 @@ VERIFICATION_RESEND_BASE_SECONDS = env.int("VERIFICATION_RESEND_BASE_SECONDS", d
 # token page (/i/, /w/, /me/link/ ...) before they answer 429 (preventicons.ratelimit). A link we made is
 # never counted nor refused, so a colleague behind the same office address still opens their own.
 UNKNOWN_LINKS_PER_HOUR = env.int("UNKNOWN_LINKS_PER_HOUR", default=30)
+# Attestations one client address may check on the public /verify/ page per hour (notary): verifying costs
+# a signature check and a parse of up to half a megabyte, so a loop of uploads is refused (429) early.
+ATTESTATION_VERIFICATIONS_PER_HOUR = env.int("ATTESTATION_VERIFICATIONS_PER_HOUR", default=60)
 # Codes go only to mobile numbers of these countries (ISO 3166 codes; participants.contact). Every number
 # we accept, from the employer's list, at enrolment or in the account, is checked by the same rules.
 MOBILE_COUNTRIES = env.list("MOBILE_COUNTRIES", default=["NL", "BE", "DE"])

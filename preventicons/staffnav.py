@@ -67,6 +67,12 @@ ENTRIES: tuple[NavEntry, ...] = (
         _("What participants said about the help they got, always at least five together."),
         frozenset({Role.EMPLOYER}),
     ),
+    NavEntry(
+        "notary:employer-attestations",
+        _("Attestations"),
+        _("Anoniem Garant's signed statements about your trajectories, to download and verify."),
+        frozenset({Role.EMPLOYER}),
+    ),
     # --- casemanager ---
     NavEntry(
         "casefiles:dashboard",

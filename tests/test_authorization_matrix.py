@@ -38,7 +38,7 @@ from django.utils import timezone
 from two_factor.plugins.phonenumber.models import PhoneDevice
 
 from casefiles.models import Deputy, Dossier, Trajectory, TrajectorySession
-from notary import ledger, references
+from notary import attestations, ledger, references
 from notary.models import Engagement, FeedbackRelease
 from participants.agreements import record_agreement
 from participants.casemanagers import link_casemanager
@@ -242,6 +242,18 @@ def build_world() -> World:
         )
     )
     world.extra["session"] = TrajectorySession.objects.create(trajectory=trajectory, planned_on=yesterday).pk
+    # The auditor is engaged by the organisation and has attested its last ended month.
+    last_month = attestations.ended_periods(timezone.localdate())[0]
+    world.extra["period"] = {
+        "period_start": last_month.start.isoformat(),
+        "period_end": last_month.end.isoformat(),
+    }
+    world.extra["attestation"], _new = attestations.issue(
+        organisation_id=organisation.pk,
+        period_start=last_month.start,
+        period_end=last_month.end,
+        auditor_id=users["auditor"].pk,
+    )
     return world
 
 
@@ -482,6 +494,22 @@ MATRIX: dict[str, Row] = {
     "notary:feedback-release": Row(
         staff(employer=OK, other_org=NOT_FOUND), kwargs=lambda w: {"release_id": feedback_release(w)}
     ),
+    # --- attestations (notary/views_attestations.py): the engaged auditor issues; the employer downloads
+    # its own organisation's (another organisation's answers 404); anyone verifies. ---
+    "notary:attestations": Row(staff(auditor=OK), kwargs=lambda w: {"organisation_id": w.organisation.pk}),
+    # Issued in build_world already: the same statement again stands once (tests/notary/test_attestations.py).
+    "notary:issue-attestation": Row(
+        staff(auditor=Redirect("notary:attestations")),
+        kwargs=lambda w: {"organisation_id": w.organisation.pk},
+        method="post",
+        data=lambda w: w.extra["period"],
+    ),
+    "notary:employer-attestations": Row(staff(employer=OK)),
+    "notary:attestation-download": Row(
+        staff(employer=OK, auditor=OK, other_org=NOT_FOUND),
+        kwargs=lambda w: {"attestation_id": w.extra["attestation"].pk},
+    ),
+    "notary:verify": Row(public(OK)),
 }
 
 

@@ -25,6 +25,7 @@ def test_the_employer_lands_on_a_page_with_the_import_the_invitations_and_the_re
 
     assert 'href="/staff/import/"' in page and 'href="/staff/invitations/"' in page
     assert 'href="/reports/"' in page
+    assert 'href="/attestations/"' in page
     assert 'href="/admin/"' not in page
     assert STAFF_FOOTER in page and PARTICIPANT_FOOTER not in page
     assert "Not available yet" not in page

@@ -20,7 +20,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, datab
 
 # What each role must find in its navigation (more appear as the dossier, report and notary pages land).
 EXPECTED = {
-    "employer": {"/staff/", "/staff/import/", "/staff/invitations/", "/account/two_factor/"},
+    "employer": {
+        "/staff/",
+        "/staff/import/",
+        "/staff/invitations/",
+        "/attestations/",
+        "/account/two_factor/",
+    },
     "casemanager": {"/staff/", "/dossiers/", "/account/two_factor/"},
     "auditor": {"/staff/", "/notary/", "/account/two_factor/"},
     "platform_admin": {"/staff/", "/staff/import/", "/staff/invitations/", "/admin/", "/account/two_factor/"},

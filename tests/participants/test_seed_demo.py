@@ -19,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.fixtures import Settings
 
 from casefiles.models import AccessLogEntry, Dossier, ProgressNote, Trajectory, TrajectorySession
+from notary.models import Attestation, Engagement, LedgerEntry
 from participants.management.demo import DEMO_PASSWORD, LOGINS, ORGANISATIONS
 from participants.models import (
     CasemanagerLink,
@@ -74,6 +75,9 @@ SEEDED = (
     Trajectory,
     TrajectorySession,
     AccessLogEntry,
+    Engagement,
+    LedgerEntry,
+    Attestation,
 )
 
 
@@ -331,3 +335,25 @@ def test_the_demo_casemanager_has_a_living_dashboard(client: Client) -> None:
     closed = Dossier.objects.get(is_open=False)
     dossier_page = client.get(f"/dossiers/{closed.number}/").content.decode()
     assert "Counselling" in dossier_page and "read only" in dossier_page
+
+
+def test_the_demo_employer_downloads_the_demo_attestation_and_it_verifies(client: Client) -> None:
+    from notary import attestations
+    from tests.conftest import login_verified
+
+    output = seed()
+
+    assert "notary: demo-auditor engaged by Zorggroep De Linde" in output
+    attestation = Attestation.objects.get()
+    assert attestation.organisation_id == Organisation.objects.get(name="Zorggroep De Linde").pk
+    assert attestation.period_end < timezone.localdate()
+    assert attestations.period_length(attestation.period_start, attestation.period_end) == "quarter"
+    employer = StaffUser.objects.get(username="demo-hr-zorg")
+    login_verified(client, employer)
+    data = client.get(f"/attestations/{attestation.pk}/download/").content
+    assert attestations.verify_file(data).valid
+    auditor = StaffUser.objects.get(username="demo-auditor")
+    page = login_verified(Client(), auditor).get(
+        f"/notary/organisations/{attestation.organisation_id}/attestations/"
+    )
+    assert page.status_code == 200
