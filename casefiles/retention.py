@@ -9,10 +9,11 @@ The rules (settings, defaults in the README, "Retention"):
   years, 7300 days) for the kinds that form that file.
 - A closed dossier is unlinked ``DOSSIER_UNLINK_AFTER_CLOSE_DAYS`` (default 730) days after its close:
   the sealed pseudonym, participant reference and contact channel are destroyed, so it leads to nobody's
-  scores or contact details any more and no casemanager can open it. Its number, dates and trajectories
-  stay: the facts the notary attests (dates, sessions, completion) and what the access log points at.
-  What leads from the notary's references back to its trajectories goes in the same transaction
-  (casefiles.signals.dossiers_unlinked): the ledger's entries stay, and belong to no dossier any more.
+  scores or contact details any more and no casemanager can open it. Its number and its own dates stay
+  (what the access log points at). Its trajectories and their sessions go in the same transaction, after
+  the notary was told (casefiles.signals.dossiers_unlinked) and forgot its way from their references back
+  to them: the ledger holds their facts (weeks, sessions, outcome) by then, and a trajectory's exact days
+  kept here could be matched against the ledger's weeks to find its reference again without any key.
 
 Both run in one transaction and are idempotent: a second run the same night finds nothing more to do.
 """
@@ -63,6 +64,7 @@ def run_retention(*, today: dt.date | None = None) -> CasefilesRetention:
         )
         if trajectory_ids:
             dossiers_unlinked.send(sender=Dossier, trajectory_ids=trajectory_ids)
+            Trajectory.objects.filter(pk__in=trajectory_ids).delete()  # their sessions with them
     return CasefilesRetention(notes_deleted=deleted, dossiers_unlinked=unlinked)
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from casefiles import accesslog, operations
 from casefiles import retention as casefiles_retention
-from casefiles.models import Dossier, Trajectory
+from casefiles.models import Dossier, Trajectory, TrajectorySession
 from casefiles.trajectories import add_session, end_trajectory, start_trajectory
 from notary import feed, ledger, references, signing
 from notary.models import LedgerEntry, TrajectoryReference
@@ -411,8 +411,10 @@ def test_retention_forgets_the_reference_and_leaves_the_ledger_as_it_was(
     assert TrajectoryReference.objects.count() == 0
     assert snapshot() == kept
     assert all(holds(entry) for entry in entries())
-    # The trajectory stays in the casefiles; the ledger gets nothing new about it, and no new reference.
-    assert Trajectory.objects.filter(pk=helped.trajectory.pk).exists()
+    # The trajectory's exact days go too (matched against the ledger's weeks they would find its reference
+    # again); the ledger gets nothing new about it, and no new reference.
+    assert not Trajectory.objects.filter(pk=helped.trajectory.pk).exists()
+    assert not TrajectorySession.objects.filter(trajectory_id=helped.trajectory.pk).exists()
     close(organisation, helped.last_week_measured)
     later = feed.record_new_facts(today=today + 11 * DAY)
     assert later.total == later.counts[Kind.ACCESS_LOG_HEAD] == 1
