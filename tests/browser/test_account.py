@@ -17,9 +17,11 @@ from preventicons.gateways import MemorySmsGateway
 from scores import rounds
 from tests.browser.conftest import Visit
 from tests.browser.test_accessibility import not_status_codes, violations
+from tests.conftest import ALL_DATABASES
 from tests.scores.people import add_score, make_participant
 
-pytestmark = pytest.mark.browser
+# Every store: the account page asks casefiles whether a trajectory waits for the participant's sign-off.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)]
 
 CODE = re.compile(r"\b(\d{6})\b")
 

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 from typing import Any
 
+import django
 import pytest
 from celery.schedules import crontab
 from django.core.management import ManagementUtility, call_command
@@ -67,6 +68,9 @@ def test_from_the_command_line_a_problem_is_exit_status_one(
     # A command run from the command line closes the connections when done; the test's transaction (and its
     # rows) live on one of them.
     monkeypatch.setattr(connections, "close_all", lambda: None)
+    # Nor set Django up again: that would configure logging anew, binding its handlers to this test's
+    # captured stderr, which is closed after it, and every later test that logs would fail on it.
+    monkeypatch.setattr(django, "setup", lambda *args, **kwargs: None)
     appended(3)
     ManagementUtility(["manage.py", "verify_ledger"]).execute()  # intact: returns, status 0
     raw("DELETE FROM notary_ledgerentry WHERE sequence = 2")
