@@ -64,21 +64,21 @@ class AttestationRefused(Exception):
 
 
 def period_length(start: dt.date, end: dt.date) -> str:
-    """ "month", "quarter" or "year" for a calendar period from ``start`` to ``end`` (both included);
-    ValueError for anything else: an attestation per week or day would narrow down who was helped."""
+    """ "quarter" or "year" for a calendar period from ``start`` to ``end`` (both included); ValueError for
+    anything else. Not a month: the employer knows who was away when, and a month's statement with one
+    trajectory started, or one completed "not improved", would point at one person; nor a week or a day.
+    (The auditor's own pages read months; only what reaches the employer is per quarter or year.)"""
     if start.day != 1:
         raise ValueError("a period starts on the first day of a month")
     following = end + dt.timedelta(days=1)
     if following.day != 1:
         raise ValueError("a period ends on the last day of a month")
     months = (following.year - start.year) * 12 + following.month - start.month
-    if months == 1:
-        return "month"
     if months == 3 and start.month in (1, 4, 7, 10):
         return "quarter"
     if months == 12 and start.month == 1:
         return "year"
-    raise ValueError("a period is a calendar month, quarter or year")
+    raise ValueError("a period is a calendar quarter or year")
 
 
 def period_key(start: dt.date, end: dt.date) -> str:
@@ -108,14 +108,12 @@ class CalendarPeriod:
 
 
 def ended_periods(today: dt.date) -> list[CalendarPeriod]:
-    """The last ended month, quarter and year before ``today``: what an auditor usually attests."""
+    """The last ended quarter and year before ``today``: what an auditor usually attests."""
     this_month = today.replace(day=1)
-    last_month_end = this_month - dt.timedelta(days=1)
     quarter_start = this_month.replace(month=3 * ((today.month - 1) // 3) + 1)
     last_quarter_end = quarter_start - dt.timedelta(days=1)
     last_quarter_start = last_quarter_end.replace(day=1, month=last_quarter_end.month - 2)
     return [
-        CalendarPeriod(last_month_end.replace(day=1), last_month_end),
         CalendarPeriod(last_quarter_start, last_quarter_end),
         CalendarPeriod(dt.date(today.year - 1, 1, 1), dt.date(today.year - 1, 12, 31)),
     ]
@@ -237,7 +235,7 @@ def issue(
     try:
         period_length(period_start, period_end)
     except ValueError:
-        raise AttestationRefused(_("An attestation covers a calendar month, quarter or year.")) from None
+        raise AttestationRefused(_("An attestation covers a calendar quarter or year.")) from None
     if period_end >= today:
         raise AttestationRefused(
             _("This period has not ended yet: an attestation can be issued from %(day)s.")
@@ -336,6 +334,11 @@ def _parse(data: bytes) -> dict[str, Any]:
             _("the file is not JSON: %(error)s at character %(position)d")
             % {"error": error.msg, "position": error.pos}
         ) from None
+    except (RecursionError, ValueError) as error:
+        if isinstance(error, _Unreadable):
+            raise
+        # Nested deeper than the parser goes, or a number longer than Python reads: hostile, not a 500.
+        raise _Unreadable(_("the file is nested too deeply or holds a number too long")) from None
     if not isinstance(parsed, dict) or set(parsed) != {"format", "signature", "statement"}:
         raise _Unreadable(_("the file does not hold exactly a format, a signature and a statement"))
     if parsed["format"] != FORMAT:
@@ -366,6 +369,18 @@ def verify_file(data: bytes, public_key: Ed25519PublicKey | None = None) -> Verd
         )
     statement: dict[str, Any] = parsed["statement"]
     signature: str = parsed["signature"]
+    try:
+        as_issued = canonical(parsed)
+    except ValueError:  # a lone surrogate escaped in a string: no UTF-8 spelling, so never ours
+        as_issued = b""
+    if data.removesuffix(b"\n") != as_issued:
+        # The signature covers the statement's canonical form; a file spelled otherwise (spaces, keys in
+        # another order, escapes) would read the same, but "a changed byte fails" means every byte counts.
+        return Verdict(
+            False,
+            _("Not valid: the file is not byte for byte as issued (spacing, order or spelling changed)."),
+            fingerprint,
+        )
     if not _canonical_signature(signature):
         return Verdict(
             False, _("Not valid: the signature is not a well-formed Ed25519 signature."), fingerprint

@@ -147,7 +147,7 @@ def issue_attestation(request: HttpRequest, organisation_id: int) -> HttpRespons
     back = _back(request, organisation)
     form = IssueForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Choose a calendar month, quarter or year to attest."))
+        messages.error(request, _("Choose a calendar quarter or year to attest."))
         return back
     start: dt.date = form.cleaned_data["period_start"]
     end: dt.date = form.cleaned_data["period_end"]

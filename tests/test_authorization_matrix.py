@@ -242,16 +242,16 @@ def build_world() -> World:
         )
     )
     world.extra["session"] = TrajectorySession.objects.create(trajectory=trajectory, planned_on=yesterday).pk
-    # The auditor is engaged by the organisation and has attested its last ended month.
-    last_month = attestations.ended_periods(timezone.localdate())[0]
+    # The auditor is engaged by the organisation and has attested its last ended quarter.
+    last_quarter = attestations.ended_periods(timezone.localdate())[0]
     world.extra["period"] = {
-        "period_start": last_month.start.isoformat(),
-        "period_end": last_month.end.isoformat(),
+        "period_start": last_quarter.start.isoformat(),
+        "period_end": last_quarter.end.isoformat(),
     }
     world.extra["attestation"], _new = attestations.issue(
         organisation_id=organisation.pk,
-        period_start=last_month.start,
-        period_end=last_month.end,
+        period_start=last_quarter.start,
+        period_end=last_quarter.end,
         auditor_id=users["auditor"].pk,
     )
     return world

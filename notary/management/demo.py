@@ -88,7 +88,7 @@ def seed(*, write: Callable[[str], None]) -> None:
     )
     today = timezone.localdate()
     fed = _feed(today)
-    quarter = attestations.ended_periods(today)[1]
+    quarter = attestations.ended_periods(today)[0]
     if not Attestation.objects.filter(
         organisation_id=organisation.pk, period_start=quarter.start, period_end=quarter.end
     ).exists():

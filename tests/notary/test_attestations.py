@@ -334,8 +334,7 @@ def test_a_period_not_ended_is_refused_with_a_clear_message(
 ) -> None:
     login_verified(client, engaged)
     today = timezone.localdate()
-    first = today.replace(day=1)
-    last = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    first, last = today.replace(month=1, day=1), today.replace(month=12, day=31)  # this year
 
     response = client.post(
         issue_url(organisation),
@@ -347,7 +346,7 @@ def test_a_period_not_ended_is_refused_with_a_clear_message(
     assert "This period has not ended yet" in response.content.decode()
 
 
-def test_a_period_that_is_not_a_calendar_month_quarter_or_year_is_refused(
+def test_a_period_that_is_not_a_calendar_quarter_or_year_is_refused(
     client: Client, organisation: Organisation, engaged: StaffUser
 ) -> None:
     login_verified(client, engaged)
@@ -357,7 +356,62 @@ def test_a_period_that_is_not_a_calendar_month_quarter_or_year_is_refused(
     )
 
     assert not Attestation.objects.exists()
-    assert "calendar month, quarter or year" in response.content.decode()
+    assert "calendar quarter or year" in response.content.decode()
+
+
+def test_a_month_is_refused_the_employer_knows_who_was_away_in_it(
+    client: Client, organisation: Organisation, engaged: StaffUser
+) -> None:
+    # One trajectory started in July, completed "not improved": a July statement would point at whoever
+    # the employer knows was away that month. The auditor may read months; the employer gets none.
+    record_trajectory(organisation.pk, opened=IN_Q3[0], completed=IN_Q3[3], outcome="not_improved")
+    login_verified(client, engaged)
+
+    response = client.post(
+        issue_url(organisation), {"period_start": "2026-07-01", "period_end": "2026-07-31"}, follow=True
+    )
+
+    assert not Attestation.objects.exists()
+    assert "calendar quarter or year" in response.content.decode()
+    with pytest.raises(ValueError):
+        attestations.period_length(dt.date(2026, 7, 1), dt.date(2026, 7, 31))
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"[" * 200_000,
+        b'{"a":' + b"1" * 5000 + b"}",
+        b'{"format":"' + attestations.FORMAT.encode() + b'","signature":"x","statement":{"a":"\\ud800"}}',
+    ],
+    ids=["nested", "long-number", "lone-surrogate"],
+)
+def test_a_hostile_file_is_not_valid_on_the_page_and_in_the_command_never_an_error(
+    hostile: bytes, tmp_path: Path
+) -> None:
+    assert not attestations.verify_file(hostile).valid
+    assert "Not valid" in verify_on_page(hostile)
+    status, _printed = verify_in_command(hostile, tmp_path)
+    assert status == 1
+
+
+def test_a_file_spelled_otherwise_is_not_valid_though_it_reads_the_same(
+    organisation: Organisation, engaged: StaffUser
+) -> None:
+    data = attestations.file_of(issue_q3(organisation, engaged))
+    parsed = json.loads(data)
+
+    for respelled in (
+        json.dumps(parsed, sort_keys=True, ensure_ascii=False).encode() + b"\n",  # spaces after , and :
+        json.dumps(dict(reversed(parsed.items())), separators=(",", ":"), ensure_ascii=False).encode()
+        + b"\n",
+        data[:-1] + b" ",
+        data[:-1] + b"\r\n",
+    ):
+        assert respelled != data
+        assert not attestations.verify_file(respelled).valid
+    assert attestations.verify_file(data).valid
+    assert attestations.verify_file(data.removesuffix(b"\n")).valid  # pasted: the final newline trimmed
 
 
 def test_an_auditor_the_organisation_did_not_engage_gets_404(
@@ -650,12 +704,11 @@ def test_the_command_refuses_a_malformed_public_key(tmp_path: Path) -> None:
         verify_in_command(b"{}", tmp_path, "--public-key", "not a key")
 
 
-def test_ended_periods_are_the_last_month_quarter_and_year() -> None:
+def test_ended_periods_are_the_last_quarter_and_year() -> None:
     found = attestations.ended_periods(dt.date(2026, 12, 3))
 
-    assert [period.key for period in found] == ["2026-11", "2026-Q3", "2025"]
+    assert [period.key for period in found] == ["2026-Q3", "2025"]
     assert [(p.start, p.end) for p in attestations.ended_periods(dt.date(2026, 1, 15))] == [
-        (dt.date(2025, 12, 1), dt.date(2025, 12, 31)),
         (dt.date(2025, 10, 1), dt.date(2025, 12, 31)),
         (dt.date(2025, 1, 1), dt.date(2025, 12, 31)),
     ]
