@@ -40,7 +40,7 @@ from django.utils.translation import gettext as _
 
 from notary import audit, checks, ledger, signing
 from notary.models import Attestation, Engagement, LedgerEntry
-from participants import queries as participant_queries
+from participants import auditors
 from preventicons.dbrouter import CASEFILES
 
 ISSUER = "Anoniem Garant"
@@ -149,7 +149,7 @@ def build(organisation_id: int, period_start: dt.date, period_end: dt.date) -> d
     ValueError for a period that is not a calendar month, quarter or year, or an unknown organisation.
     """
     length = period_length(period_start, period_end)
-    name = participant_queries.organisation_name(organisation_id)
+    name = auditors.organisation_names([organisation_id]).get(organisation_id)
     if name is None:
         raise ValueError(f"no organisation {organisation_id}")
     head = _ledger_head()

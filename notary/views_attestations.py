@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -25,23 +24,14 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notary import attestations, signing
+from notary import attestations, engagements, signing
 from notary.attestations import AttestationRefused, Verdict
+from notary.engagements import EngagedOrganisation
 from notary.models import Attestation
-from participants import queries as participant_queries
 from participants.models import StaffUser
 from preventicons import ratelimit
 from preventicons.clients import client_address
 from preventicons.roles import Role, has_role, organisation_of, staff_required
-
-
-@dataclass(frozen=True)
-class AuditedOrganisation:
-    """What the auditor's attestation pages know of an organisation (the same names as the auditor's own
-    pages, so templates/notary/_attest_form.html reads both)."""
-
-    organisation_id: int
-    name: str
 
 
 def _staff_id(request: HttpRequest) -> int:
@@ -50,13 +40,12 @@ def _staff_id(request: HttpRequest) -> int:
     return user.pk
 
 
-def _engaged(request: HttpRequest, organisation_id: int) -> AuditedOrganisation:
-    if not attestations.is_engaged(auditor_id=_staff_id(request), organisation_id=organisation_id):
+def _engaged(request: HttpRequest, organisation_id: int) -> EngagedOrganisation:
+    """The organisation when it engaged this auditor and exists, as the auditor's own pages find it."""
+    found = engagements.engaged_organisation(auditor_id=_staff_id(request), organisation_id=organisation_id)
+    if found is None:
         raise Http404
-    name = participant_queries.organisation_name(organisation_id)
-    if name is None:
-        raise Http404
-    return AuditedOrganisation(organisation_id, name)
+    return found
 
 
 # --- what a statement says, for people ---
@@ -128,7 +117,7 @@ def auditor_attestations(request: HttpRequest, organisation_id: int) -> HttpResp
     )
 
 
-def _back(request: HttpRequest, organisation: AuditedOrganisation) -> HttpResponse:
+def _back(request: HttpRequest, organisation: EngagedOrganisation) -> HttpResponse:
     """Back to the auditor's page the button was on (the organisation's period, or its attestations), where
     the message tells what happened; only to one of our own auditor pages."""
     wanted = request.POST.get("next", "")

@@ -238,8 +238,3 @@ def describe(participant_id: uuid.UUID) -> Described:
     return Described(
         name=participant.name or "", organisation=participant.organisation.name, department=department
     )
-
-
-def organisation_name(organisation_id: int) -> str | None:
-    """The organisation's name, or None when there is no such organisation (the notary's attestations)."""
-    return Organisation.objects.filter(pk=organisation_id).values_list("name", flat=True).first()
