@@ -36,8 +36,6 @@ from preventicons.fields import EncryptedTextField, SealedBooleanField
 CHUNK = 5_000
 # Every participation state seals to the same length (see ParticipationState.sealed_text).
 PARTICIPATION_WIDTH = 48
-# The close's temporary table of re-sealed states (PostgreSQL, see _write_participation).
-_RESEALED = "participation_resealed"
 
 
 @dataclass(frozen=True)
@@ -100,23 +98,77 @@ def inactive_after_weeks() -> int:
     return int(settings.INACTIVE_AFTER_WEEKS)
 
 
-def record_participation(
+# A participant's state as the close writes it: (id as text, participation sealed afresh, status ciphertext
+# as read). The id as text is the sealed values' row binding, already made.
+Resealed = tuple[str, str | None, str]
+
+
+def _write_states(rows: list[Resealed]) -> None:
+    """Write re-sealed participation states by id, only on rows still active (a stop may have committed
+    since they were read: a stopped row keeps what the stop left).
+
+    The status is sealed, so "still active" is "its status ciphertext is still the one read": any change of
+    status since (a stop, inactivity) sealed it afresh, with a new nonce. On PostgreSQL one statement per
+    chunk, the rows as three arrays: inside the week close's pipeline the server writes one chunk while the
+    next is computed, on the other core, and a statement takes at most 65,535 parameters anyway.
+    """
+    connection = connections[router.db_for_write(Participant)]
+    table = connection.ops.quote_name(Participant._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
+                "FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, sealed, status) "
+                "WHERE p.id = v.id AND p.status = v.status",
+                [list(column) for column in zip(*rows, strict=True)] if rows else [[], [], []],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608  # nosec B608  # names from the model
+                [(sealed, uuid.UUID(pk).hex, status) for pk, sealed, status in rows],
+            )
+
+
+@dataclass
+class CountedWeek:
+    """A week counted and written for an organisation's participants (count_participation)."""
+
+    outcome: Participation
+    reaching_limit: list[uuid.UUID]
+
+    def make_inactive(self) -> Participation:
+        """Make those who reached the limit inactive (announced each); the outcome.
+
+        After the count's writes have been carried out (in the week close: after its pipeline): the
+        participants are locked and their status read back.
+        """
+        with every_store():
+            for start in range(0, len(self.reaching_limit), CHUNK):
+                self.outcome.became_inactive += _make_inactive(self.reaching_limit[start : start + CHUNK])
+        return self.outcome
+
+
+def count_participation(
     *, organisation_id: int, week: dt.date, answered: Callable[[str], bool] | None
-) -> Participation:
-    """Count ``week`` for every active participant of the organisation, once, and re-seal each of them.
+) -> CountedWeek:
+    """Count ``week`` for every active participant of the organisation and write each state sealed afresh;
+    then ``make_inactive`` on what it returns. Inside the week close's transaction.
 
     ``answered(P)`` tells whether the holder of pseudonym P has a score in the week (None: nobody has).
     Every active participant's sealed participation is opened, updated and sealed afresh in this one
     batch, also for those whose state did not change (paused, unlisted), and every other row of the
-    organisation is written back as it was: which rows a close rewrites must not tell who answered, nor who
-    is active (the status is sealed, and opened here). Call exactly once per organisation and week, in
-    order of weeks (scores.weekclose guarantees both through its ClosedWeek row): a second call would count
-    a missed week twice. Whoever reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive and
-    ``participant_inactive`` is sent for them.
+    organisation is written back as it was: which rows a close rewrites must not tell who answered, nor
+    who is active (the status is sealed, and opened here). Call exactly once per organisation and week, in
+    order of weeks (scores.weekclose guarantees both through its ClosedWeek row): a second count would
+    count a missed week twice. Whoever reaches ``INACTIVE_AFTER_WEEKS`` misses becomes inactive
+    (``make_inactive``) and ``participant_inactive`` is sent for them.
     """
+    connection = connections[router.db_for_write(Participant)]
+    if not connection.in_atomic_block:
+        # It writes chunk by chunk: only a transaction keeps a failure half way from counting some rows.
+        raise RuntimeError("count_participation runs inside the week close's transaction")
     limit = inactive_after_weeks()
     outcome = Participation()
-    resealed: list[tuple[uuid.UUID, str | None, str]] = []
     reaching_limit: list[uuid.UUID] = []
     # The same bindings as the fields' (fields.EncryptedTextField.binding_for), opened and sealed from
     # values_list rows with the per-column work done once: 100,000 rows, several values each.
@@ -128,7 +180,8 @@ def record_participation(
     state_texts: dict[ParticipationState, str] = {}
     states: dict[str, ParticipationState] = {}
     # The status and the pause are sealed: every participant of the organisation is read, and who is
-    # active is decided here, after opening them (a few microseconds each).
+    # active is decided here, after opening them (a few microseconds each). All rows are read first, so
+    # that the connection is free to carry the writes of the states while they are computed.
     rows = Participant.objects.filter(organisation_id=organisation_id).values_list(
         "pk",
         _as_stored("status"),
@@ -138,57 +191,51 @@ def record_participation(
         _as_stored("participation"),
         "department_id",
     )
-    with every_store():
-        for (
-            pk,
-            sealed_status,
-            sealed_pseudonym,
-            is_listed,
-            sealed_paused,
-            sealed_state,
-            department,
-        ) in rows.iterator(chunk_size=CHUNK):
-            row = str(pk)
-            status = status_cipher.open(sealed_status, row)
-            if status != Participant.Status.ACTIVE:
-                # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
-                # order) who is active at all.
-                resealed.append((pk, sealed_state, sealed_status))
-                continue
-            # Nothing to open in a week without any score.
-            did_answer = bool(
-                answered is not None
-                and sealed_pseudonym
-                and answered(pseudonym_cipher.open(sealed_pseudonym, row))
-            )
-            if did_answer:
-                # Whatever the state was, this is the new one: neither it nor the pause need opening.
-                state = ParticipationState(last_response_week=week, weeks_without_response=0)
-                outcome.responded += 1
+    chunk: list[Resealed] = []
+    for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state, department in list(rows):
+        if len(chunk) == CHUNK:
+            _write_states(chunk)
+            chunk = []
+        row = str(pk)
+        status = status_cipher.open(sealed_status, row)
+        if status != Participant.Status.ACTIVE:
+            # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
+            # order) who is active at all.
+            chunk.append((row, sealed_state, sealed_status))
+            continue
+        # Nothing to open in a week without any score.
+        did_answer = bool(
+            answered is not None
+            and sealed_pseudonym
+            and answered(pseudonym_cipher.open(sealed_pseudonym, row))
+        )
+        if did_answer:
+            # Whatever the state was, this is the new one: neither it nor the pause need opening.
+            state = ParticipationState(last_response_week=week, weeks_without_response=0)
+            outcome.responded += 1
+            outcome.invited[department] += 1
+        else:
+            paused = paused_cipher.open(str(sealed_paused), row) == SealedBooleanField.TRUE
+            opened = state_cipher.open(sealed_state, row) if sealed_state else ""
+            state = states.get(opened) or states.setdefault(opened, ParticipationState.from_text(opened))
+            if Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
+                state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
+                outcome.missed += 1
                 outcome.invited[department] += 1
+                if state.weeks_without_response >= limit:
+                    reaching_limit.append(pk)
             else:
-                paused = paused_cipher.open(str(sealed_paused), row) == SealedBooleanField.TRUE
-                opened = state_cipher.open(sealed_state, row) if sealed_state else ""
-                state = states.get(opened) or states.setdefault(opened, ParticipationState.from_text(opened))
-                if Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
-                    state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
-                    outcome.missed += 1
-                    outcome.invited[department] += 1
-                    if state.weeks_without_response >= limit:
-                        reaching_limit.append(pk)
-                else:
-                    # No link reached them: a week they could not answer says nothing about them.
-                    outcome.not_counted += 1
-            text = state_texts.get(state)
-            if text is None:
-                text = state_texts[state] = state.sealed_text()
-            # A fresh nonce for everyone, changed or not.
-            # With the status ciphertext read: written only where it is still the same (see below).
-            resealed.append((pk, state_cipher.seal(text, row), sealed_status))
-        _write_participation(resealed)
-        for start in range(0, len(reaching_limit), CHUNK):
-            outcome.became_inactive += _make_inactive(reaching_limit[start : start + CHUNK])
-    return outcome
+                # No link reached them: a week they could not answer says nothing about them.
+                outcome.not_counted += 1
+        text = state_texts.get(state)
+        if text is None:
+            text = state_texts[state] = state.sealed_text()
+        # A fresh nonce for everyone, changed or not.
+        # With the status ciphertext read: written only where it is still the same (see _write_states).
+        chunk.append((row, state_cipher.seal(text, row), sealed_status))
+    if chunk:
+        _write_states(chunk)
+    return CountedWeek(outcome=outcome, reaching_limit=reaching_limit)
 
 
 def _make_inactive(candidates: list[uuid.UUID]) -> list[str]:
@@ -231,40 +278,6 @@ def _make_inactive(candidates: list[uuid.UUID]) -> list[str]:
                 organisation_id=organisation_id,
             )
     return [str(pk) for pk, _p, _o in inactive]
-
-
-def _write_participation(rows: list[tuple[uuid.UUID, str | None, str]]) -> None:
-    """Write sealed participation states by id, only on rows still active (a stop may have committed since
-    they were read: a stopped row keeps what the stop left).
-
-    The status is sealed, so "still active" is "its status ciphertext is still the one read": any change of
-    status since (a stop, inactivity) sealed it afresh, with a new nonce.
-    """
-    connection = connections[router.db_for_write(Participant)]
-    table = connection.ops.quote_name(Participant._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Every participant row in one statement, fed by COPY: binding 100,000 ids and ciphertexts as
-            # array parameters took longer than the update itself. A temporary table lives in this session
-            # only (no other connection, no WAL, no dump sees it) and goes with the transaction.
-            cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_RESEALED}")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {_RESEALED} (id uuid, sealed text, status text) ON COMMIT DROP"
-            )
-            with cursor.copy(f"COPY {_RESEALED} (id, sealed, status) FROM STDIN") as copy:
-                for resealed in rows:
-                    copy.write_row(resealed)
-            cursor.execute(
-                f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
-                f"FROM {_RESEALED} AS v WHERE p.id = v.id AND p.status = v.status"
-            )
-            cursor.execute(f"DROP TABLE {_RESEALED}")
-        else:
-            for start in range(0, len(rows), CHUNK):
-                cursor.executemany(
-                    f"UPDATE {table} SET participation = %s WHERE id = %s AND status = %s",  # noqa: S608  # nosec B608  # names from the model
-                    [(sealed, pk.hex, status) for pk, sealed, status in rows[start : start + CHUNK]],
-                )
 
 
 def reactivate_participant(*, participant: Participant) -> bool:

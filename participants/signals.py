@@ -14,10 +14,11 @@
     may reach them twice (a retried stop), and the second time must change nothing and raise nothing.
 
 ``participant_inactive``
-    Sent by ``participants.participation.record_participation`` (the week-close batch) for each participant
-    it has just marked inactive after ``settings.INACTIVE_AFTER_WEEKS`` closed weeks without a response.
-    Keyword arguments: ``pseudonym`` (str, P; not to be stored) and ``organisation_id`` (int). Sent inside
-    a transaction that every store joins, like ``participant_stopped``; receivers must be idempotent.
+    Sent by ``participants.participation.CountedWeek.make_inactive`` (the week-close batch) for each
+    participant it has just marked inactive after ``settings.INACTIVE_AFTER_WEEKS`` closed weeks without a
+    response. Keyword arguments: ``pseudonym`` (str, P; not to be stored) and ``organisation_id`` (int).
+    Sent inside a transaction that every store joins, like ``participant_stopped``; receivers must be
+    idempotent.
 
 ``participant_reactivated``
     Sent by ``participants.participation.reactivate_participant`` when an inactive participant comes back.

@@ -173,6 +173,7 @@ class ColumnCipher:
         self._ring = get_key_set().keyring(purpose)
         self._aeads = {key_id: AESGCM(key) for key_id, key in self._ring.keys.items()}
         self._prefix = self._place.associated_data()[:-1]
+        self._where = f"{table}.{column}"
         self._nonces = memoryview(b"")
 
     def _nonce(self) -> bytes:
@@ -206,21 +207,25 @@ class ColumnCipher:
     def open(self, ciphertext: str, row: str) -> str:
         """crypto.open_sealed(ciphertext, Binding(purpose, table, column, row)): DecryptionError alike."""
         associated_data = self._associated_data(row)
-        where = f"{self._place.table}.{self._place.column}"
-        key_id = key_id_of(ciphertext)
-        aead = self._aeads.get(key_id)
+        # key_id_of's checks, with the body from the same split.
+        parts = ciphertext.split(".", 2)
+        if len(parts) != 3 or parts[0] != FORMAT:
+            raise DecryptionError("not a Preventicons ciphertext")
+        aead = self._aeads.get(parts[1])
         if aead is None:
-            raise DecryptionError(f"{where}: key id {key_id!r} is not in the {self._place.purpose} keyring")
-        raw = _decode_canonical_body(ciphertext.split(".", 2)[2])
+            raise DecryptionError(
+                f"{self._where}: key id {parts[1]!r} is not in the {self._place.purpose} keyring"
+            )
+        raw = _decode_canonical_body(parts[2])
         if raw is None:
-            raise DecryptionError(f"{where}: malformed ciphertext")
+            raise DecryptionError(f"{self._where}: malformed ciphertext")
         if len(raw) < NONCE_BYTES + TAG_BYTES:
-            raise DecryptionError(f"{where}: truncated ciphertext")
+            raise DecryptionError(f"{self._where}: truncated ciphertext")
         try:
             plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data)
         except InvalidTag:
             raise DecryptionError(
-                f"{where}: ciphertext does not open with key {key_id!r} "
+                f"{self._where}: ciphertext does not open with key {parts[1]!r} "
                 "at this place (wrong key, copied from another row or column, or tampered with)"
             ) from None
         return plain.rstrip(b"\x00").decode("utf-8")

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from participants import queries
 from participants.models import Department, Organisation
-from participants.participation import Participation, record_participation
+from participants.participation import CountedWeek, Participation, count_participation
 from preventicons import crypto
 from preventicons.dbrouter import every_store
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
@@ -60,33 +60,44 @@ def is_week_closed(*, organisation_id: int, week: dt.date) -> bool:
 
 @dataclass
 class _OpenedWeek:
-    """A week's scores opened in memory for the close: values by department, and who answered."""
+    """A week's scores opened in memory for the close: values by department."""
 
     values: dict[int | None, list[int]] = field(default_factory=dict)
-    pseudonyms: set[str] = field(default_factory=set)
 
 
-def _open_week_and_rewrite(organisation_id: int, week: dt.date) -> _OpenedWeek:
-    """Read the week's scores, rewrite them (_rewrite) and open what was read, the last two side by side.
+def _count_and_rewrite(
+    organisation_id: int, week: dt.date, rows: Sequence[tuple[str, object, str | None]]
+) -> tuple[CountedWeek, _OpenedWeek]:
+    """Count the week for every participant (writing their states), rewrite the week's scores (_rewrite),
+    and open the scores read.
 
-    The rewrite keeps every value and pseudonym and drops only ids and departments, which were read
-    before it: on PostgreSQL the server rewrites while the values are opened here (pipeline mode), instead
-    of the one waiting for the other.
+    None of the writes needs the opened values: the states are counted from the pseudonyms, which are in
+    clear, and the rewrite keeps every value and pseudonym and drops only ids and departments, read
+    before it. On PostgreSQL the statements go to the server as they are made (pipeline mode): it writes
+    one chunk of states while the next is counted here, and rewrites the scores while their values are
+    opened, the two cores working side by side instead of the one waiting for the other.
     """
-    rows = list(
-        Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
-            "pseudonym", "value", "department"
+    responded = {pseudonym for pseudonym, _value, _department in rows}
+    of_week = week_pseudonyms(week)
+
+    def answered(pseudonym: str) -> bool:
+        return of_week(pseudonym) in responded
+
+    def count_rewrite_open() -> tuple[CountedWeek, _OpenedWeek]:
+        counted = count_participation(
+            organisation_id=organisation_id, week=week, answered=answered if responded else None
         )
-    )
+        _rewrite(organisation_id, week)
+        return counted, _opened(rows, week)
+
     connection = connections[router.db_for_write(Score)]
     if connection.vendor != "postgresql":
-        _rewrite(organisation_id, week)
-        return _opened(rows, week)
+        return count_rewrite_open()
     connection.ensure_connection()
-    # Leaving the block waits for the rewrite, and raises its error if it failed (the close then rolls back).
+    # Leaving the block waits for every write, and raises the error of one that failed (the close then
+    # rolls back).
     with connection.connection.pipeline():
-        _rewrite(organisation_id, week)
-        return _opened(rows, week)
+        return count_rewrite_open()
 
 
 def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _OpenedWeek:
@@ -106,7 +117,6 @@ def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _O
         if sealed_department is not None:
             department_id = department_of(department_cipher.open(str(sealed_department), row))
         opened.values.setdefault(department_id, []).append(value)
-        opened.pseudonyms.add(pseudonym)
     return opened
 
 
@@ -173,16 +183,13 @@ def close_week(
         # What is read here is what the rewrite moves: the week's links expired when it ended
         # (rounds.week_closes_at) and the beat closes half an hour later, so no score joins it meanwhile.
         # From here on only the opened values (frozen below) know which department a score came from.
-        opened = _open_week_and_rewrite(organisation_id, week)
-        responded = opened.pseudonyms
-        of_week = week_pseudonyms(week)
-
-        def answered(pseudonym: str) -> bool:
-            return of_week(pseudonym) in responded
-
-        participation = record_participation(
-            organisation_id=organisation_id, week=week, answered=answered if responded else None
+        rows = list(
+            Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
+                "pseudonym", "value", "department"
+            )
         )
+        counted, opened = _count_and_rewrite(organisation_id, week, rows)
+        participation = counted.make_inactive()
         aggregates = _freeze(organisation_id, week, opened, invited=participation.invited)
         _forget_links(organisation_id, week)
         if vacuum:

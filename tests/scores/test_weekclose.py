@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +24,6 @@ from participants import participation
 from participants.account import stop_participation
 from participants.models import Department, Organisation, Participant
 from participants.participation import ParticipationState, participation_of, reactivate_participant
-from participants.signals import participant_inactive
 from preventicons import crypto, keyrotation, keys
 from preventicons.models import OutboundMessage
 from scores import queries, submission, tasks, weekclose
@@ -707,41 +708,87 @@ def test_the_close_rewrites_every_participant_row_so_xmin_does_not_tell_who_is_a
     assert after[other.pk] == before[other.pk]  # another organisation's close is another batch
 
 
-@pytest.mark.django_db(databases=ALL_DATABASES)
-def test_someone_who_stops_while_the_close_runs_is_neither_made_inactive_nor_given_a_state(
+def _in_a_transaction_of_its_own(job: Callable[[], object]) -> threading.Thread:
+    """Start ``job`` in another thread, on connections (and so transactions) of its own."""
+
+    def run() -> None:
+        try:
+            job()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_someone_who_stops_while_the_close_runs_stops_once_the_close_has_committed(
     organisation: Organisation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Read as active and a missed week from the limit; their stop commits before the batch writes.
+    # A missed week from the limit; they stop while the close writes the states it counted.
     participant = make_participant(organisation)
     participant.participation = ParticipationState(
         weeks_without_response=settings.INACTIVE_AFTER_WEEKS - 1
     ).sealed_text()
     participant.save(update_fields=["participation"])
     dossier = make_dossier(participant)
-    announced: list[str] = []
-    write = participation._write_participation
+    write = participation._write_states
+    stopping: list[threading.Thread] = []
 
-    def stop_first(rows: Any) -> None:
-        stop_participation(participant=Participant.objects.get(pk=participant.pk))
+    def stop_meanwhile(rows: Any) -> None:
+        stopping.append(
+            _in_a_transaction_of_its_own(
+                lambda: stop_participation(participant=Participant.objects.get(pk=participant.pk))
+            )
+        )
+        stopping[0].join(timeout=1)
+        # The stop takes the organisation's lock, as an import does: it waits for the close.
+        assert stopping[0].is_alive()
         write(rows)
 
-    def record(**kwargs: Any) -> None:
-        announced.append(kwargs["pseudonym"])
-
-    monkeypatch.setattr(participation, "_write_participation", stop_first)
-    participant_inactive.connect(record, dispatch_uid="test-announced")
-    try:
-        result = close(organisation)
-    finally:
-        participant_inactive.disconnect(dispatch_uid="test-announced")
+    monkeypatch.setattr(participation, "_write_states", stop_meanwhile)
+    result = close(organisation)
+    stopping[0].join(timeout=30)
+    assert not stopping[0].is_alive()
 
     participant.refresh_from_db()
     dossier.refresh_from_db()
-    assert result.participation.missed == 1  # counted as read
-    assert result.participation.became_inactive == [] and announced == []
-    assert participant.status == Participant.Status.STOPPED
-    assert participant.participation is None  # what the stop left, not the close's state
-    assert not dossier.is_open  # closed by the stop, not merely made unavailable
+    assert result.participation.became_inactive == [str(participant.pk)]  # the close came first
+    assert participant.status == Participant.Status.STOPPED  # and then the stop, whole
+    assert participant.participation is None and participant.pseudonym is None
+    assert not dossier.is_open
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_someone_who_comes_back_while_the_close_runs_keeps_the_state_their_return_gave_them(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read as inactive (their state written back as it was), they come back before the close writes: a
+    # return takes no organisation lock, so it commits first, and the close must not undo it.
+    participant = make_participant(organisation, status=Participant.Status.INACTIVE)
+    participant.participation = ParticipationState(
+        last_response_week=WEEK - dt.timedelta(weeks=5), weeks_without_response=4
+    ).sealed_text()
+    participant.save(update_fields=["participation"])
+    write = participation._write_states
+
+    def return_first(rows: Any) -> None:
+        returning = _in_a_transaction_of_its_own(
+            lambda: reactivate_participant(participant=Participant.objects.get(pk=participant.pk))
+        )
+        returning.join(timeout=30)
+        assert not returning.is_alive(), "the return waited for the close"
+        write(rows)
+
+    monkeypatch.setattr(participation, "_write_states", return_first)
+    result = close(organisation)
+
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.ACTIVE
+    assert result.participation.not_counted == 0 and result.participation.missed == 0  # read as inactive
+    # The state the return wrote (no missed weeks), not the inactive one the close had read.
+    assert participation_of(participant) == ParticipationState(WEEK - dt.timedelta(weeks=5), 0)
 
 
 def test_the_batch_per_week_pseudonym_is_the_per_week_pseudonym() -> None:
