@@ -12,7 +12,13 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.fields import EncryptedTextField, sealed_only
+from preventicons.fields import (
+    EncryptedTextField,
+    SealedChoiceField,
+    SealedDateField,
+    SealedIntegerField,
+    sealed_only,
+)
 
 
 class Dossier(models.Model):
@@ -131,7 +137,14 @@ class TrajectorySession(models.Model):
 
 
 class ProgressNote(models.Model):
-    """Lives in the notes database: no dossier number, no name, only an opaque subject reference."""
+    """Lives in the notes database: no dossier number, no name, only an opaque subject reference.
+
+    Everything but the subject is sealed to the row, the kind, the day and the place in the order as much
+    as the text. In clear they were a trace of each subject (a day, a kind, a count on that day) that the
+    access log leaves of each dossier number too (an added note, when): matching the two paired a subject
+    with its number without the notes key. What a dump still shows of a subject is how many notes it holds
+    and where its rows stand among the others (the order they were written in).
+    """
 
     class Kind(models.TextChoices):
         INTAKE = "intake", _("intake")
@@ -141,24 +154,21 @@ class ProgressNote(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subject = models.CharField(max_length=64, db_index=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    written_on = models.DateField()
-    # 1, 2, 3 ... per subject: the order notes were written in, which the day alone does not give.
-    sequence = models.PositiveIntegerField(default=1)
+    kind = SealedChoiceField(choices=Kind.choices)
+    written_on = SealedDateField()
+    # 1, 2, 3 ... per subject: the order notes were written in, which the day alone does not give. Sealed,
+    # so no constraint can keep it unique: casefiles.notes.add_note draws it under a lock on the subject.
+    sequence = SealedIntegerField()
     text = EncryptedTextField()
 
     class Meta:
         verbose_name = _("progress note")
         verbose_name_plural = _("progress notes")
-        constraints = [
-            *sealed_only("text"),
-            models.UniqueConstraint(
-                fields=["subject", "sequence"], name="progress_note_sequence_per_subject"
-            ),
-        ]
+        constraints = [*sealed_only("kind", "written_on", "sequence", "text")]
 
     def __str__(self) -> str:
-        return f"{self.kind} note of {self.written_on}"
+        # Opens nothing: a list of notes (the admin, a log line) names no kind or day.
+        return f"progress note {self.pk}"
 
 
 class AccessLogEntry(models.Model):

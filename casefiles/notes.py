@@ -1,21 +1,27 @@
-"""Progress notes: sealed text in the notes store, found only through HMAC(notes key, dossier number).
+"""Progress notes: sealed in the notes store, found only through HMAC(notes key, dossier number).
 
-The notes store holds no dossier number, no name and no readable text: a dump shows subjects that match
-nothing elsewhere without the notes key. A note that identifies someone (an e-mail address, a phone number,
-a BSN, an IBAN, a postcode with house number, the participant's own name) is refused before anything is
-written, with the part and the reason (casefiles.identitytext); the names are compared in memory with the
-live identity record and never stored.
+The notes store holds no dossier number, no name and nothing readable but the subject: kind, day, order
+and text are sealed to the row, so the access log's entry for each note (a dossier number and a moment)
+finds no day or kind there to match its subject with. (The order the rows were written in still matches the
+log's order: tests/test_attacks_casefiles.py keeps that open.) What is asked of notes by kind or day (the
+dashboard's latest note, the auditor's counts, retention) is opened and decided in Python.
+
+A note that identifies someone (an e-mail address, a phone number, a BSN, an IBAN, a postcode with house
+number, the participant's own name) is refused before anything is written, with the part and the reason
+(casefiles.identitytext); the names are compared in memory with the live identity record and never stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -25,10 +31,12 @@ from casefiles.models import AccessLogEntry, Dossier, ProgressNote, Trajectory
 from participants.models import StaffUser
 from preventicons import crypto
 from preventicons.dbrouter import CASEFILES, NOTES
+from preventicons.fields import column_cipher
 
 # Long enough for a session report, short enough to stay a note (the form says so).
 MAX_NOTE_LENGTH = 5000
-_SEQUENCE_ATTEMPTS = 3
+# Retention deletes by id, this many at a time: one statement per chunk, whatever the backlog.
+_DELETE_CHUNK = 1000
 
 
 class DossierClosed(Exception):
@@ -74,40 +82,56 @@ def add_note(
     if findings:
         raise NoteRefused(findings)
     subject = crypto.notes_subject(dossier.number)
-    for attempt in range(_SEQUENCE_ATTEMPTS):
-        try:
-            with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
-                # Locked and read again, before the notes store is touched (the order close_with_note
-                # takes too): a close or a stop committed since the page was read wins.
-                if not Dossier.objects.select_for_update().filter(pk=dossier.pk, is_open=True).exists():
-                    raise DossierClosed(dossier.number)
-                last = ProgressNote.objects.filter(subject=subject).aggregate(last=Max("sequence"))["last"]
-                note = ProgressNote(
-                    subject=subject, kind=kind, written_on=timezone.localdate(), sequence=(last or 0) + 1
-                )
-                note.text = text
-                note.save(force_insert=True)
-                Dossier.objects.filter(pk=dossier.pk).update(awaiting_contact_since=None)
-                accesslog.record(
-                    AccessLogEntry.Action.ADD_NOTE,
-                    user=user,
-                    dossier_number=dossier.number,
-                    request=request,
-                    # Neither kind nor sequence: beside the notes store's clear columns they would pair a note
-                    # subject with this dossier number without the notes key.
-                )
-            dossier.awaiting_contact_since = None
-            return note
-        except IntegrityError:
-            # Two notes written at once drew the same sequence number: the later one tries the next.
-            if attempt == _SEQUENCE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
+        # Locked and read again, before the notes store is touched (the order close_with_note takes too):
+        # a close or a stop committed since the page was read wins.
+        if not Dossier.objects.select_for_update().filter(pk=dossier.pk, is_open=True).exists():
+            raise DossierClosed(dossier.number)
+        _lock_subject(subject)
+        note = ProgressNote(
+            subject=subject, kind=kind, written_on=timezone.localdate(), sequence=_last_sequence(subject) + 1
+        )
+        note.text = text
+        note.save(force_insert=True)
+        Dossier.objects.filter(pk=dossier.pk).update(awaiting_contact_since=None)
+        accesslog.record(
+            AccessLogEntry.Action.ADD_NOTE,
+            user=user,
+            dossier_number=dossier.number,
+            request=request,
+            # Neither kind nor sequence: with the day, a trace of this number that would pair it with its
+            # note subject wherever the notes store showed them.
+        )
+    dossier.awaiting_contact_since = None
+    return note
+
+
+def _lock_subject(subject: str) -> None:
+    """One note of a subject drawn at a time, until its notes transaction ends: the sequence is sealed, so no
+    constraint can refuse a second note under the same number.
+
+    The dossier's row lock is not enough: it goes with the casefiles transaction, which commits before the
+    notes one, and a note drawn in between would not see the note before it. On PostgreSQL a
+    transaction-level advisory lock keyed by the subject (which the table shows anyway); SQLite's embedded
+    default begins every transaction IMMEDIATE (preventicons/settings.py), which already takes the notes
+    store's one write lock.
+    """
+    connection = connections[NOTES]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # 60 bits of the subject's hex digest: a signed bigint, as the function takes.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(subject[:15], 16)])
+
+
+def _last_sequence(subject: str) -> int:
+    sequences = column_cipher(ProgressNote, "sequence")
+    rows = ProgressNote.objects.filter(subject=subject).values_list("pk", "sequence")
+    return max((int(sequences.open(str(sealed), str(pk))) for pk, sealed in rows), default=0)
 
 
 def notes_of(dossier: Dossier) -> list[OpenedNote]:
     """The dossier's notes, opened, in the order they were written."""
-    rows = ProgressNote.objects.filter(subject=crypto.notes_subject(dossier.number)).order_by("sequence")
+    rows = ProgressNote.objects.filter(subject=crypto.notes_subject(dossier.number))
     labels = dict(ProgressNote.Kind.choices)
     return [
         OpenedNote(
@@ -117,20 +141,22 @@ def notes_of(dossier: Dossier) -> list[OpenedNote]:
             written_on=row.written_on,
             text=row.text or "",
         )
-        for row in rows
+        for row in sorted(rows, key=lambda row: row.sequence)
     ]
 
 
 def last_note_days(numbers: Iterable[str]) -> dict[str, dt.date]:
     """The day of the latest note of each dossier number that has one: one query, whatever the count."""
     subjects = {crypto.notes_subject(number): number for number in numbers}
-    latest = (
-        ProgressNote.objects.filter(subject__in=list(subjects))
-        .values("subject")
-        .annotate(latest=Max("written_on"))
-        .values_list("subject", "latest")
-    )
-    return {subjects[subject]: day for subject, day in latest}
+    days = column_cipher(ProgressNote, "written_on")
+    latest: dict[str, dt.date] = {}
+    rows = ProgressNote.objects.filter(subject__in=list(subjects)).values_list("pk", "subject", "written_on")
+    for pk, subject, sealed in rows.iterator():
+        day = dt.date.fromisoformat(days.open(str(sealed), str(pk)))
+        number = subjects[subject]
+        if number not in latest or day > latest[number]:
+            latest[number] = day
+    return latest
 
 
 def kind_labels() -> dict[str, str]:
@@ -145,10 +171,39 @@ def note_counts_of_trajectory(trajectory_id: uuid.UUID) -> dict[str, int] | None
     number = Trajectory.objects.filter(pk=trajectory_id).values_list("dossier__number", flat=True).first()
     if number is None:
         return None
-    counts = dict(
-        ProgressNote.objects.filter(subject=crypto.notes_subject(number))
-        .values("kind")
-        .annotate(notes=Count("pk"))
-        .values_list("kind", "notes")
-    )
+    kinds = _kinds_of(ProgressNote.objects.filter(subject=crypto.notes_subject(number)))
+    counts = Counter(kind for _pk, _subject, kind in kinds)
     return {kind: counts.get(kind, 0) for kind in ProgressNote.Kind.values}
+
+
+def delete_notes_past_retention(closed: dict[str, dt.date], *, today: dt.date) -> int:
+    """Delete the notes of closed dossiers (number: day of the close) kept past their kind's term
+    (settings.NOTE_RETENTION_DAYS); how many went. The kind is sealed, so it is opened here, and only the
+    notes of dossiers past the shortest term are read."""
+    terms = {kind: dt.timedelta(days=days) for kind, days in settings.NOTE_RETENTION_DAYS.items()}
+    if not terms:
+        return 0
+    shortest = min(terms.values())
+    subjects = {
+        crypto.notes_subject(number): closed_on
+        for number, closed_on in closed.items()
+        if closed_on <= today - shortest
+    }
+    if not subjects:
+        return 0
+    due = [
+        pk
+        for pk, subject, kind in _kinds_of(ProgressNote.objects.filter(subject__in=list(subjects)))
+        if kind in terms and subjects[subject] <= today - terms[kind]
+    ]
+    deleted = 0
+    for at in range(0, len(due), _DELETE_CHUNK):
+        deleted += ProgressNote.objects.filter(pk__in=due[at : at + _DELETE_CHUNK]).delete()[0]
+    return deleted
+
+
+def _kinds_of(notes: QuerySet[ProgressNote]) -> list[tuple[uuid.UUID, str, str]]:
+    """Each note's id, subject and kind, opened."""
+    kinds = column_cipher(ProgressNote, "kind")
+    rows = notes.values_list("pk", "subject", "kind")
+    return [(pk, subject, kinds.open(str(sealed), str(pk))) for pk, subject, sealed in rows.iterator()]

@@ -27,9 +27,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from casefiles.models import Dossier, ProgressNote, Trajectory
+from casefiles import notes
+from casefiles.models import Dossier, Trajectory
 from casefiles.signals import dossiers_unlinked
-from preventicons import crypto
 from preventicons.dbrouter import CASEFILES, NOTES
 
 
@@ -41,21 +41,13 @@ class CasefilesRetention:
 
 def run_retention(*, today: dt.date | None = None) -> CasefilesRetention:
     today = today or timezone.localdate()
-    deleted = 0
     with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
-        # The closed dossiers' note subjects, computed once here, in memory, for every kind's period.
-        closed = [
-            (crypto.notes_subject(number), closed_on)
-            for number, closed_on in Dossier.objects.filter(
-                is_open=False, closed_on__isnull=False
-            ).values_list("number", "closed_on")
-            if closed_on is not None
-        ]
-        for kind, days in settings.NOTE_RETENTION_DAYS.items():
-            before = today - dt.timedelta(days=days)
-            due = [subject for subject, closed_on in closed if closed_on <= before]
-            if due:
-                deleted += ProgressNote.objects.filter(subject__in=due, kind=kind).delete()[0]
+        closed = Dossier.objects.filter(is_open=False, closed_on__isnull=False).values_list(
+            "number", "closed_on"
+        )
+        deleted = notes.delete_notes_past_retention(
+            {number: closed_on for number, closed_on in closed if closed_on is not None}, today=today
+        )
         past_term = Dossier.objects.filter(is_open=False, closed_on__lte=unlink_term_ended_by(today))
         unlinked = past_term.filter(pseudonym_index__isnull=False).update(**Dossier.unlinked())
         # In this transaction: the notary's way from a reference back to these dossiers goes with their link.

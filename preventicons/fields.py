@@ -16,6 +16,7 @@ constraint for one of its encrypted fields fails the system checks (preventicons
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 from django.core import checks
@@ -224,34 +225,90 @@ class SealedChoiceField(EncryptedTextField):
         return name, path, args, kwargs
 
 
-class SealedBooleanAttribute(EncryptedAttribute):
-    """Opens the sealed flag to a bool."""
+class SealedValueAttribute(EncryptedAttribute):
+    """Opens the sealed text to the field's Python value (a flag, a day, a number)."""
+
+    field: SealedValueField
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         value = super().__get__(instance, cls)
-        if instance is None or value is None or isinstance(value, bool):
+        if instance is None or not isinstance(value, str):
             return value
-        return value == SealedBooleanField.TRUE
+        return self.field.from_text(value)
 
 
-class SealedBooleanField(SealedChoiceField):
-    """A flag (messages paused), sealed to its row like SealedChoiceField; True or False in Python."""
+class SealedValueField(SealedChoiceField):
+    """A short value that is not text, sealed to its row like SealedChoiceField: its Python value in the
+    attribute, its text (``to_text``) in the ciphertext. The database can neither filter nor sort on it."""
+
+    descriptor_class = SealedValueAttribute
+
+    def to_text(self, value: Any) -> str:
+        raise NotImplementedError
+
+    def from_text(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        value = model_instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, str):
+            return super().pre_save(model_instance, add)
+        model_instance.__dict__[self.attname] = self.to_text(value)
+        try:
+            return super().pre_save(model_instance, add)
+        finally:
+            model_instance.__dict__[self.attname] = value
+
+
+class SealedBooleanField(SealedValueField):
+    """A flag (messages paused), sealed to its row; True or False in Python."""
 
     TRUE = "1"
     FALSE = "0"
-    descriptor_class = SealedBooleanAttribute
     # For django-stubs: the attribute is a bool, not the text the column holds.
     _pyi_private_set_type: bool  # type: ignore[assignment]
     _pyi_private_get_type: bool  # type: ignore[assignment]
 
-    def pre_save(self, model_instance: Any, add: bool) -> Any:
-        value = model_instance.__dict__.get(self.attname)
-        if isinstance(value, bool):
-            model_instance.__dict__[self.attname] = self.TRUE if value else self.FALSE
-        sealed = super().pre_save(model_instance, add)
-        if isinstance(value, bool):
-            model_instance.__dict__[self.attname] = value
-        return sealed
+    def to_text(self, value: Any) -> str:
+        return self.TRUE if value else self.FALSE
+
+    def from_text(self, text: str) -> bool:
+        return text == self.TRUE
+
+
+class SealedDateField(SealedValueField):
+    """A day (when a note was written), sealed to its row; a date in Python, ISO 8601 inside."""
+
+    # No empty text as the default of a required value: a row saved without one fails, as a date's would.
+    empty_strings_allowed = False
+    _pyi_private_set_type: dt.date  # type: ignore[assignment]
+    _pyi_private_get_type: dt.date  # type: ignore[assignment]
+
+    def to_text(self, value: Any) -> str:
+        # A datetime is a date too, but its time would be sealed with it and never read back as a day.
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise TypeError(f"{self.attname} takes a date, not {type(value).__name__}")
+        return value.isoformat()
+
+    def from_text(self, text: str) -> dt.date:
+        return dt.date.fromisoformat(text)
+
+
+class SealedIntegerField(SealedValueField):
+    """A whole number (a note's place in its dossier's order), sealed to its row; an int in Python."""
+
+    # No empty text as the default of a required value: a row saved without one fails, as a date's would.
+    empty_strings_allowed = False
+    _pyi_private_set_type: int  # type: ignore[assignment]
+    _pyi_private_get_type: int  # type: ignore[assignment]
+
+    def to_text(self, value: Any) -> str:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{self.attname} takes an int, not {type(value).__name__}")
+        return str(value)
+
+    def from_text(self, text: str) -> int:
+        return int(text)
 
 
 def open_column(model: type[models.Model], name: str, pk: object, sealed: str | None) -> str | None:

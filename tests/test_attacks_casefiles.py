@@ -22,6 +22,10 @@ Found and closed here (the tests pass):
    views.reveal_contact shows nothing for a closed dossier, and the page offers no button.
 7. Django's admin log (identity store) kept the dossier's id and number of every reassignment:
    DossierAdmin.log_change writes nothing there; the access log records it.
+8. The access log's note entry ('<kind> note <n>', at a moment) and the notes store's clear kind, sequence
+   and day beside each subject paired every note subject with its dossier number without the notes key:
+   the entry names neither kind nor sequence, and ProgressNote seals kind, written_on and sequence to the
+   row like its text (casefiles migration 0010). Still open: the order the note rows were written in.
 """
 
 from __future__ import annotations
@@ -227,7 +231,7 @@ def test_a_note_from_a_page_read_before_the_close_is_refused(world: World) -> No
     with pytest.raises(casenotes.DossierClosed):
         casenotes.add_note(stale, kind="session", text="Nog een gesprek gehad.", user=world.anna)
 
-    assert list(ProgressNote.objects.values_list("kind", flat=True)) == ["closing"]
+    assert [note.kind for note in ProgressNote.objects.all()] == ["closing"]
     assert Dossier.objects.get(pk=world.dossier.pk).awaiting_contact_since is None
 
 
@@ -274,7 +278,7 @@ def test_two_closes_and_two_notes_at_once_leave_one_close_and_numbered_notes(
         lambda: casenotes.add_note(second, kind="session", text="Sessie gehad.", user=world.anna),
     )
     assert outcome == [None, None]
-    assert sorted(ProgressNote.objects.values_list("sequence", flat=True)) == [1, 2]
+    assert sorted(note.sequence for note in ProgressNote.objects.all()) == [1, 2]
 
     first, second = (Dossier.objects.get(pk=world.dossier.pk) for _ in range(2))
     outcome = _in_parallel(
@@ -282,7 +286,7 @@ def test_two_closes_and_two_notes_at_once_leave_one_close_and_numbered_notes(
         lambda: operations.close_with_note(second, text="Ook afgerond.", user=world.anna),
     )
     assert outcome == [None, None]
-    assert ProgressNote.objects.filter(kind="closing").count() == 1
+    assert [note.kind for note in ProgressNote.objects.all()].count("closing") == 1
     closes = AccessLogEntry.objects.filter(action=AccessLogEntry.Action.CLOSE).count()
     assert closes == 1
     from casefiles.accesslog import verify_chain
@@ -357,40 +361,92 @@ def test_coming_back_from_inactivity_writes_nothing_in_the_casefiles_store_at_th
     assert assignment.live([world.dossier]) == {world.dossier.pk}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The access log says 'ADD_NOTE, dossier D, <kind> note <n>' at a time, and the notes store keeps "
-    "kind, sequence and written_on in clear beside the subject: (day, kind, sequence) pairs each subject "
-    "with its dossier number without the notes key. Fix: casefiles.notes.add_note should log no kind or "
-    "sequence in the detail, and ProgressNote.written_on should be sealed (inside the text), leaving the "
-    "count of notes only.",
-)
+def _readable(value: object) -> object:
+    """What the operator reads of a column without the key file: its value, or None where it is sealed."""
+    return None if isinstance(value, str) and value.startswith(f"{crypto.FORMAT}.") else value
+
+
+def _named_in(detail: str) -> tuple[str | None, str | None]:
+    """The kind and the sequence an access log detail names of a note, where it names them."""
+    words = detail.split()
+    kind = next((word for word in words if word in ProgressNote.Kind.values), None)
+    return kind, next((word for word in words if word.isdigit()), None)
+
+
 def test_the_access_log_does_not_pair_a_note_subject_with_its_dossier_number(
     world: World, organisation: Organisation
 ) -> None:
+    """Of each note the access log keeps the dossier number, the moment and a detail; the notes store keeps
+    the subject beside its other columns. Whatever day, kind and sequence both stores show of every note, the
+    operator gathers per number and per subject: a number with the same trace as a subject is its number.
+    (Closed here: the log names neither kind nor sequence and the notes store seals kind, day and order.)"""
     second = ask_for_help(active_participant(organisation, name="Els Bakker"))
     casenotes.add_note(world.dossier, kind="intake", text="Intake.", user=world.anna)
     casenotes.add_note(second, kind="intake", text="Intake.", user=world.anna)
     casenotes.add_note(world.dossier, kind="session", text="Sessie.", user=world.anna)
 
-    logged: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    logged_notes: list[tuple[str, tuple[object, ...]]] = []
     for number, at, detail in _raw(
         CASEFILES,
         "SELECT dossier_number, at, detail FROM casefiles_accesslogentry WHERE action = 'add_note'",
     ):
-        kind, _word, sequence = detail.split()
-        logged[number][(timezone.localdate(at).isoformat(), f"{kind}/{sequence}")] += 1
-    stored: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
-    for subject, kind, sequence, written_on in _raw(
-        NOTES, "SELECT subject, kind, sequence, written_on FROM casefiles_progressnote"
+        logged_notes.append((number, (timezone.localdate(at).isoformat(), *_named_in(detail))))
+    stored_notes: list[tuple[str, tuple[object, ...]]] = []
+    for subject, written_on, kind, sequence in _raw(
+        NOTES, "SELECT subject, written_on, kind, sequence FROM casefiles_progressnote"
     ):
-        stored[subject][(written_on.isoformat(), f"{kind}/{sequence}")] += 1
+        day = _readable(written_on)
+        shown = (day.isoformat() if isinstance(day, dt.date) else None, _readable(kind), _readable(sequence))
+        stored_notes.append((subject, tuple(None if part is None else str(part) for part in shown)))
+    # Compared on what both stores show of every note: where that is nothing, this trace pairs nothing.
+    # Counts alone, and the order the rows were written in, are the residual of the next test.
+    both = [
+        part
+        for part in range(3)
+        if all(trace[part] is not None for _key, trace in logged_notes + stored_notes)
+    ]
+    logged: dict[str, Counter[tuple[object, ...]]] = defaultdict(Counter)
+    for number, trace in logged_notes:
+        logged[number][tuple(trace[part] for part in both)] += 1
+    stored: dict[str, Counter[tuple[object, ...]]] = defaultdict(Counter)
+    for subject, trace in stored_notes:
+        stored[subject][tuple(trace[part] for part in both)] += 1
 
     paired = {
         subject: [number for number, trace in logged.items() if trace == notes]
         for subject, notes in stored.items()
     }
-    assert all(len(numbers_) != 1 for numbers_ in paired.values()), paired
+    assert not both or all(len(numbers_) != 1 for numbers_ in paired.values()), paired
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="The notes store lists its rows in the order they were written (and, live, each with the xmin "
+    "of its own transaction), and the access log numbers its 'added a note' entries in the same order: "
+    "the k-th note row is the k-th entry, which pairs each subject with its dossier number without the "
+    "notes key. So does the count of notes per subject against the count of entries per number, for a "
+    "dossier with an unusual count. With kind, day, order and text sealed the pairing tells only which "
+    "ciphertexts (their lengths, in buckets) are a dossier's notes. Fix: notes written in batches (held "
+    "sealed in the casefiles store until a batch takes them up in random order, in one transaction), or a "
+    "subject per note, HMAC(notes key, number and sequence), with the count kept on the dossier.",
+)
+def test_the_order_of_note_rows_does_not_pair_a_note_subject_with_its_dossier_number(
+    world: World, organisation: Organisation
+) -> None:
+    second = ask_for_help(active_participant(organisation, name="Els Bakker"))
+    for dossier in (world.dossier, second, world.dossier):
+        casenotes.add_note(dossier, kind="session", text="Sessie.", user=world.anna)
+
+    logged = _raw(
+        CASEFILES,
+        "SELECT dossier_number FROM casefiles_accesslogentry WHERE action = 'add_note' ORDER BY sequence",
+    )
+    # The rows as a dump lists them: in the order of the table's pages, the order they were written in.
+    stored = _raw(NOTES, "SELECT subject FROM casefiles_progressnote ORDER BY ctid")
+    paired: dict[str, set[str]] = defaultdict(set)
+    for (subject,), (number,) in zip(stored, logged, strict=True):
+        paired[subject].add(number)
+    assert not all(len(numbers_) == 1 for numbers_ in paired.values()), paired
 
 
 # --- 5. markup -------------------------------------------------------------------------------------------

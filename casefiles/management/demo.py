@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from casefiles import notes, operations, trajectories
-from casefiles.models import Dossier, ProgressNote
+from casefiles.models import Dossier
 from participants import queries
 from participants.models import Organisation, Participant, StaffUser
 from preventicons import crypto
@@ -57,12 +57,12 @@ def _work(dossiers: list[Dossier], casemanager: StaffUser, today: dt.date) -> No
         user=casemanager,
     )
 
-    notes.add_note(
+    intake = notes.add_note(
         quiet, kind="intake", text="Intake: wil eerst zelf verder, belt terug als nodig.", user=casemanager
     )
-    ProgressNote.objects.filter(subject=crypto.notes_subject(quiet.number)).update(
-        written_on=today - dt.timedelta(days=20)
-    )
+    # The day is sealed to the row: set on the note and saved, never update()d in place.
+    intake.written_on = today - dt.timedelta(days=20)
+    intake.save(update_fields=["written_on"])
 
     notes.add_note(closed, kind="intake", text="Intake: spanning thuis en op het werk.", user=casemanager)
     counselling = trajectories.start_trajectory(

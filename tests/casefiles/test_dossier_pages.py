@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from casefiles import notes as casenotes
 from casefiles import numbers
 from casefiles.models import AccessLogEntry, Deputy, Dossier, ProgressNote, Trajectory, TrajectorySession
 from participants import casemanagers
@@ -331,8 +332,11 @@ def test_a_note_with_markup_is_shown_inert_and_the_notes_store_holds_no_number_o
     with connections[NOTES].cursor() as cursor:
         cursor.execute("SELECT * FROM casefiles_progressnote")
         dumped = repr(cursor.fetchall())
-    for secret in (world.dossier.number, world.dossier.number[2:], "werkdruk", "script", "Jan"):
+    # Nor the kind or the day: beside the access log's entry for the note they would name its dossier.
+    day = timezone.localdate()
+    for secret in (world.dossier.number, world.dossier.number[2:], "werkdruk", "script", "Jan", "intake"):
         assert secret not in dumped
+    assert "datetime.date" not in dumped and day.isoformat() not in dumped
     # The first note is the first contact: the dossier no longer waits for one.
     world.dossier.refresh_from_db()
     assert world.dossier.awaiting_contact_since is None
@@ -345,6 +349,23 @@ def test_notes_keep_the_order_they_were_written_in(world: World, client: Client)
 
     page = client.get(dossier_url(world.dossier.number)).content.decode()
     assert page.index("eerste") < page.index("tweede") < page.index("derde")
+
+
+def test_the_latest_note_day_of_each_dossier_is_opened_from_the_sealed_notes(world: World) -> None:
+    """What the dashboard asks to tell a quiet dossier: the latest day, not the latest note's day."""
+    other = ask_for_help(active_participant(world.organisation, name="Els Bakker"))
+    today = timezone.localdate()
+    days = {world.dossier: [today - dt.timedelta(days=3), today - dt.timedelta(days=40)], other: [today]}
+    for dossier, written_on in days.items():
+        for day in written_on:
+            note = casenotes.add_note(dossier, kind="session", text="Gesprek.", user=world.anna)
+            note.written_on = day
+            note.save(update_fields=["written_on"])
+
+    latest = casenotes.last_note_days([world.dossier.number, other.number, numbers.new_number()])
+
+    assert latest == {world.dossier.number: today - dt.timedelta(days=3), other.number: today}
+    assert [note.written_on for note in casenotes.notes_of(world.dossier)] == days[world.dossier]
 
 
 # --- trajectories ---------------------------------------------------------------------------------------

@@ -97,7 +97,11 @@ def test_progress_note_text_round_trips_in_the_notes_database() -> None:
     assert connections["notes"].vendor == "postgresql"
     text = "Gesprek gehad over werkdruk; volgende week opnieuw."
     note = ProgressNote.objects.create(
-        subject=crypto.notes_subject("D-1001"), kind="call", written_on=dt.date(2026, 11, 23), text=text
+        subject=crypto.notes_subject("D-1001"),
+        kind="call",
+        written_on=dt.date(2026, 11, 23),
+        sequence=1,
+        text=text,
     )
     assert ProgressNote.objects.using("notes").get(pk=note.pk).text == text
     (stored,) = raw_row("notes", NOTES, ["text"], note.pk)
@@ -212,7 +216,9 @@ def test_the_database_refuses_plaintext_in_an_encrypted_column(
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_the_notes_database_refuses_plaintext_progress_notes() -> None:
-    note = ProgressNote.objects.create(subject="s" * 64, kind="intake", written_on=dt.date.today(), text="ok")
+    note = ProgressNote.objects.create(
+        subject="s" * 64, kind="intake", written_on=dt.date.today(), sequence=1, text="ok"
+    )
 
     with pytest.raises(IntegrityError, match="_sealed"), transaction.atomic(using="notes"):
         raw_set("notes", NOTES, "text", "Talked about the workload at the ward", note.pk)
@@ -262,6 +268,9 @@ def test_every_encrypted_column_has_its_database_check() -> None:
         "participants_participant_participation_sealed",
         "participants_participant_status_sealed",
         "participants_participant_messages_paused_sealed",
+        "casefiles_progressnote_kind_sealed",
+        "casefiles_progressnote_written_on_sealed",
+        "casefiles_progressnote_sequence_sealed",
         "casefiles_progressnote_text_sealed",
     }
 

@@ -74,12 +74,17 @@ def make_participants(count: int) -> list[Participant]:
     ]
 
 
+# What the rotation reports of a note: every column but its subject is sealed.
+NOTE_COLUMNS = [f"casefiles.ProgressNote.{name}" for name in ("kind", "written_on", "sequence", "text")]
+
+
 def make_notes(count: int) -> list[ProgressNote]:
     return [
         ProgressNote.objects.create(
             subject=crypto.notes_subject(f"D-{n}"),
             kind="call",
             written_on=dt.date(2026, 11, 2),
+            sequence=1,
             text=f"note {n}",
         )
         for n in range(count)
@@ -275,7 +280,7 @@ def test_reencrypt_can_be_limited_to_one_store(key_file: Path) -> None:
 
     assert note_key_ids() == [active("field")] * 2
     assert participant_key_ids() == [old_id] * 2
-    assert set(report.remaining) == {"casefiles.ProgressNote.text"} and report.is_complete
+    assert set(report.remaining) == set(NOTE_COLUMNS) and report.is_complete
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -326,7 +331,7 @@ def test_reencrypt_skips_a_row_locked_by_another_transaction_and_finishes_it_nex
         release.set()
         holder.join()
 
-    assert first.remaining == {"casefiles.ProgressNote.text": 1} and not first.is_complete
+    assert first.remaining == dict.fromkeys(NOTE_COLUMNS, 1) and not first.is_complete
     by_pk = dict(zip(sorted(str(n.pk) for n in notes), note_key_ids(), strict=True))
     assert by_pk.pop(str(notes[2].pk)) == old_id
     assert set(by_pk.values()) == {active("field")}
@@ -354,8 +359,8 @@ def test_status_counts_values_per_purpose_and_key_and_names_unknown_key_ids(key_
 
     field_now = usage[("field", active("field"))]
     # Two participants' five columns (name, e-mail, mobile, status, pause), one of them overwritten with the
-    # ghost, plus one note.
-    assert field_now.is_active and field_now.values == 9 + 1
+    # ghost, plus one note's four (kind, day, order, text).
+    assert field_now.is_active and field_now.values == 9 + 4
     assert usage[("pseudonym_link", active("pseudonym_link"))].values == 2
     assert usage[("casefiles_link", active("casefiles_link"))].values == 0
     ghost = usage[("field", "fld-ghost")]
@@ -373,7 +378,8 @@ def run(*args: str) -> str:
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
-    # Three participants with five sealed columns each (name, e-mail, mobile, status, pause), two notes.
+    # Three participants with five sealed columns each (name, e-mail, mobile, status, pause), two notes with
+    # four each (kind, day, order, text).
     participants, notes = make_participants(3), make_notes(2)
     old_id = active("field")
 
@@ -385,7 +391,7 @@ def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
     output = run("activate", "--purpose", "field", "--key-id", new_id)
     assert f"{new_id} is now the active field key" in output
     output += run("status")
-    assert f"field {old_id}: 17 values" in output and f"field {new_id}: 0 values (active)" in output
+    assert f"field {old_id}: 23 values" in output and f"field {new_id}: 0 values (active)" in output
 
     output += run("reencrypt", "--purpose", "field", "--batch-size", "2", "--max-batches", "1")
     assert "participants.Participant [default]: batch 1, 10 values re-sealed" in output
@@ -394,14 +400,14 @@ def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
         run("retire", "--purpose", "field", "--key-id", old_id)
 
     output += run("reencrypt", "--purpose", "field", "--batch-size", "2")
-    assert "casefiles.ProgressNote [notes]: batch 1, 2 values re-sealed" in output
+    assert "casefiles.ProgressNote [notes]: batch 1, 8 values re-sealed" in output
     assert "participants.Participant.email: 1" in output
     assert "Every value is sealed under its active key." in output
 
     output += run("retire", "--purpose", "field", "--key-id", old_id)
     assert f"Retired {old_id}" in output
     output += run("status")
-    assert f"field {new_id}: 17 values (active)" in output
+    assert f"field {new_id}: 23 values (active)" in output
 
     assert_all_open(participants, notes)
     doc = document(key_file)
@@ -436,7 +442,7 @@ def test_rotate_keys_command_with_inline_keys_refuses_edits_but_reports(settings
         ):
             run(*args)
 
-    assert f"field {active('field')}: 1 values (active)" in run("status")
+    assert f"field {active('field')}: 4 values (active)" in run("status")
     assert "Every value is sealed under its active key." in run("reencrypt")
 
 
