@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from participants.models import Organisation, Participant
-from preventicons.fields import SealedBooleanField, column_cipher, column_of, open_column
+from preventicons.fields import column_of, open_column
 from preventicons.models import OutboundMessage
 
 # The participant columns the weekly pages need to tell what a link can still do (LinkHolder).
@@ -110,19 +110,13 @@ def weekly_address(participant: Participant, channel: str) -> str | None:
 
 @dataclass(frozen=True)
 class WeeklyRecipient:
-    """Someone the weekly round makes a link for, and whether it goes out: by e-mail, by SMS, both or neither
-    (never the address itself). Neither: the link is made and sent nowhere (see weekly_recipients)."""
+    """Someone the weekly round makes a link for, and where its message is queued: by e-mail, by SMS, both or
+    neither (never the address itself). Neither: the link is made and queued nowhere (see weekly_recipients).
+    """
 
     pk: uuid.UUID
     by_email: bool
     by_sms: bool
-    # Active, listed and not paused: only then does the message go out (the others' are queued alike and
-    # end unsent when the worker meets them, scores.rounds.render_weekly_message).
-    takes_part: bool = True
-
-    @property
-    def messaged(self) -> bool:
-        return self.takes_part and (self.by_email or self.by_sms)
 
 
 def _by_email() -> Q:
@@ -145,11 +139,11 @@ def weekly_recipients(
     week's link rows name their participants in clear, and links made only for those who take part would
     list them in a dump of the open week (issue #14). ``by_email`` and ``by_sms`` say where the link's
     message is queued (the channel chosen, with an address), for everyone alike, so the outbox does not
-    tell them apart either; only the messages of those who can take part (``takes_part``: active, not
-    paused) are sent, the others end unsent when the worker meets them.
+    tell them apart either; only the messages of those who can take part then (active, not paused) are
+    sent, the others end unsent when the worker meets them (scores.rounds.render_weekly_message).
     ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves out
-    whoever already has one. Whether someone is active and has not paused is sealed, so it is opened and
-    decided here (a few microseconds each); whether an address exists, not the address.
+    whoever already has one. Nothing sealed is opened: whether someone takes part this week is decided when
+    the message is sent, from the row as it is then; whether an address exists is read, not the address.
     """
     candidates = (
         # A row that never enrolled, and one shredded (a stop, the anonymisation: Participant.shredded), has
@@ -163,25 +157,12 @@ def weekly_recipients(
             by_sms=ExpressionWrapper(_by_sms(), output_field=BooleanField()),
         )
         .order_by("pk")
-        .values_list("pk", "status", "messages_paused", "by_email", "by_sms")
+        .values_list("pk", "by_email", "by_sms")
     )
     if after is not None:
         candidates = candidates.filter(pk__gt=after)
-    statuses = column_cipher(Participant, "status")
-    pauses = column_cipher(Participant, "messages_paused")
-    chosen = []
-    last = None
-    for pk, status, paused, by_email, by_sms in candidates[:size]:
-        last = pk
-        row = str(pk)
-        # Listed is in the query; an unreadable pause counts as paused.
-        takes_part = Participant.can_take_part(
-            status=statuses.open(status, row) if status is not None else "",
-            is_listed=True,
-            paused=pauses.open(str(paused), row) != SealedBooleanField.FALSE,
-        )
-        chosen.append(WeeklyRecipient(pk, bool(by_email), bool(by_sms), takes_part=takes_part))
-    return chosen, last
+    chosen = [WeeklyRecipient(pk, bool(by_email), bool(by_sms)) for pk, by_email, by_sms in candidates[:size]]
+    return chosen, chosen[-1].pk if chosen else None
 
 
 def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:

@@ -51,11 +51,12 @@ class RoundReport:
 
     organisation_id: int
     week: dt.date
-    links: int = 0  # links sent (by e-mail, SMS or both)
+    # Links made and messages queued, for everyone on the list alike: only those who take part when a
+    # message is sent get it (render_weekly_message), so the round itself never learns who does.
+    links: int = 0
     emails: int = 0
     sms: int = 0
     batches: int = 0
-    unsent: int = 0  # links made for someone on the list who does not take part this week, sent nowhere
 
 
 # --- weeks ------------------------------------------------------------------------------------
@@ -187,15 +188,13 @@ def run_weekly_round(
         finished_at=timezone.now()
     )
     logger.info(
-        "weekly round organisation %s week %s: %d links, %d e-mails, %d SMS in %d batches"
-        " (and %d links sent nowhere)",
+        "weekly round organisation %s week %s: %d links, %d e-mails and %d SMS queued in %d batches",
         organisation.pk,
         week,
         report.links,
         report.emails,
         report.sms,
         report.batches,
-        report.unsent,
     )
     return report
 
@@ -263,12 +262,9 @@ def _prepare(
             outgoing.append(
                 messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
             )
-        if not participant.messaged:
-            report.unsent += 1
-            continue
-        report.links += 1
-        report.emails += participant.by_email
-        report.sms += participant.by_sms
+    report.links += len(batch)
+    report.emails += sum(participant.by_email for participant in batch)
+    report.sms += sum(participant.by_sms for participant in batch)
     # No ON CONFLICT: a link row that already exists means its messages exist too, and the batch must then
     # roll back rather than queue a message for a link the database does not know.
     connection = connections[router.db_for_write(WeeklyLink)]

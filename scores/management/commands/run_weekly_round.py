@@ -54,4 +54,6 @@ class Command(BaseCommand):
             )
         except AgreementMissing as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"week {week}: {report.links} links, {report.emails} e-mails, {report.sms} SMS")
+        self.stdout.write(
+            f"week {week}: {report.links} links, {report.emails} e-mails and {report.sms} SMS queued"
+        )
