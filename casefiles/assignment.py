@@ -184,8 +184,9 @@ def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
     """The dossiers within reach that may be shown: open ones, and closed ones (read only) until retention
     unlinks them.
 
-    A stopped participant's dossier is closed and unlinked. Two checks live in the identity store and are
-    made by the caller: that the dossier's casemanager still serves its organisation (``serves``), and that
+    A stopped participant's dossier is closed and its participant reference is random: ``live`` never finds
+    it, so it is neither listed nor opened. Two checks live in the identity store and are made by the
+    caller: that the dossier's casemanager still serves its organisation (``serves``), and that
     its participant is active (``live``); an inactive participant's dossier cannot be opened.
     """
     if not reach.user_id:
@@ -197,7 +198,8 @@ def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
 
 
 def participant_of(dossier: Dossier) -> tuple[uuid.UUID, str] | None:
-    """The dossier's participant id and pseudonym P, opened; None for an unlinked dossier."""
+    """The dossier's participant id and pseudonym P, opened; None for an unlinked dossier. After a stop both
+    are random (Dossier.forget_participant): a pair no participant answers to."""
     if not dossier.participant_ref or not dossier.pseudonym:
         return None
     return uuid.UUID(dossier.participant_ref), dossier.pseudonym

@@ -6,12 +6,16 @@ to find it; a note knows its dossier only as HMAC(notes key, dossier number). Ne
 
 from __future__ import annotations
 
+import secrets
+import string
 import uuid
+from collections.abc import Callable
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from preventicons import crypto
 from preventicons.fields import (
     EncryptedTextField,
     SealedChoiceField,
@@ -24,7 +28,8 @@ from preventicons.fields import (
 class Dossier(models.Model):
     """One participant's casefile, by number. It names nobody: the participant is a sealed pseudonym P (to
     gather their weekly scores) and a sealed participant reference (to read their contact details live,
-    when asked), both under the casefiles link key, bound to this row, and destroyed when they stop.
+    when asked), both under the casefiles link key, bound to this row. When they stop, both are overwritten
+    with random look-alikes (``forget_participant``); retention destroys them at the term.
 
     The organisation and the casemanager are ids into the identity store, not relations: stores do not
     join. ``casemanager_id`` is NULL while no casemanager serves the organisation (assignment waits).
@@ -64,9 +69,32 @@ class Dossier(models.Model):
     @classmethod
     def unlinked(cls) -> dict[str, object]:
         """The columns of a dossier that leads to nobody: P, the participant reference and the chosen channel
-        destroyed, the index with them. One list for every way there (a stop, retention), so a column added
-        later is destroyed by all of them or by none."""
+        destroyed, the index with them (retention, at the term). A stop first writes random look-alikes over
+        exactly these columns (``forget_participant``), so a column added here is forgotten by both."""
         return {"pseudonym": None, "pseudonym_index": None, "participant_ref": None, "contact_channel": None}
+
+    def forget_participant(self) -> None:
+        """Write over every column ``unlinked`` destroys a random value of the same kind and length: the
+        dossier leads to nobody (no P, participant or channel of anyone's, an index no P answers to), yet a
+        dump reads it as a casemanager's close leaves it until retention unlinks it at the term. A NULL
+        there on the day of the close could only be a stop, which the identity store (a participant row
+        shredded that day) would name. Save the row afterwards; the values are sealed to it then."""
+        look_alikes: dict[str, Callable[[], str | None]] = {
+            "pseudonym": crypto.new_pseudonym,
+            # A keyed hash is 64 hex digits (crypto.keyed_hash); these are 64 random ones.
+            "pseudonym_index": lambda: secrets.token_hex(32),
+            # A random id: what reads the reference (assignment.live) finds no participant under it.
+            "participant_ref": lambda: str(uuid.uuid4()),
+            # Random letters as long as the channel was, and NULL where a request chose none.
+            "contact_channel": lambda: _random_letters(self.contact_channel),
+        }
+        # A column ``unlinked`` lists without a look-alike here is a KeyError, not a column left behind.
+        for name in self.unlinked():
+            setattr(self, name, look_alikes[name]())
+
+
+def _random_letters(like: str | None) -> str | None:
+    return None if like is None else "".join(secrets.choice(string.ascii_lowercase) for _ in like)
 
 
 class Deputy(models.Model):

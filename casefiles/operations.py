@@ -20,14 +20,37 @@ from preventicons.dbrouter import CASEFILES, NOTES
 
 
 def close_dossier(*, pseudonym: str) -> None:
-    """The dossier of this pseudonym is closed and can no longer be found from, or lead to, the pseudonym."""
+    """The dossier of this pseudonym is closed, reads in a dump as a casemanager's close leaves it, and can
+    no longer be found from, or lead to, the pseudonym or the participant. Called at their stop.
+
+    What led to them is overwritten with random look-alikes (Dossier.forget_participant), not NULL: a
+    dossier closed today whose link is already gone could only be a stop, and the identity store shows whose
+    row was shredded today. Retention unlinks it at the term, as it does every closed dossier, and tells the
+    notary then. A dossier its casemanager had closed keeps its closing day, so its term does not move.
+
+    No access log entry: the log names the staff member who acted, and a stop is nobody's act on the staff.
+    An entry by a stand-in (staff member 0) would tell a stop as plainly as none does; that a closing day
+    in clear has no casemanager's entry beside it still tells one (a strict xfail in
+    tests/test_attacks_casefiles.py, until is_open and closed_on are sealed).
+    """
     if not pseudonym:
         return
-    # update() writes NULL into the sealed column directly: nothing is sealed, so no row binding is needed.
-    # A second run finds no dossier under the index any more and changes nothing.
-    Dossier.objects.filter(pseudonym_index=crypto.casefiles_index(pseudonym)).update(
-        is_open=False, closed_on=timezone.localdate(), awaiting_contact_since=None, **Dossier.unlinked()
-    )
+    # No savepoint inside the stop's (or the nightly anonymisation's) transaction: on PostgreSQL it would
+    # give each dossier a transaction id of its own, in the order the participants were stopped.
+    with transaction.atomic(using=CASEFILES, savepoint=False):
+        dossier = (
+            Dossier.objects.select_for_update()
+            .filter(pseudonym_index=crypto.casefiles_index(pseudonym))
+            .first()
+        )
+        # None, or a retried stop: the index no longer answers to P, so a second run changes nothing.
+        if dossier is None:
+            return
+        dossier.forget_participant()
+        if dossier.is_open:
+            dossier.is_open, dossier.closed_on = False, timezone.localdate()
+            dossier.awaiting_contact_since = None
+        dossier.save(update_fields=[*Dossier.unlinked(), "is_open", "closed_on", "awaiting_contact_since"])
 
 
 DOSSIER_NUMBER_ATTEMPTS = 5

@@ -12,7 +12,7 @@ from casefiles import assignment, operations
 
 
 def close_stopped_participants_dossier(sender: Any, *, pseudonym: str, **kwargs: Any) -> None:
-    """Their dossier is closed and can no longer be found from, or lead to, their pseudonym."""
+    """Their dossier is closed as a casemanager's close leaves it, and leads to nobody any more."""
     operations.close_dossier(pseudonym=pseudonym)
 
 

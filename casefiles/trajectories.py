@@ -231,11 +231,11 @@ def final_outcomes(
     """The measured outcome of each of these trajectories whose outcome can no longer change.
 
     Final once the trajectory has ended and the last week its outcome reads (casefiles.outcome) has ended
-    and is closed for its organisation, so no score can join it any more. A dossier that no longer leads
-    to the participant's scores (a stop, the nightly anonymisation) is not measurable for good, but it too
-    waits for that week to end: told the night after a stop, the outcome's arrival in the ledger would
-    tell which participants stopped. A trajectory still open, or inside its window, is left out: the caller
-    asks again later.
+    and is closed for its organisation, so no score can join it any more. A stopped participant's dossier
+    holds a random P (Dossier.forget_participant), which reaches no score: it is measured when anyone's
+    would be and reads not measurable, so the outcome's arrival in the ledger does not tell who stopped.
+    One without P (unlinked) is not measurable for good, but it too waits for that week to end. A
+    trajectory still open, or inside its window, is left out: the caller asks again later.
     """
     ended_by = previous_week(today=today or timezone.localdate())
     outcomes: dict[uuid.UUID, Outcome] = {}

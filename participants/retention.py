@@ -151,7 +151,7 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     pending messages cancelled; their codes and account links deleted, their invitation links left
     opening nothing (as a stop leaves them); a dated
     withdrawal recorded under the consent text they had agreed to; and ``participant_stopped`` sent with
-    each P, so their dossier is closed and unlinked and their scores stay, counted, belonging to nobody.
+    each P, so their dossier is closed and leads to nobody, and their scores stay, counted, nobody's.
     Set-wise, in one transaction across the stores: a stop per person costs some twenty statements and
     three commits, which for 10,000 people would not fit in a night's minute.
     """

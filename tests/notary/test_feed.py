@@ -226,16 +226,21 @@ def test_too_few_answers_after_the_end_is_recorded_as_not_measurable(
     assert [entry.facts for entry in completed()] == [{"outcome": "not_measurable", "sessions_held": 2}]
 
 
-def test_a_dossier_that_no_longer_reaches_the_scores_is_not_measurable_once_its_window_has_ended(
+def test_a_dossier_that_no_longer_reaches_the_scores_is_not_measurable_when_anyones_outcome_is_final(
     organisation: Organisation, anna: StaffUser
 ) -> None:
     helped = Helped(organisation, anna, before=[2, 2, 2, 2], after=[4, 4, None, None])
-    account.stop_participation(participant=helped.participant)  # the dossier closes, unlinked
+    # The dossier closes, its P a random one that reaches no score (casefiles.operations.close_dossier).
+    account.stop_participation(participant=helped.participant)
     # The night after the stop: nothing yet, or the entry's arrival would tell who stopped.
     feed.record_new_facts(today=helped.last_week_measured + 6 * DAY)
     assert completed() == []
+    # The last week measured has ended but is not closed: nobody's outcome is final yet, nor this one.
+    feed.record_new_facts(today=helped.last_week_measured + WEEK)
+    assert completed() == []
 
-    # The night after the last week measured ended, when a week close would have made the outcome final.
+    # The night the week close made every outcome of that week final.
+    close(organisation, helped.last_week_measured)
     feed.record_new_facts(today=helped.last_week_measured + WEEK)
 
     (entry,) = completed()
@@ -443,19 +448,21 @@ def test_a_forgotten_trajectory_gets_no_new_reference_even_if_the_term_is_length
     assert snapshot()[: len(kept)] == kept
 
 
-def test_retention_forgets_what_a_stop_unlinked_long_before(
+def test_retention_unlinks_a_stopped_participants_dossier_at_the_term_and_forgets_its_references(
     organisation: Organisation, anna: StaffUser, settings: Any
 ) -> None:
     settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS = 10
     helped = Helped(organisation, anna, before=[2, 2], after=[4, 4])
-    account.stop_participation(participant=helped.participant)  # unlinked at once, nothing left to unlink
+    # Closed and leading to nobody, but not unlinked: a NULL link on the day of the close would tell a stop.
+    account.stop_participation(participant=helped.participant)
+    close(organisation, helped.last_week_measured)  # its outcome final, as anyone's (not measurable)
     feed.record_new_facts()
     reference = helped.reference
     today = timezone.localdate()
 
     assert casefiles_retention.run_retention(today=today + 9 * DAY).dossiers_unlinked == 0
     assert references.trajectory_id_for(reference) == helped.trajectory.pk
-    assert casefiles_retention.run_retention(today=today + 10 * DAY).dossiers_unlinked == 0
+    assert casefiles_retention.run_retention(today=today + 10 * DAY).dossiers_unlinked == 1
 
     assert references.trajectory_id_for(reference) is None
     assert {entry.kind for entry in entries() if entry.reference == reference} == {

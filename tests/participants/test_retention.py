@@ -166,7 +166,7 @@ def test_everyone_of_an_organisation_whose_contract_ended_is_anonymised_after_th
     assert counts.contract_ended_anonymised == 3 * int(anonymised)
 
 
-def test_anonymising_closes_and_unlinks_the_dossier_and_keeps_the_scores_counted(
+def test_anonymising_closes_the_dossier_so_it_leads_to_nobody_and_keeps_the_scores_counted(
     organisation: Organisation,
 ) -> None:
     from scores.models import Score
@@ -181,11 +181,15 @@ def test_anonymising_closes_and_unlinks_the_dossier_and_keeps_the_scores_counted
     dossier.save()
     add_score(participant, week=dt.date(2026, 11, 9), value=3)
     score_before = Score.objects.values().get()
+    pseudonym = participant.pseudonym or ""
 
     retention.run_retention()
 
     dossier.refresh_from_db()
-    assert not dossier.is_open and dossier.pseudonym is None and dossier.pseudonym_index is None
+    # As a stop leaves it: random look-alikes over its link (retention unlinks it at the term), so it reads
+    # as a casemanager's close, and neither the old P nor anything in the row leads to the participant.
+    assert not dossier.is_open and dossier.pseudonym not in (None, pseudonym)
+    assert dossier.pseudonym_index not in (None, crypto.casefiles_index(pseudonym))
     # The score is untouched and still counted; its per-week pseudonym came from P, which is destroyed.
     assert Score.objects.values().get() == score_before
     assert Participant.objects.get(pk=participant.pk).pseudonym is None
@@ -432,6 +436,19 @@ def set_up_like_jan(participant: Participant) -> None:
     add_score(participant, week=dt.date(2026, 11, 9), value=2)
 
 
+def _dossier_left(number: str, pseudonym: str) -> dict[str, Any]:
+    """The dossier as a stop leaves it, in terms two different rows can share: open or closed, the day it
+    closed, and whether P, the participant reference and the index are there, and still theirs."""
+    dossier = Dossier.objects.get(number=number)
+    return {
+        "is_open": dossier.is_open,
+        "closed_on": dossier.closed_on,
+        "link": [value is not None for value in (dossier.pseudonym, dossier.pseudonym_index)],
+        "theirs": dossier.pseudonym == pseudonym
+        or dossier.pseudonym_index == crypto.casefiles_index(pseudonym),
+    }
+
+
 def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
     from preventicons.models import OutboundMessage
     from scores.models import Score
@@ -452,9 +469,7 @@ def what_is_left(participant: Participant, pseudonym: str) -> dict[str, Any]:
         "pending": OutboundMessage.objects.filter(
             cancel_tag=messaging._cancel_tag(str(participant.pk)), status=OutboundMessage.Status.PENDING
         ).count(),
-        "dossier": Dossier.objects.filter(number=f"D-{participant.pk.hex[:8].upper()}").values(
-            "is_open", "pseudonym", "pseudonym_index"
-        )[0],
+        "dossier": _dossier_left(f"D-{participant.pk.hex[:8].upper()}", pseudonym),
         # Their score stays, counted, untouched; nothing holds their P any more.
         "scores": Score.objects.count(),
     }
@@ -498,7 +513,12 @@ def test_anonymising_leaves_a_participant_exactly_as_their_own_stop_would(organi
     assert stopped_by_themselves["departed"] == {"email": True, "mobile": True}
     assert stopped_by_themselves["participant"]["status"] == Participant.Status.STOPPED
     assert stopped_by_themselves["consents"][-1] == ("withdrawn", "v1", TODAY)
-    assert stopped_by_themselves["dossier"]["is_open"] is False
+    assert stopped_by_themselves["dossier"] == {
+        "is_open": False,
+        "closed_on": TODAY,
+        "link": [True, True],
+        "theirs": False,
+    }
 
 
 # --- existing consents lose their time of day ------------------------------------------------------------
