@@ -109,18 +109,25 @@ def _write_states(rows: list[Resealed]) -> None:
 
     The status is sealed, so "still active" is "its status ciphertext is still the one read": any change of
     status since (a stop, inactivity) sealed it afresh, with a new nonce. On PostgreSQL one statement per
-    chunk, the rows as three arrays: inside the week close's pipeline the server writes one chunk while the
-    next is computed, on the other core, and a statement takes at most 65,535 parameters anyway.
+    chunk (never empty), the rows as three arrays: inside the week close's pipeline the server writes one
+    chunk while the next is computed, on the other core.
     """
     connection = connections[router.db_for_write(Participant)]
     table = connection.ops.quote_name(Participant._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Each column joined by commas, which no id or ciphertext holds (checked: a value that did would
+            # shift its column against the others), and split on the server: psycopg's array dumping cost
+            # more than all the sealing. An empty string is a NULL participation.
+            columns = [",".join(value or "" for value in column) for column in zip(*rows, strict=True)]
+            if any(column.count(",") != len(rows) - 1 for column in columns):
+                raise ValueError("a participant id or ciphertext holds a comma")
             cursor.execute(
                 f"UPDATE {table} AS p SET participation = v.sealed "  # noqa: S608  # nosec B608  # names from the model
-                "FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, sealed, status) "
+                "FROM unnest(string_to_array(%s, ',')::uuid[], string_to_array(%s, ',', ''), "
+                "string_to_array(%s, ',')) AS v(id, sealed, status) "
                 "WHERE p.id = v.id AND p.status = v.status",
-                [list(column) for column in zip(*rows, strict=True)] if rows else [[], [], []],
+                columns,
             )
         else:
             cursor.executemany(
@@ -148,11 +155,34 @@ class CountedWeek:
         return self.outcome
 
 
+# A participant as the close reads them: id, sealed status, pseudonym, pause and participation (each as
+# the column holds it), whether listed, and the department's id.
+ParticipantRow = tuple[uuid.UUID, str, str | None, bool, str, str | None, int | None]
+
+
+def participant_rows(organisation_id: int) -> list[ParticipantRow]:
+    """Every participant of the organisation, as count_participation takes them.
+
+    Read whole before the count, so that the connection is free to carry the count's writes (and the week
+    close's other statements) while the states are computed.
+    """
+    rows = Participant.objects.filter(organisation_id=organisation_id).values_list(
+        "pk",
+        _as_stored("status"),
+        _as_stored("pseudonym"),
+        "is_listed",
+        _as_stored("messages_paused"),
+        _as_stored("participation"),
+        "department_id",
+    )
+    return list(rows)
+
+
 def count_participation(
-    *, organisation_id: int, week: dt.date, answered: Callable[[str], bool] | None
+    rows: list[ParticipantRow], *, week: dt.date, answered: Callable[[str], bool] | None
 ) -> CountedWeek:
-    """Count ``week`` for every active participant of the organisation and write each state sealed afresh;
-    then ``make_inactive`` on what it returns. Inside the week close's transaction.
+    """Count ``week`` for every active participant of an organisation (``participant_rows``) and write each
+    state sealed afresh; then ``make_inactive`` on what it returns. Inside the week close's transaction.
 
     ``answered(P)`` tells whether the holder of pseudonym P has a score in the week (None: nobody has).
     Every active participant's sealed participation is opened, updated and sealed afresh in this one
@@ -177,59 +207,49 @@ def count_participation(
         for name in ("status", "pseudonym", "messages_paused", "participation")
     )
     # Most states repeat (everyone who answered has the same one): each is parsed and turned into text once.
+    answered_text = ParticipationState(last_response_week=week, weeks_without_response=0).sealed_text()
     state_texts: dict[ParticipationState, str] = {}
     states: dict[str, ParticipationState] = {}
     # The status and the pause are sealed: every participant of the organisation is read, and who is
-    # active is decided here, after opening them (a few microseconds each). All rows are read first, so
-    # that the connection is free to carry the writes of the states while they are computed.
-    rows = Participant.objects.filter(organisation_id=organisation_id).values_list(
-        "pk",
-        _as_stored("status"),
-        _as_stored("pseudonym"),
-        "is_listed",
-        _as_stored("messages_paused"),
-        _as_stored("participation"),
-        "department_id",
-    )
+    # active is decided here, after opening them (a few microseconds each).
     chunk: list[Resealed] = []
-    for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state, department in list(rows):
+    for pk, sealed_status, sealed_pseudonym, is_listed, sealed_paused, sealed_state, department in rows:
         if len(chunk) == CHUNK:
             _write_states(chunk)
             chunk = []
         row = str(pk)
+        if (
+            answered is not None
+            and sealed_pseudonym
+            and answered(pseudonym_cipher.open(sealed_pseudonym, row))
+        ):
+            # Whatever the state was, this is the new one, and neither the status nor the pause needs
+            # opening: a score of this week means its holder was active when they tapped (scores.submission
+            # records nobody else's), and before the close only a stop ends that, which destroys the
+            # pseudonym this row was found by.
+            outcome.responded += 1
+            outcome.invited[department] += 1
+            chunk.append((row, state_cipher.seal(answered_text, row), sealed_status))
+            continue
         status = status_cipher.open(sealed_status, row)
         if status != Participant.Status.ACTIVE:
             # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
             # order) who is active at all.
             chunk.append((row, sealed_state, sealed_status))
             continue
-        # Nothing to open in a week without any score.
-        did_answer = bool(
-            answered is not None
-            and sealed_pseudonym
-            and answered(pseudonym_cipher.open(sealed_pseudonym, row))
-        )
-        if did_answer:
-            # Whatever the state was, this is the new one: neither it nor the pause need opening.
-            state = ParticipationState(last_response_week=week, weeks_without_response=0)
-            outcome.responded += 1
+        paused = paused_cipher.open(str(sealed_paused), row) == SealedBooleanField.TRUE
+        opened = state_cipher.open(sealed_state, row) if sealed_state else ""
+        state = states.get(opened) or states.setdefault(opened, ParticipationState.from_text(opened))
+        if Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
+            state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
+            outcome.missed += 1
             outcome.invited[department] += 1
+            if state.weeks_without_response >= limit:
+                reaching_limit.append(pk)
         else:
-            paused = paused_cipher.open(str(sealed_paused), row) == SealedBooleanField.TRUE
-            opened = state_cipher.open(sealed_state, row) if sealed_state else ""
-            state = states.get(opened) or states.setdefault(opened, ParticipationState.from_text(opened))
-            if Participant.can_take_part(status=status, is_listed=is_listed, paused=paused):
-                state = ParticipationState(state.last_response_week, state.weeks_without_response + 1)
-                outcome.missed += 1
-                outcome.invited[department] += 1
-                if state.weeks_without_response >= limit:
-                    reaching_limit.append(pk)
-            else:
-                # No link reached them: a week they could not answer says nothing about them.
-                outcome.not_counted += 1
-        text = state_texts.get(state)
-        if text is None:
-            text = state_texts[state] = state.sealed_text()
+            # No link reached them: a week they could not answer says nothing about them.
+            outcome.not_counted += 1
+        text = state_texts.get(state) or state_texts.setdefault(state, state.sealed_text())
         # A fresh nonce for everyone, changed or not.
         # With the status ciphertext read: written only where it is still the same (see _write_states).
         chunk.append((row, state_cipher.seal(text, row), sealed_status))

@@ -18,11 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
+from django.db.models import ExpressionWrapper, F, TextField
 from django.utils import timezone
 
 from participants import queries
 from participants.models import Department, Organisation
-from participants.participation import CountedWeek, Participation, count_participation
+from participants.participation import CountedWeek, Participation, count_participation, participant_rows
 from preventicons import crypto
 from preventicons.dbrouter import every_store
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
@@ -83,11 +84,12 @@ def _count_and_rewrite(
     def answered(pseudonym: str) -> bool:
         return of_week(pseudonym) in responded
 
+    people = participant_rows(organisation_id)
+
     def count_rewrite_open() -> tuple[CountedWeek, _OpenedWeek]:
-        counted = count_participation(
-            organisation_id=organisation_id, week=week, answered=answered if responded else None
-        )
+        # The rewrite first: the server is busy with it while the first chunks of states are counted.
         _rewrite(organisation_id, week)
+        counted = count_participation(people, week=week, answered=answered if responded else None)
         return counted, _opened(rows, week)
 
     connection = connections[router.db_for_write(Score)]
@@ -98,6 +100,10 @@ def _count_and_rewrite(
     # rolls back).
     with connection.connection.pipeline():
         return count_rewrite_open()
+
+
+def _as_text(name: str) -> ExpressionWrapper:
+    return ExpressionWrapper(F(name), output_field=TextField())
 
 
 def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _OpenedWeek:
@@ -183,9 +189,10 @@ def close_week(
         # What is read here is what the rewrite moves: the week's links expired when it ended
         # (rounds.week_closes_at) and the beat closes half an hour later, so no score joins it meanwhile.
         # From here on only the opened values (frozen below) know which department a score came from.
+        # The sealed columns read as the text they hold: their fields' converters would wrap each value.
         rows = list(
             Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
-                "pseudonym", "value", "department"
+                "pseudonym", _as_text("value"), _as_text("department")
             )
         )
         counted, opened = _count_and_rewrite(organisation_id, week, rows)
