@@ -49,7 +49,7 @@ def main() -> None:
 
     from casefiles.models import Dossier
     from casefiles.tasks import assign_waiting_dossiers
-    from participants import enrolment
+    from participants import enrolment, queries
     from participants.models import AnonymisationRun, Invitation, Organisation, Participant, StaffUser
     from participants.tasks import resend_codes, run_retention, send_due_invitations
     from preventicons.devmailbox import read_mailbox
@@ -67,6 +67,13 @@ def main() -> None:
         printed["round_again"] = run(run_due_rounds)
         run(send_due_messages)  # the task once, as the beat runs it; then the rest, as the worker carries on
         printed["sent"] = send_everything_due()
+        # Links are made for everyone listed; only those who take part, and have an address on the channel
+        # they chose, get their message.
+        linked = WeeklyLink.objects.filter(week=next_week).values_list("participant_id", flat=True)
+        printed["reachable"] = sum(
+            any(queries.weekly_address(participant, channel) for channel in ("email", "sms"))
+            for participant in Participant.objects.filter(pk__in=list(linked))
+        )
         # The first weekly text message of next week in the development mailbox, and its link tapped.
         weekly = [m for m in read_mailbox() if m.channel == "sms" and "/w/" in m.body]
         token = re.search(r"/w/([A-Za-z0-9_-]{43})/", weekly[0].body).group(1)  # type: ignore[union-attr]
