@@ -218,24 +218,25 @@ def count_participation(
             _write_states(chunk)
             chunk = []
         row = str(pk)
+        # The status before the score: a catch-up close can find a score of someone whom the close of the
+        # week before, in the same catch-up, has just made inactive.
+        status = status_cipher.open(sealed_status, row)
+        if status != Participant.Status.ACTIVE:
+            # Rewritten as it is, sealed afresh: a close that rewrote only the active rows would tell a dump
+            # (xmin, row order) who is active at all, and a ciphertext written back unchanged would tell two
+            # dumps around a close apart.
+            kept = state_cipher.seal(state_cipher.open(sealed_state, row), row) if sealed_state else None
+            chunk.append((row, kept, sealed_status))
+            continue
         if (
             answered is not None
             and sealed_pseudonym
             and answered(pseudonym_cipher.open(sealed_pseudonym, row))
         ):
-            # Whatever the state was, this is the new one, and neither the status nor the pause needs
-            # opening: a score of this week means its holder was active when they tapped (scores.submission
-            # records nobody else's), and before the close only a stop ends that, which destroys the
-            # pseudonym this row was found by.
+            # Whatever the state was, this is the new one: the pause needs no opening.
             outcome.responded += 1
             outcome.invited[department] += 1
             chunk.append((row, state_cipher.seal(answered_text, row), sealed_status))
-            continue
-        status = status_cipher.open(sealed_status, row)
-        if status != Participant.Status.ACTIVE:
-            # Rewritten as it is: a close that rewrote only the active rows would tell a dump (xmin, row
-            # order) who is active at all.
-            chunk.append((row, sealed_state, sealed_status))
             continue
         paused = paused_cipher.open(str(sealed_paused), row) == SealedBooleanField.TRUE
         opened = state_cipher.open(sealed_state, row) if sealed_state else ""

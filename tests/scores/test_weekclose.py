@@ -16,6 +16,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import connections
+from django.db.models import ExpressionWrapper, F, TextField
 from django.test import override_settings
 
 from casefiles import assignment
@@ -833,3 +834,77 @@ def test_a_rewrite_that_fails_on_the_server_rolls_the_whole_close_back(
     assert not ClosedWeek.objects.exists() and not WeeklyAggregate.objects.exists()
     assert raw_scores() == before
     assert participation_of(Participant.objects.get(pk=participant.pk)) == ParticipationState()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_two_dumps_around_a_close_do_not_tell_active_from_inactive(organisation: Organisation) -> None:
+    # An operator with a dump before and after a close: every row's participation is sealed afresh, also
+    # that of someone inactive, whose state the close leaves as it was.
+    active = make_participant(organisation)
+    inactive = make_participant(organisation, status=Participant.Status.INACTIVE)
+    inactive.participation = ParticipationState(WEEK - dt.timedelta(days=35), 4).sealed_text()
+    inactive.save(update_fields=["participation"])
+
+    def stored() -> dict[uuid.UUID, str]:
+        return dict(
+            Participant.objects.filter(pk__in=[active.pk, inactive.pk]).values_list(
+                "pk", ExpressionWrapper(F("participation"), output_field=TextField())
+            )
+        )
+
+    before = stored()
+    close(organisation)
+    after = stored()
+
+    assert all(after[pk] != before[pk] for pk in before)
+    inactive.refresh_from_db()
+    assert participation_of(inactive) == ParticipationState(WEEK - dt.timedelta(days=35), 4)
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_a_catch_up_close_leaves_someone_made_inactive_the_week_before_as_they_are(
+    organisation: Organisation, settings: object
+) -> None:
+    # The beat was down: two weeks close in one catch-up. They missed the first and answered the second;
+    # the first week's close makes them inactive, and the second's must not count them as an active
+    # participant who answered.
+    settings.INACTIVE_AFTER_WEEKS = 1  # type: ignore[attr-defined]
+    participant = make_participant(organisation)
+    score(organisation, value=4, department=None, pseudonym=participant.pseudonym)
+    close(organisation, WEEK - dt.timedelta(days=7))
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.INACTIVE
+    before = participation_of(participant)
+
+    result = close(organisation, WEEK)
+
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.INACTIVE
+    assert participation_of(participant) == before
+    assert result.participation.responded == 0
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_a_failure_inside_the_pipelined_close_rolls_all_of_it_back(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    participant = make_participant(organisation)
+    score(organisation, value=4, department=None, pseudonym=participant.pseudonym)
+    stored = Participant.objects.filter(pk=participant.pk).values_list(
+        ExpressionWrapper(F("participation"), output_field=TextField()), flat=True
+    )
+    before = stored.get()
+    opened = weekclose._opened
+
+    def fail(*args: Any) -> Any:
+        raise RuntimeError("the values could not be opened")
+
+    monkeypatch.setattr(weekclose, "_opened", fail)
+    with pytest.raises(RuntimeError):
+        close(organisation)
+    assert not ClosedWeek.objects.filter(organisation=organisation, week=WEEK).exists()
+    assert stored.get() == before and Score.objects.filter(week=WEEK).count() == 1
+
+    monkeypatch.setattr(weekclose, "_opened", opened)
+    result = close(organisation)  # the same connection closes the week afterwards
+    assert result.closed and result.participation.responded == 1
