@@ -13,15 +13,17 @@ pauses or leaves before the message goes out is not messaged.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hmac
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -154,6 +156,11 @@ def run_weekly_round(
 
     Raises AgreementMissing, sending nothing, when the organisation's processing agreement is not recorded.
     ``after_batch`` is called with the batch number after each batch has committed.
+
+    Each batch is one transaction. On PostgreSQL the next batch is read before this one's rows go to the
+    server, and made (ids, tokens, messages) while the server writes them (pipeline mode): the two cores
+    work side by side instead of the one waiting for the other. A batch made in the transaction before is
+    written only if no other run wrote any of its people meanwhile; if one did, the batch is read again.
     """
     require_signed_agreement(organisation)
     batch_size = batch_size or settings.WEEKLY_ROUND_BATCH_SIZE
@@ -161,29 +168,41 @@ def run_weekly_round(
     weekly_round, _created = WeeklyRound.objects.get_or_create(
         organisation=organisation, week=week, defaults={"started_at": timezone.now()}
     )
-    expires_at = week_closes_at(week)
-    after = None
+    making = _BatchMaker(organisation=organisation, week=week, size=batch_size)
+    after: object = None
+    ahead: _Batch | None = None  # the next batch, read and made in the transaction before
     while True:
-        with transaction.atomic():
-            # Runs of the same round take turns batch by batch, so two never prepare the same participant;
-            # the unique constraints would refuse a double anyway.
-            WeeklyRound.objects.select_for_update().filter(pk=weekly_round.pk).first()
-            batch, last = queries.weekly_recipients(
-                organisation=organisation,
-                excluding=Exists(
-                    _links_of_the_week(week=week, after=after).filter(participant=OuterRef("pk"))
-                ),
-                after=after,
-                size=batch_size,
-            )
-            if last is None:
-                break
-            if batch:
-                _prepare(batch, week=week, expires_at=expires_at, report=report)
-            after = last
+        batch = ahead
+        ahead = None
+        try:
+            with transaction.atomic():
+                # Runs of the same round take turns batch by batch, so two never prepare the same
+                # participant; the unique constraints would refuse a double anyway.
+                WeeklyRound.objects.select_for_update().filter(pk=weekly_round.pk).first()
+                if batch is None:
+                    batch = making.read(after=after, fresh=True)
+                if batch is None:
+                    break
+                upcoming = making.recipients(after=batch.last)
+                with making.pipeline():
+                    _write(batch, week=week, expires_at=making.expires_at)
+                    if upcoming:
+                        ahead = making.make(upcoming, fresh=False)
+        except IntegrityError:
+            if batch is None or batch.fresh:
+                raise
+            # Another run wrote some of these people after this batch was read: read it again, under the lock.
+            ahead = None
+            continue
+        after = batch.last
+        report.links += len(batch.link_ids)
+        report.emails += batch.emails
+        report.sms += batch.sms
         report.batches += 1
         if after_batch is not None:
             after_batch(report.batches)
+        if ahead is None:  # nobody after this batch
+            break
     WeeklyRound.objects.filter(pk=weekly_round.pk, finished_at__isnull=True).update(
         finished_at=timezone.now()
     )
@@ -235,36 +254,103 @@ def _texts(expires_at: dt.datetime) -> _Texts:
     )
 
 
-def _prepare(
-    batch: list[queries.WeeklyRecipient], *, week: dt.date, expires_at: dt.datetime, report: RoundReport
-) -> None:
-    week_text = week.isoformat()
-    key = get_key_set().hmac_key("blind_index")
-    link_ids: list[str] = []
-    participant_ids: list[str] = []
-    token_hashes: list[str] = []
-    outgoing: list[messaging.Outgoing | messaging.Deferred] = []
-    for participant in batch:
-        link_id = str(uuid.uuid4())
-        participant_id = str(participant.pk)
-        link_ids.append(link_id)
-        participant_ids.append(participant_id)
-        token_hashes.append(hash_token(_derive_token(key, link_id)))
-        # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:".
-        prefix = f"week:{participant_id}:{week_text}"
-        # Queued alike for everyone with a channel: neither the link rows nor the outbox rows that point at
-        # them may tell who takes part. The renderer sends only the messages of those who can take part now.
-        if participant.by_email:
-            outgoing.append(
-                messaging.Deferred(key=f"{prefix}:email", channel=EMAIL, renderer=RENDERER, reference=link_id)
-            )
-        if participant.by_sms:
-            outgoing.append(
-                messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
-            )
-    report.links += len(batch)
-    report.emails += sum(participant.by_email for participant in batch)
-    report.sms += sum(participant.by_sms for participant in batch)
+@dataclass(frozen=True)
+class _Batch:
+    """One batch of the round, made but not yet written: its links and their messages."""
+
+    last: object  # the last participant id read: the next batch starts after it
+    fresh: bool  # read in the transaction that writes it (under the round's lock)
+    link_ids: list[str]
+    participant_ids: list[str]
+    token_hashes: list[str]
+    messages: list[messaging.Outgoing | messaging.Deferred]
+    emails: int
+    sms: int
+
+
+@dataclass
+class _BatchMaker:
+    """Reads and makes the round's batches for one organisation and week."""
+
+    organisation: Organisation
+    week: dt.date
+    size: int
+
+    def __post_init__(self) -> None:
+        self.expires_at = week_closes_at(self.week)
+        self._key = get_key_set().hmac_key("blind_index")
+        self._connection = connections[router.db_for_write(WeeklyLink)]
+
+    def recipients(self, *, after: object) -> list[queries.WeeklyRecipient]:
+        """The next batch's people after ``after`` (by id) who have no link this week yet."""
+        batch, _last = queries.weekly_recipients(
+            organisation=self.organisation,
+            excluding=Exists(
+                _links_of_the_week(week=self.week, after=after).filter(participant=OuterRef("pk"))
+            ),
+            after=after,
+            size=self.size,
+        )
+        return batch
+
+    def read(self, *, after: object, fresh: bool) -> _Batch | None:
+        recipients = self.recipients(after=after)
+        return self.make(recipients, fresh=fresh) if recipients else None
+
+    def make(self, recipients: list[queries.WeeklyRecipient], *, fresh: bool) -> _Batch:
+        """The batch's link ids, tokens and messages: Python only, nothing sent to the database."""
+        week_text = self.week.isoformat()
+        link_ids: list[str] = []
+        participant_ids: list[str] = []
+        token_hashes: list[str] = []
+        messages: list[messaging.Outgoing | messaging.Deferred] = []
+        for participant in recipients:
+            link_id = str(uuid.uuid4())
+            participant_id = str(participant.pk)
+            link_ids.append(link_id)
+            participant_ids.append(participant_id)
+            token_hashes.append(hash_token(_derive_token(self._key, link_id)))
+            # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:".
+            prefix = f"week:{participant_id}:{week_text}"
+            # Queued alike for everyone with a channel: neither the link rows nor the outbox rows may tell
+            # who takes part. The renderer sends only the messages of those who can take part now.
+            if participant.by_email:
+                messages.append(
+                    messaging.Deferred(
+                        key=f"{prefix}:email", channel=EMAIL, renderer=RENDERER, reference=link_id
+                    )
+                )
+            if participant.by_sms:
+                messages.append(
+                    messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
+                )
+        return _Batch(
+            last=recipients[-1].pk,
+            fresh=fresh,
+            link_ids=link_ids,
+            participant_ids=participant_ids,
+            token_hashes=token_hashes,
+            messages=messages,
+            emails=sum(participant.by_email for participant in recipients),
+            sms=sum(participant.by_sms for participant in recipients),
+        )
+
+    def pipeline(self) -> contextlib.AbstractContextManager[object]:
+        """On PostgreSQL, pipeline mode: statements go to the server at once and their results are awaited
+        on leaving, where the error of one that failed is raised (as Django's, so callers catch one kind)."""
+        if self._connection.vendor != "postgresql":
+            return contextlib.nullcontext()
+        self._connection.ensure_connection()
+        return _wrapped(self._connection.wrap_database_errors, self._connection.connection.pipeline())
+
+
+@contextlib.contextmanager
+def _wrapped(errors: Any, pipeline: contextlib.AbstractContextManager[object]) -> Iterator[object]:
+    with errors, pipeline as inside:
+        yield inside
+
+
+def _write(batch: _Batch, *, week: dt.date, expires_at: dt.datetime) -> None:
     # No ON CONFLICT: a link row that already exists means its messages exist too, and the batch must then
     # roll back rather than queue a message for a link the database does not know.
     connection = connections[router.db_for_write(WeeklyLink)]
@@ -279,9 +365,9 @@ def _prepare(
                 [
                     week,
                     expires_at,
-                    ",".join(link_ids),
-                    ",".join(participant_ids),
-                    ",".join(token_hashes),
+                    ",".join(batch.link_ids),
+                    ",".join(batch.participant_ids),
+                    ",".join(batch.token_hashes),
                 ],
             )
     else:
@@ -290,15 +376,17 @@ def _prepare(
             [
                 WeeklyLink(
                     id=uuid.UUID(link_id),
-                    participant_id=participant.pk,
+                    participant_id=uuid.UUID(participant_id),
                     week=week,
                     token_hash=token_hash,
                     expires_at=expires_at,
                 )
-                for link_id, participant, token_hash in zip(link_ids, batch, token_hashes, strict=True)
+                for link_id, participant_id, token_hash in zip(
+                    batch.link_ids, batch.participant_ids, batch.token_hashes, strict=True
+                )
             ]
         )
-    messaging.queue_many(outgoing)
+    messaging.queue_many(batch.messages)
 
 
 # --- the hourly beat --------------------------------------------------------------------------

@@ -559,3 +559,26 @@ def test_two_weekly_links_never_share_a_token_hash(organisation: Organisation) -
             participant=second, week=WEEK, token_hash=token_hash, expires_at=rounds.week_closes_at(WEEK)
         )
     assert WeeklyLink.objects.filter(participant=second).count() == 0
+
+
+@pytest.mark.django_db
+@time_machine.travel(MONDAY_MORNING, tick=False)
+def test_a_run_overtaken_between_two_batches_reads_the_next_one_again(organisation: Organisation) -> None:
+    # Each batch is read (and made) in the transaction before the one that writes it. Another run can take
+    # the round's lock in between and write those people first: the batch made ahead must then be dropped
+    # and read again, not fail the round on the unique link, nor queue anything twice.
+    people = [make_participant(organisation) for _ in range(5)]
+    overtaken: list[rounds.RoundReport] = []
+
+    def another_run_overtakes(batch: int) -> None:
+        if batch == 1:
+            overtaken.append(rounds.run_weekly_round(organisation=organisation, week=WEEK, batch_size=2))
+
+    report = rounds.run_weekly_round(
+        organisation=organisation, week=WEEK, batch_size=2, after_batch=another_run_overtakes
+    )
+
+    assert (report.links, report.batches) == (2, 1)
+    assert overtaken[0].links == 3
+    assert WeeklyLink.objects.filter(week=WEEK).count() == 5
+    assert all(week_rows(person).count() == 1 for person in people)
