@@ -87,10 +87,12 @@ def _count_and_rewrite(
     people = participant_rows(organisation_id)
 
     def count_rewrite_open() -> tuple[CountedWeek, _OpenedWeek]:
-        # The rewrite first: the server is busy with it while the first chunks of states are counted.
+        # The rewrite first, and the scores opened while the server carries it out: nothing is sent meanwhile.
+        # Counted first, the chunks of states would wait behind the rewrite once the socket's buffers are
+        # full, and so would the count.
         _rewrite(organisation_id, week)
-        counted = count_participation(people, week=week, answered=answered if responded else None)
-        return counted, _opened(rows, week)
+        opened = _opened(rows, week)
+        return count_participation(people, week=week, answered=answered if responded else None), opened
 
     connection = connections[router.db_for_write(Score)]
     if connection.vendor != "postgresql":
