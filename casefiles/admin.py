@@ -79,11 +79,11 @@ class OpenFilter(admin.SimpleListFilter):
     """Open or closed dossiers. Both are sealed to the row, so the list is chosen in Python (one query over
     the dossiers, which are few), never by a filter in SQL."""
 
-    title = _("open")
+    title = _("status")
     parameter_name = "open"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("1", _("Yes")), ("0", _("No"))]
+        return [("1", _("open")), ("0", _("closed"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         if self.value() not in ("1", "0"):
