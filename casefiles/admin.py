@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -74,13 +75,32 @@ class ReassignForm(forms.ModelForm):
         return chosen
 
 
+class OpenFilter(admin.SimpleListFilter):
+    """Open or closed dossiers. Both are sealed to the row, so the list is chosen in Python (one query over
+    the dossiers, which are few), never by a filter in SQL."""
+
+    title = _("status")
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("1", _("open")), ("0", _("closed"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() not in ("1", "0"):
+            return queryset
+        wanted = self.value() == "1"
+        return queryset.filter(
+            pk__in=[state.pk for state in Dossier.objects.states() if state.is_open == wanted]
+        )
+
+
 @admin.register(Dossier)
 class DossierAdmin(StrictLookupsMixin, admin.ModelAdmin):
     """Dossiers by number, organisation and casemanager: nothing of the participant. The admin reassigns."""
 
     form = ReassignForm
-    list_display = ("dossier_number", "organisation_id", "casemanager_name", "is_open", "opened_on")
-    list_filter = ("is_open",)
+    list_display = ("dossier_number", "organisation_id", "casemanager_name", "dossier_is_open", "opened_on")
+    list_filter = (OpenFilter,)
     fields = ("casemanager",)
     actions = None
     show_full_result_count = False
@@ -88,6 +108,10 @@ class DossierAdmin(StrictLookupsMixin, admin.ModelAdmin):
     @admin.display(description=_("dossier number"))
     def dossier_number(self, obj: Dossier) -> str:
         return obj.number
+
+    @admin.display(description=_("open"), boolean=True)
+    def dossier_is_open(self, obj: Dossier) -> bool:
+        return obj.is_open
 
     @admin.display(description=_("casemanager"))
     def casemanager_name(self, obj: Dossier) -> str:

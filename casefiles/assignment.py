@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -66,11 +67,13 @@ def least_busy_casemanager(organisation_id: int, *, other_than: int | None = Non
     serving = [cm for cm in casemanagers.casemanagers_serving(organisation_id) if cm != other_than]
     if not serving:
         return None
-    load = dict(
-        Dossier.objects.filter(is_open=True, casemanager_id__in=serving)
-        .values_list("casemanager_id")
-        .annotate(open_count=Count("pk"))
-        .values_list("casemanager_id", "open_count")
+    # Open or closed is sealed: every dossier of these casemanagers is read (one query) and counted here.
+    load = Counter(
+        dossier.casemanager_id
+        for dossier in Dossier.objects.filter(casemanager_id__in=serving).only(
+            "pk", "casemanager_id", "is_open"
+        )
+        if dossier.is_open
     )
     fewest = min(load.get(cm, 0) for cm in serving)
     return secrets.choice([cm for cm in serving if load.get(cm, 0) == fewest])
@@ -86,10 +89,13 @@ def assign_waiting_dossiers() -> int:
     # Every store: the e-mail to the casemanager (identity store) commits with the assignment, or neither.
     with every_store():
         waiting = Dossier.objects.select_for_update().filter(
-            is_open=True, casemanager_id__isnull=True, organisation_id__isnull=False
+            casemanager_id__isnull=True, organisation_id__isnull=False
         )
-        for dossier in waiting.only("pk", "organisation_id", "casemanager_id", "awaiting_contact_since"):
+        fields = ("pk", "organisation_id", "casemanager_id", "awaiting_contact_since", "is_open")
+        for dossier in waiting.only(*fields):
             assert dossier.organisation_id is not None  # filtered above
+            if not dossier.is_open:  # sealed, so decided here: a closed dossier waits for nobody
+                continue
             chosen = least_busy_casemanager(dossier.organisation_id)
             if chosen is not None:
                 Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=chosen)
@@ -191,10 +197,9 @@ def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
     """
     if not reach.user_id:
         return Dossier.objects.none()
-    return Dossier.objects.filter(
-        Q(is_open=True) | Q(pseudonym_index__isnull=False),
-        casemanager_id__in=reach.casemanager_ids,
-    )
+    # Open or closed is sealed, and needs no asking here: an open dossier always has its index (only
+    # retention destroys one, of a closed dossier at the term), so "still linked" covers both.
+    return Dossier.objects.filter(pseudonym_index__isnull=False, casemanager_id__in=reach.casemanager_ids)
 
 
 def participant_of(dossier: Dossier) -> tuple[uuid.UUID, str] | None:
@@ -259,10 +264,10 @@ def change_on_participants_request(*, pseudonym: str) -> bool:
     with transaction.atomic(using=CASEFILES):
         dossier = (
             Dossier.objects.select_for_update()
-            .filter(pseudonym_index=crypto.casefiles_index(pseudonym), is_open=True)
+            .filter(pseudonym_index=crypto.casefiles_index(pseudonym))
             .first()
         )
-        if dossier is None or dossier.organisation_id is None:
+        if dossier is None or not dossier.is_open or dossier.organisation_id is None:
             return False
         other = least_busy_casemanager(dossier.organisation_id, other_than=dossier.casemanager_id)
         if other is None:

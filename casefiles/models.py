@@ -6,10 +6,12 @@ to find it; a note knows its dossier only as HMAC(notes key, dossier number). Ne
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import string
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from django.db import models
 from django.db.models import F, Q
@@ -18,11 +20,45 @@ from django.utils.translation import gettext_lazy as _
 from preventicons import crypto
 from preventicons.fields import (
     EncryptedTextField,
+    SealedBooleanField,
     SealedChoiceField,
     SealedDateField,
+    SealedDayOrNoneField,
     SealedIntegerField,
+    column_cipher,
     sealed_only,
 )
+
+
+class DossierState(NamedTuple):
+    """Whether a dossier is open and, if closed, since when: opened from its sealed columns."""
+
+    pk: uuid.UUID
+    number: str
+    is_open: bool
+    closed_on: dt.date | None
+
+    def closed_by(self, day: dt.date) -> bool:
+        """Closed on or before ``day``."""
+        return not self.is_open and self.closed_on is not None and self.closed_on <= day
+
+
+class DossierQuerySet(models.QuerySet["Dossier"]):
+    """Dossiers, with whether each is open, and its closing day, decided in Python: both are sealed."""
+
+    def states(self) -> Iterator[DossierState]:
+        """The state of each of these dossiers, opened; in chunks (one query), for the nightly batches."""
+        rows = self.values_list("pk", "number", "is_open", "closed_on").order_by()
+        is_open, closed_on = column_cipher(Dossier, "is_open"), column_cipher(Dossier, "closed_on")
+        for pk, number, sealed_open, sealed_day in rows.iterator(chunk_size=2000):
+            row = str(pk)
+            day = closed_on.open(str(sealed_day), row)
+            yield DossierState(
+                pk=pk,
+                number=number,
+                is_open=is_open.open(str(sealed_open), row) == SealedBooleanField.TRUE,
+                closed_on=dt.date.fromisoformat(day) if day else None,
+            )
 
 
 class Dossier(models.Model):
@@ -42,7 +78,11 @@ class Dossier(models.Model):
     participant_ref = EncryptedTextField(purpose="casefiles_link", null=True)
     organisation_id = models.PositiveBigIntegerField(_("organisation id"), null=True, blank=True)
     casemanager_id = models.PositiveBigIntegerField(_("casemanager id"), null=True, blank=True, db_index=True)
-    is_open = models.BooleanField(default=True)
+    # Open or closed, and the closing day, sealed to the row like Participant.status (decided in Python,
+    # DossierQuerySet.states): in clear, "closed today" beside the access log, where only a casemanager's
+    # close has a CLOSE entry, told a stop apart (a stop is nobody's act on the staff), and the identity dump
+    # of the day named the stopper who had asked for help. Never NULL: every value pads to one length.
+    is_open = SealedBooleanField(default=True)
     # Whether the participant is active is not kept here: it is read live (casefiles.assignment.live), so
     # nothing in this store is written in the second someone becomes inactive or comes back.
     # The day only: dossiers are opened by the help-request batch (scores.wellbeing), so neither this date,
@@ -50,7 +90,7 @@ class Dossier(models.Model):
     opened_on = models.DateField()
     # The day of the latest help request not yet answered by a first contact (a note); NULL once answered.
     awaiting_contact_since = models.DateField(null=True, blank=True)
-    closed_on = models.DateField(null=True, blank=True)
+    closed_on = SealedDayOrNoneField(blank=True)
     # Which contact consent text the latest help request agreed to (scores.wellbeing.CONTACT_CONSENT_VERSION):
     # the same for everyone who asked under that text, so it tells a dump nothing about a person.
     consent_version = models.CharField(max_length=32, blank=True)
@@ -58,13 +98,21 @@ class Dossier(models.Model):
     # contact someone chose is theirs to tell the casemanager, not a column to count in a dump.
     contact_channel = EncryptedTextField(null=True)
 
+    objects = DossierQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("dossier")
         verbose_name_plural = _("dossiers")
-        constraints = [*sealed_only("pseudonym", "contact_channel", "participant_ref")]
+        constraints = [
+            *sealed_only("pseudonym", "contact_channel", "participant_ref", "is_open", "closed_on")
+        ]
 
     def __str__(self) -> str:
         return self.number
+
+    def closed_by(self, day: dt.date) -> bool:
+        """Closed on or before ``day`` (the unlink term's test; the columns are sealed, so asked here)."""
+        return not self.is_open and self.closed_on is not None and self.closed_on <= day
 
     @classmethod
     def unlinked(cls) -> dict[str, object]:

@@ -85,7 +85,8 @@ def add_note(
     with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
         # Locked and read again, before the notes store is touched (the order close_with_note takes too):
         # a close or a stop committed since the page was read wins.
-        if not Dossier.objects.select_for_update().filter(pk=dossier.pk, is_open=True).exists():
+        locked = Dossier.objects.select_for_update().filter(pk=dossier.pk).only("pk", "is_open").first()
+        if locked is None or not locked.is_open:
             raise DossierClosed(dossier.number)
         _lock_subject(subject)
         note = ProgressNote(

@@ -29,9 +29,9 @@ def close_dossier(*, pseudonym: str) -> None:
     notary then. A dossier its casemanager had closed keeps its closing day, so its term does not move.
 
     No access log entry: the log names the staff member who acted, and a stop is nobody's act on the staff.
-    An entry by a stand-in (staff member 0) would tell a stop as plainly as none does; that a closing day
-    in clear has no casemanager's entry beside it still tells one (a strict xfail in
-    tests/test_attacks_casefiles.py, until is_open and closed_on are sealed).
+    An entry by a stand-in (staff member 0) would tell a stop as plainly as none does. Whether the dossier
+    is open and the day it closed are sealed to the row, so no closing day in clear shows a close without
+    a casemanager's entry beside it.
     """
     if not pseudonym:
         return
@@ -148,9 +148,9 @@ def close_with_note(
             dossier, kind=ProgressNote.Kind.CLOSING, text=text, user=user, names=names, request=request
         )
         today = timezone.localdate()
-        Dossier.objects.filter(pk=dossier.pk).update(
-            is_open=False, closed_on=today, awaiting_contact_since=None
-        )
+        # Saved, not update()d: the two are sealed to the row.
+        locked.is_open, locked.closed_on, locked.awaiting_contact_since = False, today, None
+        locked.save(update_fields=["is_open", "closed_on", "awaiting_contact_since"])
         accesslog.record(
             AccessLogEntry.Action.CLOSE, user=user, dossier_number=dossier.number, request=request
         )

@@ -45,18 +45,27 @@ class CasefilesRetention:
 def run_retention(*, today: dt.date | None = None) -> CasefilesRetention:
     today = today or timezone.localdate()
     with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
-        closed = Dossier.objects.filter(is_open=False, closed_on__isnull=False).values_list(
-            "number", "closed_on"
-        )
+        # Open or closed, and since when, are sealed: every dossier is read and opened here (they are few).
+        closed = [state for state in Dossier.objects.states() if state.closed_by(today)]
         deleted = notes.delete_notes_past_retention(
-            {number: closed_on for number, closed_on in closed if closed_on is not None}, today=today
+            {state.number: state.closed_on for state in closed if state.closed_on is not None}, today=today
         )
-        past_term = Dossier.objects.filter(is_open=False, closed_on__lte=unlink_term_ended_by(today))
-        unlinked = past_term.filter(pseudonym_index__isnull=False).update(**Dossier.unlinked())
+        term_ended_by = unlink_term_ended_by(today)
+        past_term = {state.pk for state in closed if state.closed_by(term_ended_by)}
+        # Chosen in Python from what is still linked, so the statement names only the dossiers due tonight,
+        # not every dossier ever unlinked.
+        due = [
+            pk
+            for pk in Dossier.objects.filter(pseudonym_index__isnull=False).values_list("pk", flat=True)
+            if pk in past_term
+        ]
+        unlinked = Dossier.objects.filter(pk__in=due).update(**Dossier.unlinked())
         # In this transaction: the notary's way from a reference back to these dossiers goes with their link.
-        trajectory_ids = list(
-            Trajectory.objects.filter(dossier__in=past_term.values("pk")).values_list("pk", flat=True)
-        )
+        trajectory_ids = [
+            pk
+            for pk, dossier_id in Trajectory.objects.values_list("pk", "dossier_id").order_by()
+            if dossier_id in past_term
+        ]
         if trajectory_ids:
             dossiers_unlinked.send(sender=Dossier, trajectory_ids=trajectory_ids)
             Trajectory.objects.filter(pk__in=trajectory_ids).delete()  # their sessions with them

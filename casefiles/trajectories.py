@@ -192,16 +192,27 @@ def for_ledger(*, today: dt.date | None = None) -> list[LedgerTrajectory]:
     notary's reference retention destroys: recording it again would make a new one.
     """
     today = today or timezone.localdate()
+    term_ended_by = retention.unlink_term_ended_by(today)
     found = (
         Trajectory.objects.filter(dossier__organisation_id__isnull=False)
-        .exclude(dossier__is_open=False, dossier__closed_on__lte=retention.unlink_term_ended_by(today))
         .select_related("dossier")
-        .only("pk", "kind", "started_on", "ended_on", "dossier__organisation_id")
+        .only(
+            "pk",
+            "kind",
+            "started_on",
+            "ended_on",
+            "dossier__organisation_id",
+            "dossier__is_open",
+            "dossier__closed_on",
+        )
         .prefetch_related("sessions")
         .order_by("pk")
     )
     recorded = []
     for trajectory in found:
+        # Whether the dossier is closed, and since when, is sealed: decided here, not in the query.
+        if trajectory.dossier.closed_by(term_ended_by):
+            continue
         organisation_id = trajectory.dossier.organisation_id
         assert organisation_id is not None  # filtered above
         held = sorted(

@@ -294,6 +294,31 @@ class SealedDateField(SealedValueField):
         return dt.date.fromisoformat(text)
 
 
+class SealedDayOrNoneField(SealedDateField):
+    """A day or none (when a dossier closed), sealed to its row either way: none is sealed as empty text,
+    never left NULL. A NULL beside the ciphertext of a day would tell a dump which rows have one; sealed,
+    both pad to the same bucket and read alike."""
+
+    NONE = ""
+    _pyi_private_set_type: dt.date | None  # type: ignore[assignment]
+    _pyi_private_get_type: dt.date | None  # type: ignore[assignment]
+
+    def to_text(self, value: Any) -> str:
+        return self.NONE if value is None else super().to_text(value)
+
+    def from_text(self, text: str) -> dt.date | None:  # type: ignore[override]
+        return None if text == self.NONE else super().from_text(text)
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        if model_instance.__dict__.get(self.attname) is not None:
+            return super().pre_save(model_instance, add)
+        model_instance.__dict__[self.attname] = self.NONE
+        try:
+            return super().pre_save(model_instance, add)
+        finally:
+            model_instance.__dict__[self.attname] = None
+
+
 class SealedIntegerField(SealedValueField):
     """A whole number (a note's place in its dossier's order), sealed to its row; an int in Python."""
 

@@ -55,8 +55,9 @@ DECLARED = {
     },
     # The access log (casefiles/admin.py): by action and by date only, never by who, which dossier or chain.
     "casefiles.accesslogentry": {"action__exact", "action__isnull", "at__gte", "at__lt"},
-    # Dossiers by open or closed only: never by number, organisation or casemanager (who has how many).
-    "casefiles.dossier": {"is_open__exact", "is_open__isnull"},
+    # Dossiers by open or closed only (sealed, so chosen in Python): never by number, organisation or
+    # casemanager (who has how many).
+    "casefiles.dossier": {"open"},
     "casefiles.deputy": {"starts_on__gte", "starts_on__lt"},
     "notary.engagement": {"engaged_on__gte", "engaged_on__lt"},
     "otp_totp.totpdevice": {"confirmed__exact", "confirmed__isnull"},

@@ -35,9 +35,16 @@ Found and closed here (the tests pass):
    no more), and retention unlinks it at the usual term and tells the notary then. It takes no savepoint,
    so the dossiers the nightly anonymisation closes share one xmin, as they did under the old UPDATE.
 
-Still open (strict xfails): a closing day in clear beside the access log, where only a casemanager's close
-has a CLOSE entry (a stop is nobody's act on the staff); the order of the note rows beside the access
-log's note entries.
+10. Beside the access log, where only a casemanager's close has a CLOSE entry (a stop is nobody's act on the
+   staff), a closing day in clear told which of the day's closes were stops, and the identity dump of the
+   day named the stopper who had asked for help. Open or closed, and the closing day, are sealed to the row
+   like Participant.status (casefiles migration 0011), an open dossier's missing day sealed too, so every
+   row's two ciphertexts are of one length; open or closed is decided in Python (DossierQuerySet.states).
+
+Still open (strict xfails): the order of the note rows beside the access log's note entries. Not tested
+here: dumps of two days show which dossier rows a day rewrote, and a stop's look-alikes change the
+pseudonym index (in clear) where a casemanager's close leaves it, so a row whose index changed on a day
+without a CLOSE entry still tells a stop to whoever compares dumps.
 """
 
 from __future__ import annotations
@@ -98,6 +105,13 @@ def _raw(alias: str, sql: str, params: list[Any] | None = None) -> list[tuple]:
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.fetchall()
+
+
+def _move_closing_day(dossier: Dossier, day: dt.date) -> None:
+    """Set a closed dossier's closing day back (sealed to its row: saved, never update()d)."""
+    closed = Dossier.objects.get(pk=dossier.pk)
+    closed.closed_on = day
+    closed.save(update_fields=["closed_on"])
 
 
 # --- 1. a casemanager, deputy or colleague after a dossier not theirs ------------------------------------
@@ -351,14 +365,18 @@ def test_the_operator_cannot_tell_from_the_dossier_table_that_todays_stopper_had
         [world.organisation.pk],
     )[0][0]
     assert shredded == 2  # what the identity dump shows of today's stops
-    # What the casefiles dump tells about the same organisation and the same day.
-    stopped_with_dossier = _raw(
-        CASEFILES,
-        "SELECT count(*) FROM casefiles_dossier WHERE organisation_id = %s AND closed_on = %s"
-        " AND pseudonym_index IS NULL",
-        [world.organisation.pk, timezone.localdate()],
-    )[0][0]
-    assert stopped_with_dossier == 0, "a dossier of this organisation was closed by a stop today"
+    # What the casefiles dump tells about the same organisation and the same day (a closing day, where it
+    # can read one).
+    stopped_with_dossier = [
+        closed_on
+        for closed_on, index in _raw(
+            CASEFILES,
+            "SELECT closed_on, pseudonym_index FROM casefiles_dossier WHERE organisation_id = %s",
+            [world.organisation.pk],
+        )
+        if _readable(closed_on) == timezone.localdate() and index is None
+    ]
+    assert not stopped_with_dossier, "a dossier of this organisation was closed by a stop today"
 
 
 def _shape(value: object) -> object:
@@ -369,15 +387,9 @@ def _shape(value: object) -> object:
     return (type(value).__name__, len(value)) if isinstance(value, str) else type(value).__name__
 
 
-# The columns every dossier of an organisation closed on the same day shares, whoever closed it.
-_SHARED = (
-    "organisation_id",
-    "is_open",
-    "opened_on",
-    "awaiting_contact_since",
-    "closed_on",
-    "consent_version",
-)
+# The columns every dossier of an organisation closed on the same day shares, whoever closed it. Whether it
+# is open, and the day it closed, are sealed: compared by their shape, as every other column.
+_SHARED = ("organisation_id", "opened_on", "awaiting_contact_since", "consent_version")
 
 
 def test_a_dossier_closed_by_a_stop_reads_column_by_column_as_one_its_casemanager_closed(
@@ -395,7 +407,8 @@ def test_a_dossier_closed_by_a_stop_reads_column_by_column_as_one_its_casemanage
         names = [column.name for column in cursor.description or []]
         rows = {row[names.index("id")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     by_casemanager, by_stop = rows[els.pk], rows[world.dossier.pk]
-    assert by_stop["closed_on"] == timezone.localdate() and by_stop["is_open"] is False
+    stopped = Dossier.objects.get(pk=world.dossier.pk)
+    assert stopped.closed_on == timezone.localdate() and stopped.is_open is False
     for name in names:
         if name in _SHARED:
             assert by_stop[name] == by_casemanager[name], name
@@ -430,7 +443,7 @@ def test_a_stop_keeps_the_closing_day_of_a_dossier_its_casemanager_had_closed(wo
     the access log, and would hold the notes and the link longer than their term."""
     operations.close_with_note(world.dossier, text="Traject afgerond.", user=world.anna)
     closed_on = timezone.localdate() - dt.timedelta(days=30)
-    Dossier.objects.filter(pk=world.dossier.pk).update(closed_on=closed_on)
+    _move_closing_day(world.dossier, closed_on)
 
     stop_participation(participant=world.participant)
 
@@ -484,48 +497,67 @@ def test_the_nightly_anonymisation_writes_every_dossier_it_closes_under_one_tran
 
     xmins = _raw(
         CASEFILES,
-        "SELECT xmin::text, is_open FROM casefiles_dossier WHERE id IN (%s, %s)",
+        "SELECT xmin::text FROM casefiles_dossier WHERE id IN (%s, %s)",
         [world.dossier.pk, second.pk],
     )
     assert len(xmins) == 2 and len(set(xmins)) == 1, xmins
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The access log names who closed a dossier (NEN 7513: a CLOSE entry by its casemanager), and a "
-    "stop is no staff member's act: a dossier whose closed_on is today and which has no CLOSE entry today "
-    "was closed by a stop (or the nightly anonymisation), so with the identity dump the operator still "
-    "learns which of today's stoppers had asked for help. An entry by a stand-in (staff member 0) would "
-    "tell it as plainly. Fix: keep which dossiers are closed, and since when, out of the clear columns "
-    "(seal is_open and closed_on as Participant.status is sealed, and decide in Python), so the "
-    "casemanager's CLOSE entry tells only what the casemanager did.",
-)
 def test_the_operator_cannot_tell_from_the_access_log_that_todays_stopper_had_a_dossier(
     world: World, organisation: Organisation
 ) -> None:
+    """The access log names who closed a dossier (NEN 7513: a CLOSE entry by its casemanager), and a stop is
+    no staff member's act: a dossier the dump reads as closed (today) without a CLOSE entry (today) was
+    closed by a stop, and the identity dump of the day names the stopper who had asked for help. Closed
+    here: open or closed, and the closing day, are sealed to the row (casefiles migration 0011)."""
     els = ask_for_help(active_participant(organisation, name="Els Bakker"))
     closer = world.anna if els.casemanager_id == world.anna.pk else world.bert
     operations.close_with_note(els, text="Traject afgerond.", user=closer)
     stop_participation(participant=world.participant)
     today = timezone.localdate()
+    # With the key file: both closed today, one by its casemanager, one by the stop.
+    closed = {d.number: d.closed_on for d in Dossier.objects.filter(organisation_id=organisation.pk)}
+    assert closed == {els.number: today, world.dossier.number: today}
 
-    closed_today = {
-        number
-        for (number,) in _raw(
-            CASEFILES,
-            "SELECT number FROM casefiles_dossier WHERE organisation_id = %s AND closed_on = %s",
-            [organisation.pk, today],
-        )
+    # Without it: what the dump reads of each dossier's state and closing day, where it can read them.
+    read = _raw(
+        CASEFILES,
+        "SELECT number, is_open, closed_on FROM casefiles_dossier WHERE organisation_id = %s",
+        [organisation.pk],
+    )
+    closed_today = {number for number, _open, closed_on in read if _readable(closed_on) == today}
+    closed_at_all = {number for number, is_open, _day in read if _readable(is_open) in (False, 0)}
+    closes = _raw(CASEFILES, "SELECT dossier_number, at FROM casefiles_accesslogentry WHERE action = 'close'")
+    closed_by_staff_today = {number for number, at in closes if timezone.localdate(at) == today}
+    closed_by_staff = {number for number, _at in closes}
+    assert closed_today <= closed_by_staff_today, "a dossier closed today without a CLOSE entry: a stop"
+    assert closed_at_all <= closed_by_staff, "a dossier closed without any CLOSE entry: a stop"
+
+
+def test_a_dump_cannot_tell_an_open_dossier_from_a_closed_one_by_its_sealed_columns(
+    world: World, organisation: Organisation
+) -> None:
+    """Open or closed, closed by its casemanager or by a stop: the state and the closing day are ciphertext
+    of one length in every row, never NULL (an open dossier's missing day is sealed too)."""
+    closed_by_casemanager = ask_for_help(active_participant(organisation, name="Els Bakker"))
+    closer = world.anna if closed_by_casemanager.casemanager_id == world.anna.pk else world.bert
+    operations.close_with_note(closed_by_casemanager, text="Traject afgerond.", user=closer)
+    still_open = ask_for_help(active_participant(organisation, name="Piet Jansen"))
+    stop_participation(participant=world.participant)
+    states = {d.pk: (d.is_open, d.closed_on) for d in Dossier.objects.all()}
+    today = timezone.localdate()
+    assert states == {
+        closed_by_casemanager.pk: (False, today),
+        still_open.pk: (True, None),
+        world.dossier.pk: (False, today),
     }
-    closed_by_staff = {
-        number
-        for number, at in _raw(
-            CASEFILES, "SELECT dossier_number, at FROM casefiles_accesslogentry WHERE action = 'close'"
-        )
-        if timezone.localdate(at) == today
-    }
-    assert closed_today == {els.number, world.dossier.number}
-    assert closed_today <= closed_by_staff, "a dossier closed today without a CLOSE entry: a stop"
+
+    rows = _raw(CASEFILES, "SELECT is_open, closed_on FROM casefiles_dossier")
+    assert len(rows) == 3
+    for column in range(2):
+        values = [row[column] for row in rows]
+        assert all(isinstance(value, str) and _readable(value) is None for value in values), values
+        assert len({len(value) for value in values}) == 1, values
 
 
 def test_coming_back_from_inactivity_writes_nothing_in_the_casefiles_store_at_that_moment(
@@ -806,7 +838,7 @@ def test_a_closed_dossier_shows_no_scores_answered_after_its_close(world: World,
     today = timezone.localdate()
     operations.close_with_note(world.dossier, text="Afgerond.", user=world.anna)
     closed_on = today - dt.timedelta(days=42)
-    Dossier.objects.filter(pk=world.dossier.pk).update(closed_on=closed_on)
+    _move_closing_day(world.dossier, closed_on)
     # The world's participant answered in each of the last five weeks; the close was six weeks ago.
 
     page = login_verified(client, world.anna).get(_url("dossier", number=world.dossier.number))

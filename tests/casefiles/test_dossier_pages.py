@@ -605,6 +605,26 @@ def test_the_admin_reassigns_a_dossier_to_a_casemanager_serving_its_organisation
     assert entry.detail == f"from staff member {world.anna.pk} to staff member {world.bert.pk}"
 
 
+def test_the_admin_lists_open_or_closed_dossiers_though_the_state_is_sealed(
+    world: World, client: Client, platform_admin: object, organisation: Organisation
+) -> None:
+    from casefiles import operations
+
+    closed = ask_for_help(active_participant(organisation, name="Els Bakker"))
+    operations.close_with_note(closed, text="Afgerond.", user=world.anna)
+    as_user(client, platform_admin)
+    url = reverse("admin:casefiles_dossier_changelist")
+
+    def listed(**filters: str) -> set[str]:
+        response = client.get(url, filters)
+        assert response.status_code == 200
+        return {number for number in (world.dossier.number, closed.number) if number in response.text}
+
+    assert listed() == {world.dossier.number, closed.number}
+    assert listed(open="1") == {world.dossier.number}
+    assert listed(open="0") == {closed.number}
+
+
 # --- retention ----------------------------------------------------------------------------------------------
 
 

@@ -138,13 +138,12 @@ def forgotten(number: str, pseudonym: str) -> bool:
 
 
 def raw_dossier(number: str) -> tuple[Any, ...]:
+    """P and the index as the casefiles store holds them, and whether the dossier is open (sealed: opened)."""
     with connections["casefiles"].cursor() as cursor:
-        cursor.execute(
-            "SELECT pseudonym, pseudonym_index, is_open FROM casefiles_dossier WHERE number = %s", [number]
-        )
+        cursor.execute("SELECT pseudonym, pseudonym_index FROM casefiles_dossier WHERE number = %s", [number])
         row = cursor.fetchone()
     assert row is not None
-    return tuple(row)
+    return (*row, Dossier.objects.get(number=number).is_open)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from casefiles.models import Dossier
 from participants.models import ConsentRecord, Organisation, Participant, QueuedRequest
@@ -168,7 +169,9 @@ def test_asking_again_in_a_later_batch_reopens_a_closed_dossier(organisation: Or
     participant = make_participant(organisation)
     ask(participant)
     batch()
-    Dossier.objects.update(is_open=False)
+    closed = Dossier.objects.get()
+    closed.is_open, closed.closed_on = False, timezone.localdate()
+    closed.save()
 
     ask(participant)
     batch()
