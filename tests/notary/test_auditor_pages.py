@@ -255,7 +255,9 @@ def test_attack_a_spot_check_is_in_the_access_log_naming_the_auditor_and_the_ref
     # the reference to the dossier for good, past the retention that deletes that link.
     assert entry.detail == f"reference {reference}"
     assert entry.dossier_number == ""
-    dump = " ".join(str(value) for value in AccessLogEntry.objects.filter(pk=entry.pk).values().get().values())
+    dump = " ".join(
+        str(value) for value in AccessLogEntry.objects.filter(pk=entry.pk).values().get().values()
+    )
     assert world.dossier.number not in dump and str(trajectory.pk) not in dump
     assert accesslog.verify_chain() is None
 

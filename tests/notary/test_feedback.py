@@ -391,7 +391,8 @@ def transactions_noted() -> Any:
         )
         for table in tables:
             cursor.execute(
-                f"CREATE TRIGGER attack_note AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION attack_note()"
+                f"CREATE TRIGGER attack_note AFTER INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION attack_note()"
             )
 
     def noted() -> dict[str, list[int]]:
