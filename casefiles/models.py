@@ -272,12 +272,16 @@ class AccessLogEntry(models.Model):
         VIEW_DASHBOARD = "view_dashboard", _("viewed the dashboard")
         CHANGE_TRAJECTORY = "trajectory", _("changed a trajectory")
         CLOSE = "close", _("closed the dossier")
+        # The auditor's spot check of one ledger reference (notary.views.spot_check): note counts by kind.
+        # No dossier number: the entry names the reference only, as the auditor's page does.
+        SPOT_CHECK = "spot_check", _("spot-checked a trajectory's notes")
 
     sequence = models.PositiveBigIntegerField(unique=True, editable=False)
     at = models.DateTimeField(_("when"), editable=False)
     staff_user_id = models.PositiveBigIntegerField(_("staff member id"), editable=False)
     staff_username = models.CharField(_("staff member"), max_length=150, editable=False)
-    # Blank for a search that found nothing: the string searched for is not kept.
+    # Blank for a search that found nothing (the string searched for is not kept), the dashboard, and the
+    # auditor's spot check (which names the ledger reference in ``detail``, never the dossier).
     dossier_number = models.CharField(_("dossier"), max_length=16, blank=True, editable=False)
     action = models.CharField(_("action"), max_length=32, choices=Action.choices, editable=False)
     # The client address by the proxy rules (preventicons.clients); null for acts without a request.

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from preventicons.fields import EncryptedTextField, sealed_only
+from preventicons.fields import EncryptedTextField, SealedIntegerField, sealed_only
 
 
 class LedgerEntry(models.Model):
@@ -143,8 +143,9 @@ class Attestation(models.Model):
 
 
 class QueuedSignOff(models.Model):
-    """A participant's sign-off as they sent it, sealed (reference, rating, remark), until the batch takes it
-    up: the ledger entry and the feedback are written with everyone else's, in random order."""
+    """A participant's sign-off as they sent it, sealed (reference, rating, remark, and the keyed person
+    hash that lets a release count people rather than rows), until the batch takes it up: the ledger entry
+    is written with everyone else's, in random order, and its feedback part goes to ``PendingFeedback``."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sealed = EncryptedTextField()
@@ -157,6 +158,25 @@ class QueuedSignOff(models.Model):
 
     def __str__(self) -> str:
         return f"sign-off queued on {self.queued_on}"
+
+
+class PendingFeedback(models.Model):
+    """The feedback part of one recorded sign-off, sealed and padded alike whether it holds a rating or not
+    (notary.signoffs): written with the sign-off's ledger entry, so one per entry, telling nothing. The
+    ``Feedback`` rows are written from these in a transaction of their own, and only when at least
+    notary.feedback.MIX_MINIMUM are pending, all of them together in random order: a Feedback row never
+    shares a transaction with the ledger entry of its sign-off, nor with fewer than that many others."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    sealed = EncryptedTextField()
+
+    class Meta:
+        verbose_name = _("pending feedback")
+        verbose_name_plural = _("pending feedback")
+        constraints = [*sealed_only("sealed")]
+
+    def __str__(self) -> str:
+        return "pending feedback"
 
 
 class FeedbackRelease(models.Model):
@@ -176,13 +196,21 @@ class FeedbackRelease(models.Model):
 
 class Feedback(models.Model):
     """A participant's rating (1 to 5) and remark about the help, for the employer, with no reference to the
-    trajectory or the person. Waits (``release`` NULL) until enough have come in to hand over together."""
+    trajectory. Waits (``release`` NULL) until enough people have given some to hand over together.
+
+    The rating is sealed: in clear, a dump would read it, and a row paired with its sign-off (by the
+    transaction that wrote them, say) would give that trajectory's rating. ``person`` is a keyed hash of
+    the participant, sealed, kept only while the row waits: a release takes at most one row per person
+    (notary.feedback), so five rows are five people. NULL once released, and for rows from before it.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation_id = models.PositiveBigIntegerField(_("organisation id"))
-    rating = models.PositiveSmallIntegerField(_("rating"))
+    # 1 to 5 (notary.signoffs.RATINGS, checked there: the database cannot read it).
+    rating = SealedIntegerField(_("rating"))
     # NULL without a remark; sealed and padded like every sealed value, so its length tells little.
     remark = EncryptedTextField(null=True, blank=True)
+    person = EncryptedTextField(null=True, blank=True)
     release = models.ForeignKey(
         FeedbackRelease, on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
     )
@@ -191,9 +219,8 @@ class Feedback(models.Model):
         verbose_name = _("feedback")
         verbose_name_plural = _("feedback")
         constraints = [
-            models.CheckConstraint(condition=Q(rating__gte=1) & Q(rating__lte=5), name="rating_on_scale"),
-            *sealed_only("remark"),
+            *sealed_only("rating", "remark", "person"),
         ]
 
     def __str__(self) -> str:
-        return f"feedback rated {self.rating}"
+        return "feedback"

@@ -10,8 +10,9 @@ Sending writes one sealed ``QueuedSignOff`` row and nothing else, for the reason
 participants.requestqueue: no ledger entry or feedback row next to the person's other acts of that minute.
 The batch (``take_up``, hourly) takes up every queued sign-off in one transaction in random order: one
 ``signed_off`` ledger entry per trajectory (the ledger keeps one per reference: a second sign-off records
-nothing), a ``Feedback`` row for a rating (with its remark, if any), no reference and no date on it; then
-feedback that has reached the minimum is released to the employer (notary.feedback).
+nothing) and beside it one sealed ``PendingFeedback``, rating or not. Then, in transactions of their own,
+the pending feedback becomes ``Feedback`` rows (sealed rating, sealed remark, no reference, no date) once
+enough is pending to mix, and feedback from enough people is released to the employer (notary.feedback).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from casefiles import trajectories
 from casefiles.identitytext import Kind as Identifying
 from casefiles.identitytext import find_identifying
 from notary import feedback, ledger, references, signing
-from notary.models import Feedback, LedgerEntry, QueuedSignOff
+from notary.models import LedgerEntry, QueuedSignOff
 from participants import livecontact, queries
 from participants.models import Participant
 from participants.offers import AccountOffer
@@ -45,7 +46,7 @@ from preventicons import crypto
 from preventicons.dbrouter import CASEFILES
 from scores.weekclose import monday_of
 
-RATINGS = (1, 2, 3, 4, 5)
+RATINGS = feedback.RATINGS
 # Long enough for a few sentences to the employer, short enough to stay a remark (the form says so).
 MAX_REMARK_LENGTH = 1000
 # Every queued sign-off is padded to this many bytes before sealing, so a sign-off with a long remark and
@@ -235,6 +236,8 @@ def queue_sign_off(
             "took_place": took_place == "yes",
             "rating": chosen_rating,
             "remark": text or None,
+            # Sealed with the rest, never stored in clear: a release counts people by it (notary.feedback).
+            "person": feedback.person_of(pseudonym),
         }
     )
 
@@ -261,6 +264,7 @@ class TakenUp:
     signed_off: int
     # Queued twice for one trajectory (two tabs), or signed off before: nothing recorded for these.
     dropped: int
+    # Feedback rows written from the pending ones (0 while too few are pending to mix).
     feedback: int
     released: int
 
@@ -268,10 +272,12 @@ class TakenUp:
 def take_up(*, today: dt.date | None = None) -> TakenUp:
     """Take up every queued sign-off in one transaction, in random order; the queue is empty when it commits.
 
-    Per trajectory one ``signed_off`` ledger entry (week of the batch's day, ``{"took_place": ...}``) and,
-    with a rating, one Feedback row; then feedback that reached the minimum is released. A retried or
-    crashed run writes nothing twice and loses nothing: it all commits together, rows deleted included,
-    and the ledger stores each trajectory's sign-off once whatever is queued.
+    Per trajectory one ``signed_off`` ledger entry (week of the batch's day, ``{"took_place": ...}``) and one
+    sealed PendingFeedback (with or without a rating). After that commits, each in a transaction of its own:
+    the pending feedback is written as Feedback rows once enough is pending (notary.feedback.write_mixed),
+    and feedback from enough people is released. A retried or crashed run writes nothing twice and loses
+    nothing: the sign-offs commit together, rows deleted included, the ledger stores each trajectory's
+    sign-off once whatever is queued, and what is pending waits for the next run.
     """
     day = today or timezone.localdate()
     week = monday_of(day)
@@ -279,7 +285,7 @@ def take_up(*, today: dt.date | None = None) -> TakenUp:
         # Locked: a second batch running at the same time waits, then finds the rows gone.
         pending = list(QueuedSignOff.objects.select_for_update())
         # Nothing stored follows the order in which people signed off: not the ledger's sequence numbers,
-        # not the feedback rows.
+        # not the pending feedback.
         secrets.SystemRandom().shuffle(pending)
         chosen: dict[str, dict[str, Any]] = {}
         for queued in pending:
@@ -297,19 +303,21 @@ def take_up(*, today: dt.date | None = None) -> TakenUp:
             for reference, signoff in chosen.items()
         ]
         appended = {entry.source for entry in ledger.append_many(facts)}
-        rows = []
-        for reference, signoff in chosen.items():
-            if signing.source_of(f"signed_off:{reference}") not in appended or signoff["rating"] is None:
-                continue
-            row = Feedback(organisation_id=signoff["organisation"], rating=int(signoff["rating"]))
-            row.remark = signoff["remark"] or None
-            rows.append(row)
-        Feedback.objects.bulk_create(rows)
+        # One per recorded sign-off, rating or not: that a sign-off carried feedback shows nowhere here.
+        feedback.pend(
+            [
+                signoff
+                for reference, signoff in chosen.items()
+                if signing.source_of(f"signed_off:{reference}") in appended
+            ]
+        )
         QueuedSignOff.objects.filter(pk__in=[queued.pk for queued in pending]).delete()
-        released = feedback.release_ready(today=day)
+    # Not in the transaction above: a Feedback row never commits with its own sign-off's ledger entry.
+    written = feedback.write_mixed()
+    released = feedback.release_ready(today=day)
     return TakenUp(
         signed_off=len(appended),
         dropped=len(pending) - len(appended),
-        feedback=len(rows),
+        feedback=written,
         released=len(released),
     )

@@ -22,5 +22,6 @@ def sign_tree_head() -> int:
 
 @shared_task(name="notary.tasks.take_up_sign_offs", **IDEMPOTENT_JOB)
 def take_up_sign_offs() -> int:
-    """Take up every queued sign-off, then release the feedback that is ready; a retry does nothing twice."""
+    """Take up every queued sign-off, then (apart) write the pending feedback once enough is pending and
+    release what comes from enough people; a retry does nothing twice."""
     return signoffs.take_up().signed_off

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 
 from django.utils import timezone
 
@@ -63,3 +64,10 @@ def sign_off(
         rating=rating,
         remark=remark,
     )
+
+
+def pending_feedback() -> list[dict[str, object]]:
+    """What the sign-off batch left to be mixed into Feedback rows, opened: one per recorded sign-off."""
+    from notary.models import PendingFeedback
+
+    return [json.loads(row.sealed or "{}") for row in PendingFeedback.objects.all()]

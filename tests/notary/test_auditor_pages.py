@@ -12,8 +12,9 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
+from casefiles import accesslog
 from casefiles import notes as casenotes
-from casefiles.models import Trajectory
+from casefiles.models import AccessLogEntry, Trajectory
 from notary import periods, references
 from notary.admin import EngagementForm
 from notary.models import Engagement
@@ -229,6 +230,47 @@ def test_the_spot_check_counts_the_notes_by_kind(garant: Garant, trajectory: Tra
 
     assert cells(page) == ["intake", "1", "session", "3", "evaluation", "0", "closing", "0", "4"]
     assert NOTE_TEXT not in page and world.dossier.number not in page
+
+
+def test_attack_a_spot_check_is_in_the_access_log_naming_the_auditor_and_the_reference_only(
+    garant: Garant, trajectory: Trajectory
+) -> None:
+    world = garant.world
+    reference = append_trajectory(trajectory)
+    casenotes.add_note(world.dossier, kind="intake", text=NOTE_TEXT, user=world.anna)
+    before = AccessLogEntry.objects.count()
+
+    response = as_user(garant.auditor).get(
+        reverse("notary:spot-check", args=[garant.organisation.pk, reference]),
+        REMOTE_ADDR="192.0.2.40",
+    )
+
+    assert response.status_code == 200
+    # The look is logged (NEN 7513): without this, an auditor's looks at dossiers left no trace.
+    entry = AccessLogEntry.objects.order_by("-sequence").first()
+    assert AccessLogEntry.objects.count() == before + 1 and entry is not None
+    assert entry.action == AccessLogEntry.Action.SPOT_CHECK
+    assert (entry.staff_user_id, entry.staff_username) == (garant.auditor.pk, garant.auditor.get_username())
+    # It names the trajectory as the auditor's page does, by reference: no dossier number, which would tie
+    # the reference to the dossier for good, past the retention that deletes that link.
+    assert entry.detail == f"reference {reference}"
+    assert entry.dossier_number == ""
+    dump = " ".join(
+        str(value) for value in AccessLogEntry.objects.filter(pk=entry.pk).values().get().values()
+    )
+    assert world.dossier.number not in dump and str(trajectory.pk) not in dump
+    assert accesslog.verify_chain() is None
+
+
+def test_a_spot_check_not_found_is_not_logged(garant: Garant, trajectory: Trajectory) -> None:
+    append_trajectory(trajectory)
+    before = AccessLogEntry.objects.count()
+
+    response = as_user(garant.auditor).get(
+        reverse("notary:spot-check", args=[garant.organisation.pk, "TR-0000-0000-0000"])
+    )
+
+    assert response.status_code == 404 and AccessLogEntry.objects.count() == before
 
 
 def test_a_reference_retention_forgot_says_so(garant: Garant, trajectory: Trajectory) -> None:

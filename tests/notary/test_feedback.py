@@ -13,14 +13,15 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from casefiles import trajectories
 from casefiles.models import Dossier, Trajectory
 from notary import feedback, references, signoffs
-from notary.models import Feedback, FeedbackRelease
+from notary.models import Feedback, FeedbackRelease, LedgerEntry
 from participants.models import Organisation, Participant, StaffUser
 from preventicons.dbrouter import CASEFILES
 from tests.casefiles.world import signed_casemanager
 from tests.conftest import ALL_DATABASES, login_verified
-from tests.notary.signoffworld import ended_trajectory, participant_in, sign_off
+from tests.notary.signoffworld import ended_trajectory, participant_in, pending_feedback, sign_off
 from tests.test_pages import foreign_urls, parse
 
 pytestmark = [
@@ -81,7 +82,9 @@ def test_four_give_the_employer_nothing_and_the_fifth_releases_all_five(
     signed(organisation, anna, REMARKS[:4])
 
     page = english(employer).get(PAGE).content.decode()
-    assert not FeedbackRelease.objects.exists() and Feedback.objects.count() == 4
+    # Four sign-offs, each alone in its batch: their feedback waits sealed, not yet written (mixed later).
+    assert not FeedbackRelease.objects.exists() and not Feedback.objects.exists()
+    assert len(pending_feedback()) == 4
     assert "No feedback yet." in page
     assert "Feedback appears once at least 5 responses have come in" in page
     for remark in REMARKS:
@@ -260,13 +263,16 @@ def test_attack_the_release_tells_nothing_of_which_remark_came_first(
 
 
 def test_a_feedback_row_holds_no_reference_and_no_date(organisation: Organisation, anna: StaffUser) -> None:
-    signed(organisation, anna, REMARKS[:2])
+    signed(organisation, anna, REMARKS[:4])
+    signed(organisation, anna, ["Nog een"], batch=False)
+    signed(organisation, anna, ["De laatste"])
 
     with connections[CASEFILES].cursor() as cursor:
         cursor.execute("SELECT * FROM notary_feedback")
         columns = [column.name for column in cursor.description]
         rows = cursor.fetchall()
-    assert sorted(columns) == ["id", "organisation_id", "rating", "release_id", "remark"]
+    assert len(rows) == 6
+    assert sorted(columns) == ["id", "organisation_id", "person", "rating", "release_id", "remark"]
     dump = " ".join(str(value) for row in rows for value in row)
     for trajectory in Trajectory.objects.all():
         assert references.reference_for(trajectory.pk) not in dump
@@ -295,3 +301,126 @@ def test_releases_are_listed_newest_first(
 
     assert [release.count for release in feedback.releases_for(organisation.pk)] == [5, 5]
     assert html.index("Later een") < html.index("Aardige coach")
+
+
+# --- people, not rows (one person cannot make a release) ---------------------------------------------------
+
+
+def five_trajectories_signed_off_by_one(organisation: Organisation, anna: StaffUser) -> Participant:
+    """One participant whose dossier holds five ended trajectories, each signed off with a rating of 1 and a
+    remark, each taken up by a batch of its own."""
+    jan = participant_in(organisation, name="Bram Veelvoud")
+    dossier, _first = ended_trajectory(jan, anna, ended_on=timezone.localdate() - dt.timedelta(weeks=8))
+    for weeks in (6, 4, 2, 0):
+        end = timezone.localdate() - dt.timedelta(weeks=weeks)
+        trajectory = trajectories.start_trajectory(
+            dossier, kind="coaching", started_on=end - dt.timedelta(days=5), user=anna
+        )
+        trajectories.end_trajectory(trajectory, ended_on=end, user=anna)
+        references.reference_for(trajectory.pk)
+    for number in range(5):
+        first = signoffs.open_sign_offs(participant=jan)[0]
+        signoffs.queue_sign_off(
+            participant=jan, choice=first.choice, took_place="yes", rating="1", remark=f"Eén stem {number}"
+        )
+        signoffs.take_up()
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.SIGNED_OFF).count() == 5
+    return jan
+
+
+def test_attack_one_person_s_five_sign_offs_make_no_release(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    five_trajectories_signed_off_by_one(organisation, anna)
+
+    # Five feedback rows wait, all from one person: counted as rows, they would be a release, and the
+    # employer would read that one person's five ratings.
+    assert Feedback.objects.filter(release__isnull=True).count() == 5
+    assert not FeedbackRelease.objects.exists()
+    page = english(employer).get(PAGE).content.decode()
+    assert "No feedback yet." in page and "Eén stem" not in page
+
+
+def test_a_release_holds_one_row_per_person_and_the_rest_waits(
+    organisation: Organisation, employer: StaffUser, anna: StaffUser
+) -> None:
+    five_trajectories_signed_off_by_one(organisation, anna)
+
+    signed(organisation, anna, REMARKS)
+
+    (release,) = feedback.releases_for(organisation.pk)
+    assert release.count == 6
+    assert len([remark for remark in release.remarks if remark.startswith("Eén stem")]) == 1
+    assert sorted(remark for remark in release.remarks if not remark.startswith("Eén stem")) == sorted(
+        REMARKS
+    )
+    # Jan's other four wait for releases beside other people; the released rows keep no person hash.
+    assert Feedback.objects.filter(release__isnull=True).count() == 4
+    assert not Feedback.objects.filter(release__isnull=False, person__isnull=False).exists()
+
+
+# --- sealed ratings, never written with their sign-off ----------------------------------------------------
+
+
+def test_attack_a_dump_reads_no_rating(organisation: Organisation, anna: StaffUser) -> None:
+    signed(organisation, anna, REMARKS, ratings="12345")
+
+    with connections[CASEFILES].cursor() as cursor:
+        cursor.execute("SELECT rating::text FROM notary_feedback")
+        ratings = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT sealed FROM notary_pendingfeedback")
+        pending = [row[0] for row in cursor.fetchall()]
+    assert len(ratings) == 5 and all(rating.startswith("v1.") for rating in ratings)
+    assert all(sealed.startswith("v1.") for sealed in pending)
+    # The application still reads them.
+    assert sorted(row.rating for row in Feedback.objects.all()) == [1, 2, 3, 4, 5]
+
+
+@pytest.fixture
+def transactions_noted() -> Any:
+    """Which top-level transaction (txid_current, as an operator reads it from xmin and pg_subtrans) wrote
+    each ledger entry and feedback row: a trigger notes it in a table of the test's own."""
+    if connections[CASEFILES].vendor != "postgresql":
+        pytest.skip("transaction ids: PostgreSQL")
+    tables = ("notary_ledgerentry", "notary_feedback")
+    with connections[CASEFILES].cursor() as cursor:
+        cursor.execute("CREATE TABLE attack_written (written text, txid bigint)")
+        cursor.execute(
+            "CREATE FUNCTION attack_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO attack_written VALUES (TG_TABLE_NAME, txid_current()); RETURN NULL; END $$"
+        )
+        for table in tables:
+            cursor.execute(
+                f"CREATE TRIGGER attack_note AFTER INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION attack_note()"
+            )
+
+    def noted() -> dict[str, list[int]]:
+        with connections[CASEFILES].cursor() as cursor:
+            cursor.execute("SELECT written, txid FROM attack_written")
+            found: dict[str, list[int]] = {table: [] for table in tables}
+            for written, txid in cursor.fetchall():
+                found[written].append(txid)
+        return found
+
+    yield noted
+    with connections[CASEFILES].cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"DROP TRIGGER attack_note ON {table}")
+        cursor.execute("DROP FUNCTION attack_note()")
+        cursor.execute("DROP TABLE attack_written")
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_attack_no_feedback_row_commits_in_the_transaction_of_a_sign_off(
+    organisation: Organisation, anna: StaffUser, transactions_noted: Any
+) -> None:
+    # Five people, each signing off alone in an hour's batch: the case where a batch's one ledger entry and
+    # one feedback row, written together, paired a trajectory's reference with its rating.
+    signed(organisation, anna, REMARKS)
+
+    written = transactions_noted()
+    assert len(written["notary_feedback"]) == 5 and FeedbackRelease.objects.count() == 1
+    assert not set(written["notary_feedback"]) & set(written["notary_ledgerentry"])
+    # All five written by one transaction, so none is paired with one sign-off by when it was written.
+    assert len(set(written["notary_feedback"])) == 1
