@@ -17,13 +17,19 @@ TOKEN_PATH_PREFIXES = ("i", "w", "me/link", "dossiers")
 _TOKEN_PATH = re.compile(
     r"(/(?:" + "|".join(re.escape(prefix) for prefix in TOKEN_PATH_PREFIXES) + r")/)(?!stop/)[^/\s?#\"']+"
 )
+_DATE = r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])"
 _PATTERNS = (
     # A query string may hold a signed mark (the thanks page's) or a token; the path says enough.
     (re.compile(r"\?[^\s\"']*"), "?[redacted]"),
     (_TOKEN_PATH, r"\1[redacted]"),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[redacted]"),  # e-mail addresses
-    (re.compile(r"\+?\d[\d \-]{7,}\d"), "[redacted]"),  # phone numbers, in any common notation
-    (re.compile(r"[A-Za-z0-9_-]{20,}"), "[redacted]"),  # link and session tokens, hashes
+    # Phone numbers, in any common notation: not from the middle of a longer number, and not a calendar date
+    # (the round's "week 2026-11-23", a timestamp), which has no phone number's shape in any country we serve.
+    (re.compile(r"(?<![\d-])(?!" + _DATE + r")\+?\d[\d \-]{7,}\d"), "[redacted]"),
+    # Link and session tokens, keys and hashes: runs of 20 or more with a digit or a capital, which a token
+    # has all but always and a Python name in a traceback (self.count_participation_for) does not; and any
+    # run of 32 or more, for the rare token without either.
+    (re.compile(r"(?=[a-z_-]*[A-Z0-9])[A-Za-z0-9_-]{20,}|[A-Za-z0-9_-]{32,}"), "[redacted]"),
 )
 
 

@@ -156,3 +156,17 @@ def test_redaction_leaves_ordinary_paths_readable() -> None:
     assert redact("GET /w/stop/ 200") == "GET /w/stop/ 200"
     assert redact("GET /staff/import/ 200") == "GET /staff/import/ 200"
     assert redact("GET /w/abc/thanks/?recorded=x 303") == "GET /w/[redacted]/thanks/?[redacted] 303"
+
+
+def test_redaction_leaves_dates_and_python_names_readable_and_still_takes_numbers_and_tokens() -> None:
+    # The round's own log line, a timestamp and a traceback line read as they were written ...
+    assert redact("weekly round organisation 6 week 2026-11-23: 10 links") == (
+        "weekly round organisation 6 week 2026-11-23: 10 links"
+    )
+    assert redact("at 2026-12-03 10:09:56") == "at 2026-12-03 10:09:56"
+    assert redact("    self.count_participation_for(rows)") == "    self.count_participation_for(rows)"
+    # ... and what looks like a date but is a longer number, or a number in a date's place, is still taken.
+    for number in ("0612-34-56 78", "2026-11-23-45", "+31 6 1234 5678", "06-12345678", "1234567890"):
+        assert redact(f"call {number} now") == "call [redacted] now", number
+    for token in ("abcdefghijklmnopqrst1", "Abcdefghijklmnopqrstu", "a" * 32, "x-y_z" * 7):
+        assert redact(f"token {token}.") == "token [redacted].", token
