@@ -364,3 +364,10 @@ def column_cipher(model: type[models.Model], name: str) -> ColumnCipher:
     field = model._meta.get_field(name)
     assert isinstance(field, EncryptedTextField)
     return ColumnCipher(field.purpose, model._meta.db_table, str(field.column))
+
+
+def as_stored(name: str) -> models.ExpressionWrapper:
+    """An encrypted column read as the text it holds, for ``values_list`` in a batch that opens many rows
+    with a ``column_cipher``: read plainly, each value would go through the field's converter (a call and a
+    wrapper per value, half a second for the 100,000 rows of a week close), and the ciphers take text."""
+    return models.ExpressionWrapper(F(name), output_field=models.TextField())

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
-from django.db.models import ExpressionWrapper, F, TextField
 from django.utils import timezone
 
 from participants import queries
@@ -26,6 +25,7 @@ from participants.models import Department, Organisation
 from participants.participation import CountedWeek, Participation, count_participation, participant_rows
 from preventicons import crypto
 from preventicons.dbrouter import every_store
+from preventicons.fields import as_stored
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import department_of, week_pseudonyms
 
@@ -102,10 +102,6 @@ def _count_and_rewrite(
     # rolls back).
     with connection.connection.pipeline():
         return count_rewrite_open()
-
-
-def _as_text(name: str) -> ExpressionWrapper:
-    return ExpressionWrapper(F(name), output_field=TextField())
 
 
 def _opened(rows: Sequence[tuple[str, object, str | None]], week: dt.date) -> _OpenedWeek:
@@ -194,7 +190,7 @@ def close_week(
         # The sealed columns read as the text they hold: their fields' converters would wrap each value.
         rows = list(
             Score.objects.filter(organisation_id=organisation_id, week=week).values_list(
-                "pseudonym", _as_text("value"), _as_text("department")
+                "pseudonym", as_stored("value"), as_stored("department")
             )
         )
         counted, opened = _count_and_rewrite(organisation_id, week, rows)

@@ -16,7 +16,6 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import connections
-from django.db.models import ExpressionWrapper, F, TextField
 from django.test import override_settings
 
 from casefiles import assignment
@@ -26,6 +25,7 @@ from participants.account import stop_participation
 from participants.models import Department, Organisation, Participant
 from participants.participation import ParticipationState, participation_of, reactivate_participant
 from preventicons import crypto, keyrotation, keys
+from preventicons.fields import as_stored
 from preventicons.models import OutboundMessage
 from scores import queries, submission, tasks, weekclose
 from scores.models import ClosedWeek, Score, WeeklyAggregate, WeeklyLink
@@ -848,7 +848,7 @@ def test_two_dumps_around_a_close_do_not_tell_active_from_inactive(organisation:
     def stored() -> dict[uuid.UUID, str]:
         return dict(
             Participant.objects.filter(pk__in=[active.pk, inactive.pk]).values_list(
-                "pk", ExpressionWrapper(F("participation"), output_field=TextField())
+                "pk", as_stored("participation")
             )
         )
 
@@ -890,9 +890,7 @@ def test_a_failure_inside_the_pipelined_close_rolls_all_of_it_back(
 ) -> None:
     participant = make_participant(organisation)
     score(organisation, value=4, department=None, pseudonym=participant.pseudonym)
-    stored = Participant.objects.filter(pk=participant.pk).values_list(
-        ExpressionWrapper(F("participation"), output_field=TextField()), flat=True
-    )
+    stored = Participant.objects.filter(pk=participant.pk).values_list(as_stored("participation"), flat=True)
     before = stored.get()
     opened = weekclose._opened
 
