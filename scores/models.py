@@ -34,7 +34,9 @@ class Score(models.Model):
     # A number 1-5, sealed (the range is checked in code: the database sees ciphertext only). Which emotion
     # a number stands for lives in code. Bound to (pseudonym, week), which survives the close's new ids.
     value = SealedScoreValueField(bound_to=("pseudonym", "week"))
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: score_org_week, led by the organisation, serves every lookup by it, and a second
+    # index cost every tap and every week close's rewrite an insert (a quarter of the close's index WAL).
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+", db_index=False)
     # Only while the week is open, and sealed: the department's id (NO_DEPARTMENT without one), bound like the
     # value. In clear, a department of one would tell a dump of the open week whether its one person
     # answered (issue #14, F9). Every open row has one, so NULL against a ciphertext tells nothing either.
