@@ -8,7 +8,9 @@ apart. The second test shows the first one can fail: with client-side binding th
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,3 +108,56 @@ def test_the_tap_lookup_written_by_hand_shows_a_placeholder_not_the_token_hash()
         )
         (prepared,) = cursor.fetchone()
     assert prepared == 1  # the loop did reach the prepared statement
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    return int(pid)
+
+
+@pytest.mark.django_db
+def test_the_week_closes_writes_written_by_hand_show_placeholders_not_their_values() -> None:
+    # The close's two statements written out (issue #17): the states' UPDATE carries every participant's id
+    # and sealed participation, joined by commas, and the rewrite names the organisation and week. Both must
+    # bind on the server, or pg_stat_activity (and pg_stat_statements) show them.
+    from participants.participation import _write_states
+    from scores.weekclose import _rewrite
+
+    pid = _backend_pid()
+    sealed, status = _distinctive(), _distinctive()
+    _write_states([(str(uuid.uuid4()), sealed, status)])  # matches no row: only the statement is looked at
+    shown = _activity_of(pid)
+    assert "participants_participant" in shown and "string_to_array" in shown
+    assert sealed not in shown and status not in shown and "$1" in shown
+
+    _rewrite(987_654_321, dt.date(2031, 7, 14))
+    shown = _activity_of(pid)
+    assert "scores_score" in shown and "gen_random_uuid" in shown
+    assert "987654321" not in shown and "2031-07-14" not in shown and "$1" in shown
+
+
+@pytest.mark.django_db
+def test_the_rounds_insert_written_by_hand_shows_placeholders_not_the_token_hashes() -> None:
+    from scores import rounds
+    from tests.conftest import make_organisation
+    from tests.scores.people import make_participant
+
+    participant = make_participant(make_organisation("Binding"))
+    pid = _backend_pid()
+    token_hash = _distinctive()
+    batch = rounds._Batch(
+        last=None,
+        fresh=True,
+        link_ids=[str(uuid.uuid4())],
+        participant_ids=[str(participant.pk)],
+        token_hashes=[token_hash],
+        messages=[],
+        emails=0,
+        sms=0,
+    )
+    rounds._write(batch, week=dt.date(2031, 7, 14), expires_at=rounds.week_closes_at(dt.date(2031, 7, 14)))
+    shown = _activity_of(pid)
+    assert "scores_weeklylink" in shown and "string_to_array" in shown
+    assert token_hash not in shown and "2031-07-14" not in shown and "$1" in shown
