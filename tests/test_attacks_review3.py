@@ -10,9 +10,11 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    DROP COLUMN, which rewrites nothing: every live row keeps the dropped clear value (a dossier's is_open
    and closing day, a feedback's rating) in its tuple until the row is next written, and a released
    feedback row is never written again. pageinspect (or any reader of the files) reads them.
-   Closed: casefiles 0013 and notary 0007 run VACUUM FULL on the table (as scores 0005 does), which writes
-   it anew with the dropped columns nulled. (participants 0019 and casefiles 0010 sealed columns the same
-   way and were not checked here.)
+   The earlier sealing migrations did the same: a consent record (participants 0020, never written again)
+   kept its participant id and kind (given, contact, withdrawn) in clear, a progress note (casefiles 0010)
+   its kind, day and place, a participant row (0019) its status until its next rewrite.
+   Closed: casefiles 0013 (dossiers, notes), notary 0007 (feedback) and participants 0024 (consent records,
+   participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled.
 2. Operator (dumps over time, the access log): retention unlinks each closed dossier on exactly the night
    its term ends, so the night its pseudonym index turns NULL tells its sealed closing day to the day. A
    dossier so dated with no CLOSE entry in the (append-only) access log was closed by a stop, on that day:
@@ -46,7 +48,7 @@ from casefiles.models import Dossier
 from casefiles.retention import run_retention
 from participants.account import stop_participation
 from participants.models import Organisation
-from preventicons.dbrouter import CASEFILES
+from preventicons.dbrouter import CASEFILES, NOTES
 from tests.casefiles.world import active_participant, ask_for_help, signed_casemanager
 from tests.conftest import ALL_DATABASES
 
@@ -60,17 +62,17 @@ def _raw(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
-def _migrate(targets: list[tuple[str, str]] | None = None) -> MigrationExecutor:
-    executor = MigrationExecutor(connections[CASEFILES])
+def _migrate(targets: list[tuple[str, str]] | None = None, alias: str = CASEFILES) -> MigrationExecutor:
+    executor = MigrationExecutor(connections[alias])
     executor.loader.build_graph()
     executor.migrate(targets or executor.loader.graph.leaf_nodes())
     return executor
 
 
-def dropped_values_in_table_file(table: str) -> list[bytes]:
+def dropped_values_in_table_file(table: str, alias: str = CASEFILES) -> list[bytes]:
     """Every value PostgreSQL still keeps, in the table's pages, under a column that was dropped: live and
     dead row versions alike, as an operator with the data directory (or pageinspect) reads them."""
-    with connections[CASEFILES].cursor() as cursor:
+    with connections[alias].cursor() as cursor:
         cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
         cursor.execute(
             "SELECT attnum FROM pg_attribute WHERE attrelid = %s::regclass AND attisdropped AND attnum > 0",
@@ -140,6 +142,53 @@ def test_after_notary_0006_no_feedback_row_keeps_its_clear_rating_in_the_table_f
         from notary.models import Feedback
 
         Feedback.objects.all().delete()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_participants_0020_no_consent_record_keeps_its_participant_and_kind_in_the_table_file(
+    organisation: Organisation,
+) -> None:
+    """The same for consent records (participants 0020), which are never written again: each kept its
+    participant id and its kind (withdrawn, contact...) in clear, for good."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("participants", "0019_participant_state_sealed")]
+    executor = _migrate(before, alias="default")
+    try:
+        old = executor.loader.project_state(before).apps
+        person = old.get_model("participants", "Participant")(organisation_id=organisation.pk)
+        person.status, person.messages_paused = "active", False
+        person.save(using="default")
+        for kind in ("given", "contact", "withdrawn"):
+            old.get_model("participants", "ConsentRecord").objects.using("default").create(
+                participant_id=person.pk, kind=kind, text_version="v1", recorded_at=dt.date(2026, 10, 1)
+            )
+        _migrate(alias="default")
+
+        assert dropped_values_in_table_file("participants_consentrecord", alias="default") == []
+    finally:
+        _migrate(alias="default")
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_casefiles_0010_no_note_keeps_its_kind_day_and_order_in_the_table_file() -> None:
+    """The same for progress notes (casefiles 0010, notes store), never written again: each kept its kind,
+    day and place in clear, for good, beside its subject."""
+    if connections[NOTES].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("casefiles", "0009_availability_read_live")]
+    executor = _migrate(before, alias=NOTES)
+    try:
+        note = executor.loader.project_state(before).apps.get_model("casefiles", "ProgressNote")
+        for sequence, kind in enumerate(("intake", "session", "closing"), start=1):
+            row = note(subject="s" * 64, kind=kind, written_on=dt.date(2026, 10, sequence), sequence=sequence)
+            row.text = "Gesprek gehad."
+            row.save(using=NOTES)
+        _migrate(alias=NOTES)
+
+        assert dropped_values_in_table_file("casefiles_progressnote", alias=NOTES) == []
+    finally:
+        _migrate(alias=NOTES)
 
 
 # --- 2. the night a dossier is unlinked tells its sealed closing day ---------------------------------------
