@@ -31,6 +31,13 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    under the number) or a stop sets it NULL, so a dossier not waiting that nobody on the staff ever wrote
    in was closed by a stop before any contact; the stopped participant rows of its organisation (which the
    identity dump shows, README) are the candidates.
+
+Tried and found holding (no test here): one person cannot fill a release (the hash is of P; a stopper is
+never invited again under the listed address or number, so only an employer's fake participants, each with
+a real trajectory, could: the generic sybil against any threshold of five); the person hash is sealed with a
+fresh nonce per row, so releases cannot be joined by it, and it is NULL once released; ratings pad to one
+length; PendingFeedback pads to one size with or without a rating; no product SQL still filters on is_open
+or closed_on; the spot check's entry holds the reference, the auditor and the time, as the page and ledger.
 """
 
 from __future__ import annotations
