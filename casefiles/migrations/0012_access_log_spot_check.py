@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('casefiles', '0010_progress_note_kind_day_and_order_sealed'),
+        ('casefiles', '0011_dossier_open_and_closing_day_sealed'),
     ]
 
     operations = [
