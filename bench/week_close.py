@@ -4,11 +4,12 @@
     python -m bench.week_close      (this one; DATABASE_URL names the server, default 127.0.0.1)
 
 Setup (not measured): 100,000 active participants with sealed pseudonyms and participation over 40
-departments, 70% of them with a sealed score in the week, 1% one missed week away from becoming inactive.
+departments, each with the week's link, 70% of them with a sealed score in the week, 1% one missed week away
+from becoming inactive.
 Measured, after a CHECKPOINT as in production: the close itself (every value opened, aggregates computed
 and sealed, every participant's participation opened and sealed again, the week's rows rewritten under new
-ids without departments, the inactive ones announced) with the WAL it wrote, the VACUUM after it, then a
-second, idempotent close.
+ids without departments, the week's links deleted, the inactive ones announced) with the WAL it wrote, the
+VACUUM after it, then a second, idempotent close.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def main() -> None:
     from participants.participation import ParticipationState
     from preventicons.crypto import new_pseudonym
     from scores import weekclose
-    from scores.models import Score
+    from scores.models import Score, WeeklyLink
+    from scores.rounds import week_closes_at
     from scores.sealing import department_text, week_pseudonym
 
     run = secrets.token_hex(4)
@@ -78,6 +80,20 @@ def main() -> None:
         # bulk_create seals each pseudonym, participation and value bound to its row (the fields' pre_save).
         Participant.objects.bulk_create(participants, batch_size=BATCH)
         Score.objects.bulk_create(scores, batch_size=BATCH)
+        # The week's links, as the round left them: the close deletes them.
+        expires_at = week_closes_at(week)
+        WeeklyLink.objects.bulk_create(
+            [
+                WeeklyLink(
+                    participant=participant,
+                    week=week,
+                    token_hash=secrets.token_hex(32),
+                    expires_at=expires_at,
+                )
+                for participant in participants
+            ],
+            batch_size=BATCH,
+        )
         print(
             f"Setup: {PARTICIPANTS:,} participants (pseudonyms sealed), {len(scores):,} scores in "
             f"{DEPARTMENTS} departments, {time.perf_counter() - started:.1f} s (not measured)",
@@ -88,6 +104,7 @@ def main() -> None:
             # off) the rows earlier runs removed stay in the tables, and every run scans more of them.
             cursor.execute("VACUUM ANALYZE participants_participant")
             cursor.execute("VACUUM ANALYZE scores_score")
+            cursor.execute("VACUUM ANALYZE scores_weeklylink")
         print(
             f"Closing the week of {week} on PostgreSQL {getattr(connection, 'pg_version', 0) // 10000} "
             f"({connection.settings_dict['NAME']})",
