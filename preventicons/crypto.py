@@ -140,6 +140,8 @@ _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 # The last character of an unpadded base64 body of length 4n+2 (4n+3) carries 4 (2) unused low bits; the
 # one canonical encoding has them zero: these are the characters whose value is a multiple of 16 (of 4).
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+# The padding a body of length 4k + tail needs (tail 1 is never valid).
+_PADDING = (b"", b"", b"==", b"=")
 
 
 def _decode_canonical_body(body: str) -> bytes | None:
@@ -154,7 +156,7 @@ def _decode_canonical_body(body: str) -> bytes | None:
     if tail == 1 or (tail and body[-1] not in _CANONICAL_LAST[tail]):
         return None
     # Only alphabet characters (checked above) and the padding they need: a2b_base64 cannot fail on that.
-    return binascii.a2b_base64(body.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-tail % 4))
+    return binascii.a2b_base64(body.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail])
 
 
 class ColumnCipher:
@@ -205,27 +207,34 @@ class ColumnCipher:
         return f"{FORMAT}.{self._ring.active}.{body}"
 
     def open(self, ciphertext: str, row: str) -> str:
-        """crypto.open_sealed(ciphertext, Binding(purpose, table, column, row)): DecryptionError alike."""
-        associated_data = self._associated_data(row)
+        """crypto.open_sealed(ciphertext, Binding(purpose, table, column, row)): DecryptionError alike.
+
+        _associated_data and _decode_canonical_body written out here, the same checks in the same order: a
+        week close opens 400,000 values, and the two calls each were a tenth of its opening.
+        """
+        if not row or "|" in row:
+            self._associated_data(row)  # raises, with the binding's message
         # key_id_of's checks, with the body from the same split.
         parts = ciphertext.split(".", 2)
         if len(parts) != 3 or parts[0] != FORMAT:
             raise DecryptionError("not a Preventicons ciphertext")
-        aead = self._aeads.get(parts[1])
+        key_id, body = parts[1], parts[2]
+        aead = self._aeads.get(key_id)
         if aead is None:
             raise DecryptionError(
-                f"{self._where}: key id {parts[1]!r} is not in the {self._place.purpose} keyring"
+                f"{self._where}: key id {key_id!r} is not in the {self._place.purpose} keyring"
             )
-        raw = _decode_canonical_body(parts[2])
-        if raw is None:
+        tail = len(body) % 4
+        if not _BODY.fullmatch(body) or tail == 1 or (tail and body[-1] not in _CANONICAL_LAST[tail]):
             raise DecryptionError(f"{self._where}: malformed ciphertext")
+        raw = binascii.a2b_base64(body.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail])
         if len(raw) < NONCE_BYTES + TAG_BYTES:
             raise DecryptionError(f"{self._where}: truncated ciphertext")
         try:
-            plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data)
+            plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], self._prefix + row.encode())
         except InvalidTag:
             raise DecryptionError(
-                f"{self._where}: ciphertext does not open with key {parts[1]!r} "
+                f"{self._where}: ciphertext does not open with key {key_id!r} "
                 "at this place (wrong key, copied from another row or column, or tampered with)"
             ) from None
         return plain.rstrip(b"\x00").decode("utf-8")
