@@ -209,6 +209,8 @@ def build(organisation: Any, sizes: Sizes, rng: random.Random, run: str) -> Buil
             text=f"Gesprek {n + 1}: werkdruk besproken, vervolgafspraak gepland. " * 3,
             user=user,
         )
+    # Written to the notes store, as the note batch would by the time anyone reads them.
+    notes.take_up_queued_notes(force=True)
     kind = trajectories.kinds()[0][0]
     # A year or so back (at tiny sizes: far enough back to have ended by now).
     started = today - dt.timedelta(weeks=max(10, min(60, sizes.history_weeks // 2)))
@@ -241,11 +243,13 @@ def build(organisation: Any, sizes: Sizes, rng: random.Random, run: str) -> Buil
 def remove(organisation: Any, casemanager_username: str) -> None:
     """What the bench made outside its organisation's own tables (bench_organisation removes those), but
     the access log, which is append-only. Also after a setup that failed half-way."""
+    from casefiles import notes
     from casefiles.models import Dossier, ProgressNote
     from participants.models import ConsentRecord, Participant, ProcessingAgreement, StaffUser
     from preventicons import crypto
 
     numbers = list(Dossier.objects.filter(organisation_id=organisation.pk).values_list("number", flat=True))
+    notes.take_up_queued_notes(force=True)  # a setup that failed half-way may have left notes queued
     ProgressNote.objects.filter(subject__in=[crypto.notes_subject(n) for n in numbers]).delete()
     Dossier.objects.filter(number__in=numbers).delete()
     people = Participant.objects.filter(organisation=organisation).values_list("pk", flat=True)

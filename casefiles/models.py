@@ -218,8 +218,9 @@ class ProgressNote(models.Model):
     Everything but the subject is sealed to the row, the kind, the day and the place in the order as much
     as the text. In clear they were a trace of each subject (a day, a kind, a count on that day) that the
     access log leaves of each dossier number too (an added note, when): matching the two paired a subject
-    with its number without the notes key. What a dump still shows of a subject is how many notes it holds
-    and where its rows stand among the others (the order they were written in).
+    with its number without the notes key. Rows arrive through the note batch (QueuedNote), many in one
+    transaction in random order, so where a row stands follows no order the log shows. What a dump still
+    shows of a subject is how many notes it holds and which batches wrote them (casefiles.notes).
     """
 
     class Kind(models.TextChoices):
@@ -233,7 +234,8 @@ class ProgressNote(models.Model):
     kind = SealedChoiceField(choices=Kind.choices)
     written_on = SealedDateField()
     # 1, 2, 3 ... per subject: the order notes were written in, which the day alone does not give. Sealed,
-    # so no constraint can keep it unique: casefiles.notes.add_note draws it under a lock on the subject.
+    # so no constraint can keep it unique: casefiles.notes.add_note draws it under the dossier's row lock,
+    # from the notes queued and stored.
     sequence = SealedIntegerField()
     text = EncryptedTextField()
 
@@ -245,6 +247,28 @@ class ProgressNote(models.Model):
     def __str__(self) -> str:
         # Opens nothing: a list of notes (the admin, a log line) names no kind or day.
         return f"progress note {self.pk}"
+
+
+class QueuedNote(models.Model):
+    """A progress note waiting sealed in the casefiles store for the next note batch (casefiles.notes).
+
+    Written with the access log's entry for it, in the same transaction, and deleted by the batch that
+    writes the note to the notes store (casefiles.notes.take_up_queued_notes): notes reach the notes store
+    in random order, many in one transaction, so the order of its rows no longer follows the log's. The
+    row holds nothing in clear but a random id: the note's subject, kind, day, place in the order, text
+    and the moment it was queued are sealed, padded to one length whatever the text.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    note = EncryptedTextField()
+
+    class Meta:
+        verbose_name = _("queued note")
+        verbose_name_plural = _("queued notes")
+        constraints = [*sealed_only("note")]
+
+    def __str__(self) -> str:
+        return f"queued note {str(self.pk)[:8]}"
 
 
 class AccessLogEntry(models.Model):

@@ -16,7 +16,7 @@ from casefiles import accesslog, assignment, notes, numbers
 from casefiles.models import AccessLogEntry, Dossier, ProgressNote
 from participants.models import StaffUser
 from preventicons import crypto
-from preventicons.dbrouter import CASEFILES, NOTES
+from preventicons.dbrouter import CASEFILES
 
 
 def close_dossier(*, pseudonym: str) -> None:
@@ -140,7 +140,8 @@ def close_with_note(
     """
     if not dossier.is_open:
         return
-    with transaction.atomic(using=NOTES), transaction.atomic(using=CASEFILES):
+    # The note is queued in the casefiles store (casefiles.notes): the notes store is not touched here.
+    with transaction.atomic(using=CASEFILES):
         locked = Dossier.objects.select_for_update().get(pk=dossier.pk)
         if not locked.is_open:
             return

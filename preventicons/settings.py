@@ -445,6 +445,25 @@ CELERY_BEAT_SCHEDULE["assign-waiting-dossiers"] = {
     "schedule": crontab(minute=7),
 }
 
+# Progress notes are queued sealed in the casefiles store and written to the notes store in batches, in
+# random order (casefiles/notes.py): checked every NOTE_BATCH_MINUTES at fixed clock times, a batch is written
+# once the queue holds notes of NOTE_BATCH_MINIMUM_DOSSIERS dossiers, or its oldest note has waited
+# NOTE_BATCH_MAX_WAIT_MINUTES. More dossiers a batch mix more; a batch of one dossier pairs its note subject
+# with its number. The casemanager sees a queued note at once: nothing waits on the batch.
+NOTE_BATCH_MINUTES = env.int("NOTE_BATCH_MINUTES", default=5)
+NOTE_BATCH_MINIMUM_DOSSIERS = env.int("NOTE_BATCH_MINIMUM_DOSSIERS", default=2)
+NOTE_BATCH_MAX_WAIT_MINUTES = env.int("NOTE_BATCH_MAX_WAIT_MINUTES", default=15)
+if not 1 <= NOTE_BATCH_MINUTES <= 60:
+    raise ImproperlyConfigured("NOTE_BATCH_MINUTES is a number of minutes from 1 to 60.")
+if NOTE_BATCH_MINIMUM_DOSSIERS < 1 or NOTE_BATCH_MAX_WAIT_MINUTES < 0:
+    raise ImproperlyConfigured(
+        "NOTE_BATCH_MINIMUM_DOSSIERS is 1 or more, NOTE_BATCH_MAX_WAIT_MINUTES 0 minutes or more."
+    )
+CELERY_BEAT_SCHEDULE["take-up-queued-notes"] = {
+    "task": "casefiles.tasks.take_up_queued_notes",
+    "schedule": crontab(minute=f"*/{NOTE_BATCH_MINUTES}"),
+}
+
 # --- Notary (notary/ledger.py): a signed tree head over the ledger every night, after the night's facts are
 # in: the retention run (02:30) and the ledger feed (03:00). Idempotent: no new entries, no new head.
 CELERY_BEAT_SCHEDULE["sign-ledger-tree-head"] = {

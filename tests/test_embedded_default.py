@@ -64,6 +64,8 @@ def test_every_job_runs_on_fresh_sqlite_files(tmp_path: Path) -> None:
     assert (printed["help_taken_up"], printed["help_again"], printed["dossiers_added"]) == (1, 0, 1)
     assert printed["waiting_assigned"] == 0  # the demo casemanager serves the organisation: assigned at once
     assert (printed["dashboard"], printed["dossier_page"], printed["contact"]) == (200, 200, 200)
+    assert printed["queued_note_shown"] is True
+    assert (printed["notes_written"], printed["notes_again"]) == (2, 0)
     assert printed["link_code"] is True and (printed["resent"], printed["resent_again"]) == (True, False)
     assert printed["code_texts"] == 2
     assert printed["closed"] >= 2 and printed["closed_again"] == 0

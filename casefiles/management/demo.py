@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from casefiles import notes, operations, trajectories
-from casefiles.models import Dossier
+from casefiles.models import Dossier, ProgressNote
 from participants import queries
 from participants.models import Organisation, Participant, StaffUser
 from preventicons import crypto
@@ -57,10 +57,13 @@ def _work(dossiers: list[Dossier], casemanager: StaffUser, today: dt.date) -> No
         user=casemanager,
     )
 
-    intake = notes.add_note(
+    queued = notes.add_note(
         quiet, kind="intake", text="Intake: wil eerst zelf verder, belt terug als nodig.", user=casemanager
     )
-    # The day is sealed to the row: set on the note and saved, never update()d in place.
+    # Written to the notes store now rather than by the next batch, so its day can be set back: the day is
+    # sealed to the row, set on the note and saved, never update()d in place.
+    notes.take_up_queued_notes(force=True)
+    intake = ProgressNote.objects.get(pk=queued.id)
     intake.written_on = today - dt.timedelta(days=20)
     intake.save(update_fields=["written_on"])
 
@@ -75,6 +78,8 @@ def _work(dossiers: list[Dossier], casemanager: StaffUser, today: dt.date) -> No
     operations.close_with_note(
         closed, text="Traject afgerond; deelnemer weet de weg als het nodig is.", user=casemanager
     )
+    # Demo data: written to the notes store at once, as the first batch after seeding would.
+    notes.take_up_queued_notes(force=True)
 
 
 def seed(*, write: Callable[[str], None]) -> None:

@@ -20,11 +20,19 @@ from django.utils import timezone
 
 from casefiles import notes as casenotes
 from casefiles import numbers
-from casefiles.models import AccessLogEntry, Deputy, Dossier, ProgressNote, Trajectory, TrajectorySession
+from casefiles.models import (
+    AccessLogEntry,
+    Deputy,
+    Dossier,
+    ProgressNote,
+    QueuedNote,
+    Trajectory,
+    TrajectorySession,
+)
 from participants import casemanagers
 from participants.account import stop_participation
 from participants.models import Organisation, Participant
-from preventicons.dbrouter import ALIASES, NOTES
+from preventicons.dbrouter import ALIASES, CASEFILES, NOTES
 from tests.casefiles.world import (
     World,
     active_participant,
@@ -200,7 +208,7 @@ def test_a_colleague_of_the_same_organisation_gets_the_same_404_on_every_dossier
     for url in posts:
         assert client.post(url, {"note-kind": "intake", "note-text": "x"}).status_code == 404
     assert not AccessLogEntry.objects.filter(dossier_number=number).exists()
-    assert not ProgressNote.objects.exists()
+    assert not ProgressNote.objects.exists() and not QueuedNote.objects.exists()
 
 
 # --- the dossier: scores, contact ----------------------------------------------------------------------
@@ -298,7 +306,7 @@ def test_a_note_that_identifies_someone_is_refused_with_the_part_and_nothing_is_
     assert response.status_code == 400  # type: ignore[attr-defined]
     page = response.content.decode()  # type: ignore[attr-defined]
     assert f"“{part}”" in page
-    assert not ProgressNote.objects.exists()
+    assert not ProgressNote.objects.exists() and not QueuedNote.objects.exists()
     # No note was added, but the page showed the dossier again: logged as a look.
     assert actions_logged() == [AccessLogEntry.Action.VIEW_DOSSIER]
 
@@ -316,7 +324,7 @@ def test_a_note_that_only_looks_identifying_is_accepted(world: World, client: Cl
     response = post_note(as_user(client, world.anna), world.dossier.number, text)
 
     assert response.status_code == 302  # type: ignore[attr-defined]
-    assert ProgressNote.objects.count() == 1
+    assert [note.text for note in casenotes.notes_of(world.dossier)] == [text]
 
 
 def test_a_note_with_markup_is_shown_inert_and_the_notes_store_holds_no_number_or_text(
@@ -329,9 +337,13 @@ def test_a_note_with_markup_is_shown_inert_and_the_notes_store_holds_no_number_o
     page = client.get(dossier_url(world.dossier.number)).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
     assert "<img src=x" not in page
+    with connections[CASEFILES].cursor() as cursor:
+        cursor.execute("SELECT * FROM casefiles_queuednote")
+        queued = repr(cursor.fetchall())
+    casenotes.take_up_queued_notes(force=True)
     with connections[NOTES].cursor() as cursor:
         cursor.execute("SELECT * FROM casefiles_progressnote")
-        dumped = repr(cursor.fetchall())
+        dumped = repr(cursor.fetchall()) + queued
     # Nor the kind or the day: beside the access log's entry for the note they would name its dossier.
     day = timezone.localdate()
     for secret in (world.dossier.number, world.dossier.number[2:], "werkdruk", "script", "Jan", "intake"):
@@ -358,7 +370,9 @@ def test_the_latest_note_day_of_each_dossier_is_opened_from_the_sealed_notes(wor
     days = {world.dossier: [today - dt.timedelta(days=3), today - dt.timedelta(days=40)], other: [today]}
     for dossier, written_on in days.items():
         for day in written_on:
-            note = casenotes.add_note(dossier, kind="session", text="Gesprek.", user=world.anna)
+            queued = casenotes.add_note(dossier, kind="session", text="Gesprek.", user=world.anna)
+            casenotes.take_up_queued_notes(force=True)
+            note = ProgressNote.objects.get(pk=queued.id)
             note.written_on = day
             note.save(update_fields=["written_on"])
 
@@ -443,7 +457,7 @@ def test_a_closed_dossier_is_read_only(world: World, client: Client) -> None:
     page = client.get(dossier_url(world.dossier.number)).content.decode()
     assert "read only" in page and "Add a note" not in page
     assert post_note(client, world.dossier.number, "nog iets").status_code == 400  # type: ignore[attr-defined]
-    assert ProgressNote.objects.count() == 1  # the closing note only
+    assert [note.kind for note in casenotes.notes_of(world.dossier)] == ["closing"]
     assert AccessLogEntry.Action.CLOSE in actions_logged(world.dossier.number)
 
 
@@ -628,8 +642,9 @@ def test_the_admin_lists_open_or_closed_dossiers_though_the_state_is_sealed(
 # --- retention ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("batch_first", [False, True], ids=["queued", "written"])
 def test_retention_deletes_notes_by_kind_and_unlinks_closed_dossiers_after_their_periods(
-    world: World, settings: object
+    world: World, settings: object, batch_first: bool
 ) -> None:
     from casefiles import notes as casenotes
     from casefiles import operations
@@ -644,6 +659,8 @@ def test_retention_deletes_notes_by_kind_and_unlinks_closed_dossiers_after_their
     assert run_retention(today=today + dt.timedelta(days=1000)).notes_deleted == 0
 
     operations.close_with_note(world.dossier, text="afgerond", user=world.anna)
+    if batch_first:  # the notes in the notes store; else still queued, which retention deletes alike
+        casenotes.take_up_queued_notes(force=True)
 
     assert run_retention(today=today + dt.timedelta(days=9)).notes_deleted == 0
     assert run_retention(today=today + dt.timedelta(days=10)).notes_deleted == 1  # the intake note

@@ -47,8 +47,9 @@ def main() -> None:
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from casefiles import notes as casenotes
     from casefiles.models import Dossier
-    from casefiles.tasks import assign_waiting_dossiers
+    from casefiles.tasks import assign_waiting_dossiers, take_up_queued_notes
     from participants import enrolment, queries
     from participants.models import AnonymisationRun, Invitation, Organisation, Participant, StaffUser
     from participants.tasks import resend_codes, run_retention, send_due_invitations
@@ -108,6 +109,22 @@ def main() -> None:
         printed["contact"] = staff.post(
             f"/dossiers/{newest.number}/contact/", HTTP_HOST="127.0.0.1"
         ).status_code
+        # A note, queued and shown at once; with a note of another dossier the note batch writes both.
+        staff.post(
+            f"/dossiers/{newest.number}/notes/",
+            {"note-kind": "session", "note-text": "Gebeld: afspraak gemaakt."},
+            HTTP_HOST="127.0.0.1",
+        )
+        page = staff.get(f"/dossiers/{newest.number}/", HTTP_HOST="127.0.0.1").content.decode()
+        printed["queued_note_shown"] = "Gebeld: afspraak gemaakt." in page
+        other = next(
+            dossier
+            for dossier in Dossier.objects.filter(casemanager_id=casemanager.pk).exclude(pk=newest.pk)
+            if dossier.is_open
+        )
+        casenotes.add_note(other, kind="session", text="Gesprek gehad.", user=casemanager)
+        printed["notes_written"] = run(take_up_queued_notes)
+        printed["notes_again"] = run(take_up_queued_notes)
         # A code round for an invited person, and the resend job after its backoff.
         invited = Participant.objects.with_status(Participant.Status.INVITED).order_by("pk").first()
         assert invited is not None
