@@ -198,6 +198,35 @@ def test_after_casefiles_0010_no_note_keeps_its_kind_day_and_order_in_the_table_
         _migrate(alias=NOTES)
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_casefiles_0015_no_dossier_row_keeps_its_clear_waiting_day_in_the_table_file() -> None:
+    """The same for the day a dossier began waiting for its first contact (sealed by casefiles 0015, item 4):
+    0016 writes the table anew, so neither a dead row version nor the dropped column keeps the day."""
+    if connections[CASEFILES].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("casefiles", "0014_queued_note")]
+    executor = _migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("casefiles", "Dossier")
+        for number, waiting in (("D-WAIT", dt.date(2026, 9, 1)), ("D-SEEN", None)):
+            old.objects.using(CASEFILES).create(
+                number=number,
+                opened_on=dt.date(2026, 9, 1),
+                is_open=True,
+                closed_on=None,
+                awaiting_contact_since=waiting,
+            )
+        _migrate()
+
+        days = {d.number: d.awaiting_contact_since for d in Dossier.objects.all()}
+        assert days == {"D-WAIT": dt.date(2026, 9, 1), "D-SEEN": None}
+        assert _raw("SELECT number FROM casefiles_dossier WHERE awaiting_contact_since IS NULL") == []
+        assert dropped_values_in_table_file("casefiles_dossier") == []
+    finally:
+        _migrate()
+        Dossier.objects.all().delete()
+
+
 # --- 2. the night a dossier is unlinked tells its sealed closing day ---------------------------------------
 
 
@@ -284,13 +313,6 @@ def test_a_dump_after_the_term_does_not_tell_which_unlinked_dossiers_a_stop_clos
 # --- 3. a stop of a dossier waiting for a casemanager stays unassigned for good --------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assign_waiting_dossiers skips closed dossiers, and only a stop closes one no casemanager holds, "
-    "so casemanager_id IS NULL beside assigned dossiers of the same organisation marks a stop in any "
-    "later dump. Smallest fix: assign_waiting_dossiers assigns closed waiting dossiers too (without "
-    "telling the casemanager; they stay unreadable, their link leads to nobody).",
-)
 def test_a_dossier_closed_by_a_stop_while_waiting_for_a_casemanager_is_assigned_like_the_others(
     organisation: Organisation,
 ) -> None:
@@ -315,16 +337,6 @@ def test_a_dossier_closed_by_a_stop_while_waiting_for_a_casemanager_is_assigned_
 # --- 4. a dossier no note ever answered, no longer waiting: a stop ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaiting_contact_since is clear, and only a note (ADD_NOTE in the access log), a casemanager's "
-    "close (its closing note and CLOSE) or a stop sets it NULL: a dossier with it NULL and no entry of its "
-    "number in the access log was closed by a stop before any contact, in one later dump of the casefiles "
-    "store alone (no xmin, no second dump); the identity dump's stopped rows of that organisation are the "
-    "candidates. Smallest fix: seal awaiting_contact_since to the row as closed_on is (a missing day "
-    "sealed as empty text), read in Python where the dashboard and tell_casemanager read it (partial: "
-    "a number with no note entry long after opened_on still hints at it, see the root in the docstring).",
-)
 def test_a_later_dump_does_not_tell_a_dossier_closed_by_a_stop_before_any_contact(
     organisation: Organisation,
 ) -> None:
