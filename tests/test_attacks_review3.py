@@ -14,7 +14,8 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    kept its participant id and kind (given, contact, withdrawn) in clear, a progress note (casefiles 0010)
    its kind, day and place, a participant row (0019) its status until its next rewrite.
    Closed: casefiles 0013 (dossiers, notes), notary 0007 (feedback) and participants 0024 (consent records,
-   participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled.
+   participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled;
+   casefiles 0015 does the same after 0014 sealed the waiting day (item 4).
 2. Operator (dumps over time, the access log): retention unlinks each closed dossier on exactly the night
    its term ends, so the night its pseudonym index turns NULL tells its sealed closing day to the day. A
    dossier so dated with no CLOSE entry in the (append-only) access log was closed by a stop, on that day:
@@ -25,19 +26,26 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
 3. Operator (one dump, any time later): a dossier closed by a stop while it waited for a casemanager stays
    unassigned for good (assign_waiting_dossiers skips closed ones, and only a stop can close a dossier no
    casemanager holds), so ``casemanager_id IS NULL`` in an organisation that casemanagers serve marks a
-   stop, without xmin and without a second dump.
+   stop, without xmin and without a second dump. Closed: assign_waiting_dossiers gives closed waiting
+   dossiers out too, the same way in the same run, but tells nobody (no e-mail); they stay closed and
+   shown to no one (their participant reference leads to nobody), and the least busy count reads open
+   dossiers only.
 4. Operator (one dump of the casefiles store, any time later): more often, the same through
    awaiting_contact_since, which stays clear. Only a note, a casemanager's close (both in the access log
    under the number) or a stop sets it NULL, so a dossier not waiting that nobody on the staff ever wrote
    in was closed by a stop before any contact; the stopped participant rows of its organisation (which the
-   identity dump shows, README) are the candidates.
+   identity dump shows, README) are the candidates. Closed: casefiles 0014 seals awaiting_contact_since to
+   the row as closed_on is (none sealed as empty text, never NULL), decided in Python wherever it is read;
+   0015 rewrites the table. Partly open (README): the access log names every close but a stop's, so a
+   number with no ADD_NOTE entry long after its opening day still hints at a stop before any contact.
 
 Tried and found holding (no test here): one person cannot fill a release (the hash is of P; a stopper is
 never invited again under the listed address or number, so only an employer's fake participants, each with
 a real trajectory, could: the generic sybil against any threshold of five); the person hash is sealed with a
 fresh nonce per row, so releases cannot be joined by it, and it is NULL once released; ratings pad to one
-length; PendingFeedback pads to one size with or without a rating; no product SQL still filters on is_open
-or closed_on; the spot check's entry holds the reference, the auditor and the time, as the page and ledger.
+length; PendingFeedback pads to one size with or without a rating; no product SQL still filters on is_open,
+closed_on or awaiting_contact_since; the spot check's entry holds the reference, the auditor and the time,
+as the page and ledger.
 """
 
 from __future__ import annotations
