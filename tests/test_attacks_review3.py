@@ -15,7 +15,7 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    its kind, day and place, a participant row (0019) its status until its next rewrite.
    Closed: casefiles 0013 (dossiers, notes), notary 0007 (feedback) and participants 0024 (consent records,
    participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled;
-   casefiles 0015 does the same after 0014 sealed the waiting day (item 4).
+   casefiles 0016 does the same after 0015 sealed the waiting day (item 4).
 2. Operator (dumps over time, the access log): retention unlinks each closed dossier on exactly the night
    its term ends, so the night its pseudonym index turns NULL tells its sealed closing day to the day. A
    dossier so dated with no CLOSE entry in the (append-only) access log was closed by a stop, on that day:
@@ -34,9 +34,9 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    awaiting_contact_since, which stays clear. Only a note, a casemanager's close (both in the access log
    under the number) or a stop sets it NULL, so a dossier not waiting that nobody on the staff ever wrote
    in was closed by a stop before any contact; the stopped participant rows of its organisation (which the
-   identity dump shows, README) are the candidates. Closed: casefiles 0014 seals awaiting_contact_since to
+   identity dump shows, README) are the candidates. Closed: casefiles 0015 seals awaiting_contact_since to
    the row as closed_on is (none sealed as empty text, never NULL), decided in Python wherever it is read;
-   0015 rewrites the table. Partly open (README): the access log names every close but a stop's, so a
+   0016 rewrites the table. Partly open (README): the access log names every close but a stop's, so a
    number with no ADD_NOTE entry long after its opening day still hints at a stop before any contact.
 
 Tried and found holding (no test here): one person cannot fill a release (the hash is of P; a stopper is
