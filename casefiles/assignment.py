@@ -80,10 +80,16 @@ def least_busy_casemanager(organisation_id: int, *, other_than: int | None = Non
 
 
 def assign_waiting_dossiers() -> int:
-    """Give every open dossier without a casemanager to one serving its organisation; how many got one.
+    """Give every dossier without a casemanager to one serving its organisation; how many got one.
 
     A dossier waits when its organisation had no linked casemanager at the help request. Idempotent: a
     second run finds nothing waiting, or still nobody to give it to.
+
+    A dossier a stop closed while it waited is given out too, the same way and in the same run: left
+    without a casemanager for good, ``casemanager_id IS NULL`` beside assigned dossiers of its organisation
+    would tell a dump a stop (only a stop closes a dossier nobody holds). Its casemanager hears nothing, and
+    it shows nowhere: it is closed, its participant reference leads to nobody (``live``), and the least busy
+    count reads open dossiers only.
     """
     assigned = 0
     # Every store: the e-mail to the casemanager (identity store) commits with the assignment, or neither.
@@ -94,13 +100,12 @@ def assign_waiting_dossiers() -> int:
         fields = ("pk", "organisation_id", "casemanager_id", "awaiting_contact_since", "is_open")
         for dossier in waiting.only(*fields):
             assert dossier.organisation_id is not None  # filtered above
-            if not dossier.is_open:  # sealed, so decided here: a closed dossier waits for nobody
-                continue
             chosen = least_busy_casemanager(dossier.organisation_id)
             if chosen is not None:
                 Dossier.objects.filter(pk=dossier.pk).update(casemanager_id=chosen)
                 dossier.casemanager_id = chosen
-                tell_casemanager(dossier)
+                if dossier.is_open:  # sealed, so decided here: a closed one is news to nobody
+                    tell_casemanager(dossier)
                 assigned += 1
     return assigned
 
@@ -274,15 +279,15 @@ def change_on_participants_request(*, pseudonym: str) -> bool:
             return False
         # The new casemanager owes them a first contact ("They will contact you", the account page says):
         # the dossier waits for it on their dashboard, as a new help request does.
-        Dossier.objects.filter(pk=dossier.pk).update(
-            casemanager_id=other, awaiting_contact_since=timezone.localdate()
-        )
+        previous = dossier.casemanager_id
+        # Saved, not update()d: the day is sealed to the row.
+        dossier.casemanager_id, dossier.awaiting_contact_since = other, timezone.localdate()
+        dossier.save(update_fields=["casemanager_id", "awaiting_contact_since"])
         accesslog.record_participant_request(
             AccessLogEntry.Action.REASSIGN,
             dossier_number=dossier.number,
-            detail=f"from staff member {dossier.casemanager_id} to staff member {other}",
+            detail=f"from staff member {previous} to staff member {other}",
         )
-        dossier.casemanager_id, dossier.awaiting_contact_since = other, timezone.localdate()
         # Inside the help-request batch, which every store joins: the e-mail commits with the move.
         tell_casemanager(dossier)
     return True

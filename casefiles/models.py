@@ -88,8 +88,11 @@ class Dossier(models.Model):
     # The day only: dossiers are opened by the help-request batch (scores.wellbeing), so neither this date,
     # the random id nor the row order, which within a batch is shuffled, follows the moment someone asked.
     opened_on = models.DateField()
-    # The day of the latest help request not yet answered by a first contact (a note); NULL once answered.
-    awaiting_contact_since = models.DateField(null=True, blank=True)
+    # The day of the latest help request not yet answered by a first contact (a note); none once answered,
+    # and sealed to the row as the closing day is (none sealed as empty text): in clear, a dossier no longer
+    # waiting that nobody on the staff wrote in (no ADD_NOTE or CLOSE entry in the access log) could only
+    # have been closed by a stop. Decided in Python, never filtered on.
+    awaiting_contact_since = SealedDayOrNoneField(blank=True)
     closed_on = SealedDayOrNoneField(blank=True)
     # Which contact consent text the latest help request agreed to (scores.wellbeing.CONTACT_CONSENT_VERSION):
     # the same for everyone who asked under that text, so it tells a dump nothing about a person.
@@ -104,7 +107,14 @@ class Dossier(models.Model):
         verbose_name = _("dossier")
         verbose_name_plural = _("dossiers")
         constraints = [
-            *sealed_only("pseudonym", "contact_channel", "participant_ref", "is_open", "closed_on")
+            *sealed_only(
+                "pseudonym",
+                "contact_channel",
+                "participant_ref",
+                "is_open",
+                "closed_on",
+                "awaiting_contact_since",
+            )
         ]
 
     def __str__(self) -> str:

@@ -139,7 +139,8 @@ def add_note(
             text=text,
         )
         _queue(note)
-        Dossier.objects.filter(pk=dossier.pk).update(awaiting_contact_since=None)
+        locked.awaiting_contact_since = None  # sealed to the row: saved, not update()d
+        locked.save(update_fields=["awaiting_contact_since"])
         accesslog.record(
             AccessLogEntry.Action.ADD_NOTE,
             user=user,

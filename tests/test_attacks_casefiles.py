@@ -401,8 +401,9 @@ def _shape(value: object) -> object:
 
 
 # The columns every dossier of an organisation closed on the same day shares, whoever closed it. Whether it
-# is open, and the day it closed, are sealed: compared by their shape, as every other column.
-_SHARED = ("organisation_id", "opened_on", "awaiting_contact_since", "consent_version")
+# is open, the day it closed and the day it began waiting are sealed: compared by their shape, as every other
+# column.
+_SHARED = ("organisation_id", "opened_on", "consent_version")
 
 
 def test_a_dossier_closed_by_a_stop_reads_column_by_column_as_one_its_casemanager_closed(

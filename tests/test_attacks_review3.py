@@ -14,7 +14,8 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    kept its participant id and kind (given, contact, withdrawn) in clear, a progress note (casefiles 0010)
    its kind, day and place, a participant row (0019) its status until its next rewrite.
    Closed: casefiles 0013 (dossiers, notes), notary 0007 (feedback) and participants 0024 (consent records,
-   participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled.
+   participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled;
+   casefiles 0016 does the same after 0015 sealed the waiting day (item 4).
 2. Operator (dumps over time, the access log): retention unlinks each closed dossier on exactly the night
    its term ends, so the night its pseudonym index turns NULL tells its sealed closing day to the day. A
    dossier so dated with no CLOSE entry in the (append-only) access log was closed by a stop, on that day:
@@ -25,19 +26,26 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
 3. Operator (one dump, any time later): a dossier closed by a stop while it waited for a casemanager stays
    unassigned for good (assign_waiting_dossiers skips closed ones, and only a stop can close a dossier no
    casemanager holds), so ``casemanager_id IS NULL`` in an organisation that casemanagers serve marks a
-   stop, without xmin and without a second dump.
+   stop, without xmin and without a second dump. Closed: assign_waiting_dossiers gives closed waiting
+   dossiers out too, the same way in the same run, but tells nobody (no e-mail); they stay closed and
+   shown to no one (their participant reference leads to nobody), and the least busy count reads open
+   dossiers only.
 4. Operator (one dump of the casefiles store, any time later): more often, the same through
    awaiting_contact_since, which stays clear. Only a note, a casemanager's close (both in the access log
    under the number) or a stop sets it NULL, so a dossier not waiting that nobody on the staff ever wrote
    in was closed by a stop before any contact; the stopped participant rows of its organisation (which the
-   identity dump shows, README) are the candidates.
+   identity dump shows, README) are the candidates. Closed: casefiles 0015 seals awaiting_contact_since to
+   the row as closed_on is (none sealed as empty text, never NULL), decided in Python wherever it is read;
+   0016 rewrites the table. Partly open (README): the access log names every close but a stop's, so a
+   number with no ADD_NOTE entry long after its opening day still hints at a stop before any contact.
 
 Tried and found holding (no test here): one person cannot fill a release (the hash is of P; a stopper is
 never invited again under the listed address or number, so only an employer's fake participants, each with
 a real trajectory, could: the generic sybil against any threshold of five); the person hash is sealed with a
 fresh nonce per row, so releases cannot be joined by it, and it is NULL once released; ratings pad to one
-length; PendingFeedback pads to one size with or without a rating; no product SQL still filters on is_open
-or closed_on; the spot check's entry holds the reference, the auditor and the time, as the page and ledger.
+length; PendingFeedback pads to one size with or without a rating; no product SQL still filters on is_open,
+closed_on or awaiting_contact_since; the spot check's entry holds the reference, the auditor and the time,
+as the page and ledger.
 """
 
 from __future__ import annotations
@@ -198,6 +206,35 @@ def test_after_casefiles_0010_no_note_keeps_its_kind_day_and_order_in_the_table_
         _migrate(alias=NOTES)
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_casefiles_0015_no_dossier_row_keeps_its_clear_waiting_day_in_the_table_file() -> None:
+    """The same for the day a dossier began waiting for its first contact (sealed by casefiles 0015, item 4):
+    0016 writes the table anew, so neither a dead row version nor the dropped column keeps the day."""
+    if connections[CASEFILES].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("casefiles", "0014_queued_note")]
+    executor = _migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("casefiles", "Dossier")
+        for number, waiting in (("D-WAIT", dt.date(2026, 9, 1)), ("D-SEEN", None)):
+            old.objects.using(CASEFILES).create(
+                number=number,
+                opened_on=dt.date(2026, 9, 1),
+                is_open=True,
+                closed_on=None,
+                awaiting_contact_since=waiting,
+            )
+        _migrate()
+
+        days = {d.number: d.awaiting_contact_since for d in Dossier.objects.all()}
+        assert days == {"D-WAIT": dt.date(2026, 9, 1), "D-SEEN": None}
+        assert _raw("SELECT number FROM casefiles_dossier WHERE awaiting_contact_since IS NULL") == []
+        assert dropped_values_in_table_file("casefiles_dossier") == []
+    finally:
+        _migrate()
+        Dossier.objects.all().delete()
+
+
 # --- 2. the night a dossier is unlinked tells its sealed closing day ---------------------------------------
 
 
@@ -284,13 +321,6 @@ def test_a_dump_after_the_term_does_not_tell_which_unlinked_dossiers_a_stop_clos
 # --- 3. a stop of a dossier waiting for a casemanager stays unassigned for good --------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assign_waiting_dossiers skips closed dossiers, and only a stop closes one no casemanager holds, "
-    "so casemanager_id IS NULL beside assigned dossiers of the same organisation marks a stop in any "
-    "later dump. Smallest fix: assign_waiting_dossiers assigns closed waiting dossiers too (without "
-    "telling the casemanager; they stay unreadable, their link leads to nobody).",
-)
 def test_a_dossier_closed_by_a_stop_while_waiting_for_a_casemanager_is_assigned_like_the_others(
     organisation: Organisation,
 ) -> None:
@@ -315,16 +345,6 @@ def test_a_dossier_closed_by_a_stop_while_waiting_for_a_casemanager_is_assigned_
 # --- 4. a dossier no note ever answered, no longer waiting: a stop ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaiting_contact_since is clear, and only a note (ADD_NOTE in the access log), a casemanager's "
-    "close (its closing note and CLOSE) or a stop sets it NULL: a dossier with it NULL and no entry of its "
-    "number in the access log was closed by a stop before any contact, in one later dump of the casefiles "
-    "store alone (no xmin, no second dump); the identity dump's stopped rows of that organisation are the "
-    "candidates. Smallest fix: seal awaiting_contact_since to the row as closed_on is (a missing day "
-    "sealed as empty text), read in Python where the dashboard and tell_casemanager read it (partial: "
-    "a number with no note entry long after opened_on still hints at it, see the root in the docstring).",
-)
 def test_a_later_dump_does_not_tell_a_dossier_closed_by_a_stop_before_any_contact(
     organisation: Organisation,
 ) -> None:

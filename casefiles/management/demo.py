@@ -39,7 +39,8 @@ def _work(dossiers: list[Dossier], casemanager: StaffUser, today: dt.date) -> No
     """Five states: new; new and overdue; in a coaching trajectory; quiet; closed after counselling."""
     new, overdue, coaching, quiet, closed = dossiers
     del new  # waits for its first contact, as asked today
-    Dossier.objects.filter(pk=overdue.pk).update(awaiting_contact_since=today - dt.timedelta(days=6))
+    overdue.awaiting_contact_since = today - dt.timedelta(days=6)  # sealed to the row: saved
+    overdue.save(update_fields=["awaiting_contact_since"])
 
     notes.add_note(
         coaching, kind="intake", text="Intake telefonisch: werkdruk en slecht slapen.", user=casemanager

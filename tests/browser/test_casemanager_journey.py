@@ -50,9 +50,9 @@ def test_a_casemanager_takes_up_the_newest_help_request_from_login_to_note(
         active_participant(organisation, name="Els Bakker", email_address="els@example.nl")
     )
     three_days_ago = timezone.localdate() - dt.timedelta(days=3)
-    Dossier.objects.filter(pk=earlier.pk).update(
-        opened_on=three_days_ago, awaiting_contact_since=three_days_ago
-    )
+    earlier = Dossier.objects.get(pk=earlier.pk)
+    earlier.opened_on, earlier.awaiting_contact_since = three_days_ago, three_days_ago  # sealed: saved
+    earlier.save(update_fields=["opened_on", "awaiting_contact_since"])
     # His private address, proven at enrolment: the one an e-mail request reveals (never the work address).
     jan = active_participant(
         organisation, name=NAME, email_address="j.devries@werk.example", private_email=ADDRESS

@@ -522,6 +522,40 @@ def test_a_dossier_waits_until_a_casemanager_is_linked_and_the_hourly_job_gives_
     assert Dossier.objects.get(pk=dossier.pk).casemanager_id == anna.pk
 
 
+def test_a_dossier_a_stop_closed_while_it_waited_is_given_out_silently_and_shown_to_nobody(
+    organisation: Organisation, client: Client, mailoutbox: list[object]
+) -> None:
+    """Given out like the others (left without a casemanager, it would mark a stop in a dump), but news to
+    nobody: no e-mail, not on the dashboard, not to be opened, and no load in the least busy count."""
+    from casefiles import assignment
+    from preventicons import messaging
+
+    jan, piet = (active_participant(organisation, name=name) for name in ("Jan de Vries", "Piet Jansen"))
+    stopped = [ask_for_help(jan), ask_for_help(piet)]
+    stop_participation(participant=jan)
+    stop_participation(participant=piet)
+    anna = signed_casemanager("cm-anna", organisation)
+    anna.email = "anna@arbodienst.example"
+    anna.save(update_fields=["email"])
+
+    assert assignment.assign_waiting_dossiers() == 2
+    assert assignment.assign_waiting_dossiers() == 0
+    for dossier in Dossier.objects.filter(pk__in=[d.pk for d in stopped]):
+        assert dossier.casemanager_id == anna.pk and not dossier.is_open
+    messaging.send_due_messages(limit=10)
+    assert [m for m in mailoutbox if "anna@arbodienst.example" in m.to] == []  # type: ignore[attr-defined]
+    page = as_user(client, anna)
+    dashboard = page.get(reverse("casefiles:dashboard")).content.decode()
+    for dossier in stopped:
+        assert dossier.number not in dashboard
+        assert page.get(dossier_url(dossier.number)).status_code == 404
+    # Anna holds two closed dossiers, Bert one open: the next goes to Anna.
+    bert = signed_casemanager("cm-bert", organisation)
+    given = ask_for_help(active_participant(organisation))
+    Dossier.objects.filter(pk=given.pk).update(casemanager_id=bert.pk)
+    assert assignment.least_busy_casemanager(organisation.pk) == anna.pk
+
+
 def test_a_casemanager_unlinked_from_the_organisation_can_no_longer_open_its_dossiers(
     world: World, client: Client
 ) -> None:

@@ -96,7 +96,12 @@ def main() -> None:
         # The casemanager's pages on SQLite: the new dossier went to the demo casemanager, who opens the
         # dashboard and the dossier (a verified session, as the login would leave it), and the hourly job.
         printed["waiting_assigned"] = run(assign_waiting_dossiers)
-        newest = Dossier.objects.order_by("-awaiting_contact_since", "number").first()
+        # The day is sealed: the latest is found in Python (the first number among the latest days).
+        newest = max(
+            Dossier.objects.order_by("number"),
+            key=lambda dossier: dossier.awaiting_contact_since or dt.date.min,
+            default=None,
+        )
         assert newest is not None
         casemanager = StaffUser.objects.get(username="demo-casemanager")
         staff = Client()
