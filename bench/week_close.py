@@ -95,8 +95,9 @@ def main() -> None:
             batch_size=BATCH,
         )
         print(
-            f"Setup: {PARTICIPANTS:,} participants (pseudonyms sealed), {len(scores):,} scores in "
-            f"{DEPARTMENTS} departments, {time.perf_counter() - started:.1f} s (not measured)",
+            f"Setup: {PARTICIPANTS:,} participants (pseudonyms sealed) with the week's links, "
+            f"{len(scores):,} scores in {DEPARTMENTS} departments, {time.perf_counter() - started:.1f} s "
+            "(not measured)",
             flush=True,
         )
         with connection.cursor() as cursor:
