@@ -8,7 +8,8 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db import connections
 from django.test import Client
 from django.utils import translation
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -267,3 +269,26 @@ def personas(organisation: Organisation) -> dict[str, Participant]:
     from tests.factories import PERSONAS, persona
 
     return {name: persona(name, organisation) for name in PERSONAS}
+
+
+def at_once(*calls: Callable[[], object]) -> list[BaseException | None]:
+    """Run the calls at once, each in its own thread on its own database connections; what each raised
+    (None: nothing)."""
+    barrier = threading.Barrier(len(calls))
+    outcome: list[BaseException | None] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            call()
+        except BaseException as error:  # reported to the test, which asserts on it
+            outcome[index] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcome

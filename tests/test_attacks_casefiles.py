@@ -61,9 +61,7 @@ stop to whoever compares dumps.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -93,7 +91,7 @@ from tests.casefiles.world import (
     build_world,
     signed_casemanager,
 )
-from tests.conftest import ALL_DATABASES, login_verified
+from tests.conftest import ALL_DATABASES, at_once, login_verified
 
 # The "ask for another casemanager" button's one field.
 ANOTHER = {"another": "1"}
@@ -283,28 +281,6 @@ def test_a_note_from_a_page_read_before_the_participant_stopped_is_refused(world
     assert not casenotes.notes_of(world.dossier)
 
 
-def _in_parallel(*calls: Callable[[], object]) -> list[BaseException | None]:
-    """Run the calls at once, each on its own database connections; what each raised (None: nothing)."""
-    barrier = threading.Barrier(len(calls))
-    outcome: list[BaseException | None] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            call()
-        except BaseException as error:  # reported to the test, which asserts on it
-            outcome[index] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcome
-
-
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_two_closes_and_two_notes_at_once_leave_one_close_and_numbered_notes(
     organisation: Organisation,
@@ -312,7 +288,7 @@ def test_two_closes_and_two_notes_at_once_leave_one_close_and_numbered_notes(
     world = build_world(organisation)
     first, second = (Dossier.objects.get(pk=world.dossier.pk) for _ in range(2))
 
-    outcome = _in_parallel(
+    outcome = at_once(
         lambda: casenotes.add_note(first, kind="intake", text="Intake gedaan.", user=world.anna),
         lambda: casenotes.add_note(second, kind="session", text="Sessie gehad.", user=world.anna),
     )
@@ -322,7 +298,7 @@ def test_two_closes_and_two_notes_at_once_leave_one_close_and_numbered_notes(
     assert sorted(note.sequence for note in ProgressNote.objects.all()) == [1, 2]
 
     first, second = (Dossier.objects.get(pk=world.dossier.pk) for _ in range(2))
-    outcome = _in_parallel(
+    outcome = at_once(
         lambda: operations.close_with_note(first, text="Afgerond.", user=world.anna),
         lambda: operations.close_with_note(second, text="Ook afgerond.", user=world.anna),
     )

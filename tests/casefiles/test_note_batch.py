@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import threading
 import time
-from collections.abc import Callable
 
 import pytest
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +18,7 @@ from casefiles import notes as casenotes
 from casefiles.models import ProgressNote, QueuedNote, Trajectory
 from participants.models import Organisation
 from tests.casefiles.world import World, active_participant, ask_for_help, build_world
-from tests.conftest import ALL_DATABASES, login_verified
+from tests.conftest import ALL_DATABASES, at_once, login_verified
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
 
@@ -116,27 +113,6 @@ def test_a_crash_between_the_stores_commits_leaves_every_note_once(
     assert ProgressNote.objects.count() == 1 and not QueuedNote.objects.exists()
 
 
-def _in_parallel(*calls: Callable[[], object]) -> list[BaseException | None]:
-    barrier = threading.Barrier(len(calls))
-    outcome: list[BaseException | None] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            call()
-        except BaseException as error:  # reported to the test, which asserts on it
-            outcome[index] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcome
-
-
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_two_batches_at_once_write_every_note_once(
     organisation: Organisation, monkeypatch: pytest.MonkeyPatch
@@ -155,7 +131,7 @@ def test_two_batches_at_once_write_every_note_once(
 
     monkeypatch.setattr(casenotes.secrets, "SystemRandom", SlowRandom)
 
-    outcome = _in_parallel(
+    outcome = at_once(
         lambda: casenotes.take_up_queued_notes(force=True), lambda: casenotes.take_up_queued_notes(force=True)
     )
 
