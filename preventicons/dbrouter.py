@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.apps import apps
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Model
 
 DEFAULT = "default"
@@ -104,4 +104,22 @@ def every_store() -> Iterator[None]:
         for alias in ALIASES:
             if alias != DEFAULT:
                 stores.enter_context(transaction.atomic(using=alias))
+        yield
+
+
+@contextlib.contextmanager
+def pipelined(alias: str) -> Iterator[None]:
+    """On PostgreSQL, the block's statements in pipeline mode: each goes to the server at once and the block
+    waits for their results on leaving, where the error of one that failed is raised as Django's (an
+    IntegrityError is django.db.IntegrityError, as outside the block). Elsewhere the block runs as it is.
+
+    The batch jobs (the week close, the weekly round) compute the next statement while the server carries
+    out the last one. Nothing inside may read a result it needs, or the block waits there instead.
+    """
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
         yield

@@ -13,14 +13,12 @@ pauses or leaves before the message goes out is not messaged.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import hmac
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
@@ -34,6 +32,7 @@ from participants.agreements import AgreementMissing, require_signed_agreement
 from participants.models import Organisation
 from preventicons import messaging
 from preventicons.crypto import hash_token
+from preventicons.dbrouter import pipelined
 from preventicons.keys import get_key_set
 from preventicons.models import OutboundMessage
 from scores.models import WeeklyLink, WeeklyRound
@@ -184,7 +183,7 @@ def run_weekly_round(
                 if batch is None:
                     break
                 upcoming = making.recipients(after=batch.last)
-                with making.pipeline():
+                with pipelined(router.db_for_write(WeeklyLink)):
                     _write(batch, week=week, expires_at=making.expires_at)
                     if upcoming:
                         ahead = making.make(upcoming, fresh=False)
@@ -279,7 +278,6 @@ class _BatchMaker:
     def __post_init__(self) -> None:
         self.expires_at = week_closes_at(self.week)
         self._key = get_key_set().hmac_key("blind_index")
-        self._connection = connections[router.db_for_write(WeeklyLink)]
 
     def recipients(self, *, after: object) -> list[queries.WeeklyRecipient]:
         """The next batch's people after ``after`` (by id) who have no link this week yet."""
@@ -334,20 +332,6 @@ class _BatchMaker:
             emails=sum(participant.by_email for participant in recipients),
             sms=sum(participant.by_sms for participant in recipients),
         )
-
-    def pipeline(self) -> contextlib.AbstractContextManager[object]:
-        """On PostgreSQL, pipeline mode: statements go to the server at once and their results are awaited
-        on leaving, where the error of one that failed is raised (as Django's, so callers catch one kind)."""
-        if self._connection.vendor != "postgresql":
-            return contextlib.nullcontext()
-        self._connection.ensure_connection()
-        return _wrapped(self._connection.wrap_database_errors, self._connection.connection.pipeline())
-
-
-@contextlib.contextmanager
-def _wrapped(errors: Any, pipeline: contextlib.AbstractContextManager[object]) -> Iterator[object]:
-    with errors, pipeline as inside:
-        yield inside
 
 
 def _write(batch: _Batch, *, week: dt.date, expires_at: dt.datetime) -> None:

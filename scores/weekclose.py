@@ -24,7 +24,7 @@ from participants import queries
 from participants.models import Department, Organisation, Participant
 from participants.participation import CountedWeek, Participation, count_participation, participant_rows
 from preventicons import crypto
-from preventicons.dbrouter import every_store
+from preventicons.dbrouter import every_store, pipelined
 from preventicons.fields import as_stored
 from scores.models import ClosedWeek, Figures, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import department_of, week_pseudonyms
@@ -98,13 +98,9 @@ def _count_and_rewrite(
         _forget_links(organisation_id, week)
         return counted, opened
 
-    connection = connections[router.db_for_write(Score)]
-    if connection.vendor != "postgresql":
-        return count_rewrite_open()
-    connection.ensure_connection()
     # Leaving the block waits for every write, and raises the error of one that failed (the close then
     # rolls back).
-    with connection.connection.pipeline():
+    with pipelined(router.db_for_write(Score)):
         return count_rewrite_open()
 
 
