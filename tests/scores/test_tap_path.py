@@ -9,6 +9,7 @@ the lookup goes back to the ORM's several statements.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from participants.models import Organisation
 from preventicons.roles import Role
 from scores.models import Score
 from tests.conftest import login_verified, make_staff
-from tests.scores.people import make_link, make_participant
+from tests.scores.people import make_link, make_participant, person_in_state
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WEEK = dt.date(2026, 11, 16)
@@ -137,3 +138,71 @@ def test_pages_drawn_once_per_language_carry_each_visitors_own_token_and_mark(
         assert f'href="?tapped={mark}&amp;lang=nl"' in thanked
         assert "This week seems hard" in thanked
     assert thanks[0][0].split("tapped=")[1] not in thanks[1][1]
+
+
+def _posted_statements(token: str) -> list[str]:
+    """The statement texts a tap's POST sends, before its values are bound."""
+    sent: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connections["default"].execute_wrapper(record):
+        answer = Client().post(f"/w/{token}/", {"value": "2"})
+    assert answer.status_code == 303
+    return sent
+
+
+@time_machine.travel(TUESDAY, tick=False)
+@pytest.mark.parametrize("refused", ["stopped", "inactive", "unlisted"])
+def test_a_refused_tap_sends_what_a_repeated_tap_sends_and_writes_nothing(
+    organisation: Organisation, refused: str
+) -> None:
+    # Whoever holds the link can tap it as often as they like and time the answers. A repeated tap of an
+    # active person seals its value and sends the INSERT, which inserts nothing; a refused one (stopped,
+    # inactive, unlisted) that skipped both answered measurably sooner and told that its person left.
+    _active, active_token = make_link(person_in_state(organisation, "active"), week=WEEK)
+    _gone, gone_token = make_link(person_in_state(organisation, refused), week=WEEK)
+    _posted_statements(active_token)
+    assert Score.objects.count() == 1
+
+    repeated = _posted_statements(active_token)
+    refused_tap = _posted_statements(gone_token)
+
+    assert refused_tap == repeated and len(repeated) == 2
+    assert repeated[1].startswith("INSERT INTO")
+    assert Score.objects.count() == 1
+
+
+def _synchronous_commit() -> str:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
+
+
+@time_machine.travel(TUESDAY, tick=False)
+def test_a_first_taps_commit_does_not_wait_for_the_disk(organisation: Organisation) -> None:
+    # The test's transaction spans the request: what the tap's statement set for its own transaction is
+    # still set here. A first tap that waited for the flush answered about a millisecond later than a
+    # repeated one (bench/tap_timing.py), which told whoever holds the link whether the week was answered.
+    _participant, token = make_link(make_participant(organisation), week=WEEK)
+    assert _synchronous_commit() == "on"
+
+    Client().post(f"/w/{token}/", {"value": "4"})
+
+    assert Score.objects.count() == 1
+    assert _synchronous_commit() == "off"
+
+
+@pytest.mark.django_db(transaction=True)
+@time_machine.travel(TUESDAY, tick=False)
+def test_only_the_taps_own_transaction_skips_the_flush_wait(organisation: Organisation) -> None:
+    # In autocommit, as in production: the setting ends with the tap's statement, so the next request on
+    # the same persistent connection (an enrolment, a stop) commits durably again.
+    _participant, token = make_link(make_participant(organisation), week=WEEK)
+
+    Client().post(f"/w/{token}/", {"value": "4"})
+
+    assert Score.objects.count() == 1
+    assert _synchronous_commit() == "on"
