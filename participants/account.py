@@ -82,6 +82,17 @@ class Confirmation:
     done: bool
     failed: dict[str, verification.VerifyOutcome] = field(default_factory=dict)
     refusal: str = ""
+    # What a proven correction changes, for the batch that applies it (participants.requestqueue).
+    change: ProvenChange | None = None
+
+
+@dataclass(frozen=True)
+class ProvenChange:
+    """A correction both codes proved: the new values (None: unchanged), waiting for the batch to apply."""
+
+    name: str | None = None
+    email: str | None = None
+    mobile: str | None = None
 
 
 def _round_channels(participant: Participant, *, new_email: str | None = None) -> tuple[str, ...]:
@@ -253,12 +264,13 @@ def pending_change(*, participant: Participant, sealed_name: str | None) -> dict
     return {"name": name, "email": email, "mobile": mobile}
 
 
-def confirm_change(
+def prove_change(
     *, participant: Participant, email_code: str, sms_code: str, sealed_name: str | None = None
 ) -> Confirmation:
-    """Check the codes; once the round is proven (_proven), the new values replace the old, indexes redone.
-
-    The notice of the change goes only to destinations the participant chose (_notify_change).
+    """Check the codes; once the round is proven (_proven), the round is used up and the Confirmation carries
+    the new values. Nothing on the participant changes here: participants.requestqueue.confirm_change queues
+    them, and the next batch applies them (apply_change), so a correction is not written in the second of
+    the person's tap (issue 14).
     """
     failed = _check_codes(participant, CHANGE, email_code, sms_code)
     proven = _proven(participant, CHANGE)
@@ -266,38 +278,72 @@ def confirm_change(
         return Confirmation(done=False, failed=failed)
     # A sealed name that does not open here was not made for this participant: it is ignored, not applied.
     new_name = pending_change(participant=participant, sealed_name=sealed_name)["name"]
+    # Used up either way: a proven round must not apply a second time (a proven round holds for an hour).
+    verification.codes_of(participant).filter(purpose=CHANGE).delete()
     if not (new_name or proven.email or proven.mobile):
         # The codes are right but what they were for is gone (the session that held the new name ended).
-        verification.codes_of(participant).filter(purpose=CHANGE).delete()
         return Confirmation(
             done=False, refusal=_("This request has expired. Please enter your change again.")
         )
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            locked = Participant.objects.select_for_update().get(pk=participant.pk)
-            old_email, old_mobile = locked.email, locked.mobile
-            if new_name:
-                locked.name = new_name
-            if proven.email:
-                locked.set_email(proven.email)
-            if proven.mobile:
-                locked.set_mobile(proven.mobile)
-            locked.save()
-            round_ids = list(
-                verification.codes_of(locked).filter(purpose=CHANGE).values_list("pk", flat=True)
-            )
-            # Used up: a proven round must not apply a second time (a proven round holds for an hour).
-            VerificationCode.objects.filter(pk__in=round_ids).delete()
-            _notify_change(locked, old_email=old_email, old_mobile=old_mobile, proven=proven, at=now)
-    except IntegrityError:
-        # Someone else of the organisation took the address or number between request and confirmation.
+    # Someone else of the organisation took the address or number since the request: said now, in the words
+    # of the request's own check. The batch checks again (apply_change), for the minutes until it comes.
+    if any(held_by_someone_else(participant=participant, email=proven.email, mobile=proven.mobile)):
         return Confirmation(
             done=False,
             refusal=_("This e-mail address or mobile number cannot be used. Please enter another one."),
         )
+    return Confirmation(
+        done=True, change=ProvenChange(name=new_name, email=proven.email, mobile=proven.mobile)
+    )
+
+
+def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
+    """Apply a proven correction (the batch, participants.requestqueue); the indexes are redone.
+
+    Returns False, changing nothing, when they stopped in the meantime, or when someone else of the
+    organisation took the address or number between the request and the batch: they are told so where they
+    chose to hear from us. The notice of a change goes only to destinations they chose (_notify_change).
+    """
+    now = timezone.now()
+    try:
+        # A savepoint inside the batch: a refused change leaves the batch's other requests standing.
+        with transaction.atomic():
+            locked = Participant.objects.select_for_update().get(pk=participant.pk)
+            if locked.status == Participant.Status.STOPPED:
+                return False
+            old_email, old_mobile = locked.email, locked.mobile
+            if change.name:
+                locked.name = change.name
+            if change.email:
+                locked.set_email(change.email)
+            if change.mobile:
+                locked.set_mobile(change.mobile)
+            locked.save()
+            proven = verification.ProvenTargets(email=change.email, mobile=change.mobile)
+            _notify_change(locked, old_email=old_email, old_mobile=old_mobile, proven=proven, at=now)
+    except IntegrityError:
+        _notify_refused_change(participant, at=now)
+        return False
     participant.refresh_from_db()
-    return Confirmation(done=True)
+    return True
+
+
+def _notify_refused_change(participant: Participant, *, at: dt.datetime) -> None:
+    """Tell them, where they chose to hear from us, that their confirmed change could not be made."""
+    participant.refresh_from_db()
+    key = f"change-refused:{participant.pk}:{at.strftime('%Y%m%dT%H%M%S%f')}"
+    text = _(
+        "Your change to your Preventicons details could not be made: the e-mail address or mobile number "
+        "cannot be used. Please enter another one in your account."
+    )
+    if participant.weekly_channel == Participant.WeeklyChannel.WORK_EMAIL and participant.email:
+        messaging.queue_email(key=f"{key}:email", to=participant.email, subject=_("Your change"), body=text)
+    elif participant.private_email:
+        messaging.queue_email(
+            key=f"{key}:email", to=participant.private_email, subject=_("Your change"), body=text
+        )
+    elif participant.mobile:
+        messaging.queue_sms(key=f"{key}:sms", to=participant.mobile, body=text)
 
 
 def _notify_change(
@@ -375,13 +421,15 @@ def request_stop_codes(*, participant: Participant) -> None:
         raise ValidationError(_missing_contact()) from None
 
 
-def confirm_stop(*, participant: Participant, email_code: str, sms_code: str) -> Confirmation:
+def prove_stop(*, participant: Participant, email_code: str, sms_code: str) -> Confirmation:
     """Check the codes; once the round is proven (_proven: its SMS code, and its e-mail code wherever one may
-    go) the participant is stopped (stop_participation). A wrong or missing code stops nothing."""
+    go) the round is used up and the stop may be queued (participants.requestqueue.confirm_stop): the next
+    batch stops them (stop_participation), not the second of their last tap. A wrong or missing code stops
+    nothing."""
     failed = _check_codes(participant, STOP, email_code, sms_code)
     if _proven(participant, STOP) is None:
         return Confirmation(done=False, failed=failed)
-    stop_participation(participant=participant)
+    verification.codes_of(participant).filter(purpose=STOP).delete()
     return Confirmation(done=True)
 
 

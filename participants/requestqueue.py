@@ -9,8 +9,11 @@ request in one transaction, in random order, and deletes the rows in that same t
 
 Pausing and resuming messages from the account page go the same way (issue 14: "an account change, pause
 or stop is not written in the same second as that person's tap"): the batch applies them through
-``account.pause_messages``. A request for another casemanager goes the same way. Help requests, pause
-changes and casemanager changes share one table, and the kind is sealed too.
+``account.pause_messages``. A request for another casemanager goes the same way, and so do a stop and a
+correction of one's details once both codes prove them (``confirm_stop``, ``confirm_change``): the batch
+stops them (``account.stop_participation``) or applies the new values (``account.apply_change``), so the
+participant row is not rewritten in the minute of their last tap. Every kind shares one table, padded to
+one length, and the kind is sealed too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ HELP = "help"
 PAUSE = "pause"
 # Another casemanager for their dossier, asked from the account (both factors proven).
 CASEMANAGER = "casemanager"
+# A stop and a correction of their details, each proven by both codes on the account.
+STOP = "stop"
+CHANGE = "change"
+CHANGED_FIELDS = ("name", "email", "mobile")
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,16 @@ class TakenUp:
     pauses_changed: int = 0
     # The pseudonyms P of active participants who asked for another casemanager, in random order.
     casemanager_changes: list[str] = field(default_factory=list)
+    # Stops done, and corrections applied (a correction someone else's address overtook is dropped).
+    stops: int = 0
+    changes: int = 0
 
 
-# Every request is padded to this many characters before sealing, so that a help request and a pause change
-# fall into one ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere.
-PLAINTEXT_LENGTH = 200
+# Every request is padded to this many characters before sealing, so that every kind falls into one
+# ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a
+# correction: a name of 200 characters (up to 12 JSON characters each, as \ud83d\ude00), an address of
+# 254 and a number.
+PLAINTEXT_LENGTH = 3072
 
 
 def _queue(request: dict[str, str | bool]) -> None:
@@ -113,18 +125,57 @@ def queue_casemanager_change(*, participant: Participant) -> None:
     _replace_pending({"kind": CASEMANAGER, "participant": str(participant.pk)})
 
 
-def _replace_pending(request: dict[str, str | bool]) -> None:
-    """Queue ``request`` in place of the same participant's pending request of the same kind, if any."""
+def confirm_stop(*, participant: Participant, email_code: str, sms_code: str) -> account.Confirmation:
+    """Check the stop's codes (account.prove_stop) and, once proven, queue the stop for the next batch.
+
+    The batch stops them (account.stop_participation) with everyone else's requests, in random order: a
+    stop is not written in the second of their last tap (issue 14). Asking twice queues one stop.
+    """
+    with transaction.atomic(using=router.db_for_write(QueuedRequest)):
+        confirmation = account.prove_stop(participant=participant, email_code=email_code, sms_code=sms_code)
+        if confirmation.done:
+            _replace_pending({"kind": STOP, "participant": str(participant.pk)})
+    return confirmation
+
+
+def confirm_change(
+    *, participant: Participant, email_code: str, sms_code: str, sealed_name: str | None = None
+) -> account.Confirmation:
+    """Check a correction's codes (account.prove_change) and, once proven, queue the new values.
+
+    The next batch applies them (account.apply_change). A second correction before the batch is merged
+    into the first, field by field, the later value winning: nothing proven is lost.
+    """
+    with transaction.atomic(using=router.db_for_write(QueuedRequest)):
+        confirmation = account.prove_change(
+            participant=participant, email_code=email_code, sms_code=sms_code, sealed_name=sealed_name
+        )
+        change = confirmation.change
+        if confirmation.done and change is not None:
+            values = {name: getattr(change, name) for name in CHANGED_FIELDS}
+            _replace_pending(
+                {"kind": CHANGE, "participant": str(participant.pk)},
+                merge={name: value for name, value in values.items() if value},
+            )
+    return confirmation
+
+
+def _replace_pending(request: dict[str, str | bool], *, merge: dict[str, str] | None = None) -> None:
+    """Queue ``request`` in place of the same participant's pending request of the same kind, if any.
+
+    With ``merge``, the earlier request's values are kept and ``merge``'s laid over them.
+    """
     with transaction.atomic(using=router.db_for_write(QueuedRequest)):
         # The queue holds at most one batch interval of requests: opening them all is cheap.
-        earlier = [
-            queued.pk
-            for queued in QueuedRequest.objects.select_for_update()
-            if (pending := _open(queued))["kind"] == request["kind"]
-            and pending["participant"] == request["participant"]
-        ]
+        earlier = []
+        values: dict[str, str] = {}
+        for queued in QueuedRequest.objects.select_for_update():
+            pending = _open(queued)
+            if pending["kind"] == request["kind"] and pending["participant"] == request["participant"]:
+                earlier.append(queued.pk)
+                values.update({name: pending[name] for name in CHANGED_FIELDS if pending.get(name)})
         QueuedRequest.objects.filter(pk__in=earlier).delete()
-        _queue(request)
+        _queue({**request, **values, **merge} if merge is not None else request)
 
 
 def _record_contact_consent(participant: Participant, *, text_version: str, on: dt.date) -> None:
@@ -160,6 +211,7 @@ def take_up_pending() -> TakenUp:
     dropped = 0
     pauses_changed = 0
     casemanager_changes: list[str] = []
+    stops = changes = 0
     for queued in pending:
         request = _open(queued)
         # Locked against a stop running at the same time: a stopped participant's P must open no dossier.
@@ -175,6 +227,20 @@ def take_up_pending() -> TakenUp:
                 dropped += 1
             else:
                 casemanager_changes.append(participant.pseudonym)
+            continue
+        if request["kind"] == STOP:
+            if participant is None or participant.status == Participant.Status.STOPPED:
+                dropped += 1
+            else:
+                account.stop_participation(participant=participant)
+                stops += 1
+            continue
+        if request["kind"] == CHANGE:
+            change = account.ProvenChange(**{name: request.get(name) for name in CHANGED_FIELDS})
+            if participant is not None and account.apply_change(participant=participant, change=change):
+                changes += 1
+            else:
+                dropped += 1
             continue
         if request["kind"] == PAUSE:
             if participant is None or participant.status == Participant.Status.STOPPED:
@@ -205,4 +271,6 @@ def take_up_pending() -> TakenUp:
         dropped=dropped,
         pauses_changed=pauses_changed,
         casemanager_changes=casemanager_changes,
+        stops=stops,
+        changes=changes,
     )

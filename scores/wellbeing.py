@@ -128,10 +128,14 @@ class HelpBatch:
     pauses_changed: int = 0
     # Requests for another casemanager (participants.requestqueue.queue_casemanager_change) passed on.
     casemanager_changes: int = 0
+    # Stops done and corrections applied (participants.requestqueue.confirm_stop, confirm_change).
+    stops: int = 0
+    changes: int = 0
 
 
 def take_up_help_requests() -> HelpBatch:
-    """Take up every queued request: consents recorded, dossiers opened, pauses applied, in one transaction.
+    """Take up every queued request: consents recorded, dossiers opened, pauses, stops and corrections
+    applied, in one transaction.
 
     All pending requests go in one transaction that every store joins, in random order, and their queue
     rows are deleted in it: a retried or crashed run records no consent twice and opens no second dossier
@@ -157,4 +161,6 @@ def take_up_help_requests() -> HelpBatch:
         dropped=taken.dropped,
         pauses_changed=taken.pauses_changed,
         casemanager_changes=len(taken.casemanager_changes),
+        stops=taken.stops,
+        changes=taken.changes,
     )

@@ -347,7 +347,8 @@ def change_confirm(request: HttpRequest, participant: Participant) -> HttpRespon
     sealed_name = request.session.get(SESSION_PENDING_NAME)
     form = CodesForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        confirmation = account.confirm_change(
+        # Queued: the next batch applies it with everyone else's requests (participants.requestqueue).
+        confirmation = requestqueue.confirm_change(
             participant=participant,
             email_code=form.cleaned_data["email_code"] or "",
             sms_code=form.cleaned_data["sms_code"] or "",
@@ -355,7 +356,11 @@ def change_confirm(request: HttpRequest, participant: Participant) -> HttpRespon
         )
         if confirmation.done:
             request.session.pop(SESSION_PENDING_NAME, None)
-            messages.success(request, _("Your details have been changed."))
+            messages.success(
+                request,
+                _("Confirmed. Within %(minutes)d minutes your details are changed; we will let you know.")
+                % {"minutes": settings.HELP_REQUEST_BATCH_MINUTES},
+            )
             return redirect("participants:account")
         _add_failures(form, confirmation)
     pending = account.pending_change(participant=participant, sealed_name=sealed_name)
@@ -425,7 +430,8 @@ def stop_confirm(request: HttpRequest, participant: Participant) -> HttpResponse
         return redirect("participants:account-stop")
     form = CodesForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        confirmation = account.confirm_stop(
+        # Queued: the next batch stops them with everyone else's requests (participants.requestqueue).
+        confirmation = requestqueue.confirm_stop(
             participant=participant,
             email_code=form.cleaned_data["email_code"] or "",
             sms_code=form.cleaned_data["sms_code"] or "",
@@ -453,7 +459,9 @@ def stop_resend(request: HttpRequest, participant: Participant) -> HttpResponse:
 @never_cache
 @require_GET
 def stopped(request: HttpRequest) -> HttpResponse:
-    return render(request, "participants/account/stopped.html")
+    return render(
+        request, "participants/account/stopped.html", {"minutes": settings.HELP_REQUEST_BATCH_MINUTES}
+    )
 
 
 # --- the one-time account link ----------------------------------------------------------------

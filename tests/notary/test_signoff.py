@@ -19,11 +19,12 @@ from django.utils import timezone
 from casefiles.models import Dossier, Trajectory
 from notary import references, signoffs, tasks
 from notary.models import Feedback, LedgerEntry, PendingFeedback, QueuedSignOff
-from participants import account
+from participants import account, requestqueue
 from participants.models import Organisation, Participant, StaffUser
 from preventicons import messaging
 from preventicons.dbrouter import CASEFILES
 from preventicons.gateways import MemorySmsGateway
+from scores import wellbeing
 from scores.weekclose import monday_of
 from tests.casefiles.world import signed_casemanager
 from tests.conftest import ALL_DATABASES, run_on_embedded_default
@@ -203,7 +204,8 @@ def test_a_stopped_participant_can_sign_off_nothing(jan: Participant, jans: Any)
     choice = choice_of(jan)
     account.request_stop_codes(participant=jan)
     email_code, sms_code = delivered_codes()
-    assert account.confirm_stop(participant=jan, email_code=email_code, sms_code=sms_code).done
+    assert requestqueue.confirm_stop(participant=jan, email_code=email_code, sms_code=sms_code).done
+    wellbeing.take_up_help_requests()
     jan.refresh_from_db()
 
     with pytest.raises(signoffs.SignOffRefused, match="only while you take part"):
@@ -216,7 +218,8 @@ def test_a_stop_in_another_tab_closes_the_page(jan_client: Client, jan: Particip
     choice = choice_of(jan)
     account.request_stop_codes(participant=jan)
     email_code, sms_code = delivered_codes()
-    account.confirm_stop(participant=jan, email_code=email_code, sms_code=sms_code)
+    assert requestqueue.confirm_stop(participant=jan, email_code=email_code, sms_code=sms_code).done
+    wellbeing.take_up_help_requests()
 
     response = post(jan_client, choice=choice, took_place="yes")
 

@@ -19,7 +19,7 @@ from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from participants import account, verification
+from participants import account, requestqueue, verification
 from participants.models import AccountLink, ConsentRecord, Organisation, Participant, VerificationCode
 from preventicons import crypto, messaging
 from preventicons.gateways import MemorySmsGateway
@@ -118,13 +118,17 @@ def test_a_new_address_replaces_the_old_only_after_both_codes(jan: Participant, 
     assert jan.email == "jan@example.nl"
     assert "jan.nieuw@example.nl" not in identity_dump_text().lower()
 
-    first = account.confirm_change(participant=jan, email_code=email_code, sms_code="")
+    first = requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code="")
     assert not first.done
     jan.refresh_from_db()
     assert jan.email == "jan@example.nl"
 
-    done = account.confirm_change(participant=jan, email_code="", sms_code=sms_code)
+    done = requestqueue.confirm_change(participant=jan, email_code="", sms_code=sms_code)
     assert done.done
+    # Queued, not written in the minute of the confirmation: the next batch applies it.
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+    assert wellbeing.take_up_help_requests().changes == 1
     jan.refresh_from_db()
     assert jan.email == "jan.nieuw@example.nl"
     assert jan.email_index == crypto.blind_index_email("jan.nieuw@example.nl")
@@ -139,7 +143,7 @@ def test_a_wrong_code_leaves_the_old_address(jan: Participant, clock: Any) -> No
     account.request_change(participant=jan, email="nieuw@example.nl")
     email_code, sms_code = delivered_codes()
 
-    result = account.confirm_change(participant=jan, email_code=wrong(email_code), sms_code=sms_code)
+    result = requestqueue.confirm_change(participant=jan, email_code=wrong(email_code), sms_code=sms_code)
 
     assert not result.done
     assert result.failed["email"].status is verification.VerifyStatus.WRONG
@@ -158,7 +162,8 @@ def test_a_new_mobile_gets_its_sms_there_and_the_email_goes_to_the_address_on_fi
 
     assert MemorySmsGateway.outbox[-1]["to"] == "+31611223344"
     assert mail.outbox[-1].to == ["jan@example.nl"]
-    assert account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    assert requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    wellbeing.take_up_help_requests()
     jan.refresh_from_db()
     assert jan.mobile == "+31611223344"
     assert jan.mobile_index == crypto.blind_index_phone("+31611223344")
@@ -195,11 +200,47 @@ def test_a_colleague_taking_the_address_before_confirmation_is_refused(
     email_code, sms_code = delivered_codes()
     make_active(organisation, name="Kees", email="gedeeld@example.nl", mobile="+31611998888")
 
-    result = account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
+    result = requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
 
     assert not result.done and "cannot be used" in result.refusal
     jan.refresh_from_db()
     assert jan.email == "jan@example.nl"
+
+
+def test_a_colleague_taking_the_address_before_the_batch_leaves_it_unchanged_and_says_so(
+    jan: Participant, organisation: Organisation, clock: Any
+) -> None:
+    account.request_change(participant=jan, email="gedeeld@example.nl")
+    email_code, sms_code = delivered_codes()
+    assert requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    make_active(organisation, name="Kees", email="gedeeld@example.nl", mobile="+31611998888")
+    mail.outbox.clear()
+
+    batch = wellbeing.take_up_help_requests()
+
+    assert batch.changes == 0 and batch.dropped == 1
+    jan.refresh_from_db()
+    assert jan.email == "jan@example.nl"
+    messaging.send_due_messages()
+    told = [m.body for m in mail.outbox] + [m["body"] for m in MemorySmsGateway.outbox]
+    assert any("could not be made" in body for body in told)
+
+
+def test_two_corrections_before_the_batch_are_both_applied(jan: Participant, clock: Any) -> None:
+    pending = account.request_change(participant=jan, name="Jan van Dijk")
+    email_code, sms_code = delivered_codes()
+    assert requestqueue.confirm_change(
+        participant=jan, email_code=email_code, sms_code=sms_code, sealed_name=pending.sealed_name
+    ).done
+    clock.shift(dt.timedelta(minutes=2))
+    account.request_change(participant=jan, mobile="0611223344")
+    email_code, sms_code = delivered_codes()
+    assert requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+
+    assert wellbeing.take_up_help_requests().changes == 1
+
+    jan.refresh_from_db()
+    assert (jan.name, jan.mobile) == ("Jan van Dijk", "+31611223344")
 
 
 @pytest.mark.parametrize(
@@ -233,13 +274,15 @@ def test_bad_or_empty_corrections_are_refused_and_send_nothing(
 def test_a_proven_change_applies_once(jan: Participant, clock: Any) -> None:
     account.request_change(participant=jan, email="nieuw@example.nl")
     email_code, sms_code = delivered_codes()
-    assert account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    assert requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code).done
+    wellbeing.take_up_help_requests()
     jan.refresh_from_db()
+    assert jan.email == "nieuw@example.nl"
     jan.email = "jan@example.nl"
     jan.email_index = crypto.blind_index_email("jan@example.nl")
     jan.save()
 
-    again = account.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
+    again = requestqueue.confirm_change(participant=jan, email_code=email_code, sms_code=sms_code)
 
     assert not again.done
     jan.refresh_from_db()
@@ -271,6 +314,10 @@ def test_a_name_change_through_the_pages_needs_both_codes_and_is_never_stored_in
 
     response = jan_client.post("/me/change/confirm/", {"email_code": email_code, "sms_code": ""})
     assert response.status_code == 302 and response["Location"] == "/me/"
+    assert "Within 15 minutes your details are changed" in jan_client.get("/me/").content.decode()
+    jan.refresh_from_db()
+    assert jan.name == "Jan de Vries"
+    wellbeing.take_up_help_requests()
     jan.refresh_from_db()
     assert jan.name == "Jan van Dijk"
 
@@ -292,7 +339,7 @@ def test_a_name_change_whose_new_name_was_lost_is_refused_not_applied(jan: Parti
     account.request_change(participant=jan, name="Jan van Dijk")
     email_code, sms_code = delivered_codes()
 
-    result = account.confirm_change(
+    result = requestqueue.confirm_change(
         participant=jan, email_code=email_code, sms_code=sms_code, sealed_name=None
     )
 

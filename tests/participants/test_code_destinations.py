@@ -18,11 +18,12 @@ from django.db.models import F
 from django.test import Client
 from django.utils import translation
 
-from participants import account, verification
+from participants import account, requestqueue, verification
 from participants.models import Organisation, Participant, VerificationCode
 from participants.session import bind_participant_session
 from preventicons import messaging
 from preventicons.gateways import MemorySmsGateway
+from scores import wellbeing
 from tests.conftest import ALL_DATABASES
 from tests.fakes.smtp import FakeSmtpServer
 from tests.participants.test_stop import make_active, wrong
@@ -103,6 +104,7 @@ def test_stopping_leaves_nothing_in_the_work_mailbox(
     if chose == Channel.PRIVATE_EMAIL:
         codes["email_code"] = last_code_to(smtp_server, PRIVATE)
     assert client.post("/me/stop/confirm/", codes)["Location"] == "/me/stopped/"
+    wellbeing.take_up_help_requests()
 
     participant.refresh_from_db()
     assert participant.status == Participant.Status.STOPPED
@@ -131,7 +133,8 @@ def test_a_correction_leaves_nothing_in_the_work_mailbox(
     elif chose == Channel.PRIVATE_EMAIL:
         codes["email_code"] = last_code_to(smtp_server, PRIVATE)
 
-    assert account.confirm_change(participant=participant, sealed_name=pending.sealed_name, **codes).done
+    assert requestqueue.confirm_change(participant=participant, sealed_name=pending.sealed_name, **codes).done
+    wellbeing.take_up_help_requests()
 
     # Neither the code nor the notice of the change reached the old work address.
     assert work_mailbox(smtp_server) == []
@@ -143,7 +146,8 @@ def test_who_chose_the_work_address_still_gets_codes_and_the_change_notice_there
     participant = jan(organisation, Channel.WORK_EMAIL)
     account.request_change(participant=participant, email="jan.nieuw@werk.example")
     codes = {"email_code": last_code_to(smtp_server, "jan.nieuw@werk.example"), "sms_code": last_sms_code()}
-    assert account.confirm_change(participant=participant, **codes).done
+    assert requestqueue.confirm_change(participant=participant, **codes).done
+    wellbeing.take_up_help_requests()
 
     (notice,) = work_mailbox(smtp_server)
     assert "changed" in notice
@@ -155,7 +159,8 @@ def test_a_change_notice_goes_where_the_participant_chose(
     by_sms = jan(organisation, Channel.SMS)
     account.request_change(participant=by_sms, email="jan.nieuw@werk.example")
     codes = {"email_code": last_code_to(smtp_server, "jan.nieuw@werk.example"), "sms_code": last_sms_code()}
-    assert account.confirm_change(participant=by_sms, **codes).done
+    assert requestqueue.confirm_change(participant=by_sms, **codes).done
+    wellbeing.take_up_help_requests()
     messaging.send_due_messages()
     assert MemorySmsGateway.outbox[-1]["to"] == MOBILE
     assert "changed" in MemorySmsGateway.outbox[-1]["body"]
@@ -167,7 +172,8 @@ def test_a_private_address_gets_the_notice_that_the_work_address_changed(
     participant = jan(organisation, Channel.PRIVATE_EMAIL)
     account.request_change(participant=participant, email="jan.nieuw@werk.example")
     codes = {"email_code": last_code_to(smtp_server, "jan.nieuw@werk.example"), "sms_code": last_sms_code()}
-    assert account.confirm_change(participant=participant, **codes).done
+    assert requestqueue.confirm_change(participant=participant, **codes).done
+    wellbeing.take_up_help_requests()
     messaging.send_due_messages()
     to_private = [m for m in smtp_server.messages if PRIVATE in m.rcpt_tos]
     assert "changed" in str(to_private[-1].message["Subject"])
@@ -228,8 +234,10 @@ def test_an_sms_participant_is_not_stopped_by_a_wrong_or_missing_sms_code(organi
     account.request_stop_codes(participant=participant)
     code = last_sms_code()
 
-    assert not account.confirm_stop(participant=participant, email_code="", sms_code="").done
-    assert not account.confirm_stop(participant=participant, email_code="123456", sms_code=wrong(code)).done
+    assert not requestqueue.confirm_stop(participant=participant, email_code="", sms_code="").done
+    assert not requestqueue.confirm_stop(
+        participant=participant, email_code="123456", sms_code=wrong(code)
+    ).done
     participant.refresh_from_db()
     assert participant.status == Participant.Status.ACTIVE
 
@@ -253,13 +261,16 @@ def test_a_private_address_participant_needs_both_codes_to_stop(organisation: Or
     assert email_code
     sms_code = last_sms_code()
 
-    assert not account.confirm_stop(participant=participant, email_code="", sms_code=sms_code).done
-    assert not account.confirm_stop(
+    assert not requestqueue.confirm_stop(participant=participant, email_code="", sms_code=sms_code).done
+    assert not requestqueue.confirm_stop(
         participant=participant, email_code=wrong(email_code.group(1)), sms_code=""
     ).done
     participant.refresh_from_db()
     assert participant.status == Participant.Status.ACTIVE
-    assert account.confirm_stop(participant=participant, email_code=email_code.group(1), sms_code="").done
+    assert requestqueue.confirm_stop(
+        participant=participant, email_code=email_code.group(1), sms_code=""
+    ).done
+    wellbeing.take_up_help_requests()
 
 
 def test_an_sms_only_round_no_longer_suffices_once_an_e_mail_code_could_go_somewhere(
@@ -273,7 +284,7 @@ def test_an_sms_only_round_no_longer_suffices_once_an_e_mail_code_could_go_somew
     participant.weekly_channel = Channel.PRIVATE_EMAIL
     participant.save(update_fields=["private_email", "weekly_channel"])
 
-    assert not account.confirm_stop(participant=participant, email_code="", sms_code=code).done
+    assert not requestqueue.confirm_stop(participant=participant, email_code="", sms_code=code).done
     participant.refresh_from_db()
     assert participant.status == Participant.Status.ACTIVE
 

@@ -29,6 +29,7 @@ from participants.models import Participant
 from preventicons import crypto
 from preventicons.roles import Role
 from preventicons.sessions import SessionStore
+from scores import wellbeing
 from scores.models import Score
 from scores.submission import record_score
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
@@ -189,6 +190,7 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
         assert participant.email == jan_email
         response = jan.post("/me/change/confirm/", codes)
         assert response.status_code == 302 and response["Location"] == "/me/"
+        wellbeing.take_up_help_requests()
         participant.refresh_from_db()
         assert participant.email == JAN_NEW_EMAIL
         # Jan chose SMS for the weekly messages: the notice goes there, never to the work address the
@@ -215,6 +217,7 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
             "/me/stop/confirm/", codes_for(smtp_server, fake_twilio, email=JAN_NEW_EMAIL, mobile=jan_mobile)
         )
         assert response.status_code == 302 and response["Location"] == "/me/stopped/"
+        wellbeing.take_up_help_requests()
 
     # The account is closed, the scores stay untouched but nobody can derive their per-week pseudonyms any
     # more (the department goes when the week closes), the dossier is closed and leads to nobody (random

@@ -30,6 +30,7 @@ from preventicons import crypto, messaging
 from preventicons.fields import EncryptedTextField
 from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
+from scores import wellbeing
 from scores.queries import weekly_values_for
 from scores.submission import record_score
 from tests.conftest import ALL_DATABASES, make_organisation
@@ -432,6 +433,11 @@ def test_stop_through_the_pages_needs_both_codes(client: Client, jan: Participan
     pseudonym = jan.pseudonym or ""
     response = client.post("/me/stop/confirm/", {"email_code": "", "sms_code": sms_code})
     assert response.status_code == 302 and response["Location"] == "/me/stopped/"
+    assert "Within 15 minutes we delete" in client.get("/me/stopped/").content.decode()
+    # Queued, not written in the minute of the confirmation: the next batch stops them.
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.ACTIVE
+    assert wellbeing.take_up_help_requests().stops == 1
     assert raw_participant_row(jan)[:6] == (None,) * 6
     assert forgotten("D-4001", pseudonym)
     assert "no-store" in client.get("/me/stopped/")["Cache-Control"]
