@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections, transaction
 
-from notary import attestations, ledger
+from notary import attestations, checks, ledger
 from notary.ledger import LedgerShrunk, Problem
 from notary.models import Attestation, TreeHead
 from participants.models import Organisation, StaffUser
@@ -86,6 +86,8 @@ def test_attack_removing_the_last_entries_with_their_heads_is_named_by_the_ident
     assert [(p.flaw, p.sequence, p.until) for p in problems if p.flaw == "removed"] == [("removed", 5, 7)]
     assert error is not None and error.returncode == 1
     assert "The ledger no longer holds the signed tree head at size 7 copied to the identity store" in printed
+    # The auditor's privacy check (and so every attestation issued from now on) says so too.
+    assert not checks.ledger_intact().passed
     with pytest.raises(LedgerShrunk):
         ledger.sign_head()
 
