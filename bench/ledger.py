@@ -126,19 +126,31 @@ def append_in_batches(count: int, start: int, sizes: Sizes, run: str, rng: rando
 
 def remove_after(entries: int, heads: int) -> bool:
     """Remove entries after sequence ``entries`` and heads over more than ``heads`` entries, past the
-    append-only triggers; False when this role may not (then they stay)."""
+    append-only triggers, and the heads' copies in the identity store (notary.ledger.anchor: the ledger
+    would rightly report a head copied there that it no longer holds); False when this role may not (then
+    they all stay)."""
     from django.db import DatabaseError, connections, transaction
 
+    from notary import ledger
     from notary.models import LedgerEntry, TreeHead
-    from preventicons.dbrouter import CASEFILES
+    from preventicons.dbrouter import CASEFILES, DEFAULT
+    from preventicons.models import LogAnchor
 
     try:
-        with transaction.atomic(using=CASEFILES), connections[CASEFILES].cursor() as cursor:
+        with (
+            transaction.atomic(using=CASEFILES),
+            transaction.atomic(using=DEFAULT),
+            connections[CASEFILES].cursor() as cursor,
+            connections[DEFAULT].cursor() as identity,
+        ):
             cursor.execute("SET LOCAL session_replication_role = replica")
+            identity.execute("SET LOCAL session_replication_role = replica")
             TreeHead.objects.filter(tree_size__gt=heads).delete()
             LedgerEntry.objects.filter(sequence__gt=entries).delete()
+            LogAnchor.objects.filter(log=ledger.ANCHOR_LOG, tree_size__gt=heads).delete()
             # Inside the test suite's transaction SET LOCAL would outlive this block: the triggers back on.
             cursor.execute("SET LOCAL session_replication_role = origin")
+            identity.execute("SET LOCAL session_replication_role = origin")
     except DatabaseError:
         return False
     return True

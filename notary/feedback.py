@@ -5,7 +5,9 @@ sealed ``PendingFeedback`` row, with or without a rating, so its presence says n
 turns the pending rows into ``Feedback`` rows in a transaction of its own, and only once at least
 MIX_MINIMUM are pending, all together in random order: no Feedback row shares a transaction with its own
 ledger entry, nor comes from a batch that held one sign-off (an operator who reads the transaction ids of a
-dump pairs nothing). The rating is sealed as the remark is.
+dump pairs nothing). The rating is sealed as the remark is, and so is the organisation: a waiting row in a
+mix that held one sign-off of its organisation would otherwise pair with that organisation's one
+``signed_off`` entry since the last mix. ``release_ready`` opens them and decides in Python.
 
 A release counts people, not rows: a participant with several ended trajectories may give feedback on each,
 so every waiting row carries its person's keyed hash (``person_of``), sealed, and a release takes at most
@@ -97,7 +99,7 @@ def write_mixed() -> int:
             opened = json.loads(row.sealed or "{}")
             if opened.get("rating") is None:
                 continue
-            written = Feedback(organisation_id=int(opened["organisation"]), rating=int(opened["rating"]))
+            written = Feedback(organisation=int(opened["organisation"]), rating=int(opened["rating"]))
             written.remark = opened.get("remark") or None
             written.person = opened.get("person") or None
             rows.append(written)
@@ -121,14 +123,16 @@ def release_ready(*, today: dt.date | None = None) -> list[FeedbackRelease]:
         # organisation -> person -> the person's waiting rows
         waiting: dict[int, dict[str, list[uuid.UUID]]] = defaultdict(lambda: defaultdict(list))
         persons = column_cipher(Feedback, "person")
+        organisations = column_cipher(Feedback, "organisation")
         # Locked: feedback written by a batch running at the same time is released once, by one of them.
-        for pk, organisation_id, sealed in (
+        # Every waiting row is read and opened: the organisation is sealed, so no query can pick one's rows.
+        for pk, organisation, sealed in (
             Feedback.objects.select_for_update()
             .filter(release__isnull=True)
-            .values_list("pk", "organisation_id", "person")
+            .values_list("pk", "organisation", "person")
         ):
             person = UNKNOWN_PERSON if sealed is None else persons.open(str(sealed), str(pk))
-            waiting[organisation_id][person].append(pk)
+            waiting[int(organisations.open(str(organisation), str(pk)))][person].append(pk)
         for organisation_id, people in sorted(waiting.items()):
             if len(people) < minimum:
                 continue

@@ -12,6 +12,13 @@ And ``sign_head`` signs the Merkle root (notary.merkle) over the entries so far 
 key: anyone with the public key can check that an entry is in a signed tree (``inclusion_proof``) and that a
 later head only added to an earlier one (``consistency_proof``). ``verify`` reads the whole ledger against
 all of this and names every entry or head that no longer holds.
+
+None of that catches an owner of the casefiles store who removes the last entries together with the heads
+that cover them: what is left is a shorter ledger, intact. So every signed head is also named outside the
+ledger's tables, and ``verify`` checks that the ledger still holds each head named there: a copy in the
+identity store, another database (``anchor``, preventicons.models.LogAnchor), the head each issued
+attestation rests on, and the head named by any attestation file given to it (an employer's copy, which no
+database holds).
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from notary import merkle, signing
-from notary.models import LedgerEntry, TreeHead
-from preventicons.dbrouter import CASEFILES
+from notary.models import Attestation, LedgerEntry, TreeHead
+from preventicons.dbrouter import CASEFILES, DEFAULT
+from preventicons.models import LogAnchor
 
 Kind = LedgerEntry.Kind
 # One PostgreSQL advisory lock key for appending (an arbitrary constant: "pvLEDGER" as bytes).
@@ -139,8 +147,13 @@ READ_CHUNK = 5000
 HEAD_LABEL = "preventicons notary tree head v1"
 
 
+# The ledger's name among the logs whose heads the identity store keeps (preventicons.models.LogAnchor).
+ANCHOR_LOG = "notary_ledger"
+
+
 class LedgerShrunk(Exception):
-    """The ledger holds fewer entries than a head already signed: entries were removed; no new head."""
+    """The ledger holds fewer entries than a head already signed (or its copy in the identity store):
+    entries were removed; no new head."""
 
 
 def _stored_leaves(size: int | None = None) -> Iterator[bytes]:
@@ -195,28 +208,137 @@ def sign_head() -> TreeHead:
 
     Appends wait while the root is computed (the append lock), so the size and the root describe the same
     entries. The root covers the leaf hashes as they were stored at appending: an entry changed since is not
-    taken into a new head (``verify`` names it). LedgerShrunk when the ledger is shorter than its last head.
+    taken into a new head (``verify`` names it). LedgerShrunk when the ledger is shorter than its last head,
+    or than the last head copied to the identity store (the heads in this store may have gone with the
+    entries). Every head is then copied there (``anchor``).
     """
+    anchored = largest_anchored_size()
     with transaction.atomic(using=CASEFILES):
         _lock_for_append()
         # Counted first: a nightly run with nothing new reads no leaf.
-        existing = TreeHead.objects.filter(tree_size=ledger_size()).first()
-        if existing is not None:
-            return existing
-        walk = merkle.TreeWalk().add_all(_stored_leaves())
-        last = latest_head()
-        if last is not None and last.tree_size > walk.size:
-            raise LedgerShrunk(f"the ledger holds {walk.size} entries, its last head {last.tree_size}")
-        head = TreeHead(
-            tree_size=walk.size,
-            root_hash=walk.root().hex(),
-            # Whole seconds: the signature covers the time as the database gives it back.
-            signed_at=timezone.now().replace(microsecond=0),
-            key_fingerprint=signing.fingerprint(),
-        )
-        head.signature = signing.sign(head_bytes(head))
-        head.save(force_insert=True)
+        size = ledger_size()
+        if size < anchored:
+            raise LedgerShrunk(f"the ledger holds {size} entries, a head copied elsewhere {anchored}")
+        head = TreeHead.objects.filter(tree_size=size).first()
+        if head is None:
+            walk = merkle.TreeWalk().add_all(_stored_leaves())
+            last = latest_head()
+            if last is not None and last.tree_size > walk.size:
+                raise LedgerShrunk(f"the ledger holds {walk.size} entries, its last head {last.tree_size}")
+            head = TreeHead(
+                tree_size=walk.size,
+                root_hash=walk.root().hex(),
+                # Whole seconds: the signature covers the time as the database gives it back.
+                signed_at=timezone.now().replace(microsecond=0),
+                key_fingerprint=signing.fingerprint(),
+            )
+            head.signature = signing.sign(head_bytes(head))
+            head.save(force_insert=True)
+    anchor()
     return head
+
+
+# --- anchors: the heads named outside the ledger's tables ---------------------------------------------------
+
+
+def largest_anchored_size() -> int:
+    """The size of the largest head copied to the identity store; 0 when none is."""
+    found = (
+        LogAnchor.objects.filter(log=ANCHOR_LOG).order_by("-tree_size").values_list("tree_size", flat=True)
+    ).first()
+    return found or 0
+
+
+def anchor() -> int:
+    """Copy every signed head not copied yet to the identity store; how many were copied.
+
+    After the head's own transaction, never inside it: the two stores cannot commit as one, and a copy of a
+    head that then rolled back would still be true (a signed root over entries already appended), while the
+    reverse order could lose the copy. A run that fails between the two copies the head the next night (and
+    any head signed before the copies existed). A head whose signature does not hold is not copied.
+    """
+    copied = set(LogAnchor.objects.filter(log=ANCHOR_LOG).values_list("tree_size", flat=True))
+    missing = [
+        head
+        for head in TreeHead.objects.exclude(tree_size__in=copied).order_by("tree_size")
+        if head_holds(head)
+    ]
+    with transaction.atomic(using=DEFAULT):
+        for head in missing:
+            LogAnchor.objects.get_or_create(
+                log=ANCHOR_LOG,
+                tree_size=head.tree_size,
+                defaults={
+                    "root_hash": head.root_hash,
+                    "signed_at": head.signed_at,
+                    "key_fingerprint": head.key_fingerprint,
+                    "signature": head.signature,
+                },
+            )
+    return len(missing)
+
+
+class Named(StrEnum):
+    """Where a head is named outside the ledger's tables."""
+
+    IDENTITY_STORE = "identity_store"
+    ATTESTATION = "attestation"
+
+
+@dataclass(frozen=True)
+class NamedHead:
+    """A tree size and root named outside the ledger's tables, that the ledger must still hold."""
+
+    tree_size: int
+    root_hash: str
+    named_in: Named
+
+
+def attested_head(statement: Mapping[str, Any]) -> NamedHead | None:
+    """The signed head an attestation's statement rests on (notary.attestations), None when it names none."""
+    head = statement.get("ledger")
+    if not isinstance(head, Mapping) or head.get("signed_head") is not True:
+        return None
+    size, root = head.get("tree_size"), head.get("root_hash")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or not isinstance(root, str):
+        return None
+    return NamedHead(size, root, Named.ATTESTATION)
+
+
+def _copy_holds(copy: LogAnchor) -> bool:
+    return head_holds(
+        TreeHead(
+            tree_size=copy.tree_size,
+            root_hash=copy.root_hash,
+            signed_at=copy.signed_at,
+            key_fingerprint=copy.key_fingerprint,
+            signature=copy.signature,
+        )
+    )
+
+
+def named_heads() -> tuple[list[NamedHead], list[int]]:
+    """Every head named outside the ledger's tables that carries the notary's signature: the identity
+    store's copies and the heads of the issued attestations; and the sizes of copies whose signature does
+    not hold (slipped into the identity store: named, never trusted)."""
+    named: list[NamedHead] = []
+    forged: list[int] = []
+    for copy in LogAnchor.objects.filter(log=ANCHOR_LOG).order_by("tree_size"):
+        if _copy_holds(copy):
+            named.append(NamedHead(copy.tree_size, copy.root_hash, Named.IDENTITY_STORE))
+        else:
+            forged.append(copy.tree_size)
+    for document, signature in Attestation.objects.values_list("document", "signature").iterator():
+        if not signing.signature_holds(document.encode(), signature):
+            continue
+        try:
+            statement = json.loads(document)
+        except ValueError:
+            continue
+        found = attested_head(statement) if isinstance(statement, dict) else None
+        if found is not None:
+            named.append(found)
+    return named, forged
 
 
 # --- proofs -----------------------------------------------------------------------------------------------
@@ -287,18 +409,24 @@ class Flaw(StrEnum):
     HEAD_MISMATCH = "head_mismatch"
     HEAD_SIGNATURE = "head_signature"
     HEADS_INCONSISTENT = "heads_inconsistent"
+    # A head named outside the ledger's tables (NamedHead) that the ledger no longer holds.
+    NAMED_HEAD_LOST = "named_head_lost"
+    # A copy in the identity store that does not carry the notary's signature.
+    COPY_SIGNATURE = "copy_signature"
 
 
 @dataclass(frozen=True)
 class Problem:
     """One thing in the ledger that no longer holds: the entry it names (``sequence``, up to ``until`` for
-    several removed in a row) or the signed head (``tree_size``; ``old_size`` too for two heads)."""
+    several removed in a row) or the signed head (``tree_size``; ``old_size`` too for two heads; ``named_in``
+    for a head named outside the ledger's tables)."""
 
     flaw: Flaw
     sequence: int | None = None
     until: int | None = None
     tree_size: int | None = None
     old_size: int | None = None
+    named_in: Named | None = None
 
     @property
     def sentence(self) -> str:
@@ -328,6 +456,21 @@ class Problem:
             )
         elif self.flaw == Flaw.HEAD_SIGNATURE:
             text = gettext("The signature of the tree head at size %(size)s does not hold.")
+        elif self.flaw == Flaw.NAMED_HEAD_LOST and self.named_in == Named.ATTESTATION:
+            text = gettext(
+                "The ledger no longer holds the signed tree head at size %(size)s that an attestation rests "
+                "on: entries were removed or changed since, and the heads with them."
+            )
+        elif self.flaw == Flaw.NAMED_HEAD_LOST:
+            text = gettext(
+                "The ledger no longer holds the signed tree head at size %(size)s copied to the identity "
+                "store: entries were removed or changed since, and the heads with them."
+            )
+        elif self.flaw == Flaw.COPY_SIGNATURE:
+            text = gettext(
+                "The copy of a tree head at size %(size)s in the identity store does not carry the notary's "
+                "signature: it was slipped in there."
+            )
         else:
             text = gettext(
                 "The signed tree heads at sizes %(old)s and %(size)s do not prove that the entries between "
@@ -364,15 +507,21 @@ def _entry_problem(entry: LedgerEntry, expected: int, leaf: bytes) -> Problem | 
     return None
 
 
-def check_ledger() -> LedgerCheck:
+def check_ledger(named: Iterable[NamedHead] = ()) -> LedgerCheck:
     """Read every entry and every signed head once, and name whatever no longer holds.
 
     An entry is checked against its leaf hash and its seal, and its place in the sequence (a gap is an entry
     removed; the end is checked against the last head). Each head's root is recomputed from the entries as
     they stand now (their canonical form, not the stored leaf hash), its signature checked, and each head
     proved consistent with the one before it. Read in chunks, one pass: the ledger grows forever.
+
+    Then every head named outside the ledger's tables (``named_heads``, and ``named``: the heads of
+    attestation files given) must still be the ledger's root at its size: removing the last entries and the
+    heads that cover them leaves those behind. The end is checked against the largest of them too.
     """
     heads = list(TreeHead.objects.order_by("tree_size"))
+    stored, forged = named_heads()
+    outside = list(dict.fromkeys([*stored, *named]))
     pairs = list(itertools.pairwise(heads))
     ranges = {
         (old.tree_size, new.tree_size): merkle.consistency_ranges(old.tree_size, new.tree_size)
@@ -380,7 +529,7 @@ def check_ledger() -> LedgerCheck:
     }
     walk = merkle.TreeWalk(
         wanted={subtree for wanted in ranges.values() for subtree in wanted},
-        sizes={head.tree_size for head in heads},
+        sizes={head.tree_size for head in heads} | {head.tree_size for head in outside},
     )
     problems: list[Problem] = []
     expected = 1
@@ -394,8 +543,9 @@ def check_ledger() -> LedgerCheck:
             problems.append(found)
         expected = max(expected, entry.sequence + 1)
         walk.add(leaf)
-    if heads and heads[-1].tree_size >= expected:
-        problems.append(Problem(Flaw.REMOVED, sequence=expected, until=heads[-1].tree_size))
+    largest = max([head.tree_size for head in heads] + [head.tree_size for head in outside], default=0)
+    if largest >= expected:
+        problems.append(Problem(Flaw.REMOVED, sequence=expected, until=largest))
     for head in heads:
         if not head_holds(head):
             problems.append(Problem(Flaw.HEAD_SIGNATURE, tree_size=head.tree_size))
@@ -413,9 +563,21 @@ def check_ledger() -> LedgerCheck:
         )
         if proof is None or not proof.holds(old.root_hash, new.root_hash):
             problems.append(Problem(Flaw.HEADS_INCONSISTENT, tree_size=new.tree_size, old_size=old.tree_size))
+    for size in forged:
+        problems.append(Problem(Flaw.COPY_SIGNATURE, tree_size=size))
+    # A head still stored here as it was named is checked above already: named once, as that head.
+    kept = {(head.tree_size, head.root_hash) for head in heads}
+    for elsewhere in outside:
+        if (elsewhere.tree_size, elsewhere.root_hash) in kept:
+            continue
+        root = walk.roots.get(elsewhere.tree_size)
+        if root is None or not signing.same(root.hex(), elsewhere.root_hash):
+            problems.append(
+                Problem(Flaw.NAMED_HEAD_LOST, tree_size=elsewhere.tree_size, named_in=elsewhere.named_in)
+            )
     return LedgerCheck(entries=walk.size, last_head=heads[-1] if heads else None, problems=problems)
 
 
-def verify() -> list[Problem]:
+def verify(named: Iterable[NamedHead] = ()) -> list[Problem]:
     """Every problem in the ledger and its signed heads; empty when it is intact."""
-    return check_ledger().problems
+    return check_ledger(named).problems

@@ -202,10 +202,16 @@ class Feedback(models.Model):
     transaction that wrote them, say) would give that trajectory's rating. ``person`` is a keyed hash of
     the participant, sealed, kept only while the row waits: a release takes at most one row per person
     (notary.feedback), so five rows are five people. NULL once released, and for rows from before it.
+
+    The organisation is sealed too (notary 0008), and the release decides in Python: in clear, a waiting
+    row named its organisation, so when a mix held one sign-off of that organisation an operator paired the
+    row with the organisation's one ``signed_off`` ledger entry since the last mix (this trajectory was
+    rated). Sealed, the rows of a mix tell nothing apart; a released row belongs to its release, which
+    names the organisation, as the employer's page does.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organisation_id = models.PositiveBigIntegerField(_("organisation id"))
+    organisation = SealedIntegerField(_("organisation id"))
     # 1 to 5 (notary.signoffs.RATINGS, checked there: the database cannot read it).
     rating = SealedIntegerField(_("rating"))
     # NULL without a remark; sealed and padded like every sealed value, so its length tells little.
@@ -219,7 +225,7 @@ class Feedback(models.Model):
         verbose_name = _("feedback")
         verbose_name_plural = _("feedback")
         constraints = [
-            *sealed_only("rating", "remark", "person"),
+            *sealed_only("organisation", "rating", "remark", "person"),
         ]
 
     def __str__(self) -> str:

@@ -207,3 +207,33 @@ class PhoneCodeUse(models.Model):
 
     def __str__(self) -> str:
         return f"code use of phone device {self.device_id}"
+
+
+# --- Anchors of append-only logs kept in another store ----------------------------------------------
+
+
+class LogAnchor(models.Model):
+    """A copy of a signed head of an append-only log that lives in another store (the notary's ledger, in
+    the casefiles store): its size, root, time, key and signature, nothing else.
+
+    Kept here, in the identity store, so that whoever can rewrite one store cannot make a log shorter
+    unseen: removing the last entries of the ledger together with its signed heads leaves these copies
+    behind, and the ledger's verification checks that it still holds every head copied here
+    (notary.ledger). The signature is the notary's own, so a copy cannot be forged here either. Names
+    nobody; append-only on PostgreSQL (migration 0008).
+    """
+
+    log = models.CharField(max_length=32, editable=False)
+    tree_size = models.PositiveBigIntegerField(editable=False)
+    root_hash = models.CharField(max_length=64, editable=False)
+    signed_at = models.DateTimeField(editable=False)
+    key_fingerprint = models.CharField(max_length=64, editable=False)
+    signature = models.CharField(max_length=128, editable=False)
+
+    class Meta:
+        verbose_name = _("log anchor")
+        verbose_name_plural = _("log anchors")
+        constraints = [models.UniqueConstraint(fields=["log", "tree_size"], name="one_anchor_per_log_size")]
+
+    def __str__(self) -> str:
+        return f"{self.log} anchored at size {self.tree_size}"

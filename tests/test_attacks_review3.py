@@ -15,7 +15,8 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    its kind, day and place, a participant row (0019) its status until its next rewrite.
    Closed: casefiles 0013 (dossiers, notes), notary 0007 (feedback) and participants 0024 (consent records,
    participants) run VACUUM FULL (as scores 0005 does), which writes each table anew, dropped columns nulled;
-   casefiles 0016 does the same after 0015 sealed the waiting day (item 4).
+   casefiles 0016 does the same after 0015 sealed the waiting day (item 4), notary 0009 after 0008 sealed
+   the feedback's organisation.
 2. Operator (dumps over time, the access log): retention unlinks each closed dossier on exactly the night
    its term ends, so the night its pseudonym index turns NULL tells its sealed closing day to the day. A
    dossier so dated with no CLOSE entry in the (append-only) access log was closed by a stop, on that day:
@@ -151,6 +152,35 @@ def test_after_notary_0006_no_feedback_row_keeps_its_clear_rating_in_the_table_f
         from notary.models import Feedback
 
         assert sorted(row.rating for row in Feedback.objects.all()) == [1, 2, 3, 4, 5]
+        assert dropped_values_in_table_file("notary_feedback") == []
+    finally:
+        _migrate()
+        from notary.models import Feedback
+
+        Feedback.objects.all().delete()
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_notary_0008_no_feedback_row_keeps_its_clear_organisation_in_the_table_file(
+    organisation: Organisation, other_organisation: Organisation
+) -> None:
+    """The same after notary 0008 sealed the feedback's organisation (0009 writes the table anew): a
+    released row is never written again, and would keep its organisation in clear for good."""
+    if connections[CASEFILES].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("notary", "0007_vacuum_full_feedback")]
+    executor = _migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("notary", "Feedback")
+        for owner in (organisation, organisation, other_organisation):
+            old.objects.using(CASEFILES).create(organisation_id=owner.pk, rating=4)
+        _migrate()
+
+        from notary.models import Feedback
+
+        assert sorted(row.organisation for row in Feedback.objects.all()) == sorted(
+            [organisation.pk, organisation.pk, other_organisation.pk]
+        )
         assert dropped_values_in_table_file("notary_feedback") == []
     finally:
         _migrate()

@@ -272,7 +272,7 @@ def test_a_feedback_row_holds_no_reference_and_no_date(organisation: Organisatio
         columns = [column.name for column in cursor.description]
         rows = cursor.fetchall()
     assert len(rows) == 6
-    assert sorted(columns) == ["id", "organisation_id", "person", "rating", "release_id", "remark"]
+    assert sorted(columns) == ["id", "organisation", "person", "rating", "release_id", "remark"]
     dump = " ".join(str(value) for row in rows for value in row)
     for trajectory in Trajectory.objects.all():
         assert references.reference_for(trajectory.pk) not in dump
@@ -374,6 +374,46 @@ def test_attack_a_dump_reads_no_rating(organisation: Organisation, anna: StaffUs
     assert all(sealed.startswith("v1.") for sealed in pending)
     # The application still reads them.
     assert sorted(row.rating for row in Feedback.objects.all()) == [1, 2, 3, 4, 5]
+
+
+def test_attack_a_waiting_feedback_row_does_not_name_its_organisation(
+    organisation: Organisation, other_organisation: Organisation, anna: StaffUser
+) -> None:
+    """One mix holds one sign-off of this organisation and four of another. With the organisation in clear,
+    the one waiting row of this organisation paired with its one ``signed_off`` entry since the last mix:
+    that trajectory, by its reference, was rated. Sealed, the waiting rows of a mix tell nothing apart."""
+    signed(organisation, anna, ["Eentje"], batch=False)
+    signed(other_organisation, anna, REMARKS[:4], batch=False)
+    signoffs.take_up()  # one batch, one mix of five; no release: 1 and 4 people
+    ours = list(LedgerEntry.objects.filter(kind=LedgerEntry.Kind.SIGNED_OFF, organisation_id=organisation.pk))
+    assert len(ours) == 1 and not FeedbackRelease.objects.exists()
+
+    with connections[CASEFILES].cursor() as cursor:
+        cursor.execute("SELECT * FROM notary_feedback WHERE release_id IS NULL")
+        columns = [column.name for column in cursor.description]
+        waiting = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    assert len(waiting) == 5
+    # What the operator could pair by: any value but the row's own id that is not a sealed one.
+    readable = {
+        (name, str(value))
+        for row in waiting
+        for name, value in row.items()
+        if value is not None and name != "id" and not str(value).startswith("v1.")
+    }
+    assert readable == set()
+    # Every sealed organisation is one length, whichever organisation it names.
+    assert len({len(row["organisation"]) for row in waiting}) == 1
+    # The application still tells them apart: four more of ours and one more of the other's, mixed, release
+    # five people of each, each release its own organisation's.
+    signed(organisation, anna, ["Nog een", "Nog twee", "Nog drie", "Nog vier"], batch=False)
+    signed(other_organisation, anna, ["Nog vijf"], batch=False)
+    signoffs.take_up()
+    assert sorted(FeedbackRelease.objects.values_list("organisation_id", flat=True)) == sorted(
+        [organisation.pk, other_organisation.pk]
+    )
+    assert [shown.count for shown in feedback.releases_for(organisation.pk)] == [5]
+    assert "Eentje" in feedback.releases_for(organisation.pk)[0].remarks
+    assert [shown.count for shown in feedback.releases_for(other_organisation.pk)] == [5]
 
 
 @pytest.fixture
