@@ -1,19 +1,31 @@
-"""Progress notes: sealed in the notes store, found only through HMAC(notes key, dossier number).
+"""Progress notes: sealed in the notes store, each found only through its own subject, HMAC(notes key,
+dossier number and the note's place in the dossier's order).
 
 The notes store holds no dossier number, no name and nothing readable but the subject: kind, day, order
 and text are sealed to the row, so the access log's entry for each note (a dossier number and a moment)
 finds no day or kind there to match its subject with. What is asked of notes by kind or day (the
 dashboard's latest note, the auditor's counts, retention) is opened and decided in Python.
 
+No two notes share a subject (crypto.note_subject). Under one subject per dossier, a reader of both dumps
+paired it with its number three ways: a note batch of one dossier (its subject against the one number the
+log shows a note for since the batch before), a subject seen in several batches (pinned by the numbers
+those batches share), and a subject's count of notes against a number's count of "added a note" entries;
+once paired, every note of the dossier, in every batch and every later dump, was known to be its. Now each
+subject is seen once, in one batch, and counts one note. The dossier keeps how many notes it has had
+(Dossier.notes_written, sealed to its row), and readers derive the subjects of places 1 to that count and
+find them in one IN query; a note retention deleted leaves a gap that is simply not found, which is why
+readers do not walk the places until one is missing (and why walking, a query a note, was not chosen).
+
 Nor does the order of the rows follow the log's. Written at once, the k-th note row was the k-th "added a
-note" entry (ctid, and each row's own xmin), which paired every subject with its number. So ``add_note``
-queues the note sealed in the casefiles store (QueuedNote, padded to one length, in the transaction of its
-log entry), and the note batch (``take_up_queued_notes``, every NOTE_BATCH_MINUTES) writes every queued
-note to the notes store in random order in one transaction. It waits until the queue holds notes of
-NOTE_BATCH_MINIMUM_DOSSIERS dossiers, or its oldest note has waited NOTE_BATCH_MAX_WAIT_MINUTES. What a
-batch still tells a reader of both dumps: which subjects had a note in it, against which numbers the log
-shows a note for since the batch before. A batch of one dossier pairs its subject with its number
-outright, and a subject seen in several batches is pinned by the numbers those batches have in common.
+note" entry (ctid, and each row's own xmin). So ``add_note`` queues the note sealed in the casefiles store
+(QueuedNote, padded to one length, in the transaction of its log entry), and the note batch
+(``take_up_queued_notes``, every NOTE_BATCH_MINUTES) writes every queued note to the notes store in random
+order in one transaction. It waits until the queue holds notes of NOTE_BATCH_MINIMUM_DOSSIERS dossiers, or
+its oldest note has waited NOTE_BATCH_MAX_WAIT_MINUTES. What a batch still tells a reader of both dumps:
+which rows it wrote, against which numbers the log shows a note for since the batch before. A batch of one
+dossier says that its rows are that number's notes: those rows and no others (their text's length bucket,
+and later the night retention deletes them). The rule costs the casemanager nothing (readers open the
+queue), so it stays, to keep that to the batches the longest wait forces out.
 
 Readers see queued notes as if stored: the dossier page, the dashboard's latest note and the auditor's
 counts open the queue (it holds at most a batch interval of notes) and merge it with the stored notes, and
@@ -262,8 +274,9 @@ def _notes_written_by_number(numbers: Iterable[str]) -> dict[str, int]:
 def take_up_queued_notes(*, now: dt.datetime | None = None, force: bool = False) -> int:
     """Write the queued notes to the notes store, in random order in one transaction; how many were written.
 
-    Nothing is written until the queue holds notes of NOTE_BATCH_MINIMUM_DOSSIERS dossiers, or its oldest
-    note has waited NOTE_BATCH_MAX_WAIT_MINUTES (``force`` writes whatever is queued). The notes commit
+    Nothing is written until the queue holds notes of NOTE_BATCH_MINIMUM_DOSSIERS dossiers (told apart by
+    the dossier's reference each sealed queue row holds: no two notes share a subject), or its oldest note
+    has waited NOTE_BATCH_MAX_WAIT_MINUTES (``force`` writes whatever is queued). The notes commit
     first, and their queue rows are deleted after: a crash between the two leaves notes both stored and
     queued, which readers count once (by the note's id) and the next batch deletes from the queue without
     writing them again. Two batches at once take turns (a lock on the notes store) and the second finds

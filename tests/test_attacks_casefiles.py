@@ -49,13 +49,16 @@ Found and closed here (the tests pass):
    once notes of two dossiers wait or the oldest has waited NOTE_BATCH_MAX_WAIT_MINUTES (casefiles
    migration 0013).
 
-Still open (no strict xfail left here): a batch still shows which subjects had a note in it against the
-numbers the log shows a note for since the batch before: a batch of one dossier pairs them, a subject in
-several batches is pinned by the numbers they share, and so is an unusual count of notes per subject
-against entries per number (a subject per note would close both). Not tested here: dumps of two days
-show which dossier rows a day rewrote, and a stop's look-alikes change the pseudonym index (in clear) where
-a casemanager's close leaves it, so a row whose index changed on a day without a CLOSE entry still tells a
-stop to whoever compares dumps.
+12. A batch still showed which subjects had a note in it against the numbers the log shows a note for since
+   the batch before: a batch of one dossier paired them, a subject in several batches was pinned by the
+   numbers they shared, and so was an unusual count of notes per subject against entries per number.
+   Every note now has its own subject and the dossier keeps its count sealed (casefiles 0017, 0018;
+   tests/test_attacks_notesubject.py). A batch of one dossier still tells that its rows are that
+   number's, those rows only.
+
+Not tested here: dumps of two days show which dossier rows a day rewrote, and a stop's look-alikes change
+the pseudonym index (in clear) where a casemanager's close leaves it, so a row whose index changed on a day
+without a CLOSE entry still tells a stop to whoever compares dumps.
 """
 
 from __future__ import annotations
