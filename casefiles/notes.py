@@ -55,7 +55,7 @@ from django.utils import timezone
 
 from casefiles import accesslog
 from casefiles.identitytext import Finding, find_identifying
-from casefiles.models import AccessLogEntry, Dossier, ProgressNote, QueuedNote, Trajectory
+from casefiles.models import AccessLogEntry, Dossier, ProgressNote, QueuedNote
 from participants.models import StaffUser
 from preventicons import crypto
 from preventicons.dbrouter import CASEFILES, NOTES
@@ -391,11 +391,10 @@ def note_counts_of_trajectory(trajectory_id: uuid.UUID) -> dict[str, int] | None
     """How many notes of each kind the trajectory's dossier holds, queued or stored (every kind, 0
     included), or None when the trajectory no longer exists. Counts only: for the auditor's spot check,
     which never reads a text and never learns the dossier's number."""
-    found = Trajectory.objects.filter(pk=trajectory_id).values_list("dossier_id", "dossier__number").first()
-    if found is None:
+    dossier = Dossier.objects.filter(trajectories=trajectory_id).only("pk", "number", "notes_written").first()
+    if dossier is None:
         return None
-    dossier_pk, number = found
-    subjects = note_subjects(number, _notes_written(dossier_pk) or 0)
+    subjects = note_subjects(dossier.number, dossier.notes_written)
     queued = _queued_notes(subjects)
     kinds = {pk: kind for pk, _subject, kind in _kinds_of(subjects)}
     kinds.update((note.id, note.kind) for note in queued if note.id not in kinds)
