@@ -246,11 +246,12 @@ def remove(organisation: Any, casemanager_username: str) -> None:
     from casefiles import notes
     from casefiles.models import Dossier, ProgressNote
     from participants.models import ConsentRecord, Participant, ProcessingAgreement, StaffUser
-    from preventicons import crypto
 
-    numbers = list(Dossier.objects.filter(organisation_id=organisation.pk).values_list("number", flat=True))
+    dossiers = list(Dossier.objects.filter(organisation_id=organisation.pk))
+    numbers = [dossier.number for dossier in dossiers]
     notes.take_up_queued_notes(force=True)  # a setup that failed half-way may have left notes queued
-    ProgressNote.objects.filter(subject__in=[crypto.notes_subject(n) for n in numbers]).delete()
+    subjects = [s for d in dossiers for s in notes.note_subjects(d.number, d.notes_written)]
+    ProgressNote.objects.filter(subject__in=subjects).delete()
     Dossier.objects.filter(number__in=numbers).delete()
     people = Participant.objects.filter(organisation=organisation).values_list("pk", flat=True)
     ConsentRecord.objects.filter(

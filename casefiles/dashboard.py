@@ -136,7 +136,7 @@ def dashboard_for(reach: assignment.Reach, *, today: dt.date | None = None) -> D
     weeks = [monday_of(today) - ONE_WEEK * back for back in range(settings.DOSSIER_DROP_WEEKS)]
     pseudonyms = {dossier.pk: dossier.pseudonym or "" for dossier in dossiers if dossier.is_open}
     recent = score_queries.weekly_values_for_many([p for p in pseudonyms.values() if p], weeks=weeks)
-    last_notes = notes.last_note_days(dossier.number for dossier in dossiers)
+    last_notes = notes.last_note_days(dossiers)
     colleagues = casemanagers.staff_display_names(set(reach.standing_in_for))
     quiet_before = today - dt.timedelta(days=settings.DOSSIER_QUIET_DAYS)
     rows = []

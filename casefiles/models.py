@@ -1,7 +1,8 @@
 """Casefiles (database 3) and anonymous progress notes (database 2).
 
 A dossier knows its participant only as a pseudonym sealed under the casefiles key, plus a keyed index
-to find it; a note knows its dossier only as HMAC(notes key, dossier number). Neither store names anyone.
+to find it; a note knows its dossier only through its own subject, HMAC(notes key, dossier number and the
+note's place in its order), which no other note shares. Neither store names anyone.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ class Dossier(models.Model):
     # How the participant asked to be contacted (scores.wellbeing.CONTACT_CHANNELS), sealed like P: which
     # contact someone chose is theirs to tell the casemanager, not a column to count in a dump.
     contact_channel = EncryptedTextField(null=True)
+    # How many notes were ever written to the dossier: the highest place in its order drawn (retention
+    # deletes notes, never lowers this). Each note's subject in the notes store is keyed by the number and its
+    # place (crypto.note_subject), so this is what finds them, one IN query over every subject (gaps where
+    # retention deleted are simply not found). Sealed to the row, every count one ciphertext length; the
+    # access log's "added a note" entries tell the count anyway, the sealing keeps it out of this dump alone.
+    notes_written = SealedIntegerField(default=0)
 
     objects = DossierQuerySet.as_manager()
 
@@ -114,6 +121,7 @@ class Dossier(models.Model):
                 "is_open",
                 "closed_on",
                 "awaiting_contact_since",
+                "notes_written",
             )
         ]
 
@@ -225,12 +233,14 @@ class TrajectorySession(models.Model):
 class ProgressNote(models.Model):
     """Lives in the notes database: no dossier number, no name, only an opaque subject reference.
 
-    Everything but the subject is sealed to the row, the kind, the day and the place in the order as much
-    as the text. In clear they were a trace of each subject (a day, a kind, a count on that day) that the
-    access log leaves of each dossier number too (an added note, when): matching the two paired a subject
-    with its number without the notes key. Rows arrive through the note batch (QueuedNote), many in one
-    transaction in random order, so where a row stands follows no order the log shows. What a dump still
-    shows of a subject is how many notes it holds and which batches wrote them (casefiles.notes).
+    The subject is the note's own (crypto.note_subject: the dossier number and the note's place in its
+    order, under the notes key): no two rows share one, so a dump cannot gather a dossier's notes, count
+    them or follow them from batch to batch. Everything else is sealed to the row, the kind, the day and the
+    place in the order as much as the text. In clear they were a trace of each subject (a day, a kind, a
+    count on that day) that the access log leaves of each dossier number too (an added note, when): matching
+    the two paired a subject with its number without the notes key. Rows arrive through the note batch
+    (QueuedNote), many in one transaction in random order, so where a row stands follows no order the log
+    shows. What a dump still shows is which rows one batch wrote (casefiles.notes).
     """
 
     class Kind(models.TextChoices):
@@ -240,12 +250,13 @@ class ProgressNote(models.Model):
         CLOSING = "closing", _("closing")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # One per note (crypto.note_subject), indexed for the readers' IN query over a dossier's subjects.
     subject = models.CharField(max_length=64, db_index=True)
     kind = SealedChoiceField(choices=Kind.choices)
     written_on = SealedDateField()
-    # 1, 2, 3 ... per subject: the order notes were written in, which the day alone does not give. Sealed,
-    # so no constraint can keep it unique: casefiles.notes.add_note draws it under the dossier's row lock,
-    # from the notes queued and stored.
+    # 1, 2, 3 ... per dossier: the order notes were written in, which the day alone does not give. Sealed
+    # (and inside the subject): casefiles.notes.add_note draws it under the dossier's row lock, one past the
+    # dossier's sealed count (Dossier.notes_written).
     sequence = SealedIntegerField()
     text = EncryptedTextField()
 

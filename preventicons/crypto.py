@@ -282,8 +282,15 @@ def new_pseudonym() -> str:
 
 
 def notes_subject(dossier_number: str) -> str:
-    """The opaque reference that links progress notes to a dossier without naming it."""
+    """The dossier's own reference under the notes key: what the note queue (sealed) groups a dossier's
+    queued notes by. No note row in the notes store holds it (``note_subject``)."""
     return keyed_hash("notes_subject", "dossier", dossier_number)
+
+
+def note_subject(dossier_number: str, sequence: int) -> str:
+    """The opaque reference of one progress note: the dossier's number and the note's place in its order,
+    under the notes key. Every note has its own, so no two rows of the notes store share one."""
+    return keyed_hash("notes_subject", "note", f"{dossier_number}\x00{sequence}")
 
 
 def casefiles_index(pseudonym: str) -> str:

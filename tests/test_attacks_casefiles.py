@@ -49,13 +49,16 @@ Found and closed here (the tests pass):
    once notes of two dossiers wait or the oldest has waited NOTE_BATCH_MAX_WAIT_MINUTES (casefiles
    migration 0013).
 
-Still open (no strict xfail left here): a batch still shows which subjects had a note in it against the
-numbers the log shows a note for since the batch before: a batch of one dossier pairs them, a subject in
-several batches is pinned by the numbers they share, and so is an unusual count of notes per subject
-against entries per number (a subject per note would close both). Not tested here: dumps of two days
-show which dossier rows a day rewrote, and a stop's look-alikes change the pseudonym index (in clear) where
-a casemanager's close leaves it, so a row whose index changed on a day without a CLOSE entry still tells a
-stop to whoever compares dumps.
+12. A batch still showed which subjects had a note in it against the numbers the log shows a note for since
+   the batch before: a batch of one dossier paired them, a subject in several batches was pinned by the
+   numbers they shared, and so was an unusual count of notes per subject against entries per number.
+   Every note now has its own subject and the dossier keeps its count sealed (casefiles 0017, 0018;
+   tests/test_attacks_notesubject.py). A batch of one dossier still tells that its rows are that
+   number's, those rows only.
+
+Not tested here: dumps of two days show which dossier rows a day rewrote, and a stop's look-alikes change
+the pseudonym index (in clear) where a casemanager's close leaves it, so a row whose index changed on a day
+without a CLOSE entry still tells a stop to whoever compares dumps.
 """
 
 from __future__ import annotations
@@ -658,11 +661,16 @@ def test_the_order_of_note_rows_does_not_pair_a_note_subject_with_its_dossier_nu
     # The rows as a dump lists them: in the order of the table's pages, the order they were written in.
     stored = _raw(NOTES, "SELECT subject FROM casefiles_progressnote ORDER BY ctid")
     assert len(_raw(NOTES, "SELECT DISTINCT xmin::text FROM casefiles_progressnote")) == 1
-    paired: dict[str, set[str]] = defaultdict(set)
-    for (subject,), (number,) in zip(stored, logged, strict=True):
-        paired[subject].add(number)
-    # A random order of 16 notes of four dossiers follows the log's in one of 2.6 million orders.
-    assert not all(len(numbers_) == 1 for numbers_ in paired.values()), paired
+    # Every subject is a note's own, so the operator's pairing is the guess that the k-th row is a note of
+    # the k-th entry's number; the test, with the key, knows each row's number and checks the guess.
+    whose = {
+        subject: dossier.number
+        for dossier in Dossier.objects.filter(pk__in=[d.pk for d in dossiers])
+        for subject in casenotes.note_subjects(dossier.number, dossier.notes_written)
+    }
+    right = [whose[subject] == number for (subject,), (number,) in zip(stored, logged, strict=True)]
+    # A random order of 16 notes of four dossiers follows the log's in one of 63 million orders.
+    assert not all(right), right
 
 
 # --- 5. markup -------------------------------------------------------------------------------------------

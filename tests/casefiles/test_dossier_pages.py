@@ -379,7 +379,7 @@ def test_the_latest_note_day_of_each_dossier_is_opened_from_the_sealed_notes(wor
             note.written_on = day
             note.save(update_fields=["written_on"])
 
-    latest = casenotes.last_note_days([world.dossier.number, other.number, numbers.new_number()])
+    latest = casenotes.last_note_days([world.dossier, other])
 
     assert latest == {world.dossier.number: today - dt.timedelta(days=3), other.number: today}
     assert [note.written_on for note in casenotes.notes_of(world.dossier)] == days[world.dossier]

@@ -44,7 +44,9 @@ def test_the_migration_seals_open_and_closed_dossiers_alike_and_unseals_them_whe
         )
         _migrate(AFTER)
 
-        states = {d.number: (d.is_open, d.closed_on) for d in Dossier.objects.all()}
+        states = {
+            d.number: (d.is_open, d.closed_on) for d in Dossier.objects.only("number", "is_open", "closed_on")
+        }
         assert states == {"D-OPEN": (True, None), "D-SHUT": (False, CLOSED_ON)}
         rows = _columns()
         for column in (1, 2):

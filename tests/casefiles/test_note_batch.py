@@ -76,7 +76,7 @@ def test_the_dashboard_and_the_spot_check_count_queued_notes(world: World) -> No
         dossier=world.dossier, kind="coaching", started_on=timezone.localdate()
     )
 
-    assert casenotes.last_note_days([world.dossier.number]) == {world.dossier.number: timezone.localdate()}
+    assert casenotes.last_note_days([world.dossier]) == {world.dossier.number: timezone.localdate()}
     counts = casenotes.note_counts_of_trajectory(trajectory.pk)
     assert counts is not None and counts["intake"] == 1
 
