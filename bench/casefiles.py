@@ -252,10 +252,8 @@ def remove(organisation: Any, casemanager_username: str) -> None:
     notes.take_up_queued_notes(force=True)  # a setup that failed half-way may have left notes queued
     ProgressNote.objects.filter(subject__in=[crypto.notes_subject(n) for n in numbers]).delete()
     Dossier.objects.filter(number__in=numbers).delete()
-    people = Participant.objects.filter(organisation=organisation).values_list("pk", flat=True)
-    ConsentRecord.objects.filter(
-        participant_index__in=[ConsentRecord.index_for(pk) for pk in people]
-    ).delete()
+    people = list(Participant.objects.filter(organisation=organisation).values_list("pk", flat=True))
+    ConsentRecord.objects.filter(participant_index__in=list(ConsentRecord.objects.owners(people))).delete()
     ProcessingAgreement.objects.filter(casemanager__username=casemanager_username).delete()
     StaffUser.objects.filter(username=casemanager_username).delete()
 
