@@ -747,7 +747,10 @@ class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
         if not entries:
             return []
         using = self.db
-        with transaction.atomic(using=using):
+        # No savepoint inside a caller's transaction (the help batch, a stop): a savepoint that writes gets
+        # a subtransaction id of its own, and each record's xmin would then tell it from the others written
+        # in that transaction, in the order they were written.
+        with transaction.atomic(using=using, savepoint=False):
             _lock_consents_of([entry.participant_id for entry in entries], using)
             taken = self._walk(entry.participant_id for entry in entries)
             following: dict[str, int] = {}
