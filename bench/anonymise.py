@@ -63,7 +63,8 @@ def main() -> None:
         ConsentRecord.objects.bulk_create(
             [
                 ConsentRecord(
-                    participant_index=ConsentRecord.index_for(p.pk),
+                    # Each person's first record: n = 0 (participants.models.ConsentRecord).
+                    participant_index=ConsentRecord.index_for(p.pk, 0),
                     kind="given",
                     text_version="bench",
                     recorded_at=week,

@@ -253,10 +253,8 @@ def remove(organisation: Any, casemanager_username: str) -> None:
     subjects = [s for d in dossiers for s in notes.note_subjects(d.number, d.notes_written)]
     ProgressNote.objects.filter(subject__in=subjects).delete()
     Dossier.objects.filter(number__in=numbers).delete()
-    people = Participant.objects.filter(organisation=organisation).values_list("pk", flat=True)
-    ConsentRecord.objects.filter(
-        participant_index__in=[ConsentRecord.index_for(pk) for pk in people]
-    ).delete()
+    people = list(Participant.objects.filter(organisation=organisation).values_list("pk", flat=True))
+    ConsentRecord.objects.filter(participant_index__in=list(ConsentRecord.objects.owners(people))).delete()
     ProcessingAgreement.objects.filter(casemanager__username=casemanager_username).delete()
     StaffUser.objects.filter(username=casemanager_username).delete()
 

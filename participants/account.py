@@ -470,8 +470,8 @@ def stop_participation(*, participant: Participant) -> None:
         # supplied for their SMS code until they are purged, so the company phone sees what everyone's sees.
         Invitation.objects.filter(participant=locked).update(participant=None)
         AccountLink.objects.naming([locked.pk]).delete()
-        ConsentRecord.objects.create(
-            participant_index=ConsentRecord.index_for(locked.pk),
+        ConsentRecord.objects.add(
+            locked.pk,
             kind=ConsentRecord.Kind.WITHDRAWN,
             text_version=consented_version,
             recorded_at=timezone.now(),
@@ -495,8 +495,8 @@ def pause_messages(*, participant: Participant, paused: bool) -> bool:
             return False
         locked.messages_paused = paused
         locked.save(update_fields=["messages_paused"])
-        ConsentRecord.objects.create(
-            participant_index=ConsentRecord.index_for(locked.pk),
+        ConsentRecord.objects.add(
+            locked.pk,
             kind=ConsentRecord.Kind.PAUSED if paused else ConsentRecord.Kind.RESUMED,
             text_version=_consented_version(locked),
             recorded_at=timezone.now(),

@@ -205,23 +205,26 @@ def decline_invitation(*, invitation: Invitation) -> bool:
 
 def has_consented(participant: Participant) -> bool:
     """True when the participant agreed to the current consent text."""
-    given = ConsentRecord.objects.of(participant.pk).filter(text_version=CONSENT_TEXT_VERSION)
-    return bool(given.opened(ConsentRecord.Kind.GIVEN))
+    given = ConsentRecord.objects.of(participant.pk).opened(ConsentRecord.Kind.GIVEN)
+    # The text version is sealed: compared in Python.
+    return any(record.text_version == CONSENT_TEXT_VERSION for record in given)
 
 
 def record_consent(*, participant: Participant) -> ConsentRecord:
     """Record agreement to the current consent text (version and time); once per version."""
     with transaction.atomic():
-        Participant.objects.select_for_update().filter(pk=participant.pk).first()
-        existing = (
-            ConsentRecord.objects.of(participant.pk)
-            .filter(text_version=CONSENT_TEXT_VERSION)
-            .opened(ConsentRecord.Kind.GIVEN)
-        )
+        # The lock add() takes, held across the check too; not a row lock, which would stamp this transaction
+        # into the participant row's xmax and pair it with the record (participants.models._lock_consents_of).
+        ConsentRecord.objects.lock_for([participant.pk])
+        existing = [
+            record
+            for record in ConsentRecord.objects.of(participant.pk).opened(ConsentRecord.Kind.GIVEN)
+            if record.text_version == CONSENT_TEXT_VERSION
+        ]
         if existing:
             return existing[0]
-        return ConsentRecord.objects.create(
-            participant_index=ConsentRecord.index_for(participant.pk),
+        return ConsentRecord.objects.add(
+            participant.pk,
             kind=ConsentRecord.Kind.GIVEN,
             text_version=CONSENT_TEXT_VERSION,
             recorded_at=timezone.now(),

@@ -10,13 +10,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from participants.contact import normalise_mobile
-from preventicons.crypto import blind_index_email, blind_index_phone, keyed_hash, open_sealed
+from preventicons.crypto import blind_index_email, blind_index_phone, keyed_hash, keyed_hasher, open_sealed
 from preventicons.fields import (
     EncryptedTextField,
     SealedBooleanField,
@@ -631,10 +631,144 @@ class CodeFailure(models.Model):
         return f"code failure {str(self.pk)[:8]}"
 
 
+# Consent indexes are looked up this many at a time: one query finds all of nearly everyone's records.
+CONSENT_INDEX_STEP = 16
+# Bound the IN lists of one query well below the 65,535 parameters a statement takes.
+CONSENT_INDEXES_PER_QUERY = 4_000
+_CONSENT_INDEX_LABEL = "consent-record"
+_CONSENT_LOCK_LABEL = "consent-lock"
+
+
+@dataclass(frozen=True)
+class ConsentEntry:
+    """One consent record to write (ConsentRecordQuerySet.add_each)."""
+
+    participant_id: uuid.UUID | str
+    kind: str
+    text_version: str
+    recorded_at: dt.date | dt.datetime
+
+
+def _consent_day(moment: dt.date | dt.datetime) -> dt.date:
+    """The day of ``moment`` in the site's time zone: a consent record keeps no time of day."""
+    if isinstance(moment, dt.datetime):
+        return timezone.localdate(moment, timezone.get_default_timezone())
+    return moment
+
+
+def _lock_consents_of(participant_ids: Iterable[uuid.UUID | str], using: str) -> None:
+    """Serialise the writing of these participants' consent records until the transaction ends.
+
+    A transaction-level advisory lock on a keyed 63-bit number per participant, taken in one order: it
+    writes nothing to any row, where ``SELECT ... FOR UPDATE`` on the participant row would stamp this
+    transaction into its ``xmax`` and pair it with the record written here (participants.references). On
+    SQLite the database serialises writers itself. Call inside a transaction.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    hashed = keyed_hasher("blind_index", _CONSENT_LOCK_LABEL)
+    keys = sorted({int(hashed(str(pk))[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF for pk in participant_ids})
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k) AS keys",
+                [keys],
+            )
+
+
 class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
     def of(self, participant_id: uuid.UUID | str) -> ConsentRecordQuerySet:
-        """This participant's consent records, found by their keyed index (never an id in clear)."""
-        return self.filter(participant_index=ConsentRecord.index_for(participant_id))
+        """This participant's consent records, each found by its own keyed index (never an id in clear)."""
+        return self.filter(participant_index__in=list(self.owners([participant_id])))
+
+    def owners(self, participant_ids: Iterable[uuid.UUID | str]) -> dict[str, uuid.UUID | str]:
+        """The index of every stored consent record of these participants, with its participant.
+
+        Record n of a participant has the index ``ConsentRecord.index_for(id, n)``, n = 0, 1, 2, ... with
+        no gap (a person's records are only ever deleted all together): the walk asks for
+        ``CONSENT_INDEX_STEP`` indexes of each participant at a time and goes on for those whose step was
+        full. It reads every record of the table, whatever this queryset filters on.
+        """
+        return {index: pk for index, (pk, _n) in self._walk(participant_ids).items()}
+
+    def _walk(self, participant_ids: Iterable[uuid.UUID | str]) -> dict[str, tuple[uuid.UUID | str, int]]:
+        everything = self.model._base_manager.using(self.db)
+        hashed = keyed_hasher("blind_index", _CONSENT_INDEX_LABEL)
+        found: dict[str, tuple[uuid.UUID | str, int]] = {}
+        pending = list(dict.fromkeys(participant_ids))
+        start = 0
+        while pending:
+            asked = {
+                hashed(f"{pk}:{n}"): (pk, n)
+                for pk in pending
+                for n in range(start, start + CONSENT_INDEX_STEP)
+            }
+            indexes = list(asked)
+            stored: list[str] = []
+            for part in range(0, len(indexes), CONSENT_INDEXES_PER_QUERY):
+                stored.extend(
+                    everything.filter(
+                        participant_index__in=indexes[part : part + CONSENT_INDEXES_PER_QUERY]
+                    ).values_list("participant_index", flat=True)
+                )
+            hits: dict[uuid.UUID | str, int] = {}
+            for index in stored:
+                found[index] = asked[index]
+                hits[asked[index][0]] = hits.get(asked[index][0], 0) + 1
+            pending = [pk for pk in pending if hits.get(pk) == CONSENT_INDEX_STEP]
+            start += CONSENT_INDEX_STEP
+        return found
+
+    def lock_for(self, participant_ids: Iterable[uuid.UUID | str]) -> None:
+        """Hold these participants' consent-writing lock until the transaction ends (without a row lock)."""
+        _lock_consents_of(participant_ids, self.db)
+
+    def add(
+        self,
+        participant_id: uuid.UUID | str,
+        *,
+        kind: str,
+        text_version: str,
+        recorded_at: dt.date | dt.datetime,
+    ) -> ConsentRecord:
+        """Write one consent record of this participant, under the next index of theirs (add_each)."""
+        (record,) = self.add_each([ConsentEntry(participant_id, kind, text_version, recorded_at)])
+        return record
+
+    def add_each(self, entries: Iterable[ConsentEntry]) -> list[ConsentRecord]:
+        """Write these consent records, each under the next free index of its participant; in one transaction.
+
+        The next free index is found by walking (``owners``) under an advisory lock per participant
+        (``_lock_consents_of``), so two writers for one person never pick the same n; the column's unique
+        constraint refuses it anyway. The participant row is not locked for it.
+        """
+        entries = list(entries)
+        if not entries:
+            return []
+        using = self.db
+        # No savepoint inside a caller's transaction (the help batch, a stop): a savepoint that writes gets
+        # a subtransaction id of its own, and each record's xmin would then tell it from the others written
+        # in that transaction, in the order they were written.
+        with transaction.atomic(using=using, savepoint=False):
+            _lock_consents_of([entry.participant_id for entry in entries], using)
+            taken = self._walk(entry.participant_id for entry in entries)
+            following: dict[str, int] = {}
+            for pk, n in taken.values():
+                following[str(pk)] = max(following.get(str(pk), 0), n + 1)
+            records = []
+            for entry in entries:
+                n = following.get(str(entry.participant_id), 0)
+                following[str(entry.participant_id)] = n + 1
+                records.append(
+                    ConsentRecord(
+                        participant_index=ConsentRecord.index_for(entry.participant_id, n),
+                        kind=entry.kind,
+                        text_version=entry.text_version,
+                        recorded_at=_consent_day(entry.recorded_at),
+                    )
+                )
+            return ConsentRecord._base_manager.using(using).bulk_create(records)
 
     def opened(self, *kinds: str) -> list[ConsentRecord]:
         """These records whose opened kind is one of ``kinds`` (any, without), oldest first; in Python.
@@ -652,10 +786,15 @@ class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
 class ConsentRecord(models.Model):
     """Which consent text version a participant agreed to or withdrew from, and on which day.
 
-    It names its participant only by a keyed, purpose-bound hash of their id (``participant_index``), and its
-    kind only sealed: in clear, a dump read who paused, withdrew or consented to be contacted (which is a
-    help request) straight from this table (issue #14). The index gathers one person's records, for their
-    account and export, but nobody without the key can compute it from a participant row.
+    It names its participant only by a keyed, purpose-bound hash of their id and the record's number among
+    theirs (``participant_index``), and its kind and text version only sealed: in clear, a dump read who
+    paused, withdrew or consented to be contacted (which is a help request) straight from this table, and
+    one index shared by all of a person's records told, by how many rows it had and on which days, that
+    its person did more than enrol (issue #14). Now every record has an index of its own, which nobody
+    without the key can compute from a participant row nor match to another record of the same person:
+    the application finds a person's records by walking n = 0, 1, 2, ... (``ConsentRecordQuerySet.owners``),
+    and writes them only through ``ConsentRecord.objects.add`` / ``add_each``, which pick the next n.
+    The text version is sealed because the versions differ by kind (the contact consent has its own text).
     """
 
     class Kind(models.TextChoices):
@@ -667,9 +806,11 @@ class ConsentRecord(models.Model):
         RESUMED = "resumed", _("messages resumed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    participant_index = models.CharField(max_length=64, db_index=True)
+    # index_for(participant id, n) for the participant's n-th record: unique, so no two rows share one.
+    participant_index = models.CharField(max_length=64, unique=True)
     kind = SealedChoiceField(_("kind"), choices=Kind.choices)
-    text_version = models.CharField(max_length=32)
+    # Sealed and padded to one length: "2026-12" beside "2026-12-contact" would tell the kind.
+    text_version = EncryptedTextField()
     # The day only (Europe/Amsterdam), never a time of day: a consent to be contacted is a help request,
     # and a time would let a dump pair it with the score tapped just before it, or order it among the
     # other consents of the day. The name stays "recorded_at" so every writer can keep passing now().
@@ -680,7 +821,7 @@ class ConsentRecord(models.Model):
     class Meta:
         verbose_name = _("consent record")
         verbose_name_plural = _("consent records")
-        constraints = [*sealed_only("kind")]
+        constraints = [*sealed_only("kind", "text_version")]
 
     def __str__(self) -> str:
         return f"consent {self.kind} ({self.text_version})"
@@ -688,12 +829,13 @@ class ConsentRecord(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Store the day of ``recorded_at`` in the site's time zone, also when given a moment."""
         if isinstance(self.recorded_at, dt.datetime):
-            self.recorded_at = timezone.localdate(self.recorded_at, timezone.get_default_timezone())
+            self.recorded_at = _consent_day(self.recorded_at)
         super().save(*args, **kwargs)
 
     @staticmethod
-    def index_for(participant_id: uuid.UUID | str) -> str:
-        return keyed_hash("blind_index", "consent-participant", str(participant_id))
+    def index_for(participant_id: uuid.UUID | str, n: int) -> str:
+        """The keyed index of the participant's n-th consent record (n from 0)."""
+        return keyed_hash("blind_index", _CONSENT_INDEX_LABEL, f"{participant_id}:{n}")
 
 
 class AccountLink(models.Model):

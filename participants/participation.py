@@ -325,8 +325,8 @@ def reactivate_participant(*, participant: Participant) -> bool:
 
 def record_contact_consent(*, participant: Participant, text_version: str) -> ConsentRecord:
     """A dated record that the participant agreed to be contacted by a casemanager, under this text."""
-    return ConsentRecord.objects.create(
-        participant_index=ConsentRecord.index_for(participant.pk),
+    return ConsentRecord.objects.add(
+        participant.pk,
         kind=ConsentRecord.Kind.CONTACT,
         text_version=text_version,
         recorded_at=timezone.now(),

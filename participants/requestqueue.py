@@ -181,10 +181,12 @@ def _replace_pending(request: dict[str, str | bool], *, merge: dict[str, str] | 
 def _record_contact_consent(participant: Participant, *, text_version: str, on: dt.date) -> None:
     # One dated record per participant, text and day: a second request that day, or a batch retried after
     # a crash between the stores' commits, finds it and adds nothing a dump could count.
-    same_day = ConsentRecord.objects.of(participant.pk).filter(text_version=text_version, recorded_at=on)
-    if not same_day.opened(ConsentRecord.Kind.CONTACT):
-        ConsentRecord.objects.create(
-            participant_index=ConsentRecord.index_for(participant.pk),
+    same_day = (
+        ConsentRecord.objects.of(participant.pk).filter(recorded_at=on).opened(ConsentRecord.Kind.CONTACT)
+    )
+    if not any(record.text_version == text_version for record in same_day):
+        ConsentRecord.objects.add(
+            participant.pk,
             kind=ConsentRecord.Kind.CONTACT,
             text_version=text_version,
             recorded_at=on,

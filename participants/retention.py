@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from participants import account, verification
@@ -35,6 +35,7 @@ from participants.models import (
     AccountLink,
     AnonymisationRun,
     CodeFailure,
+    ConsentEntry,
     ConsentRecord,
     Invitation,
     ListedEntry,
@@ -123,15 +124,14 @@ def inactive_too_long(*, today: dt.date) -> list[uuid.UUID]:
     due = []
     for start in range(0, len(inactive), CHUNK):
         chunk = inactive[start : start + CHUNK]
-        # Consent records name their participant by a keyed index only (participants.models.ConsentRecord).
-        owner = {ConsentRecord.index_for(pk): pk for pk in chunk}
-        last_consent = {
-            owner[index]: day
-            for index, day in ConsentRecord.objects.filter(participant_index__in=list(owner))
-            .values("participant_index")
-            .annotate(day=Max("recorded_at"))
-            .values_list("participant_index", "day")
-        }
+        # Consent records name their participant only by a keyed index of their own, one per record
+        # (participants.models.ConsentRecord): the walk finds them, the latest day is taken here.
+        owner = ConsentRecord.objects.owners(chunk)
+        last_consent: dict[uuid.UUID | str, dt.date] = {}
+        for index, day in ConsentRecord.objects.filter(participant_index__in=list(owner)).values_list(
+            "participant_index", "recorded_at"
+        ):
+            last_consent[owner[index]] = max(day, last_consent.get(owner[index], day))
         for participant in Participant.objects.filter(pk__in=chunk).iterator(chunk_size=2000):
             last_response = participation_of(participant).last_response_week
             last_sign = last_response or last_consent.get(participant.pk)
@@ -189,14 +189,19 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     pks = [participant.pk for participant in locked]
     # Opened now for the last time: after this transaction nothing on the identity side can name P.
     pseudonyms = [(participant.pseudonym, participant.organisation_id) for participant in locked]
-    consented: dict[uuid.UUID, str] = {}
-    owner = {ConsentRecord.index_for(pk): pk for pk in pks}
-    for start in range(0, len(pks), CANCEL_PARTS_PER_QUERY):
-        indexes = list(owner)[start : start + CANCEL_PARTS_PER_QUERY]
-        for record in ConsentRecord.objects.filter(participant_index__in=indexes).opened(
-            ConsentRecord.Kind.GIVEN
-        ):
-            consented[owner[record.participant_index]] = record.text_version  # the latest wins
+    consented: dict[uuid.UUID | str, str] = {}
+    owner = ConsentRecord.objects.owners(pks)
+    indexes = list(owner)
+    given: list[ConsentRecord] = []
+    for start in range(0, len(indexes), CANCEL_PARTS_PER_QUERY):
+        given.extend(
+            ConsentRecord.objects.filter(
+                participant_index__in=indexes[start : start + CANCEL_PARTS_PER_QUERY]
+            ).opened(ConsentRecord.Kind.GIVEN)
+        )
+    # In the order opened() gives, across the queries: one person's records may come from several.
+    for record in sorted(given, key=lambda record: (record.recorded_at, str(record.pk))):
+        consented[owner[record.participant_index]] = record.text_version  # the latest wins
     # As a stop does (invitations.remember_departed): only the keyed hashes of the contacts the employer
     # listed them under stay, together, so a re-import meets them as before and the account-link form
     # answers for them as for anyone who stopped. Without it, "anonymised" would read differently from
@@ -218,16 +223,8 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     Invitation.objects.filter(participant_id__in=pks).update(participant=None)
     AccountLink.objects.naming(pks).delete()
     today = timezone.localdate()
-    ConsentRecord.objects.bulk_create(
-        [
-            ConsentRecord(
-                participant_index=ConsentRecord.index_for(pk),
-                kind=ConsentRecord.Kind.WITHDRAWN,
-                text_version=consented.get(pk, ""),
-                recorded_at=today,
-            )
-            for pk in pks
-        ]
+    ConsentRecord.objects.add_each(
+        ConsentEntry(pk, ConsentRecord.Kind.WITHDRAWN, consented.get(pk, ""), today) for pk in pks
     )
     for pseudonym, organisation_id in pseudonyms:
         if pseudonym:

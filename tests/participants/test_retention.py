@@ -124,8 +124,8 @@ def test_inactive_people_who_never_responded_count_from_their_last_consent(
     organisation: Organisation, consented_days_ago: int, anonymised: bool
 ) -> None:
     participant = inactive(organisation, last_response=None)
-    ConsentRecord.objects.create(
-        participant_index=ConsentRecord.index_for(participant.pk),
+    ConsentRecord.objects.add(
+        participant.pk,
         kind="given",
         text_version="v1",
         recorded_at=days_ago(consented_days_ago),
@@ -405,14 +405,14 @@ def set_up_like_jan(participant: Participant) -> None:
     """Everything a stop has to deal with: a dossier, a score, consents, codes, links, pending messages."""
     from preventicons import messaging
 
-    ConsentRecord.objects.create(
-        participant_index=ConsentRecord.index_for(participant.pk),
+    ConsentRecord.objects.add(
+        participant.pk,
         kind="given",
         text_version="v0",
         recorded_at=days_ago(90),
     )
-    ConsentRecord.objects.create(
-        participant_index=ConsentRecord.index_for(participant.pk),
+    ConsentRecord.objects.add(
+        participant.pk,
         kind="given",
         text_version="v1",
         recorded_at=days_ago(9),

@@ -66,8 +66,8 @@ def make_active(
         email_address=email,
         mobile_number=mobile,
     )
-    ConsentRecord.objects.create(
-        participant_index=ConsentRecord.index_for(participant.pk),
+    ConsentRecord.objects.add(
+        participant.pk,
         kind=ConsentRecord.Kind.GIVEN,
         text_version="2026-11",
         recorded_at=timezone.now(),

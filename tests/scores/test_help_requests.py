@@ -128,7 +128,7 @@ def test_dossiers_of_one_batch_do_not_lie_in_the_order_people_asked(organisation
     by_random_id = [asked_order[pseudonym] for _pk, pseudonym in sorted(by_id.items())]
     assert by_random_id != sorted(by_random_id)
     # The consents of the batch likewise.
-    owner = {ConsentRecord.index_for(person.pk): n for n, person in enumerate(people)}
+    owner = {ConsentRecord.index_for(person.pk, 0): n for n, person in enumerate(people)}
     consents = [
         owner[index] for index in stored_order("default", "participants_consentrecord", "participant_index")
     ]
