@@ -73,7 +73,7 @@ from django.utils import timezone
 from casefiles import assignment, numbers, operations, outcome
 from casefiles import notes as casenotes
 from casefiles.models import AccessLogEntry, Deputy, Dossier, ProgressNote, Trajectory, TrajectorySession
-from casefiles.retention import run_retention
+from casefiles.retention import first_night, run_retention
 from casefiles.signals import dossiers_unlinked
 from participants import requestqueue
 from participants.account import stop_participation
@@ -460,11 +460,11 @@ def test_retention_unlinks_a_stopped_participants_dossier_at_the_usual_term_and_
     stop_participation(participant=world.participant)
     dossiers_unlinked.connect(listen, weak=False)
     try:
-        early = run_retention(today=today + dt.timedelta(days=9))
+        early = run_retention(today=first_night(today, days=10) - dt.timedelta(days=1))
         assert (early.notes_deleted, early.dossiers_unlinked, told) == (0, 0, [])
         assert Trajectory.objects.filter(pk=trajectory.pk).exists()
 
-        due = run_retention(today=today + dt.timedelta(days=10))
+        due = run_retention(today=first_night(today, days=10))
     finally:
         dossiers_unlinked.disconnect(listen)
 

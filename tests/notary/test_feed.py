@@ -409,7 +409,7 @@ def test_retention_forgets_the_reference_and_leaves_the_ledger_as_it_was(
     kept = snapshot()
     today = timezone.localdate()
 
-    done = casefiles_retention.run_retention(today=today + 10 * DAY)
+    done = casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10))
 
     assert done.dossiers_unlinked == 1
     assert references.trajectory_id_for(reference) is None
@@ -421,7 +421,7 @@ def test_retention_forgets_the_reference_and_leaves_the_ledger_as_it_was(
     assert not Trajectory.objects.filter(pk=helped.trajectory.pk).exists()
     assert not TrajectorySession.objects.filter(trajectory_id=helped.trajectory.pk).exists()
     close(organisation, helped.last_week_measured)
-    later = feed.record_new_facts(today=today + 11 * DAY)
+    later = feed.record_new_facts(today=casefiles_retention.first_night(today, days=10) + DAY)
     assert later.total == later.counts[Kind.ACCESS_LOG_HEAD] == 1
     assert TrajectoryReference.objects.count() == 0
     assert not LedgerEntry.objects.exclude(reference__in=["", reference]).exists()
@@ -436,12 +436,12 @@ def test_a_forgotten_trajectory_gets_no_new_reference_even_if_the_term_is_length
     operations.close_with_note(helped.dossier, text="afgerond", user=anna)
     feed.record_new_facts()
     today = timezone.localdate()
-    casefiles_retention.run_retention(today=today + 10 * DAY)
+    casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10))
     kept = snapshot()
 
     # The term lengthened afterwards: the dossier is no longer past it, but its reference is gone for good.
     settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS = 730
-    result = feed.record_new_facts(today=today + 11 * DAY)
+    result = feed.record_new_facts(today=casefiles_retention.first_night(today, days=10) + DAY)
 
     assert result.total == result.counts[Kind.ACCESS_LOG_HEAD]
     assert TrajectoryReference.objects.count() == 0
@@ -460,9 +460,9 @@ def test_retention_unlinks_a_stopped_participants_dossier_at_the_term_and_forget
     reference = helped.reference
     today = timezone.localdate()
 
-    assert casefiles_retention.run_retention(today=today + 9 * DAY).dossiers_unlinked == 0
+    assert casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10) - DAY).dossiers_unlinked == 0
     assert references.trajectory_id_for(reference) == helped.trajectory.pk
-    assert casefiles_retention.run_retention(today=today + 10 * DAY).dossiers_unlinked == 1
+    assert casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10)).dossiers_unlinked == 1
 
     assert references.trajectory_id_for(reference) is None
     assert {entry.kind for entry in entries() if entry.reference == reference} == {
@@ -479,7 +479,7 @@ def test_a_trajectory_first_seen_after_its_dossiers_term_gets_no_reference(
     helped = Helped(organisation, anna, before=[2, 2], after=[4, 4])
     operations.close_with_note(helped.dossier, text="afgerond", user=anna)
 
-    result = feed.record_new_facts(today=timezone.localdate() + 10 * DAY)
+    result = feed.record_new_facts(today=casefiles_retention.first_night(timezone.localdate(), days=10))
 
     assert result.counts[Kind.TRAJECTORY_OPENED] == result.counts[Kind.SESSION_HELD] == 0
     assert not LedgerEntry.objects.exclude(reference="").exists()
