@@ -14,9 +14,9 @@ The rules (settings, defaults in the README, "Retention"):
   the notary was told (casefiles.signals.dossiers_unlinked) and forgot its way from their references back
   to them: the ledger holds their facts (weeks, sessions, outcome) by then, and a trajectory's exact days
   kept here could be matched against the ledger's weeks to find its reference again without any key.
-  A dossier closed by the participant's stop is unlinked at the same term: the stop left random
-  look-alikes in its link (casefiles.operations.close_dossier), so until then its row reads like any
-  other closed dossier's.
+  A dossier closed by the participant's stop is unlinked at the same term: the stop's close (in the request
+  batch of a later day) left random look-alikes in its link (casefiles.operations.close_dossier), so until
+  then its row reads like any other closed dossier's.
 
 Both terms are kept at least, and carried out a month at a time (``first_night``): on the first night of
 a month, every dossier closed in a month whose every day is past the term by then is unlinked, and its

@@ -11,6 +11,17 @@ Pausing and resuming messages from the account page go the same way (issue 14: "
 or stop is not written in the same second as that person's tap"): the batch applies them through
 ``account.pause_messages``. A request for another casemanager goes the same way. Help requests, pause
 changes and casemanager changes share one table, and the kind is sealed too.
+
+A stop's dossier close goes the same way (issue 14, "a stop still rewrites its dossier row when it
+happens"): ``account.stop_participation`` (and the nightly anonymisation) queues P sealed here, in the stop's
+transaction, instead of closing the dossier in it; the first batch of a later day hands P to the casefiles
+app (``participant_stopped``), which closes the dossier and logs the close as the participant's. Held a
+day, so a batch closes the dossiers of every stop of a day at once, with that day's help requests of the
+night: the row's rewrite and the log entry tell the day of a stop, not its minute. Nothing else on the
+identity side names P after the stop: the batch deletes the row in the transaction that closes the
+dossier, and retention never purges it untaken (participants.retention). Until then the casemanager
+cannot open the dossier or see it listed: they see individual data of active participants only
+(casefiles.assignment.live).
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ HELP = "help"
 PAUSE = "pause"
 # Another casemanager for their dossier, asked from the account (both factors proven).
 CASEMANAGER = "casemanager"
+# A stopped participant's dossier to close: P sealed, taken up by the first batch of a later day.
+STOP = "stop"
 
 
 @dataclass(frozen=True)
@@ -59,20 +72,27 @@ class TakenUp:
     pauses_changed: int = 0
     # The pseudonyms P of active participants who asked for another casemanager, in random order.
     casemanager_changes: list[str] = field(default_factory=list)
+    # The pseudonyms P of participants who stopped on an earlier day, in random order: their dossiers close.
+    stops: list[str] = field(default_factory=list)
 
 
-# Every request is padded to this many characters before sealing, so that a help request and a pause change
-# fall into one ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere.
+# Every request is padded to this many characters before sealing, so that a help request, a pause change and
+# a stop's close fall into one ciphertext length (preventicons.crypto.padded_length) and the kind shows
+# nowhere. The longest, a help request, is some 120.
 PLAINTEXT_LENGTH = 200
 
 
-def _queue(request: dict[str, str | bool]) -> None:
+def _sealed(request: dict[str, str | bool]) -> QueuedRequest:
     plaintext = json.dumps(request)
     if len(plaintext) > PLAINTEXT_LENGTH:
         raise ValueError("a queued request is longer than its padding")
     queued = QueuedRequest(queued_on=timezone.localdate())
     queued.request = plaintext.ljust(PLAINTEXT_LENGTH)  # JSON allows trailing blanks
-    queued.save(force_insert=True)
+    return queued
+
+
+def _queue(request: dict[str, str | bool]) -> None:
+    _sealed(request).save(force_insert=True)
 
 
 def _open(queued: QueuedRequest) -> dict[str, Any]:
@@ -113,6 +133,20 @@ def queue_casemanager_change(*, participant: Participant) -> None:
     _replace_pending({"kind": CASEMANAGER, "participant": str(participant.pk)})
 
 
+def queue_stop_closes(pseudonyms: list[str]) -> None:
+    """Queue the close of each stopped participant's dossier, P sealed; called inside the stop's transaction.
+
+    The first batch of a later day closes it (take_up_pending). One row per P, written in one statement (the
+    nightly anonymisation stops a thousand at a time); an empty P (never enrolled) queues nothing.
+    """
+    QueuedRequest.objects.bulk_create([_sealed({"kind": STOP, "pseudonym": p}) for p in pseudonyms if p])
+
+
+def is_stop_close(queued: QueuedRequest) -> bool:
+    """Whether this queued row closes a stopped participant's dossier (opened: the kind is sealed)."""
+    return bool(_open(queued)["kind"] == STOP)
+
+
 def _replace_pending(request: dict[str, str | bool]) -> None:
     """Queue ``request`` in place of the same participant's pending request of the same kind, if any."""
     with transaction.atomic(using=router.db_for_write(QueuedRequest)):
@@ -121,7 +155,7 @@ def _replace_pending(request: dict[str, str | bool]) -> None:
             queued.pk
             for queued in QueuedRequest.objects.select_for_update()
             if (pending := _open(queued))["kind"] == request["kind"]
-            and pending["participant"] == request["participant"]
+            and pending.get("participant") == request["participant"]
         ]
         QueuedRequest.objects.filter(pk__in=earlier).delete()
         _queue(request)
@@ -140,16 +174,19 @@ def _record_contact_consent(participant: Participant, *, text_version: str, on: 
         )
 
 
-def take_up_pending() -> TakenUp:
-    """Take up every queued request inside the caller's transaction; the queue is empty when it commits.
+def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
+    """Take up every queued request inside the caller's transaction; the queue is empty when it commits,
+    but for the stops' closes queued ``today``, which the first batch of the next day takes up with the rest
+    of that day's (a batch so carries the closes of every stop of one day at once, never of one alone).
 
     Must run inside a transaction that every store joins (preventicons.dbrouter.every_store), with
     the caller opening the dossiers of what is returned in that same transaction: the rows are deleted,
     and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
     A help request of someone no longer active, or without a pseudonym, records nothing; a pause change
-    applies to anyone not stopped.
+    applies to anyone not stopped. A stop's close is handed on with its P, whoever it was (``stops``).
     """
+    today = today or timezone.localdate()
     alias = router.db_for_write(QueuedRequest)
     if not connections[alias].in_atomic_block:
         raise RuntimeError("take_up_pending runs inside the batch's transaction (every_store)")
@@ -160,8 +197,17 @@ def take_up_pending() -> TakenUp:
     dropped = 0
     pauses_changed = 0
     casemanager_changes: list[str] = []
+    stops: list[str] = []
+    taken: list[QueuedRequest] = []
     for queued in pending:
         request = _open(queued)
+        if request["kind"] == STOP:
+            # No participant row names P any more: it is handed on as it was queued.
+            if queued.queued_on < today:
+                stops.append(request["pseudonym"])
+                taken.append(queued)
+            continue
+        taken.append(queued)
         # Locked against a stop running at the same time: a stopped participant's P must open no dossier.
         participant = (
             Participant.objects.select_for_update().filter(pk=uuid.UUID(request["participant"])).first()
@@ -199,10 +245,11 @@ def take_up_pending() -> TakenUp:
                 organisation_id=participant.organisation_id,
             )
         )
-    QueuedRequest.objects.filter(pk__in=[queued.pk for queued in pending]).delete()
+    QueuedRequest.objects.filter(pk__in=[queued.pk for queued in taken]).delete()
     return TakenUp(
         accepted=accepted,
         dropped=dropped,
         pauses_changed=pauses_changed,
         casemanager_changes=casemanager_changes,
+        stops=stops,
     )

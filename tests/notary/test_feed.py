@@ -460,9 +460,19 @@ def test_retention_unlinks_a_stopped_participants_dossier_at_the_term_and_forget
     reference = helped.reference
     today = timezone.localdate()
 
-    assert casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10) - DAY).dossiers_unlinked == 0
+    assert (
+        casefiles_retention.run_retention(
+            today=casefiles_retention.first_night(today, days=10) - DAY
+        ).dossiers_unlinked
+        == 0
+    )
     assert references.trajectory_id_for(reference) == helped.trajectory.pk
-    assert casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10)).dossiers_unlinked == 1
+    assert (
+        casefiles_retention.run_retention(
+            today=casefiles_retention.first_night(today, days=10)
+        ).dossiers_unlinked
+        == 1
+    )
 
     assert references.trajectory_id_for(reference) is None
     assert {entry.kind for entry in entries() if entry.reference == reference} == {
