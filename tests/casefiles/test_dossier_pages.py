@@ -39,6 +39,7 @@ from tests.casefiles.world import (
     add_weeks,
     ask_for_help,
     build_world,
+    close_stopped_dossiers,
     signed_casemanager,
 )
 from tests.conftest import ALL_DATABASES, login_verified
@@ -537,6 +538,7 @@ def test_a_dossier_a_stop_closed_while_it_waited_is_given_out_silently_and_shown
     stopped = [ask_for_help(jan), ask_for_help(piet)]
     stop_participation(participant=jan)
     stop_participation(participant=piet)
+    close_stopped_dossiers()
     anna = signed_casemanager("cm-anna", organisation)
     anna.email = "anna@arbodienst.example"
     anna.save(update_fields=["email"])

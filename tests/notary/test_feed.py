@@ -26,7 +26,14 @@ from preventicons import keys
 from preventicons.keyrotation import KeyRotationError, activate_key, add_key
 from scores import reports
 from scores.weekclose import close_week
-from tests.casefiles.world import active_participant, add_weeks, ask_for_help, signed_casemanager, this_monday
+from tests.casefiles.world import (
+    active_participant,
+    add_weeks,
+    ask_for_help,
+    close_stopped_dossiers,
+    signed_casemanager,
+    this_monday,
+)
 from tests.conftest import ALL_DATABASES, run_on_embedded_default
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
@@ -230,8 +237,10 @@ def test_a_dossier_that_no_longer_reaches_the_scores_is_not_measurable_when_anyo
     organisation: Organisation, anna: StaffUser
 ) -> None:
     helped = Helped(organisation, anna, before=[2, 2, 2, 2], after=[4, 4, None, None])
-    # The dossier closes, its P a random one that reaches no score (casefiles.operations.close_dossier).
+    # The dossier closes, its P a random one that reaches no score (casefiles.operations.close_dossier),
+    # in the first request batch after the stop's day: past midnight, before the notary's night run.
     account.stop_participation(participant=helped.participant)
+    close_stopped_dossiers()
     # The night after the stop: nothing yet, or the entry's arrival would tell who stopped.
     feed.record_new_facts(today=helped.last_week_measured + 6 * DAY)
     assert completed() == []
@@ -455,6 +464,7 @@ def test_retention_unlinks_a_stopped_participants_dossier_at_the_term_and_forget
     helped = Helped(organisation, anna, before=[2, 2], after=[4, 4])
     # Closed and leading to nobody, but not unlinked: a NULL link on the day of the close would tell a stop.
     account.stop_participation(participant=helped.participant)
+    close_stopped_dossiers()
     close(organisation, helped.last_week_measured)  # its outcome final, as anyone's (not measurable)
     feed.record_new_facts()
     reference = helped.reference
@@ -510,6 +520,7 @@ def test_no_entry_holds_a_dossier_number_a_name_a_contact_detail_or_a_score(
     activate_key(purpose="field", key_id=add_key(purpose="field"))
     feed.record_new_facts()
     account.stop_participation(participant=piet.participant)
+    close_stopped_dossiers()
     feed.record_new_facts(today=timezone.localdate() + DAY)
 
     found = entries()

@@ -31,6 +31,7 @@ from preventicons.roles import Role
 from preventicons.sessions import SessionStore
 from scores.models import Score
 from scores.submission import record_score
+from tests.casefiles.world import close_stopped_dossiers
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
@@ -215,6 +216,8 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
             "/me/stop/confirm/", codes_for(smtp_server, fake_twilio, email=JAN_NEW_EMAIL, mobile=jan_mobile)
         )
         assert response.status_code == 302 and response["Location"] == "/me/stopped/"
+    # The stop queued its dossier's close; the first request batch of the next day carries it out.
+    close_stopped_dossiers()
 
     # The account is closed, the scores stay untouched but nobody can derive their per-week pseudonyms any
     # more (the department goes when the week closes), the dossier is closed and leads to nobody (random
