@@ -6,8 +6,9 @@
 Setup (not measured): an organisation whose contract ended long ago, with 10,000 active participants (name,
 e-mail, mobile, blind indexes and pseudonym sealed), each with a consent record, a score and an expired
 invitation, and a dossier for 5% of them. Measured: ``participants.retention.run_retention``, which
-anonymises every one of them with the crypto-shredding a stop does (one transaction across the three stores
-each, their dossiers closed and unlinked, their scores unlinked), then a second run that changes nothing.
+anonymises every one of them with the crypto-shredding a stop does (a transaction per thousand, their
+dossiers' closes queued, their scores unlinked), then a second run that changes nothing; and the first
+request batch of the next day, which closes the queued dossiers (``scores.wellbeing.take_up_help_requests``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     from participants import retention
     from participants.models import AnonymisationRun, ConsentRecord, Department, Invitation, Participant
     from preventicons import crypto
+    from scores import wellbeing
     from scores.models import Score
     from scores.sealing import department_text, week_pseudonym
 
@@ -126,6 +128,13 @@ def main() -> None:
             assert not Participant.objects.filter(
                 organisation=organisation, email_index__isnull=False
             ).exists()
+            closing = time.perf_counter()
+            closed = wellbeing.take_up_help_requests(today=today + dt.timedelta(days=1))
+            print(
+                f"  next day's request batch     {time.perf_counter() - closing:7.2f} s "
+                f"({closed.stops:,} dossier closes)",
+                flush=True,
+            )
             assert not any(
                 state.is_open for state in Dossier.objects.filter(pk__in=[d.pk for d in dossiers]).states()
             )

@@ -196,9 +196,11 @@ def visible_dossiers(reach: Reach) -> QuerySet[Dossier]:
     unlinks them.
 
     A stopped participant's dossier is closed and its participant reference is random: ``live`` never finds
-    it, so it is neither listed nor opened. Two checks live in the identity store and are made by the
-    caller: that the dossier's casemanager still serves its organisation (``serves``), and that
-    its participant is active (``live``); an inactive participant's dossier cannot be opened.
+    it, so it is neither listed nor opened. Nor before that: the request batch closes it a day after the stop
+    (casefiles.operations.close_dossier), and until then its reference names a stopped participant. Two
+    checks live in the identity store and are made by the caller: that the dossier's casemanager still
+    serves its organisation (``serves``), and that its participant is active (``live``); an inactive
+    participant's dossier cannot be opened.
     """
     if not reach.user_id:
         return Dossier.objects.none()

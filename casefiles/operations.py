@@ -18,39 +18,52 @@ from participants.models import StaffUser
 from preventicons import crypto
 from preventicons.dbrouter import CASEFILES
 
+# The detail of the entry a stop's close writes (record_participant_request: staff member 0).
+STOPPED = "the participant stopped"
 
-def close_dossier(*, pseudonym: str) -> None:
-    """The dossier of this pseudonym is closed, reads in a dump as a casemanager's close leaves it, and can
-    no longer be found from, or lead to, the pseudonym or the participant. Called at their stop.
+
+def close_dossier(*, pseudonym: str) -> str | None:
+    """The dossier of this pseudonym is closed, logged as the participant's act, and can no longer be found
+    from, or lead to, the pseudonym or the participant; returns its number when this closed it. Called from
+    the request batch for a stop of an earlier day (participants.requestqueue), never in the stop's own
+    transaction: the batch closes every stop of a day at once, in random order, in one transaction with the
+    day's other requests, so neither the row's rewrite nor the log entry sits next to one stop.
 
     What led to them is overwritten with random look-alikes (Dossier.forget_participant), not NULL: a
-    dossier closed today whose link is already gone could only be a stop, and the identity store shows whose
-    row was shredded today. Retention unlinks it at the term, as it does every closed dossier, and tells the
-    notary then. A dossier its casemanager had closed keeps its closing day, so its term does not move.
+    dossier closed today whose link is already gone could only be a stop. Retention unlinks it at the term,
+    as it does every closed dossier, and tells the notary then. A dossier its casemanager had closed keeps
+    its closing day, so its term does not move, and gets no second CLOSE entry.
 
-    No access log entry: the log names the staff member who acted, and a stop is nobody's act on the staff.
-    An entry by a stand-in (staff member 0) would tell a stop as plainly as none does. Whether the dossier
-    is open and the day it closed are sealed to the row, so no closing day in clear shows a close without
-    a casemanager's entry beside it.
+    The close is logged as the participant's request (staff member 0, ``STOPPED``): the log names every
+    close, so a dossier without a CLOSE entry no longer marks a stop. The entry does tell a stop from a
+    casemanager's close (it names nobody on the staff; an entry in a casemanager's name would be false),
+    but no more than the dossier's rewrite in the batch already did, and it is dated by the batch.
     """
     if not pseudonym:
-        return
-    # No savepoint inside the stop's (or the nightly anonymisation's) transaction: on PostgreSQL it would
-    # give each dossier a transaction id of its own, in the order the participants were stopped.
+        return None
+    # No savepoint inside the batch's transaction: on PostgreSQL it would give each dossier a transaction id
+    # of its own, in the order they were closed.
     with transaction.atomic(using=CASEFILES, savepoint=False):
         dossier = (
             Dossier.objects.select_for_update()
             .filter(pseudonym_index=crypto.casefiles_index(pseudonym))
             .first()
         )
-        # None, or a retried stop: the index no longer answers to P, so a second run changes nothing.
+        # None, or a retried batch: the index no longer answers to P, so a second run changes nothing.
         if dossier is None:
-            return
+            return None
+        was_open = dossier.is_open
         dossier.forget_participant()
-        if dossier.is_open:
+        if was_open:
             dossier.is_open, dossier.closed_on = False, timezone.localdate()
             dossier.awaiting_contact_since = None
         dossier.save(update_fields=[*Dossier.unlinked(), "is_open", "closed_on", "awaiting_contact_since"])
+        if not was_open:
+            return None
+        accesslog.record_participant_request(
+            AccessLogEntry.Action.CLOSE, dossier_number=dossier.number, detail=STOPPED
+        )
+    return dossier.number
 
 
 DOSSIER_NUMBER_ATTEMPTS = 5

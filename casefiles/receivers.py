@@ -12,7 +12,8 @@ from casefiles import assignment, operations
 
 
 def close_stopped_participants_dossier(sender: Any, *, pseudonym: str, **kwargs: Any) -> None:
-    """Their dossier is closed as a casemanager's close leaves it, and leads to nobody any more."""
+    """Their dossier is closed (logged as the participant's act) and leads to nobody any more; sent by the
+    request batch of a day after the stop, never in the stop's transaction (participants/signals.py)."""
     operations.close_dossier(pseudonym=pseudonym)
 
 

@@ -27,7 +27,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerError
 
-from participants import contact, verification
+from participants import contact, queued, verification
 from participants.exporting import export_sections
 from participants.invitations import held_by_someone_else, organisations_listing_email, remember_departed
 from participants.models import (
@@ -40,9 +40,7 @@ from participants.models import (
     VerificationCode,
 )
 from participants.references import hour_indexes
-from participants.signals import participant_stopped
 from preventicons import crypto, messaging, ratelimit
-from preventicons.dbrouter import every_store
 from preventicons.sessions import coarse_expiry
 
 ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
@@ -437,11 +435,13 @@ def stop_participation(*, participant: Participant) -> None:
     """Destroy their contact data, blind indexes and pseudonym link at once; their scores stay, unlinked.
 
     Call only after both factors were verified for the STOP purpose. Stopping a stopped participant
-    changes nothing. ``participant_stopped`` is sent with P inside the transaction (participants/signals.py).
+    changes nothing. Their dossier is not closed here: P is queued sealed (queued.queue_stop_closes),
+    and the first request batch of a later day closes it with every other stop of the day, so the dossier's
+    rewrite and its log entry do not sit next to this one (issue 14). Until then no casemanager can open it:
+    they see individual data of active participants only.
     """
-    # Every other store joins the stop, so what a receiver writes there (casefiles closes the dossier) commits
-    # with it or not at all; the identity store commits last (dbrouter.every_store says why that order).
-    with every_store():
+    # The identity store only: nothing of the stop is written in another store (the outbox is this one's).
+    with transaction.atomic():
         # The organisation first, as an import takes it: an import that read this row before the stop would
         # otherwise write what it decided from that read (a name from the list) back onto the erased row.
         Organisation.objects.select_for_update().filter(pk=participant.organisation_id).first()
@@ -476,10 +476,8 @@ def stop_participation(*, participant: Participant) -> None:
             text_version=consented_version,
             recorded_at=timezone.now(),
         )
-        if pseudonym:
-            participant_stopped.send(
-                sender=Participant, pseudonym=pseudonym, organisation_id=locked.organisation_id
-            )
+        # Sealed and padded as every queued request: the one row left on the identity side that names P.
+        queued.queue_stop_closes([pseudonym or ""])
     participant.refresh_from_db()
 
 

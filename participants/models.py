@@ -871,7 +871,8 @@ class AccountLink(models.Model):
 
 
 class QueuedRequest(models.Model):
-    """A participant's request waiting sealed for the next batch: contact with a casemanager, or a pause.
+    """A participant's request waiting sealed for the next batch: contact with a casemanager, a pause, another
+    casemanager, or the close of a stopped participant's dossier (P sealed, kept until a batch takes it up).
 
     Written when the participant asks (participants.requestqueue) and deleted by the batch that carries it
     out (scores.wellbeing.take_up_help_requests, every HELP_REQUEST_BATCH_MINUTES), so that nothing written

@@ -14,31 +14,42 @@ correction of one's details once both codes prove them (``confirm_stop``, ``conf
 stops them (``account.stop_participation``) or applies the new values (``account.apply_change``), so the
 participant row is not rewritten in the minute of their last tap. Every kind shares one table, padded to
 one length, and the kind is sealed too.
+
+A stop's dossier close goes the same way (issue 14, "a stop still rewrites its dossier row when it
+happens"): ``account.stop_participation`` (and the nightly anonymisation) queues P sealed here, in the stop's
+transaction, instead of closing the dossier in it; the first batch of a later day hands P to the casefiles
+app (``participant_stopped``), which closes the dossier and logs the close as the participant's. Held a
+day, so a batch closes the dossiers of every stop of a day at once, with that day's help requests of the
+night: the row's rewrite and the log entry tell the day of a stop, not its minute. Nothing else on the
+identity side names P after the stop: the batch deletes the row in the transaction that closes the
+dossier, and retention never purges it untaken (participants.retention). Until then the casemanager
+cannot open the dossier or see it listed: they see individual data of active participants only
+(casefiles.assignment.live).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from django.db import connections, router, transaction
 from django.utils import timezone
 
 from participants import account
 from participants.models import ConsentRecord, Participant, QueuedRequest
-
-HELP = "help"
-PAUSE = "pause"
-# Another casemanager for their dossier, asked from the account (both factors proven).
-CASEMANAGER = "casemanager"
-# A stop and a correction of their details, each proven by both codes on the account.
-STOP = "stop"
-CHANGE = "change"
-CHANGED_FIELDS = ("name", "email", "mobile")
+from participants.queued import (
+    CASEMANAGER,
+    CHANGE,
+    CHANGED_FIELDS,
+    HELP,
+    PAUSE,
+    STOP,
+    STOP_CLOSE,
+    opened,
+    sealed,
+)
 
 
 @dataclass(frozen=True)
@@ -69,28 +80,12 @@ class TakenUp:
     # Stops done, and corrections applied (a correction someone else's address overtook is dropped).
     stops: int = 0
     changes: int = 0
-
-
-# Every request is padded to this many characters before sealing, so that every kind falls into one
-# ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a
-# correction: a name of 200 characters (up to 12 JSON characters each, as \ud83d\ude00), an address of
-# 254 and a number.
-PLAINTEXT_LENGTH = 3072
+    # The pseudonyms P of participants who stopped on an earlier day, in random order: their dossiers close.
+    stop_closes: list[str] = field(default_factory=list)
 
 
 def _queue(request: dict[str, str | bool]) -> None:
-    plaintext = json.dumps(request)
-    if len(plaintext) > PLAINTEXT_LENGTH:
-        raise ValueError("a queued request is longer than its padding")
-    queued = QueuedRequest(queued_on=timezone.localdate())
-    queued.request = plaintext.ljust(PLAINTEXT_LENGTH)  # JSON allows trailing blanks
-    queued.save(force_insert=True)
-
-
-def _open(queued: QueuedRequest) -> dict[str, Any]:
-    request = json.loads(queued.request or "{}")
-    request.setdefault("kind", HELP)
-    return cast("dict[str, Any]", request)
+    sealed(request).save(force_insert=True)
 
 
 def queue_help_request(*, participant: Participant, channel: str, consent_version: str) -> None:
@@ -170,8 +165,8 @@ def _replace_pending(request: dict[str, str | bool], *, merge: dict[str, str] | 
         earlier = []
         values: dict[str, str] = {}
         for queued in QueuedRequest.objects.select_for_update():
-            pending = _open(queued)
-            if pending["kind"] == request["kind"] and pending["participant"] == request["participant"]:
+            pending = opened(queued)
+            if pending["kind"] == request["kind"] and pending.get("participant") == request["participant"]:
                 earlier.append(queued.pk)
                 values.update({name: pending[name] for name in CHANGED_FIELDS if pending.get(name)})
         QueuedRequest.objects.filter(pk__in=earlier).delete()
@@ -193,16 +188,19 @@ def _record_contact_consent(participant: Participant, *, text_version: str, on: 
         )
 
 
-def take_up_pending() -> TakenUp:
-    """Take up every queued request inside the caller's transaction; the queue is empty when it commits.
+def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
+    """Take up every queued request inside the caller's transaction; the queue is empty when it commits,
+    but for the stops' closes queued ``today``, which the first batch of the next day takes up with the rest
+    of that day's (a batch so carries the closes of every stop of one day at once, never of one alone).
 
     Must run inside a transaction that every store joins (preventicons.dbrouter.every_store), with
     the caller opening the dossiers of what is returned in that same transaction: the rows are deleted,
     and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
     A help request of someone no longer active, or without a pseudonym, records nothing; a pause change
-    applies to anyone not stopped.
+    applies to anyone not stopped. A stop's close is handed on with its P, whoever it was (``stop_closes``).
     """
+    today = today or timezone.localdate()
     alias = router.db_for_write(QueuedRequest)
     if not connections[alias].in_atomic_block:
         raise RuntimeError("take_up_pending runs inside the batch's transaction (every_store)")
@@ -214,8 +212,17 @@ def take_up_pending() -> TakenUp:
     pauses_changed = 0
     casemanager_changes: list[str] = []
     stops = changes = 0
+    stop_closes: list[str] = []
+    taken: list[QueuedRequest] = []
     for queued in pending:
-        request = _open(queued)
+        request = opened(queued)
+        if request["kind"] == STOP_CLOSE:
+            # No participant row names P any more: it is handed on as it was queued.
+            if queued.queued_on < today:
+                stop_closes.append(request["pseudonym"])
+                taken.append(queued)
+            continue
+        taken.append(queued)
         # Locked against a stop running at the same time: a stopped participant's P must open no dossier.
         participant = (
             Participant.objects.select_for_update().filter(pk=uuid.UUID(request["participant"])).first()
@@ -267,7 +274,7 @@ def take_up_pending() -> TakenUp:
                 organisation_id=participant.organisation_id,
             )
         )
-    QueuedRequest.objects.filter(pk__in=[queued.pk for queued in pending]).delete()
+    QueuedRequest.objects.filter(pk__in=[queued.pk for queued in taken]).delete()
     return TakenUp(
         accepted=accepted,
         dropped=dropped,
@@ -275,4 +282,5 @@ def take_up_pending() -> TakenUp:
         casemanager_changes=casemanager_changes,
         stops=stops,
         changes=changes,
+        stop_closes=stop_closes,
     )

@@ -4,13 +4,13 @@ Each night (settings.CELERY_BEAT_SCHEDULE "anonymise-and-purge") this:
 
 - anonymises, with the crypto-shredding of ``account.stop_participation`` done set-wise
   (``anonymise_participants``: contact data, blind indexes and the pseudonym link destroyed, the dossier
-  closed and unlinked, scores kept unlinked):
+  queued to close, scores kept unlinked):
   at once everyone who declined; everyone of an organisation whose contract ended
   ``ANONYMISE_AFTER_CONTRACT_END_DAYS`` days ago; whoever the employer no longer lists, after
   ``ANONYMISE_UNLISTED_AFTER_DAYS``; and inactive participants silent for ``ANONYMISE_INACTIVE_AFTER_DAYS``;
 - purges verification codes past their hour, account links past expiry, invitation links
   ``EXPIRED_INVITATION_KEEP_DAYS`` after expiry, and queued requests (help, pause) no batch took up within
-  ``QUEUED_REQUEST_MAX_DAYS``;
+  ``QUEUED_REQUEST_MAX_DAYS`` (a stop's dossier close is kept until a batch takes it up, and warned of);
 - records what it did as counts on the day's ``AnonymisationRun`` row, never an id.
 
 Idempotent: whoever it anonymised is stopped and matches no rule again, what it purged is gone, so a second
@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from participants import account, verification
+from participants import account, queued, verification
 from participants.invitations import remember_departed_all
 from participants.models import (
     AccountLink,
@@ -47,15 +47,13 @@ from participants.models import (
 )
 from participants.participation import participation_of
 from participants.references import hour_indexes
-from participants.signals import participant_stopped
 from preventicons import messaging
-from preventicons.dbrouter import every_store
 
 logger = logging.getLogger(__name__)
 
 # Expired invitations are deleted in chunks: bounded IN-lists.
 CHUNK = 2_000
-# Participants stopped per transaction across the stores, and key parts per outbox cancellation.
+# Participants stopped per transaction, and key parts per outbox cancellation.
 ANONYMISE_PER_TRANSACTION = 1_000
 CANCEL_PARTS_PER_QUERY = 200
 
@@ -150,14 +148,15 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     stopped; keyed hashes of their contact data remembered (invitations.remember_departed_all); their
     pending messages cancelled; their codes and account links deleted, their invitation links left
     opening nothing (as a stop leaves them); a dated
-    withdrawal recorded under the consent text they had agreed to; and ``participant_stopped`` sent with
-    each P, so their dossier is closed and leads to nobody, and their scores stay, counted, nobody's.
-    Set-wise, in one transaction across the stores: a stop per person costs some twenty statements and
-    three commits, which for 10,000 people would not fit in a night's minute.
+    withdrawal recorded under the consent text they had agreed to; and each P queued sealed
+    (queued.queue_stop_closes), so the first request batch of a later day closes their dossier and it
+    leads to nobody; their scores stay, counted, nobody's.
+    Set-wise, one transaction per chunk: a stop per person costs some twenty statements and a commit, which
+    for 10,000 people would not fit in a night's minute.
     """
     stopped = 0
     for start in range(0, len(participant_ids), ANONYMISE_PER_TRANSACTION):
-        with every_store():
+        with transaction.atomic():
             stopped += _stop_chunk(participant_ids[start : start + ANONYMISE_PER_TRANSACTION])
     return stopped
 
@@ -188,7 +187,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         return 0
     pks = [participant.pk for participant in locked]
     # Opened now for the last time: after this transaction nothing on the identity side can name P.
-    pseudonyms = [(participant.pseudonym, participant.organisation_id) for participant in locked]
+    pseudonyms = [participant.pseudonym or "" for participant in locked]
     consented: dict[uuid.UUID | str, str] = {}
     owner = ConsentRecord.objects.owners(pks)
     indexes = list(owner)
@@ -226,9 +225,8 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     ConsentRecord.objects.add_each(
         ConsentEntry(pk, ConsentRecord.Kind.WITHDRAWN, consented.get(pk, ""), today) for pk in pks
     )
-    for pseudonym, organisation_id in pseudonyms:
-        if pseudonym:
-            participant_stopped.send(sender=Participant, pseudonym=pseudonym, organisation_id=organisation_id)
+    # As a stop does: their dossiers close in the first request batch of a later day, not in this transaction.
+    queued.queue_stop_closes(pseudonyms)
     return len(pks)
 
 
@@ -281,13 +279,22 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         counts.invitations_purged = _purge_invitations(now)
         # The employer's last list (keyed hashes, for the import's preview) goes with the ended contract.
         ListedEntry.objects.filter(organisation__contract_end__lte=_contract_grace_end(today)).delete()
-        # Not taken up within days means the batch is failing: the count in the summary is the alarm.
+        # Not taken up within days means the batch is failing: the count in the summary is the alarm. A stop's
+        # close is never purged untaken: it is the only way left to the dossier of someone who stopped, which
+        # would otherwise stay open under a P nobody can name. It waits for the batch, however late.
+        stale = [
+            row
+            for row in QueuedRequest.objects.filter(queued_on__lte=today - _days("QUEUED_REQUEST_MAX_DAYS"))
+        ]
+        waiting_stops = sum(1 for row in stale if queued.is_stop_close(row))
         counts.queued_requests_purged = QueuedRequest.objects.filter(
-            queued_on__lte=today - _days("QUEUED_REQUEST_MAX_DAYS")
+            pk__in=[row.pk for row in stale if not queued.is_stop_close(row)]
         ).delete()[0]
         _record_summary(today, counts)
     if counts.queued_requests_purged:
         logger.warning("retention: %d queued requests were never taken up", counts.queued_requests_purged)
+    if waiting_stops:
+        logger.warning("retention: %d stopped participants' dossiers still wait to be closed", waiting_stops)
     logger.info(
         "retention: anonymised %d declined, %d of ended contracts, %d unlisted, %d inactive; "
         "purged %d codes, %d invitations, %d account links, %d queued requests",

@@ -1,17 +1,18 @@
 """Signals the participants app sends to the apps above it (scores, casefiles), which it never imports.
 
 ``participant_stopped``
-    Sent by ``participants.account.stop_participation`` inside the stopping transaction, after the
-    participant's contact data, blind indexes and sealed pseudonym have been destroyed on their row.
-    Keyword arguments:
+    Sent by the request batch (``scores.wellbeing.take_up_help_requests``) inside its transaction, which
+    every store joins, for each participant whose stop (``participants.account.stop_participation``, or the
+    nightly anonymisation) was queued on an earlier day (``participants.requestqueue.queue_stop_closes``):
+    not in the stop's own transaction, so that nothing a receiver writes sits next to the stop (issue 14).
+    By then nothing on the identity side names P but the queued row this batch deletes. Keyword argument:
 
-    - ``pseudonym`` (str): the participant's pseudonym P, opened just before it was destroyed. It is the
-      last time anyone can learn it: a receiver unlinks whatever it keeps under P and must not store it.
-    - ``organisation_id`` (int): the participant's organisation.
+    - ``pseudonym`` (str): the participant's pseudonym P, opened from the queue. It is the last time anyone
+      can learn it: a receiver unlinks whatever it keeps under P and must not store it.
 
-    Every store takes part in the stopping transaction, so a receiver that raises rolls the whole stop
-    back (the participant keeps their data and can try again). Receivers must be idempotent: the same P
-    may reach them twice (a retried stop), and the second time must change nothing and raise nothing.
+    A receiver that raises rolls the whole batch back (the row stays queued for the next run). Receivers
+    must be idempotent: the same P may reach them twice (a batch retried after the casefiles store
+    committed and the identity store did not), and the second time must change nothing and raise nothing.
 
 ``participant_inactive``
     Sent by ``participants.participation.CountedWeek.make_inactive`` (the week-close batch) for each

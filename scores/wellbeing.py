@@ -25,6 +25,7 @@ from participants import queries as participant_queries
 from participants import requestqueue
 from participants.models import Participant
 from participants.offers import AccountOffer
+from participants.signals import participant_stopped
 from preventicons.dbrouter import every_store
 from scores import queries
 from scores.signals import casemanager_change_requested, help_requested
@@ -131,19 +132,23 @@ class HelpBatch:
     # Stops done and corrections applied (participants.requestqueue.confirm_stop, confirm_change).
     stops: int = 0
     changes: int = 0
+    # Stops of an earlier day whose dossier close was passed on (participants.queued.queue_stop_closes).
+    stop_closes: int = 0
 
 
-def take_up_help_requests() -> HelpBatch:
+def take_up_help_requests(*, today: dt.date | None = None) -> HelpBatch:
     """Take up every queued request: consents recorded, dossiers opened, pauses, stops and corrections
     applied, in one transaction.
 
     All pending requests go in one transaction that every store joins, in random order, and their queue
     rows are deleted in it: a retried or crashed run records no consent twice and opens no second dossier
     (``help_requested`` receivers keep one open dossier per pseudonym). Requests of someone who stopped or
-    is no longer active in the meantime are dropped.
+    is no longer active in the meantime are dropped. The stops of days before ``today`` are passed on as
+    ``participant_stopped`` (their dossier closes, logged as the participant's, in this transaction); a
+    retried run finds the dossier closed and unlinked from P and writes nothing a second time.
     """
     with every_store():
-        taken = requestqueue.take_up_pending()
+        taken = requestqueue.take_up_pending(today=today)
         for request in taken.accepted:
             help_requested.send(
                 sender=Participant,
@@ -156,6 +161,8 @@ def take_up_help_requests() -> HelpBatch:
             )
         for pseudonym in taken.casemanager_changes:
             casemanager_change_requested.send(sender=Participant, pseudonym=pseudonym)
+        for pseudonym in taken.stop_closes:
+            participant_stopped.send(sender=Participant, pseudonym=pseudonym)
     return HelpBatch(
         taken_up=len(taken.accepted),
         dropped=taken.dropped,
@@ -163,4 +170,5 @@ def take_up_help_requests() -> HelpBatch:
         casemanager_changes=len(taken.casemanager_changes),
         stops=taken.stops,
         changes=taken.changes,
+        stop_closes=len(taken.stop_closes),
     )

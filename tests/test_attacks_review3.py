@@ -24,6 +24,19 @@ notary 0006; the auditor's spot check in the access log). Strict xfail = a leak 
    Even one dump after the term tells it without the day: every unlinked dossier is a closed one, and those
    without a CLOSE entry were closed by a stop. The root of 2 to 4: the access log names every close but a
    stop's, so anything that still shows a dossier closed (or never contacted) shows a stop.
+   Closed (2a): casefiles retention unlinks, and deletes notes, a month at a time: on the first night of a
+   month every dossier closed in a month past its term by then, so the night tells the closing month at
+   most and a month's closes leave together. Closed (2b): a stop no longer closes its dossier in its own
+   transaction; it queues P sealed (participants.requestqueue), and the first request batch of a later day
+   closes the dossiers of every stop of the day at once, in random order, in one transaction with the
+   day's other requests, writing a CLOSE entry for each as the participant's request. Partly open (strict
+   xfail below, README): that entry names nobody on the staff (staff member 0), so a CLOSE by nobody is a
+   stop; what the batch hides is the stop's minute (the row's rewrite and the entry carry the batch), not
+   that it was a stop.
+5. Operator (live database, dumps of two days): the stop rewrote its dossier row in its own transaction,
+   next to the shredded participant row, so the row's xmin and its new look-alike index named which of the
+   day's stoppers had asked for help. Closed with 2b: at the stop the casefiles store is not written at
+   all; the queued row is padded and sealed as every request, and is never purged untaken.
 3. Operator (one dump, any time later): a dossier closed by a stop while it waited for a casemanager stays
    unassigned for good (assign_waiting_dossiers skips closed ones, and only a stop can close a dossier no
    casemanager holds), so ``casemanager_id IS NULL`` in an organisation that casemanagers serve marks a
@@ -61,11 +74,12 @@ from django.utils import timezone
 
 from casefiles import assignment
 from casefiles.models import Dossier
-from casefiles.retention import run_retention
+from casefiles.retention import first_night, run_retention
 from participants.account import stop_participation
 from participants.models import Organisation
 from preventicons.dbrouter import CASEFILES, NOTES
-from tests.casefiles.world import active_participant, ask_for_help, signed_casemanager
+from scores import wellbeing
+from tests.casefiles.world import active_participant, ask_for_help, close_stopped_dossiers, signed_casemanager
 from tests.conftest import ALL_DATABASES
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES)]
@@ -274,14 +288,6 @@ def _set_closing_day(dossier: Dossier, day: dt.date) -> None:
     closed.save(update_fields=["closed_on"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retention unlinks a closed dossier on the very night its term ends, so the night its index "
-    "turns NULL is its sealed closing day plus DOSSIER_UNLINK_AFTER_CLOSE_DAYS; with the access log (no "
-    "CLOSE entry that day) it names a stop and its day. Smallest fix: unlink (and delete notes) in "
-    "coarse batches, e.g. on the first night of a month everything whose term ended by then, so the night "
-    "tells a month at most (README: say what the month still tells).",
-)
 def test_the_night_a_dossier_is_unlinked_does_not_tell_its_closing_day(
     organisation: Organisation, settings: Any
 ) -> None:
@@ -292,6 +298,7 @@ def test_the_night_a_dossier_is_unlinked_does_not_tell_its_closing_day(
     first, second = ask_for_help(jan), ask_for_help(els)
     stop_participation(participant=jan)
     stop_participation(participant=els)
+    close_stopped_dossiers()
     # Closed on a Tuesday and the Wednesday after, in one week and one month (sealed: the dump reads neither).
     today = timezone.localdate()
     tuesday = today - dt.timedelta(days=today.weekday()) - dt.timedelta(weeks=3) + dt.timedelta(days=1)
@@ -312,16 +319,10 @@ def test_the_night_a_dossier_is_unlinked_does_not_tell_its_closing_day(
 
     assert len(unlinked_on) == 2
     assert unlinked_on[first.number] == unlinked_on[second.number], unlinked_on
+    # A first night of a month, for every dossier closed in that month: the night tells the month at most.
+    assert unlinked_on[first.number].day == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="once retention unlinked them, every closed dossier reads as closed (index NULL), and the "
-    "append-only access log has a CLOSE entry for each one a casemanager closed: the rest were closed by a "
-    "stop, in one dump, for good; the last entry of the number dates the stop from below. No few-line fix: "
-    "the stop's close needs an entry of its own in the log (written in a batch of participant requests, "
-    "as record_participant_request does), or the README must name this limit.",
-)
 def test_a_dump_after_the_term_does_not_tell_which_unlinked_dossiers_a_stop_closed(
     organisation: Organisation, settings: Any
 ) -> None:
@@ -334,7 +335,8 @@ def test_a_dump_after_the_term_does_not_tell_which_unlinked_dossiers_a_stop_clos
     by_stop = ask_for_help(jan)
     operations.close_with_note(by_casemanager, text="Afgerond.", user=anna)
     stop_participation(participant=jan)
-    run_retention(today=timezone.localdate() + dt.timedelta(days=11))
+    close_stopped_dossiers()
+    run_retention(today=first_night(timezone.localdate(), days=10))
     assert Dossier.objects.filter(pseudonym_index__isnull=True).count() == 2
 
     closes = {
@@ -346,6 +348,124 @@ def test_a_dump_after_the_term_does_not_tell_which_unlinked_dossiers_a_stop_clos
     ]
     stopped = [number for number in unlinked if number not in closes]
     assert stopped == [], f"closed, and not by a casemanager: a stop ({by_stop.number})"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the stop's close is in the log now, but as the participant's request (staff member 0, 'the "
+    "participant stopped'): a CLOSE by nobody on the staff is a stop, so after the term the log still splits "
+    "the unlinked dossiers into casemanager-closed and stop-closed, and dates the stop to the first batch of "
+    "the day after it. Hiding it would take an entry in a casemanager's name (false, NEN 7513) or no actor "
+    "at all in any CLOSE entry; README names the limit.",
+)
+def test_the_access_log_does_not_tell_a_stops_close_from_a_casemanagers(
+    organisation: Organisation, settings: Any
+) -> None:
+    from casefiles import operations
+
+    anna = signed_casemanager("cm-anna", organisation)
+    jan = active_participant(organisation, name="Jan de Vries")
+    operations.close_with_note(
+        ask_for_help(active_participant(organisation, name="Els Bakker")), text="Afgerond.", user=anna
+    )
+    by_stop = ask_for_help(jan)
+    stop_participation(participant=jan)
+    close_stopped_dossiers()
+
+    by_nobody = _raw(
+        "SELECT dossier_number FROM casefiles_accesslogentry WHERE action = 'close' AND staff_user_id = 0"
+    )
+    assert by_nobody == [], f"closed by nobody on the staff: a stop ({by_stop.number})"
+
+
+# --- 5. the stop itself writes nothing in the casefiles store --------------------------------------------
+
+
+def _dossier_rows() -> list[tuple[Any, ...]]:
+    """Every dossier row as the live database shows it: its writing transaction and every column."""
+    return _raw("SELECT xmin::text, * FROM casefiles_dossier ORDER BY number")
+
+
+def test_a_stop_writes_nothing_in_the_casefiles_store_in_its_own_transaction(
+    organisation: Organisation,
+) -> None:
+    from participants.models import QueuedRequest
+
+    signed_casemanager("cm-anna", organisation)
+    jan = active_participant(organisation, name="Jan de Vries")
+    ask_for_help(jan)
+    ask_for_help(active_participant(organisation, name="Els Bakker"))
+    # A pending help request of someone else: its row, sealed, beside the stop's.
+    wellbeing.request_help(
+        participant=active_participant(organisation, name="Piet Jansen"),
+        channel="phone",
+        consent_text_version=wellbeing.CONTACT_CONSENT_VERSION,
+    )
+    before, entries = _dossier_rows(), _raw("SELECT count(*) FROM casefiles_accesslogentry")
+
+    stop_participation(participant=jan)
+
+    assert _dossier_rows() == before, "the stop rewrote a dossier row next to its own"
+    assert _raw("SELECT count(*) FROM casefiles_accesslogentry") == entries
+    # What it left on the identity side: one more queued row, as long as a help request's.
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT length(request) FROM participants_queuedrequest")
+        lengths = {length for (length,) in cursor.fetchall()}
+    assert QueuedRequest.objects.count() == 2 and len(lengths) == 1, lengths
+
+
+def test_the_stops_of_a_day_close_together_in_the_next_days_batch_with_its_help_requests(
+    organisation: Organisation,
+) -> None:
+    signed_casemanager("cm-anna", organisation)
+    jan = active_participant(organisation, name="Jan de Vries")
+    els = active_participant(organisation, name="Els Bakker")
+    first, second = ask_for_help(jan), ask_for_help(els)
+    stop_participation(participant=jan)
+    stop_participation(participant=els)
+    before = _dossier_rows()
+    # The batches of the same day leave them as they are: a batch never closes the stop of its own day.
+    assert wellbeing.take_up_help_requests().stop_closes == 0
+    assert _dossier_rows() == before
+    wellbeing.request_help(
+        participant=active_participant(organisation, name="Piet Jansen"),
+        channel="phone",
+        consent_text_version=wellbeing.CONTACT_CONSENT_VERSION,
+    )
+
+    assert close_stopped_dossiers().stop_closes == 2
+
+    xmins = {xmin for (xmin, *_rest) in _dossier_rows()}
+    assert len(xmins) == 1, "the day's closes and the help request opened with them: one transaction"
+    closes = _raw("SELECT dossier_number, staff_user_id FROM casefiles_accesslogentry WHERE action = 'close'")
+    assert sorted(closes) == sorted([(first.number, 0), (second.number, 0)])
+    # A retried batch (the same P queued again) closes nothing twice and logs nothing twice.
+    from participants import queued
+    from participants.models import QueuedRequest
+
+    rows = _dossier_rows()
+    queued.queue_stop_closes([first.pseudonym or "x"])
+    QueuedRequest.objects.update(queued_on=timezone.localdate() - dt.timedelta(days=1))
+    close_stopped_dossiers()
+    assert _dossier_rows() == rows
+    assert len(_raw("SELECT 1 FROM casefiles_accesslogentry WHERE action = 'close'")) == 2
+
+
+def test_a_queued_stop_close_is_never_purged_untaken(organisation: Organisation) -> None:
+    from participants import retention as participants_retention
+    from participants.models import QueuedRequest
+
+    signed_casemanager("cm-anna", organisation)
+    jan = active_participant(organisation, name="Jan de Vries")
+    dossier = ask_for_help(jan)
+    stop_participation(participant=jan)
+    # The batch failed for weeks: the nightly purge of stale requests comes first.
+    QueuedRequest.objects.update(queued_on=timezone.localdate() - dt.timedelta(days=30))
+    participants_retention.run_retention()
+
+    close_stopped_dossiers()
+    closed = Dossier.objects.get(pk=dossier.pk)
+    assert not closed.is_open, "the stop's close was purged: the dossier stays open under P for good"
 
 
 # --- 3. a stop of a dossier waiting for a casemanager stays unassigned for good --------------------------
@@ -360,6 +480,7 @@ def test_a_dossier_closed_by_a_stop_while_waiting_for_a_casemanager_is_assigned_
     stopped, still_open = ask_for_help(jan), ask_for_help(els)
     assert stopped.casemanager_id is None and still_open.casemanager_id is None
     stop_participation(participant=jan)
+    close_stopped_dossiers()
     # A casemanager is linked; the waiting dossiers are handed out.
     signed_casemanager("cm-anna", organisation)
     assignment.assign_waiting_dossiers()
@@ -390,6 +511,7 @@ def test_a_later_dump_does_not_tell_a_dossier_closed_by_a_stop_before_any_contac
     casenotes.add_note(contacted, kind="intake", text="Eerste contact gehad.", user=anna)
     operations.close_with_note(closed, text="Afgerond.", user=anna)
     stop_participation(participant=jan)  # before anyone contacted him
+    close_stopped_dossiers()
     assert {d.pk for d in Dossier.objects.all()} == {contacted.pk, waiting.pk, closed.pk, stopped.pk}
 
     # Weeks later, one dump of the casefiles store: the dossiers nobody wrote in that no longer wait.

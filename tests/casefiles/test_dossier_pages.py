@@ -39,6 +39,7 @@ from tests.casefiles.world import (
     add_weeks,
     ask_for_help,
     build_world,
+    close_stopped_dossiers,
     signed_casemanager,
 )
 from tests.conftest import ALL_DATABASES, login_verified
@@ -537,6 +538,7 @@ def test_a_dossier_a_stop_closed_while_it_waited_is_given_out_silently_and_shown
     stopped = [ask_for_help(jan), ask_for_help(piet)]
     stop_participation(participant=jan)
     stop_participation(participant=piet)
+    close_stopped_dossiers()
     anna = signed_casemanager("cm-anna", organisation)
     anna.email = "anna@arbodienst.example"
     anna.save(update_fields=["email"])
@@ -685,7 +687,7 @@ def test_retention_deletes_notes_by_kind_and_unlinks_closed_dossiers_after_their
 ) -> None:
     from casefiles import notes as casenotes
     from casefiles import operations
-    from casefiles.retention import run_retention
+    from casefiles.retention import first_night, run_retention
 
     settings.NOTE_RETENTION_DAYS = {"intake": 10, "session": 100, "evaluation": 100, "closing": 100}  # type: ignore[attr-defined]
     settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS = 100  # type: ignore[attr-defined]
@@ -699,16 +701,19 @@ def test_retention_deletes_notes_by_kind_and_unlinks_closed_dossiers_after_their
     if batch_first:  # the notes in the notes store; else still queued, which retention deletes alike
         casenotes.take_up_queued_notes(force=True)
 
-    assert run_retention(today=today + dt.timedelta(days=9)).notes_deleted == 0
-    assert run_retention(today=today + dt.timedelta(days=10)).notes_deleted == 1  # the intake note
-    assert run_retention(today=today + dt.timedelta(days=10)).notes_deleted == 0
-    later = run_retention(today=today + dt.timedelta(days=100))
+    # Carried out a month at a time: on the first night of the month its closing month is past the term.
+    intake_night = first_night(today, days=10)
+    assert run_retention(today=intake_night - dt.timedelta(days=1)).notes_deleted == 0
+    assert run_retention(today=intake_night).notes_deleted == 1  # the intake note
+    assert run_retention(today=intake_night + dt.timedelta(days=3)).notes_deleted == 0
+    assert run_retention(today=first_night(today, days=100) - dt.timedelta(days=1)).dossiers_unlinked == 0
+    later = run_retention(today=first_night(today, days=100))
     assert (later.notes_deleted, later.dossiers_unlinked) == (2, 1)
     unlinked = Dossier.objects.get(pk=world.dossier.pk)
     assert (
         unlinked.pseudonym is None and unlinked.participant_ref is None and unlinked.pseudonym_index is None
     )
-    assert run_retention(today=today + dt.timedelta(days=200)).dossiers_unlinked == 0
+    assert run_retention(today=today + dt.timedelta(days=400)).dossiers_unlinked == 0
 
 
 def test_every_note_kind_has_a_retention_period() -> None:

@@ -46,6 +46,12 @@ def ask_for_help(participant: Participant, channel: str = "email") -> Dossier:
     return Dossier.objects.get(pseudonym_index=crypto.casefiles_index(participant.pseudonym))
 
 
+def close_stopped_dossiers() -> wellbeing.HelpBatch:
+    """The first request batch of the next day: it closes the dossiers of the stops queued before it (a stop
+    only queues its close, participants.requestqueue)."""
+    return wellbeing.take_up_help_requests(today=timezone.localdate() + dt.timedelta(days=1))
+
+
 def add_weeks(participant: Participant, values: list[int | None], *, last: dt.date | None = None) -> None:
     """Scores for consecutive weeks ending with ``last`` (this week by default); None leaves a week out."""
     assert participant.pseudonym

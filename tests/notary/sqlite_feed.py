@@ -83,7 +83,8 @@ def main() -> None:
 
     kept = rows()
     with override_settings(DOSSIER_UNLINK_AFTER_CLOSE_DAYS=0):
-        casefiles_retention.run_retention(today=today)
+        # Carried out on the first night of the next month (casefiles.retention.first_night).
+        casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=0))
         after = record_ledger.apply(throw=True).get()  # the same night: nothing
     # The next night, with the term back at its default: the forgotten trajectory gets no new reference.
     later = feed.record_new_facts(today=today + dt.timedelta(days=1))

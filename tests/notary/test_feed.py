@@ -26,7 +26,14 @@ from preventicons import keys
 from preventicons.keyrotation import KeyRotationError, activate_key, add_key
 from scores import reports
 from scores.weekclose import close_week
-from tests.casefiles.world import active_participant, add_weeks, ask_for_help, signed_casemanager, this_monday
+from tests.casefiles.world import (
+    active_participant,
+    add_weeks,
+    ask_for_help,
+    close_stopped_dossiers,
+    signed_casemanager,
+    this_monday,
+)
 from tests.conftest import ALL_DATABASES, run_on_embedded_default
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
@@ -230,8 +237,10 @@ def test_a_dossier_that_no_longer_reaches_the_scores_is_not_measurable_when_anyo
     organisation: Organisation, anna: StaffUser
 ) -> None:
     helped = Helped(organisation, anna, before=[2, 2, 2, 2], after=[4, 4, None, None])
-    # The dossier closes, its P a random one that reaches no score (casefiles.operations.close_dossier).
+    # The dossier closes, its P a random one that reaches no score (casefiles.operations.close_dossier),
+    # in the first request batch after the stop's day: past midnight, before the notary's night run.
     account.stop_participation(participant=helped.participant)
+    close_stopped_dossiers()
     # The night after the stop: nothing yet, or the entry's arrival would tell who stopped.
     feed.record_new_facts(today=helped.last_week_measured + 6 * DAY)
     assert completed() == []
@@ -409,7 +418,7 @@ def test_retention_forgets_the_reference_and_leaves_the_ledger_as_it_was(
     kept = snapshot()
     today = timezone.localdate()
 
-    done = casefiles_retention.run_retention(today=today + 10 * DAY)
+    done = casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10))
 
     assert done.dossiers_unlinked == 1
     assert references.trajectory_id_for(reference) is None
@@ -421,7 +430,7 @@ def test_retention_forgets_the_reference_and_leaves_the_ledger_as_it_was(
     assert not Trajectory.objects.filter(pk=helped.trajectory.pk).exists()
     assert not TrajectorySession.objects.filter(trajectory_id=helped.trajectory.pk).exists()
     close(organisation, helped.last_week_measured)
-    later = feed.record_new_facts(today=today + 11 * DAY)
+    later = feed.record_new_facts(today=casefiles_retention.first_night(today, days=10) + DAY)
     assert later.total == later.counts[Kind.ACCESS_LOG_HEAD] == 1
     assert TrajectoryReference.objects.count() == 0
     assert not LedgerEntry.objects.exclude(reference__in=["", reference]).exists()
@@ -436,12 +445,12 @@ def test_a_forgotten_trajectory_gets_no_new_reference_even_if_the_term_is_length
     operations.close_with_note(helped.dossier, text="afgerond", user=anna)
     feed.record_new_facts()
     today = timezone.localdate()
-    casefiles_retention.run_retention(today=today + 10 * DAY)
+    casefiles_retention.run_retention(today=casefiles_retention.first_night(today, days=10))
     kept = snapshot()
 
     # The term lengthened afterwards: the dossier is no longer past it, but its reference is gone for good.
     settings.DOSSIER_UNLINK_AFTER_CLOSE_DAYS = 730
-    result = feed.record_new_facts(today=today + 11 * DAY)
+    result = feed.record_new_facts(today=casefiles_retention.first_night(today, days=10) + DAY)
 
     assert result.total == result.counts[Kind.ACCESS_LOG_HEAD]
     assert TrajectoryReference.objects.count() == 0
@@ -455,14 +464,25 @@ def test_retention_unlinks_a_stopped_participants_dossier_at_the_term_and_forget
     helped = Helped(organisation, anna, before=[2, 2], after=[4, 4])
     # Closed and leading to nobody, but not unlinked: a NULL link on the day of the close would tell a stop.
     account.stop_participation(participant=helped.participant)
+    close_stopped_dossiers()
     close(organisation, helped.last_week_measured)  # its outcome final, as anyone's (not measurable)
     feed.record_new_facts()
     reference = helped.reference
     today = timezone.localdate()
 
-    assert casefiles_retention.run_retention(today=today + 9 * DAY).dossiers_unlinked == 0
+    assert (
+        casefiles_retention.run_retention(
+            today=casefiles_retention.first_night(today, days=10) - DAY
+        ).dossiers_unlinked
+        == 0
+    )
     assert references.trajectory_id_for(reference) == helped.trajectory.pk
-    assert casefiles_retention.run_retention(today=today + 10 * DAY).dossiers_unlinked == 1
+    assert (
+        casefiles_retention.run_retention(
+            today=casefiles_retention.first_night(today, days=10)
+        ).dossiers_unlinked
+        == 1
+    )
 
     assert references.trajectory_id_for(reference) is None
     assert {entry.kind for entry in entries() if entry.reference == reference} == {
@@ -479,7 +499,7 @@ def test_a_trajectory_first_seen_after_its_dossiers_term_gets_no_reference(
     helped = Helped(organisation, anna, before=[2, 2], after=[4, 4])
     operations.close_with_note(helped.dossier, text="afgerond", user=anna)
 
-    result = feed.record_new_facts(today=timezone.localdate() + 10 * DAY)
+    result = feed.record_new_facts(today=casefiles_retention.first_night(timezone.localdate(), days=10))
 
     assert result.counts[Kind.TRAJECTORY_OPENED] == result.counts[Kind.SESSION_HELD] == 0
     assert not LedgerEntry.objects.exclude(reference="").exists()
@@ -500,6 +520,7 @@ def test_no_entry_holds_a_dossier_number_a_name_a_contact_detail_or_a_score(
     activate_key(purpose="field", key_id=add_key(purpose="field"))
     feed.record_new_facts()
     account.stop_participation(participant=piet.participant)
+    close_stopped_dossiers()
     feed.record_new_facts(today=timezone.localdate() + DAY)
 
     found = entries()

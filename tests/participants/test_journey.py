@@ -32,6 +32,7 @@ from preventicons.sessions import SessionStore
 from scores import wellbeing
 from scores.models import Score
 from scores.submission import record_score
+from tests.casefiles.world import close_stopped_dossiers
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
@@ -218,6 +219,8 @@ def test_the_whole_journey_leaves_no_contact_data_in_any_database(
         )
         assert response.status_code == 302 and response["Location"] == "/me/stopped/"
         wellbeing.take_up_help_requests()
+    # The stop queued its dossier's close; the first request batch of the next day carries it out.
+    close_stopped_dossiers()
 
     # The account is closed, the scores stay untouched but nobody can derive their per-week pseudonyms any
     # more (the department goes when the week closes), the dossier is closed and leads to nobody (random

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from casefiles import receivers as casefiles_receivers
-from casefiles.models import Dossier
+from casefiles.models import AccessLogEntry, Dossier
 from participants import account, verification
 from participants.importing import import_address_list
 from participants.models import (
@@ -22,6 +22,7 @@ from participants.models import (
     Invitation,
     Organisation,
     Participant,
+    QueuedRequest,
     StaffUser,
     VerificationCode,
 )
@@ -33,6 +34,7 @@ from preventicons.models import OutboundMessage
 from scores import wellbeing
 from scores.queries import weekly_values_for
 from scores.submission import record_score
+from tests.casefiles.world import close_stopped_dossiers
 from tests.conftest import ALL_DATABASES, make_organisation
 from tests.factories import ParticipantFactory
 
@@ -250,6 +252,9 @@ def test_stop_closes_the_dossier_in_the_casefiles_store_and_it_leads_to_nobody(
     pseudonym = jan.pseudonym or ""
 
     account.stop_participation(participant=jan)
+    # The stop only queued the close: the first batch of a later day carries it out.
+    assert raw_dossier("D-1001")[1:] == (crypto.casefiles_index(pseudonym), True)
+    assert close_stopped_dossiers().stop_closes == 1
 
     assert forgotten("D-1001", pseudonym)
     kept = raw_dossier("D-1002")
@@ -300,7 +305,9 @@ def test_pending_messages_to_them_are_cancelled_and_others_are_not(
     assert MemorySmsGateway.outbox == []
 
 
-def test_the_signal_carries_the_pseudonym_and_the_organisation(jan: Participant) -> None:
+def test_the_signal_carries_the_pseudonym_from_the_next_days_batch_not_from_the_stop(
+    jan: Participant,
+) -> None:
     heard: list[dict[str, Any]] = []
 
     def listen(sender: Any, **kwargs: Any) -> None:
@@ -310,17 +317,23 @@ def test_the_signal_carries_the_pseudonym_and_the_organisation(jan: Participant)
     try:
         pseudonym = jan.pseudonym
         account.stop_participation(participant=jan)
+        assert heard == []
+        assert (
+            wellbeing.take_up_help_requests().stop_closes == 0
+        )  # the same day: held with the day's other stops
+        assert heard == []
+        close_stopped_dossiers()
     finally:
         participant_stopped.disconnect(listen)
 
-    assert len(heard) == 1
-    assert heard[0]["pseudonym"] == pseudonym
-    assert heard[0]["organisation_id"] == jan.organisation_id
+    assert heard == [{"signal": participant_stopped, "pseudonym": pseudonym}]
+    assert not QueuedRequest.objects.exists()
 
 
-def test_a_failing_receiver_rolls_back_every_store(jan: Participant) -> None:
+def test_a_failing_receiver_rolls_back_the_batch_and_the_close_stays_queued(jan: Participant) -> None:
     open_dossier(jan, "D-2001")
-    before = raw_participant_row(jan)
+    pseudonym = jan.pseudonym or ""
+    account.stop_participation(participant=jan)
 
     def explode(sender: Any, **kwargs: Any) -> None:
         raise RuntimeError("receiver down")
@@ -328,19 +341,17 @@ def test_a_failing_receiver_rolls_back_every_store(jan: Participant) -> None:
     participant_stopped.connect(explode, weak=False)
     try:
         with pytest.raises(RuntimeError):
-            account.stop_participation(participant=jan)
+            close_stopped_dossiers()
     finally:
         participant_stopped.disconnect(explode)
 
-    assert raw_participant_row(jan) == before
-    assert len(weekly_values_for(jan.pseudonym or "")) == 3
-    dossier = raw_dossier("D-2001")
-    assert dossier[1] == crypto.casefiles_index(jan.pseudonym or "") and dossier[2] is True
-    assert not bool(ConsentRecord.objects.of(jan.pk).opened(ConsentRecord.Kind.WITHDRAWN))
-    # Nothing is lost: stopping again, with the receivers well, completes.
-    pseudonym = jan.pseudonym or ""
-    account.stop_participation(participant=jan)
+    assert raw_dossier("D-2001")[1:] == (crypto.casefiles_index(pseudonym), True)
+    assert QueuedRequest.objects.count() == 1
+    assert not AccessLogEntry.objects.exists()
+    # Nothing is lost: the next batch, with the receivers well, completes.
+    close_stopped_dossiers()
     assert forgotten("D-2001", pseudonym)
+    assert not QueuedRequest.objects.exists()
 
 
 def test_receivers_are_idempotent(jan: Participant) -> None:
@@ -355,6 +366,10 @@ def test_receivers_are_idempotent(jan: Participant) -> None:
             None, pseudonym=pseudonym, organisation_id=organisation_id
         )
         rows.append(_raw_dossier_row("D-3001"))
+    # One entry for the close, the participant's: a second run logs nothing.
+    assert list(AccessLogEntry.objects.values_list("dossier_number", "action", "staff_user_id")) == [
+        ("D-3001", "close", 0)
+    ]
 
     assert raw_scores() == scores  # the scores app receives nothing: a stop touches no score
     assert forgotten("D-3001", pseudonym)
@@ -393,7 +408,9 @@ def test_an_invited_participant_without_a_pseudonym_can_stop(organisation: Organ
         participant_stopped.disconnect(listen)
 
     assert raw_participant_row(invited)[:6] == (None,) * 6
-    assert heard == []  # no P, nothing to unlink
+    assert not QueuedRequest.objects.exists()  # no P, nothing to unlink
+    close_stopped_dossiers()
+    assert heard == []
 
 
 # --- through the pages --------------------------------------------------------------------------
@@ -439,6 +456,7 @@ def test_stop_through_the_pages_needs_both_codes(client: Client, jan: Participan
     assert jan.status == Participant.Status.ACTIVE
     assert wellbeing.take_up_help_requests().stops == 1
     assert raw_participant_row(jan)[:6] == (None,) * 6
+    close_stopped_dossiers()
     assert forgotten("D-4001", pseudonym)
     assert "no-store" in client.get("/me/stopped/")["Cache-Control"]
 
@@ -491,10 +509,12 @@ def test_a_later_import_of_the_same_address_adds_nobody_and_links_nothing(
 
 @pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
 def test_with_real_commits_a_failing_receiver_leaves_both_stores_as_they_were() -> None:
-    # Outside a test transaction: the stop's atomic blocks are real transactions, not savepoints.
+    # Outside a test transaction: the batch's atomic blocks are real transactions, not savepoints.
     jan = make_active(make_organisation("Zorggroep Oost", "zorg"))
     open_dossier(jan, "D-5001")
-    before = raw_participant_row(jan)
+    pseudonym = jan.pseudonym or ""
+    account.stop_participation(participant=jan)
+    assert raw_participant_row(jan)[:6] == (None,) * 6
 
     def explode(sender: Any, **kwargs: Any) -> None:
         raise RuntimeError("receiver down")
@@ -502,15 +522,14 @@ def test_with_real_commits_a_failing_receiver_leaves_both_stores_as_they_were() 
     participant_stopped.connect(explode, weak=False)
     try:
         with pytest.raises(RuntimeError):
-            account.stop_participation(participant=jan)
+            close_stopped_dossiers()
     finally:
         participant_stopped.disconnect(explode)
 
-    assert raw_participant_row(jan) == before
-    assert raw_dossier("D-5001")[1:] == (crypto.casefiles_index(jan.pseudonym or ""), True)
+    assert raw_dossier("D-5001")[1:] == (crypto.casefiles_index(pseudonym), True)
+    assert QueuedRequest.objects.count() == 1
 
-    pseudonym = jan.pseudonym or ""
-    account.stop_participation(participant=jan)
+    close_stopped_dossiers()
 
-    assert raw_participant_row(jan)[:6] == (None,) * 6
     assert forgotten("D-5001", pseudonym)
+    assert not QueuedRequest.objects.exists()

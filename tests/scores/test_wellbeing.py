@@ -222,6 +222,12 @@ def test_a_request_of_someone_who_stopped_before_the_batch_records_nothing(
     assert batch() == wellbeing.HelpBatch(taken_up=0, dropped=1)
 
     assert not bool(ConsentRecord.objects.opened(ConsentRecord.Kind.CONTACT))
+    # Left: the stop's close, held for the first batch of the next day (it finds no dossier to close).
+    assert not Dossier.objects.exists() and QueuedRequest.objects.count() == 1
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    assert wellbeing.take_up_help_requests(today=tomorrow) == wellbeing.HelpBatch(
+        taken_up=0, dropped=0, stop_closes=1
+    )
     assert not Dossier.objects.exists() and not QueuedRequest.objects.exists()
 
 

@@ -1,0 +1,64 @@
+"""The rows of the request queue: their kinds, their one padded length, sealing and opening them.
+
+Below participants.requestqueue (which queues and takes up requests, and applies them through
+participants.account) and participants.account (whose stop queues its dossier's close here), so that
+neither imports the other both ways.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from django.utils import timezone
+
+from participants.models import QueuedRequest
+
+HELP = "help"
+PAUSE = "pause"
+# Another casemanager for their dossier, asked from the account (both factors proven).
+CASEMANAGER = "casemanager"
+# A stop and a correction of their details, each proven by both codes on the account.
+STOP = "stop"
+CHANGE = "change"
+CHANGED_FIELDS = ("name", "email", "mobile")
+# A stopped participant's dossier to close: P sealed, taken up by the first batch of a later day.
+STOP_CLOSE = "stop-close"
+
+# Every request is padded to this many characters before sealing, so that every kind falls into one
+# ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a
+# correction: a name of 200 characters (up to 12 JSON characters each, as \ud83d\ude00), an address of
+# 254 and a number.
+PLAINTEXT_LENGTH = 3072
+
+
+def sealed(request: dict[str, str | bool]) -> QueuedRequest:
+    """An unsaved queue row holding ``request``, padded and sealed."""
+    plaintext = json.dumps(request)
+    if len(plaintext) > PLAINTEXT_LENGTH:
+        raise ValueError("a queued request is longer than its padding")
+    queued = QueuedRequest(queued_on=timezone.localdate())
+    queued.request = plaintext.ljust(PLAINTEXT_LENGTH)  # JSON allows trailing blanks
+    return queued
+
+
+def opened(queued: QueuedRequest) -> dict[str, Any]:
+    """The request a queue row holds."""
+    request = json.loads(queued.request or "{}")
+    request.setdefault("kind", HELP)
+    return cast("dict[str, Any]", request)
+
+
+def queue_stop_closes(pseudonyms: list[str]) -> None:
+    """Queue the close of each stopped participant's dossier, P sealed; called inside the stop's transaction.
+
+    The first batch of a later day closes it (requestqueue.take_up_pending). One row per P, written in one
+    statement (the nightly anonymisation stops a thousand at a time); an empty P (never enrolled) queues
+    nothing.
+    """
+    QueuedRequest.objects.bulk_create([sealed({"kind": STOP_CLOSE, "pseudonym": p}) for p in pseudonyms if p])
+
+
+def is_stop_close(queued: QueuedRequest) -> bool:
+    """Whether this queued row closes a stopped participant's dossier (opened: the kind is sealed)."""
+    return bool(opened(queued)["kind"] == STOP_CLOSE)
