@@ -275,10 +275,10 @@ class Participant(models.Model):
     prefers_sms = models.BooleanField(default=True)
     # Every sealed column below holds a ciphertext in every row, from the row's first save to long after a
     # stop (issue #14): "none" is sealed as empty text (none_sealed), padded to the column's one length
-    # (pad_to: a name, address or number of up to 64 bytes, a pseudonym of 32, a participation state of 48), and
-    # erasing a value (Participant.shred) leaves such a look-alike of the length the value had. A NULL, or a
-    # shorter ciphertext, would tell a dump who never enrolled, who chose a private address, and who stopped
-    # or was anonymised. In Python none is None, as before; no query can test for it (the database cannot).
+    # (pad_to: a name, address or number of up to 64 bytes, a pseudonym of 32, a participation state of
+    # 48), and erasing a value (Participant.shred) leaves such a look-alike of the length the value had. A
+    # NULL, or a shorter ciphertext, would tell a dump who never enrolled, who chose a private address, and
+    # who stopped or was anonymised. In Python none is None, as before; no query can test for it.
     name = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
     email = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
     mobile = EncryptedTextField(null=True, pad_to=64, none_sealed=True)

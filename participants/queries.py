@@ -111,7 +111,7 @@ def weekly_address(participant: Participant, channel: str) -> str | None:
 
 
 # The address each weekly channel writes to.
-_ADDRESS_OF = {
+_ADDRESS_OF: dict[str, str] = {
     Participant.WeeklyChannel.SMS: "mobile",
     Participant.WeeklyChannel.PRIVATE_EMAIL: "private_email",
     Participant.WeeklyChannel.WORK_EMAIL: "email",
