@@ -26,6 +26,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
 
 from participants import account, enrolment, invitations, retention, verification
 from participants.importing import import_address_list
@@ -49,6 +50,7 @@ STATES = ("silent", "declined", "active", "paused", "inactive", "stopped", "anon
 # invitations, and two preferences nobody writes. The id is random per row.
 EMPLOYER_KNOWN = {"organisation_id", "department_id", "is_listed", "unlisted_on", "was_invited"}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+TABLE = "participants_participant"
 
 
 def _address(state: str) -> str:
@@ -226,3 +228,77 @@ def test_the_look_alikes_open_to_nothing_and_no_lookup_finds_them(
             True,
             True,
         )
+
+
+# --- the rows from before: filled, and the old row versions gone from the table file -------------------
+
+
+def _migrate(targets: list[tuple[str, str]] | None = None) -> MigrationExecutor:
+    executor = MigrationExecutor(connections["default"])
+    executor.loader.build_graph()
+    executor.migrate(targets or executor.loader.graph.leaf_nodes())
+    return executor
+
+
+def _row_versions_in_table_file(table: str) -> list[bytes]:
+    """Every row version PostgreSQL keeps in the table's pages, live and dead, as an operator with the data
+    directory (or pageinspect) reads them."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        cursor.execute("SELECT pg_relation_size(%s) / current_setting('block_size')::int", [table])
+        pages = cursor.fetchone()[0]
+        found: list[bytes] = []
+        for page in range(pages):
+            cursor.execute(
+                "SELECT t_data FROM heap_page_items(get_raw_page(%s, %s)) WHERE t_data IS NOT NULL",
+                [table, page],
+            )
+            found.extend(bytes(data) for (data,) in cursor.fetchall())
+    return found
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_participants_0026_no_row_keeps_its_clear_channel_or_its_nulls(
+    organisation: Organisation,
+) -> None:
+    """Rows from before 0025 (a clear channel, NULLs for what is not there) are filled to the one shape, and
+    after 0026 no row version in the table file holds the clear channel: 0025 moved it to a new sealed
+    column and dropped the clear one, and 0026's rewrite nulls a dropped column in every version it keeps
+    (also one that a transaction elsewhere might still see, which it cannot leave out)."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("participants", "0024_vacuum_full_consents_and_participants")]
+    executor = _migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("participants", "Participant")
+        enrolled = old(organisation_id=organisation.pk, weekly_channel="private_email", name="Jan de Vries")
+        enrolled.status, enrolled.messages_paused = "active", False
+        enrolled.private_email, enrolled.pseudonym = "jan.prive@example.org", "0" * 32
+        enrolled.save(using="default")
+        invited = old(organisation_id=organisation.pk, name="Piet", email="piet@example.nl")
+        invited.status, invited.messages_paused = "invited", False
+        invited.save(using="default")
+        assert any(b"private_email" in version for version in _row_versions_in_table_file(TABLE))
+        _migrate()
+
+        assert not any(b"private_email" in version for version in _row_versions_in_table_file(TABLE))
+        dump = _dump()
+        shapes = [
+            {column: _shape(value) for column, value in row.items() if column != "id"}
+            for row in dump.values()
+        ]
+        assert len(shapes) == 2 and "NULL" not in {
+            shape for column, shape in shapes[0].items() if column not in EMPLOYER_KNOWN
+        }
+        assert shapes[0] == shapes[1]
+        migrated = Participant.objects.get(pk=enrolled.pk)
+        assert (migrated.weekly_channel, migrated.private_email, migrated.pseudonym) == (
+            "private_email",
+            "jan.prive@example.org",
+            "0" * 32,
+        )
+        assert (migrated.name, migrated.participation) == ("Jan de Vries", None)
+        piet = Participant.objects.get(pk=invited.pk)
+        assert (piet.weekly_channel, piet.private_email, piet.pseudonym, piet.mobile) == (None,) * 4
+    finally:
+        _migrate()

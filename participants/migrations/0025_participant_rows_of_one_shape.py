@@ -5,9 +5,10 @@ address (its column set, ``weekly_channel`` in clear), and who stopped or was an
 blind indexes, listed hashes and department NULL). From here every sealed column holds a ciphertext in every
 row, "none" sealed as empty text padded to the column's one length (preventicons.fields.EncryptedTextField
 ``none_sealed`` and ``pad_to``), every keyed hash column 64 hex characters (a random look-alike where there
-is no hash: preventicons.fields.ContactHashField), and the weekly channel is sealed. This fills every
-existing row so; 0026 then rewrites the table files, so the clear channels and NULLs of the old row
-versions are gone from them too. The department of rows erased before this cannot be told again and stays
+is no hash: preventicons.fields.ContactHashField), and the weekly channel is sealed (into a new column; the
+clear one is dropped, as 0019 did for the status). This fills every existing row so; 0026 then rewrites the
+table file, which nulls the dropped clear channel in every row version it keeps and leaves out the old
+versions no transaction can still see. The department of rows erased before this cannot be told again and stays
 NULL: a stop and the anonymisation no longer touch it.
 """
 
@@ -50,8 +51,10 @@ def fill_every_row(apps, schema_editor):
                 row = str(uuid.UUID(str(raw_id)))
                 sealed, hashes = values[: len(SEALED)], values[len(SEALED) :]
                 new: dict[str, str] = {
-                    # The clear channel sealed, none as empty text.
-                    "weekly_channel": crypto.seal(
+                    # The clear channel sealed into a column of its own (bound to the name it takes below),
+                    # none as empty text: the clear one is dropped, and 0026's rewrite nulls it in every
+                    # row version the table file keeps.
+                    "sealed_channel": crypto.seal(
                         channel or "", crypto.Binding("field", TABLE, "weekly_channel", row)
                     )
                 }
@@ -141,6 +144,14 @@ class Migration(migrations.Migration):
                 none_sealed=True, null=True, purpose="pseudonym_link"
             ),
         ),
+        migrations.AddField(
+            model_name="participant",
+            name="sealed_channel",
+            field=preventicons.fields.SealedChoiceField(none_sealed=True, null=True, purpose="field"),
+        ),
+        migrations.RunPython(fill_every_row, migrations.RunPython.noop, elidable=False),
+        migrations.RemoveField(model_name="participant", name="weekly_channel"),
+        migrations.RenameField(model_name="participant", old_name="sealed_channel", new_name="weekly_channel"),
         migrations.AlterField(
             model_name="participant",
             name="weekly_channel",
@@ -155,7 +166,6 @@ class Migration(migrations.Migration):
                 purpose="field",
             ),
         ),
-        migrations.RunPython(fill_every_row, migrations.RunPython.noop, elidable=False),
         migrations.AddConstraint(
             model_name="participant",
             constraint=models.CheckConstraint(
