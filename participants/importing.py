@@ -34,7 +34,7 @@ from participants.invitations import departed_owners, end_schedules_not_listed, 
 from participants.listpreview import remember_imported_list
 from participants.models import DepartedContact, Department, Organisation, Participant, StaffUser
 from preventicons.crypto import blind_index_email, blind_index_phone
-from preventicons.fields import EncryptedTextField
+from preventicons.fields import ContactHashField, EncryptedTextField, look_alike_hash
 from preventicons.roles import check_organisation_access
 
 logger = logging.getLogger(__name__)
@@ -485,35 +485,33 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     today = timezone.localdate()
     # A stopped participant is never matched, updated or listed again: stopping is final, and their
     # contact data, blind indexes and listed hashes are destroyed (the listed hashes moved to a
-    # DepartedContact) so nothing links the scores they left to a person. Should a stopped row still hold
-    # one, it must neither link nor block a new participant.
+    # DepartedContact, random look-alikes left in the row) so nothing links the scores they left to a person.
+    # Should a stopped row still hold a real one (a row erased before the look-alikes), it must neither link
+    # nor block a new participant: only a value this list would write is replaced, so an import rewrites no
+    # stopped row that holds look-alikes, and which rows are stopped stays unreadable in the row versions.
     # The status is sealed (participants.models): decided in Python, from the rows read here.
     everyone = list(Participant.objects.filter(organisation=organisation))
-    stopped = [
-        participant.pk
-        for participant in everyone
-        if participant.status == Participant.Status.STOPPED
-        and (
-            participant.email_index
-            or participant.mobile_index
-            or participant.listed_email_hash
-            or participant.listed_mobile_hash
-        )
-    ]
-    for start in range(0, len(stopped), 5000):
-        Participant.objects.filter(pk__in=stopped[start : start + 5000]).update(
-            email_index=None, mobile_index=None, listed_email_hash=None, listed_mobile_hash=None
-        )
+    row_hashes = {
+        row.line: listed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
+        for row in parsed.rows
+    }
+    written = {value for pair in row_hashes.values() for value in pair if value}
+    written |= {blind_index_email(row.email) for row in parsed.rows}
+    written |= {blind_index_phone(row.mobile) for row in parsed.rows}
+    for participant in everyone:
+        if participant.status != Participant.Status.STOPPED:
+            continue
+        clashing = [name for name in _CONTACT_HASHES if getattr(participant, name) in written]
+        if clashing:
+            Participant.objects.filter(pk=participant.pk).update(
+                **{name: look_alike_hash() for name in clashing}
+            )
     existing = [participant for participant in everyone if participant.status != Participant.Status.STOPPED]
     # Rows are matched only against how the employer listed each person (the listed hashes), never against
     # the contacts a participant uses now: a participant who moved to a private address and number is the
     # same person to the list, and a row carrying their new private number is nobody to it. Someone who
     # stopped or declined is matched by the same two hashes, kept together (DepartedContact): every answer
     # (a refusal's words, who is new and invited, the counts) is the same whatever the person did.
-    row_hashes = {
-        row.line: listed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
-        for row in parsed.rows
-    }
     wanted = {value for pair in row_hashes.values() for value in pair if value}
     departed = departed_owners(organisation_id=organisation.pk, hashes=wanted)
     owners_by_email: dict[str, Participant | DepartedContact] = {}
@@ -662,6 +660,10 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     )
 
 
+# The keyed hashes of a participant row's contacts (participants.models.ContactHashField).
+_CONTACT_HASHES = ("email_index", "mobile_index", "listed_email_hash", "listed_mobile_hash")
+
+
 def _key(owner: Participant | DepartedContact) -> tuple[str, Any]:
     return (type(owner).__name__, owner.pk)
 
@@ -672,6 +674,7 @@ def _free_listed_hashes(
     departed_changed: list[DepartedContact],
 ) -> None:
     moving = [participant.pk for participant, fields in changed if "listed_email_hash" in fields]
+    # NULL only in between: _write_changes writes each row's new hashes in this same transaction.
     for start in range(0, len(moving), _BATCH):
         Participant.objects.filter(pk__in=moving[start : start + _BATCH]).update(
             listed_email_hash=None, listed_mobile_hash=None
@@ -743,7 +746,8 @@ def _field(name: str) -> models.Field:
 
 
 def _db_value(participant: Participant, model_field: models.Field) -> Any:
-    if isinstance(model_field, EncryptedTextField):
+    # A hash left out gets its look-alike there (ContactHashField), as a save() would give it.
+    if isinstance(model_field, EncryptedTextField | ContactHashField):
         return model_field.pre_save(participant, add=False)
     return getattr(participant, model_field.attname)
 

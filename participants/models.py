@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from participants.contact import normalise_mobile
 from preventicons.crypto import blind_index_email, blind_index_phone, keyed_hash, keyed_hasher, open_sealed
 from preventicons.fields import (
+    ContactHashField,
     EncryptedTextField,
     SealedBooleanField,
     SealedChoiceField,
@@ -269,31 +270,41 @@ class Participant(models.Model):
     unlisted_on = models.DateField(null=True, blank=True)
     # Restriction / objection: the participant paused all messages. Sealed, like status.
     messages_paused = SealedBooleanField(default=False)
+    # Never written by anyone but their default: the same for everyone (kept for the data export's shape).
     prefers_email = models.BooleanField(default=True)
     prefers_sms = models.BooleanField(default=True)
-    name = EncryptedTextField(null=True)
-    email = EncryptedTextField(null=True)
-    mobile = EncryptedTextField(null=True)
-    # Keyed blind indexes (HMAC), so a re-imported list finds the same person without any plaintext.
-    # NULL, not "": a stopped participant has no index, and NULLs never collide in the unique constraints.
-    email_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
-    mobile_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # Every sealed column below holds a ciphertext in every row, from the row's first save to long after a
+    # stop (issue #14): "none" is sealed as empty text (none_sealed), padded to the column's one length
+    # (pad_to: a name, address or number of up to 64 bytes, a pseudonym of 32, a participation state of
+    # 48), and erasing a value (Participant.shred) leaves such a look-alike of the length the value had. A
+    # NULL, or a shorter ciphertext, would tell a dump who never enrolled, who chose a private address, and
+    # who stopped or was anonymised. In Python none is None, as before; no query can test for it.
+    name = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
+    email = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
+    mobile = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
+    # Keyed blind indexes (HMAC), so a re-imported list finds the same person without any plaintext. Never
+    # NULL in a row (issue #14): a row without an index (its address held by another person, or erased by a
+    # stop) holds a random look-alike of 64 hex characters instead (ContactHashField), which no lookup can
+    # match and which collides with nothing in the unique constraints.
+    email_index = ContactHashField(max_length=64, null=True, blank=True)
+    mobile_index = ContactHashField(max_length=64, null=True, blank=True)
     # Keyed hashes of the e-mail address and mobile number the EMPLOYER lists this person under
     # (invitations.listed_hashes: HMAC under the blind_index key, with their own domain label and the
     # organisation), kept apart from the blind indexes of the contact data the participant uses now. A
     # re-imported list is matched against these only: were it matched against the current contacts, a
     # participant who moved to a private address and number would look new to the list, be invited again,
-    # and so show the employer that they take part. Moved to a DepartedContact when they stop, so the list's
-    # answer is the same whatever they did; never readable, never joined to anything outside this table.
-    listed_email_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
-    listed_mobile_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # and so show the employer that they take part. Moved to a DepartedContact when they stop (a look-alike
+    # stays here), so the list's answer is the same whatever they did; never readable, never joined to
+    # anything outside this table.
+    listed_email_hash = ContactHashField(max_length=64, null=True, blank=True)
+    listed_mobile_hash = ContactHashField(max_length=64, null=True, blank=True)
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
-    pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True)
+    pseudonym = EncryptedTextField(purpose="pseudonym_link", null=True, none_sealed=True)
     # Participation (the last week answered, closed weeks without an answer), sealed JSON of a fixed width.
     # Written only by the week-close batch (participants/participation.py), which rewrites it for every
-    # active participant at every close: in clear, or rewritten only for those who answered, it would tell
-    # a dump who answered which week. NULL until their first closed week.
-    participation = EncryptedTextField(null=True)
+    # row of the organisation at every close: in clear, or rewritten only for those who answered, it would
+    # tell a dump who answered which week. None (sealed as empty text) until their first closed week.
+    participation = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
 
     class WeeklyChannel(models.TextChoices):
         SMS = "sms", _("text message")
@@ -301,10 +312,12 @@ class Participant(models.Model):
         WORK_EMAIL = "work_email", _("work e-mail address")
 
     # Where the weekly messages go, chosen (and proven) by the participant at enrolment: the only address
-    # the weekly round writes to. NULL until chosen; the round then writes to nobody.
-    weekly_channel = models.CharField(max_length=16, choices=WeeklyChannel.choices, null=True, blank=True)  # noqa: DJ001
+    # the weekly round writes to. None until chosen, and after a stop; the round then writes to nobody.
+    # Sealed (issue #14): in clear, its NULL told a dump who never enrolled and who stopped, its value who
+    # chose a private address.
+    weekly_channel = SealedChoiceField(choices=WeeklyChannel.choices, null=True, none_sealed=True)
     # A private address the participant proved by a code; never one the employer supplied or can read.
-    private_email = EncryptedTextField(null=True)
+    private_email = EncryptedTextField(null=True, pad_to=64, none_sealed=True)
     # Whether the employer's "send invitations" already started this person's fixed invitation schedule
     # (participants/invitations.py): it starts once per listed person, whatever they did since.
     was_invited = models.BooleanField(default=False)
@@ -334,6 +347,7 @@ class Participant(models.Model):
                 "participation",
                 "status",
                 "messages_paused",
+                "weekly_channel",
             ),
         ]
 
@@ -367,6 +381,8 @@ class Participant(models.Model):
 
         One list for every way out (their own stop, the nightly anonymisation), so a contact column added
         later is destroyed by all of them or by none (tests/participants/test_retention.py compares them).
+        None here is "destroyed": shred() writes a look-alike of the same length, never NULL. The department
+        stays: the employer's own list sets it, and erasing it would date the stop in the row.
         """
         return {
             "name": None,
@@ -379,7 +395,6 @@ class Participant(models.Model):
             "listed_mobile_hash": None,
             "pseudonym": None,
             "participation": None,
-            "department": None,
             "weekly_channel": None,
             "status": cls.Status.STOPPED,
         }
@@ -406,6 +421,7 @@ class Participant(models.Model):
         address as their own (the import), and the unique index must stay theirs.
         """
         self.email = email
+        # Without an index, a look-alike (ContactHashField): never NULL, never the index of this address.
         self.email_index = blind_index_email(email) if indexed else None
         return ["email", "email_index"]
 
@@ -421,9 +437,21 @@ class Participant(models.Model):
         return ["mobile", "mobile_index"]
 
     def shred(self) -> None:
-        """Give this row the columns of shredded() and save them (sealed ones sealed to this row)."""
+        """Give this row the columns of shredded() and save them (sealed ones sealed to this row).
+
+        Each destroyed sealed value becomes empty text sealed at the length the value had, each destroyed
+        hash a random look-alike (ContactHashField): the row reads as it did, only the key could tell.
+        """
         values = self.shredded()
+        sealed = [name for name in values if isinstance(self._meta.get_field(name), EncryptedTextField)]
+        deferred = self.get_deferred_fields() & set(sealed)
+        if deferred:
+            # Their ciphertexts, for the length the look-alikes must have.
+            self.refresh_from_db(fields=list(deferred))
         for name, value in values.items():
+            field = self._meta.get_field(name)
+            if value is None and isinstance(field, EncryptedTextField):
+                value = field.look_alike(self)
             setattr(self, name, value)
         self.save(update_fields=list(values))
 

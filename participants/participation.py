@@ -84,6 +84,13 @@ def _place(name: str) -> tuple[str, str, str]:
     return column.purpose, Participant._meta.db_table, str(column.column)
 
 
+def _cipher(name: str) -> crypto.ColumnCipher:
+    # With the column's padding: an empty participation seals as long as a real one (participants.models).
+    column = Participant._meta.get_field(name)
+    assert isinstance(column, EncryptedTextField)
+    return crypto.ColumnCipher(*_place(name), pad_to=column.pad_to)
+
+
 def participation_of(participant: Participant) -> ParticipationState:
     """The participant's participation, opened; the empty state before their first closed week."""
     return ParticipationState.from_text(participant.participation)
@@ -202,8 +209,7 @@ def count_participation(
     # The same bindings as the fields' (fields.EncryptedTextField.binding_for), opened and sealed from
     # values_list rows with the per-column work done once: 100,000 rows, several values each.
     status_cipher, pseudonym_cipher, paused_cipher, state_cipher = (
-        crypto.ColumnCipher(*_place(name))
-        for name in ("status", "pseudonym", "messages_paused", "participation")
+        _cipher(name) for name in ("status", "pseudonym", "messages_paused", "participation")
     )
     # Most states repeat (everyone who answered has the same one): each is parsed and turned into text once.
     answered_text = ParticipationState(last_response_week=week, weeks_without_response=0).sealed_text()
@@ -224,14 +230,13 @@ def count_participation(
             # Rewritten as it is, sealed afresh: a close that rewrote only the active rows would tell a dump
             # (xmin, row order) who is active at all, and a ciphertext written back unchanged would tell two
             # dumps around a close apart.
-            kept = state_cipher.seal(state_cipher.open(sealed_state, row), row) if sealed_state else None
+            # Never NULL: a row without a state yet holds an empty one (participants.models).
+            kept = state_cipher.seal(state_cipher.open(sealed_state, row) if sealed_state else "", row)
             chunk.append((row, kept, sealed_status))
             continue
-        if (
-            answered is not None
-            and sealed_pseudonym
-            and answered(pseudonym_cipher.open(sealed_pseudonym, row))
-        ):
+        # Every row holds a pseudonym sealed, an empty one for nobody (participants.models): opened to tell.
+        pseudonym = pseudonym_cipher.open(sealed_pseudonym, row) if answered and sealed_pseudonym else ""
+        if answered is not None and pseudonym and answered(pseudonym):
             # Whatever the state was, this is the new one: the pause needs no opening.
             outcome.responded += 1
             outcome.invited[department] += 1
@@ -266,7 +271,7 @@ def _make_inactive(candidates: list[str]) -> list[str]:
     parameters with server-side binding. The statuses are sealed here and written in one statement rather
     than one save() per participant: the same ciphertexts, bound to their rows, without a round trip each.
     """
-    status_cipher, pseudonym_cipher = (crypto.ColumnCipher(*_place(name)) for name in ("status", "pseudonym"))
+    status_cipher, pseudonym_cipher = (_cipher(name) for name in ("status", "pseudonym"))
     locked = Participant.objects.select_for_update().filter(pk__in=candidates)
     inactive: list[tuple[uuid.UUID, str | None, int]] = [
         (pk, sealed_pseudonym, organisation_id)
@@ -291,11 +296,10 @@ def _make_inactive(candidates: list[str]) -> list[str]:
                 [(status, pk.hex) for status, pk in statuses],
             )
     for pk, sealed_pseudonym, organisation_id in inactive:
-        if sealed_pseudonym:
+        pseudonym = pseudonym_cipher.open(sealed_pseudonym, str(pk)) if sealed_pseudonym else ""
+        if pseudonym:
             participant_inactive.send(
-                sender=Participant,
-                pseudonym=pseudonym_cipher.open(sealed_pseudonym, str(pk)),
-                organisation_id=organisation_id,
+                sender=Participant, pseudonym=pseudonym, organisation_id=organisation_id
             )
     return [str(pk) for pk, _p, _o in inactive]
 

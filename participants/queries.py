@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models import QuerySet
 
 from participants.models import Organisation, Participant
-from preventicons.fields import column_of, open_column
+from preventicons.fields import as_stored, column_cipher, column_of, open_column
 from preventicons.models import OutboundMessage
 
 # The participant columns the weekly pages need to tell what a link can still do (LinkHolder).
@@ -78,7 +78,9 @@ class LinkHolder:
     def may_use_weekly_link(self) -> bool:
         """Whether a weekly link still takes a score: its holder is active, on the list, with a pseudonym."""
         status = open_column(Participant, "status", self.pk, self.sealed_status)
-        return bool(status == Participant.Status.ACTIVE and self.is_listed and self.sealed_pseudonym)
+        # The pseudonym is opened too: every row holds one sealed, an empty one until enrolment and after a
+        # stop (participants.models), so only its text tells.
+        return bool(status == Participant.Status.ACTIVE and self.is_listed and self.pseudonym)
 
     @property
     def pseudonym(self) -> str | None:
@@ -108,6 +110,14 @@ def weekly_address(participant: Participant, channel: str) -> str | None:
     return None
 
 
+# The address each weekly channel writes to.
+_ADDRESS_OF: dict[str, str] = {
+    Participant.WeeklyChannel.SMS: "mobile",
+    Participant.WeeklyChannel.PRIVATE_EMAIL: "private_email",
+    Participant.WeeklyChannel.WORK_EMAIL: "email",
+}
+
+
 @dataclass(frozen=True)
 class WeeklyRecipient:
     """Someone the weekly round makes a link for, and where its message is queued: by e-mail, by SMS, both or
@@ -117,17 +127,6 @@ class WeeklyRecipient:
     pk: uuid.UUID
     by_email: bool
     by_sms: bool
-
-
-def _by_email() -> Q:
-    channel = Participant.WeeklyChannel
-    return Q(weekly_channel=channel.PRIVATE_EMAIL, private_email__isnull=False) | Q(
-        weekly_channel=channel.WORK_EMAIL, email__isnull=False
-    )
-
-
-def _by_sms() -> Q:
-    return Q(weekly_channel=Participant.WeeklyChannel.SMS, mobile__isnull=False)
 
 
 def weekly_recipients(
@@ -142,27 +141,48 @@ def weekly_recipients(
     tell them apart either; only the messages of those who can take part then (active, not paused) are
     sent, the others end unsent when the worker meets them (scores.rounds.render_weekly_message).
     ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves out
-    whoever already has one. Nothing sealed is opened: whether someone takes part this week is decided when
-    the message is sent, from the row as it is then; whether an address exists is read, not the address.
+    whoever already has one. Whether someone takes part this week is decided when the message is sent,
+    from the row as it is then.
+
+    The weekly channel and the addresses are sealed in every row, "none" too (participants.models): a row
+    that never enrolled, and one shredded (a stop, the anonymisation), holds an empty channel, and who
+    has one is decided here, after opening, never in SQL. The address of the channel chosen is opened only
+    to tell whether there is one; neither is kept. Rows are read ``size`` at a time until ``size`` people
+    are found or the list ends.
     """
-    candidates = (
-        # A row that never enrolled, and one shredded (a stop, the anonymisation: Participant.shredded), has
-        # no weekly channel: nobody to make a link for, and a dump shows both anyway. Among the enrolled, a
-        # link for everyone: whether they are active, paused or inactive is sealed and must stay unreadable.
-        # (Someone who enrols mid-week has no link yet, so a later run of the round sends them this week's.)
-        Participant.objects.filter(organisation=organisation, is_listed=True, weekly_channel__isnull=False)
+    channel = Participant.WeeklyChannel
+    ciphers = {name: column_cipher(Participant, name) for name in ("weekly_channel", *_ADDRESS_OF.values())}
+    rows = (
+        Participant.objects.filter(organisation=organisation, is_listed=True)
         .exclude(excluding)
-        .annotate(
-            by_email=ExpressionWrapper(_by_email(), output_field=BooleanField()),
-            by_sms=ExpressionWrapper(_by_sms(), output_field=BooleanField()),
-        )
         .order_by("pk")
-        .values_list("pk", "by_email", "by_sms")
+        .values_list("pk", *(as_stored(name) for name in ciphers))
     )
-    if after is not None:
-        candidates = candidates.filter(pk__gt=after)
-    chosen = [WeeklyRecipient(pk, bool(by_email), bool(by_sms)) for pk, by_email, by_sms in candidates[:size]]
-    return chosen, chosen[-1].pk if chosen else None
+    chosen: list[WeeklyRecipient] = []
+    last_read = after
+    while len(chosen) < size:
+        read = list((rows if last_read is None else rows.filter(pk__gt=last_read))[:size])
+        for pk, *sealed in read:
+            last_read = pk
+            row = str(pk)
+            opened = dict(zip(ciphers, sealed, strict=True))
+            chosen_channel = ciphers["weekly_channel"].open(opened["weekly_channel"], row)
+            if not chosen_channel:
+                continue
+            address = _ADDRESS_OF.get(chosen_channel)
+            has_address = bool(address and opened[address] and ciphers[address].open(opened[address], row))
+            chosen.append(
+                WeeklyRecipient(
+                    pk,
+                    by_email=has_address and chosen_channel != channel.SMS,
+                    by_sms=has_address and chosen_channel == channel.SMS,
+                )
+            )
+            if len(chosen) == size:
+                break
+        if len(read) < size:
+            break
+    return chosen, last_read
 
 
 def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:
@@ -193,14 +213,22 @@ def active_pseudonym(participant_id: uuid.UUID) -> str | None:
 
 def active_participants(organisation_id: int) -> list[Participant]:
     """The organisation's active participants, by id (the status is sealed: opened and decided here)."""
-    found = Participant.objects.filter(organisation_id=organisation_id, pseudonym__isnull=False)
-    found = found.order_by("pk")
-    return [participant for participant in found if participant.status == Participant.Status.ACTIVE]
+    # The pseudonym is sealed in every row (an empty one before enrolment and after a stop): opened here.
+    found = Participant.objects.filter(organisation_id=organisation_id).order_by("pk")
+    return [
+        participant
+        for participant in found
+        if participant.status == Participant.Status.ACTIVE and participant.pseudonym
+    ]
 
 
 def has_pseudonyms(organisation: Organisation) -> bool:
-    """Whether any participant of the organisation has a pseudonym (enrolled and not stopped)."""
-    return Participant.objects.filter(organisation=organisation, pseudonym__isnull=False).exists()
+    """Whether any participant of the organisation has a pseudonym (enrolled and not stopped): opened, as
+    every row holds one sealed (participants.models). For the demo data."""
+    return any(
+        participant.pseudonym
+        for participant in Participant.objects.filter(organisation=organisation).only("pk", "pseudonym")
+    )
 
 
 @dataclass(frozen=True)

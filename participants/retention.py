@@ -144,9 +144,10 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     """Stop these participants as ``account.stop_participation`` stops one; how many were not stopped yet.
 
     The same crypto-shredding, row for row (tests/participants/test_retention.py holds the two side by
-    side): name, e-mail, mobile, blind indexes, the sealed pseudonym and the department destroyed, status
-    stopped; keyed hashes of their contact data remembered (invitations.remember_departed_all); their
-    pending messages cancelled; their codes and account links deleted, their invitation links left
+    side): name, e-mail, mobile, blind indexes and the sealed pseudonym destroyed (look-alikes of the same
+    length in their place, participants.models.Participant.shred), status stopped, the department kept;
+    keyed hashes of their contact data remembered (invitations.remember_departed_all); their pending
+    messages cancelled; their codes and account links deleted, their invitation links left
     opening nothing (as a stop leaves them); a dated
     withdrawal recorded under the consent text they had agreed to; and each P queued sealed
     (queued.queue_stop_closes), so the first request batch of a later day closes their dossier and it
@@ -171,16 +172,8 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         participant
         for participant in Participant.objects.select_for_update()
         .filter(pk__in=ids)
-        .only(
-            "pk",
-            "organisation_id",
-            "pseudonym",
-            "email",
-            "mobile",
-            "status",
-            "listed_email_hash",
-            "listed_mobile_hash",
-        )
+        # Every column shred() replaces: the look-alikes take the length of what they replace.
+        .only("pk", "organisation_id", "status", *Participant.shredded())
         if participant.status != Participant.Status.STOPPED
     ]
     if not locked:

@@ -97,12 +97,32 @@ def padded_length(length: int) -> int:
     return -(-length // PAD_BUCKETS[-1]) * PAD_BUCKETS[-1]
 
 
-def seal(plaintext: str, binding: Binding) -> str:
-    """Encrypt under the active key of the binding's purpose, padded so the length tells only a bucket."""
+def _padded(plaintext: str, pad_to: int) -> bytes:
     data = plaintext.encode("utf-8")
     if b"\x00" in data:
         raise ValueError("sealed text cannot hold NUL characters")
-    data += b"\x00" * (padded_length(len(data)) - len(data))
+    return data + b"\x00" * (padded_length(max(len(data), pad_to)) - len(data))
+
+
+def sealed_length(ciphertext: str) -> int:
+    """The padded plaintext length a ciphertext holds (its bucket), read from its length alone, no key.
+
+    What a dump tells of it; a look-alike sealed with ``pad_to`` of this reads the same.
+    """
+    parts = ciphertext.split(".", 2)
+    raw = _decode_body(parts[2]) if len(parts) == 3 and parts[0] == FORMAT else None
+    if raw is None or len(raw) < NONCE_BYTES + TAG_BYTES:
+        raise DecryptionError("not a Preventicons ciphertext")
+    return len(raw) - NONCE_BYTES - TAG_BYTES
+
+
+def seal(plaintext: str, binding: Binding, *, pad_to: int = 0) -> str:
+    """Encrypt under the active key of the binding's purpose, padded so the length tells only a bucket.
+
+    ``pad_to``: at least this bucket, so a column whose values differ in length (an empty placeholder, a
+    long address) seals every value to one length (fields.EncryptedTextField's ``pad_to``).
+    """
+    data = _padded(plaintext, pad_to)
     ring = get_key_set().keyring(binding.purpose)
     nonce = secrets.token_bytes(NONCE_BYTES)
     key = ring.key(ring.active)
@@ -169,7 +189,8 @@ class ColumnCipher:
     read when it is made: make one per batch, not one per process, so a rotation is seen by the next batch.
     """
 
-    def __init__(self, purpose: str, table: str, column: str) -> None:
+    def __init__(self, purpose: str, table: str, column: str, *, pad_to: int = 0) -> None:
+        self._pad_to = pad_to
         # Validates the fixed parts the way every Binding does.
         self._place = Binding(purpose, table, column, "-")
         self._ring = get_key_set().keyring(purpose)
@@ -196,11 +217,8 @@ class ColumnCipher:
         return self._prefix + row.encode()
 
     def seal(self, plaintext: str, row: str) -> str:
-        """crypto.seal(plaintext, Binding(purpose, table, column, row))."""
-        data = plaintext.encode("utf-8")
-        if b"\x00" in data:
-            raise ValueError("sealed text cannot hold NUL characters")
-        data += b"\x00" * (padded_length(len(data)) - len(data))
+        """crypto.seal(plaintext, Binding(purpose, table, column, row), pad_to=the cipher's pad_to)."""
+        data = _padded(plaintext, self._pad_to)
         nonce = self._nonce()
         sealed = self._aeads[self._ring.active].encrypt(nonce, data, self._associated_data(row))
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")

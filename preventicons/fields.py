@@ -17,6 +17,7 @@ constraint for one of its encrypted fields fails the system checks (preventicons
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any, cast
 
 from django.core import checks
@@ -25,7 +26,16 @@ from django.db.models import F, Q
 from django.db.models.lookups import StartsWith
 from django.db.models.query_utils import DeferredAttribute
 
-from preventicons.crypto import FORMAT, Binding, ColumnCipher, DecryptionError, open_sealed, seal
+from preventicons.crypto import (
+    FORMAT,
+    Binding,
+    ColumnCipher,
+    DecryptionError,
+    open_sealed,
+    padded_length,
+    seal,
+    sealed_length,
+)
 from preventicons.keys import ENCRYPTION_PURPOSES
 
 
@@ -78,6 +88,8 @@ class EncryptedAttribute(DeferredAttribute):
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed):
             value = open_sealed(value, self.field.binding_for(instance))
+            if self.field.none_sealed and value == EncryptedTextField.NONE:
+                value = None
             instance.__dict__[self.field.attname] = value
         return value
 
@@ -86,20 +98,51 @@ class EncryptedAttribute(DeferredAttribute):
 
 
 class EncryptedTextField(models.TextField):
-    """Text sealed with AES-GCM under the given purpose's keyring. Not searchable: pair with a blind index."""
+    """Text sealed with AES-GCM under the given purpose's keyring. Not searchable: pair with a blind index.
+
+    ``pad_to``: every value is padded to at least this many bytes before sealing (crypto.seal), so values
+    of different lengths, and the placeholder below, seal to one length. ``none_sealed``: None is never
+    left NULL but sealed as empty text (and read back as None), as SealedDayOrNoneField does for a day: a
+    NULL beside ciphertexts would tell a dump which rows have a value (who enrolled, who stopped).
+    """
 
     descriptor_class = EncryptedAttribute
+    # What None is sealed as in a ``none_sealed`` column: no value holds empty text (it reads as None).
+    NONE = ""
 
-    def __init__(self, *args: Any, purpose: str = "field", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, purpose: str = "field", pad_to: int = 0, none_sealed: bool = False, **kwargs: Any
+    ) -> None:
         self.purpose = purpose
+        self.pad_to = pad_to
+        self.none_sealed = none_sealed
         kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
     def deconstruct(self) -> Any:
         name, path, args, kwargs = super().deconstruct()
         kwargs["purpose"] = self.purpose
+        if self.pad_to:
+            kwargs["pad_to"] = self.pad_to
+        if self.none_sealed:
+            kwargs["none_sealed"] = True
         kwargs.pop("editable", None)
         return name, path, args, kwargs
+
+    def look_alike(self, instance: Any) -> Sealed:
+        """None sealed to this row at the length the row's value has now: what erasing it leaves behind.
+
+        A ``none_sealed`` column erased (a stop, the anonymisation) must read like one that still holds its
+        value, bucket included; the length is taken from the ciphertext, or from the text it opened to.
+        """
+        value = instance.__dict__.get(self.attname)
+        if isinstance(value, Sealed):
+            width = sealed_length(value)
+        elif isinstance(value, str):
+            width = padded_length(max(len(value.encode("utf-8")), self.pad_to))
+        else:
+            width = self.pad_to
+        return Sealed(seal(self.NONE, self.binding_for(instance), pad_to=width))
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)
@@ -171,6 +214,8 @@ class EncryptedTextField(models.TextField):
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         value = model_instance.__dict__.get(self.attname)
+        if value is None and self.none_sealed:
+            value = self.NONE
         if value is None:
             return value
         if isinstance(value, Sealed):
@@ -180,7 +225,7 @@ class EncryptedTextField(models.TextField):
             return value
         if not isinstance(value, str):
             raise TypeError(f"{self.attname} takes text, not {type(value).__name__}")
-        return Sealed(seal(value, self.binding_for(model_instance)))
+        return Sealed(seal(value, self.binding_for(model_instance), pad_to=self.pad_to))
 
     def get_prep_value(self, value: Any) -> Any:
         if value is None or isinstance(value, Sealed) or hasattr(value, "resolve_expression"):
@@ -336,6 +381,26 @@ class SealedIntegerField(SealedValueField):
         return int(text)
 
 
+class ContactHashField(models.CharField):
+    """A keyed hash of a contact detail (a blind index, a listed hash): 64 hex characters in every row.
+
+    A row without one (no such contact, an address held by someone else, erased by a stop) gets a random
+    look-alike on save instead of NULL: a NULL told a dump whose row a stop or the anonymisation had erased.
+    64 random hex characters are 256 random bits: no keyed hash of any address or number equals one, so a
+    look-alike matches no lookup and collides with nothing in a unique constraint.
+    """
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        if getattr(model_instance, self.attname) is None:
+            setattr(model_instance, self.attname, look_alike_hash())
+        return super().pre_save(model_instance, add)
+
+
+def look_alike_hash() -> str:
+    """What ContactHashField holds for no hash: random, as long as a keyed hash, equal to none."""
+    return secrets.token_hex(32)
+
+
 def open_column(model: type[models.Model], name: str, pk: object, sealed: str | None) -> str | None:
     """Open what ``values_list`` gave of an encrypted column of ``model``'s row ``pk`` (None stays None).
 
@@ -345,7 +410,8 @@ def open_column(model: type[models.Model], name: str, pk: object, sealed: str | 
         return None
     field = model._meta.get_field(name)
     assert isinstance(field, EncryptedTextField)
-    return open_sealed(str(sealed), Binding(field.purpose, model._meta.db_table, str(field.column), str(pk)))
+    text = open_sealed(str(sealed), Binding(field.purpose, model._meta.db_table, str(field.column), str(pk)))
+    return None if field.none_sealed and text == field.NONE else text
 
 
 def column_of(model: type[models.Model], name: str) -> str:
@@ -363,7 +429,7 @@ def column_cipher(model: type[models.Model], name: str) -> ColumnCipher:
     """
     field = model._meta.get_field(name)
     assert isinstance(field, EncryptedTextField)
-    return ColumnCipher(field.purpose, model._meta.db_table, str(field.column))
+    return ColumnCipher(field.purpose, model._meta.db_table, str(field.column), pad_to=field.pad_to)
 
 
 def as_stored(name: str) -> models.ExpressionWrapper:

@@ -30,7 +30,14 @@ from django.db import connections, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
 
-from preventicons.crypto import DecryptionError, ciphertext_prefix, key_id_of, open_sealed, seal
+from preventicons.crypto import (
+    DecryptionError,
+    ciphertext_prefix,
+    key_id_of,
+    open_sealed,
+    seal,
+    sealed_length,
+)
 from preventicons.dbrouter import database_for_model
 from preventicons.fields import EncryptedTextField, Sealed
 from preventicons.keys import (
@@ -332,7 +339,8 @@ def _reseal_row(
             report.unreadable.append(f"{column.label} pk={row.pk}")
             continue
         old[model_field.name] = Sealed(raw)
-        new[model_field.name] = Sealed(seal(plaintext, binding))
+        # At the length it had: a look-alike of an erased value stays as long as the value it replaced.
+        new[model_field.name] = Sealed(seal(plaintext, binding, pad_to=sealed_length(raw)))
     if not new:
         return 0
     manager = type(row)._base_manager.using(alias)

@@ -273,9 +273,10 @@ def decided_weeks(
                 threshold=limit,
                 # Never from the participants table: every row of the employer's list names a department
                 # (the import refuses one without), and the rows in none are those a stop or the
-                # anonymisation shredded, so a report reading it would show the employer that someone
-                # stopped. The week's own links and answers say whether "other departments" takes in
-                # people in no department (disclosure.decide_week).
+                # anonymisation shredded before participants 0025 (since, they keep it), so a report
+                # reading it would show the employer that someone stopped. The week's own links and
+                # answers say whether "other departments" takes in people in no department
+                # (disclosure.decide_week).
                 department_less=False,
             )
             for limit in {threshold, then}

@@ -6,8 +6,9 @@ restart after a killed worker finds the committed batches and sends only what is
 
 The outbox holds no address and no token for these messages: each is queued deferred, naming the renderer
 "scores.weekly" and the link's id, and rendered when it is sent. The link's token is derived from its id
-under a key (``link_token``), so the round opens no address and seals nothing, and a participant who stops,
-pauses or leaves before the message goes out is not messaged.
+under a key (``link_token``), so the round seals nothing, and a participant who stops, pauses or leaves before
+the message goes out is not messaged. The weekly channel is sealed in every row, "none" too: the round opens
+it, and the address it names only to tell whether there is one (participants.queries.weekly_recipients).
 """
 
 from __future__ import annotations

@@ -362,12 +362,9 @@ def test_the_operator_cannot_tell_from_the_dossier_table_that_todays_stopper_had
     stop_participation(participant=other)
     stop_participation(participant=world.participant)
 
-    shredded = _raw(
-        "default",
-        "SELECT count(*) FROM participants_participant WHERE organisation_id = %s AND name IS NULL",
-        [world.organisation.pk],
-    )[0][0]
-    assert shredded == 2  # what the identity dump shows of today's stops
+    # The identity dump shows today's stops by the rows they rewrote today (README, known limits; no longer
+    # by their shape: tests/test_attacks_rowshape.py), so the operator is taken to know these two.
+    assert Participant.objects.filter(organisation=world.organisation).with_status("stopped").count() == 2
     # What the casefiles dump tells about the same organisation and the same day (a closing day, where it
     # can read one).
     stopped_with_dossier = [

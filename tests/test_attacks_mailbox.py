@@ -71,7 +71,7 @@ def test_stopping_from_the_account_sends_nothing_to_the_work_mailbox(
 ) -> None:
     # A participant who chose SMS for the weekly messages: the employer-supplied work address is not theirs.
     jan = make_active(organisation, email="jan@werk.example")
-    Participant.objects.filter(pk=jan.pk).update(weekly_channel=Participant.WeeklyChannel.SMS)
+    Participant.objects.filter(pk=jan.pk).set_state(weekly_channel=Participant.WeeklyChannel.SMS)
     # Jan opens the account (this alone already mails the work address, see the test above) and stops.
     client.post("/me/link/", {"email": "jan@werk.example"})
     messaging.send_due_messages()
@@ -95,7 +95,7 @@ def test_correcting_ones_mobile_from_the_account_sends_nothing_to_the_work_mailb
     client: Client, organisation: Organisation
 ) -> None:
     jan = make_active(organisation, email="jan@werk.example")
-    Participant.objects.filter(pk=jan.pk).update(weekly_channel=Participant.WeeklyChannel.SMS)
+    Participant.objects.filter(pk=jan.pk).set_state(weekly_channel=Participant.WeeklyChannel.SMS)
     jan.refresh_from_db()
     account.request_change(participant=jan, mobile="+31687654399")
     messaging.send_due_messages()

@@ -28,6 +28,7 @@ from participants.models import (
 )
 from participants.signals import participant_stopped
 from preventicons import crypto, messaging
+from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.fields import EncryptedTextField
 from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
@@ -127,6 +128,18 @@ def raw_participant_row(participant: Participant) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def erased(participant: Participant) -> bool:
+    """Their name, contact data, indexes and P are gone: look-alikes in every column (none NULL, so a dump
+    reads the row as before), which open to nothing and which no lookup by a blind index finds."""
+    fresh = Participant.objects.get(pk=participant.pk)
+    found = {blind_index_email(email) for email in ("jan@example.nl", "piet@example.nl", "kees@example.nl")}
+    return (
+        all(value is not None for value in raw_participant_row(participant)[:6])
+        and (fresh.name, fresh.email, fresh.mobile, fresh.pseudonym) == (None,) * 4
+        and fresh.email_index not in found
+    )
+
+
 def forgotten(number: str, pseudonym: str) -> bool:
     """The dossier is closed and leads to nobody: its sealed P is not theirs and their P finds it no more.
     A stop writes random look-alikes over its link (retention destroys them at the term), so the row reads
@@ -165,34 +178,64 @@ def piet(organisation: Organisation) -> Participant:
     return participant
 
 
+def _shape(value: object) -> object:
+    """What a dump tells of a value without the key: a ciphertext its length, a hash that it is one."""
+    if isinstance(value, str) and value.startswith("v1."):
+        return ("sealed", len(value))
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+        return "keyed hash"
+    return value
+
+
 def test_stop_destroys_contact_data_blind_indexes_and_sealed_pseudonym(jan: Participant) -> None:
-    assert all(value is not None for value in raw_participant_row(jan)[:6])
+    before = raw_participant_row(jan)
+    assert all(value is not None for value in before)
+    indexes = {blind_index_email("jan@example.nl"), blind_index_phone("+31612345678")}
+    assert set(before[3:5]) == indexes
 
     account.stop_participation(participant=jan)
 
     row = raw_participant_row(jan)
-    assert row[:7] == (None, None, None, None, None, None, None)
+    # Look-alikes of the same length in place of each value, never NULL: a dump reads the row as before.
+    assert [_shape(value) for value in row] == [_shape(value) for value in before]
+    assert all(new != old for new, old in zip(row[:6], before[:6], strict=True))
+    assert not set(row[3:5]) & indexes
+    # The department is the employer's own: a stop leaves it, so the row does not date the stop.
+    assert row[6] == before[6] is not None
     # The status is sealed: the dump shows a ciphertext like anyone's, never "stopped".
     assert str(row[7]).startswith("v1.") and "stopped" not in str(row[7])
+    jan.refresh_from_db()
     assert jan.status == Participant.Status.STOPPED
-    assert jan.name is None and jan.email is None and jan.pseudonym is None
+    assert jan.name is None and jan.email is None and jan.mobile is None and jan.pseudonym is None
+    assert not Participant.objects.filter(email_index__in=indexes).exists()
+    assert not Participant.objects.filter(mobile_index__in=indexes).exists()
 
 
-def test_a_stop_leaves_every_sealed_column_and_the_weekly_channel_null(jan: Participant) -> None:
-    # What a dump shows of someone who stopped: no ciphertext at all, not even of the private address they
-    # chose for the weekly messages (which the key file could otherwise open later), nor where those went.
+def test_a_stop_leaves_a_look_alike_of_the_same_length_in_every_sealed_column(jan: Participant) -> None:
+    # What a dump shows of someone who stopped: a ciphertext of the same length in every column, opening to
+    # nothing, not even to the private address they chose for the weekly messages, nor to where those went.
     jan.private_email = "jan.prive@example.org"
     jan.weekly_channel = Participant.WeeklyChannel.PRIVATE_EMAIL
     jan.participation = '{"last": null}'
     jan.save()
     sealed = [
-        field.column for field in Participant._meta.concrete_fields if isinstance(field, EncryptedTextField)
+        str(field.column)
+        for field in Participant._meta.concrete_fields
+        if isinstance(field, EncryptedTextField)
     ]
-    assert {"name", "email", "mobile", "pseudonym", "private_email", "participation"} <= set(sealed)
-    # Status and pause stay, sealed: a stopped row's state reads like anyone's (test_attacks_operator.py).
+    assert {
+        "name",
+        "email",
+        "mobile",
+        "pseudonym",
+        "private_email",
+        "participation",
+        "weekly_channel",
+    } <= set(sealed)
+    # Status and pause are written anew, sealed: a stopped row's state reads like anyone's.
     state = {"status", "messages_paused"}
-    columns = [*(c for c in sealed if c not in state), "email_index", "mobile_index", "weekly_channel"]
-    columns.append("department_id")
+    columns = [*(c for c in sealed if c not in state), "email_index", "mobile_index"]
+    columns += ["listed_email_hash", "listed_mobile_hash", "department_id"]
     select = "SELECT " + ", ".join(f'"{column}"' for column in columns)
     # Column names from the model's own metadata, never from input.
     query = select + " FROM participants_participant WHERE id = %s"  # noqa: S608
@@ -207,7 +250,13 @@ def test_a_stop_leaves_every_sealed_column_and_the_weekly_channel_null(jan: Part
         cursor.execute(query, [jan.pk])
         after = cursor.fetchone()
     assert after is not None
-    assert dict(zip(columns, after, strict=True)) == dict.fromkeys(columns)
+    assert {c: _shape(v) for c, v in zip(columns, after, strict=True)} == {
+        c: _shape(v) for c, v in zip(columns, before, strict=True)
+    }
+    changed = {c for c, old, new in zip(columns, before, after, strict=True) if old != new}
+    assert changed == set(columns) - {"department_id"}
+    jan.refresh_from_db()
+    assert all(getattr(jan, name) is None for name in sealed if name not in state)
 
 
 def _raw_dossier_row(number: str) -> tuple[Any, ...]:
@@ -407,7 +456,7 @@ def test_an_invited_participant_without_a_pseudonym_can_stop(organisation: Organ
     finally:
         participant_stopped.disconnect(listen)
 
-    assert raw_participant_row(invited)[:6] == (None,) * 6
+    assert erased(invited)
     assert not QueuedRequest.objects.exists()  # no P, nothing to unlink
     close_stopped_dossiers()
     assert heard == []
@@ -455,7 +504,7 @@ def test_stop_through_the_pages_needs_both_codes(client: Client, jan: Participan
     jan.refresh_from_db()
     assert jan.status == Participant.Status.ACTIVE
     assert wellbeing.take_up_help_requests().stops == 1
-    assert raw_participant_row(jan)[:6] == (None,) * 6
+    assert erased(jan)
     close_stopped_dossiers()
     assert forgotten("D-4001", pseudonym)
     assert "no-store" in client.get("/me/stopped/")["Cache-Control"]
@@ -504,7 +553,7 @@ def test_a_later_import_of_the_same_address_adds_nobody_and_links_nothing(
     # Recognised by the keyed hash the stop left: already on the list, so never invited again.
     assert (result.created, result.unchanged) == (0, 1)
     assert not Participant.objects.exclude(pk=jan.pk).exists()
-    assert raw_participant_row(jan)[:6] == (None,) * 6
+    assert erased(jan)
 
 
 @pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
@@ -514,7 +563,7 @@ def test_with_real_commits_a_failing_receiver_leaves_both_stores_as_they_were() 
     open_dossier(jan, "D-5001")
     pseudonym = jan.pseudonym or ""
     account.stop_participation(participant=jan)
-    assert raw_participant_row(jan)[:6] == (None,) * 6
+    assert erased(jan)
 
     def explode(sender: Any, **kwargs: Any) -> None:
         raise RuntimeError("receiver down")
@@ -531,5 +580,6 @@ def test_with_real_commits_a_failing_receiver_leaves_both_stores_as_they_were() 
 
     close_stopped_dossiers()
 
+    assert erased(jan)
     assert forgotten("D-5001", pseudonym)
     assert not QueuedRequest.objects.exists()

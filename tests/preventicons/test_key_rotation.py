@@ -215,8 +215,9 @@ def test_rotation_interrupted_midway_keeps_every_value_readable_and_resumes(key_
     first = reencrypt(purposes=["field"], batch_size=2, max_batches=1, on_batch=batches.append)
 
     assert first.stopped_early and not first.is_complete
-    # Two participants' five sealed columns each (name, e-mail, mobile, status, pause).
-    assert [(b.model_label, b.batch, b.resealed) for b in batches] == [("participants.Participant", 1, 10)]
+    # Two participants' eight sealed columns each (name, e-mail, mobile, status, pause, private e-mail,
+    # participation, weekly channel: none is sealed too).
+    assert [(b.model_label, b.batch, b.resealed) for b in batches] == [("participants.Participant", 1, 16)]
     assert participant_key_ids() != [old_id] * 5 and participant_key_ids() != [new_id] * 5
     assert sorted(participant_key_ids()) == sorted([new_id] * 2 + [old_id] * 3)
     assert note_key_ids() == [old_id] * 3
@@ -358,9 +359,9 @@ def test_status_counts_values_per_purpose_and_key_and_names_unknown_key_ids(key_
     usage = {(u.purpose, u.key_id): u for u in key_usage()}
 
     field_now = usage[("field", active("field"))]
-    # Two participants' five columns (name, e-mail, mobile, status, pause), one of them overwritten with the
-    # ghost, plus one note's four (kind, day, order, text).
-    assert field_now.is_active and field_now.values == 9 + 4
+    # Two participants' eight columns (five, and private e-mail, participation and weekly channel sealed
+    # empty), one of them overwritten with the ghost, plus one note's four (kind, day, order, text).
+    assert field_now.is_active and field_now.values == 15 + 4
     assert usage[("pseudonym_link", active("pseudonym_link"))].values == 2
     assert usage[("casefiles_link", active("casefiles_link"))].values == 0
     ghost = usage[("field", "fld-ghost")]
@@ -378,7 +379,8 @@ def run(*args: str) -> str:
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
-    # Three participants with five sealed columns each (name, e-mail, mobile, status, pause), two notes with
+    # Three participants with eight sealed columns each (name, e-mail, mobile, status, pause, and private
+    # e-mail, participation and weekly channel sealed empty), two notes with
     # four each (kind, day, order, text).
     participants, notes = make_participants(3), make_notes(2)
     old_id = active("field")
@@ -391,10 +393,10 @@ def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
     output = run("activate", "--purpose", "field", "--key-id", new_id)
     assert f"{new_id} is now the active field key" in output
     output += run("status")
-    assert f"field {old_id}: 23 values" in output and f"field {new_id}: 0 values (active)" in output
+    assert f"field {old_id}: 32 values" in output and f"field {new_id}: 0 values (active)" in output
 
     output += run("reencrypt", "--purpose", "field", "--batch-size", "2", "--max-batches", "1")
-    assert "participants.Participant [default]: batch 1, 10 values re-sealed" in output
+    assert "participants.Participant [default]: batch 1, 16 values re-sealed" in output
     assert "Stopped early" in output
     with pytest.raises(CommandError, match="still sealed under"):
         run("retire", "--purpose", "field", "--key-id", old_id)
@@ -407,7 +409,7 @@ def test_rotate_keys_command_end_to_end(key_file: Path) -> None:
     output += run("retire", "--purpose", "field", "--key-id", old_id)
     assert f"Retired {old_id}" in output
     output += run("status")
-    assert f"field {new_id}: 23 values (active)" in output
+    assert f"field {new_id}: 32 values (active)" in output
 
     assert_all_open(participants, notes)
     doc = document(key_file)

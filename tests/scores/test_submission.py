@@ -462,7 +462,7 @@ def test_the_weekly_message_reads_the_same_after_a_hard_and_a_good_week(organisa
         add_score(participant, week=last_week, value=value)
         link, _token = make_link(participant, week=WEEK)
         for channel, chosen in (("email", "work_email"), ("sms", "sms")):
-            Participant.objects.filter(pk=participant.pk).update(weekly_channel=chosen)
+            Participant.objects.filter(pk=participant.pk).set_state(weekly_channel=chosen)
             rendered = render_weekly_message(str(link.pk), channel)
             assert rendered is not None
             bodies.append((channel, rendered.body.replace(rounds.link_token(link.pk), "TOKEN")))
