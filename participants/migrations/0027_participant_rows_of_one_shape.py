@@ -6,7 +6,7 @@ blind indexes, listed hashes and department NULL). From here every sealed column
 row, "none" sealed as empty text padded to the column's one length (preventicons.fields.EncryptedTextField
 ``none_sealed`` and ``pad_to``), every keyed hash column 64 hex characters (a random look-alike where there
 is no hash: preventicons.fields.ContactHashField), and the weekly channel is sealed (into a new column; the
-clear one is dropped, as 0019 did for the status). This fills every existing row so; 0026 then rewrites the
+clear one is dropped, as 0019 did for the status). This fills every existing row so; 0028 then rewrites the
 table file, which nulls the dropped clear channel in every row version it keeps and leaves out the old
 versions no transaction can still see. The department of rows erased before this cannot be told again and stays
 NULL: a stop and the anonymisation no longer touch it.
@@ -52,7 +52,7 @@ def fill_every_row(apps, schema_editor):
                 sealed, hashes = values[: len(SEALED)], values[len(SEALED) :]
                 new: dict[str, str] = {
                     # The clear channel sealed into a column of its own (bound to the name it takes below),
-                    # none as empty text: the clear one is dropped, and 0026's rewrite nulls it in every
+                    # none as empty text: the clear one is dropped, and 0028's rewrite nulls it in every
                     # row version the table file keeps.
                     "sealed_channel": crypto.seal(
                         channel or "", crypto.Binding("field", TABLE, "weekly_channel", row)

@@ -1,4 +1,4 @@
-"""After 0025 sealed the weekly channel and filled every participant row, the old row versions (the channel
+"""After 0027 sealed the weekly channel and filled every participant row, the old row versions (the channel
 in clear, the NULLs that told who enrolled and who stopped) must not stay readable in the table file: each
 UPDATE left them behind as dead tuples. VACUUM FULL writes the table anew (the fillfactor of 0021 is kept), as
 0024 does. PostgreSQL only, and it cannot run in a transaction, hence a non-atomic migration. On SQLite run
