@@ -31,8 +31,8 @@ from participants.participation import ParticipationState
 from participants.references import hour_index
 from preventicons import crypto, messaging
 from preventicons.dbrouter import ALIASES
-from tests.casefiles.world import close_stopped_dossiers
 from preventicons.fields import EncryptedTextField
+from tests.casefiles.world import close_stopped_dossiers
 from tests.conftest import ALL_DATABASES, run_on_embedded_default
 from tests.scores.people import add_score, make_participant
 
