@@ -210,9 +210,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     # Whoever stops in this batch gets nothing else of it: taken in random order, a help request (asked
     # after the stop was confirmed, through a weekly link that still works until now) would otherwise open
     # a dossier under their P and mail a casemanager, or a correction send its notice, before the stop.
-    stopping = {
-        request.get("participant") for request in map(opened, pending) if request["kind"] == STOP
-    }
+    stopping = {request.get("participant") for request in map(opened, pending) if request["kind"] == STOP}
     accepted: list[AcceptedHelpRequest] = []
     dropped = 0
     pauses_changed = 0

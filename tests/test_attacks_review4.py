@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import time_machine
-
 from django.db import connections
 
 from casefiles.models import Dossier
