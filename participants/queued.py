@@ -59,6 +59,13 @@ def queue_stop_closes(pseudonyms: list[str]) -> None:
     QueuedRequest.objects.bulk_create([sealed({"kind": STOP_CLOSE, "pseudonym": p}) for p in pseudonyms if p])
 
 
+def waits_for_the_batch(queued: QueuedRequest) -> bool:
+    """Whether retention must keep this row however long no batch takes it up: a stop's dossier close, and
+    a proven stop itself. The participant was told their contact data goes within minutes; purging the stop
+    would lose their erasure silently and keep the messages coming."""
+    return bool(opened(queued)["kind"] in (STOP, STOP_CLOSE))
+
+
 def is_stop_close(queued: QueuedRequest) -> bool:
     """Whether this queued row closes a stopped participant's dossier (opened: the kind is sealed)."""
     return bool(opened(queued)["kind"] == STOP_CLOSE)

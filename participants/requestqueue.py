@@ -207,6 +207,10 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     # Locked: a second batch running at the same time waits, then finds the rows gone.
     pending = list(QueuedRequest.objects.select_for_update())
     secrets.SystemRandom().shuffle(pending)
+    # Whoever stops in this batch gets nothing else of it: taken in random order, a help request (asked
+    # after the stop was confirmed, through a weekly link that still works until now) would otherwise open
+    # a dossier under their P and mail a casemanager, or a correction send its notice, before the stop.
+    stopping = {request.get("participant") for request in map(opened, pending) if request["kind"] == STOP}
     accepted: list[AcceptedHelpRequest] = []
     dropped = 0
     pauses_changed = 0
@@ -223,6 +227,9 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
                 taken.append(queued)
             continue
         taken.append(queued)
+        if request["kind"] != STOP and request.get("participant") in stopping:
+            dropped += 1
+            continue
         # Locked against a stop running at the same time: a stopped participant's P must open no dossier.
         participant = (
             Participant.objects.select_for_update().filter(pk=uuid.UUID(request["participant"])).first()

@@ -274,20 +274,22 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         ListedEntry.objects.filter(organisation__contract_end__lte=_contract_grace_end(today)).delete()
         # Not taken up within days means the batch is failing: the count in the summary is the alarm. A stop's
         # close is never purged untaken: it is the only way left to the dossier of someone who stopped, which
-        # would otherwise stay open under a P nobody can name. It waits for the batch, however late.
+        # would otherwise stay open under a P nobody can name. Nor is a proven stop: its person was told their
+        # contact data goes within minutes, and purged it would keep them and their messages. Both wait for
+        # the batch, however late.
         stale = [
             row
             for row in QueuedRequest.objects.filter(queued_on__lte=today - _days("QUEUED_REQUEST_MAX_DAYS"))
         ]
-        waiting_stops = sum(1 for row in stale if queued.is_stop_close(row))
+        waiting_stops = sum(1 for row in stale if queued.waits_for_the_batch(row))
         counts.queued_requests_purged = QueuedRequest.objects.filter(
-            pk__in=[row.pk for row in stale if not queued.is_stop_close(row)]
+            pk__in=[row.pk for row in stale if not queued.waits_for_the_batch(row)]
         ).delete()[0]
         _record_summary(today, counts)
     if counts.queued_requests_purged:
         logger.warning("retention: %d queued requests were never taken up", counts.queued_requests_purged)
     if waiting_stops:
-        logger.warning("retention: %d stopped participants' dossiers still wait to be closed", waiting_stops)
+        logger.warning("retention: %d stops or dossier closes still wait for the batch", waiting_stops)
     logger.info(
         "retention: anonymised %d declined, %d of ended contracts, %d unlisted, %d inactive; "
         "purged %d codes, %d invitations, %d account links, %d queued requests",
