@@ -197,8 +197,9 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     the caller opening the dossiers of what is returned in that same transaction: the rows are deleted,
     and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
-    A help request of someone no longer active, or without a pseudonym, records nothing; a pause change
-    applies to anyone not stopped. A stop's close is handed on with its P, whoever it was (``stop_closes``).
+    A help request of someone no longer active, or without a pseudonym, records nothing; a pause change and
+    a correction apply to anyone not stopped; a stop stops them and drops whatever else they asked in the
+    batch. A stop's close is handed on with its P, whoever it was (``stop_closes``).
     """
     today = today or timezone.localdate()
     alias = router.db_for_write(QueuedRequest)
