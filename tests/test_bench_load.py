@@ -8,12 +8,14 @@ on time: the machine may be slower than ever, never faster than the server's own
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import http.server
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -34,6 +36,14 @@ from bench.load import (
 )
 
 DELAY = 0.2
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: a browser test earlier in this worker (Playwright's sync API)
+    leaves an event loop running in the main thread, where asyncio.run refuses to start another."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 class _SlowPhone(http.server.BaseHTTPRequestHandler):
@@ -143,7 +153,7 @@ def test_a_late_generator_still_measures_from_the_scheduled_start() -> None:
         await asyncio.sleep(0.05)
         return True
 
-    tally = asyncio.run(open_loop(rate=10, seconds=0.5, job=job))
+    tally = _run(open_loop(rate=10, seconds=0.5, job=job))
     assert calls == 5
     # The taps scheduled 0.1-0.4 s in could not start before 0.5 s: the last one 0.1 s late plus its own
     # 0.05 s, the middle one 0.3 s late.
@@ -153,7 +163,7 @@ def test_a_late_generator_still_measures_from_the_scheduled_start() -> None:
 
 def test_every_tap_makes_three_requests_each_timed_at_least_the_servers_delay() -> None:
     with _server(_ThreadedServer) as port:
-        tally = asyncio.run(open_loop(rate=5, seconds=2, job=tap_job(port, iter(f"t{n}" for n in range(99)))))
+        tally = _run(open_loop(rate=5, seconds=2, job=tap_job(port, iter(f"t{n}" for n in range(99)))))
     assert tally.errors == 0
     assert len(tally.taps) == 10
     assert {kind: len(seconds) for kind, seconds in tally.requests.items()} == {
@@ -170,7 +180,7 @@ def test_a_server_that_falls_behind_shows_its_queue_in_the_latencies() -> None:
     # later, 1.1 s after its scheduled start. A generator that waited for each answer (closed loop) would
     # have sent five and seen 0.2 s for each.
     with _server(_SerialServer) as port:
-        tally = asyncio.run(open_loop(rate=10, seconds=1, job=insert_job(port, {"week": "2026-11-30"})))
+        tally = _run(open_loop(rate=10, seconds=1, job=insert_job(port, {"week": "2026-11-30"})))
     assert tally.errors == 0
     assert len(tally.taps) == 10
     assert percentile(tally.taps, 0.5) >= 0.6
@@ -183,7 +193,7 @@ def test_a_tap_not_done_by_its_deadline_fails_and_counts_as_infinitely_slow(
 ) -> None:
     monkeypatch.setattr(bench.load, "TIMEOUT", DELAY / 2)
     with _server(_ThreadedServer) as port:
-        tally = asyncio.run(open_loop(rate=5, seconds=1, job=tap_job(port, iter(f"t{n}" for n in range(99)))))
+        tally = _run(open_loop(rate=5, seconds=1, job=tap_job(port, iter(f"t{n}" for n in range(99)))))
     assert tally.errors == 5
     assert tally.taps == [math.inf] * 5
     assert tally.completed == 0
