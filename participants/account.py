@@ -334,14 +334,36 @@ def _notify_refused_change(participant: Participant, *, at: dt.datetime) -> None
         "Your change to your Preventicons details could not be made: the e-mail address or mobile number "
         "cannot be used. Please enter another one in your account."
     )
-    if participant.weekly_channel == Participant.WeeklyChannel.WORK_EMAIL and participant.email:
-        messaging.queue_email(key=f"{key}:email", to=participant.email, subject=_("Your change"), body=text)
+    _tell_where_chosen(
+        participant,
+        work_email=participant.email,
+        email_key=f"{key}:email",
+        subject=_("Your change"),
+        body=text,
+        sms_key=f"{key}:sms",
+        sms_body=text,
+    )
+
+
+def _tell_where_chosen(
+    participant: Participant,
+    *,
+    work_email: str | None,
+    email_key: str,
+    subject: str,
+    body: str,
+    sms_key: str,
+    sms_body: str,
+) -> None:
+    """Queue a notice to the one destination the participant chose to hear from us at: ``work_email`` only
+    when their weekly messages go to the work address, else their private address, else their mobile. A
+    notice in a work mailbox they did not choose would tell the employer they take part."""
+    if participant.weekly_channel == Participant.WeeklyChannel.WORK_EMAIL and work_email:
+        messaging.queue_email(key=email_key, to=work_email, subject=subject, body=body)
     elif participant.private_email:
-        messaging.queue_email(
-            key=f"{key}:email", to=participant.private_email, subject=_("Your change"), body=text
-        )
+        messaging.queue_email(key=email_key, to=participant.private_email, subject=subject, body=body)
     elif participant.mobile:
-        messaging.queue_sms(key=f"{key}:sms", to=participant.mobile, body=text)
+        messaging.queue_sms(key=sms_key, to=participant.mobile, body=sms_body)
 
 
 def _notify_change(
@@ -360,37 +382,25 @@ def _notify_change(
     """
     stamp = at.strftime("%Y%m%dT%H%M%S%f")
     support = {"support": settings.SUPPORT_EMAIL}
-    chosen = participant.weekly_channel
     if proven.email and old_email:
-        subject = _("Your e-mail address for Preventicons was changed")
-        body = _(
-            "The e-mail address of your Preventicons account was just changed, confirmed with codes.\n\n"
-            "Was this not you? Write to us at once at %(support)s."
+        # The old work address hears of it only when the weekly messages went there (_tell_where_chosen).
+        _tell_where_chosen(
+            participant,
+            work_email=old_email,
+            email_key=f"changed:{participant.pk}:{stamp}:email",
+            subject=_("Your e-mail address for Preventicons was changed"),
+            body=_(
+                "The e-mail address of your Preventicons account was just changed, confirmed with codes.\n\n"
+                "Was this not you? Write to us at once at %(support)s."
+            )
+            % support,
+            sms_key=f"changed:{participant.pk}:{stamp}:email-sms",
+            sms_body=_(
+                "The e-mail address of your Preventicons account was just changed. "
+                "Was this not you? Write to us at once at %(support)s."
+            )
+            % support,
         )
-        if chosen == Participant.WeeklyChannel.WORK_EMAIL:
-            messaging.queue_email(
-                key=f"changed:{participant.pk}:{stamp}:email",
-                to=old_email,
-                subject=subject,
-                body=body % support,
-            )
-        elif participant.private_email:
-            messaging.queue_email(
-                key=f"changed:{participant.pk}:{stamp}:email",
-                to=participant.private_email,
-                subject=subject,
-                body=body % support,
-            )
-        elif participant.mobile:
-            messaging.queue_sms(
-                key=f"changed:{participant.pk}:{stamp}:email-sms",
-                to=participant.mobile,
-                body=_(
-                    "The e-mail address of your Preventicons account was just changed. "
-                    "Was this not you? Write to us at once at %(support)s."
-                )
-                % support,
-            )
     if proven.mobile and old_mobile:
         # The old number received the codes all along: it is theirs, and the first to miss a takeover.
         messaging.queue_sms(
