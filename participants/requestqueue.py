@@ -211,7 +211,8 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     # Whoever stops in this batch gets nothing else of it: taken in random order, a help request (asked
     # after the stop was confirmed, through a weekly link that still works until now) would otherwise open
     # a dossier under their P and mail a casemanager, or a correction send its notice, before the stop.
-    stopping = {request.get("participant") for request in map(opened, pending) if request["kind"] == STOP}
+    requests = [(queued, opened(queued)) for queued in pending]
+    stopping = {request.get("participant") for _queued, request in requests if request["kind"] == STOP}
     accepted: list[AcceptedHelpRequest] = []
     dropped = 0
     pauses_changed = 0
@@ -219,8 +220,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     stops = changes = 0
     stop_closes: list[str] = []
     taken: list[QueuedRequest] = []
-    for queued in pending:
-        request = opened(queued)
+    for queued, request in requests:
         if request["kind"] == STOP_CLOSE:
             # No participant row names P any more: it is handed on as it was queued.
             if queued.queued_on < today:
