@@ -161,3 +161,31 @@ def test_the_rounds_insert_written_by_hand_shows_placeholders_not_the_token_hash
     shown = _activity_of(pid)
     assert "scores_weeklylink" in shown and "string_to_array" in shown
     assert token_hash not in shown and "2031-07-14" not in shown and "$1" in shown
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("write", [True, False], ids=["recorded", "refused"])
+def test_the_taps_insert_written_by_hand_shows_placeholders_not_its_values(write: bool) -> None:
+    # scores.submission.record_score: one statement written out for a recorded tap and a refused one (which
+    # sends it to insert nothing); neither may show the per-week pseudonym or the organisation in
+    # pg_stat_activity, and the flush setting it carries is part of the text, not a value.
+    from scores.sealing import week_pseudonym
+    from scores.submission import record_score
+    from tests.conftest import make_organisation
+
+    organisation = make_organisation("Binding tap")
+    pseudonym = _distinctive()
+    week = dt.date(2031, 7, 14)
+    pid = _backend_pid()
+    for _ in range(8):  # past DB_PREPARE_THRESHOLD as well
+        record_score(
+            pseudonym=pseudonym,
+            week=week,
+            value=3,
+            organisation_id=organisation.pk,
+            department_id=None,
+            write=write,
+        )
+        shown = _activity_of(pid)
+        assert "scores_score" in shown and "synchronous_commit" in shown and "$1" in shown
+        assert week_pseudonym(pseudonym, week) not in shown and "2031-07-14" not in shown
