@@ -8,7 +8,8 @@ rewritten at every close (the others as they were), so neither a dump nor the di
 who answered, nor who is active at all (the status is sealed too). After
 ``settings.INACTIVE_AFTER_WEEKS`` closed weeks in a row without a response a participant becomes inactive:
 the weekly round sends them no links and their dossier is unavailable to casemanagers
-(``participant_inactive``). They come back through their account page (``reactivate_participant``).
+(``participant_inactive``). They come back through their account page: the request batch makes them active
+again (``reactivate_participant``).
 """
 
 from __future__ import annotations
@@ -307,8 +308,9 @@ def _make_inactive(candidates: list[str]) -> list[str]:
 def reactivate_participant(*, participant: Participant) -> bool:
     """An inactive participant is active again: weekly links from the next round, dossier available again.
 
-    Returns False (changing nothing) when they were not inactive. Meant for the participant's own account
-    page, after they opened it through their e-mailed link; ``participant_reactivated`` is sent with P.
+    Returns False (changing nothing) when they were not inactive. Asked from the participant's own account
+    page and queued (participants.requestqueue.queue_rejoin): only the request batch calls this, so the row
+    is not rewritten in the minute they ask (issue 14); ``participant_reactivated`` is sent with P.
     Their count of weeks without a response starts from zero again.
     """
     with every_store():

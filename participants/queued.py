@@ -24,6 +24,8 @@ CHANGE = "change"
 CHANGED_FIELDS = ("name", "email", "mobile")
 # A stopped participant's dossier to close: P sealed, taken up by the first batch of a later day.
 STOP_CLOSE = "stop-close"
+# An inactive participant taking part again, asked from their account.
+REJOIN = "rejoin"
 
 # Every request is padded to this many characters before sealing, so that every kind falls into one
 # ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a

@@ -10,9 +10,11 @@ request in one transaction, in random order, and deletes the rows in that same t
 Pausing and resuming messages from the account page go the same way (issue 14: "an account change, pause
 or stop is not written in the same second as that person's tap"): the batch applies them through
 ``account.pause_messages``. A request for another casemanager goes the same way, and so do a stop and a
-correction of one's details once both codes prove them (``confirm_stop``, ``confirm_change``): the batch
-stops them (``account.stop_participation``) or applies the new values (``account.apply_change``), so the
-participant row is not rewritten in the minute of their last tap. Every kind shares one table, padded to
+correction of one's details once both codes prove them (``confirm_stop``, ``confirm_change``), and an
+inactive participant's return (``queue_rejoin``): the batch stops them (``account.stop_participation``),
+applies the new values (``account.apply_change``) or makes them active again
+(``participation.reactivate_participant``), so the participant row is not rewritten in the minute of their
+last tap or click. Every kind shares one table, padded to
 one length, and the kind is sealed too.
 
 A stop's dossier close goes the same way (issue 14, "a stop still rewrites its dossier row when it
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from participants import account
+from participants import account, participation
 from participants.models import ConsentRecord, Participant, QueuedRequest
 from participants.queued import (
     CASEMANAGER,
@@ -45,6 +47,7 @@ from participants.queued import (
     CHANGED_FIELDS,
     HELP,
     PAUSE,
+    REJOIN,
     STOP,
     STOP_CLOSE,
     opened,
@@ -80,6 +83,8 @@ class TakenUp:
     # Stops done, and corrections applied (a correction someone else's address overtook is dropped).
     stops: int = 0
     changes: int = 0
+    # Inactive participants taking part again (a rejoin of someone not inactive any more is dropped).
+    rejoins: int = 0
     # The pseudonyms P of participants who stopped on an earlier day, in random order: their dossiers close.
     stop_closes: list[str] = field(default_factory=list)
 
@@ -110,6 +115,15 @@ def queue_pause_change(*, participant: Participant, paused: bool) -> None:
     change of the same participant is replaced, never applied after this one: the last choice wins.
     """
     _replace_pending({"kind": PAUSE, "participant": str(participant.pk), "paused": paused})
+
+
+def queue_rejoin(*, participant: Participant) -> None:
+    """Queue an inactive participant's return; the next batch makes them active again.
+
+    Asked from the account page; the batch applies it (participation.reactivate_participant). Asking twice
+    before the batch leaves one request.
+    """
+    _replace_pending({"kind": REJOIN, "participant": str(participant.pk)})
 
 
 def queue_casemanager_change(*, participant: Participant) -> None:
@@ -198,8 +212,9 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
     A help request of someone no longer active, or without a pseudonym, records nothing; a pause change and
-    a correction apply to anyone not stopped; a stop stops them and drops whatever else they asked in the
-    batch. A stop's close is handed on with its P, whoever it was (``stop_closes``).
+    a correction apply to anyone not stopped, a rejoin to someone still inactive; a stop stops them and drops
+    whatever else they asked in the batch. A stop's close is handed on with its P, whoever it was
+    (``stop_closes``).
     """
     today = today or timezone.localdate()
     alias = router.db_for_write(QueuedRequest)
@@ -217,7 +232,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     dropped = 0
     pauses_changed = 0
     casemanager_changes: list[str] = []
-    stops = changes = 0
+    stops = changes = rejoins = 0
     stop_closes: list[str] = []
     taken: list[QueuedRequest] = []
     for queued, request in requests:
@@ -259,6 +274,12 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
             else:
                 dropped += 1
             continue
+        if request["kind"] == REJOIN:
+            if participant is not None and participation.reactivate_participant(participant=participant):
+                rejoins += 1
+            else:
+                dropped += 1
+            continue
         if request["kind"] == PAUSE:
             if participant is None or participant.status == Participant.Status.STOPPED:
                 dropped += 1
@@ -290,5 +311,6 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
         casemanager_changes=casemanager_changes,
         stops=stops,
         changes=changes,
+        rejoins=rejoins,
         stop_closes=stop_closes,
     )

@@ -132,6 +132,8 @@ class HelpBatch:
     # Stops done and corrections applied (participants.requestqueue.confirm_stop, confirm_change).
     stops: int = 0
     changes: int = 0
+    # Inactive participants taking part again (participants.requestqueue.queue_rejoin).
+    rejoins: int = 0
     # Stops of an earlier day whose dossier close was passed on (participants.queued.queue_stop_closes).
     stop_closes: int = 0
 
@@ -170,5 +172,6 @@ def take_up_help_requests(*, today: dt.date | None = None) -> HelpBatch:
         casemanager_changes=len(taken.casemanager_changes),
         stops=taken.stops,
         changes=taken.changes,
+        rejoins=taken.rejoins,
         stop_closes=len(taken.stop_closes),
     )

@@ -32,7 +32,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from participants import account, enrolment, offers, participation, requestqueue, verification
+from participants import account, enrolment, offers, requestqueue, verification
 from participants.exporting import answer_face
 from participants.models import ConsentRecord, Participant, VerificationCode
 from participants.session import (
@@ -246,8 +246,17 @@ def another_casemanager(request: HttpRequest, participant: Participant) -> HttpR
 @require_POST
 @participant_required
 def rejoin(request: HttpRequest, participant: Participant) -> HttpResponse:
-    if participation.reactivate_participant(participant=participant):
-        messages.success(request, _("Welcome back. You will get the weekly question again from next week."))
+    """Take part again: queued, made so by the next batch (participants.requestqueue.queue_rejoin)."""
+    if participant.status == Participant.Status.INACTIVE:
+        requestqueue.queue_rejoin(participant=participant)
+        messages.success(
+            request,
+            _(
+                "Welcome back. Within %(minutes)d minutes you take part again, and you will get the weekly "
+                "question from next week."
+            )
+            % {"minutes": settings.HELP_REQUEST_BATCH_MINUTES},
+        )
     return redirect("participants:account")
 
 
