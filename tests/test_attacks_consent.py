@@ -22,6 +22,7 @@ import pytest
 from django.db import close_old_connections, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from casefiles.models import Dossier
 from participants import account, enrolment
 from participants.models import ConsentRecord, Organisation, Participant
 from preventicons import crypto
@@ -259,16 +260,16 @@ def test_participants_0025_reverses_to_one_index_per_participant(organisation: O
     assert {r.kind for r in ConsentRecord.objects.of(person.pk)} == {"given", "paused"}
 
 
-@pytest.mark.xfail(strict=True, reason="open: the request batch locks (or rewrites) the rows it handles")
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_the_request_batch_leaves_no_mark_on_the_participant_rows_it_handled(
     organisation: Organisation,
 ) -> None:
-    """Open (README "Known limits"). The batch that takes up help and pause requests locks each requester's
-    participant row (``SELECT ... FOR UPDATE``, against a stop at the same time) and a pause rewrites it, so
-    its ``xmax`` or ``xmin`` is the batch's transaction, which is also the ``xmin`` of the consent records the
-    batch wrote. Whoever reads the live database or its files (not a pg_dump, which holds no system columns)
-    sees which participants the batch handled: that they did more than enrol, though not what."""
+    """The batch that takes up help requests locked each requester's participant row (``SELECT ... FOR
+    UPDATE``, against a stop at the same time), so its ``xmax`` was the batch's transaction, which is also the
+    ``xmin`` of the consent records the batch wrote: whoever reads the live database or its files (not a
+    pg_dump, which holds no system columns) saw whose help requests it took up. It locks every organisation
+    instead (participants.requestqueue.take_up_pending). A pause, correction, rejoin or stop still rewrites
+    its own row in the batch (README "Known limits": a batch tells who acted, not what)."""
     anna, bram = make_participant(organisation), make_participant(organisation)
     Participant.objects.filter(pk__in=[anna.pk, bram.pk]).update(is_listed=True)  # fresh versions, xmax 0
     wellbeing.request_help(
@@ -286,3 +287,62 @@ def test_the_request_batch_leaves_no_mark_on_the_participant_rows_it_handled(
         stamps = {stamp for row in cursor.fetchall() for stamp in row}
     assert len(batch) == 1
     assert not stamps & batch, "a participant row carries the batch's transaction"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_a_stop_committing_while_the_batch_runs_opens_no_dossier(organisation: Organisation) -> None:
+    """Without the participant row lock, the batch still waits for a stop (or the nightly anonymisation)
+    that holds the organisation: it then reads the person stopped and drops their help request, so no
+    dossier opens under the P of someone who just left, and no casemanager is mailed about them."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("SQLite serialises writers itself")
+    anna = make_participant(organisation)
+    wellbeing.request_help(
+        participant=anna, channel="phone", consent_text_version=wellbeing.CONTACT_CONSENT_VERSION
+    )
+    organisation_locked, batch_waits = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    batches: list[wellbeing.HelpBatch] = []
+
+    def stop() -> None:
+        try:
+            with transaction.atomic():
+                # As stop_participation and the anonymisation begin: the organisation first.
+                Organisation.objects.select_for_update().get(pk=organisation.pk)
+                organisation_locked.set()
+                batch_waits.wait(20)
+                account.stop_participation(participant=Participant.objects.get(pk=anna.pk))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    def batch() -> None:
+        try:
+            organisation_locked.wait(20)
+            batches.append(wellbeing.take_up_help_requests())
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=stop), threading.Thread(target=batch)]
+    for thread in threads:
+        thread.start()
+    organisation_locked.wait(20)
+    # The batch has reached a lock and waits there (or, without the organisation lock, it is done already).
+    with connections["default"].cursor() as cursor:
+        for _ in range(200):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] or batches:
+                break
+            threading.Event().wait(0.05)
+    batch_waits.set()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert (batches[0].taken_up, batches[0].dropped) == (0, 1)
+    assert not Dossier.objects.exists()
