@@ -310,6 +310,7 @@ def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
             if locked.status == Participant.Status.STOPPED:
                 return False
             old_email, old_mobile = locked.email, locked.mobile
+            locked.reseal()
             if change.name:
                 locked.name = change.name
             if change.email:
@@ -501,8 +502,9 @@ def pause_messages(*, participant: Participant, paused: bool) -> bool:
         if locked.messages_paused == paused:
             participant.messages_paused = paused
             return False
+        fields = locked.reseal()
         locked.messages_paused = paused
-        locked.save(update_fields=["messages_paused"])
+        locked.save(update_fields=fields)
         ConsentRecord.objects.add(
             locked.pk,
             kind=ConsentRecord.Kind.PAUSED if paused else ConsentRecord.Kind.RESUMED,

@@ -436,6 +436,27 @@ class Participant(models.Model):
         self.mobile_index = blind_index_phone(number) if indexed else None
         return ["mobile", "mobile_index"]
 
+    @classmethod
+    def sealed_columns(cls) -> list[str]:
+        """Every sealed column of the row (contact data, P, participation, status, pause, channel)."""
+        return [field.name for field in cls._meta.concrete_fields if isinstance(field, EncryptedTextField)]
+
+    def reseal(self) -> list[str]:
+        """Open every sealed column and set it again, so that save() seals each afresh; the names to save.
+
+        A ciphertext never opened is written back as it was (EncryptedTextField.pre_save). Every act the
+        request batch applies to a row (a pause, a rejoin, a correction, a stop) rewrites all of them, so two
+        dumps around the batch show the same columns changed whatever the act was (issue 14), not the one
+        column a pause touches beside the many a stop destroys.
+        """
+        names = self.sealed_columns()
+        deferred = self.get_deferred_fields() & set(names)
+        if deferred:
+            self.refresh_from_db(fields=list(deferred))
+        for name in names:
+            setattr(self, name, getattr(self, name))
+        return names
+
     def shred(self) -> None:
         """Give this row the columns of shredded() and save them (sealed ones sealed to this row).
 
@@ -443,17 +464,20 @@ class Participant(models.Model):
         hash a random look-alike (ContactHashField): the row reads as it did, only the key could tell.
         """
         values = self.shredded()
-        sealed = [name for name in values if isinstance(self._meta.get_field(name), EncryptedTextField)]
-        deferred = self.get_deferred_fields() & set(sealed)
+        deferred = self.get_deferred_fields() & set(self.sealed_columns())
         if deferred:
             # Their ciphertexts, for the length the look-alikes must have.
             self.refresh_from_db(fields=list(deferred))
+        kept = [name for name in self.sealed_columns() if name not in values]
+        for name in kept:
+            # Sealed afresh, as every act of the batch leaves them (reseal).
+            setattr(self, name, getattr(self, name))
         for name, value in values.items():
             field = self._meta.get_field(name)
             if value is None and isinstance(field, EncryptedTextField):
                 value = field.look_alike(self)
             setattr(self, name, value)
-        self.save(update_fields=list(values))
+        self.save(update_fields=[*values, *kept])
 
 
 class InvitationSchedule(models.Model):

@@ -317,10 +317,11 @@ def reactivate_participant(*, participant: Participant) -> bool:
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status != Participant.Status.INACTIVE:
             return False
+        fields = locked.reseal()
         locked.status = Participant.Status.ACTIVE
         previous = participation_of(locked)
         locked.participation = ParticipationState(previous.last_response_week, 0).sealed_text()
-        locked.save(update_fields=["status", "participation"])
+        locked.save(update_fields=fields)
         if locked.pseudonym:
             participant_reactivated.send(
                 sender=Participant, pseudonym=locked.pseudonym, organisation_id=locked.organisation_id

@@ -173,7 +173,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
         for participant in Participant.objects.select_for_update()
         .filter(pk__in=ids)
         # Every column shred() replaces: the look-alikes take the length of what they replace.
-        .only("pk", "organisation_id", "status", *Participant.shredded())
+        .only("pk", "organisation_id", *Participant.sealed_columns(), *Participant.shredded())
         if participant.status != Participant.Status.STOPPED
     ]
     if not locked:
