@@ -410,5 +410,35 @@ def verify_file(data: bytes, public_key: Ed25519PublicKey | None = None) -> Verd
     )
 
 
+def verify_against_ledger(data: bytes) -> Verdict:
+    """Check an attestation file as ``verify_file`` does with our key, and then that this notary's ledger
+    holds the signed tree head the statement rests on (``ledger.holds_head``), as ``verify_ledger
+    --attestation`` requires.
+
+    A signature alone proves the statement was signed, not that the ledger it rests on is still the one it
+    was signed over: a ledger cut back (or cut back and appended to again) after the attestation was issued
+    keeps signing new statements while the facts this one counted are gone. So such a file is not valid,
+    said in words of its own, and its statement is not shown as if it were true. The reason names only the
+    head's size, which the file itself holds: nothing of the ledger as it stands now.
+    """
+    verdict = verify_file(data)
+    if not verdict.valid or verdict.statement is None:
+        return verdict
+    head = ledger.attested_head(verdict.statement)
+    # A statement issued before heads were signed names none: there is nothing to hold it against.
+    if head is None or ledger.holds_head(head):
+        return verdict
+    return Verdict(
+        False,
+        _(
+            "Not valid: the signature holds, but this notary's ledger does not hold the signed tree head of "
+            "%(size)d entries that the attestation rests on. The ledger was cut back or rewritten after it "
+            "was issued, or the attestation rests on another ledger."
+        )
+        % {"size": head.tree_size},
+        verdict.fingerprint,
+    )
+
+
 def public_key_base64(key: Ed25519PublicKey | None = None) -> str:
     return base64.b64encode(signing.public_key_bytes(key)).decode("ascii")

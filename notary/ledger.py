@@ -18,7 +18,7 @@ that cover them: what is left is a shorter ledger, intact. So every signed head 
 ledger's tables, and ``verify`` checks that the ledger still holds each head named there: a copy in the
 identity store, another database (``anchor``, preventicons.models.LogAnchor), the head each issued
 attestation rests on, and the head named by any attestation file given to it (an employer's copy, which no
-database holds).
+database holds). The public /verify/ page asks the same of the one file uploaded there (``holds_head``).
 """
 
 from __future__ import annotations
@@ -303,6 +303,25 @@ def attested_head(statement: Mapping[str, Any]) -> NamedHead | None:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0 or not isinstance(root, str):
         return None
     return NamedHead(size, root, Named.ATTESTATION)
+
+
+def holds_head(named: NamedHead) -> bool:
+    """Whether the ledger holds the head named outside its tables, by ``check_ledger``'s rule for such a
+    head: a signed head stored at its size with its root (its signature holding), or else the root over the
+    ledger's first ``tree_size`` entries as their leaf hashes are stored.
+
+    For the public /verify/ page: the stored head is one indexed row; the entries are read only when it is
+    missing, which a genuinely signed attestation meets only in a ledger that lost heads. Whether the
+    entries still match their stored heads is the whole ledger's check (``check_ledger``), not this one.
+    """
+    stored = TreeHead.objects.filter(tree_size=named.tree_size).first()
+    if stored is not None:
+        return signing.same(stored.root_hash, named.root_hash) and head_holds(stored)
+    try:
+        root = tree_root(named.tree_size)
+    except ValueError:  # fewer entries than the head covered: they were removed
+        return False
+    return signing.same(root.hex(), named.root_hash)
 
 
 def _copy_holds(copy: LogAnchor) -> bool:

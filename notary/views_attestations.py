@@ -3,7 +3,8 @@
 Thin: notary.attestations builds, signs, stores and verifies. An organisation that did not engage the auditor,
 and another organisation's attestation for employer staff, answer 404, exactly like one that does not exist.
 ``/verify/`` needs no login: whoever holds an attestation (the employer, its accountant, a works council)
-checks it there against our public key, or offline with ``manage.py verify_attestation``.
+checks it there against our public key and our ledger (the signed head it rests on must still be held), or
+offline, its signature only, with ``manage.py verify_attestation``.
 """
 
 from __future__ import annotations
@@ -279,7 +280,8 @@ def verify(request: HttpRequest) -> HttpResponse:
     form = VerifyForm(request.POST, request.FILES)
     context["form"] = form
     if form.is_valid():
-        verdict: Verdict = attestations.verify_file(form.cleaned_data["data"])
+        # The signature, and that our ledger still holds the head the statement rests on.
+        verdict: Verdict = attestations.verify_against_ledger(form.cleaned_data["data"])
         context["verdict"] = verdict
         if verdict.statement is not None:
             context["statement"] = readable(verdict.statement)

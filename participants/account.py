@@ -319,7 +319,14 @@ def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
                 locked.set_mobile(change.mobile)
             locked.save()
             proven = verification.ProvenTargets(email=change.email, mobile=change.mobile)
-            _notify_change(locked, old_email=old_email, old_mobile=old_mobile, proven=proven, at=now)
+            _notify_change(
+                locked,
+                old_email=old_email,
+                old_mobile=old_mobile,
+                proven=proven,
+                renamed=bool(change.name),
+                at=now,
+            )
     except IntegrityError:
         _notify_refused_change(participant, at=now)
         return False
@@ -373,9 +380,10 @@ def _notify_change(
     old_email: str | None,
     old_mobile: str | None,
     proven: verification.ProvenTargets,
+    renamed: bool,
     at: dt.datetime,
 ) -> None:
-    """Tell the participant, where they chose to hear from us, that their address or number changed.
+    """Tell the participant, where they chose to hear from us, that their name, address or number changed.
 
     A takeover must not go unnoticed, so the old destination hears of it, but only one the participant chose:
     the old work address only when the weekly messages went there; a private address or the mobile number
@@ -383,6 +391,28 @@ def _notify_change(
     """
     stamp = at.strftime("%Y%m%dT%H%M%S%f")
     support = {"support": settings.SUPPORT_EMAIL}
+    if renamed:
+        # Whoever holds both factors can rename the account (the name is what a casemanager calls them by);
+        # its person hears of it as of any other correction. The new name is not in the notice: a message
+        # is read on a lock screen or in a shared mailbox, and the codes proved it was asked for. To the
+        # address as it stood before this correction, like the e-mail notice below.
+        _tell_where_chosen(
+            participant,
+            work_email=old_email,
+            email_key=f"changed:{participant.pk}:{stamp}:name",
+            subject=_("Your name for Preventicons was changed"),
+            body=_(
+                "The name on your Preventicons account was just changed, confirmed with codes.\n\n"
+                "Was this not you? Write to us at once at %(support)s."
+            )
+            % support,
+            sms_key=f"changed:{participant.pk}:{stamp}:name-sms",
+            sms_body=_(
+                "The name on your Preventicons account was just changed. "
+                "Was this not you? Write to us at once at %(support)s."
+            )
+            % support,
+        )
     if proven.email and old_email:
         # The old work address hears of it only when the weekly messages went there (_tell_where_chosen).
         _tell_where_chosen(

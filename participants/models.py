@@ -924,7 +924,9 @@ class AccountLink(models.Model):
 
 class QueuedRequest(models.Model):
     """A participant's request waiting sealed for the next batch: contact with a casemanager, a pause, another
-    casemanager, or the close of a stopped participant's dossier (P sealed, kept until a batch takes it up).
+    casemanager, a proven stop or correction, or the close of a stopped participant's dossier (P sealed).
+    What the participant was told is done, and a dossier close, are kept until a batch takes them up
+    (participants.queued.waits_for_the_batch).
 
     Written when the participant asks (participants.requestqueue) and deleted by the batch that carries it
     out (scores.wellbeing.take_up_help_requests, every HELP_REQUEST_BATCH_MINUTES), so that nothing written

@@ -61,11 +61,23 @@ def queue_stop_closes(pseudonyms: list[str]) -> None:
     QueuedRequest.objects.bulk_create([sealed({"kind": STOP_CLOSE, "pseudonym": p}) for p in pseudonyms if p])
 
 
+# What the participant was told is done (or, for a dossier close, what nothing else would ever do): kept
+# however late the batch. A help request or a request for another casemanager is not among them: it names
+# someone who asked for help, and after a week untaken it is stale (the casemanager would call about a week
+# that has passed); the participant can ask again.
+_KEPT_UNTIL_TAKEN = (STOP, STOP_CLOSE, CHANGE, PAUSE, REJOIN)
+
+
 def waits_for_the_batch(queued: QueuedRequest) -> bool:
-    """Whether retention must keep this row however long no batch takes it up: a stop's dossier close, and
-    a proven stop itself. The participant was told their contact data goes within minutes; purging the stop
-    would lose their erasure silently and keep the messages coming."""
-    return bool(opened(queued)["kind"] in (STOP, STOP_CLOSE))
+    """Whether retention must keep this row however long no batch takes it up: what the participant was
+    told is done within minutes, and a stop's dossier close.
+
+    A proven stop: purged, their erasure would be lost silently and the messages keep coming. A proven
+    correction: it may be their new number after the old one went to someone else, who would go on getting
+    their messages. A pause or resume: a pause is a restriction they asked for (and a resume their choice to
+    hear from us again). A rejoin: they were told they take part again within minutes. A dossier close: the only way left to the dossier of someone who stopped.
+    """
+    return bool(opened(queued)["kind"] in _KEPT_UNTIL_TAKEN)
 
 
 def is_stop_close(queued: QueuedRequest) -> bool:

@@ -9,8 +9,10 @@ Each night (settings.CELERY_BEAT_SCHEDULE "anonymise-and-purge") this:
   ``ANONYMISE_AFTER_CONTRACT_END_DAYS`` days ago; whoever the employer no longer lists, after
   ``ANONYMISE_UNLISTED_AFTER_DAYS``; and inactive participants silent for ``ANONYMISE_INACTIVE_AFTER_DAYS``;
 - purges verification codes past their hour, account links past expiry, invitation links
-  ``EXPIRED_INVITATION_KEEP_DAYS`` after expiry, and queued requests (help, pause) no batch took up within
-  ``QUEUED_REQUEST_MAX_DAYS`` (a stop's dossier close is kept until a batch takes it up, and warned of);
+  ``EXPIRED_INVITATION_KEEP_DAYS`` after expiry, and queued help requests and requests for another
+  casemanager no batch took up within ``QUEUED_REQUEST_MAX_DAYS``; what the participant was told is done
+  (a proven stop or correction, a pause or resume) and a stop's dossier close are kept until a batch takes
+  them up, and warned of (``queued.waits_for_the_batch``);
 - records what it did as counts on the day's ``AnonymisationRun`` row, never an id.
 
 Idempotent: whoever it anonymised is stopped and matches no rule again, what it purged is gone, so a second
@@ -274,22 +276,27 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         ListedEntry.objects.filter(organisation__contract_end__lte=_contract_grace_end(today)).delete()
         # Not taken up within days means the batch is failing: the count in the summary is the alarm. A stop's
         # close is never purged untaken: it is the only way left to the dossier of someone who stopped, which
-        # would otherwise stay open under a P nobody can name. Nor is a proven stop: its person was told their
-        # contact data goes within minutes, and purged it would keep them and their messages. Both wait for
-        # the batch, however late.
+        # would otherwise stay open under a P nobody can name. Nor is what its person was told is done within
+        # minutes: a proven stop (purged, it would keep their contact data and their messages), a proven
+        # correction (perhaps their new number after the old one went to someone else) or a pause (a
+        # restriction they asked for). They all wait for the batch, however late; only stale help requests
+        # and requests for another casemanager go.
         stale = [
             row
             for row in QueuedRequest.objects.filter(queued_on__lte=today - _days("QUEUED_REQUEST_MAX_DAYS"))
         ]
-        waiting_stops = sum(1 for row in stale if queued.waits_for_the_batch(row))
+        waiting = sum(1 for row in stale if queued.waits_for_the_batch(row))
         counts.queued_requests_purged = QueuedRequest.objects.filter(
             pk__in=[row.pk for row in stale if not queued.waits_for_the_batch(row)]
         ).delete()[0]
         _record_summary(today, counts)
     if counts.queued_requests_purged:
         logger.warning("retention: %d queued requests were never taken up", counts.queued_requests_purged)
-    if waiting_stops:
-        logger.warning("retention: %d stops or dossier closes still wait for the batch", waiting_stops)
+    if waiting:
+        logger.warning(
+            "retention: %d stops, corrections, pauses, rejoins or dossier closes still wait for the batch",
+            waiting,
+        )
     logger.info(
         "retention: anonymised %d declined, %d of ended contracts, %d unlisted, %d inactive; "
         "purged %d codes, %d invitations, %d account links, %d queued requests",

@@ -2,11 +2,15 @@
 that cover them (and the attestations resting on them), around the append-only triggers, as an operator
 would. What is left is a shorter ledger that is intact in itself; only a head named outside the ledger's
 tables tells. Three such places: the copy of every head in the identity store (another database), the
-head each issued attestation rests on, and the attestation file the employer holds (no database of ours)."""
+head each issued attestation rests on, and the attestation file the employer holds (no database of ours).
+The public /verify/ page holds an uploaded file's head against the ledger too: a signature that still holds
+over a head the ledger lost is not valid there."""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from preventicons.dbrouter import DEFAULT
 from preventicons.models import LogAnchor
 from tests.conftest import ALL_DATABASES
 from tests.notary.tampering import appended, on_postgresql, raw
+from tests.notary.test_attestations import verify_on_page
 from tests.notary.world import IN_Q3, Q3_END, Q3_START, engage, record_trajectory
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
@@ -224,3 +229,77 @@ def test_a_changed_attestation_file_is_refused_not_skipped(attestation_file: Pat
     _printed, error = verify_ledger("--attestation", str(attestation_file))
 
     assert error is not None and "Not valid" in str(error)
+
+
+# --- the public /verify/ page: the head an attestation rests on, not only its signature ---
+
+
+def test_the_verify_page_finds_valid_an_attestation_whose_head_the_ledger_holds(
+    attestation_file: Path,
+) -> None:
+    appended(2, start=80)  # the ledger grew since: it still holds the head
+    ledger.sign_head()
+
+    page = verify_on_page(attestation_file.read_bytes())
+
+    assert "Valid: signed by Anoniem Garant" in page
+    assert "Zorggroep Noord" in page
+
+
+def test_a_lost_head_row_over_entries_still_there_verifies_as_verify_ledger_says(
+    attestation_file: Path,
+) -> None:
+    size = attested_size(attestation_file)
+    raw("DELETE FROM notary_treehead WHERE tree_size = %s", [size])
+
+    page = verify_on_page(attestation_file.read_bytes())
+    _printed, error = verify_ledger("--attestation", str(attestation_file))
+
+    # The root over the first entries is the attested one: the ledger holds the head, the row or not.
+    assert "Valid: signed by Anoniem Garant" in page
+    assert error is None
+
+
+HEAD_NOT_HELD = (
+    "Not valid: the signature holds, but this notary's ledger does not hold the signed tree head of"
+)
+
+
+def test_attack_the_verify_page_refuses_an_attestation_whose_head_was_cut_from_the_ledger(
+    attestation_file: Path,
+) -> None:
+    data = attestation_file.read_bytes()
+    size = attested_size(attestation_file)
+    kept = TreeHead.objects.order_by("tree_size").first()
+    assert kept is not None and kept.tree_size < size
+    truncate_casefiles_store(keep=kept.tree_size)
+    assert attestations.verify_file(data).valid  # the signature alone still holds
+
+    page = html.unescape(verify_on_page(data))
+
+    # In words of its own, naming only what the file holds: nothing of the ledger as it stands now.
+    reason = re.search(rf"{re.escape(HEAD_NOT_HELD)}[^.]*\.[^.]*\.", page)
+    assert reason is not None
+    assert reason.group(0) == (
+        f"{HEAD_NOT_HELD} {size} entries that the attestation rests on. The ledger was cut back or rewritten "
+        "after it was issued, or the attestation rests on another ledger."
+    )
+    assert "Valid: signed by" not in page
+    assert "Zorggroep Noord" not in page  # not shown as if it were true
+
+
+def test_attack_the_verify_page_refuses_an_attestation_whose_ledger_was_rewritten_to_its_size(
+    attestation_file: Path,
+) -> None:
+    data = attestation_file.read_bytes()
+    size = attested_size(attestation_file)
+    kept = TreeHead.objects.order_by("tree_size").first()
+    assert kept is not None
+    truncate_casefiles_store(keep=kept.tree_size)
+    appended(size - kept.tree_size, start=100)  # other facts up to the old size, under a new signed head
+    assert ledger.sign_head().tree_size == size
+
+    page = html.unescape(verify_on_page(data))
+
+    assert f"{HEAD_NOT_HELD} {size} entries" in page
+    assert "Zorggroep Noord" not in page

@@ -179,6 +179,38 @@ def test_a_private_address_gets_the_notice_that_the_work_address_changed(
     assert "changed" in str(to_private[-1].message["Subject"])
 
 
+@pytest.mark.parametrize(
+    ("chose", "told_at"),
+    [(Channel.WORK_EMAIL, WORK), (Channel.PRIVATE_EMAIL, PRIVATE), (Channel.SMS, MOBILE), (None, MOBILE)],
+)
+def test_a_name_change_is_told_where_the_participant_chose_without_the_new_name(
+    organisation: Organisation, smtp_server: FakeSmtpServer, chose: str | None, told_at: str
+) -> None:
+    # Whoever got hold of both factors renames the account (the name a casemanager calls them by): its person
+    # must hear of it as of a new address or number, and only where they chose to hear from us.
+    participant = jan(organisation, chose)
+    pending = account.request_change(participant=participant, name="Mallory Jansen")
+    codes = {"email_code": "", "sms_code": last_sms_code()}
+    if chose in (Channel.WORK_EMAIL, Channel.PRIVATE_EMAIL):
+        codes["email_code"] = last_code_to(smtp_server, told_at)
+    mails_before, sms_before = len(smtp_server.messages), len(MemorySmsGateway.outbox)
+    assert requestqueue.confirm_change(participant=participant, sealed_name=pending.sealed_name, **codes).done
+
+    assert wellbeing.take_up_help_requests().changes == 1
+    messaging.send_due_messages()
+
+    notices = [
+        (to, f"{m.message['Subject']}\n{m.message.get_body(preferencelist=('plain',))}")
+        for m in smtp_server.messages[mails_before:]
+        for to in m.rcpt_tos
+    ] + [(sms["to"], sms["body"]) for sms in MemorySmsGateway.outbox[sms_before:]]
+    ((to, text),) = notices
+    assert to == told_at
+    assert "The name on your Preventicons account was just changed" in text
+    assert "Was this not you?" in text
+    assert "Mallory" not in text
+
+
 def test_the_stop_page_of_an_sms_participant_asks_for_the_sms_code_only(organisation: Organisation) -> None:
     participant = jan(organisation, Channel.SMS)
     client = session_for(participant)

@@ -1,4 +1,8 @@
-"""Verify an attestation file offline: the same check as the public /verify/ page, exit status 0 or 1."""
+"""Verify an attestation file offline: the public /verify/ page's signature check, exit status 0 or 1.
+
+Offline means without the ledger: whether the ledger still holds the head the attestation rests on, as the
+page also checks, is ``verify_ledger --attestation FILE``'s to say.
+"""
 
 from __future__ import annotations
 
