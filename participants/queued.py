@@ -75,7 +75,8 @@ def waits_for_the_batch(queued: QueuedRequest) -> bool:
     A proven stop: purged, their erasure would be lost silently and the messages keep coming. A proven
     correction: it may be their new number after the old one went to someone else, who would go on getting
     their messages. A pause or resume: a pause is a restriction they asked for (and a resume their choice to
-    hear from us again). A rejoin: they were told they take part again within minutes. A dossier close: the only way left to the dossier of someone who stopped.
+    hear from us again). A rejoin: they were told they take part again within minutes. A dossier close: the
+    only way left to the dossier of someone who stopped.
     """
     return bool(opened(queued)["kind"] in _KEPT_UNTIL_TAKEN)
 

@@ -10,9 +10,9 @@ nightly retention purged them like a stale help request:
 * the pause was lost silently: a restriction the person asked for (GDPR art. 18), and the messages kept
   coming.
 
-Review 4 made the retention keep a proven stop; these are kept the same way, and so is a rejoin (and counted in its warning),
-while a stale help request or request for another casemanager still goes (the retention "purges ...
-queued help requests").
+Review 4 made the retention keep a proven stop; these are kept the same way, and so is a rejoin (and
+counted in its warning), while a stale help request or request for another casemanager still goes (the
+retention "purges ... queued help requests").
 """
 
 from __future__ import annotations
