@@ -170,11 +170,25 @@ def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
     return outcome.ok
 
 
-def decline_invitation(*, invitation: Invitation) -> bool:
-    """Mark the participant declined and close their links; True if changed.
+def prove_decline(*, invitation: Invitation) -> bool:
+    """Whether this link may say no for its person now: True when they are still only invited.
 
     Raises EnrolmentRefused, changing nothing, unless the link's SMS code was entered within the hour: a
-    mailbox reader must not decline for someone.
+    mailbox reader must not decline for someone. Writes nothing: the decline is queued
+    (participants.requestqueue.confirm_decline) and the request batch makes it (decline_participation).
+    """
+    participant = invitation.invitee
+    if participant.status != Participant.Status.INVITED:
+        return False
+    _require_link_code(participant)
+    return True
+
+
+def decline_participation(*, participant: Participant) -> bool:
+    """Mark the participant declined and close their codes; True if changed. Only the request batch calls
+    this, after prove_decline: the row is not rewritten in the minute they said no (issue 14), and someone
+    who enrolled after all before the batch stays enrolled.
+
     The invitation schedule still runs to its end like everyone else's. Their contact data is erased by the
     nightly run, which keeps the keyed hashes they were listed under so a re-imported list never invites
     them again (invitations.remember_departed_all). Not here: a departed record written in the decline's
@@ -182,16 +196,16 @@ def decline_invitation(*, invitation: Invitation) -> bool:
     declined to whoever reads the database until the night; until then the row itself answers the import.
     """
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
-        if participant.status != Participant.Status.INVITED:
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status != Participant.Status.INVITED:
             return False
-        _require_link_code(participant)
-        participant.status = Participant.Status.DECLINED
-        participant.save(update_fields=["status"])
+        fields = locked.reseal()
+        locked.status = Participant.Status.DECLINED
+        locked.save(update_fields=fields)
         now = timezone.now()
         # The links are not expired early: a declined person's links already open only the page that says
         # so (link_state), and their SMS codes must keep going out for as long as anyone's do.
-        code_ids = list(VerificationCode.objects.naming([participant.pk]).values_list("pk", flat=True))
+        code_ids = list(VerificationCode.objects.naming([locked.pk]).values_list("pk", flat=True))
         VerificationCode.objects.filter(pk__in=code_ids, verified_at__isnull=True, expires_at__gt=now).update(
             expires_at=now
         )

@@ -525,7 +525,7 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     paired_record: dict[Any, DepartedContact] = {}
     for record in departed:
         # Declines used to write their record at once, leaving it beside the row until the night erased them
-        # (a decline now leaves that to the night, enrolment.decline_invitation): such a record and the row
+        # (a decline now leaves that to the night, enrolment.decline_participation): such a record and the row
         # are one person, also when a list changed one of their contacts in between. Both hashes of the
         # record then name the participant, as the record alone will after the night. Only rows a decline
         # wrote before that change, for at most one night, can still meet this.

@@ -26,6 +26,8 @@ CHANGED_FIELDS = ("name", "email", "mobile")
 STOP_CLOSE = "stop-close"
 # An inactive participant taking part again, asked from their account.
 REJOIN = "rejoin"
+# Someone invited saying no, through their invitation link and its SMS code.
+DECLINE = "decline"
 
 # Every request is padded to this many characters before sealing, so that every kind falls into one
 # ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a
@@ -65,7 +67,7 @@ def queue_stop_closes(pseudonyms: list[str]) -> None:
 # however late the batch. A help request or a request for another casemanager is not among them: it names
 # someone who asked for help, and after a week untaken it is stale (the casemanager would call about a week
 # that has passed); the participant can ask again.
-_KEPT_UNTIL_TAKEN = (STOP, STOP_CLOSE, CHANGE, PAUSE, REJOIN)
+_KEPT_UNTIL_TAKEN = (STOP, STOP_CLOSE, CHANGE, PAUSE, REJOIN, DECLINE)
 
 
 def waits_for_the_batch(queued: QueuedRequest) -> bool:
@@ -75,8 +77,9 @@ def waits_for_the_batch(queued: QueuedRequest) -> bool:
     A proven stop: purged, their erasure would be lost silently and the messages keep coming. A proven
     correction: it may be their new number after the old one went to someone else, who would go on getting
     their messages. A pause or resume: a pause is a restriction they asked for (and a resume their choice to
-    hear from us again). A rejoin: they were told they take part again within minutes. A dossier close: the
-    only way left to the dossier of someone who stopped.
+    hear from us again). A rejoin: they were told they take part again within minutes. A decline: they were
+    told they are not invited again. A dossier close: the only way left to the dossier of someone who
+    stopped.
     """
     return bool(opened(queued)["kind"] in _KEPT_UNTIL_TAKEN)
 

@@ -10,12 +10,12 @@ request in one transaction, in random order, and deletes the rows in that same t
 Pausing and resuming messages from the account page go the same way (issue 14: "an account change, pause
 or stop is not written in the same second as that person's tap"): the batch applies them through
 ``account.pause_messages``. A request for another casemanager goes the same way, and so do a stop and a
-correction of one's details once both codes prove them (``confirm_stop``, ``confirm_change``), and an
-inactive participant's return (``queue_rejoin``): the batch stops them (``account.stop_participation``),
-applies the new values (``account.apply_change``) or makes them active again
-(``participation.reactivate_participant``), so the participant row is not rewritten in the minute of their
-last tap or click. Every kind shares one table, padded to
-one length, and the kind is sealed too.
+correction of one's details once both codes prove them (``confirm_stop``, ``confirm_change``), an
+inactive participant's return (``queue_rejoin``) and an invited person's no (``confirm_decline``): the batch
+stops them (``account.stop_participation``), applies the new values (``account.apply_change``), makes them
+active again (``participation.reactivate_participant``) or declined (``enrolment.decline_participation``),
+so the participant row is not rewritten in the minute of their last tap or click. Every kind shares one
+table, padded to one length, and the kind is sealed too.
 
 A stop's dossier close goes the same way (issue 14, "a stop still rewrites its dossier row when it
 happens"): ``account.stop_participation`` (and the nightly anonymisation) queues P sealed here, in the stop's
@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from participants import account, participation
-from participants.models import ConsentRecord, Organisation, Participant, QueuedRequest
+from participants import account, enrolment, participation
+from participants.models import ConsentRecord, Invitation, Organisation, Participant, QueuedRequest
 from participants.queued import (
     CASEMANAGER,
     CHANGE,
     CHANGED_FIELDS,
+    DECLINE,
     HELP,
     PAUSE,
     REJOIN,
@@ -85,6 +86,8 @@ class TakenUp:
     changes: int = 0
     # Inactive participants taking part again (a rejoin of someone not inactive any more is dropped).
     rejoins: int = 0
+    # Invited people saying no (dropped when they enrolled after all before the batch).
+    declines: int = 0
     # The pseudonyms P of participants who stopped on an earlier day, in random order: their dossiers close.
     stop_closes: list[str] = field(default_factory=list)
 
@@ -124,6 +127,18 @@ def queue_rejoin(*, participant: Participant) -> None:
     before the batch leaves one request.
     """
     _replace_pending({"kind": REJOIN, "participant": str(participant.pk)})
+
+
+def confirm_decline(*, invitation: Invitation) -> bool:
+    """Check that this link may say no (enrolment.prove_decline) and queue the decline for the next batch.
+
+    Raises enrolment.EnrolmentRefused, queueing nothing, without the link's SMS code. False, queueing
+    nothing, when its person is no longer only invited. Saying no twice queues one decline.
+    """
+    if not enrolment.prove_decline(invitation=invitation):
+        return False
+    _replace_pending({"kind": DECLINE, "participant": str(invitation.invitee.pk)})
+    return True
 
 
 def queue_casemanager_change(*, participant: Participant) -> None:
@@ -212,7 +227,8 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     and the consents recorded, only if it commits. The requests are handled, and the consent rows written,
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
     A help request of someone no longer active, or without a pseudonym, records nothing; a pause change and
-    a correction apply to anyone not stopped, a rejoin to someone still inactive; a stop stops them and drops
+    a correction apply to anyone not stopped, a rejoin to someone still inactive, a decline to someone still
+    only invited; a stop stops them and drops
     whatever else they asked in the batch. A stop's close is handed on with its P, whoever it was
     (``stop_closes``).
     """
@@ -240,7 +256,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     dropped = 0
     pauses_changed = 0
     casemanager_changes: list[str] = []
-    stops = changes = rejoins = 0
+    stops = changes = rejoins = declines = 0
     stop_closes: list[str] = []
     taken: list[QueuedRequest] = []
     for queued, request in requests:
@@ -277,6 +293,12 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
             change = account.ProvenChange(**{name: request.get(name) for name in CHANGED_FIELDS})
             if participant is not None and account.apply_change(participant=participant, change=change):
                 changes += 1
+            else:
+                dropped += 1
+            continue
+        if request["kind"] == DECLINE:
+            if participant is not None and enrolment.decline_participation(participant=participant):
+                declines += 1
             else:
                 dropped += 1
             continue
@@ -318,5 +340,6 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
         stops=stops,
         changes=changes,
         rejoins=rejoins,
+        declines=declines,
         stop_closes=stop_closes,
     )

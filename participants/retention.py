@@ -294,7 +294,7 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         logger.warning("retention: %d queued requests were never taken up", counts.queued_requests_purged)
     if waiting:
         logger.warning(
-            "retention: %d stops, corrections, pauses, rejoins or dossier closes still wait for the batch",
+            "retention: %d participants' acts or stops' dossier closes still wait for the batch",
             waiting,
         )
     logger.info(

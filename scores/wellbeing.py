@@ -134,6 +134,8 @@ class HelpBatch:
     changes: int = 0
     # Inactive participants taking part again (participants.requestqueue.queue_rejoin).
     rejoins: int = 0
+    # Invited people who said no (participants.requestqueue.confirm_decline).
+    declines: int = 0
     # Stops of an earlier day whose dossier close was passed on (participants.queued.queue_stop_closes).
     stop_closes: int = 0
 
@@ -173,5 +175,6 @@ def take_up_help_requests(*, today: dt.date | None = None) -> HelpBatch:
         stops=taken.stops,
         changes=taken.changes,
         rejoins=taken.rejoins,
+        declines=taken.declines,
         stop_closes=len(taken.stop_closes),
     )

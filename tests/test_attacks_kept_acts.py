@@ -10,9 +10,9 @@ nightly retention purged them like a stale help request:
 * the pause was lost silently: a restriction the person asked for (GDPR art. 18), and the messages kept
   coming.
 
-Review 4 made the retention keep a proven stop; these are kept the same way, and so is a rejoin (and
-counted in its warning), while a stale help request or request for another casemanager still goes (the
-retention "purges ... queued help requests").
+Review 4 made the retention keep a proven stop; these are kept the same way, and so are a rejoin and a
+decline (and counted in its warning), while a stale help request or request for another casemanager still
+goes (the retention "purges ... queued help requests").
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import logging
 
 import pytest
 import time_machine
+from django.test import Client
+from django.urls import reverse
 
 from participants import account, requestqueue, retention
 from participants.models import Organisation, Participant, QueuedRequest
@@ -87,6 +89,27 @@ def test_a_rejoin_no_batch_took_up_for_a_week_is_kept_not_purged(organisation: O
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_a_decline_no_batch_took_up_for_a_week_is_kept_not_purged(
+    client: Client, organisation: Organisation
+) -> None:
+    from tests.participants.people import make_participant
+    from tests.participants.test_enrolment_views import invite, open_with_sms_code
+
+    with time_machine.travel(TUESDAY, tick=True):
+        person = make_participant(organisation)
+        open_with_sms_code(client, invite(person), decline=True)
+        client.post(reverse("participants:enrol-decline"))
+    with time_machine.travel(A_WEEK_LATER, tick=False):
+        counts = retention.run_retention()
+        assert QueuedRequest.objects.count() == 1
+        batch = wellbeing.take_up_help_requests()
+
+    assert counts.queued_requests_purged == 0
+    assert batch.declines == 1
+    assert Participant.objects.get(pk=person.pk).status == Participant.Status.DECLINED
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_stale_help_and_casemanager_requests_still_go_and_the_kept_acts_are_warned_of(
     organisation: Organisation, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -107,4 +130,4 @@ def test_stale_help_and_casemanager_requests_still_go_and_the_kept_acts_are_warn
     assert counts.queued_requests_purged == 2
     assert (batch.taken_up, batch.casemanager_changes, batch.pauses_changed) == (0, 0, 1)
     assert "2 queued requests were never taken up" in caplog.text
-    assert "1 stops, corrections, pauses, rejoins or dossier closes still wait for the batch" in caplog.text
+    assert "1 participants' acts or stops' dossier closes still wait for the batch" in caplog.text

@@ -48,6 +48,7 @@ from participants.models import (
 )
 from preventicons.crypto import blind_index_email, hash_token, new_token
 from tests.conftest import ALL_DATABASES
+from tests.participants.people import decline_through_the_batch
 from tests.participants.test_import_views import PAYLOAD, URL, as_user, csv_upload, preview
 
 HEADER = "naam;e-mail;mobiel;afdeling"
@@ -65,7 +66,6 @@ def _rows(sql: str) -> list[tuple[Any, ...]]:
 
 def _decline(person: Participant) -> None:
     """Decline as the person does: their invitation link, its SMS code entered, then "I do not take part"."""
-    from participants import enrolment
     from tests.participants.test_enrolment import open_link
 
     token = new_token()
@@ -75,7 +75,7 @@ def _decline(person: Participant) -> None:
         token_hash=hash_token(token),
         expires_at=timezone.now() + dt.timedelta(days=14),
     )
-    assert enrolment.decline_invitation(invitation=open_link(token)) is True
+    assert decline_through_the_batch(open_link(token)) is True
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)

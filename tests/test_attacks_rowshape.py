@@ -36,6 +36,7 @@ from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.gateways import MemorySmsGateway
 from scores import weekclose
 from tests.conftest import ALL_DATABASES
+from tests.participants.people import decline_through_the_batch
 
 pytestmark = [pytest.mark.usefixtures("english", "empty_cache")]
 
@@ -109,7 +110,7 @@ def _enrol(state: str, *, private_email: str | None = None) -> Participant:
 
 
 def _decline(state: str) -> None:
-    assert enrolment.decline_invitation(invitation=_open_link(state))
+    assert decline_through_the_batch(_open_link(state))
 
 
 def _people(organisation: Organisation, employer: StaffUser, settings: Any) -> dict[str, uuid.UUID]:

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from participants import enrolment, invitations, verification
+from participants import enrolment, invitations, requestqueue, verification
 from participants.agreements import AgreementMissing
 from participants.models import Invitation, Organisation, Participant
 from participants.session import current_participant, start_participant_session
@@ -533,7 +533,8 @@ def decline(request: HttpRequest) -> HttpResponse:
         return _state_page(request, state)
     if request.method == "POST":
         try:
-            enrolment.decline_invitation(invitation=invitation)
+            # Queued: the next batch makes it, with everyone else's requests (requestqueue.confirm_decline).
+            requestqueue.confirm_decline(invitation=invitation)
         except enrolment.EnrolmentRefused:
             # The SMS code was entered too long ago: ask for a fresh one, as for any link.
             request.session.pop(SESSION_OPENED, None)

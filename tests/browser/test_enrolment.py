@@ -13,7 +13,9 @@ from participants import enrolment, invitations
 from participants.models import InvitationSchedule, Organisation, Participant
 from preventicons import messaging
 from preventicons.gateways import MemorySmsGateway
+from scores import wellbeing
 from tests.browser.conftest import SCREENSHOTS, Visit
+from tests.conftest import ALL_DATABASES
 
 pytestmark = pytest.mark.browser
 
@@ -121,6 +123,7 @@ def test_enrolment_on_a_phone(open_tab: Callable[[str], Visit], organisation: Or
     assert participant.weekly_channel == Participant.WeeklyChannel.SMS
 
 
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)  # the request batch joins every store
 def test_declining_on_a_phone(open_tab: Callable[[str], Visit], organisation: Organisation) -> None:
     participant, token = invited_participant(organisation)
     visit = open_tab("phone")
@@ -134,5 +137,8 @@ def test_declining_on_a_phone(open_tab: Callable[[str], Visit], organisation: Or
     submit(page, "/enrol/decline/")
 
     expect(page.locator("h1")).to_be_visible()
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.INVITED  # queued: the next batch makes it
+    assert wellbeing.take_up_help_requests().declines == 1
     participant.refresh_from_db()
     assert participant.status == Participant.Status.DECLINED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from participants.models import Organisation, Participant
+from participants.models import Invitation, Organisation, Participant
 from tests.factories import ParticipantFactory
 
 
@@ -27,3 +27,13 @@ def make_participant(
         **fields,
     )
     return participant
+
+
+def decline_through_the_batch(invitation: Invitation) -> bool:
+    """Say no through this opened link as the page does (queued), then run the batch that makes it."""
+    from participants import requestqueue
+    from scores import wellbeing
+
+    if not requestqueue.confirm_decline(invitation=invitation):
+        return False
+    return wellbeing.take_up_help_requests().declines == 1

@@ -48,7 +48,7 @@ def put_in(participant: Participant, status: str) -> None:
         participant.status = status
         participant.save()
     elif status == "declined":
-        # As enrolment.decline_invitation leaves them (its SMS-code step aside): hashes kept, row declined.
+        # As enrolment.decline_participation leaves them (its SMS-code step aside): hashes kept, row declined.
         participant.status = Participant.Status.INVITED
         participant.save()
         remember_departed(participant=participant)

@@ -30,7 +30,7 @@ from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
 from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from tests.conftest import make_organisation
-from tests.participants.people import make_participant
+from tests.participants.people import decline_through_the_batch, make_participant
 
 # A Monday, 10:00 in Amsterdam: within the invitation hours, so an invitation goes out at once.
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -250,7 +250,7 @@ def test_no_renewal_for_a_link_that_has_not_expired_or_for_who_declined(jan: Par
     assert enrolment.renew_invitation(invitation=invitation) is None
 
     clock.shift(dt.timedelta(days=15))
-    enrolment.decline_invitation(invitation=open_link(token))
+    decline_through_the_batch(open_link(token))
     assert enrolment.renew_invitation(invitation=invitation) is None
     assert Invitation.objects.filter(participant=jan).count() == 1
 
@@ -263,8 +263,8 @@ def test_declining_ends_the_participation_but_not_the_schedule(jan: Participant,
     invitation = open_link(token)
     assert invitation is not None
 
-    assert enrolment.decline_invitation(invitation=invitation) is True
-    assert enrolment.decline_invitation(invitation=invitation) is False
+    assert decline_through_the_batch(invitation) is True
+    assert decline_through_the_batch(invitation) is False
 
     jan.refresh_from_db()
     assert jan.status == Participant.Status.DECLINED
@@ -281,7 +281,7 @@ def test_declining_leaves_only_keyed_hashes_of_the_contact_data(jan: Participant
     invitation = open_link(invite(jan))
     assert invitation is not None
 
-    enrolment.decline_invitation(invitation=invitation)
+    decline_through_the_batch(invitation)
     # Nothing departed yet: a record written in the decline's transaction would name the row that declined
     # (the same xmin, the same hashes); the night erases him and remembers him.
     assert not DepartedContact.objects.exists()

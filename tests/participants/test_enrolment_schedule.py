@@ -101,10 +101,11 @@ class Observer:
 
 def run_the_beat(observer: Observer, clock: Any, *, until: dt.datetime) -> None:
     """Hour by hour, what beat and worker do: the invitation schedule, the weekly rounds, the week close
-    (just after midnight) and the outbox sender."""
+    (just after midnight), the request batch (every 15 minutes in the beat) and the outbox sender."""
     while timezone.now() < until:
         if timezone.localtime().hour == 0:
             score_tasks.close_ended_weeks()
+        score_tasks.take_up_help_requests()
         participant_tasks.send_due_invitations()
         score_tasks.run_due_rounds()
         while preventicons_tasks.send_due_messages():

@@ -19,6 +19,7 @@ from participants.models import (
     InvitationSchedule,
     Organisation,
     Participant,
+    QueuedRequest,
     StaffUser,
     VerificationCode,
 )
@@ -30,10 +31,11 @@ from preventicons.crypto import blind_index_phone, new_token
 from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
+from scores import wellbeing
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
-from tests.participants.people import make_participant
+from tests.participants.people import decline_through_the_batch, make_participant
 
 # A Monday, 10:00 in Amsterdam: within the invitation hours, so an invitation goes out at once.
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -324,7 +326,7 @@ def test_without_the_link_code_nothing_completes(client: Client, jan: Participan
     with pytest.raises(enrolment.EnrolmentRefused):
         enrolment.complete_enrolment(invitation=invitation)
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.decline_invitation(invitation=invitation)
+        decline_through_the_batch(invitation)
 
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED
 
@@ -518,6 +520,9 @@ def test_declining_needs_the_sms_code_and_a_confirmation(
     done = client.post(reverse("participants:enrol-decline"))
 
     assert "Done: you do not take part" in text(done)
+    # Queued: the row is not rewritten in the minute they said no; the next batch makes it.
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED
+    assert wellbeing.take_up_help_requests().declines == 1
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.DECLINED
     assert invitations.send_invitations(organisation=jan.organisation) == 0
 
@@ -530,8 +535,30 @@ def test_an_expired_link_can_still_decline_with_the_sms_code(
 
     open_with_sms_code(client, token, decline=True)
     client.post(reverse("participants:enrol-decline"))
+    wellbeing.take_up_help_requests()
 
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.DECLINED
+
+
+def test_saying_no_twice_queues_one_decline_and_enrolling_before_the_batch_wins(
+    client: Client, jan: Participant, english: None
+) -> None:
+    """A double click queues one decline. Someone who said no and then, before the batch, joined after all
+    (the link still opens the join pages until the batch) stays a participant: the batch drops the no."""
+    token = invite(jan)
+    open_with_sms_code(client, token, decline=True)
+    client.post(reverse("participants:enrol-decline"))
+    assert QueuedRequest.objects.count() == 1
+    open_with_sms_code(client, token, decline=True)
+    client.post(reverse("participants:enrol-decline"))
+    assert QueuedRequest.objects.count() == 1
+    jan.status = Participant.Status.ACTIVE  # as enrolling leaves them (tested on its own above)
+    jan.save(update_fields=["status"])
+
+    batch = wellbeing.take_up_help_requests()
+
+    assert (batch.declines, batch.dropped) == (0, 1)
+    assert Participant.objects.get(pk=jan.pk).status == Participant.Status.ACTIVE
 
 
 # --- rate limits -----------------------------------------------------------------------------------------
@@ -715,6 +742,7 @@ def test_a_code_entered_more_than_an_hour_ago_no_longer_declines(
     response = client.post(reverse("participants:enrol-decline"))
 
     assert response["Location"] == reverse("participants:enrol")
+    assert not QueuedRequest.objects.exists()
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.INVITED
 
 

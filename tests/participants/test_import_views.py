@@ -29,6 +29,7 @@ from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
+from tests.participants.people import decline_through_the_batch
 
 URL = "/staff/import/"
 HEADER = "naam;e-mail;mobiel;afdeling"
@@ -294,7 +295,7 @@ def _decline_with_the_sms_code(participant: Participant) -> None:
     messaging.send_due_messages()
     code = re.search(r"\b(\d{6})\b", MemorySmsGateway.outbox[-1]["body"])
     assert code and enrolment.verify_link_code(invitation=invitation, code=code.group(1))
-    assert enrolment.decline_invitation(invitation=invitation)
+    assert decline_through_the_batch(invitation)
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
