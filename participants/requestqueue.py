@@ -34,6 +34,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
@@ -54,6 +56,13 @@ from participants.queued import (
     opened,
     sealed,
 )
+
+# The acts that only move a participant from one status to another, each applied by its own function, which
+# returns False (changing nothing) when the participant is no longer in the status it leaves.
+_STATUS_CHANGES: dict[str, Callable[..., bool]] = {
+    REJOIN: participation.reactivate_participant,
+    DECLINE: enrolment.decline_participation,
+}
 
 
 @dataclass(frozen=True)
@@ -256,7 +265,8 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     dropped = 0
     pauses_changed = 0
     casemanager_changes: list[str] = []
-    stops = changes = rejoins = declines = 0
+    stops = changes = 0
+    status_changes: Counter[str] = Counter()
     stop_closes: list[str] = []
     taken: list[QueuedRequest] = []
     for queued, request in requests:
@@ -296,15 +306,10 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
             else:
                 dropped += 1
             continue
-        if request["kind"] == DECLINE:
-            if participant is not None and enrolment.decline_participation(participant=participant):
-                declines += 1
-            else:
-                dropped += 1
-            continue
-        if request["kind"] == REJOIN:
-            if participant is not None and participation.reactivate_participant(participant=participant):
-                rejoins += 1
+        if request["kind"] in _STATUS_CHANGES:
+            # Each says itself whether it still applies (False: joined after all, or not inactive any more).
+            if participant is not None and _STATUS_CHANGES[request["kind"]](participant=participant):
+                status_changes[request["kind"]] += 1
             else:
                 dropped += 1
             continue
@@ -339,7 +344,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
         casemanager_changes=casemanager_changes,
         stops=stops,
         changes=changes,
-        rejoins=rejoins,
-        declines=declines,
+        rejoins=status_changes[REJOIN],
+        declines=status_changes[DECLINE],
         stop_closes=stop_closes,
     )

@@ -38,6 +38,15 @@ TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC)
 A_WEEK_LATER = TUESDAY + dt.timedelta(days=8)
 
 
+def _kept_a_week_then_taken_up() -> wellbeing.HelpBatch:
+    """The nightly retention a week later keeps the one queued act; the batch, back at last, applies it."""
+    with time_machine.travel(A_WEEK_LATER, tick=False):
+        counts = retention.run_retention()
+        assert QueuedRequest.objects.count() == 1
+        assert counts.queued_requests_purged == 0
+        return wellbeing.take_up_help_requests()
+
+
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 def test_a_correction_no_batch_took_up_for_a_week_is_kept_not_purged(organisation: Organisation) -> None:
     with time_machine.travel(TUESDAY, tick=True):
@@ -46,12 +55,7 @@ def test_a_correction_no_batch_took_up_for_a_week_is_kept_not_purged(organisatio
         account.request_change(participant=person, mobile="+31612345699")
         email_code, sms_code = delivered_codes()
         assert requestqueue.confirm_change(participant=person, email_code=email_code, sms_code=sms_code).done
-    with time_machine.travel(A_WEEK_LATER, tick=False):
-        counts = retention.run_retention()
-        assert QueuedRequest.objects.count() == 1
-        batch = wellbeing.take_up_help_requests()
-
-    assert counts.queued_requests_purged == 0
+    batch = _kept_a_week_then_taken_up()
     assert batch.changes == 1
     assert Participant.objects.get(pk=person.pk).mobile == "+31612345699"
 
@@ -61,12 +65,7 @@ def test_a_pause_no_batch_took_up_for_a_week_is_kept_not_purged(organisation: Or
     with time_machine.travel(TUESDAY, tick=True):
         person = make_active(organisation)
         requestqueue.queue_pause_change(participant=person, paused=True)
-    with time_machine.travel(A_WEEK_LATER, tick=False):
-        counts = retention.run_retention()
-        assert QueuedRequest.objects.count() == 1
-        batch = wellbeing.take_up_help_requests()
-
-    assert counts.queued_requests_purged == 0
+    batch = _kept_a_week_then_taken_up()
     assert batch.pauses_changed == 1
     assert Participant.objects.get(pk=person.pk).messages_paused
 
@@ -78,12 +77,7 @@ def test_a_rejoin_no_batch_took_up_for_a_week_is_kept_not_purged(organisation: O
         person.status = Participant.Status.INACTIVE
         person.save()
         requestqueue.queue_rejoin(participant=person)
-    with time_machine.travel(A_WEEK_LATER, tick=False):
-        counts = retention.run_retention()
-        assert QueuedRequest.objects.count() == 1
-        batch = wellbeing.take_up_help_requests()
-
-    assert counts.queued_requests_purged == 0
+    batch = _kept_a_week_then_taken_up()
     assert batch.rejoins == 1
     assert Participant.objects.get(pk=person.pk).status == Participant.Status.ACTIVE
 
@@ -99,12 +93,7 @@ def test_a_decline_no_batch_took_up_for_a_week_is_kept_not_purged(
         person = make_participant(organisation)
         open_with_sms_code(client, invite(person), decline=True)
         client.post(reverse("participants:enrol-decline"))
-    with time_machine.travel(A_WEEK_LATER, tick=False):
-        counts = retention.run_retention()
-        assert QueuedRequest.objects.count() == 1
-        batch = wellbeing.take_up_help_requests()
-
-    assert counts.queued_requests_purged == 0
+    batch = _kept_a_week_then_taken_up()
     assert batch.declines == 1
     assert Participant.objects.get(pk=person.pk).status == Participant.Status.DECLINED
 
