@@ -343,7 +343,7 @@ def complete_enrolment(
     *, invitation: Invitation, weekly_channel: str = WeeklyChannel.SMS, with_codes: bool = False
 ) -> Participant:
     """Activate the participant once the link's SMS code, consent and (``with_codes``) the codes to the new
-    addresses of the latest round are in: fresh pseudonym, link used.
+    addresses of the latest round are in: fresh pseudonym; the link opens no second enrolment (the status).
 
     The weekly messages go only where ``weekly_channel`` says; a private address is taken only as proven by
     an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused, changing nothing,
@@ -354,7 +354,9 @@ def complete_enrolment(
     try:
         with transaction.atomic():
             participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
-            invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+            # Read, not locked: nothing is written on the link, and a lock would stamp this transaction into
+            # its xmax. The participant row's lock is what two enrolments at once wait on.
+            invitation = Invitation.objects.get(pk=invitation.pk)
             if participant.status != Participant.Status.INVITED or invitation.used_at is not None:
                 raise EnrolmentRefused(_("This invitation has already been used."))
             if invitation.expires_at <= now:
@@ -382,8 +384,9 @@ def complete_enrolment(
             # A fresh P at enrolment: nothing about the invitation or import leads to the scores.
             participant.pseudonym = new_pseudonym()
             participant.save()
-            invitation.used_at = now
-            invitation.save(update_fields=["used_at"])
+            # The link itself is not marked used (no used_at): it names its participant in clear, so a mark
+            # on it would tell a dump whose row enrolled, and when, until the link is purged (review 5). The
+            # sealed status, no longer 'invited', is what refuses a second enrolment through any link.
             # The other links are not expired early (their SMS codes keep going out as anyone's do); they
             # open only the page that says the person takes part (link_state).
     except IntegrityError:

@@ -532,6 +532,8 @@ class Invitation(models.Model):
     )
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
+    # Never written since review 5 (participants 0029 cleared it): beside participant_id in clear it told a
+    # dump whose row enrolled, and when. The participant's sealed status refuses a second enrolment.
     used_at = models.DateTimeField(null=True, blank=True)
     mobile = EncryptedTextField(null=True)
 

@@ -4,11 +4,13 @@ Attackers: the operator (a ``pg_dump`` of the identity store, or the live databa
 employer (its mailboxes, the account pages a forwarded link opens). Each test is an attack; a strict xfail
 is a leak still open, its reason says what and a direction for the fix.
 
-1. Operator, one dump: ``participants_invitation`` names its participant in clear and keeps ``used_at`` in
-   clear, written when the person enrols. Every link a person enrolled through says "this participant row
-   takes part", to the microsecond, until the link is purged (``INVITATION_DAYS`` +
+1. Operator, one dump: ``participants_invitation`` names its participant in clear and kept ``used_at`` in
+   clear, written when the person enrolled. Every link a person enrolled through said "this participant row
+   takes part", to the microsecond, until the link was purged (``INVITATION_DAYS`` +
    ``EXPIRED_INVITATION_KEEP_DAYS``, some two months). The participant row, its sealed status and its shape
-   were made alike for exactly this (tests/test_attacks_rowshape.py).
+   were made alike for exactly this (tests/test_attacks_rowshape.py). Closed: enrolment writes nothing on
+   the link (the sealed status refuses a second enrolment), and participants 0029 clears what was stored
+   and writes the table anew.
 2. Operator, one dump: a stop and the nightly anonymisation set ``participant_id`` NULL on every link of
    the person, and the invitation schedule's later reminders make links with no participant for them. So
    in a cohort sent the same step (one ``expires_at``), the participant rows with no link of that step are
@@ -31,10 +33,12 @@ import time_machine
 from django.conf import settings as django_settings
 from django.db import connections
 
-from participants import retention
-from participants.models import Organisation, StaffUser
+from participants import enrolment, retention
+from participants.models import Invitation, Organisation, Participant, StaffUser
+from preventicons.crypto import hash_token, new_token
 from tests.conftest import ALL_DATABASES
-from tests.test_attacks_rowshape import START, _people
+from tests.scores.people import make_participant
+from tests.test_attacks_rowshape import START, _migrate, _people, _row_versions_in_table_file
 
 pytestmark = [pytest.mark.usefixtures("english", "empty_cache")]
 
@@ -61,16 +65,6 @@ def _per_person(ids: dict[str, uuid.UUID]) -> dict[str, tuple[int, int]]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 5 (1): Invitation.used_at is written in clear at enrolment, beside participant_id in clear, so "
-        "one dump names every participant row that enrolled (and the minute) until the link is purged. Fix: "
-        "do not write used_at (a link already opens no second enrolment once the sealed status is not "
-        "'invited': complete_enrolment and link_state check it), NULL it in a migration and VACUUM FULL the "
-        "table so the old values leave the file."
-    ),
-)
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(START, tick=False)
 def test_a_dump_of_the_invitation_links_does_not_tell_who_enrolled(
@@ -80,6 +74,49 @@ def test_a_dump_of_the_invitation_links_does_not_tell_who_enrolled(
     used = {state: used for state, (_links, used) in _per_person(ids).items()}
     # What the operator reads per participant row: whether a link of theirs carries a used_at.
     assert len(set(used.values())) == 1, used
+    # And a second enrolment through the link is still refused: by the sealed status, not by a mark on it.
+    active = Participant.objects.get(pk=ids["active"])
+    link = Invitation.objects.filter(participant=active).get()
+    with pytest.raises(enrolment.EnrolmentRefused):
+        enrolment.complete_enrolment(invitation=link)
+    assert enrolment.link_state(link) is enrolment.LinkState.ENROLLED
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_after_participants_0029_no_invitation_keeps_when_it_was_used_in_the_table_file(
+    organisation: Organisation,
+) -> None:
+    """Links used before the fix lose their used_at, and VACUUM FULL leaves no old row version holding it."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's table files")
+    before = [("participants", "0028_vacuum_full_participants_of_one_shape")]
+    used_at = dt.datetime(2026, 11, 23, 9, 12, 34, 567891, tzinfo=dt.UTC)
+    # How PostgreSQL stores a timestamptz: microseconds since 2000-01-01 UTC, 8 bytes, little-endian here.
+    stored = int((used_at - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+    executor = _migrate(before)
+    try:
+        person = make_participant(organisation, status=Participant.Status.ACTIVE)
+        old = executor.loader.project_state(before).apps.get_model("participants", "Invitation")
+        old.objects.using("default").create(
+            participant_id=person.pk,
+            token_hash=hash_token(new_token()),
+            expires_at=used_at + dt.timedelta(days=14),
+            used_at=used_at,
+            mobile="",
+        )
+        assert any(
+            stored.to_bytes(8, "little") in version
+            for version in _row_versions_in_table_file("participants_invitation")
+        )
+        _migrate()
+
+        assert not Invitation.objects.exclude(used_at=None).exists()
+        assert not any(
+            stored.to_bytes(8, "little") in version
+            for version in _row_versions_in_table_file("participants_invitation")
+        )
+    finally:
+        _migrate()
 
 
 @pytest.mark.xfail(
