@@ -19,6 +19,11 @@ is a leak still open, its reason says what and a direction for the fix.
    (never enrolled, never declined). After it, the participant rows that still have a link are exactly
    those who never took part, so every other row of the list took part (or declined): who takes part, in
    every later dump.
+4. Operator, two dumps around a request batch (or the live rows before and after it): README says the batch
+   tells who acted, not what. But each act rewrites only its own sealed columns with fresh nonces: a pause
+   or resume changes ``messages_paused`` alone, a rejoin ``status`` and ``participation`` alone (no week
+   closed in between). So the columns that changed say what each row's person asked: who paused, who had
+   gone silent for weeks (inactive) and came back. Review 4's xfail is the same for a stop (its hashes).
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ import time_machine
 from django.conf import settings as django_settings
 from django.db import connections
 
-from participants import enrolment, retention
+from participants import enrolment, requestqueue, retention
 from participants.models import Invitation, Organisation, Participant, StaffUser
 from preventicons.crypto import hash_token, new_token
+from scores import wellbeing
 from tests.conftest import ALL_DATABASES
+from tests.participants.test_stop import make_active
 from tests.scores.people import make_participant
 from tests.test_attacks_rowshape import START, _migrate, _people, _row_versions_in_table_file
 
@@ -172,3 +179,43 @@ def test_after_the_invitation_purge_the_links_left_do_not_tell_who_never_took_pa
         retention.run_retention()
     links = {state: links for state, (links, _used) in _per_person(ids).items()}
     assert len(set(links.values())) == 1, links
+
+
+def _participant_rows() -> dict[str, dict[str, object]]:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT * FROM participants_participant")
+        names = [column.name for column in cursor.description]
+        return {str(row[0]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "review 5 (4): the batch rewrites only the sealed columns an act changes (a pause messages_paused, a "
+        "rejoin status and participation), each with a fresh nonce, so two dumps around a batch tell which "
+        "row paused and which came back from inactivity, not only that they acted. Fix: whatever the batch "
+        "rewrites of a participant row, it re-seals every sealed column of it (Participant.save() without "
+        "update_fields, or a reseal helper), so every handled row changes the same columns; a correction's "
+        "new blind index stays as a known limit."
+    ),
+)
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+@time_machine.travel(dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC), tick=True)
+def test_two_dumps_around_a_batch_do_not_tell_a_pause_from_a_rejoin(organisation: Organisation) -> None:
+    pauser = make_active(organisation, name="P 1", email="p1@example.nl", mobile="+31612345601")
+    rejoiner = make_active(organisation, name="P 2", email="p2@example.nl", mobile="+31612345602")
+    rejoiner.status = Participant.Status.INACTIVE
+    rejoiner.save()
+    before = _participant_rows()
+    requestqueue.queue_pause_change(participant=pauser, paused=True)
+    requestqueue.queue_rejoin(participant=rejoiner)
+    batch = wellbeing.take_up_help_requests()
+    assert (batch.pauses_changed, batch.rejoins) == (1, 1)
+    after = _participant_rows()
+
+    # The operator, no key: which columns of each row the batch changed.
+    changed = {
+        pk: sorted(column for column, value in row.items() if after[pk][column] != value)
+        for pk, row in before.items()
+    }
+    assert changed[str(pauser.pk)] == changed[str(rejoiner.pk)], changed
