@@ -454,7 +454,7 @@ def stop_participation(*, participant: Participant) -> None:
     with transaction.atomic():
         # The organisation first, as an import takes it: an import that read this row before the stop would
         # otherwise write what it decided from that read (a name from the list) back onto the erased row.
-        Organisation.objects.select_for_update().filter(pk=participant.organisation_id).first()
+        Organisation.objects.select_for_update(no_key=True).filter(pk=participant.organisation_id).first()
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status == Participant.Status.STOPPED:
             participant.refresh_from_db()

@@ -166,7 +166,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # Their organisations first, in one order, as an import and a stop take them: an import that read these
     # rows before the night would otherwise write what it decided from them back onto the erased rows.
     organisation_ids = set(Participant.objects.filter(pk__in=ids).values_list("organisation_id", flat=True))
-    list(Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk"))
+    list(Organisation.objects.select_for_update(no_key=True).filter(pk__in=organisation_ids).order_by("pk"))
     # Locked, as stop_participation locks its one row: a stop or a help batch running now waits for us.
     locked = [
         participant

@@ -24,11 +24,21 @@ is a leak still open, its reason says what and a direction for the fix.
    or resume changes ``messages_paused`` alone, a rejoin ``status`` and ``participation`` alone (no week
    closed in between). So the columns that changed say what each row's person asked: who paused, who had
    gone silent for weeks (inactive) and came back. Review 4's xfail is the same for a stop (its hashes).
+5. Whoever holds a weekly link (the employer, when the weekly message goes to the work address, or a
+   forwarded one), timing one tap: since today the request batch takes every organisation row FOR UPDATE,
+   and the stop, the import, the nightly anonymisation and the week close take theirs so too. A score row's
+   foreign key to its organisation makes PostgreSQL check it at commit with FOR KEY SHARE on that row,
+   which FOR UPDATE blocks: a first tap (which inserts) waits until the batch or import commits, a repeated
+   tap (which inserts nothing) answers at once. README's known limit of 0.1-0.2 ms between the two becomes
+   the whole batch (at fixed clock times) or the whole import (which the employer starts itself, as long
+   as its list makes it): whether the person already answered this week, from one tap. Closed: every
+   organisation lock is FOR NO KEY UPDATE, which still excludes the others but not a foreign-key check.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections import Counter
 from typing import Any
@@ -38,13 +48,16 @@ import time_machine
 from django.conf import settings as django_settings
 from django.db import connections
 
-from participants import enrolment, requestqueue, retention
+from participants import account, enrolment, requestqueue, retention
+from participants.importing import import_address_list
 from participants.models import Invitation, Organisation, Participant, StaffUser
 from preventicons.crypto import hash_token, new_token
-from scores import wellbeing
+from preventicons.dbrouter import every_store
+from scores import weekclose, wellbeing
+from scores.submission import submit_score
 from tests.conftest import ALL_DATABASES
 from tests.participants.test_stop import make_active
-from tests.scores.people import make_participant
+from tests.scores.people import make_link, make_participant
 from tests.test_attacks_rowshape import START, _migrate, _people, _row_versions_in_table_file
 
 pytestmark = [pytest.mark.usefixtures("english", "empty_cache")]
@@ -219,3 +232,72 @@ def test_two_dumps_around_a_batch_do_not_tell_a_pause_from_a_rejoin(organisation
         for pk, row in before.items()
     }
     assert changed[str(pauser.pk)] == changed[str(rejoiner.pk)], changed
+
+
+def _hold_the_organisation(holder: str, organisation: Organisation, employer: StaffUser) -> None:
+    """What ``holder`` does while it holds the organisation row, by the real operation; inside an outer
+    transaction, so the lock is held until the test lets it commit."""
+    other = make_participant(organisation)
+    if holder == "request batch":
+        requestqueue.queue_pause_change(participant=other, paused=True)
+        assert requestqueue.take_up_pending().pauses_changed == 1
+    elif holder == "import":
+        import_address_list(
+            organisation=organisation,
+            data=b"naam;e-mail;mobiel;afdeling\r\nNieuw;nieuw@example.nl;0612399999;Zorg\r\n",
+            full_list=False,
+            by=employer,
+        )
+    elif holder == "stop":
+        account.stop_participation(participant=other)
+    elif holder == "nightly anonymisation":
+        assert retention.anonymise_participants(participant_ids=[other.pk]) == 1
+    else:
+        weekclose.close_week(organisation_id=organisation.pk, week=dt.date(2026, 11, 9), vacuum=False)
+
+
+@pytest.mark.parametrize("holder", ["request batch", "import", "stop", "nightly anonymisation", "week close"])
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+@time_machine.travel(dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC), tick=True)
+def test_a_first_tap_does_not_wait_for_whatever_holds_the_organisation(
+    organisation: Organisation, employer: StaffUser, holder: str
+) -> None:
+    """The batch, an import (which the employer starts at will), a stop, the anonymisation and the week close
+    each hold the organisation row until they commit. A first tap in that time must answer as a repeated one
+    does, not once they are over."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's row locks")
+    week = dt.date(2026, 11, 16)
+    _link, token = make_link(make_participant(organisation), week=week)
+    holding, done = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def batch() -> None:
+        try:
+            with every_store():
+                _hold_the_organisation(holder, organisation, employer)
+                holding.set()
+                done.wait(30)
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+            holding.set()
+        finally:
+            for connection in connections.all():
+                connection.close()
+
+    runner = threading.Thread(target=batch)
+    runner.start()
+    try:
+        assert holding.wait(30) and not failed, failed
+        with connections["default"].cursor() as cursor:
+            # Not a clock: a tap that has to wait for a lock fails at once instead of after the batch.
+            cursor.execute("SET lock_timeout = '1s'")
+        try:
+            assert submit_score(token=token, value=4).recorded
+        finally:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        done.set()
+        runner.join(30)
+    assert not failed, failed
