@@ -81,7 +81,7 @@ def link_state(invitation: Invitation) -> LinkState:
     if participant.status == Participant.Status.DECLINED:
         return LinkState.DECLINED
     # Inactive people enrolled too (they come back from their account): their links are no new enrolment.
-    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE) or invitation.used_at:
+    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE):
         return LinkState.ENROLLED
     if not participant.is_listed:
         return LinkState.WITHDRAWN
@@ -161,6 +161,8 @@ def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
     """True when ``code`` is the SMS code that opens this invitation; every wrong guess is counted."""
     if invitation is None or invitation.participant is None:
         return False
+    if invitation.participant.status == Participant.Status.STOPPED:
+        return False  # its codes were decoys stored nowhere; nothing of a stopped row opens (link_state)
     outcome = verification.verify_code(
         participant=invitation.participant,
         purpose=OPEN_LINK,
@@ -357,7 +359,7 @@ def complete_enrolment(
             # Read, not locked: nothing is written on the link, and a lock would stamp this transaction into
             # its xmax. The participant row's lock is what two enrolments at once wait on.
             invitation = Invitation.objects.get(pk=invitation.pk)
-            if participant.status != Participant.Status.INVITED or invitation.used_at is not None:
+            if participant.status != Participant.Status.INVITED:
                 raise EnrolmentRefused(_("This invitation has already been used."))
             if invitation.expires_at <= now:
                 raise EnrolmentRefused(_("This invitation has expired."))
@@ -384,9 +386,9 @@ def complete_enrolment(
             # A fresh P at enrolment: nothing about the invitation or import leads to the scores.
             participant.pseudonym = new_pseudonym()
             participant.save()
-            # The link itself is not marked used (no used_at): it names its participant in clear, so a mark
-            # on it would tell a dump whose row enrolled, and when, until the link is purged (review 5). The
-            # sealed status, no longer 'invited', is what refuses a second enrolment through any link.
+            # The link itself is not marked used (participants 0029 dropped used_at): it names its participant
+            # in clear, so a mark on it told a dump whose row enrolled, and when, until the link was purged
+            # (review 5). The sealed status, no longer 'invited', refuses a second enrolment through any link.
             # The other links are not expired early (their SMS codes keep going out as anyone's do); they
             # open only the page that says the person takes part (link_state).
     except IntegrityError:

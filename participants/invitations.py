@@ -193,13 +193,15 @@ def _link_for(schedule: InvitationSchedule, now: dt.datetime) -> tuple[str, dt.d
     """A fresh token opening the participant's invitation; for someone who stopped, one opening nothing."""
     token = new_token()
     expires_at = now + dt.timedelta(days=settings.INVITATION_DAYS)
-    participant = schedule.participant
-    if participant is not None and participant.status == Participant.Status.STOPPED:
-        participant = None
-    # For someone who stopped too: a link without a participant, which opens nothing but whose SMS code goes
-    # to the number the employer supplied, as every other link's does (enrolment.request_link_code).
+    # For someone who stopped too, naming their (stopped) row as everyone's link names theirs: a link
+    # without a participant told a dump whose row had stopped (review 5). It opens nothing
+    # (enrolment.link_state), and its SMS code goes to the number the employer supplied as every link's
+    # does (enrolment.request_link_code).
     Invitation.objects.create(
-        participant=participant, token_hash=hash_token(token), expires_at=expires_at, mobile=schedule.mobile
+        participant=schedule.participant,
+        token_hash=hash_token(token),
+        expires_at=expires_at,
+        mobile=schedule.mobile,
     )
     return token, expires_at
 

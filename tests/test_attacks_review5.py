@@ -13,12 +13,13 @@ is a leak still open, its reason says what and a direction for the fix.
    and writes the table anew.
 2. Operator, one dump: a stop and the nightly anonymisation set ``participant_id`` NULL on every link of
    the person, and the invitation schedule's later reminders make links with no participant for them. So
-   in a cohort sent the same step (one ``expires_at``), the participant rows with no link of that step are
-   the ones who stopped or declined (and were erased), for two months.
+   in a cohort sent the same step (one ``expires_at``), the participant rows with no link of that step were
+   the ones who stopped or declined (and were erased), for two months. Closed: the links keep naming the
+   (stopped) row, and open nothing because its sealed status says stopped.
 3. Operator, one dump, for good: the invitation purge keeps the newest link only of someone still invited
-   (never enrolled, never declined). After it, the participant rows that still have a link are exactly
+   (never enrolled, never declined). After it, the participant rows that still had a link were exactly
    those who never took part, so every other row of the list took part (or declined): who takes part, in
-   every later dump.
+   every later dump. Closed: the newest link of every participant row stays.
 4. Operator, two dumps around a request batch (or the live rows before and after it): README says the batch
    tells who acted, not what. But each act rewrites only its own sealed columns with fresh nonces: a pause
    or resume changes ``messages_paused`` alone, a rejoin ``status`` and ``participation`` alone (no week
@@ -58,28 +59,36 @@ from scores.submission import submit_score
 from tests.conftest import ALL_DATABASES
 from tests.participants.test_stop import make_active
 from tests.scores.people import make_link, make_participant
-from tests.test_attacks_rowshape import START, _migrate, _people, _row_versions_in_table_file
+from tests.test_attacks_review3 import dropped_values_in_table_file
+from tests.test_attacks_rowshape import START, _deliver, _migrate, _people, _row_versions_in_table_file
 
 pytestmark = [pytest.mark.usefixtures("english", "empty_cache")]
 
 
-def _invitation_rows() -> list[tuple[uuid.UUID | None, bool, dt.datetime]]:
-    """The invitation table as the operator reads it: (participant_id, used_at set, expires_at) per row."""
+def _invitation_rows() -> list[tuple[uuid.UUID | None, tuple[str, ...], dt.datetime]]:
+    """The invitation table as the operator reads it, per row: its participant_id, which of its other
+    columns hold a value (a mark such as a used_at would show here), and its expiry."""
     with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT participant_id, used_at IS NOT NULL, expires_at FROM participants_invitation")
-        return [
-            (uuid.UUID(str(pid)) if pid is not None else None, bool(used), expires)
-            for pid, used, expires in cursor.fetchall()
-        ]
+        cursor.execute("SELECT * FROM participants_invitation")
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [
+        (
+            uuid.UUID(str(row["participant_id"])) if row["participant_id"] is not None else None,
+            tuple(sorted(name for name, value in row.items() if value is not None)),
+            row["expires_at"],
+        )
+        for row in rows
+    ]
 
 
-def _per_person(ids: dict[str, uuid.UUID]) -> dict[str, tuple[int, int]]:
-    """Per state: (links naming the row, links naming it with used_at set)."""
+def _per_person(ids: dict[str, uuid.UUID]) -> dict[str, tuple[int, tuple[tuple[str, ...], ...]]]:
+    """Per state: (links naming the row, the columns holding a value in each of them)."""
     rows = _invitation_rows()
     return {
         state: (
-            sum(1 for pid, _used, _expires in rows if pid == pk),
-            sum(1 for pid, used, _expires in rows if pid == pk and used),
+            sum(1 for pid, _filled, _expires in rows if pid == pk),
+            tuple(sorted(filled for pid, filled, _expires in rows if pid == pk)),
         )
         for state, pk in ids.items()
     }
@@ -91,9 +100,9 @@ def test_a_dump_of_the_invitation_links_does_not_tell_who_enrolled(
     organisation: Organisation, employer: StaffUser, settings: Any
 ) -> None:
     ids = _people(organisation, employer, settings)
-    used = {state: used for state, (_links, used) in _per_person(ids).items()}
-    # What the operator reads per participant row: whether a link of theirs carries a used_at.
-    assert len(set(used.values())) == 1, used
+    filled = {state: filled for state, (_links, filled) in _per_person(ids).items()}
+    # What the operator reads per participant row: which columns of their links hold a value (a used_at).
+    assert len(set(filled.values())) == 1, filled
     # And a second enrolment through the link is still refused: by the sealed status, not by a mark on it.
     active = Participant.objects.get(pk=ids["active"])
     link = Invitation.objects.filter(participant=active).get()
@@ -106,13 +115,15 @@ def test_a_dump_of_the_invitation_links_does_not_tell_who_enrolled(
 def test_after_participants_0029_no_invitation_keeps_when_it_was_used_in_the_table_file(
     organisation: Organisation,
 ) -> None:
-    """Links used before the fix lose their used_at, and VACUUM FULL leaves no old row version holding it."""
+    """Links used before the fix lose their used_at, and no row version in the table file keeps it: 0029
+    drops the column and writes the table anew, which nulls a dropped column in every version it keeps."""
     if connections["default"].vendor != "postgresql":
         pytest.skip("PostgreSQL's table files")
     before = [("participants", "0028_vacuum_full_participants_of_one_shape")]
     used_at = dt.datetime(2026, 11, 23, 9, 12, 34, 567891, tzinfo=dt.UTC)
     # How PostgreSQL stores a timestamptz: microseconds since 2000-01-01 UTC, 8 bytes, little-endian here.
     stored = int((used_at - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+    mark = stored.to_bytes(8, "little")
     executor = _migrate(before)
     try:
         person = make_participant(organisation, status=Participant.Status.ACTIVE)
@@ -124,32 +135,15 @@ def test_after_participants_0029_no_invitation_keeps_when_it_was_used_in_the_tab
             used_at=used_at,
             mobile="",
         )
-        assert any(
-            stored.to_bytes(8, "little") in version
-            for version in _row_versions_in_table_file("participants_invitation")
-        )
+        assert any(mark in version for version in _row_versions_in_table_file("participants_invitation"))
         _migrate()
 
-        assert not Invitation.objects.exclude(used_at=None).exists()
-        assert not any(
-            stored.to_bytes(8, "little") in version
-            for version in _row_versions_in_table_file("participants_invitation")
-        )
+        assert mark not in dropped_values_in_table_file("participants_invitation", alias="default")
+        assert not any(mark in version for version in _row_versions_in_table_file("participants_invitation"))
     finally:
         _migrate()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 5 (2): a stop and the nightly anonymisation set participant_id NULL on every invitation link "
-        "of the person (account.stop_participation, retention.anonymise_participants), and the schedule's "
-        "later reminders make links without a participant for them (invitations._link_for): in one dump the "
-        "rows of the cohort with no link are the ones who stopped or declined. Fix: keep the participant on "
-        "the links (link_state already opens nothing for a stopped row, whose sealed status says so; the "
-        "shredded row stays), and make the reminders' links for the row as for anyone."
-    ),
-)
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(START, tick=False)
 def test_a_dump_of_the_invitation_links_does_not_tell_who_stopped_or_was_erased(
@@ -158,27 +152,20 @@ def test_a_dump_of_the_invitation_links_does_not_tell_who_stopped_or_was_erased(
     ids = _people(organisation, employer, settings)
     # The first reminder a week later, for everyone on the list alike (whatever they did).
     with time_machine.travel(START + dt.timedelta(days=7, minutes=1), tick=False):
-        from tests.test_attacks_rowshape import _deliver
-
         _deliver()
     rows = _invitation_rows()
     # One cohort, two steps: each step's links share one expires_at.
-    steps = Counter(expires for _pid, _used, expires in rows)
+    steps = Counter(expires for _pid, _filled, expires in rows)
     assert len(steps) == 2 and set(steps.values()) == {len(ids)}
-    links = {state: links for state, (links, _used) in _per_person(ids).items()}
+    links = {state: links for state, (links, _filled) in _per_person(ids).items()}
     assert len(set(links.values())) == 1, links
+    # Still naming the stopped rows, the links open nothing: no state to act on, and no code that opens them.
+    for state in ("stopped", "anonymised"):
+        for link in Invitation.objects.filter(participant_id=ids[state]):
+            assert enrolment.link_state(link) is enrolment.LinkState.STOPPED
+            assert not enrolment.verify_link_code(invitation=link, code="000000")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 5 (3): retention._purge_invitations keeps the newest link only of someone still invited, so "
-        "after the purge the participant rows that still have a link are those who never enrolled (and "
-        "every other row enrolled or declined), in every later dump. Fix: keep the newest link of every "
-        "participant row alike (or of none), whatever its sealed status; what the reminders need of it is "
-        "decided from the status in Python."
-    ),
-)
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(START, tick=False)
 def test_after_the_invitation_purge_the_links_left_do_not_tell_who_never_took_part(
@@ -190,7 +177,7 @@ def test_after_the_invitation_purge_the_links_left_do_not_tell_who_never_took_pa
     )
     with time_machine.travel(later, tick=False):
         retention.run_retention()
-    links = {state: links for state, (links, _used) in _per_person(ids).items()}
+    links = {state: links for state, (links, _filled) in _per_person(ids).items()}
     assert len(set(links.values())) == 1, links
 
 
