@@ -524,7 +524,7 @@ class Invitation(models.Model):
     the same texts for everyone it listed. When the person stops, the link keeps naming their row, as every
     link does (so the table does not tell who stopped); it opens nothing, since the row is stopped, and keeps
     its number until the link is purged (participants.retention), so its code still goes out like anyone
-    else's. A participant row's newest link is kept whatever its person did.
+    else's. Past that every link goes, whatever its person did.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from participants import account, queued, verification
@@ -229,15 +229,11 @@ def _anonymise_all(ids: list[uuid.UUID]) -> int:
 
 
 def _purge_invitations(now: dt.datetime) -> int:
-    # The newest invitation of every participant row stays, whatever its person did: its link can still ask
-    # for a new one while they are invited (enrolment.renew_invitation decides that from the sealed status).
-    # Kept for the invited only, the rows left with a link were those who never took part (review 5).
-    newest = Invitation.objects.filter(participant=OuterRef("participant")).order_by("-expires_at", "-pk")
-    expired = Invitation.objects.filter(expires_at__lte=now - _days("EXPIRED_INVITATION_KEEP_DAYS")).annotate(
-        newest=Subquery(newest.values("pk")[:1])
-    )
-    rows = list(expired.values_list("pk", "participant_id", "newest"))
-    ids = [pk for pk, participant_id, newest in rows if participant_id is None or pk != newest]
+    # Every link past its keep period goes, whatever its person did. The newest link of someone still invited
+    # used to stay, so the rows left with a link were those who never took part (review 5); and past this
+    # period a link texts no code (enrolment.texts_its_code), so it could not ask for a new one anyway.
+    expired = Invitation.objects.filter(expires_at__lte=now - _days("EXPIRED_INVITATION_KEEP_DAYS"))
+    ids = list(expired.values_list("pk", flat=True))
     purged = 0
     for start in range(0, len(ids), CHUNK):
         purged += Invitation.objects.filter(pk__in=ids[start : start + CHUNK]).delete()[0]

@@ -19,7 +19,8 @@ is a leak still open, its reason says what and a direction for the fix.
 3. Operator, one dump, for good: the invitation purge keeps the newest link only of someone still invited
    (never enrolled, never declined). After it, the participant rows that still had a link were exactly
    those who never took part, so every other row of the list took part (or declined): who takes part, in
-   every later dump. Closed: the newest link of every participant row stays.
+   every later dump. Closed: every link past its keep period goes (it texts no code by then, so it could
+   not ask for a new one anyway).
 4. Operator, two dumps around a request batch (or the live rows before and after it): README says the batch
    tells who acted, not what. But each act rewrites only its own sealed columns with fresh nonces: a pause
    or resume changes ``messages_paused`` alone, a rejoin ``status`` and ``participation`` alone (no week
