@@ -35,6 +35,11 @@ is a leak still open, its reason says what and a direction for the fix.
    the whole batch (at fixed clock times) or the whole import (which the employer starts itself, as long
    as its list makes it): whether the person already answered this week, from one tap. Closed: every
    organisation lock is FOR NO KEY UPDATE, which still excludes the others but not a foreign-key check.
+6. Operator, one dump of any open week: the round makes a weekly link (participant_id in clear) only for
+   rows with a weekly channel, that is rows that enrolled and were not shredded. Brought there by the real
+   operations (not a factory that gives an invited row a channel, as tests/test_attacks_operator.py does),
+   the silent, the declined, the stopped and the anonymised have no link and everyone who takes part has
+   one: who takes part, every week, undoing the rows of one shape.
 """
 
 from __future__ import annotations
@@ -289,3 +294,30 @@ def test_a_first_tap_does_not_wait_for_whatever_holds_the_organisation(
         done.set()
         runner.join(30)
     assert not failed, failed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "review 5 (6): participants.queries.weekly_recipients gives a link only to rows whose sealed weekly "
+        "channel is set (enrolled, not shredded), so the open week's scores_weeklylink rows, which name "
+        "their participant in clear, list exactly who takes part. Fix: a link for every listed row whatever "
+        "its state (never enrolled and stopped too), each with a deferred outbox row of one shape (the "
+        "channel column in clear needs a stand-in for rows with none, or to be sealed), sent only to those "
+        "who take part when the worker meets it."
+    ),
+)
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@time_machine.travel(START, tick=False)
+def test_an_open_week_dump_of_the_weekly_links_does_not_tell_who_takes_part(
+    organisation: Organisation, employer: StaffUser, settings: Any
+) -> None:
+    from scores import rounds
+
+    ids = _people(organisation, employer, settings)
+    rounds.run_weekly_round(organisation=organisation, week=dt.date(2026, 11, 23))
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT participant_id FROM scores_weeklylink")
+        linked = Counter(uuid.UUID(str(pid)) for (pid,) in cursor.fetchall())
+    per_state = {state: linked[pk] for state, pk in ids.items()}
+    assert len(set(per_state.values())) == 1, per_state
