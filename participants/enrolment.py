@@ -128,8 +128,9 @@ def request_link_code(*, invitation: Invitation | None) -> bool:
 
     The number sealed on the link when it was sent, not the participant's current one: the employer supplied
     the phone, so what reaches it must not depend on what the person did since (joined, moved to a private
-    number, declined, stopped). A link of someone who stopped has no participant left: its text carries a
-    code that is stored nowhere, in the same words, so the phone sees the same and nothing opens. The caller
+    number, declined, stopped). A link of someone who stopped (its row stopped, or from before review 5 no
+    row): its text carries a code that is stored nowhere, in the same words, so the phone sees the same and
+    nothing opens. The caller
     answers the same whatever this returns (views pace requests per link).
     """
     if invitation is None or not texts_its_code(invitation):

@@ -9,9 +9,9 @@ it knows) or a missing processing agreement ends it early. After it, nothing mor
 employer supplied unless the participant chose it for the weekly messages.
 
 Each message carries a fresh invitation link, which keeps the number the employer supplied, sealed, for its
-SMS code. For someone who stopped there is no participant left to open, so their link has none: it opens the
-same neutral first page as any other (participants/views/enrolment.py), its code goes to the same phone, and
-nothing opens after it.
+SMS code. For someone who stopped the link still names their row, as every link names its row (so the table
+does not tell who stopped), but the row is stopped: it opens the same neutral first page as any other
+(participants/views/enrolment.py), its code goes to the same phone, and nothing opens after it.
 
 Every participant carries keyed hashes of the address and number the employer lists them under
 (``listed_hashes``), apart from the contacts they use now. Someone who stopped or declined leaves only
