@@ -44,6 +44,11 @@ is a leak still open, its reason says what and a direction for the fix.
    gets a new link row (enrolment.renew_invitation) naming their row in clear, expiring to the microsecond
    INVITATION_DAYS after that moment, off every step of the schedule: the row that took up its invitation
    late (to join or decline), and when.
+8. Anyone (robustness, today's batch): a correction confirmed while the request batch stops that same
+   person. confirm_change deletes the round's codes, then takes the queue's rows; the batch holds the
+   queue's rows and, stopping the person, deletes their codes. Each waits for the other: PostgreSQL aborts
+   one, the batch (every request of the quarter hour waits for the next) or the person's confirmation.
+   Closed: confirm_stop and confirm_change take the queue's rows first, in the batch's order.
 """
 
 from __future__ import annotations
@@ -61,13 +66,13 @@ from django.db import connections
 
 from participants import account, enrolment, requestqueue, retention
 from participants.importing import import_address_list
-from participants.models import Invitation, Organisation, Participant, StaffUser
+from participants.models import Invitation, Organisation, Participant, QueuedRequest, StaffUser
 from preventicons.crypto import hash_token, new_token
 from preventicons.dbrouter import every_store
 from scores import weekclose, wellbeing
 from scores.submission import submit_score
 from tests.conftest import ALL_DATABASES
-from tests.participants.test_stop import make_active
+from tests.participants.test_stop import delivered_codes, make_active
 from tests.scores.people import make_link, make_participant
 from tests.test_attacks_review3 import dropped_values_in_table_file
 from tests.test_attacks_rowshape import (
@@ -356,3 +361,81 @@ def test_a_dump_of_the_invitation_links_does_not_tell_who_took_up_an_expired_one
         assert enrolment.renew_invitation(invitation=expired) is not None
     links = {state: links for state, (links, _filled) in _per_person(ids).items()}
     assert len(set(links.values())) == 1, links
+
+
+def _waiting_on_a_lock(query_part: str) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query ILIKE %s",
+            [f"%{query_part}%"],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+@time_machine.travel(dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC), tick=True)
+def test_a_correction_confirmed_while_the_batch_stops_its_person_deadlocks_nothing(
+    organisation: Organisation,
+) -> None:
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's row locks")
+    person = make_active(organisation, name="P 1", email="p1@example.nl", mobile="+31612345601")
+    account.request_stop_codes(participant=person)
+    email_code, sms_code = delivered_codes()
+    assert requestqueue.confirm_stop(participant=person, email_code=email_code, sms_code=sms_code).done
+    account.request_change(participant=person, mobile="+31612345699")
+    email_code, sms_code = delivered_codes()
+    queue_held, go_on = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+    taken: list[int] = []
+    confirmed: list[bool] = []
+
+    def batch() -> None:
+        try:
+            with every_store():
+                # take_up_pending's first statement, taken here so the test can hold the batch right after
+                # it; take_up_pending takes the same rows again, already its own.
+                list(QueuedRequest.objects.select_for_update())
+                queue_held.set()
+                go_on.wait(30)
+                taken.append(requestqueue.take_up_pending().stops)
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+        finally:
+            queue_held.set()
+            for connection in connections.all():
+                connection.close()
+
+    def correction() -> None:
+        try:
+            confirmed.append(
+                requestqueue.confirm_change(participant=person, email_code=email_code, sms_code=sms_code).done
+            )
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+        finally:
+            for connection in connections.all():
+                connection.close()
+
+    batch_thread, correction_thread = threading.Thread(target=batch), threading.Thread(target=correction)
+    batch_thread.start()
+    try:
+        assert queue_held.wait(30) and not failed, failed
+        correction_thread.start()
+        # The correction is waiting for the queue's rows: only then does the batch go on.
+        for _ in range(300):
+            if _waiting_on_a_lock("queuedrequest"):
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("the correction never waited for the batch")
+    finally:
+        go_on.set()
+        batch_thread.join(60)
+        correction_thread.join(60)
+    assert not failed, failed
+    # The batch stopped them; the correction, which waited for it, then found nothing left to prove.
+    assert (taken, confirmed) == ([1], [False])
+    person.refresh_from_db()
+    assert person.status == Participant.Status.STOPPED
