@@ -34,7 +34,6 @@ from participants.models import (
     AccountLink,
     CodeFailure,
     ConsentRecord,
-    Invitation,
     Organisation,
     Participant,
     VerificationCode,
@@ -485,7 +484,7 @@ def stop_participation(*, participant: Participant) -> None:
     with transaction.atomic():
         # The organisation first, as an import takes it: an import that read this row before the stop would
         # otherwise write what it decided from that read (a name from the list) back onto the erased row.
-        Organisation.objects.select_for_update().filter(pk=participant.organisation_id).first()
+        Organisation.objects.select_for_update(no_key=True).filter(pk=participant.organisation_id).first()
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status == Participant.Status.STOPPED:
             participant.refresh_from_db()
@@ -507,9 +506,9 @@ def stop_participation(*, participant: Participant) -> None:
         # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
         VerificationCode.objects.filter(pk__in=code_ids).delete()
         CodeFailure.objects.filter(participant_index__in=hour_indexes(locked.pk, timezone.now())).delete()
-        # Links would reopen the account: they lose their participant, and keep only the number the employer
-        # supplied for their SMS code until they are purged, so the company phone sees what everyone's sees.
-        Invitation.objects.filter(participant=locked).update(participant=None)
+        # The invitation links keep naming the row, as everyone's do (review 5: links losing their
+        # participant told a dump whose row stopped). They open nothing: the row's sealed status is stopped
+        # (enrolment.link_state), and their SMS code goes to the number the employer supplied as a decoy.
         AccountLink.objects.naming([locked.pk]).delete()
         ConsentRecord.objects.add(
             locked.pk,

@@ -81,7 +81,7 @@ def link_state(invitation: Invitation) -> LinkState:
     if participant.status == Participant.Status.DECLINED:
         return LinkState.DECLINED
     # Inactive people enrolled too (they come back from their account): their links are no new enrolment.
-    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE) or invitation.used_at:
+    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE):
         return LinkState.ENROLLED
     if not participant.is_listed:
         return LinkState.WITHDRAWN
@@ -128,8 +128,9 @@ def request_link_code(*, invitation: Invitation | None) -> bool:
 
     The number sealed on the link when it was sent, not the participant's current one: the employer supplied
     the phone, so what reaches it must not depend on what the person did since (joined, moved to a private
-    number, declined, stopped). A link of someone who stopped has no participant left: its text carries a
-    code that is stored nowhere, in the same words, so the phone sees the same and nothing opens. The caller
+    number, declined, stopped). A link of someone who stopped (its row stopped, or from before review 5 no
+    row): its text carries a code that is stored nowhere, in the same words, so the phone sees the same and
+    nothing opens. The caller
     answers the same whatever this returns (views pace requests per link).
     """
     if invitation is None or not texts_its_code(invitation):
@@ -161,6 +162,8 @@ def verify_link_code(*, invitation: Invitation | None, code: str) -> bool:
     """True when ``code`` is the SMS code that opens this invitation; every wrong guess is counted."""
     if invitation is None or invitation.participant is None:
         return False
+    if invitation.participant.status == Participant.Status.STOPPED:
+        return False  # its codes were decoys stored nowhere; nothing of a stopped row opens (link_state)
     outcome = verification.verify_code(
         participant=invitation.participant,
         purpose=OPEN_LINK,
@@ -357,7 +360,7 @@ def complete_enrolment(
     *, invitation: Invitation, weekly_channel: str = WeeklyChannel.SMS, with_codes: bool = False
 ) -> Participant:
     """Activate the participant once the link's SMS code, consent and (``with_codes``) the codes to the new
-    addresses of the latest round are in: fresh pseudonym, link used.
+    addresses of the latest round are in: fresh pseudonym; the link opens no second enrolment (the status).
 
     The weekly messages go only where ``weekly_channel`` says; a private address is taken only as proven by
     an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused, changing nothing,
@@ -368,8 +371,10 @@ def complete_enrolment(
     try:
         with transaction.atomic():
             participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
-            invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-            if participant.status != Participant.Status.INVITED or invitation.used_at is not None:
+            # Read, not locked: nothing is written on the link, and a lock would stamp this transaction into
+            # its xmax. The participant row's lock is what two enrolments at once wait on.
+            invitation = Invitation.objects.get(pk=invitation.pk)
+            if participant.status != Participant.Status.INVITED:
                 raise EnrolmentRefused(_("This invitation has already been used."))
             if invitation.expires_at <= now:
                 raise EnrolmentRefused(_("This invitation has expired."))
@@ -396,8 +401,9 @@ def complete_enrolment(
             # A fresh P at enrolment: nothing about the invitation or import leads to the scores.
             participant.pseudonym = new_pseudonym()
             participant.save()
-            invitation.used_at = now
-            invitation.save(update_fields=["used_at"])
+            # The link itself is not marked used (participants 0029 dropped used_at): it names its participant
+            # in clear, so a mark on it told a dump whose row enrolled, and when, until the link was purged
+            # (review 5). The sealed status, no longer 'invited', refuses a second enrolment through any link.
             # The other links are not expired early (their SMS codes keep going out as anyone's do); they
             # open only the page that says the person takes part (link_state).
     except IntegrityError:

@@ -462,8 +462,10 @@ def import_address_list(
     if not parsed.rows and parsed.errors:
         raise AddressListInvalid(parsed.errors)
     with transaction.atomic():
-        # Two imports for one organisation at once would both decide "new" for the same person.
-        Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
+        # Two imports for one organisation at once would both decide "new" for the same person. NO KEY: the
+        # employer starts an import at will, and FOR UPDATE held every first tap of its staff (a score's
+        # foreign key check) for the whole import, while a repeated tap answered (participants.requestqueue).
+        Organisation.objects.select_for_update(no_key=True).filter(pk=organisation.pk).first()
         result = _apply(organisation, parsed, full_list)
         # What the next preview compares with: this list as the employer wrote it (participants.listpreview).
         remember_imported_list(organisation=organisation, rows=parsed.rows, full_list=full_list)
@@ -832,7 +834,7 @@ def check_address_list(
         raise AddressListInvalid(parsed.errors)
     try:
         with transaction.atomic():
-            Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
+            Organisation.objects.select_for_update(no_key=True).filter(pk=organisation.pk).first()
             raise _DryRun(_apply(organisation, parsed, full_list))
     except _DryRun:
         return parsed.rows

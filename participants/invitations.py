@@ -9,9 +9,9 @@ it knows) or a missing processing agreement ends it early. After it, nothing mor
 employer supplied unless the participant chose it for the weekly messages.
 
 Each message carries a fresh invitation link, which keeps the number the employer supplied, sealed, for its
-SMS code. For someone who stopped there is no participant left to open, so their link has none: it opens the
-same neutral first page as any other (participants/views/enrolment.py), its code goes to the same phone, and
-nothing opens after it.
+SMS code. For someone who stopped the link still names their row, as every link names its row (so the table
+does not tell who stopped), but the row is stopped: it opens the same neutral first page as any other
+(participants/views/enrolment.py), its code goes to the same phone, and nothing opens after it.
 
 Every participant carries keyed hashes of the address and number the employer lists them under
 (``listed_hashes``), apart from the contacts they use now. Someone who stopped or declined leaves only
@@ -193,13 +193,15 @@ def _link_for(schedule: InvitationSchedule, now: dt.datetime) -> tuple[str, dt.d
     """A fresh token opening the participant's invitation; for someone who stopped, one opening nothing."""
     token = new_token()
     expires_at = now + dt.timedelta(days=settings.INVITATION_DAYS)
-    participant = schedule.participant
-    if participant is not None and participant.status == Participant.Status.STOPPED:
-        participant = None
-    # For someone who stopped too: a link without a participant, which opens nothing but whose SMS code goes
-    # to the number the employer supplied, as every other link's does (enrolment.request_link_code).
+    # For someone who stopped too, naming their (stopped) row as everyone's link names theirs: a link
+    # without a participant told a dump whose row had stopped (review 5). It opens nothing
+    # (enrolment.link_state), and its SMS code goes to the number the employer supplied as every link's
+    # does (enrolment.request_link_code).
     Invitation.objects.create(
-        participant=participant, token_hash=hash_token(token), expires_at=expires_at, mobile=schedule.mobile
+        participant=schedule.participant,
+        token_hash=hash_token(token),
+        expires_at=expires_at,
+        mobile=schedule.mobile,
     )
     return token, expires_at
 

@@ -545,9 +545,10 @@ class Invitation(models.Model):
 
     Each link the invitation schedule sends keeps, sealed, the mobile number the employer supplied for it:
     the link's SMS code goes there, whatever the person did since, so the phone the employer supplied receives
-    the same texts for everyone it listed. When the person stops, the link loses its participant (nothing is
-    left to open) but keeps its number until the link is purged (participants.retention), so its code still
-    goes out like anyone else's.
+    the same texts for everyone it listed. When the person stops, the link keeps naming their row, as every
+    link does (so the table does not tell who stopped); it opens nothing, since the row is stopped, and keeps
+    its number until the link is purged (participants.retention), so its code still goes out like anyone
+    else's. Past that every link goes, whatever its person did.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -556,7 +557,8 @@ class Invitation(models.Model):
     )
     token_hash = models.CharField(max_length=64, unique=True)
     expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    # No used_at (dropped by participants 0029): beside participant_id in clear it told a dump whose row
+    # enrolled, and when. The participant's sealed status refuses a second enrolment through any link.
     mobile = EncryptedTextField(null=True)
 
     class Meta:

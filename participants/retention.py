@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from participants import account, queued, verification
@@ -149,8 +149,8 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     side): name, e-mail, mobile, blind indexes and the sealed pseudonym destroyed (look-alikes of the same
     length in their place, participants.models.Participant.shred), status stopped, the department kept;
     keyed hashes of their contact data remembered (invitations.remember_departed_all); their pending
-    messages cancelled; their codes and account links deleted, their invitation links left
-    opening nothing (as a stop leaves them); a dated
+    messages cancelled; their codes and account links deleted, their invitation links left naming the row
+    and opening nothing (as a stop leaves them); a dated
     withdrawal recorded under the consent text they had agreed to; and each P queued sealed
     (queued.queue_stop_closes), so the first request batch of a later day closes their dossier and it
     leads to nobody; their scores stay, counted, nobody's.
@@ -168,7 +168,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # Their organisations first, in one order, as an import and a stop take them: an import that read these
     # rows before the night would otherwise write what it decided from them back onto the erased rows.
     organisation_ids = set(Participant.objects.filter(pk__in=ids).values_list("organisation_id", flat=True))
-    list(Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk"))
+    list(Organisation.objects.select_for_update(no_key=True).filter(pk__in=organisation_ids).order_by("pk"))
     # Locked, as stop_participation locks its one row: a stop or a help batch running now waits for us.
     locked = [
         participant
@@ -213,8 +213,7 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     CodeFailure.objects.filter(
         participant_index__in=[index for pk in pks for index in hour_indexes(pk, now)]
     ).delete()
-    # As a stop does: the links open nothing any more and keep only their number until purged.
-    Invitation.objects.filter(participant_id__in=pks).update(participant=None)
+    # As a stop does: the invitation links keep naming the row (which is stopped now), and open nothing.
     AccountLink.objects.naming(pks).delete()
     today = timezone.localdate()
     ConsentRecord.objects.add_each(
@@ -232,20 +231,11 @@ def _anonymise_all(ids: list[uuid.UUID]) -> int:
 
 
 def _purge_invitations(now: dt.datetime) -> int:
-    # The newest invitation of someone still invited stays: it tells the reminders that they were invited
-    # (participants.enrolment.send_enrolment_reminders), and its link can still ask for a new one.
-    newest = Invitation.objects.filter(participant=OuterRef("participant")).order_by("-expires_at", "-pk")
-    expired = Invitation.objects.filter(expires_at__lte=now - _days("EXPIRED_INVITATION_KEEP_DAYS")).annotate(
-        newest=Subquery(newest.values("pk")[:1])
-    )
-    rows = list(expired.values_list("pk", "participant_id", "newest"))
-    # Whether their participant is still invited is sealed: opened here, for the newest ones only.
-    newest_of = list({participant_id for pk, participant_id, newest in rows if pk == newest})
-    invited: set[uuid.UUID] = set()
-    for start in range(0, len(newest_of), CHUNK):
-        chunk = Participant.objects.filter(pk__in=newest_of[start : start + CHUNK])
-        invited |= set(chunk.ids_with_status(Participant.Status.INVITED))
-    ids = [pk for pk, participant_id, newest in rows if not (pk == newest and participant_id in invited)]
+    # Every link past its keep period goes, whatever its person did. The newest link of someone still invited
+    # used to stay, so the rows left with a link were those who never took part (review 5); and past this
+    # period a link texts no code (enrolment.texts_its_code), so it could not ask for a new one anyway.
+    expired = Invitation.objects.filter(expires_at__lte=now - _days("EXPIRED_INVITATION_KEEP_DAYS"))
+    ids = list(expired.values_list("pk", flat=True))
     purged = 0
     for start in range(0, len(ids), CHUNK):
         purged += Invitation.objects.filter(pk__in=ids[start : start + CHUNK]).delete()[0]

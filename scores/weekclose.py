@@ -178,7 +178,9 @@ def close_week(
     # Every store joins: whatever a participant_inactive receiver writes commits with the close, or not
     with every_store():
         # Closes of one organisation queue up here, so two runs cannot both find the week open.
-        organisation = Organisation.objects.select_for_update().only("pk", "sbi_code").get(pk=organisation_id)
+        organisation = (
+            Organisation.objects.select_for_update(no_key=True).only("pk", "sbi_code").get(pk=organisation_id)
+        )
         if is_week_closed(organisation_id=organisation_id, week=week):
             return WeekClosed(organisation_id=organisation_id, week=week, closed=False)
         ClosedWeek.objects.create(

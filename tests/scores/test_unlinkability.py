@@ -67,7 +67,6 @@ def submitted(
         participant=participant,
         token_hash=hash_token(new_token()),
         expires_at=TUESDAY,
-        used_at=TUESDAY - dt.timedelta(days=30),
     )
     _link, token = make_link(participant, week=WEEK)
     client = Client(enforce_csrf_checks=True)
