@@ -26,6 +26,7 @@ is a leak still open, its reason says what and a direction for the fix.
    or resume changes ``messages_paused`` alone, a rejoin ``status`` and ``participation`` alone (no week
    closed in between). So the columns that changed say what each row's person asked: who paused, who had
    gone silent for weeks (inactive) and came back. Review 4's xfail is the same for a stop (its hashes).
+   Closed the same day: every act seals every sealed column of its row afresh (Participant.reseal).
 5. Whoever holds a weekly link (the employer, when the weekly message goes to the work address, or a
    forwarded one), timing one tap: since today the request batch takes every organisation row FOR UPDATE,
    and the stop, the import, the nightly anonymisation and the week close take theirs so too. A score row's
@@ -210,17 +211,6 @@ def _participant_rows() -> dict[str, dict[str, object]]:
         return {str(row[0]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 5 (4): the batch rewrites only the sealed columns an act changes (a pause messages_paused, a "
-        "rejoin status and participation), each with a fresh nonce, so two dumps around a batch tell which "
-        "row paused and which came back from inactivity, not only that they acted. Fix: whatever the batch "
-        "rewrites of a participant row, it re-seals every sealed column of it (Participant.save() without "
-        "update_fields, or a reseal helper), so every handled row changes the same columns; a correction's "
-        "new blind index stays as a known limit."
-    ),
-)
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 @time_machine.travel(dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC), tick=True)
 def test_two_dumps_around_a_batch_do_not_tell_a_pause_from_a_rejoin(organisation: Organisation) -> None:
