@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from participants.models import Organisation, Participant
+from preventicons.crypto import keyed_hasher
 from preventicons.fields import as_stored, column_cipher, column_of, open_column
 from preventicons.models import OutboundMessage
 
@@ -110,79 +111,53 @@ def weekly_address(participant: Participant, channel: str) -> str | None:
     return None
 
 
-# The address each weekly channel writes to.
-_ADDRESS_OF: dict[str, str] = {
-    Participant.WeeklyChannel.SMS: "mobile",
-    Participant.WeeklyChannel.PRIVATE_EMAIL: "private_email",
-    Participant.WeeklyChannel.WORK_EMAIL: "email",
-}
-
-
 @dataclass(frozen=True)
 class WeeklyRecipient:
-    """Someone the weekly round makes a link for, and where its message is queued: by e-mail, by SMS, both or
-    neither (never the address itself). Neither: the link is made and queued nowhere (see weekly_recipients).
-    """
+    """Someone the weekly round makes a link for, and where its one message is queued: by e-mail or by SMS
+    (never the address itself). Exactly one of the two, for everyone on the list (see weekly_recipients)."""
 
     pk: uuid.UUID
     by_email: bool
     by_sms: bool
+    # No channel of their own: the message is queued on a stand-in and can never be sent.
+    stand_in: bool = False
 
 
 def weekly_recipients(
     *, organisation: Organisation, excluding: Any, after: object, size: int
 ) -> tuple[list[WeeklyRecipient], object]:
-    """The next ``size`` enrolled people on the employer's list after ``after`` (by id), and the last id read.
+    """The next ``size`` people on the employer's list after ``after`` (by id), and the last id read.
 
-    Everyone on the list who enrolled and whose row is not shredded gets a link, whatever they did since: a
-    week's link rows name their participants in clear, and links made only for those who take part would
-    list them in a dump of the open week (issue #14). ``by_email`` and ``by_sms`` say where the link's
-    message is queued (the channel chosen, with an address), for everyone alike, so the outbox does not
-    tell them apart either; only the messages of those who can take part then (active, not paused) are
-    sent, the others end unsent when the worker meets them (scores.rounds.render_weekly_message).
-    ``excluding`` is a condition on the participant row (an ``Exists`` of this week's link) that leaves out
-    whoever already has one. Whether someone takes part this week is decided when the message is sent,
-    from the row as it is then.
+    Everyone on the list gets a link and one queued message, whatever they did: enrolled or not, stopped or
+    anonymised, active, paused or inactive. A week's link rows name their participants in clear, and the
+    outbox rows name their link, so links (or messages) made only for those who enrolled would list them in
+    a dump of the open week (issue #14; tests/test_attacks_review5.py). The message goes on the channel the
+    person chose; someone with none (never enrolled, or shredded) gets a stand-in of their own, e-mail or
+    SMS as a keyed hash of their row's id says, the same every week, so no row's channel changes from week to
+    week but by enrolling. Only the messages of those who can take part then (active, listed, not paused,
+    with an address for the channel) are sent; the others end unsent when the worker meets them
+    (scores.rounds.render_weekly_message). ``excluding`` is a condition on the participant row (an
+    ``Exists`` of this week's link) that leaves out whoever already has one.
 
-    The weekly channel and the addresses are sealed in every row, "none" too (participants.models): a row
-    that never enrolled, and one shredded (a stop, the anonymisation), holds an empty channel, and who
-    has one is decided here, after opening, never in SQL. The address of the channel chosen is opened only
-    to tell whether there is one; neither is kept. Rows are read ``size`` at a time until ``size`` people
-    are found or the list ends.
+    The weekly channel is sealed in every row, "none" too (participants.models): opened here, never tested
+    in SQL, and not kept. No address is opened: whether there is one is the renderer's to find when it sends.
     """
     channel = Participant.WeeklyChannel
-    ciphers = {name: column_cipher(Participant, name) for name in ("weekly_channel", *_ADDRESS_OF.values())}
+    cipher = column_cipher(Participant, "weekly_channel")
+    stand_in = keyed_hasher("blind_index", "weekly-stand-in-channel")
     rows = (
         Participant.objects.filter(organisation=organisation, is_listed=True)
         .exclude(excluding)
         .order_by("pk")
-        .values_list("pk", *(as_stored(name) for name in ciphers))
+        .values_list("pk", as_stored("weekly_channel"))
     )
+    read = list((rows if after is None else rows.filter(pk__gt=after))[:size])
     chosen: list[WeeklyRecipient] = []
-    last_read = after
-    while len(chosen) < size:
-        read = list((rows if last_read is None else rows.filter(pk__gt=last_read))[:size])
-        for pk, *sealed in read:
-            last_read = pk
-            row = str(pk)
-            opened = dict(zip(ciphers, sealed, strict=True))
-            chosen_channel = ciphers["weekly_channel"].open(opened["weekly_channel"], row)
-            if not chosen_channel:
-                continue
-            address = _ADDRESS_OF.get(chosen_channel)
-            has_address = bool(address and opened[address] and ciphers[address].open(opened[address], row))
-            chosen.append(
-                WeeklyRecipient(
-                    pk,
-                    by_email=has_address and chosen_channel != channel.SMS,
-                    by_sms=has_address and chosen_channel == channel.SMS,
-                )
-            )
-            if len(chosen) == size:
-                break
-        if len(read) < size:
-            break
-    return chosen, last_read
+    for pk, sealed in read:
+        chosen_channel = cipher.open(sealed, str(pk)) if sealed else None
+        by_sms = chosen_channel == channel.SMS if chosen_channel else int(stand_in(str(pk))[-1], 16) % 2 == 1
+        chosen.append(WeeklyRecipient(pk, by_email=not by_sms, by_sms=by_sms, stand_in=not chosen_channel))
+    return chosen, (read[-1][0] if read else after)
 
 
 def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:
@@ -195,6 +170,19 @@ def taking_part(participant_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     the status and the pause are sealed."""
     rows = Participant.objects.filter(pk__in=list(participant_ids), is_listed=True)
     return set(rows.ids_with_status(Participant.Status.ACTIVE, paused=False))
+
+
+def weekly_channels(participant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Of these participants, those who can take part this week, with the outbox channel ("email" or
+    "sms") of the weekly channel they chose; opened here, the channel is sealed."""
+    rows = Participant.objects.filter(pk__in=list(taking_part(participant_ids))).only("weekly_channel")
+    return {
+        row.pk: OutboundMessage.Channel.SMS
+        if row.weekly_channel == Participant.WeeklyChannel.SMS
+        else OutboundMessage.Channel.EMAIL
+        for row in rows
+        if row.weekly_channel
+    }
 
 
 def listed_count(organisation_id: int) -> int:

@@ -1,4 +1,4 @@
-"""The weekly round: one link per active participant per week, sent on the channel they chose at enrolment.
+"""The weekly round: one link per listed person per week, sent on the channel they chose at enrolment.
 
 Idempotent and resumable by the database: a link is unique per participant and week, a message per outbox
 key, and each batch writes its links and its messages in one transaction. A second run, a retried task or a
@@ -151,8 +151,9 @@ def run_weekly_round(
     batch_size: int | None = None,
     after_batch: Callable[[int], None] | None = None,
 ) -> RoundReport:
-    """Make this week's link for everyone on the list, once, and send it to every active, unpaused participant
-    on the channel they chose (queries.weekly_recipients: the others' links are sent nowhere).
+    """Make this week's link for everyone on the list, once, with one message each, and send it to every
+    active, unpaused participant on the channel they chose (queries.weekly_recipients: the others' messages
+    end unsent).
 
     Raises AgreementMissing, sending nothing, when the organisation's processing agreement is not recorded.
     ``after_batch`` is called with the batch number after each batch has committed.
@@ -309,19 +310,24 @@ class _BatchMaker:
             link_ids.append(link_id)
             participant_ids.append(participant_id)
             token_hashes.append(hash_token(_derive_token(self._key, link_id)))
-            # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:".
+            # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:". A
+            # stand-in's key says so (hashed in the outbox, like every key): queue_for_newcomers can then
+            # queue the real one for someone who joins during the week.
             prefix = f"week:{participant_id}:{week_text}"
-            # Queued alike for everyone with a channel: neither the link rows nor the outbox rows may tell
-            # who takes part. The renderer sends only the messages of those who can take part now.
+            suffix = ":stand-in" if participant.stand_in else ""
+            # One message queued alike for everyone on the list: neither the link rows nor the outbox rows
+            # may tell who takes part. The renderer sends only the messages of those who can take part now.
             if participant.by_email:
                 messages.append(
                     messaging.Deferred(
-                        key=f"{prefix}:email", channel=EMAIL, renderer=RENDERER, reference=link_id
+                        key=f"{prefix}:email{suffix}", channel=EMAIL, renderer=RENDERER, reference=link_id
                     )
                 )
             if participant.by_sms:
                 messages.append(
-                    messaging.Deferred(key=f"{prefix}:sms", channel=SMS, renderer=RENDERER, reference=link_id)
+                    messaging.Deferred(
+                        key=f"{prefix}:sms{suffix}", channel=SMS, renderer=RENDERER, reference=link_id
+                    )
                 )
         return _Batch(
             last=recipients[-1].pk,
@@ -375,6 +381,38 @@ def _write(batch: _Batch, *, week: dt.date, expires_at: dt.datetime) -> None:
 
 
 # --- the hourly beat --------------------------------------------------------------------------
+
+
+def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
+    """This week's message for everyone of the organisation who can take part now and whose link's message
+    was queued on a stand-in (they had not enrolled when the round ran); how many were asked for.
+
+    Not part of the round the beat runs (a newcomer's first link comes with the next week's round): for
+    running the round again by hand (``manage.py run_weekly_round``, as the demo does). The message's key is
+    the one the round gives a participant's own channel, so whoever already has theirs gets nothing twice.
+    Inserting it tells that its link's person joined since the round, as their enrolment's own write does.
+    """
+    links = list(
+        WeeklyLink.objects.filter(
+            participant_id__in=queries.ids_in_organisation(organisation.pk),
+            week=week,
+            expires_at__gt=timezone.now(),
+        ).values_list("pk", "participant_id")
+    )
+    channels = queries.weekly_channels(participant for _link, participant in links)
+    messages: list[messaging.Outgoing | messaging.Deferred] = [
+        messaging.Deferred(
+            key=f"week:{participant}:{week.isoformat()}:{channels[participant]}",
+            channel=channels[participant],
+            renderer=RENDERER,
+            reference=str(link),
+        )
+        for link, participant in links
+        if participant in channels
+    ]
+    with transaction.atomic(using=router.db_for_write(OutboundMessage)):
+        messaging.queue_many(messages)
+    return len(messages)
 
 
 def due_organisations(*, now: dt.datetime) -> list[tuple[Organisation, dt.date]]:

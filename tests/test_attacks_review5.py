@@ -40,7 +40,9 @@ is a leak still open, its reason says what and a direction for the fix.
    rows with a weekly channel, that is rows that enrolled and were not shredded. Brought there by the real
    operations (not a factory that gives an invited row a channel, as tests/test_attacks_operator.py does),
    the silent, the declined, the stopped and the anonymised have no link and everyone who takes part has
-   one: who takes part, every week, undoing the rows of one shape.
+   one: who takes part, every week, undoing the rows of one shape. Closed the same day: every listed row
+   gets a link and one queued message, on a stand-in channel where it has none
+   (participants.queries.weekly_recipients).
 7. Operator, one dump for two months: someone still invited who opens an expired link with its SMS code
    gets a new link row (enrolment.renew_invitation) naming their row in clear, expiring to the microsecond
    INVITATION_DAYS after that moment, off every step of the schedule: the row that took up its invitation
@@ -302,17 +304,6 @@ def test_a_first_tap_does_not_wait_for_whatever_holds_the_organisation(
     assert not failed, failed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 5 (6): participants.queries.weekly_recipients gives a link only to rows whose sealed weekly "
-        "channel is set (enrolled, not shredded), so the open week's scores_weeklylink rows, which name "
-        "their participant in clear, list exactly who takes part. Fix: a link for every listed row whatever "
-        "its state (never enrolled and stopped too), each with a deferred outbox row of one shape (the "
-        "channel column in clear needs a stand-in for rows with none, or to be sealed), sent only to those "
-        "who take part when the worker meets it."
-    ),
-)
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(START, tick=False)
 def test_an_open_week_dump_of_the_weekly_links_does_not_tell_who_takes_part(
@@ -320,13 +311,24 @@ def test_an_open_week_dump_of_the_weekly_links_does_not_tell_who_takes_part(
 ) -> None:
     from scores import rounds
 
+    """Closed: every listed row gets the week's link and one queued message (a stand-in channel for a row
+    with none), and only the renderer, at send time, finds whom it may reach."""
     ids = _people(organisation, employer, settings)
     rounds.run_weekly_round(organisation=organisation, week=dt.date(2026, 11, 23))
     with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT participant_id FROM scores_weeklylink")
-        linked = Counter(uuid.UUID(str(pid)) for (pid,) in cursor.fetchall())
-    per_state = {state: linked[pk] for state, pk in ids.items()}
-    assert len(set(per_state.values())) == 1, per_state
+        cursor.execute("SELECT id::text, participant_id FROM scores_weeklylink")
+        link_of = {link: uuid.UUID(str(pid)) for link, pid in cursor.fetchall()}
+        # The outbox rows, as queued: each names its link (until it is final).
+        cursor.execute("SELECT reference, channel, status FROM preventicons_outboundmessage")
+        queued = [(reference, channel, status) for reference, channel, status in cursor.fetchall()]
+    linked = Counter(link_of.values())
+    messaged = Counter(link_of[reference] for reference, _channel, _status in queued if reference in link_of)
+    per_state = {state: (linked[pk], messaged[pk]) for state, pk in ids.items()}
+    assert set(per_state.values()) == {(1, 1)}, per_state
+    assert {(channel, status) for _reference, channel, status in queued if _reference in link_of} <= {
+        ("email", "pending"),
+        ("sms", "pending"),
+    }
 
 
 @pytest.mark.xfail(

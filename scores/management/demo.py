@@ -65,8 +65,8 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
     rounds.run_weekly_round(organisation=organisation, week=week)
     moment = rounds.week_starts_at(week) + TAP_AFTER
     recorded = 0
-    links = WeeklyLink.objects.filter(
-        participant_id__in=queries.ids_in_organisation(organisation.pk), week=week
+    links = list(
+        WeeklyLink.objects.filter(participant_id__in=queries.ids_in_organisation(organisation.pk), week=week)
     )
     sent = _sent(links)
     for link in sent:
@@ -78,9 +78,10 @@ def live_through_week(*, organisation: Organisation, week: dt.date, weeks: list[
             token = rounds.link_token(link.pk)
             recorded += submit_score(token=token, value=scores[week], now=moment).recorded
     close_week(organisation_id=organisation.pk, week=week, today=week + dt.timedelta(days=7))
-    # The week is over: its queued messages would only be cancelled one by one when the worker meets them,
-    # and 26 weeks of them would keep `make run`'s worker busy long after the demo starts.
-    messaging.cancel_pending(keys_containing=[f"week:{link.participant_id}:" for link in sent])
+    # The week is over: its queued messages (one for everyone on the list) would only be cancelled one by one
+    # when the worker meets them, and 26 weeks of them would keep `make run`'s worker busy long after the
+    # demo starts.
+    messaging.cancel_pending(keys_containing=[f"week:{link.participant_id}:" for link in links])
     return recorded
 
 

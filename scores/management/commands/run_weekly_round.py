@@ -1,4 +1,5 @@
-"""Run one organisation's weekly round by hand (or resume it): the same operation the hourly beat runs."""
+"""Run one organisation's weekly round by hand (or resume it): the same operation the hourly beat runs, and
+then this week's message for whoever joined since the round ran (rounds.queue_for_newcomers)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ class Command(BaseCommand):
             )
         except AgreementMissing as exc:
             raise CommandError(str(exc)) from None
+        # By hand the round also reaches whoever joined since it ran (the beat leaves them to next week's).
+        rounds.queue_for_newcomers(organisation=organisation, week=week)
         self.stdout.write(
             f"week {week}: {report.links} links, {report.emails} e-mails and {report.sms} SMS queued"
         )
