@@ -90,24 +90,19 @@ def link_state(invitation: Invitation) -> LinkState:
     return LinkState.OPEN
 
 
-def renew_invitation(*, invitation: Invitation) -> Invitation | None:
-    """For an expired link opened with the SMS code: a fresh invitation for the same person, sending nothing.
+def may_go_on_expired(*, invitation: Invitation) -> bool:
+    """For an expired link opened with the SMS code: whether its person may go on with it, writing nothing.
 
     The SMS code already proved the phone, and the e-mail code of the enrolment round will prove the address,
-    so no new link has to travel through a mailbox. None when the link is not (only) expired any more.
+    so no new link has to travel through a mailbox, and none is made: a new link row naming the participant,
+    expiring off the schedule's steps, would tell a dump whose invitation was taken up late, and when
+    (tests/test_attacks_review5.py). False when the link is not (only) expired any more. Raises
+    AgreementMissing without a signed processing agreement.
     """
-    with transaction.atomic():
-        participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
-        invitation = Invitation.objects.select_related("participant").get(pk=invitation.pk)
-        if link_state(invitation) != LinkState.EXPIRED:
-            return None
-        require_signed_agreement(participant.organisation)
-        return Invitation.objects.create(
-            participant=participant,
-            token_hash=hash_token(new_token()),
-            expires_at=timezone.now() + invitation_days(),
-            mobile=invitation.mobile,
-        )
+    if link_state(invitation) != LinkState.EXPIRED:
+        return False
+    require_signed_agreement(invitation.invitee.organisation)
+    return True
 
 
 # --- the SMS code that opens a link ----------------------------------------------------------------
@@ -357,10 +352,16 @@ def _check_private_choice(*, participant: Participant, private_email: str | None
 
 
 def complete_enrolment(
-    *, invitation: Invitation, weekly_channel: str = WeeklyChannel.SMS, with_codes: bool = False
+    *,
+    invitation: Invitation,
+    weekly_channel: str = WeeklyChannel.SMS,
+    with_codes: bool = False,
+    expired_ok: bool = False,
 ) -> Participant:
     """Activate the participant once the link's SMS code, consent and (``with_codes``) the codes to the new
     addresses of the latest round are in: fresh pseudonym; the link opens no second enrolment (the status).
+    ``expired_ok``: the link expired, and its person chose to go on with it after its SMS code
+    (may_go_on_expired).
 
     The weekly messages go only where ``weekly_channel`` says; a private address is taken only as proven by
     an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused, changing nothing,
@@ -376,7 +377,7 @@ def complete_enrolment(
             invitation = Invitation.objects.get(pk=invitation.pk)
             if participant.status != Participant.Status.INVITED:
                 raise EnrolmentRefused(_("This invitation has already been used."))
-            if invitation.expires_at <= now:
+            if invitation.expires_at <= now and not expired_ok:
                 raise EnrolmentRefused(_("This invitation has expired."))
             if not has_consented(participant):
                 raise EnrolmentRefused(_("Please read and accept the explanation first."))

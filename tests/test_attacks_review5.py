@@ -46,7 +46,8 @@ is a leak still open, its reason says what and a direction for the fix.
 7. Operator, one dump for two months: someone still invited who opens an expired link with its SMS code
    gets a new link row (enrolment.renew_invitation) naming their row in clear, expiring to the microsecond
    INVITATION_DAYS after that moment, off every step of the schedule: the row that took up its invitation
-   late (to join or decline), and when.
+   late (to join or decline), and when. Closed the same day: that browser goes on with the expired link
+   (enrolment.may_go_on_expired); no link row is written.
 8. Anyone (robustness, today's batch): a correction confirmed while the request batch stops that same
    person. confirm_change deletes the round's codes, then takes the queue's rows; the batch holds the
    queue's rows and, stopping the person, deletes their codes. Each waits for the other: PostgreSQL aborts
@@ -66,6 +67,8 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.db import connections
+from django.test import Client
+from django.urls import reverse
 
 from participants import account, enrolment, requestqueue, retention
 from participants.importing import import_address_list
@@ -82,7 +85,6 @@ from tests.test_attacks_rowshape import (
     START,
     _deliver,
     _migrate,
-    _open_link,
     _people,
     _row_versions_in_table_file,
 )
@@ -331,26 +333,31 @@ def test_an_open_week_dump_of_the_weekly_links_does_not_tell_who_takes_part(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 5 (7): renew_invitation writes a new Invitation row naming the participant in clear, its "
-        "expiry off the schedule's steps, when an invited person opens an expired link with its SMS code: a "
-        "dump counts one link more for that row and dates the moment. Fix: no new row; once the expired "
-        "link's SMS code is entered, let the session go on with that link (complete_enrolment and decline "
-        "accept a link past its expiry when its code was verified within the hour)."
-    ),
-)
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(START, tick=False)
 def test_a_dump_of_the_invitation_links_does_not_tell_who_took_up_an_expired_one(
-    organisation: Organisation, employer: StaffUser, settings: Any
+    client: Client, organisation: Organisation, employer: StaffUser, settings: Any
 ) -> None:
+    """Closed: the expired link, its SMS code entered, goes on in that browser (enrolment.may_go_on_expired);
+    no new link row is made."""
+    from preventicons import messaging
+    from preventicons.gateways import MemorySmsGateway
+    from tests.test_attacks_rowshape import CODE, _token_of
+
     ids = _people(organisation, employer, settings)
     with time_machine.travel(START + dt.timedelta(days=django_settings.INVITATION_DAYS, hours=1), tick=False):
-        expired = _open_link("silent")
-        assert enrolment.link_state(expired) is enrolment.LinkState.EXPIRED
-        assert enrolment.renew_invitation(invitation=expired) is not None
+        client.get(f"/i/{_token_of('silent')}/")
+        client.post(reverse("participants:enrol"))
+        messaging.send_due_messages()
+        code = CODE.search(MemorySmsGateway.outbox[-1]["body"])
+        assert code
+        client.post(reverse("participants:enrol-open"), {"code": code.group(1)})
+        assert (
+            "This link has expired"
+            in client.get(reverse("participants:enrol-next"), follow=True).content.decode()
+        )
+        going_on = client.post(reverse("participants:enrol-new-link"))
+        assert going_on["Location"] == reverse("participants:enrol-consent")
     links = {state: links for state, (links, _filled) in _per_person(ids).items()}
     assert len(set(links.values())) == 1, links
 

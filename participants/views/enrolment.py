@@ -41,6 +41,7 @@ SESSION_LINK = "enrol_link"  # a keyed hash of the link's token: present once an
 SESSION_OPENED = "enrol_opened"  # the invitation whose SMS code this browser entered
 SESSION_INTENT = "enrol_intent"  # "decline" when the link was the one to say no
 SESSION_CHANNEL = "enrol_weekly_channel"  # where the weekly messages go, chosen on the details page
+SESSION_GO_ON = "enrol_go_on_expired"  # the expired invitation this browser chose to go on with
 ENROL = enrolment.ENROL
 _TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{enrolment.TOKEN_LENGTH}}}", re.ASCII)
 
@@ -104,7 +105,15 @@ def _session_invitation(request: HttpRequest) -> tuple[Invitation | None, enrolm
     invitation = Invitation.objects.select_related("participant").filter(pk=invitation_id).first()
     if invitation is None:
         return None, enrolment.LinkState.UNKNOWN
-    return invitation, enrolment.link_state(invitation)
+    state = enrolment.link_state(invitation)
+    if state is enrolment.LinkState.EXPIRED and _goes_on_expired(request, invitation):
+        # Chosen on the expired page after its SMS code (new_link): this browser goes on with it as open.
+        return invitation, enrolment.LinkState.OPEN
+    return invitation, state
+
+
+def _goes_on_expired(request: HttpRequest, invitation: Invitation) -> bool:
+    return request.session.get(SESSION_GO_ON) == str(invitation.pk)
 
 
 def _is_opened(request: HttpRequest, invitation: Invitation | None) -> bool:
@@ -156,7 +165,7 @@ def _open_link(request: HttpRequest, token: str, intent: str) -> HttpResponse:
     invitation = enrolment.find_invitation(token=token)
     # Known or not, expired or not, whoever it was for and whatever they did: the same session keys and
     # the same redirect. A link whose row is gone (the person stopped) must look like any other.
-    for key in (SESSION_INVITATION, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+    for key in (SESSION_INVITATION, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL, SESSION_GO_ON):
         request.session.pop(key, None)
     request.session[SESSION_INVITATION] = str(invitation.pk) if invitation is not None else ""
     request.session[SESSION_LINK] = keyed_hash("blind_index", "invitation-link", hash_token(token))
@@ -422,10 +431,18 @@ def _finish(request: HttpRequest, invitation: Invitation, *, with_codes: bool) -
             invitation=invitation,
             weekly_channel=request.session.get(SESSION_CHANNEL, Participant.WeeklyChannel.SMS),
             with_codes=with_codes,
+            expired_ok=_goes_on_expired(request, invitation),
         )
     except enrolment.EnrolmentRefused as exc:
         return str(exc)
-    for key in (SESSION_INVITATION, SESSION_LINK, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+    for key in (
+        SESSION_INVITATION,
+        SESSION_LINK,
+        SESSION_OPENED,
+        SESSION_INTENT,
+        SESSION_CHANNEL,
+        SESSION_GO_ON,
+    ):
         request.session.pop(key, None)
     start_participant_session(request, enrolled)
     return redirect("participants:enrol-welcome")
@@ -503,20 +520,19 @@ def welcome(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 def new_link(request: HttpRequest) -> HttpResponse:
-    """An expired link, opened with its SMS code: continue on a fresh invitation, nothing sent."""
+    """An expired link, opened with its SMS code: go on with it in this browser, nothing written or sent."""
     invitation, state = _session_invitation(request)
     if invitation is None or not _is_opened(request, invitation):
         return _not_opened(request)
     if state is not enrolment.LinkState.EXPIRED:
         return _state_page(request, state)
     try:
-        renewed = enrolment.renew_invitation(invitation=invitation)
+        may = enrolment.may_go_on_expired(invitation=invitation)
     except AgreementMissing:
-        renewed = None
-    if renewed is None:
+        may = False
+    if not may:
         return render(request, "participants/enrol/new_link.html", {"result": "not_possible"})
-    request.session[SESSION_INVITATION] = str(renewed.pk)
-    request.session[SESSION_OPENED] = str(renewed.pk)
+    request.session[SESSION_GO_ON] = str(invitation.pk)
     request.session[SESSION_INTENT] = "join"
     return redirect("participants:enrol-consent")
 
@@ -539,7 +555,14 @@ def decline(request: HttpRequest) -> HttpResponse:
             # The SMS code was entered too long ago: ask for a fresh one, as for any link.
             request.session.pop(SESSION_OPENED, None)
             return _not_opened(request)
-        for key in (SESSION_INVITATION, SESSION_LINK, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL):
+        for key in (
+            SESSION_INVITATION,
+            SESSION_LINK,
+            SESSION_OPENED,
+            SESSION_INTENT,
+            SESSION_CHANNEL,
+            SESSION_GO_ON,
+        ):
             request.session.pop(key, None)
         return render(request, "participants/enrol/declined.html", {"just_declined": True})
     return render(request, "participants/enrol/decline_confirm.html")

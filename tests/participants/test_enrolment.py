@@ -29,7 +29,7 @@ from preventicons import messaging
 from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
 from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
-from tests.conftest import make_organisation
+from tests.conftest import ALL_DATABASES, make_organisation
 from tests.participants.people import decline_through_the_batch, make_participant
 
 # A Monday, 10:00 in Amsterdam: within the invitation hours, so an invitation goes out at once.
@@ -226,38 +226,53 @@ def test_tampered_truncated_and_unknown_tokens_find_nothing(jan: Participant) ->
     assert enrolment.find_invitation(token=hash_token(token)) is None  # the stored hash opens nothing
 
 
-# --- renewing an expired link ---------------------------------------------------------------------
+# --- going on with an expired link ------------------------------------------------------------------
 
 
-def test_an_expired_link_is_renewed_in_place_sending_nothing(jan: Participant, clock: Any) -> None:
+def test_an_expired_link_may_be_gone_on_writing_and_sending_nothing(jan: Participant, clock: Any) -> None:
     token = invite(jan)
     clock.shift(dt.timedelta(days=15))
     expired = enrolment.find_invitation(token=token)
-    assert expired is not None
+    assert expired is not None and enrolment.link_state(expired) is LinkState.EXPIRED
     OutboundMessage.objects.all().delete()
 
-    renewed = enrolment.renew_invitation(invitation=expired)
+    assert enrolment.may_go_on_expired(invitation=expired)
 
-    assert renewed is not None and enrolment.link_state(renewed) is LinkState.OPEN
-    assert renewed.expires_at == START + dt.timedelta(days=15 + 14)
+    assert Invitation.objects.filter(participant=jan).count() == 1
     assert not OutboundMessage.objects.exists()
 
 
-def test_no_renewal_for_a_link_that_has_not_expired_or_for_who_declined(jan: Participant, clock: Any) -> None:
+@pytest.mark.django_db(databases=ALL_DATABASES)  # the request batch joins every store
+def test_not_for_a_link_that_has_not_expired_or_for_who_declined(jan: Participant, clock: Any) -> None:
     token = invite(jan)
     invitation = enrolment.find_invitation(token=token)
     assert invitation is not None
-    assert enrolment.renew_invitation(invitation=invitation) is None
+    assert not enrolment.may_go_on_expired(invitation=invitation)
 
     clock.shift(dt.timedelta(days=15))
     decline_through_the_batch(open_link(token))
-    assert enrolment.renew_invitation(invitation=invitation) is None
+    invitation.refresh_from_db()
+    assert not enrolment.may_go_on_expired(invitation=invitation)
     assert Invitation.objects.filter(participant=jan).count() == 1
+
+
+def test_an_expired_link_enrols_only_when_its_person_chose_to_go_on(jan: Participant, clock: Any) -> None:
+    token = invite(jan)
+    clock.shift(dt.timedelta(days=15))
+    invitation = open_link(token)
+    enrolment.record_consent(participant=invitation.invitee)
+
+    with pytest.raises(enrolment.EnrolmentRefused, match="expired"):
+        enrolment.complete_enrolment(invitation=invitation)
+    enrolled = enrolment.complete_enrolment(invitation=invitation, expired_ok=True)
+
+    assert enrolled.status == Participant.Status.ACTIVE
 
 
 # --- declining -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES)  # the request batch joins every store
 def test_declining_ends_the_participation_but_not_the_schedule(jan: Participant, clock: Any) -> None:
     token = invite(jan)
     invitation = open_link(token)
@@ -277,6 +292,7 @@ def test_declining_ends_the_participation_but_not_the_schedule(jan: Participant,
     assert len(mail.outbox) == 2
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES)  # the request batch joins every store
 def test_declining_leaves_only_keyed_hashes_of_the_contact_data(jan: Participant) -> None:
     invitation = open_link(invite(jan))
     assert invitation is not None
