@@ -247,9 +247,8 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     in random order (secrets.SystemRandom), so nothing stored follows the order in which people asked.
     A help request of someone no longer active, or without a pseudonym, records nothing; a pause change and
     a correction apply to anyone not stopped, a rejoin to someone still inactive, a decline to someone still
-    only invited; a stop stops them and drops
-    whatever else they asked in the batch. A stop's close is handed on with its P, whoever it was
-    (``stop_closes``).
+    only invited; a stop stops them and drops whatever else they asked in the batch. A stop's close is handed
+    on with its P, whoever it was (``stop_closes``).
     """
     today = today or timezone.localdate()
     alias = router.db_for_write(QueuedRequest)
