@@ -391,6 +391,7 @@ def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
     running the round again by hand (``manage.py run_weekly_round``, as the demo does). The message's key is
     the one the round gives a participant's own channel, so whoever already has theirs gets nothing twice.
     Inserting it tells that its link's person joined since the round, as their enrolment's own write does.
+    Whoever's stand-in is still pending on the channel they chose gets none: the stand-in reaches them.
     """
     links = list(
         WeeklyLink.objects.filter(
@@ -400,6 +401,19 @@ def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
         ).values_list("pk", "participant_id")
     )
     channels = queries.weekly_channels(participant for _link, participant in links)
+    # A stand-in still pending on the channel now chosen will be rendered for its person (the renderer looks
+    # only at the link and the channel): a second message would reach them twice this week.
+    stand_ins = {
+        messaging.outbox_key_hash(f"week:{participant}:{week.isoformat()}:{channel}:stand-in"): participant
+        for participant, channel in channels.items()
+    }
+    using = router.db_for_write(OutboundMessage)
+    still_pending = {
+        stand_ins[key_hash]
+        for key_hash in OutboundMessage.objects.using(using)
+        .filter(key_hash__in=list(stand_ins), status=OutboundMessage.Status.PENDING)
+        .values_list("key_hash", flat=True)
+    }
     messages: list[messaging.Outgoing | messaging.Deferred] = [
         messaging.Deferred(
             key=f"week:{participant}:{week.isoformat()}:{channels[participant]}",
@@ -408,9 +422,9 @@ def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
             reference=str(link),
         )
         for link, participant in links
-        if participant in channels
+        if participant in channels and participant not in still_pending
     ]
-    with transaction.atomic(using=router.db_for_write(OutboundMessage)):
+    with transaction.atomic(using=using):
         messaging.queue_many(messages)
     return len(messages)
 
