@@ -134,9 +134,9 @@ def weekly_recipients(
     a dump of the open week (issue #14; tests/test_attacks_review5.py). The message goes on the channel the
     person chose; someone with none (never enrolled, or shredded) gets a stand-in of their own, e-mail or
     SMS as a keyed hash of their row's id says, the same every week. A row's channel so changes between two
-    weeks only where its enrolment or its stop changed it (README "Known limits"). Only the messages of those who can take part then (active, listed, not paused,
-    with an address for the channel) are sent; the others end unsent when the worker meets them
-    (scores.rounds.render_weekly_message). ``excluding`` is a condition on the participant row (an
+    weeks only where its enrolment or its stop changed it (README "Known limits"). Only the messages of those
+    who can take part then (active, listed, not paused, with an address for the channel) are sent; the
+    others end unsent when the worker meets them (scores.rounds.render_weekly_message). ``excluding`` is a condition on the participant row (an
     ``Exists`` of this week's link) that leaves out whoever already has one.
 
     The weekly channel is sealed in every row, "none" too (participants.models): opened here, never tested
