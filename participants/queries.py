@@ -130,14 +130,14 @@ def weekly_recipients(
 
     Everyone on the list gets a link and one queued message, whatever they did: enrolled or not, stopped or
     anonymised, active, paused or inactive. A week's link rows name their participants in clear, and the
-    outbox rows name their link, so links (or messages) made only for those who enrolled would list them in
-    a dump of the open week (issue #14; tests/test_attacks_review5.py). The message goes on the channel the
-    person chose; someone with none (never enrolled, or shredded) gets a stand-in of their own, e-mail or
-    SMS as a keyed hash of their row's id says, the same every week. A row's channel so changes between two
-    weeks only where its enrolment or its stop changed it (README "Known limits"). Only the messages of those
-    who can take part then (active, listed, not paused, with an address for the channel) are sent; the
-    others end unsent when the worker meets them (scores.rounds.render_weekly_message). ``excluding`` is a condition on the participant row (an
-    ``Exists`` of this week's link) that leaves out whoever already has one.
+    outbox rows name their link, so links (or messages) made only for those who enrolled would list them in a
+    dump of the open week (issue #14; tests/test_attacks_review5.py). The message goes on the channel the
+    person chose; someone with none (never enrolled, or shredded) gets a stand-in of their own, e-mail or SMS
+    as a keyed hash of their row's id says, the same every week. A row's channel so changes between two weeks
+    only where its enrolment or its stop changed it (README "Known limits"). Only the messages of those who
+    can take part then (active, listed, not paused, with an address for the channel) are sent; the others end
+    unsent when the worker meets them (scores.rounds.render_weekly_message). ``excluding`` is a condition on
+    the participant row (an ``Exists`` of this week's link) that leaves out whoever already has one.
 
     The weekly channel is sealed in every row, "none" too (participants.models): opened here, never tested
     in SQL, and not kept. No address is opened: whether there is one is the renderer's to find when it sends.
