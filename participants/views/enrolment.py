@@ -116,6 +116,19 @@ def _goes_on_expired(request: HttpRequest, invitation: Invitation) -> bool:
     return request.session.get(SESSION_GO_ON) == str(invitation.pk)
 
 
+def _end_enrolment_session(request: HttpRequest) -> None:
+    """Forget the invitation and every step taken with it: after joining, and after saying no."""
+    for key in (
+        SESSION_INVITATION,
+        SESSION_LINK,
+        SESSION_OPENED,
+        SESSION_INTENT,
+        SESSION_CHANNEL,
+        SESSION_GO_ON,
+    ):
+        request.session.pop(key, None)
+
+
 def _is_opened(request: HttpRequest, invitation: Invitation | None) -> bool:
     return invitation is not None and request.session.get(SESSION_OPENED) == str(invitation.pk)
 
@@ -435,15 +448,7 @@ def _finish(request: HttpRequest, invitation: Invitation, *, with_codes: bool) -
         )
     except enrolment.EnrolmentRefused as exc:
         return str(exc)
-    for key in (
-        SESSION_INVITATION,
-        SESSION_LINK,
-        SESSION_OPENED,
-        SESSION_INTENT,
-        SESSION_CHANNEL,
-        SESSION_GO_ON,
-    ):
-        request.session.pop(key, None)
+    _end_enrolment_session(request)
     start_participant_session(request, enrolled)
     return redirect("participants:enrol-welcome")
 
@@ -555,15 +560,7 @@ def decline(request: HttpRequest) -> HttpResponse:
             # The SMS code was entered too long ago: ask for a fresh one, as for any link.
             request.session.pop(SESSION_OPENED, None)
             return _not_opened(request)
-        for key in (
-            SESSION_INVITATION,
-            SESSION_LINK,
-            SESSION_OPENED,
-            SESSION_INTENT,
-            SESSION_CHANNEL,
-            SESSION_GO_ON,
-        ):
-            request.session.pop(key, None)
+        _end_enrolment_session(request)
         return render(request, "participants/enrol/declined.html", {"just_declined": True})
     return render(request, "participants/enrol/decline_confirm.html")
 
