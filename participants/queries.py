@@ -113,14 +113,19 @@ def weekly_address(participant: Participant, channel: str) -> str | None:
 
 @dataclass(frozen=True)
 class WeeklyRecipient:
-    """Someone the weekly round makes a link for, and where its one message is queued: by e-mail or by SMS
-    (never the address itself). Exactly one of the two, for everyone on the list (see weekly_recipients)."""
+    """Someone the weekly round makes a link for, and the outbox channel ("email" or "sms") its one message
+    is queued on (never the address itself): everyone on the list has one (see weekly_recipients)."""
 
     pk: uuid.UUID
-    by_email: bool
-    by_sms: bool
+    channel: str
     # No channel of their own: the message is queued on a stand-in and can never be sent.
     stand_in: bool = False
+
+
+def _outbox_channel(weekly_channel: str) -> str:
+    """The outbox channel a weekly channel writes on: SMS, or e-mail (to a private or the work address)."""
+    sms = weekly_channel == Participant.WeeklyChannel.SMS
+    return OutboundMessage.Channel.SMS if sms else OutboundMessage.Channel.EMAIL
 
 
 def weekly_recipients(
@@ -142,9 +147,9 @@ def weekly_recipients(
     The weekly channel is sealed in every row, "none" too (participants.models): opened here, never tested
     in SQL, and not kept. No address is opened: whether there is one is the renderer's to find when it sends.
     """
-    channel = Participant.WeeklyChannel
     cipher = column_cipher(Participant, "weekly_channel")
     stand_in = keyed_hasher("blind_index", "weekly-stand-in-channel")
+    stand_ins = (OutboundMessage.Channel.EMAIL, OutboundMessage.Channel.SMS)
     rows = (
         Participant.objects.filter(organisation=organisation, is_listed=True)
         .exclude(excluding)
@@ -155,8 +160,10 @@ def weekly_recipients(
     chosen: list[WeeklyRecipient] = []
     for pk, sealed in read:
         chosen_channel = cipher.open(sealed, str(pk)) if sealed else None
-        by_sms = chosen_channel == channel.SMS if chosen_channel else int(stand_in(str(pk))[-1], 16) % 2 == 1
-        chosen.append(WeeklyRecipient(pk, by_email=not by_sms, by_sms=by_sms, stand_in=not chosen_channel))
+        if chosen_channel:
+            chosen.append(WeeklyRecipient(pk, _outbox_channel(chosen_channel)))
+        else:
+            chosen.append(WeeklyRecipient(pk, stand_ins[int(stand_in(str(pk))[-1], 16) % 2], stand_in=True))
     return chosen, (read[-1][0] if read else after)
 
 
@@ -176,13 +183,7 @@ def weekly_channels(participant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str
     """Of these participants, those who can take part this week, with the outbox channel ("email" or
     "sms") of the weekly channel they chose; opened here, the channel is sealed."""
     rows = Participant.objects.filter(pk__in=list(taking_part(participant_ids))).only("weekly_channel")
-    return {
-        row.pk: OutboundMessage.Channel.SMS
-        if row.weekly_channel == Participant.WeeklyChannel.SMS
-        else OutboundMessage.Channel.EMAIL
-        for row in rows
-        if row.weekly_channel
-    }
+    return {row.pk: _outbox_channel(row.weekly_channel) for row in rows if row.weekly_channel}
 
 
 def listed_count(organisation_id: int) -> int:

@@ -299,7 +299,6 @@ class _BatchMaker:
 
     def make(self, recipients: list[queries.WeeklyRecipient], *, fresh: bool) -> _Batch:
         """The batch's link ids, tokens and messages: Python only, nothing sent to the database."""
-        week_text = self.week.isoformat()
         link_ids: list[str] = []
         participant_ids: list[str] = []
         token_hashes: list[str] = []
@@ -310,25 +309,11 @@ class _BatchMaker:
             link_ids.append(link_id)
             participant_ids.append(participant_id)
             token_hashes.append(hash_token(_derive_token(self._key, link_id)))
-            # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:". A
-            # stand-in's key says so (hashed in the outbox, like every key): queue_for_newcomers can then
-            # queue the real one for someone who joins during the week.
-            prefix = f"week:{participant_id}:{week_text}"
-            suffix = ":stand-in" if participant.stand_in else ""
             # One message queued alike for everyone on the list: neither the link rows nor the outbox rows
             # may tell who takes part. The renderer sends only the messages of those who can take part now.
-            if participant.by_email:
-                messages.append(
-                    messaging.Deferred(
-                        key=f"{prefix}:email{suffix}", channel=EMAIL, renderer=RENDERER, reference=link_id
-                    )
-                )
-            if participant.by_sms:
-                messages.append(
-                    messaging.Deferred(
-                        key=f"{prefix}:sms{suffix}", channel=SMS, renderer=RENDERER, reference=link_id
-                    )
-                )
+            messages.append(
+                _weekly_message(participant.pk, self.week, participant.channel, link_id, participant.stand_in)
+            )
         return _Batch(
             last=recipients[-1].pk,
             fresh=fresh,
@@ -336,8 +321,8 @@ class _BatchMaker:
             participant_ids=participant_ids,
             token_hashes=token_hashes,
             messages=messages,
-            emails=sum(participant.by_email for participant in recipients),
-            sms=sum(participant.by_sms for participant in recipients),
+            emails=sum(participant.channel == EMAIL for participant in recipients),
+            sms=sum(participant.channel == SMS for participant in recipients),
         )
 
 
@@ -383,6 +368,25 @@ def _write(batch: _Batch, *, week: dt.date, expires_at: dt.datetime) -> None:
 # --- the hourly beat --------------------------------------------------------------------------
 
 
+def _weekly_key(participant_id: uuid.UUID, week: dt.date, channel: str, *, stand_in: bool) -> str:
+    # "week:<participant>:<week>:<channel>": stopping or pausing cancels it by ":<participant>:". A stand-in's
+    # key says so (hashed in the outbox, like every key): queue_for_newcomers can then queue the real one for
+    # someone who joins during the week.
+    return f"week:{participant_id}:{week.isoformat()}:{channel}{':stand-in' if stand_in else ''}"
+
+
+def _weekly_message(
+    participant_id: uuid.UUID, week: dt.date, channel: str, link_id: str, stand_in: bool
+) -> messaging.Deferred:
+    """The week's message of one link, rendered when it is sent (render_weekly_message)."""
+    return messaging.Deferred(
+        key=_weekly_key(participant_id, week, channel, stand_in=stand_in),
+        channel=channel,
+        renderer=RENDERER,
+        reference=link_id,
+    )
+
+
 def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
     """This week's message for everyone of the organisation who can take part now and whose link's message
     was queued on a stand-in (they had not enrolled when the round ran); how many were asked for.
@@ -404,7 +408,7 @@ def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
     # A stand-in still pending on the channel now chosen will be rendered for its person (the renderer looks
     # only at the link and the channel): a second message would reach them twice this week.
     stand_ins = {
-        messaging.outbox_key_hash(f"week:{participant}:{week.isoformat()}:{channel}:stand-in"): participant
+        messaging.outbox_key_hash(_weekly_key(participant, week, channel, stand_in=True)): participant
         for participant, channel in channels.items()
     }
     using = router.db_for_write(OutboundMessage)
@@ -415,12 +419,7 @@ def queue_for_newcomers(*, organisation: Organisation, week: dt.date) -> int:
         .values_list("key_hash", flat=True)
     }
     messages: list[messaging.Outgoing | messaging.Deferred] = [
-        messaging.Deferred(
-            key=f"week:{participant}:{week.isoformat()}:{channels[participant]}",
-            channel=channels[participant],
-            renderer=RENDERER,
-            reference=str(link),
-        )
+        _weekly_message(participant, week, channels[participant], str(link), stand_in=False)
         for link, participant in links
         if participant in channels and participant not in still_pending
     ]
