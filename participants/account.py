@@ -29,7 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from participants import contact, queued, verification
 from participants.exporting import export_sections
-from participants.invitations import held_by_someone_else, organisations_listing_email, remember_departed
+from participants.invitations import held_by_someone_else, organisations_listing_email
 from participants.models import (
     AccountLink,
     CodeFailure,
@@ -492,9 +492,8 @@ def stop_participation(*, participant: Participant) -> None:
         # Opened now for the last time: after this transaction nothing on the identity side can name P.
         pseudonym = locked.pseudonym
         consented_version = _consented_version(locked)
-        # Only keyed hashes of the contact data stay, so a re-imported list never invites them again.
-        remember_departed(participant=locked)
-
+        # Only the keyed hashes the employer's list names them by stay, on the row, so a re-imported list
+        # never invites them again and two dumps show no change in them (Participant.shredded).
         locked.shred()
 
         # Code messages are keyed by the code ("code:<code id>:email"), everything else by the participant.

@@ -188,10 +188,8 @@ def decline_participation(*, participant: Participant) -> bool:
     who enrolled after all before the batch stays enrolled.
 
     The invitation schedule still runs to its end like everyone else's. Their contact data is erased by the
-    nightly run, which keeps the keyed hashes they were listed under so a re-imported list never invites
-    them again (invitations.remember_departed_all). Not here: a departed record written in the decline's
-    transaction would share its ``xmin`` (and its hashes) with the participant row, naming the row that
-    declined to whoever reads the database until the night; until then the row itself answers the import.
+    nightly run, which keeps on the row the keyed hashes they were listed under (Participant.shredded), so
+    a re-imported list never invites them again; the row answers the import as anyone's does.
     """
     with transaction.atomic():
         locked = Participant.objects.select_for_update().get(pk=participant.pk)

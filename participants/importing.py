@@ -485,35 +485,37 @@ def import_address_list(
 
 def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> ImportResult:
     today = timezone.localdate()
-    # A stopped participant is never matched, updated or listed again: stopping is final, and their
-    # contact data, blind indexes and listed hashes are destroyed (the listed hashes moved to a
-    # DepartedContact, random look-alikes left in the row) so nothing links the scores they left to a person.
-    # Should a stopped row still hold a real one (a row erased before the look-alikes), it must neither link
-    # nor block a new participant: only a value this list would write is replaced, so an import rewrites no
-    # stopped row that holds look-alikes, and which rows are stopped stays unreadable in the row versions.
+    # A stopped (or anonymised) participant is matched like anyone else, by the listed hashes their row keeps
+    # (Participant.shredded): a list that names them again finds their row, changes what it would change on
+    # any enrolled person's (the department, the listed hashes, listed again or not) and invites nobody, so
+    # neither the employer's counts nor the rows an import rewrites tell who stopped. Their contact data and
+    # blind indexes are look-alikes, and the list never writes contact data on a row that is no longer
+    # invited (_update_fields). Should a stopped row still hold a real blind index (a row erased before the
+    # look-alikes), it must neither link nor block a new participant: only a value this list would write is
+    # replaced, so an import rewrites no stopped row that holds look-alikes.
     # The status is sealed (participants.models): decided in Python, from the rows read here.
-    everyone = list(Participant.objects.filter(organisation=organisation))
+    existing = list(Participant.objects.filter(organisation=organisation))
     row_hashes = {
         row.line: listed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
         for row in parsed.rows
     }
-    written = {value for pair in row_hashes.values() for value in pair if value}
-    written |= {blind_index_email(row.email) for row in parsed.rows}
+    written = {blind_index_email(row.email) for row in parsed.rows}
     written |= {blind_index_phone(row.mobile) for row in parsed.rows}
-    for participant in everyone:
+    for participant in existing:
         if participant.status != Participant.Status.STOPPED:
             continue
-        clashing = [name for name in _CONTACT_HASHES if getattr(participant, name) in written]
+        clashing = [name for name in _BLIND_INDEXES if getattr(participant, name) in written]
         if clashing:
             Participant.objects.filter(pk=participant.pk).update(
                 **{name: look_alike_hash() for name in clashing}
             )
-    existing = [participant for participant in everyone if participant.status != Participant.Status.STOPPED]
+            for name in clashing:
+                setattr(participant, name, None)
     # Rows are matched only against how the employer listed each person (the listed hashes), never against
     # the contacts a participant uses now: a participant who moved to a private address and number is the
     # same person to the list, and a row carrying their new private number is nobody to it. Someone who
-    # stopped or declined is matched by the same two hashes, kept together (DepartedContact): every answer
-    # (a refusal's words, who is new and invited, the counts) is the same whatever the person did.
+    # stopped or declined before review 4 is matched by the same two hashes, kept together (DepartedContact):
+    # every answer (a refusal's words, who is new and invited, the counts) is the same whatever they did.
     wanted = {value for pair in row_hashes.values() for value in pair if value}
     departed = departed_owners(organisation_id=organisation.pk, hashes=wanted)
     owners_by_email: dict[str, Participant | DepartedContact] = {}
@@ -646,7 +648,8 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             unlisted += Participant.objects.filter(pk__in=missing[start : start + _BATCH]).update(
                 is_listed=False, unlisted_on=today
             )
-        # Whoever stopped has no row left to unlist; their invitation schedule ends like anyone else's would.
+        # Whoever left before review 4 has no row left to unlist (only a DepartedContact); their invitation
+        # schedule ends like anyone else's would.
         end_schedules_not_listed(organisation_id=organisation.pk, listed_hashes=wanted)
     updated = sum(
         1
@@ -662,8 +665,8 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     )
 
 
-# The keyed hashes of a participant row's contacts (participants.models.ContactHashField).
-_CONTACT_HASHES = ("email_index", "mobile_index", "listed_email_hash", "listed_mobile_hash")
+# The blind indexes of the contacts a participant row holds now (participants.models.ContactHashField).
+_BLIND_INDEXES = ("email_index", "mobile_index")
 
 
 def _key(owner: Participant | DepartedContact) -> tuple[str, Any]:

@@ -293,9 +293,10 @@ class Participant(models.Model):
     # organisation), kept apart from the blind indexes of the contact data the participant uses now. A
     # re-imported list is matched against these only: were it matched against the current contacts, a
     # participant who moved to a private address and number would look new to the list, be invited again,
-    # and so show the employer that they take part. Moved to a DepartedContact when they stop (a look-alike
-    # stays here), so the list's answer is the same whatever they did; never readable, never joined to
-    # anything outside this table.
+    # and so show the employer that they take part. They stay on the row when the person stops or is
+    # anonymised (Participant.shredded leaves them), so a re-imported list meets a stopped row exactly as
+    # it meets anyone else's, and two dumps around a stop show no change in them (review 4); never
+    # readable, never joined to anything outside this table.
     listed_email_hash = ContactHashField(max_length=64, null=True, blank=True)
     listed_mobile_hash = ContactHashField(max_length=64, null=True, blank=True)
     # The link to the pseudonymous scores, sealed under its own purpose key. Destroyed when they stop.
@@ -382,7 +383,11 @@ class Participant(models.Model):
         One list for every way out (their own stop, the nightly anonymisation), so a contact column added
         later is destroyed by all of them or by none (tests/participants/test_retention.py compares them).
         None here is "destroyed": shred() writes a look-alike of the same length, never NULL. The department
-        stays: the employer's own list sets it, and erasing it would date the stop in the row.
+        stays: the employer's own list sets it, and erasing it would date the stop in the row. So do the
+        listed hashes: keyed hashes of what the employer's list says (never of what the participant gave),
+        bound to the organisation, kept so that a re-imported list never invites them again. Moved to a
+        DepartedContact, as they were until review 4, they named the stopper to two dumps around the batch:
+        the only row whose listed hashes changed, and the one whose old hashes turned up in that table.
         """
         return {
             "name": None,
@@ -391,8 +396,6 @@ class Participant(models.Model):
             "mobile": None,
             "email_index": None,
             "mobile_index": None,
-            "listed_email_hash": None,
-            "listed_mobile_hash": None,
             "pseudonym": None,
             "participation": None,
             "weekly_channel": None,
@@ -512,10 +515,13 @@ class InvitationSchedule(models.Model):
 
 
 class DepartedContact(models.Model):
-    """Someone who stopped or declined, as the employer listed them: keyed hashes of that address and number.
+    """Someone who stopped or declined before review 4, as the employer listed them: keyed hashes only.
 
+    No new rows: since review 4 a stop and the nightly anonymisation leave the listed hashes on the
+    participant row (Participant.shredded), where an import matches them like anyone's. The rows written
+    before stay, read by the same lookups, since nothing says which stopped row each one came from.
     One row per person, holding both hashes together (the participant's listed hashes, moved here when they
-    leave), so a re-imported list meets a departed person exactly as it would meet them still on the list:
+    left), so a re-imported list meets a departed person exactly as it would meet them still on the list:
     a row carrying either hash is that person (never invited again, no count changes), and a row carrying
     one of their hashes next to someone else's, or two rows each carrying one, is refused in the same words.
     Only the hashes (HMAC under the blind_index key with their own domain label, bound to the organisation)

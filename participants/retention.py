@@ -32,7 +32,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from participants import account, queued, verification
-from participants.invitations import remember_departed_all
 from participants.models import (
     AccountLink,
     AnonymisationRun,
@@ -148,7 +147,7 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     The same crypto-shredding, row for row (tests/participants/test_retention.py holds the two side by
     side): name, e-mail, mobile, blind indexes and the sealed pseudonym destroyed (look-alikes of the same
     length in their place, participants.models.Participant.shred), status stopped, the department kept;
-    keyed hashes of their contact data remembered (invitations.remember_departed_all); their pending
+    the keyed hashes the employer's list names them by kept on the row; their pending
     messages cancelled; their codes and account links deleted, their invitation links left naming the row
     and opening nothing (as a stop leaves them); a dated
     withdrawal recorded under the consent text they had agreed to; and each P queued sealed
@@ -196,11 +195,9 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # In the order opened() gives, across the queries: one person's records may come from several.
     for record in sorted(given, key=lambda record: (record.recorded_at, str(record.pk))):
         consented[owner[record.participant_index]] = record.text_version  # the latest wins
-    # As a stop does (invitations.remember_departed): only the keyed hashes of the contacts the employer
-    # listed them under stay, together, so a re-import meets them as before and the account-link form
-    # answers for them as for anyone who stopped. Without it, "anonymised" would read differently from
-    # "stopped" to the employer.
-    remember_departed_all(participants=locked)
+    # As a stop does: only the keyed hashes of the contacts the employer listed them under stay, on the row
+    # (Participant.shredded), so a re-import meets them as before and the account-link form answers for them
+    # as for anyone who stopped. "Anonymised" reads as "stopped" to the employer and to a dump.
     for participant in locked:
         # Row by row: the sealed status is bound to its row, so no single UPDATE can write it.
         participant.shred()

@@ -40,7 +40,7 @@ def anna_does(organisation: Organisation, what: str) -> None:
         account.stop_participation(participant=anna)
     elif what == "declined":
         Participant.objects.filter(pk=anna.pk).set_state(status=Participant.Status.DECLINED)
-        from participants.invitations import remember_departed
+        from tests.participants.people import remember_departed
 
         remember_departed(participant=anna)
         retention.run_retention()  # the nightly run erases a decliner's contact data at once
@@ -213,7 +213,7 @@ def test_a_list_changing_a_decliners_number_before_the_night_erased_them_answers
             by=employer,
         )
         if what.startswith("declined"):
-            from participants.invitations import remember_departed
+            from tests.participants.people import remember_departed
 
             anna = Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
             Participant.objects.filter(pk=anna.pk).set_state(status=Participant.Status.DECLINED)

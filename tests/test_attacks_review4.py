@@ -11,10 +11,10 @@ e-mail address and mobile number, and after that we send you nothing any more"):
   purged by the retention like a stale help request: the person's erasure was silently lost, their contact
   data kept and their weekly messages going on.
 
-And, still open (a strict xfail): two dumps of the identity store, one before a request batch and one after,
-tell which of the participants the batch handled stopped, not only that they did something (README "Known
-limits" says "not what"). A rejoin from the account page, which rewrote its participant row in the minute
-the person acted, outside any batch, is queued since (participants.requestqueue.queue_rejoin).
+And, closed since (it was a strict xfail): two dumps of the identity store, one before a request batch and
+one after, told which of the participants the batch handled stopped, by their listed hashes. A rejoin from
+the account page, which rewrote its participant row in the minute the person acted, outside any batch, is
+queued since (participants.requestqueue.queue_rejoin).
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def test_two_dumps_around_a_batch_show_the_same_sealed_columns_changed_whatever_
     a rejoin two, a correction of the name one, a stop a dozen: the changed columns said what each person
     did. Every act now seals every sealed column of its row afresh (Participant.reseal), so the sealed
     columns say only that the row was acted on. What still differs is named in README "Known limits": a stop
-    and a correction of the address or number change the row's keyed hashes (and a stop adds a departed
-    record, the strict xfail below); a help request rewrites no row at all."""
+    and a correction of the address or number change the row's blind indexes; a help request rewrites no
+    row at all."""
     pauser, rejoiner, renamer, stopper, bystander = (
         make_active(organisation, name=f"P {n}", email=f"p{n}@example.nl", mobile=f"+3161234560{n}")
         for n in range(5)
@@ -133,9 +133,6 @@ def test_two_dumps_around_a_batch_show_the_same_sealed_columns_changed_whatever_
     assert changed(pauser) == changed(rejoiner) == changed(renamer) == changed(stopper) == sealed
 
 
-# --- still open -----------------------------------------------------------------------------------------
-
-
 def _dump(table: str) -> dict[str, dict[str, object]]:
     """A table as pg_dump gives it (no xmin): every column of every row, by id."""
     with connections["default"].cursor() as cursor:
@@ -153,14 +150,14 @@ def _listed(person: Participant, n: int) -> Participant:
     return person
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stop moves the row's listed hashes to a DepartedContact and leaves look-alikes: two dumps "
-    "around the batch name the stopper (review4; README 'Known limits': the keyed hashes tell a stop)",
-)
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 @time_machine.travel(TUESDAY, tick=True)
 def test_two_dumps_around_a_batch_do_not_tell_which_participant_stopped(organisation: Organisation) -> None:
+    """The operator diffs the identity store across a batch with a pause, a stop and a correction. A stop
+    moved the row's listed hashes to a DepartedContact and left look-alikes: the one row whose listed hashes
+    changed, and whose old hashes turned up in that table, was the stopper. The hashes stay on the row now
+    (Participant.shredded). A stop still changes both blind indexes, as a correction of both the address
+    and the number does (README "Known limits")."""
     pauser, stopper, corrector = (
         _listed(
             make_active(organisation, name=f"P {n}", email=f"p{n}@example.nl", mobile=f"+3161234560{n}"), n

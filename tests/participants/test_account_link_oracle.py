@@ -16,12 +16,12 @@ from django.test import Client
 from django.utils import timezone
 
 from participants import account, retention
-from participants.invitations import remember_departed
 from participants.models import AccountLink, Organisation, Participant
 from preventicons import crypto, messaging
 from preventicons.gateways import MemorySmsGateway
 from tests.conftest import ALL_DATABASES, make_organisation
 from tests.fakes.smtp import FakeSmtpServer
+from tests.participants.people import remember_departed
 from tests.participants.test_stop import make_active
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("empty_cache")]

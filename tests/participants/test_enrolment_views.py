@@ -162,7 +162,7 @@ def test_the_consent_text_says_what_stays_of_someone_who_leaves(opened: Client) 
     page = text(opened.get(reverse("participants:enrol-consent")))
 
     assert "keyed code of the e-mail address and mobile number your employer gave us" in page
-    assert "without a date and without your department" in page
+    assert "with the department your employer listed you in and without a date" in page
     # What is kept while someone takes part (the listed hashes), and on each invitation link (the number).
     assert "also after you changed your details" in page
     assert "Each invitation link also keeps the mobile number your employer gave for it" in page

@@ -732,36 +732,43 @@ def test_the_same_person_may_be_on_two_organisations_lists(
     assert Participant.objects.count() == 2
 
 
-def stop(participant: Participant) -> None:
-    """What stopping leaves behind (the stop operation's business): a row with no contact data."""
-    participant.status = Participant.Status.STOPPED
-    participant.name = participant.email = participant.mobile = None
-    participant.email_index = participant.mobile_index = None
-    participant.save()
+def test_a_stopped_participant_is_matched_by_their_listed_hashes_and_never_revived(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """A stop keeps the hashes the list names them by on the row: the same list finds that row, changes
+    nothing on it, creates nobody and invites nobody, as it would for anyone enrolled."""
+    from participants import account
 
-
-def test_a_stopped_participant_is_never_revived(organisation: Organisation, employer: StaffUser) -> None:
     run_import(organisation, employer, csv_bytes(GOOD))
     stopped = Participant.objects.get()
-    stop(stopped)
-    result = run_import(organisation, employer, csv_bytes(GOOD), full_list=True)
-    assert result == ImportResult(created=1, updated=0, unchanged=0, unlisted=0, relisted=0)
+    account.stop_participation(participant=stopped)
     stopped.refresh_from_db()
+    hashes = (stopped.listed_email_hash, stopped.listed_mobile_hash)
+    result = run_import(organisation, employer, csv_bytes(GOOD), full_list=True)
+    assert result == ImportResult(created=0, updated=0, unchanged=1, unlisted=0, relisted=0)
+    stopped.refresh_from_db()
+    assert Participant.objects.get() == stopped
     assert stopped.status == Participant.Status.STOPPED
     assert (stopped.name, stopped.email, stopped.mobile) == (None, None, None)
+    assert (stopped.listed_email_hash, stopped.listed_mobile_hash) == hashes
     # A look-alike in place of the index, never NULL (participants.models.ContactHashField).
     assert stopped.email_index not in (None, blind_index_email("jan@example.nl"))
-    fresh = Participant.objects.exclude(pk=stopped.pk).get()
-    assert fresh.status == Participant.Status.INVITED and fresh.name == "Jan Jansen"
+    # A full list without them unlists their row, as it would anyone's.
+    other = csv_bytes("Piet Peters;piet@example.nl;06-12345670;Logistiek")
+    assert run_import(organisation, employer, other, full_list=True).unlisted == 1
+    stopped.refresh_from_db()
+    assert not stopped.is_listed
 
 
 def test_a_stopped_participant_with_a_leftover_index_neither_links_nor_blocks(
     organisation: Organisation, employer: StaffUser
 ) -> None:
     run_import(organisation, employer, csv_bytes(GOOD))
+    # A row stopped before the look-alikes: its blind indexes still real.
     Participant.objects.all().set_state(status=Participant.Status.STOPPED)
     result = run_import(organisation, employer, csv_bytes(GOOD))
-    assert result.created == 1
+    # Matched by the listed hashes, as anyone is: nobody new.
+    assert (result.created, result.unchanged) == (0, 1)
     stopped = Participant.objects.with_status(Participant.Status.STOPPED).get()
     # Replaced by look-alikes, never NULL: only the hashes this list writes, so no other stopped row changes.
     assert stopped.email_index not in (None, blind_index_email("jan@example.nl"))
