@@ -18,7 +18,8 @@ deliveries went is counted per day, channel and outcome in DeliveryCount.
 
 A message may instead be queued deferred (``queue_many`` with ``Deferred``): the row then holds only the
 name of a renderer registered with ``register_renderer`` and an opaque reference, and the sender asks the
-renderer for recipient, subject and body at send time; a renderer answering None cancels the message.
+renderer for recipient, subject and body at send time; a renderer answering None cancels the message, as
+soon as a real message on its channel would end (while the provider fails, it is deferred like one).
 
 The providers themselves (SMTP, the SMS gateways, Twilio) and the staff login codes, which do not use the
 outbox, live in preventicons/gateways.py.
@@ -33,9 +34,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -44,6 +47,7 @@ from preventicons.crypto import keyed_hash
 from preventicons.gateways import (
     EmailGateway,
     PermanentSendError,
+    SendError,
     SmsGateway,
     TransientSendError,
     sms_gateway,
@@ -76,8 +80,10 @@ logger = logging.getLogger(__name__)
 #   recipient, body, reference, channel, attempts and errors go. No provider id or Message-ID is ever kept:
 #   with the mail server's log it would name the recipient of every row.
 # - Deferred messages are rendered after the claim, outside any transaction, just before the provider call;
-#   a renderer that finds nobody to send to any more ends the row "cancelled". A renderer that raises counts
-#   as a transient failure (its text is not kept: it may quote content).
+#   a renderer that finds nobody to send to any more ends the row "cancelled", but only as a real message on
+#   its channel would end now: while the provider defers real messages, such a row is deferred alike (same
+#   error, its own backoff), so the pending rows do not list who takes part (_Verdicts). A renderer that
+#   raises counts as a transient failure (its text is not kept: it may quote content).
 
 # Longer than any single provider call (EMAIL_TIMEOUT, gateways.TWILIO_TIMEOUT_SECONDS), so a live sender
 # never loses its claim; short enough that a message whose sender died goes out again soon.
@@ -217,12 +223,14 @@ def _hurry_sending() -> None:
 def send_due_messages(*, limit: int = 100) -> SendReport:
     """Send up to ``limit`` due messages. Safe to run twice at once: each row is claimed before it is sent."""
     report = SendReport()
+    verdicts = _Verdicts(report)
     with _Senders() as senders:
         for _ in range(limit):
             message = _claim_next_due()
             if message is None:
                 break
-            _attempt(message, senders, report)
+            _attempt(message, senders, verdicts, report)
+        verdicts.settle_the_rest()
     return report
 
 
@@ -282,60 +290,181 @@ def _claim_next_due() -> OutboundMessage | None:
     return message
 
 
-def _attempt(message: OutboundMessage, senders: _Senders, report: SendReport) -> None:
-    Outcome = DeliveryCount.Outcome
+def _attempt(message: OutboundMessage, senders: _Senders, verdicts: _Verdicts, report: SendReport) -> None:
     if message.attempts > settings.MESSAGE_MAX_ATTEMPTS:
         # The last permitted attempt never reported back (its sender died mid-call): do not add another.
         logger.warning(
             "%s message %s: no outcome after the last attempt", message.channel, _short_id(message)
         )
-        _finish(message, outcome=Outcome.FAILED)
+        _finish(message, outcome=DeliveryCount.Outcome.FAILED)
         report.failed += 1
         return
-    try:
-        if message.renderer:
+    if message.renderer:
+        try:
             rendered = _render(message)
-            if rendered is None:
-                _finish(message, outcome=Outcome.CANCELLED)
-                report.cancelled += 1
-                return
-            senders.deliver(message, to=rendered.to, subject=rendered.subject or "", body=rendered.body)
-        else:
-            senders.deliver(
-                message, to=message.recipient or "", subject=message.subject or "", body=message.body or ""
-            )
-    except PermanentSendError as exc:
-        logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), exc)
-        _finish(message, outcome=Outcome.FAILED)
-        report.failed += 1
-    except TransientSendError as exc:
-        if message.attempts >= settings.MESSAGE_MAX_ATTEMPTS:
-            logger.warning(
-                "%s message %s failed after %d attempts: %s",
-                message.channel,
-                _short_id(message),
-                message.attempts,
-                exc,
-            )
-            _finish(message, outcome=Outcome.FAILED)
-            report.failed += 1
-        else:
-            logger.info(
-                "%s message %s deferred after attempt %d: %s",
-                message.channel,
-                _short_id(message),
-                message.attempts,
-                exc,
-            )
-            _record(
-                message,
-                next_attempt_at=timezone.now() + retry_delay(attempts=message.attempts),
-                last_error=str(exc)[:200],
-            )
-            report.deferred += 1
+        except SendError as exc:
+            _conclude(message, exc, report)  # our renderer's failure, not the provider's: no verdict
+            return
+        if rendered is None:
+            # Nobody to send to (a stand-in, someone who stopped or pauses): it ends or waits as a real
+            # message on its channel does now, never at once while the provider fails (_Verdicts).
+            verdicts.stand_in(message)
+            return
+        to, subject, body = rendered.to, rendered.subject or "", rendered.body
     else:
+        to, subject, body = message.recipient or "", message.subject or "", message.body or ""
+    error: SendError | None = None
+    try:
+        senders.deliver(message, to=to, subject=subject, body=body)
+    except SendError as exc:
+        error = exc
+    verdicts.delivered(message, error)
+
+
+def _conclude(message: OutboundMessage, error: SendError | None, report: SendReport) -> None:
+    """Record what became of one claimed message: sent, failed, or deferred with backoff."""
+    Outcome = DeliveryCount.Outcome
+    if error is None:
         _finish(message, outcome=Outcome.SENT)
         report.sent += 1
+    elif isinstance(error, PermanentSendError):
+        logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), error)
+        _finish(message, outcome=Outcome.FAILED)
+        report.failed += 1
+    else:
+        _defer(message, str(error), report, outcome_at_the_end=Outcome.FAILED)
+
+
+def _defer(message: OutboundMessage, error: str, report: SendReport, *, outcome_at_the_end: str) -> None:
+    # The same lines and columns for a real message and for one that only stands in for it (_Verdicts):
+    # a log or a dump must not tell them apart; only the day's count tells, in aggregate, how many ended so.
+    if message.attempts >= settings.MESSAGE_MAX_ATTEMPTS:
+        logger.warning(
+            "%s message %s failed after %d attempts: %s",
+            message.channel,
+            _short_id(message),
+            message.attempts,
+            error,
+        )
+        _finish(message, outcome=outcome_at_the_end)
+        if outcome_at_the_end == DeliveryCount.Outcome.FAILED:
+            report.failed += 1
+        else:
+            report.cancelled += 1
+        return
+    logger.info(
+        "%s message %s deferred after attempt %d: %s",
+        message.channel,
+        _short_id(message),
+        message.attempts,
+        error,
+    )
+    _record(
+        message,
+        next_attempt_at=timezone.now() + retry_delay(attempts=message.attempts),
+        last_error=error[:200],
+    )
+    report.deferred += 1
+
+
+# The provider's verdict on a channel, as the last real message met it and the next runs read it: kept while
+# a retry may still come (the longest backoff, twice), so a run that meets no real message on that channel
+# still knows whether the provider defers. Holds a short classification ("smtp unreachable (...)"), no more.
+_VERDICT_KEY = "outbox:provider-defers:{channel}"
+
+
+def provider_verdict_keys() -> list[str]:
+    """The cache keys that hold, per channel, the error its provider last deferred a real message with."""
+    return [_VERDICT_KEY.format(channel=channel) for channel in OutboundMessage.Channel.values]
+
+
+class _Verdicts:
+    """What each channel's provider does to a real message now, so that a message with nobody to send to
+    (a stand-in, or someone who stopped, pauses or is inactive) ends or waits exactly as a real one would.
+
+    Otherwise, while a provider fails, only the messages of those who take part would stay pending (with
+    attempts, an error and a reference to their weekly link) while every other row ended at its first
+    claim: one dump of the outbox would list who takes part (issue 14, tests/test_attacks_review6.py).
+
+    So a renderer answering None sends nothing and ends nothing at once: the row waits, claimed, for the next
+    real message on its channel in this run and is settled by that message's outcome, in its transaction:
+    ended (counted "cancelled") if the real one ended, sent or refused for its own recipient; deferred with
+    the same error and its own backoff if the real one was deferred, and ended after as many attempts. Once
+    this run has met a real message on the channel, a later one is settled at once by that verdict; one left
+    at the end of the run by this run's verdict, or else by the one earlier runs left in the cache (none: it
+    ends).
+    """
+
+    def __init__(self, report: SendReport) -> None:
+        self._report = report
+        self._seen: dict[str, str] = {}  # this run: channel -> "" (a real one ended) or the deferring error
+        self._cleared: set[str] = set()
+        self._waiting: dict[str, list[OutboundMessage]] = {}
+
+    def stand_in(self, message: OutboundMessage) -> None:
+        """A claimed message with nobody to send to: settle it now if this run knows its channel's verdict."""
+        verdict = self._seen.get(message.channel)
+        if verdict is None:
+            self._waiting.setdefault(message.channel, []).append(message)
+            return
+        self._settle([message], verdict=verdict, real=None)
+
+    def delivered(self, message: OutboundMessage, error: SendError | None) -> None:
+        """A real message met its provider: record that, and settle the stand-ins waiting on its channel."""
+        verdict = str(error)[:200] if isinstance(error, TransientSendError) else ""
+        self._seen[message.channel] = verdict
+        self._remember(message.channel, verdict)
+        waiting = self._waiting.pop(message.channel, [])
+        self._settle(waiting, verdict=verdict, real=(message, error))
+
+    def settle_the_rest(self) -> None:
+        """End of the run: settle who still waits by the latest verdict known for their channel."""
+        for channel, waiting in self._waiting.items():
+            verdict = self._seen.get(channel)
+            if verdict is None:
+                verdict = cache.get(_VERDICT_KEY.format(channel=channel)) or ""
+            self._settle(waiting, verdict=verdict, real=None)
+        self._waiting = {}
+
+    def _remember(self, channel: str, verdict: str) -> None:
+        key = _VERDICT_KEY.format(channel=channel)
+        if verdict:
+            cache.set(key, verdict, timeout=2 * settings.MESSAGE_RETRY_MAX_SECONDS)
+            self._cleared.discard(channel)
+        elif channel not in self._cleared:
+            cache.delete(key)
+            self._cleared.add(channel)
+
+    def _settle(
+        self,
+        stand_ins: list[OutboundMessage],
+        *,
+        verdict: str,
+        real: tuple[OutboundMessage, SendError | None] | None,
+    ) -> None:
+        # One transaction for the real message and the stand-ins it settles, written in random order: their
+        # rows share one xmin, and neither the order of the new row versions nor of the log lines tells
+        # which of them was the real one.
+        steps: list[Callable[[], None]] = [
+            partial(self._settle_one, message, verdict) for message in stand_ins
+        ]
+        if real is not None:
+            steps.append(partial(_conclude, real[0], real[1], self._report))
+        if not steps:
+            return
+        _jitter.shuffle(steps)
+        with transaction.atomic(using=router.db_for_write(OutboundMessage)):
+            for step in steps:
+                step()
+
+    def _settle_one(self, message: OutboundMessage, verdict: str) -> None:
+        Outcome = DeliveryCount.Outcome
+        if not verdict:
+            _finish(message, outcome=Outcome.CANCELLED)
+            self._report.cancelled += 1
+            return
+        # Counted "cancelled" when it ends: the day's "failed" stays the count of real messages that failed.
+        _defer(message, verdict, self._report, outcome_at_the_end=Outcome.CANCELLED)
 
 
 # What a final message leaves: its hashed key and its retention period (outbox_finished_is_a_tombstone).

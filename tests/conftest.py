@@ -24,6 +24,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from participants.models import Department, Organisation, Participant, ProcessingAgreement, StaffUser
+from preventicons import messaging
 from preventicons.roles import Role
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -50,6 +51,16 @@ def empty_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def forget_provider_verdicts() -> Iterator[None]:
+    """What a provider last did to a real message outlives a run in the cache (preventicons.messaging:
+    _Verdicts), so that a run meeting no real message still knows; one test's failing provider must not
+    hold back the messages with nobody to send to of the next."""
+    cache.delete_many(messaging.provider_verdict_keys())
+    yield
+    cache.delete_many(messaging.provider_verdict_keys())
 
 
 def worker_redis_url(url: str, worker: str | None) -> str:

@@ -15,7 +15,10 @@ a leak still open; its reason says what and a direction for the fix.
    ends every stand-in and every non-participant's message at its first claim (the renderer finds nobody),
    but a participant's stays pending with attempts, last_error and its reference, which names its weekly
    link, whose row names the participant in clear. So the pending rows list exactly who takes part this
-   week, what the stand-ins were made to hide. Strict xfail.
+   week, what the stand-ins were made to hide. Closed: a message with nobody to send to ends or is deferred
+   as a real message on its channel is at that moment (preventicons.messaging._Verdicts), so while a
+   provider fails every row of its channel stays pending alike, attempt after attempt, and when it is back
+   all end; tested with a participant and a non-participant on each channel.
 4. Someone who enrols while their stand-in is still pending (no worker ran since the round, as in the demo
    walk) gets this week's message twice once ``run_weekly_round`` runs again by hand, when their stand-in
    channel is the one they chose: the renderer sends the stand-in too. Closed here (queue_for_newcomers skips
@@ -36,6 +39,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from participants.models import Organisation, Participant, QueuedRequest, StaffUser
 from participants.views.enrolment import SESSION_GO_ON
@@ -46,6 +50,7 @@ from scores import rounds
 from scores.models import Score, WeeklyLink
 from tests.conftest import ALL_DATABASES
 from tests.fakes.celery import unused_tcp_port
+from tests.fakes.twilio import FakeTwilio
 from tests.test_attacks_rowshape import CODE, START, _people, _token_of
 
 pytestmark = [pytest.mark.usefixtures("english", "empty_cache")]
@@ -118,35 +123,100 @@ def test_the_worker_sends_no_stand_in_and_nothing_to_an_employer_address_of_some
     assert not OutboundMessage.objects.filter(status=OutboundMessage.Status.PENDING).exists()
 
 
+def _weekly_rows() -> dict[str, tuple[uuid.UUID, str]]:
+    """This week's outbox rows, read while all are pending: reference -> (owner, channel)."""
+    link_owner = {
+        str(pk): owner
+        for pk, owner in WeeklyLink.objects.filter(week=WEEK).values_list("pk", "participant_id")
+    }
+    return {
+        reference: (link_owner[reference], channel)
+        for reference, channel in OutboundMessage.objects.filter(reference__in=list(link_owner)).values_list(
+            "reference", "channel"
+        )
+    }
+
+
+def _row_states(weekly: dict[str, tuple[uuid.UUID, str]]) -> dict[uuid.UUID, tuple[object, ...]]:
+    """What the operator's dump shows of each owner's weekly row: still pending, with its attempts, error and
+    how far off its next attempt is, or gone (a finished row keeps no reference)."""
+    now = timezone.now()
+    found = {
+        reference: (status, attempts, last_error, due)
+        for reference, status, attempts, last_error, due in OutboundMessage.objects.filter(
+            reference__in=list(weekly)
+        ).values_list("reference", "status", "attempts", "last_error", "next_attempt_at")
+    }
+    states: dict[uuid.UUID, tuple[object, ...]] = {}
+    for reference, (owner, channel) in weekly.items():
+        if reference not in found:
+            states[owner] = (channel, "ended")
+            continue
+        status, attempts, last_error, due = found[reference]
+        # The backoff is jittered: a row tells only whether its next attempt lies within the first backoff.
+        base = dt.timedelta(seconds=django_settings.MESSAGE_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+        assert due is not None
+        states[owner] = (channel, status, attempts, last_error, now + base / 2 <= due <= now + base)
+    return states
+
+
 @pytest.mark.django_db(databases=ALL_DATABASES)
 @time_machine.travel(START, tick=False)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "While a provider fails, only participants' weekly messages stay pending (attempts, last_error, the "
-        "reference naming their link, whose row names them in clear); stand-ins and non-participants end at "
-        "the first claim. Fix direction: keep the outbox reference sealed (or a keyed hash the renderer "
-        "resolves), so an outbox row leads to no link; or end a failed deferred message and queue it anew."
-    ),
-)
 def test_a_dump_while_a_provider_fails_does_not_tell_who_takes_part(
     organisation: Organisation, employer: StaffUser, settings: Any
 ) -> None:
+    from participants import account
+
     ids = _people(organisation, employer, settings)
+    # A second participant, on SMS: then each channel holds someone who takes part and someone who does not
+    # (paused and inactive chose SMS; the stand-ins' channels depend on their random ids).
+    account.pause_messages(participant=Participant.objects.get(pk=ids["paused"]), paused=False)
+    taking_part = {ids["active"], ids["paused"]}
     rounds.run_weekly_round(organisation=organisation, week=WEEK)
+    weekly = _weekly_rows()
+    assert len(weekly) == len(ids)
+    channel_of = dict(weekly.values())
+    assert {channel_of[owner] for owner in taking_part} == {"email", "sms"}
+    assert channel_of[ids["inactive"]] == "sms"
+    _clear_outboxes()
+    counted_before = messaging.delivery_counts(day=timezone.localdate())
+    # Both providers fail: the SMTP server is unreachable, Twilio answers 500 to everything.
+    email_backend, sms_gateway = settings.EMAIL_BACKEND, settings.SMS_GATEWAY
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", unused_tcp_port()
-    messaging.send_due_messages()
-    # The operator's dump: the pending outbox rows, through their reference, to the link rows.
-    link_owner = {str(pk): owner for pk, owner in WeeklyLink.objects.values_list("pk", "participant_id")}
-    pending = {
-        link_owner[reference]
-        for reference in OutboundMessage.objects.filter(status=OutboundMessage.Status.PENDING).values_list(
-            "reference", flat=True
-        )
-        if reference in link_owner
-    }
-    assert pending != {ids["active"]}
+    with FakeTwilio() as twilio:
+        settings.SMS_GATEWAY = "preventicons.gateways.TwilioSmsGateway"
+        settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = twilio.account_sid, twilio.auth_token
+        settings.TWILIO_FROM_NUMBER, settings.TWILIO_API_BASE_URL = twilio.from_number, twilio.url
+        twilio.fail_next(100, status=500)
+        for attempt in (1, 2):
+            # The second run an hour later, when every first backoff has passed.
+            with time_machine.travel(START + dt.timedelta(hours=attempt - 1), tick=False):
+                messaging.send_due_messages()
+                # The operator's dump, now: every row of a channel looks the same, whoever it was made for.
+                states = _row_states(weekly)
+            for channel in ("email", "sms"):
+                seen = {state for owner, state in states.items() if channel_of[owner] == channel}
+                assert len(seen) == 1, (channel, states)
+                _channel, status, attempts, error, in_backoff = next(iter(seen))
+                assert (status, attempts, bool(error), in_backoff) == ("pending", attempt, True, True)
+        assert not mail.outbox and not twilio.messages
+    # The providers are back: each participant gets this week's message once, nobody else anything, and the
+    # day's counts say how many were sent and how many had nobody to go to.
+    settings.EMAIL_BACKEND, settings.SMS_GATEWAY = email_backend, sms_gateway
+    with time_machine.travel(START + dt.timedelta(hours=2), tick=False):
+        messaging.send_due_messages()
+        counts = {
+            outcome: count - counted_before.get(outcome, 0)
+            for outcome, count in messaging.delivery_counts(day=timezone.localdate()).items()
+        }
+    mobile = Participant.objects.get(pk=ids["paused"]).mobile
+    assert mobile
+    assert sorted(_sent_to()) == sorted(["prive.adres@example.org", mobile])
+    assert not OutboundMessage.objects.filter(status=OutboundMessage.Status.PENDING).exists()
+    assert counts.get(("email", "sent")) == counts.get(("sms", "sent")) == 1
+    assert counts.get(("email", "cancelled"), 0) + counts.get(("sms", "cancelled"), 0) == len(ids) - 2
+    assert not counts.get(("email", "failed")) and not counts.get(("sms", "failed"))
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)

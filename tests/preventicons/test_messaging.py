@@ -866,6 +866,90 @@ def test_a_renderer_that_raises_is_retried_then_fails_and_logs_nothing_it_said(
     assert ADDRESS not in caplog.text
 
 
+# --- A message with nobody to send to meets what a real one meets (tests/test_attacks_review6.py) -----------
+
+
+def _unreachable_smtp(settings: Any) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", unused_tcp_port()
+
+
+def _pending_state(key: str) -> tuple[Any, ...]:
+    message = row(key)
+    return (message.status, message.attempts, message.last_error)
+
+
+@pytest.mark.django_db
+def test_a_message_with_nobody_to_send_to_waits_for_the_next_real_one_and_meets_its_failure(
+    people: dict[str, tuple[str, str]], caplog: pytest.LogCaptureFixture, clock: Any, settings: Any
+) -> None:
+    caplog.set_level(logging.INFO)
+    _unreachable_smtp(settings)
+    # Claimed first (queued a second earlier), before this run has met the provider at all.
+    messaging.queue_many([deferred("week:p1:email", "ref-gone", channel="email")])
+    clock.shift(dt.timedelta(seconds=1))
+    people["ref-2"] = (ADDRESS, NUMBER)
+    messaging.queue_many([deferred("week:p2:email", "ref-2", channel="email")])
+
+    report = send_due_messages()
+
+    assert (report.deferred, report.cancelled, report.claimed) == (2, 0, 2)
+    assert (
+        _pending_state("week:p1:email")
+        == _pending_state("week:p2:email")
+        == ("pending", 1, "smtp unreachable (ConnectionRefusedError)")
+    )
+    assert caplog.text.count("deferred after attempt 1: smtp unreachable") == 2
+    assert counted() == {}
+    # The provider is back: the real one goes out, the other ends unsent, and the day counts each.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    past_any_backoff(clock, settings)
+    report = send_due_messages()
+    assert (report.sent, report.cancelled) == (1, 1)
+    assert [message.to for message in mail.outbox] == [[ADDRESS]]
+    assert counted() == {("email", "sent"): 1, ("email", "cancelled"): 1}
+
+
+@pytest.mark.django_db
+def test_a_run_that_meets_no_real_message_on_the_channel_keeps_the_last_verdict(
+    people: dict[str, tuple[str, str]], clock: Any, settings: Any
+) -> None:
+    _unreachable_smtp(settings)
+    people["ref-1"] = (ADDRESS, NUMBER)
+    messaging.queue_many([deferred("week:p1:email", "ref-1", channel="email")])
+    assert send_due_messages().deferred == 1
+    # Queued while the real one waits out its backoff: this run meets no real e-mail.
+    messaging.queue_many([deferred("week:p2:email", "ref-gone", channel="email")])
+    assert send_due_messages().deferred == 1
+    assert _pending_state("week:p2:email") == _pending_state("week:p1:email")
+    # A message on the other channel, whose provider works, ends as at once as a real SMS would be sent.
+    messaging.queue_many([deferred("week:p3:sms", "ref-gone")])
+    assert send_due_messages().cancelled == 1
+
+
+@pytest.mark.django_db
+def test_a_message_with_nobody_to_send_to_ends_after_as_many_attempts_counted_as_cancelled(
+    people: dict[str, tuple[str, str]], clock: Any, settings: Any
+) -> None:
+    settings.MESSAGE_MAX_ATTEMPTS = 2
+    _unreachable_smtp(settings)
+    people["ref-1"] = (ADDRESS, NUMBER)
+    messaging.queue_many(
+        [
+            deferred("week:p1:email", "ref-1", channel="email"),
+            deferred("week:p2:email", "ref-gone", channel="email"),
+        ]
+    )
+    assert send_due_messages().deferred == 2
+    past_any_backoff(clock, settings)
+    report = send_due_messages()
+
+    assert (report.failed, report.cancelled) == (1, 1)
+    assert is_tombstone(row("week:p1:email")) and is_tombstone(row("week:p2:email"))
+    # "failed" stays the count of real messages that failed.
+    assert counted() == {("email", "failed"): 1, ("email", "cancelled"): 1}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
 def test_deferred_queueing_keeps_the_first_key_on_either_database(
