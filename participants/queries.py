@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections, router
 from django.db.models import QuerySet
 
 from participants.models import Organisation, Participant
@@ -165,6 +166,24 @@ def weekly_recipients(
         else:
             chosen.append(WeeklyRecipient(pk, stand_ins[int(stand_in(str(pk))[-1], 16) % 2], stand_in=True))
     return chosen, (read[-1][0] if read else after)
+
+
+def refresh_recipient_statistics(*, excluding_table: str) -> None:
+    """Have PostgreSQL sample anew the tables weekly_recipients reads: the participants and
+    ``excluding_table``, the one its ``excluding`` condition looks in. Nothing on another database.
+
+    For a round that had already started (resumed after a crash, or run again by hand): its links were
+    written since autovacuum last sampled, so the statistics know only past weeks' links, estimate this
+    week's at one row, and the planner reads every link once per participant (a nested-loop anti join: some
+    245 s for 100,000 people, 0.3 s once analysed; bench/weekly_round.py). Samples column values the tables
+    already hold, as autovacuum does: ids, keyed hashes and ciphertexts, nothing in clear.
+    """
+    connection = connections[router.db_for_read(Participant)]
+    if connection.vendor != "postgresql":
+        return
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {quote(Participant._meta.db_table)}, {quote(excluding_table)}")
 
 
 def ids_in_organisation(organisation_id: int) -> QuerySet[Participant, Any]:

@@ -166,9 +166,13 @@ def run_weekly_round(
     require_signed_agreement(organisation)
     batch_size = batch_size or settings.WEEKLY_ROUND_BATCH_SIZE
     report = RoundReport(organisation_id=organisation.pk, week=week)
-    weekly_round, _created = WeeklyRound.objects.get_or_create(
+    weekly_round, created = WeeklyRound.objects.get_or_create(
         organisation=organisation, week=week, defaults={"started_at": timezone.now()}
     )
+    if not created:
+        # Resumed or run again: its links are newer than the planner's statistics, which would make the
+        # first read below go through every link once per participant (queries.refresh_recipient_statistics).
+        queries.refresh_recipient_statistics(excluding_table=WeeklyLink._meta.db_table)
     making = _BatchMaker(organisation=organisation, week=week, size=batch_size)
     after: object = None
     ahead: _Batch | None = None  # the next batch, read and made in the transaction before
