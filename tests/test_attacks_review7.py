@@ -9,12 +9,14 @@ across what Anna did: nothing (invited), joined, paused, declined (before and af
 stopped before the change (a row with look-alike listed hashes and a DepartedContact record, as databases
 from before hold them).
 
-What holds is a passing test. Closed here (invitations._listed_as_departed): an import matches nobody to a
+What holds is a passing test. Closed here (invitations, retention): an import matches nobody to a
 row stopped before the change (its listed hashes are look-alikes), so a full list unlists it, and the
 invitation schedule then ended the person's reminders while the list still named them, which the employer
-reads in the mailboxes it supplied; and a full list ended the schedule of someone who stopped in the
+reads in the mailboxes it supplied; a full list ended the schedule of someone who stopped in the
 import's own transaction, everyone else's at their next step, so the schedule table named the stopper's row
-to the operator. Two stay open as strict xfails (fix directions in their docstrings).
+to the operator; and the night a row's unlisting grace ended rewrote every unlisted row but the stoppers'
+(retention.unlisted). Two stay open as strict xfails (fix directions in their docstrings): the first
+full list after the change unlists rows stopped before it, and the contract's end (from before the change).
 """
 
 from __future__ import annotations
@@ -405,12 +407,14 @@ def test_a_row_stopped_before_the_change_stays_listed_while_the_list_names_them(
     organisation: Organisation, employer: StaffUser
 ) -> None:
     """The first full list after the change unlists every row stopped before it: is_listed goes False,
-    unlisted_on is the import's day, the listed count (the reports' participation band) drops and the weekly
-    round stops queueing its stand-in, while the person is still on the list. To the operator those rows
-    then read as unlisted ones that the night never anonymises (see the next test): together, every row
-    stopped before the change. Fix direction: pair each DepartedContact with its stopped row and move its
-    hashes back onto the row, in one pass that rewrites every participant row alike (so the pass itself
-    names nobody); until then, a full list must leave a stopped row it cannot match as listed as it was."""
+    unlisted_on is the import's day, the listed count (the denominator of the reports' participation band)
+    drops and the weekly round stops queueing its stand-in, while the person is still on the list; the
+    import's unlisted count (the admin's page, the log) counts them. Their reminders no longer end with it
+    (invitations._listed_as_departed), and the night their grace ends rewrites them with every other
+    unlisted row (retention.unlisted). Fix direction: pair each DepartedContact with its stopped row and
+    move its hashes back onto the row, in one pass that rewrites every participant row alike (so the pass
+    itself names nobody); or, until then, a full list leaves as it was a stopped row that no record it
+    matched could be (which needs that pairing too)."""
     anna = fresh(organisation, employer)
     stop_before_review_4(anna)
 
@@ -420,28 +424,56 @@ def test_a_row_stopped_before_the_change_stays_listed_while_the_list_names_them(
     assert (result.unlisted, anna.is_listed, queries.listed_count(organisation.pk)) == (0, True, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the nightly run anonymises the unlisted rows whose grace ended, and rewrites none that had "
-    "stopped: the rows it leaves alone are the stoppers",
-)
 @time_machine.travel(TUESDAY, tick=True)
 def test_the_night_a_grace_ends_rewrites_every_unlisted_row_alike_whatever_it_did(
     organisation: Organisation, employer: StaffUser
 ) -> None:
     """The operator dumps the identity store before and after the night on which the grace of an import's
     unlisting ends. Before the change a stopped row was never unlisted, so every unlisted row the night
-    reached was rewritten; now a stopped row is unlisted like anyone's, and retention.unlisted() leaves it
-    out (already stopped), so of the rows unlisted that day the ones the night does not rewrite are those
-    who stopped. Fix direction: the unlisted rule takes every row whose grace ends, stopped or not, and in
-    the same transaction shreds a stopped one again (Participant.shred: the same columns, look-alikes) and
-    marks every row it handled, e.g. unlisted_on set to NULL, so a later night takes none of them again."""
+    reached was rewritten; since, a stopped row is unlisted like anyone's, and retention.unlisted() left it
+    out (already stopped), so of the rows unlisted that day the ones the night did not rewrite were those
+    who had stopped. The night now shreds a stopped one again with the others, in the same transaction,
+    and takes every row it handled off the rule (unlisted_on cleared), so no later night rewrites it.
+    What stays: one withdrawal consent record is written for each row that had not stopped yet, so the
+    night's count of new records (and its summary) tells how many had, not which."""
     load(organisation, employer, ANNA, BERT, "Cees;cees@werk.example;0655555555;IT", full_list=True)
     anna, bert = listed_as(organisation, "anna@werk.example"), listed_as(organisation, "bert@werk.example")
     account.stop_participation(participant=anna)
     load(organisation, employer, "Cees;cees@werk.example;0655555555;IT", full_list=True)
     grace_end = timezone.localdate() + dt.timedelta(days=settings.ANONYMISE_UNLISTED_AFTER_DAYS)
     retention.run_retention(today=grace_end - dt.timedelta(days=1))
+    before = dump()
+
+    retention.run_retention(today=grace_end)
+
+    after = dump()
+    assert changed(before, after, bert.pk)
+    assert changed(before, after, anna.pk) == changed(before, after, bert.pk)
+    assert retention.unlisted(today=grace_end + dt.timedelta(days=1)) == []
+    # A second run the same night, and the next night, rewrite neither row again.
+    retention.run_retention(today=grace_end)
+    retention.run_retention(today=grace_end + dt.timedelta(days=1))
+    assert dump() == after
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the night a contract's grace ends anonymises the organisation's rows that had not stopped, and "
+    "rewrites none that had: the rows it leaves alone are the stoppers",
+)
+def test_the_night_a_contract_ends_rewrites_every_row_of_the_organisation_alike(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """From before the change, the same shape as the unlisted rule's: the operator dumps the identity store
+    around the night an organisation's contract grace ends, and retention.of_ended_contracts leaves out the
+    rows already stopped. Fix direction: as retention.unlisted now does, take every row of the
+    organisation, shred a stopped one again in the same pass, and mark what was handled so no later night
+    takes it again (the organisation, say, since contract_end stays)."""
+    load(organisation, employer, ANNA, BERT, full_list=True)
+    anna, bert = listed_as(organisation, "anna@werk.example"), listed_as(organisation, "bert@werk.example")
+    account.stop_participation(participant=anna)
+    Organisation.objects.filter(pk=organisation.pk).update(contract_end=timezone.localdate())
+    grace_end = timezone.localdate() + dt.timedelta(days=settings.ANONYMISE_AFTER_CONTRACT_END_DAYS + 1)
     before = dump()
 
     retention.run_retention(today=grace_end)
