@@ -14,9 +14,10 @@ does not tell who stopped), but the row is stopped: it opens the same neutral fi
 (participants/views/enrolment.py), its code goes to the same phone, and nothing opens after it.
 
 Every participant carries keyed hashes of the address and number the employer lists them under
-(``listed_hashes``), apart from the contacts they use now. Someone who stopped or declined leaves only
-those two hashes, together (``DepartedContact``), so a re-imported list meets them exactly as it would meet
-them still on the list: they are not invited again, and no answer or count changes.
+(``listed_hashes``), apart from the contacts they use now. Someone who stopped or declined keeps those two
+hashes on their row (Participant.shredded), so a re-imported list meets them exactly as it would meet them
+still on the list: they are not invited again, and no answer or count changes. Until review 4 they were
+moved into a separate record (``DepartedContact``); records written then are still read.
 """
 
 from __future__ import annotations
@@ -251,7 +252,11 @@ def send_due_invitations(*, now: dt.datetime | None = None) -> ScheduleReport:
                     report.skipped += 1
                     continue
                 participant = schedule.participant
-                if participant is not None and not participant.is_listed:
+                if (
+                    participant is not None
+                    and not participant.is_listed
+                    and not _listed_as_departed(schedule, participant)
+                ):
                     # The employer took them off its list: it knows, so ending here tells it nothing.
                     schedule.delete()
                     report.ended += 1
@@ -385,19 +390,39 @@ def organisations_listing_email(*, address: str) -> set[int]:
     return {by_hash[value] for value in found if value in by_hash}
 
 
-def end_schedules_not_listed(*, organisation_id: int, listed_hashes: set[str]) -> int:
-    """After a full list: end the schedules of people who stopped and whom the new list no longer names.
+def _listed_as_departed(schedule: InvitationSchedule, participant: Participant) -> bool:
+    """Whether this row stopped before review 4 and a DepartedContact names the addresses its schedule holds.
 
-    Whoever else is off the list ends at their next step (``is_listed``); someone who stopped has no row that
-    an import can unlist, so their schedule is matched on the hashes of the addresses it holds.
+    Such a row holds look-alike listed hashes, so a full list that still names its person matches nobody to
+    it and unlists it: the list's answer for them is their record, and so is their schedule's end (by the
+    hashes of the addresses it holds, end_schedules_not_listed). Ended by the row's listing, their reminders
+    stopped while the list named them, which the employer reads in the mailbox it supplied
+    (tests/test_attacks_review7.py). Anyone else, a row stopped since included, ends by the row's listing.
+    The status is sealed: decided here, in Python.
+    """
+    if participant.status != Participant.Status.STOPPED:
+        return False
+    own = departed_hashes(
+        organisation_id=schedule.organisation_id, email=schedule.email, mobile=schedule.mobile
+    )
+    return bool(own and known_departed(organisation_id=schedule.organisation_id, hashes=own))
+
+
+def end_schedules_not_listed(*, organisation_id: int, listed_hashes: set[str]) -> int:
+    """After a full list: end the schedules of people who left before review 4 and whom it no longer names.
+
+    Whoever else is off the list ends at their next step (``is_listed``), someone who stopped since too: their
+    row keeps its listed hashes, so the import unlists it as it unlists anyone's. Ended here, in the import's
+    transaction, their schedule would name their row as a stopper's to whoever reads the dead tuples
+    (tests/test_attacks_review7.py). Someone who left before review 4 is matched by their DepartedContact,
+    never by their row, so their schedule is matched on the hashes of the addresses it holds, as then.
     """
     ended = 0
     schedules = InvitationSchedule.objects.filter(organisation_id=organisation_id).select_related(
         "participant"
     )
     for schedule in schedules:
-        # The status is sealed: decided here, in Python.
-        if schedule.participant is not None and schedule.participant.status != Participant.Status.STOPPED:
+        if schedule.participant is not None and not _listed_as_departed(schedule, schedule.participant):
             continue
         own = departed_hashes(organisation_id=organisation_id, email=schedule.email, mobile=schedule.mobile)
         if not own & listed_hashes:

@@ -15,8 +15,9 @@ Each night (settings.CELERY_BEAT_SCHEDULE "anonymise-and-purge") this:
   them up, and warned of (``queued.waits_for_the_batch``);
 - records what it did as counts on the day's ``AnonymisationRun`` row, never an id.
 
-Idempotent: whoever it anonymised is stopped and matches no rule again, what it purged is gone, so a second
-run the same night finds nothing and changes nothing, not even the summary.
+Idempotent: whoever it anonymised is stopped and matches no rule again (a row whose unlisting grace ended
+leaves that rule, stopped before or not, see ``unlisted``), what it purged is gone, so a second run the same
+night finds nothing and changes nothing, not even the summary.
 """
 
 from __future__ import annotations
@@ -103,11 +104,16 @@ def of_ended_contracts(*, today: dt.date) -> list[uuid.UUID]:
 
 
 def unlisted(*, today: dt.date) -> list[uuid.UUID]:
-    """Whoever the employer's list has no longer named for the whole grace period."""
-    return _not_stopped(
+    """Whoever the employer's list has no longer named for the whole grace period, stopped or not.
+
+    A stopped row is unlisted like anyone's (its listed hashes stay on it, review 4), so one the night left
+    alone would be a stopper's among the rows a list dropped that day (tests/test_attacks_review7.py):
+    anonymise_participants(unlisted=True) rewrites it alike. Not a status read: every such row is taken.
+    """
+    return list(
         Participant.objects.filter(
             is_listed=False, unlisted_on__lte=today - _days("ANONYMISE_UNLISTED_AFTER_DAYS")
-        )
+        ).values_list("pk", flat=True)
     )
 
 
@@ -141,8 +147,13 @@ def inactive_too_long(*, today: dt.date) -> list[uuid.UUID]:
     return due
 
 
-def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
+def anonymise_participants(*, participant_ids: list[uuid.UUID], unlisted: bool = False) -> int:
     """Stop these participants as ``account.stop_participation`` stops one; how many were not stopped yet.
+
+    With ``unlisted`` (the rows whose unlisting grace ends, retention.unlisted), a row already stopped is
+    shredded again in the same transaction, its columns rewritten as an anonymised row's are, and every row
+    taken leaves the rule (``unlisted_on`` cleared), so no later night takes it again: the rows this night
+    rewrites are all those whose grace ended, whatever each person did.
 
     The same crypto-shredding, row for row (tests/participants/test_retention.py holds the two side by
     side): name, e-mail, mobile, blind indexes and the sealed pseudonym destroyed (look-alikes of the same
@@ -159,25 +170,27 @@ def anonymise_participants(*, participant_ids: list[uuid.UUID]) -> int:
     stopped = 0
     for start in range(0, len(participant_ids), ANONYMISE_PER_TRANSACTION):
         with transaction.atomic():
-            stopped += _stop_chunk(participant_ids[start : start + ANONYMISE_PER_TRANSACTION])
+            stopped += _stop_chunk(participant_ids[start : start + ANONYMISE_PER_TRANSACTION], unlisted)
     return stopped
 
 
-def _stop_chunk(ids: list[uuid.UUID]) -> int:
+def _stop_chunk(ids: list[uuid.UUID], unlisted: bool = False) -> int:
     # Their organisations first, in one order, as an import and a stop take them: an import that read these
     # rows before the night would otherwise write what it decided from them back onto the erased rows.
     organisation_ids = set(Participant.objects.filter(pk__in=ids).values_list("organisation_id", flat=True))
     list(Organisation.objects.select_for_update(no_key=True).filter(pk__in=organisation_ids).order_by("pk"))
     # Locked, as stop_participation locks its one row: a stop or a help batch running now waits for us.
-    locked = [
-        participant
-        for participant in Participant.objects.select_for_update()
+    rows = list(
+        Participant.objects.select_for_update()
         .filter(pk__in=ids)
         # Every column shred() replaces: the look-alikes take the length of what they replace.
         .only("pk", "organisation_id", *Participant.sealed_columns(), *Participant.shredded())
-        if participant.status != Participant.Status.STOPPED
-    ]
-    if not locked:
+    )
+    locked = [participant for participant in rows if participant.status != Participant.Status.STOPPED]
+    # With ``unlisted`` the stopped among them are shredded again with the others, in one pass in the rows'
+    # own order, so neither the columns, the transaction nor the new row versions' order tells them apart.
+    rewritten = rows if unlisted else locked
+    if not rewritten:
         return 0
     pks = [participant.pk for participant in locked]
     # Opened now for the last time: after this transaction nothing on the identity side can name P.
@@ -198,9 +211,14 @@ def _stop_chunk(ids: list[uuid.UUID]) -> int:
     # As a stop does: only the keyed hashes of the contacts the employer listed them under stay, on the row
     # (Participant.shredded), so a re-import meets them as before and the account-link form answers for them
     # as for anyone who stopped. "Anonymised" reads as "stopped" to the employer and to a dump.
-    for participant in locked:
+    for participant in rewritten:
         # Row by row: the sealed status is bound to its row, so no single UPDATE can write it.
         participant.shred()
+    if unlisted:
+        # Every row taken leaves the rule, so no later night rewrites it again (anonymise_participants).
+        Participant.objects.filter(pk__in=[participant.pk for participant in rows]).update(unlisted_on=None)
+    if not locked:
+        return 0
     code_ids = list(VerificationCode.objects.naming(pks).values_list("pk", flat=True))
     parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
     for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
@@ -247,7 +265,7 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
     # In this order, so someone matching several rules is counted once, under the strongest reason.
     counts.declined_erased = _anonymise_all(declined())
     counts.contract_ended_anonymised = _anonymise_all(of_ended_contracts(today=today))
-    counts.unlisted_anonymised = _anonymise_all(unlisted(today=today))
+    counts.unlisted_anonymised = anonymise_participants(participant_ids=unlisted(today=today), unlisted=True)
     counts.inactive_anonymised = _anonymise_all(inactive_too_long(today=today))
     with transaction.atomic():
         # A code's row also counts the rounds and failures of its hour (participants.verification): kept

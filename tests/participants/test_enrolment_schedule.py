@@ -248,14 +248,20 @@ def test_a_full_list_without_someone_who_stopped_ends_their_schedule_like_anyone
 
     stays = make_participant(organisation, email="blijft@example.nl", mobile="+31611000011")
     leaves = make_participant(organisation, email="gaat@example.nl", mobile="+31611000012")
+    also_leaves = make_participant(organisation, email="ook@example.nl", mobile="+31611000013")
     with time_machine.travel(START, tick=False):
         invitations.send_invitations(organisation=organisation)
         invitations.send_due_invitations()
     Participant.objects.filter(pk=leaves.pk).set_state(status="active")
     account.stop_participation(participant=Participant.objects.get(pk=leaves.pk))
-    assert InvitationSchedule.objects.count() == 2  # the stop does not end the reminders
+    assert InvitationSchedule.objects.count() == 3  # the stop does not end the reminders
 
     data = b"naam;e-mail;mobiel;afdeling\r\nBlijft;blijft@example.nl;0611000011;Care\r\n"
     import_address_list(organisation=organisation, data=data, full_list=True, by=employer)
+    # Both leavers' schedules end at their next step, not the stopper's in the import (review 7).
+    assert InvitationSchedule.objects.count() == 3
+    report = invitations.send_due_invitations(now=START + dt.timedelta(weeks=1))
 
+    assert (report.sent, report.ended) == (1, 2)
+    assert not Participant.objects.get(pk=also_leaves.pk).is_listed
     assert list(InvitationSchedule.objects.values_list("participant", flat=True)) == [stays.pk]
