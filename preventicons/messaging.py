@@ -14,7 +14,8 @@ A key reads "<kind>:<subject id>[:<detail>...]"; cancel_pending finds queued mes
 The outbox names nobody: keys are stored only as keyed hashes (``outbox_key_hash``, the one place they are
 computed), and a message that is final (sent, failed, cancelled) leaves only a tombstone, its hashed key, so
 that queueing stays idempotent. No participant id, provider id or Message-ID is kept, nor logged. How
-deliveries went is counted per day, channel and outcome in DeliveryCount.
+deliveries went is counted per day, channel and outcome in DeliveryCount, once per sender run and apart from
+any message's end (see send_due_messages).
 
 A message may instead be queued deferred (``queue_many`` with ``Deferred``): the row then holds only the
 name of a renderer registered with ``register_renderer`` and an opaque reference, and the sender asks the
@@ -32,8 +33,9 @@ import logging
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -75,10 +77,18 @@ logger = logging.getLogger(__name__)
 #   held across the network.
 # - Bounded. Every claim counts an attempt; a transient failure waits with exponential backoff and jitter,
 #   a permanent one (an invalid number, a refused mailbox) or MESSAGE_MAX_ATTEMPTS ends in "failed".
-# - Final means gone. A sent, failed or cancelled message becomes a tombstone in the transaction that counts
-#   its outcome in DeliveryCount: the hashed key stays (so a retried job that queues it again sends nothing),
-#   recipient, body, reference, channel, attempts and errors go. No provider id or Message-ID is ever kept:
-#   with the mail server's log it would name the recipient of every row.
+# - Final means gone. A sent, failed or cancelled message becomes a tombstone: the hashed key stays (so a
+#   retried job that queues it again sends nothing), recipient, body, reference, channel, attempts and errors
+#   go. No provider id or Message-ID is ever kept: with the mail server's log it would name the recipient of
+#   every row.
+# - Counted apart. Its outcome is not written with the tombstone: a count row written in the transaction
+#   that ends a message carries that transaction's id (xmin), and its last pending version names the weekly
+#   link, so the count's old and new versions would tell whether that person's message was sent or had
+#   nobody to go to (issue 14). A run adds up what it ended and writes it to DeliveryCount in one transaction
+#   of its own when it stops (send_due_messages); a run that dies before then loses its counts, never
+#   doubles them. What is left: a run's counts tell how many of the messages it ended went each way, so a
+#   run that ends one message, or only messages of one outcome, tells theirs to whoever places its ends
+#   between its first claim and its count by transaction id (single ends, as retries after an outage are).
 # - Deferred messages are rendered after the claim, outside any transaction, just before the provider call;
 #   a renderer that finds nobody to send to any more ends the row "cancelled", but only as a real message on
 #   its channel would end now: while the provider defers real messages, such a row is deferred alike (same
@@ -105,10 +115,20 @@ class SendReport:
     deferred: int = 0
     failed: int = 0
     cancelled: int = 0
+    # The messages it ended, per (local day, channel, outcome): what it adds to DeliveryCount when it stops.
+    ended: Counter[tuple[dt.date, str, str]] = field(default_factory=Counter, repr=False)
 
     @property
     def claimed(self) -> int:
         return self.sent + self.deferred + self.failed + self.cancelled
+
+    def add(self, other: SendReport) -> None:
+        """Take over what ``other`` (a part of this run, committed) did."""
+        self.sent += other.sent
+        self.deferred += other.deferred
+        self.failed += other.failed
+        self.cancelled += other.cancelled
+        self.ended.update(other.ended)
 
 
 # --- Queueing ----------------------------------------------------------------------------------------------
@@ -221,16 +241,26 @@ def _hurry_sending() -> None:
 
 
 def send_due_messages(*, limit: int = 100) -> SendReport:
-    """Send up to ``limit`` due messages. Safe to run twice at once: each row is claimed before it is sent."""
+    """Send up to ``limit`` due messages. Safe to run twice at once: each row is claimed before it is sent.
+
+    What the run ended is added to the day's DeliveryCount when it stops (also when it stops through an
+    exception), in one transaction that ends no message: no count row version shares an xmin with a
+    message's end, and one count transaction covers every message the run ended (issue 14). A run whose
+    process dies first leaves its messages ended and uncounted: the counts may then fall short of the
+    tombstones, never exceed them, since a message is counted only by the run whose claim ended it.
+    """
     report = SendReport()
     verdicts = _Verdicts(report)
-    with _Senders() as senders:
-        for _ in range(limit):
-            message = _claim_next_due()
-            if message is None:
-                break
-            _attempt(message, senders, verdicts, report)
-        verdicts.settle_the_rest()
+    try:
+        with _Senders() as senders:
+            for _ in range(limit):
+                message = _claim_next_due()
+                if message is None:
+                    break
+                _attempt(message, senders, verdicts, report)
+            verdicts.settle_the_rest()
+    finally:
+        _write_counts(report.ended)
     return report
 
 
@@ -296,8 +326,7 @@ def _attempt(message: OutboundMessage, senders: _Senders, verdicts: _Verdicts, r
         logger.warning(
             "%s message %s: no outcome after the last attempt", message.channel, _short_id(message)
         )
-        _finish(message, outcome=DeliveryCount.Outcome.FAILED)
-        report.failed += 1
+        _finish(message, outcome=DeliveryCount.Outcome.FAILED, report=report)
         return
     if message.renderer:
         try:
@@ -325,12 +354,10 @@ def _conclude(message: OutboundMessage, error: SendError | None, report: SendRep
     """Record what became of one claimed message: sent, failed, or deferred with backoff."""
     Outcome = DeliveryCount.Outcome
     if error is None:
-        _finish(message, outcome=Outcome.SENT)
-        report.sent += 1
+        _finish(message, outcome=Outcome.SENT, report=report)
     elif isinstance(error, PermanentSendError):
         logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), error)
-        _finish(message, outcome=Outcome.FAILED)
-        report.failed += 1
+        _finish(message, outcome=Outcome.FAILED, report=report)
     else:
         _defer(message, str(error), report, outcome_at_the_end=Outcome.FAILED)
 
@@ -346,11 +373,7 @@ def _defer(message: OutboundMessage, error: str, report: SendReport, *, outcome_
             message.attempts,
             error,
         )
-        _finish(message, outcome=outcome_at_the_end)
-        if outcome_at_the_end == DeliveryCount.Outcome.FAILED:
-            report.failed += 1
-        else:
-            report.cancelled += 1
+        _finish(message, outcome=outcome_at_the_end, report=report)
         return
     logger.info(
         "%s message %s deferred after attempt %d: %s",
@@ -443,28 +466,32 @@ class _Verdicts:
         real: tuple[OutboundMessage, SendError | None] | None,
     ) -> None:
         # One transaction for the real message and the stand-ins it settles, written in random order: their
-        # rows share one xmin, and neither the order of the new row versions nor of the log lines tells
-        # which of them was the real one.
+        # rows share one xmin (no savepoint within: _finish and _record are single statements), and neither
+        # the order of the new row versions nor of the log lines tells which of them was the real one. Their
+        # outcomes join the run's counts only once the transaction committed: a group rolled back ended
+        # nothing, and its messages are counted when they do end.
+        group = SendReport()
         steps: list[Callable[[], None]] = [
-            partial(self._settle_one, message, verdict) for message in stand_ins
+            partial(self._settle_one, message, verdict, group) for message in stand_ins
         ]
         if real is not None:
-            steps.append(partial(_conclude, real[0], real[1], self._report))
+            steps.append(partial(_conclude, real[0], real[1], group))
         if not steps:
             return
         _jitter.shuffle(steps)
         with transaction.atomic(using=router.db_for_write(OutboundMessage)):
             for step in steps:
                 step()
+        self._report.add(group)
 
-    def _settle_one(self, message: OutboundMessage, verdict: str) -> None:
+    @staticmethod
+    def _settle_one(message: OutboundMessage, verdict: str, report: SendReport) -> None:
         Outcome = DeliveryCount.Outcome
         if not verdict:
-            _finish(message, outcome=Outcome.CANCELLED)
-            self._report.cancelled += 1
+            _finish(message, outcome=Outcome.CANCELLED, report=report)
             return
         # Counted "cancelled" when it ends: the day's "failed" stays the count of real messages that failed.
-        _defer(message, verdict, self._report, outcome_at_the_end=Outcome.CANCELLED)
+        _defer(message, verdict, report, outcome_at_the_end=Outcome.CANCELLED)
 
 
 # What a final message leaves: its hashed key and its retention period (outbox_finished_is_a_tombstone).
@@ -486,30 +513,45 @@ def _tombstone(*, at: dt.datetime) -> dict[str, Any]:
 
 
 _COUNT_SQL = (
-    "INSERT INTO preventicons_deliverycount (day, channel, outcome, count) VALUES (%s, %s, %s, 1) "
-    "ON CONFLICT (day, channel, outcome) DO UPDATE SET count = preventicons_deliverycount.count + 1"
+    "INSERT INTO preventicons_deliverycount (day, channel, outcome, count) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (day, channel, outcome) DO UPDATE SET count = preventicons_deliverycount.count + %s"
 )
 
 
-def _finish(message: OutboundMessage, *, outcome: str) -> None:
-    # Tombstone and count in one transaction: the counts add up to the finished messages, and no per-message
-    # row survives. Only while the claim is ours, as in _record.
-    using = router.db_for_write(OutboundMessage)
+def _finish(message: OutboundMessage, *, outcome: str, report: SendReport) -> None:
+    # Only while the claim is ours, as in _record; then it counts in this run's report, and only there: the
+    # count is written when the run stops (send_due_messages), never in the transaction that ends a message.
     now = timezone.now()
-    with transaction.atomic(using=using):
-        updated = (
-            OutboundMessage.objects.using(using)
-            .filter(pk=message.pk, status=OutboundMessage.Status.PENDING, attempts=message.attempts)
-            .update(**_tombstone(at=now))
+    updated = (
+        OutboundMessage.objects.using(router.db_for_write(OutboundMessage))
+        .filter(pk=message.pk, status=OutboundMessage.Status.PENDING, attempts=message.attempts)
+        .update(**_tombstone(at=now))
+    )
+    if not updated:
+        logger.warning(
+            "outbox message %s was cancelled or claimed again before its outcome was recorded",
+            _short_id(message),
         )
-        if not updated:
-            logger.warning(
-                "outbox message %s was cancelled or claimed again before its outcome was recorded",
-                _short_id(message),
-            )
-            return
-        with connections[using].cursor() as cursor:
-            cursor.execute(_COUNT_SQL, [timezone.localdate(now), message.channel, outcome])
+        return
+    report.ended[(timezone.localdate(now), message.channel, outcome)] += 1
+    if outcome == DeliveryCount.Outcome.SENT:
+        report.sent += 1
+    elif outcome == DeliveryCount.Outcome.FAILED:
+        report.failed += 1
+    else:
+        report.cancelled += 1
+
+
+def _write_counts(ended: Counter[tuple[dt.date, str, str]]) -> None:
+    # One transaction for all of a run's counts, which ends no message. Never retried: a commit whose answer
+    # was lost may have counted, and a count lost is better than one counted twice. In a fixed order, so two
+    # runs stopping at once take the rows' locks alike.
+    if not ended:
+        return
+    using = router.db_for_write(DeliveryCount)
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        for (day, channel, outcome), count in sorted(ended.items()):
+            cursor.execute(_COUNT_SQL, [day, channel, outcome, count, count])
 
 
 def _record(message: OutboundMessage, **changes: Any) -> None:

@@ -132,8 +132,12 @@ class OutboundMessage(models.Model):
 class DeliveryCount(models.Model):
     """How many messages ended in each outcome, per day and channel: what is left to diagnose delivery.
 
-    Counted when a message becomes final, in the transaction that makes it a tombstone, so the counts add
-    up to the finished messages. A day, a channel and a number name nobody.
+    Counted by the sender run that ended the messages, once, when it stops, in a transaction of its own
+    (preventicons.messaging.send_due_messages): a count written in the transaction that makes a message a
+    tombstone would share its xmin, and pair that message (its last pending version names its weekly link)
+    with its outcome. So the counts add up to the finished messages, short only of those ended by a run that
+    died (or failed to write its counts) before it stopped, never beyond. A day, a channel and a number name
+    nobody.
     """
 
     class Outcome(models.TextChoices):

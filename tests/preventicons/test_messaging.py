@@ -404,6 +404,7 @@ def test_a_doubled_run_sends_once(fake_twilio: FakeTwilio) -> None:
     assert tasks.send_due_messages.delay().get() == 1
     assert tasks.send_due_messages.delay().get() == 0
     assert len(fake_twilio.messages) == 1
+    assert counted() == {("sms", "sent"): 1}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -458,6 +459,38 @@ def test_a_send_that_never_reported_back_is_sent_after_the_lease(clock: Any, set
     assert send_due_messages().sent == 1
     assert len(MemorySmsGateway.outbox) == 1
     assert is_tombstone(row("code:p1:sms:1"))
+
+
+BROKEN_NUMBER = "+31612345679"
+
+
+class CrashingForOneNumberSmsGateway(MemorySmsGateway):
+    """A run that stops halfway: the provider call for one number raises what no sender expects."""
+
+    def send(self, *, to: str, body: str) -> str:
+        if to == BROKEN_NUMBER:
+            raise RuntimeError("worker died mid-call")
+        return super().send(to=to, body=body)
+
+
+@pytest.mark.django_db
+def test_a_run_stopped_by_an_error_counts_what_it_ended_and_nothing_twice(clock: Any, settings: Any) -> None:
+    settings.SMS_GATEWAY = f"{__name__}.CrashingForOneNumberSmsGateway"
+    for n, number in enumerate((NUMBER, BROKEN_NUMBER, NUMBER)):
+        queue_sms(key=f"code:p{n}:sms:1", to=number, body=SMS_BODY)
+        clock.shift(dt.timedelta(seconds=1))  # claimed in this order
+    with pytest.raises(RuntimeError):
+        send_due_messages()
+    # The counts are written when a run stops, also through an error: the one it ended is counted.
+    assert counted() == {("sms", "sent"): 1}
+
+    settings.SMS_GATEWAY = "preventicons.gateways.MemorySmsGateway"
+    assert send_due_messages().sent == 1  # the third; the second is still leased to the run that stopped
+    clock.shift(CLAIM_LEASE + dt.timedelta(seconds=1))
+    assert send_due_messages().sent == 1
+    assert len(MemorySmsGateway.outbox) == 3
+    assert counted() == {("sms", "sent"): 3}
+    assert OutboundMessage.objects.filter(status=OutboundMessage.Status.FINISHED).count() == 3
 
 
 def test_retry_delay_doubles_is_capped_and_jittered(settings: Any) -> None:
