@@ -220,7 +220,8 @@ def test_with_redis_away_no_code_goes_out_and_the_page_says_so(
 
 def test_the_limiter_is_the_only_code_that_counts_in_the_cache() -> None:
     # One limiter with one behaviour when Redis is away: no app keeps counters of its own. The employer
-    # reports keep decided figures there (get and set, recomputed when missing), and count nothing.
+    # reports keep decided figures there (get and set, recomputed when missing), and the outbox the error a
+    # provider last deferred a message with (messaging._Verdicts: set and get), and count nothing.
     import re
     from pathlib import Path
 
@@ -231,6 +232,6 @@ def test_the_limiter_is_the_only_code_that_counts_in_the_cache() -> None:
         for path in (root / app).rglob("*.py")
     }
     users = sorted(name for name, text in sources.items() if "from django.core.cache import" in text)
-    assert users == ["preventicons/ratelimit.py", "scores/reports.py"]
+    assert users == ["preventicons/messaging.py", "preventicons/ratelimit.py", "scores/reports.py"]
     counting = sorted(name for name, text in sources.items() if re.search(r"cache\.(incr|decr|add)\(", text))
     assert counting == ["preventicons/ratelimit.py"]
