@@ -401,6 +401,15 @@ def provider_verdict_keys() -> list[str]:
     return [_VERDICT_KEY.format(channel=channel) for channel in OutboundMessage.Channel.values]
 
 
+def _cached(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A cache call that never stops a sender run: with the cache away (Redis down), no verdict is known."""
+    try:
+        return call(*args, **kwargs)
+    except Exception:  # whatever the cache backend raises: the run goes on without it
+        logger.warning("outbox: the cache did not answer; the provider's last verdict is not known")
+        return None
+
+
 class _Verdicts:
     """What each channel's provider does to a real message now, so that a message with nobody to send to
     (a stand-in, or someone who stopped, pauses or is inactive) ends or waits exactly as a real one would.
@@ -445,17 +454,17 @@ class _Verdicts:
         for channel, waiting in self._waiting.items():
             verdict = self._seen.get(channel)
             if verdict is None:
-                verdict = cache.get(_VERDICT_KEY.format(channel=channel)) or ""
+                verdict = _cached(cache.get, _VERDICT_KEY.format(channel=channel)) or ""
             self._settle(waiting, verdict=verdict, real=None)
         self._waiting = {}
 
     def _remember(self, channel: str, verdict: str) -> None:
         key = _VERDICT_KEY.format(channel=channel)
         if verdict:
-            cache.set(key, verdict, timeout=2 * settings.MESSAGE_RETRY_MAX_SECONDS)
+            _cached(cache.set, key, verdict, timeout=2 * settings.MESSAGE_RETRY_MAX_SECONDS)
             self._cleared.discard(channel)
         elif channel not in self._cleared:
-            cache.delete(key)
+            _cached(cache.delete, key)
             self._cleared.add(channel)
 
     def _settle(

@@ -961,6 +961,28 @@ def test_a_run_that_meets_no_real_message_on_the_channel_keeps_the_last_verdict(
 
 
 @pytest.mark.django_db
+def test_a_cache_that_does_not_answer_stops_no_run(
+    people: dict[str, tuple[str, str]], clock: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider's last verdict lives in the cache (Redis in production). With the cache away, a run still
+    sends, defers and ends its messages; a message with nobody to send to that meets no real one ends."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{unused_tcp_port()}/0",
+        }
+    }
+    _unreachable_smtp(settings)
+    people["ref-1"] = (ADDRESS, NUMBER)
+    messaging.queue_many([deferred("week:p1:email", "ref-1", channel="email")])
+    assert send_due_messages().deferred == 1
+    messaging.queue_many([deferred("week:p2:email", "ref-gone", channel="email")])
+
+    assert send_due_messages().cancelled == 1
+    assert "the cache did not answer" in caplog.text
+
+
+@pytest.mark.django_db
 def test_a_message_with_nobody_to_send_to_ends_after_as_many_attempts_counted_as_cancelled(
     people: dict[str, tuple[str, str]], clock: Any, settings: Any
 ) -> None:
