@@ -643,7 +643,7 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
 
     unlisted = 0
     if full_list:
-        missing = [p.pk for p in existing if p.is_listed and _key(p) not in claimed]
+        missing = [p.pk for p in _not_named(existing, claimed)]
         for start in range(0, len(missing), _BATCH):
             unlisted += Participant.objects.filter(pk__in=missing[start : start + _BATCH]).update(
                 is_listed=False, unlisted_on=today
@@ -667,6 +667,26 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
 
 # The blind indexes of the contacts a participant row holds now (participants.models.ContactHashField).
 _BLIND_INDEXES = ("email_index", "mobile_index")
+
+
+def _not_named(existing: list[Participant], claimed: dict[Any, int]) -> list[Participant]:
+    """The listed rows a full list no longer names, to be unlisted.
+
+    A row stopped before review 4 holds look-alike listed hashes (its own went to a DepartedContact), so the
+    list meets its person through that record, never through the row, and nothing says which row a record
+    came from. Unlisting every such row would unlist people the list still names, which the employer would
+    read in the import's counts (review 7). So as many of the unnamed stopped rows stay listed as the list
+    named such records, chosen at random among them: the counts come out as if each record had found its
+    row, though not always the right one (a department's listed count may be off by those rows).
+    """
+    unnamed = [p for p in existing if p.is_listed and _key(p) not in claimed]
+    records = sum(1 for kind, _pk in claimed if kind == DepartedContact.__name__)
+    if not records:
+        return unnamed
+    stopped = [p for p in unnamed if p.status == Participant.Status.STOPPED]
+    secrets.SystemRandom().shuffle(stopped)
+    kept = {p.pk for p in stopped[:records]}
+    return [p for p in unnamed if p.pk not in kept]
 
 
 def _key(owner: Participant | DepartedContact) -> tuple[str, Any]:
