@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -37,6 +38,9 @@ from participants.models import (
     Organisation,
     Participant,
     VerificationCode,
+    batch_copies,
+    hold_index_salts,
+    index_salt,
 )
 from participants.references import hour_indexes
 from preventicons import crypto, messaging, ratelimit
@@ -305,9 +309,13 @@ def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
     try:
         # A savepoint inside the batch: a refused change leaves the batch's other requests standing.
         with transaction.atomic():
-            locked = Participant.objects.select_for_update().get(pk=participant.pk)
+            locked = Participant.to_act_on(participant.pk)
             if locked.status == Participant.Status.STOPPED:
                 return False
+            if _taken_by_someone_else(locked, change):
+                # Checked before anything changes: inside a batch nothing is written until every row is, so
+                # the unique index cannot refuse it here (it still would, outside one).
+                raise IntegrityError("the address or number is another participant's")
             old_email, old_mobile = locked.email, locked.mobile
             locked.reseal()
             if change.name:
@@ -329,13 +337,45 @@ def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
     except IntegrityError:
         _notify_refused_change(participant, at=now)
         return False
-    participant.refresh_from_db()
+    if participant is not locked:
+        participant.refresh_from_db()
     return True
+
+
+def _taken_by_someone_else(participant: Participant, change: ProvenChange) -> bool:
+    """Whether another participant of the organisation has the changed address or number as their index,
+    in the database or in a copy a running batch changed (Participant.to_act_on)."""
+    salt = index_salt(participant.organisation_id)
+    wanted: dict[str, str] = {}
+    if change.email:
+        wanted["email_index"] = crypto.blind_index_email(change.email, salt)
+    if change.mobile:
+        wanted["mobile_index"] = crypto.blind_index_phone(contact.normalise_mobile(change.mobile), salt)
+    # The copies of this organisation's rows only (an address is unique within one organisation, and two
+    # organisations that never had a batch share the empty salt), read instead of their rows in the table:
+    # those still hold what they held before the batch (a stop's erased address, a correction's old one).
+    copies = [
+        copy
+        for copy in batch_copies()
+        if copy.organisation_id == participant.organisation_id and copy.pk != participant.pk
+    ]
+    others = (
+        Participant.objects.filter(organisation_id=participant.organisation_id)
+        .exclude(pk=participant.pk)
+        .exclude(pk__in=[copy.pk for copy in copies])
+    )
+    return any(
+        others.filter(**{name: index}).exists() or any(getattr(copy, name) == index for copy in copies)
+        for name, index in wanted.items()
+    )
 
 
 def _notify_refused_change(participant: Participant, *, at: dt.datetime) -> None:
     """Tell them, where they chose to hear from us, that their confirmed change could not be made."""
-    participant.refresh_from_db()
+    if not any(copy is participant for copy in batch_copies()):
+        # Not the batch's copy (Participant.to_act_on): read back, it would lose what the batch's earlier
+        # acts of this person changed on it (a pause), which only the copy holds until the batch writes it.
+        participant.refresh_from_db()
     key = f"change-refused:{participant.pk}:{at.strftime('%Y%m%dT%H%M%S%f')}"
     text = _(
         "Your change to your Preventicons details could not be made: the e-mail address or mobile number "
@@ -485,9 +525,10 @@ def stop_participation(*, participant: Participant) -> None:
         # The organisation first, as an import takes it: an import that read this row before the stop would
         # otherwise write what it decided from that read (a name from the list) back onto the erased row.
         Organisation.objects.select_for_update(no_key=True).filter(pk=participant.organisation_id).first()
-        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        locked = Participant.to_act_on(participant.pk)
         if locked.status == Participant.Status.STOPPED:
-            participant.refresh_from_db()
+            if participant is not locked:
+                participant.refresh_from_db()
             return
         # Opened now for the last time: after this transaction nothing on the identity side can name P.
         pseudonym = locked.pseudonym
@@ -499,8 +540,12 @@ def stop_participation(*, participant: Participant) -> None:
         # Code messages are keyed by the code ("code:<code id>:email"), everything else by the participant.
         # Every code and link that names them, however old: they name them only sealed (references.py).
         code_ids = list(VerificationCode.objects.naming([locked.pk]).values_list("pk", flat=True))
+        # Those that hold their address or number in clear go now. The deferred ones (the week's message)
+        # hold only a link's reference and end at their claim, as a stand-in's does: ended here, in the
+        # batch, they would name whose row the batch stopped (review 8).
         messaging.cancel_pending(
-            keys_containing=[participant_message_key_part(locked), *(f"code:{pk}:" for pk in code_ids)]
+            keys_containing=[participant_message_key_part(locked), *(f"code:{pk}:" for pk in code_ids)],
+            only_with_content=True,
         )
         # Codes may hold a new address sealed in their target; links and invitations would reopen the account.
         VerificationCode.objects.filter(pk__in=code_ids).delete()
@@ -517,7 +562,8 @@ def stop_participation(*, participant: Participant) -> None:
         )
         # Sealed and padded as every queued request: the one row left on the identity side that names P.
         queued.queue_stop_closes([pseudonym or ""])
-    participant.refresh_from_db()
+    if participant is not locked:
+        participant.refresh_from_db()
 
 
 # --- restriction and objection ----------------------------------------------------------------
@@ -526,7 +572,7 @@ def stop_participation(*, participant: Participant) -> None:
 def pause_messages(*, participant: Participant, paused: bool) -> bool:
     """Pause or resume every message to them, with a dated trace; returns False when nothing changed."""
     with transaction.atomic():
-        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        locked = Participant.to_act_on(participant.pk)
         if locked.messages_paused == paused:
             participant.messages_paused = paused
             return False
@@ -539,9 +585,9 @@ def pause_messages(*, participant: Participant, paused: bool) -> bool:
             text_version=_consented_version(locked),
             recorded_at=timezone.now(),
         )
-        if paused:
-            # What is queued but not yet sent (a weekly invitation) does not go out either.
-            messaging.cancel_pending(keys_containing=[participant_message_key_part(locked)])
+        # What is queued but not yet sent (the week's message) does not go out either: its renderer finds
+        # them paused when the sender claims it, and ends it as a stand-in's. Ended here, in the batch, it
+        # would name whose row the batch paused (review 8).
     participant.messages_paused = paused
     return True
 
@@ -664,14 +710,18 @@ def send_account_links(*, request_id: str, email: str) -> int:
     link that opens nothing, like a decoy).
     """
     address = crypto.normalise_email(email)
-    address_index = crypto.blind_index_email(address)
     now = timezone.now()
-    listed = {
-        participant.organisation_id: participant
-        for participant in Participant.objects.filter(email_index=address_index)
-    }
     queued = 0
     with transaction.atomic():
+        # Each organisation's index under its own salt, held so that no request batch renews them between
+        # this lookup and the links written from it.
+        wanted = Q()
+        for organisation_id, salt in hold_index_salts().items():
+            wanted |= Q(organisation_id=organisation_id, email_index=crypto.blind_index_email(address, salt))
+        listed = {
+            participant.organisation_id: participant
+            for participant in (Participant.objects.filter(wanted) if wanted else Participant.objects.none())
+        }
         for organisation_id in sorted(set(listed) | organisations_listing_email(address=address)):
             participant = listed.get(organisation_id)
             with transaction.atomic():

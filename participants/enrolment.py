@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from participants import contact, verification
 from participants.agreements import require_signed_agreement
 from participants.invitations import held_by_someone_else
-from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
+from participants.models import ConsentRecord, Invitation, Participant, VerificationCode, hold_index_salts
 from participants.verification import issue_codes
 from preventicons import messaging
 from preventicons.crypto import (
@@ -192,7 +192,7 @@ def decline_participation(*, participant: Participant) -> bool:
     a re-imported list never invites them again; the row answers the import as anyone's does.
     """
     with transaction.atomic():
-        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        locked = Participant.to_act_on(participant.pk)
         if locked.status != Participant.Status.INVITED:
             return False
         fields = locked.reseal()
@@ -318,6 +318,9 @@ def start_verification(
     with transaction.atomic():
         name = name.strip()
         if name and name != (participant.name or ""):
+            # The organisation held first, as every writer of a participant row takes it (review 8): a request
+            # batch reads every row and then writes every row, and a name saved in between was lost.
+            hold_index_salts([participant.organisation_id])
             participant.name = name
             participant.save(update_fields=["name"])
         if channels:
@@ -369,6 +372,10 @@ def complete_enrolment(
     now = timezone.now()
     try:
         with transaction.atomic():
+            organisation_id = invitation.invitee.organisation_id
+            # Held until this commits: a request batch renewing the salt (and rewriting every row) waits, so
+            # the indexes written here are under the salt every other row has.
+            salt = hold_index_salts([organisation_id])[organisation_id]
             participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
             # Read, not locked: nothing is written on the link, and a lock would stamp this transaction into
             # its xmax. The participant row's lock is what two enrolments at once wait on.
@@ -392,10 +399,10 @@ def complete_enrolment(
                     raise EnrolmentRefused(_("Please choose again where the weekly messages should go."))
                 participant.private_email = proven.email
             elif proven.email:
-                participant.set_email(proven.email)
+                participant.set_email(proven.email, salt=salt)
             participant.weekly_channel = weekly_channel
             if proven.mobile:
-                participant.set_mobile(proven.mobile)
+                participant.set_mobile(proven.mobile, salt=salt)
             participant.status = Participant.Status.ACTIVE
             # A fresh P at enrolment: nothing about the invitation or import leads to the scores.
             participant.pseudonym = new_pseudonym()

@@ -32,7 +32,7 @@ from participants import contact
 from participants.agreements import require_signed_agreement
 from participants.invitations import departed_owners, end_schedules_not_listed, listed_hashes
 from participants.listpreview import remember_imported_list
-from participants.models import DepartedContact, Department, Organisation, Participant, StaffUser
+from participants.models import DepartedContact, Department, Organisation, Participant, StaffUser, index_salt
 from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.fields import ContactHashField, EncryptedTextField, look_alike_hash
 from preventicons.roles import check_organisation_access
@@ -485,6 +485,8 @@ def import_address_list(
 
 def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> ImportResult:
     today = timezone.localdate()
+    # Read under the caller's lock on the organisation, which a request batch renewing it waits for.
+    salt = index_salt(organisation.pk)
     # A stopped (or anonymised) participant is matched like anyone else, by the listed hashes their row keeps
     # (Participant.shredded): a list that names them again finds their row, changes what it would change on
     # any enrolled person's (the department, the listed hashes, listed again or not) and invites nobody, so
@@ -499,8 +501,8 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
         row.line: listed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
         for row in parsed.rows
     }
-    written = {blind_index_email(row.email) for row in parsed.rows}
-    written |= {blind_index_phone(row.mobile) for row in parsed.rows}
+    written = {blind_index_email(row.email, salt) for row in parsed.rows}
+    written |= {blind_index_phone(row.mobile, salt) for row in parsed.rows}
     for participant in existing:
         if participant.status != Participant.Status.STOPPED:
             continue
@@ -593,8 +595,8 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
                 departed_changed.append(target)
             unchanged += 1
             continue
-        email_index = blind_index_email(row.email)
-        mobile_index = blind_index_phone(row.mobile)
+        email_index = blind_index_email(row.email, salt)
+        mobile_index = blind_index_phone(row.mobile, salt)
         if target is None:
             person = Participant(
                 organisation=organisation,
@@ -603,13 +605,15 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
                 listed_email_hash=email_hash,
                 listed_mobile_hash=mobile_hash,
             )
-            person.set_email(row.email, indexed=email_index not in held_emails)
-            person.set_mobile(row.mobile, indexed=mobile_index not in held_mobiles)
+            person.set_email(row.email, indexed=email_index not in held_emails, salt=salt)
+            person.set_mobile(row.mobile, indexed=mobile_index not in held_mobiles, salt=salt)
             created.append(person)
             held_emails.add(email_index)
             held_mobiles.add(mobile_index)
             continue
-        fields = _update_fields(target, row, email_index, mobile_index, department, held_emails, held_mobiles)
+        fields = _update_fields(
+            target, row, email_index, mobile_index, department, held_emails, held_mobiles, salt=salt
+        )
         listed_fields = []
         if (target.listed_email_hash, target.listed_mobile_hash) != (email_hash, mobile_hash):
             target.listed_email_hash, target.listed_mobile_hash = email_hash, mobile_hash
@@ -792,6 +796,8 @@ def _update_fields(
     department: Department,
     held_emails: set[str],
     held_mobiles: set[str],
+    *,
+    salt: str,
 ) -> list[str]:
     """Set what the row changes on a matched participant; the names of the fields that changed."""
     fields: list[str] = []
@@ -806,11 +812,11 @@ def _update_fields(
     if participant.email_index != email_index or participant.email != row.email:
         # Without its index when another participant holds it as their own (see _apply).
         taken = email_index in held_emails and email_index != participant.email_index
-        fields += participant.set_email(row.email, indexed=not taken)
+        fields += participant.set_email(row.email, indexed=not taken, salt=salt)
         held_emails.add(email_index)
     if participant.mobile_index != mobile_index or participant.mobile != row.mobile:
         taken = mobile_index in held_mobiles and mobile_index != participant.mobile_index
-        fields += participant.set_mobile(row.mobile, indexed=not taken)
+        fields += participant.set_mobile(row.mobile, indexed=not taken, salt=salt)
         held_mobiles.add(mobile_index)
     return fields
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -37,7 +37,14 @@ from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerError
 
 from participants.agreements import AgreementMissing, require_signed_agreement
-from participants.models import DepartedContact, Invitation, InvitationSchedule, Organisation, Participant
+from participants.models import (
+    DepartedContact,
+    Invitation,
+    InvitationSchedule,
+    Organisation,
+    Participant,
+    hold_index_salts,
+)
 from preventicons import messaging
 from preventicons.crypto import (
     blind_index_email,
@@ -328,19 +335,33 @@ def held_by_someone_else(
     staff take part too) learns nothing from the refusal about what that colleague did, and no code goes to
     a colleague's mailbox or phone.
     """
+    if not (email or mobile):
+        return False, False
     organisation_id = participant.organisation_id
+    with transaction.atomic(using=router.db_for_write(Organisation)):
+        # Held while the indexes are looked up (review 8): read, then looked up with nothing held, a request
+        # batch renewing the salt in between left the lookup under a salt no row has any more, and a
+        # colleague's address passed as free. A batch running now is waited for.
+        salt = hold_index_salts([organisation_id])[organisation_id]
+        return _held_under(participant, organisation_id, salt, email=email, mobile=mobile)
+
+
+def _held_under(
+    participant: Participant, organisation_id: int, salt: str, *, email: str | None, mobile: str | None
+) -> tuple[bool, bool]:
+    """held_by_someone_else's answer, with the organisation's index salt held by the caller."""
     others = Participant.objects.filter(organisation_id=organisation_id).exclude(pk=participant.pk)
     departed = DepartedContact.objects.filter(organisation_id=organisation_id)
     email_hash, mobile_hash = listed_hashes(organisation_id=organisation_id, email=email, mobile=mobile)
     email_taken = bool(email) and (
         others.filter(
-            Q(email_index=blind_index_email(email or "")) | Q(listed_email_hash=email_hash)
+            Q(email_index=blind_index_email(email or "", salt)) | Q(listed_email_hash=email_hash)
         ).exists()
         or departed.filter(email_hash=email_hash).exists()
     )
     mobile_taken = bool(mobile) and (
         others.filter(
-            Q(mobile_index=blind_index_phone(mobile or "")) | Q(listed_mobile_hash=mobile_hash)
+            Q(mobile_index=blind_index_phone(mobile or "", salt)) | Q(listed_mobile_hash=mobile_hash)
         ).exists()
         or departed.filter(mobile_hash=mobile_hash).exists()
     )

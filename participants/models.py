@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,10 @@ class Organisation(models.Model):
     # When the weekly round goes out, in Europe/Amsterdam time (scores/rounds.py): 0 is Monday.
     round_weekday = models.PositiveSmallIntegerField(_("weekday of the weekly round"), default=0)
     round_hour = models.PositiveSmallIntegerField(_("hour of the weekly round"), default=8)
+    # What the participants' blind indexes are keyed with besides the key file (preventicons.crypto): random,
+    # and drawn anew by every request batch that applies a participant's act, which rewrites every row of
+    # the organisation under it (participants.rewrite). Not secret: without the key it computes nothing.
+    index_salt = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("organisation")
@@ -189,6 +194,43 @@ class CasemanagerLink(models.Model):
 
     def __str__(self) -> str:
         return f"casemanager {self.casemanager_id} serves organisation {self.organisation_id}"
+
+
+# The rows a running request batch's acts change, by id as text (Participant.to_act_on): written once, with
+# every other row, by participants.rewrite. None outside a batch.
+_BATCH_ROWS: ContextVar[dict[str, Participant] | None] = ContextVar("participant_batch_rows", default=None)
+
+
+def batch_copies() -> list[Participant]:
+    """The copies of the rows a running request batch's acts changed so far (none outside a batch)."""
+    return list((_BATCH_ROWS.get() or {}).values())
+
+
+def index_salt(organisation_id: int) -> str:
+    """The organisation's current index salt (Organisation.index_salt), read from the database."""
+    return str(Organisation.objects.values_list("index_salt", flat=True).get(pk=organisation_id))
+
+
+def hold_index_salts(organisation_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """The index salts of these organisations (all when None), held until the caller's transaction ends.
+
+    FOR SHARE on PostgreSQL, in pk order: a request batch that would draw new salts and rewrite every row
+    (participants.rewrite, which takes every organisation FOR NO KEY UPDATE) waits until the caller has
+    written what it computed under these salts, and the caller waits for a running batch. Many holders do
+    not wait for one another. On SQLite, which runs one writer at a time, a plain read.
+    """
+    query = Organisation.objects.order_by("pk")
+    if organisation_ids is not None:
+        query = query.filter(pk__in=list(organisation_ids))
+    connection = connections[query.db]
+    if connection.vendor != "postgresql":
+        return dict(query.values_list("pk", "index_salt"))
+    if not connection.in_atomic_block:
+        raise RuntimeError("hold_index_salts holds them for a transaction: call it inside one")
+    sql, params = query.values_list("pk", "index_salt").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR SHARE", params)
+        return {int(pk): str(salt) for pk, salt in cursor.fetchall()}
 
 
 class ParticipantQuerySet(models.QuerySet["Participant"]):
@@ -374,7 +416,29 @@ class Participant(models.Model):
                 self.listed_email_hash = email_hash
             if self.listed_mobile_hash is None:
                 self.listed_mobile_hash = mobile_hash
+        rows = _BATCH_ROWS.get()
+        if rows is not None and not self._state.adding and rows.get(str(self.pk)) is self:
+            # The batch's copy (to_act_on): written with every other row by participants.rewrite.
+            return
         super().save(*args, **kwargs)
+
+    @classmethod
+    def to_act_on(cls, pk: uuid.UUID | str) -> Participant:
+        """The row an act (a pause, a stop, a correction, a rejoin, a decline) changes, locked.
+
+        Inside a request batch (``participants.rewrite.every_row_once``) it is the batch's one copy of the
+        row, shared by every act the batch applies to that person, and its save() writes nothing: the batch
+        writes every row of every organisation once, alike, after the acts (issue 14). Elsewhere (a test,
+        a one-off) the row itself, locked for the caller's transaction.
+        """
+        rows = _BATCH_ROWS.get()
+        if rows is None:
+            return cls.objects.select_for_update().get(pk=pk)
+        key = str(pk)
+        if key not in rows:
+            # Not locked: the batch holds every organisation, which every writer of this row takes first.
+            rows[key] = cls.objects.get(pk=pk)
+        return rows[key]
 
     @classmethod
     def shredded(cls) -> dict[str, object]:
@@ -417,27 +481,37 @@ class Participant(models.Model):
             status=self.status, is_listed=self.is_listed, paused=bool(self.messages_paused)
         )
 
-    def set_email(self, email: str, *, indexed: bool = True) -> list[str]:
+    def set_email(self, email: str, *, indexed: bool = True, salt: str | None = None) -> list[str]:
         """Seal this e-mail address with its blind index; the fields to save.
 
         ``indexed=False`` stores it without an index: another participant of the organisation holds the
-        address as their own (the import), and the unique index must stay theirs.
+        address as their own (the import), and the unique index must stay theirs. ``salt`` is the
+        organisation's index salt as the caller read it under its lock; read here when not given.
         """
         self.email = email
         # Without an index, a look-alike (ContactHashField): never NULL, never the index of this address.
-        self.email_index = blind_index_email(email) if indexed else None
+        self.email_index = blind_index_email(email, self._salt(salt)) if indexed else None
         return ["email", "email_index"]
 
-    def set_mobile(self, mobile: str, *, indexed: bool = True) -> list[str]:
+    def set_mobile(self, mobile: str, *, indexed: bool = True, salt: str | None = None) -> list[str]:
         """Seal this mobile number, normalised by participants.contact, with its blind index; fields to save.
 
         Raises contact.MobileRefused for a number the import, enrolment and account page would all refuse.
-        ``indexed=False`` as for set_email.
+        ``indexed`` and ``salt`` as for set_email.
         """
         number = normalise_mobile(mobile)
         self.mobile = number
-        self.mobile_index = blind_index_phone(number) if indexed else None
+        self.mobile_index = blind_index_phone(number, self._salt(salt)) if indexed else None
         return ["mobile", "mobile_index"]
+
+    def _salt(self, salt: str | None) -> str:
+        # Read now, not from a cached organisation: a request batch may have drawn a new one since. A row in
+        # no organisation yet indexes under the salt every organisation starts with.
+        if salt is not None:
+            return salt
+        if self.organisation_id is None:
+            return ""
+        return index_salt(self.organisation_id)
 
     @classmethod
     def sealed_columns(cls) -> list[str]:

@@ -314,7 +314,7 @@ def reactivate_participant(*, participant: Participant) -> bool:
     Their count of weeks without a response starts from zero again.
     """
     with every_store():
-        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        locked = Participant.to_act_on(participant.pk)
         if locked.status != Participant.Status.INACTIVE:
             return False
         fields = locked.reseal()
@@ -326,7 +326,8 @@ def reactivate_participant(*, participant: Participant) -> bool:
             participant_reactivated.send(
                 sender=Participant, pseudonym=locked.pseudonym, organisation_id=locked.organisation_id
             )
-    participant.refresh_from_db()
+    if participant is not locked:
+        participant.refresh_from_db()
     return True
 
 

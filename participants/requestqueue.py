@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from participants import account, enrolment, participation
+from participants import account, enrolment, participation, rewrite
 from participants.models import ConsentRecord, Invitation, Organisation, Participant, QueuedRequest
 from participants.queued import (
     CASEMANAGER,
@@ -282,73 +282,81 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     status_changes: Counter[str] = Counter()
     stop_closes: list[str] = []
     taken: list[QueuedRequest] = []
-    for queued, request in requests:
-        if request["kind"] == STOP_CLOSE:
-            # No participant row names P any more: it is handed on as it was queued.
-            if queued.queued_on < today:
-                stop_closes.append(request["pseudonym"])
-                taken.append(queued)
-            continue
-        taken.append(queued)
-        if request["kind"] != STOP and request.get("participant") in stopping:
-            dropped += 1
-            continue
-        # Read, not locked (see above): what writes a row (a pause, a correction, a rejoin, a stop) locks it.
-        participant = Participant.objects.filter(pk=uuid.UUID(request["participant"])).first()
-        if request["kind"] == CASEMANAGER:
-            if (
-                participant is None
-                or participant.status != Participant.Status.ACTIVE
-                or not participant.pseudonym
-            ):
+    with rewrite.every_row_once() as acted:
+        for queued, request in requests:
+            if request["kind"] == STOP_CLOSE:
+                # No participant row names P any more: it is handed on as it was queued.
+                if queued.queued_on < today:
+                    stop_closes.append(request["pseudonym"])
+                    taken.append(queued)
+                continue
+            taken.append(queued)
+            if request["kind"] != STOP and request.get("participant") in stopping:
                 dropped += 1
-            else:
-                casemanager_changes.append(participant.pseudonym)
-            continue
-        if request["kind"] == STOP:
-            if participant is None or participant.status == Participant.Status.STOPPED:
-                dropped += 1
-            else:
-                account.stop_participation(participant=participant)
-                stops += 1
-            continue
-        if request["kind"] == CHANGE:
-            change = account.ProvenChange(**{name: request.get(name) for name in CHANGED_FIELDS})
-            if participant is not None and account.apply_change(participant=participant, change=change):
-                changes += 1
-            else:
-                dropped += 1
-            continue
-        if request["kind"] in _STATUS_CHANGES:
-            # Each says itself whether it still applies (False: joined after all, or not inactive any more).
-            if participant is not None and _STATUS_CHANGES[request["kind"]](participant=participant):
-                status_changes[request["kind"]] += 1
-            else:
-                dropped += 1
-            continue
-        if request["kind"] == PAUSE:
-            if participant is None or participant.status == Participant.Status.STOPPED:
-                dropped += 1
-            else:
-                pauses_changed += account.pause_messages(
-                    participant=participant, paused=bool(request["paused"])
-                )
-            continue
-        pseudonym = participant.pseudonym if participant is not None else None
-        if participant is None or participant.status != Participant.Status.ACTIVE or not pseudonym:
-            dropped += 1
-            continue
-        _record_contact_consent(participant, text_version=request["consent_version"], on=queued.queued_on)
-        accepted.append(
-            AcceptedHelpRequest(
-                pseudonym=pseudonym,
-                channel=request["channel"],
-                consent_version=request["consent_version"],
-                consented_on=queued.queued_on,
-                participant_id=participant.pk,
-                organisation_id=participant.organisation_id,
+                continue
+            # Read, not locked (see above); the batch's copy once an act of this batch changed it, so what the
+            # next request sees is what the acts before it did (participants.rewrite).
+            participant = acted.get(request["participant"]) or (
+                Participant.objects.filter(pk=uuid.UUID(request["participant"])).first()
             )
-        )
+            if request["kind"] == CASEMANAGER:
+                if (
+                    participant is None
+                    or participant.status != Participant.Status.ACTIVE
+                    or not participant.pseudonym
+                ):
+                    dropped += 1
+                else:
+                    casemanager_changes.append(participant.pseudonym)
+                continue
+            if request["kind"] == STOP:
+                if participant is None or participant.status == Participant.Status.STOPPED:
+                    dropped += 1
+                else:
+                    account.stop_participation(participant=participant)
+                    stops += 1
+                continue
+            if request["kind"] == CHANGE:
+                change = account.ProvenChange(**{name: request.get(name) for name in CHANGED_FIELDS})
+                if participant is not None and account.apply_change(participant=participant, change=change):
+                    changes += 1
+                else:
+                    dropped += 1
+                continue
+            if request["kind"] in _STATUS_CHANGES:
+                # Each says itself whether it still applies (False: joined after all, or no longer inactive).
+                if participant is not None and _STATUS_CHANGES[request["kind"]](participant=participant):
+                    status_changes[request["kind"]] += 1
+                else:
+                    dropped += 1
+                continue
+            if request["kind"] == PAUSE:
+                if participant is None or participant.status == Participant.Status.STOPPED:
+                    dropped += 1
+                else:
+                    pauses_changed += account.pause_messages(
+                        participant=participant, paused=bool(request["paused"])
+                    )
+                continue
+            pseudonym = participant.pseudonym if participant is not None else None
+            if participant is None or participant.status != Participant.Status.ACTIVE or not pseudonym:
+                dropped += 1
+                continue
+            _record_contact_consent(participant, text_version=request["consent_version"], on=queued.queued_on)
+            accepted.append(
+                AcceptedHelpRequest(
+                    pseudonym=pseudonym,
+                    channel=request["channel"],
+                    consent_version=request["consent_version"],
+                    consented_on=queued.queued_on,
+                    participant_id=participant.pk,
+                    organisation_id=participant.organisation_id,
+                )
+            )
+        if pauses_changed or stops or changes or status_changes:
+            # Every row of every organisation once, alike: which rows the acts changed, and how, is in no
+            # xmin, ciphertext, index or dead row version (participants.rewrite).
+            rewrite.rewrite_every_row(acted)
     QueuedRequest.objects.filter(pk__in=[queued.pk for queued in taken]).delete()
     return TakenUp(
         accepted=accepted,

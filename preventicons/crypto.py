@@ -216,9 +216,9 @@ class ColumnCipher:
             )
         return self._prefix + row.encode()
 
-    def seal(self, plaintext: str, row: str) -> str:
-        """crypto.seal(plaintext, Binding(purpose, table, column, row), pad_to=the cipher's pad_to)."""
-        data = _padded(plaintext, self._pad_to)
+    def seal(self, plaintext: str, row: str, *, pad_to: int | None = None) -> str:
+        """crypto.seal(plaintext, Binding(purpose, table, column, row), pad_to=the cipher's or the given)."""
+        data = _padded(plaintext, self._pad_to if pad_to is None else pad_to)
         nonce = self._nonce()
         sealed = self._aeads[self._ring.active].encrypt(nonce, data, self._associated_data(row))
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
@@ -281,17 +281,23 @@ def normalise_email(value: str) -> str:
     return value.strip().lower()
 
 
-def blind_index_email(email: str) -> str:
-    """Exact-match index of an e-mail address, so the same address is found without storing it."""
-    return keyed_hash("blind_index", "email", normalise_email(email))
+def blind_index_email(email: str, salt: str = "") -> str:
+    """Exact-match index of an e-mail address, so the same address is found without storing it.
+
+    ``salt`` is the organisation's current index salt (participants.models.Organisation.index_salt): every
+    request batch that applies a participant's act draws a new one and rewrites every index under it, so an
+    index that changes tells a dump nothing (participants.rewrite). The empty salt is the one organisations
+    start with, and gives the indexes made before salts existed.
+    """
+    return keyed_hash("blind_index", f"email:{salt}" if salt else "email", normalise_email(email))
 
 
-def blind_index_phone(e164: str) -> str:
-    """Exact-match index of a mobile number already normalised to E.164."""
+def blind_index_phone(e164: str, salt: str = "") -> str:
+    """Exact-match index of a mobile number already normalised to E.164; ``salt`` as for e-mail."""
     # str.isdigit() would also pass "+³¹" or Arabic-Indic digits: the same number could get two indexes.
     if not _E164.fullmatch(e164):
         raise ValueError("phone numbers are indexed in E.164 form only")
-    return keyed_hash("blind_index", "phone", e164)
+    return keyed_hash("blind_index", f"phone:{salt}" if salt else "phone", e164)
 
 
 def new_pseudonym() -> str:

@@ -646,8 +646,12 @@ class _Senders:
 _SUBJECT_PART = re.compile(r"(?:[A-Za-z0-9_-]+)?:([^:\s]{16,}):")
 
 
-def cancel_pending(*, keys_containing: list[str]) -> int:
+def cancel_pending(*, keys_containing: list[str], only_with_content: bool = False) -> int:
     """End, unsent, the pending messages about the given subjects; returns how many.
+
+    ``only_with_content``: only those that hold a recipient and text (queued with them), not the deferred
+    ones, which hold a renderer's reference and end at their claim when the renderer finds nobody (a stop
+    in the request batch: ending its person's deferred messages there would name them, review 8).
 
     Each part names a key's subject as the keys spell it: ":<id>:" (any kind) or "<kind>:<id>:", the id at
     least 16 characters (a uuid), never a bare kind such as "invite:". Keys are stored only hashed, so a
@@ -666,11 +670,12 @@ def cancel_pending(*, keys_containing: list[str]) -> int:
     if not tags:
         return 0
     using = router.db_for_write(OutboundMessage)
-    return (
-        OutboundMessage.objects.using(using)
-        .filter(cancel_tag__in=tags, status=OutboundMessage.Status.PENDING)
-        .update(**_tombstone(at=timezone.now()))
+    pending = OutboundMessage.objects.using(using).filter(
+        cancel_tag__in=tags, status=OutboundMessage.Status.PENDING
     )
+    if only_with_content:
+        pending = pending.filter(renderer="")
+    return pending.update(**_tombstone(at=timezone.now()))
 
 
 # --- Queueing many at once (added for scores.rounds: the weekly round) -------------------------------------

@@ -151,9 +151,10 @@ def test_after_participants_0029_no_invitation_keeps_when_it_was_used_in_the_tab
     # How PostgreSQL stores a timestamptz: microseconds since 2000-01-01 UTC, 8 bytes, little-endian here.
     stored = int((used_at - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
     mark = stored.to_bytes(8, "little")
+    # Made under the current schema (participants 0030 reads the organisation's index salt to index it).
+    person = make_participant(organisation, status=Participant.Status.ACTIVE)
     executor = _migrate(before)
     try:
-        person = make_participant(organisation, status=Participant.Status.ACTIVE)
         old = executor.loader.project_state(before).apps.get_model("participants", "Invitation")
         old.objects.using("default").create(
             participant_id=person.pk,

@@ -289,7 +289,7 @@ def seed_participant(
 ) -> int:
     """One person on the address list, found again by the blind index of their address; 1 if added."""
     email = demo_email(name)
-    email_index = blind_index_email(email)
+    email_index = blind_index_email(email, organisation.index_salt)
     if Participant.objects.filter(organisation=organisation, email_index=email_index).exists():
         return 0
     # Plain saves for now; the participant journey will seed through the address-list import instead.
