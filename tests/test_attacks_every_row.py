@@ -10,11 +10,10 @@ under a new salt (participants.rewrite). Each test below is an attack that worke
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 import time_machine
-from django.db import OperationalError, connections, transaction
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -22,8 +21,8 @@ from participants import account, requestqueue
 from participants.invitations import held_by_someone_else
 from participants.models import AccountLink, Organisation, Participant, hold_index_salts, index_salt
 from preventicons.crypto import blind_index_email, blind_index_phone
-from preventicons.dbrouter import every_store
 from scores import wellbeing
+from tests.batchhold import waits_for_a_running_batch
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 from tests.participants.test_enrolment_views import invite, open_with_sms_code
@@ -217,37 +216,7 @@ def test_an_index_lookup_waits_for_a_batch_that_renews_the_salt(organisation: Or
     """An enrolment or the account-link form computes an index under the salt it read. Were it to read the
     salt while a batch renews it, it would write or look up an index under a salt no row has any more. So
     it holds the salt (FOR SHARE), which a batch holding the organisation (FOR NO KEY UPDATE) excludes."""
-    if connections["default"].vendor != "postgresql":
-        pytest.skip("PostgreSQL's row locks")
-    holding, done = threading.Event(), threading.Event()
-    failed: list[BaseException] = []
-
-    def batch() -> None:
-        try:
-            with every_store():
-                list(Organisation.objects.select_for_update(no_key=True).values_list("pk", flat=True))
-                holding.set()
-                done.wait(30)
-        except BaseException as exc:  # handed to the test's thread
-            failed.append(exc)
-            holding.set()
-        finally:
-            for connection in connections.all():
-                connection.close()
-
-    runner = threading.Thread(target=batch)
-    runner.start()
-    try:
-        assert holding.wait(30) and not failed, failed
-        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
-            with connections["default"].cursor() as cursor:
-                # Not a clock: a lookup that has to wait for the batch fails at once instead of after it.
-                cursor.execute("SET LOCAL lock_timeout = '300ms'")
-            hold_index_salts([organisation.pk])
-    finally:
-        done.set()
-        runner.join(30)
-    assert not failed, failed
+    waits_for_a_running_batch(lambda: hold_index_salts([organisation.pk]))
 
 
 @time_machine.travel(TUESDAY, tick=True)

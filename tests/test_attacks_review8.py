@@ -12,7 +12,7 @@ import time
 
 import pytest
 import time_machine
-from django.db import OperationalError, connections, transaction
+from django.db import connections, transaction
 
 from participants import account, enrolment, requestqueue, rewrite
 from participants.invitations import held_by_someone_else
@@ -22,6 +22,7 @@ from preventicons.crypto import blind_index_email
 from preventicons.dbrouter import every_store
 from preventicons.models import OutboundMessage
 from scores import wellbeing
+from tests.batchhold import waits_for_a_running_batch
 from tests.conftest import ALL_DATABASES, make_organisation
 from tests.participants.people import make_participant
 from tests.participants.test_stop import delivered_codes, make_active
@@ -400,35 +401,9 @@ def test_the_held_by_someone_else_check_waits_for_a_batch_that_renews_the_salt(
     then sent codes to it). It holds the salt (FOR SHARE) as the other lookups do: it waits for a batch."""
     _postgres_only()
     person = make_active(organisation, name="P", email="p@example.nl", mobile="+31612345601")
-    holding, done = threading.Event(), threading.Event()
-    failed: list[BaseException] = []
-
-    def batch() -> None:
-        try:
-            with every_store():
-                list(Organisation.objects.select_for_update(no_key=True).values_list("pk", flat=True))
-                holding.set()
-                done.wait(30)
-        except BaseException as exc:  # handed to the test's thread
-            failed.append(exc)
-            holding.set()
-        finally:
-            for connection in connections.all():
-                connection.close()
-
-    runner = threading.Thread(target=batch)
-    runner.start()
-    try:
-        assert holding.wait(30) and not failed, failed
-        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
-            with connections["default"].cursor() as cursor:
-                # Not a clock: a check that has to wait for the batch fails at once instead of after it.
-                cursor.execute("SET LOCAL lock_timeout = '300ms'")
-            held_by_someone_else(participant=person, email="x@example.nl", mobile=None)
-    finally:
-        done.set()
-        runner.join(30)
-    assert not failed, failed
+    waits_for_a_running_batch(
+        lambda: held_by_someone_else(participant=person, email="x@example.nl", mobile=None)
+    )
 
 
 @time_machine.travel(TUESDAY, tick=True)
@@ -441,32 +416,6 @@ def test_the_enrolment_forms_name_waits_for_a_batch_that_rewrites_every_row(
     writer does, so it waits for a running batch (which holds every organisation from its start)."""
     _postgres_only()
     invited = make_participant(organisation, email="inv@example.nl", mobile="+31612345677")
-    holding, done = threading.Event(), threading.Event()
-    failed: list[BaseException] = []
-
-    def batch() -> None:
-        try:
-            with every_store():
-                list(Organisation.objects.select_for_update(no_key=True).values_list("pk", flat=True))
-                holding.set()
-                done.wait(30)
-        except BaseException as exc:  # handed to the test's thread
-            failed.append(exc)
-            holding.set()
-        finally:
-            for connection in connections.all():
-                connection.close()
-
-    runner = threading.Thread(target=batch)
-    runner.start()
-    try:
-        assert holding.wait(30) and not failed, failed
-        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
-            with connections["default"].cursor() as cursor:
-                # Not a clock: a write that has to wait for the batch fails at once instead of after it.
-                cursor.execute("SET LOCAL lock_timeout = '300ms'")
-            enrolment.start_verification(participant=invited, name="Jan de Vries-Bakker")
-    finally:
-        done.set()
-        runner.join(30)
-    assert not failed, failed
+    waits_for_a_running_batch(
+        lambda: enrolment.start_verification(participant=invited, name="Jan de Vries-Bakker")
+    )
