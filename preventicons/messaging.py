@@ -111,23 +111,33 @@ CANCEL_TAG_LABEL = "outbox-subject"
 class SendReport:
     """What one send_due_messages run did."""
 
-    sent: int = 0
     deferred: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    # The messages it ended, per (local day, channel, outcome): what it adds to DeliveryCount when it stops.
-    ended: Counter[tuple[dt.date, str, str]] = field(default_factory=Counter, repr=False)
+    # The messages it ended, per (local day, channel, outcome): what it adds to DeliveryCount when it stops,
+    # and what its sent, failed and cancelled figures count.
+    ended: Counter[tuple[dt.date, str, str]] = field(default_factory=Counter)
+
+    @property
+    def sent(self) -> int:
+        return self._ended(DeliveryCount.Outcome.SENT)
+
+    @property
+    def failed(self) -> int:
+        return self._ended(DeliveryCount.Outcome.FAILED)
+
+    @property
+    def cancelled(self) -> int:
+        return self._ended(DeliveryCount.Outcome.CANCELLED)
 
     @property
     def claimed(self) -> int:
-        return self.sent + self.deferred + self.failed + self.cancelled
+        return self.deferred + sum(self.ended.values())
+
+    def _ended(self, outcome: str) -> int:
+        return sum(count for (_day, _channel, each), count in self.ended.items() if each == outcome)
 
     def add(self, other: SendReport) -> None:
         """Take over what ``other`` (a part of this run, committed) did."""
-        self.sent += other.sent
         self.deferred += other.deferred
-        self.failed += other.failed
-        self.cancelled += other.cancelled
         self.ended.update(other.ended)
 
 
@@ -543,12 +553,6 @@ def _finish(message: OutboundMessage, *, outcome: str, report: SendReport) -> No
         )
         return
     report.ended[(timezone.localdate(now), message.channel, outcome)] += 1
-    if outcome == DeliveryCount.Outcome.SENT:
-        report.sent += 1
-    elif outcome == DeliveryCount.Outcome.FAILED:
-        report.failed += 1
-    else:
-        report.cancelled += 1
 
 
 def _write_counts(ended: Counter[tuple[dt.date, str, str]]) -> None:
