@@ -172,7 +172,7 @@ class _Indexes:
 
     def __init__(self, old_salt: str, new_salt: str) -> None:
         self._hashers: dict[tuple[str, str], Callable[[str], str]] = {
-            (kind, age): crypto.keyed_hasher("blind_index", f"{kind}:{salt}" if salt else kind)
+            (kind, age): crypto.blind_index_hasher(kind, salt)
             for kind in ("email", "phone")
             for age, salt in (("old", old_salt), ("new", new_salt))
         }

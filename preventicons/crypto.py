@@ -289,7 +289,7 @@ def blind_index_email(email: str, salt: str = "") -> str:
     index that changes tells a dump nothing (participants.rewrite). The empty salt is the one organisations
     start with, and gives the indexes made before salts existed.
     """
-    return keyed_hash("blind_index", f"email:{salt}" if salt else "email", normalise_email(email))
+    return blind_index_hasher("email", salt)(normalise_email(email))
 
 
 def blind_index_phone(e164: str, salt: str = "") -> str:
@@ -297,7 +297,16 @@ def blind_index_phone(e164: str, salt: str = "") -> str:
     # str.isdigit() would also pass "+³¹" or Arabic-Indic digits: the same number could get two indexes.
     if not _E164.fullmatch(e164):
         raise ValueError("phone numbers are indexed in E.164 form only")
-    return keyed_hash("blind_index", f"phone:{salt}" if salt else "phone", e164)
+    return blind_index_hasher("phone", salt)(e164)
+
+
+def blind_index_hasher(kind: str, salt: str = "") -> Callable[[str], str]:
+    """The blind index of one ``kind`` ("email" or "phone") under ``salt``, as a function of a value already
+    in the form the index takes (an address normalised, a number in E.164): for batches, the HMAC's key set
+    up once. The one place that says how the salt enters the index."""
+    if kind not in ("email", "phone"):
+        raise ValueError(f"no blind index of kind {kind!r}")
+    return keyed_hasher("blind_index", f"{kind}:{salt}" if salt else kind)
 
 
 def new_pseudonym() -> str:
