@@ -337,8 +337,7 @@ def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
     except IntegrityError:
         _notify_refused_change(participant, at=now)
         return False
-    if participant is not locked:
-        participant.refresh_from_db()
+    participant.refresh_unless_batch_copy()
     return True
 
 
@@ -372,10 +371,9 @@ def _taken_by_someone_else(participant: Participant, change: ProvenChange) -> bo
 
 def _notify_refused_change(participant: Participant, *, at: dt.datetime) -> None:
     """Tell them, where they chose to hear from us, that their confirmed change could not be made."""
-    if not any(copy is participant for copy in batch_copies()):
-        # Not the batch's copy (Participant.to_act_on): read back, it would lose what the batch's earlier
-        # acts of this person changed on it (a pause), which only the copy holds until the batch writes it.
-        participant.refresh_from_db()
+    # Read back, the batch's copy would lose what the batch's earlier acts of this person changed on it (a
+    # pause), which only the copy holds until the batch writes it.
+    participant.refresh_unless_batch_copy()
     key = f"change-refused:{participant.pk}:{at.strftime('%Y%m%dT%H%M%S%f')}"
     text = _(
         "Your change to your Preventicons details could not be made: the e-mail address or mobile number "
@@ -527,8 +525,7 @@ def stop_participation(*, participant: Participant) -> None:
         Organisation.objects.select_for_update(no_key=True).filter(pk=participant.organisation_id).first()
         locked = Participant.to_act_on(participant.pk)
         if locked.status == Participant.Status.STOPPED:
-            if participant is not locked:
-                participant.refresh_from_db()
+            participant.refresh_unless_batch_copy()
             return
         # Opened now for the last time: after this transaction nothing on the identity side can name P.
         pseudonym = locked.pseudonym
@@ -562,8 +559,7 @@ def stop_participation(*, participant: Participant) -> None:
         )
         # Sealed and padded as every queued request: the one row left on the identity side that names P.
         queued.queue_stop_closes([pseudonym or ""])
-    if participant is not locked:
-        participant.refresh_from_db()
+    participant.refresh_unless_batch_copy()
 
 
 # --- restriction and objection ----------------------------------------------------------------

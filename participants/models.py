@@ -416,9 +416,8 @@ class Participant(models.Model):
                 self.listed_email_hash = email_hash
             if self.listed_mobile_hash is None:
                 self.listed_mobile_hash = mobile_hash
-        rows = _BATCH_ROWS.get()
-        if rows is not None and not self._state.adding and rows.get(str(self.pk)) is self:
-            # The batch's copy (to_act_on): written with every other row by participants.rewrite.
+        if not self._state.adding and self.is_batch_copy():
+            # Written with every other row by participants.rewrite.
             return
         super().save(*args, **kwargs)
 
@@ -439,6 +438,17 @@ class Participant(models.Model):
             # Not locked: the batch holds every organisation, which every writer of this row takes first.
             rows[key] = cls.objects.get(pk=pk)
         return rows[key]
+
+    def is_batch_copy(self) -> bool:
+        """Whether this is a running request batch's copy of its row (to_act_on): it alone holds what the
+        batch's acts changed until the batch writes every row, so it is neither saved nor read back."""
+        rows = _BATCH_ROWS.get()
+        return rows is not None and rows.get(str(self.pk)) is self
+
+    def refresh_unless_batch_copy(self) -> None:
+        """refresh_from_db, but for a batch's copy (is_batch_copy), which the table does not hold yet."""
+        if not self.is_batch_copy():
+            self.refresh_from_db()
 
     @classmethod
     def shredded(cls) -> dict[str, object]:

@@ -326,8 +326,7 @@ def reactivate_participant(*, participant: Participant) -> bool:
             participant_reactivated.send(
                 sender=Participant, pseudonym=locked.pseudonym, organisation_id=locked.organisation_id
             )
-    if participant is not locked:
-        participant.refresh_from_db()
+    participant.refresh_unless_batch_copy()
     return True
 
 
