@@ -6,8 +6,9 @@
 Setup (not measured): an organisation whose contract ended long ago, with 10,000 active participants (name,
 e-mail, mobile, blind indexes and pseudonym sealed), each with a consent record, a score and an expired
 invitation, and a dossier for 5% of them. Measured: ``participants.retention.run_retention``, which
-anonymises every one of them with the crypto-shredding a stop does (a transaction per thousand, their
-dossiers' closes queued, their scores unlinked), then a second run that changes nothing; and the first
+anonymises every one of them with the crypto-shredding a stop does (their dossiers' closes queued, their
+scores unlinked), in one pass that ends by rewriting every participant row once (participants.rewrite),
+then a second run that changes nothing; and the first
 request batch of the next day, which closes the queued dossiers (``scores.wellbeing.take_up_help_requests``).
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -438,6 +438,19 @@ class Participant(models.Model):
             # Not locked: the batch holds every organisation, which every writer of this row takes first.
             rows[key] = cls.objects.get(pk=pk)
         return rows[key]
+
+    @classmethod
+    def to_act_on_each(cls, pks: Sequence[uuid.UUID | str]) -> list[Participant]:
+        """to_act_on for many rows at once, inside a pass (``participants.rewrite.every_row_once``): the
+        pass's copies, read in bounded chunks where it holds none yet; rows that are gone are left out."""
+        rows = _BATCH_ROWS.get()
+        if rows is None:
+            raise RuntimeError("to_act_on_each acts on a pass's copies: call it inside every_row_once")
+        missing = [pk for pk in pks if str(pk) not in rows]
+        for start in range(0, len(missing), 2_000):
+            for row in cls.objects.filter(pk__in=missing[start : start + 2_000]):
+                rows[str(row.pk)] = row
+        return [rows[str(pk)] for pk in pks if str(pk) in rows]
 
     def is_batch_copy(self) -> bool:
         """Whether this is a running request batch's copy of its row (to_act_on): it alone holds what the

@@ -42,7 +42,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from participants import account, enrolment, participation, rewrite
-from participants.models import ConsentRecord, Invitation, Organisation, Participant, QueuedRequest
+from participants.models import ConsentRecord, Invitation, Participant, QueuedRequest
 from participants.queued import (
     CASEMANAGER,
     CHANGE,
@@ -267,12 +267,10 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
         # stopped opens a dossier. Not the requesters' participant rows: a lock writes the batch's
         # transaction into a row's xmax, which would tell whoever reads the live database or its files
         # whose requests the batch took up (tests/test_attacks_consent.py). All of them, so the locks
-        # tell nothing of whose organisation asked either. FOR NO KEY UPDATE, as every organisation lock:
-        # it excludes the others, but not the FOR KEY SHARE that a score insert's foreign key check takes.
-        # FOR UPDATE held every first tap until the batch committed while a repeated tap (inserting
-        # nothing) answered at once: whoever holds a weekly link learnt from one tap whether the week was
-        # answered (tests/test_attacks_review5.py).
-        list(Organisation.objects.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
+        # tell nothing of whose organisation asked either. Not FOR UPDATE, which held every first tap until
+        # the batch committed while a repeated tap (inserting nothing) answered at once: whoever holds a
+        # weekly link learnt from one tap whether the week was answered (tests/test_attacks_review5.py).
+        rewrite.hold_every_organisation()
     stopping = {request.get("participant") for _queued, request in requests if request["kind"] == STOP}
     accepted: list[AcceptedHelpRequest] = []
     dropped = 0

@@ -4,7 +4,8 @@ Each night (settings.CELERY_BEAT_SCHEDULE "anonymise-and-purge") this:
 
 - anonymises, with the crypto-shredding of ``account.stop_participation`` done set-wise
   (``anonymise_participants``: contact data, blind indexes and the pseudonym link destroyed, the dossier
-  queued to close, scores kept unlinked):
+  queued to close, scores kept unlinked), every rule in one pass that ends by writing every participant
+  row once, alike, when any rule changed one (``_one_pass``, participants.rewrite):
   at once everyone who declined; everyone of an organisation whose contract ended
   ``ANONYMISE_AFTER_CONTRACT_END_DAYS`` days ago; whoever the employer no longer lists, after
   ``ANONYMISE_UNLISTED_AFTER_DAYS``; and inactive participants silent for ``ANONYMISE_INACTIVE_AFTER_DAYS``;
@@ -25,14 +26,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 from django.conf import settings
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from participants import account, queued, verification
+from participants import account, queued, rewrite, verification
 from participants.models import (
     AccountLink,
     AnonymisationRun,
@@ -41,7 +44,6 @@ from participants.models import (
     ConsentRecord,
     Invitation,
     ListedEntry,
-    Organisation,
     Participant,
     ParticipantQuerySet,
     QueuedRequest,
@@ -55,8 +57,8 @@ logger = logging.getLogger(__name__)
 
 # Expired invitations are deleted in chunks: bounded IN-lists.
 CHUNK = 2_000
-# Participants stopped per transaction, and key parts per outbox cancellation.
-ANONYMISE_PER_TRANSACTION = 1_000
+# Participants stopped per chunk of the night's pass (bounded IN lists); key parts per outbox cancellation.
+ANONYMISE_PER_CHUNK = 1_000
 CANCEL_PARTS_PER_QUERY = 200
 
 
@@ -106,9 +108,10 @@ def of_ended_contracts(*, today: dt.date) -> list[uuid.UUID]:
 def unlisted(*, today: dt.date) -> list[uuid.UUID]:
     """Whoever the employer's list has no longer named for the whole grace period, stopped or not.
 
-    A stopped row is unlisted like anyone's (its listed hashes stay on it, review 4), so one the night left
-    alone would be a stopper's among the rows a list dropped that day (tests/test_attacks_review7.py):
-    anonymise_participants(unlisted=True) rewrites it alike. Not a status read: every such row is taken.
+    A stopped row is unlisted like anyone's (its listed hashes stay on it, review 4), so a night that left
+    it alone would tell a stopper's among the rows a list dropped that day (tests/test_attacks_review7.py):
+    every such row is taken, leaves the rule (its ``unlisted_on`` cleared), and the night's pass rewrites
+    it with every other row. Not a status read.
     """
     return list(
         Participant.objects.filter(
@@ -150,99 +153,106 @@ def inactive_too_long(*, today: dt.date) -> list[uuid.UUID]:
 def anonymise_participants(*, participant_ids: list[uuid.UUID], unlisted: bool = False) -> int:
     """Stop these participants as ``account.stop_participation`` stops one; how many were not stopped yet.
 
-    With ``unlisted`` (the rows whose unlisting grace ends, retention.unlisted), a row already stopped is
-    shredded again in the same transaction, its columns rewritten as an anonymised row's are, and every row
-    taken leaves the rule (``unlisted_on`` cleared), so no later night takes it again: the rows this night
-    rewrites are all those whose grace ended, whatever each person did.
-
-    The same crypto-shredding, row for row (tests/participants/test_retention.py holds the two side by
-    side): name, e-mail, mobile, blind indexes and the sealed pseudonym destroyed (look-alikes of the same
-    length in their place, participants.models.Participant.shred), status stopped, the department kept;
-    the keyed hashes the employer's list names them by kept on the row; their pending
-    messages cancelled; their codes and account links deleted, their invitation links left naming the row
-    and opening nothing (as a stop leaves them); a dated
-    withdrawal recorded under the consent text they had agreed to; and each P queued sealed
-    (queued.queue_stop_closes), so the first request batch of a later day closes their dossier and it
-    leads to nobody; their scores stay, counted, nobody's.
-    Set-wise, one transaction per chunk: a stop per person costs some twenty statements and a commit, which
-    for 10,000 people would not fit in a night's minute.
+    One pass of its own (``_one_pass``): every participant row of every organisation is rewritten once
+    with theirs. With ``unlisted`` (the rows whose unlisting grace ends, retention.unlisted), every row
+    taken, stopped before or not, leaves the rule (``unlisted_on`` cleared), so no later night takes it
+    again.
     """
-    stopped = 0
-    for start in range(0, len(participant_ids), ANONYMISE_PER_TRANSACTION):
-        with transaction.atomic():
-            stopped += _stop_chunk(participant_ids[start : start + ANONYMISE_PER_TRANSACTION], unlisted)
-    return stopped
+    with _one_pass() as night:
+        return night.anonymise(participant_ids, unlisted=unlisted)
 
 
-def _stop_chunk(ids: list[uuid.UUID], unlisted: bool = False) -> int:
-    # Their organisations first, in one order, as an import and a stop take them: an import that read these
-    # rows before the night would otherwise write what it decided from them back onto the erased rows.
-    organisation_ids = set(Participant.objects.filter(pk__in=ids).values_list("organisation_id", flat=True))
-    list(Organisation.objects.select_for_update(no_key=True).filter(pk__in=organisation_ids).order_by("pk"))
-    # Locked, as stop_participation locks its one row: a stop or a help batch running now waits for us.
-    rows = list(
-        Participant.objects.select_for_update()
-        .filter(pk__in=ids)
-        # Every column shred() replaces: the look-alikes take the length of what they replace.
-        .only("pk", "organisation_id", *Participant.sealed_columns(), *Participant.shredded())
-    )
-    locked = [participant for participant in rows if participant.status != Participant.Status.STOPPED]
-    # With ``unlisted`` the stopped among them are shredded again with the others, in one pass in the rows'
-    # own order, so neither the columns, the transaction nor the new row versions' order tells them apart.
-    rewritten = rows if unlisted else locked
-    if not rewritten:
-        return 0
-    pks = [participant.pk for participant in locked]
-    # Opened now for the last time: after this transaction nothing on the identity side can name P.
-    pseudonyms = [participant.pseudonym or "" for participant in locked]
-    consented: dict[uuid.UUID | str, str] = {}
-    owner = ConsentRecord.objects.owners(pks)
-    indexes = list(owner)
-    given: list[ConsentRecord] = []
-    for start in range(0, len(indexes), CANCEL_PARTS_PER_QUERY):
-        given.extend(
-            ConsentRecord.objects.filter(
-                participant_index__in=indexes[start : start + CANCEL_PARTS_PER_QUERY]
-            ).opened(ConsentRecord.Kind.GIVEN)
+class _Night:
+    """One pass of the night's anonymisation: whom its rules stopped (the pass's copies of their rows,
+    participants.rewrite) and which rows leave the unlisting rule; written at the end of the pass."""
+
+    def __init__(self, acted: dict[str, Participant]) -> None:
+        self.acted = acted
+        self.leaving_unlisted: set[str] = set()
+
+    def anonymise(self, ids: list[uuid.UUID], *, unlisted: bool = False) -> int:
+        """Stop whoever of ``ids`` is not stopped yet, in this pass; how many."""
+        if unlisted:
+            self.leaving_unlisted.update(str(pk) for pk in ids)
+        stopped = 0
+        for start in range(0, len(ids), ANONYMISE_PER_CHUNK):
+            stopped += self._stop_chunk(ids[start : start + ANONYMISE_PER_CHUNK])
+        return stopped
+
+    def _not_stopped(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        # A row a rule of this pass stopped already is a copy here (the table still holds it as it was);
+        # every other row's status is opened from the table.
+        fresh = [pk for pk in ids if str(pk) not in self.acted]
+        return _not_stopped(Participant.objects.filter(pk__in=fresh))
+
+    def _stop_chunk(self, ids: list[uuid.UUID]) -> int:
+        locked = Participant.to_act_on_each(self._not_stopped(ids))
+        if not locked:
+            return 0
+        pks = [participant.pk for participant in locked]
+        # Opened now for the last time: after this pass nothing on the identity side can name P.
+        pseudonyms = [participant.pseudonym or "" for participant in locked]
+        consented: dict[uuid.UUID | str, str] = {}
+        owner = ConsentRecord.objects.owners(pks)
+        indexes = list(owner)
+        given: list[ConsentRecord] = []
+        for start in range(0, len(indexes), CANCEL_PARTS_PER_QUERY):
+            given.extend(
+                ConsentRecord.objects.filter(
+                    participant_index__in=indexes[start : start + CANCEL_PARTS_PER_QUERY]
+                ).opened(ConsentRecord.Kind.GIVEN)
+            )
+        # In the order opened() gives, across the queries: one person's records may come from several.
+        for record in sorted(given, key=lambda record: (record.recorded_at, str(record.pk))):
+            consented[owner[record.participant_index]] = record.text_version  # the latest wins
+        # As a stop does: only the keyed hashes of the contacts the employer listed them under stay, on the
+        # row (Participant.shredded), so a re-import meets them as before and the account-link form answers
+        # for them as for anyone who stopped. "Anonymised" reads as "stopped" to the employer and to a dump.
+        for participant in locked:
+            # The pass's copy: written with every other row at the end of the pass (participants.rewrite).
+            participant.shred()
+        code_ids = list(VerificationCode.objects.naming(pks).values_list("pk", flat=True))
+        parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
+        for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
+            messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
+        VerificationCode.objects.filter(pk__in=code_ids).delete()
+        now = timezone.now()
+        CodeFailure.objects.filter(
+            participant_index__in=[index for pk in pks for index in hour_indexes(pk, now)]
+        ).delete()
+        # As a stop does: the invitation links keep naming the row (which is stopped now), and open nothing.
+        AccountLink.objects.naming(pks).delete()
+        today = timezone.localdate()
+        ConsentRecord.objects.add_each(
+            ConsentEntry(pk, ConsentRecord.Kind.WITHDRAWN, consented.get(pk, ""), today) for pk in pks
         )
-    # In the order opened() gives, across the queries: one person's records may come from several.
-    for record in sorted(given, key=lambda record: (record.recorded_at, str(record.pk))):
-        consented[owner[record.participant_index]] = record.text_version  # the latest wins
-    # As a stop does: only the keyed hashes of the contacts the employer listed them under stay, on the row
-    # (Participant.shredded), so a re-import meets them as before and the account-link form answers for them
-    # as for anyone who stopped. "Anonymised" reads as "stopped" to the employer and to a dump.
-    for participant in rewritten:
-        # Row by row: the sealed status is bound to its row, so no single UPDATE can write it.
-        participant.shred()
-    if unlisted:
-        # Every row taken leaves the rule, so no later night rewrites it again (anonymise_participants).
-        Participant.objects.filter(pk__in=[participant.pk for participant in rows]).update(unlisted_on=None)
-    if not locked:
-        return 0
-    code_ids = list(VerificationCode.objects.naming(pks).values_list("pk", flat=True))
-    parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
-    for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
-        messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
-    VerificationCode.objects.filter(pk__in=code_ids).delete()
-    now = timezone.now()
-    CodeFailure.objects.filter(
-        participant_index__in=[index for pk in pks for index in hour_indexes(pk, now)]
-    ).delete()
-    # As a stop does: the invitation links keep naming the row (which is stopped now), and open nothing.
-    AccountLink.objects.naming(pks).delete()
-    today = timezone.localdate()
-    ConsentRecord.objects.add_each(
-        ConsentEntry(pk, ConsentRecord.Kind.WITHDRAWN, consented.get(pk, ""), today) for pk in pks
-    )
-    # As a stop does: their dossiers close in the first request batch of a later day, not in this transaction.
-    queued.queue_stop_closes(pseudonyms)
-    return len(pks)
+        # As a stop does: their dossiers close in the first request batch of a later day, not in this pass.
+        queued.queue_stop_closes(pseudonyms)
+        return len(pks)
 
 
-def _anonymise_all(ids: list[uuid.UUID]) -> int:
-    # Read when called: whoever an earlier rule of this run anonymised is stopped and no longer matches (and
-    # anonymise_participants skips anyone already stopped).
-    return anonymise_participants(participant_ids=ids)
+@contextmanager
+def _one_pass() -> Iterator[_Night]:
+    """One transaction, holding every organisation, in which the night's rules stop whom they take; if any
+    rule changed a row, it ends by writing every participant row of every organisation once, alike
+    (participants.rewrite), as a request batch with an act does.
+
+    Written one by one, the rows the night erased told two dumps around it whom: the day's decliners, the
+    inactive whose time ran out, the rows of an ended contract that had not stopped yet (review 7). Now
+    every row changes in the same columns, carries the night's ``xmin`` and leaves one dead version, and
+    every blind index is renewed under a new salt: nothing tells whose row the night erased. A night with
+    nothing to do writes no row.
+    """
+    with transaction.atomic(using=router.db_for_write(Participant)):
+        # First, in one order, as a request batch, an import and a week close take theirs: a stop, a batch
+        # or an import running now waits for the night, or the night for it; and no row or index is written
+        # between this pass's reads and its write.
+        rewrite.hold_every_organisation()
+        with rewrite.every_row_once() as acted:
+            night = _Night(acted)
+            yield night
+            if acted or night.leaving_unlisted:
+                rewrite.rewrite_every_row(acted, leaving_unlisted=night.leaving_unlisted)
 
 
 def _purge_invitations(now: dt.datetime) -> int:
@@ -263,10 +273,13 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
     today = today or timezone.localdate(now)
     counts = RetentionCounts()
     # In this order, so someone matching several rules is counted once, under the strongest reason.
-    counts.declined_erased = _anonymise_all(declined())
-    counts.contract_ended_anonymised = _anonymise_all(of_ended_contracts(today=today))
-    counts.unlisted_anonymised = anonymise_participants(participant_ids=unlisted(today=today), unlisted=True)
-    counts.inactive_anonymised = _anonymise_all(inactive_too_long(today=today))
+    with _one_pass() as night:
+        # Read inside the pass, each after the one before: whoever an earlier rule stopped is skipped by the
+        # later ones (night.anonymise), so someone matching several is counted once, under the first.
+        counts.declined_erased = night.anonymise(declined())
+        counts.contract_ended_anonymised = night.anonymise(of_ended_contracts(today=today))
+        counts.unlisted_anonymised = night.anonymise(unlisted(today=today), unlisted=True)
+        counts.inactive_anonymised = night.anonymise(inactive_too_long(today=today))
     with transaction.atomic():
         # A code's row also counts the rounds and failures of its hour (participants.verification): kept
         # until that hour is over, then worth nothing.

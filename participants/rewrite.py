@@ -1,4 +1,6 @@
-"""Every participant row written once, alike, by a request batch that applies anyone's act (issue 14).
+"""Every participant row written once, alike, by a request batch that applies anyone's act (issue 14), and
+by a night that anonymises anyone (participants.retention._one_pass, which uses the same pass for the rows
+its rules erase).
 
 The request batch (participants.requestqueue.take_up_pending) applies pauses, rejoins, corrections, declines
 and stops. Written row by row, they told whoever reads the live database or its files which rows were acted
@@ -28,7 +30,7 @@ from __future__ import annotations
 import functools
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 from django.db import connections, router
@@ -69,11 +71,25 @@ def _cipher(field: EncryptedTextField) -> crypto.ColumnCipher:
     return crypto.ColumnCipher(field.purpose, table, str(field.column), pad_to=field.pad_to)
 
 
-def rewrite_every_row(acted: dict[str, Participant]) -> int:
+def hold_every_organisation() -> None:
+    """Hold every organisation (FOR NO KEY UPDATE, in pk order) until the caller's transaction ends.
+
+    What a pass that ends in ``rewrite_every_row`` takes first: every writer of a participant row or a blind
+    index takes its organisation before it writes, so none writes between the pass's reads and its write.
+    In one order, as everyone takes them, so two passes wait for each other instead of deadlocking. FOR NO
+    KEY UPDATE: it excludes the other writers, but not the FOR KEY SHARE a score insert's foreign key check
+    takes, so no tap waits (tests/test_attacks_review5.py).
+    """
+    list(Organisation.objects.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
+
+
+def rewrite_every_row(acted: dict[str, Participant], *, leaving_unlisted: Collection[str] = ()) -> int:
     """Write every participant row once, under a new index salt per organisation; how many rows.
 
-    ``acted``: the batch's copies of the rows its acts changed (every_row_once), written with their new
-    values. Inside the batch's transaction, with every organisation held by it. Raises RuntimeError,
+    ``acted``: the pass's copies of the rows its acts changed (every_row_once), written with their new
+    values. ``leaving_unlisted``: the ids (as text) of rows whose ``unlisted_on`` is cleared in the same write
+    (the nightly anonymisation's unlisting rule, participants.retention); every other row keeps its own.
+    Inside the pass's transaction, with every organisation held by it. Raises RuntimeError,
     so that the batch rolls back whole, when a row changed or went between the read and the write (which
     the organisation locks rule out).
     """
@@ -95,7 +111,10 @@ def rewrite_every_row(acted: dict[str, Participant]) -> int:
         ids.sort(key=lambda _pk: secrets.token_bytes(8))
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            rows = [_rewritten(row, acted.get(row[0]), ciphers, indexes) for row in _read(chunk)]
+            rows = [
+                _rewritten(row, acted.get(row[0]), ciphers, indexes, row[0] in leaving_unlisted)
+                for row in _read(chunk)
+            ]
             # In the chunk's random order: the rows' new versions lie in no order an act could show in.
             order = {pk: place for place, pk in enumerate(chunk)}
             rows.sort(key=lambda row: order[row[0]])
@@ -111,7 +130,8 @@ def _ids_of(organisation_id: int) -> list[str]:
     return [str(pk) for pk in query.values_list("pk", flat=True)]
 
 
-# A row as read: id as text, every sealed column's ciphertext (in _sealed_fields' order), both blind indexes.
+# A row as read: id as text, every sealed column's ciphertext (in _sealed_fields' order), both blind indexes,
+# and the day it was unlisted (ISO, or empty for none).
 _Read = tuple[str, ...]
 
 
@@ -119,8 +139,10 @@ def _read(ids: list[str]) -> list[_Read]:
     names = [field.attname for field in _sealed_fields()]
     query = Participant.objects.filter(pk__in=[uuid.UUID(pk) for pk in ids])
     return [
-        (str(pk), *(str(value) for value in values))
-        for pk, *values in query.values_list("pk", *names, "email_index", "mobile_index")
+        (str(pk), *(str(value) for value in values), unlisted_on.isoformat() if unlisted_on else "")
+        for pk, *values, unlisted_on in query.values_list(
+            "pk", *names, "email_index", "mobile_index", "unlisted_on"
+        )
     ]
 
 
@@ -129,10 +151,11 @@ def _rewritten(
     copy: Participant | None,
     ciphers: dict[str, crypto.ColumnCipher],
     indexes: _Indexes,
+    leaves_unlisted: bool,
 ) -> tuple[str, ...]:
-    """The row's new values: (id, every sealed column, email_index, mobile_index)."""
-    pk, *sealed = row[:-2]
-    email_index, mobile_index = row[-2:]
+    """The row's new values: (id, every sealed column, email_index, mobile_index, unlisted_on)."""
+    pk, *sealed = row[:-3]
+    email_index, mobile_index, unlisted_on = row[-3:]
     fields = _sealed_fields()
     values: list[str] = []
     if copy is not None:
@@ -156,6 +179,7 @@ def _rewritten(
         *values,
         indexes.renewed("email", email_index, crypto.normalise_email(email) if email else None),
         indexes.renewed("phone", mobile_index, mobile),
+        "" if leaves_unlisted else unlisted_on,
     )
 
 
@@ -191,7 +215,8 @@ def _write(rows: list[tuple[str, ...]]) -> int:
         return 0
     connection = connections[router.db_for_write(Participant)]
     table = connection.ops.quote_name(Participant._meta.db_table)
-    columns = [str(field.column) for field in _sealed_fields()] + ["email_index", "mobile_index"]
+    columns = [str(field.column) for field in _sealed_fields()]
+    columns += ["email_index", "mobile_index", "unlisted_on"]
     assignments = ", ".join(f"{connection.ops.quote_name(name)} = v.c{n}" for n, name in enumerate(columns))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -203,7 +228,10 @@ def _write(rows: list[tuple[str, ...]]) -> int:
                 raise ValueError("a participant id, ciphertext or hash holds a comma")
             names = ", ".join(f"c{n}" for n in range(len(columns)))
             unnest = ", ".join(
-                ["string_to_array(%s, ',')::uuid[]"] + ["string_to_array(%s, ',')"] * len(columns)
+                ["string_to_array(%s, ',')::uuid[]"]
+                + ["string_to_array(%s, ',')"] * (len(columns) - 1)
+                # The day unlisted: empty is NULL.
+                + ["string_to_array(%s, ',', '')::date[]"]
             )
             # Joined by hashing the ids, the table is scanned and its rows written in the order they lay in,
             # which keeps what that order tells (the rows an enrolment moved to the end) past every batch
@@ -228,10 +256,10 @@ def _write(rows: list[tuple[str, ...]]) -> int:
         else:
             plain = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in columns)
             count = 0
-            for pk, *values in rows:
+            for pk, *values, unlisted_on in rows:
                 cursor.execute(
                     f"UPDATE {table} SET {plain} WHERE id = %s",  # noqa: S608  # nosec B608  # names from the model
-                    [*values, uuid.UUID(pk).hex],
+                    [*values, unlisted_on or None, uuid.UUID(pk).hex],
                 )
                 count += cursor.rowcount
     if count != len(rows):

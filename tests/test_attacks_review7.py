@@ -15,8 +15,9 @@ invitation schedule then ended the person's reminders while the list still named
 reads in the mailboxes it supplied; a full list ended the schedule of someone who stopped in the
 import's own transaction, everyone else's at their next step, so the schedule table named the stopper's row
 to the operator; and the night a row's unlisting grace ended rewrote every unlisted row but the stoppers'
-(retention.unlisted). Two stay open as strict xfails (fix directions in their docstrings): the first
-full list after the change unlists rows stopped before it, and the contract's end (from before the change).
+(retention.unlisted). Closed since: the first full list after the change unlisted the rows stopped before
+it (importing._not_named), and the night a contract's grace ends rewrote only the rows not stopped yet (the
+night's one pass now rewrites every row, retention._one_pass).
 """
 
 from __future__ import annotations
@@ -465,19 +466,13 @@ def test_the_night_a_grace_ends_rewrites_every_unlisted_row_alike_whatever_it_di
     assert dump() == after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the night a contract's grace ends anonymises the organisation's rows that had not stopped, and "
-    "rewrites none that had: the rows it leaves alone are the stoppers",
-)
 def test_the_night_a_contract_ends_rewrites_every_row_of_the_organisation_alike(
     organisation: Organisation, employer: StaffUser
 ) -> None:
     """From before the change, the same shape as the unlisted rule's: the operator dumps the identity store
-    around the night an organisation's contract grace ends, and retention.of_ended_contracts leaves out the
-    rows already stopped. Fix direction: as retention.unlisted now does, take every row of the
-    organisation, shred a stopped one again in the same pass, and mark what was handled so no later night
-    takes it again (the organisation, say, since contract_end stays)."""
+    around the night an organisation's contract grace ends. retention.of_ended_contracts leaves out the
+    rows already stopped, and the night rewrote only those it stopped. Now its one pass ends by rewriting
+    every row (retention._one_pass), so a stopper's row changes as the others' do."""
     load(organisation, employer, ANNA, BERT, full_list=True)
     anna, bert = listed_as(organisation, "anna@werk.example"), listed_as(organisation, "bert@werk.example")
     account.stop_participation(participant=anna)

@@ -72,3 +72,8 @@ def test_every_job_runs_on_fresh_sqlite_files(tmp_path: Path) -> None:
     assert printed["closed_weeks"] is True and printed["frozen"] == len(organisations)
     assert printed["links_left"] == 0
     assert printed["nightly_runs"] == 1
+    assert (printed["night_unlisted"], printed["dropped_stopped"], printed["salts_renewed"]) == (
+        1,
+        True,
+        True,
+    )

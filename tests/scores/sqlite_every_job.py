@@ -159,10 +159,23 @@ def main() -> None:
     with time_machine.travel(at(after, 0) + dt.timedelta(minutes=30), tick=True):
         printed["closed"] = run(close_ended_weeks)
         printed["closed_again"] = run(close_ended_weeks)
+    # One participant the employer's list dropped long enough ago: the night erases them in its one pass
+    # over every row (participants.retention), renewing every organisation's index salt.
+    dropped = Participant.objects.with_status(Participant.Status.ACTIVE).order_by("pk").first()
+    assert dropped is not None
+    Participant.objects.filter(pk=dropped.pk).update(
+        is_listed=False, unlisted_on=after - dt.timedelta(days=400)
+    )
+    salts = dict(Organisation.objects.values_list("pk", "index_salt"))
     with time_machine.travel(at(after, 2) + dt.timedelta(minutes=30), tick=True):
         run(run_retention)
         run(run_retention)
         printed["nightly_runs"] = AnonymisationRun.objects.filter(run_on=after).count()
+        printed["night_unlisted"] = AnonymisationRun.objects.get(run_on=after).unlisted_anonymised
+    printed["dropped_stopped"] = Participant.objects.get(pk=dropped.pk).status == Participant.Status.STOPPED
+    printed["salts_renewed"] = all(
+        salt != salts[pk] for pk, salt in Organisation.objects.values_list("pk", "index_salt")
+    )
     organisations = Organisation.objects.count()
     printed["closed_weeks"] = ClosedWeek.objects.filter(week=next_week).count() == organisations
     printed["frozen"] = WeeklyAggregate.objects.filter(week=next_week, department__isnull=True).count()
