@@ -213,8 +213,13 @@ class _Night:
             participant.shred()
         code_ids = list(VerificationCode.objects.naming(pks).values_list("pk", flat=True))
         parts = [account.participant_message_key_part(p) for p in locked] + [f"code:{pk}:" for pk in code_ids]
+        # As a stop does: only those that hold an address or number in clear go now. The deferred ones (the
+        # week's message, a link's reference only, and the link names its row) end at their claim, as a
+        # stand-in's does: ended here, in the night, they named whose rows it erased (review 9).
         for start in range(0, len(parts), CANCEL_PARTS_PER_QUERY):
-            messaging.cancel_pending(keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY])
+            messaging.cancel_pending(
+                keys_containing=parts[start : start + CANCEL_PARTS_PER_QUERY], only_with_content=True
+            )
         VerificationCode.objects.filter(pk__in=code_ids).delete()
         now = timezone.now()
         CodeFailure.objects.filter(

@@ -1,0 +1,75 @@
+"""Review 9 (adversary): the night's anonymisation in one pass that rewrites every row (main c6697da).
+
+The night's rules (decliners, the inactive beyond the period, rows past their unlisting grace, an ended
+contract's) now stop whom they take in one transaction that holds every organisation and ends by writing
+every participant row once, alike, under new index salts (retention._one_pass, participants.rewrite). The
+three attackers of issue 14 try it: the operator (dumps of the identity store around the night, the outbox
+beside it), the employer (the mailboxes it supplied) and whoever opens a link. Each test below is an attack
+that worked on c6697da.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core import mail
+
+from participants import retention
+from participants.models import Organisation, Participant
+from preventicons import messaging
+from preventicons.models import OutboundMessage
+from scores import rounds
+from scores.models import WeeklyLink
+from tests.conftest import ALL_DATABASES
+from tests.participants.people import make_participant
+from tests.participants.test_stop import make_active
+
+pytestmark = [
+    pytest.mark.usefixtures("english", "empty_cache"),
+    pytest.mark.django_db(databases=ALL_DATABASES, transaction=True),
+]
+
+TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC)
+# A night by which the inactivity period of someone silent since before TUESDAY has run out.
+NIGHT = TUESDAY.date() + dt.timedelta(days=settings.ANONYMISE_INACTIVE_AFTER_DAYS + 1)
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_the_night_ends_none_of_the_weeks_messages_of_whom_it_erased(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator dumps the outbox around the night: the week's messages are deferred, each naming its
+    weekly link in clear, and the link names its participant row. The night ended the pending ones of the
+    rows it erased (a decliner, an inactive person) in its own transaction, so the tombstones named whose
+    rows the night erased, however alike it wrote the participant table. As a stop in the request batch
+    (review 8): only messages that hold an address in clear go at the erasure; the week's message ends at
+    its claim, as a stand-in's does (neither person would have been sent it)."""
+    inactive = make_active(organisation, name="I", email="i@example.nl", mobile="+31612345601")
+    make_active(organisation, name="B", email="b@example.nl", mobile="+31612345602")
+    decliner = make_participant(organisation, email="dec@example.nl", mobile="+31612345603")
+    Participant.objects.filter(pk=decliner.pk).set_state(status=Participant.Status.DECLINED)
+    Participant.objects.filter(pk=inactive.pk).set_state(status=Participant.Status.INACTIVE)
+    # No worker runs between the round and the night (a provider's backoff, or a round late on Monday).
+    with monkeypatch.context() as patched:
+        patched.setattr(messaging, "_hurry_sending", lambda: None)
+        rounds.run_weekly_round(organisation=organisation, week=rounds.week_of(TUESDAY))
+    weekly = OutboundMessage.objects.filter(renderer=rounds.RENDERER)
+    weekly.update(next_attempt_at=TUESDAY + dt.timedelta(days=1))
+    assert WeeklyLink.objects.filter(participant__in=[inactive, decliner]).count() == 2
+    before = dict(weekly.values_list("key_hash", "status"))
+
+    counts = retention.run_retention(today=NIGHT)
+
+    assert (counts.declined_erased, counts.inactive_anonymised) == (1, 1)
+    after = dict(weekly.values_list("key_hash", "status"))
+    assert after == before
+    assert set(before.values()) == {OutboundMessage.Status.PENDING}
+    weekly.update(next_attempt_at=TUESDAY)
+    mail.outbox.clear()
+    messaging.send_due_messages()
+    # Only the bystander's is sent in clear; the erased rows' end as a stand-in's does.
+    assert [message.to for message in mail.outbox] == [["b@example.nl"]]
+
