@@ -74,6 +74,22 @@ class Organisation(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, but never the index salt of an organisation that exists (only participants.rewrite draws it).
+
+        A whole save (the admin's change form) writes every column as it read them: read before a request
+        batch or a night renewed the salt and written after (its UPDATE waits for their hold on the row), it
+        put the old salt back under every row's new indexes, and every lookup of the organisation found
+        nobody (tests/test_attacks_review9.py).
+        """
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "index_salt"
+            ]
+        super().save(*args, **kwargs)
+
 
 class Department(models.Model):
     organisation = models.ForeignKey(

@@ -17,9 +17,10 @@ import time_machine
 from django.conf import settings
 from django.core import mail
 
-from participants import retention
-from participants.models import Organisation, Participant
+from participants import account, retention
+from participants.models import Organisation, Participant, index_salt
 from preventicons import messaging
+from preventicons.crypto import blind_index_email
 from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import WeeklyLink
@@ -73,3 +74,29 @@ def test_the_night_ends_none_of_the_weeks_messages_of_whom_it_erased(
     # Only the bystander's is sent in clear; the erased rows' end as a stand-in's does.
     assert [message.to for message in mail.outbox] == [["b@example.nl"]]
 
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_an_organisation_saved_from_a_read_before_the_night_keeps_the_nights_salt(
+    organisation: Organisation,
+) -> None:
+    """Correctness after the salt renewal: the admin's change form reads an organisation, then saves it
+    whole (every column). Its UPDATE waits for a night (or a request batch) that holds the organisation
+    and renews its index salt, then writes the salt it read back over the new one, while every row's
+    index stays under the new one: the account-link form, the enrolment's "held by someone else" and the
+    import's clash check then find nobody of the organisation. A save writes the salt only when it makes
+    the organisation (Organisation.save)."""
+    bystander = make_active(organisation, name="B", email="b@example.nl", mobile="+31612345602")
+    decliner = make_participant(organisation, email="dec@example.nl", mobile="+31612345603")
+    Participant.objects.filter(pk=decliner.pk).set_state(status=Participant.Status.DECLINED)
+    # What the change form read before the night committed (its save waits for the night's lock).
+    read_before = Organisation.objects.get(pk=organisation.pk)
+
+    assert retention.run_retention(today=NIGHT).declined_erased == 1
+
+    read_before.arbo_provider = "Arbo Noord"
+    read_before.save()
+    salt = index_salt(organisation.pk)
+    assert salt != read_before.index_salt
+    assert Participant.objects.get(email_index=blind_index_email("b@example.nl", salt)).pk == bystander.pk
+    assert account.send_account_links(request_id="after-the-save", email="b@example.nl") == 1
+    assert Organisation.objects.get(pk=organisation.pk).arbo_provider == "Arbo Noord"
