@@ -111,6 +111,11 @@ def send_invitations(*, organisation: Organisation, by: Any = None) -> int:
     due_at = first_slot(now=now)
     started = 0
     with transaction.atomic():
+        # The organisation first, as every writer of a participant row takes it (participants.rewrite): a
+        # request batch or a night that writes every row, in random order, holds every organisation from its
+        # start, so this waits for it instead of holding rows it needs while it holds rows this needs (a
+        # deadlock that aborted one of them, review 9).
+        Organisation.objects.select_for_update(no_key=True).filter(pk=organisation.pk).first()
         # Locked, so two parallel runs cannot both start the same person.
         # The status is sealed: whoever is still invited is decided in Python, below.
         candidates = Participant.objects.select_for_update().filter(

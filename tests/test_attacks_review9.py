@@ -16,14 +16,16 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.core import mail
+from django.db import connections
 
-from participants import account, retention
+from participants import account, invitations, retention
 from participants.models import Organisation, Participant, index_salt
 from preventicons import messaging
 from preventicons.crypto import blind_index_email
 from preventicons.models import OutboundMessage
 from scores import rounds
 from scores.models import WeeklyLink
+from tests.batchhold import waits_for_a_running_batch
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 from tests.participants.test_stop import make_active
@@ -100,3 +102,16 @@ def test_an_organisation_saved_from_a_read_before_the_night_keeps_the_nights_sal
     assert Participant.objects.get(email_index=blind_index_email("b@example.nl", salt)).pk == bystander.pk
     assert account.send_account_links(request_id="after-the-save", email="b@example.nl") == 1
     assert Organisation.objects.get(pk=organisation.pk).arbo_provider == "Arbo Noord"
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_send_invitations_waits_for_a_night_that_rewrites_every_row(organisation: Organisation) -> None:
+    """The employer's "send invitations" locked the organisation's new rows (FOR UPDATE, in pk order) and
+    wrote them, without taking the organisation first as every other writer of a participant row does. A
+    night (or a request batch) that holds every organisation writes every row, in random order: each
+    holding rows the other waits for, one of them was aborted as a deadlock (a night that erased nobody, or
+    the employer's error page). It takes the organisation first, so it waits for a running pass."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's row locks")
+    make_participant(organisation, email="new@example.nl", mobile="+31612345604")
+    waits_for_a_running_batch(lambda: invitations.send_invitations(organisation=organisation))
