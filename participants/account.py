@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ from participants.models import (
 from participants.references import hour_indexes
 from preventicons import crypto, messaging, ratelimit
 from preventicons.sessions import coarse_expiry
+
+logger = logging.getLogger(__name__)
 
 ACCOUNT_LINK_LIFETIME = dt.timedelta(minutes=30)
 # Per hour (preventicons.ratelimit). Counted whether or not the address is known, so the limit tells nothing.
@@ -338,6 +341,44 @@ def apply_change(*, participant: Participant, change: ProvenChange) -> bool:
         _notify_refused_change(participant, at=now)
         return False
     participant.refresh_unless_batch_copy()
+    return True
+
+
+def apply_enrolment(*, participant: Participant, request: dict[str, Any]) -> bool:
+    """Make an invited person a participant as they chose and proved at enrolment (the batch;
+    participants.requestqueue.confirm_enrolment, enrolment.prove_enrolment); True if it did.
+
+    A fresh pseudonym P (nothing about the invitation or the import leads to the scores), the weekly channel
+    they chose, the name, address or number they corrected and proved, a private address they proved.
+    False, changing nothing, when they are no longer only invited (a second enrolment, a stop) or when
+    someone else of the organisation took a corrected address or number since: they are still invited and
+    may join again through their link.
+    """
+    channel = Participant.WeeklyChannel(request["weekly_channel"])
+    email, mobile = request.get("email") or None, request.get("mobile") or None
+    with transaction.atomic():
+        locked = Participant.to_act_on(participant.pk)
+        if locked.status != Participant.Status.INVITED:
+            return False
+        if _taken_by_someone_else(locked, ProvenChange(email=email, mobile=mobile)):
+            return False
+        # Every sealed column sealed afresh, as every act of the batch leaves them (Participant.reseal).
+        locked.reseal()
+        if request.get("name"):
+            locked.name = request["name"]
+        if channel is Participant.WeeklyChannel.PRIVATE_EMAIL:
+            locked.private_email = request["private_email"]
+        elif email:
+            locked.set_email(email)
+        if mobile:
+            locked.set_mobile(mobile)
+        locked.weekly_channel = channel
+        locked.status = Participant.Status.ACTIVE
+        locked.pseudonym = crypto.new_pseudonym()
+        locked.save()
+    participant.refresh_unless_batch_copy()
+    # No participant id: the log would name who joined, and when (issue #14).
+    logger.info("participant enrolled")
     return True
 
 

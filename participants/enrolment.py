@@ -3,11 +3,12 @@
 An invitation link is a 256-bit token of which only the hash is stored. Its first page is the same for
 everyone (participants/views/enrolment.py); what the invitation leads to, and declining, come only after an
 SMS code to the number the employer supplied for that link (``request_link_code``/``verify_link_code``), so
-whoever reads a mailbox the employer supplied learns nothing from the link and cannot decline for someone,
-and the phone the employer supplied receives the same texts whatever the person did. Enrolment then needs
-consent to the current text and both codes (e-mail and SMS) of one round; only then is the participant
-active, with a fresh pseudonym and the weekly channel they chose. The invitation messages themselves follow
-one fixed schedule for everyone (participants/invitations.py).
+whoever reads a mailbox the employer supplied learns nothing from the link and cannot decline for someone, and
+the phone the employer supplied receives the same texts whatever the person did. Enrolment then needs consent
+to the current text and both codes (e-mail and SMS) of one round; only then is the enrolment queued
+(prove_enrolment, participants.requestqueue.confirm_enrolment), and the next request batch makes the
+participant active, with a fresh pseudonym and the weekly channel they chose, writing every row alike. The
+invitation messages themselves follow one fixed schedule for everyone (participants/invitations.py).
 """
 
 from __future__ import annotations
@@ -15,23 +16,22 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from participants import contact, verification
+from participants import contact, queued, verification
 from participants.agreements import require_signed_agreement
 from participants.invitations import held_by_someone_else
-from participants.models import ConsentRecord, Invitation, Participant, VerificationCode, hold_index_salts
+from participants.models import ConsentRecord, Invitation, Participant, VerificationCode
 from participants.verification import issue_codes
 from preventicons import messaging
 from preventicons.crypto import (
     hash_token,
-    new_pseudonym,
     new_token,
     normalise_email,
 )
@@ -178,6 +178,9 @@ def prove_decline(*, invitation: Invitation) -> bool:
     participant = invitation.invitee
     if participant.status != Participant.Status.INVITED:
         return False
+    if queued.is_pending(queued.ENROLMENT, participant.pk):
+        # They joined a moment ago; the batch makes it so (prove_enrolment).
+        return False
     _require_link_code(participant)
     return True
 
@@ -250,7 +253,7 @@ def start_verification(
     weekly_channel: str = WeeklyChannel.SMS,
     private_email: str | None = None,
 ) -> bool:
-    """Take the corrected name, then send a code to each new address or number; True if any was sent.
+    """Check the corrected name, then send a code to each new address or number; True if any was sent.
 
     The link and its SMS code already proved the person behind the addresses on file, so those get no code:
     nothing about enrolling reaches the work mailbox the employer reads. A new address (a private one for the
@@ -315,18 +318,10 @@ def start_verification(
         for channel, new in ((VerificationCode.Channel.EMAIL, email), (VerificationCode.Channel.SMS, mobile))
         if new
     )
-    with transaction.atomic():
-        name = name.strip()
-        if name and name != (participant.name or ""):
-            # The organisation held first, as every writer of a participant row takes it (review 8): a request
-            # batch reads every row and then writes every row, and a name saved in between was lost.
-            hold_index_salts([participant.organisation_id])
-            participant.name = name
-            participant.save(update_fields=["name"])
-        if channels:
-            issue_codes(
-                participant=participant, purpose=ENROL, email_to=email, sms_to=mobile, channels=channels
-            )
+    # The name is not written here (it would write the row in the minute its person enrols): the caller
+    # keeps it for prove_enrolment, and the request batch writes it with the enrolment.
+    if channels:
+        issue_codes(participant=participant, purpose=ENROL, email_to=email, sms_to=mobile, channels=channels)
     return bool(channels)
 
 
@@ -352,72 +347,90 @@ def _check_private_choice(*, participant: Participant, private_email: str | None
         raise ValidationError(errors)
 
 
-def complete_enrolment(
+@dataclass(frozen=True)
+class ProvenEnrolment:
+    """What an invited person chose and proved at enrolment, waiting for the request batch to make it so
+    (participants.requestqueue.confirm_enrolment, account.apply_enrolment). None: unchanged."""
+
+    participant: str
+    weekly_channel: str
+    name: str | None = None
+    # A corrected work address and number, each proven by its own code.
+    email: str | None = None
+    mobile: str | None = None
+    # A private address for the weekly messages, proven by its code.
+    private_email: str | None = None
+
+    def request(self) -> dict[str, str | bool]:
+        """The values as the request queue holds them (participants.queued.sealed)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+def prove_enrolment(
     *,
     invitation: Invitation,
     weekly_channel: str = WeeklyChannel.SMS,
     with_codes: bool = False,
     expired_ok: bool = False,
-) -> Participant:
-    """Activate the participant once the link's SMS code, consent and (``with_codes``) the codes to the new
-    addresses of the latest round are in: fresh pseudonym; the link opens no second enrolment (the status).
-    ``expired_ok``: the link expired, and its person chose to go on with it after its SMS code
-    (may_go_on_expired).
+    name: str | None = None,
+) -> ProvenEnrolment:
+    """Check that this link's person may join now as they chose; what the batch is to make so.
 
-    The weekly messages go only where ``weekly_channel`` says; a private address is taken only as proven by
-    an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused, changing nothing,
-    when any of that is missing.
+    Needs the link's SMS code, consent and (``with_codes``) the codes to the new addresses of the latest
+    round. ``expired_ok``: the link expired, and its person chose to go on with it after its SMS code
+    (may_go_on_expired). ``name``: the name as corrected on the details page (start_verification checked
+    it). The weekly messages go only where ``weekly_channel`` says; a private address is taken only as
+    proven by an e-mail code. Without ``with_codes`` nothing new is taken. Raises EnrolmentRefused when any
+    of that is missing, or when they joined already (or their joining waits for the batch).
+
+    Writes nothing: the participant row is not written in the minute its person joins (issue 14). The
+    caller queues the result (participants.requestqueue.confirm_enrolment); the request batch makes them a
+    participant, with a fresh pseudonym, when it writes every row (participants.rewrite).
     """
     weekly_channel = WeeklyChannel(weekly_channel)
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            organisation_id = invitation.invitee.organisation_id
-            # Held until this commits: a request batch renewing the salt (and rewriting every row) waits, so
-            # the indexes written here are under the salt every other row has.
-            salt = hold_index_salts([organisation_id])[organisation_id]
-            participant = Participant.objects.select_for_update().get(pk=invitation.invitee.pk)
-            # Read, not locked: nothing is written on the link, and a lock would stamp this transaction into
-            # its xmax. The participant row's lock is what two enrolments at once wait on.
-            invitation = Invitation.objects.get(pk=invitation.pk)
-            if participant.status != Participant.Status.INVITED:
-                raise EnrolmentRefused(_("This invitation has already been used."))
-            if invitation.expires_at <= now and not expired_ok:
-                raise EnrolmentRefused(_("This invitation has expired."))
-            if not has_consented(participant):
-                raise EnrolmentRefused(_("Please read and accept the explanation first."))
-            _require_link_code(participant)
-            proven = (
-                verification.proven_round(participant=participant, purpose=ENROL)
-                if with_codes
-                else verification.ProvenTargets(email=None, mobile=None)
-            )
-            if proven is None:
-                raise EnrolmentRefused(_("Please enter the codes first."))
-            if weekly_channel is WeeklyChannel.PRIVATE_EMAIL:
-                if not proven.email:
-                    raise EnrolmentRefused(_("Please choose again where the weekly messages should go."))
-                participant.private_email = proven.email
-            elif proven.email:
-                participant.set_email(proven.email, salt=salt)
-            participant.weekly_channel = weekly_channel
-            if proven.mobile:
-                participant.set_mobile(proven.mobile, salt=salt)
-            participant.status = Participant.Status.ACTIVE
-            # A fresh P at enrolment: nothing about the invitation or import leads to the scores.
-            participant.pseudonym = new_pseudonym()
-            participant.save()
-            # The link itself is not marked used (participants 0029 dropped used_at): it names its participant
-            # in clear, so a mark on it told a dump whose row enrolled, and when, until the link was purged
-            # (review 5). The sealed status, no longer 'invited', refuses a second enrolment through any link.
-            # The other links are not expired early (their SMS codes keep going out as anyone's do); they
-            # open only the page that says the person takes part (link_state).
-    except IntegrityError:
+    # Read, not locked: a lock would stamp this transaction into the row's xmax, and into the link's.
+    participant = Participant.objects.get(pk=invitation.invitee.pk)
+    invitation = Invitation.objects.get(pk=invitation.pk)
+    joined = queued.is_pending(queued.ENROLMENT, participant.pk)
+    if participant.status != Participant.Status.INVITED or joined:
+        raise EnrolmentRefused(_("This invitation has already been used."))
+    if invitation.expires_at <= now and not expired_ok:
+        raise EnrolmentRefused(_("This invitation has expired."))
+    if not has_consented(participant):
+        raise EnrolmentRefused(_("Please read and accept the explanation first."))
+    _require_link_code(participant)
+    proven = (
+        verification.proven_round(participant=participant, purpose=ENROL)
+        if with_codes
+        else verification.ProvenTargets(email=None, mobile=None)
+    )
+    if proven is None:
+        raise EnrolmentRefused(_("Please enter the codes first."))
+    if weekly_channel is WeeklyChannel.PRIVATE_EMAIL and not proven.email:
+        raise EnrolmentRefused(_("Please choose again where the weekly messages should go."))
+    private = weekly_channel is WeeklyChannel.PRIVATE_EMAIL
+    email = None if private else proven.email
+    # Held by a colleague now, listed for one, or left by one, as the details page checked when the codes
+    # went out: the same refusal. The batch checks once more, against what its own acts changed.
+    if any(held_by_someone_else(participant=participant, email=email, mobile=proven.mobile)):
         raise EnrolmentRefused(
             _("This e-mail address or mobile number cannot be used. Please enter another one.")
-        ) from None
-    logger.info("participant enrolled")
-    return participant
+        )
+    name = (name or "").strip()
+    if name:
+        try:
+            name = contact.check_text(name, max_length=NAME_MAX_LENGTH)
+        except contact.TextRefused as refused:
+            raise EnrolmentRefused(contact.name_message(refused)) from None
+    return ProvenEnrolment(
+        participant=str(participant.pk),
+        weekly_channel=weekly_channel.value,
+        name=name if name and name != (participant.name or "") else None,
+        email=email,
+        mobile=proven.mobile,
+        private_email=proven.email if private else None,
+    )
 
 
 def mask_email(email: str | None) -> str:

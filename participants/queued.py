@@ -28,11 +28,14 @@ STOP_CLOSE = "stop-close"
 REJOIN = "rejoin"
 # Someone invited saying no, through their invitation link and its SMS code.
 DECLINE = "decline"
+# Someone invited joining, through their invitation link, its SMS code, consent and any new address's code:
+# the batch makes them a participant (account.apply_enrolment), so their row is not written at that moment.
+ENROLMENT = "enrolment"
 
 # Every request is padded to this many characters before sealing, so that every kind falls into one
 # ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a
 # correction: a name of 200 characters (up to 12 JSON characters each, as \ud83d\ude00), an address of
-# 254 and a number.
+# 254 and a number; an enrolment holds as much (a private address takes the place of a corrected one).
 PLAINTEXT_LENGTH = 3072
 
 
@@ -67,7 +70,7 @@ def queue_stop_closes(pseudonyms: list[str]) -> None:
 # however late the batch. A help request or a request for another casemanager is not among them: it names
 # someone who asked for help, and after a week untaken it is stale (the casemanager would call about a week
 # that has passed); the participant can ask again.
-_KEPT_UNTIL_TAKEN = (STOP, STOP_CLOSE, CHANGE, PAUSE, REJOIN, DECLINE)
+_KEPT_UNTIL_TAKEN = (STOP, STOP_CLOSE, CHANGE, PAUSE, REJOIN, DECLINE, ENROLMENT)
 
 
 def waits_for_the_batch(queued: QueuedRequest) -> bool:
@@ -78,8 +81,8 @@ def waits_for_the_batch(queued: QueuedRequest) -> bool:
     correction: it may be their new number after the old one went to someone else, who would go on getting
     their messages. A pause or resume: a pause is a restriction they asked for (and a resume their choice to
     hear from us again). A rejoin: they were told they take part again within minutes. A decline: they were
-    told they are not invited again. A dossier close: the only way left to the dossier of someone who
-    stopped.
+    told they are not invited again. An enrolment: they were told they take part. A dossier close: the
+    only way left to the dossier of someone who stopped.
     """
     return bool(opened(queued)["kind"] in _KEPT_UNTIL_TAKEN)
 
@@ -87,3 +90,13 @@ def waits_for_the_batch(queued: QueuedRequest) -> bool:
 def is_stop_close(queued: QueuedRequest) -> bool:
     """Whether this queued row closes a stopped participant's dossier (opened: the kind is sealed)."""
     return bool(opened(queued)["kind"] == STOP_CLOSE)
+
+
+def is_pending(kind: str, participant: object) -> bool:
+    """Whether a request of this kind for this participant waits in the queue (every row opened: the queue
+    holds at most one batch interval of requests)."""
+    wanted = str(participant)
+    return any(
+        request["kind"] == kind and request.get("participant") == wanted
+        for request in map(opened, QueuedRequest.objects.all())
+    )

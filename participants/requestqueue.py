@@ -48,11 +48,13 @@ from participants.queued import (
     CHANGE,
     CHANGED_FIELDS,
     DECLINE,
+    ENROLMENT,
     HELP,
     PAUSE,
     REJOIN,
     STOP,
     STOP_CLOSE,
+    is_pending,
     opened,
     sealed,
 )
@@ -97,6 +99,8 @@ class TakenUp:
     rejoins: int = 0
     # Invited people saying no (dropped when they enrolled after all before the batch).
     declines: int = 0
+    # Invited people joining (dropped when someone else took a corrected address or number since).
+    enrolments: int = 0
     # The pseudonyms P of participants who stopped on an earlier day, in random order: their dossiers close.
     stop_closes: list[str] = field(default_factory=list)
 
@@ -148,6 +152,41 @@ def confirm_decline(*, invitation: Invitation) -> bool:
         return False
     _replace_pending({"kind": DECLINE, "participant": str(invitation.invitee.pk)})
     return True
+
+
+def confirm_enrolment(
+    *,
+    invitation: Invitation,
+    weekly_channel: str = Participant.WeeklyChannel.SMS,
+    with_codes: bool = False,
+    expired_ok: bool = False,
+    name: str | None = None,
+) -> Participant:
+    """Check that this link's person may join as they chose (enrolment.prove_enrolment) and queue it; the
+    participant, as the table still holds them.
+
+    The next batch makes them a participant (account.apply_enrolment) with everyone else's requests, and
+    writes every row alike (participants.rewrite): their row is not written in the minute they join, which
+    told whoever reads the database that it joined (issue 14). Raises enrolment.EnrolmentRefused, queueing
+    nothing, as prove_enrolment does; a second enrolment before the batch is refused there.
+    """
+    with transaction.atomic(using=router.db_for_write(QueuedRequest)):
+        # The queue first, as the batch takes it first (see _lock_the_queue).
+        _lock_the_queue()
+        proven = enrolment.prove_enrolment(
+            invitation=invitation,
+            weekly_channel=weekly_channel,
+            with_codes=with_codes,
+            expired_ok=expired_ok,
+            name=name,
+        )
+        _replace_pending({"kind": ENROLMENT, **proven.request()})
+    return invitation.invitee
+
+
+def enrolment_pending(participant: Participant) -> bool:
+    """Whether this person's enrolment waits for the next batch (confirm_enrolment)."""
+    return is_pending(ENROLMENT, participant.pk)
 
 
 def queue_casemanager_change(*, participant: Participant) -> None:
@@ -261,6 +300,10 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     # after the stop was confirmed, through a weekly link that still works until now) would otherwise open
     # a dossier under their P and mail a casemanager, or a correction send its notice, before the stop.
     requests = [(queued, opened(queued)) for queued in pending]
+    # Enrolments first (in their random order): whatever else a person asked in the batch (a pause, a
+    # correction, a stop from the account page they opened right after joining) applies to the participant
+    # they became, and a decline after joining is dropped.
+    requests.sort(key=lambda request: request[1]["kind"] != ENROLMENT)
     if any(request["kind"] != STOP_CLOSE for _queued, request in requests):
         # Every organisation, in one order (as a stop, an import and the nightly anonymisation take theirs
         # first): a stop or anonymisation running now waits for the batch, or the batch for it, so nobody
@@ -276,7 +319,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
     dropped = 0
     pauses_changed = 0
     casemanager_changes: list[str] = []
-    stops = changes = 0
+    stops = changes = enrolments = 0
     status_changes: Counter[str] = Counter()
     stop_closes: list[str] = []
     taken: list[QueuedRequest] = []
@@ -297,6 +340,15 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
             participant = acted.get(request["participant"]) or (
                 Participant.objects.filter(pk=uuid.UUID(request["participant"])).first()
             )
+            if request["kind"] == ENROLMENT:
+                joined = participant is not None and account.apply_enrolment(
+                    participant=participant, request=request
+                )
+                if joined:
+                    enrolments += 1
+                else:
+                    dropped += 1
+                continue
             if request["kind"] == CASEMANAGER:
                 if (
                     participant is None
@@ -351,7 +403,7 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
                     organisation_id=participant.organisation_id,
                 )
             )
-        if pauses_changed or stops or changes or status_changes:
+        if pauses_changed or stops or changes or status_changes or enrolments:
             # Every row of every organisation once, alike: which rows the acts changed, and how, is in no
             # xmin, ciphertext, index or dead row version (participants.rewrite).
             rewrite.rewrite_every_row(acted)
@@ -365,5 +417,6 @@ def take_up_pending(*, today: dt.date | None = None) -> TakenUp:
         changes=changes,
         rejoins=status_changes[REJOIN],
         declines=status_changes[DECLINE],
+        enrolments=enrolments,
         stop_closes=stop_closes,
     )

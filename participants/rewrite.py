@@ -2,12 +2,12 @@
 by a night that anonymises anyone (participants.retention._one_pass, which uses the same pass for the rows
 its rules erase).
 
-The request batch (participants.requestqueue.take_up_pending) applies pauses, rejoins, corrections, declines
-and stops. Written row by row, they told whoever reads the live database or its files which rows were acted
-on in that batch: their ``xmin``, their changed ciphertexts, a correction's or a stop's changed blind
-indexes, even the dead row versions an act leaves. So inside the batch an act changes the batch's one copy
-of its row (``Participant.to_act_on``) and writes nothing; then ``rewrite_every_row`` writes every row of
-every organisation exactly once, in one statement per chunk, in random order:
+The request batch (participants.requestqueue.take_up_pending) applies enrolments, pauses, rejoins,
+corrections, declines and stops. Written row by row, they told whoever reads the live database or its files
+which rows were acted on in that batch: their ``xmin``, their changed ciphertexts, a correction's or a stop's
+changed blind indexes, even the dead row versions an act leaves. So inside the batch an act changes the
+batch's one copy of its row (``Participant.to_act_on``) and writes nothing; then ``rewrite_every_row`` writes
+every row of every organisation exactly once, in one statement per chunk, in random order:
 
 * every sealed column sealed afresh (a new nonce, the same length), with the acts' new values where a
   person acted and as it was everywhere else;

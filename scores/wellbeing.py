@@ -136,6 +136,8 @@ class HelpBatch:
     rejoins: int = 0
     # Invited people who said no (participants.requestqueue.confirm_decline).
     declines: int = 0
+    # Invited people who joined (participants.requestqueue.confirm_enrolment).
+    enrolments: int = 0
     # Stops of an earlier day whose dossier close was passed on (participants.queued.queue_stop_closes).
     stop_closes: int = 0
 
@@ -176,5 +178,6 @@ def take_up_help_requests(*, today: dt.date | None = None) -> HelpBatch:
         changes=taken.changes,
         rejoins=taken.rejoins,
         declines=taken.declines,
+        enrolments=taken.enrolments,
         stop_closes=len(taken.stop_closes),
     )

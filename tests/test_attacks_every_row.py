@@ -65,6 +65,13 @@ def _everyone_acts(client: Client, organisation: Organisation) -> dict[str, Part
     # Invited alone, so the last invitation sent is theirs.
     open_with_sms_code(client, invite(people["decliner"]), decline=True)
     assert client.post(reverse("participants:enrol-decline")).status_code == 200
+    # Invited alone in turn, and joined through the pages with a corrected name: queued, not written.
+    people["enroller"] = make_participant(organisation, email="enr@example.nl", mobile="+31612345675")
+    joining = Client()
+    open_with_sms_code(joining, invite(people["enroller"]))
+    joining.post(reverse("participants:enrol-consent"))
+    joined = joining.post(reverse("participants:enrol-details"), {"name": "E R", "weekly_channel": "sms"})
+    assert joined["Location"] == reverse("participants:enrol-welcome")
     people["invited"] = make_participant(organisation, email="inv@example.nl", mobile="+31612345677")
     requestqueue.queue_pause_change(participant=people["pauser"], paused=True)
     requestqueue.queue_rejoin(participant=people["rejoiner"])
@@ -96,13 +103,14 @@ def test_two_dumps_around_a_batch_change_every_row_alike_whoever_acted(
     batch = wellbeing.take_up_help_requests()
 
     after = _dump()
-    assert (batch.pauses_changed, batch.rejoins, batch.changes, batch.stops, batch.declines) == (
-        1,
-        1,
-        1,
-        1,
-        1,
-    )
+    assert (
+        batch.pauses_changed,
+        batch.rejoins,
+        batch.changes,
+        batch.stops,
+        batch.declines,
+        batch.enrolments,
+    ) == (1, 1, 1, 1, 1, 1)
     assert set(after) == set(before)
     changed = {pk: {name for name in before[pk] if before[pk][name] != after[pk][name]} for pk in before}
     expected = {*Participant.sealed_columns(), "email_index", "mobile_index", "xmin_"}
@@ -116,6 +124,7 @@ def test_two_dumps_around_a_batch_change_every_row_alike_whoever_acted(
     assert states["rejoiner"].status == Participant.Status.ACTIVE
     assert states["stopper"].status == Participant.Status.STOPPED
     assert states["decliner"].status == Participant.Status.DECLINED
+    assert (states["enroller"].status, states["enroller"].name) == (Participant.Status.ACTIVE, "E R")
     assert states["corrector"].email == "new@example.nl"
 
 

@@ -134,7 +134,7 @@ def test_a_dump_of_the_invitation_links_does_not_tell_who_enrolled(
     active = Participant.objects.get(pk=ids["active"])
     link = Invitation.objects.filter(participant=active).get()
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=link)
+        requestqueue.confirm_enrolment(invitation=link)
     assert enrolment.link_state(link) is enrolment.LinkState.ENROLLED
 
 

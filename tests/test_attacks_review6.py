@@ -225,6 +225,7 @@ def test_a_newcomer_whose_stand_in_is_still_pending_gets_this_weeks_message_once
     organisation: Organisation, employer: StaffUser, settings: Any
 ) -> None:
     from participants import enrolment
+    from tests.participants.people import enrol_through_the_batch
     from tests.test_attacks_rowshape import _open_link
 
     ids = _people(organisation, employer, settings)
@@ -235,9 +236,8 @@ def test_a_newcomer_whose_stand_in_is_still_pending_gets_this_weeks_message_once
     # No worker run since: the stand-in is pending when they enrol, on the channel it was queued on (half of
     # the newcomers choose that one).
     enrolment.record_consent(participant=invitation.invitee)
-    newcomer = enrolment.complete_enrolment(
-        invitation=invitation,
-        weekly_channel="sms" if stand_in.channel == OutboundMessage.Channel.SMS else "work_email",
+    newcomer = enrol_through_the_batch(
+        invitation, weekly_channel="sms" if stand_in.channel == OutboundMessage.Channel.SMS else "work_email"
     )
     assert newcomer.status == Participant.Status.ACTIVE
     _clear_outboxes()

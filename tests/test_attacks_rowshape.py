@@ -36,7 +36,7 @@ from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.gateways import MemorySmsGateway
 from scores import weekclose
 from tests.conftest import ALL_DATABASES
-from tests.participants.people import decline_through_the_batch
+from tests.participants.people import decline_through_the_batch, enrol_through_the_batch
 
 pytestmark = [pytest.mark.usefixtures("english", "empty_cache")]
 
@@ -91,7 +91,7 @@ def _enrol(state: str, *, private_email: str | None = None) -> Participant:
     participant = invitation.invitee
     enrolment.record_consent(participant=participant)
     if private_email is None:
-        return enrolment.complete_enrolment(invitation=invitation, weekly_channel="sms")
+        return enrol_through_the_batch(invitation, weekly_channel="sms")
     enrolment.start_verification(
         participant=participant,
         name=participant.name or "",
@@ -104,9 +104,7 @@ def _enrol(state: str, *, private_email: str | None = None) -> Participant:
     assert verification.verify_code(
         participant=participant, purpose="enrol", channel="email", code=code.group(1)
     ).ok
-    return enrolment.complete_enrolment(
-        invitation=invitation, weekly_channel="private_email", with_codes=True
-    )
+    return enrol_through_the_batch(invitation, weekly_channel="private_email", with_codes=True)
 
 
 def _decline(state: str) -> None:

@@ -68,6 +68,7 @@ def test_every_job_runs_on_fresh_sqlite_files(tmp_path: Path) -> None:
     assert (printed["notes_written"], printed["notes_again"]) == (2, 0)
     assert printed["link_code"] is True and (printed["resent"], printed["resent_again"]) == (True, False)
     assert printed["code_texts"] == 2
+    assert (printed["enrolments"], printed["enrolled"]) == (1, True)
     assert printed["closed"] >= 2 and printed["closed_again"] == 0
     assert printed["closed_weeks"] is True and printed["frozen"] == len(organisations)
     assert printed["links_left"] == 0

@@ -397,7 +397,10 @@ def seed(*, write: Callable[[str], None]) -> None:
         )
         write(f"  {link}")
         write(
-            "  Once enrolled, their first weekly link comes with the next round, or at once with "
+            "  Once enrolled, the request batch makes them a participant within "
+            f"{settings.HELP_REQUEST_BATCH_MINUTES} minutes (or at once: "
+            "`.venv/bin/python manage.py take_up_requests`); their first weekly link comes with the next "
+            "round, or at once with "
             f"`.venv/bin/python manage.py run_weekly_round {participant.organisation_id}`."
         )
     write(f"Every e-mail and text message (codes, links) arrives in the development mailbox: {mailbox}")

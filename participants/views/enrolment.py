@@ -42,6 +42,9 @@ SESSION_OPENED = "enrol_opened"  # the invitation whose SMS code this browser en
 SESSION_INTENT = "enrol_intent"  # "decline" when the link was the one to say no
 SESSION_CHANNEL = "enrol_weekly_channel"  # where the weekly messages go, chosen on the details page
 SESSION_GO_ON = "enrol_go_on_expired"  # the expired invitation this browser chose to go on with
+# The name as corrected on the details page: kept in the (sealed) session until the enrolment is queued
+# with it, not written on the row then (enrolment.start_verification).
+SESSION_NAME = "enrol_name"
 ENROL = enrolment.ENROL
 _TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{enrolment.TOKEN_LENGTH}}}", re.ASCII)
 
@@ -125,6 +128,7 @@ def _end_enrolment_session(request: HttpRequest) -> None:
         SESSION_INTENT,
         SESSION_CHANNEL,
         SESSION_GO_ON,
+        SESSION_NAME,
     ):
         request.session.pop(key, None)
 
@@ -178,8 +182,7 @@ def _open_link(request: HttpRequest, token: str, intent: str) -> HttpResponse:
     invitation = enrolment.find_invitation(token=token)
     # Known or not, expired or not, whoever it was for and whatever they did: the same session keys and
     # the same redirect. A link whose row is gone (the person stopped) must look like any other.
-    for key in (SESSION_INVITATION, SESSION_OPENED, SESSION_INTENT, SESSION_CHANNEL, SESSION_GO_ON):
-        request.session.pop(key, None)
+    _end_enrolment_session(request)
     request.session[SESSION_INVITATION] = str(invitation.pk) if invitation is not None else ""
     request.session[SESSION_LINK] = keyed_hash("blind_index", "invitation-link", hash_token(token))
     request.session[SESSION_INTENT] = intent
@@ -383,8 +386,9 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
                     % {"wait": _wait_text(exc.wait_seconds)},
                 )
             else:
-                # Only with the round it belongs to: the codes page completes with this choice.
+                # Only with the round it belongs to: the codes page completes with this choice and name.
                 request.session[SESSION_CHANNEL] = form.cleaned_data["weekly_channel"]
+                request.session[SESSION_NAME] = (form.cleaned_data["name"] or "").strip()
                 if sent:
                     return redirect("participants:enrol-codes")
                 # Nothing new to prove: the link and its SMS code are the two factors.
@@ -393,7 +397,7 @@ def details(request: HttpRequest, invitation: Invitation) -> HttpResponse:
                     return finished
                 form.add_error(None, finished)
     else:
-        form = DetailsForm(initial={"name": participant.name or ""})
+        form = DetailsForm(initial={"name": request.session.get(SESSION_NAME) or participant.name or ""})
     return render(
         request,
         "participants/enrol/details.html",
@@ -438,13 +442,15 @@ def _outcome_message(channel: str, outcome: verification.VerifyOutcome) -> str:
 
 
 def _finish(request: HttpRequest, invitation: Invitation, *, with_codes: bool) -> HttpResponse | str:
-    """Complete the enrolment and open the participant's session; the refusal's text when it cannot."""
+    """Queue the enrolment and open the participant's session; the refusal's text when it cannot. The next
+    request batch makes them a participant (participants.requestqueue.confirm_enrolment)."""
     try:
-        enrolled = enrolment.complete_enrolment(
+        enrolled = requestqueue.confirm_enrolment(
             invitation=invitation,
             weekly_channel=request.session.get(SESSION_CHANNEL, Participant.WeeklyChannel.SMS),
             with_codes=with_codes,
             expired_ok=_goes_on_expired(request, invitation),
+            name=request.session.get(SESSION_NAME),
         )
     except enrolment.EnrolmentRefused as exc:
         return str(exc)
@@ -514,9 +520,15 @@ def resend(request: HttpRequest, invitation: Invitation) -> HttpResponse:
 @require_GET
 def welcome(request: HttpRequest) -> HttpResponse:
     participant = current_participant(request)
-    if participant is None or participant.status != Participant.Status.ACTIVE:
+    if participant is None or not (
+        participant.status == Participant.Status.ACTIVE or requestqueue.enrolment_pending(participant)
+    ):
         return _unknown(request)
-    return render(request, "participants/enrol/welcome.html", {"account_url": _account_url()})
+    return render(
+        request,
+        "participants/enrol/welcome.html",
+        {"account_url": _account_url(), "minutes": settings.HELP_REQUEST_BATCH_MINUTES},
+    )
 
 
 # --- expired link, declining -------------------------------------------------------------------

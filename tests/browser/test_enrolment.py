@@ -80,6 +80,7 @@ def open_with_the_sms_code(visit: Visit, token: str, *, path: str = "") -> None:
     submit(page, "/enrol/open/")
 
 
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)  # the request batch joins every store
 def test_enrolment_on_a_phone(open_tab: Callable[[str], Visit], organisation: Organisation) -> None:
     participant, token = invited_participant(organisation)
     visit = open_tab("phone")
@@ -117,6 +118,8 @@ def test_enrolment_on_a_phone(open_tab: Callable[[str], Visit], organisation: Or
 
     expect(page).to_have_url(re.compile(r"/enrol/welcome/$"))
     check_phone_page(visit, "welcome")
+    # The next request batch makes them a participant (participants.requestqueue.confirm_enrolment).
+    assert wellbeing.take_up_help_requests().enrolments == 1
     participant.refresh_from_db()
     assert participant.status == Participant.Status.ACTIVE
     assert participant.mobile == "+31687654321"

@@ -30,6 +30,18 @@ def make_participant(
     return participant
 
 
+def enrol_through_the_batch(invitation: Invitation, **choices: Any) -> Participant:
+    """Join through this opened link as the pages do (queued), then run the batch that makes it; the
+    participant as the table holds them afterwards. ``choices`` as requestqueue.confirm_enrolment takes
+    them (weekly_channel, with_codes, expired_ok, name)."""
+    from participants import requestqueue
+    from scores import wellbeing
+
+    requestqueue.confirm_enrolment(invitation=invitation, **choices)
+    assert wellbeing.take_up_help_requests().enrolments == 1
+    return Participant.objects.get(pk=invitation.invitee.pk)
+
+
 def decline_through_the_batch(invitation: Invitation) -> bool:
     """Say no through this opened link as the page does (queued), then run the batch that makes it."""
     from participants import requestqueue

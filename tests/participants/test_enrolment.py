@@ -13,7 +13,7 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from participants import enrolment, invitations, retention, verification
+from participants import enrolment, invitations, requestqueue, retention, verification
 from participants.agreements import AgreementMissing
 from participants.enrolment import LinkState
 from participants.models import (
@@ -24,13 +24,17 @@ from participants.models import (
     Organisation,
     Participant,
     VerificationCode,
+    index_salt,
 )
 from preventicons import messaging
 from preventicons.crypto import blind_index_email, blind_index_phone, hash_token
 from preventicons.gateways import MemorySmsGateway
 from preventicons.models import OutboundMessage
 from tests.conftest import ALL_DATABASES, make_organisation
-from tests.participants.people import decline_through_the_batch, make_participant
+from tests.participants.people import decline_through_the_batch, enrol_through_the_batch, make_participant
+
+# Every store: the request batch that makes an enrolment (enrol_through_the_batch) joins them all.
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 
 # A Monday, 10:00 in Amsterdam: within the invitation hours, so an invitation goes out at once.
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -263,8 +267,8 @@ def test_an_expired_link_enrols_only_when_its_person_chose_to_go_on(jan: Partici
     enrolment.record_consent(participant=invitation.invitee)
 
     with pytest.raises(enrolment.EnrolmentRefused, match="expired"):
-        enrolment.complete_enrolment(invitation=invitation)
-    enrolled = enrolment.complete_enrolment(invitation=invitation, expired_ok=True)
+        requestqueue.confirm_enrolment(invitation=invitation)
+    enrolled = enrol_through_the_batch(invitation, expired_ok=True)
 
     assert enrolled.status == Participant.Status.ACTIVE
 
@@ -349,23 +353,25 @@ def test_enrolment_completes_only_with_the_link_code_consent_and_the_new_numbers
     invitation = open_link(invite(jan))
 
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation)
+        requestqueue.confirm_enrolment(invitation=invitation)
     enrolment.record_consent(participant=jan)
     assert enrolment.start_verification(participant=jan, name="Jan de Vries", mobile="+31687654321")
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation, with_codes=True)
+        requestqueue.confirm_enrolment(invitation=invitation, with_codes=True)
     verify_round(jan)
 
-    enrolled = enrolment.complete_enrolment(invitation=invitation, with_codes=True)
+    enrolled = enrol_through_the_batch(invitation, with_codes=True)
 
     enrolled.refresh_from_db()
     invitation.refresh_from_db()
     assert enrolled.status == Participant.Status.ACTIVE
     assert re.fullmatch(r"[0-9a-f]{32}", enrolled.pseudonym or "")
-    assert enrolled.mobile == "+31687654321" and enrolled.mobile_index == blind_index_phone("+31687654321")
+    salt = index_salt(enrolled.organisation_id)  # the batch renewed it (participants.rewrite)
+    assert enrolled.mobile == "+31687654321"
+    assert enrolled.mobile_index == blind_index_phone("+31687654321", salt)
     assert enrolled.email == "jan@example.nl"
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation)
+        requestqueue.confirm_enrolment(invitation=invitation)
     assert enrolment.link_state(invitation) is LinkState.ENROLLED
 
 
@@ -375,7 +381,7 @@ def test_nothing_new_means_no_code_and_nothing_to_the_work_mailbox(jan: Particip
     mails = len(mail.outbox)
 
     assert enrolment.start_verification(participant=jan, name="") is False
-    enrolled = enrolment.complete_enrolment(invitation=invitation)
+    enrolled = enrol_through_the_batch(invitation)
 
     messaging.send_due_messages()
     assert enrolled.status == Participant.Status.ACTIVE and enrolled.weekly_channel == "sms"
@@ -387,7 +393,7 @@ def test_a_new_number_is_not_taken_without_its_code(jan: Participant) -> None:
     enrolment.record_consent(participant=jan)
     enrolment.start_verification(participant=jan, name="", mobile="+31687654321")
 
-    enrolled = enrolment.complete_enrolment(invitation=invitation)  # a caller skipping the codes
+    enrolled = enrol_through_the_batch(invitation)  # a caller skipping the codes
 
     enrolled.refresh_from_db()
     assert enrolled.mobile == "+31612345678"  # what is new waits for its code
@@ -402,7 +408,7 @@ def test_every_enrolment_gets_a_fresh_pseudonym(organisation: Organisation, cloc
         invitation = open_link(invite(participant))
         enrolment.record_consent(participant=participant)
         enrolment.start_verification(participant=participant, name="")
-        pseudonyms.add(enrolment.complete_enrolment(invitation=invitation).pseudonym)
+        pseudonyms.add(enrol_through_the_batch(invitation).pseudonym)
     assert len(pseudonyms) == 2
 
 
@@ -426,8 +432,16 @@ def test_an_address_of_a_colleague_on_the_list_cannot_be_taken(jan: Participant)
     assert not VerificationCode.objects.exists()
 
 
-def test_a_corrected_name_is_stored_sealed(jan: Participant) -> None:
+def test_a_corrected_name_is_stored_sealed_by_the_batch_not_when_it_is_typed(jan: Participant) -> None:
+    """The details page writes nothing on the row (it would date the enrolment); the name goes with the
+    queued enrolment and the batch writes it, sealed."""
+    invitation = open_link(invite(jan))
+    enrolment.record_consent(participant=jan)
     enrolment.start_verification(participant=jan, name="Jan de Vries-Bakker")
+    jan.refresh_from_db()
+    assert jan.name == "Jan de Vries"
+
+    enrol_through_the_batch(invitation, name="Jan de Vries-Bakker")
 
     jan.refresh_from_db()
     assert jan.name == "Jan de Vries-Bakker"
@@ -460,14 +474,14 @@ def test_a_private_address_is_taken_only_once_its_code_was_entered(jan: Particip
     assert mail.outbox[-1].to == ["jan.thuis@example.org"]
     assert verification.round_channels(participant=jan, purpose="enrol") == {"email"}
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
+        requestqueue.confirm_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation, weekly_channel=private)
+        requestqueue.confirm_enrolment(invitation=invitation, weekly_channel=private)
     jan.refresh_from_db()
     assert jan.private_email is None and jan.weekly_channel is None
 
     verify_round(jan)
-    enrolled = enrolment.complete_enrolment(invitation=invitation, weekly_channel=private, with_codes=True)
+    enrolled = enrol_through_the_batch(invitation, weekly_channel=private, with_codes=True)
 
     enrolled.refresh_from_db()
     assert enrolled.weekly_channel == private
@@ -489,7 +503,7 @@ def test_a_private_address_needs_its_own_code_round(jan: Participant) -> None:
     verify_round(jan)
 
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(
+        requestqueue.confirm_enrolment(
             invitation=invitation, weekly_channel=Participant.WeeklyChannel.PRIVATE_EMAIL, with_codes=True
         )
 

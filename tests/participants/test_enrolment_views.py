@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from participants import enrolment, invitations
+from participants import enrolment, invitations, requestqueue
 from participants.models import (
     ConsentRecord,
     Invitation,
@@ -22,6 +23,7 @@ from participants.models import (
     QueuedRequest,
     StaffUser,
     VerificationCode,
+    index_salt,
 )
 from participants.session import SESSION_KEY
 from participants.verification import codes_of
@@ -82,7 +84,8 @@ def open_with_sms_code(client: Client, token: str, *, decline: bool = False) -> 
     return client.post(reverse("participants:enrol-open"), {"code": latest_sms_code()})
 
 
-pytestmark = pytest.mark.usefixtures("empty_cache")
+# Every store: the request batch that makes an enrolment or a decline joins them all.
+pytestmark = [pytest.mark.usefixtures("empty_cache"), pytest.mark.django_db(databases=ALL_DATABASES)]
 
 
 @pytest.fixture(autouse=True)
@@ -293,6 +296,12 @@ def test_both_codes_enrol_start_the_session_and_welcome(opened: Client, jan: Par
     )
 
     assert response["Location"] == reverse("participants:enrol-welcome")
+    # Nothing written on the row yet: the next request batch makes them a participant (issue 14).
+    jan.refresh_from_db()
+    assert jan.status == Participant.Status.INVITED and jan.weekly_channel is None
+    minutes = settings.HELP_REQUEST_BATCH_MINUTES
+    assert f"Within {minutes} minutes you are signed up" in text(opened.get(response["Location"]))
+    assert wellbeing.take_up_help_requests().enrolments == 1
     jan.refresh_from_db()
     assert jan.status == Participant.Status.ACTIVE and jan.pseudonym
     assert jan.weekly_channel == Participant.WeeklyChannel.PRIVATE_EMAIL
@@ -313,6 +322,7 @@ def test_choosing_text_messages_enrols_without_any_message_to_the_work_mailbox(
     messaging.send_due_messages()
 
     assert response["Location"] == reverse("participants:enrol-welcome")
+    assert wellbeing.take_up_help_requests().enrolments == 1
     jan.refresh_from_db()
     assert (jan.status, jan.weekly_channel) == ("active", "sms")
     assert len(mail.outbox) == mails_before  # the link and its SMS code were the two factors
@@ -324,7 +334,7 @@ def test_without_the_link_code_nothing_completes(client: Client, jan: Participan
     enrolment.record_consent(participant=jan)
 
     with pytest.raises(enrolment.EnrolmentRefused):
-        enrolment.complete_enrolment(invitation=invitation)
+        requestqueue.confirm_enrolment(invitation=invitation)
     with pytest.raises(enrolment.EnrolmentRefused):
         decline_through_the_batch(invitation)
 
@@ -345,6 +355,7 @@ def test_a_private_address_chosen_on_the_page_is_proven_by_its_own_code(
     assert jan.status == Participant.Status.INVITED and jan.private_email is None
 
     opened.post(reverse("participants:enrol-codes"), {"email_code": code.group(1)})
+    assert wellbeing.take_up_help_requests().enrolments == 1
 
     jan.refresh_from_db()
     assert jan.status == Participant.Status.ACTIVE
@@ -438,6 +449,7 @@ def test_an_expired_link_goes_on_after_the_sms_code_and_enrols_without_a_new_lin
     assert Invitation.objects.filter(participant=jan).count() == 1
     client.post(reverse("participants:enrol-consent"))
     client.post(reverse("participants:enrol-details"), {"name": "", "weekly_channel": "sms"})
+    assert wellbeing.take_up_help_requests().enrolments == 1
     assert Participant.objects.get(pk=jan.pk).status == Participant.Status.ACTIVE
 
 
@@ -450,6 +462,7 @@ def test_a_reused_link_after_enrolment_explains_they_already_take_part_after_the
     mail_token = LINK.search(str(mail.outbox[0].body))
     assert mail_token
     clock.shift(dt.timedelta(minutes=5))
+    assert wellbeing.take_up_help_requests().enrolments == 1
 
     again = Client()
     response = open_with_sms_code(again, mail_token.group(1))
@@ -736,9 +749,11 @@ def test_journey_from_invitation_to_active_through_real_email_and_sms(
     done = client.post(reverse("participants:enrol-codes"), {"sms_code": sms_code.group(1)})
 
     assert done["Location"] == reverse("participants:enrol-welcome")
+    assert wellbeing.take_up_help_requests().enrolments == 1
     jan.refresh_from_db()
     assert jan.status == Participant.Status.ACTIVE
-    assert jan.mobile == "+31687654321" and jan.mobile_index == blind_index_phone("+31687654321")
+    salt = index_salt(jan.organisation_id)  # renewed by the batch (participants.rewrite)
+    assert jan.mobile == "+31687654321" and jan.mobile_index == blind_index_phone("+31687654321", salt)
     assert OutboundMessage.objects.filter(status="pending").count() == 0
     assert len(smtp_server.messages) == 1  # only the invitation: enrolling sent nothing to the work mailbox
 

@@ -50,7 +50,7 @@ def main() -> None:
     from casefiles import notes as casenotes
     from casefiles.models import Dossier
     from casefiles.tasks import assign_waiting_dossiers, take_up_queued_notes
-    from participants import enrolment, queries
+    from participants import enrolment, queries, requestqueue
     from participants.models import AnonymisationRun, Invitation, Organisation, Participant, StaffUser
     from participants.tasks import resend_codes, run_retention, send_due_invitations
     from preventicons.devmailbox import read_mailbox
@@ -154,6 +154,17 @@ def main() -> None:
             for m in read_mailbox()
             if m.channel == "sms" and re.search(r"\b\d{6}\b", m.body) and m.to == invited.mobile
         )
+    # A day later they open the link with a new code, consent and join: queued, made so by the request batch.
+    with time_machine.travel(at(next_week + dt.timedelta(days=2), 12), tick=True):
+        assert invitation is not None and enrolment.request_link_code(invitation=invitation)
+        send_everything_due()
+        # The newest first (read_mailbox): the code just sent.
+        code = re.search(r"\b(\d{6})\b", next(m.body for m in read_mailbox() if m.to == invitation.mobile))
+        assert code and enrolment.verify_link_code(invitation=invitation, code=code.group(1))
+        enrolment.record_consent(participant=invited)
+        requestqueue.confirm_enrolment(invitation=invitation)
+        printed["enrolments"] = wellbeing.take_up_help_requests().enrolments
+        printed["enrolled"] = Participant.objects.get(pk=invited.pk).status == Participant.Status.ACTIVE
     # Monday 00:30 after next week, and 02:30: the week close and the nightly run, as the beat runs them.
     after = next_week + dt.timedelta(days=7)
     with time_machine.travel(at(after, 0) + dt.timedelta(minutes=30), tick=True):
