@@ -1,0 +1,142 @@
+"""Review 10: the pending window of a queued enrolment (requestqueue.confirm_enrolment).
+
+Joining no longer writes its participant row; the request batch makes it (account.apply_enrolment). Between
+the two the row still reads "invited", and the pages that read it must not take that for the truth: the
+link opened again, a no said through it, and the queue row's one padded length.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import time_machine
+from django import forms
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from participants import queued
+from participants.models import Organisation, Participant, QueuedRequest
+from preventicons import crypto, messaging
+from scores import wellbeing
+from tests.conftest import ALL_DATABASES
+from tests.participants.people import make_participant
+from tests.participants.test_enrolment_views import invite, open_with_sms_code
+
+pytestmark = [
+    pytest.mark.usefixtures("english", "empty_cache"),
+    pytest.mark.django_db(databases=ALL_DATABASES, transaction=True),
+]
+
+TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC)
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+def _join(client: Client, token: str, **details: str) -> object:
+    open_with_sms_code(client, token)
+    client.post(reverse("participants:enrol-consent"))
+    choices = {"name": "", "weekly_channel": "sms", **details}
+    return client.post(reverse("participants:enrol-details"), choices)
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_a_no_said_after_joining_and_before_the_batch_is_not_confirmed_as_a_no(
+    organisation: Organisation,
+) -> None:
+    """Someone joins, then (before the batch) opens their link again to say no after all. The decline is
+    refused (queued.is_pending), yet the page said "Done: you do not take part" while the batch made them a
+    participant who gets the weekly messages. The link now reads as joined the moment the enrolment is
+    queued: the same page as for anyone who takes part, and the join pages are not offered a second time."""
+    joiner = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
+    token = invite(joiner)
+    assert _join(Client(), token)["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+
+    with time_machine.travel(TUESDAY + dt.timedelta(minutes=5), tick=True):
+        saying_no = Client()
+        open_with_sms_code(saying_no, token, decline=True)
+        page = saying_no.post(reverse("participants:enrol-decline"), follow=True).content.decode()
+    # Minutes later again (a new SMS code for the link waits a little), the link opened to join.
+    with time_machine.travel(TUESDAY + dt.timedelta(minutes=10), tick=True):
+        again = Client()
+        opened = open_with_sms_code(again, token)
+        after_code = again.get(opened["Location"], follow=True)
+
+    assert "you do not take part" not in page
+    assert "You already take part" in page
+    # The second join is not walked through consent and details again, to be refused at its last step.
+    assert after_code.redirect_chain == []
+    assert "You already take part" in after_code.content.decode()
+    batch = wellbeing.take_up_help_requests()
+    assert (batch.enrolments, batch.declines) == (1, 0)
+    assert Participant.objects.get(pk=joiner.pk).status == Participant.Status.ACTIVE
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_the_longest_name_and_address_the_pages_take_fit_the_queue_padding(
+    organisation: Organisation,
+) -> None:
+    """A name of 200 characters the details page takes (emoji: 12 JSON characters each) and a private
+    address Django's EmailField takes (up to 320 characters, an international domain): the enrolment's
+    JSON outgrew queued.PLAINTEXT_LENGTH and the last step of joining failed with a server error after
+    every code was right. Every queued row still seals to one length."""
+    joiner = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
+    client = Client()
+    client.raise_request_exception = True
+    name = "\U0001f600" * 200
+    private = "p" * 60 + "@" + ".".join(["\u00fc" * 57] * 4) + ".nl"
+    sent = _join(client, invite(joiner), name=name, weekly_channel="private_email", private_email=private)
+    assert sent["Location"] == reverse("participants:enrol-codes")  # type: ignore[index]
+    messaging.send_due_messages()
+    match = CODE.search(str(mail.outbox[-1].body))
+    assert match
+
+    done = client.post(reverse("participants:enrol-codes"), {"email_code": match.group(1)})
+
+    assert done["Location"] == reverse("participants:enrol-welcome")
+    row = QueuedRequest.objects.get()
+    help_row = queued.sealed({"kind": queued.HELP, "participant": str(joiner.pk), "channel": "phone"})
+    help_row.save()
+    lengths = {crypto.sealed_length(raw) for raw in QueuedRequest.objects.values_list("request", flat=True)}
+    assert len(lengths) == 1
+    assert queued.opened(row)["name"] == name
+    help_row.delete()
+    assert wellbeing.take_up_help_requests().enrolments == 1
+    joined = Participant.objects.get(pk=joiner.pk)
+    assert (joined.status, joined.name, joined.private_email) == ("active", name, private.lower())
+
+
+def test_the_worst_name_and_address_the_forms_take_seal_to_the_one_length(
+    organisation: Organisation,
+) -> None:
+    """The bound itself, beyond what a mailbox would deliver: 200 emoji (4 bytes each) and the longest
+    address Django's EmailField takes, a quoted local part of control characters (\\u0001: 6 bytes each in
+    JSON), in an enrolment and in a correction, seal to the length of a help request."""
+    name = "\U0001f600" * 200
+    address = forms.EmailField().clean('"' + "\x01" * 312 + '"@ab.nl')
+    assert len(address) == 320
+    with pytest.raises(ValidationError):  # the longest it takes
+        forms.EmailField().clean('"' + "\x01" * 313 + '"@ab.nl')
+    pk = str(make_participant(organisation).pk)
+    requests = [
+        {"kind": queued.HELP, "participant": pk, "channel": "phone", "consent_version": "v1"},
+        {
+            "kind": queued.ENROLMENT,
+            "participant": pk,
+            "weekly_channel": Participant.WeeklyChannel.PRIVATE_EMAIL.value,
+            "name": name,
+            "mobile": "+31612345602",
+            "private_email": address,
+        },
+        {"kind": queued.CHANGE, "participant": pk, "name": name, "email": address, "mobile": "+31612345602"},
+    ]
+
+    rows = [queued.sealed(request) for request in requests]
+
+    for row in rows:
+        row.save()
+    stored = QueuedRequest.objects.values_list("request", flat=True)
+    assert {crypto.sealed_length(raw) for raw in stored} == {queued.PLAINTEXT_LENGTH}
+    assert [queued.opened(row) for row in rows] == requests
