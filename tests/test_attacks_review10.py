@@ -21,10 +21,11 @@ from django.urls import reverse
 from participants import queued
 from participants.models import Organisation, Participant, QueuedRequest
 from preventicons import crypto, messaging
+from preventicons.gateways import MemorySmsGateway
 from scores import wellbeing
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
-from tests.participants.test_enrolment_views import invite, open_with_sms_code
+from tests.participants.test_enrolment_views import invite, latest_sms_code, open_with_sms_code
 
 pytestmark = [
     pytest.mark.usefixtures("english", "empty_cache"),
@@ -140,3 +141,42 @@ def test_the_worst_name_and_address_the_forms_take_seal_to_the_one_length(
     stored = QueuedRequest.objects.values_list("request", flat=True)
     assert {crypto.sealed_length(raw) for raw in stored} == {queued.PLAINTEXT_LENGTH}
     assert [queued.opened(row) for row in rows] == requests
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_the_account_opened_right_after_joining_sends_no_code_to_the_number_the_person_replaced(
+    organisation: Organisation,
+) -> None:
+    """The details page corrects one of address and number and says the other can be corrected "later in
+    your account"; the welcome page links there. Opened before the batch, the row still held the employer's
+    number, so a correction's or a stop's SMS code went to the phone the employer supplied (which the
+    employer reads, threat 1), the one the person had just replaced, and they could not confirm. Until the
+    batch makes them a participant, the account asks them to wait and sends nothing."""
+    joiner = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
+    client = Client()
+    _join(client, invite(joiner), mobile="06 87654321")
+    done = client.post(reverse("participants:enrol-codes"), {"sms_code": latest_sms_code()})
+    assert done["Location"] == reverse("participants:enrol-welcome")
+    messaging.send_due_messages()
+    texted = len(MemorySmsGateway.outbox)
+
+    overview = client.get(reverse("participants:account"))
+    stopping = client.post(reverse("participants:account-stop"), follow=True)
+    correcting = client.post(
+        reverse("participants:account-change"),
+        {"name": "Jan de Vries", "email": "jan@privé.example", "mobile": ""},
+        follow=True,
+    )
+    messaging.send_due_messages()
+
+    assert [sms["to"] for sms in MemorySmsGateway.outbox[texted:]] == []
+    assert overview.status_code == 200
+    for page in (overview, stopping, correcting):
+        assert "Within 15 minutes you are signed up" in page.content.decode()
+    batch = wellbeing.take_up_help_requests()
+    assert (batch.enrolments, batch.stops, batch.changes) == (1, 0, 0)
+    assert client.post(reverse("participants:account-stop"))["Location"] == reverse(
+        "participants:account-stop-confirm"
+    )
+    messaging.send_due_messages()
+    assert [sms["to"] for sms in MemorySmsGateway.outbox[texted:]] == ["+31687654321"]
