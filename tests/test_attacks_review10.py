@@ -15,7 +15,9 @@ import time_machine
 from django import forms
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from participants import queued
@@ -180,3 +182,23 @@ def test_the_account_opened_right_after_joining_sends_no_code_to_the_number_the_
     )
     messaging.send_due_messages()
     assert [sms["to"] for sms in MemorySmsGateway.outbox[texted:]] == ["+31687654321"]
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_no_page_before_the_sms_code_opens_the_request_queue(organisation: Organisation) -> None:
+    """The link's state now opens the queue (a joining waiting for the batch reads as joined), which takes
+    longer the more requests wait. Before its SMS code no page of a link reads that state, so whoever holds
+    a link from a mailbox cannot time how many requests (help, stops) wait."""
+    person = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
+    token = invite(person)
+    queued.sealed({"kind": queued.PAUSE, "participant": str(person.pk), "paused": True}).save()
+    client = Client()
+    client.get(f"/i/{token}/")
+
+    with CaptureQueriesContext(connections["default"]) as queries:
+        for name in ("enrol-consent", "enrol-details", "enrol-codes", "enrol-next", "enrol-decline"):
+            client.get(reverse(f"participants:{name}"))
+        client.post(reverse("participants:enrol"))
+        client.post(reverse("participants:enrol-open"), {"code": "000000"})
+
+    assert not [query for query in queries if QueuedRequest._meta.db_table in query["sql"]]
