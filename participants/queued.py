@@ -105,3 +105,9 @@ def is_pending(kind: str, participant: object) -> bool:
     # the answer takes tells nothing of whether, or where, this person's request waits.
     requests = [opened(queued) for queued in QueuedRequest.objects.all()]
     return any(request["kind"] == kind and request.get("participant") == wanted for request in requests)
+
+
+def pending_participants(kind: str) -> set[str]:
+    """The participants (their ids as text) for whom a request of this kind waits in the queue."""
+    requests = [opened(queued) for queued in QueuedRequest.objects.all()]
+    return {str(request.get("participant")) for request in requests if request["kind"] == kind}

@@ -21,7 +21,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from participants import queued
-from participants.models import Organisation, Participant, QueuedRequest
+from participants.importing import import_address_list
+from participants.models import Organisation, Participant, QueuedRequest, StaffUser
 from preventicons import crypto, messaging
 from preventicons.gateways import MemorySmsGateway
 from scores import wellbeing
@@ -202,3 +203,31 @@ def test_no_page_before_the_sms_code_opens_the_request_queue(organisation: Organ
         client.post(reverse("participants:enrol-open"), {"code": "000000"})
 
     assert not [query for query in queries if QueuedRequest._meta.db_table in query["sql"]]
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_a_list_imported_while_a_joining_waits_changes_none_of_the_contact_data_they_joined_with(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """The list owns an invited person's name, address and number, never a participant's (importing.
+    _LIST_OWNS_CONTACT_DATA): a code to each proved them. Queued, a joining left the row invited until the
+    batch, so a list imported in those minutes wrote its own number on it, and the batch made the person a
+    participant under a number they never saw: the employer's (threat 1 reads its texts), where their
+    weekly messages and account codes then went. An employer who imports such a list every quarter of an
+    hour (and the real one back after each batch) caught everyone who joined. Now a waiting joining is the
+    person's, as an enrolment is."""
+    csv = "naam;e-mail;mobiel;afdeling\r\nAnna;anna@werk.example;{mobile};Care\r\n"
+    import_address_list(
+        organisation=organisation, data=csv.format(mobile="0611111111").encode(), full_list=True, by=employer
+    )
+    anna = Participant.objects.get(organisation=organisation)
+    client = Client()
+    assert _join(client, invite(anna))["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+
+    import_address_list(
+        organisation=organisation, data=csv.format(mobile="0687654321").encode(), full_list=True, by=employer
+    )
+    assert wellbeing.take_up_help_requests().enrolments == 1
+
+    joined = Participant.objects.get(pk=anna.pk)
+    assert (joined.status, joined.name, joined.mobile) == ("active", "Anna", "+31611111111")
