@@ -81,9 +81,7 @@ def link_state(invitation: Invitation) -> LinkState:
     again up to a refusal at their end (review 10). The queue is opened for every link whatever its
     person did, before anything else is read, so no status takes longer than another.
     """
-    joining = invitation.participant_id is not None and queued.is_pending(
-        queued.ENROLMENT, invitation.participant_id
-    )
+    joining = queued.is_pending(queued.ENROLMENT, invitation.participant_id)
     participant = invitation.participant
     if participant is None or participant.status == Participant.Status.STOPPED:
         return LinkState.STOPPED
