@@ -74,14 +74,21 @@ def find_invitation(*, token: str) -> Invitation | None:
 
 
 def link_state(invitation: Invitation) -> LinkState:
-    """What opening this invitation can lead to now."""
+    """What opening this invitation can lead to now; a joining the request batch has yet to make is joined.
+
+    Queued (requestqueue.confirm_enrolment), the row still reads invited until the batch: a no said through
+    the link then was refused (prove_decline) under a page saying it was done, and the join pages were walked
+    again up to a refusal at their end (review 10). The queue is opened for every link whatever its
+    person did, before anything else is read, so no status takes longer than another.
+    """
+    joining = queued.is_pending(queued.ENROLMENT, invitation.participant_id)
     participant = invitation.participant
     if participant is None or participant.status == Participant.Status.STOPPED:
         return LinkState.STOPPED
     if participant.status == Participant.Status.DECLINED:
         return LinkState.DECLINED
     # Inactive people enrolled too (they come back from their account): their links are no new enrolment.
-    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE):
+    if participant.status in (Participant.Status.ACTIVE, Participant.Status.INACTIVE) or joining:
         return LinkState.ENROLLED
     if not participant.is_listed:
         return LinkState.WITHDRAWN

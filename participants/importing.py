@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from participants import contact
+from participants import contact, queued
 from participants.agreements import require_signed_agreement
 from participants.invitations import departed_owners, end_schedules_not_listed, listed_hashes
 from participants.listpreview import remember_imported_list
@@ -497,6 +497,10 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     # replaced, so an import rewrites no stopped row that holds look-alikes.
     # The status is sealed (participants.models): decided in Python, from the rows read here.
     existing = list(Participant.objects.filter(organisation=organisation))
+    # Whose joining waits for the request batch (requestqueue.confirm_enrolment): their row still reads
+    # invited, but what they joined with is theirs, as an enrolled person's is (_update_fields). Read under
+    # the lock on the organisation, which confirm_enrolment takes too: one queued before this import is here.
+    joining = queued.pending_participants(queued.ENROLMENT)
     row_hashes = {
         row.line: listed_hashes(organisation_id=organisation.pk, email=row.email, mobile=row.mobile)
         for row in parsed.rows
@@ -612,7 +616,15 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             held_mobiles.add(mobile_index)
             continue
         fields = _update_fields(
-            target, row, email_index, mobile_index, department, held_emails, held_mobiles, salt=salt
+            target,
+            row,
+            email_index,
+            mobile_index,
+            department,
+            held_emails,
+            held_mobiles,
+            salt=salt,
+            joining=str(target.pk) in joining,
         )
         listed_fields = []
         if (target.listed_email_hash, target.listed_mobile_hash) != (email_hash, mobile_hash):
@@ -785,6 +797,8 @@ def _db_value(participant: Participant, model_field: models.Field) -> Any:
 # enrolled, they are the participant's own, proven by a code to each (and corrected only the same way). Were
 # the list to overwrite them, an employer could import its own number for a person matched by e-mail, then
 # its own address for the same person matched by that number, and so receive both codes to their account.
+# Nor once they joined and the request batch has yet to make it so (``joining``): a list imported in those
+# minutes made them a participant under the employer's number, which they never saw (review 10).
 _LIST_OWNS_CONTACT_DATA = frozenset({Participant.Status.INVITED, Participant.Status.DECLINED})
 
 
@@ -798,13 +812,15 @@ def _update_fields(
     held_mobiles: set[str],
     *,
     salt: str,
+    joining: bool = False,
 ) -> list[str]:
-    """Set what the row changes on a matched participant; the names of the fields that changed."""
+    """Set what the row changes on a matched participant; the names of the fields that changed. ``joining``:
+    their enrolment waits for the request batch."""
     fields: list[str] = []
     if participant.department_id != department.pk:
         participant.department = department
         fields.append("department")
-    if participant.status not in _LIST_OWNS_CONTACT_DATA:
+    if participant.status not in _LIST_OWNS_CONTACT_DATA or joining:
         return fields
     if participant.name != row.name:
         participant.name = row.name

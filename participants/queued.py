@@ -32,20 +32,25 @@ DECLINE = "decline"
 # the batch makes them a participant (account.apply_enrolment), so their row is not written at that moment.
 ENROLMENT = "enrolment"
 
-# Every request is padded to this many characters before sealing, so that every kind falls into one
-# ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest is a
-# correction: a name of 200 characters (up to 12 JSON characters each, as \ud83d\ude00), an address of
-# 254 and a number; an enrolment holds as much (a private address takes the place of a corrected one).
+# Every request is padded to this many bytes (UTF-8) before sealing, so that every kind falls into one
+# ciphertext length (preventicons.crypto.padded_length) and the kind shows nowhere. The longest are a
+# correction and an enrolment (a private address takes the place of a corrected one): a name of 200
+# characters (contact.check_text: 4 bytes each at most, no control characters), an address Django's
+# EmailField takes (at most 320 characters; \u0001 in a quoted local part, 6 bytes each), a number and the
+# keys. Escaped to ASCII (12 characters for an emoji, 6 for a letter of an international domain), the two
+# outgrew 3072 and the last step of joining failed after every code was right (review 10).
 PLAINTEXT_LENGTH = 3072
 
 
 def sealed(request: dict[str, str | bool]) -> QueuedRequest:
     """An unsaved queue row holding ``request``, padded and sealed."""
-    plaintext = json.dumps(request)
-    if len(plaintext) > PLAINTEXT_LENGTH:
+    plaintext = json.dumps(request, ensure_ascii=False)
+    size = len(plaintext.encode("utf-8"))
+    if size > PLAINTEXT_LENGTH:
         raise ValueError("a queued request is longer than its padding")
     queued = QueuedRequest(queued_on=timezone.localdate())
-    queued.request = plaintext.ljust(PLAINTEXT_LENGTH)  # JSON allows trailing blanks
+    # Padded in bytes, as the sealed length counts them; JSON allows trailing blanks.
+    queued.request = plaintext + " " * (PLAINTEXT_LENGTH - size)
     return queued
 
 
@@ -96,7 +101,13 @@ def is_pending(kind: str, participant: object) -> bool:
     """Whether a request of this kind for this participant waits in the queue (every row opened: the queue
     holds at most one batch interval of requests)."""
     wanted = str(participant)
-    return any(
-        request["kind"] == kind and request.get("participant") == wanted
-        for request in map(opened, QueuedRequest.objects.all())
-    )
+    # Every row opened, found or not (a list, not a generator any() would stop at the first match): how long
+    # the answer takes tells nothing of whether, or where, this person's request waits.
+    requests = [opened(queued) for queued in QueuedRequest.objects.all()]
+    return any(request["kind"] == kind and request.get("participant") == wanted for request in requests)
+
+
+def pending_participants(kind: str) -> set[str]:
+    """The participants (their ids as text) for whom a request of this kind waits in the queue."""
+    requests = [opened(queued) for queued in QueuedRequest.objects.all()]
+    return {str(request.get("participant")) for request in requests if request["kind"] == kind}

@@ -42,7 +42,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from participants import account, enrolment, participation, rewrite
-from participants.models import ConsentRecord, Invitation, Participant, QueuedRequest
+from participants.models import ConsentRecord, Invitation, Participant, QueuedRequest, hold_index_salts
 from participants.queued import (
     CASEMANAGER,
     CHANGE,
@@ -173,6 +173,10 @@ def confirm_enrolment(
     with transaction.atomic(using=router.db_for_write(QueuedRequest)):
         # The queue first, as the batch takes it first (see _lock_the_queue).
         _lock_the_queue()
+        # Then the organisation, shared, before the row is read: an import (which takes it FOR NO KEY
+        # UPDATE) either wrote before this reads, or reads the queue after this commits, and so never writes
+        # the list's contact data on a row whose joining waits (importing._update_fields).
+        hold_index_salts([invitation.invitee.organisation_id])
         proven = enrolment.prove_enrolment(
             invitation=invitation,
             weekly_channel=weekly_channel,

@@ -25,6 +25,7 @@ from scores import wellbeing
 from tests.batchhold import waits_for_a_running_batch
 from tests.conftest import ALL_DATABASES, make_organisation
 from tests.participants.people import make_participant
+from tests.participants.test_enrolment_views import invite
 from tests.participants.test_stop import delivered_codes, make_active
 
 pytestmark = [
@@ -420,3 +421,20 @@ def test_the_enrolment_forms_name_is_not_written_beside_a_batch_that_rewrites_ev
     enrolment.start_verification(participant=invited, name="Jan de Vries-Bakker")
 
     assert Participant.objects.filter(pk=invited.pk).values().get() == before
+
+
+@time_machine.travel(TUESDAY, tick=True)
+def test_the_enrolments_check_waits_for_a_batch_that_rewrites_every_row(
+    organisation: Organisation,
+) -> None:
+    """The enrolment form saved the corrected name at once, on a row it did not otherwise lock; a request
+    batch reads every row and then writes every row back, so a name saved in between was lost. Since main
+    b65aa5f nothing is written then (the name waits in the session and the batch writes it), and this test,
+    which still called the form, failed there. What reads the row now is the enrolment's check
+    (requestqueue.confirm_enrolment), and it holds the organisation before it reads, as every writer does:
+    it waits for a running batch, and an import waits for it (review 10, importing._update_fields)."""
+    _postgres_only()
+    invited = make_participant(organisation, email="inv@example.nl", mobile="+31612345677")
+    invitation = enrolment.find_invitation(token=invite(invited))
+    assert invitation is not None
+    waits_for_a_running_batch(lambda: requestqueue.confirm_enrolment(invitation=invitation))

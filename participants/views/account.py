@@ -175,6 +175,8 @@ def _overview(
             # Offers from the participant's own signals (scores: a drop, three falling weeks), shown only
             # here, behind both factors, never on a page a weekly link opens.
             "offers": offers.account_offers(participant),
+            "joining": requestqueue.enrolment_pending(participant),
+            "batch_minutes": settings.HELP_REQUEST_BATCH_MINUTES,
         },
         status=status,
     )
@@ -276,9 +278,24 @@ def _too_soon(exc: verification.TooManyCodes) -> str:
     }
 
 
+def _still_joining(participant: Participant) -> HttpResponse | None:
+    """Back to the account, sending nothing, while their joining waits for the batch (requestqueue.
+    confirm_enrolment); the account page says why.
+
+    Until the batch makes them a participant the row holds what the employer supplied, not the number or
+    private address they proved when joining: a correction's or a stop's codes went to the phone the
+    employer supplied, the one the person had just replaced, which the employer reads (review 10).
+    """
+    if requestqueue.enrolment_pending(participant):
+        return redirect("participants:account")
+    return None
+
+
 @require_POST
 @participant_required
 def change(request: HttpRequest, participant: Participant) -> HttpResponse:
+    if waiting := _still_joining(participant):
+        return waiting
     form = _change_form(participant, request.POST)
     if not form.is_valid():
         return _overview(request, participant, form=form, status=400)
@@ -412,6 +429,8 @@ def _resend(request: HttpRequest, participant: Participant, purpose: str, then: 
 @require_http_methods(["GET", "POST"])
 @participant_required
 def stop(request: HttpRequest, participant: Participant) -> HttpResponse:
+    if waiting := _still_joining(participant):
+        return waiting
     error = ""
     status = 200
     if request.method == "POST":

@@ -102,12 +102,18 @@ def _account_url() -> str | None:
 
 
 def _session_invitation(request: HttpRequest) -> tuple[Invitation | None, enrolment.LinkState]:
+    """The session's invitation, and where it stands once its SMS code opened it in this browser (UNKNOWN
+    before: every caller shows nothing of it then)."""
     invitation_id = request.session.get(SESSION_INVITATION)
     if not invitation_id:
         return None, enrolment.LinkState.UNKNOWN
     invitation = Invitation.objects.select_related("participant").filter(pk=invitation_id).first()
     if invitation is None:
         return None, enrolment.LinkState.UNKNOWN
+    if not _is_opened(request, invitation):
+        # Not read before the SMS code: the state opens the request queue (a joining waiting for the batch),
+        # and how long that takes would tell whoever holds a link from a mailbox how many requests wait.
+        return invitation, enrolment.LinkState.UNKNOWN
     state = enrolment.link_state(invitation)
     if state is enrolment.LinkState.EXPIRED and _goes_on_expired(request, invitation):
         # Chosen on the expired page after its SMS code (new_link): this browser goes on with it as open.
