@@ -11,6 +11,7 @@ way the queueing could lose or misapply what the person chose.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 import time_machine
@@ -42,7 +43,7 @@ def _dump() -> dict[str, tuple[object, ...]]:
         return {row[0]: tuple(row) for row in cursor.fetchall()}
 
 
-def _join(client: Client, token: str, **details: str) -> object:
+def join_through_the_pages(client: Client, token: str, **details: str) -> Any:
     """Open the invitation with its SMS code, consent and send the details page, as the person does."""
     open_with_sms_code(client, token)
     client.post(reverse("participants:enrol-consent"))
@@ -90,7 +91,7 @@ def test_a_second_press_before_the_batch_is_refused_and_a_decline_after_joining_
     refused as for someone who joined; so is a decline from the same link. The batch makes one participant."""
     joiner = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
     token = invite(joiner)
-    assert _join(Client(), token)["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+    assert join_through_the_pages(Client(), token)["Location"] == reverse("participants:enrol-welcome")
     invitation = enrolment.find_invitation(token=token)
     assert invitation is not None
 
@@ -121,8 +122,8 @@ def test_who_said_no_and_then_joined_before_the_batch_takes_part(organisation: O
     # Minutes later (a new SMS code for the link waits a little), each opens the link again and joins.
     with time_machine.travel(TUESDAY + dt.timedelta(minutes=5), tick=True):
         for token in tokens:
-            joined = _join(Client(), token)
-            assert joined["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+            joined = join_through_the_pages(Client(), token)
+            assert joined["Location"] == reverse("participants:enrol-welcome")
 
     batch = wellbeing.take_up_help_requests()
 
@@ -139,7 +140,7 @@ def test_a_new_number_someone_else_took_before_the_batch_leaves_them_invited_to_
     joiner = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
     client = Client()
     token = invite(joiner)
-    _join(client, token, mobile="06 87654321")
+    join_through_the_pages(client, token, mobile="06 87654321")
     assert client.post(reverse("participants:enrol-codes"), {"sms_code": latest_sms_code()})[
         "Location"
     ] == reverse("participants:enrol-welcome")
@@ -151,7 +152,7 @@ def test_a_new_number_someone_else_took_before_the_batch_leaves_them_invited_to_
     assert (batch.enrolments, batch.dropped) == (0, 1)
     assert Participant.objects.get(pk=joiner.pk).status == Participant.Status.INVITED
     with time_machine.travel(TUESDAY + dt.timedelta(minutes=10), tick=True):
-        assert _join(Client(), token)["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+        assert join_through_the_pages(Client(), token)["Location"] == reverse("participants:enrol-welcome")
         assert wellbeing.take_up_help_requests().enrolments == 1
     joined = Participant.objects.get(pk=joiner.pk)
     assert (joined.status, joined.mobile) == ("active", "+31612345602")

@@ -27,6 +27,7 @@ from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 from tests.participants.test_enrolment_views import invite, open_with_sms_code
 from tests.participants.test_stop import delivered_codes, make_active
+from tests.rowversions import assert_every_row_written_once_by_the_last_pass
 
 pytestmark = [
     pytest.mark.usefixtures("english", "empty_cache"),
@@ -136,28 +137,10 @@ def test_the_batch_leaves_one_dead_version_per_row_and_none_of_its_own(
     rewritten with everyone would leave a version the batch both wrote and killed, on actors' rows only."""
     _postgres_only()
     _everyone_acts(client, organisation)
-    rows = Participant.objects.count()
 
     wellbeing.take_up_help_requests()
 
-    with connections["default"].cursor() as cursor:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
-        # The batch's transaction, from the organisation it renewed the salt of: a read of the participant
-        # pages themselves could prune them first.
-        cursor.execute("SELECT xmin::text FROM participants_organisation WHERE id = %s", [organisation.pk])
-        batch_xid = cursor.fetchone()[0]
-        pages = f"(pg_relation_size('{TABLE}') / current_setting('block_size')::int)::int - 1"
-        items = f"heap_page_items(get_raw_page('{TABLE}', page))"
-        query = f"SELECT t_xmin::text, t_xmax::text FROM generate_series(0, {pages}) AS page, {items}"  # noqa: S608  # nosec B608  # the test's own name
-        cursor.execute(query + " WHERE t_xmin IS NOT NULL")
-        versions = cursor.fetchall()
-    # Every row has exactly one version the batch wrote, alive; none the batch wrote and killed again, in
-    # its own transaction or in one of its savepoints (a savepoint's writes carry a later xid of their own).
-    alive = [version for version in versions if version[0] == batch_xid and version[1] != batch_xid]
-    assert len(alive) == rows
-    assert not [
-        version for version in versions if version[1] == batch_xid and int(version[0]) >= int(batch_xid)
-    ]
+    assert_every_row_written_once_by_the_last_pass(organisation.pk)
 
 
 @time_machine.travel(TUESDAY, tick=True)

@@ -24,6 +24,7 @@ from tests.batchhold import waits_for_a_running_batch
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 from tests.participants.test_stop import make_active
+from tests.rowversions import assert_every_row_written_once_by_the_last_pass
 
 pytestmark = [
     pytest.mark.usefixtures("english", "empty_cache"),
@@ -117,27 +118,10 @@ def test_the_night_leaves_one_dead_version_per_row_and_none_of_its_own(
     and then rewrote with everyone would leave a version the night both wrote and killed, on its rows only."""
     _postgres_only()
     _everyone(organisation, other_organisation)
-    rows = Participant.objects.count()
 
     retention.run_retention(today=NIGHT)
 
-    with connections["default"].cursor() as cursor:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
-        # The night's transaction, from the organisation it renewed the salt of: a read of the participant
-        # pages themselves could prune them first.
-        cursor.execute("SELECT xmin::text FROM participants_organisation WHERE id = %s", [organisation.pk])
-        night_xid = cursor.fetchone()[0]
-        pages = f"(pg_relation_size('{TABLE}') / current_setting('block_size')::int)::int - 1"
-        items = f"heap_page_items(get_raw_page('{TABLE}', page))"
-        query = f"SELECT t_xmin::text, t_xmax::text FROM generate_series(0, {pages}) AS page, {items}"  # noqa: S608  # nosec B608  # the test's own name
-        cursor.execute(query + " WHERE t_xmin IS NOT NULL")
-        versions = cursor.fetchall()
-    alive = [version for version in versions if version[0] == night_xid and version[1] != night_xid]
-    assert len(alive) == rows
-    # None written and killed again, in its transaction or in one of its savepoints (a later xid of its own).
-    assert not [
-        version for version in versions if version[1] == night_xid and int(version[0]) >= int(night_xid)
-    ]
+    assert_every_row_written_once_by_the_last_pass(organisation.pk)
 
 
 @time_machine.travel(TUESDAY, tick=True)

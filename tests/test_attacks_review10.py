@@ -29,6 +29,7 @@ from scores import wellbeing
 from tests.conftest import ALL_DATABASES
 from tests.participants.people import make_participant
 from tests.participants.test_enrolment_views import invite, latest_sms_code, open_with_sms_code
+from tests.test_attacks_enrolment import join_through_the_pages as _join
 
 pytestmark = [
     pytest.mark.usefixtures("english", "empty_cache"),
@@ -37,13 +38,6 @@ pytestmark = [
 
 TUESDAY = dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC)
 CODE = re.compile(r"\b(\d{6})\b")
-
-
-def _join(client: Client, token: str, **details: str) -> object:
-    open_with_sms_code(client, token)
-    client.post(reverse("participants:enrol-consent"))
-    choices = {"name": "", "weekly_channel": "sms", **details}
-    return client.post(reverse("participants:enrol-details"), choices)
 
 
 @time_machine.travel(TUESDAY, tick=True)
@@ -56,7 +50,7 @@ def test_a_no_said_after_joining_and_before_the_batch_is_not_confirmed_as_a_no(
     queued: the same page as for anyone who takes part, and the join pages are not offered a second time."""
     joiner = make_participant(organisation, email="j@example.nl", mobile="+31612345602")
     token = invite(joiner)
-    assert _join(Client(), token)["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+    assert _join(Client(), token)["Location"] == reverse("participants:enrol-welcome")
 
     with time_machine.travel(TUESDAY + dt.timedelta(minutes=5), tick=True):
         saying_no = Client()
@@ -92,7 +86,7 @@ def test_the_longest_name_and_address_the_pages_take_fit_the_queue_padding(
     name = "\U0001f600" * 200
     private = "p" * 60 + "@" + ".".join(["\u00fc" * 57] * 4) + ".nl"
     sent = _join(client, invite(joiner), name=name, weekly_channel="private_email", private_email=private)
-    assert sent["Location"] == reverse("participants:enrol-codes")  # type: ignore[index]
+    assert sent["Location"] == reverse("participants:enrol-codes")
     messaging.send_due_messages()
     match = CODE.search(str(mail.outbox[-1].body))
     assert match
@@ -222,7 +216,7 @@ def test_a_list_imported_while_a_joining_waits_changes_none_of_the_contact_data_
     )
     anna = Participant.objects.get(organisation=organisation)
     client = Client()
-    assert _join(client, invite(anna))["Location"] == reverse("participants:enrol-welcome")  # type: ignore[index]
+    assert _join(client, invite(anna))["Location"] == reverse("participants:enrol-welcome")
 
     import_address_list(
         organisation=organisation, data=csv.format(mobile="0687654321").encode(), full_list=True, by=employer
