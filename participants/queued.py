@@ -98,16 +98,16 @@ def is_stop_close(queued: QueuedRequest) -> bool:
 
 
 def is_pending(kind: str, participant: object) -> bool:
-    """Whether a request of this kind for this participant waits in the queue (every row opened: the queue
-    holds at most one batch interval of requests)."""
-    wanted = str(participant)
-    # Every row opened, found or not (a list, not a generator any() would stop at the first match): how long
-    # the answer takes tells nothing of whether, or where, this person's request waits.
-    requests = [opened(queued) for queued in QueuedRequest.objects.all()]
-    return any(request["kind"] == kind and request.get("participant") == wanted for request in requests)
+    """Whether a request of this kind for this participant waits in the queue (the queue holds at most one
+    batch interval of requests)."""
+    return str(participant) in pending_participants(kind)
 
 
 def pending_participants(kind: str) -> set[str]:
-    """The participants (their ids as text) for whom a request of this kind waits in the queue."""
+    """The participants (their ids as text) for whom a request of this kind waits in the queue.
+
+    Every row opened, whatever is found (a list, not a generator a caller's search would stop early): how long
+    the answer takes tells nothing of whether, or where, someone's request waits.
+    """
     requests = [opened(queued) for queued in QueuedRequest.objects.all()]
     return {str(request.get("participant")) for request in requests if request["kind"] == kind}
