@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from django.db import OperationalError, connections, transaction
 
-from participants.models import Organisation
+from participants import rewrite
 from preventicons.dbrouter import every_store
 
 
@@ -25,7 +25,7 @@ def waits_for_a_running_batch(action: Callable[[], object]) -> None:
     def batch() -> None:
         try:
             with every_store():
-                list(Organisation.objects.select_for_update(no_key=True).values_list("pk", flat=True))
+                rewrite.hold_every_organisation()
                 holding.set()
                 done.wait(30)
         except BaseException as exc:  # handed to the test's thread
