@@ -6,8 +6,10 @@ the same for the page, the CSV and the printable page because all three show the
 1. **Fewer than the threshold.** A group's figures are shown only from ``threshold`` answers (at least 5, per
    organisation, only ever raised). Below it the group shows nothing, not even its count.
 2. **Too much alike.** A group where all answerers, or all but one, gave the same answer, or where all or all
-   but one had a hard week (1 or 2), shows its count only: an average would tell what (nearly) everyone
-   answered.
+   but one had a hard week (1 or 2), or none or only one did, shows its count only: an average would tell
+   what (nearly) everyone answered, and a share of 0% hard weeks from a department whose every listed person
+   answered would tell, of each of them by name, that they had no hard week (the shown share gives the
+   number of hard weeks exactly, so one hard week is the same as all but one).
 3. **Small departments are folded.** A department under the threshold that week is counted in "other
    departments", together with the answers of people in no department; that group is shown when it passes
    rules 1 and 2 itself.
@@ -121,8 +123,13 @@ def count_shown(tally: Tally, threshold: int) -> bool:
 
 
 def figures_shown(tally: Tally, threshold: int) -> bool:
-    """Rules 1 and 2: enough answers, and no answer (nor a hard week) shared by all or all but one."""
-    return tally.count >= threshold and max(tally.counts) <= tally.count - 2 and tally.hard <= tally.count - 2
+    """Rules 1 and 2: enough answers, no answer shared by all or all but one, and at least two answerers with
+    a hard week and two without."""
+    return (
+        tally.count >= threshold
+        and max(tally.counts) <= tally.count - 2
+        and 2 <= tally.hard <= tally.count - 2
+    )
 
 
 class Shown(enum.StrEnum):

@@ -18,6 +18,7 @@ from participants.models import Department, Organisation, Participant
 from preventicons.models import OutboundMessage
 from preventicons.roles import Role
 from scores import reports, rounds, weekclose
+from scores.disclosure import ORGANISATION, Shown
 from scores.models import ClosedWeek, Figures, WeeklyAggregate, WeeklyLink
 from scores.reports import Level
 from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
@@ -197,35 +198,42 @@ def test_a_dump_taken_while_the_rounds_messages_wait_does_not_tell_who_takes_par
     assert not OutboundMessage.objects.exclude(reference="").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "README: when a department shows as many answers as it has people on the list, 'no figure shows what"
-        " any of them answered'. Rule 2 withholds the figures when all or all but one had a hard week, but"
-        " not when none did: six answers from a department of six with '0%' hard weeks tell the employer, of"
-        " each of the six people by name, that they answered 3, 4 or 5 that week (and an average of 4.5 or"
-        " more from six does the same). Fix direction: treat 'none or one had a hard week' like 'all or all"
-        " but one' for the share (show it as 'fewer than 2' or not at all), or state the limit in the README"
-        " beside the known one."
-    ),
-)
+@pytest.mark.parametrize("answers", [[3, 4, 4, 5, 5, 3], [3, 4, 4, 5, 5, 2], [1, 2, 2, 1, 2, 4]])
 @pytest.mark.django_db
-def test_a_department_where_everyone_answered_shows_nothing_about_what_any_one_of_them_answered() -> None:
+def test_a_department_where_everyone_answered_shows_nothing_about_what_any_one_of_them_answered(
+    answers: list[int],
+) -> None:
+    """#19: IT has six people on the employer's list and all six answered. A share of 0% hard weeks would tell
+    the employer, of each of the six by name, that they answered 3, 4 or 5 that week; 17% (one in six) that
+    each had five chances in six of a good week, as 83% (all but one) tells the opposite; and an average of
+    4.7 from six says the same as 0%. Such a group shows its count only, the page says it is withheld to
+    protect, and the organisation minus its shown groups does not give it back."""
     organisation = make_organisation("Zorggroep Noord", "zorg")
     departments = departments_of(organisation)
     finance, care, it = departments["Finance"], departments["Care"], departments["IT"]
-    # IT has six people on the employer's list; all six answered, none had a hard week.
     freeze_invited(
         organisation,
         FIRST_WEEK,
-        {finance: SIX, care: ELEVEN, it: [3, 4, 4, 5, 5, 3]},
+        {finance: SIX, care: [*ELEVEN, 1], it: answers},
         {finance: 8, care: 14, it: 6},
     )
     report = reports.build_report(organisation, Level.WEEK)
-    cell = next(row for row in report.rows if row.key == it.pk).cells[-1]
+    cells = {row.key: row.cells[-1] for row in report.rows}
+    cell = cells[it.pk]
     assert cell is not None and cell.answers == 6
-    # As it is: 0%, so none of the six (each known by name) had a hard week.
-    assert cell.hard_percent != 0
+    assert cell.shown is Shown.COUNT
+    assert (cell.average, cell.hard_percent, cell.participation) == (None, None, None)
+    # The rest is still a report: the organisation shows its figures, and what it shows minus the shown
+    # departments is a group that could itself be shown.
+    whole = cells[ORGANISATION]
+    assert whole is not None and whole.shown is Shown.FIGURES
+    shown = [
+        key for key, other in cells.items() if key != ORGANISATION and other and other.shown == Shown.FIGURES
+    ]
+    assert it.pk not in shown
+    remainder = {finance.pk: SIX, care.pk: [*ELEVEN, 1], it.pk: answers}
+    withheld = [value for key, values in remainder.items() if key not in shown for value in values]
+    assert 2 <= sum(value in (1, 2) for value in withheld) <= len(withheld) - 2
 
 
 @pytest.mark.django_db

@@ -550,7 +550,7 @@ def test_a_week_in_which_the_one_person_without_a_department_did_not_answer_look
     a department (the report's ``department_less`` is False). Whether "other departments" holds the people in
     no department must not depend on whether they answered: in a week in which they did not, the organisation
     would equal its departments, and the employer would read that this one person did not answer."""
-    care = tally_of([3, 4, 4, 5, 2, 3], invited=6)
+    care = tally_of([3, 4, 4, 5, 2, 1], invited=6)
     decided = {
         answered: disclosure.decide_week(
             FIRST_MONDAY,
@@ -586,13 +586,24 @@ def nearly_all_hard(values: Sequence[int]) -> bool:
     return sum(value in disclosure.HARD for value in values) >= len(values) - 1
 
 
+def nearly_none_hard(values: Sequence[int]) -> bool:
+    """None of the answerers, or only one, had a hard week: of a department whose every listed person
+    answered, a share of 0% names each of them as having had none (#19)."""
+    return sum(value in disclosure.HARD for value in values) <= 1
+
+
 @pytest.mark.parametrize("threshold", [5, 7])
-def test_figures_are_shown_exactly_with_enough_answers_and_no_answer_or_hard_week_of_all_or_all_but_one(
+def test_figures_are_shown_exactly_with_enough_answers_no_near_alike_answer_and_two_hard_weeks_and_two_not(
     threshold: int,
 ) -> None:
     for values in all_multisets(10):
         tally = tally_of(values, invited=10)
-        expected = len(values) >= threshold and not near_alike(values) and not nearly_all_hard(values)
+        expected = (
+            len(values) >= threshold
+            and not near_alike(values)
+            and not nearly_all_hard(values)
+            and not nearly_none_hard(values)
+        )
         assert figures_shown(tally, threshold) is expected, values
         assert count_shown(tally, threshold) is (len(values) >= threshold), values
 
@@ -611,8 +622,8 @@ def published_numbers(values: Sequence[int]) -> tuple[int | None, Decimal | None
 
 def test_the_numbers_of_a_shown_group_fit_answers_that_are_not_all_alike_nor_all_hard() -> None:
     """From the answers, the average to one decimal and the rounded share of hard weeks, nobody can conclude
-    that (nearly) everyone gave one answer or had a hard week: every shown group's numbers also fit answers
-    that are neither, so the rounding never narrows them down to near-alike ones."""
+    that (nearly) everyone gave one answer, had a hard week or had none: every shown group's numbers also fit
+    answers that are none of these, so the rounding never narrows them down to near-alike ones."""
     fitting: dict[tuple[int | None, Decimal | None, int | None], list[tuple[int, ...]]] = defaultdict(list)
     for values in all_multisets(10):
         fitting[published_numbers(values)].append(values)
@@ -622,8 +633,12 @@ def test_the_numbers_of_a_shown_group_fit_answers_that_are_not_all_alike_nor_all
         candidates = fitting[published_numbers(values)]
         assert not all(near_alike(candidate) for candidate in candidates), values
         assert not all(nearly_all_hard(candidate) for candidate in candidates), values
-    # Checked against a hand-made case: 5, 5, 5, 4, 4 is shown (average 4.6, no hard week).
-    assert published_numbers((4, 4, 5, 5, 5)) == (5, Decimal("4.6"), 0)
+        assert not all(nearly_none_hard(candidate) for candidate in candidates), values
+    # Checked against hand-made cases: 1, 2, 4, 5, 5 is shown (average 3.4, two hard weeks in five); 2, 3, 4,
+    # 4, 5 is not (one hard week: 20% would say that the other four, all but one, had none).
+    assert published_numbers((1, 2, 4, 5, 5)) == (5, Decimal("3.4"), 40)
+    assert figures_shown(tally_of((1, 2, 4, 5, 5), invited=5), 5)
+    assert not figures_shown(tally_of((2, 3, 4, 4, 5), invited=5), 5)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

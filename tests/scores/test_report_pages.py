@@ -78,8 +78,8 @@ def _world(*, weeks: int = 14, finance: list[int] = SMALL) -> tuple[Organisation
             week,
             {
                 departments["Finance"]: finance,
-                departments["Care"]: [3, 4, 4, 5, 2, 3, 4, 3, 4, 5, 3 + number % 2],
-                departments["IT"]: [2, 3, 4, 4, 5, 3, 4],
+                departments["Care"]: [3, 4, 4, 5, 2, 3, 4, 1, 4, 5, 3 + number % 2],
+                departments["IT"]: [2, 3, 4, 4, 5, 1, 4],
             },
         )
     return organisation, departments
