@@ -77,6 +77,7 @@ from preventicons.crypto import hash_token, new_token
 from preventicons.dbrouter import every_store
 from scores import weekclose, wellbeing
 from scores.submission import submit_score
+from tests.batchhold import held_in_a_thread
 from tests.conftest import ALL_DATABASES
 from tests.participants.test_stop import delivered_codes, make_active
 from tests.scores.people import make_link, make_participant
@@ -269,30 +270,9 @@ def test_a_first_tap_does_not_wait_for_whatever_holds_the_organisation(
     """The batch, an import (which the employer starts at will), a stop, the anonymisation and the week close
     each hold the organisation row until they commit. A first tap in that time must answer as a repeated one
     does, not once they are over."""
-    if connections["default"].vendor != "postgresql":
-        pytest.skip("PostgreSQL's row locks")
     week = dt.date(2026, 11, 16)
     _link, token = make_link(make_participant(organisation), week=week)
-    holding, done = threading.Event(), threading.Event()
-    failed: list[BaseException] = []
-
-    def batch() -> None:
-        try:
-            with every_store():
-                _hold_the_organisation(holder, organisation, employer)
-                holding.set()
-                done.wait(30)
-        except BaseException as exc:  # handed to the test's thread
-            failed.append(exc)
-            holding.set()
-        finally:
-            for connection in connections.all():
-                connection.close()
-
-    runner = threading.Thread(target=batch)
-    runner.start()
-    try:
-        assert holding.wait(30) and not failed, failed
+    with held_in_a_thread(lambda: _hold_the_organisation(holder, organisation, employer)):
         with connections["default"].cursor() as cursor:
             # Not a clock: a tap that has to wait for a lock fails at once instead of after the batch.
             cursor.execute("SET lock_timeout = '1s'")
@@ -301,10 +281,6 @@ def test_a_first_tap_does_not_wait_for_whatever_holds_the_organisation(
         finally:
             with connections["default"].cursor() as cursor:
                 cursor.execute("RESET lock_timeout")
-    finally:
-        done.set()
-        runner.join(30)
-    assert not failed, failed
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
