@@ -14,8 +14,8 @@ A key reads "<kind>:<subject id>[:<detail>...]"; cancel_pending finds queued mes
 The outbox names nobody: keys are stored only as keyed hashes (``outbox_key_hash``, the one place they are
 computed), and a message that is final (sent, failed, cancelled) leaves only a tombstone, its hashed key, so
 that queueing stays idempotent. No participant id, provider id or Message-ID is kept, nor logged. How
-deliveries went is counted per day, channel and outcome in DeliveryCount, once per sender run and apart from
-any message's end (see send_due_messages).
+deliveries went is counted per day, channel and outcome in a sealed DeliveryTally, once per sender run and
+apart from any message's end (see send_due_messages).
 
 A message may instead be queued deferred (``queue_many`` with ``Deferred``): the row then holds only the
 name of a renderer registered with ``register_renderer`` and an opaque reference, and the sender asks the
@@ -54,7 +54,7 @@ from preventicons.gateways import (
     TransientSendError,
     sms_gateway,
 )
-from preventicons.models import DeliveryCount, OutboundMessage
+from preventicons.models import DeliveryTally, OutboundMessage
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -84,11 +84,11 @@ logger = logging.getLogger(__name__)
 # - Counted apart. Its outcome is not written with the tombstone: a count row written in the transaction
 #   that ends a message carries that transaction's id (xmin), and its last pending version names the weekly
 #   link, so the count's old and new versions would tell whether that person's message was sent or had
-#   nobody to go to (issue 14). A run adds up what it ended and writes it to DeliveryCount in one transaction
-#   of its own when it stops (send_due_messages); a run that dies before then loses its counts, never
-#   doubles them. What is left: a run's counts tell how many of the messages it ended went each way, so a
-#   run that ends one message, or only messages of one outcome, tells theirs to whoever places its ends
-#   between its first claim and its count by transaction id (single ends, as retries after an outage are).
+#   nobody to go to (issue 14). A run adds up what it ended and adds it to the day's DeliveryTally in one
+#   transaction of its own when it stops (send_due_messages); a run that dies before then loses its counts,
+#   never doubles them. The tally is one row per day with every count sealed in it, rewritten whole by every
+#   run that ended anything: a run that ends a single message (a retry after an outage, say) changes it as
+#   one that ended another outcome would, where a clear row per outcome told which went up.
 # - Deferred messages are rendered after the claim, outside any transaction, just before the provider call;
 #   a renderer that finds nobody to send to any more ends the row "cancelled", but only as a real message on
 #   its channel would end now: while the provider defers real messages, such a row is deferred alike (same
@@ -112,21 +112,21 @@ class SendReport:
     """What one send_due_messages run did."""
 
     deferred: int = 0
-    # The messages it ended, per (local day, channel, outcome): what it adds to DeliveryCount when it stops,
+    # The messages it ended, per (local day, channel, outcome): what it adds to DeliveryTally when it stops,
     # and what its sent, failed and cancelled figures count.
     ended: Counter[tuple[dt.date, str, str]] = field(default_factory=Counter)
 
     @property
     def sent(self) -> int:
-        return self._ended(DeliveryCount.Outcome.SENT)
+        return self._ended(DeliveryTally.Outcome.SENT)
 
     @property
     def failed(self) -> int:
-        return self._ended(DeliveryCount.Outcome.FAILED)
+        return self._ended(DeliveryTally.Outcome.FAILED)
 
     @property
     def cancelled(self) -> int:
-        return self._ended(DeliveryCount.Outcome.CANCELLED)
+        return self._ended(DeliveryTally.Outcome.CANCELLED)
 
     @property
     def claimed(self) -> int:
@@ -253,7 +253,7 @@ def _hurry_sending() -> None:
 def send_due_messages(*, limit: int = 100) -> SendReport:
     """Send up to ``limit`` due messages. Safe to run twice at once: each row is claimed before it is sent.
 
-    What the run ended is added to the day's DeliveryCount when it stops (also when it stops through an
+    What the run ended is added to the day's DeliveryTally when it stops (also when it stops through an
     exception), in one transaction that ends no message: no count row version shares an xmin with a
     message's end, and one count transaction covers every message the run ended (issue 14). A run whose
     process dies first leaves its messages ended and uncounted: the counts may then fall short of the
@@ -302,9 +302,11 @@ def prune_finished_messages() -> int:
 
 
 def delivery_counts(*, day: dt.date) -> dict[tuple[str, str], int]:
-    """How many messages ended on ``day`` (local date), per (channel, outcome)."""
-    rows = DeliveryCount.objects.filter(day=day).values_list("channel", "outcome", "count")
-    return {(channel, outcome): count for channel, outcome, count in rows}
+    """How many messages ended on ``day`` (local date), per (channel, outcome); none ended, none named."""
+    tally = DeliveryTally.objects.filter(day=day).first()
+    if tally is None:
+        return {}
+    return {cell: count for cell, count in tally.opened().items() if count}
 
 
 def _short_id(message: OutboundMessage) -> str:
@@ -336,7 +338,7 @@ def _attempt(message: OutboundMessage, senders: _Senders, verdicts: _Verdicts, r
         logger.warning(
             "%s message %s: no outcome after the last attempt", message.channel, _short_id(message)
         )
-        _finish(message, outcome=DeliveryCount.Outcome.FAILED, report=report)
+        _finish(message, outcome=DeliveryTally.Outcome.FAILED, report=report)
         return
     if message.renderer:
         try:
@@ -362,7 +364,7 @@ def _attempt(message: OutboundMessage, senders: _Senders, verdicts: _Verdicts, r
 
 def _conclude(message: OutboundMessage, error: SendError | None, report: SendReport) -> None:
     """Record what became of one claimed message: sent, failed, or deferred with backoff."""
-    Outcome = DeliveryCount.Outcome
+    Outcome = DeliveryTally.Outcome
     if error is None:
         _finish(message, outcome=Outcome.SENT, report=report)
     elif isinstance(error, PermanentSendError):
@@ -505,7 +507,7 @@ class _Verdicts:
 
     @staticmethod
     def _settle_one(message: OutboundMessage, verdict: str, report: SendReport) -> None:
-        Outcome = DeliveryCount.Outcome
+        Outcome = DeliveryTally.Outcome
         if not verdict:
             _finish(message, outcome=Outcome.CANCELLED, report=report)
             return
@@ -531,12 +533,6 @@ def _tombstone(*, at: dt.datetime) -> dict[str, Any]:
     }
 
 
-_COUNT_SQL = (
-    "INSERT INTO preventicons_deliverycount (day, channel, outcome, count) VALUES (%s, %s, %s, %s) "
-    "ON CONFLICT (day, channel, outcome) DO UPDATE SET count = preventicons_deliverycount.count + %s"
-)
-
-
 def _finish(message: OutboundMessage, *, outcome: str, report: SendReport) -> None:
     # Only while the claim is ours, as in _record; then it counts in this run's report, and only there: the
     # count is written when the run stops (send_due_messages), never in the transaction that ends a message.
@@ -557,14 +553,26 @@ def _finish(message: OutboundMessage, *, outcome: str, report: SendReport) -> No
 
 def _write_counts(ended: Counter[tuple[dt.date, str, str]]) -> None:
     # One transaction for all of a run's counts, which ends no message. Never retried: a commit whose answer
-    # was lost may have counted, and a count lost is better than one counted twice. In a fixed order, so two
-    # runs stopping at once take the rows' locks alike.
+    # was lost may have counted, and a count lost is better than one counted twice. Days in order, so two
+    # runs stopping at once take the rows' locks alike; each day's row is rewritten whole, sealed anew.
     if not ended:
         return
-    using = router.db_for_write(DeliveryCount)
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        for (day, channel, outcome), count in sorted(ended.items()):
-            cursor.execute(_COUNT_SQL, [day, channel, outcome, count, count])
+    using = router.db_for_write(DeliveryTally)
+    by_day: dict[dt.date, Counter[tuple[str, str]]] = {}
+    for (day, channel, outcome), count in ended.items():
+        by_day.setdefault(day, Counter())[(channel, outcome)] += count
+    with transaction.atomic(using=using):
+        for day, counts in sorted(by_day.items()):
+            # The day's row, made by the first run to count on it (a run racing it inserts nothing), then
+            # locked: one statement each, no savepoint.
+            DeliveryTally.objects.using(using).bulk_create(
+                [DeliveryTally(day=day, counts=DeliveryTally.text_of({}))], ignore_conflicts=True
+            )
+            tally = DeliveryTally.objects.using(using).select_for_update().get(day=day)
+            total = Counter(tally.opened())
+            total.update(counts)
+            tally.counts = DeliveryTally.text_of(dict(total))
+            tally.save(using=using, update_fields=["counts"])
 
 
 def _record(message: OutboundMessage, **changes: Any) -> None:
@@ -662,7 +670,7 @@ def cancel_pending(*, keys_containing: list[str], only_with_content: bool = Fals
     message is found by the keyed hash of its subject (its cancel tag), not by text.
 
     Runs in the caller's transaction. The messages become tombstones, so queueing one of their keys again
-    sends nothing either; they are not counted in DeliveryCount (an act of the participant, not a delivery).
+    sends nothing either; they are not counted in DeliveryTally (an act of the participant, not a delivery).
     A message a sender has already claimed may still go out: its outcome is then recorded on no row.
     """
     tags = set()

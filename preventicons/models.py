@@ -22,7 +22,7 @@ class OutboundMessage(models.Model):
 
     Nothing here names a person: the key is stored only as a keyed hash (preventicons.messaging computes it),
     there is no participant id, no provider id and no Message-ID. How deliveries went is counted per day and
-    channel in DeliveryCount, never kept per message.
+    channel in DeliveryTally (sealed), never kept per message.
     """
 
     class Channel(models.TextChoices):
@@ -129,15 +129,19 @@ class OutboundMessage(models.Model):
         return f"outbox message {self.pk} ({self.status})"
 
 
-class DeliveryCount(models.Model):
-    """How many messages ended in each outcome, per day and channel: what is left to diagnose delivery.
+class DeliveryTally(models.Model):
+    """How many messages ended in each outcome, per channel, for one day: what is left to diagnose delivery.
 
-    Counted by the sender run that ended the messages, once, when it stops, in a transaction of its own
-    (preventicons.messaging.send_due_messages): a count written in the transaction that makes a message a
-    tombstone would share its xmin, and pair that message (its last pending version names its weekly link)
-    with its outcome. So the counts add up to the finished messages, short only of those ended by a run that
-    died (or failed to write its counts) before it stopped, never beyond. A day, a channel and a number name
-    nobody.
+    One row per local day, its counts sealed to the row (``counts``: every channel and outcome, each as ten
+    digits, so every day's ciphertext has one length whatever the numbers). Counted by the sender run that
+    ended the messages, once, when it stops, in a transaction of its own (preventicons.messaging
+    send_due_messages), which rewrites the day's row whatever the run ended. In clear, one row per day,
+    channel and outcome told which outcome went up in which run: a run that ended a single weekly message (a
+    retry after an outage, say) named its outcome, and that message's last pending version names its weekly
+    link, whose row names the participant: "sent" is someone who takes part, "cancelled" a stand-in (issue
+    14, tests/test_attacks_counts.py). The counts add up to the finished messages, short only of those ended
+    by a run that died (or failed to write its counts) before it stopped, never beyond. Read them with
+    ``manage.py delivery_counts``.
     """
 
     class Outcome(models.TextChoices):
@@ -146,26 +150,37 @@ class DeliveryCount(models.Model):
         # A deferred message whose renderer found nobody to send to any more (stopped, paused, no address).
         CANCELLED = "cancelled", _("cancelled")
 
-    id = models.BigAutoField(primary_key=True)
+    # Every (channel, outcome) the sealed counts hold, in their order there.
+    CELLS = tuple(
+        (channel, outcome) for channel in ("email", "sms") for outcome in ("sent", "failed", "cancelled")
+    )
+    DIGITS = 10
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The local (TIME_ZONE) date the messages became final.
-    day = models.DateField()
-    channel = models.CharField(max_length=8, choices=OutboundMessage.Channel.choices)
-    outcome = models.CharField(max_length=12, choices=Outcome.choices)
-    count = models.PositiveIntegerField(default=0)
+    day = models.DateField(unique=True)
+    counts = EncryptedTextField()
 
     class Meta:
-        verbose_name = _("delivery count")
-        verbose_name_plural = _("delivery counts")
-        constraints = [
-            models.UniqueConstraint(fields=["day", "channel", "outcome"], name="delivery_count_per_day"),
-            models.CheckConstraint(
-                condition=Q(channel__in=["email", "sms"]) & Q(outcome__in=["sent", "failed", "cancelled"]),
-                name="delivery_count_known_values",
-            ),
-        ]
+        verbose_name = _("delivery tally")
+        verbose_name_plural = _("delivery tallies")
+        constraints = [*sealed_only("counts")]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.channel} {self.outcome}: {self.count}"
+        return f"delivery tally of {self.day}"
+
+    @classmethod
+    def text_of(cls, counts: dict[tuple[str, str], int]) -> str:
+        """``counts`` as the sealed text holds them: one fixed-width number per cell, in CELLS' order."""
+        unknown = set(counts) - set(cls.CELLS)
+        if unknown:
+            raise ValueError(f"no such channel and outcome: {sorted(unknown)}")
+        return ",".join(f"{counts.get(cell, 0):0{cls.DIGITS}d}" for cell in cls.CELLS)
+
+    def opened(self) -> dict[tuple[str, str], int]:
+        """Every cell's count (zeros included), from the sealed text."""
+        numbers = self.counts.split(",") if self.counts else ["0"] * len(self.CELLS)
+        return {cell: int(number) for cell, number in zip(self.CELLS, numbers, strict=True)}
 
 
 # --- Staff second factors (preventicons/staffauth.py) ----------------------------------------------

@@ -10,9 +10,11 @@ stopped or pauses), even while every provider works: what the stand-ins of the w
 hide (issue 14, tests/test_attacks_review6.py). Closed: a sender run counts what it ended in memory and
 writes the counts when it stops, in one transaction of their own (preventicons.messaging.send_due_messages),
 so no count row version shares an xmin with an outbox row version and one count transaction covers many
-messages of both outcomes. Left open (said in preventicons/messaging.py): a run's counts tell how many of the
-messages it ended went each way, so a run that ends a single message (a retry after an outage, say) still
-tells its outcome to whoever places that end between the run's claims and its count by transaction id.
+messages of both outcomes. Then (until preventicons 0009) a run's counts told how many of the messages it
+ended went each way: one clear row per day, channel and outcome, so a run that ended a single message (a
+retry after an outage, say) told its outcome by which row it rewrote, to whoever places that end between the
+run's claims and its count by transaction id. Closed: the day's counts are one row, sealed (DeliveryTally),
+which every run that ends anything rewrites whole at one length.
 
 Found on the way: the transaction in which a real message settles the messages with nobody to send to that
 waited for it (preventicons.messaging._Verdicts) was to give all of them one xmin, but each end was written
@@ -35,7 +37,7 @@ from django.utils import timezone
 from participants import account
 from participants.models import Organisation, Participant, StaffUser
 from preventicons import messaging
-from preventicons.models import OutboundMessage
+from preventicons.models import DeliveryTally, OutboundMessage
 from scores import rounds
 from tests.conftest import ALL_DATABASES
 from tests.fakes.smtp import FakeSmtpServer
@@ -61,10 +63,17 @@ messaging.register_renderer(RENDERER, _render)
 
 
 def _count_versions() -> dict[CountRow, tuple[int, str]]:
-    """The live DeliveryCount rows as the operator reads them: (day, channel, outcome) -> (count, xmin)."""
+    """The live counts, opened with the key, beside what the operator reads of their rows: (day, channel,
+    outcome) -> (count, xmin of the day's row), for every count above zero."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT day, channel, outcome, count, xmin::text FROM preventicons_deliverycount")
-        return {(day, channel, outcome): (count, xmin) for day, channel, outcome, count, xmin in cursor}
+        cursor.execute("SELECT id, xmin::text FROM preventicons_deliverytally")
+        xmins = {str(pk): xmin for pk, xmin in cursor}
+    return {
+        (tally.day, channel, outcome): (count, xmins[str(tally.pk)])
+        for tally in DeliveryTally.objects.all()
+        for (channel, outcome), count in tally.opened().items()
+        if count
+    }
 
 
 def _outbox_xmins() -> set[str]:
@@ -191,3 +200,92 @@ def test_a_real_message_and_the_stand_in_it_settles_end_in_one_transaction(
         ("sms", "cancelled"): 1,
     }
     assert len({xmin for _count, xmin in counts.values()} | set(tombstones)) == 2
+
+
+def _operator_view() -> dict[str, dict[str, tuple[Any, ...]]]:
+    """Every row of every delivery-count table as the live database shows it without the key file, the row's
+    xmin first. Table -> row id -> its columns (the id's own column left out)."""
+    with connection.cursor() as cursor:
+        tables = [
+            name
+            for name in connection.introspection.table_names(cursor)
+            if name.startswith("preventicons_delivery")
+        ]
+        view: dict[str, dict[str, tuple[Any, ...]]] = {}
+        for table in tables:
+            cursor.execute(f"SELECT xmin::text AS xmin, * FROM {table}")  # noqa: S608  # nosec B608  # catalogue names
+            names = [column.name for column in cursor.description]
+            rows = {}
+            for row in cursor.fetchall():
+                values = dict(zip(names, row, strict=True))
+                key = str(values.pop("id"))
+                rows[key] = tuple(values.values())
+            view[table] = rows
+    return view
+
+
+def _what_a_run_changed(
+    before: dict[str, dict[str, tuple[Any, ...]]], after: dict[str, dict[str, tuple[Any, ...]]]
+) -> list[tuple[str, str, tuple[Any, ...], tuple[int, ...]]]:
+    """Per row the run wrote: table, how (new, gone, changed), the values it kept (a sealed one as its length:
+    all a dump tells of it), and which columns moved."""
+
+    def shown(value: Any) -> Any:
+        return ("sealed", len(value)) if isinstance(value, str) and value.startswith("v1.") else value
+
+    changes: list[tuple[str, str, tuple[Any, ...], tuple[int, ...]]] = []
+    for table in sorted(set(before) | set(after)):
+        old, new = before.get(table, {}), after.get(table, {})
+        for key in sorted(set(old) | set(new)):
+            if key not in old:
+                changes.append((table, "new", (), ()))
+            elif key not in new:
+                changes.append((table, "gone", tuple(shown(value) for value in old[key]), ()))
+            elif old[key] != new[key]:
+                moved = tuple(i for i, (a, b) in enumerate(zip(old[key], new[key], strict=True)) if a != b)
+                kept = tuple(shown(value) for i, value in enumerate(old[key]) if i not in moved)
+                changes.append((table, "changed", kept, moved))
+    return changes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_ends_a_single_message_writes_the_same_counts_whether_it_was_sent_or_had_nobody(
+    fake_twilio: FakeTwilio, time_machine: Any
+) -> None:
+    """A run that ends one weekly message (a retry after an outage, the last of a round) and nothing else:
+    its count transaction is placed by xmin between its claim and the next run's, so whatever it changed in
+    the counts is that one message's outcome. The one message's last pending version names its weekly link,
+    and the link its participant: "sent" would say the person takes part, "cancelled" that the row is a
+    stand-in's (never enrolled, declined, paused or stopped). The dump must show the same change either
+    way: in clear, one row per outcome, the run rewrote the "sent" row or the "cancelled" one."""
+    time_machine.move_to(START, tick=False)
+    # The day's counts exist already, for both outcomes: a run that writes a first row is not at stake here.
+    messaging.queue_many(
+        [
+            messaging.Deferred(key="week:warm-here:sms", channel="sms", renderer=RENDERER, reference=HERE),
+            messaging.Deferred(key="week:warm-none:sms", channel="sms", renderer=RENDERER, reference="x"),
+        ]
+    )
+    messaging.send_due_messages()
+    changed = {}
+    for person, reference in (("taking-part", HERE), ("stand-in", "nobody")):
+        time_machine.shift(dt.timedelta(minutes=5))
+        with transaction.atomic():
+            messaging.queue_many(
+                [
+                    messaging.Deferred(
+                        key=f"week:{person}:sms", channel="sms", renderer=RENDERER, reference=reference
+                    )
+                ]
+            )
+            before = _operator_view()
+        # queue_many's commit hook ran the sender: the one message is ended and counted by now.
+        messaging.send_due_messages()
+        changed[person] = _what_a_run_changed(before, _operator_view())
+    assert len(fake_twilio.messages) == 2  # the warm-up's and the one who takes part's
+    assert messaging.delivery_counts(day=timezone.localdate(START)) == {
+        ("sms", "sent"): 2,
+        ("sms", "cancelled"): 2,
+    }
+    assert changed["taking-part"], "the run counted nothing"
+    assert changed["taking-part"] == changed["stand-in"], changed

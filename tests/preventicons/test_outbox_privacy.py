@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from preventicons import messaging
 from preventicons.messaging import queue_email, queue_sms, send_due_messages
-from preventicons.models import DeliveryCount, OutboundMessage
+from preventicons.models import DeliveryTally, OutboundMessage
 from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.twilio import FakeTwilio
 
@@ -117,7 +117,7 @@ def test_sent_failed_and_cancelled_messages_leave_no_row_that_names_anyone(
     sids = [sms["sid"] for sms in fake_twilio.messages]
     assert len(message_ids) == 2 and len(sids) == 1
 
-    stored = dump("preventicons_outboundmessage") + dump("preventicons_deliverycount")
+    stored = dump("preventicons_outboundmessage") + dump("preventicons_deliverytally")
     logged = caplog.text + repr([record.args for record in caplog.records])
     secrets = [
         *forms_of(participant_id),
@@ -276,7 +276,14 @@ def test_daily_counts_per_channel_and_outcome_add_up_to_the_finished_messages(
     expected.update({(wednesday, "sms", "sent"): 1, (wednesday, "sms", "cancelled"): 1})
     expected.update({(wednesday, "email", "cancelled"): 1})
 
-    counted = Counter({(row.day, row.channel, row.outcome): row.count for row in DeliveryCount.objects.all()})
+    counted = Counter(
+        {
+            (tally.day, channel, outcome): count
+            for tally in DeliveryTally.objects.all()
+            for (channel, outcome), count in tally.opened().items()
+            if count
+        }
+    )
     assert counted == expected
     assert sum(counted.values()) == OutboundMessage.objects.filter(status="finished").count() == 9
     assert messaging.delivery_counts(day=wednesday) == {
