@@ -2,7 +2,7 @@
 
 Whoever opens a link from a mailbox the employer supplied (the IT department, a mail scanner, a forwarded
 message) must not learn what the person did. For a link of someone invited, enrolled, declined, stopped,
-taken off the list, inactive, for an expired link and for a token we never sent, every response up to the
+taken off the list, inactive, paused, for an expired link and for a token we never sent, every response up to the
 SMS code must be the same byte for byte, apart from the CSRF token.
 """
 
@@ -35,7 +35,7 @@ pytestmark = [
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # Monday 10:00 in Amsterdam
 LINK = re.compile(r"/i/([A-Za-z0-9_-]{43})/")
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
-STATES = ("invited", "active", "declined", "stopped", "unlisted", "inactive", "expired", "unknown")
+STATES = ("invited", "active", "paused", "declined", "stopped", "unlisted", "inactive", "expired", "unknown")
 
 
 def normalised(response: Any) -> tuple[int, str, str]:
@@ -60,6 +60,7 @@ def links(organisation: Organisation) -> dict[str, str]:
         assert match
         tokens[message.to[0].split("@")[0]] = match.group(1)
     Participant.objects.filter(pk=people["active"].pk).set_state(status="active")
+    Participant.objects.filter(pk=people["paused"].pk).set_state(status="active", messages_paused=True)
     Participant.objects.filter(pk=people["inactive"].pk).set_state(status="inactive")
     Participant.objects.filter(pk=people["declined"].pk).set_state(status="declined")
     Participant.objects.filter(pk=people["unlisted"].pk).update(is_listed=False)
