@@ -1,9 +1,9 @@
 """The invitation link as its finder sees it: before the SMS code, one page for everyone, as an attack.
 
 Whoever opens a link from a mailbox the employer supplied (the IT department, a mail scanner, a forwarded
-message) must not learn what the person did. For a link of someone invited, enrolled, declined, stopped,
-taken off the list, inactive, paused, for an expired link and for a token we never sent, every response up to the
-SMS code must be the same byte for byte, apart from the CSRF token.
+message) must not learn what the person did. For a link of someone invited, enrolled, paused, declined,
+stopped, taken off the list, inactive, for an expired link and for a token we never sent, every response up
+to the SMS code must be the same byte for byte, apart from the CSRF token.
 """
 
 from __future__ import annotations
