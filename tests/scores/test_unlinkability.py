@@ -4,6 +4,7 @@ only its score row, and weekly dumps over four closed weeks tell nobody who answ
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from participants.models import Department, Invitation, Organisation, Participan
 from preventicons import crypto
 from preventicons.crypto import DecryptionError, hash_token, new_token
 from scores import queries, submission, weekclose
-from scores.models import Score, WeeklyLink
+from scores.models import Figures, Score, WeeklyAggregate, WeeklyLink
 from scores.sealing import week_pseudonym
 from tests.conftest import ALL_DATABASES
 from tests.scores.people import make_link, make_participant
@@ -404,3 +405,66 @@ def test_the_frozen_figures_add_up_and_a_second_close_changes_nothing(
 
     assert not again.closed
     assert {table: raw_dump(table, "ctid") for table in before} == before  # not a tuple rewritten
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_the_close_does_not_write_the_weeks_scores_back_in_the_order_they_arrived(
+    organisation: Organisation,
+) -> None:
+    """The open week's rows lie in the order people tapped; were the close to write them back in that order
+    (new ids, but the same physical order), a dump ORDER BY ctid of a closed week would still line them up
+    against a proxy's log or the provider's delivery times."""
+    week = FOUR_WEEKS[0]
+    people = [make_participant(organisation) for _ in range(30)]
+    with time_machine.travel(dt.datetime.combine(week, dt.time(12), AMSTERDAM) + dt.timedelta(days=2)):
+        for person in people:
+            _link, token = make_link(person, week=week)
+            assert submission.submit_score(token=token, value=3).recorded
+    # The open week's physical order, as a dump shows it: about the order of the taps (a row may fill the
+    # space a dead one left, so not exactly).
+    before = [row["pseudonym"] for row in raw_dump("scores_score", "ctid")]
+    assert sorted(before) == sorted(week_pseudonym(person.pseudonym or "", week) for person in people)
+
+    weekclose.close_week(organisation_id=organisation.pk, week=week, today=week + dt.timedelta(days=7))
+
+    after = [row["pseudonym"] for row in raw_dump("scores_score", "ctid")]
+    assert sorted(after) == sorted(before)
+    # Written back in the old order, most neighbours stay neighbours (a few runs move to free space elsewhere
+    # in the table); shuffled, about one pair of 29 does by chance, and ten or more with a chance below 1e-6.
+    kept_neighbours = set(itertools.pairwise(before)) & set(itertools.pairwise(after))
+    assert len(kept_neighbours) < 10, len(kept_neighbours)
+
+
+@pytest.mark.django_db
+def test_the_frozen_figures_of_a_small_and_a_large_group_seal_to_one_length(
+    organisation: Organisation,
+) -> None:
+    """Only the fixed width keeps a large group's figures from sealing into a longer bucket than a small
+    group's: the dump would tell a department's size (and an empty week) from the ciphertext's length."""
+    department = Department.objects.filter(organisation=organisation).order_by("name").first()
+    large = Figures.of([1, 2, 3, 4, 5] * 20000, invited=123456, listed=654321)
+    small = Figures.of([], invited=0)
+    WeeklyAggregate.objects.create(
+        organisation=organisation, department=None, week=FOUR_WEEKS[0], figures=large.sealed_text()
+    )
+    WeeklyAggregate.objects.create(
+        organisation=organisation, department=department, week=FOUR_WEEKS[0], figures=small.sealed_text()
+    )
+
+    sealed = [row["figures"] for row in raw_dump("scores_weeklyaggregate", "ctid")]
+
+    assert len(sealed) == 2 and all(str(value).startswith("v1.") for value in sealed)
+    assert len({len(str(value)) for value in sealed}) == 1
+
+
+def test_a_participation_state_seals_to_one_length_whatever_it_holds() -> None:
+    """Never answered, answered last week, or silent for very long: one plaintext width, so one ciphertext
+    length in the dump (the crypto's buckets alone would put a long silence in a longer one)."""
+    from participants.participation import ParticipationState
+
+    states = [
+        ParticipationState(),
+        ParticipationState(last_response_week=FOUR_WEEKS[0], weeks_without_response=0),
+        ParticipationState(last_response_week=None, weeks_without_response=99999),
+    ]
+    assert len({len(state.sealed_text()) for state in states}) == 1
