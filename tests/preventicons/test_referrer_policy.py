@@ -9,6 +9,7 @@ so a token pattern added later is covered too.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.test import Client
@@ -107,3 +108,31 @@ def test_the_language_switch_on_a_token_page_works_without_a_referer_or_a_cookie
     assert f"/w/{token}/help/?lang=en" in thanks.content.decode()
     assert not browser.cookies
     assert all("Set-Cookie" not in answer for answer in (page, switched, tapped, thanks))
+
+
+# What in a page's HTML would override its Referrer-Policy header: a referrer meta tag, or a referrerpolicy
+# attribute on a link, image or script.
+_OVERRIDE = re.compile(r"<meta[^>]*\bname=[\"']?referrer\b|\breferrerpolicy\s*=", re.IGNORECASE)
+
+
+@pytest.mark.django_db
+def test_no_token_page_overrides_its_no_referrer_header_in_its_html(
+    client: Client, organisation: Organisation
+) -> None:
+    """A browser obeys a <meta name="referrer"> (or a referrerpolicy attribute) over the header: one in a
+    template shared by the token pages would send the token in the Referer of every CSS, SVG and favicon
+    request again, while every header test above still passes."""
+    participant = make_participant(organisation)
+    _link, token = make_link(participant, week=rounds.week_of(dt.datetime.now(tz=dt.UTC)))
+    tap = client.post(f"/w/{token}/", {"value": "1"})
+    pages = [
+        client.get(f"/w/{token}/"),
+        client.get(tap["Location"]),
+        client.get(f"/w/{token}/help/"),
+        *(client.get(route.replace("<token>", new_token())) for route in TOKEN_ROUTES),
+    ]
+
+    assert pages[0].status_code == pages[1].status_code == 200
+    for page in pages:
+        html = page.content.decode()
+        assert not _OVERRIDE.search(html), (page.status_code, _OVERRIDE.search(html))
