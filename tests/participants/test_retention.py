@@ -143,6 +143,18 @@ def test_inactive_people_who_never_responded_count_from_their_last_consent(
     assert is_anonymised(participant) is anonymised
 
 
+def test_inactive_people_with_neither_a_response_nor_a_consent_on_record_are_anonymised(
+    organisation: Organisation,
+) -> None:
+    # No sign of life at all counts as long ago: such a row would otherwise be kept for ever.
+    participant = inactive(organisation, last_response=None)
+    assert not ConsentRecord.objects.exists()
+
+    counts = retention.run_retention()
+
+    assert is_anonymised(participant) and counts.inactive_anonymised == 1
+
+
 def test_the_inactivity_period_is_a_setting(organisation: Organisation, settings: Any) -> None:
     participant = inactive(organisation, last_response=days_ago(40))
     settings.ANONYMISE_INACTIVE_AFTER_DAYS = 40
@@ -349,6 +361,14 @@ def test_a_second_run_the_same_night_changes_nothing(organisation: Organisation)
 
     assert not counts.any()
     assert every_row() == before
+    # Not even the summary's row is written again (a new row version would show in xmin and ctid).
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT ctid::text, xmin::text FROM participants_anonymisationrun")
+        versions = cursor.fetchall()
+    retention.run_retention()
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT ctid::text, xmin::text FROM participants_anonymisationrun")
+        assert cursor.fetchall() == versions
 
 
 def test_a_later_run_the_same_day_adds_what_it_did(organisation: Organisation) -> None:
@@ -358,6 +378,10 @@ def test_a_later_run_the_same_day_adds_what_it_did(organisation: Organisation) -
     retention.run_retention()
 
     assert AnonymisationRun.objects.get(run_on=TODAY).declined_erased == 1
+    # Added to, not overwritten: a third run erasing one more makes it two.
+    make_participant(organisation, status=Participant.Status.DECLINED)
+    retention.run_retention()
+    assert AnonymisationRun.objects.get(run_on=TODAY).declined_erased == 2
 
 
 def test_the_nightly_task_runs_the_retention(organisation: Organisation) -> None:
