@@ -50,12 +50,12 @@ def _rewritten_right_after_a_score() -> int:
 
 @pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 @time_machine.travel(TUESDAY, tick=True)
-def test_a_stop_or_a_correction_right_after_a_tap_is_written_only_by_the_batch(
+def test_a_stop_a_correction_or_a_pause_right_after_a_tap_is_written_only_by_the_batch(
     organisation: Organisation,
 ) -> None:
     people = [
         make_active(organisation, name=f"Persoon {n}", email=f"p{n}@example.nl", mobile=f"+3161234560{n}")
-        for n in range(3)
+        for n in range(4)
     ]
     for n, person in enumerate(people):
         _link, token = make_link(person, week=WEEK)
@@ -65,6 +65,9 @@ def test_a_stop_or_a_correction_right_after_a_tap_is_written_only_by_the_batch(
             email_code, sms_code = delivered_codes()
             stopped = requestqueue.confirm_stop(participant=person, email_code=email_code, sms_code=sms_code)
             assert stopped.done
+        elif n == 3:
+            # What the account page's pause button calls (participants/views/account.py).
+            requestqueue.queue_pause_change(participant=person, paused=True)
         else:
             account.request_change(participant=person, mobile=f"+3161234569{n}")
             email_code, sms_code = delivered_codes()
@@ -73,19 +76,20 @@ def test_a_stop_or_a_correction_right_after_a_tap_is_written_only_by_the_batch(
             ).done
     # What the operator does with a live database: order the participant rows and the scores by xmin.
     assert _rewritten_right_after_a_score() == 0
-    assert QueuedRequest.objects.count() == 3
+    assert QueuedRequest.objects.count() == 4
 
     batch = wellbeing.take_up_help_requests()
 
-    assert (batch.stops, batch.changes) == (1, 2)
+    assert (batch.stops, batch.changes, batch.pauses_changed) == (1, 2, 1)
     # What is left: the stop's dossier close, held for the first batch of the next day.
     assert [queued.is_stop_close(row) for row in QueuedRequest.objects.all()] == [True]
     statuses = {person.pk: Participant.objects.get(pk=person.pk).status for person in people}
     assert statuses[people[1].pk] == Participant.Status.STOPPED
     assert Participant.objects.get(pk=people[2].pk).mobile == "+31612345692"
-    # The batch came after every tap: all three rows follow the last score together, none sits between two
+    assert Participant.objects.get(pk=people[3].pk).messages_paused
+    # The batch came after every tap: all four rows follow the last score together, none sits between two
     # scores, so the order pairs nobody.
     scores = _xmins("SELECT xmin::text::bigint FROM scores_score")
     people_xmins = _xmins("SELECT xmin::text::bigint FROM participants_participant")
     written = [xmin for xmin in people_xmins if xmin > scores[-1]]
-    assert len(written) == 3
+    assert len(written) == 4
