@@ -32,7 +32,15 @@ from participants import contact, queued
 from participants.agreements import require_signed_agreement
 from participants.invitations import departed_owners, end_schedules_not_listed, listed_hashes
 from participants.listpreview import remember_imported_list
-from participants.models import DepartedContact, Department, Organisation, Participant, StaffUser, index_salt
+from participants.models import (
+    DepartedContact,
+    Department,
+    FormerListedContact,
+    Organisation,
+    Participant,
+    StaffUser,
+    index_salt,
+)
 from preventicons.crypto import blind_index_email, blind_index_phone
 from preventicons.fields import ContactHashField, EncryptedTextField, look_alike_hash
 from preventicons.roles import check_organisation_access
@@ -588,12 +596,14 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     changed: list[tuple[Participant, list[str]]] = []
     departed_changed: list[DepartedContact] = []
     unchanged = relisted = 0
+    former: set[str] = set()
     for row, target in matches:
         department = departments[row.department.casefold()]
         email_hash, mobile_hash = row_hashes[row.line]
         if isinstance(target, DepartedContact):
             # Someone who left: already on the list. It creates nobody, so no invitation, and counts as
             # unchanged; what the list now says of them is kept as it would be on their participant row.
+            former.update(_given_up((target.email_hash, target.mobile_hash), (email_hash, mobile_hash)))
             if (target.email_hash, target.mobile_hash) != (email_hash, mobile_hash):
                 target.email_hash, target.mobile_hash = email_hash, mobile_hash
                 departed_changed.append(target)
@@ -627,6 +637,10 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
             joining=str(target.pk) in joining,
         )
         listed_fields = []
+        # What it listed them under before, whatever they did (FormerListedContact).
+        former.update(
+            _given_up((target.listed_email_hash, target.listed_mobile_hash), (email_hash, mobile_hash))
+        )
         if (target.listed_email_hash, target.listed_mobile_hash) != (email_hash, mobile_hash):
             target.listed_email_hash, target.listed_mobile_hash = email_hash, mobile_hash
             listed_fields = ["listed_email_hash", "listed_mobile_hash"]
@@ -656,6 +670,14 @@ def _apply(organisation: Organisation, parsed: _Parsed, full_list: bool) -> Impo
     _write_changes(changed)
     for record in departed_changed:
         record.save(update_fields=["email_hash", "mobile_hash"])
+    # Every address and number a list gave up for its person keeps answering as it answered while listed (the
+    # account-link form's e-mail, a colleague's refusal): had only the participant who kept it as their own
+    # still counted, the employer would read who took part in that old mailbox or refusal (review 11).
+    FormerListedContact.objects.bulk_create(
+        [FormerListedContact(organisation=organisation, listed_hash=value) for value in sorted(former)],
+        batch_size=_BATCH,
+        ignore_conflicts=True,
+    )
 
     unlisted = 0
     if full_list:
@@ -703,6 +725,11 @@ def _not_named(existing: list[Participant], claimed: dict[Any, int]) -> list[Par
     secrets.SystemRandom().shuffle(stopped)
     kept = {p.pk for p in stopped[:records]}
     return [p for p in unnamed if p.pk not in kept]
+
+
+def _given_up(before: tuple[str | None, str | None], after: tuple[str | None, str | None]) -> list[str]:
+    """The listed hashes (e-mail, mobile) a list replaces by others."""
+    return [old for old, new in zip(before, after, strict=True) if old and old != new]
 
 
 def _key(owner: Participant | DepartedContact) -> tuple[str, Any]:

@@ -39,6 +39,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from participants.agreements import AgreementMissing, require_signed_agreement
 from participants.models import (
     DepartedContact,
+    FormerListedContact,
     Invitation,
     InvitationSchedule,
     Organisation,
@@ -357,18 +358,23 @@ def _held_under(
     """held_by_someone_else's answer, with the organisation's index salt held by the caller."""
     others = Participant.objects.filter(organisation_id=organisation_id).exclude(pk=participant.pk)
     departed = DepartedContact.objects.filter(organisation_id=organisation_id)
+    # A contact a list gave up for someone (FormerListedContact) is refused like a listed one, whatever that
+    # person did: else only a colleague who joined and kept it as their own would still hold it (review 11).
+    former = FormerListedContact.objects.filter(organisation_id=organisation_id)
     email_hash, mobile_hash = listed_hashes(organisation_id=organisation_id, email=email, mobile=mobile)
     email_taken = bool(email) and (
         others.filter(
             Q(email_index=blind_index_email(email or "", salt)) | Q(listed_email_hash=email_hash)
         ).exists()
         or departed.filter(email_hash=email_hash).exists()
+        or former.filter(listed_hash=email_hash).exists()
     )
     mobile_taken = bool(mobile) and (
         others.filter(
             Q(mobile_index=blind_index_phone(mobile or "", salt)) | Q(listed_mobile_hash=mobile_hash)
         ).exists()
         or departed.filter(mobile_hash=mobile_hash).exists()
+        or former.filter(listed_hash=mobile_hash).exists()
     )
     return email_taken, mobile_taken
 
@@ -396,7 +402,8 @@ def known_departed(*, organisation_id: int, hashes: set[str]) -> set[str]:
 
 def organisations_listing_email(*, address: str) -> set[int]:
     """The organisations that list this e-mail address: for a participant (whatever they did since, whatever
-    address they use now) or as someone who left. A hash names nobody, only "this list holds it"."""
+    address they use now) or as someone who left, now or before a later list moved them to another address
+    (FormerListedContact). A hash names nobody, only "this list holds it"."""
     by_hash: dict[str, int] = {}
     for organisation_id in Organisation.objects.values_list("pk", flat=True):
         email_hash, _mobile = listed_hashes(organisation_id=organisation_id, email=address, mobile=None)
@@ -408,6 +415,7 @@ def organisations_listing_email(*, address: str) -> set[int]:
         chunk = values[start : start + BATCH]
         for values_found in (
             DepartedContact.objects.filter(email_hash__in=chunk).values_list("email_hash", flat=True),
+            FormerListedContact.objects.filter(listed_hash__in=chunk).values_list("listed_hash", flat=True),
             Participant.objects.filter(listed_email_hash__in=chunk).values_list(
                 "listed_email_hash", flat=True
             ),

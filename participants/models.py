@@ -1094,6 +1094,35 @@ class AnonymisationRun(models.Model):
         return f"anonymisation run of {self.run_on}"
 
 
+class FormerListedContact(models.Model):
+    """An e-mail address or mobile number the employer listed someone under before a later list gave them
+    another: the listed hash only (participants.invitations.listed_hashes, whose domain labels keep an
+    address's hash apart from a number's), no participant, no status.
+
+    Two answers read what a list names: the account-link form sends its e-mail to every address a list names
+    (account.send_account_links), and enrolling or correcting one's details refuses a colleague's address or
+    number (invitations.held_by_someone_else). Without this record an old work address or number still
+    counted only when its person had joined and kept it as their own, so the employer, who moved them to a
+    new one by a re-import, read who took part in the old mailbox or from a refusal (review 11). Written by
+    the import for every matched person whose listed contact it changes, whatever they did; deleted with the
+    organisation's ended contract, as ListedEntry is.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    listed_hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("formerly listed contact")
+        verbose_name_plural = _("formerly listed contacts")
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "listed_hash"], name="former_listed_unique_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"formerly listed contact {str(self.pk)[:8]}"
+
+
 class ListedEntry(models.Model):
     """One row of the address list the employer imported last, as keyed hashes only: what the next preview
     compares with.

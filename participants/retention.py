@@ -42,6 +42,7 @@ from participants.models import (
     CodeFailure,
     ConsentEntry,
     ConsentRecord,
+    FormerListedContact,
     Invitation,
     ListedEntry,
     Participant,
@@ -297,6 +298,9 @@ def run_retention(*, today: dt.date | None = None) -> RetentionCounts:
         counts.invitations_purged = _purge_invitations(now)
         # The employer's last list (keyed hashes, for the import's preview) goes with the ended contract.
         ListedEntry.objects.filter(organisation__contract_end__lte=_contract_grace_end(today)).delete()
+        FormerListedContact.objects.filter(
+            organisation__contract_end__lte=_contract_grace_end(today)
+        ).delete()
         # Not taken up within days means the batch is failing: the count in the summary is the alarm. A stop's
         # close is never purged untaken: it is the only way left to the dossier of someone who stopped, which
         # would otherwise stay open under a P nobody can name. Nor is what its person was told is done within
