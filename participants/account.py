@@ -31,7 +31,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from participants import contact, queued, verification
 from participants.exporting import export_sections
-from participants.invitations import held_by_someone_else, organisations_listing_email
+from participants.invitations import held_by_someone_else, listed_under_email, organisations_listing_email
 from participants.models import (
     AccountLink,
     CodeFailure,
@@ -734,7 +734,8 @@ def send_account_links(*, request_id: str, email: str) -> int:
     An organisation knows the address when one of its participants holds it now (any status that still has
     contact data) or when its list names it (invitations.organisations_listing_email: the address the
     employer listed someone under, whether they since moved to another address, or stopped, declined or were
-    anonymised). A real link goes only to the address a participant holds now. Whoever may open
+    anonymised). A real link goes only to the address a participant holds now, and when the list names
+    someone else under it, only to them (_link_owner). Whoever may open
     their account (ACCOUNT_STATUSES) gets a real link; everyone else the same e-mail with a decoy: a token
     of the same shape that is stored nowhere, so it names nobody and its pages answer like any link whose
     SMS code never comes. The employer that listed the address thus sees one identical e-mail whatever its
@@ -755,12 +756,13 @@ def send_account_links(*, request_id: str, email: str) -> int:
         wanted = Q()
         for organisation_id, salt in hold_index_salts().items():
             wanted |= Q(organisation_id=organisation_id, email_index=crypto.blind_index_email(address, salt))
-        listed = {
+        holders = {
             participant.organisation_id: participant
             for participant in (Participant.objects.filter(wanted) if wanted else Participant.objects.none())
         }
-        for organisation_id in sorted(set(listed) | organisations_listing_email(address=address)):
-            participant = listed.get(organisation_id)
+        named = listed_under_email(address=address)
+        for organisation_id in sorted(set(holders) | organisations_listing_email(address=address)):
+            participant = _link_owner(address, holders.get(organisation_id), named.get(organisation_id))
             with transaction.atomic():
                 token = crypto.new_token()
                 if participant is not None and participant.status in ACCOUNT_STATUSES:
@@ -790,6 +792,23 @@ def send_account_links(*, request_id: str, email: str) -> int:
                     # Sent for this request already: the link just made is rolled back with its savepoint.
                     transaction.set_rollback(True)
     return queued
+
+
+def _link_owner(address: str, holder: Participant | None, named: Participant | None) -> Participant | None:
+    """Whose account a link to this address opens, in one organisation: ``holder`` holds it now (its blind
+    index), ``named`` is the row the list names under it now.
+
+    When the list names someone else under the address, the mailbox is theirs now: the link is theirs, if they
+    use it (an import stores a new row's address without its index while another participant still holds
+    it). Going to the holder instead, the link showed the employer, who gave an old address to a stooge of
+    its own and pressed the link's button, by the stooge's silent phone, that the address's former person had
+    joined and kept it (review 11).
+    """
+    if named is None or (holder is not None and holder.pk == named.pk):
+        return holder
+    if named.email and crypto.normalise_email(named.email) == address:
+        return named
+    return None
 
 
 ACCOUNT_TOKEN_LENGTH = 43  # crypto.new_token(): 32 bytes, URL-safe base64 without padding

@@ -424,6 +424,22 @@ def organisations_listing_email(*, address: str) -> set[int]:
     return {by_hash[value] for value in found if value in by_hash}
 
 
+def listed_under_email(*, address: str) -> dict[int, Participant]:
+    """Per organisation, the participant row its list names under this e-mail address now (any status)."""
+    by_hash: dict[str, int] = {}
+    for organisation_id in Organisation.objects.values_list("pk", flat=True):
+        email_hash, _mobile = listed_hashes(organisation_id=organisation_id, email=address, mobile=None)
+        if email_hash:
+            by_hash[email_hash] = organisation_id
+    values = sorted(by_hash)
+    found: dict[int, Participant] = {}
+    for start in range(0, len(values), BATCH):
+        for participant in Participant.objects.filter(listed_email_hash__in=values[start : start + BATCH]):
+            if by_hash.get(participant.listed_email_hash or "") == participant.organisation_id:
+                found[participant.organisation_id] = participant
+    return found
+
+
 def _listed_as_departed(schedule: InvitationSchedule, participant: Participant) -> bool:
     """Whether this row stopped before review 4 and a DepartedContact names the addresses its schedule holds.
 

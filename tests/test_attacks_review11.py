@@ -7,16 +7,24 @@ answer it can read depends on what one person did.
 
 from __future__ import annotations
 
+import difflib
+import re
 import uuid
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 
 from participants import account, retention
 from participants.importing import import_address_list
 from participants.invitations import held_by_someone_else, listed_hashes
-from participants.models import Organisation, Participant, StaffUser
-from preventicons.crypto import blind_index_email
-from tests.conftest import ALL_DATABASES
+from participants.models import AccountLink, Organisation, Participant, StaffUser, index_salt
+from preventicons.crypto import blind_index_email, new_pseudonym
+from preventicons.roles import Role
+from scores.weekclose import close_week, previous_week
+from tests.conftest import ALL_DATABASES, login_verified, make_organisation, make_staff
+from tests.scores.people import add_score
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
 
@@ -32,7 +40,10 @@ def _anna() -> Participant:
 
 
 def anna_does(what: str) -> None:
-    anna = _anna()
+    anna_does_to(_anna(), what)
+
+
+def anna_does_to(anna: Participant, what: str) -> None:
     if what in ("active", "paused", "inactive"):
         # Joined and kept the work address the employer listed (the weekly message may go elsewhere).
         status = Participant.Status.INACTIVE if what == "inactive" else Participant.Status.ACTIVE
@@ -93,3 +104,136 @@ def test_a_colleague_is_refused_an_old_work_contact_alike_after_the_list_changed
         stooge = Participant.objects.get(listed_email_hash=eve_hash)
         refused[what] = held_by_someone_else(participant=stooge, **probe)
     assert len(set(refused.values())) == 1, refused
+
+
+# --- every employer page across worlds that differ only in what one person did -----------------------
+
+_CSRF = re.compile(r'(name="csrfmiddlewaretoken" value=|name="payload" value=|name="claim" value=)"[^"]*"')
+
+
+def _employer_pages(client: Client, organisation: Organisation, employer_list: bytes) -> dict[str, object]:
+    """What the employer role reads: reports (page, print, CSV), import preview and result, invitations."""
+    pages: dict[str, object] = {}
+    for level in ("week", "quarter", "year"):
+        kwargs = {"organisation_id": organisation.pk, "level": level}
+        for name in ("scores:report", "scores:report-print", "scores:report-csv"):
+            response = client.get(reverse(name, kwargs=kwargs))
+            pages[f"{name} {level}"] = (response.status_code, response.content.decode())
+    for path in ("/staff/import/", "/staff/invitations/", "/attestations/", "/notary/feedback/", "/staff/"):
+        response = client.get(path)
+        pages[path] = (response.status_code, response.content.decode())
+    upload = SimpleUploadedFile("list.csv", employer_list, content_type="text/csv")
+    preview = client.post("/staff/import/", {"address_list": upload, "full_list": "on"})
+    pages["preview"] = (preview.status_code, preview.content.decode())
+    payload = re.search(r'name="payload" value="([^"]*)"', preview.content.decode())
+    assert payload, preview.content.decode()[:2000]
+    confirm = client.post("/staff/import/", {"step": "confirm", "payload": payload.group(1)})
+    pages["confirm"] = (confirm.status_code, confirm.get("Location"))
+    pages["result"] = client.get("/staff/import/").content.decode()
+    sent = client.post("/staff/invitations/send/", {"next": "/staff/invitations/"}, follow=True)
+    pages["send invitations"] = (sent.status_code, sent.content.decode())
+    return pages
+
+
+def _normalised(pages: dict[str, object], organisation: Organisation, employer: StaffUser) -> dict[str, str]:
+    out = {}
+    for name, page in pages.items():
+        text = _CSRF.sub("", str(page)).replace(organisation.name, "ORG").replace(employer.username, "HR")
+        text = text.replace(f"/{organisation.pk}/", "/PK/").replace(
+            f"report-{organisation.pk}-", "report-PK-"
+        )
+        out[name] = re.sub(rf'(name="organisation" value=)"{organisation.pk}"', r'\1"PK"', text)
+    return out
+
+
+@pytest.mark.parametrize(
+    "reimported",
+    [(), ("Anna;anna@werk.example;0611111111;IT",), ("Anna;anna.nieuw@werk.example;0611111111;Care",)],
+    ids=["same list", "anna moved to IT", "anna's address changed"],
+)
+@pytest.mark.parametrize("what", ["active", "paused", "inactive", "stopped", "declined"])
+def test_no_employer_page_changes_with_what_one_person_did_who_did_not_answer(
+    what: str, reimported: tuple[str, ...]
+) -> None:
+    """Two organisations alike but for Anna: invited in one, ``what`` in the other; she answers in neither.
+    Ten colleagues (five in Care with her, five in IT) answer the closed week alike in both. Every employer
+    page, export, import preview and result and "send invitations" must read the same, also when the
+    employer's next list moves her to another department or address."""
+    week = previous_week()
+    rows = [f"C{n};c{n}@werk.example;06200000{n:02d};Care" for n in range(5)]
+    rows += [f"I{n};i{n}@werk.example;06300000{n:02d};IT" for n in range(5)]
+    employer_list = csv("Anna;anna@werk.example;0611111111;Care", *rows)
+    reimported = reimported or ("Anna;anna@werk.example;0611111111;Care",)
+    seen = {}
+    for world in ("invited", what):
+        organisation = make_organisation(f"Zorggroep {world}", "zorg")
+        employer = make_staff(f"hr-{world}", Role.EMPLOYER, organisation)
+        import_address_list(organisation=organisation, data=employer_list, full_list=True, by=employer)
+        salt = index_salt(organisation.pk)
+        for person in Participant.objects.filter(organisation=organisation):
+            if person.email_index == blind_index_email("anna@werk.example", salt):
+                anna = person
+                continue
+            Participant.objects.filter(pk=person.pk).set_state(
+                status=Participant.Status.ACTIVE, pseudonym=new_pseudonym(), was_invited=True
+            )
+            person.refresh_from_db()
+            name = person.name or ""
+            add_score(person, week=week, value=1 + (int(name[1:]) + (name[0] == "I")) % 5)
+        Participant.objects.filter(pk=anna.pk).set_state(was_invited=True)
+        if world != "invited":
+            Participant.objects.filter(pk=anna.pk).set_state(pseudonym=new_pseudonym())
+            anna.refresh_from_db()
+            anna_does_to(anna, world)
+        close_week(organisation_id=organisation.pk, week=week)
+        client = login_verified(Client(), employer)
+        seen[world] = _normalised(
+            _employer_pages(client, organisation, csv(*rows, *reimported)), organisation, employer
+        )
+    differing = {
+        name: [
+            line
+            for line in difflib.unified_diff(
+                seen["invited"][name].split("\\n"), seen[what][name].split("\\n"), lineterm=""
+            )
+            if line[:1] in "+-"
+        ][:8]
+        for name in seen["invited"]
+        if seen["invited"][name] != seen[what][name]
+    }
+    assert not differing, differing
+
+
+def test_an_address_the_list_gives_to_a_stooge_opens_the_stooges_account_whatever_its_old_holder_did(
+    organisation: Organisation, employer: StaffUser
+) -> None:
+    """The employer moves Anna from anna@werk to anna.nieuw@werk, then lists a stooge, Carl, at anna@werk with
+    a phone it holds; Carl joins. It types anna@werk into /me/link/ and presses the link's button: a text on
+    Carl's phone, or none, must not depend on whether Anna had joined and kept anna@werk as her own (the
+    import then stores Carl's address without its index, and the link went to Anna's account)."""
+    bert = "Bert;bert@werk.example;0622222222;IT"
+    carl = "Carl;anna@werk.example;0655555555;IT"
+    opens = {}
+    for what in WHATS:
+        Participant.objects.all().delete()
+        import_address_list(
+            organisation=organisation,
+            data=csv("Anna;anna@werk.example;0611111111;Care", bert),
+            full_list=True,
+            by=employer,
+        )
+        anna_does(what)
+        moved = "Anna;anna.nieuw@werk.example;0611111111;Care"
+        import_address_list(organisation=organisation, data=csv(moved, bert), full_list=True, by=employer)
+        import_address_list(
+            organisation=organisation, data=csv(moved, bert, carl), full_list=True, by=employer
+        )
+        _email, carl_hash = listed_hashes(organisation_id=organisation.pk, email=None, mobile="+31655555555")
+        stooge = Participant.objects.get(listed_mobile_hash=carl_hash)
+        Participant.objects.filter(pk=stooge.pk).set_state(
+            status=Participant.Status.ACTIVE, pseudonym=new_pseudonym()
+        )
+        AccountLink.objects.all().delete()
+        assert account.send_account_links(request_id=str(uuid.uuid4()), email="anna@werk.example") == 1
+        opens[what] = [link.participant_ref for link in AccountLink.objects.all()] == [str(stooge.pk)]
+    assert len(set(opens.values())) == 1, opens
