@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -13,6 +14,40 @@ from django.utils.cache import patch_cache_control
 PERMISSIONS_POLICY = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=(), browsing-topics=()"
 )
+
+
+# The steps of a link from the account-link form, and the method that does a step's work.
+EVEN_LINK_STEPS = {
+    "participants:account-link-open": "GET",
+    "participants:account-link-confirm": "POST",
+    "participants:account-code": "POST",
+    "participants:account-code-resend": "POST",
+}
+
+
+class EvenLinkStepsMiddleware:
+    """Answer each step of an account link no sooner than settings.ACCOUNT_LINK_STEP_SECONDS after it came in.
+
+    A link from the account-link form is real (its person holds the address and may open an account) or a
+    decoy (they stopped, declined, or moved to another address). The pages read the same, but a real link
+    reads and writes what a decoy does not (the link used up, a code written, a text queued, a code checked,
+    and the session saved after them) and answered in up to twice the time, which whoever holds the link,
+    the employer included, could measure (review 11). Outermost, so the session's save waits too; the floor
+    is far above either path's work.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and EVEN_LINK_STEPS.get(match.view_name) == request.method:
+            left = float(settings.ACCOUNT_LINK_STEP_SECONDS) - (time.monotonic() - started)
+            if left > 0:
+                time.sleep(left)
+        return response
 
 
 class SecurityHeadersMiddleware:

@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that everything below, the session's save included, is inside its floor.
+    "preventicons.middleware.EvenLinkStepsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -487,6 +489,12 @@ CELERY_BEAT_SCHEDULE["take-up-sign-offs"] = {
     "task": "notary.tasks.take_up_sign_offs",
     "schedule": crontab(minute=22),
 }
+
+# --- The account link's steps (preventicons.middleware.EvenLinkStepsMiddleware) --------------------------
+# Every step of a link from the account-link form (opening it, the button that sends the SMS code, a code,
+# a new code) answers no sooner than this many seconds after the request: a real link does work a decoy
+# does not, and whoever holds the link must not time the difference. Far above either path's work.
+ACCOUNT_LINK_STEP_SECONDS = env.float("ACCOUNT_LINK_STEP_SECONDS", default=0.4)
 
 # --- Invitation schedule (participants/invitations.py) -------------------------------------------
 # Every listed person gets the same fixed run, whatever they do: the invitation, then this many reminders,
