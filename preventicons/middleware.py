@@ -16,8 +16,13 @@ PERMISSIONS_POLICY = (
 )
 
 
-# The steps of a link from the account-link form, and the method that does a step's work.
+# The steps a link's finder can take without the phone, and the method that does a step's work: an
+# invitation link's, up to its SMS code, and a link from the account-link form's, up to the account's.
 EVEN_LINK_STEPS = {
+    "participants:invitation": "GET",
+    "participants:invitation-decline": "GET",
+    "participants:enrol": "POST",
+    "participants:enrol-open": "POST",
     "participants:account-link-open": "GET",
     "participants:account-link-confirm": "POST",
     "participants:account-code": "POST",
@@ -26,14 +31,15 @@ EVEN_LINK_STEPS = {
 
 
 class EvenLinkStepsMiddleware:
-    """Answer each step of an account link no sooner than settings.ACCOUNT_LINK_STEP_SECONDS after it came in.
+    """Answer each step of a link before its SMS code no sooner than settings.LINK_STEP_SECONDS after it
+    came in.
 
-    A link from the account-link form is real (its person holds the address and may open an account) or a
-    decoy (they stopped, declined, or moved to another address). The pages read the same, but a real link
-    reads and writes what a decoy does not (the link used up, a code written, a text queued, a code checked,
-    and the session saved after them) and answered in up to twice the time, which whoever holds the link,
-    the employer included, could measure (review 11). Outermost, so the session's save waits too; the floor
-    is far above either path's work.
+    The pages read the same whatever the link's person did, but the work behind them did not: an invitation
+    link of someone who stopped texts a decoy code stored nowhere and checks no guess, and a decoy from the
+    account-link form (stopped, declined, or moved to another address) uses up nothing, writes no code and
+    checks none, where a real link does all that. Either answered in about half the time, which whoever
+    holds the link, the employer with every work mailbox included, could measure (review 11). Outermost, so
+    the session's save waits too; the floor is far above either path's work.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -44,7 +50,7 @@ class EvenLinkStepsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         if match is not None and EVEN_LINK_STEPS.get(match.view_name) == request.method:
-            left = float(settings.ACCOUNT_LINK_STEP_SECONDS) - (time.monotonic() - started)
+            left = float(settings.LINK_STEP_SECONDS) - (time.monotonic() - started)
             if left > 0:
                 time.sleep(left)
         return response

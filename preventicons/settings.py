@@ -490,11 +490,12 @@ CELERY_BEAT_SCHEDULE["take-up-sign-offs"] = {
     "schedule": crontab(minute=22),
 }
 
-# --- The account link's steps (preventicons.middleware.EvenLinkStepsMiddleware) --------------------------
-# Every step of a link from the account-link form (opening it, the button that sends the SMS code, a code,
-# a new code) answers no sooner than this many seconds after the request: a real link does work a decoy
-# does not, and whoever holds the link must not time the difference. Far above either path's work.
-ACCOUNT_LINK_STEP_SECONDS = env.float("ACCOUNT_LINK_STEP_SECONDS", default=0.4)
+# --- A link's steps before its SMS code (preventicons.middleware.EvenLinkStepsMiddleware) -----------------
+# Every step of an invitation link or a link from the account-link form up to its SMS code (opening it, the
+# button that sends the code, a code, a new code) answers no sooner than this many seconds after the request:
+# the work behind it depends on what the person did, and whoever holds the link must not time the difference.
+# Far above either path's work.
+LINK_STEP_SECONDS = env.float("LINK_STEP_SECONDS", default=0.4)
 
 # --- Invitation schedule (participants/invitations.py) -------------------------------------------
 # Every listed person gets the same fixed run, whatever they do: the invitation, then this many reminders,

@@ -28,5 +28,5 @@ LANGUAGE_CODE = "en"
 # Unpaced: the pacing itself is tested with a fake clock (tests/preventicons/test_messaging.py).
 MESSAGE_RATE_EMAIL_PER_SECOND = 0.0
 MESSAGE_RATE_SMS_PER_SECOND = 0.0
-# No floor under the account link's steps, which many tests walk: the test of the floor sets its own.
-ACCOUNT_LINK_STEP_SECONDS = 0.0
+# No floor under a link's steps, which many tests walk: the tests of the floor set their own.
+LINK_STEP_SECONDS = 0.0
