@@ -17,7 +17,8 @@ PERMISSIONS_POLICY = (
 
 
 # The steps a link's finder can take without the phone, and the method that does a step's work: an
-# invitation link's, up to its SMS code, and a link from the account-link form's, up to the account's.
+# invitation link's, up to its SMS code, a link from the account-link form's, up to the account's, and a
+# weekly link's help request.
 EVEN_LINK_STEPS = {
     "participants:invitation": "GET",
     "participants:invitation-decline": "GET",
@@ -27,6 +28,8 @@ EVEN_LINK_STEPS = {
     "participants:account-link-confirm": "POST",
     "participants:account-code": "POST",
     "participants:account-code-resend": "POST",
+    # Asking for help on a weekly link: queued for a participant, checked no further for anyone else.
+    "scores:help": "POST",
 }
 
 
@@ -37,9 +40,10 @@ class EvenLinkStepsMiddleware:
     The pages read the same whatever the link's person did, but the work behind them did not: an invitation
     link of someone who stopped texts a decoy code stored nowhere and checks no guess, and a decoy from the
     account-link form (stopped, declined, or moved to another address) uses up nothing, writes no code and
-    checks none, where a real link does all that. Either answered in about half the time, which whoever
-    holds the link, the employer with every work mailbox included, could measure (review 11). Outermost, so
-    the session's save waits too; the floor is far above either path's work.
+    checks none, where a real link does all that; a weekly link's help request is queued only for someone
+    who still takes part. Each answered sooner for the one than for the other, which whoever holds the link,
+    the employer with every work mailbox included, could measure (review 11). Outermost, so the session's
+    save waits too; the floor is far above either path's work.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
