@@ -380,3 +380,35 @@ def test_asking_for_help_on_a_weekly_link_answers_as_fast_for_someone_who_stoppe
             assert response.status_code == 200
     gap = round(1000 * abs(statistics.median(times["active"]) - statistics.median(times["stopped"])), 2)
     assert gap < 0.5, (gap, times)
+
+
+# --- colleagues who answer as the employer tells them -----------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Open (review 11): colleagues who answer as the employer tells them give away the one who does not. "
+        "Care is Anna and four colluders (1, 2, 4, 5), IT seven others: the week shows the whole "
+        "organisation's count and average (one decimal) and IT's; whole minus IT minus the colluders is "
+        "Anna: the count says whether she answered (11 or 12), the average what (3.3 for a 3, 3.4 for a 4). "
+        "The rules see figures only, never who colludes: closing it needs noise or coarser figures."
+    ),
+)
+def test_four_colluding_colleagues_do_not_give_away_the_fifths_answer() -> None:
+    from tests.scores.reporting import MONDAY, departments_of, freeze_week
+
+    colluders = [1, 2, 4, 5]
+    pages = {}
+    for anna in (None, 3, 4):
+        organisation = make_organisation(f"Zorggroep {anna}", "zorg")
+        departments = departments_of(organisation)
+        care = colluders + ([anna] if anna is not None else [])
+        freeze_week(
+            organisation, MONDAY, {departments["Care"]: care, departments["IT"]: [2, 3, 4, 4, 5, 3, 4]}
+        )
+        client = login_verified(Client(), make_staff(f"hr-{anna}", Role.EMPLOYER, organisation))
+        kwargs = {"organisation_id": organisation.pk, "level": "week"}
+        csv_text = client.get(reverse("scores:report-csv", kwargs=kwargs)).content.decode()
+        pages[anna] = [line for line in csv_text.splitlines() if "Whole organisation" in line]
+    assert pages[None] == pages[3] == pages[4], pages
