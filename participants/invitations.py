@@ -400,15 +400,21 @@ def known_departed(*, organisation_id: int, hashes: set[str]) -> set[str]:
     return found
 
 
-def organisations_listing_email(*, address: str) -> set[int]:
-    """The organisations that list this e-mail address: for a participant (whatever they did since, whatever
-    address they use now) or as someone who left, now or before a later list moved them to another address
-    (FormerListedContact). A hash names nobody, only "this list holds it"."""
+def _listed_email_hashes(address: str) -> dict[str, int]:
+    """The hash each organisation would list this address under, and whose it is."""
     by_hash: dict[str, int] = {}
     for organisation_id in Organisation.objects.values_list("pk", flat=True):
         email_hash, _mobile = listed_hashes(organisation_id=organisation_id, email=address, mobile=None)
         if email_hash:
             by_hash[email_hash] = organisation_id
+    return by_hash
+
+
+def organisations_listing_email(*, address: str) -> set[int]:
+    """The organisations that list this e-mail address: for a participant (whatever they did since, whatever
+    address they use now) or as someone who left, now or before a later list moved them to another address
+    (FormerListedContact). A hash names nobody, only "this list holds it"."""
+    by_hash = _listed_email_hashes(address)
     values = sorted(by_hash)
     found: set[str] = set()
     for start in range(0, len(values), BATCH):
@@ -426,11 +432,7 @@ def organisations_listing_email(*, address: str) -> set[int]:
 
 def listed_under_email(*, address: str) -> dict[int, Participant]:
     """Per organisation, the participant row its list names under this e-mail address now (any status)."""
-    by_hash: dict[str, int] = {}
-    for organisation_id in Organisation.objects.values_list("pk", flat=True):
-        email_hash, _mobile = listed_hashes(organisation_id=organisation_id, email=address, mobile=None)
-        if email_hash:
-            by_hash[email_hash] = organisation_id
+    by_hash = _listed_email_hashes(address)
     values = sorted(by_hash)
     found: dict[int, Participant] = {}
     for start in range(0, len(values), BATCH):

@@ -12,15 +12,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from preventicons.management.arguments import positive_int
 from preventicons.messaging import delivery_counts
 from preventicons.models import DeliveryTally
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
 
 
 class Command(BaseCommand):
@@ -29,7 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--days",
-            type=_positive,
+            type=positive_int,
             default=7,
             help="how many days back from today (default 7, today included)",
         )

@@ -21,13 +21,7 @@ from preventicons.keyrotation import (
     retire_key,
 )
 from preventicons.keys import ENCRYPTION_PURPOSES
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
+from preventicons.management.arguments import positive_int
 
 
 class Command(BaseCommand):
@@ -54,9 +48,12 @@ class Command(BaseCommand):
             choices=ALIASES,
             help="Only this store (repeatable; default: all three).",
         )
-        again.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE)
+        again.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
         again.add_argument(
-            "--max-batches", type=_positive, default=None, help="Stop after this many batches (resume later)."
+            "--max-batches",
+            type=positive_int,
+            default=None,
+            help="Stop after this many batches (resume later).",
         )
 
         retire = actions.add_parser("retire", help="Remove a key that no value uses any more.")
