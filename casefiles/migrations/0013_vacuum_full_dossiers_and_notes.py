@@ -13,8 +13,10 @@ def vacuum_full(table):
     def run(apps, schema_editor):
         if schema_editor.connection.vendor != "postgresql":
             return
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(f"VACUUM FULL {table}")
+        # Again until the rewrite keeps no dead row version a running transaction could see.
+        from preventicons.vacuum import vacuum_full as rewrite_table
+
+        rewrite_table(schema_editor.connection, table)
 
     return run
 

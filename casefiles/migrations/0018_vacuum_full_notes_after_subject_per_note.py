@@ -11,8 +11,10 @@ from django.db import migrations
 def vacuum_full_notes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("VACUUM FULL casefiles_progressnote")
+    # Again until the rewrite keeps no dead row version a running transaction could see.
+    from preventicons.vacuum import vacuum_full as rewrite_table
+
+    rewrite_table(schema_editor.connection, "casefiles_progressnote")
 
 
 class Migration(migrations.Migration):
