@@ -1,0 +1,70 @@
+"""Review 12: what landed after review 11 (the link-step floor, the sealed delivery tally, rule 2).
+
+Each test FAILS while the attack it describes works; each says who attacks (issue 14's threat model) and how.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.db import connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from participants import account
+from participants.models import Organisation
+from preventicons import messaging
+from tests.conftest import ALL_DATABASES
+from tests.participants.test_stop import make_active
+
+pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
+
+_ACCOUNT_LINK = re.compile(r"/me/link/([A-Za-z0-9_-]{43})/")
+
+
+def _participant_reads(browser: Client, method: str, path: str, data: dict[str, Any]) -> int:
+    """How many statements the request ran against the participant table."""
+    with CaptureQueriesContext(connections["default"]) as queries:
+        getattr(browser, method)(path, data)
+    return sum('"participants_participant"' in query["sql"] for query in queries.captured_queries)
+
+
+# --- the steps after the link's button and before its SMS code ----------------------------------------------
+
+
+@pytest.mark.usefixtures("empty_cache")
+def test_the_pages_after_a_links_button_do_the_same_work_for_a_real_link_and_a_decoy(
+    organisation: Organisation,
+) -> None:
+    """The employer asks /me/link/ for two listed work addresses and walks each link in its mailbox: open,
+    the button, and then the page the button leads to (/me/link/code/) and any account page (/me/, which sends
+    a link step back to the code page). Review 11 floored the button and the code's POSTs, but those GETs read
+    the link step's participant row for a real link (Anna, invited or taking part) and nothing for a decoy
+    (Bert stopped): one primary-key read and a row's sealed columns opened, unfloored, on every reload, which
+    the employer times as it timed review 11's steps. Both must do the same work: the row is read only where
+    the code is checked, behind the floor."""
+    make_active(organisation, name="Anna", email="anna@werk.example", mobile="+31611111111")
+    bert = make_active(organisation, name="Bert", email="bert@werk.example", mobile="+31622222222")
+    account.stop_participation(participant=bert)
+    reads: dict[tuple[str, str], int] = {}
+    for kind, address in (("real", "anna@werk.example"), ("decoy", "bert@werk.example")):
+        mail.outbox.clear()
+        account.send_account_links(request_id=str(uuid.uuid4()), email=address)
+        messaging.send_due_messages()
+        found = _ACCOUNT_LINK.search(str(mail.outbox[-1].body))
+        assert found
+        browser = Client()
+        browser.get(f"/me/link/{found.group(1)}/")
+        assert browser.post("/me/link/open/").status_code == 302
+        for step, path in (("the code page", "/me/link/code/"), ("an account page", "/me/")):
+            reads[step, kind] = _participant_reads(browser, "get", path, {})
+    assert reads == {
+        ("the code page", "real"): 0,
+        ("an account page", "real"): 0,
+        ("the code page", "decoy"): 0,
+        ("an account page", "decoy"): 0,
+    }, reads
