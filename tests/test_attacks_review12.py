@@ -5,6 +5,7 @@ Each test FAILS while the attack it describes works; each says who attacks (issu
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from typing import Any
@@ -17,9 +18,10 @@ from django.test.utils import CaptureQueriesContext
 
 from participants import account
 from participants.models import Organisation
-from preventicons import messaging
+from preventicons import messaging, tasks
 from tests.conftest import ALL_DATABASES
 from tests.participants.test_stop import make_active
+from tests.preventicons.test_logging import written  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
 
@@ -68,3 +70,42 @@ def test_the_pages_after_a_links_button_do_the_same_work_for_a_real_link_and_a_d
         ("the code page", "decoy"): 0,
         ("an account page", "decoy"): 0,
     }, reads
+
+
+# --- the sender run's log line ------------------------------------------------------------------------------
+
+RENDERER = "tests.review12"
+
+
+def _render(reference: str, channel: str) -> messaging.RenderedMessage | None:
+    # Only "taking-part" has someone to send to; a stand-in (someone who stopped, pauses, never joined) not.
+    if reference != "taking-part":
+        return None
+    return messaging.RenderedMessage(to="+31612345678", subject=None, body="Je week")
+
+
+messaging.register_renderer(RENDERER, _render)
+
+
+@pytest.mark.usefixtures("empty_cache")
+def test_a_sender_runs_log_line_does_not_tell_how_the_message_it_ended_went(
+    written: io.StringIO,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """The operator reads the worker's log. Celery logs every task it ran, "Task
+    preventicons.tasks.send_due_messages[<id>] succeeded in 0.0123s: 1", with the task's return value (how
+    many messages the run sent) and its runtime (a provider call, or none). A run that ends one weekly message
+    (a retry after an outage; the beat runs every 30 seconds, so a lone message due is common) thus logged
+    whether it was sent, someone who takes part, or ended with nobody to send to, a stand-in: the very outcome
+    the sealed DeliveryTally keeps from the operator, and the message's last pending version names its weekly
+    link, whose row names the person. The line may say that the run ran, no more."""
+    lines: dict[str, list[str]] = {}
+    for kind in ("taking-part", "stand-in"):
+        messaging.queue_many(
+            [messaging.Deferred(key=f"week:{kind}:sms", channel="sms", renderer=RENDERER, reference=kind)]
+        )
+        written.seek(0)
+        written.truncate()
+        tasks.send_due_messages.apply()
+        lines[kind] = [line for line in written.getvalue().splitlines() if line.startswith("Task ")]
+    assert lines["stand-in"], "the task's own line is what the worker's log shows"
+    assert lines["taking-part"] == lines["stand-in"], lines
