@@ -6,8 +6,10 @@ Each test FAILS while the attack it describes works; each says who attacks (issu
 from __future__ import annotations
 
 import io
+import logging
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +21,9 @@ from django.test.utils import CaptureQueriesContext
 from participants import account
 from participants.models import Organisation
 from preventicons import messaging, tasks
+from preventicons.models import OutboundMessage
 from tests.conftest import ALL_DATABASES
+from tests.fakes.twilio import FakeTwilio
 from tests.participants.test_stop import make_active
 from tests.preventicons.test_logging import written  # noqa: F401 (a fixture)
 
@@ -106,6 +110,70 @@ def test_a_sender_runs_log_line_does_not_tell_how_the_message_it_ended_went(
         written.seek(0)
         written.truncate()
         tasks.send_due_messages.apply()
-        lines[kind] = [line for line in written.getvalue().splitlines() if line.startswith("Task ")]
+        # The task's id, random and partly redacted, aside.
+        output = re.sub(r"\[.*\]", "[id]", written.getvalue())
+        lines[kind] = [line for line in output.splitlines() if line.startswith("Task ")]
     assert lines["stand-in"], "the task's own line is what the worker's log shows"
     assert lines["taking-part"] == lines["stand-in"], lines
+
+
+@pytest.fixture
+def console() -> Iterator[io.StringIO]:
+    """What the configured handlers write, at the levels LOGGING sets (INFO by default), as installed."""
+    buffer = io.StringIO()
+    handlers = {handler for handler in logging.getLogger().handlers if hasattr(handler, "setStream")}
+    handlers = {handler for handler in handlers if not type(handler).__module__.startswith("_pytest")}
+    streams = {handler: handler.setStream(buffer) for handler in handlers}  # type: ignore[attr-defined]
+    yield buffer
+    for handler, stream in streams.items():
+        handler.setStream(stream)  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("empty_cache")
+def test_a_sender_run_logs_the_same_for_a_text_that_went_and_one_that_had_nobody_to_go_to(
+    fake_twilio: FakeTwilio, console: io.StringIO
+) -> None:
+    """The operator reads the worker's log at its configured level (INFO). The Twilio SDK logs every API
+    request and answer at INFO ("-- BEGIN Twilio API Request --", "POST Request: .../Messages.json",
+    "Response Status Code: 201"): lines that only a text that really went out writes. A run that ends one
+    weekly SMS (a retry after an outage, a lone message at a 30-second beat) thus logged whether it went to
+    someone who takes part or ended with nobody to send to (a stand-in), and a weekly round's lines counted
+    how many take part by SMS: what the sealed DeliveryTally and the stand-ins are there to hide."""
+    logs: dict[str, str] = {}
+    for kind in ("taking-part", "stand-in"):
+        messaging.queue_many(
+            [messaging.Deferred(key=f"week:{kind}:sms", channel="sms", renderer=RENDERER, reference=kind)]
+        )
+        console.seek(0)
+        console.truncate()
+        messaging.send_due_messages()
+        logs[kind] = console.getvalue()
+    assert len(fake_twilio.messages) == 1
+    assert logs["taking-part"] == logs["stand-in"], logs
+
+
+@pytest.mark.usefixtures("empty_cache")
+def test_a_message_that_failed_for_good_is_not_named_in_the_log(
+    fake_twilio: FakeTwilio,
+    written: io.StringIO,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """The operator reads the worker's log and dumps the outbox. Only a real message meets the provider, so
+    only a real one can fail for good (a refused mailbox, a number out of service), and that warning named it:
+    "sms message 1a2b3c4d failed permanently", the first eight hex digits of its id, which its tombstone keeps
+    and whose last pending version names its weekly link (reference), whose row names the participant. So the
+    line told, of that person, that they take part, where every other end (sent, cancelled, deferred, failed
+    after all attempts) is logged alike for a real message and a stand-in, or not at all. The warning keeps
+    the channel and the provider's error, which is what diagnosing delivery needs."""
+    fake_twilio.fail_next(1, status=400, code=21211)
+    messaging.queue_many(
+        [
+            messaging.Deferred(
+                key="week:taking-part:sms", channel="sms", renderer=RENDERER, reference="taking-part"
+            )
+        ]
+    )
+    message = OutboundMessage.objects.get(key_hash=messaging.outbox_key_hash("week:taking-part:sms"))
+    messaging.send_due_messages()
+    log = written.getvalue()
+    assert "failed permanently: twilio 400 code 21211" in log
+    assert message.pk.hex[:8] not in log, log
