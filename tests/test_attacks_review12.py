@@ -5,11 +5,14 @@ Each test FAILS while the attack it describes works; each says who attacks (issu
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import io
 import logging
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,7 @@ from participants import account
 from participants.models import Organisation
 from preventicons import messaging, tasks
 from preventicons.models import OutboundMessage
+from scores import disclosure, reports
 from tests.conftest import ALL_DATABASES
 from tests.fakes.twilio import FakeTwilio
 from tests.participants.test_stop import make_active
@@ -177,3 +181,45 @@ def test_a_message_that_failed_for_good_is_not_named_in_the_log(
     log = written.getvalue()
     assert "failed permanently: twilio 400 code 21211" in log
     assert message.pk.hex[:8] not in log, log
+
+
+# --- the reports' cache across a change of the disclosure rules ---------------------------------------------
+
+
+def _rules_fingerprint(source: str) -> str:
+    """scores/disclosure.py's code, docstrings and comments aside: what decides the cells."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return hashlib.sha256(ast.unparse(tree).encode()).hexdigest()[:16]
+
+
+# Each version of the rules' code, and the CACHE_FORMAT its cells were cached under. A change of the rules
+# adds a line here and bumps the format.
+RULES_CACHED_UNDER = {
+    "3d03334ea2759c7d": 3,  # up to 249f3bf
+    "cae09f9df5d5cab3": 4,  # fb07b8a: rule 2 asks for two hard weeks and two others
+}
+
+
+def test_a_deploy_that_changes_the_disclosure_rules_serves_no_cells_the_old_rules_decided() -> None:
+    """The employer opens its reports the hour after fb07b8a is deployed. The decided cells, the comparisons
+    and the organisations' figures are cached for 24 hours under keys that name CACHE_FORMAT, whose comment
+    asks for a bump whenever a rule of scores.disclosure changes; fb07b8a tightened rule 2 (a department with
+    no hard week, or one, shows its count only) and left the format at 3. So for up to a day the cached pages
+    still showed a department whose every listed person answered with "0% hard weeks", telling it of each of
+    them by name, and comparisons summed organisations the new rule leaves out. The rules' code is pinned
+    with the format it is cached under, so a change of one without the other fails here."""
+    source = Path(disclosure.__file__).read_text()
+    fingerprint = _rules_fingerprint(source)
+    assert fingerprint in RULES_CACHED_UNDER, f"disclosure rules changed ({fingerprint}): bump CACHE_FORMAT"
+    assert RULES_CACHED_UNDER[fingerprint] == reports.CACHE_FORMAT
+    assert len(set(RULES_CACHED_UNDER.values())) == len(RULES_CACHED_UNDER)
