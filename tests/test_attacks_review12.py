@@ -183,6 +183,36 @@ def test_a_message_that_failed_for_good_is_not_named_in_the_log(
     assert message.pk.hex[:8] not in log, log
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Open (review 12): only a real message meets the provider, so only a real one fails for good, and"
+        " its warning ('sms message failed permanently: twilio 400 code 21211') is logged as it happens, "
+        "where a stand-in's end logs nothing. A sender run that ends a lone weekly message (its tombstone"
+        " between two DeliveryTally versions by xmin) and logs such a warning ended a real one: its last "
+        "pending version names the weekly link, whose person takes part. Closing it means no per-message "
+        "line for a permanent failure at all (its count is in the sealed tally), which leaves the "
+        "operator without the provider's reason; not decided here."
+    ),
+)
+@pytest.mark.usefixtures("empty_cache")
+def test_a_lone_run_logs_the_same_whether_its_message_failed_for_good_or_had_nobody_to_go_to(
+    fake_twilio: FakeTwilio, console: io.StringIO
+) -> None:
+    fake_twilio.fail_next(1, status=400, code=21211)
+    logs: dict[str, str] = {}
+    for kind in ("taking-part", "stand-in"):
+        messaging.queue_many(
+            [messaging.Deferred(key=f"week:{kind}:sms", channel="sms", renderer=RENDERER, reference=kind)]
+        )
+        console.seek(0)
+        console.truncate()
+        messaging.send_due_messages()
+        logs[kind] = console.getvalue()
+    assert fake_twilio.messages == []
+    assert logs["taking-part"] == logs["stand-in"], logs
+
+
 # --- the reports' cache across a change of the disclosure rules ---------------------------------------------
 
 
