@@ -122,6 +122,16 @@ def _step_data(request: HttpRequest) -> dict[str, Any] | None:
     return step
 
 
+def holds_link_step(request: HttpRequest) -> bool:
+    """Whether this session holds a link step that may still wait for its SMS code, from the session only.
+
+    For the pages that only need to know (the code page's form, an account page sending the step back to it):
+    link_step reads the participant row of a real link and nothing for a decoy, and such a page is not under
+    the link-step floor (preventicons.middleware), so the read would time which link was real (review 12).
+    """
+    return _step_data(request) is not None
+
+
 def link_step(request: HttpRequest) -> LinkStep | None:
     """The link step this session holds, while it may still wait for the SMS code; None without one."""
     step = _step_data(request)

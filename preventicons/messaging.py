@@ -368,7 +368,10 @@ def _conclude(message: OutboundMessage, error: SendError | None, report: SendRep
     if error is None:
         _finish(message, outcome=Outcome.SENT, report=report)
     elif isinstance(error, PermanentSendError):
-        logger.warning("%s message %s failed permanently: %s", message.channel, _short_id(message), error)
+        # Not named by its id: only a real message meets the provider, so only a real one fails for good, and
+        # its id (kept by its tombstone, whose last pending version names its weekly link) would tell that
+        # its person takes part (review 12). The channel and the provider's error are what diagnosis needs.
+        logger.warning("%s message failed permanently: %s", message.channel, error)
         _finish(message, outcome=Outcome.FAILED, report=report)
     else:
         _defer(message, str(error), report, outcome_at_the_end=Outcome.FAILED)

@@ -58,8 +58,9 @@ COMPARISON_CACHE_SECONDS = 24 * 3600
 # (see _cells_key).
 CELLS_CACHE_SECONDS = 24 * 3600
 # In every cache key of this module: bump it when a cached value's shape (Cell, Period) or a rule of
-# scores.disclosure changes, so that a deploy never serves cells decided by the code it replaced.
-CACHE_FORMAT = 3
+# scores.disclosure changes, so that a deploy never serves cells decided by the code it replaced
+# (tests/test_attacks_review12.py pins the rules' code to the format; 4: rule 2's two hard weeks, fb07b8a).
+CACHE_FORMAT = 4
 
 
 class Level(enum.StrEnum):

@@ -39,6 +39,7 @@ from participants.session import (
     count_wrong_code,
     current_participant,
     end_participant_session,
+    holds_link_step,
     link_step,
     restart_link_code,
     start_link_step,
@@ -79,7 +80,7 @@ def participant_required(view: ParticipantView) -> Callable[..., HttpResponse]:
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         participant = current_participant(request)
         if participant is None:
-            if link_step(request) is not None:
+            if holds_link_step(request):
                 return redirect("participants:account-code")
             return redirect("participants:account-link")
         return view(request, participant, *args, **kwargs)
@@ -596,8 +597,7 @@ def link_code(request: HttpRequest) -> HttpResponse:
     A link that opens nothing gets the same page and, for every code, the same answer as a wrong code on a
     valid link (session.count_wrong_code): "This link no longer works" is never said, here or before.
     """
-    step = link_step(request)
-    if step is None:
+    if not holds_link_step(request):
         return redirect("participants:account-link")
     form = AccountCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -605,7 +605,10 @@ def link_code(request: HttpRequest) -> HttpResponse:
         if not guess:
             form.add_error("sms_code", _("Enter the code from the text message."))
         else:
-            if step.participant is not None:
+            # The link's participant is read only here, under the link-step floor: a GET of this page is not,
+            # and reading a real link's row there (none for a decoy) timed which link was real (review 12).
+            step = link_step(request)
+            if step is not None and step.participant is not None:
                 outcome = account.confirm_account_code(participant=step.participant, code=guess)
                 if outcome.ok:
                     start_participant_session(request, step.participant)

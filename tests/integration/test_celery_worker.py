@@ -196,7 +196,7 @@ def test_a_real_worker_sends_a_queued_email(
         # The commit already published one run; a second, doubled run must not send the e-mail again.
         doubled = send_due_messages.delay()
 
-        ran_twice = worker.wait_for_log(" succeeded in ", count=2)
+        ran_twice = worker.wait_for_log(" succeeded", count=2)
         received = smtp_server.wait_for(1, timeout=5)
 
     log = worker.log()
