@@ -368,10 +368,11 @@ def _conclude(message: OutboundMessage, error: SendError | None, report: SendRep
     if error is None:
         _finish(message, outcome=Outcome.SENT, report=report)
     elif isinstance(error, PermanentSendError):
-        # Not named by its id: only a real message meets the provider, so only a real one fails for good, and
-        # its id (kept by its tombstone, whose last pending version names its weekly link) would tell that
-        # its person takes part (review 12). The channel and the provider's error are what diagnosis needs.
-        logger.warning("%s message failed permanently: %s", message.channel, error)
+        # Counted in the day's sealed tally ("failed"), and logged nowhere: only a real message meets the
+        # provider, so only a real one fails for good, and a line written as it fails told, of a sender run
+        # that ended one message, that its person takes part (its tombstone's last pending version names its
+        # weekly link; review 12). The provider's reason stays in the provider's own log (Twilio's console,
+        # the mail server's bounces); `manage.py delivery_counts` shows how many failed per day and channel.
         _finish(message, outcome=Outcome.FAILED, report=report)
     else:
         _defer(message, str(error), report, outcome_at_the_end=Outcome.FAILED)

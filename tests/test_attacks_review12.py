@@ -20,6 +20,7 @@ from django.core import mail
 from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from participants import account
 from participants.models import Organisation
@@ -166,8 +167,9 @@ def test_a_message_that_failed_for_good_is_not_named_in_the_log(
     "sms message 1a2b3c4d failed permanently", the first eight hex digits of its id, which its tombstone keeps
     and whose last pending version names its weekly link (reference), whose row names the participant. So the
     line told, of that person, that they take part, where every other end (sent, cancelled, deferred, failed
-    after all attempts) is logged alike for a real message and a stand-in, or not at all. The warning keeps
-    the channel and the provider's error, which is what diagnosing delivery needs."""
+    after all attempts) is logged alike for a real message and a stand-in, or not at all. Now no line at all
+    is written for it (see the next test): the day's sealed tally counts it, and the provider keeps its
+    reason."""
     fake_twilio.fail_next(1, status=400, code=21211)
     messaging.queue_many(
         [
@@ -179,26 +181,20 @@ def test_a_message_that_failed_for_good_is_not_named_in_the_log(
     message = OutboundMessage.objects.get(key_hash=messaging.outbox_key_hash("week:taking-part:sms"))
     messaging.send_due_messages()
     log = written.getvalue()
-    assert "failed permanently: twilio 400 code 21211" in log
+    assert "failed permanently" not in log and "21211" not in log, log
     assert message.pk.hex[:8] not in log, log
+    assert messaging.delivery_counts(day=timezone.localdate()) == {("sms", "failed"): 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Open (review 12): only a real message meets the provider, so only a real one fails for good, and"
-        " its warning ('sms message failed permanently: twilio 400 code 21211') is logged as it happens, "
-        "where a stand-in's end logs nothing. A sender run that ends a lone weekly message (its tombstone"
-        " between two DeliveryTally versions by xmin) and logs such a warning ended a real one: its last "
-        "pending version names the weekly link, whose person takes part. Closing it means no per-message "
-        "line for a permanent failure at all (its count is in the sealed tally), which leaves the "
-        "operator without the provider's reason; not decided here."
-    ),
-)
 @pytest.mark.usefixtures("empty_cache")
 def test_a_lone_run_logs_the_same_whether_its_message_failed_for_good_or_had_nobody_to_go_to(
     fake_twilio: FakeTwilio, console: io.StringIO
 ) -> None:
+    """Only a real message meets the provider, so only a real one fails for good, and a warning logged as it
+    failed ('sms message failed permanently: twilio 400 code 21211'), where a stand-in's end logs nothing,
+    told of a sender run that ended a lone weekly message (its tombstone between two DeliveryTally versions by
+    xmin) that it was real: its last pending version names the weekly link, whose person takes part. The
+    failure is counted in the sealed tally instead, and the provider keeps its reason."""
     fake_twilio.fail_next(1, status=400, code=21211)
     logs: dict[str, str] = {}
     for kind in ("taking-part", "stand-in"):
