@@ -286,6 +286,23 @@ def clock(monkeypatch: pytest.MonkeyPatch, settings: Any) -> FloorClock:
     return fake
 
 
+def real_and_decoy_account_links(organisation: Organisation) -> dict[str, str]:
+    """The links the employer reads in two work mailboxes after typing each address into /me/link/: Anna's
+    real one (she holds her address) and Bert's decoy (he stopped). Kind -> the link's path."""
+    make_active(organisation, name="Anna", email="anna@werk.example", mobile="+31611111111")
+    bert = make_active(organisation, name="Bert", email="bert@werk.example", mobile="+31622222222")
+    account.stop_participation(participant=bert)
+    links = {}
+    for kind, address in (("real", "anna@werk.example"), ("decoy", "bert@werk.example")):
+        mail.outbox.clear()
+        account.send_account_links(request_id=str(uuid.uuid4()), email=address)
+        messaging.send_due_messages()
+        found = _ACCOUNT_LINK.search(str(mail.outbox[-1].body))
+        assert found
+        links[kind] = f"/me/link/{found.group(1)}/"
+    return links
+
+
 @pytest.mark.usefixtures("empty_cache")
 def test_a_link_from_the_account_link_form_answers_as_fast_for_a_real_link_as_for_a_decoy(
     organisation: Organisation, clock: FloorClock
@@ -295,19 +312,11 @@ def test_a_link_from_the_account_link_form_answers_as_fast_for_a_real_link_as_fo
     her address: invited or taking part) used it up, wrote a code and queued a text; a decoy (Bert stopped)
     did nothing, and answered in half the time, which told the employer who stopped (or joined and moved
     away). Every step of both now answers at the floor."""
-    make_active(organisation, name="Anna", email="anna@werk.example", mobile="+31611111111")
-    bert = make_active(organisation, name="Bert", email="bert@werk.example", mobile="+31622222222")
-    account.stop_participation(participant=bert)
     times: dict[tuple[str, str], float] = {}
-    for kind, address in (("real", "anna@werk.example"), ("decoy", "bert@werk.example")):
-        mail.outbox.clear()
-        account.send_account_links(request_id=str(uuid.uuid4()), email=address)
-        messaging.send_due_messages()
-        found = _ACCOUNT_LINK.search(str(mail.outbox[-1].body))
-        assert found
+    for kind, link in real_and_decoy_account_links(organisation).items():
         browser = Client()
         for step, method, path, data in (
-            ("open", "get", f"/me/link/{found.group(1)}/", {}),
+            ("open", "get", link, {}),
             ("the code page", "get", "/me/link/open/", {}),
             ("button", "post", "/me/link/open/", {}),
             ("wrong code", "post", "/me/link/code/", {"sms_code": "000000"}),

@@ -10,31 +10,26 @@ import hashlib
 import io
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core import mail
 from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from participants import account
 from participants.models import Organisation
 from preventicons import messaging, tasks
 from preventicons.models import OutboundMessage
 from scores import disclosure, reports
 from tests.conftest import ALL_DATABASES
 from tests.fakes.twilio import FakeTwilio
-from tests.participants.test_stop import make_active
 from tests.preventicons.test_logging import written  # noqa: F401 (a fixture)
+from tests.test_attacks_review11 import real_and_decoy_account_links
 
 pytestmark = [pytest.mark.django_db(databases=ALL_DATABASES), pytest.mark.usefixtures("english")]
-
-_ACCOUNT_LINK = re.compile(r"/me/link/([A-Za-z0-9_-]{43})/")
 
 
 def _participant_reads(browser: Client, method: str, path: str, data: dict[str, Any]) -> int:
@@ -58,18 +53,10 @@ def test_the_pages_after_a_links_button_do_the_same_work_for_a_real_link_and_a_d
     (Bert stopped): one primary-key read and a row's sealed columns opened, unfloored, on every reload, which
     the employer times as it timed review 11's steps. Both must do the same work: the row is read only where
     the code is checked, behind the floor."""
-    make_active(organisation, name="Anna", email="anna@werk.example", mobile="+31611111111")
-    bert = make_active(organisation, name="Bert", email="bert@werk.example", mobile="+31622222222")
-    account.stop_participation(participant=bert)
     reads: dict[tuple[str, str], int] = {}
-    for kind, address in (("real", "anna@werk.example"), ("decoy", "bert@werk.example")):
-        mail.outbox.clear()
-        account.send_account_links(request_id=str(uuid.uuid4()), email=address)
-        messaging.send_due_messages()
-        found = _ACCOUNT_LINK.search(str(mail.outbox[-1].body))
-        assert found
+    for kind, link in real_and_decoy_account_links(organisation).items():
         browser = Client()
-        browser.get(f"/me/link/{found.group(1)}/")
+        browser.get(link)
         assert browser.post("/me/link/open/").status_code == 302
         for step, path in (("the code page", "/me/link/code/"), ("an account page", "/me/")):
             reads[step, kind] = _participant_reads(browser, "get", path, {})
@@ -82,6 +69,22 @@ def test_the_pages_after_a_links_button_do_the_same_work_for_a_real_link_and_a_d
 
 
 # --- the sender run's log line ------------------------------------------------------------------------------
+
+
+def _lone_runs_logs(console: io.StringIO) -> dict[str, str]:
+    """What the log says of two sender runs that each end one weekly SMS: a participant's, then a stand-in's.
+    Kind -> the run's lines."""
+    logs: dict[str, str] = {}
+    for kind in ("taking-part", "stand-in"):
+        messaging.queue_many(
+            [messaging.Deferred(key=f"week:{kind}:sms", channel="sms", renderer=RENDERER, reference=kind)]
+        )
+        console.seek(0)
+        console.truncate()
+        messaging.send_due_messages()
+        logs[kind] = console.getvalue()
+    return logs
+
 
 RENDERER = "tests.review12"
 
@@ -144,15 +147,7 @@ def test_a_sender_run_logs_the_same_for_a_text_that_went_and_one_that_had_nobody
     weekly SMS (a retry after an outage, a lone message at a 30-second beat) thus logged whether it went to
     someone who takes part or ended with nobody to send to (a stand-in), and a weekly round's lines counted
     how many take part by SMS: what the sealed DeliveryTally and the stand-ins are there to hide."""
-    logs: dict[str, str] = {}
-    for kind in ("taking-part", "stand-in"):
-        messaging.queue_many(
-            [messaging.Deferred(key=f"week:{kind}:sms", channel="sms", renderer=RENDERER, reference=kind)]
-        )
-        console.seek(0)
-        console.truncate()
-        messaging.send_due_messages()
-        logs[kind] = console.getvalue()
+    logs = _lone_runs_logs(console)
     assert len(fake_twilio.messages) == 1
     assert logs["taking-part"] == logs["stand-in"], logs
 
@@ -196,15 +191,7 @@ def test_a_lone_run_logs_the_same_whether_its_message_failed_for_good_or_had_nob
     xmin) that it was real: its last pending version names the weekly link, whose person takes part. The
     failure is counted in the sealed tally instead, and the provider keeps its reason."""
     fake_twilio.fail_next(1, status=400, code=21211)
-    logs: dict[str, str] = {}
-    for kind in ("taking-part", "stand-in"):
-        messaging.queue_many(
-            [messaging.Deferred(key=f"week:{kind}:sms", channel="sms", renderer=RENDERER, reference=kind)]
-        )
-        console.seek(0)
-        console.truncate()
-        messaging.send_due_messages()
-        logs[kind] = console.getvalue()
+    logs = _lone_runs_logs(console)
     assert fake_twilio.messages == []
     assert logs["taking-part"] == logs["stand-in"], logs
 
