@@ -46,6 +46,16 @@ def _anna() -> Participant:
     return Participant.objects.get(email_index=blind_index_email("anna@werk.example"))
 
 
+def listed_then_moved(
+    organisation: Organisation, employer: StaffUser, first: bytes, moved: bytes, what: str
+) -> None:
+    """From nobody: the employer lists ``first``, Anna does ``what``, and the employer imports ``moved``."""
+    Participant.objects.all().delete()
+    import_address_list(organisation=organisation, data=first, full_list=True, by=employer)
+    anna_does(what)
+    import_address_list(organisation=organisation, data=moved, full_list=True, by=employer)
+
+
 def anna_does(what: str) -> None:
     anna_does_to(_anna(), what)
 
@@ -75,10 +85,7 @@ def test_the_account_link_form_answers_an_old_work_address_alike_after_the_list_
     moved = csv("Anna;anna.nieuw@werk.example;0611111111;Care", "Bert;bert@werk.example;0622222222;IT")
     arrived = {}
     for what in WHATS:
-        Participant.objects.all().delete()
-        import_address_list(organisation=organisation, data=first, full_list=True, by=employer)
-        anna_does(what)
-        import_address_list(organisation=organisation, data=moved, full_list=True, by=employer)
+        listed_then_moved(organisation, employer, first, moved, what)
         arrived[what] = account.send_account_links(request_id=str(uuid.uuid4()), email="anna@werk.example")
     assert len(set(arrived.values())) == 1, arrived
 
@@ -101,10 +108,7 @@ def test_a_colleague_is_refused_an_old_work_contact_alike_after_the_list_changed
     moved = csv(moved_row, eve)
     refused = {}
     for what in WHATS:
-        Participant.objects.all().delete()
-        import_address_list(organisation=organisation, data=first, full_list=True, by=employer)
-        anna_does(what)
-        import_address_list(organisation=organisation, data=moved, full_list=True, by=employer)
+        listed_then_moved(organisation, employer, first, moved, what)
         eve_hash, _mobile = listed_hashes(
             organisation_id=organisation.pk, email="eve@werk.example", mobile=None
         )
